@@ -1,0 +1,52 @@
+"""EncoderConfig: every encoder option in one dataclass, validated when the encoder is built."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class EncoderConfig:
+    """Options of the shared backbone. Everything but the mixer is identical across mixers (fair comparison).
+
+    Args:
+        dim: token width D.
+        depth: number of blocks (norm -> mixer -> residual -> norm -> MLP -> residual).
+        mixer: registered token-mixer name (see `infomamba.list_mixers()`).
+        causal: every path of every block sees positions <= t only (streaming ASR, language modelling).
+        mlp_ratio: MLP hidden width / dim.
+        dropout: dropout after the mixer and inside the MLP.
+        drop_path: stochastic-depth rate, linearly increasing over depth up to this value.
+        norm: "layernorm" or "rmsnorm".
+        mixer_options: mixer-specific options (e.g. {"k_max": 50, "variant": "no_mix"} for infomamba);
+            unknown keys are rejected with the mixer's accepted list.
+        cross_layer: None or "sparx" (SparX sparse cross-layer connections around the block stack).
+        cross_layer_options: options of the cross-layer scheme (e.g. {"stride": 2, "window": 2}).
+    """
+
+    dim: int = 256
+    depth: int = 6
+    mixer: str = "infomamba"
+    causal: bool = False
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    drop_path: float = 0.0
+    norm: str = "layernorm"
+    mixer_options: dict[str, Any] = field(default_factory=dict)
+    cross_layer: Optional[str] = None
+    cross_layer_options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the key and what was expected."""
+        from .mixers import list_mixers
+
+        if self.dim <= 0 or self.depth <= 0:
+            raise ValueError(f"encoder.dim and encoder.depth must be positive, got dim={self.dim} depth={self.depth}")
+        if self.mixer not in list_mixers():
+            raise ValueError(f"encoder.mixer={self.mixer!r} is not registered; available: {', '.join(list_mixers())}")
+        if self.norm not in ("layernorm", "rmsnorm"):
+            raise ValueError(f"encoder.norm must be 'layernorm' or 'rmsnorm', got {self.norm!r}")
+        if not 0.0 <= self.drop_path < 1.0 or not 0.0 <= self.dropout < 1.0:
+            raise ValueError("encoder.dropout and encoder.drop_path must lie in [0, 1)")
+        if self.cross_layer not in (None, "sparx"):
+            raise ValueError(f"encoder.cross_layer must be null or 'sparx', got {self.cross_layer!r}")

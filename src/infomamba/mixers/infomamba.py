@@ -1,0 +1,94 @@
+"""InfoMamba mixer: concept-bottleneck filter (Eq. 7-10) fused into a selective scan by IMF (Eq. 11).
+
+    x, z = in_proj(x_in)                        (x: scanned stream, z: gate; inner width E = expand * D)
+    h_t  = ConceptFilter(x_in)_t                (Eq. 7-10, h in R^E)
+    s_t  = exp(dt_t A) s_{t-1} + dt_t B_t u_t,  u_t = SiLU(conv(x))_t + P h_t     (Eq. 11, state)
+    y_t  = C_t s_t + D u_t + F h_t                                                  (Eq. 11, readout)
+    out  = out_proj(y * SiLU(z))
+
+IMF reading (DESIGN.md): P h_t enters through the selective input map, so it reaches the state as
+dt_t B_t P h_t and one scan kernel serves both paths. P and F are diagonal (per-channel vectors):
+W_U (Eq. 10) is already a full learned map into R^E right before them, so full P, F matrices would
+mostly re-parameterise it at 2 E^2 extra parameters.
+
+Bidirectional mode runs a forward and a reverse scan (separate parameters, as Vim) on the same
+u and sums their readouts; causal mode runs the forward scan and the chunk-causal filter.
+
+Table 5 variants (`variant=`): `full`; `no_imf` y = r + h (no injection, no F); `no_ssm` y = F h;
+`no_filter` h = 0 (a plain selective SSM); `no_filter_no_ssm` the mixer outputs 0 (block = MLP only);
+`static_rr` input-agnostic R_0; `no_mix` Psi = I.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..concepts import ConceptFilter
+from ..pooling import masked_mean
+from ..ssm import ssm_directions
+from . import register_mixer
+
+VARIANTS = ("full", "no_imf", "no_ssm", "no_filter", "no_filter_no_ssm", "static_rr", "no_mix")
+
+
+@register_mixer("infomamba")
+class InfoMambaMixer(nn.Module):
+    """InfoMamba token mixer.
+
+    Args:
+        dim: token width D.  causal: every path causal (scan forward only, chunk-causal filter).
+        variant: one of VARIANTS (Table 5).  expand: E = expand * D.  d_state, d_conv, dt_rank: SSM.
+        k_max, d_concept, tau_assign, n_buckets, tau_hash, q_max: the concept filter (§4.1, §5.3).
+        chunk: causal filter chunk size.  static_len: R_0 rows for `static_rr`.
+    """
+
+    def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
+                 variant: str = "full", expand: float = 2, d_state: int = 16, d_conv: int = 4,
+                 dt_rank: int | None = None, k_max: int = 100, d_concept: int = 64, tau_assign: float = 0.7,
+                 n_buckets: int = 16, tau_hash: float = 0.1, q_max: int = 8, chunk: int = 64,
+                 static_len: int = 4096):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"infomamba variant must be one of {VARIANTS}, got {variant!r}")
+        self.variant = variant
+        self.has_ssm = variant not in ("no_ssm", "no_filter_no_ssm")
+        self.has_filter = variant not in ("no_filter", "no_filter_no_ssm")
+        self.fused = variant not in ("no_imf",)
+        if variant == "no_filter_no_ssm":
+            return
+        inner = int(expand * dim)
+        self.in_proj = nn.Linear(dim, inner * (2 if self.has_ssm else 1), bias=False)
+        self.out_proj = nn.Linear(inner, dim, bias=False)
+        if self.has_ssm:
+            self.ssm = ssm_directions(inner, causal, d_state=d_state, d_conv=d_conv, dt_rank=dt_rank)
+        if self.has_filter:
+            self.filter = ConceptFilter(
+                dim, inner, k_max=k_max, d_concept=d_concept, tau_assign=tau_assign, n_buckets=n_buckets,
+                tau_hash=tau_hash, q_max=q_max, chunk=chunk if causal else None, mix=variant != "no_mix",
+                static_len=static_len if variant == "static_rr" else None)
+            if self.fused:
+                self.p = nn.Parameter(torch.ones(inner))
+                self.f = nn.Parameter(torch.ones(inner))
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
+        if self.variant == "no_filter_no_ssm":
+            return torch.zeros_like(x), {}
+        aux: dict[str, torch.Tensor] = {}
+        if self.has_ssm:
+            xs, z = self.in_proj(x).chunk(2, dim=-1)
+        else:
+            z = self.in_proj(x)
+        y = 0.0
+        h = None
+        if self.has_filter:
+            h, filter_aux = self.filter(x, padding_mask)
+            aux.update(filter_aux)
+            aux["h_pool"] = masked_mean(h, padding_mask)
+            y = self.f * h if self.fused else h
+        if self.has_ssm:
+            inject = self.p * h if (h is not None and self.fused) else None
+            r = sum(direction(xs, padding_mask, inject) for direction in self.ssm)
+            aux["r_pool"] = masked_mean(r, padding_mask)
+            y = y + r
+        return self.out_proj(y * F.silu(z)), aux

@@ -1,0 +1,128 @@
+"""Selective scan: the exact PyTorch reference and the dispatch to the Triton kernels.
+
+Per-channel diagonal selective scan (Mamba-1 form; InfoMamba Eq. 11 with the IMF injection already
+folded into the input, u_t = x_t + P h_t):
+
+    s_t[d, n] = exp(dt_t[d] * A[d, n]) * s_{t-1}[d, n] + dt_t[d] * B_t[n] * u_t[d]
+    y_t[d]    = sum_n C_t[n] * s_t[d, n] + D[d] * u_t[d]
+
+State and accumulation are fp32 whatever the input dtype. Padding: a position with dt = 0 and u = 0
+leaves the state unchanged (exp(0) = 1, no input), so callers zero both at padded positions and the
+scan runs over each sample's real tokens only, in either direction and wherever the padding sits.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+log = logging.getLogger(__name__)
+
+_announced: set[str] = set()
+
+
+def _announce(path: str) -> None:
+    if path not in _announced:
+        _announced.add(path)
+        log.info("selective scan: using the %s path", path)
+        print(f"[infomamba] selective scan: using the {path} path", flush=True)
+
+
+def _chunk_scan(a: torch.Tensor, b: torch.Tensor, s0: torch.Tensor) -> torch.Tensor:
+    """Inclusive scan of s_t = a_t * s_{t-1} + b_t over dim 1 of (B, T, ...) tensors, from s0.
+
+    Hillis-Steele doubling: log2(T) steps of elementwise products, exact (no exp of positive
+    numbers, so no overflow), differentiable by autograd.
+    """
+    b = torch.cat([a[:, :1] * s0.unsqueeze(1) + b[:, :1], b[:, 1:]], dim=1)
+    offset, length = 1, a.shape[1]
+    while offset < length:
+        b = torch.cat([b[:, :offset], a[:, offset:] * b[:, :-offset] + b[:, offset:]], dim=1)
+        a = torch.cat([a[:, :offset], a[:, offset:] * a[:, :-offset]], dim=1)
+        offset *= 2
+    return b
+
+
+def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                             C: torch.Tensor, D: torch.Tensor | None = None, reverse: bool = False,
+                             chunk: int = 64) -> torch.Tensor:
+    """Exact chunked scan in PyTorch: the CPU path and the oracle of every kernel.
+
+    Args:
+        u, delta: (batch, L, d) input and positive step size (already softplus-ed).
+        A: (d, n) state matrix diagonal (negative for a stable scan).
+        B, C: (batch, L, n) input and output maps.
+        D: (d,) skip connection or None.
+        reverse: scan from the last position to the first.
+        chunk: positions per chunk; memory is O(batch * chunk * d * n), the work O(L log chunk).
+    Returns:
+        y: (batch, L, d) in u's dtype.
+    """
+    dtype = u.dtype
+    if reverse:
+        u, delta, B, C = (t.flip(1) for t in (u, delta, B, C))
+    uf, df, Af, Bf, Cf = (t.float() for t in (u, delta, A, B, C))
+    batch, length, d = uf.shape
+    state = uf.new_zeros(batch, d, Af.shape[1])
+    outs = []
+    for start in range(0, length, chunk):
+        sl = slice(start, start + chunk)
+        dt = df[:, sl, :, None]
+        decay = torch.exp(dt * Af)
+        inp = dt * Bf[:, sl, None, :] * uf[:, sl, :, None]
+        states = _chunk_scan(decay, inp, state)
+        outs.append(torch.einsum("btdn,btn->btd", states, Cf[:, sl]))
+        state = states[:, -1]
+    y = torch.cat(outs, dim=1)
+    if D is not None:
+        y = y + uf * D.float()
+    if reverse:
+        y = y.flip(1)
+    return y.to(dtype)
+
+
+def selective_scan_sequential(u, delta, A, B, C, D=None, reverse=False):
+    """The definition, one token at a time (for tests and benchmarks only)."""
+    dtype = u.dtype
+    if reverse:
+        u, delta, B, C = (t.flip(1) for t in (u, delta, B, C))
+    uf, df, Af, Bf, Cf = (t.float() for t in (u, delta, A, B, C))
+    state = uf.new_zeros(uf.shape[0], uf.shape[2], Af.shape[1])
+    ys = []
+    for t in range(uf.shape[1]):
+        dt = df[:, t, :, None]
+        state = torch.exp(dt * Af) * state + dt * Bf[:, t, None, :] * uf[:, t, :, None]
+        ys.append(torch.einsum("bdn,bn->bd", state, Cf[:, t]))
+    y = torch.stack(ys, dim=1)
+    if D is not None:
+        y = y + uf * D.float()
+    if reverse:
+        y = y.flip(1)
+    return y.to(dtype)
+
+
+def _kernel():
+    if os.environ.get("INFOMAMBA_SCAN", "").lower() == "reference":
+        return None
+    try:
+        from infomamba.kernels.selective_scan import selective_scan_triton
+    except ImportError:
+        return None
+    return selective_scan_triton
+
+
+def selective_scan(u, delta, A, B, C, D=None, reverse=False):
+    """Selective scan, dispatched: the Triton kernel on CUDA, the chunked reference elsewhere.
+
+    Set INFOMAMBA_SCAN=reference to force the reference. The path taken is printed once.
+    """
+    if u.is_cuda:
+        kernel = _kernel()
+        if kernel is not None:
+            _announce("Triton kernel")
+            return kernel(u, delta, A, B, C, D, reverse=reverse)
+        _announce("PyTorch reference on CUDA (slow: the Triton kernel is unavailable)")
+    else:
+        _announce("PyTorch chunked reference (CPU)")
+    return selective_scan_reference(u, delta, A, B, C, D, reverse=reverse)

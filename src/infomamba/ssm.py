@@ -1,0 +1,75 @@
+"""The selective SSM stream (Mamba-1 form) over an inner width, one scan direction per module.
+
+    u_t = SiLU(conv_d(x)_t) + inject_t                (IMF: inject_t = P h_t, InfoMamba Eq. 11)
+    dt_t = softplus(W_dt W_x u_t + b_dt);  B_t = W_B u_t;  C_t = W_C u_t
+    s_t = exp(dt_t A) s_{t-1} + dt_t B_t u_t;  r_t = C_t s_t + D u_t
+
+Shared by every SSM mixer (InfoMamba, Vim/mamba, VMamba, LocalMamba, MambaVision). The conv runs
+in the scan's direction (causal for the forward scan, anti-causal for the reverse one). Padded
+positions are zeroed before the conv and get dt = u = 0, so the state skips them in both
+directions (see scan.py).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .pooling import zero_padding
+from .scan import selective_scan
+
+
+class SelectiveSSM(nn.Module):
+    """One direction of a diagonal selective SSM over `inner` channels.
+
+    Args:
+        inner: channel count of the scanned stream.
+        d_state: state size n per channel.
+        d_conv: depthwise conv width (1 disables the conv).
+        dt_rank: rank of the dt projection (default ceil(inner / 16), as in Mamba).
+        reverse: scan from the last real token to the first.
+        dt_min, dt_max: range of the initial step size (log-uniform, as in Mamba).
+    """
+
+    def __init__(self, inner: int, d_state: int = 16, d_conv: int = 4, dt_rank: int | None = None,
+                 reverse: bool = False, dt_min: float = 1e-3, dt_max: float = 0.1):
+        super().__init__()
+        self.reverse = reverse
+        self.d_state = d_state
+        self.dt_rank = dt_rank or math.ceil(inner / 16)
+        self.conv = nn.Conv1d(inner, inner, d_conv, groups=inner, padding=d_conv - 1) if d_conv > 1 else None
+        self.x_proj = nn.Linear(inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, inner)
+        dt = torch.exp(torch.rand(inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(inner, 1))
+        self.D = nn.Parameter(torch.ones(inner))
+
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv is None:
+            return x
+        if self.reverse:
+            x = x.flip(1)
+        y = self.conv(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2)
+        return y.flip(1) if self.reverse else y
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                inject: torch.Tensor | None = None) -> torch.Tensor:
+        """x, inject: (B, L, inner) -> readout r: (B, L, inner)."""
+        u = F.silu(self._conv(zero_padding(x, padding_mask)))
+        if inject is not None:
+            u = u + inject
+        u = zero_padding(u, padding_mask)
+        dt_low, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = zero_padding(F.softplus(self.dt_proj(dt_low)), padding_mask)
+        A = -torch.exp(self.A_log.float())
+        return selective_scan(u, delta, A, B, C, self.D, reverse=self.reverse)
+
+
+def ssm_directions(inner: int, causal: bool, **options) -> nn.ModuleList:
+    """Forward scan only when causal, forward + reverse scans (separate parameters, Vim) otherwise."""
+    dirs = [False] if causal else [False, True]
+    return nn.ModuleList(SelectiveSSM(inner, reverse=r, **options) for r in dirs)

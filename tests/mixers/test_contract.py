@@ -1,0 +1,95 @@
+"""The mixer contract (DESIGN.md), checked for every registered mixer."""
+import pytest
+import torch
+
+from infomamba.mixers import build_mixer, list_mixers
+
+from shape_audit import ShapeAudit
+
+DIM = 16
+L = 53  # prime: distinct from every inner size below (k_max 20, chunk 8, d_state 4, windows, heads)
+SMALL = {"infomamba": {"k_max": 20, "chunk": 8, "d_state": 4, "d_concept": 8}}
+SHAPES = {"1d_causal": (True, None), "1d_bidirectional": (False, None), "2d_grid": (False, (6, 8))}
+
+
+def build(name, causal, **extra):
+    return build_mixer(name, DIM, causal=causal, layer_idx=1, depth=2, **{**SMALL.get(name, {}), **extra})
+
+
+def build_or_refuse(name, causal):
+    try:
+        return build(name, causal)
+    except ValueError as err:
+        assert "causal" in str(err).lower(), f"{name} refused with an unclear error: {err}"
+        pytest.skip(f"{name} refuses causal mode: {err}")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", list_mixers())
+def test_forward_backward_every_shape(name, shape):
+    causal, grid = SHAPES[shape]
+    mixer = build_or_refuse(name, causal)
+    length = grid[0] * grid[1] if grid else L
+    x = torch.randn(2, length, DIM, requires_grad=True)
+    y, aux = mixer(x, None, grid)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert isinstance(aux, dict)
+    y.square().sum().backward()
+    assert x.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in mixer.parameters()) or not list(mixer.parameters())
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("name", list_mixers())
+def test_padding_invariance(name, causal):
+    """A right-padded sample gives, at its real positions, the output it gives alone."""
+    mixer = build_or_refuse(name, causal).eval()
+    real = 31
+    x = torch.randn(2, L, DIM)
+    mask = torch.zeros(2, L, dtype=torch.bool)
+    mask[1, real:] = True
+    with torch.no_grad():
+        y, _ = mixer(x, mask, None)
+        alone, _ = mixer(x[1:, :real], None, None)
+        full, _ = mixer(x[:1], None, None)
+    torch.testing.assert_close(y[1, :real], alone[0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(y[0], full[0], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", list_mixers())
+def test_causality(name):
+    """Outputs before t0 ignore inputs from t0 on; outputs from t0 on do depend on them."""
+    mixer = build_or_refuse(name, True).eval()
+    t0 = 29
+    x = torch.randn(1, L, DIM)
+    x2 = x.clone()
+    x2[:, t0:] = torch.randn(1, L - t0, DIM)
+    with torch.no_grad():
+        y, _ = mixer(x, None, None)
+        y2, _ = mixer(x2, None, None)
+    torch.testing.assert_close(y[:, :t0], y2[:, :t0], atol=1e-5, rtol=1e-5)
+    assert (y[:, t0:] - y2[:, t0:]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("name", list_mixers())
+def test_linear_time_mixers_never_build_an_L_by_L_tensor(name, causal):
+    mixer = build_or_refuse(name, causal)
+    if not getattr(mixer, "linear_time", True):
+        pytest.skip(f"{name} is quadratic by design")
+    x = torch.randn(2, L, DIM, requires_grad=True)
+    mask = torch.zeros(2, L, dtype=torch.bool)
+    mask[1, 40:] = True
+    with ShapeAudit() as audit:
+        y, _ = mixer(x, mask, None)
+        y.sum().backward()
+    assert audit.records, "the audit saw no ops"
+    assert audit.quadratic(L) == []
+
+
+def test_audit_catches_a_dense_token_product():
+    """The audit itself flags a naive softmax(Q K^T) V (SDPA's fused CPU kernel materialises no L x L)."""
+    q = torch.randn(2, L, DIM)
+    with ShapeAudit() as audit:
+        (q @ q.transpose(1, 2)).softmax(-1) @ q
+    assert audit.quadratic(L)

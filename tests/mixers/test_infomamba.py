@@ -1,0 +1,105 @@
+"""InfoMamba-specific properties: each Table 5 switch changes exactly what it names."""
+import pytest
+import torch
+
+from infomamba.mixers import build_mixer
+from infomamba.mixers.infomamba import VARIANTS
+
+OPTS = dict(k_max=20, chunk=8, d_state=4, d_concept=8)
+DIM, L = 16, 40
+
+
+def build(variant="full", causal=False, **kw):
+    return build_mixer("infomamba", DIM, causal=causal, variant=variant, **OPTS, **kw).eval()
+
+
+def copy_shared(src, dst):
+    dst.load_state_dict({k: v for k, v in src.state_dict().items() if k in dst.state_dict()}, strict=False)
+
+
+def run(m, x):
+    with torch.no_grad():
+        return m(x, None, None)[0]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_zero_p_and_f_equal_no_filter(causal):
+    full, plain = build(causal=causal), build("no_filter", causal=causal)
+    with torch.no_grad():
+        full.p.zero_()
+        full.f.zero_()
+    copy_shared(full, plain)
+    x = torch.randn(2, L, DIM)
+    torch.testing.assert_close(run(full, x), run(plain, x))
+    with torch.no_grad():
+        full.f.fill_(1.0)
+    assert (run(full, x) - run(plain, x)).abs().max() > 1e-3
+
+
+def test_no_imf_equals_full_with_p_zero_and_f_one():
+    full, no_imf = build(), build("no_imf")
+    with torch.no_grad():
+        full.p.zero_()
+        full.f.fill_(1.0)
+    copy_shared(full, no_imf)
+    assert not hasattr(no_imf, "p") and not hasattr(no_imf, "f")
+    x = torch.randn(2, L, DIM)
+    torch.testing.assert_close(run(full, x), run(no_imf, x))
+
+
+def test_injection_reaches_the_state():
+    """With F = 0 the filter still changes the output, through P h in the scan input."""
+    full = build()
+    with torch.no_grad():
+        full.f.zero_()
+    x = torch.randn(2, L, DIM)
+    y = run(full, x)
+    with torch.no_grad():
+        full.p.zero_()
+    assert (run(full, x) - y).abs().max() > 1e-3
+
+
+def test_parameter_sets_of_the_variants():
+    names = {v: {n.split(".")[0] for n, _ in build(v).named_parameters()} for v in VARIANTS}
+    assert "ssm" not in names["no_ssm"] and "filter" in names["no_ssm"]
+    assert "filter" not in names["no_filter"] and "ssm" in names["no_filter"]
+    assert names["no_filter_no_ssm"] == set()
+    static = dict(build("static_rr").filter.named_parameters())
+    assert "R0" in static and "w_r.weight" not in static and "hash_head.weight" not in static
+    nomix = dict(build("no_mix").filter.mixing.named_parameters())
+    assert set(nomix) == {"v.weight"}
+
+
+def test_no_filter_no_ssm_mixer_is_zero():
+    y, aux = build("no_filter_no_ssm")(torch.randn(2, L, DIM), None, None)
+    assert torch.count_nonzero(y) == 0 and aux == {}
+
+
+def test_static_rr_assignment_ignores_the_input_and_no_mix_is_value_only():
+    m = build("static_rr")
+    torch.testing.assert_close(m.filter.assign(torch.randn(2, L, DIM)), m.filter.assign(torch.randn(2, L, DIM)))
+    with pytest.raises(ValueError, match="static_len"):
+        build("static_rr", static_len=16).filter.assign(torch.randn(1, L, DIM))
+    nomix = build("no_mix").filter.mixing
+    Z = torch.randn(1, 1, 20, DIM)
+    torch.testing.assert_close(nomix(Z, torch.ones(1, 1, 20)), nomix.v(Z))
+
+
+def test_causal_filter_carries_information_across_chunks():
+    """The global path stays alive in causal mode: with no SSM at all, chunk 3 still reads chunk 0."""
+    m = build("no_ssm", causal=True)
+    x = torch.randn(1, L, DIM)
+    x2 = x.clone()
+    x2[:, :8] = torch.randn(1, 8, DIM)
+    y, y2 = run(m, x), run(m, x2)
+    assert (y[:, 24:32] - y2[:, 24:32]).abs().max() > 1e-4
+    x3 = x.clone()
+    x3[:, 24:] = torch.randn(1, L - 24, DIM)
+    torch.testing.assert_close(run(m, x3)[:, :24], y[:, :24])
+
+
+def test_unknown_variant_and_option_rejected():
+    with pytest.raises(ValueError, match="variant"):
+        build("no_such")
+    with pytest.raises(ValueError, match="unknown option"):
+        build_mixer("infomamba", DIM, kmax=3)

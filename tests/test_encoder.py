@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from infomamba import Encoder, EncoderConfig, list_mixers
+from infomamba.losses import LossWeights, total_loss
+
+SMALL = dict(k_max=20, chunk=8, d_state=4, d_concept=8)
+
+
+def make(**kw):
+    return Encoder(EncoderConfig(dim=16, depth=2, mixer_options=SMALL, **kw))
+
+
+def test_public_api_and_output():
+    assert {"infomamba", "attention"} <= set(list_mixers())
+    enc = make()
+    out = enc(torch.randn(3, 30, 16))
+    assert out.hidden.shape == (3, 30, 16) and len(out.aux) == 2
+    assert {"h_pool", "r_pool", "mi_hash", "k_eff"} <= set(out.aux[0])
+    out = enc(torch.randn(2, 24, 16), grid=(4, 6))
+    assert out.hidden.shape == (2, 24, 16)
+
+
+def test_every_parameter_gets_a_gradient_from_the_total_loss():
+    enc = make().train()
+    x = torch.randn(4, 30, 16)
+    out = enc(x)
+    labels = torch.tensor([0, 0, 1, 1])
+    parts = total_loss(out.hidden.square().mean(), out.aux, labels, LossWeights())
+    parts["loss"].backward()
+    missing = [n for n, p in enc.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == []
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_padded_batch_equals_each_sample_alone(causal):
+    enc = make(causal=causal).eval()
+    x = torch.randn(2, 37, 16)
+    mask = torch.zeros(2, 37, dtype=torch.bool)
+    mask[0, 20:] = True
+    with torch.no_grad():
+        out = enc(x, mask)
+        a = enc(x[:1, :20]).hidden
+        b = enc(x[1:]).hidden
+    torch.testing.assert_close(out.hidden[0, :20], a[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.hidden[1], b[0], atol=1e-5, rtol=1e-5)
+    assert torch.count_nonzero(out.hidden[0, 20:]) == 0
+
+
+def test_causal_encoder_and_bidirectional_contrast():
+    x = torch.randn(1, 40, 16)
+    x2 = x.clone()
+    x2[:, 30:] = torch.randn(1, 10, 16)
+    for causal in (True, False):
+        enc = make(causal=causal).eval()
+        with torch.no_grad():
+            d = (enc(x).hidden[:, :30] - enc(x2).hidden[:, :30]).abs().max()
+        assert (d < 1e-5) if causal else (d > 1e-3)
+
+
+def test_config_errors_are_specific():
+    with pytest.raises(ValueError, match="encoder.mixer='nope'"):
+        Encoder(EncoderConfig(mixer="nope"))
+    with pytest.raises(ValueError, match="unknown option"):
+        Encoder(EncoderConfig(dim=16, depth=1, mixer_options={"kmax": 3}))
+    with pytest.raises(ValueError, match="norm"):
+        Encoder(EncoderConfig(norm="batchnorm"))
+    enc = make()
+    with pytest.raises(ValueError, match="padding_mask must be bool"):
+        enc(torch.randn(1, 5, 16), torch.zeros(1, 5))
+    with pytest.raises(ValueError, match=r"\(B, L, 16\)"):
+        enc(torch.randn(1, 5, 8))

@@ -1,0 +1,41 @@
+import torch
+
+from infomamba.losses import LossWeights, redundancy, supervised_info_nce, total_loss
+
+
+def test_info_nce_lower_for_class_aligned_embeddings():
+    labels = torch.arange(4).repeat_interleave(16)
+    centers = torch.randn(4, 32) * 3
+    z = centers[labels] + 0.3 * torch.randn(64, 32)
+    aligned = supervised_info_nce(z, labels)
+    shuffled = supervised_info_nce(z, labels[torch.randperm(64)])
+    assert aligned < 0.5 * shuffled
+
+
+def test_info_nce_skips_anchors_without_positive():
+    z = torch.randn(3, 8, requires_grad=True)
+    loss = supervised_info_nce(z, torch.tensor([0, 1, 2]))
+    assert loss.item() == 0.0
+    loss.backward()
+    both = supervised_info_nce(torch.randn(3, 8), torch.tensor([0, 0, 2]))
+    assert both.item() > 0
+
+
+def test_redundancy_independent_much_smaller_than_identical():
+    h = torch.randn(512, 16)
+    assert redundancy(h, torch.randn(512, 16)) < 0.1 * redundancy(h, h)
+    assert redundancy(h, 2 * h + 1) > 0.9
+
+
+def test_total_loss_composes_eq14_and_beta_gamma_zero_leaves_task_and_hash():
+    labels = torch.tensor([0, 0, 1, 1])
+    aux = [{"h_pool": torch.randn(4, 8), "r_pool": torch.randn(4, 8), "mi_hash": torch.tensor(0.7)}]
+    task = torch.tensor(1.5)
+    w = LossWeights(beta=0.1, gamma=0.01, mi_hash=0.5)
+    parts = total_loss(task, aux, labels, w)
+    want = task + 0.1 * (parts["nce_h"] + parts["nce_r"]) + 0.01 * parts["red"] + 0.5 * 0.7
+    torch.testing.assert_close(parts["loss"], want)
+    off = total_loss(task, aux, labels, LossWeights(beta=0.0, gamma=0.0, mi_hash=0.5))
+    torch.testing.assert_close(off["loss"], task + 0.35)
+    ctc = total_loss(task, aux, None, LossWeights(use_nce=False))
+    assert "nce_h" not in ctc and "red" in ctc
