@@ -29,19 +29,40 @@ def _announce(path: str) -> None:
         print(f"[infomamba] selective scan: using the {path} path", flush=True)
 
 
-def _chunk_scan(a: torch.Tensor, b: torch.Tensor, s0: torch.Tensor) -> torch.Tensor:
-    """Inclusive scan of s_t = a_t * s_{t-1} + b_t over dim 1 of (B, T, ...) tensors, from s0.
+def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Inclusive scan of s_t = a_t * s_{t-1} + b_t over dim 1 from s_{-1} = 0 (no autograd).
 
-    Hillis-Steele doubling: log2(T) steps of elementwise products, exact (no exp of positive
-    numbers, so no overflow), differentiable by autograd.
+    Hillis-Steele doubling: log2(T) steps of elementwise products on fresh buffers, exact (no exp
+    of positive numbers, so no overflow).
     """
-    b = torch.cat([a[:, :1] * s0.unsqueeze(1) + b[:, :1], b[:, 1:]], dim=1)
+    a, b = a.clone(), b.clone()
     offset, length = 1, a.shape[1]
     while offset < length:
-        b = torch.cat([b[:, :offset], a[:, offset:] * b[:, :-offset] + b[:, offset:]], dim=1)
-        a = torch.cat([a[:, :offset], a[:, offset:] * a[:, :-offset]], dim=1)
+        b[:, offset:] += a[:, offset:] * b[:, :-offset]
+        a[:, offset:] = a[:, offset:] * a[:, :-offset]
         offset *= 2
     return b
+
+
+class _LinearScan(torch.autograd.Function):
+    """States of s_t = a_t s_{t-1} + b_t from s0, with the analytic backward (a reverse scan):
+    g_t = dL/ds_t + a_{t+1} g_{t+1};  dL/db_t = g_t;  dL/da_t = g_t s_{t-1};  dL/ds0 = a_0 g_0."""
+
+    @staticmethod
+    def forward(ctx, a, b, s0):
+        b = b.clone()
+        b[:, 0] += a[:, 0] * s0
+        states = _doubling_scan(a, b)
+        ctx.save_for_backward(a, states, s0)
+        return states
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, states, s0 = ctx.saved_tensors
+        a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1)
+        g = _doubling_scan(a_next.flip(1), grad.flip(1)).flip(1)
+        prev = torch.cat([s0.unsqueeze(1), states[:, :-1]], dim=1)
+        return g * prev, g, a[:, 0] * g[:, 0]
 
 
 def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
@@ -71,7 +92,7 @@ def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tens
         dt = df[:, sl, :, None]
         decay = torch.exp(dt * Af)
         inp = dt * Bf[:, sl, None, :] * uf[:, sl, :, None]
-        states = _chunk_scan(decay, inp, state)
+        states = _LinearScan.apply(decay, inp, state)
         outs.append(torch.einsum("btdn,btn->btd", states, Cf[:, sl]))
         state = states[:, -1]
     y = torch.cat(outs, dim=1)

@@ -1,0 +1,117 @@
+"""`infomamba {fit,validate,test,predict} --task {text,image,asr} [--config FILE] [overrides]`, plus `bench`
+and `summary`.
+
+A LightningCLI per task: `--task` picks the LightningModule + LightningDataModule pair; everything
+else (`--model.encoder.mixer=attention`, `--trainer.devices=2`, `--data.root=...`) is LightningCLI's.
+The resolved config is saved as config.yaml in the run folder (runs/<task>/version_N/); `validate`,
+`test` and `predict` given a `--ckpt_path` inside such a folder and no `--config` reuse that file, so
+the model is rebuilt exactly as trained.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+TASKS = {
+    "text": ("infomamba.tasks.text.module:TextClassifier", "infomamba.tasks.text.datamodule:TextDataModule",
+             ("val/acc", "max")),
+    "image": ("infomamba.tasks.image.module:ImageClassifier", "infomamba.tasks.image.datamodule:ImageDataModule",
+              ("val/acc", "max")),
+    "asr": ("infomamba.tasks.asr.module:CTCSpeechRecognizer", "infomamba.tasks.asr.datamodule:ASRDataModule",
+            ("val/wer", "min")),
+}
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _load(path: str):
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def pop_task(argv: list[str]) -> tuple[str, list[str]]:
+    """Remove `--task NAME` / `--task=NAME` from argv; the default is `text`."""
+    rest, task, i = [], None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--task":
+            if i + 1 >= len(argv):
+                raise SystemExit("--task needs a value: one of " + ", ".join(TASKS))
+            task, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith("--task="):
+            task = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    task = task or "text"
+    if task not in TASKS:
+        raise SystemExit(f"unknown --task {task!r}; available: {', '.join(TASKS)}")
+    return task, rest
+
+
+def run_config_for(argv: list[str]) -> list[str]:
+    """For validate/test/predict with --ckpt_path and no --config: prepend the run's saved config.yaml."""
+    if not argv or argv[0] not in ("validate", "test", "predict") or any(a.startswith("--config") for a in argv):
+        return argv
+    ckpt = None
+    for i, arg in enumerate(argv):
+        if arg == "--ckpt_path" and i + 1 < len(argv):
+            ckpt = argv[i + 1]
+        elif arg.startswith("--ckpt_path="):
+            ckpt = arg.split("=", 1)[1]
+    if not ckpt or ckpt in ("last", "best"):
+        return argv
+    for folder in Path(ckpt).resolve().parents[:3]:
+        if (folder / "config.yaml").is_file():
+            print(f"[infomamba] using the run's config {folder / 'config.yaml'}", flush=True)
+            return [argv[0], "--config", str(folder / "config.yaml"), *argv[1:]]
+    return argv
+
+
+def trainer_defaults(task: str) -> dict:
+    monitor, mode = TASKS[task][2]
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return {
+        "default_root_dir": f"runs/{task}",
+        "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": task}},
+        "callbacks": [
+            ModelCheckpoint(monitor=monitor, mode=mode, save_last=True, filename="{epoch}-{step}"),
+            LearningRateMonitor(logging_interval="step"),
+            _load("infomamba.tasks.epoch_summary:EpochSummary")(),
+            _load("infomamba.tasks.prediction_writer:JsonLinesPredictionWriter")(),
+        ],
+        "plugins": [_load("infomamba.tasks.checkpoint_io:AtomicCheckpointIO")()],
+        "use_distributed_sampler": False,
+        "precision": "bf16-mixed" if bf16 else "32-true",
+        "log_every_n_steps": 10,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    if argv is None:
+        argv, sys.argv = sys.argv[1:], sys.argv[:1]
+    argv = list(argv)
+    if argv and argv[0] == "bench":
+        from .bench import main as bench_main
+        return bench_main(argv[1:])
+    if argv and argv[0] == "summary":
+        from .summary import main as summary_main
+        return summary_main(argv[1:])
+    task, rest = pop_task(argv)
+    module_path, data_path, _ = TASKS[task]
+    try:
+        module_cls, data_cls = _load(module_path), _load(data_path)
+    except (ImportError, AttributeError) as err:
+        raise SystemExit(f"task {task!r} is not available in this build: {err}") from err
+    LightningCLI(module_cls, data_cls, args=run_config_for(rest), trainer_defaults=trainer_defaults(task),
+                 save_config_kwargs={"overwrite": True}, seed_everything_default=0,
+                 parser_kwargs={"prog": f"infomamba --task {task}"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Parameter counts and forward FLOPs of an encoder, and the markdown table that compares mixers.
+
+FLOPs: `torch.utils.flop_counter.FlopCounterMode` counts matmuls and convolutions (2 per
+multiply-add); softmax, norms and elementwise ops are not counted. It does not see the selective
+scan's recurrence, so every `SelectiveSSM` call adds the scan's analytic cost 9 B L E N (Mamba's
+count for one direction of width E, state N) in place of the readout contraction C_t s_t
+(2 B L E N) that the counter does see in the CPU reference scan. The forward runs on the CPU
+(the reference path), batch `batch`, no padding.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import EncoderConfig
+from .encoder import Encoder
+from .ssm import SelectiveSSM
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _scan_flops(encoder: Encoder, x: torch.Tensor, grid) -> tuple[int, int]:
+    """Forward the encoder under the flop counter; returns (counted FLOPs, scan correction)."""
+    correction = 0
+
+    def hook(module: SelectiveSSM, args, out: torch.Tensor) -> None:
+        nonlocal correction
+        B, L, E = out.shape
+        correction += (9 - 2) * B * L * E * module.d_state
+
+    handles = [m.register_forward_hook(hook) for m in encoder.modules() if isinstance(m, SelectiveSSM)]
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            encoder(x, grid=grid)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counter.get_total_flops(), correction
+
+
+def summarize(config: EncoderConfig, seq_len: int, batch: int = 1, grid=None, *, flops: bool = True) -> dict:
+    """{'params_total', 'params_mixer', 'params_other', 'flops' (forward, None when flops=False)}.
+
+    params_mixer counts the blocks' mixers; params_other the rest (norms, MLPs, cross-layer
+    aggregators). flops=False builds on the meta device (no memory, no forward).
+    """
+    config = copy.deepcopy(config)
+    with torch.device("cpu" if flops else "meta"):
+        encoder = Encoder(config)
+    mixer = sum(_count(block.mixer) for block in encoder.stack.blocks)
+    total = _count(encoder)
+    result = {"params_total": total, "params_mixer": mixer, "params_other": total - mixer, "flops": None}
+    if flops:
+        encoder.eval()
+        x = torch.randn(batch, seq_len, config.dim)
+        counted, correction = _scan_flops(encoder, x, grid)
+        result["flops"] = counted + correction
+    return result
+
+
+def summary_table(mixers: list[str], dim: int, depth: int, seq_len: int,
+                  options_by_mixer: dict[str, dict] | None = None, *, flops: bool = True) -> str:
+    """Markdown table: one row per mixer at the given width/depth, parameters relative to infomamba."""
+    options_by_mixer = options_by_mixer or {}
+    rows = {name: summarize(EncoderConfig(dim=dim, depth=depth, mixer=name,
+                                          mixer_options=dict(options_by_mixer.get(name, {}))),
+                            seq_len, flops=flops)
+            for name in mixers}
+    reference = rows.get("infomamba")
+    lines = [f"dim {dim}, depth {depth}, seq_len {seq_len}, batch 1",
+             "",
+             "| mixer | mixer_options | params (M) | mixer params (M) | vs infomamba | forward GFLOPs |",
+             "|---|---|---:|---:|---:|---:|"]
+    for name, row in rows.items():
+        options = ", ".join(f"{k}={v}" for k, v in options_by_mixer.get(name, {}).items()) or "defaults"
+        ratio = f"{row['params_total'] / reference['params_total'] - 1:+.1%}" if reference else "-"
+        gflops = f"{row['flops'] / 1e9:.2f}" if row["flops"] is not None else "-"
+        lines.append(f"| {name} | {options} | {row['params_total'] / 1e6:.2f} | {row['params_mixer'] / 1e6:.2f} "
+                     f"| {ratio} | {gflops} |")
+    return "\n".join(lines)

@@ -1,0 +1,469 @@
+"""ASR data module: LibriSpeech trees, NeMo manifests or HF hub splits -> padded log-mel CTC batches.
+
+Pipeline per split: read (``sources``: transcripts normalised, durations from the manifest or the
+file header) -> filter (vocabulary, duration, CTC length; every skip counted by reason and logged once
+per split with examples) -> ``ASRDataset`` (load, resample, log-mel per item) -> ``collate_asr``
+(pad) -> ``LengthBucketBatchSampler`` (length-bucketed, DDP-aware; rank and world size come from the
+attached trainer, which runs with ``use_distributed_sampler=False``).
+
+Training batch (dict):
+    features (B, T, n_mels) float32, zero-padded; feature_lengths (B,) long;
+    targets (B, S) long, padded with 0 (the blank); target_lengths (B,) long;
+    transcripts list[str] (normalised references); utt_ids list[str].
+Predict batch: features, feature_lengths, audio_filepath list[str].
+
+Corrupt files found only at load time (the header read at setup passed, decoding fails): the dataset
+returns a drop marker instead of crashing the worker, ``collate_asr`` leaves the utterance out and lists
+it under ``dropped_utt_ids``, and ``on_before_batch_transfer`` (main process) removes that key, logs a
+warning naming the utterances and counts them in ``load_failures``. A batch whose every utterance
+failed reaches the LightningModule as ``None``; its step should return None (Lightning then skips it;
+under DDP a skipped step on one rank stalls the others, so remove files the warnings name). Because
+this data module defines ``on_before_batch_transfer``, Lightning uses it instead of a LightningModule's.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader, Dataset
+
+from ..sampling import LengthBucketBatchSampler
+from .audio import AudioError, LogMel, load_audio
+from .sources import (
+    SkipLog,
+    Utterance,
+    find_librispeech_split,
+    read_hub_split,
+    read_librispeech_split,
+    read_manifest,
+    read_predict_inputs,
+)
+from .vocab import CharVocab, SubwordVocab
+
+log = logging.getLogger(__name__)
+
+HELDOUT = "heldout"  # name of the validation set carved from the training data
+DEFAULT_CACHE = Path.home() / ".cache" / "infomamba" / "asr"
+
+
+class ASRDataset(Dataset):
+    """Utterances -> dicts of log-mel features (T, n_mels) and, when transcribed, target ids.
+
+    An utterance whose audio fails to load (``AudioError``) yields ``{"utt_id", "error"}`` instead,
+    which ``collate_asr`` drops and reports.
+    """
+
+    def __init__(self, utts: Sequence[Utterance], vocab: CharVocab | SubwordVocab | None, features: LogMel,
+                 sample_rate: int) -> None:
+        self.utts = list(utts)
+        self.vocab = vocab
+        self.features = features
+        self.sample_rate = sample_rate
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        utt = self.utts[index]
+        try:
+            wav = load_audio(utt.source(), self.sample_rate)
+            if wav.numel() < self.features.min_samples:
+                raise AudioError(utt.audio_name, f"only {wav.numel()} samples")
+        except AudioError as err:
+            log.warning("dropping utterance %s at load time: %s", utt.utt_id, err)
+            return {"utt_id": utt.utt_id, "error": str(err)}
+        with torch.no_grad():
+            item = {"utt_id": utt.utt_id, "audio_filepath": utt.audio_name, "features": self.features(wav)}
+        if utt.text is not None and self.vocab is not None:
+            item["transcript"] = utt.text
+            item["targets"] = torch.tensor(self.vocab.encode(utt.text), dtype=torch.long)
+        return item
+
+
+def collate_asr(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pad a list of ``ASRDataset`` items into a batch; failed items are left out.
+
+    Returns the batch keys of the module docstring plus ``dropped_utt_ids`` (always present, usually
+    empty). If every item failed, only ``dropped_utt_ids`` is returned.
+    """
+    dropped = [it["utt_id"] for it in items if "error" in it]
+    items = [it for it in items if "error" not in it]
+    if not items:
+        return {"dropped_utt_ids": dropped}
+    batch: dict[str, Any] = {
+        "features": pad_sequence([it["features"] for it in items], batch_first=True),
+        "feature_lengths": torch.tensor([it["features"].shape[0] for it in items], dtype=torch.long),
+    }
+    if "targets" in items[0]:
+        batch["targets"] = pad_sequence([it["targets"] for it in items], batch_first=True, padding_value=0)
+        batch["target_lengths"] = torch.tensor([it["targets"].numel() for it in items], dtype=torch.long)
+        batch["transcripts"] = [it["transcript"] for it in items]
+        batch["utt_ids"] = [it["utt_id"] for it in items]
+    else:
+        batch["audio_filepath"] = [it["audio_filepath"] for it in items]
+    batch["dropped_utt_ids"] = dropped
+    return batch
+
+
+class ASRDataModule(L.LightningDataModule):
+    """Speech recognition data: LibriSpeech-layout trees, NeMo manifests or HF hub splits.
+
+    A split name (in ``train_splits`` / ``val_splits`` / ``test_splits``) is looked up in ``manifests``
+    first, then as a folder under ``root`` (or ``root/LibriSpeech``), then on the hub (``hub_id``).
+    Several train splits are concatenated; val and test splits stay separate, one loader each, named
+    by ``val_split_names`` / ``test_split_names`` in loader order.
+
+    Filters (each skip counted per split by reason, logged once per split with examples, and kept
+    in ``split_stats``): on top of the reader's (``no_transcript``, ``no_audio``, ``unreadable``,
+    ``empty_transcript``, ``oov``, ``duplicate_id``), ``oov`` for a transcript the vocabulary cannot
+    encode, ``too_short`` / ``too_long`` (outside ``[min_duration, max_duration]``) and
+    ``too_short_for_ctc`` (``frames // subsampling < target length + repeated adjacent labels``). The
+    duration and CTC filters apply to training data only unless ``filter_eval``: reported WER then
+    covers every usable utterance of a test split (the module should use ``zero_infinity`` CTC);
+    ``split_stats[name]["ctc_infeasible"]`` counts such kept evaluation utterances.
+
+    Args:
+        root: LibriSpeech tree ``<root>/<split>/<speaker>/<chapter>/*.{flac,wav,ogg}`` with
+            ``<speaker>-<chapter>.trans.txt`` files; ``root`` may also be the folder that holds
+            ``LibriSpeech/``.
+        train_splits: splits concatenated for training.
+        val_splits: validation splits, one loader each. If none of them exists (or the list is
+            empty), ``val_fraction`` of the training utterances is held out with ``seed`` (logged) and
+            named ``"heldout"``. Listing some existing and some missing val splits is an error.
+        test_splits: test splits, one loader each; a missing one is an error when testing.
+        manifests: split name -> NeMo JSON-lines manifest (``audio_filepath``, ``duration``, ``text``;
+            relative paths against the manifest's folder).
+        hub_id: HF ``datasets`` id for splits found neither in ``manifests`` nor under ``root``
+            (needs ``datasets`` and network access or its cache).
+        hub_config: the hub dataset's configuration name (e.g. ``"clean"``), if it has several.
+        vocab: ``"char"`` (blank, space, apostrophe, A-Z), or ``"bpe"`` / ``"unigram"`` subwords
+            trained on the normalised training transcripts.
+        vocab_size: requested subword vocabulary size (blank included); ignored for ``"char"``.
+        cache_dir: where trained subword vocabularies are cached (default ``~/.cache/infomamba/asr``).
+        sample_rate: rate every waveform is resampled to.
+        n_mels: log-mel bins (25 ms window, 10 ms hop).
+        min_duration: training utterances shorter than this (seconds) are skipped.
+        max_duration: training utterances longer than this (seconds) are skipped.
+        filter_eval: apply the duration and CTC filters to validation and test splits too.
+        batch_size: utterances per batch (used when ``max_frames`` is None).
+        max_frames: padding-aware batch budget in feature frames (10 ms each):
+            ``batch size x longest utterance's frames <= max_frames``; replaces ``batch_size`` when set.
+            It must cover the longest training utterance; an evaluation utterance longer than the
+            budget forms a batch of its own.
+        num_workers: DataLoader worker processes (audio decoding and features run in them).
+        seed: seed of the training batch order (epoch ``e`` uses ``seed + e``) and of the held-out carve.
+        val_fraction: fraction of training utterances held out when no val split exists (0 = none).
+        subsampling: the encoder's time subsampling factor, for the CTC length filter.
+        predict_path: a folder (recursive ``.wav/.flac/.ogg``), one audio file, or a list file of paths
+            (one per line, relative to the list's folder) to transcribe.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        train_splits: list[str] = ["train-clean-100"],  # noqa: B006 - copied, never mutated
+        val_splits: list[str] = ["dev-clean"],  # noqa: B006
+        test_splits: list[str] = ["test-clean", "test-other"],  # noqa: B006
+        manifests: dict[str, str] | None = None,
+        hub_id: str | None = None,
+        hub_config: str | None = None,
+        vocab: str = "char",
+        vocab_size: int = 256,
+        cache_dir: str | None = None,
+        sample_rate: int = 16000,
+        n_mels: int = 80,
+        min_duration: float = 0.3,
+        max_duration: float = 20.0,
+        filter_eval: bool = False,
+        batch_size: int | None = 16,
+        max_frames: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        val_fraction: float = 0.05,
+        subsampling: int = 4,
+        predict_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        if vocab not in ("char", *SubwordVocab.KINDS):
+            raise ValueError(f"vocab must be 'char', 'bpe' or 'unigram', got {vocab!r}")
+        if max_frames is None and (batch_size is None or batch_size < 1):
+            raise ValueError("give batch_size >= 1 or max_frames")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if min_duration > max_duration:
+            raise ValueError(f"min_duration {min_duration} > max_duration {max_duration}")
+        if subsampling < 1:
+            raise ValueError(f"subsampling must be >= 1, got {subsampling}")
+        if root is None and not manifests and hub_id is None and predict_path is None:
+            raise ValueError("give a data source: root, manifests, hub_id (or predict_path to transcribe)")
+        self.save_hyperparameters()
+        self.root = root
+        self.train_splits = list(train_splits)
+        self.val_splits = list(val_splits)
+        self.test_splits = list(test_splits)
+        self.manifests = dict(manifests or {})
+        self.hub_id = hub_id
+        self.hub_config = hub_config
+        self.vocab_kind = vocab
+        self.vocab_size = vocab_size
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
+        self.sample_rate = sample_rate
+        self.min_duration = min_duration
+        self.max_duration = max_duration
+        self.filter_eval = filter_eval
+        self.batch_size = None if max_frames is not None else batch_size
+        self.max_frames = max_frames
+        self.num_workers = num_workers
+        self.seed = seed
+        self.val_fraction = val_fraction
+        self.subsampling = subsampling
+        self.predict_path = predict_path
+        self.features = LogMel(sample_rate=sample_rate, n_mels=n_mels)
+        self.split_stats: dict[str, dict[str, Any]] = {}
+        self.load_failures: list[str] = []
+        self._raw: dict[str, tuple[list[Utterance], SkipLog]] = {}
+        self._vocab: CharVocab | SubwordVocab | None = None
+        self._train: ASRDataset | None = None
+        self._val: dict[str, ASRDataset] = {}
+        self._test: dict[str, ASRDataset] = {}
+        self._predict: ASRDataset | None = None
+
+    # ---- vocabulary -------------------------------------------------------------------------------
+    @property
+    def vocab(self) -> CharVocab | SubwordVocab:
+        """The output vocabulary (blank = 0); a subword one is trained (or loaded from cache) on first use."""
+        if self._vocab is None:
+            if self.vocab_kind == "char":
+                self._vocab = CharVocab()
+            else:
+                texts = [u.text for name in self.train_splits for u in self._read(name)[0]]
+                self._vocab = SubwordVocab.train(texts, self.vocab_kind, self.vocab_size, self.cache_dir)
+        return self._vocab
+
+    @property
+    def num_classes(self) -> int:
+        """CTC output size, blank included."""
+        return len(self.vocab)
+
+    @property
+    def val_split_names(self) -> list[str]:
+        """Names of the validation loaders, in ``val_dataloader`` order (after ``setup``)."""
+        return list(self._val)
+
+    @property
+    def test_split_names(self) -> list[str]:
+        """Names of the test loaders, in ``test_dataloader`` order (after ``setup``)."""
+        return list(self._test)
+
+    # ---- Lightning hooks --------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Train and cache a subword vocabulary once per node, before the ranks' ``setup``."""
+        if self.vocab_kind != "char":
+            self.vocab  # noqa: B018 - property builds and caches it
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read, filter and wrap the splits ``stage`` needs (all labelled ones for ``None``)."""
+        if stage in ("fit", "validate", None) and self._train is None and self.train_splits:
+            self._setup_fit()
+        if stage in ("test", None) and not self._test:
+            for name in self.test_splits:
+                self._test[name] = self._build(name, self._read(name), train=False)
+        if stage == "predict" and self._predict is None:
+            self._setup_predict()
+
+    def train_dataloader(self) -> DataLoader:
+        if self._train is None:
+            raise RuntimeError("call setup('fit') first: no training data is set up")
+        return self._loader(self._train, shuffle=True)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """One loader per validation split (``val_split_names``); empty list when there is none."""
+        return [self._loader(ds, shuffle=False) for ds in self._val.values()]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """One loader per test split (``test_split_names``)."""
+        return [self._loader(ds, shuffle=False) for ds in self._test.values()]
+
+    def predict_dataloader(self) -> DataLoader:
+        if self._predict is None:
+            raise RuntimeError("set predict_path and call setup('predict') first")
+        return self._loader(self._predict, shuffle=False)
+
+    def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any] | None:
+        """Count and log utterances dropped at load time; ``None`` when the whole batch failed."""
+        dropped = batch.pop("dropped_utt_ids", [])
+        if dropped:
+            self.load_failures.extend(dropped)
+            log.warning("dropped %d utterance(s) that failed to load: %s (total so far %d)",
+                        len(dropped), ", ".join(dropped), len(self.load_failures))
+        return batch if "features" in batch else None
+
+    # ---- building ---------------------------------------------------------------------------------
+    def _setup_fit(self) -> None:
+        """Training set (all train splits) and the validation sets, carving one if none exists."""
+        found = [name for name in self.val_splits if self._locate(name) is not None]
+        missing = [name for name in self.val_splits if name not in found]
+        if found and missing:
+            raise FileNotFoundError(f"validation split(s) {missing} not found ({self._where()})")
+        train = [u for name in self.train_splits for u in self._filter(name, self._read(name), True)]
+        if not train:
+            raise ValueError(f"no usable training utterances in {self.train_splits}; see the skip log")
+        for name in found:
+            self._val[name] = self._build(name, self._read(name), train=False)
+        if not found and self.val_fraction > 0:
+            rng = random.Random(self.seed)
+            n_val = max(1, round(self.val_fraction * len(train)))
+            held = set(rng.sample(range(len(train)), n_val))
+            val = [u for i, u in enumerate(train) if i in held]
+            train = [u for i, u in enumerate(train) if i not in held]
+            _log_info(f"no validation split among {self.val_splits}: holding out {n_val} of "
+                      f"{n_val + len(train)} training utterances as {HELDOUT!r} "
+                      f"(val_fraction={self.val_fraction}, seed={self.seed}); {len(train)} remain for training")
+            self._val[HELDOUT] = self._dataset(val)
+            self._record(HELDOUT, val, SkipLog(), kept_infeasible=0)
+        self._train = self._dataset(train)
+
+    def _setup_predict(self) -> None:
+        if self.predict_path is None:
+            raise ValueError("predict needs predict_path (a folder, an audio file or a list file)")
+        utts, skips = read_predict_inputs(self.predict_path)
+        kept = []
+        for u in utts:
+            if round(u.duration * self.sample_rate) < self.features.min_samples:
+                skips.add("too_short", u.utt_id, f"{u.duration:.3f}s")
+            else:
+                kept.append(u)
+        if not kept:
+            raise ValueError(f"no readable audio in predict_path {self.predict_path}: {skips.describe()}")
+        self._record("predict", kept, skips, kept_infeasible=0)
+        self._predict = ASRDataset(kept, None, self.features, self.sample_rate)
+
+    def _build(self, name: str, raw: tuple[list[Utterance], SkipLog], train: bool) -> ASRDataset:
+        return self._dataset(self._filter(name, raw, train))
+
+    def _dataset(self, utts: list[Utterance]) -> ASRDataset:
+        return ASRDataset(utts, self.vocab, self.features, self.sample_rate)
+
+    def _filter(self, name: str, raw: tuple[list[Utterance], SkipLog], train: bool) -> list[Utterance]:
+        """Apply vocabulary, duration and CTC filters to a split; record and log its statistics."""
+        utts, reader_skips = raw
+        skips = SkipLog()
+        skips.counts.update(reader_skips.counts)
+        for reason, examples in reader_skips.examples.items():
+            skips.examples[reason].extend(examples)
+        strict = train or self.filter_eval
+        kept, infeasible = [], 0
+        for u in utts:
+            try:
+                target = self.vocab.encode(u.text)
+            except ValueError as err:
+                skips.add("oov", u.utt_id, str(err))
+                continue
+            if strict and u.duration < self.min_duration:
+                skips.add("too_short", u.utt_id, f"{u.duration:.2f}s")
+                continue
+            if strict and u.duration > self.max_duration:
+                skips.add("too_long", u.utt_id, f"{u.duration:.2f}s")
+                continue
+            frames = self._frames(u) // self.subsampling
+            needed = len(target) + sum(a == b for a, b in zip(target, target[1:]))
+            if frames < needed:
+                if strict:
+                    skips.add("too_short_for_ctc", u.utt_id, f"{frames} frames < {needed} labels")
+                    continue
+                infeasible += 1
+            kept.append(u)
+        self._record(name, kept, skips, kept_infeasible=infeasible)
+        return kept
+
+    def _record(self, name: str, kept: list[Utterance], skips: SkipLog, kept_infeasible: int) -> None:
+        hours = sum(u.duration for u in kept) / 3600
+        self.split_stats[name] = {
+            "utterances": len(kept), "hours": hours, "skipped": dict(skips.counts),
+            "ctc_infeasible": kept_infeasible,
+        }
+        message = f"ASR split {name!r}: {len(kept)} utterances, {hours:.3f} h"
+        if kept_infeasible:
+            message += f"; {kept_infeasible} kept although too short for CTC (filter_eval=False)"
+        if skips.total():
+            _log_warning(f"{message}; skipped {skips.total()}: {skips.describe()}")
+        else:
+            _log_info(message)
+
+    def _frames(self, utt: Utterance) -> int:
+        return self.features.num_frames(round(utt.duration * self.sample_rate))
+
+    def _loader(self, dataset: ASRDataset, shuffle: bool) -> DataLoader:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        lengths = [self._frames(u) for u in dataset.utts]
+        max_tokens = self.max_frames
+        if max_tokens is not None and not shuffle:
+            max_tokens = max(max_tokens, max(lengths))
+        sampler = LengthBucketBatchSampler(
+            lengths, batch_size=self.batch_size, max_tokens=max_tokens, shuffle=shuffle, seed=self.seed,
+            num_replicas=world, rank=rank,
+        )
+        return DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=collate_asr, num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
+        )
+
+    # ---- sources ----------------------------------------------------------------------------------
+    def _locate(self, name: str) -> tuple[str, Any] | None:
+        """Where split ``name`` comes from: ("manifest", path), ("tree", folder), ("hub", id) or None."""
+        if name in self.manifests:
+            return "manifest", self.manifests[name]
+        if self.root is not None:
+            folder = find_librispeech_split(self.root, name)
+            if folder is not None:
+                return "tree", folder
+        if self.hub_id is not None:
+            return "hub", self.hub_id
+        return None
+
+    def _where(self) -> str:
+        parts = []
+        if self.manifests:
+            parts.append(f"manifests for {sorted(self.manifests)}")
+        if self.root is not None:
+            base = Path(self.root)
+            folders = sorted(p.name for b in (base, base / "LibriSpeech") if b.is_dir() for p in b.iterdir()
+                             if p.is_dir() and p.name != "LibriSpeech")
+            parts.append(f"split folders under {self.root}: {folders}")
+        if self.hub_id is not None:
+            parts.append(f"hub {self.hub_id}")
+        return "; ".join(parts) or "no source configured"
+
+    def _read(self, name: str) -> tuple[list[Utterance], SkipLog]:
+        """Read split ``name`` once (cached): records with normalised text, plus the reader's skips."""
+        if name not in self._raw:
+            where = self._locate(name)
+            if where is None:
+                raise FileNotFoundError(f"split {name!r} not found ({self._where()})")
+            kind, location = where
+            if kind == "manifest":
+                self._raw[name] = read_manifest(location)
+            elif kind == "tree":
+                self._raw[name] = read_librispeech_split(location)
+            else:
+                self._raw[name] = read_hub_split(location, self.hub_config, name)
+        return self._raw[name]
+
+
+@rank_zero_only
+def _log_info(message: str) -> None:
+    log.info(message)
+
+
+@rank_zero_only
+def _log_warning(message: str) -> None:
+    log.warning(message)

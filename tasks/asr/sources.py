@@ -1,0 +1,264 @@
+"""Readers that turn one split of speech data into utterance records, counting every skip by reason.
+
+Supported inputs:
+- LibriSpeech tree: ``<split>/<speaker>/<chapter>/<utt>.{flac,wav,ogg}`` with one
+  ``<speaker>-<chapter>.trans.txt`` per chapter, lines ``<utt_id> <TRANSCRIPT>``.
+- NeMo manifest: JSON lines with ``audio_filepath``, ``duration`` (optional: read from the header
+  if absent) and ``text``; relative paths are resolved against the manifest's folder.
+- HF hub split (``datasets``, online users only): an audio column and a text column.
+- Prediction inputs: a folder (recursive), one audio file, or a list file of paths.
+
+Transcripts are normalised here (``normalize_transcript(strict=True)``), durations come from the
+manifest or the file header (``soundfile.info``). Skip reasons recorded here:
+``no_transcript`` (audio file without a transcript line), ``no_audio`` (transcript line or manifest
+entry whose audio file is missing), ``unreadable`` (the header could not be read, or 0 frames),
+``empty_transcript``, ``oov`` (a digit or a letter outside A-Z in the transcript),
+``duplicate_id``. Filters that need the vocabulary or the model (duration, CTC length) live in the
+data module.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .audio import AUDIO_EXTENSIONS, AudioError, AudioSource, audio_duration
+from .vocab import OOVError, normalize_transcript
+
+_EXAMPLES_PER_REASON = 3
+
+
+@dataclass(frozen=True)
+class HubAudio:
+    """Reference to the encoded audio of row ``index`` of a HF ``datasets`` split (read lazily)."""
+
+    dataset: Any
+    index: int
+    column: str
+    name: str
+
+    def open(self) -> AudioSource:
+        """A readable source: the stored bytes (named after the row) or the stored path."""
+        cell = self.dataset[self.index][self.column]
+        if cell.get("bytes"):
+            buf = io.BytesIO(cell["bytes"])
+            buf.name = self.name
+            return buf
+        if cell.get("path"):
+            return cell["path"]
+        raise AudioError(self.name, "hub row holds neither audio bytes nor a path")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One utterance: id, audio (path or hub reference), duration in seconds, normalised transcript.
+
+    ``text`` is None for prediction inputs, which have no reference.
+    """
+
+    utt_id: str
+    audio: str | HubAudio
+    duration: float
+    text: str | None
+
+    def source(self) -> AudioSource:
+        """What ``load_audio`` reads."""
+        return self.audio.open() if isinstance(self.audio, HubAudio) else self.audio
+
+    @property
+    def audio_name(self) -> str:
+        """The audio path (or hub row name) for messages and prediction outputs."""
+        return self.audio.name if isinstance(self.audio, HubAudio) else self.audio
+
+
+class SkipLog:
+    """Skipped utterances of one split: a count per reason and the first few ids (with details)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = defaultdict(list)
+
+    def add(self, reason: str, utt_id: str, detail: str = "") -> None:
+        """Count one skip of ``utt_id`` for ``reason``."""
+        self.counts[reason] += 1
+        if len(self.examples[reason]) < _EXAMPLES_PER_REASON:
+            self.examples[reason].append(f"{utt_id} ({detail})" if detail else utt_id)
+
+    def total(self) -> int:
+        """Number of skipped utterances."""
+        return sum(self.counts.values())
+
+    def describe(self) -> str:
+        """``reason=count [e.g. id (detail), ...]`` for every reason, most frequent first."""
+        return "; ".join(
+            f"{reason}={n} [e.g. {', '.join(self.examples[reason])}]" for reason, n in self.counts.most_common()
+        )
+
+
+def find_librispeech_split(root: str | os.PathLike, split: str) -> Path | None:
+    """The folder of ``split`` under ``root`` or ``root/LibriSpeech`` (the archive's top folder), or None."""
+    for base in (Path(root), Path(root) / "LibriSpeech"):
+        if (base / split).is_dir():
+            return base / split
+    return None
+
+
+def read_librispeech_split(split_dir: str | os.PathLike) -> tuple[list[Utterance], SkipLog]:
+    """All utterances of a LibriSpeech split folder, sorted by path; audio and transcripts matched by id."""
+    split_dir = Path(split_dir)
+    skips = SkipLog()
+    texts: dict[str, str] = {}
+    for trans in sorted(split_dir.rglob("*.trans.txt")):
+        for line in trans.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            utt_id, _, text = line.strip().partition(" ")
+            if utt_id in texts:
+                skips.add("duplicate_id", utt_id, f"second transcript line in {trans.name}")
+                continue
+            texts[utt_id] = text
+    audio: dict[str, str] = {}
+    for path in sorted(p for p in split_dir.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()):
+        if path.stem in audio:
+            skips.add("duplicate_id", path.stem, f"second audio file {path.name}")
+        elif path.stem not in texts:
+            skips.add("no_transcript", path.stem, str(path))
+        else:
+            audio[path.stem] = str(path)
+    for utt_id in texts:
+        if utt_id not in audio:
+            skips.add("no_audio", utt_id, f"no {'/'.join(AUDIO_EXTENSIONS)} file")
+    ids = sorted(audio, key=audio.get)
+    return _finish([(i, audio[i], None, texts[i]) for i in ids], skips, audio_duration), skips
+
+
+def read_manifest(manifest: str | os.PathLike) -> tuple[list[Utterance], SkipLog]:
+    """Utterances of a NeMo JSON-lines manifest, in file order. Malformed lines raise ``ValueError``."""
+    manifest = Path(manifest)
+    skips = SkipLog()
+    entries = []
+    seen: set[str] = set()
+    for lineno, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            path, text = row["audio_filepath"], row["text"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(
+                f"{manifest}:{lineno}: not a manifest line with 'audio_filepath' and 'text' ({err})"
+            ) from err
+        if row.get("offset", 0):
+            raise ValueError(f"{manifest}:{lineno}: segments ('offset' != 0) are not supported")
+        path = Path(path) if Path(path).is_absolute() else manifest.parent / path
+        utt_id = str(row.get("utt_id", row.get("id", path.stem)))
+        if utt_id in seen:
+            skips.add("duplicate_id", utt_id, f"{manifest.name}:{lineno}")
+            continue
+        seen.add(utt_id)
+        if not path.is_file():
+            skips.add("no_audio", utt_id, str(path))
+            continue
+        duration = row.get("duration")
+        entries.append((utt_id, str(path), None if duration is None else float(duration), text))
+    return _finish(entries, skips, audio_duration), skips
+
+
+def read_hub_split(hub_id: str, config: str | None, split: str) -> tuple[list[Utterance], SkipLog]:
+    """Utterances of a HF hub split (needs ``datasets`` and network access or the local hub cache).
+
+    The audio column is kept encoded (``Audio(decode=False)``) and read with soundfile on demand;
+    the text column is the first of ``text``, ``sentence``, ``transcription``, ``transcript``.
+    Durations come from each row's audio header, which reads the split's audio once at setup.
+    """
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError("hub_id needs the 'datasets' package: pip install 'infomamba[hub]'") from err
+    ds = datasets.load_dataset(hub_id, config, split=split)
+    audio_cols = [name for name, feat in ds.features.items() if isinstance(feat, datasets.Audio)]
+    text_cols = [c for c in ("text", "sentence", "transcription", "transcript") if c in ds.column_names]
+    if not audio_cols or not text_cols:
+        raise ValueError(
+            f"hub dataset {hub_id!r} split {split!r} needs an Audio column and a text column "
+            f"(text/sentence/transcription/transcript); it has {ds.column_names}"
+        )
+    ds = ds.cast_column(audio_cols[0], datasets.Audio(decode=False))
+    meta = ds.select_columns([c for c in (text_cols[0], "id") if c in ds.column_names])
+    entries = []
+    for i, row in enumerate(meta):
+        utt_id = str(row.get("id", f"{split}-{i:07d}"))
+        ref = HubAudio(ds, i, audio_cols[0], f"hub:{hub_id}/{split}/{utt_id}")
+        entries.append((utt_id, ref, None, row[text_cols[0]]))
+    skips = SkipLog()
+    return _finish(entries, skips, lambda ref: audio_duration(ref.open())), skips
+
+
+def read_predict_inputs(path: str | os.PathLike) -> tuple[list[Utterance], SkipLog]:
+    """Utterances (no transcript) to transcribe: a folder (recursive, sorted), one audio file, or a
+    list file (one path per line, ``#`` comments and blank lines ignored, relative to the list's folder).
+    """
+    path = Path(path)
+    skips = SkipLog()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    elif path.suffix.lower() in AUDIO_EXTENSIONS:
+        files = [path]
+    elif path.is_file():
+        lines = (ln.strip() for ln in path.read_text(encoding="utf-8").splitlines())
+        names = [ln for ln in lines if ln and not ln.startswith("#")]
+        files = [Path(n) if Path(n).is_absolute() else path.parent / n for n in names]
+    else:
+        raise FileNotFoundError(f"predict_path {path} is neither a folder, an audio file nor a list file")
+    entries = []
+    for file in files:
+        if file.is_file():
+            entries.append((str(file), str(file), None, None))
+        else:
+            skips.add("no_audio", str(file), "file not found")
+    return _finish(entries, skips, audio_duration), skips
+
+
+def _finish(
+    entries: Iterable[tuple[str, Any, float | None, str | None]],
+    skips: SkipLog,
+    duration_of: Callable[[Any], float],
+) -> list[Utterance]:
+    """Fill missing durations (threaded header reads) and normalise transcripts, recording skips."""
+    entries = list(entries)
+    todo = [audio for _, audio, duration, _ in entries if duration is None]
+    with ThreadPoolExecutor(max_workers=min(32, 4 * (os.cpu_count() or 1))) as pool:
+        measured = iter(list(pool.map(lambda a: _try(duration_of, a), todo)))
+    utts = []
+    for utt_id, audio, duration, raw in entries:
+        if duration is None:
+            duration = next(measured)
+        if isinstance(duration, AudioError):
+            skips.add("unreadable", utt_id, duration.reason)
+            continue
+        text = None
+        if raw is not None:
+            try:
+                text = normalize_transcript(raw, strict=True)
+            except OOVError as err:
+                skips.add("oov", utt_id, f"character {err.char!r}")
+                continue
+            if not text:
+                skips.add("empty_transcript", utt_id, repr(raw))
+                continue
+        utts.append(Utterance(utt_id, audio, duration, text))
+    return utts
+
+
+def _try(fn: Callable[[Any], float], arg: Any) -> float | AudioError:
+    try:
+        return fn(arg)
+    except AudioError as err:
+        return err

@@ -1,0 +1,75 @@
+"""The LightningModule every task shares: encoder, Eq. 14 total loss, AdamW + warmup + cosine, logging."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import lightning as L
+import torch
+
+from infomamba import Encoder, EncoderConfig
+from infomamba.losses import LossWeights, total_loss
+
+
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up over `warmup` steps, then cosine decay to `min_ratio` at `total`."""
+    if step < warmup:
+        return (step + 1) / max(warmup, 1)
+    progress = min(1.0, (step - warmup) / max(total - warmup, 1))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class TaskModule(L.LightningModule):
+    """Shared training logic. Subclasses build their frontend and head in `build(datamodule)`.
+
+    Args:
+        encoder: the backbone (`--model.encoder.mixer=attention`, `--model.encoder.dim=384`, ...).
+        loss: Eq. 14 weights (`--model.loss.beta=0 --model.loss.gamma=0` is Table 5's "w/o MI").
+        lr, weight_decay, betas: AdamW.  warmup_ratio: share of the steps spent warming up.
+        min_lr_ratio: cosine floor as a share of lr.
+    """
+
+    def __init__(self, encoder: EncoderConfig = EncoderConfig(), loss: LossWeights = LossWeights(), lr: float = 1e-3,
+                 weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05,
+                 min_lr_ratio: float = 0.01):
+        super().__init__()
+        self.encoder_config = encoder
+        self.loss_weights = loss
+        self.save_hyperparameters({"encoder": asdict(self.encoder_config), "loss": asdict(self.loss_weights),
+                                   "lr": lr, "weight_decay": weight_decay, "betas": betas,
+                                   "warmup_ratio": warmup_ratio, "min_lr_ratio": min_lr_ratio})
+        self.encoder = Encoder(self.encoder_config)
+
+    def setup(self, stage: str) -> None:
+        if not getattr(self, "_built", False):
+            self.build(self.trainer.datamodule)
+            self._built = True
+
+    def build(self, datamodule) -> None:
+        raise NotImplementedError
+
+    def objective(self, task_loss: torch.Tensor, out, labels: torch.Tensor | None, stage: str) -> torch.Tensor:
+        """Eq. 14 with every part logged as `<stage>/<part>`; k_eff logged when the mixer reports it."""
+        parts = total_loss(task_loss, out.aux, labels, self.loss_weights)
+        batch_size = out.hidden.shape[0]
+        for name, value in parts.items():
+            self.log(f"{stage}/{name}", value.detach(), batch_size=batch_size, sync_dist=stage != "train",
+                     prog_bar=name == "loss")
+        k_eff = [a["k_eff"] for a in out.aux if "k_eff" in a]
+        if k_eff:
+            self.log(f"{stage}/k_eff", torch.stack(k_eff).mean(), batch_size=batch_size, sync_dist=stage != "train")
+        return parts["loss"]
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or name.endswith(".bias") else decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr, betas=tuple(hp.betas))
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = int(hp.warmup_ratio * total)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: warmup_cosine(step, warmup, total, hp.min_lr_ratio))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,74 @@
+"""Image classification: PatchEmbed (keeps the grid) -> Encoder (bidirectional) -> mean pool -> head."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchmetrics
+
+from infomamba import EncoderConfig
+from infomamba.losses import LossWeights
+from infomamba.pooling import masked_mean
+
+from ..base import TaskModule
+from .frontend import PatchEmbed
+
+
+class ImageClassifier(TaskModule):
+    """Image classifier on the shared encoder; loss = CE (soft labels under MixUp/CutMix, optional label
+    smoothing) + Eq. 14's auxiliary terms (InfoNCE only on batches with hard labels).
+
+    Args (beyond TaskModule's): patch_size, pos ("learned" | "sincos"), label_smoothing.
+    """
+
+    def __init__(self, encoder: EncoderConfig = EncoderConfig(dim=192, depth=6), loss: LossWeights = LossWeights(),
+                 lr: float = 1e-3, weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.999),
+                 warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01, patch_size: int = 16,
+                 pos: str = "learned", label_smoothing: float = 0.0):
+        if encoder.causal:
+            raise ValueError("image classification uses a bidirectional encoder: set model.encoder.causal=false")
+        super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio)
+        self.save_hyperparameters({"patch_size": patch_size, "pos": pos, "label_smoothing": label_smoothing})
+
+    def build(self, datamodule) -> None:
+        hp, dim = self.hparams, self.encoder_config.dim
+        self.class_names = list(datamodule.class_names)
+        self.patch = PatchEmbed(datamodule.in_chans, dim, hp.patch_size, pos=hp.pos, img_size=datamodule.image_size)
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, datamodule.num_classes))
+        n = datamodule.num_classes
+        top5 = min(5, n)
+        self.metrics = nn.ModuleDict({
+            f"{s}_{k}": torchmetrics.Accuracy(task="multiclass", num_classes=n, top_k=t)
+            for s in ("train", "val", "test") for k, t in (("acc", 1), ("acc5", top5))})
+
+    def forward(self, images: torch.Tensor):
+        tokens, grid = self.patch(images)
+        out = self.encoder(tokens, None, grid)
+        return self.head(masked_mean(out.hidden, None)), out
+
+    def _step(self, batch, stage: str):
+        logits, out = self(batch["images"])
+        labels = batch["labels"]
+        task = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing if stage == "train" else 0.0)
+        loss = self.objective(task, out, labels, stage)
+        hard = labels if labels.dim() == 1 else labels.argmax(-1)
+        for k in ("acc", "acc5"):
+            metric = self.metrics[f"{stage}_{k}"]
+            metric(logits, hard)
+            self.log(f"{stage}/{k}", metric, batch_size=len(hard), prog_bar=k == "acc")
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        logits, _ = self(batch["images"])
+        score, pred = logits.float().softmax(-1).max(-1)
+        return [{"path": str(p), "label": self.class_names[int(c)], "score": round(float(s), 6)}
+                for p, c, s in zip(batch["paths"], pred, score)]

@@ -1,0 +1,389 @@
+"""ASRDataModule on generated LibriSpeech-layout trees, NeMo manifests and a stand-in hub split."""
+
+import json
+import logging
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import lightning as L
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from infomamba.tasks.asr.audio import LogMel
+from infomamba.tasks.asr.datamodule import ASRDataModule, collate_asr
+
+WORDS = "THE QUICK BROWN FOX JUMPS OVER A LAZY DOG IT'S TIME TO SPEAK CLEARLY NOW".split()
+MEL = LogMel()
+
+
+def _words(rng: np.random.Generator, n: int) -> str:
+    return " ".join(rng.choice(WORDS, size=n))
+
+
+def _audio(rng: np.random.Generator, sr: int, seconds: float) -> np.ndarray:
+    t = np.arange(round(sr * seconds)) / sr
+    freq = rng.uniform(200, 900)
+    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+class Tree:
+    """A LibriSpeech-layout fixture: what was written and what each split should keep."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.root = base / "LibriSpeech"
+        self.samples: dict[str, int] = {}  # utt id -> samples at the file's rate
+        self.rates: dict[str, int] = {}
+        self.texts: dict[str, str] = {}  # utt id -> normalised transcript
+        self.rng = np.random.default_rng(0)
+
+    def chapter(self, split, speaker, chapter, utts, ext="flac", sr=16000, raw_text=None):
+        """utts: list of (index, seconds or None for no audio, text or None for no line, kind)."""
+        folder = self.root / split / str(speaker) / str(chapter)
+        folder.mkdir(parents=True)
+        lines = []
+        for index, seconds, text in utts:
+            utt_id = f"{speaker}-{chapter}-{index:04d}"
+            if seconds is not None:
+                path = folder / f"{utt_id}.{ext}"
+                data = _audio(self.rng, sr, seconds)
+                soundfile.write(path, data, sr, subtype="VORBIS" if ext == "ogg" else "PCM_16")
+                self.samples[utt_id], self.rates[utt_id] = data.size, sr
+            if text is not None:
+                lines.append(f"{utt_id} {text}")
+                self.texts[utt_id] = text
+        (folder / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(lines) + "\n")
+        return folder
+
+    def frames(self, utt_id: str) -> int:
+        return MEL.num_frames(math.ceil(self.samples[utt_id] * 16000 / self.rates[utt_id]))
+
+
+TRAIN_SKIPS = {
+    "no_transcript": 1, "no_audio": 1, "oov": 1, "too_short_for_ctc": 1, "unreadable": 1,
+    "too_short": 1, "too_long": 1,
+}
+CORRUPT = "12-120-0011"
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Tree:
+    t = Tree(tmp_path_factory.mktemp("speech"))
+    rng = t.rng
+    good = [(i, float(rng.uniform(0.8, 1.6)), _words(rng, int(rng.integers(2, 5)))) for i in range(6)]
+    t.chapter("train-clean-100", 11, 110, good)
+    folder = t.chapter("train-clean-100", 12, 120, [
+        *[(i, float(rng.uniform(0.8, 1.6)), _words(rng, 3)) for i in range(4)],
+        (4, 1.0, None),  # audio without a transcript line
+        (5, None, "NO AUDIO FOR THIS LINE"),  # transcript line without audio
+        (6, 1.0, "PRESS 1 NOW"),  # digit: spoken content the normalisation would drop
+        (7, 0.4, "THIS SENTENCE IS FAR TOO LONG FOR SO SHORT A RECORDING"),  # 41 frames // 4 < 54 labels
+        (8, 1.0, "UNREADABLE FILE"),
+        (9, 0.2, "SHORT"),
+        (10, 3.5, "A LONG ONE"),
+        (11, 1.2, "CORRUPT AFTER THE HEADER"),
+    ])
+    for utt_id in ("12-120-0006", "12-120-0008", "12-120-0009", "12-120-0010", "12-120-0004", "12-120-0007"):
+        t.samples.pop(utt_id, None)
+        t.texts.pop(utt_id, None)
+    t.texts.pop("12-120-0005")
+    (folder / "12-120-0008.flac").write_bytes(b"not a flac file" * 50)
+    corrupt = folder / f"{CORRUPT}.flac"
+    corrupt.write_bytes(corrupt.read_bytes()[:400])  # header (duration) intact, frames gone
+    t.chapter("dev-clean", 21, 210, [(i, float(rng.uniform(0.6, 1.2)), _words(rng, 3)) for i in range(3)],
+              ext="wav")
+    t.chapter("test-8k", 31, 310, [
+        *[(i, float(rng.uniform(0.6, 2.0)), _words(rng, 3)) for i in range(4)],
+        (4, 0.35, "A TEST UTTERANCE MUCH TOO SHORT FOR CTC"),
+    ], sr=8000)
+    t.chapter("test-ogg", 41, 410, [(i, float(rng.uniform(0.6, 1.5)), _words(rng, 4)) for i in range(3)],
+              ext="ogg", sr=22050)
+    return t
+
+
+def make_dm(tree: Tree, **kwargs) -> ASRDataModule:
+    args = dict(root=str(tree.root), train_splits=["train-clean-100"], val_splits=["dev-clean"],
+                test_splits=["test-8k", "test-ogg"], max_duration=3.0, batch_size=4)
+    args.update(kwargs)
+    return ASRDataModule(**args)
+
+
+def drain(dm: ASRDataModule, loader) -> list[dict]:
+    """All batches of ``loader`` after the data module's own pre-transfer hook (None batches dropped)."""
+    out = []
+    for batch in loader:
+        batch = dm.on_before_batch_transfer(batch, 0)
+        if batch is not None:
+            out.append(batch)
+    return out
+
+
+def check_batch(dm: ASRDataModule, batch: dict, tree: Tree) -> None:
+    feats, flen = batch["features"], batch["feature_lengths"]
+    B = feats.shape[0]
+    assert feats.dtype == torch.float32 and feats.shape == (B, int(flen.max()), 80)
+    assert batch["targets"].dtype == torch.long and batch["targets"].shape == (B, int(batch["target_lengths"].max()))
+    assert len(batch["transcripts"]) == len(batch["utt_ids"]) == B == flen.numel() == batch["target_lengths"].numel()
+    assert "dropped_utt_ids" not in batch
+    for b, utt_id in enumerate(batch["utt_ids"]):
+        n, s = int(flen[b]), int(batch["target_lengths"][b])
+        assert n == tree.frames(utt_id)
+        assert (feats[b, n:] == 0).all() and (batch["targets"][b, s:] == 0).all()
+        assert batch["transcripts"][b] == tree.texts[utt_id]
+        assert dm.vocab.decode(batch["targets"][b, :s].tolist()) == tree.texts[utt_id]
+
+
+def ids_of(tree: Tree, split: str) -> set[str]:
+    return {u for u in tree.texts if (tree.root / split).joinpath(*u.split("-")[:2]).is_dir()}
+
+
+def test_tree_skips_are_counted_and_logged_once_per_split(tree, caplog):
+    dm = make_dm(tree)
+    with caplog.at_level(logging.INFO, logger="infomamba.tasks.asr.datamodule"):
+        dm.setup("fit")
+    stats = dm.split_stats["train-clean-100"]
+    assert stats["skipped"] == TRAIN_SKIPS
+    assert stats["utterances"] == len(ids_of(tree, "train-clean-100")) == 11
+    dev = dm.split_stats["dev-clean"]
+    assert (dev["utterances"], dev["skipped"], dev["ctc_infeasible"]) == (3, {}, 0)
+    assert dev["hours"] == pytest.approx(sum(tree.samples[u] for u in ids_of(tree, "dev-clean")) / 16000 / 3600)
+    lines = [r.getMessage() for r in caplog.records if "ASR split 'train-clean-100'" in r.getMessage()]
+    assert len(lines) == 1
+    for piece in ("no_transcript=1", "12-120-0004", "oov=1", "12-120-0006 (character '1')",
+                  "too_short_for_ctc=1", "12-120-0007", "unreadable=1", "12-120-0008", "too_long=1 [e.g. 12-120-0010"):
+        assert piece in lines[0]
+
+
+def test_train_batches_are_consistent_and_corrupt_file_is_dropped(tree, caplog):
+    dm = make_dm(tree)
+    dm.setup("fit")
+    with caplog.at_level(logging.WARNING):
+        batches = drain(dm, dm.train_dataloader())
+    seen = [u for b in batches for u in b["utt_ids"]]
+    assert sorted(seen) == sorted(ids_of(tree, "train-clean-100") - {CORRUPT})
+    assert dm.load_failures == [CORRUPT]
+    assert any(CORRUPT in r.getMessage() for r in caplog.records)
+    for batch in batches:
+        check_batch(dm, batch, tree)
+
+
+def test_collate_all_failed_batch_becomes_none():
+    dm = ASRDataModule(root="unused")
+    batch = collate_asr([{"utt_id": "a", "error": "x"}, {"utt_id": "b", "error": "y"}])
+    assert dm.on_before_batch_transfer(batch, 0) is None
+    assert dm.load_failures == ["a", "b"]
+
+
+def test_eval_loaders_one_per_split_with_names(tree):
+    dm = make_dm(tree)
+    dm.setup("fit")
+    dm.setup("test")
+    assert dm.val_split_names == ["dev-clean"] and dm.test_split_names == ["test-8k", "test-ogg"]
+    assert len(dm.val_dataloader()) == 1
+    loaders = dm.test_dataloader()
+    assert isinstance(loaders, list) and len(loaders) == 2
+    for name, loader in zip(dm.test_split_names, loaders):
+        batches = drain(dm, loader)
+        seen = [u for b in batches for u in b["utt_ids"]]
+        assert sorted(seen) == sorted(ids_of(tree, name))  # every utterance once, nothing filtered
+        for batch in batches:
+            check_batch(dm, batch, tree)  # 8 kHz flac and 22.05 kHz ogg resampled to 16 kHz frames
+    assert dm.split_stats["test-8k"]["ctc_infeasible"] == 1
+
+
+def test_filter_eval_applies_duration_and_ctc_filters_to_test_splits(tree):
+    dm = make_dm(tree, filter_eval=True)
+    dm.setup("test")
+    assert dm.split_stats["test-8k"]["skipped"] == {"too_short_for_ctc": 1}
+    assert dm.split_stats["test-8k"]["utterances"] == 4
+
+
+def test_root_may_be_the_folder_holding_librispeech(tree):
+    dm = make_dm(tree, root=str(tree.base))
+    dm.setup("test")
+    assert [dm.split_stats[n]["utterances"] for n in dm.test_split_names] == [5, 3]
+
+
+def test_heldout_validation_when_no_val_split(tree, caplog):
+    with caplog.at_level(logging.INFO, logger="infomamba.tasks.asr.datamodule"):
+        dm = make_dm(tree, val_splits=["dev-other"], val_fraction=0.2, seed=3)
+        dm.setup("fit")
+    assert dm.val_split_names == ["heldout"]
+    held = {u.utt_id for u in dm._val["heldout"].utts}
+    train = {u.utt_id for u in dm._train.utts}
+    assert len(held) == 2 and not held & train and len(held | train) == 11
+    assert any("held out" in r.getMessage() or "holding out" in r.getMessage() for r in caplog.records)
+    again = make_dm(tree, val_splits=[], val_fraction=0.2, seed=3)
+    again.setup("fit")
+    assert {u.utt_id for u in again._val["heldout"].utts} == held
+
+
+def test_missing_splits_are_clear_errors(tree):
+    with pytest.raises(FileNotFoundError, match=r"'train-other'.*dev-clean"):
+        make_dm(tree, train_splits=["train-other"]).setup("fit")
+    with pytest.raises(FileNotFoundError, match="dev-other"):
+        make_dm(tree, val_splits=["dev-clean", "dev-other"]).setup("fit")
+    with pytest.raises(FileNotFoundError, match="test-clean"):
+        make_dm(tree, test_splits=["test-clean"]).setup("test")
+    with pytest.raises(ValueError, match="data source"):
+        ASRDataModule()
+    with pytest.raises(ValueError, match="vocab"):
+        ASRDataModule(root="x", vocab="words")
+
+
+def test_nemo_manifests(tree, tmp_path):
+    dev = tree.root / "dev-clean" / "21" / "210"
+    rows = [
+        {"audio_filepath": str(p.relative_to(tree.root)), "duration": tree.samples[p.stem] / 16000,
+         "text": tree.texts[p.stem].lower() + "!"}
+        for p in sorted(dev.glob("*.wav"))
+    ]
+    rows.append({"audio_filepath": "dev-clean/21/210/gone.wav", "duration": 1.0, "text": "missing"})
+    test_8k = sorted((tree.root / "test-8k").rglob("*.flac"))[0]
+    rows_test = [{"audio_filepath": str(test_8k), "text": "Hello -- world, isn't it?"}]  # no duration
+    (tree.root / "dev.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "test.json").write_text(json.dumps(rows_test[0]) + "\n")
+    dm = make_dm(tree, val_splits=["dev"], test_splits=["tst"],
+                 manifests={"dev": str(tree.root / "dev.json"), "tst": str(tmp_path / "test.json")})
+    dm.setup("fit")
+    dm.setup("test")
+    assert dm.val_split_names == ["dev"] and dm.test_split_names == ["tst"]
+    assert dm.split_stats["dev"]["utterances"] == 3 and dm.split_stats["dev"]["skipped"] == {"no_audio": 1}
+    batch = drain(dm, dm.val_dataloader()[0])[0]
+    check_batch(dm, batch, tree)  # lower case and punctuation normalised back to the references
+    (test_batch,) = drain(dm, dm.test_dataloader()[0])
+    assert test_batch["transcripts"] == ["HELLO WORLD ISN'T IT"]
+    assert test_batch["feature_lengths"].tolist() == [tree.frames(test_8k.stem)]
+    (tmp_path / "bad.json").write_text('{"audio_filepath": "x.wav"}\n')
+    with pytest.raises(ValueError, match=r"bad.json:1"):
+        make_dm(tree, test_splits=["bad"], manifests={"bad": str(tmp_path / "bad.json")}).setup("test")
+
+
+def test_max_frames_budget(tree):
+    dm = make_dm(tree, max_frames=400)
+    dm.setup("fit")
+    dm.setup("test")
+    batches = drain(dm, dm.train_dataloader())
+    assert sum(len(b["utt_ids"]) for b in batches) == 10
+    for batch in batches:
+        assert batch["features"].shape[0] * batch["features"].shape[1] <= 400
+    for loader in dm.test_dataloader():
+        for batch in drain(dm, loader):
+            assert batch["features"].shape[0] == 1 or batch["features"].shape[0] * batch["features"].shape[1] <= 400
+
+
+def test_ranks_from_trainer_split_the_data(tree):
+    per_rank = []
+    for rank in range(2):
+        dm = make_dm(tree, batch_size=2)
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        dm.setup("fit")
+        dm.setup("test")
+        train = [u for b in drain(dm, dm.train_dataloader()) for u in b["utt_ids"]]
+        test = [u for b in drain(dm, dm.test_dataloader()[0]) for u in b["utt_ids"]]
+        per_rank.append((train, test, len(dm.train_dataloader())))
+    (train0, test0, n0), (train1, test1, n1) = per_rank
+    assert n0 == n1  # equal step counts: no DDP hang
+    assert not set(train0) & set(train1)
+    assert not set(test0) & set(test1) and sorted(test0 + test1) == sorted(ids_of(tree, "test-8k"))
+
+
+def test_predict_folder_file_and_list(tree, tmp_path):
+    folder = tree.root / "test-ogg"
+    files = sorted(str(p) for p in folder.rglob("*.ogg"))
+    listing = tmp_path / "inputs.txt"
+    rel = Path(files[0]).relative_to(tree.root)
+    (tree.root / "inputs.lst").write_text(f"# audio to transcribe\n{rel}\n\n{files[1]}\nnot/there.wav\n")
+    listing.write_text(f"{files[2]}\n")
+    cases = {str(folder): files, files[0]: files[:1], str(tree.root / "inputs.lst"): files[:2]}
+    for path, expected in cases.items():
+        dm = ASRDataModule(predict_path=path, batch_size=2)
+        dm.setup("predict")
+        batches = drain(dm, dm.predict_dataloader())
+        assert set(batches[0]) == {"features", "feature_lengths", "audio_filepath"}
+        assert sorted(p for b in batches for p in b["audio_filepath"]) == sorted(expected)
+        for b in batches:
+            assert b["features"].shape == (len(b["audio_filepath"]), int(b["feature_lengths"].max()), 80)
+    assert dm.split_stats["predict"]["skipped"] == {"no_audio": 1}
+
+
+def test_subword_vocabulary(tree, tmp_path):
+    dm = make_dm(tree, vocab="bpe", vocab_size=40, cache_dir=str(tmp_path))
+    dm.prepare_data()
+    assert len(list(tmp_path.glob("bpe40-*.json"))) == 1
+    dm.setup("fit")
+    assert dm.num_classes == len(dm.vocab) > 29
+    for batch in drain(dm, dm.val_dataloader()[0]):
+        check_batch(dm, batch, tree)
+    assert dm.vocab.encode("THE FOX") != dm.vocab.encode("T H E F O X")
+
+
+def test_hub_split_through_datasets(tree, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    dev = sorted((tree.root / "dev-clean").rglob("*.wav"))
+    table = datasets.Dataset.from_dict(
+        {"audio": [{"bytes": p.read_bytes(), "path": None} for p in dev],
+         "text": [tree.texts[p.stem] for p in dev], "id": [p.stem for p in dev]},
+        features=datasets.Features({"audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
+                                    "text": datasets.Value("string"), "id": datasets.Value("string")}),
+    ).cast_column("audio", datasets.Audio())  # as a hub split arrives (decoding needs torchcodec: not used)
+    calls = []
+
+    def fake_load_dataset(name, config, split):
+        calls.append((name, config, split))
+        return table
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    dm = ASRDataModule(hub_id="someone/speech", hub_config="clean", train_splits=["validation"],
+                       val_splits=["validation"], test_splits=[], batch_size=2)
+    dm.setup("fit")
+    assert calls == [("someone/speech", "clean", "validation")]  # read once, reused
+    for batch in drain(dm, dm.val_dataloader()[0]):
+        check_batch(dm, batch, tree)
+
+
+class _TinyCTC(L.LightningModule):
+    """Linear CTC model that records what the loops hand it."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(80, num_classes)
+        self.seen: dict[str, list] = {"train": [], "val": [], "test": []}
+
+    def _loss(self, batch):
+        logp = self.proj(batch["features"]).log_softmax(-1)
+        return torch.nn.functional.ctc_loss(logp.transpose(0, 1), batch["targets"], batch["feature_lengths"],
+                                            batch["target_lengths"], zero_infinity=True)
+
+    def training_step(self, batch, batch_idx):
+        if batch is None:
+            return None
+        self.seen["train"].append(sorted(batch))
+        return self._loss(batch)
+
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        self.seen["val"].append((dataloader_idx, len(batch["utt_ids"])))
+
+    def test_step(self, batch, batch_idx, dataloader_idx=0):
+        self.seen["test"].append((dataloader_idx, len(batch["utt_ids"])))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_lightning_trainer_round_trip(tree):
+    dm = make_dm(tree)
+    model = _TinyCTC(dm.num_classes)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+                        num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    trainer.test(model, datamodule=dm, verbose=False)
+    assert model.seen["train"] and all("dropped_utt_ids" not in keys for keys in model.seen["train"])
+    assert sum(n for _, n in model.seen["val"]) == 3
+    per_loader = {i: sum(n for j, n in model.seen["test"] if j == i) for i in (0, 1)}
+    assert per_loader == {0: 5, 1: 3}
+    assert dm.load_failures == [CORRUPT]
