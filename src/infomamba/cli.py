@@ -85,7 +85,7 @@ def trainer_defaults(task: str) -> dict:
             _load("infomamba.tasks.epoch_summary:EpochSummary")(),
             _load("infomamba.tasks.prediction_writer:JsonLinesPredictionWriter")(),
         ],
-        "plugins": [_load("infomamba.tasks.checkpoint_io:AtomicCheckpointIO")()],
+        "plugins": [{"class_path": "infomamba.tasks.checkpoint_io.AtomicCheckpointIO"}],
         "use_distributed_sampler": False,
         "precision": "bf16-mixed" if bf16 else "32-true",
         "log_every_n_steps": 10,

@@ -1,7 +1,8 @@
 """Parameter counts and forward FLOPs of an encoder, and the markdown table that compares mixers.
 
-FLOPs: `torch.utils.flop_counter.FlopCounterMode` counts matmuls and convolutions (2 per
-multiply-add); softmax, norms and elementwise ops are not counted. It does not see the selective
+FLOPs: `torch.utils.flop_counter.FlopCounterMode` counts matmuls, convolutions and attention (2 per
+multiply-add; the CPU flash-attention op, which torch leaves out, gets torch's own attention
+formula); softmax, norms and elementwise ops are not counted. The counter does not see the selective
 scan's recurrence, so every `SelectiveSSM` call adds the scan's analytic cost 9 B L E N (Mamba's
 count for one direction of width E, state N) in place of the readout contraction C_t s_t
 (2 B L E N) that the counter does see in the CPU reference scan. The forward runs on the CPU
@@ -12,11 +13,18 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from .config import EncoderConfig
 from .encoder import Encoder
 from .ssm import SelectiveSSM
+
+
+def _cpu_attention_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)
+
+
+_MISSING_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
 
 
 def _count(module: torch.nn.Module) -> int:
@@ -34,7 +42,7 @@ def _scan_flops(encoder: Encoder, x: torch.Tensor, grid) -> tuple[int, int]:
 
     handles = [m.register_forward_hook(hook) for m in encoder.modules() if isinstance(m, SelectiveSSM)]
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_MISSING_FORMULAS) as counter:
             encoder(x, grid=grid)
     finally:
         for handle in handles:

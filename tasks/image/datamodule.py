@@ -1,0 +1,359 @@
+"""ImageDataModule: image classification batches from idx files, ImageFolder trees or the HF hub.
+
+Batches are dicts: `images` (B, C, H, W) float32, normalised, and `labels` (B,) int64, or (B, K)
+float32 soft labels on training batches when MixUp / CutMix is on (rows sum to 1). Predict batches
+carry `images` and `paths` (list of str). Per-sample transforms are torchvision.transforms.v2 on
+uint8 tensors (geometry only); scaling, normalisation and MixUp/CutMix run once per batch in the
+collate.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from ..sampling import LengthBucketBatchSampler
+from .datasets import ImageFiles, ImageSource, load_hub, open_source
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# A single channel from an RGB source: the channel-averaged ImageNet statistics.
+GRAY_MEAN, GRAY_STD = (0.449,), (0.226,)
+# Eval resize: shorter side to image_size / EVAL_CROP_PCT, then a centre crop (images >= 64 px).
+EVAL_CROP_PCT = 0.875
+SMALL_IMAGE = 64
+
+
+def eval_transform(image_size: int) -> v2.Compose:
+    """Resize the shorter side (to image_size / 0.875 when image_size >= 64, else to image_size) and
+    centre-crop to image_size; uint8 in, uint8 out (the collate scales and normalises)."""
+    resize = math.floor(image_size / EVAL_CROP_PCT) if image_size >= SMALL_IMAGE else image_size
+    return v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(image_size)])
+
+
+def train_transform(
+    image_size: int, augment: str, crop_scale: tuple[float, float], hflip: float
+) -> v2.Compose:
+    """"standard": RandomResizedCrop(scale=crop_scale) + horizontal flip with probability hflip;
+    "none": the deterministic eval transform. uint8 in, uint8 out."""
+    if augment == "none":
+        return eval_transform(image_size)
+    steps = [v2.RandomResizedCrop(image_size, scale=tuple(crop_scale), antialias=True)]
+    if hflip > 0:
+        steps.append(v2.RandomHorizontalFlip(hflip))
+    return v2.Compose(steps)
+
+
+class TransformedSubset(Dataset):
+    """`indices` of a reader's (image, target) samples, with `transform` applied to the image."""
+
+    def __init__(self, base: Dataset, indices: np.ndarray | None, transform: v2.Compose) -> None:
+        self.base, self.transform = base, transform
+        self.indices = np.arange(len(base)) if indices is None else np.asarray(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int):
+        image, target = self.base[int(self.indices[index])]
+        return self.transform(image), target
+
+
+class ImageCollate:
+    """Stack (uint8 image, target) samples into {"images": (B, C, H, W) float32, target_key: ...}.
+
+    Images are scaled to [0, 1] and normalised with `mean`/`std` once per batch (cheaper than per
+    sample, and workers ship uint8). Labels are stacked to (B,) int64; paths stay a list. With
+    mixup_alpha or cutmix_alpha > 0 the batch then goes through torchvision v2 MixUp / CutMix (one
+    of the two, chosen per batch, when both are on) and labels become soft (B, num_classes) float32
+    rows summing to 1.
+    """
+
+    def __init__(
+        self,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        target_key: str = "labels",
+        num_classes: int = 0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+    ) -> None:
+        self.mean = torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1) * 255.0
+        self.inv_std = 1.0 / (torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1) * 255.0)
+        self.target_key = target_key
+        mixers = []
+        if cutmix_alpha > 0:
+            mixers.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
+        if mixup_alpha > 0:
+            mixers.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
+        self.mix = v2.RandomChoice(mixers) if len(mixers) == 2 else (mixers or [None])[0]
+
+    def __call__(self, samples: list[tuple[torch.Tensor, object]]) -> dict[str, object]:
+        images = torch.stack([image.as_subclass(torch.Tensor) for image, _ in samples])
+        images = (images.float() - self.mean) * self.inv_std
+        targets = [target for _, target in samples]
+        if self.target_key != "labels":
+            return {"images": images, self.target_key: targets}
+        labels = torch.tensor(targets, dtype=torch.int64)
+        if self.mix is not None:
+            images, labels = self.mix(images, labels)
+        return {"images": images, "labels": labels}
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Image classification data: local idx files or ImageFolder trees, or a HF hub dataset.
+
+    Sources (exactly one of `root` / `hub_id`):
+        - idx folder: `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]` and the
+          `t10k-*` pair (MNIST, Fashion-MNIST, KMNIST...). Test = t10k; validation is carved.
+        - ImageFolder tree: `root/train/<class>/*.jpg|png` plus `root/test/` and/or `root/val/`.
+          Test = `test/` if present, else `val/` (ImageNet layout); `val/` is the validation split
+          only when `test/` also exists, otherwise validation is carved from train.
+        - hub: `datasets.load_dataset(hub_id)` (needs `datasets` and network or a warm cache).
+          Same rule with the split names "test" (used only if labelled; imagenet-1k's is not) and
+          "validation".
+        A carved validation split is `val_fraction` of train, drawn with `seed`, disjoint from the
+        training indices.
+
+    Batches: `{"images": (B, C, H, W) float32, "labels": (B,) int64}`; training batches with
+    MixUp/CutMix carry soft `labels` (B, num_classes) float32 instead (rows sum to 1; the loss must
+    accept probabilities). Predict batches: `{"images", "paths"}`.
+
+    `num_classes`, `class_names` and `in_chans` open the source on first access (so a CLI can link
+    them to the model before `setup`); `mean` and `std` are resolved by `setup`.
+
+    Args:
+        root: local data folder (idx files or an ImageFolder tree), or None with `hub_id`.
+        hub_id: HF datasets id, e.g. "food101" or "imagenet-1k"; None with `root`.
+        image_size: side of the square images fed to the model (e.g. 224; 28 or 32 for idx digits).
+        in_chans: channels fed to the model, 1 or 3; None keeps the source's (1 for idx files and
+            grayscale hub datasets, 3 otherwise). Grayscale is replicated to 3 channels; RGB is
+            reduced to luminance for 1.
+        batch_size: samples per batch (per device).
+        num_workers: DataLoader worker processes.
+        val_fraction: share of train carved out for validation when the source has no validation
+            split, in (0, 1); ignored otherwise.
+        seed: seed of the validation carve.
+        augment: "standard" (RandomResizedCrop + horizontal flip) or "none" (the eval transform).
+        crop_scale: RandomResizedCrop area range (min, max), e.g. (0.08, 1.0) for ImageNet,
+            narrower (0.35, 1.0) for small images.
+        hflip: horizontal-flip probability under "standard" (0 disables it, e.g. for digits).
+        mixup_alpha: MixUp Beta(alpha, alpha) parameter for training batches; 0 disables.
+        cutmix_alpha: CutMix Beta(alpha, alpha) parameter for training batches; 0 disables. With
+            both on, each batch uses one of them, chosen at random.
+        mean: per-channel normalisation mean (1 or in_chans values); None: the official training
+            file's pixel mean for idx sources (Fashion-MNIST: 0.2860), ImageNet's for RGB, 0.449
+            for other grayscale sources.
+        std: per-channel normalisation std, defaults as for `mean` (Fashion-MNIST: 0.3530, ImageNet,
+            0.226).
+        predict_path: an image file or a folder of images (recursive) for `predict`.
+        image_column: hub image column name.
+        label_column: hub integer label column name.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        hub_id: str | None = None,
+        image_size: int = 224,
+        in_chans: int | None = None,
+        batch_size: int = 64,
+        num_workers: int = 4,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        augment: Literal["standard", "none"] = "standard",
+        crop_scale: tuple[float, float] = (0.08, 1.0),
+        hflip: float = 0.5,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+        predict_path: str | None = None,
+        image_column: str = "image",
+        label_column: str = "label",
+    ) -> None:
+        super().__init__()
+        if image_size < 1 or batch_size < 1 or num_workers < 0:
+            raise ValueError(
+                f"need image_size >= 1, batch_size >= 1, num_workers >= 0; got {image_size}, "
+                f"{batch_size}, {num_workers}"
+            )
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        if augment not in ("standard", "none"):
+            raise ValueError(f"augment must be 'standard' or 'none', got {augment!r}")
+        if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
+            raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1, got {crop_scale}")
+        if not 0.0 <= hflip <= 1.0 or mixup_alpha < 0 or cutmix_alpha < 0:
+            raise ValueError(
+                f"need 0 <= hflip <= 1 and alphas >= 0; got hflip={hflip}, "
+                f"mixup_alpha={mixup_alpha}, cutmix_alpha={cutmix_alpha}"
+            )
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std, or neither (per-source defaults)")
+        if std is not None and any(s <= 0 for s in std):
+            raise ValueError(f"std must be positive, got {std}")
+        self.save_hyperparameters()
+        self.root, self.hub_id, self.predict_path = root, hub_id, predict_path
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.val_fraction, self.seed = val_fraction, seed
+        self.augment, self.crop_scale, self.hflip = augment, tuple(crop_scale), hflip
+        self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
+        self.image_column, self.label_column = image_column, label_column
+        self._image_size, self._in_chans = image_size, in_chans
+        self._mean, self._std = mean, std
+        self._source: ImageSource | None = None
+        self.train_set = self.val_set = self.test_set = self.predict_set = None
+
+    # ---- metadata -------------------------------------------------------------------------------
+
+    @property
+    def source(self) -> ImageSource:
+        """The opened source (official splits, class names, channels); opened on first access."""
+        if self._source is None:
+            self._source = open_source(
+                self.root, self.hub_id, self._in_chans, self.image_column, self.label_column
+            )
+        return self._source
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.source.class_names)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.source.class_names)
+
+    @property
+    def in_chans(self) -> int:
+        return self.source.channels
+
+    @property
+    def image_size(self) -> int:
+        return self._image_size
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Normalisation mean per channel (resolved by `setup`)."""
+        self._require_setup()
+        return self._mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """Normalisation std per channel (resolved by `setup`)."""
+        self._require_setup()
+        return self._std
+
+    # ---- setup ----------------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Download the hub dataset once (rank 0); local sources need nothing."""
+        if self.hub_id is not None:
+            load_hub(self.hub_id)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Split, resolve normalisation and build the transformed datasets (idempotent)."""
+        if self.train_set is None:
+            self._build()
+        if self.predict_path is not None and self.predict_set is None:
+            self.predict_set = TransformedSubset(
+                ImageFiles(self.predict_path, self.in_chans), None, self._eval_tf
+            )
+
+    def _build(self) -> None:
+        source = self.source
+        train_idx, val_idx = self._carve(len(source.train)) if source.val is None else (None, None)
+        self._mean, self._std = self._normalisation(source)
+        self._eval_tf = eval_transform(self.image_size)
+        train_tf = train_transform(self.image_size, self.augment, self.crop_scale, self.hflip)
+        self.train_set = TransformedSubset(source.train, train_idx, train_tf)
+        if source.val is None:
+            self.val_set = TransformedSubset(source.train, val_idx, self._eval_tf)
+        else:
+            self.val_set = TransformedSubset(source.val, None, self._eval_tf)
+        if source.test is not None:
+            self.test_set = TransformedSubset(source.test, None, self._eval_tf)
+
+    def _carve(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Seeded disjoint (train, val) index split of n training samples."""
+        n_val = round(n * self.val_fraction)
+        if not 0 < n_val < n:
+            raise ValueError(
+                f"val_fraction={self.val_fraction} of {n} training samples leaves an empty "
+                "train or validation split"
+            )
+        generator = torch.Generator().manual_seed(self.seed)
+        perm = torch.randperm(n, generator=generator).numpy()
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+    def _normalisation(self, source: ImageSource) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """User mean/std, else the statistics of the official idx training file (the usual
+        convention, e.g. Fashion-MNIST 0.2860 / 0.3530), else ImageNet's."""
+        channels = source.channels
+        if self._mean is not None:
+            mean, std = tuple(self._mean), tuple(self._std)
+        elif source.train_pixels is not None:
+            counts = np.bincount(source.train_pixels.ravel(), minlength=256)  # exact, no float copy
+            values = np.arange(256) / 255.0
+            n = int(counts.sum())
+            mu = float(counts @ values) / n
+            mean, std = (mu,), (math.sqrt(float(counts @ (values - mu) ** 2) / n),)
+        else:
+            mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GRAY_MEAN, GRAY_STD)
+        for name, values in (("mean", mean), ("std", std)):
+            if len(values) not in (1, channels):
+                raise ValueError(f"{name} has {len(values)} values; need 1 or in_chans={channels}")
+        if len(mean) == 1:
+            mean, std = mean * channels, std * channels
+        return mean, std
+
+    def _require_setup(self) -> None:
+        if self.train_set is None:
+            raise RuntimeError("ImageDataModule: call setup() first")
+
+    # ---- loaders --------------------------------------------------------------------------------
+
+    def _loader(self, split: str, shuffle: bool = False, mix: bool = False) -> DataLoader:
+        self._require_setup()
+        dataset = getattr(self, f"{split}_set")
+        if dataset is None:
+            raise RuntimeError(f"ImageDataModule: this source has no {split} split")
+        collate = ImageCollate(
+            self._mean,
+            self._std,
+            target_key="paths" if split == "predict" else "labels",
+            num_classes=self.num_classes,
+            mixup_alpha=self.mixup_alpha if mix else 0.0,
+            cutmix_alpha=self.cutmix_alpha if mix else 0.0,
+        )
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        sampler = LengthBucketBatchSampler([1] * len(dataset), batch_size=self.batch_size, shuffle=shuffle,
+                                           seed=self.seed, num_replicas=world, rank=rank)
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True, mix=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        if self.predict_path is None:
+            raise RuntimeError("ImageDataModule: set predict_path to predict")
+        return self._loader("predict")

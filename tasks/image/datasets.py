@@ -1,0 +1,350 @@
+"""Image readers: MNIST-family idx files, ImageFolder trees, HF hub datasets, loose files.
+
+Every reader yields `(image, label)` with `image` a uint8 `tv_tensors.Image` (C, H, W) already in
+the requested channel count (grayscale replicated to RGB, RGB reduced to luminance), so the
+transforms downstream never care where a sample came from. `open_source` finds a source's official
+splits.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.transforms.v2 import functional as TF
+
+# idx type codes (third header byte) -> big-endian numpy dtype (LeCun's MNIST page).
+IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+IDX_PATTERN = re.compile(r"^(train|t10k)-(images|labels)[-.]idx([13])-ubyte(\.gz)?$")
+PIL_MODES = {1: "L", 3: "RGB"}
+GRAY_PIL_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an idx file (raw or .gz) into a numpy array of its declared dtype and shape.
+
+    Header: two zero bytes, a type code, the number of dims, then one big-endian uint32 per dim.
+    Raises ValueError naming the file if the magic number, type code or payload size is wrong.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"cannot read idx file {path}: {err}") from err
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError(
+            f"{path} is not an idx file: magic number {data[:4].hex() or '(empty)'} "
+            "should start with 0000"
+        )
+    code, ndim = data[2], data[3]
+    if code not in IDX_DTYPES:
+        raise ValueError(f"{path}: unknown idx type code 0x{code:02x} (known: 08 09 0b 0c 0d 0e)")
+    if ndim == 0 or len(data) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: idx header declares {ndim} dims but is truncated or empty")
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    dtype = IDX_DTYPES[code]
+    expected = int(np.prod(shape)) * dtype.itemsize
+    payload = len(data) - 4 - 4 * ndim
+    if payload != expected:
+        raise ValueError(
+            f"{path}: header declares shape {shape} of {dtype.name} ({expected} bytes) "
+            f"but the file holds {payload} bytes of data"
+        )
+    array = np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))
+
+
+def find_idx_files(root: str | Path) -> dict[str, tuple[Path, Path]]:
+    """Map "train"/"test" to (images, labels) idx paths under `root` (raw or .gz, `-` or `.idx`).
+
+    Returns {} when `root` holds no idx files; raises ValueError when a split has images but no
+    labels (or the reverse) or the same file exists both raw and gzipped.
+    """
+    found: dict[tuple[str, str], Path] = {}
+    for path in sorted(Path(root).iterdir()):
+        match = IDX_PATTERN.match(path.name)
+        if match is None:
+            continue
+        key = ("train" if match[1] == "train" else "test", match[2])
+        if key in found:
+            raise ValueError(f"two idx files for {key[0]} {key[1]}: {found[key]} and {path}")
+        found[key] = path
+    splits = {}
+    for split in ("train", "test"):
+        images, labels = found.get((split, "images")), found.get((split, "labels"))
+        if (images is None) != (labels is None):
+            missing = "labels" if labels is None else "images"
+            raise ValueError(f"{images or labels} has no matching {split} {missing} idx file")
+        if images is not None:
+            splits[split] = (images, labels)
+    return splits
+
+
+def _is_class_dir(path: Path) -> bool:
+    """A class folder of an ImageFolder tree: a directory whose name is not hidden (.cache...)."""
+    return path.is_dir() and not path.name.startswith(".")
+
+
+def load_pil(image: PILImage.Image, channels: int) -> tv_tensors.Image:
+    """PIL image of any mode -> uint8 `tv_tensors.Image` with `channels` (1 or 3) channels."""
+    return tv_tensors.Image(TF.pil_to_tensor(image.convert(PIL_MODES[channels])))
+
+
+def load_image_file(path: str, channels: int) -> tv_tensors.Image:
+    """Open an image file as a uint8 `tv_tensors.Image` with `channels` (1 or 3) channels."""
+    with PILImage.open(path) as image:
+        return load_pil(image, channels)
+
+
+class IdxDataset(Dataset):
+    """Images + labels from an MNIST-family idx pair (images N x H x W uint8, labels N); grayscale
+    is replicated when channels is 3.
+
+    Held in memory (Fashion-MNIST train is 47 MB).
+    Samples are (uint8 image (channels, H, W), label).
+    """
+
+    def __init__(self, images_path: Path, labels_path: Path, channels: int = 1) -> None:
+        self.images = read_idx(images_path)
+        self.labels = read_idx(labels_path)
+        if self.images.ndim != 3 or self.images.dtype != np.uint8:
+            raise ValueError(
+                f"{images_path}: expected uint8 images of shape (N, H, W), got "
+                f"{self.images.dtype.name} {self.images.shape}"
+            )
+        if self.labels.ndim != 1:
+            raise ValueError(f"{labels_path}: expected labels (N,), got shape {self.labels.shape}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(
+                f"{images_path} holds {len(self.images)} images but {labels_path} "
+                f"holds {len(self.labels)} labels"
+            )
+        self.labels = self.labels.astype(np.int64)
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[tv_tensors.Image, int]:
+        image = torch.from_numpy(self.images[index]).unsqueeze(0).repeat(self.channels, 1, 1)
+        return tv_tensors.Image(image), int(self.labels[index])
+
+
+class FixedClassImageFolder(ImageFolder):
+    """torchvision ImageFolder whose class list is given (the train split's), not re-discovered.
+
+    Keeps label indices identical across train/val/test folders; a split may lack some classes
+    (`allow_empty`), but a class folder unknown to the training split is an error.
+    Samples are (uint8 image (channels, H, W), label).
+    """
+
+    def __init__(self, root: Path, classes: list[str], channels: int, allow_empty: bool) -> None:
+        self.fixed_classes = classes
+        found = {p.name for p in Path(root).iterdir() if _is_class_dir(p)}
+        unknown = sorted(found - set(classes))
+        if unknown:
+            raise ValueError(f"{root} has class folders absent from the training split: {unknown}")
+        super().__init__(
+            str(root), loader=partial(load_image_file, channels=channels), allow_empty=allow_empty
+        )
+
+    def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+        return self.fixed_classes, {name: i for i, name in enumerate(self.fixed_classes)}
+
+
+class HubImageDataset(Dataset):
+    """One split of a HF `datasets.Dataset` with an image column and an integer label column.
+
+    Samples are (uint8 image (channels, H, W), label).
+    """
+
+    def __init__(self, split, image_column: str, label_column: str, channels: int) -> None:
+        for column in (image_column, label_column):
+            if column not in split.column_names:
+                raise ValueError(
+                    f"hub split has no column {column!r}; columns: {split.column_names} "
+                    "(set image_column / label_column)"
+                )
+        self.split, self.image_column, self.label_column = split, image_column, label_column
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> tuple[tv_tensors.Image, int]:
+        row = self.split[index]
+        return load_pil(row[self.image_column], self.channels), int(row[self.label_column])
+
+
+class ImageFiles(Dataset):
+    """Loose image files for prediction: a single file or every image under a folder (recursive,
+    sorted). Samples are (uint8 image (channels, H, W), path)."""
+
+    def __init__(self, path: str | Path, channels: int) -> None:
+        path = Path(path)
+        if path.is_file():
+            self.paths = [path]
+        elif path.is_dir():
+            self.paths = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS
+            )
+        else:
+            raise FileNotFoundError(f"predict_path {path} does not exist")
+        if not self.paths:
+            raise ValueError(f"no image files ({', '.join(IMG_EXTENSIONS)}) under {path}")
+        self.channels = channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[tv_tensors.Image, str]:
+        return load_image_file(str(self.paths[index]), self.channels), str(self.paths[index])
+
+
+@dataclass
+class ImageSource:
+    """The official splits of one source, already converted to `channels`.
+
+    `val` is None when the source has no validation split (the data module then carves one from
+    `train`); `test` is None when it has no test split.
+    """
+
+    channels: int
+    train: Dataset
+    val: Dataset | None
+    test: Dataset | None
+    class_names: list[str]
+    train_pixels: np.ndarray | None = None  # idx only: raw uint8 train pixels, for the statistics
+
+
+def open_source(
+    root: str | None,
+    hub_id: str | None,
+    in_chans: int | None,
+    image_column: str = "image",
+    label_column: str = "label",
+) -> ImageSource:
+    """Open exactly one of `root` (idx folder or ImageFolder tree) or `hub_id` (HF datasets).
+
+    `in_chans` None keeps the source's own channels: 1 for idx files and grayscale hub datasets,
+    3 otherwise.
+    """
+    if (root is None) == (hub_id is None):
+        raise ValueError("give exactly one of root (a local folder) or hub_id (a HF dataset id)")
+    if in_chans not in (None, 1, 3):
+        raise ValueError(f"in_chans must be 1, 3 or None (inferred), got {in_chans}")
+    if hub_id is not None:
+        return open_hub(load_hub(hub_id), image_column, label_column, in_chans)
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"data root {root} is not a directory")
+    if find_idx_files(root):
+        return open_idx(root, in_chans or 1)
+    return open_folder(root, in_chans or 3)
+
+
+def load_hub(hub_id: str):
+    """`datasets.load_dataset(hub_id)` (a `DatasetDict`); clear error when `datasets` is missing."""
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError(
+            f"hub_id={hub_id!r} needs the HF `datasets` package: pip install 'infomamba[hub]' "
+            "(or point root at local data)"
+        ) from err
+    return datasets.load_dataset(hub_id)
+
+
+def open_idx(root: str | Path, channels: int) -> ImageSource:
+    """idx source: train-* is train, t10k-* the official test split; no validation split."""
+    files = find_idx_files(root)
+    if "train" not in files:
+        raise ValueError(f"{root} has t10k idx files but no train-images/train-labels")
+    train = IdxDataset(*files["train"], channels=channels)
+    test = IdxDataset(*files["test"], channels=channels) if "test" in files else None
+    if len(train) == 0:
+        raise ValueError(f"{files['train'][0]} holds no images")
+    labels = np.concatenate([split.labels for split in (train, test) if split is not None])
+    if labels.min() < 0:
+        raise ValueError(f"idx labels under {root} must be >= 0, found {labels.min()}")
+    class_names = [str(i) for i in range(int(labels.max()) + 1)]
+    return ImageSource(channels, train, None, test, class_names, train.images)
+
+
+def open_folder(root: str | Path, channels: int) -> ImageSource:
+    """ImageFolder tree root/train/<class>/*, plus root/val and/or root/test.
+
+    The official test split is root/test if present, else root/val (ImageNet ships train + val);
+    root/val is the validation split only when root/test also exists.
+    """
+    root = Path(root)
+    if not (root / "train").is_dir():
+        raise ValueError(
+            f"{root} is neither an ImageFolder tree (root/train/<class>/*.png|jpg, plus val/ or "
+            "test/) nor a folder of idx files (train-images-idx3-ubyte[.gz], ...)"
+        )
+    classes = sorted(p.name for p in (root / "train").iterdir() if _is_class_dir(p))
+    if not classes:
+        raise ValueError(f"{root / 'train'} has no class folders")
+
+    def folder(path: Path, allow_empty: bool) -> FixedClassImageFolder | None:
+        if not path.is_dir():
+            return None
+        return FixedClassImageFolder(path, classes, channels, allow_empty)
+
+    has_test = (root / "test").is_dir()
+    val = folder(root / "val", True) if has_test else None
+    test = folder(root / ("test" if has_test else "val"), True)
+    return ImageSource(channels, folder(root / "train", False), val, test, classes)
+
+
+def _has_labels(split, label_column: str) -> bool:
+    """False for hub splits published without labels (-1, e.g. imagenet-1k's test split)."""
+    return label_column in split.column_names and min(split.unique(label_column)) >= 0
+
+
+def open_hub(splits, image_column: str, label_column: str, in_chans: int | None) -> ImageSource:
+    """HF `DatasetDict` source, with the folder rule: test = the labelled "test" split if any, else
+    "validation"; "validation" is the validation split only when such a test split exists."""
+    if "train" not in splits:
+        raise ValueError(f"hub dataset has no 'train' split; splits: {list(splits)}")
+    train = splits["train"]
+    if image_column not in train.column_names:
+        raise ValueError(
+            f"hub split has no column {image_column!r}; columns: {train.column_names} "
+            "(set image_column / label_column)"
+        )
+    channels = in_chans or (1 if train[0][image_column].mode in GRAY_PIL_MODES else 3)
+    has_test = "test" in splits and _has_labels(splits["test"], label_column)
+    val_name = "validation" if has_test and "validation" in splits else None
+    test_name = "test" if has_test else ("validation" if "validation" in splits else None)
+
+    def wrap(name: str | None) -> HubImageDataset | None:
+        if name is None:
+            return None
+        return HubImageDataset(splits[name], image_column, label_column, channels)
+
+    feature = train.features.get(label_column)
+    if hasattr(feature, "names"):
+        class_names = list(feature.names)
+    else:
+        class_names = [str(i) for i in range(max(train.unique(label_column)) + 1)]
+    return ImageSource(channels, wrap("train"), wrap(val_name), wrap(test_name), class_names)

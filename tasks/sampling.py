@@ -1,0 +1,172 @@
+"""Length-bucketed, DDP-aware batch sampler for variable-length samples (text, speech).
+
+Batches hold samples of similar length, so dynamic padding (pad to the batch maximum) wastes little.
+
+Training (``shuffle=True``), per epoch: a permutation seeded by ``seed + epoch`` is cut into buckets of
+``bucket_size_multiplier`` batches' worth of samples; each bucket is sorted by length and cut into
+batches; the batch order is shuffled; rank ``r`` of ``R`` takes batches ``r, r + R, ...``. Every rank
+gets the same number of batches: the ``len(batches) % R`` last batches of the shuffled order are dropped
+for the epoch (a different random few each epoch), because a rank with one step more than the others
+would wait forever in DDP's gradient all-reduce.
+
+Evaluation (``shuffle=False``): no randomness; all samples sorted by decreasing length (the largest batch
+comes first, so an out-of-memory error shows at once), cut into batches, and batch ``i`` goes to rank
+``i % R``. Every sample is seen exactly once over all ranks (no padding with duplicates, unlike
+``DistributedSampler``), so a metric whose state is summed over ranks (torchmetrics) equals the metric
+over the whole set. Rank batch counts may differ by one: sync metrics at epoch end (torchmetrics
+``compute``), never with a per-step collective.
+
+Batch size is either a fixed count (``batch_size``) or a padding-aware token budget (``max_tokens``):
+``len(batch) * max(length in batch) <= max_tokens``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+class LengthBucketBatchSampler(Sampler[list[int]]):
+    """Yields lists of dataset indices whose samples have similar lengths.
+
+    Args:
+        lengths: length (e.g. token count after truncation) of every sample of the dataset.
+        batch_size: samples per batch. Exactly one of ``batch_size`` and ``max_tokens`` is given.
+        max_tokens: padding-aware token budget per batch: ``len(batch) * longest <= max_tokens``.
+            Must be at least the longest sample. The batch count can then change a little from epoch
+            to epoch (buckets differ); ``len()`` is exact for the current epoch.
+        shuffle: training mode (random buckets and batch order, equal batch count on every rank) if
+            True; evaluation mode (deterministic, every sample exactly once over all ranks) if False.
+        seed: base seed; epoch ``e`` uses ``seed + e``.
+        drop_last: training only (with ``batch_size``): drop the one batch with fewer than
+            ``batch_size`` samples. Refused with ``shuffle=False``, where every sample must be seen.
+        num_replicas: number of DDP ranks (world size).
+        rank: this process's rank in ``[0, num_replicas)``.
+        bucket_size_multiplier: a bucket holds this many batches' worth of samples; larger buckets pad
+            less but make batches less random.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int | None = None,
+        max_tokens: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        num_replicas: int = 1,
+        rank: int = 0,
+        bucket_size_multiplier: int = 100,
+    ) -> None:
+        self._lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        if self._lengths.size == 0:
+            raise ValueError("LengthBucketBatchSampler got no samples (lengths is empty).")
+        if (self._lengths < 0).any():
+            raise ValueError("LengthBucketBatchSampler: lengths must be >= 0.")
+        if (batch_size is None) == (max_tokens is None):
+            raise ValueError(
+                f"Give exactly one of batch_size and max_tokens (got batch_size={batch_size}, "
+                f"max_tokens={max_tokens})."
+            )
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        longest = max(1, int(self._lengths.max()))
+        if max_tokens is not None and max_tokens < longest:
+            raise ValueError(
+                f"max_tokens={max_tokens} is smaller than the longest sample ({longest} tokens); raise "
+                "max_tokens or truncate the samples (max_length)."
+            )
+        if drop_last and not shuffle:
+            raise ValueError("drop_last=True with shuffle=False would skip evaluation samples; refused.")
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"Need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas}, {rank}.")
+        if bucket_size_multiplier < 1:
+            raise ValueError(f"bucket_size_multiplier must be >= 1, got {bucket_size_multiplier}.")
+        # Kept private on purpose: an object with public `batch_size` and `drop_last` looks to Lightning
+        # like a BatchSampler it may rebuild as `cls(sampler, batch_size=..., drop_last=...)`.
+        self._batch_size = batch_size
+        self._max_tokens = max_tokens
+        self._shuffle = shuffle
+        self._seed = seed
+        self._drop_last = drop_last
+        self._num_replicas = num_replicas
+        self._rank = rank
+        self._bucket_size_multiplier = bucket_size_multiplier
+        self.epoch = 0
+        self._cache: tuple[int, list[list[int]]] | None = None
+
+    @property
+    def sampler(self) -> LengthBucketBatchSampler:
+        """This sampler itself: Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler``."""
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the shuffle of ``epoch`` (seed ``seed + epoch``); no effect with ``shuffle=False``."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._rank_batches())
+
+    def __len__(self) -> int:
+        return len(self._rank_batches())
+
+    def _rank_batches(self) -> list[list[int]]:
+        """This rank's batches for the current epoch (cached per epoch)."""
+        if self._cache is None or self._cache[0] != self.epoch:
+            batches = self._global_batches()
+            step = self._num_replicas
+            if self._shuffle:
+                per_rank = len(batches) // step
+                if per_rank == 0:
+                    raise ValueError(
+                        f"Only {len(batches)} training batch(es) for {step} ranks: use a smaller batch "
+                        "(batch_size / max_tokens) or fewer ranks."
+                    )
+                mine = batches[self._rank : per_rank * step : step]
+            else:
+                mine = batches[self._rank :: step]
+            self._cache = (self.epoch, mine)
+        return self._cache[1]
+
+    def _global_batches(self) -> list[list[int]]:
+        """All batches of the epoch, in the order they are dealt to the ranks."""
+        if not self._shuffle:
+            return self._pack(np.argsort(-self._lengths, kind="stable"))
+        rng = np.random.default_rng(self._seed + self.epoch)
+        perm = rng.permutation(self._lengths.size)
+        bucket = self._bucket_samples()
+        batches: list[list[int]] = []
+        for start in range(0, perm.size, bucket):
+            chunk = perm[start : start + bucket]
+            batches.extend(self._pack(chunk[np.argsort(-self._lengths[chunk], kind="stable")]))
+        if self._drop_last and self._batch_size is not None:
+            batches = [b for b in batches if len(b) == self._batch_size]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def _bucket_samples(self) -> int:
+        """Number of samples per bucket."""
+        if self._batch_size is not None:
+            per_batch = self._batch_size
+        else:
+            per_batch = max(1, self._max_tokens // max(1, int(self._lengths.mean())))
+        return per_batch * self._bucket_size_multiplier
+
+    def _pack(self, order: np.ndarray) -> list[list[int]]:
+        """Cut indices sorted by decreasing length into batches."""
+        if self._batch_size is not None:
+            return [order[i : i + self._batch_size].tolist() for i in range(0, order.size, self._batch_size)]
+        batches: list[list[int]] = []
+        current: list[int] = []
+        longest = 0
+        for index in order.tolist():
+            longest_if_added = max(longest, int(self._lengths[index]), 1)
+            if current and (len(current) + 1) * longest_if_added > self._max_tokens:
+                batches.append(current)
+                current, longest_if_added = [], max(int(self._lengths[index]), 1)
+            current.append(index)
+            longest = longest_if_added
+        if current:
+            batches.append(current)
+        return batches

@@ -1,0 +1,1 @@
+"""Text classification: datamodule, tokenizers and the generated ListOps task."""

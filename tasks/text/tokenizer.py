@@ -1,0 +1,261 @@
+"""Text tokenizers behind one small interface (`TextTokenizer`), and their cache.
+
+Kinds:
+- ``bytes``: UTF-8 bytes, id = byte + 2 (vocabulary 258, nothing to train).
+- ``bpe`` / ``wordpiece``: trained with Hugging Face ``tokenizers`` on the training texts only;
+  normalisation NFKC + lowercase, BERT pre-tokenisation (split on whitespace and punctuation).
+  `build_tokenizer` caches them as ``tokenizer.json`` keyed by kind, vocabulary size, recipe version and
+  a hash of the training texts themselves (so a changed split or seed retrains).
+- ``word``: a fixed whitespace-level vocabulary (used by ListOps).
+- any other name: a pretrained tokenizer through ``transformers.AutoTokenizer`` (optional dependency),
+  used without adding special tokens.
+
+Our own kinds put ``[PAD]`` at id 0 and ``[UNK]`` at id 1 and add no other special token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+PAD_TOKEN = "[PAD]"
+UNK_TOKEN = "[UNK]"
+TRAINED_KINDS = ("bpe", "wordpiece")
+# Bump when the training recipe (normalisation, pre-tokenisation, trainer options) changes: it is part of
+# the cache key, so tokenizers trained by an older recipe are not reused.
+RECIPE_VERSION = 1
+_BYTE_OFFSET = 2
+_HF_MODEL_KIND = {"BPE": "bpe", "WordPiece": "wordpiece", "WordLevel": "word"}
+
+
+class TextTokenizer:
+    """Text -> token ids, with ``pad_id``, ``unk_id`` and ``vocab_size``.
+
+    Build one with `TextTokenizer.utf8_bytes`, `TextTokenizer.train`, `TextTokenizer.word_level`,
+    `TextTokenizer.pretrained` or `TextTokenizer.load` (or `build_tokenizer`, which also caches).
+    """
+
+    def __init__(self, kind: str, backend: Any = None, name: str | None = None) -> None:
+        self.kind = kind
+        self._backend = backend
+        self._name = name
+
+    @classmethod
+    def utf8_bytes(cls) -> TextTokenizer:
+        """UTF-8 byte tokenizer: [PAD]=0, [UNK]=1 (never produced), byte b -> b + 2."""
+        return cls("bytes")
+
+    @classmethod
+    def train(cls, kind: str, texts: Iterable[str], vocab_size: int) -> TextTokenizer:
+        """Train a ``bpe`` or ``wordpiece`` tokenizer of at most ``vocab_size`` tokens on ``texts``."""
+        if kind not in TRAINED_KINDS:
+            raise ValueError(f"Can only train {TRAINED_KINDS}, got {kind!r}.")
+        if vocab_size < 3:
+            raise ValueError(f"vocab_size must be >= 3 (two special tokens + text), got {vocab_size}.")
+        specials = [PAD_TOKEN, UNK_TOKEN]
+        if kind == "bpe":
+            backend = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
+            trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+        else:
+            backend = Tokenizer(models.WordPiece(unk_token=UNK_TOKEN))
+            trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+        backend.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        backend.train_from_iterator(texts, trainer)
+        return cls(kind, backend)
+
+    @classmethod
+    def word_level(cls, vocabulary: Sequence[str]) -> TextTokenizer:
+        """Whitespace-split tokenizer over a fixed ``vocabulary`` ([PAD]=0, [UNK]=1, then the words)."""
+        words = [PAD_TOKEN, UNK_TOKEN, *vocabulary]
+        if len(set(words)) != len(words):
+            raise ValueError("word_level vocabulary has duplicates or contains [PAD]/[UNK].")
+        backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token=UNK_TOKEN))
+        backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        return cls("word", backend)
+
+    @classmethod
+    def pretrained(cls, name: str) -> TextTokenizer:
+        """A pretrained Hugging Face tokenizer (``transformers.AutoTokenizer``) by hub name or local path."""
+        try:
+            from transformers import AutoTokenizer
+        except ImportError as error:
+            raise ImportError(
+                f"tokenizer={name!r} is not one of bytes|bpe|wordpiece, so it is read as a pretrained Hugging "
+                "Face tokenizer name, which needs `pip install transformers` (and the hub or a local copy)."
+            ) from error
+        try:
+            backend = AutoTokenizer.from_pretrained(name)
+        except OSError as error:
+            raise OSError(
+                f"Could not load the pretrained tokenizer {name!r} (offline, or not a hub name / local "
+                "folder?). Use tokenizer=bytes|bpe|wordpiece to train one from the data instead."
+            ) from error
+        tokenizer = cls("pretrained", backend, name=name)
+        if tokenizer.pad_id is None:
+            raise ValueError(f"Pretrained tokenizer {name!r} has neither a pad nor an eos token to pad with.")
+        return tokenizer
+
+    @classmethod
+    def load(cls, path: str | Path) -> TextTokenizer:
+        """Load a tokenizer written by `save`."""
+        text = Path(path).read_text(encoding="utf-8")
+        spec = json.loads(text)
+        marker = spec.get("infomamba_tokenizer")
+        if marker == "bytes":
+            return cls.utf8_bytes()
+        if marker == "pretrained":
+            return cls.pretrained(spec["name"])
+        model_type = spec.get("model", {}).get("type")
+        if model_type not in _HF_MODEL_KIND:
+            raise ValueError(f"{path}: not a tokenizer saved by TextTokenizer (model type {model_type!r}).")
+        return cls(_HF_MODEL_KIND[model_type], Tokenizer.from_str(text))
+
+    def save(self, path: str | Path) -> None:
+        """Write the tokenizer to ``path`` atomically (a Hugging Face tokenizer.json for our trained
+        and word-level kinds; a small marker file for ``bytes`` and pretrained names)."""
+        if self.kind == "bytes":
+            text = json.dumps({"infomamba_tokenizer": "bytes"})
+        elif self.kind == "pretrained":
+            text = json.dumps({"infomamba_tokenizer": "pretrained", "name": self._name})
+        else:
+            text = self._backend.to_str()
+        _write_atomic(Path(path), text)
+
+    @property
+    def pad_id(self) -> int | None:
+        """Id used for padding (0 for our kinds; the pad or else eos id of a pretrained tokenizer)."""
+        if self.kind == "bytes":
+            return 0
+        if self.kind == "pretrained":
+            pad = self._backend.pad_token_id
+            return pad if pad is not None else self._backend.eos_token_id
+        return self._backend.token_to_id(PAD_TOKEN)
+
+    @property
+    def unk_id(self) -> int | None:
+        """Id of unknown text (None for a pretrained tokenizer without one, e.g. byte-level BPE)."""
+        if self.kind == "bytes":
+            return 1
+        if self.kind == "pretrained":
+            return self._backend.unk_token_id
+        return self._backend.token_to_id(UNK_TOKEN)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids (embedding rows needed)."""
+        if self.kind == "bytes":
+            return 256 + _BYTE_OFFSET
+        if self.kind == "pretrained":
+            return len(self._backend)
+        return self._backend.get_vocab_size()
+
+    def token_to_id(self, token: str) -> int | None:
+        """Id of a vocabulary entry, None if absent (for ``bytes`` only the special tokens are entries)."""
+        if self.kind == "bytes":
+            return {PAD_TOKEN: 0, UNK_TOKEN: 1}.get(token)
+        if self.kind == "pretrained":
+            return self._backend.get_vocab().get(token)
+        return self._backend.token_to_id(token)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens added, no truncation)."""
+        return self.encode_batch([text])[0]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of every text (parallel for the Hugging Face backends)."""
+        if self.kind == "bytes":
+            return [[b + _BYTE_OFFSET for b in t.encode("utf-8")] for t in texts]
+        if self.kind == "pretrained":
+            return self._backend(list(texts), add_special_tokens=False)["input_ids"]
+        return [e.ids for e in self._backend.encode_batch(list(texts))]
+
+
+def texts_fingerprint(texts: Iterable[str]) -> str:
+    """Short sha256 of the texts and their order: the identity of the data a tokenizer is trained on."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def default_cache_dir(root: str | Path | None) -> Path:
+    """``<root>/.infomamba_cache`` (beside the data; a file root uses its folder) if it can be written,
+    else ``$XDG_CACHE_HOME/infomamba`` (``~/.cache/infomamba``).
+
+    A folder whose permission bits forbid writing (e.g. a shared read-only data folder) counts as
+    read-only even for root, who could write there anyway.
+    """
+    if root is not None:
+        base = Path(root).expanduser()
+        folder = base.parent if base.is_file() else base
+        candidate = folder / ".infomamba_cache"
+        if _writable(candidate) or (not candidate.exists() and _writable(folder)):
+            try:
+                candidate.mkdir(exist_ok=True)
+                return candidate
+            except OSError:
+                pass
+    fallback = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "infomamba"
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback
+
+
+def build_tokenizer(
+    kind: str, train_texts: Sequence[str], vocab_size: int = 8000, cache_dir: str | Path | None = None
+) -> TextTokenizer:
+    """The tokenizer of ``kind`` (bytes | bpe | wordpiece | pretrained name) for these training texts.
+
+    ``bpe``/``wordpiece`` are trained on ``train_texts`` (the training split only, never validation or
+    test) and cached in ``cache_dir/tokenizers/<kind>-<vocab>-v<recipe>-<hash of texts>/tokenizer.json``;
+    a cached file is loaded instead of retraining. ``cache_dir=None`` disables the cache.
+    """
+    if kind == "bytes":
+        return TextTokenizer.utf8_bytes()
+    if kind not in TRAINED_KINDS:
+        return TextTokenizer.pretrained(kind)
+    path = None
+    if cache_dir is not None:
+        key = f"{kind}-{vocab_size}-v{RECIPE_VERSION}-{texts_fingerprint(train_texts)}"
+        path = Path(cache_dir) / "tokenizers" / key / "tokenizer.json"
+        if path.is_file():
+            rank_zero_info(f"Tokenizer: loaded cached {kind} ({vocab_size}) from {path}")
+            return TextTokenizer.load(path)
+    tokenizer = TextTokenizer.train(kind, train_texts, vocab_size)
+    message = f"Tokenizer: trained {kind} on {len(train_texts)} training texts, {tokenizer.vocab_size} tokens"
+    if path is not None:
+        try:
+            tokenizer.save(path)
+            message += f", cached at {path}"
+        except OSError as error:
+            rank_zero_warn(f"Tokenizer: could not cache at {path} ({error}); it will be retrained next time.")
+    rank_zero_info(message)
+    return tokenizer
+
+
+def _writable(folder: Path) -> bool:
+    """An existing folder that we may write and whose owner-write permission bit is set."""
+    return folder.is_dir() and os.access(folder, os.W_OK) and bool(folder.stat().st_mode & stat.S_IWUSR)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,121 @@
+"""PatchEmbed: grids at many resolutions, row-major order, positional resampling, errors, grads."""
+
+import pytest
+import torch
+
+from infomamba.tasks.image.frontend import PatchEmbed, resample_pos_embed, sincos_pos_embed
+
+POS = ["learned", "sincos"]
+SIZES = [(32, 32), (64, 48), (16, 80), (8, 8)]
+
+
+@pytest.mark.parametrize("pos", POS)
+@pytest.mark.parametrize("size", SIZES)
+def test_grid_and_token_count(pos, size):
+    embed = PatchEmbed(in_chans=3, dim=16, patch_size=8, pos=pos, img_size=32)
+    tokens, grid = embed(torch.randn(2, 3, *size))
+    assert grid == (size[0] // 8, size[1] // 8)
+    assert tokens.shape == (2, grid[0] * grid[1], 16)
+    assert torch.isfinite(tokens).all()
+
+
+@pytest.mark.parametrize("pos", POS)
+def test_pixel_change_moves_only_its_token(pos):
+    """Perturbing the pixels of patch (r, c) changes token r * W + c and no other (row-major)."""
+    torch.manual_seed(0)
+    embed = PatchEmbed(in_chans=1, dim=8, patch_size=4, pos=pos, img_size=16)
+    images = torch.randn(1, 1, 12, 20)  # grid (3, 5): H != W, so row-/column-major differ
+    base, (h, w) = embed(images)
+    for r, c in [(0, 0), (0, 4), (1, 2), (2, 0), (2, 4)]:
+        changed = images.clone()
+        changed[..., 4 * r + 1, 4 * c + 2] += 5.0
+        tokens, _ = embed(changed)
+        moved = (tokens - base).abs().sum(-1)[0].nonzero().flatten().tolist()
+        assert moved == [r * w + c]
+
+
+def test_learned_position_is_row_major():
+    """With the conv zeroed, token r * W + c is exactly the table entry (r, c) at the base grid."""
+    embed = PatchEmbed(in_chans=3, dim=4, patch_size=4, pos="learned", img_size=(8, 12))
+    with torch.no_grad():
+        embed.proj.weight.zero_()
+        embed.proj.bias.zero_()
+        table = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)
+        embed.pos_embed.copy_(table)
+    tokens, grid = embed(torch.randn(1, 3, 8, 12))
+    assert grid == (2, 3)
+    for r in range(2):
+        for c in range(3):
+            assert torch.equal(tokens[0, r * 3 + c], table[r, c])
+
+
+def test_sincos_rows_then_columns():
+    """First half of each sin-cos token depends on the row only, second half on the column only."""
+    pe = sincos_pos_embed((3, 5), dim=8).reshape(3, 5, 8)
+    assert torch.allclose(pe[:, :1, :4].expand(3, 5, 4), pe[..., :4])  # same row -> same 1st half
+    assert torch.allclose(pe[:1, :, 4:].expand(3, 5, 4), pe[..., 4:])  # same col -> same 2nd half
+    assert not torch.allclose(pe[0, 0, :4], pe[1, 0, :4])
+    assert not torch.allclose(pe[0, 0, 4:], pe[0, 1, 4:])
+    embed = PatchEmbed(in_chans=1, dim=8, patch_size=2, pos="sincos")
+    with torch.no_grad():
+        embed.proj.weight.zero_()
+        embed.proj.bias.zero_()
+    tokens, _ = embed(torch.randn(1, 1, 6, 10))
+    assert torch.allclose(tokens[0], pe.reshape(15, 8))
+
+
+def test_resample_identity_at_base_grid():
+    table = torch.randn(4, 6, 8)
+    assert resample_pos_embed(table, (4, 6)) is table
+    embed = PatchEmbed(in_chans=3, dim=8, patch_size=4, pos="learned", img_size=(16, 24))
+    assert embed.base_grid == (4, 6)
+    with torch.no_grad():
+        embed.proj.weight.zero_()
+        embed.proj.bias.zero_()
+    tokens, _ = embed(torch.randn(1, 3, 16, 24))
+    assert torch.equal(tokens[0], embed.pos_embed.reshape(24, 8))
+
+
+@pytest.mark.parametrize("grid", [(8, 8), (2, 3), (7, 5)])
+def test_resample_keeps_constants_and_is_smooth(grid):
+    """Bicubic resampling reproduces a constant table and keeps a ramp monotone and row-constant."""
+    constant = torch.full((4, 4, 3), 0.7)
+    expected = torch.full((*grid, 3), 0.7)
+    assert torch.allclose(resample_pos_embed(constant, grid), expected, atol=1e-6)
+    ramp = torch.linspace(0, 1, 4).reshape(4, 1, 1).expand(4, 4, 2).contiguous()
+    out = resample_pos_embed(ramp, grid)
+    assert out.shape == (*grid, 2)
+    rows = out[:, 0, 0]
+    assert (rows[1:] >= rows[:-1] - 1e-6).all()  # still increasing down the rows
+    assert torch.allclose(out[:, :1], out)  # still constant along each row
+
+
+@pytest.mark.parametrize("size", [(30, 32), (32, 30), (31, 31)])
+def test_indivisible_size_raises(size):
+    embed = PatchEmbed(in_chans=3, dim=8, patch_size=16, pos="sincos")
+    label = f"{size[0]}x{size[1]}"
+    with pytest.raises(ValueError, match=f"{label} is not divisible by patch_size 16"):
+        embed(torch.randn(1, 3, *size))
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        PatchEmbed(in_chans=3, dim=10, patch_size=4, pos="sincos")
+    with pytest.raises(ValueError, match="pos must be one of"):
+        PatchEmbed(in_chans=3, dim=8, patch_size=4, pos="rope")
+    with pytest.raises(ValueError, match="img_size 30x30 is not divisible by patch_size 4"):
+        PatchEmbed(in_chans=3, dim=8, patch_size=4, img_size=30)
+    with pytest.raises(ValueError, match=r"expected images \(B, 3, H, W\)"):
+        PatchEmbed(in_chans=3, dim=8, patch_size=4)(torch.randn(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("pos", POS)
+@pytest.mark.parametrize("size", [(16, 16), (24, 32)])  # base grid and a resampled one
+def test_gradients_reach_every_parameter_and_input(pos, size):
+    embed = PatchEmbed(in_chans=3, dim=8, patch_size=4, pos=pos, img_size=16)
+    images = torch.randn(2, 3, *size, requires_grad=True)
+    tokens, _ = embed(images)
+    (tokens * torch.randn_like(tokens)).sum().backward()
+    grads = [images.grad] + [p.grad for p in embed.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+    assert len(list(embed.parameters())) == (3 if pos == "learned" else 2)

@@ -1,0 +1,110 @@
+"""LengthBucketBatchSampler: DDP split, determinism, token budget, padding saved by bucketing."""
+
+import numpy as np
+import pytest
+from lightning.fabric.utilities.data import _set_sampler_epoch
+from torch.utils.data import DataLoader
+
+from infomamba.tasks.sampling import LengthBucketBatchSampler
+
+
+def _lengths(n=1000, seed=0):
+    return np.random.default_rng(seed).integers(1, 500, size=n).tolist()
+
+
+def _rank_batches(lengths, world=2, epoch=0, **kwargs):
+    samplers = [LengthBucketBatchSampler(lengths, num_replicas=world, rank=r, **kwargs) for r in range(world)]
+    for s in samplers:
+        s.set_epoch(epoch)
+    return [list(s) for s in samplers], samplers
+
+
+@pytest.mark.parametrize("budget", [{"batch_size": 16}, {"max_tokens": 4000}])
+def test_eval_covers_every_sample_exactly_once_over_ranks(budget):
+    lengths = _lengths(1003)
+    per_rank, samplers = _rank_batches(lengths, shuffle=False, **budget)
+    flat = [i for batches in per_rank for b in batches for i in b]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert abs(len(per_rank[0]) - len(per_rank[1])) <= 1
+    assert [len(s) for s in samplers] == [len(b) for b in per_rank]
+    # deterministic and sorted by decreasing length
+    again, _ = _rank_batches(lengths, shuffle=False, epoch=5, **budget)
+    assert again == per_rank
+    firsts = [lengths[b[0]] for b in per_rank[0]]
+    assert firsts == sorted(firsts, reverse=True)
+
+
+@pytest.mark.parametrize("budget", [{"batch_size": 16}, {"max_tokens": 4000}])
+def test_train_ranks_disjoint_equal_counts(budget):
+    lengths = _lengths(1003)
+    per_rank, samplers = _rank_batches(lengths, shuffle=True, **budget)
+    assert len(per_rank[0]) == len(per_rank[1]) == len(samplers[0]) == len(samplers[1]) > 0
+    seen = [set(i for b in batches for i in b) for batches in per_rank]
+    assert not seen[0] & seen[1]
+    everything = [i for batches in per_rank for b in batches for i in b]
+    assert len(everything) == len(set(everything))
+    if "batch_size" in budget:  # at most the remainder batch (plus a short one) is dropped
+        assert len(everything) >= len(lengths) - 2 * budget["batch_size"]
+
+
+def test_train_determinism_per_epoch_and_change_across_epochs():
+    lengths = _lengths()
+    a = LengthBucketBatchSampler(lengths, batch_size=8, seed=3)
+    b = LengthBucketBatchSampler(lengths, batch_size=8, seed=3)
+    assert list(a) == list(b)
+    a.set_epoch(1)
+    epoch1 = list(a)
+    assert epoch1 != list(b)
+    b.set_epoch(1)
+    assert list(b) == epoch1
+    assert list(LengthBucketBatchSampler(lengths, batch_size=8, seed=4)) != list(LengthBucketBatchSampler(lengths, batch_size=8, seed=3))
+
+
+def test_max_tokens_respected_and_len_exact_every_epoch():
+    lengths = _lengths()
+    sampler = LengthBucketBatchSampler(lengths, max_tokens=3000, bucket_size_multiplier=10)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler)
+        assert all(len(b) * max(lengths[i] for i in b) <= 3000 for b in batches)
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+
+
+def test_bucketing_reduces_padding():
+    lengths = np.asarray(_lengths(4000))
+
+    def padding(batches):
+        return sum(len(b) * lengths[b].max() - lengths[b].sum() for b in map(np.asarray, batches))
+
+    bucketed = list(LengthBucketBatchSampler(lengths, batch_size=32))
+    order = np.random.default_rng(0).permutation(len(lengths))
+    random_batches = [order[i : i + 32] for i in range(0, len(order), 32)]
+    assert padding(bucketed) < 0.1 * padding(random_batches)
+
+
+def test_drop_last_keeps_full_batches_only():
+    batches = list(LengthBucketBatchSampler(_lengths(1003), batch_size=10, drop_last=True))
+    assert all(len(b) == 10 for b in batches) and len(batches) == 100
+
+
+def test_lightning_reaches_set_epoch_through_the_dataloader():
+    sampler = LengthBucketBatchSampler(_lengths(), batch_size=8)
+    loader = DataLoader(list(range(1000)), batch_sampler=sampler)
+    _set_sampler_epoch(loader, 7)
+    assert sampler.epoch == 7
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="exactly one"):
+        LengthBucketBatchSampler([3, 4])
+    with pytest.raises(ValueError, match="exactly one"):
+        LengthBucketBatchSampler([3, 4], batch_size=2, max_tokens=10)
+    with pytest.raises(ValueError, match="longest sample"):
+        LengthBucketBatchSampler([3, 40], max_tokens=10)
+    with pytest.raises(ValueError, match="drop_last"):
+        LengthBucketBatchSampler([3, 4], batch_size=2, shuffle=False, drop_last=True)
+    with pytest.raises(ValueError, match="rank"):
+        LengthBucketBatchSampler([3, 4], batch_size=2, num_replicas=2, rank=2)
+    with pytest.raises(ValueError, match="ranks"):
+        len(LengthBucketBatchSampler([3, 4], batch_size=2, num_replicas=2))

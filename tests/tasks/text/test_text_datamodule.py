@@ -1,0 +1,267 @@
+"""TextDataModule on small generated fixtures of every layout, plus ListOps, DDP shares and errors."""
+
+import csv
+import math
+from types import SimpleNamespace
+
+import lightning as L
+import pandas as pd
+import pytest
+import torch
+
+from infomamba.tasks.text.datamodule import TextDataModule
+
+WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma".split()
+
+
+def _texts(n, offset=0):
+    """n distinct short texts; ``trainonly`` appears in every text of the training fixtures."""
+    return [" ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(3 + i % 9)) + f" item{i + offset}" for i in range(n)]
+
+
+def _frame(n, labels, offset=0):
+    return pd.DataFrame({"text": _texts(n, offset), "label": [labels[i % len(labels)] for i in range(n)]})
+
+
+def _write(frame, path):
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    elif path.suffix == ".json":
+        frame.to_json(path, orient="records")
+    else:
+        frame.to_parquet(path)
+
+
+def _dm(root, **kwargs):
+    kwargs.setdefault("cache_dir", str(root.parent / "cache") if root.is_file() else str(root / "cache"))
+    kwargs.setdefault("vocab_size", 300)
+    kwargs.setdefault("batch_size", 8)
+    dm = TextDataModule(root=str(root), **kwargs)
+    dm.setup("fit")
+    return dm
+
+
+def _write_agnews(path, n, offset=0):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, quoting=csv.QUOTE_ALL)
+        for i, text in enumerate(_texts(n, offset)):
+            writer.writerow([i % 4 + 1, f"Title {i + offset}", text])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json", ".parquet"])
+@pytest.mark.parametrize("labels", [["neg", "pos", "mixed"], [0, 1, 2]])
+def test_generic_layouts(tmp_path, suffix, labels):
+    _write(_frame(120, labels), tmp_path / f"train{suffix}")
+    _write(_frame(30, labels, offset=1000), tmp_path / f"test{suffix}")
+    dm = _dm(tmp_path)
+    expected = sorted(map(str, labels)) if isinstance(labels[0], str) else ["0", "1", "2"]
+    assert dm.class_names == expected and dm.num_classes == 3
+    assert (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)) == (108, 12, 30)
+    assert set(dm.test_dataset.texts) == set(_texts(30, 1000))
+    # labels follow the class names
+    for text, label in zip(dm.train_dataset.texts, dm.train_dataset.labels):
+        assert dm.class_names[label] == str(labels[int(text.split("item")[1]) % 3])
+
+
+def test_agnews_layout_and_classes(tmp_path):
+    _write_agnews(tmp_path / "train.csv", 80)
+    _write_agnews(tmp_path / "test.csv", 20, offset=500)
+    (tmp_path / "classes.txt").write_text("World\nSports\nBusiness\nSci/Tech\n")
+    dm = _dm(tmp_path)
+    assert dm.class_names == ["World", "Sports", "Business", "Sci/Tech"]
+    assert len(dm.test_dataset) == 20 and len(dm.train_dataset) + len(dm.val_dataset) == 80
+    text, label = dm.test_dataset.texts[0], dm.test_dataset.labels[0]
+    assert text == "Title 500. " + _texts(1, 500)[0] and label == 0
+
+
+def test_agnews_test_only_is_carved_with_a_warning(tmp_path):
+    _write_agnews(tmp_path / "test.csv", 100)
+    with pytest.warns(UserWarning, match="NOT comparable"):
+        dm = _dm(tmp_path, test_fraction=0.2, val_fraction=0.1)
+    sizes = (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset))
+    assert sizes == (72, 8, 20)
+    parts = [set(d.texts) for d in (dm.train_dataset, dm.val_dataset, dm.test_dataset)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+
+
+@pytest.mark.parametrize("point_at_acl", [False, True])
+def test_aclimdb_tree(tmp_path, point_at_acl):
+    for split, n in (("train", 40), ("test", 10)):
+        for label in ("neg", "pos"):
+            folder = tmp_path / "aclImdb" / split / label
+            folder.mkdir(parents=True)
+            for i, text in enumerate(_texts(n, offset=hash((split, label)) % 10000)):
+                (folder / f"{i}_7.txt").write_text(f"{text}<br /><br />more {label} words")
+    (tmp_path / "aclImdb" / "train" / "unsup").mkdir()
+    dm = _dm(tmp_path / "aclImdb" if point_at_acl else tmp_path)
+    assert dm.class_names == ["neg", "pos"]
+    assert len(dm.test_dataset) == 20 and len(dm.train_dataset) + len(dm.val_dataset) == 80
+    assert all("<br" not in t and "  more" in t for t in dm.train_dataset.texts)
+    assert all(dm.class_names[y] in t for t, y in zip(dm.test_dataset.texts, dm.test_dataset.labels))
+
+
+def test_single_file_root_carves_validation_and_test(tmp_path):
+    _write(_frame(100, ["a", "b"]), tmp_path / "reviews.parquet")
+    dm = _dm(tmp_path / "reviews.parquet", test_fraction=0.2, val_fraction=0.25)
+    assert (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)) == (60, 20, 20)
+
+
+def test_splits_disjoint_and_deterministic_by_seed(tmp_path):
+    _write(_frame(200, ["x", "y"]), tmp_path / "train.csv")
+    _write(_frame(20, ["x", "y"], offset=900), tmp_path / "test.csv")
+    a, b, c = (_dm(tmp_path, seed=s) for s in (0, 0, 1))
+    assert not set(a.train_dataset.texts) & set(a.val_dataset.texts)
+    assert not set(a.train_dataset.texts) & set(a.test_dataset.texts)
+    assert a.val_dataset.texts == b.val_dataset.texts
+    assert set(a.val_dataset.texts) != set(c.val_dataset.texts)
+
+
+def test_tokenizer_trained_on_training_split_only(tmp_path):
+    train = _frame(100, ["x", "y"])
+    train.loc[:, "text"] = train["text"] + " trainonlyword"
+    test = _frame(20, ["x", "y"], offset=500)
+    test.loc[:, "text"] = test["text"] + " testonlyword Жж"
+    _write(train, tmp_path / "train.csv")
+    _write(test, tmp_path / "test.csv")
+    dm = _dm(tmp_path, vocab_size=2000)
+    tok = dm.text_tokenizer
+    assert tok.token_to_id("trainonlyword") is not None  # frequent training words become tokens ...
+    assert tok.token_to_id("testonlyword") is None  # ... test-only ones do not
+    assert tok.unk_id in tok.encode("Жж")
+    assert any(tok.unk_id in ids.tolist() for ids in dm.test_dataset.ids)
+
+
+@pytest.mark.parametrize("kind", ["bytes", "wordpiece"])
+def test_batches_padding_and_truncation(tmp_path, kind):
+    _write(_frame(60, [0, 1]), tmp_path / "train.jsonl")
+    dm = _dm(tmp_path, tokenizer=kind, max_length=20, batch_size=7)
+    for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
+        for batch in loader:
+            ids, mask, labels = batch["input_ids"], batch["padding_mask"], batch["labels"]
+            assert ids.dtype == torch.long and mask.dtype == torch.bool and labels.dtype == torch.long
+            assert ids.shape == mask.shape and ids.shape[0] == labels.shape[0] <= 7
+            assert ids.shape[1] <= 20 and (~mask).any(1).all()
+            assert (ids[mask] == dm.pad_id).all() and (ids[~mask] != dm.pad_id).all()
+            lengths = (~mask).sum(1)
+            assert lengths.max() == ids.shape[1]  # padded to the batch maximum only
+            assert (mask == (torch.arange(ids.shape[1]) >= lengths[:, None])).all()  # right padding
+
+
+def test_max_tokens_batches(tmp_path):
+    _write(_frame(80, [0, 1]), tmp_path / "train.csv")
+    dm = _dm(tmp_path, tokenizer="bytes", max_length=64, max_tokens=256)
+    for batch in dm.train_dataloader():
+        assert batch["input_ids"].numel() <= 256
+
+
+def test_ddp_ranks_share_the_evaluation_set_exactly_once(tmp_path):
+    _write(_frame(100, [0, 1]), tmp_path / "train.csv")
+    _write(_frame(37, [0, 1], offset=300), tmp_path / "test.csv")
+    dm = _dm(tmp_path, batch_size=4)
+    seen = []
+    for rank in range(2):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        seen += [t for batch in dm.test_dataloader() for t in batch["labels"].tolist()]
+        assert len(dm.train_dataloader()) == math.ceil(len(dm.train_dataset) / 4) // 2
+    assert len(seen) == 37
+
+
+def test_empty_texts_skipped_and_counted(tmp_path):
+    frame = _frame(30, ["a", "b"])
+    frame.loc[[3, 7], "text"] = ["", "   "]
+    _write(frame, tmp_path / "train.parquet")
+    with pytest.warns(UserWarning, match="skipped 2 empty texts"):
+        dm = _dm(tmp_path)
+    assert len(dm.train_dataset) + len(dm.val_dataset) + len(dm.test_dataset) == 28
+
+
+def test_predict(tmp_path):
+    _write(_frame(40, [0, 1]), tmp_path / "train.csv")
+    (tmp_path / "new.txt").write_text("alpha beta\n\ngamma delta epsilon\n")
+    dm = _dm(tmp_path, predict_path=str(tmp_path / "new.txt"))
+    dm.setup("predict")
+    batches = list(dm.predict_dataloader())
+    rows = {i: t for b in batches for i, t in zip(b["index"].tolist(), b["texts"])}
+    assert rows == {0: "alpha beta", 2: "gamma delta epsilon"}
+    assert "labels" not in batches[0]
+
+
+def test_predict_errors(tmp_path):
+    _write(_frame(40, [0, 1]), tmp_path / "train.csv")
+    dm = _dm(tmp_path, predict_path=str(tmp_path / "missing.txt"))
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        dm.setup("predict")
+    pd.DataFrame({"body": ["a b"]}).to_csv(tmp_path / "p.csv", index=False)
+    dm = _dm(tmp_path, predict_path=str(tmp_path / "p.csv"))
+    with pytest.raises(KeyError, match=r"p\.csv.*\['text'\].*\['body'\]"):
+        dm.setup("predict")
+
+
+def test_input_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nowhere.*Accepted data.root layouts"):
+        TextDataModule(root=str(tmp_path / "nowhere")).setup("fit")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no recognised layout"):
+        TextDataModule(root=str(tmp_path / "empty")).setup("fit")
+    pd.DataFrame({"review": ["a b"], "label": [1]}).to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(KeyError, match=r"train\.csv.*\['text'\].*\['review', 'label'\]"):
+        TextDataModule(root=str(tmp_path)).setup("fit")
+    other = tmp_path / "other"
+    other.mkdir()
+    _write(_frame(20, ["a", "b"]), other / "train.csv")
+    _write(_frame(5, ["a", "c"]), other / "test.csv")
+    with pytest.raises(ValueError, match=r"test\.csv: label 'c'"):
+        _dm(other)
+    with pytest.raises(ValueError, match="not both"):
+        TextDataModule(root="x", hub_id="y")
+
+
+def test_hub_dataset_through_a_stubbed_load_dataset(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["no", "yes"])})
+    stub = datasets.DatasetDict({
+        split: datasets.Dataset.from_pandas(_frame(n, [0, 1], offset), features=features, preserve_index=False)
+        for split, n, offset in (("train", 50, 0), ("test", 10, 100))
+    })
+    monkeypatch.setattr(datasets, "load_dataset", lambda hub_id: stub)
+    dm = TextDataModule(hub_id="someone/reviews", cache_dir=str(tmp_path), vocab_size=200)
+    assert dm.class_names == ["no", "yes"]
+    assert (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)) == (45, 5, 10)
+
+
+def test_listops_default_and_a_lightning_run(tmp_path):
+    dm = TextDataModule(listops_size=64, batch_size=16)
+    assert dm.vocab_size == 17 and dm.num_classes == 10 and dm.pad_id == 0  # usable before setup
+    assert not set(dm.train_dataset.texts) & (set(dm.val_dataset.texts) | set(dm.test_dataset.texts))
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape[0] == 16 and batch["input_ids"].shape[1] <= 200
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(17, 8)
+            self.head = torch.nn.Linear(8, 10)
+
+        def forward(self, batch):
+            hidden = self.embed(batch["input_ids"]) * (~batch["padding_mask"])[..., None]
+            return self.head(hidden.sum(1))
+
+        def training_step(self, batch, _):
+            return torch.nn.functional.cross_entropy(self(batch), batch["labels"])
+
+        def predict_step(self, batch, _):
+            return batch["index"]
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    (tmp_path / "p.txt").write_text("[MAX 1 2 ]\n[SM 3 4 ]\n")
+    dm = TextDataModule(listops_size=64, batch_size=16, predict_path=str(tmp_path / "p.txt"))
+    trainer = L.Trainer(max_epochs=2, use_distributed_sampler=False, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(Tiny(), datamodule=dm)
+    assert trainer.train_dataloader.batch_sampler.epoch == 1  # Lightning reached set_epoch
+    predictions = trainer.predict(Tiny(), datamodule=dm)
+    assert sorted(i for p in predictions for i in p.tolist()) == [0, 1]

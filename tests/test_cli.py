@@ -1,0 +1,88 @@
+"""The real entry point, in-process: fit / validate / test / predict on tiny generated data."""
+import json
+from pathlib import Path
+
+import pytest
+
+from infomamba.cli import main, pop_task
+
+TINY = ["--model.encoder.dim=16", "--model.encoder.depth=1",
+        "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8, chunk: 8}",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+TEXT = ["--task", "text", "--data.listops_size=64", "--data.batch_size=16", "--trainer.log_every_n_steps=1", *TINY]
+
+
+def only(pattern: str, root: Path) -> Path:
+    found = sorted(root.glob(pattern))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_text_fit_test_predict_roundtrip(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=2"])
+    run = only("runs/text/version_*", tmp_path)
+    config = (run / "config.yaml").read_text()
+    assert "mixer: infomamba" in config and "k_max: 8" in config
+    metrics = (run / "metrics.csv").read_text()
+    assert "val/acc" in metrics and "train/nce_h" in metrics and "train/red" in metrics
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file() and not list((run / "checkpoints").glob(".*tmp*"))
+
+    main(["test", "--task", "text", "--ckpt_path", str(ckpt), "--trainer.limit_test_batches=2"])
+    assert "test/acc" in capsys.readouterr().out
+
+    texts = tmp_path / "inputs.txt"
+    texts.write_text("[MAX 2 9 [MIN 4 7 ] 0 ]\n[SM 1 2 3 ]\n")
+    main(["predict", "--task", "text", "--ckpt_path", str(ckpt), "--data.predict_path", str(texts)])
+    out = capsys.readouterr().out
+    written = Path(out.split("predictions to ")[-1].split()[0])
+    rows = [json.loads(line) for line in written.read_text().splitlines()]
+    assert [r["text"] for r in rows] == texts.read_text().splitlines()
+    assert all(r["label"] in [str(i) for i in range(10)] and 0 <= r["score"] <= 1 for r in rows)
+
+
+def test_unknown_config_key_is_rejected(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["fit", *TEXT, "--model.encoder.mixxer=attention"])
+    assert "mixxer" in capsys.readouterr().err
+
+
+def test_unknown_mixer_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises((SystemExit, ValueError), match="nope"):
+        main(["fit", *TEXT, "--model.encoder.mixer=nope", "--trainer.fast_dev_run=true"])
+
+
+def test_missing_data_root_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no_such_dir"):
+        main(["fit", *TEXT, f"--data.root={tmp_path / 'no_such_dir'}", "--trainer.fast_dev_run=true"])
+
+
+def test_task_selection():
+    assert pop_task(["fit", "--task", "asr", "--x=1"]) == ("asr", ["fit", "--x=1"])
+    assert pop_task(["fit", "--task=image"]) == ("image", ["fit"])
+    assert pop_task(["fit"])[0] == "text"
+    with pytest.raises(SystemExit, match="unknown --task"):
+        pop_task(["fit", "--task", "video"])
+
+
+def test_image_fit_on_a_generated_image_folder(tmp_path, monkeypatch):
+    from PIL import Image
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("val", 4)):
+        for cls in ("cat", "dog"):
+            folder = tmp_path / "imgs" / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--task", "image", *TINY, f"--data.root={tmp_path / 'imgs'}", "--data.image_size=16",
+          "--data.batch_size=8", "--data.num_workers=0", "--model.patch_size=4", "--trainer.max_epochs=1"])
+    run = only("runs/image/version_*", tmp_path)
+    assert "val/acc5" in (run / "metrics.csv").read_text()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
