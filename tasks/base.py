@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import asdict
+
+import numpy as np
 
 import lightning as L
 import torch
@@ -47,6 +50,26 @@ class TaskModule(L.LightningModule):
 
     def build(self, datamodule) -> None:
         raise NotImplementedError
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A resumed run continues the random streams (dropout, Gumbel hash noise) where they stopped.
+        Stored as tensors and plain tuples so the checkpoint loads with torch.load(weights_only=True)."""
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        torch.set_rng_state(states["torch"])
+        random.setstate(states["python"])
+        kind, keys, pos, has_gauss, gauss = states["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
     def objective(self, task_loss: torch.Tensor, out, labels: torch.Tensor | None, stage: str) -> torch.Tensor:
         """Eq. 14 with every part logged as `<stage>/<part>`; k_eff logged when the mixer reports it."""

@@ -107,7 +107,9 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._rank_batches())
+        # A generator: the epoch is read at the first batch, not when the DataLoader iterator is built
+        # (Lightning builds the first one before it calls set_epoch, e.g. when a run resumes).
+        yield from self._rank_batches()
 
     def __len__(self) -> int:
         return len(self._rank_batches())

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-TASKS = {
+TASKS = {  # module, datamodule, (checkpoint metric, mode), default max_epochs
     "text": ("infomamba.tasks.text.module:TextClassifier", "infomamba.tasks.text.datamodule:TextDataModule",
-             ("val/acc", "max")),
+             ("val/acc", "max"), 3),
     "image": ("infomamba.tasks.image.module:ImageClassifier", "infomamba.tasks.image.datamodule:ImageDataModule",
-              ("val/acc", "max")),
+              ("val/acc", "max"), 10),
     "asr": ("infomamba.tasks.asr.module:CTCSpeechRecognizer", "infomamba.tasks.asr.datamodule:ASRDataModule",
-            ("val/wer", "min")),
+            ("val/wer", "min"), 30),
 }
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -74,13 +75,14 @@ def run_config_for(argv: list[str]) -> list[str]:
 
 
 def trainer_defaults(task: str) -> dict:
-    monitor, mode = TASKS[task][2]
+    (monitor, mode), max_epochs = TASKS[task][2:]
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return {
         "default_root_dir": f"runs/{task}",
         "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": task}},
         "callbacks": [
-            ModelCheckpoint(monitor=monitor, mode=mode, save_last=True, filename="{epoch}-{step}"),
+            ModelCheckpoint(monitor=monitor, mode=mode, filename="best-{epoch}-{step}"),
+            ModelCheckpoint(filename="latest-{epoch}-{step}", save_last="link"),  # last.ckpt: every epoch
             LearningRateMonitor(logging_interval="step"),
             _load("infomamba.tasks.epoch_summary:EpochSummary")(),
             _load("infomamba.tasks.prediction_writer:JsonLinesPredictionWriter")(),
@@ -89,13 +91,12 @@ def trainer_defaults(task: str) -> dict:
         "use_distributed_sampler": False,
         "precision": "bf16-mixed" if bf16 else "32-true",
         "log_every_n_steps": 10,
+        "max_epochs": max_epochs,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    if argv is None:
-        argv, sys.argv = sys.argv[1:], sys.argv[:1]
-    argv = list(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":
         from .bench import main as bench_main
         return bench_main(argv[1:])
@@ -103,11 +104,13 @@ def main(argv: list[str] | None = None) -> None:
         from .summary import main as summary_main
         return summary_main(argv[1:])
     task, rest = pop_task(argv)
-    module_path, data_path, _ = TASKS[task]
+    module_path, data_path = TASKS[task][:2]
     try:
         module_cls, data_cls = _load(module_path), _load(data_path)
     except (ImportError, AttributeError) as err:
         raise SystemExit(f"task {task!r} is not available in this build: {err}") from err
+    # sys.argv stays whole: Lightning's DDP launcher re-runs it (with --task) in every child process.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     LightningCLI(module_cls, data_cls, args=run_config_for(rest), trainer_defaults=trainer_defaults(task),
                  save_config_kwargs={"overwrite": True}, seed_everything_default=0,
                  parser_kwargs={"prog": f"infomamba --task {task}"})

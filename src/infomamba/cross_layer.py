@@ -13,7 +13,7 @@ the connected outputs Y_1..Y_n, then its block:
 
     Y_k, Y_v = Split(W_1 Cat(Y_1, .., Y_n))                  (n D -> 2 D)
     Q = W_2 X,  K = W_3 Y_k,  V = W_4 Y_v                    (grouped: G groups of D / G channels)
-    Z = Softmax(Q^T K / sqrt(N)) V                           (channel-to-channel attention per group)
+    Z = Softmax(Q K^T / sqrt(N)) V                           (per group, Q, K, V are D/G x N: channel attention)
     X' = W_5 Cat(X, Y_v, Z)                                  (3 D -> D)
 
 Gaps filled: the spatial reducers R_1, R_2 are the identity: the paper sets N / r to the token
@@ -85,7 +85,7 @@ class SparXStack(nn.Module):
         causal: causal DMCA; required when the blocks are causal.
     """
 
-    def __init__(self, blocks: nn.ModuleList, dim: int, *, stride: int = 2, window: int = 2, groups: int = 4,
+    def __init__(self, blocks: nn.ModuleList, dim: int, stride: int = 2, window: int = 2, groups: int = 4,
                  causal: bool = False):
         super().__init__()
         if stride < 1 or window < 1:
@@ -95,9 +95,9 @@ class SparXStack(nn.Module):
         if not causal and any(getattr(getattr(b, "mixer", None), "causal", False) for b in blocks):
             raise ValueError("causal blocks need a causal SparX aggregator: set cross_layer_options.causal=true")
         self.blocks = blocks
-        self.stride = stride
         self.sources = self.connections(len(blocks), stride, window)
-        self.aggregators = nn.ModuleDict({str(i): DMCA(dim, len(src), groups, causal) for i, src in self.sources.items()})
+        self.aggregators = nn.ModuleDict({str(i): DMCA(dim, len(sources), groups, causal)
+                                          for i, sources in self.sources.items()})
 
     @staticmethod
     def connections(depth: int, stride: int, window: int) -> dict[int, tuple[int, ...]]:

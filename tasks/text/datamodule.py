@@ -292,7 +292,7 @@ class TextDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------------------------ loading
     def _ensure_loaded(self) -> None:
         """Read the source, carve the splits, build the tokenizer and tokenise (once)."""
-        if self.text_tokenizer is not None:
+        if self.train_dataset is not None:
             return
         if self.root is None and self.hub_id is None:
             self._load_listops()
@@ -310,13 +310,13 @@ class TextDataModule(L.LightningDataModule):
 
     def _load_listops(self) -> None:
         """Generated ListOps; train, validation and test from disjoint seeds, duplicates of training
-        expressions removed from validation and test."""
+        expressions removed from validation and test. Expressions are never longer than ``max_length``
+        (a truncated expression would keep the label of the whole one)."""
         sizes = dict(zip(SPLITS, (self.listops_size, self.listops_size // 4, self.listops_size // 4)))
+        longest = min(LISTOPS_MAX_LENGTH, self.max_length)
         splits = {}
         for offset, (name, size) in enumerate(sizes.items()):
-            pairs = generate_listops(
-                size, LISTOPS_MAX_DEPTH, LISTOPS_MAX_ARGS, LISTOPS_MAX_LENGTH, seed=3 * self.seed + offset
-            )
+            pairs = generate_listops(size, LISTOPS_MAX_DEPTH, LISTOPS_MAX_ARGS, longest, seed=3 * self.seed + offset)
             splits[name] = _Split([t for t, _ in pairs], [y for _, y in pairs], f"ListOps {name}")
         seen = set(splits["train"].texts)
         for name in ("val", "test"):
@@ -330,7 +330,7 @@ class TextDataModule(L.LightningDataModule):
         )
         rank_zero_info(
             "Text data: no data.root / data.hub_id given, so using generated ListOps (depth <= "
-            f"{LISTOPS_MAX_DEPTH}, <= {LISTOPS_MAX_ARGS} arguments, <= {LISTOPS_MAX_LENGTH} tokens, its own "
+            f"{LISTOPS_MAX_DEPTH}, <= {LISTOPS_MAX_ARGS} arguments, <= {longest} tokens, its own "
             f"word-level vocabulary; data.tokenizer is not used). For real text: --data.root "
             "../shared/data/imdb (IMDb), --data.root ../shared/data/ag_news (AG-News, test split only), "
             "or --data.hub_id stanfordnlp/imdb | ag_news when online."

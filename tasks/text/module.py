@@ -20,7 +20,7 @@ class TextClassifier(TaskModule):
         head_dropout: dropout before the classifier.
     """
 
-    def __init__(self, encoder: EncoderConfig = EncoderConfig(dim=128, depth=4), loss: LossWeights = LossWeights(),
+    def __init__(self, encoder: EncoderConfig = EncoderConfig(dim=64, depth=2), loss: LossWeights = LossWeights(),
                  lr: float = 1e-3, weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.98),
                  warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01, max_positions: int = 4096,
                  head_dropout: float = 0.1):

@@ -75,7 +75,7 @@ def scan_order(direction: str, hw: tuple[int, int]) -> torch.Tensor | None:
     H, W = hw
     if base == "h" or H == 1:
         return None
-    index = torch.arange(H * W).view(H, W)
+    index = torch.arange(H * W, device="cpu").view(H, W)
     if base == "v":
         return index.t().reshape(-1)
     k = int(base[1:])
@@ -131,7 +131,9 @@ class SCAttn(nn.Module):
         """(B, 1, C) mean over real tokens, or (B, L, C) running mean over real tokens <= t (causal)."""
         if not self.causal:
             return masked_mean(x, padding_mask).unsqueeze(1)
-        keep = torch.ones_like(x[..., :1]) if padding_mask is None else (~padding_mask).unsqueeze(-1).to(x.dtype)
+        keep = torch.ones_like(x[..., :1])
+        if padding_mask is not None:
+            keep = (~padding_mask).unsqueeze(-1).to(x.dtype)
         return (x * keep).cumsum(1) / keep.cumsum(1).clamp_min(1.0)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
@@ -149,7 +151,8 @@ class LocalMambaMixer(nn.Module):
 
     Args:
         directions: scan directions for every layer (list of str) or per layer (list of lists, one
-            per layer of the stack); default DEFAULT, or DEFAULT_CAUSAL in causal mode.  expand: E = expand * D.  d_state, d_conv: SSM.
+            per layer of the stack); default DEFAULT, or DEFAULT_CAUSAL in causal mode.
+        expand: E = expand * D.  d_state, d_conv: SSM (conv per direction, in its order).
         dt_rank: rank of dt (default ceil(D / 16), Mamba's "auto").  attn_ratio: SCAttn reduction.
     """
 

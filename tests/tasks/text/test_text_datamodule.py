@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from infomamba.tasks.text.datamodule import TextDataModule
+from infomamba.tasks.text.listops import evaluate_listops
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma".split()
 
@@ -237,6 +238,10 @@ def test_listops_default_and_a_lightning_run(tmp_path):
     assert not set(dm.train_dataset.texts) & (set(dm.val_dataset.texts) | set(dm.test_dataset.texts))
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape[0] == 16 and batch["input_ids"].shape[1] <= 200
+    short = TextDataModule(listops_size=64, max_length=30)  # expressions are generated short, never cut
+    short.setup("fit")
+    assert max(short.train_dataset.lengths) <= 30
+    assert all(evaluate_listops(t) == y for t, y in zip(short.test_dataset.texts, short.test_dataset.labels))
 
     class Tiny(L.LightningModule):
         def __init__(self):

@@ -1,0 +1,158 @@
+"""Selective-scan speed on one GPU: the Triton kernel against the PyTorch references and fla.
+
+Rows per shape and dtype (median of triton.testing.do_bench, ms):
+  triton      infomamba.kernels.selective_scan.selective_scan_triton (autotuned on first call)
+  reference   infomamba.scan.selective_scan_reference, the chunked PyTorch scan, on the GPU
+  sequential  infomamba.scan.selective_scan_sequential, the per-token loop (the definition); only
+              at the smallest shape unless --sequential
+  fla         fla.ops.simple_gla.chunk_simple_gla (12 heads x 64, state 64 x 64; the speed anchor of
+              DESIGN.md "Scan kernels"), bf16 only, when fla is importable; a refused backward is
+              printed with its message
+GB/s counts the forward's compulsory traffic (u, delta, B, C read, y written; q, k, v, g read and o
+written for fla) against the H100 copy bandwidth (3.0 TB/s). "ex2 floor" is the time the forward's
+exps alone need at the GPU's MUFU rate (16 per clock per SM), a lower bound for the Mamba-1 scan.
+"max err" is the Triton forward's largest deviation from the reference, relative to its largest |y|.
+
+    python benchmarks/bench_scan.py                 # B64 L196/576/1024 and B16 L4096, bf16 + fp32
+    python benchmarks/bench_scan.py --quick         # a seconds-long smoke run of every row
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+import triton
+import triton.testing
+
+from infomamba.kernels import selective_scan as ss
+from infomamba.scan import selective_scan_reference, selective_scan_sequential
+
+COPY_BANDWIDTH_GBS = 3000.0
+MUFU_EX2_PER_CLOCK_PER_SM = 16
+FULL_SHAPES = [(64, 196), (64, 576), (64, 1024), (16, 4096)]
+QUICK_SHAPES = [(2, 64)]
+
+
+def scan_inputs(batch, length, d, n, dtype):
+    u = torch.randn(batch, length, d, device="cuda", dtype=dtype)
+    delta = torch.nn.functional.softplus(torch.randn(batch, length, d, device="cuda") - 1.0).to(dtype)
+    A = -torch.exp(0.5 * torch.randn(d, n, device="cuda"))
+    B = torch.randn(batch, length, n, device="cuda", dtype=dtype)
+    C = torch.randn(batch, length, n, device="cuda", dtype=dtype)
+    D = torch.randn(d, device="cuda")
+    return [u, delta, A, B, C, D]
+
+
+def fla_inputs(batch, length, d, dtype, heads=12):
+    head_dim = d // heads
+    q, k, v = (torch.randn(batch, length, heads, head_dim, device="cuda", dtype=dtype) for _ in range(3))
+    g = torch.nn.functional.logsigmoid(torch.randn(batch, length, heads, device="cuda")).to(dtype)
+    return [q, k, v, g]
+
+
+def time_ms(fn, reps_ms, leaves=None):
+    return triton.testing.do_bench(fn, warmup=max(5, reps_ms // 4), rep=reps_ms, grad_to_none=leaves,
+                                   return_mode="median")
+
+
+def measure(fn, args, reps_ms):
+    """Forward and forward+backward medians (ms) of fn(*args), or the error that stopped each."""
+    leaves = [a.detach().clone().requires_grad_() if a.is_floating_point() else a for a in args]
+    result = {}
+    try:
+        result["fwd"] = time_ms(lambda: fn(*args), reps_ms)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return {"fwd": "OOM", "fwdbwd": "OOM"}
+    except Exception as e:
+        return {"fwd": f"error: {type(e).__name__}: {str(e).splitlines()[0][:160]}", "fwdbwd": ""}
+    try:
+        out = fn(*leaves)
+        dy = torch.randn_like(out)
+        result["fwdbwd"] = time_ms(lambda: fn(*leaves).backward(dy), reps_ms, leaves)
+    except torch.cuda.OutOfMemoryError:
+        result["fwdbwd"] = "OOM"
+    except Exception as e:  # fla refuses its backward on Hopper with Triton < 3.7.1 (DESIGN.md)
+        result["fwdbwd"] = f"refused: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
+    torch.cuda.empty_cache()
+    return result
+
+
+def load_fla():
+    try:
+        from fla.ops.simple_gla import chunk_simple_gla
+    except Exception as e:
+        print(f"fla not importable ({type(e).__name__}: {e}); its rows are skipped\n")
+        return None
+
+    def run(q, k, v, g):
+        return chunk_simple_gla(q=q, k=k, v=v, g=g)[0]
+    return run
+
+
+def fmt(value):
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, short timings: a smoke run")
+    parser.add_argument("--sequential", action="store_true", help="time the per-token loop at every shape")
+    parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
+    parser.add_argument("--d", type=int, default=768, help="channels (ViT-S width 384 x expand 2)")
+    parser.add_argument("--n", type=int, default=16, help="state size per channel")
+    parser.add_argument("--reps-ms", type=int, default=200, help="do_bench measuring time per entry")
+    parser.add_argument("--clock-ghz", type=float, default=1.98, help="SM clock for the ex2 floor (H100 SXM max)")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_scan.py needs a CUDA GPU")
+    shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
+    d = 128 if args.quick else args.d
+    reps_ms = 20 if args.quick else args.reps_ms
+    props = torch.cuda.get_device_properties(0)
+    fla = load_fla()
+
+    print(f"device: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
+          f"triton {triton.__version__}; d={d}, n={args.n}\n")
+    print("| batch | L | dtype | impl | fwd ms | fwd+bwd ms | fwd GB/s | % of 3.0 TB/s | ex2 floor ms | max err |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for dtype_name in args.dtypes:
+        dtype = getattr(torch, dtype_name)
+        elsize = torch.empty((), dtype=dtype).element_size()
+        for batch, length in shapes:
+            inputs = scan_inputs(batch, length, d, args.n, dtype)
+            scan_bytes = batch * length * (3 * d + 2 * args.n) * elsize
+            ex2_floor_ms = batch * length * d * args.n / (
+                props.multi_processor_count * MUFU_EX2_PER_CLOCK_PER_SM * args.clock_ghz * 1e9) * 1e3
+            try:
+                y_ref = selective_scan_reference(*inputs).float()
+                y_tri = ss.selective_scan_triton(*inputs).float()
+                err = f"{((y_tri - y_ref).abs().max() / y_ref.abs().max()).item():.1e}"
+                del y_ref, y_tri
+            except torch.cuda.OutOfMemoryError:
+                err = "ref OOM"
+            torch.cuda.empty_cache()
+            rows = [("triton", ss.selective_scan_triton, inputs, scan_bytes, err),
+                    ("reference", selective_scan_reference, inputs, scan_bytes, "")]
+            if args.sequential or (batch, length) == shapes[0]:
+                rows.append(("sequential", selective_scan_sequential, inputs, scan_bytes, ""))
+            if fla is not None and dtype == torch.bfloat16:
+                fla_args = fla_inputs(batch, length, d, dtype)
+                fla_bytes = batch * length * (4 * d + 12) * elsize
+                rows.append(("fla chunk_simple_gla", fla, fla_args, fla_bytes, ""))
+            for name, fn, fn_args, nbytes, err_cell in rows:
+                t = measure(fn, fn_args, reps_ms)
+                gbs = nbytes / (t["fwd"] * 1e-3) / 1e9 if isinstance(t["fwd"], float) else None
+                cells = [batch, length, dtype_name, name, fmt(t["fwd"]), fmt(t["fwdbwd"]),
+                         f"{gbs:.0f}" if gbs else "", f"{100 * gbs / COPY_BANDWIDTH_GBS:.0f}%" if gbs else "",
+                         f"{ex2_floor_ms:.3f}" if name != "fla chunk_simple_gla" else "", err_cell]
+                print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+            del inputs
+            torch.cuda.empty_cache()
+    print("\nconfigs picked by the autotuner (kind, n, d, batch bucket, L bucket, dtypes, device): config")
+    for key, config in ss.tuned_configs().items():
+        print(f"- {key}: {tuple(config)}")
+
+
+if __name__ == "__main__":
+    main()

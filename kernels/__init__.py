@@ -1,0 +1,1 @@
+"""(placeholder until its engineer lands it)"""

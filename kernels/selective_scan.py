@@ -1,0 +1,481 @@
+"""Triton selective scan (Mamba-1 form) with a fused, recompute-based backward.
+
+Math (DESIGN.md "One scan for every SSM mixer"; InfoMamba Eq. 11 with the IMF injection folded into
+the input u_t = x_t + P h_t), per channel d and state index n, in fp32 whatever the input dtype:
+
+    a_t[d,n] = exp(dt_t[d] A[d,n])            b_t[d,n] = dt_t[d] B_t[n] u_t[d]
+    s_t      = a_t s_{t-1} + b_t              y_t[d]   = sum_n C_t[n] s_t[d,n] + D[d] u_t[d]
+
+Form chosen: Mamba-1 (per-channel dt, per-(d, n) decay) as an elementwise scan, not a chunked
+matmul (SSD) form. Every mixer of the project feeds per-channel dt and a full (d, n) matrix A, so the
+decay differs per (d, n) and there is no matrix form without materialising per-channel decay
+matrices; the scan is therefore elementwise work, one exp per (t, d, n). One program owns a block of
+channels of one sample and walks the sequence in tiles of block_t steps: the tile's u, dt
+(block_t, channels) and B, C (block_t, n) are loaded at once (one memory round trip per tile, not per
+step), the recurrence inside the tile is `tl.associative_scan` over time, and the (channels, n) state
+is carried from tile to tile in registers. Tiles are 4-D, (time, d_in, n, d_lanes): Triton's default
+layout hands the lanes to the last axes first, so d_lanes channels go across lanes while the time
+steps, d_in channels and the states left over stay inside each thread (ScanConfig says more). The
+scan over time is then register arithmetic, and with d_lanes = 32 so is the sum over n: the forward's
+first config has no shuffles (checked in the PTX for sm_90) and costs one `ex2` per (t, d, n) plus
+about five FMAs. Its floor on H100 is therefore the MUFU rate (16 ex2 per clock per SM), about twice
+the bf16 copy-bandwidth time at n = 16 and about equal to the fp32 one; benchmarks/bench_scan.py
+prints both. The forward prefetches the next tile while computing the current one, so that few
+warps per SM (small batch * d) still keep loads in flight. `reverse=True` walks the tiles from the last position to the first (index arithmetic,
+no flipped copies). Padding needs no mask: dt = u = 0 gives a = 1, b = 0, so the state passes through.
+
+Backward, without any state saved by the forward (the forward writes y only; training memory is
+that of the inputs). With g_t = dL/ds_t (the adjoint, g_t = dy_t C_t + a_{t+1} g_{t+1}) and the
+gradient of the log-decay q_t = dL/dlog a_t = g_t a_t s_{t-1}, the chain rule gives
+
+    du_t    = dt_t sum_n g_t B_t + D dy_t          dB_t[n] = sum_d g_t dt_t u_t
+    ddt_t   = u_t sum_n g_t B_t + sum_n A q_t      dC_t[n] = sum_d dy_t s_t
+    dA      = sum_t dt_t q_t                       dD      = sum_t dy_t u_t
+
+(t + 1 is the next position in scan order), and q telescopes: q_t - q_{t+1} = X_t with
+X_t := dy_t C_t s_t - b_t g_t, so q_t is a suffix sum of a forward part (needs s) and a backward part
+(needs g), and sum_n A X_t = x^f_t - x^r_t. One kernel runs two passes per program:
+  1. forward pass: recompute s; write dC, x^f_t = dy_t sum_n A C_t s_t (fp32, (batch, L, d)) and the
+     state at every CHUNK-th position (fp32, (batch, L/CHUNK, n, d)); accumulate dD and the forward
+     half of dA.
+  2. backward pass, tiles in reverse scan order (each tile's rows mirrored, so the adjoint recurrence
+     is again a forward `associative_scan`): g, dB, du and ddt, with sum_n A q_t = suffix sum of
+     x^f - x^r. At every chunk start the exact q there (g times a times the saved state) re-anchors
+     that suffix sum and closes the chunk's share of dA, so rounding never accumulates over more
+     than CHUNK steps.
+dA is split per chunk k (positions t0..t1, Delta_k = sum of dt over the chunk, l_t = the chunk-local
+inclusive cumulative dt): sum_{t in k} dt_t q_t = q_{t1+1} Delta_k + sum_{t in k} X_t l_t, where every
+term stays bounded (no cancellation of sequence-long sums). The cost is two exps per (t, d, n), the
+inputs read twice and x^f written and read once; dB and dC are summed over channel blocks with fp32
+atomics (so they are not bitwise deterministic), dA and dD over samples from per-sample partials.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import NamedTuple
+
+import torch
+import triton
+import triton.language as tl
+
+LOG2E = tl.constexpr(1.4426950408889634)
+CHUNK = 64  # positions between the states saved by the backward's first pass (a multiple of block_t)
+_AUTOTUNE_WARMUP_MS, _AUTOTUNE_REP_MS = 5, 20
+
+
+@triton.jit
+def _compose(a_prev, b_prev, a_next, b_next):
+    """Compose two affine steps s -> a s + b (earlier step first): the scan operator of the recurrence."""
+    return a_prev * a_next, a_next * b_prev + b_next
+
+
+@triton.jit
+def _pick(x, mask):
+    """Select the slice of `x` along axis 0 where `mask` (broadcast over axis 0) is true."""
+    return tl.sum(tl.where(mask, x, 0.0), axis=0)
+
+
+@triton.jit
+def _sum_channels(x):
+    """Sum a (T, D_IN, n, D_LANES) tile over its channels: (T, n); in-thread axis first, then lanes."""
+    return tl.sum(tl.sum(x, axis=1), axis=2)
+
+
+@triton.jit
+def _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, REVERSE: tl.constexpr):
+    """Offsets and masks of the (rows, d_in, d_lanes) and (rows, n) tiles at scan positions p (rows,).
+
+    Scan position p is time step p, or L - 1 - p when scanning in reverse; positions >= L are masked.
+    """
+    in_seq = p < L
+    t = tl.where(in_seq, (L - 1 - p) if REVERSE else p, 0)
+    x_offs = x_base + t[:, None, None] * DIM + offs_d[None, :, :]
+    x_mask = in_seq[:, None, None] & mask_d[None, :, :]
+    n_offs = n_base + t[:, None] * NSTATE + offs_n[None, :]
+    n_mask = in_seq[:, None] & mask_n[None, :]
+    return x_offs, x_mask, n_offs, n_mask
+
+
+@triton.jit
+def _channel_offsets(D_IN: tl.constexpr, D_LANES: tl.constexpr):
+    """This program's channels as a (D_IN, D_LANES) grid: channel = block start + i * D_LANES + j."""
+    block_start = tl.program_id(0) * (D_IN * D_LANES)
+    return block_start + tl.arange(0, D_IN)[:, None] * D_LANES + tl.arange(0, D_LANES)[None, :]
+
+
+@triton.jit
+def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, y_ptr, L, DIM, NSTATE,
+                     HAS_D: tl.constexpr, REVERSE: tl.constexpr, BLOCK_T: tl.constexpr,
+                     D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
+    """y for one (channel block, sample): s_t = exp(dt_t A) s_{t-1} + dt_t B_t u_t, y_t = C_t s_t + D u_t
+    (InfoMamba Eq. 11 as in the module docstring), in tiles of BLOCK_T steps with the state
+    (D_IN, n, D_LANES) in registers."""
+    pid_b = tl.program_id(1).to(tl.int64)
+    offs_d = _channel_offsets(D_IN, D_LANES)
+    offs_n = tl.arange(0, BLOCK_N)
+    rows = tl.arange(0, BLOCK_T)
+    mask_d = offs_d < DIM
+    mask_n = offs_n < NSTATE
+    # A arrives transposed, (n, d), so that its tile is contiguous along channels like every other tile.
+    state_offs = offs_n[None, :, None] * DIM + offs_d[:, None, :]
+    state_mask = mask_n[None, :, None] & mask_d[:, None, :]
+    A2 = tl.load(At_ptr + state_offs, mask=state_mask, other=0.0).to(tl.float32) * LOG2E
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    x_base = pid_b * L * DIM
+    n_base = pid_b * L * NSTATE
+    first_row = rows[:, None, None, None] == 0
+    last_row = rows[:, None, None, None] == BLOCK_T - 1
+    state = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
+    x_offs, x_mask, n_offs, n_mask = _tile_offsets(rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
+                                                   DIM, NSTATE, REVERSE)
+    dt_next = tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0)
+    u_next = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0)
+    B_next = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0)
+    C_next = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0)
+    for p0 in range(0, L, BLOCK_T):
+        dt, u = dt_next.to(tl.float32), u_next.to(tl.float32)
+        Bt, Ct = B_next.to(tl.float32), C_next.to(tl.float32)
+        y_offs, y_mask = x_offs, x_mask
+        # Prefetch the next tile (kept in the input dtype): its loads fly while this tile computes.
+        x_offs, x_mask, n_offs, n_mask = _tile_offsets(p0 + BLOCK_T + rows, L, x_base, n_base, offs_d, mask_d,
+                                                       offs_n, mask_n, DIM, NSTATE, REVERSE)
+        dt_next = tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0)
+        u_next = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0)
+        B_next = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0)
+        C_next = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0)
+        a = tl.exp2(dt[:, :, None, :] * A2[None])
+        b = (dt * u)[:, :, None, :] * Bt[:, None, :, None]
+        b = tl.where(first_row, b + a * state[None], b)  # s_{-1} of the tile = carried state
+        _, s = tl.associative_scan((a, b), 0, _compose)
+        y = tl.sum(s * Ct[:, None, :, None], axis=2)
+        if HAS_D:
+            y += u * Dv[None]
+        tl.store(y_ptr + y_offs, y.to(y_ptr.dtype.element_ty), mask=y_mask)
+        state = _pick(s, last_row)
+
+
+@triton.jit
+def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, dy_ptr,
+                     du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, xf_ptr,
+                     L, DIM, NSTATE, N_CHUNKS,
+                     HAS_D: tl.constexpr, REVERSE: tl.constexpr, CHUNK: tl.constexpr, BLOCK_T: tl.constexpr,
+                     D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
+    """du, ddt, dB, dC and per-sample dA, dD partials for one (channel block, sample): the two passes of
+    the module docstring (adjoint g_t = a_{t+1} g_{t+1} + dy_t C_t, log-decay gradient q_t)."""
+    pid_b = tl.program_id(1).to(tl.int64)
+    offs_d = _channel_offsets(D_IN, D_LANES)
+    offs_n = tl.arange(0, BLOCK_N)
+    rows = tl.arange(0, BLOCK_T)
+    mask_d = offs_d < DIM
+    mask_n = offs_n < NSTATE
+    state_offs = offs_n[None, :, None] * DIM + offs_d[:, None, :]
+    state_mask = mask_n[None, :, None] & mask_d[:, None, :]
+    A = tl.load(At_ptr + state_offs, mask=state_mask, other=0.0).to(tl.float32)
+    A2 = A * LOG2E
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    x_base = pid_b * L * DIM
+    n_base = pid_b * L * NSTATE
+    ckpt_base = pid_b * N_CHUNKS * NSTATE * DIM
+    first_row = rows[:, None, None, None] == 0
+    last_row = rows[:, None, None, None] == BLOCK_T - 1
+    last_row_x = rows[:, None, None] == BLOCK_T - 1
+    dA_acc = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
+    dD_acc = tl.zeros((D_IN, D_LANES), tl.float32)
+
+    # Pass 1, scan order: s_t, dC, x^f, saved chunk states, dD and sum_{t in chunk} dy C s l_t for dA.
+    state = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
+    ell_carry = tl.zeros((D_IN, D_LANES), tl.float32)
+    for p0 in range(0, L, BLOCK_T):
+        if p0 % CHUNK == 0:
+            tl.store(ckpt_ptr + ckpt_base + (p0 // CHUNK) * NSTATE * DIM + state_offs, state, mask=state_mask)
+            ell_carry = tl.zeros_like(ell_carry)
+        x_offs, x_mask, n_offs, n_mask = _tile_offsets(p0 + rows, L, x_base, n_base, offs_d, mask_d, offs_n,
+                                                       mask_n, DIM, NSTATE, REVERSE)
+        dt = tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+        u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+        dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+        Bt = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
+        Ct = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
+        a = tl.exp2(dt[:, :, None, :] * A2[None])
+        b = (dt * u)[:, :, None, :] * Bt[:, None, :, None]
+        b = tl.where(first_row, b + a * state[None], b)
+        _, s = tl.associative_scan((a, b), 0, _compose)
+        tl.atomic_add(dC_ptr + n_offs, _sum_channels(s * dy[:, :, None, :]), mask=n_mask, sem="relaxed")
+        sC = s * Ct[:, None, :, None]
+        tl.store(xf_ptr + x_offs, dy * tl.sum(sC * A[None], axis=2), mask=x_mask)
+        ell = ell_carry[None] + tl.cumsum(dt, axis=0)
+        dA_acc += tl.sum(sC * (dy * ell)[:, :, None, :], axis=0)
+        ell_carry += tl.sum(dt, axis=0)
+        if HAS_D:
+            dD_acc += tl.sum(dy * u, axis=0)
+        state = _pick(s, last_row)
+
+    # Pass 2, reverse scan order; row j of a tile is scan position p_top - j (latest first).
+    g_carry = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # g at the position after the tile
+    q_next = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # q at the start of the chunk after this one
+    xr_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # sum over the chunk so far of b g
+    xr_e_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # ... of b g e_t
+    e_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum of dt over the chunk's positions done so far
+    x_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum_n A q at the position after the tile
+    n_tiles = tl.cdiv(L, BLOCK_T)
+    for i in range(0, n_tiles):
+        tile = n_tiles - 1 - i
+        p = tile * BLOCK_T + BLOCK_T - 1 - rows
+        x_offs, x_mask, n_offs, n_mask = _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
+                                                       DIM, NSTATE, REVERSE)
+        next_offs, next_mask, _, _ = _tile_offsets(p + 1, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
+                                                   DIM, NSTATE, REVERSE)
+        dt = tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+        dt_next = tl.load(dt_ptr + next_offs, mask=next_mask, other=0.0).to(tl.float32)
+        u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+        dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+        xf = tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0)
+        Bt = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
+        Ct = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
+        # g_t = a_{t+1} g_{t+1} + dy_t C_t, a forward scan over the mirrored rows.
+        a_next = tl.exp2(dt_next[:, :, None, :] * A2[None])
+        h = dy[:, :, None, :] * Ct[:, None, :, None]
+        h = tl.where(first_row, h + a_next * g_carry[None], h)
+        _, g = tl.associative_scan((a_next, h), 0, _compose)
+        dtu = dt * u
+        tl.atomic_add(dB_ptr + n_offs, _sum_channels(g * dtu[:, :, None, :]), mask=n_mask, sem="relaxed")
+        gB = g * Bt[:, None, :, None]
+        gB_sum = tl.sum(gB, axis=2)
+        du = gB_sum * dt
+        if HAS_D:
+            du += Dv[None] * dy
+        # sum_n A q_t = sum_{t' >= t} (x^f - x^r)_{t'}: an inclusive prefix sum over the mirrored rows.
+        x = xf - dtu * tl.sum(gB * A[None], axis=2)
+        x_cum = x_carry[None] + tl.cumsum(x, axis=0)
+        tl.store(du_ptr + x_offs, du.to(du_ptr.dtype.element_ty), mask=x_mask)
+        tl.store(ddt_ptr + x_offs, (u * gB_sum + x_cum).to(ddt_ptr.dtype.element_ty), mask=x_mask)
+        x_carry = _pick(x_cum, last_row_x)
+        # Backward half of dA: sum_t b_t g_t l_t = Delta_k * sum b g - sum b g e_t, with e_t the dt
+        # summed over the chunk's positions after t (l_t = Delta_k - e_t).
+        xr = gB * dtu[:, :, None, :]
+        e = e_carry[None] + tl.cumsum(dt, axis=0) - dt
+        xr_sum += tl.sum(xr, axis=0)
+        xr_e_sum += tl.sum(xr * e[:, :, None, :], axis=0)
+        e_carry += tl.sum(dt, axis=0)
+        g_carry = _pick(g, last_row)
+        if (tile * BLOCK_T) % CHUNK == 0:
+            # Chunk start: close the chunk's dA terms, then the exact q here re-anchors the suffix sum.
+            chunk_dt = e_carry[:, None, :]
+            dA_acc += q_next * chunk_dt - (chunk_dt * xr_sum - xr_e_sum)
+            saved = tl.load(ckpt_ptr + ckpt_base + (tile * BLOCK_T // CHUNK) * NSTATE * DIM + state_offs,
+                            mask=state_mask, other=0.0)
+            dt_first = _pick(dt, last_row_x)
+            q_next = g_carry * tl.exp2(dt_first[:, None, :] * A2) * saved
+            x_carry = tl.sum(A * q_next, axis=1)
+            xr_sum = tl.zeros_like(xr_sum)
+            xr_e_sum = tl.zeros_like(xr_e_sum)
+            e_carry = tl.zeros_like(e_carry)
+
+    tl.store(dAp_ptr + pid_b * NSTATE * DIM + state_offs, dA_acc, mask=state_mask)
+    if HAS_D:
+        tl.store(dDp_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
+
+
+# ----------------------------------------------------------------------------- configs and tuning
+
+class ScanConfig(NamedTuple):
+    """Launch config of both kernels: a program owns d_in * d_lanes channels of one sample.
+
+    Triton's default layout gives the channel-lane axis (d_lanes) the warp's lanes first and the
+    state axis the lanes left over (32 * num_warps / d_lanes of them); block_t time steps, d_in
+    channels and the remaining states stay inside each thread. Sums over n then cost log2(lanes
+    on n) shuffles, sums over channels (dB, dC in the backward) log2(d_lanes) shuffles per d_in
+    channels: the backward prefers d_in > 1, the forward all of n inside the thread.
+    """
+
+    block_t: int
+    d_in: int
+    d_lanes: int
+    num_warps: int
+
+    @property
+    def block_d(self) -> int:
+        return self.d_in * self.d_lanes
+
+
+# (d_in, d_lanes, num_warps, register budget) per kernel. The budget is the number of fp32 values of
+# one (t, d, n) tile each thread may hold; block_t follows from it. Layouts and budgets were chosen
+# from ptxas reports for sm_90 (no spills at n = 4, 16 and 64); the autotuner times them on the device.
+_LAYOUTS = {
+    "fwd": ((1, 32, 1, 64), (1, 16, 1, 32), (1, 8, 1, 64), (1, 64, 2, 64)),
+    "bwd": ((4, 8, 1, 32), (4, 8, 1, 16), (2, 16, 1, 32), (1, 32, 1, 16)),
+}
+_MAX_STATE_PER_THREAD = 16  # beyond this (large n), more warps share the states
+
+
+def candidate_configs(kind: str, block_n: int) -> list[ScanConfig]:
+    """The configs the autotuner may pick for kernel `kind` ("fwd" or "bwd") at state size block_n.
+
+    Each layout gets more warps (which then split n) until a thread holds at most 16 state values,
+    and block_t is the largest power of two (<= 16) that keeps each thread's share of a
+    (block_t, d_in, n, d_lanes) tile within the layout's register budget.
+    """
+    configs = []
+    for d_in, d_lanes, warps, budget in _LAYOUTS[kind]:
+        while d_in * block_n * d_lanes > _MAX_STATE_PER_THREAD * 32 * warps and warps < 8:
+            warps *= 2
+        per_row = max(1, d_in * block_n * d_lanes // (32 * warps))
+        block_t = max(1, min(16, budget // per_row))
+        configs.append(ScanConfig(1 << (block_t.bit_length() - 1), d_in, d_lanes, warps))
+    return list(dict.fromkeys(configs))
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+_forced: ScanConfig | None = None
+_tuned: dict[tuple, ScanConfig] = {}
+
+
+class force_config:
+    """Context manager running both kernels with one config, no tuning (tests, benchmarks).
+
+    The environment variable INFOMAMBA_SCAN_CONFIG="block_t,d_in,d_lanes,num_warps" does the same
+    for the whole process.
+    """
+
+    def __init__(self, config):
+        self.config = ScanConfig(*config)
+
+    def __enter__(self):
+        global _forced
+        self._saved, _forced = _forced, self.config
+        return self
+
+    def __exit__(self, *exc):
+        global _forced
+        _forced = self._saved
+
+
+def _pick_config(kind: str, key: tuple, block_n: int, launch) -> ScanConfig:
+    """Forced config, else the cached winner for `key`, else time every candidate once (fastest wins).
+
+    `launch(config)` must be idempotent (each run rewrites, or re-zeroes then accumulates, its outputs).
+    Under TRITON_INTERPRET=1 the first candidate runs, untimed.
+    """
+    if _forced is not None:
+        return _forced
+    env = os.environ.get("INFOMAMBA_SCAN_CONFIG")
+    if env:
+        return ScanConfig(*(int(v) for v in env.split(",")))
+    candidates = candidate_configs(kind, block_n)
+    if _interpreting():
+        return candidates[0]
+    full_key = (kind, block_n) + key
+    if full_key not in _tuned:
+        times = {c: triton.testing.do_bench(lambda c=c: launch(c), warmup=_AUTOTUNE_WARMUP_MS,
+                                            rep=_AUTOTUNE_REP_MS) for c in candidates}
+        _tuned[full_key] = min(times, key=times.get)
+    return _tuned[full_key]
+
+
+def tuned_configs() -> dict[tuple, ScanConfig]:
+    """The autotuner's winners so far, keyed by (kernel, block_n, d, batch bucket, L bucket, dtypes, device)."""
+    return dict(_tuned)
+
+
+def _shape_key(u: torch.Tensor, *tensors) -> tuple:
+    """Tuning key: width, dtypes and power-of-two buckets of batch and length."""
+    batch, length, dim = u.shape
+    return (dim, triton.next_power_of_2(batch), triton.next_power_of_2(length),
+            tuple(t.dtype for t in tensors if t is not None), u.device.index)
+
+
+# ----------------------------------------------------------------------------- launchers
+
+def _forward(u, delta, At, B, C, D, reverse: bool) -> torch.Tensor:
+    batch, length, dim = u.shape
+    nstate = At.shape[0]
+    block_n = triton.next_power_of_2(nstate)
+    y = torch.empty_like(u)
+
+    def launch(cfg: ScanConfig):
+        grid = (triton.cdiv(dim, cfg.block_d), batch)
+        _scan_fwd_kernel[grid](u, delta, At, B, C, D if D is not None else u, y, length, dim, nstate,
+                               HAS_D=D is not None, REVERSE=reverse, BLOCK_T=cfg.block_t, D_IN=cfg.d_in,
+                               D_LANES=cfg.d_lanes, BLOCK_N=block_n, num_warps=cfg.num_warps)
+
+    launch(_pick_config("fwd", _shape_key(u, u, delta, B, C, D), block_n, launch))
+    return y
+
+
+def _backward(u, delta, At, B, C, D, dy, reverse: bool):
+    batch, length, dim = u.shape
+    nstate = At.shape[0]
+    block_n = triton.next_power_of_2(nstate)
+    n_chunks = triton.cdiv(length, CHUNK)
+    f32 = dict(device=u.device, dtype=torch.float32)
+    du, ddelta = torch.empty_like(u), torch.empty_like(delta)
+    dB, dC = torch.zeros(batch, length, nstate, **f32), torch.zeros(batch, length, nstate, **f32)
+    dA_part = torch.empty(batch, nstate, dim, **f32)
+    dD_part = torch.empty(batch, dim, **f32) if D is not None else None
+    ckpt = torch.empty(batch, n_chunks, nstate, dim, **f32)
+    xf = torch.empty(batch, length, dim, **f32)
+
+    def launch(cfg: ScanConfig):
+        if CHUNK % cfg.block_t:
+            raise ValueError(f"CHUNK={CHUNK} must be a multiple of block_t={cfg.block_t}")
+        dB.zero_()
+        dC.zero_()
+        grid = (triton.cdiv(dim, cfg.block_d), batch)
+        _scan_bwd_kernel[grid](u, delta, At, B, C, D if D is not None else u, dy,
+                               du, ddelta, dA_part, dB, dC, dD_part if D is not None else dA_part, ckpt, xf,
+                               length, dim, nstate, n_chunks,
+                               HAS_D=D is not None, REVERSE=reverse, CHUNK=CHUNK, BLOCK_T=cfg.block_t,
+                               D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n, num_warps=cfg.num_warps)
+
+    launch(_pick_config("bwd", _shape_key(u, u, delta, B, C, D, dy), block_n, launch))
+    dD = dD_part.sum(0) if D is not None else None
+    return du, ddelta, dA_part.sum(0).t().contiguous(), dB, dC, dD
+
+
+def _on_device(t: torch.Tensor):
+    """Launch on the tensor's GPU (a no-op context for CPU tensors under TRITON_INTERPRET=1)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+class SelectiveScanFn(torch.autograd.Function):
+    """Autograd wrapper: forward writes y only; backward recomputes (module docstring)."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, reverse):
+        u, delta, B, C = (t.contiguous() for t in (u, delta, B, C))
+        At = A.t().contiguous()
+        D = D.contiguous() if D is not None else None
+        ctx.save_for_backward(u, delta, A, At, B, C, D)
+        ctx.reverse = reverse
+        with _on_device(u):
+            return _forward(u, delta, At, B, C, D, reverse)
+
+    @staticmethod
+    def backward(ctx, dy):
+        u, delta, A, At, B, C, D = ctx.saved_tensors
+        with _on_device(u):
+            du, ddelta, dA, dB, dC, dD = _backward(u, delta, At, B, C, D, dy.contiguous(), ctx.reverse)
+        return (du, ddelta, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
+                dD.to(D.dtype) if D is not None else None, None)
+
+
+def selective_scan_triton(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                          C: torch.Tensor, D: torch.Tensor | None = None, reverse: bool = False) -> torch.Tensor:
+    """Selective scan on the GPU, same contract as `infomamba.scan.selective_scan_reference`.
+
+    Args:
+        u, delta: (batch, L, d), any float dtype (delta already positive, e.g. softplus-ed).
+        A: (d, n), negative. B, C: (batch, L, n). D: (d,) or None.
+        reverse: scan from the last position to the first.
+    Returns:
+        y: (batch, L, d) in u's dtype; state and accumulation are fp32. Differentiable in all inputs.
+    """
+    if u.shape[1] == 0:
+        return u.new_empty(u.shape)
+    return SelectiveScanFn.apply(u, delta, A, B, C, D, reverse)

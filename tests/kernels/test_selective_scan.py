@@ -1,0 +1,233 @@
+"""Triton selective scan (kernels/selective_scan.py) against the chunked reference of infomamba.scan.
+
+Forward output and the gradients of all six inputs, in both directions, with and without D, with
+right-padding (dt = u = 0 on a tail), at every config the autotuner may pick. On a machine without
+CUDA the kernels run in Triton's interpreter (TRITON_INTERPRET=1 is set here, before triton is
+imported) in fp32; on CUDA the same tests run in fp32, bf16 and fp16.
+
+Tolerances are relative to the largest magnitude of the reference tensor: fp32 2e-4 (the GPU uses
+ex2.approx; the interpreter agrees to ~1e-6), bf16 / fp16 3e-2 (inputs, du, ddt and y are rounded to
+16 bits; state and accumulation stay fp32).
+"""
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+ON_CUDA = torch.cuda.is_available()
+if not ON_CUDA:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+triton = pytest.importorskip("triton")
+
+from infomamba.kernels import selective_scan as ss  # noqa: E402  (after TRITON_INTERPRET is set)
+from infomamba.scan import selective_scan_reference  # noqa: E402
+
+DEVICE = "cuda" if ON_CUDA else "cpu"
+DTYPES = [torch.float32, torch.bfloat16, torch.float16] if ON_CUDA else [torch.float32]
+TOL = {torch.float32: 2e-4, torch.bfloat16: 3e-2, torch.float16: 3e-2}
+NAMES = ("u", "delta", "A", "B", "C", "D")
+
+
+def _patch_interpreter() -> None:
+    """Three test-only fixes to Triton 3.6's interpreter (they do not touch the kernels' semantics).
+
+    1. It turns scalars into Python ints with int(1-element array), an error since NumPy 2.4.
+    2. Its generic associative_scan calls the combine function once per element from Python; the
+       combine here is elementwise, so calling it once per step on whole slices gives the same result
+       in a fraction of the time.
+    3. Every call of a @triton.jit function inside a kernel (tl.sum, tl.zeros, the kernels' helpers)
+       re-patches triton.language (about 1 ms each); once per launch and module is enough.
+    """
+    import numpy as np
+    from triton.runtime import interpreter
+
+    patch_tensor = interpreter._patch_lang_tensor
+
+    def patch_tensor_index(tensor, scope):
+        patch_tensor(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.item()))
+
+    def scan_by_slices(self, inputs):
+        data = [np.moveaxis(x.handle.data, self.axis, 0) for x in inputs]
+        outs = [np.empty_like(d) for d in data]
+        acc = [d[0] for d in data]
+        for out, a in zip(outs, acc):
+            out[0] = a
+        for step in range(1, data[0].shape[0]):
+            ret = self.combine_fn.fn(*(self.to_tensor(a, x.dtype) for a, x in zip(acc, inputs)),
+                                     *(self.to_tensor(d[step], x.dtype) for d, x in zip(data, inputs)))
+            acc = [r.handle.data for r in (ret if isinstance(ret, tuple) else (ret,))]
+            for out, a in zip(outs, acc):
+                out[step] = a
+        return [self.to_tensor(np.moveaxis(o, 0, self.axis), x.dtype) for o, x in zip(outs, inputs)]
+
+    import triton.language as tl
+
+    launch_kernel, call_jit_function = interpreter.GridExecutor.__call__, interpreter.InterpretedFunction.__call__
+    patched = set()  # triton.language modules already patched during the current launch
+    langs_of = {}
+
+    def launch_and_track(self, *args, **kwargs):
+        patched.clear()
+        patched.update(_langs(self.fn))
+        try:
+            return launch_kernel(self, *args, **kwargs)
+        finally:
+            patched.clear()
+
+    def _langs(fn):
+        if fn not in langs_of:
+            langs_of[fn] = frozenset(id(m) for m in fn.__globals__.values() if m is tl or m is tl.core)
+        return langs_of[fn]
+
+    def call_helper(self, *args, **kwargs):
+        langs = _langs(self.fn)
+        if not patched or not langs <= patched:
+            patched.update(langs)
+            return call_jit_function(self, *args, **kwargs)
+        try:
+            return self.rewrite()(*args, **kwargs)
+        except Exception as e:
+            raise interpreter.InterpreterError(repr(e)) from e
+
+    interpreter._patch_lang_tensor = patch_tensor_index
+    interpreter.ScanOps.generic_scan = scan_by_slices
+    interpreter.GridExecutor.__call__ = launch_and_track
+    interpreter.InterpretedFunction.__call__ = call_helper
+
+
+if not ON_CUDA:
+    _patch_interpreter()
+
+
+@pytest.fixture
+def chunk(request, monkeypatch):
+    """CHUNK (positions between the backward's saved states); small by default so that L = 37 spans
+    several chunks and the chunk-boundary logic runs."""
+    monkeypatch.setattr(ss, "CHUNK", getattr(request, "param", 16))
+    return ss.CHUNK
+
+
+def make_inputs(batch=2, length=37, d=16, n=16, dtype=torch.float32, has_d=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g)
+
+    u = randn(batch, length, d)
+    delta = F.softplus(randn(batch, length, d) - 1.0)  # (0, ~3), mostly around 0.3: Mamba's regime
+    A = -torch.exp(0.5 * randn(d, n))
+    B, C = randn(batch, length, n), randn(batch, length, n)
+    D = randn(d) if has_d else None
+    cast = [u, delta, B, C]
+    u, delta, B, C = (t.to(DEVICE, dtype) for t in cast)
+    return [u, delta, A.to(DEVICE), B, C, D.to(DEVICE) if D is not None else None]
+
+
+def run_kernel(args, dy, reverse):
+    leaves = [a.clone().requires_grad_() if a is not None else None for a in args]
+    y = ss.selective_scan_triton(*leaves, reverse=reverse)
+    y.backward(dy)
+    return y.detach(), [a.grad if a is not None else None for a in leaves]
+
+
+def run_reference(args, dy, reverse):
+    """The reference on fp32 copies of the same (possibly 16-bit-rounded) values."""
+    leaves = [a.detach().float().requires_grad_() if a is not None else None for a in args]
+    y = selective_scan_reference(*leaves, reverse=reverse)
+    y.backward(dy.float())
+    return y.detach(), [a.grad if a is not None else None for a in leaves]
+
+
+def assert_close(got, want, tol, what):
+    scale = max(1.0, want.abs().max().item())
+    err = (got.float() - want.float()).abs().max().item()
+    assert err <= tol * scale, f"{what}: max error {err:.3g} > {tol:g} x {scale:.3g}"
+
+
+def check_against_reference(args, reverse, tol):
+    dy = torch.randn(args[0].shape, generator=torch.Generator().manual_seed(1)).to(DEVICE, args[0].dtype)
+    y, grads = run_kernel(args, dy, reverse)
+    y_ref, grads_ref = run_reference(args, dy, reverse)
+    assert y.dtype == args[0].dtype
+    assert_close(y, y_ref, tol, "y")
+    for name, got, want, arg in zip(NAMES, grads, grads_ref, args):
+        if arg is None:
+            continue
+        assert got.dtype == arg.dtype and got.shape == arg.shape, name
+        assert_close(got, want, tol, f"d{name}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("has_d", [True, False], ids=["D", "noD"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_matches_reference(chunk, reverse, has_d, dtype):
+    check_against_reference(make_inputs(dtype=dtype, has_d=has_d), reverse, TOL[dtype])
+
+
+def _all_configs(n):
+    return list(dict.fromkeys(ss.candidate_configs("fwd", n) + ss.candidate_configs("bwd", n)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("n", [4, 16, 64] if ON_CUDA else [4])
+def test_every_config_the_autotuner_may_pick(chunk, n, reverse, dtype):
+    """Both kernels forced to each candidate of either kernel (block sizes, lane splits, warps).
+
+    n = 64 gets layouts whose warps split the states. The interpreter sweeps n = 4 only (for time):
+    the same layouts with longer tiles; n = 16's own default configs run in test_matches_reference.
+    """
+    args = make_inputs(n=n, dtype=dtype)
+    for config in _all_configs(triton.next_power_of_2(n)):
+        with ss.force_config(config):
+            check_against_reference(args, reverse, TOL[dtype])
+
+
+@pytest.mark.parametrize("chunk", [64], indirect=True)
+def test_default_chunk_and_odd_sizes(chunk):
+    """The default CHUNK, a state size that is not a power of two and a width not a block multiple."""
+    check_against_reference(make_inputs(batch=3, length=70, d=11, n=5), True, TOL[torch.float32])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_right_padding_matches_the_unpadded_sample(chunk, reverse, dtype):
+    """dt = u = 0 on a right-padded tail: the real positions see exactly the unpadded sample alone.
+
+    B and C keep garbage on the tail (callers need not zero them); the loss ignores padded outputs.
+    """
+    real, length = 23, 37
+    args = make_inputs(batch=1, length=length, dtype=dtype)
+    padded = [a.clone() if a is not None else None for a in args]
+    padded[0][:, real:] = 0
+    padded[1][:, real:] = 0
+    dy = torch.randn(1, length, args[0].shape[2]).to(DEVICE, dtype)
+    dy[:, real:] = 0
+    y_pad, grads_pad = run_kernel(padded, dy, reverse)
+    alone = [a[:, :real] if a is not None and a.dim() == 3 else a for a in args]
+    y_alone, grads_alone = run_kernel(alone, dy[:, :real], reverse)
+    tol = TOL[dtype]
+    assert_close(y_pad[:, :real], y_alone, tol, "y")
+    for name, got, want in zip(NAMES, grads_pad, grads_alone):
+        if name in ("u", "delta", "B", "C"):
+            got = got[:, :real]
+        assert_close(got, want, tol, f"d{name}")
+
+
+@pytest.mark.skipif(not ON_CUDA, reason="long sequences are too slow for the interpreter")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_long_sequence_default_chunk(reverse, dtype):
+    """L = 1000 crosses 16 saved-state chunks: the re-anchored suffix sums stay at the tolerance."""
+    check_against_reference(make_inputs(batch=2, length=1000, d=96, n=16, dtype=dtype), reverse, TOL[dtype])
+
+
+@pytest.mark.skipif(not ON_CUDA, reason="needs CUDA")
+def test_autotuned_path_and_non_contiguous_inputs():
+    """No forced config (the autotuner runs), inputs given as transposed views."""
+    u, delta, A, B, C, D = make_inputs(batch=4, length=200, d=64, n=16, dtype=torch.bfloat16)
+    views = [t.transpose(1, 2).contiguous().transpose(1, 2) for t in (u, delta, B, C)]
+    assert not views[0].is_contiguous()
+    check_against_reference([views[0], views[1], A, views[2], views[3], D], False, TOL[torch.bfloat16])

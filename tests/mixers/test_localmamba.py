@@ -1,0 +1,65 @@
+"""LocalMamba: windowed scan orders, per-layer directions, SCAttn merge, causal restrictions."""
+import pytest
+import torch
+
+from infomamba.mixers import build_mixer
+from infomamba.mixers.localmamba import DEFAULT_CAUSAL, scan_order
+
+DIM = 16
+
+
+def test_window_order_on_a_small_grid():
+    assert scan_order("w2", (4, 4)).tolist() == [0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]
+    assert scan_order("v", (2, 3)).tolist() == [0, 3, 1, 4, 2, 5]
+    assert scan_order("h", (4, 4)) is None
+
+
+def test_border_windows_hold_fewer_tokens():
+    assert scan_order("w2", (3, 3)).tolist() == [0, 1, 3, 4, 2, 5, 6, 7, 8]
+
+
+@pytest.mark.parametrize("direction", ["v", "w2", "w3_flip", "w7"])
+@pytest.mark.parametrize("grid", [(4, 6), (5, 7), (3, 2)])
+def test_orders_are_permutations_with_an_inverse(direction, grid):
+    order = scan_order(direction, grid)
+    n = grid[0] * grid[1]
+    assert sorted(order.tolist()) == list(range(n))
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(n)
+    x = torch.randn(n)
+    assert torch.equal(x[order][inverse], x)
+
+
+@pytest.mark.parametrize("direction", ["h", "v", "w2", "w7_flip"])
+def test_one_dimensional_input_reads_contiguous_tokens(direction):
+    assert scan_order(direction, (1, 17)) is None
+
+
+def test_directions_per_layer_and_flip():
+    per_layer = [["h", "v"], ["w2", "w2_flip", "h_flip"]]
+    m = build_mixer("localmamba", DIM, layer_idx=1, depth=2, directions=per_layer)
+    assert m.scans.directions == ("w2", "w2_flip", "h_flip")
+    assert [s.reverse for s in m.scans.ssms] == [False, True, True]
+    with pytest.raises(ValueError, match="per-layer"):
+        build_mixer("localmamba", DIM, layer_idx=0, depth=3, directions=per_layer)
+    with pytest.raises(ValueError, match="unknown scan direction"):
+        build_mixer("localmamba", DIM, directions=["diag"])
+
+
+def test_causal_scans_forward_only_on_sequences():
+    assert build_mixer("localmamba", DIM, causal=True).scans.directions == DEFAULT_CAUSAL
+    with pytest.raises(ValueError, match="cannot scan backwards"):
+        build_mixer("localmamba", DIM, causal=True, directions=["h", "h_flip"])
+    with pytest.raises(ValueError, match="1-D sequences only"):
+        build_mixer("localmamba", DIM, causal=True)(torch.randn(1, 6, DIM), None, (2, 3))
+
+
+def test_scattn_gates_space_and_channels():
+    torch.manual_seed(0)
+    attn = build_mixer("localmamba", DIM).attn
+    x = torch.randn(2, 9, attn.norm.normalized_shape[0])
+    y = attn(x, None)
+    gate = y / x
+    assert gate.min() > 0 and gate.max() < 1
+    # the spatial gate varies over tokens, the channel gate over channels
+    assert gate.std(dim=1).mean() > 1e-4 and gate.std(dim=2).mean() > 1e-4
