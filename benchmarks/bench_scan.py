@@ -95,14 +95,16 @@ def fmt(value):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny shapes, short timings: a smoke run")
     parser.add_argument("--sequential", action="store_true", help="time the per-token loop at every shape")
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
     parser.add_argument("--d", type=int, default=768, help="channels (ViT-S width 384 x expand 2)")
     parser.add_argument("--n", type=int, default=16, help="state size per channel")
     parser.add_argument("--reps-ms", type=int, default=200, help="do_bench measuring time per entry")
-    parser.add_argument("--clock-ghz", type=float, default=1.98, help="SM clock for the ex2 floor (H100 SXM max)")
+    parser.add_argument("--clock-ghz", type=float, default=1.98,
+                        help="SM clock for the ex2 floor (H100 SXM max boost)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_scan.py needs a CUDA GPU")
@@ -114,7 +116,8 @@ def main() -> None:
 
     print(f"device: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
           f"triton {triton.__version__}; d={d}, n={args.n}\n")
-    print("| batch | L | dtype | impl | fwd ms | fwd+bwd ms | fwd GB/s | % of 3.0 TB/s | ex2 floor ms | max err |")
+    print("| batch | L | dtype | impl | fwd ms | fwd+bwd ms | fwd GB/s | % of 3.0 TB/s | ex2 floor ms "
+          "| max err |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for dtype_name in args.dtypes:
         dtype = getattr(torch, dtype_name)

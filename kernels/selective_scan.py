@@ -21,8 +21,9 @@ first config has no shuffles (checked in the PTX for sm_90) and costs one `ex2` 
 about five FMAs. Its floor on H100 is therefore the MUFU rate (16 ex2 per clock per SM), about twice
 the bf16 copy-bandwidth time at n = 16 and about equal to the fp32 one; benchmarks/bench_scan.py
 prints both. The forward prefetches the next tile while computing the current one, so that few
-warps per SM (small batch * d) still keep loads in flight. `reverse=True` walks the tiles from the last position to the first (index arithmetic,
-no flipped copies). Padding needs no mask: dt = u = 0 gives a = 1, b = 0, so the state passes through.
+warps per SM (small batch * d) still keep loads in flight. `reverse=True` walks the tiles from the
+last position to the first (index arithmetic, no flipped copies). Padding needs no mask:
+dt = u = 0 gives a = 1, b = 0, so the state passes through.
 
 Backward, without any state saved by the forward (the forward writes y only; training memory is
 that of the inputs). With g_t = dL/ds_t (the adjoint, g_t = dy_t C_t + a_{t+1} g_{t+1}) and the
@@ -58,6 +59,7 @@ from typing import NamedTuple
 import torch
 import triton
 import triton.language as tl
+from triton.runtime.errors import OutOfResources
 
 LOG2E = tl.constexpr(1.4426950408889634)
 CHUNK = 64  # positions between the states saved by the backward's first pass (a multiple of block_t)
@@ -104,7 +106,7 @@ def _channel_offsets(D_IN: tl.constexpr, D_LANES: tl.constexpr):
     return block_start + tl.arange(0, D_IN)[:, None] * D_LANES + tl.arange(0, D_LANES)[None, :]
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["L"])
 def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, y_ptr, L, DIM, NSTATE,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
@@ -156,7 +158,7 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, y_ptr, L, DIM, 
         state = _pick(s, last_row)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["L", "N_CHUNKS"])
 def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, dy_ptr,
                      du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, xf_ptr,
                      L, DIM, NSTATE, N_CHUNKS,
@@ -284,11 +286,12 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, dy_ptr,
 class ScanConfig(NamedTuple):
     """Launch config of both kernels: a program owns d_in * d_lanes channels of one sample.
 
-    Triton's default layout gives the channel-lane axis (d_lanes) the warp's lanes first and the
-    state axis the lanes left over (32 * num_warps / d_lanes of them); block_t time steps, d_in
-    channels and the remaining states stay inside each thread. Sums over n then cost log2(lanes
-    on n) shuffles, sums over channels (dB, dC in the backward) log2(d_lanes) shuffles per d_in
-    channels: the backward prefers d_in > 1, the forward all of n inside the thread.
+    Triton's default layout hands lanes, then warps, to the last tile axes first: min(d_lanes, 32)
+    lanes and d_lanes / 32 warps go to channels, the lanes and warps left over to the state axis n,
+    and block_t time steps, d_in channels and the remaining states stay inside each thread. A sum
+    over n then costs log2(threads on n) shuffles (and shared memory where warps split n), a sum
+    over channels (dB, dC in the backward) log2(d_lanes) shuffles per d_in channels: the backward
+    prefers d_in > 1, the forward all of n inside the thread.
     """
 
     block_t: int
@@ -303,7 +306,8 @@ class ScanConfig(NamedTuple):
 
 # (d_in, d_lanes, num_warps, register budget) per kernel. The budget is the number of fp32 values of
 # one (t, d, n) tile each thread may hold; block_t follows from it. Layouts and budgets were chosen
-# from ptxas reports for sm_90 (no spills at n = 4, 16 and 64); the autotuner times them on the device.
+# from ptxas reports for sm_90 (no spills at n = 4, 8 and 16, at most 16 bytes at n = 64); the
+# autotuner times them on the device.
 _LAYOUTS = {
     "fwd": ((1, 32, 1, 64), (1, 16, 1, 32), (1, 8, 1, 64), (1, 64, 2, 64)),
     "bwd": ((4, 8, 1, 32), (4, 8, 1, 16), (2, 16, 1, 32), (1, 32, 1, 16)),
@@ -332,54 +336,64 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-_forced: ScanConfig | None = None
+_forced: dict[str, ScanConfig] = {}
 _tuned: dict[tuple, ScanConfig] = {}
 
 
 class force_config:
-    """Context manager running both kernels with one config, no tuning (tests, benchmarks).
+    """Context manager pinning the config of the forward and/or backward kernel (tests, benchmarks).
 
-    The environment variable INFOMAMBA_SCAN_CONFIG="block_t,d_in,d_lanes,num_warps" does the same
-    for the whole process.
+    `force_config(fwd=cfg)`, `force_config(bwd=cfg)` or both; a config is a ScanConfig or a tuple
+    (block_t, d_in, d_lanes, num_warps). For a whole process: INFOMAMBA_SCAN_CONFIG="4,1,32,1" pins
+    both kernels, INFOMAMBA_SCAN_AUTOTUNE=0 takes each kernel's first candidate without timing.
     """
 
-    def __init__(self, config):
-        self.config = ScanConfig(*config)
+    def __init__(self, fwd=None, bwd=None):
+        pinned = (("fwd", fwd), ("bwd", bwd))
+        self.configs = {kind: ScanConfig(*cfg) for kind, cfg in pinned if cfg is not None}
 
     def __enter__(self):
-        global _forced
-        self._saved, _forced = _forced, self.config
+        self._saved = dict(_forced)
+        _forced.update(self.configs)
         return self
 
     def __exit__(self, *exc):
-        global _forced
-        _forced = self._saved
+        _forced.clear()
+        _forced.update(self._saved)
 
 
 def _pick_config(kind: str, key: tuple, block_n: int, launch) -> ScanConfig:
     """Forced config, else the cached winner for `key`, else time every candidate once (fastest wins).
 
     `launch(config)` must be idempotent (each run rewrites, or re-zeroes then accumulates, its outputs).
-    Under TRITON_INTERPRET=1 the first candidate runs, untimed.
+    Under TRITON_INTERPRET=1 or INFOMAMBA_SCAN_AUTOTUNE=0 the first candidate runs, untimed.
     """
-    if _forced is not None:
-        return _forced
+    if kind in _forced:
+        return _forced[kind]
     env = os.environ.get("INFOMAMBA_SCAN_CONFIG")
     if env:
         return ScanConfig(*(int(v) for v in env.split(",")))
     candidates = candidate_configs(kind, block_n)
-    if _interpreting():
+    if _interpreting() or os.environ.get("INFOMAMBA_SCAN_AUTOTUNE", "1") == "0":
         return candidates[0]
     full_key = (kind, block_n) + key
     if full_key not in _tuned:
-        times = {c: triton.testing.do_bench(lambda c=c: launch(c), warmup=_AUTOTUNE_WARMUP_MS,
-                                            rep=_AUTOTUNE_REP_MS) for c in candidates}
-        _tuned[full_key] = min(times, key=times.get)
+        _tuned[full_key] = min(candidates, key=lambda c: _time_config(launch, c))
     return _tuned[full_key]
 
 
+def _time_config(launch, config: ScanConfig) -> float:
+    """Median ms of launch(config); a config the device cannot run (out of resources) never wins."""
+    try:
+        return triton.testing.do_bench(lambda: launch(config), warmup=_AUTOTUNE_WARMUP_MS,
+                                       rep=_AUTOTUNE_REP_MS, return_mode="median")
+    except OutOfResources:
+        return float("inf")
+
+
 def tuned_configs() -> dict[tuple, ScanConfig]:
-    """The autotuner's winners so far, keyed by (kernel, block_n, d, batch bucket, L bucket, dtypes, device)."""
+    """The autotuner's winners so far, keyed by
+    (kernel, block_n, d, batch bucket, L bucket, dtypes, device)."""
     return dict(_tuned)
 
 
@@ -466,7 +480,8 @@ class SelectiveScanFn(torch.autograd.Function):
 
 
 def selective_scan_triton(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
-                          C: torch.Tensor, D: torch.Tensor | None = None, reverse: bool = False) -> torch.Tensor:
+                          C: torch.Tensor, D: torch.Tensor | None = None,
+                          reverse: bool = False) -> torch.Tensor:
     """Selective scan on the GPU, same contract as `infomamba.scan.selective_scan_reference`.
 
     Args:
@@ -474,8 +489,11 @@ def selective_scan_triton(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
         A: (d, n), negative. B, C: (batch, L, n). D: (d,) or None.
         reverse: scan from the last position to the first.
     Returns:
-        y: (batch, L, d) in u's dtype; state and accumulation are fp32. Differentiable in all inputs.
+        y: (batch, L, d) in u's dtype; state and accumulation are fp32. Differentiable in all inputs
+        (an empty u gives an empty y, differentiable in u only).
     """
-    if u.shape[1] == 0:
-        return u.new_empty(u.shape)
+    if u.numel() == 0:
+        return u.clone()
+    if u.shape[1] * max(u.shape[2], A.shape[1]) >= 2**31:
+        raise ValueError("selective_scan_triton indexes one sample with int32: L * max(d, n) must be < 2**31")
     return SelectiveScanFn.apply(u, delta, A, B, C, D, reverse)

@@ -77,4 +77,8 @@ def test_causal_aggregator_reads_the_past_only():
 
 def test_causal_blocks_need_the_causal_aggregator():
     with pytest.raises(ValueError, match="causal"):
-        Encoder(EncoderConfig(dim=DIM, depth=2, mixer="attention", causal=True, cross_layer="sparx"))
+        Encoder(EncoderConfig(dim=DIM, depth=2, mixer="attention", causal=True, cross_layer="sparx",
+                              cross_layer_options={"causal": False}))
+    encoder = Encoder(EncoderConfig(dim=DIM, depth=2, mixer="infomamba", causal=True, cross_layer="sparx",
+                                    mixer_options={"k_max": 8, "d_concept": 8, "d_state": 4}))
+    assert all(getattr(agg, "causal", True) for agg in encoder.stack.aggregators.values())

@@ -23,6 +23,7 @@ import torch.nn as nn
 
 from .config import EncoderConfig
 from .encoder import Encoder
+from .summary import size_matched_options
 
 
 class BenchModel(nn.Module):
@@ -98,18 +99,6 @@ def environment(device) -> str:
     return f"device {name}; torch {torch.__version__}; triton {tv}; python {platform.python_version()}"
 
 
-def load_size_matched(path: str | None, dim: int, depth: int) -> dict[str, dict]:
-    if not path:
-        return {}
-    import yaml
-
-    table = yaml.safe_load(Path(path).read_text())
-    for entry in table.values() if isinstance(table, dict) else []:
-        if isinstance(entry, dict) and entry.get("dim") == dim and entry.get("depth") == depth:
-            return entry.get("mixers", {})
-    raise ValueError(f"{path} has no size-matched entry for dim={dim} depth={depth}")
-
-
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -161,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train", action="store_true", help="also time a training step and record peak memory")
     p.add_argument("--kmax-sweep", nargs="*", type=int, default=[], help="InfoMamba k_max values (Fig. 4)")
     p.add_argument("--kmax-resolution", type=int, default=224)
-    p.add_argument("--size-matched", default=None, help="YAML of size-matched mixer options")
+    p.add_argument("--size-matched", default="configs/size_matched.yaml", help="YAML of size-matched mixer options")
     p.add_argument("--timm", action="store_true", help="add timm's vit_small_patch16_224 as a reference row")
     p.add_argument("--max-tokens-attention", type=int, default=4096,
                    help="skip quadratic mixers above this many tokens (memory)")
@@ -174,7 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     header = (f"{environment(device)}; dtype {args.dtype}; batch {args.batch}; dim {args.dim}; depth {args.depth}; "
               f"median of {args.repeats} after {args.warmup} warm-up")
     print(header, flush=True)
-    matched = load_size_matched(args.size_matched, args.dim, args.depth)
+    matched = size_matched_options(args.size_matched, args.dim, args.depth)
+    if "linformer" in matched:  # its static E/F tables must cover the longest sequence benchmarked
+        matched["linformer"]["max_len"] = max((r // 16) ** 2 for r in args.resolutions)
     rows: list[dict] = []
 
     def run(label, model, res, sweep, extra):

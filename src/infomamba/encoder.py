@@ -94,7 +94,8 @@ class Encoder(nn.Module):
         blocks = nn.ModuleList(Block(config, i) for i in range(config.depth))
         if config.cross_layer == "sparx":
             from .cross_layer import SparXStack
-            self.stack = SparXStack(blocks, config.dim, **config.cross_layer_options)
+            options = {"causal": config.causal, **config.cross_layer_options}
+            self.stack = SparXStack(blocks, config.dim, **options)
         else:
             self.stack = PlainStack(blocks)
         self.norm = make_norm(config.norm, config.dim)

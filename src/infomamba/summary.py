@@ -11,6 +11,9 @@ count for one direction of width E, state N) in place of the readout contraction
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+
+import yaml
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
@@ -90,3 +93,33 @@ def summary_table(mixers: list[str], dim: int, depth: int, seq_len: int,
         lines.append(f"| {name} | {options} | {row['params_total'] / 1e6:.2f} | {row['params_mixer'] / 1e6:.2f} "
                      f"| {ratio} | {gflops} |")
     return "\n".join(lines)
+
+
+def size_matched_options(path: str | None, dim: int, depth: int) -> dict[str, dict]:
+    """The mixer_options of the size-matched setting for (dim, depth) in a size_matched.yaml, or {}."""
+    if not path or not Path(path).is_file():
+        return {}
+    table = yaml.safe_load(Path(path).read_text())
+    for setting in table.get("settings", {}).values():
+        if setting.get("dim") == dim and setting.get("depth") == depth:
+            return {k: dict(v or {}) for k, v in setting["mixer_options"].items()}
+    return {}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`infomamba summary`: parameters and forward FLOPs per mixer, size-matched where a preset exists."""
+    import argparse
+
+    from .mixers import list_mixers
+
+    p = argparse.ArgumentParser(prog="infomamba summary", description=main.__doc__)
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--depth", type=int, default=12)
+    p.add_argument("--seq-len", type=int, default=196)
+    p.add_argument("--mixers", nargs="+", default=None)
+    p.add_argument("--size-matched", default="configs/size_matched.yaml")
+    p.add_argument("--no-flops", action="store_true", help="parameters only (meta device, instant)")
+    args = p.parse_args(argv)
+    options = size_matched_options(args.size_matched, args.dim, args.depth)
+    mixers = args.mixers or list_mixers()
+    print(summary_table(mixers, args.dim, args.depth, args.seq_len, options, flops=not args.no_flops))

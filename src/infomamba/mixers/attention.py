@@ -28,11 +28,11 @@ class AttentionMixer(nn.Module):
                  heads: int | None = None, inner_dim: int | None = None, qkv_bias: bool = True):
         super().__init__()
         self.linear_time = False
+        self.causal = causal
         inner = inner_dim or dim
         self.heads = heads or max(1, inner // 64)
         if inner % self.heads:
             raise ValueError(f"attention inner_dim {inner} is not divisible by heads {self.heads}")
-        self.causal = causal
         self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
         self.proj = nn.Linear(inner, dim)
 

@@ -34,7 +34,7 @@ VARIANTS = ("full", "no_imf", "no_ssm", "no_filter", "no_filter_no_ssm", "static
 
 @register_mixer("infomamba")
 class InfoMambaMixer(nn.Module):
-    """InfoMamba token mixer.
+    """InfoMamba token mixer (linear time: no L x L tensor in any path).
 
     Args:
         dim: token width D.  causal: every path causal (scan forward only, chunk-causal filter).
@@ -49,6 +49,8 @@ class InfoMambaMixer(nn.Module):
                  n_buckets: int = 16, tau_hash: float = 0.1, q_max: int = 8, chunk: int = 64,
                  static_len: int = 4096):
         super().__init__()
+        self.causal = causal
+        self.linear_time = True
         if variant not in VARIANTS:
             raise ValueError(f"infomamba variant must be one of {VARIANTS}, got {variant!r}")
         self.variant = variant

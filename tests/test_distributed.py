@@ -1,0 +1,117 @@
+"""DDP on CPU (gloo, 2 processes) through the real CLI: ranks see disjoint data, and the synced metric
+of 2 ranks equals the single-process metric over the same data."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from infomamba.cli import main
+
+TINY = ["--model.encoder.dim=16", "--model.encoder.depth=1",
+        "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8, chunk: 8}",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.log_every_n_steps=1"]
+DDP = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
+
+
+def cli(args: list[str], cwd: Path) -> str:
+    """Run `python -m infomamba.cli ...` as users do (Lightning re-launches it per rank)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "infomamba.cli", *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=600, start_new_session=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def last_metrics(run: Path) -> dict[str, float]:
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    merged = {}
+    for row in rows:
+        merged.update({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return merged
+
+
+def newest_run(root: Path, task: str) -> Path:
+    return max((root / "runs" / task).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
+def validate_both_ways(task_args: list[str], ckpt: Path, cwd: Path, task: str) -> tuple[dict, dict]:
+    main(["validate", *task_args, "--trainer.devices=1", "--trainer.strategy=auto", "--ckpt_path", str(ckpt)])
+    single = last_metrics(newest_run(cwd, task))
+    cli(["validate", *task_args, *DDP, "--ckpt_path", str(ckpt)], cwd)
+    return single, last_metrics(newest_run(cwd, task))
+
+
+def test_text_ddp_fit_validate_predict(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["--task", "text", "--data.listops_size=96", "--data.batch_size=8", *TINY]
+    cli(["fit", *args, *DDP, "--trainer.max_epochs=1"], tmp_path)
+    ckpts = list(newest_run(tmp_path, "text").glob("checkpoints/*.ckpt"))
+    assert ckpts and all(".tmp" not in c.name for c in ckpts)
+    ckpt = newest_run(tmp_path, "text") / "checkpoints" / "last.ckpt"
+    single, ddp = validate_both_ways(args, ckpt, tmp_path, "text")
+    assert ddp["val/acc"] == pytest.approx(single["val/acc"], abs=1e-6)
+
+    lines = [f"[MAX {i // 10} {i % 10} ]" for i in range(21)]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    out = cli(["predict", *args, *DDP, "--ckpt_path", str(ckpt), f"--data.predict_path={tmp_path / 'in.txt'}"],
+              tmp_path)
+    files = sorted({Path(l.split("predictions to ")[1].strip()) for l in out.splitlines() if "predictions to " in l})
+    assert len(files) == 2
+    seen = [[json.loads(l)["text"] for l in f.read_text().splitlines()] for f in files]
+    assert set(seen[0]).isdisjoint(seen[1])
+    assert sorted(seen[0] + seen[1]) == sorted(lines)
+
+
+def test_image_ddp_metric_equals_single_process(tmp_path, monkeypatch):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 10), ("val", 7)):
+        for cls in ("a", "b", "c"):
+            folder = tmp_path / "imgs" / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    args = ["--task", "image", *TINY, f"--data.root={tmp_path / 'imgs'}", "--data.image_size=16",
+            "--data.batch_size=4", "--data.num_workers=0", "--data.val_fraction=0.5", "--model.patch_size=4"]
+    main(["fit", *args, "--trainer.max_epochs=1"])
+    single, ddp = validate_both_ways(args, newest_run(tmp_path, "image") / "checkpoints" / "last.ckpt",
+                                     tmp_path, "image")
+    assert ddp["val/acc"] == pytest.approx(single["val/acc"], abs=1e-6)
+
+
+def write_librispeech(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    words = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO"]
+    for split, speakers in (("train-clean-100", 2), ("dev-clean", 2)):
+        for spk in range(speakers):
+            folder = root / split / str(100 + spk) / "7"
+            folder.mkdir(parents=True)
+            lines = []
+            for utt in range(5):
+                uid = f"{100 + spk}-7-{utt:04d}"
+                text = " ".join(rng.choice(words, size=2))
+                t = np.arange(int(16000 * 1.2)) / 16000
+                audio = 0.3 * np.sin(2 * np.pi * (200 + 40 * utt) * t) + 0.01 * rng.standard_normal(t.size)
+                soundfile.write(folder / f"{uid}.flac", audio.astype(np.float32), 16000)
+                lines.append(f"{uid} {text}")
+            (folder / f"{100 + spk}-7.trans.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_asr_ddp_wer_equals_single_process(tmp_path, monkeypatch):
+    write_librispeech(tmp_path / "LibriSpeech")
+    monkeypatch.chdir(tmp_path)
+    args = ["--task", "asr", *TINY, f"--data.root={tmp_path / 'LibriSpeech'}", "--data.test_splits=[]",
+            "--data.batch_size=3", "--model.spec_augment=false"]
+    main(["fit", *args, "--trainer.max_epochs=1"])
+    single, ddp = validate_both_ways(args, newest_run(tmp_path, "asr") / "checkpoints" / "last.ckpt",
+                                     tmp_path, "asr")
+    for key in ("val/wer", "val/cer", "val/dev-clean/wer"):
+        assert ddp[key] == pytest.approx(single[key], abs=1e-6), key
