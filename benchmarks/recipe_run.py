@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("cli", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     fit_args = [a for a in args.cli if a != "--"]
+    task = fit_args[fit_args.index("--task") + 1] if "--task" in fit_args else "text"
     root = Path(args.out) / args.name
     logs = [f"--trainer.default_root_dir={root}", f"--trainer.logger.init_args.save_dir={root}"]
     cmd = [sys.executable, "-m", "infomamba.cli"]
@@ -47,7 +48,7 @@ def main() -> None:
     best = sorted((run / "checkpoints").glob("best-*.ckpt"))
     ckpt = best[-1] if best else run / "checkpoints" / "last.ckpt"
     start = time.time()
-    subprocess.run([*cmd, "test", "--config", str(run / "config.yaml"), "--ckpt_path", str(ckpt),
+    subprocess.run([*cmd, "test", "--task", task, "--config", str(run / "config.yaml"), "--ckpt_path", str(ckpt),
                     "--trainer.devices=1", *logs], check=True)
     test_s = time.time() - start
     fit_metrics, test_metrics = metrics(run), metrics(newest(root))

@@ -120,7 +120,8 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def write_outputs(rows: list[dict], out: Path, header: str) -> None:
+def write_outputs(rows: list[dict], out: Path, header: str, quiet: bool = False) -> None:
+    """CSV, markdown and PNG of the rows so far (rewritten after every row, so a cut run keeps its data)."""
     out.mkdir(parents=True, exist_ok=True)
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "bench.csv", "w", newline="") as f:
@@ -132,7 +133,8 @@ def write_outputs(rows: list[dict], out: Path, header: str) -> None:
         lines.append("| " + " | ".join(f"{r.get(k):.2f}" if isinstance(r.get(k), float) else str(r.get(k, ""))
                                        for k in keys) + " |")
     (out / "bench.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines), flush=True)
+    if not quiet:
+        print("\n".join(lines), flush=True)
     plot([r for r in rows if r.get("sweep") == "resolution"], out / "bench.png")
 
 
@@ -180,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
                      "params_m": round(params, 2), **extra, **row})
         print(f"{label} {res}px: " + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
                                               for k, v in row.items()), flush=True)
+        write_outputs(rows, Path(args.out), header, quiet=True)
 
     for mixer in args.mixers:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=mixer, mixer_options=matched.get(mixer, {}))
