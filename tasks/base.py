@@ -51,6 +51,19 @@ class TaskModule(L.LightningModule):
     def build(self, datamodule) -> None:
         raise NotImplementedError
 
+    def _step(self, batch, stage: str):
+        """Loss of one batch at `stage` ("train" / "val" / "test"), metrics logged."""
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         kind, keys, pos, has_gauss, gauss = np.random.get_state()
         checkpoint["rng_states"] = {

@@ -86,3 +86,15 @@ def test_image_fit_on_a_generated_image_folder(tmp_path, monkeypatch):
     run = only("runs/image/version_*", tmp_path)
     assert "val/acc5" in (run / "metrics.csv").read_text()
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+MIXER_OPTIONS = {"infomamba": "{k_max: 8, d_state: 4, d_concept: 8, chunk: 8}", "linformer": "{max_len: 512}"}
+
+
+@pytest.mark.parametrize("mixer", __import__("infomamba").list_mixers())
+def test_every_mixer_fits_the_text_task(mixer, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--task", "text", "--data.listops_size=32", "--data.batch_size=8", "--model.encoder.dim=16",
+          "--model.encoder.depth=2", f"--model.encoder.mixer={mixer}",
+          f"--model.encoder.mixer_options={MIXER_OPTIONS.get(mixer, '{}')}", "--trainer.fast_dev_run=true",
+          "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"])

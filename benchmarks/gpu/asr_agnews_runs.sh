@@ -5,7 +5,7 @@ source benchmarks/gpu/setup.sh
 mkdir -p $OUT/logs
 R="python3 benchmarks/recipe_run.py --out runs/results"
 Q="--trainer.enable_progress_bar=false"
-declare -A OPT=([infomamba]='{}' [attention]='{"inner_dim":576}' [linformer]='{"inner_dim":480,"proj_len":128,"max_len":256}'
+declare -A OPT=([infomamba]='{}' [attention]='{"inner_dim":576}' [linformer]='{"inner_dim":512,"proj_len":128,"max_len":256}'
   [mamba]='{"expand":3}' [vmamba]='{"expand":2.75}' [localmamba]='{"expand":2.25}'
   [mambavision]='{"expand":5.5,"attn_inner_dim":576}' [vmisa]='{"expand":3.75}')
 for m in infomamba attention; do

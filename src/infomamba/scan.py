@@ -65,6 +65,13 @@ class _LinearScan(torch.autograd.Function):
         return g * prev, g, a[:, 0] * g[:, 0]
 
 
+def _fp32_in_scan_order(u, delta, A, B, C, reverse: bool):
+    """fp32 copies, time-flipped for a reverse scan."""
+    if reverse:
+        u, delta, B, C = (t.flip(1) for t in (u, delta, B, C))
+    return tuple(t.float() for t in (u, delta, A, B, C))
+
+
 def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                              C: torch.Tensor, D: torch.Tensor | None = None, reverse: bool = False,
                              chunk: int = 64) -> torch.Tensor:
@@ -81,9 +88,7 @@ def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tens
         y: (batch, L, d) in u's dtype.
     """
     dtype = u.dtype
-    if reverse:
-        u, delta, B, C = (t.flip(1) for t in (u, delta, B, C))
-    uf, df, Af, Bf, Cf = (t.float() for t in (u, delta, A, B, C))
+    uf, df, Af, Bf, Cf = _fp32_in_scan_order(u, delta, A, B, C, reverse)
     batch, length, d = uf.shape
     state = uf.new_zeros(batch, d, Af.shape[1])
     outs = []
@@ -106,9 +111,7 @@ def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tens
 def selective_scan_sequential(u, delta, A, B, C, D=None, reverse=False):
     """The definition, one token at a time (for tests and benchmarks only)."""
     dtype = u.dtype
-    if reverse:
-        u, delta, B, C = (t.flip(1) for t in (u, delta, B, C))
-    uf, df, Af, Bf, Cf = (t.float() for t in (u, delta, A, B, C))
+    uf, df, Af, Bf, Cf = _fp32_in_scan_order(u, delta, A, B, C, reverse)
     state = uf.new_zeros(uf.shape[0], uf.shape[2], Af.shape[1])
     ys = []
     for t in range(uf.shape[1]):

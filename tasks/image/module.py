@@ -58,15 +58,6 @@ class ImageClassifier(TaskModule):
             self.log(f"{stage}/{k}", metric, batch_size=len(hard), prog_bar=k == "acc")
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
     def predict_step(self, batch, batch_idx):
         logits, _ = self(batch["images"])
         score, pred = logits.float().softmax(-1).max(-1)

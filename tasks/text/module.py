@@ -54,15 +54,6 @@ class TextClassifier(TaskModule):
         self.log(f"{stage}/acc", metric, batch_size=len(labels), prog_bar=True)
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
     def predict_step(self, batch, batch_idx):
         logits, _ = self(batch["input_ids"], batch["padding_mask"])
         probs = logits.float().softmax(-1)
