@@ -115,3 +115,18 @@ def test_asr_ddp_wer_equals_single_process(tmp_path, monkeypatch):
                                      tmp_path, "asr")
     for key in ("val/wer", "val/cer", "val/dev-clean/wer"):
         assert ddp[key] == pytest.approx(single[key], abs=1e-6), key
+
+
+def test_asr_predict_writes_one_line_per_audio_file(tmp_path, monkeypatch, capsys):
+    write_librispeech(tmp_path / "LibriSpeech")
+    monkeypatch.chdir(tmp_path)
+    args = ["--task", "asr", *TINY, f"--data.root={tmp_path / 'LibriSpeech'}", "--data.test_splits=[]",
+            "--data.batch_size=3"]
+    main(["fit", *args, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"])
+    folder = tmp_path / "LibriSpeech" / "dev-clean"
+    main(["predict", *args, "--ckpt_path", str(newest_run(tmp_path, "asr") / "checkpoints" / "last.ckpt"),
+          f"--data.predict_path={folder}"])
+    written = Path(capsys.readouterr().out.split("predictions to ")[-1].split()[0])
+    rows = [json.loads(line) for line in written.read_text().splitlines()]
+    assert sorted(Path(r["audio_filepath"]).name for r in rows) == sorted(p.name for p in folder.rglob("*.flac"))
+    assert all(isinstance(r["text"], str) for r in rows)
