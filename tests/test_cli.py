@@ -98,3 +98,10 @@ def test_every_mixer_fits_the_text_task(mixer, tmp_path, monkeypatch):
           "--model.encoder.depth=2", f"--model.encoder.mixer={mixer}",
           f"--model.encoder.mixer_options={MIXER_OPTIONS.get(mixer, '{}')}", "--trainer.fast_dev_run=true",
           "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"])
+
+
+def test_checkpointing_can_be_switched_off(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.enable_checkpointing=false", "--trainer.max_epochs=1",
+          "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"])
+    assert not list(tmp_path.glob("runs/text/version_0/checkpoints/*.ckpt"))

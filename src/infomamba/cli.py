@@ -74,15 +74,25 @@ def run_config_for(argv: list[str]) -> list[str]:
     return argv
 
 
-def trainer_defaults(task: str) -> dict:
+def checkpointing_off(argv: list[str]) -> bool:
+    """Whether the command line turns checkpointing off (then no ModelCheckpoint is added by default)."""
+    joined = " ".join(argv).replace("=", " ").split()
+    return any(a == "--trainer.enable_checkpointing" and i + 1 < len(joined) and joined[i + 1].lower() == "false"
+               for i, a in enumerate(joined))
+
+
+def trainer_defaults(task: str, checkpointing: bool = True) -> dict:
     (monitor, mode), max_epochs = TASKS[task][2:]
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    checkpoints = [
+        ModelCheckpoint(monitor=monitor, mode=mode, filename="best-{epoch}-{step}"),
+        ModelCheckpoint(filename="latest-{epoch}-{step}", save_last="link"),  # last.ckpt: every epoch
+    ] if checkpointing else []
     return {
         "default_root_dir": f"runs/{task}",
         "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": task}},
         "callbacks": [
-            ModelCheckpoint(monitor=monitor, mode=mode, filename="best-{epoch}-{step}"),
-            ModelCheckpoint(filename="latest-{epoch}-{step}", save_last="link"),  # last.ckpt: every epoch
+            *checkpoints,
             LearningRateMonitor(logging_interval="step"),
             _load("infomamba.tasks.epoch_summary:EpochSummary")(),
             _load("infomamba.tasks.prediction_writer:JsonLinesPredictionWriter")(),
@@ -111,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"task {task!r} is not available in this build: {err}") from err
     # sys.argv stays whole: Lightning's DDP launcher re-runs it (with --task) in every child process.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-    LightningCLI(module_cls, data_cls, args=run_config_for(rest), trainer_defaults=trainer_defaults(task),
+    LightningCLI(module_cls, data_cls, args=run_config_for(rest),
+                 trainer_defaults=trainer_defaults(task, checkpointing=not checkpointing_off(rest)),
                  save_config_kwargs={"overwrite": True}, seed_everything_default=0,
                  parser_kwargs={"prog": f"infomamba --task {task}"})
 
