@@ -15,10 +15,13 @@ exps alone need at the GPU's MUFU rate (16 per clock per SM), a lower bound for 
 
     python benchmarks/bench_scan.py                 # B64 L196/576/1024 and B16 L4096, bf16 + fp32
     python benchmarks/bench_scan.py --quick         # a seconds-long smoke run of every row
+    python benchmarks/bench_scan.py --baseline OLD.py   # also time an earlier version of the kernel file
+    python benchmarks/bench_scan.py --sweep         # time every config of SWEEP for each kernel (bf16)
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 
 import torch
 import triton
@@ -31,6 +34,11 @@ COPY_BANDWIDTH_GBS = 3000.0
 MUFU_EX2_PER_CLOCK_PER_SM = 16
 FULL_SHAPES = [(64, 196), (64, 576), (64, 1024), (16, 4096)]
 QUICK_SHAPES = [(2, 64)]
+# (d_in, d_lanes, num_warps) x block_t per kernel, for --sweep: the autotuner's candidates and neighbours.
+SWEEP = {
+    "fwd": ([(1, 32, 1), (1, 16, 1), (1, 64, 2), (2, 32, 1), (1, 32, 2)], (2, 4, 8)),
+    "bwd": ([(4, 8, 1), (2, 16, 1), (1, 32, 1), (2, 8, 1), (4, 16, 2)], (2, 4, 8)),
+}
 
 
 def scan_inputs(batch, length, d, n, dtype):
@@ -90,6 +98,40 @@ def load_fla():
     return run
 
 
+def load_baseline(path: str):
+    """selective_scan_triton from an earlier copy of kernels/selective_scan.py (side-by-side rows)."""
+    spec = importlib.util.spec_from_file_location("baseline_selective_scan", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.selective_scan_triton
+
+
+def sweep(shapes, d, n) -> None:
+    """Forward and backward time of every SWEEP config at each shape (bf16), fastest first per kernel."""
+    print("\n| kernel | batch | L | block_t, d_in, d_lanes, warps | ms |")
+    print("|---|---|---|---|---|")
+    for batch, length in shapes:
+        u, delta, A, B, C, D = scan_inputs(batch, length, d, n, torch.bfloat16)
+        At = A.t().contiguous()
+        dy = torch.randn_like(u)
+        for kind, (layouts, block_ts) in SWEEP.items():
+            results = []
+            for (d_in, d_lanes, warps) in layouts:
+                for block_t in block_ts:
+                    cfg = ss.ScanConfig(block_t, d_in, d_lanes, warps)
+                    with ss.force_config(**{kind: cfg}):
+                        run = ((lambda: ss._forward(u, delta, At, B, C, D, False)) if kind == "fwd" else
+                               (lambda: ss._backward(u, delta, At, B, C, D, dy, False)))
+                        try:
+                            results.append((time_ms(run, 50), cfg))
+                        except Exception as e:
+                            print(f"| {kind} | {batch} | {length} | {tuple(cfg)} | {type(e).__name__} |")
+            for ms, cfg in sorted(results):
+                print(f"| {kind} | {batch} | {length} | {tuple(cfg)} | {ms:.3f} |", flush=True)
+        del u, delta, A, B, C, D, dy
+        torch.cuda.empty_cache()
+
+
 def fmt(value):
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -103,6 +145,8 @@ def main() -> None:
     parser.add_argument("--d", type=int, default=768, help="channels (ViT-S width 384 x expand 2)")
     parser.add_argument("--n", type=int, default=16, help="state size per channel")
     parser.add_argument("--reps-ms", type=int, default=200, help="do_bench measuring time per entry")
+    parser.add_argument("--baseline", help="an earlier kernels/selective_scan.py, timed beside the current one")
+    parser.add_argument("--sweep", action="store_true", help="time every SWEEP config per kernel, then exit")
     parser.add_argument("--clock-ghz", type=float, default=1.98,
                         help="SM clock for the ex2 floor (H100 SXM max boost)")
     args = parser.parse_args()
@@ -112,7 +156,11 @@ def main() -> None:
     d = 128 if args.quick else args.d
     reps_ms = 20 if args.quick else args.reps_ms
     props = torch.cuda.get_device_properties(0)
+    if args.sweep:
+        sweep([(64, 196), (64, 1024), (16, 4096)] if not args.quick else shapes, d, args.n)
+        return
     fla = load_fla()
+    baseline = load_baseline(args.baseline) if args.baseline else None
 
     print(f"device: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
           f"triton {triton.__version__}; d={d}, n={args.n}\n")
@@ -137,6 +185,8 @@ def main() -> None:
             torch.cuda.empty_cache()
             rows = [("triton", ss.selective_scan_triton, inputs, scan_bytes, err),
                     ("reference", selective_scan_reference, inputs, scan_bytes, "")]
+            if baseline is not None:
+                rows.insert(1, ("triton (baseline file)", baseline, inputs, scan_bytes, ""))
             if args.sequential or (batch, length) == shapes[0]:
                 rows.append(("sequential", selective_scan_sequential, inputs, scan_bytes, ""))
             if fla is not None and dtype == torch.bfloat16:

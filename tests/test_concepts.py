@@ -2,8 +2,8 @@ import math
 
 import torch
 
-from infomamba.concepts import (ConceptFilter, SparseAssignment, entropy_budget, pool_concepts,
-                                scatter_concepts, sparsify)
+from infomamba.concepts import (ConceptFilter, entropy_budget, pool_concepts, scatter_concepts,
+                                sparse_assign_reference)
 
 
 def test_entropy_budget_spans_one_to_q_max():
@@ -15,47 +15,60 @@ def test_entropy_budget_spans_one_to_q_max():
     assert entropy_budget(onehot, 8).item() == 1
 
 
-def test_sparsify_keeps_top_q_inside_candidates_and_renormalises():
+def test_sparse_assign_keeps_top_q_inside_candidates_and_renormalises():
     R = torch.tensor([[[0.4, 0.3, 0.2, 0.1]]])
     candidate = torch.tensor([[[0.0, 1.0, 1.0, 1.0]]])
-    out = sparsify(R, candidate, torch.tensor([[2]]), q_max=3)
-    kept = {int(i): float(w) for i, w in zip(out.index[0, 0], out.weight[0, 0]) if w > 0}
-    assert set(kept) == {1, 2}
-    assert math.isclose(kept[1], 0.6, rel_tol=1e-5) and math.isclose(sum(kept.values()), 1.0, rel_tol=1e-6)
+    _, R_bar = sparse_assign_reference(R.log(), candidate, q_max=3)  # H(R) / log 4 = 0.92: q = 3
+    torch.testing.assert_close(R_bar, torch.tensor([[[0.0, 0.5, 1 / 3, 1 / 6]]]))
+    _, R_bar = sparse_assign_reference(torch.tensor([[[8.0, 1.0, 0.0, 0.0]]]), candidate, q_max=3)  # q = 1
+    torch.testing.assert_close(R_bar, torch.tensor([[[0.0, 1.0, 0.0, 0.0]]]))
 
 
-def dense_R(assign: SparseAssignment, k: int) -> torch.Tensor:
-    B, L, _ = assign.index.shape
-    return torch.zeros(B, L, k).scatter_add_(2, assign.index, assign.weight)
+def test_sparse_assign_never_keeps_non_candidates_or_passes_them_gradient():
+    """A row with fewer candidates than its budget keeps only the candidates; the other concepts get
+    neither weight nor a straight-through candidate gradient (top-k would pick them by tie-breaking)."""
+    logits = torch.zeros(1, 1, 6, requires_grad=True)  # uniform: q = q_max = 4
+    candidate = torch.tensor([[[1.0, 0, 1, 0, 0, 0]]], requires_grad=True)
+    R, R_bar = sparse_assign_reference(logits, candidate, q_max=4)
+    torch.testing.assert_close(R_bar, torch.tensor([[[0.5, 0, 0.5, 0, 0, 0]]]))
+    (R_bar * torch.arange(6.0)).sum().backward()
+    assert torch.count_nonzero(candidate.grad[0, 0, [1, 3, 4, 5]]) == 0
+    assert candidate.grad[0, 0, 2] > 0 > candidate.grad[0, 0, 0]
 
 
-def test_pooling_and_scatter_equal_the_dense_products():
-    B, L, k, D, q = 2, 12, 7, 5, 3
+def test_pooling_and_scatter_equal_the_weighted_sums():
+    B, L, k, D = 2, 12, 7, 5
     x = torch.randn(B, L, D)
-    weight = torch.rand(B, L, q)
-    assign = SparseAssignment(torch.randint(0, k, (B, L, q)), weight / weight.sum(-1, keepdim=True))
-    Rb = dense_R(assign, k)
-    Z, mass = pool_concepts(x, assign, None, k, chunk=None)
-    torch.testing.assert_close(mass[:, 0], Rb.sum(1))
-    torch.testing.assert_close(Z[:, 0], (Rb.transpose(1, 2) @ x) / Rb.sum(1).clamp_min(1e-6)[..., None])
+    R_bar = torch.rand(B, L, k) * (torch.rand(B, L, k) < 0.4)
+    pad = torch.zeros(B, L, dtype=torch.bool)
+    pad[1, 9:] = True
+    Z, mass = pool_concepts(x, R_bar, pad, chunk=None)
+    for b in range(B):
+        for i in range(k):
+            w = R_bar[b, :, i] * ~pad[b]
+            torch.testing.assert_close(mass[b, 0, i], w.sum())
+            torch.testing.assert_close(Z[b, 0, i], (w[:, None] * x[b]).sum(0) / w.sum().clamp_min(1e-6))
     Zt = torch.randn(B, 1, k, D)
-    torch.testing.assert_close(scatter_concepts(Zt, assign, None), Rb @ Zt[:, 0])
+    want = torch.stack([sum(R_bar[b, :, i, None] * Zt[b, 0, i] for i in range(k)) for b in range(B)])
+    torch.testing.assert_close(scatter_concepts(Zt, R_bar, None), want)
 
 
 def test_causal_pooling_sees_completed_chunks_only():
-    B, L, k, D, q, C = 1, 10, 4, 3, 2, 4
+    B, L, k, D, C = 1, 10, 4, 3, 4
     x = torch.randn(B, L, D)
-    weight = torch.rand(B, L, q)
-    assign = SparseAssignment(torch.randint(0, k, (B, L, q)), weight / weight.sum(-1, keepdim=True))
-    Rb = dense_R(assign, k)
-    Z, mass = pool_concepts(x, assign, None, k, chunk=C)
+    R_bar = torch.rand(B, L, k)
+    Z, mass = pool_concepts(x, R_bar, None, chunk=C)
     assert Z.shape[1] == 3
     assert mass[:, 0].sum() == 0
     for j in range(1, 3):
         end = j * C
-        want_mass = Rb[:, :end].sum(1)
+        want_mass = R_bar[:, :end].sum(1)
         torch.testing.assert_close(mass[:, j], want_mass)
-        torch.testing.assert_close(Z[:, j], (Rb[:, :end].transpose(1, 2) @ x[:, :end]) / want_mass.clamp_min(1e-6)[..., None])
+        torch.testing.assert_close(Z[:, j], (R_bar[:, :end].transpose(1, 2) @ x[:, :end]) / want_mass[..., None])
+    Zt = torch.randn(B, 3, k, D)
+    h = scatter_concepts(Zt, R_bar, chunk=C)
+    for t in range(L):
+        torch.testing.assert_close(h[:, t], (R_bar[:, t, :, None] * Zt[:, t // C]).sum(1))
 
 
 def k_eff(filter_: ConceptFilter, x):
@@ -78,12 +91,11 @@ def test_hash_buckets_restrict_concepts():
     """With many buckets, a token's kept concepts all belong to its bucket's candidate set."""
     filt = ConceptFilter(16, 16, k_max=30, d_concept=16, n_buckets=4, q_max=8).eval()
     x = torch.randn(2, 20, 16)
-    R = filt.assign(x)
-    candidate, mi = filt.bucket(x, R, None)
-    assign = sparsify(R, candidate, torch.full((2, 20), 8), 8)
-    members = candidate.gather(2, assign.index)
-    assert torch.all((members > 0) | (assign.weight == 0))
-    assert mi.item() > 0
+    b, candidate = filt.hash_tokens(x)
+    R, R_bar = sparse_assign_reference(filt.assign_logits(x), candidate, 8)
+    assert torch.all((candidate > 0) | (R_bar == 0))
+    assert torch.count_nonzero(R_bar, dim=-1).max() <= 8
+    assert filt.mi_hash_loss(R, b, None).item() > 0
     assert candidate.sum(-1).min() < 30  # buckets actually narrow the candidate set
 
 

@@ -8,14 +8,17 @@ Each step is one named function or method:
   mixing      Z~ = softmax((Z W_Q)(Z W_K)^T / sqrt(d_c)) Z W_V                  (Eq. 9)
   scatter     h_t = W_U sum_i R_bar_{t,i} z~_i                                   (Eq. 10)
 
-Gather and scatter use each token's top-q_max indices only, so the work is O(n q d + k^2 d), never a
-dense n x k product after assignment and never an n x n tensor.
+R_bar is dense (B, L, k) with at most q_max non-zeros a row, so pooling and scatter are batched
+matmuls on tensor cores, O(n k d) multiply-adds for a fixed k; never an n x n tensor. An index-based
+gather/scatter of the q_max kept entries does fewer multiply-adds, O(n q d), but moves q_max d values
+per token through atomics and was measured slower on the GPU (docs/benchmarks.md, concept filter).
+Assignment, budget and top-q run fused in one Triton kernel on CUDA (`sparse_assign`).
 
 Causal mode (chunk-causal, DESIGN.md): tokens are grouped in chunks of `chunk`; the concept sums of
 chunk j are the sums over chunks < j (an exclusive prefix over chunk totals), mixing runs once per
 chunk boundary, and the tokens of chunk j read the mixed concepts of chunks < j. The first chunk
 reads nothing (h = 0 there); its own tokens reach it through the causal scan. Cost
-O(n q d + (n / C) k^2 d), memory O((n / C) k d).
+O(n k d + (n / C) k^2 d), memory O((n / C) k d).
 
 Readings where the paper is open:
 - Z is mass-normalised (sum_t R_bar_ti x_t / sum_t R_bar_ti): Eq. 9's softmax would otherwise see
@@ -26,18 +29,11 @@ Readings where the paper is open:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-@dataclass
-class SparseAssignment:
-    """R_bar in top-q form: for each token, `index` (B, L, q_max) concepts and `weight` (B, L, q_max)."""
-    index: torch.Tensor
-    weight: torch.Tensor
+from .dispatch import announce, load_kernel
 
 
 def entropy_budget(R: torch.Tensor, q_max: int) -> torch.Tensor:
@@ -47,67 +43,84 @@ def entropy_budget(R: torch.Tensor, q_max: int) -> torch.Tensor:
     return q.clamp(1, q_max).long()
 
 
-def sparsify(R: torch.Tensor, candidate: torch.Tensor, q: torch.Tensor, q_max: int) -> SparseAssignment:
-    """Keep each token's top-q_t concepts among its candidates and renormalise (R -> R_bar).
+def sparse_assign_reference(logits: torch.Tensor, candidate: torch.Tensor, q_max: int):
+    """Eq. 7 and the budgeted top-q sparsification in PyTorch (the CPU path and the fused kernel's oracle).
 
-    R: (B, L, k) soft assignment; candidate: (B, L, k) in {0, 1} (straight-through gradients allowed);
-    q: (B, L) budget. Ranks >= q_t get weight 0 (kept in the index so shapes stay fixed).
+    R = softmax(logits) in fp32; q_t = entropy_budget(R_t); R_bar keeps each token's q_t largest R_ti
+    among its candidates (candidate_ti = 1) with R_ti > 0, renormalised to sum 1, as a dense (B, L, k)
+    tensor with at most q_max non-zeros a row. Gradients reach the logits through R, and the candidate
+    mask (straight-through from the Gumbel bucketing) through the kept entries only; q_t is a step
+    function (no gradient). Returns (R, R_bar).
+
+    A kept entry must be positive: when a token has fewer than q_t candidates, top-k would otherwise
+    keep zero entries chosen by tie-breaking, and their candidate gradient R_ti dL/dv_i with them.
     """
-    masked = R * candidate
-    values, index = masked.topk(min(q_max, R.shape[-1]), dim=-1)
+    R = logits.float().softmax(-1)
+    values, index = (R * candidate).topk(min(q_max, R.shape[-1]), dim=-1)
     ranks = torch.arange(values.shape[-1], device=R.device)
-    values = values * (ranks < q.unsqueeze(-1))
+    keep = (ranks < entropy_budget(R, q_max).unsqueeze(-1)) & (values > 0)
+    values = values * keep
     weight = values / values.sum(-1, keepdim=True).clamp_min(1e-12)
-    return SparseAssignment(index, weight)
+    return R, torch.zeros_like(R).scatter(-1, index, weight)
 
 
-def effective_concepts(R_bar: SparseAssignment, padding_mask: torch.Tensor | None, k: int) -> torch.Tensor:
+def sparse_assign(logits: torch.Tensor, candidate: torch.Tensor, q_max: int):
+    """`sparse_assign_reference`, dispatched: the fused Triton kernel on CUDA, the reference elsewhere."""
+    if logits.is_cuda:
+        kernel = load_kernel("concept_assign", "sparse_assign_triton")
+        if kernel is not None:
+            announce("concept assignment", "fused Triton kernel")
+            return kernel(logits, candidate, q_max)
+        announce("concept assignment", "PyTorch reference on CUDA (the Triton kernel is unavailable)")
+    else:
+        announce("concept assignment", "PyTorch reference (CPU)")
+    return sparse_assign_reference(logits, candidate, q_max)
+
+
+def masked_rows(t: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
+    """Zero the rows (B, L, .) at padded positions."""
+    return t if padding_mask is None else t.masked_fill(padding_mask[..., None], 0.0)
+
+
+def effective_concepts(R_bar: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
     """k_eff: concepts with weight from at least one real token of a sample, averaged over samples."""
-    weight = R_bar.weight.detach()
-    if padding_mask is not None:
-        weight = weight.masked_fill(padding_mask[..., None], 0.0)
-    B = weight.shape[0]
-    usage = weight.new_zeros(B, k).scatter_add_(1, R_bar.index.reshape(B, -1), weight.reshape(B, -1))
+    usage = masked_rows(R_bar.detach(), padding_mask).sum(1)
     return (usage > 0).sum(-1).float().mean()
 
 
-def chunk_ids(length: int, chunk: int | None, device) -> torch.Tensor:
-    """Chunk id of every position (all zeros in bidirectional mode, chunk=None)."""
-    pos = torch.arange(length, device=device)
-    return pos // chunk if chunk else torch.zeros_like(pos)
+def split_chunks(t: torch.Tensor, chunk: int) -> torch.Tensor:
+    """(B, L, F) -> (B, G, chunk, F), zero-padding L up to G * chunk."""
+    B, L, F_ = t.shape
+    groups = -(-L // chunk)
+    return F.pad(t, (0, 0, 0, groups * chunk - L)).view(B, groups, chunk, F_)
 
 
-def pool_concepts(x: torch.Tensor, R_bar: SparseAssignment, padding_mask: torch.Tensor | None, k: int,
+def pool_concepts(x: torch.Tensor, R_bar: torch.Tensor, padding_mask: torch.Tensor | None,
                   chunk: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Z = R_bar^T X per sample (bidirectional) or per chunk boundary over completed chunks (causal).
 
-    Returns Z: (B, G, k, D) mass-normalised concept vectors and mass: (B, G, k), with G = 1
-    bidirectional or G = number of chunks causal (group j holds chunks < j).
+    x: (B, L, D), R_bar: (B, L, k) dense. Returns Z: (B, G, k, D) mass-normalised concept vectors and
+    mass: (B, G, k), with G = 1 bidirectional or G = number of chunks causal (group j holds chunks < j).
     """
-    B, L, D = x.shape
-    q = R_bar.index.shape[-1]
-    weight = R_bar.weight if padding_mask is None else R_bar.weight.masked_fill(padding_mask[..., None], 0.0)
-    cid = chunk_ids(L, chunk, x.device)
-    groups = int(cid[-1]) + 1
-    flat = (cid.view(1, L, 1) * k + R_bar.index).reshape(B, L * q)
-    contrib = (weight.unsqueeze(-1) * x.unsqueeze(2)).reshape(B, L * q, D)
-    num = x.new_zeros(B, groups * k, D).scatter_add_(1, flat.unsqueeze(-1).expand(-1, -1, D), contrib)
-    mass = weight.new_zeros(B, groups * k).scatter_add_(1, flat, weight.reshape(B, L * q))
-    num, mass = num.view(B, groups, k, D), mass.view(B, groups, k)
+    w = masked_rows(R_bar, padding_mask)
+    if chunk:
+        w, x = split_chunks(w, chunk), split_chunks(x, chunk)
+    else:
+        w, x = w.unsqueeze(1), x.unsqueeze(1)
+    num = w.transpose(-1, -2).to(x.dtype) @ x
+    mass = w.sum(2)
     if chunk:
         num = num.cumsum(1) - num
         mass = mass.cumsum(1) - mass
     return num / mass.clamp_min(1e-6).unsqueeze(-1), mass
 
 
-def scatter_concepts(Z_mixed: torch.Tensor, R_bar: SparseAssignment, chunk: int | None) -> torch.Tensor:
+def scatter_concepts(Z_mixed: torch.Tensor, R_bar: torch.Tensor, chunk: int | None) -> torch.Tensor:
     """sum_i R_bar_{t,i} z~_i for every token, reading its chunk group's concepts (Eq. 10 before W_U)."""
-    B, G, k, D = Z_mixed.shape
-    L, q = R_bar.index.shape[1:]
-    cid = chunk_ids(L, chunk, Z_mixed.device)
-    flat = (cid.view(1, L, 1) * k + R_bar.index).reshape(B, L * q, 1).expand(-1, -1, D)
-    gathered = Z_mixed.reshape(B, G * k, D).gather(1, flat).view(B, L, q, D)
-    return (R_bar.weight.unsqueeze(-1) * gathered).sum(2)
+    if not chunk:
+        return R_bar.to(Z_mixed.dtype) @ Z_mixed[:, 0]
+    out = split_chunks(R_bar, chunk).to(Z_mixed.dtype) @ Z_mixed
+    return out.flatten(1, 2)[:, : R_bar.shape[1]]
 
 
 class ConceptMixing(nn.Module):
@@ -162,16 +175,15 @@ class ConceptFilter(nn.Module):
         self.mixing = ConceptMixing(dim, d_concept, mix)
         self.w_u = nn.Linear(dim, out_dim, bias=False)
 
-    def assign(self, x: torch.Tensor) -> torch.Tensor:
-        """Eq. 7: R (B, L, k_max); `static_rr` reads R_0's first L rows instead."""
+    def assign_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Eq. 7's logits <W_r x_t, u_i> / tau (B, L, k_max); `static_rr` reads R_0's first L rows instead."""
         if self.static_len:
             L = x.shape[1]
             if L > self.static_len:
                 raise ValueError(f"static_rr holds R_0 for {self.static_len} positions, got a sequence of {L}; "
                                  f"raise mixer_options.static_len")
-            return self.R0[:L].softmax(-1).unsqueeze(0).expand(x.shape[0], -1, -1)
-        logits = self.w_r(x) @ self.centers.t() / self.tau_assign
-        return logits.softmax(-1)
+            return self.R0[:L].unsqueeze(0).expand(x.shape[0], -1, -1)
+        return self.w_r(x) @ self.centers.t() / self.tau_assign
 
     def concept_buckets(self) -> torch.Tensor:
         """C(b) as a (B_hash, k) 0/1 matrix: each concept joins its nearest bucket embedding (cosine),
@@ -181,31 +193,36 @@ class ConceptFilter(nn.Module):
         empty = member.sum(-1, keepdim=True) == 0
         return torch.where(empty, torch.ones_like(member), member)
 
-    def bucket(self, x: torch.Tensor, R: torch.Tensor, padding_mask: torch.Tensor | None):
-        """Hash each token (Eq. 8): candidate mask (B, L, k) and the MI-hash loss.
+    def hash_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 8's bucket b_t (B, L, B_hash one-hot) and the candidate mask b_t C(b) (B, L, k).
 
-        b_t is straight-through Gumbel-softmax in training and the argmax in eval; u_t = sum_i R_ti u_i.
+        b_t is a straight-through Gumbel-softmax sample in training and the argmax in eval.
         """
         logits = self.hash_head(x)
         if self.training:
-            b = F.gumbel_softmax(logits, tau=1.0, hard=True)
+            b = F.gumbel_softmax(logits.float(), tau=1.0, hard=True)
         else:
-            b = F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
-        candidate = b @ self.concept_buckets()
-        u = R @ self.centers
-        sim = F.normalize(u, dim=-1) @ F.normalize(self.buckets, dim=-1).t() / self.tau_hash
+            b = F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+        return b, b @ self.concept_buckets()
+
+    def mi_hash_loss(self, R: torch.Tensor, b: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
+        """Eq. 8: -log p(b_t | u_t) with u_t = sum_i R_ti u_i, over the real tokens."""
+        u = R @ self.centers.float()
+        sim = F.normalize(u, dim=-1) @ F.normalize(self.buckets.float(), dim=-1).t() / self.tau_hash
         nll = -(b * sim.log_softmax(-1)).sum(-1)
         keep = torch.ones_like(nll) if padding_mask is None else (~padding_mask).to(nll.dtype)
-        return candidate, (nll * keep).sum() / keep.sum().clamp_min(1.0)
+        return (nll * keep).sum() / keep.sum().clamp_min(1.0)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
         """Returns h (B, L, out_dim) and aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
-        R = self.assign(x)
+        logits = self.assign_logits(x)
         if self.static_len:
-            candidate, mi_hash = torch.ones_like(R), x.new_zeros(())
+            R, R_bar = sparse_assign(logits, torch.ones_like(logits, dtype=torch.float32), self.q_max)
+            mi_hash = x.new_zeros((), dtype=torch.float32)
         else:
-            candidate, mi_hash = self.bucket(x, R, padding_mask)
-        R_bar = sparsify(R, candidate, entropy_budget(R, self.q_max), self.q_max)
-        Z, mass = pool_concepts(x, R_bar, padding_mask, self.k_max, self.chunk)
+            b, candidate = self.hash_tokens(x)
+            R, R_bar = sparse_assign(logits, candidate, self.q_max)
+            mi_hash = self.mi_hash_loss(R, b, padding_mask)
+        Z, mass = pool_concepts(x, R_bar, padding_mask, self.chunk)
         h = self.w_u(scatter_concepts(self.mixing(Z, mass), R_bar, self.chunk))
-        return h, {"mi_hash": mi_hash, "k_eff": effective_concepts(R_bar, padding_mask, self.k_max)}
+        return h, {"mi_hash": mi_hash, "k_eff": effective_concepts(R_bar, padding_mask)}

@@ -12,21 +12,9 @@ scan runs over each sample's real tokens only, in either direction and wherever 
 """
 from __future__ import annotations
 
-import logging
-import os
-
 import torch
 
-log = logging.getLogger(__name__)
-
-_announced: set[str] = set()
-
-
-def _announce(path: str) -> None:
-    if path not in _announced:
-        _announced.add(path)
-        log.info("selective scan: using the %s path", path)
-        print(f"[infomamba] selective scan: using the {path} path", flush=True)
+from .dispatch import announce, load_kernel
 
 
 def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -126,27 +114,14 @@ def selective_scan_sequential(u, delta, A, B, C, D=None, reverse=False):
     return y.to(dtype)
 
 
-def _kernel():
-    if os.environ.get("INFOMAMBA_SCAN", "").lower() == "reference":
-        return None
-    try:
-        from infomamba.kernels.selective_scan import selective_scan_triton
-    except ImportError:
-        return None
-    return selective_scan_triton
-
-
 def selective_scan(u, delta, A, B, C, D=None, reverse=False):
-    """Selective scan, dispatched: the Triton kernel on CUDA, the chunked reference elsewhere.
-
-    Set INFOMAMBA_SCAN=reference to force the reference. The path taken is printed once.
-    """
+    """Selective scan, dispatched (infomamba.dispatch): the Triton kernel on CUDA, the chunked reference elsewhere."""
     if u.is_cuda:
-        kernel = _kernel()
+        kernel = load_kernel("selective_scan", "selective_scan_triton")
         if kernel is not None:
-            _announce("Triton kernel")
+            announce("selective scan", "Triton kernel")
             return kernel(u, delta, A, B, C, D, reverse=reverse)
-        _announce("PyTorch reference on CUDA (slow: the Triton kernel is unavailable)")
+        announce("selective scan", "PyTorch reference on CUDA (slow: the Triton kernel is unavailable)")
     else:
-        _announce("PyTorch chunked reference (CPU)")
+        announce("selective scan", "PyTorch chunked reference (CPU)")
     return selective_scan_reference(u, delta, A, B, C, D, reverse=reverse)

@@ -77,9 +77,9 @@ def test_no_filter_no_ssm_mixer_is_zero():
 
 def test_static_rr_assignment_ignores_the_input_and_no_mix_is_value_only():
     m = build("static_rr")
-    torch.testing.assert_close(m.filter.assign(torch.randn(2, L, DIM)), m.filter.assign(torch.randn(2, L, DIM)))
+    torch.testing.assert_close(m.filter.assign_logits(torch.randn(2, L, DIM)), m.filter.assign_logits(torch.randn(2, L, DIM)))
     with pytest.raises(ValueError, match="static_len"):
-        build("static_rr", static_len=16).filter.assign(torch.randn(1, L, DIM))
+        build("static_rr", static_len=16).filter.assign_logits(torch.randn(1, L, DIM))
     nomix = build("no_mix").filter.mixing
     Z = torch.randn(1, 1, 20, DIM)
     torch.testing.assert_close(nomix(Z, torch.ones(1, 1, 20)), nomix.v(Z))
