@@ -34,10 +34,11 @@ COPY_BANDWIDTH_GBS = 3000.0
 MUFU_EX2_PER_CLOCK_PER_SM = 16
 FULL_SHAPES = [(64, 196), (64, 576), (64, 1024), (16, 4096)]
 QUICK_SHAPES = [(2, 64)]
-# (d_in, d_lanes, num_warps) x block_t per kernel, for --sweep: the autotuner's candidates and neighbours.
+# (d_in, d_lanes, num_warps) x block_t per kernel, for --sweep: the autotuner's candidates and layouts
+# that split n over more lanes (fewer registers per thread, more warps per SM).
 SWEEP = {
-    "fwd": ([(1, 32, 1), (1, 16, 1), (1, 64, 2), (2, 32, 1), (1, 32, 2)], (2, 4, 8)),
-    "bwd": ([(4, 8, 1), (2, 16, 1), (1, 32, 1), (2, 8, 1), (4, 16, 2)], (2, 4, 8)),
+    "fwd": ([(1, 32, 1), (1, 16, 1), (1, 8, 1), (1, 64, 2), (1, 32, 2)], (2, 4, 8, 16)),
+    "bwd": ([(4, 8, 1), (2, 8, 1), (1, 8, 1), (2, 16, 1), (1, 16, 1), (1, 32, 1), (2, 8, 2)], (1, 2, 4)),
 }
 
 

@@ -307,10 +307,11 @@ class ScanConfig(NamedTuple):
 # (d_in, d_lanes, num_warps, register budget) per kernel. The budget is the number of fp32 values of
 # one (t, d, n) tile each thread may hold; block_t follows from it. Layouts and budgets were chosen
 # from ptxas reports for sm_90 (no spills at n = 4, 8 and 16, at most 16 bytes at n = 64); the
-# autotuner times them on the device.
+# autotuner times them on the device. The last two backward layouts split n over 4 lanes: 108 and
+# 168 registers a thread at n = 16 instead of ~255, so more warps share an SM.
 _LAYOUTS = {
     "fwd": ((1, 32, 1, 64), (1, 16, 1, 32), (1, 8, 1, 64), (1, 64, 2, 64)),
-    "bwd": ((4, 8, 1, 32), (4, 8, 1, 16), (2, 16, 1, 32), (1, 32, 1, 16)),
+    "bwd": ((4, 8, 1, 32), (4, 8, 1, 16), (2, 16, 1, 32), (1, 32, 1, 16), (1, 8, 1, 16), (2, 8, 1, 16)),
 }
 _MAX_STATE_PER_THREAD = 16  # beyond this (large n), more warps share the states
 
