@@ -63,7 +63,7 @@ from triton.runtime.errors import OutOfResources
 
 LOG2E = tl.constexpr(1.4426950408889634)
 CHUNK = 64  # positions between the states saved by the backward's first pass (a multiple of block_t)
-_AUTOTUNE_WARMUP_MS, _AUTOTUNE_REP_MS = 5, 20
+_AUTOTUNE_WARMUP_MS, _AUTOTUNE_REP_MS = 10, 50
 
 
 @triton.jit
@@ -290,8 +290,9 @@ class ScanConfig(NamedTuple):
     lanes and d_lanes / 32 warps go to channels, the lanes and warps left over to the state axis n,
     and block_t time steps, d_in channels and the remaining states stay inside each thread. A sum
     over n then costs log2(threads on n) shuffles (and shared memory where warps split n), a sum
-    over channels (dB, dC in the backward) log2(d_lanes) shuffles per d_in channels: the backward
-    prefers d_in > 1, the forward all of n inside the thread.
+    over channels (dB, dC in the backward) log2(d_lanes) shuffles per d_in channels. Measured on
+    an H100: the forward does best with n inside the thread, the backward, whose many (d, n)
+    accumulators fill the registers, with n split over 2-4 lanes and d_in = 1.
     """
 
     block_t: int
@@ -307,11 +308,13 @@ class ScanConfig(NamedTuple):
 # (d_in, d_lanes, num_warps, register budget) per kernel. The budget is the number of fp32 values of
 # one (t, d, n) tile each thread may hold; block_t follows from it. Layouts and budgets were chosen
 # from ptxas reports for sm_90 (no spills at n = 4, 8 and 16, at most 16 bytes at n = 64); the
-# autotuner times them on the device. The last two backward layouts split n over 4 lanes: 108 and
-# 168 registers a thread at n = 16 instead of ~255, so more warps share an SM.
+# autotuner times them on the device. The backward's layouts were picked by a sweep on an H100
+# (`benchmarks/bench_scan.py --sweep`, docs/benchmarks.md): those that split n over 2-4 lanes need
+# 108-190 registers a thread at n = 16 instead of 255 (and no spills), so more warps share an SM,
+# and ran 1.3-1.9x faster than the d_lanes = 32 layouts.
 _LAYOUTS = {
     "fwd": ((1, 32, 1, 64), (1, 16, 1, 32), (1, 8, 1, 64), (1, 64, 2, 64)),
-    "bwd": ((4, 8, 1, 32), (4, 8, 1, 16), (2, 16, 1, 32), (1, 32, 1, 16), (1, 8, 1, 16), (2, 8, 1, 16)),
+    "bwd": ((1, 16, 1, 16), (1, 8, 1, 8), (1, 8, 1, 16), (2, 8, 1, 16), (4, 8, 1, 32)),
 }
 _MAX_STATE_PER_THREAD = 16  # beyond this (large n), more warps share the states
 
