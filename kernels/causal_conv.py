@@ -1,0 +1,195 @@
+"""Triton depthwise causal conv + SiLU along time, channels-last, fused, with its backward.
+
+Math (the conv of the selective SSM: InfoMamba Eq. 11's u_t = SiLU(conv_d(x))_t, Mamba's causal
+conv; `infomamba.ssm.causal_conv_silu_reference` is the oracle), per sample and channel d, with
+K = d_conv taps w_0..w_{K-1}, lag l_i = K - 1 - i and direction sign S (-1 forward, +1 reverse),
+in fp32 whatever x's dtype:
+
+    pre_t = b + sum_i w_i x_{t + S l_i}      (x = 0 outside 0..L-1)
+    y_t   = SiLU(pre_t) = pre_t sigma(pre_t)
+
+Forward (S = -1) is causal, pre_t = b + w_{K-1} x_t + ... + w_0 x_{t-K+1}; reverse (S = +1) is its
+mirror, pre_t = b + w_{K-1} x_t + ... + w_0 x_{t+K-1}: the scan's direction is index arithmetic,
+no flipped copies.
+
+Backward. With dpre_t = dy_t SiLU'(pre_t), SiLU'(p) = s (1 + p (1 - s)), s = sigma(p), and
+dpre = 0 outside 0..L-1:
+
+    dx_t = sum_i w_i dpre_{t - S l_i}        (the transposed conv)
+    dw_i = sum_{b,t} dpre_t x_{t + S l_i}    db = sum_{b,t} dpre_t
+
+Design. x, y, dy, dx are (B, L, D) with channels contiguous, so a tile of BLOCK_T steps x
+BLOCK_D channels loads as coalesced rows and there is no transpose. Each tap is a masked load of
+the tile shifted by its lag; the K - 1 halo rows and the re-reads of the same rows hit L1/L2, so
+DRAM sees x about once. The forward writes y only; nothing is saved but the inputs.
+
+The backward is one kernel that recomputes dpre wherever it needs it instead of writing it out:
+dx_t needs dpre at the K positions t - S l_i, each of which is K loads of x and one of dy, so a
+tile issues K (K + 1) loads of x (20 at K = 4) and K sigmoids per element, all but the first
+touch of each row served from L1/L2. The alternative, a first kernel writing dpre in fp32 and a
+second reading it for dx, saves that arithmetic but adds 8 bytes of DRAM traffic per element to the
+6 (bf16) of x, dy and dx. dw and db are deterministic: each program walks BWD_TILES tiles of
+BWD_BLOCK_T steps, keeps its sums in registers and writes one (K + 1, BLOCK_D) fp32 partial row
+(dw_0..dw_{K-1}, db) to a (programs along B and T, K + 1, D) buffer that torch sums; with the
+default 128 steps a program that buffer is ~2 MB at B 64, L 196, D 768 (no atomics).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import triton
+import triton.language as tl
+
+BLOCK_D = 128       # channels a program: 256 bytes a row in bf16
+FWD_BLOCK_T = 32    # forward tile: 4096 elements, 32 fp32 a thread at 4 warps
+BWD_BLOCK_T = 16    # backward tile (more live tensors: pre, dpre, the dx accumulator)
+BWD_TILES = 8       # backward tiles a program, so the dw/db partial rows are few
+
+
+@triton.jit
+def _conv_pre(x_ptr, w_ptr, bias, t, d, d_ok, L, D, K: tl.constexpr, S: tl.constexpr):
+    """pre at steps t (BLOCK_T,) and channels d (BLOCK_D,) of one sample, fp32."""
+    pre = tl.zeros([t.shape[0], d.shape[0]], dtype=tl.float32) + bias[None, :]
+    for i in tl.static_range(K):
+        src = t + S * (K - 1 - i)
+        ok = (src >= 0) & (src < L)
+        xs = tl.load(x_ptr + src[:, None] * D + d[None, :], mask=ok[:, None] & d_ok[None, :], other=0.0)
+        w = tl.load(w_ptr + d * K + i, mask=d_ok, other=0.0).to(tl.float32)
+        pre += w[None, :] * xs.to(tl.float32)
+    return pre
+
+
+@triton.jit
+def _conv_dpre(x_ptr, dy_ptr, w_ptr, bias, t, d, d_ok, L, D, K: tl.constexpr, S: tl.constexpr):
+    """dpre = dy SiLU'(pre) at steps t, 0 outside 0..L-1."""
+    pre = _conv_pre(x_ptr, w_ptr, bias, t, d, d_ok, L, D, K, S)
+    ok = (t >= 0) & (t < L)
+    dy = tl.load(dy_ptr + t[:, None] * D + d[None, :], mask=ok[:, None] & d_ok[None, :], other=0.0)
+    s = tl.sigmoid(pre)
+    return dy.to(tl.float32) * s * (1.0 + pre * (1.0 - s))
+
+
+@triton.jit
+def _conv_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, L, D, K: tl.constexpr, S: tl.constexpr,
+                     HAS_BIAS: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+    """y = SiLU(pre) for BLOCK_T steps x BLOCK_D channels of sample program_id(2)."""
+    t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_ok = d < D
+    base = tl.program_id(2).to(tl.int64) * L * D
+    bias = tl.zeros([BLOCK_D], dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(b_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
+    pre = _conv_pre(x_ptr + base, w_ptr, bias, t, d, d_ok, L, D, K, S)
+    y = pre * tl.sigmoid(pre)
+    mask = (t < L)[:, None] & d_ok[None, :]
+    tl.store(y_ptr + base + t[:, None] * D + d[None, :], y.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _conv_bwd_kernel(x_ptr, w_ptr, b_ptr, dy_ptr, dx_ptr, part_ptr, L, D, K: tl.constexpr,
+                     S: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_T: tl.constexpr,
+                     TILES: tl.constexpr, BLOCK_D: tl.constexpr, K_POW2: tl.constexpr):
+    """dx for TILES * BLOCK_T steps x BLOCK_D channels of sample program_id(2), and their dw, db
+    partial sums as row (program_id(2), program_id(0)) of part (rows, K + 1, D)."""
+    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_ok = d < D
+    base = tl.program_id(2).to(tl.int64) * L * D
+    x_ptr += base
+    dy_ptr += base
+    dx_ptr += base
+    bias = tl.zeros([BLOCK_D], dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(b_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
+    taps = tl.arange(0, K_POW2)
+    dw = tl.zeros([K_POW2, BLOCK_D], dtype=tl.float32)
+    db = tl.zeros([BLOCK_D], dtype=tl.float32)
+    start = tl.program_id(0) * (TILES * BLOCK_T)
+    for t0 in range(start, tl.minimum(start + TILES * BLOCK_T, L), BLOCK_T):
+        t = t0 + tl.arange(0, BLOCK_T)
+        dpre = _conv_dpre(x_ptr, dy_ptr, w_ptr, bias, t, d, d_ok, L, D, K, S)
+        db += tl.sum(dpre, axis=0)
+        w_last = tl.load(w_ptr + d * K + (K - 1), mask=d_ok, other=0.0).to(tl.float32)
+        dx = w_last[None, :] * dpre
+        for i in tl.static_range(K):
+            src = t + S * (K - 1 - i)
+            ok = (src >= 0) & (src < L)
+            xs = tl.load(x_ptr + src[:, None] * D + d[None, :], mask=ok[:, None] & d_ok[None, :], other=0.0)
+            dw += tl.where(taps[:, None] == i, tl.sum(dpre * xs.to(tl.float32), axis=0)[None, :], 0.0)
+        for i in tl.static_range(K - 1):
+            w = tl.load(w_ptr + d * K + i, mask=d_ok, other=0.0).to(tl.float32)
+            dx += w[None, :] * _conv_dpre(x_ptr, dy_ptr, w_ptr, bias, t - S * (K - 1 - i), d, d_ok, L, D, K, S)
+        mask = (t < L)[:, None] & d_ok[None, :]
+        tl.store(dx_ptr + t[:, None] * D + d[None, :], dx.to(dx_ptr.dtype.element_ty), mask=mask)
+    part_ptr += (tl.program_id(2) * tl.num_programs(0) + tl.program_id(0)).to(tl.int64) * (K + 1) * D
+    tl.store(part_ptr + taps[:, None] * D + d[None, :], dw, mask=(taps < K)[:, None] & d_ok[None, :])
+    tl.store(part_ptr + K * D + d, db, mask=d_ok)
+
+
+def _on_device(t: torch.Tensor):
+    """Launch on the tensor's GPU (a no-op context for CPU tensors under TRITON_INTERPRET=1)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+class CausalConvSiLUFn(torch.autograd.Function):
+    """Autograd wrapper: forward saves its inputs only; backward recomputes pre (module docstring)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, reverse):
+        x, weight = x.contiguous(), weight.contiguous()
+        bias = bias.contiguous() if bias is not None else None
+        ctx.save_for_backward(x, weight, bias)
+        ctx.reverse = reverse
+        B, L, D = x.shape
+        y = torch.empty_like(x)
+        if y.numel() == 0:
+            return y
+        with _on_device(x):
+            _conv_fwd_kernel[(triton.cdiv(L, FWD_BLOCK_T), triton.cdiv(D, BLOCK_D), B)](
+                x, weight, bias if bias is not None else weight, y, L, D, K=weight.shape[1],
+                S=1 if reverse else -1, HAS_BIAS=bias is not None, BLOCK_T=FWD_BLOCK_T, BLOCK_D=BLOCK_D,
+                num_warps=4)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, bias = ctx.saved_tensors
+        B, L, D = x.shape
+        K = weight.shape[1]
+        dx = torch.empty_like(x)
+        if dx.numel() == 0:
+            part = torch.zeros(K + 1, D, device=x.device, dtype=torch.float32)
+        else:
+            n_chunks = triton.cdiv(L, BWD_TILES * BWD_BLOCK_T)
+            part = torch.empty(B * n_chunks, K + 1, D, device=x.device, dtype=torch.float32)
+            with _on_device(x):
+                _conv_bwd_kernel[(n_chunks, triton.cdiv(D, BLOCK_D), B)](
+                    x, weight, bias if bias is not None else weight, dy.contiguous(), dx, part, L, D, K=K,
+                    S=1 if ctx.reverse else -1, HAS_BIAS=bias is not None, BLOCK_T=BWD_BLOCK_T,
+                    TILES=BWD_TILES, BLOCK_D=BLOCK_D, K_POW2=triton.next_power_of_2(K), num_warps=4)
+            part = part.sum(0)
+        dweight = part[:K].t().to(weight.dtype) if ctx.needs_input_grad[1] else None
+        dbias = part[K].to(bias.dtype) if bias is not None and ctx.needs_input_grad[2] else None
+        return dx if ctx.needs_input_grad[0] else None, dweight, dbias, None
+
+
+def causal_conv_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                            reverse: bool = False) -> torch.Tensor:
+    """Fused depthwise conv along time + SiLU, same contract as `infomamba.ssm.causal_conv_silu_reference`.
+
+    Args:
+        x: (B, L, D), any float dtype, any strides (copied once if not contiguous).
+        weight: (D, K), 1 <= K <= 8 taps, w_{K-1} on the current step.
+        bias: (D,) or None.
+        reverse: anti-causal (the conv of a reverse scan) instead of causal.
+    Returns:
+        SiLU of the conv, (B, L, D) in x's dtype; differentiable in x, weight and bias.
+    """
+    if x.dim() != 3 or weight.dim() != 2 or weight.shape[0] != x.shape[2] or not 1 <= weight.shape[1] <= 8:
+        raise ValueError(f"causal_conv_silu_triton needs x (B, L, D) and weight (D, K) with 1 <= K <= 8, "
+                         f"got x {tuple(x.shape)}, weight {tuple(weight.shape)}")
+    if x.shape[1] * x.shape[2] >= 2**31:
+        raise ValueError(f"causal_conv_silu_triton indexes a sample with int32: L * D must be < 2**31, "
+                         f"got {x.shape[1]} * {x.shape[2]}")
+    return CausalConvSiLUFn.apply(x, weight, bias, reverse)

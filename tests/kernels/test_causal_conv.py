@@ -1,0 +1,143 @@
+"""Triton causal conv + SiLU (kernels/causal_conv.py) against `causal_conv_silu_reference` of
+infomamba.ssm.
+
+Output and the gradients of x, weight and bias, both directions, K in {1, 2, 4}, L in {1, 5, 37}
+(L < K and L not a multiple of the tile), D = 70. The tiles are shrunk (8 steps, 64 channels, 2 time
+tiles a backward program) so that these small shapes span several time tiles, backward chunks and
+channel tiles, with partial ones at both ends. On a machine without CUDA the kernels run in Triton's
+interpreter (TRITON_INTERPRET=1 is set here, before triton is imported; conftest.py patches the
+interpreter) in fp32; on CUDA the same tests also run with bf16 x (fp32 parameters, as under autocast).
+
+Tolerances are relative to the largest magnitude of the reference tensor (at least 1): fp32 1e-5,
+bf16 2e-2 (the reference rounds the conv to bf16 before the SiLU; the kernel does not).
+"""
+import os
+
+import pytest
+import torch
+
+ON_CUDA = torch.cuda.is_available()
+if not ON_CUDA:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+triton = pytest.importorskip("triton")
+
+from infomamba.kernels import causal_conv  # noqa: E402  (after TRITON_INTERPRET)
+from infomamba.kernels.causal_conv import causal_conv_silu_triton  # noqa: E402
+from infomamba.ssm import causal_conv_silu_reference  # noqa: E402
+
+DEVICE = "cuda" if ON_CUDA else "cpu"
+FP32, BF16 = torch.float32, torch.bfloat16
+DTYPES = [FP32, BF16] if ON_CUDA else [FP32]
+TOL = {FP32: 1e-5, BF16: 2e-2}
+D = 70
+
+
+@pytest.fixture(autouse=True)
+def small_tiles(monkeypatch):
+    monkeypatch.setattr(causal_conv, "BLOCK_D", 64)
+    monkeypatch.setattr(causal_conv, "FWD_BLOCK_T", 8)
+    monkeypatch.setattr(causal_conv, "BWD_BLOCK_T", 8)
+    monkeypatch.setattr(causal_conv, "BWD_TILES", 2)
+
+
+def make_inputs(batch, length, K, dtype=FP32, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, length, D, generator=g).to(DEVICE, dtype)
+    weight = (torch.randn(D, 1, K, generator=g) / K**0.5).to(DEVICE)[:, 0]  # as SelectiveSSM passes it
+    b = torch.randn(D, generator=g).to(DEVICE) if bias else None
+    return x, weight, b
+
+
+def run(fn, x, weight, bias, reverse, seed=1):
+    """(y, dx, dweight, dbias) of fn for loss = <dy, y>, under bf16 autocast (as in training) for bf16
+    x: the reference's conv1d then casts the fp32 parameters."""
+    x = x.detach().requires_grad_()
+    weight = weight.detach().requires_grad_()
+    bias = bias.detach().requires_grad_() if bias is not None else None
+    with torch.autocast(DEVICE, dtype=BF16, enabled=x.dtype == BF16):
+        y = fn(x, weight, bias, reverse=reverse)
+    g = torch.Generator().manual_seed(seed)
+    (y * torch.randn(y.shape, generator=g).to(DEVICE, y.dtype)).sum().backward()
+    return y.detach(), x.grad, weight.grad, bias.grad if bias is not None else None
+
+
+def assert_close(got, want, tol, what):
+    assert got.dtype == want.dtype and got.shape == want.shape, what
+    scale = max(1.0, want.abs().max().item())
+    err = (got.float() - want.float()).abs().max().item()
+    assert err <= tol * scale, f"{what}: max error {err:.3g} > {tol:g} x {scale:.3g}"
+
+
+def check_against_reference(x, weight, bias, reverse, tol):
+    got = run(causal_conv_silu_triton, x, weight, bias, reverse)
+    want = run(causal_conv_silu_reference, x, weight, bias, reverse)
+    for name, g, w in zip(("y", "dx", "dweight", "dbias"), got, want):
+        if name == "dbias" and bias is None:
+            assert g is None and w is None
+        else:
+            assert_close(g, w, tol, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("length", [1, 5, 37])
+@pytest.mark.parametrize("K", [1, 2, 4])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_matches_reference(reverse, K, length, dtype):
+    x, weight, bias = make_inputs(2, length, K, dtype)
+    check_against_reference(x, weight, bias, reverse, TOL[dtype])
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_without_bias(reverse):
+    x, weight, _ = make_inputs(2, 5, 4, bias=False)
+    check_against_reference(x, weight, None, reverse, TOL[FP32])
+
+
+def test_non_contiguous_and_empty():
+    """x a transposed view (copied by the kernel), K = 3 (not a power of 2); empty batch and L = 0
+    give empty outputs and zero parameter gradients."""
+    x, weight, bias = make_inputs(2, 11, 3)
+    x = x.transpose(0, 1).contiguous().transpose(0, 1)
+    assert not x.is_contiguous()
+    check_against_reference(x, weight, bias, True, TOL[FP32])
+    for empty in (x[:0], x[:, :0]):
+        y, dx, dweight, dbias = run(causal_conv_silu_triton, empty, weight, bias, False)
+        assert y.shape == dx.shape == empty.shape
+        assert dweight.shape == weight.shape and not dweight.any() and not dbias.any()
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_causality(reverse):
+    """Perturbing x at step t changes y exactly at t..t+K-1 (forward) or t-K+1..t (reverse): sample
+    j + 1 of the batch is sample 0 perturbed at step j. Exact sets, so a swapped direction fails."""
+    K, L = 4, 12
+    x, weight, bias = make_inputs(1, L, K)
+    weight = weight.abs() + 0.1  # no zero tap, so every reachable step changes
+    xs = x.repeat(L + 1, 1, 1)
+    steps = torch.arange(L)
+    xs[steps + 1, steps] += 1.0
+    y = causal_conv_silu_triton(xs, weight, bias, reverse=reverse)
+    changed = (y[1:] != y[:1]).any(-1)
+    for t in range(L):
+        want = range(max(0, t - K + 1), t + 1) if reverse else range(t, min(L, t + K))
+        assert changed[t].nonzero().flatten().tolist() == list(want), f"perturbed at {t}"
+
+
+@pytest.mark.skipif(not ON_CUDA, reason="the SSM dispatches to the kernel on CUDA only")
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_selective_ssm_with_the_kernel_matches_the_reference_path(monkeypatch, reverse):
+    """A whole SelectiveSSM on CUDA, kernel path vs INFOMAMBA_KERNELS=reference: output and every
+    parameter gradient."""
+    from infomamba.ssm import SelectiveSSM
+
+    ssm = SelectiveSSM(64, reverse=reverse).to(DEVICE)
+    x = torch.randn(3, 50, 64, device=DEVICE)
+    results = []
+    for mode in ("", "reference"):
+        monkeypatch.setenv("INFOMAMBA_KERNELS", mode)
+        ssm.zero_grad()
+        r = ssm(x)
+        r.square().sum().backward()
+        results.append([r] + [p.grad.clone() for p in ssm.parameters() if p.grad is not None])
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
