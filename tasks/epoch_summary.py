@@ -5,6 +5,8 @@ import time
 
 from lightning.pytorch.callbacks import Callback
 
+from infomamba.console import say
+
 
 class EpochSummary(Callback):
     def on_train_epoch_start(self, trainer, pl_module):
@@ -17,5 +19,4 @@ class EpochSummary(Callback):
                    if k.startswith(("val/", "train/")) and v.numel() == 1}
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
         elapsed = time.perf_counter() - getattr(self, "_start", time.perf_counter())
-        print(f"[infomamba] epoch {trainer.current_epoch} step {trainer.global_step} ({elapsed:.0f}s): {shown}",
-              flush=True)
+        say(f"[infomamba] epoch {trainer.current_epoch} step {trainer.global_step} ({elapsed:.0f}s): {shown}")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from infomamba.console import say
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename over it (never a half-written file)."""
@@ -31,4 +33,4 @@ class JsonLinesPredictionWriter(BasePredictionWriter):
             name = name.replace(".jsonl", f".rank{trainer.global_rank}.jsonl")
         path = Path(trainer.log_dir or trainer.default_root_dir) / name
         atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
-        print(f"[infomamba] wrote {len(rows)} predictions to {path}", flush=True)
+        say(f"[infomamba] wrote {len(rows)} predictions to {path}")

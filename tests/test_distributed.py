@@ -3,6 +3,7 @@ of 2 ranks equals the single-process metric over the same data."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_text_ddp_fit_validate_predict(tmp_path, monkeypatch):
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
     out = cli(["predict", *args, *DDP, "--ckpt_path", str(ckpt), f"--data.predict_path={tmp_path / 'in.txt'}"],
               tmp_path)
-    files = sorted({Path(l.split("predictions to ")[1].strip()) for l in out.splitlines() if "predictions to " in l})
+    files = sorted({Path(p) for p in re.findall(r"predictions to (\S+?\.jsonl)", out)})
     assert len(files) == 2
     seen = [[json.loads(l)["text"] for l in f.read_text().splitlines()] for f in files]
     assert set(seen[0]).isdisjoint(seen[1])

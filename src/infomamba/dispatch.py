@@ -9,6 +9,8 @@ import importlib
 import logging
 import os
 
+from .console import say
+
 log = logging.getLogger(__name__)
 
 _announced: set[tuple[str, str]] = set()
@@ -19,7 +21,7 @@ def announce(op: str, path: str) -> None:
     if (op, path) not in _announced:
         _announced.add((op, path))
         log.info("%s: using the %s path", op, path)
-        print(f"[infomamba] {op}: using the {path} path", flush=True)
+        say(f"[infomamba] {op}: using the {path} path")
 
 
 def load_kernel(module: str, name: str):
