@@ -12,8 +12,8 @@ import torch
 import triton
 import triton.testing
 
-from infomamba.kernels.causal_conv import causal_conv_silu_triton
-from infomamba.ssm import causal_conv_silu_reference
+from infomamba.ops.causal_conv.triton import causal_conv_silu_triton
+from infomamba.ops.causal_conv import causal_conv_silu_reference
 
 SHAPES = [(64, 196), (64, 576), (64, 1024), (16, 4096)]
 COPY_BANDWIDTH_GBS = 3000.0

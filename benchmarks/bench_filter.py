@@ -5,7 +5,7 @@ q_max 8, 16 buckets), bf16 autocast, forward and forward+backward medians (trito
 
   assign+top-q  reference   `sparse_assign_reference`: softmax, entropy budget, top-k, renormalise,
                              densify, as separate PyTorch ops
-  assign+top-q  triton      `infomamba.kernels.concept_assign`: the same in one fused kernel
+  assign+top-q  triton      `infomamba.ops.concept_assign.triton`: the same in one fused kernel
   pool+scatter  dense       `pool_concepts` + `scatter_concepts`: two batched matmuls with dense R_bar
   pool+scatter  index       the previous formulation: gather / scatter_add of each token's q_max
                              kept entries (n q d values through atomics), kept here as the baseline
@@ -25,8 +25,8 @@ import torch
 import triton
 import triton.testing
 
-from infomamba.concepts import (ConceptFilter, pool_concepts, scatter_concepts, sparse_assign,
-                                sparse_assign_reference)
+from infomamba.layers.concepts import ConceptFilter, pool_concepts, scatter_concepts
+from infomamba.ops.concept_assign import sparse_assign, sparse_assign_reference
 from infomamba.mixers import build_mixer
 
 SHAPES = [(64, 196), (64, 576), (64, 1024)]

@@ -1,9 +1,9 @@
 """Selective-scan speed on one GPU: the Triton kernel against the PyTorch references and fla.
 
 Rows per shape and dtype (median of triton.testing.do_bench, ms):
-  triton      infomamba.kernels.selective_scan.selective_scan_triton (autotuned on first call)
-  reference   infomamba.scan.selective_scan_reference, the chunked PyTorch scan, on the GPU
-  sequential  infomamba.scan.selective_scan_sequential, the per-token loop (the definition); only
+  triton      infomamba.ops.selective_scan.triton.selective_scan_triton (autotuned on first call)
+  reference   infomamba.ops.selective_scan.reference.selective_scan_reference, the chunked PyTorch scan, on the GPU
+  sequential  infomamba.ops.selective_scan.reference.selective_scan_sequential, the per-token loop (the definition); only
               at the smallest shape unless --sequential
   fla         fla.ops.simple_gla.chunk_simple_gla (12 heads x 64, state 64 x 64; the speed anchor of
               DESIGN.md "Scan kernels"), bf16 only, when fla is importable; a refused backward is
@@ -27,8 +27,8 @@ import torch
 import triton
 import triton.testing
 
-from infomamba.kernels import selective_scan as ss
-from infomamba.scan import selective_scan_reference, selective_scan_sequential
+from infomamba.ops.selective_scan import triton as ss
+from infomamba.ops.selective_scan import selective_scan_reference, selective_scan_sequential
 
 COPY_BANDWIDTH_GBS = 3000.0
 MUFU_EX2_PER_CLOCK_PER_SM = 16

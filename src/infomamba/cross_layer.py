@@ -1,4 +1,4 @@
-"""SparX sparse cross-layer connections around any block stack (/work/shared/paper/sparx.txt, Sec. 3).
+"""SparX sparse cross-layer connections around any block stack (SparX, Lou et al., Sec. 3).
 
 Connection rules ("Sparse Ganglion Layers", "Cross-layer Sliding Window"):
 - block i (0-based) is a ganglion layer when (i + 1) % stride == 0 (the paper's example: 8 layers,
@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .pooling import zero_padding
+from .layers.pooling import zero_padding
 
 STACK_INPUT = -1
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from .config import EncoderConfig
 from .mixers import build_mixer
-from .pooling import zero_padding
+from .layers.pooling import zero_padding
 
 
 @dataclass

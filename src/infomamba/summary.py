@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from .config import EncoderConfig
 from .encoder import Encoder
-from .ssm import SelectiveSSM
+from .layers.ssm import SelectiveSSM
 
 
 def _cpu_attention_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:

@@ -24,9 +24,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..concepts import ConceptFilter
-from ..pooling import masked_mean
-from ..ssm import ssm_directions
+from ..layers.concepts import ConceptFilter
+from ..layers.pooling import masked_mean
+from ..layers.ssm import ssm_directions
 from . import register_mixer
 
 VARIANTS = ("full", "no_imf", "no_ssm", "no_filter", "no_filter_no_ssm", "static_rr", "no_mix")

@@ -37,8 +37,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..pooling import masked_mean
-from ..ssm import SelectiveSSM
+from ..layers.pooling import masked_mean
+from ..layers.ssm import SelectiveSSM
 from . import register_mixer
 
 DEFAULT = ("h", "h_flip", "w2", "w2_flip")

@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..pooling import masked_mean
-from ..ssm import ssm_directions
+from ..layers.pooling import masked_mean
+from ..layers.ssm import ssm_directions
 from . import register_mixer
 
 

@@ -28,8 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..pooling import masked_mean
-from ..ssm import SelectiveSSM
+from ..layers.pooling import masked_mean
+from ..layers.ssm import SelectiveSSM
 from . import register_mixer
 from .attention import AttentionMixer
 from .vmamba import GridConv

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..pooling import masked_mean, zero_padding
+from ..layers.pooling import masked_mean, zero_padding
 from . import register_mixer
 from .localmamba import MultiScan, grid_shape
 

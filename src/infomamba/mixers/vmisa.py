@@ -1,5 +1,5 @@
 """VMI-SA (Zhang et al., "A Separable Self-attention Inspired by the State Space Model for Computer
-Vision", /work/shared/paper/vminet-vmi-sa.txt, Sec. III-C).
+Vision", VMINet, Sec. III-C).
 
     Q = DW-Conv(X) W^1,  V = DW-Conv(X) W^2                   (one depthwise conv, W^1, W^2 in R^{C x D})
     M in R^{L x D}: M[i, j] = 1 if j <= i else 0               (Eq. 8, 1-indexed: row i keeps its first i channels)
@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..pooling import zero_padding
+from ..layers.pooling import zero_padding
 from . import register_mixer
 from .linformer import real_positions
 from .localmamba import grid_shape

@@ -17,36 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .dispatch import announce, load_kernel
+from ..ops.causal_conv import causal_conv_silu
+from ..ops.selective_scan import selective_scan
 from .pooling import zero_padding
-from .scan import selective_scan
-
-
-def causal_conv_silu_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                               reverse: bool = False) -> torch.Tensor:
-    """SiLU of a depthwise convolution along time that runs in the scan's direction (PyTorch reference).
-
-    x: (B, L, D); weight: (D, K); bias: (D,) or None. Forward: y_t = b + sum_i w_i x_{t-K+1+i}
-    (causal, zeros before the start); reverse: y_t = b + sum_i w_i x_{t+K-1-i} (anti-causal, zeros
-    after the end). Returns SiLU(y), (B, L, D) in x's dtype.
-    """
-    K = weight.shape[1]
-    xt = x.flip(1).transpose(1, 2) if reverse else x.transpose(1, 2)
-    y = F.conv1d(xt, weight.unsqueeze(1), bias, padding=K - 1, groups=weight.shape[0])[..., : x.shape[1]]
-    y = F.silu(y).transpose(1, 2)
-    return y.flip(1) if reverse else y
-
-
-def causal_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                     reverse: bool = False) -> torch.Tensor:
-    """`causal_conv_silu_reference`, dispatched: a fused Triton kernel on CUDA, the reference elsewhere."""
-    if x.is_cuda:
-        kernel = load_kernel("causal_conv", "causal_conv_silu_triton")
-        if kernel is not None:
-            announce("causal conv + SiLU", "fused Triton kernel")
-            return kernel(x, weight, bias, reverse=reverse)
-        announce("causal conv + SiLU", "PyTorch reference on CUDA (the Triton kernel is unavailable)")
-    return causal_conv_silu_reference(x, weight, bias, reverse=reverse)
 
 
 class SelectiveSSM(nn.Module):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from infomamba.scan import selective_scan, selective_scan_reference, selective_scan_sequential
+from infomamba.ops.selective_scan import selective_scan, selective_scan_reference, selective_scan_sequential
 
 
 def inputs(b=2, L=37, d=6, n=4, dtype=torch.float32):

@@ -8,7 +8,7 @@ import torchmetrics
 
 from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
-from infomamba.pooling import masked_mean
+from infomamba.layers.pooling import masked_mean
 
 from ..base import TaskModule
 from .frontend import PatchEmbed

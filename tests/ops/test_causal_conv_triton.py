@@ -21,9 +21,9 @@ if not ON_CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 triton = pytest.importorskip("triton")
 
-from infomamba.kernels import causal_conv  # noqa: E402  (after TRITON_INTERPRET)
-from infomamba.kernels.causal_conv import causal_conv_silu_triton  # noqa: E402
-from infomamba.ssm import causal_conv_silu_reference  # noqa: E402
+from infomamba.ops.causal_conv import triton as causal_conv  # noqa: E402  (after TRITON_INTERPRET)
+from infomamba.ops.causal_conv.triton import causal_conv_silu_triton  # noqa: E402
+from infomamba.ops.causal_conv import causal_conv_silu_reference  # noqa: E402
 
 DEVICE = "cuda" if ON_CUDA else "cpu"
 FP32, BF16 = torch.float32, torch.bfloat16
@@ -128,7 +128,7 @@ def test_causality(reverse):
 def test_selective_ssm_with_the_kernel_matches_the_reference_path(monkeypatch, reverse):
     """A whole SelectiveSSM on CUDA, kernel path vs INFOMAMBA_KERNELS=reference: output and every
     parameter gradient."""
-    from infomamba.ssm import SelectiveSSM
+    from infomamba.layers.ssm import SelectiveSSM
 
     ssm = SelectiveSSM(64, reverse=reverse).to(DEVICE)
     x = torch.randn(3, 50, 64, device=DEVICE)

@@ -2,8 +2,8 @@ import math
 
 import torch
 
-from infomamba.concepts import (ConceptFilter, entropy_budget, pool_concepts, scatter_concepts,
-                                sparse_assign_reference)
+from infomamba.layers.concepts import ConceptFilter, pool_concepts, scatter_concepts
+from infomamba.ops.concept_assign import entropy_budget, sparse_assign_reference
 
 
 def test_entropy_budget_spans_one_to_q_max():

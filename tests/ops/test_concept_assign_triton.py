@@ -22,8 +22,8 @@ if not ON_CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 triton = pytest.importorskip("triton")
 
-from infomamba.concepts import entropy_budget, sparse_assign_reference  # noqa: E402
-from infomamba.kernels.concept_assign import sparse_assign_triton  # noqa: E402  (after TRITON_INTERPRET)
+from infomamba.ops.concept_assign import entropy_budget, sparse_assign_reference  # noqa: E402
+from infomamba.ops.concept_assign.triton import sparse_assign_triton  # noqa: E402  (after TRITON_INTERPRET)
 
 DEVICE = "cuda" if ON_CUDA else "cpu"
 FP32, BF16 = torch.float32, torch.bfloat16
@@ -159,7 +159,7 @@ def test_single_concept():
 def test_concept_filter_with_the_kernel_matches_the_reference_path(monkeypatch):
     """The whole ConceptFilter (eval: no Gumbel noise) on CUDA, kernel path vs INFOMAMBA_KERNELS=reference:
     output and every parameter gradient."""
-    from infomamba.concepts import ConceptFilter
+    from infomamba.layers.concepts import ConceptFilter
 
     filt = ConceptFilter(32, 64, k_max=40, d_concept=16, n_buckets=4, q_max=8).to(DEVICE).eval()
     x = torch.randn(3, 50, 32, device=DEVICE)

@@ -1,4 +1,4 @@
-"""Selective scan: the exact PyTorch reference and the dispatch to the Triton kernels.
+"""Selective scan: the exact PyTorch reference (the CPU path and the oracle of `triton.py`).
 
 Per-channel diagonal selective scan (Mamba-1 form; InfoMamba Eq. 11 with the IMF injection already
 folded into the input, u_t = x_t + P h_t):
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 
-from .dispatch import announce, load_kernel
 
 
 def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -112,16 +111,3 @@ def selective_scan_sequential(u, delta, A, B, C, D=None, reverse=False):
     if reverse:
         y = y.flip(1)
     return y.to(dtype)
-
-
-def selective_scan(u, delta, A, B, C, D=None, reverse=False):
-    """Selective scan, dispatched (infomamba.dispatch): the Triton kernel on CUDA, the chunked reference elsewhere."""
-    if u.is_cuda:
-        kernel = load_kernel("selective_scan", "selective_scan_triton")
-        if kernel is not None:
-            announce("selective scan", "Triton kernel")
-            return kernel(u, delta, A, B, C, D, reverse=reverse)
-        announce("selective scan", "PyTorch reference on CUDA (slow: the Triton kernel is unavailable)")
-    else:
-        announce("selective scan", "PyTorch chunked reference (CPU)")
-    return selective_scan_reference(u, delta, A, B, C, D, reverse=reverse)

@@ -22,8 +22,8 @@ if not ON_CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 triton = pytest.importorskip("triton")
 
-from infomamba.kernels import selective_scan as ss  # noqa: E402  (after TRITON_INTERPRET is set)
-from infomamba.scan import selective_scan_reference  # noqa: E402
+from infomamba.ops.selective_scan import triton as ss  # noqa: E402  (after TRITON_INTERPRET is set)
+from infomamba.ops.selective_scan import selective_scan_reference  # noqa: E402
 
 DEVICE = "cuda" if ON_CUDA else "cpu"
 FP32, BF16, FP16 = torch.float32, torch.bfloat16, torch.float16

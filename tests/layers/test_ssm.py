@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from infomamba.ssm import SelectiveSSM, causal_conv_silu_reference
+from infomamba.layers.ssm import SelectiveSSM
+from infomamba.ops.causal_conv import causal_conv_silu_reference
 
 
 def conv_by_definition(x, w, b, reverse):

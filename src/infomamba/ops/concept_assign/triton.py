@@ -1,6 +1,6 @@
 """Triton concept assignment with the entropy-budgeted top-q sparsification, fused, with its backward.
 
-Math (InfoMamba §4.1: Eq. 7 and the entropy budget; `infomamba.concepts.sparse_assign_reference` is
+Math (InfoMamba §4.1: Eq. 7 and the entropy budget; `infomamba.ops.concept_assign.sparse_assign_reference` is
 the oracle), per token t over its k concepts, in fp32 whatever the logits' dtype:
 
     R_t     = softmax(logits_t)                                                        (Eq. 7)
@@ -51,11 +51,12 @@ the candidate gets no gradient (None, as from the reference).
 from __future__ import annotations
 
 import contextlib
-import math
 
 import torch
 import triton
 import triton.language as tl
+
+from .reference import budget_scale as budget_scale_of
 
 _V_FLOOR = tl.constexpr(1.1754943508222875e-38)  # f: the smallest normal fp32, as the reference's clamp
 _RINT_MAGIC = tl.constexpr(12582912.0)  # 1.5 * 2**23: (x + M) - M rounds |x| < 2**22 half-to-even in fp32
@@ -152,7 +153,7 @@ class SparseAssignFn(torch.autograd.Function):
         R_bar = torch.empty_like(R)
         V = torch.empty(logits.shape[:-1], device=logits.device, dtype=torch.float32)
         block_k, block_rows = _launch_shape(k)
-        budget_scale = (q_max - 1) / math.log(k) if k > 1 else 0.0
+        budget_scale = budget_scale_of(k, q_max)
         with _on_device(logits):
             _assign_fwd_kernel[(triton.cdiv(n_rows, block_rows),)](
                 logits, candidate, R, R_bar, V, n_rows, q_max, budget_scale,
@@ -184,7 +185,7 @@ class SparseAssignFn(torch.autograd.Function):
 
 
 def sparse_assign_triton(logits: torch.Tensor, candidate: torch.Tensor, q_max: int):
-    """Fused Eq. 7 + entropy-budgeted top-q, same contract as `infomamba.concepts.sparse_assign_reference`.
+    """Fused Eq. 7 + entropy-budgeted top-q, same contract as `infomamba.ops.concept_assign.sparse_assign_reference`.
 
     Args:
         logits: (..., k), any float dtype, any strides (an expanded view is copied once).

@@ -1,4 +1,4 @@
-from infomamba import dispatch
+from infomamba.ops import dispatch
 
 
 def test_reference_switch_disables_every_kernel(monkeypatch):

@@ -486,7 +486,7 @@ class SelectiveScanFn(torch.autograd.Function):
 def selective_scan_triton(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                           C: torch.Tensor, D: torch.Tensor | None = None,
                           reverse: bool = False) -> torch.Tensor:
-    """Selective scan on the GPU, same contract as `infomamba.scan.selective_scan_reference`.
+    """Selective scan on the GPU, same contract as `infomamba.ops.selective_scan.reference.selective_scan_reference`.
 
     Args:
         u, delta: (batch, L, d), any float dtype (delta already positive, e.g. softplus-ed).

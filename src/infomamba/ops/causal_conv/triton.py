@@ -1,7 +1,7 @@
 """Triton depthwise causal conv + SiLU along time, channels-last, fused, with its backward.
 
 Math (the conv of the selective SSM: InfoMamba Eq. 11's u_t = SiLU(conv_d(x))_t, Mamba's causal
-conv; `infomamba.ssm.causal_conv_silu_reference` is the oracle), per sample and channel d, with
+conv; `infomamba.ops.causal_conv.causal_conv_silu_reference` is the oracle), per sample and channel d, with
 K = d_conv taps w_0..w_{K-1}, lag l_i = K - 1 - i and direction sign S (-1 forward, +1 reverse),
 in fp32 whatever x's dtype:
 
@@ -176,7 +176,7 @@ class CausalConvSiLUFn(torch.autograd.Function):
 
 def causal_conv_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                             reverse: bool = False) -> torch.Tensor:
-    """Fused depthwise conv along time + SiLU, same contract as `infomamba.ssm.causal_conv_silu_reference`.
+    """Fused depthwise conv along time + SiLU, same contract as `infomamba.ops.causal_conv.causal_conv_silu_reference`.
 
     Args:
         x: (B, L, D), any float dtype, any strides (copied once if not contiguous).
