@@ -81,4 +81,4 @@ def test_causal_blocks_need_the_causal_aggregator():
                               cross_layer_options={"causal": False}))
     encoder = Encoder(EncoderConfig(dim=DIM, depth=2, mixer="infomamba", causal=True, cross_layer="sparx",
                                     mixer_options={"k_max": 8, "d_concept": 8, "d_state": 4}))
-    assert all(getattr(agg, "causal", True) for agg in encoder.stack.aggregators.values())
+    assert all(agg.causal for agg in encoder.stack.aggregators.values())

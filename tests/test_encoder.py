@@ -3,6 +3,7 @@ import torch
 
 from infomamba import Encoder, EncoderConfig, list_mixers
 from infomamba.losses import LossWeights, total_loss
+from infomamba.mixers import MixerAux
 
 SMALL = dict(k_max=20, chunk=8, d_state=4, d_concept=8)
 
@@ -16,7 +17,9 @@ def test_public_api_and_output():
     enc = make()
     out = enc(torch.randn(3, 30, 16))
     assert out.hidden.shape == (3, 30, 16) and len(out.aux) == 2
-    assert {"h_pool", "r_pool", "mi_hash", "k_eff"} <= set(out.aux[0])
+    aux = out.aux[0]
+    assert isinstance(aux, MixerAux) and aux.h_pool.shape == aux.r_pool.shape == (3, 32)
+    assert aux.mi_hash.dim() == aux.k_eff.dim() == 0
     out = enc(torch.randn(2, 24, 16), grid=(4, 6))
     assert out.hidden.shape == (2, 24, 16)
 

@@ -1,6 +1,7 @@
 import torch
 
 from infomamba.losses import LossWeights, redundancy, supervised_info_nce, total_loss
+from infomamba.mixers import MixerAux
 
 
 def test_info_nce_lower_for_class_aligned_embeddings():
@@ -29,7 +30,7 @@ def test_redundancy_independent_much_smaller_than_identical():
 
 def test_total_loss_composes_eq14_and_beta_gamma_zero_leaves_task_and_hash():
     labels = torch.tensor([0, 0, 1, 1])
-    aux = [{"h_pool": torch.randn(4, 8), "r_pool": torch.randn(4, 8), "mi_hash": torch.tensor(0.7)}]
+    aux = [MixerAux(h_pool=torch.randn(4, 8), r_pool=torch.randn(4, 8), mi_hash=torch.tensor(0.7)), MixerAux()]
     task = torch.tensor(1.5)
     w = LossWeights(beta=0.1, gamma=0.01, mi_hash=0.5)
     parts = total_loss(task, aux, labels, w)

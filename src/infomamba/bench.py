@@ -1,7 +1,10 @@
 """`infomamba bench`: latency, throughput, training-step time and peak memory per mixer and resolution
-(paper Table 3 / Fig. 4), on one shared image backbone (PatchEmbed -> Encoder -> head).
+(paper Table 3 / Fig. 4), on one shared image backbone (PatchEmbed -> Encoder -> head), and per
+sequence length on the same encoder fed (B, L, D) tokens (long text / speech).
 
-    infomamba bench --mixers infomamba attention mamba --resolutions 224 384 512 1024 --dtype bf16
+    infomamba bench --mixers infomamba attention mamba --resolutions 224 384 512 1024 --dtype bf16 --train
+    infomamba bench --mixers infomamba attention --resolutions --lengths 1024 4096 16384 --train
+    infomamba bench ... --compile       # also each mixer under torch.compile (rows "<mixer> +compile")
     infomamba bench --kmax-sweep 25 50 100 200          # Fig. 4: InfoMamba latency vs k_max
 
 Warm-up runs, CUDA synchronisation, median of repeats; the device and software versions head the
@@ -24,6 +27,18 @@ import torch.nn as nn
 from .config import EncoderConfig
 from .encoder import Encoder
 from .summary import size_matched_options
+
+
+class SequenceModel(nn.Module):
+    """(B, L, D) tokens -> Encoder -> mean -> head: the 1-D sweep, no frontend."""
+
+    def __init__(self, config: EncoderConfig, classes: int = 1000):
+        super().__init__()
+        self.encoder = Encoder(config)
+        self.head = nn.Linear(config.dim, classes)
+
+    def forward(self, tokens):
+        return self.head(self.encoder(tokens).hidden.mean(1))
 
 
 class BenchModel(nn.Module):
@@ -61,15 +76,21 @@ def time_ms(fn, device, warmup: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(model: nn.Module, batch: int, res: int, device, dtype: str, warmup: int, repeats: int,
+def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: int, repeats: int,
             train: bool) -> dict:
-    images = torch.randn(batch, 3, res, res, device=device)
+    """Inference latency/throughput (and its peak memory), then optionally one AdamW training step's time
+    and peak memory; a training OOM is recorded in the row and leaves the inference numbers."""
+    batch = inputs.shape[0]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+    cuda = device.type == "cuda"
     row = {}
     model.eval()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     with torch.inference_mode(), autocast:
-        row["latency_ms"] = time_ms(lambda: model(images), device, warmup, repeats)
+        row["latency_ms"] = time_ms(lambda: model(inputs), device, warmup, repeats)
     row["throughput"] = batch / row["latency_ms"] * 1e3
+    row["infer_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
     if train:
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -77,15 +98,24 @@ def measure(model: nn.Module, batch: int, res: int, device, dtype: str, warmup: 
 
         def step():
             with autocast:
-                loss = nn.functional.cross_entropy(model(images), labels)
+                loss = nn.functional.cross_entropy(model(inputs), labels)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        if device.type == "cuda":
+        if cuda:
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
-        row["train_step_ms"] = time_ms(step, device, max(1, warmup // 2), max(1, repeats // 2))
-        row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+        try:
+            row["train_step_ms"] = time_ms(step, device, max(1, warmup // 2), max(1, repeats // 2))
+            row["train_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
+        except torch.OutOfMemoryError:
+            row["train_step_ms"] = row["train_peak_gib"] = float("nan")
+            row["note"] = "training out of memory"
+        opt.zero_grad(set_to_none=True)
+        del opt
+        if cuda:
+            torch.cuda.empty_cache()
     return row
 
 
@@ -99,7 +129,7 @@ def environment(device) -> str:
     return f"device {name}; torch {torch.__version__}; triton {tv}; python {platform.python_version()}"
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, x: str, xlabel: str, ylabel: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,13 +137,13 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label in dict.fromkeys(r["model"] for r in rows):
-        pts = sorted((r["resolution"], r["throughput"]) for r in rows if r["model"] == label and r["throughput"])
+        pts = sorted((r[x], r["throughput"]) for r in rows if r["model"] == label and r["throughput"] == r["throughput"])
         if pts:
             ax.plot(*zip(*pts), marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("resolution (px, patch 16)")
-    ax.set_ylabel("throughput (img/s)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
@@ -135,14 +165,21 @@ def write_outputs(rows: list[dict], out: Path, header: str, quiet: bool = False)
     (out / "bench.md").write_text("\n".join(lines) + "\n")
     if not quiet:
         print("\n".join(lines), flush=True)
-    plot([r for r in rows if r.get("sweep") == "resolution"], out / "bench.png")
+    plot([r for r in rows if r.get("sweep") == "resolution"], out / "bench.png", "resolution",
+         "resolution (px, patch 16)", "throughput (img/s)")
+    if any(r.get("sweep") == "length" for r in rows):
+        plot([r for r in rows if r.get("sweep") == "length"], out / "bench_lengths.png", "tokens",
+             "sequence length (tokens)", "throughput (sequences/s)")
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="infomamba bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mixers", nargs="+", default=["infomamba", "attention"])
-    p.add_argument("--resolutions", nargs="+", type=int, default=[224, 384, 512, 1024])
+    p.add_argument("--resolutions", nargs="*", type=int, default=[224, 384, 512, 1024])
+    p.add_argument("--lengths", nargs="*", type=int, default=[], help="1-D sweep: sequence lengths (tokens)")
+    p.add_argument("--seq-batch", type=int, default=8, help="batch of the 1-D sweep")
+    p.add_argument("--compile", action="store_true", help="also time every mixer under torch.compile")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=12)
@@ -170,29 +207,40 @@ def main(argv: list[str] | None = None) -> None:
         matched["linformer"]["max_len"] = max((r // 16) ** 2 for r in args.resolutions)
     rows: list[dict] = []
 
-    def run(label, model, res, sweep, extra):
+    def run(label, model, inputs, sweep, extra):
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        tokens = (res // 16) ** 2
         try:
-            row = measure(model, args.batch, res, device, args.dtype, args.warmup, args.repeats, args.train)
+            row = measure(model, inputs, device, args.dtype, args.warmup, args.repeats, args.train)
         except torch.OutOfMemoryError:
             row = {"latency_ms": float("nan"), "throughput": float("nan"), "note": "out of memory"}
             torch.cuda.empty_cache()
-        rows.append({"sweep": sweep, "model": label, "resolution": res, "tokens": tokens,
-                     "params_m": round(params, 2), **extra, **row})
-        print(f"{label} {res}px: " + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+        rows.append({"sweep": sweep, "model": label, **extra, "params_m": round(params, 2), **row})
+        print(f"{label} {extra}: " + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
                                               for k, v in row.items()), flush=True)
         write_outputs(rows, Path(args.out), header, quiet=True)
 
+    def too_long(model, tokens):
+        return not model.encoder.stack.blocks[0].mixer.linear_time and tokens > args.max_tokens_attention
+
+    variants = [("", lambda m: m)] + ([(" +compile", torch.compile)] if args.compile else [])
     for mixer in args.mixers:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=mixer, mixer_options=matched.get(mixer, {}))
-        model = BenchModel(config).to(device)
-        for res in args.resolutions:
-            if not getattr(model.encoder.stack.blocks[0].mixer, "linear_time", True) and \
-                    (res // 16) ** 2 > args.max_tokens_attention:
-                continue
-            run(mixer, model, res, "resolution", {})
-        del model
+        for suffix, wrap in variants:
+            model = BenchModel(config).to(device)
+            fast = wrap(model)
+            for res in args.resolutions:
+                if not too_long(model, (res // 16) ** 2):
+                    images = torch.randn(args.batch, 3, res, res, device=device)
+                    run(mixer + suffix, fast, images, "resolution", {"resolution": res, "tokens": (res // 16) ** 2})
+            del model, fast
+            model = SequenceModel(config).to(device)
+            fast = wrap(model)
+            for length in args.lengths:
+                if not too_long(model, length):
+                    tokens = torch.randn(args.seq_batch, length, args.dim, device=device)
+                    run(mixer + suffix, fast, tokens, "length", {"tokens": length})
+            del model, fast
+            torch.cuda.empty_cache() if device.type == "cuda" else None
     if args.timm:
         try:
             import timm
@@ -202,9 +250,17 @@ def main(argv: list[str] | None = None) -> None:
             for res in args.resolutions:
                 if (res // 16) ** 2 <= args.max_tokens_attention:
                     vit = timm.create_model("vit_small_patch16_224", img_size=res, num_classes=1000).to(device)
-                    run("timm vit_small_patch16", vit, res, "resolution", {})
+                    images = torch.randn(args.batch, 3, res, res, device=device)
+                    run("timm vit_small_patch16", vit, images, "resolution", {"resolution": res, "tokens": (res // 16) ** 2})
+                    del vit
     for k in args.kmax_sweep:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer="infomamba",
                                mixer_options={**matched.get("infomamba", {}), "k_max": k})
-        run(f"infomamba k_max={k}", BenchModel(config).to(device), args.kmax_resolution, "kmax", {"k_max": k})
+        images = torch.randn(args.batch, 3, args.kmax_resolution, args.kmax_resolution, device=device)
+        run(f"infomamba k_max={k}", BenchModel(config).to(device), images, "kmax",
+            {"resolution": args.kmax_resolution, "k_max": k})
     write_outputs(rows, Path(args.out), header)
+
+
+if __name__ == "__main__":
+    main()

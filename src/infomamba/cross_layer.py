@@ -92,7 +92,7 @@ class SparXStack(nn.Module):
             raise ValueError(f"sparx stride and window must be >= 1, got stride={stride} window={window}")
         if dim % groups:
             raise ValueError(f"sparx groups={groups} must divide dim={dim}")
-        if not causal and any(getattr(getattr(b, "mixer", None), "causal", False) for b in blocks):
+        if not causal and any(block.mixer.causal for block in blocks):
             raise ValueError("causal blocks need a causal SparX aggregator: set cross_layer_options.causal=true")
         self.blocks = blocks
         self.sources = self.connections(len(blocks), stride, window)

@@ -14,17 +14,17 @@ import torch
 import torch.nn as nn
 
 from .config import EncoderConfig
-from .mixers import build_mixer
 from .layers.pooling import zero_padding
+from .mixers import MixerAux, build_mixer
 
 
 @dataclass
 class EncoderOutput:
-    """hidden: (B, L, D), zero at padding; aux: one dict per block from its mixer (pooled streams
-    'h_pool' / 'r_pool', 'mi_hash', 'k_eff' for InfoMamba), read by `infomamba.losses`."""
+    """hidden: (B, L, D), zero at padding; aux: one `MixerAux` per block from its mixer (pooled
+    streams, MI-hash, k_eff), read by `infomamba.losses`."""
     hidden: torch.Tensor
     padding_mask: torch.Tensor | None
-    aux: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    aux: list[MixerAux] = field(default_factory=list)
 
 
 class DropPath(nn.Module):

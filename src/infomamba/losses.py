@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .mixers import MixerAux
+
 
 def supervised_info_nce(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
     """Eq. 12: -1/M sum_i log( sum_{p in P(i)} e^{sim(i,p)/tau} / sum_{a != i} e^{sim(i,a)/tau} ).
@@ -51,12 +53,12 @@ class LossWeights:
     use_nce: bool = True
 
 
-def auxiliary_losses(aux: list[dict[str, torch.Tensor]], labels: torch.Tensor | None,
+def auxiliary_losses(aux: list[MixerAux], labels: torch.Tensor | None,
                      weights: LossWeights) -> dict[str, torch.Tensor]:
     """Eq. 12, 13 and 8 averaged over the layers that provide the streams; keys absent when no layer does."""
     parts: dict[str, list[torch.Tensor]] = {"nce_h": [], "nce_r": [], "red": [], "mi_hash": []}
     for layer in aux:
-        h, r = layer.get("h_pool"), layer.get("r_pool")
+        h, r = layer.h_pool, layer.r_pool
         if weights.use_nce and labels is not None and labels.dim() == 1:
             if h is not None:
                 parts["nce_h"].append(supervised_info_nce(h, labels, weights.tau_nce))
@@ -64,12 +66,12 @@ def auxiliary_losses(aux: list[dict[str, torch.Tensor]], labels: torch.Tensor | 
                 parts["nce_r"].append(supervised_info_nce(r, labels, weights.tau_nce))
         if h is not None and r is not None and h.shape[0] > 1:
             parts["red"].append(redundancy(h, r))
-        if "mi_hash" in layer:
-            parts["mi_hash"].append(layer["mi_hash"])
+        if layer.mi_hash is not None:
+            parts["mi_hash"].append(layer.mi_hash)
     return {k: torch.stack(v).mean() for k, v in parts.items() if v}
 
 
-def total_loss(task: torch.Tensor, aux: list[dict[str, torch.Tensor]], labels: torch.Tensor | None,
+def total_loss(task: torch.Tensor, aux: list[MixerAux], labels: torch.Tensor | None,
                weights: LossWeights) -> dict[str, torch.Tensor]:
     """Eq. 14. Returns every part (for logging) and 'loss', the sum that is optimised."""
     parts = auxiliary_losses(aux, labels, weights)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from infomamba.mixers import build_mixer, list_mixers
+from infomamba.mixers import Mixer, MixerAux, build_mixer, list_mixers, mixer_class
 
 from shape_audit import ShapeAudit
 
@@ -24,6 +24,26 @@ def build_or_refuse(name, causal):
         pytest.skip(f"{name} refuses causal mode: {err}")
 
 
+@pytest.mark.parametrize("name", list_mixers())
+def test_every_mixer_is_a_mixer_that_declares_its_capabilities(name):
+    """Subclass of `Mixer`, `causal_capable` and `linear_time` declared on the class, and
+    `causal_capable` False exactly when causal=True is refused at build."""
+    cls = mixer_class(name)
+    assert issubclass(cls, Mixer) and cls.mixer_name == name
+    assert isinstance(cls.causal_capable, bool) and isinstance(cls.linear_time, bool)
+    if cls.causal_capable:
+        assert build(name, True).causal
+    else:
+        with pytest.raises(ValueError, match="causal"):
+            build(name, True)
+    assert not build(name, False).causal
+
+
+def test_a_mixer_must_declare_its_capabilities():
+    with pytest.raises(TypeError, match="linear_time"):
+        type("Undeclared", (Mixer,), {"causal_capable": True})
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("name", list_mixers())
 def test_forward_backward_every_shape(name, shape):
@@ -33,7 +53,7 @@ def test_forward_backward_every_shape(name, shape):
     x = torch.randn(2, length, DIM, requires_grad=True)
     y, aux = mixer(x, None, grid)
     assert y.shape == x.shape and torch.isfinite(y).all()
-    assert isinstance(aux, dict)
+    assert isinstance(aux, MixerAux)
     y.square().sum().backward()
     assert x.grad.abs().sum() > 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in mixer.parameters()) or not list(mixer.parameters())
@@ -75,7 +95,7 @@ def test_causality(name):
 @pytest.mark.parametrize("name", list_mixers())
 def test_linear_time_mixers_never_build_an_L_by_L_tensor(name, causal):
     mixer = build_or_refuse(name, causal)
-    if not getattr(mixer, "linear_time", True):
+    if not mixer.linear_time:
         pytest.skip(f"{name} is quadratic by design")
     x = torch.randn(2, L, DIM, requires_grad=True)
     mask = torch.zeros(2, L, dtype=torch.bool)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from infomamba.mixers import build_mixer
+from infomamba.mixers import MixerAux, build_mixer
 from infomamba.mixers.infomamba import VARIANTS
 
 OPTS = dict(k_max=20, chunk=8, d_state=4, d_concept=8)
@@ -72,7 +72,7 @@ def test_parameter_sets_of_the_variants():
 
 def test_no_filter_no_ssm_mixer_is_zero():
     y, aux = build("no_filter_no_ssm")(torch.randn(2, L, DIM), None, None)
-    assert torch.count_nonzero(y) == 0 and aux == {}
+    assert torch.count_nonzero(y) == 0 and aux == MixerAux()
 
 
 def test_static_rr_assignment_ignores_the_input_and_no_mix_is_value_only():

@@ -1,38 +1,11 @@
-"""LocalMamba: windowed scan orders, per-layer directions, SCAttn merge, causal restrictions."""
+"""LocalMamba: per-layer directions, SCAttn merge, causal restrictions (scan orders: tests/layers/test_grid.py)."""
 import pytest
 import torch
 
 from infomamba.mixers import build_mixer
-from infomamba.mixers.localmamba import DEFAULT_CAUSAL, scan_order
+from infomamba.mixers.localmamba import DEFAULT_CAUSAL
 
 DIM = 16
-
-
-def test_window_order_on_a_small_grid():
-    assert scan_order("w2", (4, 4)).tolist() == [0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]
-    assert scan_order("v", (2, 3)).tolist() == [0, 3, 1, 4, 2, 5]
-    assert scan_order("h", (4, 4)) is None
-
-
-def test_border_windows_hold_fewer_tokens():
-    assert scan_order("w2", (3, 3)).tolist() == [0, 1, 3, 4, 2, 5, 6, 7, 8]
-
-
-@pytest.mark.parametrize("direction", ["v", "w2", "w3_flip", "w7"])
-@pytest.mark.parametrize("grid", [(4, 6), (5, 7), (3, 2)])
-def test_orders_are_permutations_with_an_inverse(direction, grid):
-    order = scan_order(direction, grid)
-    n = grid[0] * grid[1]
-    assert sorted(order.tolist()) == list(range(n))
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(n)
-    x = torch.randn(n)
-    assert torch.equal(x[order][inverse], x)
-
-
-@pytest.mark.parametrize("direction", ["h", "v", "w2", "w7_flip"])
-def test_one_dimensional_input_reads_contiguous_tokens(direction):
-    assert scan_order(direction, (1, 17)) is None
 
 
 def test_directions_per_layer_and_flip():

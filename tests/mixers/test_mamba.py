@@ -22,7 +22,7 @@ def test_output_is_the_gated_sum_of_both_streams():
     xs, z = m.in_proj(x).chunk(2, dim=-1)
     r_fwd, r_bwd = (s(xs) for s in m.ssm)
     torch.testing.assert_close(y, m.out_proj(r_fwd * F.silu(z)) + m.out_proj(r_bwd * F.silu(z)))
-    torch.testing.assert_close(aux["r_pool"], (r_fwd + r_bwd).mean(1))
+    torch.testing.assert_close(aux.r_pool, (r_fwd + r_bwd).mean(1))
 
 
 def test_bidirectional_reads_the_future():

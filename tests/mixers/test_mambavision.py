@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from infomamba import Encoder, EncoderConfig
+from infomamba.layers.attention import SelfAttention
 from infomamba.mixers import build_mixer
-from infomamba.mixers.attention import AttentionMixer
 from infomamba.mixers.mambavision import attention_layers
 from shape_audit import ShapeAudit
 
@@ -18,7 +18,7 @@ def test_attention_in_the_last_half(depth, expected):
     uses = [i for i, block in enumerate(encoder.stack.blocks) if block.mixer.uses_attention]
     assert uses == expected
     for i, block in enumerate(encoder.stack.blocks):
-        assert isinstance(getattr(block.mixer, "attention", None), AttentionMixer) == (i in expected)
+        assert isinstance(getattr(block.mixer, "attention", None), SelfAttention) == (i in expected)
         assert block.mixer.linear_time == (i not in expected)
 
 

@@ -7,7 +7,8 @@
 Shared by every SSM mixer (InfoMamba, Vim/mamba, VMamba, LocalMamba, MambaVision). The conv runs
 in the scan's direction (causal for the forward scan, anti-causal for the reverse one). Padded
 positions are zeroed before the conv and get dt = u = 0, so the state skips them in both
-directions (see scan.py).
+directions. The math runs in `infomamba.ops.ssm_inner`: one fused op that saves only its inputs where
+the Triton kernels run, its PyTorch reference elsewhere.
 """
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ..ops.causal_conv import causal_conv_silu
-from ..ops.selective_scan import selective_scan
-from .pooling import zero_padding
+from ..ops.ssm_inner import ssm_inner
+
+
+def dt_rank_auto(dim: int) -> int:
+    """Mamba's "auto" rank of the dt projection, ceil(D / 16) of the block width D: the one rule every
+    SSM mixer uses when its `dt_rank` option is left unset."""
+    return math.ceil(dim / 16)
 
 
 class SelectiveSSM(nn.Module):
@@ -29,17 +33,17 @@ class SelectiveSSM(nn.Module):
         inner: channel count of the scanned stream.
         d_state: state size n per channel.
         d_conv: depthwise conv width (1 disables the conv).
-        dt_rank: rank of the dt projection (default ceil(inner / 16), as in Mamba).
+        dt_rank: rank of the dt projection (mixers pass `dt_rank_auto(D)` unless told otherwise).
         reverse: scan from the last real token to the first.
         dt_min, dt_max: range of the initial step size (log-uniform, as in Mamba).
     """
 
-    def __init__(self, inner: int, d_state: int = 16, d_conv: int = 4, dt_rank: int | None = None,
+    def __init__(self, inner: int, dt_rank: int, d_state: int = 16, d_conv: int = 4,
                  reverse: bool = False, dt_min: float = 1e-3, dt_max: float = 0.1):
         super().__init__()
         self.reverse = reverse
         self.d_state = d_state
-        self.dt_rank = dt_rank or math.ceil(inner / 16)
+        self.dt_rank = dt_rank
         self.conv = nn.Conv1d(inner, inner, d_conv, groups=inner, padding=d_conv - 1) if d_conv > 1 else None
         self.x_proj = nn.Linear(inner, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, inner)
@@ -51,17 +55,11 @@ class SelectiveSSM(nn.Module):
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 inject: torch.Tensor | None = None) -> torch.Tensor:
-        """x, inject: (B, L, inner) -> readout r: (B, L, inner)."""
-        x = zero_padding(x, padding_mask)
-        u = F.silu(x) if self.conv is None else causal_conv_silu(x, self.conv.weight[:, 0], self.conv.bias,
-                                                                   reverse=self.reverse)
-        if inject is not None:
-            u = u + inject
-        u = zero_padding(u, padding_mask)
-        dt_low, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = zero_padding(F.softplus(self.dt_proj(dt_low)), padding_mask)
-        A = -torch.exp(self.A_log.float())
-        return selective_scan(u, delta, A, B, C, self.D, reverse=self.reverse)
+        """x, inject: (B, L, inner) -> readout r: (B, L, inner), through the one inner-path op."""
+        conv_w = self.conv.weight[:, 0] if self.conv is not None else None
+        conv_b = self.conv.bias if self.conv is not None else None
+        return ssm_inner(x, conv_w, conv_b, inject, self.x_proj.weight, self.dt_proj.weight, self.dt_proj.bias,
+                         self.A_log, self.D, padding_mask, self.reverse)
 
 
 def ssm_directions(inner: int, causal: bool, **options) -> nn.ModuleList:

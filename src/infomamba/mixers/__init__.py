@@ -1,24 +1,75 @@
-"""Token-mixer registry: every mixer is one module in this package that registers itself by name.
+"""Token-mixer registry and the `Mixer` base: every mixer is one module in this package that
+subclasses `Mixer` and registers itself by name.
 
     mixer = build_mixer(name, dim, causal=..., layer_idx=i, depth=n, **options)
     y, aux = mixer(x (B, L, D), padding_mask (B, L) bool True at padding | None, grid (H, W) | None)
+    # y: (B, L, D), aux: MixerAux
 """
 from __future__ import annotations
 
 import importlib
 import inspect
 import pkgutil
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, ClassVar
 
+import torch
 import torch.nn as nn
 
-_REGISTRY: dict[str, type[nn.Module]] = {}
+
+@dataclass
+class MixerAux:
+    """What a mixer reports beside its output, for the losses (`infomamba.losses`) and logging.
+
+    Every field means the same in every mixer; a mixer without the quantity leaves it None.
+
+    Args:
+        h_pool: (B, E) the filter stream h_t (InfoMamba Eq. 10) averaged over each sample's real
+            tokens: h_bar of Eq. 12-13.
+        r_pool: (B, E) the recurrent readout r_t = C_t s_t (Eq. 11, with its D skip) averaged over each
+            sample's real tokens: r_bar of Eq. 12-13.
+        mi_hash: scalar, the MI-hash loss (Eq. 8) over the batch's real tokens.
+        k_eff: scalar, concepts used by at least one real token of a sample, averaged over samples.
+    """
+    h_pool: torch.Tensor | None = None
+    r_pool: torch.Tensor | None = None
+    mi_hash: torch.Tensor | None = None
+    k_eff: torch.Tensor | None = None
 
 
-def register_mixer(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: make a mixer buildable as `build_mixer(name, ...)`."""
+class Mixer(nn.Module):
+    """Base of every token mixer. Subclasses declare, as class attributes:
 
-    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
+    causal_capable: whether `causal=True` can be built; a mixer that cannot be causal refuses it at
+        build time with a ValueError that says why.
+    linear_time: no L x L tensor in any path (a mixer whose layers differ may refine it per instance,
+        as MambaVision's attention layers do).
+
+    Instances set `causal` (every path sees positions <= t only) and implement
+    `forward(x, padding_mask=None, grid=None) -> (y, MixerAux)`.
+    """
+
+    mixer_name: ClassVar[str]
+    causal_capable: ClassVar[bool]
+    linear_time: bool
+    causal: bool
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        undeclared = [name for name in ("causal_capable", "linear_time") if name not in dir(cls)]
+        if undeclared:
+            raise TypeError(f"mixer {cls.__name__} must declare {undeclared} as class attributes")
+
+
+_REGISTRY: dict[str, type[Mixer]] = {}
+
+
+def register_mixer(name: str) -> Callable[[type[Mixer]], type[Mixer]]:
+    """Class decorator: make a `Mixer` subclass buildable as `build_mixer(name, ...)`."""
+
+    def wrap(cls: type[Mixer]) -> type[Mixer]:
+        if not issubclass(cls, Mixer):
+            raise TypeError(f"mixer {name!r} ({cls.__module__}.{cls.__name__}) must subclass infomamba.mixers.Mixer")
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"mixer {name!r} registered twice ({_REGISTRY[name].__module__}, {cls.__module__})")
         _REGISTRY[name] = cls
@@ -39,7 +90,7 @@ def list_mixers() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def mixer_class(name: str) -> type[nn.Module]:
+def mixer_class(name: str) -> type[Mixer]:
     _load_all()
     if name not in _REGISTRY:
         raise ValueError(f"unknown mixer {name!r}; available: {', '.join(sorted(_REGISTRY))}")
@@ -54,7 +105,7 @@ def mixer_options(name: str) -> dict[str, object]:
 
 
 def build_mixer(name: str, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
-                **options) -> nn.Module:
+                **options) -> Mixer:
     """Build a registered mixer; unknown options are rejected with the list of accepted ones."""
     cls = mixer_class(name)
     accepted = mixer_options(name)

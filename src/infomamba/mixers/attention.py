@@ -1,4 +1,4 @@
-"""Softmax multi-head self-attention (the Transformer / ViT baseline) through scaled_dot_product_attention.
+"""Softmax multi-head self-attention (the Transformer / ViT baseline), `layers.attention.SelfAttention`.
 
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_head) + mask) V     (Vaswani et al. 2017, Eq. 1)
 
@@ -8,15 +8,14 @@ baseline the linear-time mixers are measured against.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from . import register_mixer
+from ..layers.attention import SelfAttention
+from . import Mixer, MixerAux, register_mixer
 
 
 @register_mixer("attention")
-class AttentionMixer(nn.Module):
-    """Multi-head self-attention (quadratic in L).
+class AttentionMixer(SelfAttention, Mixer):
+    """Multi-head self-attention (quadratic in L); its parameters are the layer's (`qkv`, `proj`).
 
     Args:
         heads: number of heads (default: inner_dim // 64, at least 1).
@@ -24,25 +23,12 @@ class AttentionMixer(nn.Module):
         qkv_bias: bias on the Q, K, V projection (ViT uses one).
     """
 
+    causal_capable = True
+    linear_time = False
+
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
                  heads: int | None = None, inner_dim: int | None = None, qkv_bias: bool = True):
-        super().__init__()
-        self.linear_time = False
-        self.causal = causal
-        inner = inner_dim or dim
-        self.heads = heads or max(1, inner // 64)
-        if inner % self.heads:
-            raise ValueError(f"attention inner_dim {inner} is not divisible by heads {self.heads}")
-        self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
-        self.proj = nn.Linear(inner, dim)
+        super().__init__(dim, heads=heads, inner_dim=inner_dim, qkv_bias=qkv_bias, causal=causal)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
-        B, L, _ = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        mask = None
-        if padding_mask is not None:
-            mask = (~padding_mask)[:, None, None, :]
-            if self.causal:
-                mask = mask & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and mask is None)
-        return self.proj(y.transpose(1, 2).reshape(B, L, -1)), {}
+        return super().forward(x, padding_mask), MixerAux()

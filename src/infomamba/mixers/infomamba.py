@@ -26,19 +26,20 @@ import torch.nn.functional as F
 
 from ..layers.concepts import ConceptFilter
 from ..layers.pooling import masked_mean
-from ..layers.ssm import ssm_directions
-from . import register_mixer
+from ..layers.ssm import dt_rank_auto, ssm_directions
+from . import Mixer, MixerAux, register_mixer
 
 VARIANTS = ("full", "no_imf", "no_ssm", "no_filter", "no_filter_no_ssm", "static_rr", "no_mix")
 
 
 @register_mixer("infomamba")
-class InfoMambaMixer(nn.Module):
+class InfoMambaMixer(Mixer):
     """InfoMamba token mixer (linear time: no L x L tensor in any path).
 
     Args:
         dim: token width D.  causal: every path causal (scan forward only, chunk-causal filter).
-        variant: one of VARIANTS (Table 5).  expand: E = expand * D.  d_state, d_conv, dt_rank: SSM.
+        variant: one of VARIANTS (Table 5).  expand: E = expand * D.  d_state, d_conv: SSM.
+        dt_rank: rank of dt (default `dt_rank_auto(D)`, Mamba's "auto" ceil(D / 16)).
         k_max, d_concept, tau_assign, n_buckets, tau_hash, q_max: the concept filter (§4.1, §5.3).
         chunk: causal filter chunk size.  static_len: R_0 rows for `static_rr`.
         fusion_init: initial value of the diagonal P and F (LayerScale-style). Measured on
@@ -47,6 +48,9 @@ class InfoMambaMixer(nn.Module):
             the plain selective SSM; a small start lets the model open the global path as it learns.
     """
 
+    causal_capable = True
+    linear_time = True
+
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
                  variant: str = "full", expand: float = 2, d_state: int = 16, d_conv: int = 4,
                  dt_rank: int | None = None, k_max: int = 100, d_concept: int = 64, tau_assign: float = 0.7,
@@ -54,7 +58,6 @@ class InfoMambaMixer(nn.Module):
                  static_len: int = 4096, fusion_init: float = 0.1):
         super().__init__()
         self.causal = causal
-        self.linear_time = True
         if variant not in VARIANTS:
             raise ValueError(f"infomamba variant must be one of {VARIANTS}, got {variant!r}")
         self.variant = variant
@@ -67,7 +70,8 @@ class InfoMambaMixer(nn.Module):
         self.in_proj = nn.Linear(dim, inner * (2 if self.has_ssm else 1), bias=False)
         self.out_proj = nn.Linear(inner, dim, bias=False)
         if self.has_ssm:
-            self.ssm = ssm_directions(inner, causal, d_state=d_state, d_conv=d_conv, dt_rank=dt_rank)
+            self.ssm = ssm_directions(inner, causal, d_state=d_state, d_conv=d_conv,
+                                      dt_rank=dt_rank_auto(dim) if dt_rank is None else dt_rank)
         if self.has_filter:
             self.filter = ConceptFilter(
                 dim, inner, k_max=k_max, d_concept=d_concept, tau_assign=tau_assign, n_buckets=n_buckets,
@@ -78,9 +82,9 @@ class InfoMambaMixer(nn.Module):
                 self.f = nn.Parameter(torch.full((inner,), fusion_init))
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
+        aux = MixerAux()
         if self.variant == "no_filter_no_ssm":
-            return torch.zeros_like(x), {}
-        aux: dict[str, torch.Tensor] = {}
+            return torch.zeros_like(x), aux
         if self.has_ssm:
             xs, z = self.in_proj(x).chunk(2, dim=-1)
         else:
@@ -89,12 +93,12 @@ class InfoMambaMixer(nn.Module):
         h = None
         if self.has_filter:
             h, filter_aux = self.filter(x, padding_mask)
-            aux.update(filter_aux)
-            aux["h_pool"] = masked_mean(h, padding_mask)
+            aux.mi_hash, aux.k_eff = filter_aux["mi_hash"], filter_aux["k_eff"]
+            aux.h_pool = masked_mean(h, padding_mask)
             y = self.f * h if self.fused else h
         if self.has_ssm:
             inject = self.p * h if (h is not None and self.fused) else None
             r = sum(direction(xs, padding_mask, inject) for direction in self.ssm)
-            aux["r_pool"] = masked_mean(r, padding_mask)
+            aux.r_pool = masked_mean(r, padding_mask)
             y = y + r
         return self.out_proj(y * F.silu(z)), aux

@@ -26,19 +26,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import register_mixer
+from ..layers.positions import real_positions
+from . import Mixer, MixerAux, register_mixer
 
 SHARING = ("none", "headwise", "kv")
 
 
-def real_positions(padding_mask: torch.Tensor) -> torch.Tensor:
-    """(B, L) index of each token among its sample's real tokens (padded tokens get their
-    predecessor's index; callers mask them)."""
-    return ((~padding_mask).long().cumsum(1) - 1).clamp_min(0)
-
-
 @register_mixer("linformer")
-class LinformerMixer(nn.Module):
+class LinformerMixer(Mixer):
     """Linformer self-attention with low-rank projected keys and values.
 
     Args:
@@ -47,6 +42,7 @@ class LinformerMixer(nn.Module):
         sharing: "none" (per head), "headwise" or "kv" (Sec. 4).  qkv_bias: bias on the Q, K, V projection.
     """
 
+    causal_capable = False
     linear_time = True
 
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
@@ -95,4 +91,4 @@ class LinformerMixer(nn.Module):
         k = E.transpose(-1, -2) @ k          # (B, heads, k, d_head)
         v = Fp.transpose(-1, -2) @ v
         y = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(y.transpose(1, 2).reshape(B, L, -1)), {}
+        return self.proj(y.transpose(1, 2).reshape(B, L, -1)), MixerAux()

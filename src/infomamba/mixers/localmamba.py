@@ -5,13 +5,13 @@
     y      = sum_k SCAttn(r_k * SiLU(z))                    (Fig. 3(b): spatial and channel attention)
     out    = out_proj(y)
 
-Scan directions (Sec. 3: the local scan and the direction search space): `h` row-major, `v` column-major, `wK`
-local scan (the grid cut into K x K windows, windows row-major, tokens row-major inside each
-window; a border window that the grid does not fill holds fewer tokens), each with a `_flip`
-(reversed) twin. Every direction is its own SSM stream (`SelectiveSSM`, conv + scan in the
-direction's order). `directions` is one list for every layer, or one list per layer (the output
-of the paper's direction search); the default is the released code's unsearched LocalVim set
-("h", "h_flip", "w2", "w2_flip"), and its forward half ("h", "w2") in causal mode.
+Scan directions (Sec. 3: the local scan and the direction search space; `layers.grid`): `h`
+row-major, `v` column-major, `wK` local scan (the grid cut into K x K windows, windows row-major,
+tokens row-major inside each window; a border window that the grid does not fill holds fewer
+tokens), each with a `_flip` (reversed) twin. Every direction is its own SSM stream (`SelectiveSSM`,
+conv + scan in the direction's order). `directions` is one list for every layer, or one list per
+layer (the output of the paper's direction search); the default is the released code's unsearched
+LocalVim set ("h", "h_flip", "w2", "w2_flip"), and its forward half ("h", "w2") in causal mode.
 
 Merge: the paper's SCAttn, both branches: channel gate sigmoid(W_c GELU(W_g mean_t LN(r)))
 and spatial gate sigmoid(W_s [GELU(W_l LN(r_t)), GELU(W_g mean_t LN(r))]), applied to each
@@ -29,89 +29,17 @@ mean becomes the running mean over tokens <= t (our causal reading; the paper is
 """
 from __future__ import annotations
 
-import math
-import re
-from functools import lru_cache
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..layers.grid import MultiScan, grid_shape
 from ..layers.pooling import masked_mean
-from ..layers.ssm import SelectiveSSM
-from . import register_mixer
+from ..layers.ssm import dt_rank_auto
+from . import Mixer, MixerAux, register_mixer
 
 DEFAULT = ("h", "h_flip", "w2", "w2_flip")
 DEFAULT_CAUSAL = ("h", "w2")
-_DIRECTION = re.compile(r"^(h|v|w[1-9][0-9]*)(_flip)?$")
-
-
-def grid_shape(length: int, padding_mask: torch.Tensor | None, grid, causal: bool) -> tuple[int, int]:
-    """(H, W) the tokens lie on: the grid, or 1 x L for a 1-D sequence.
-
-    Raises where a 2-D mixer cannot honour the contract: padding on a grid (images have none) and
-    causal mode on a grid (a 2-D neighbourhood is not raster-causal).
-    """
-    if grid is None:
-        return 1, length
-    if causal:
-        raise ValueError(f"causal mode reads 1-D sequences only; got grid {tuple(grid)}")
-    if padding_mask is not None:
-        raise ValueError(f"a grid {tuple(grid)} comes with no padding_mask (images have no padding)")
-    return int(grid[0]), int(grid[1])
-
-
-def check_direction(direction: str) -> None:
-    if not _DIRECTION.match(direction):
-        raise ValueError(f"unknown scan direction {direction!r}: expected h, v or wK (window K >= 1), "
-                         f"optionally with '_flip'")
-
-
-@lru_cache(maxsize=256)
-def scan_order(direction: str, hw: tuple[int, int]) -> torch.Tensor | None:
-    """Row-major indices of the tokens in the order `direction` reads them (flip aside); None for
-    the row-major order itself (always the case on a 1 x L grid)."""
-    base = direction.removesuffix("_flip")
-    H, W = hw
-    if base == "h" or H == 1:
-        return None
-    index = torch.arange(H * W, device="cpu").view(H, W)
-    if base == "v":
-        return index.t().reshape(-1)
-    k = int(base[1:])
-    rows, cols = math.ceil(H / k), math.ceil(W / k)
-    padded = F.pad(index, (0, cols * k - W, 0, rows * k - H), value=-1)
-    order = padded.view(rows, k, cols, k).permute(0, 2, 1, 3).reshape(-1)
-    return order[order >= 0]
-
-
-class MultiScan(nn.Module):
-    """One `SelectiveSSM` per scan direction; returns each direction's readout in row-major order.
-
-    Also VMamba's cross-scan / cross-merge (directions h, h_flip, v, v_flip).
-    """
-
-    def __init__(self, inner: int, directions, **ssm_options):
-        super().__init__()
-        for direction in directions:
-            check_direction(direction)
-        self.directions = tuple(directions)
-        self.ssms = nn.ModuleList(SelectiveSSM(inner, reverse=d.endswith("_flip"), **ssm_options)
-                                  for d in self.directions)
-
-    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None, hw: tuple[int, int]) -> list[torch.Tensor]:
-        outs = []
-        for direction, ssm in zip(self.directions, self.ssms):
-            order = scan_order(direction, hw)
-            if order is None:
-                outs.append(ssm(x, padding_mask))
-                continue
-            # a permuted order only exists on a real grid, where grid_shape has refused padding
-            order = order.to(x.device)
-            inverse = torch.empty_like(order)
-            inverse[order] = torch.arange(order.numel(), device=x.device)
-            outs.append(ssm(x[:, order])[:, inverse])
-        return outs
 
 
 class SCAttn(nn.Module):
@@ -146,16 +74,18 @@ class SCAttn(nn.Module):
 
 
 @register_mixer("localmamba")
-class LocalMambaMixer(nn.Module):
+class LocalMambaMixer(Mixer):
     """LocalVim token mixer: windowed and global scan directions merged by SCAttn.
 
     Args:
         directions: scan directions for every layer (list of str) or per layer (list of lists, one
             per layer of the stack); default DEFAULT, or DEFAULT_CAUSAL in causal mode.
         expand: E = expand * D.  d_state, d_conv: SSM (conv per direction, in its order).
-        dt_rank: rank of dt (default ceil(D / 16), Mamba's "auto").  attn_ratio: SCAttn reduction.
+        dt_rank: rank of dt (default `dt_rank_auto(D)`, Mamba's "auto" ceil(D / 16)).
+        attn_ratio: SCAttn reduction.
     """
 
+    causal_capable = True
     linear_time = True
 
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
@@ -177,7 +107,7 @@ class LocalMambaMixer(nn.Module):
         inner = int(expand * dim)
         self.in_proj = nn.Linear(dim, 2 * inner, bias=False)
         self.scans = MultiScan(inner, directions, d_state=d_state, d_conv=d_conv,
-                               dt_rank=dt_rank or math.ceil(dim / 16))
+                               dt_rank=dt_rank_auto(dim) if dt_rank is None else dt_rank)
         self.attn = SCAttn(inner, attn_ratio, causal)
         self.out_proj = nn.Linear(inner, dim, bias=False)
 
@@ -187,4 +117,4 @@ class LocalMambaMixer(nn.Module):
         readouts = self.scans(xs, padding_mask, hw)
         gate = F.silu(z)
         y = sum(self.attn(r * gate, padding_mask) for r in readouts)
-        return self.out_proj(y), {"r_pool": masked_mean(sum(readouts), padding_mask)}
+        return self.out_proj(y), MixerAux(r_pool=masked_mean(sum(readouts), padding_mask))

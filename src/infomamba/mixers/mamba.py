@@ -12,26 +12,25 @@ sample's real tokens only. A grid is ignored: tokens are read in raster order, a
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..layers.pooling import masked_mean
-from ..layers.ssm import ssm_directions
-from . import register_mixer
+from ..layers.ssm import dt_rank_auto, ssm_directions
+from . import Mixer, MixerAux, register_mixer
 
 
 @register_mixer("mamba")
-class MambaMixer(nn.Module):
+class MambaMixer(Mixer):
     """Vim / Mamba token mixer.
 
     Args:
         expand: E = expand * D.  d_state: SSM state size.  d_conv: causal conv width per direction.
-        dt_rank: rank of dt (default ceil(D / 16), Mamba's "auto").
+        dt_rank: rank of dt (default `dt_rank_auto(D)`, Mamba's "auto" ceil(D / 16)).
     """
 
+    causal_capable = True
     linear_time = True
 
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
@@ -40,10 +39,11 @@ class MambaMixer(nn.Module):
         self.causal = causal
         inner = int(expand * dim)
         self.in_proj = nn.Linear(dim, 2 * inner, bias=False)
-        self.ssm = ssm_directions(inner, causal, d_state=d_state, d_conv=d_conv, dt_rank=dt_rank or math.ceil(dim / 16))
+        self.ssm = ssm_directions(inner, causal, d_state=d_state, d_conv=d_conv,
+                                  dt_rank=dt_rank_auto(dim) if dt_rank is None else dt_rank)
         self.out_proj = nn.Linear(inner, dim, bias=False)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
         xs, z = self.in_proj(x).chunk(2, dim=-1)
         r = sum(direction(xs, padding_mask) for direction in self.ssm)
-        return self.out_proj(r * F.silu(z)), {"r_pool": masked_mean(r, padding_mask)}
+        return self.out_proj(r * F.silu(z)), MixerAux(r_pool=masked_mean(r, padding_mask))

@@ -15,24 +15,22 @@ Hybrid pattern (Sec. 3.3): self-attention replaces the mixer in the last floor(N
 stage of N blocks (the released code: range(N//2 + 1, N) for odd N, range(N//2, N) for even N);
 our encoder is one stage of `depth` blocks. `attn_layers` is
 "last_half" or an explicit list of layer indices ([] for a pure MambaVision-mixer stack). Those
-layers are the `attention` mixer (causal in causal mode), Q/K/V width `attn_inner_dim` (the paper:
-D; a size-matching knob like `expand`).
+layers are the `attention` mixer's layer, `layers.attention.SelfAttention` (causal in causal mode),
+Q/K/V width `attn_inner_dim` (the paper: D; a size-matching knob like `expand`).
 
 A grid is ignored (raster order), as in MambaVision, which flattens each window into a sequence.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..layers.attention import SelfAttention
+from ..layers.grid import GridConv
 from ..layers.pooling import masked_mean
-from ..layers.ssm import SelectiveSSM
-from . import register_mixer
-from .attention import AttentionMixer
-from .vmamba import GridConv
+from ..layers.ssm import SelectiveSSM, dt_rank_auto
+from . import Mixer, MixerAux, register_mixer
 
 
 def attention_layers(attn_layers: str | list[int], depth: int) -> list[int]:
@@ -48,17 +46,18 @@ def attention_layers(attn_layers: str | list[int], depth: int) -> list[int]:
 
 
 @register_mixer("mambavision")
-class MambaVisionMixer(nn.Module):
+class MambaVisionMixer(Mixer):
     """MambaVision mixer, or self-attention in the layers `attn_layers` selects.
 
     Args:
         expand: E = expand * D (the two branches get E/2 each; the paper uses 1).
         d_state: SSM state size (paper 8).  d_conv: branch conv width (paper 3).
-        dt_rank: rank of dt (default ceil(D / 16)).
+        dt_rank: rank of dt (default `dt_rank_auto(D)`, ceil(D / 16)).
         attn_layers: "last_half" or a list of layer indices.  heads: attention heads (default width // 64).
         attn_inner_dim: Q, K, V width of the attention layers (default D, the paper's).
     """
 
+    causal_capable = True
     linear_time = False  # the attention layers are quadratic; instances without attention say True
 
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
@@ -70,8 +69,7 @@ class MambaVisionMixer(nn.Module):
         self.uses_attention = layer_idx in attention_layers(attn_layers, depth)
         self.linear_time = not self.uses_attention
         if self.uses_attention:
-            self.attention = AttentionMixer(dim, causal=causal, layer_idx=layer_idx, depth=depth, heads=heads,
-                                            inner_dim=attn_inner_dim)
+            self.attention = SelfAttention(dim, heads=heads, inner_dim=attn_inner_dim, causal=causal)
             return
         inner = int(expand * dim)
         if inner % 2:
@@ -80,14 +78,14 @@ class MambaVisionMixer(nn.Module):
         self.in_proj = nn.Linear(dim, inner, bias=False)
         self.conv_x = GridConv(half, (1, d_conv), causal)
         self.conv_z = GridConv(half, (1, d_conv), causal)
-        self.ssm = SelectiveSSM(half, d_state=d_state, d_conv=1, dt_rank=dt_rank or math.ceil(dim / 16))
+        self.ssm = SelectiveSSM(half, dt_rank_auto(dim) if dt_rank is None else dt_rank, d_state=d_state, d_conv=1)
         self.out_proj = nn.Linear(inner, dim, bias=False)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
         if self.uses_attention:
-            return self.attention(x, padding_mask)
+            return self.attention(x, padding_mask), MixerAux()
         line = (1, x.shape[1])
         xs, z = self.in_proj(x).chunk(2, dim=-1)
         r = self.ssm(self.conv_x(xs, padding_mask, line), padding_mask)
         y = torch.cat([r, F.silu(self.conv_z(z, padding_mask, line))], dim=-1)
-        return self.out_proj(y), {"r_pool": masked_mean(r, padding_mask)}
+        return self.out_proj(y), MixerAux(r_pool=masked_mean(r, padding_mask))

@@ -24,15 +24,14 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..layers.grid import GridConv, grid_shape
 from ..layers.pooling import zero_padding
-from . import register_mixer
-from .linformer import real_positions
-from .localmamba import grid_shape
-from .vmamba import GridConv
+from ..layers.positions import real_positions
+from . import Mixer, MixerAux, register_mixer
 
 
 @register_mixer("vmisa")
-class VMISAMixer(nn.Module):
+class VMISAMixer(Mixer):
     """Vision-Mamba-inspired separable self-attention: Eq. 10, or Eq. 9 in causal mode.
 
     Args:
@@ -40,6 +39,7 @@ class VMISAMixer(nn.Module):
         max_len: number of positions with their own alpha_i, beta_i.
     """
 
+    causal_capable = True
     linear_time = True
 
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
@@ -69,4 +69,4 @@ class VMISAMixer(nn.Module):
             y = mask * torch.cumsum(alpha * qv, dim=1) + beta * qv                   # Eq. 9
         else:
             y = (alpha * mask * qv).sum(dim=1, keepdim=True) + beta * qv             # Eq. 10
-        return self.out_proj(y), {}
+        return self.out_proj(y), MixerAux()

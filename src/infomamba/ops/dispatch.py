@@ -1,13 +1,20 @@
-"""Kernel dispatch shared by every op folder (`ops/<op>/triton.py` beside `ops/<op>/reference.py`): load it, or fall back, and say which path runs.
+"""Kernel dispatch shared by every op folder (`ops/<op>/triton.py` beside `ops/<op>/reference.py`):
+which path runs, said once.
 
-Set INFOMAMBA_KERNELS=reference to force the PyTorch references on CUDA too (debugging, benchmarks).
-Each op announces its path once per process (stdout and the `infomamba.dispatch` logger).
+INFOMAMBA_KERNELS=reference forces the PyTorch references on CUDA too (debugging, benchmarks);
+INFOMAMBA_KERNELS=triton runs the Triton kernels on CPU tensors as well, which only works under
+Triton's interpreter (TRITON_INTERPRET=1; tests). Each op announces its path once per process
+(stdout and the `infomamba.ops.dispatch` logger). The kernels' modules are imported with the op
+(`optional_import`), so that choosing a path inside `torch.compile` is plain attribute access.
 """
 from __future__ import annotations
 
 import importlib
 import logging
 import os
+from types import ModuleType
+
+import torch
 
 from ..console import say
 
@@ -17,30 +24,37 @@ _announced: set[tuple[str, str]] = set()
 
 
 def announce(op: str, path: str) -> None:
-    """Print '<op>: using the <path> path' the first time this (op, path) pair runs."""
-    if (op, path) not in _announced:
+    """Print '<op>: using the <path> path' the first time this (op, path) pair runs (eagerly: not while
+    torch.compile traces)."""
+    if not torch.compiler.is_compiling() and (op, path) not in _announced:
         _announced.add((op, path))
         log.info("%s: using the %s path", op, path)
         say(f"[infomamba] {op}: using the {path} path")
+
+
+def optional_import(module: str) -> ModuleType | None:
+    """The kernels' module `module`, or None where Triton is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
 
 
 def load_kernel(op: str, name: str):
     """`infomamba.ops.<op>.triton.<name>`, or None when kernels are disabled or Triton is missing."""
     if os.environ.get("INFOMAMBA_KERNELS", "").lower() == "reference":
         return None
-    try:
-        return getattr(importlib.import_module(f"infomamba.ops.{op}.triton"), name)
-    except ImportError:
-        return None
+    module = optional_import(f"infomamba.ops.{op}.triton")
+    return getattr(module, name) if module is not None else None
 
 
-def kernel_for(op: str, name: str, label: str, on_cuda: bool):
-    """The Triton kernel `name` of op folder `op` when the input is on CUDA and the kernel loads, else
-    None (the caller runs the reference); announces once which path `label` takes."""
-    if not on_cuda:
-        announce(label, "PyTorch reference (CPU)")
+def kernel_for(kernel, label: str, on_cuda: bool):
+    """`kernel` (None where Triton is missing) when the input is on CUDA and kernels are not disabled,
+    else None (the caller runs the reference); announces once which path `label` takes."""
+    mode = os.environ.get("INFOMAMBA_KERNELS", "").lower()
+    if kernel is None or mode == "reference" or not (on_cuda or mode == "triton"):
+        announce(label, "PyTorch reference on CUDA (slow: the Triton kernel is unavailable or disabled)"
+                 if on_cuda else "PyTorch reference (CPU)")
         return None
-    kernel = load_kernel(op, name)
-    announce(label, "Triton kernel" if kernel is not None
-             else "PyTorch reference on CUDA (slow: the Triton kernel is unavailable or disabled)")
+    announce(label, "Triton kernel")
     return kernel

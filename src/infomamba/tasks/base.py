@@ -91,7 +91,7 @@ class TaskModule(L.LightningModule):
         for name, value in parts.items():
             self.log(f"{stage}/{name}", value.detach(), batch_size=batch_size, sync_dist=stage != "train",
                      prog_bar=name == "loss")
-        k_eff = [a["k_eff"] for a in out.aux if "k_eff" in a]
+        k_eff = [a.k_eff for a in out.aux if a.k_eff is not None]
         if k_eff:
             self.log(f"{stage}/k_eff", torch.stack(k_eff).mean(), batch_size=batch_size, sync_dist=stage != "train")
         return parts["loss"]

@@ -132,6 +132,40 @@ def _on_device(t: torch.Tensor):
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
 
 
+def conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, reverse: bool) -> torch.Tensor:
+    """SiLU(conv(x)) for contiguous x (B, L, D) and weight (D, K): the forward launch, no autograd."""
+    B, L, D = x.shape
+    y = torch.empty_like(x)
+    if y.numel() == 0:
+        return y
+    with _on_device(x):
+        _conv_fwd_kernel[(triton.cdiv(L, FWD_BLOCK_T), triton.cdiv(D, BLOCK_D), B)](
+            x, weight, bias if bias is not None else weight, y, L, D, K=weight.shape[1],
+            S=1 if reverse else -1, HAS_BIAS=bias is not None, BLOCK_T=FWD_BLOCK_T, BLOCK_D=BLOCK_D,
+            num_warps=4)
+    return y
+
+
+def conv_backward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dy: torch.Tensor,
+                  reverse: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, dweight (D, K) fp32, dbias (D,) fp32) for contiguous x, dy: the backward launch, no autograd."""
+    B, L, D = x.shape
+    K = weight.shape[1]
+    dx = torch.empty_like(x)
+    if dx.numel() == 0:
+        part = torch.zeros(K + 1, D, device=x.device, dtype=torch.float32)
+    else:
+        n_chunks = triton.cdiv(L, BWD_TILES * BWD_BLOCK_T)
+        part = torch.empty(B * n_chunks, K + 1, D, device=x.device, dtype=torch.float32)
+        with _on_device(x):
+            _conv_bwd_kernel[(n_chunks, triton.cdiv(D, BLOCK_D), B)](
+                x, weight, bias if bias is not None else weight, dy, dx, part, L, D, K=K,
+                S=1 if reverse else -1, HAS_BIAS=bias is not None, BLOCK_T=BWD_BLOCK_T,
+                TILES=BWD_TILES, BLOCK_D=BLOCK_D, K_POW2=triton.next_power_of_2(K), num_warps=4)
+        part = part.sum(0)
+    return dx, part[:K].t().contiguous(), part[K].clone()
+
+
 class CausalConvSiLUFn(torch.autograd.Function):
     """Autograd wrapper: forward saves its inputs only; backward recomputes pre (module docstring)."""
 
@@ -141,37 +175,15 @@ class CausalConvSiLUFn(torch.autograd.Function):
         bias = bias.contiguous() if bias is not None else None
         ctx.save_for_backward(x, weight, bias)
         ctx.reverse = reverse
-        B, L, D = x.shape
-        y = torch.empty_like(x)
-        if y.numel() == 0:
-            return y
-        with _on_device(x):
-            _conv_fwd_kernel[(triton.cdiv(L, FWD_BLOCK_T), triton.cdiv(D, BLOCK_D), B)](
-                x, weight, bias if bias is not None else weight, y, L, D, K=weight.shape[1],
-                S=1 if reverse else -1, HAS_BIAS=bias is not None, BLOCK_T=FWD_BLOCK_T, BLOCK_D=BLOCK_D,
-                num_warps=4)
-        return y
+        return conv_forward(x, weight, bias, reverse)
 
     @staticmethod
     def backward(ctx, dy):
         x, weight, bias = ctx.saved_tensors
-        B, L, D = x.shape
-        K = weight.shape[1]
-        dx = torch.empty_like(x)
-        if dx.numel() == 0:
-            part = torch.zeros(K + 1, D, device=x.device, dtype=torch.float32)
-        else:
-            n_chunks = triton.cdiv(L, BWD_TILES * BWD_BLOCK_T)
-            part = torch.empty(B * n_chunks, K + 1, D, device=x.device, dtype=torch.float32)
-            with _on_device(x):
-                _conv_bwd_kernel[(n_chunks, triton.cdiv(D, BLOCK_D), B)](
-                    x, weight, bias if bias is not None else weight, dy.contiguous(), dx, part, L, D, K=K,
-                    S=1 if ctx.reverse else -1, HAS_BIAS=bias is not None, BLOCK_T=BWD_BLOCK_T,
-                    TILES=BWD_TILES, BLOCK_D=BLOCK_D, K_POW2=triton.next_power_of_2(K), num_warps=4)
-            part = part.sum(0)
-        dweight = part[:K].t().to(weight.dtype) if ctx.needs_input_grad[1] else None
-        dbias = part[K].to(bias.dtype) if bias is not None and ctx.needs_input_grad[2] else None
-        return dx if ctx.needs_input_grad[0] else None, dweight, dbias, None
+        dx, dweight, dbias = conv_backward(x, weight, bias, dy.contiguous(), ctx.reverse)
+        return (dx if ctx.needs_input_grad[0] else None,
+                dweight.to(weight.dtype) if ctx.needs_input_grad[1] else None,
+                dbias.to(bias.dtype) if bias is not None and ctx.needs_input_grad[2] else None, None)
 
 
 def causal_conv_silu_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from ..dispatch import kernel_for
+from ..dispatch import kernel_for, optional_import
 from .reference import budget_scale, entropy_budget, sparse_assign_reference
+
+_triton = optional_import(__name__ + ".triton")
 
 __all__ = ["budget_scale", "entropy_budget", "sparse_assign", "sparse_assign_reference"]
 
 
 def sparse_assign(logits: torch.Tensor, candidate: torch.Tensor, q_max: int):
     """(R, R_bar) of `sparse_assign_reference`."""
-    kernel = kernel_for("concept_assign", "sparse_assign_triton", "concept assignment", logits.is_cuda)
+    kernel = kernel_for(_triton and _triton.sparse_assign_triton, "concept assignment", logits.is_cuda)
     if kernel is not None:
         return kernel(logits, candidate, q_max)
     return sparse_assign_reference(logits, candidate, q_max)

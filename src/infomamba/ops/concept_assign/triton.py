@@ -39,6 +39,8 @@ q_t) cost fewer passes. These passes, not memory, are expected to dominate the f
 q_max = 8 (not measured on a GPU). It reads logits and candidate once and writes R, R_bar and
 V_t (4 bytes a token).
 
+The backward recomputes nothing. Both directions are `torch.library` custom ops (`infomamba::sparse_assign`,
+`infomamba::sparse_assign_backward`) with fake implementations, so `torch.compile` traces through them.
 The backward recomputes nothing. Repeating the selection would repeat the argmax passes, so it saves
 R and R_bar, which are outputs (the layers that consume them keep them alive anyway, so saving them
 costs no memory), and V_t; S is R_bar > 0, and neither the logits nor the candidate are kept. It is
@@ -140,48 +142,72 @@ def _on_device(t: torch.Tensor):
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
 
 
-class SparseAssignFn(torch.autograd.Function):
-    """Autograd wrapper: forward saves R, R_bar (its outputs) and V; backward is one elementwise pass."""
+@torch.library.custom_op("infomamba::sparse_assign", mutates_args=())
+def sparse_assign_op(logits: torch.Tensor, candidate: torch.Tensor, q_max: int
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(R, R_bar, V) for contiguous logits and a candidate of the same shape (module docstring)."""
+    k = logits.shape[-1]
+    n_rows = logits.numel() // k
+    R = torch.empty(logits.shape, device=logits.device, dtype=torch.float32)
+    R_bar = torch.empty_like(R)
+    V = torch.empty(logits.shape[:-1], device=logits.device, dtype=torch.float32)
+    block_k, block_rows = _launch_shape(k)
+    with _on_device(logits):
+        _assign_fwd_kernel[(triton.cdiv(n_rows, block_rows),)](
+            logits, candidate, R, R_bar, V, n_rows, q_max, budget_scale_of(k, q_max),
+            K=k, BLOCK_ROWS=block_rows, BLOCK_K=block_k, num_warps=4)
+    return R, R_bar, V
 
-    @staticmethod
-    def forward(ctx, logits, candidate, q_max):
-        logits = logits.contiguous()
-        candidate = candidate.expand_as(logits).contiguous()
-        k = logits.shape[-1]
-        n_rows = logits.numel() // k
-        R = torch.empty(logits.shape, device=logits.device, dtype=torch.float32)
-        R_bar = torch.empty_like(R)
-        V = torch.empty(logits.shape[:-1], device=logits.device, dtype=torch.float32)
-        block_k, block_rows = _launch_shape(k)
-        budget_scale = budget_scale_of(k, q_max)
-        with _on_device(logits):
-            _assign_fwd_kernel[(triton.cdiv(n_rows, block_rows),)](
-                logits, candidate, R, R_bar, V, n_rows, q_max, budget_scale,
-                K=k, BLOCK_ROWS=block_rows, BLOCK_K=block_k, num_warps=4)
-        ctx.save_for_backward(R, R_bar, V)
-        ctx.dtypes = logits.dtype, candidate.dtype
-        ctx.set_materialize_grads(False)
-        return R, R_bar
 
-    @staticmethod
-    def backward(ctx, dR, dR_bar):
-        if dR is None and dR_bar is None:
-            return None, None, None
-        R, R_bar, V = ctx.saved_tensors
-        logits_dtype, cand_dtype = ctx.dtypes
-        need_dcand = dR_bar is not None and ctx.needs_input_grad[1]  # only R_bar depends on the candidate
-        dlogits = torch.empty(R.shape, device=R.device, dtype=logits_dtype)
-        dcand = torch.empty(R.shape, device=R.device, dtype=cand_dtype) if need_dcand else None
-        k = R.shape[-1]
-        n_rows = R.numel() // k
-        block_k, block_rows = _launch_shape(k)
-        with _on_device(R):
-            _assign_bwd_kernel[(triton.cdiv(n_rows, block_rows),)](
-                R, R_bar, V, dR.contiguous() if dR is not None else R,
-                dR_bar.contiguous() if dR_bar is not None else R, dlogits, dcand if need_dcand else dlogits,
-                n_rows, K=k, HAS_DR=dR is not None, HAS_DRBAR=dR_bar is not None, HAS_DCAND=need_dcand,
-                BLOCK_ROWS=block_rows, BLOCK_K=block_k, num_warps=4)
-        return dlogits if ctx.needs_input_grad[0] else None, dcand, None
+@sparse_assign_op.register_fake
+def _(logits, candidate, q_max):
+    R = torch.empty(logits.shape, device=logits.device, dtype=torch.float32)
+    return R, torch.empty_like(R), R.new_empty(logits.shape[:-1])
+
+
+@torch.library.custom_op("infomamba::sparse_assign_backward", mutates_args=())
+def sparse_assign_backward_op(R: torch.Tensor, R_bar: torch.Tensor, V: torch.Tensor, dR: torch.Tensor | None,
+                              dR_bar: torch.Tensor | None, logits_dtype: torch.dtype, cand_dtype: torch.dtype,
+                              need_dcand: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dlogits, dcandidate) from the saved R, R_bar, V; dcandidate is empty unless asked for."""
+    need_dcand = need_dcand and dR_bar is not None  # only R_bar depends on the candidate
+    dlogits = torch.empty(R.shape, device=R.device, dtype=logits_dtype)
+    dcand = torch.empty(R.shape if need_dcand else (0,), device=R.device, dtype=cand_dtype)
+    k = R.shape[-1]
+    n_rows = R.numel() // k
+    block_k, block_rows = _launch_shape(k)
+    with _on_device(R):
+        _assign_bwd_kernel[(triton.cdiv(n_rows, block_rows),)](
+            R, R_bar, V, dR.contiguous() if dR is not None else R,
+            dR_bar.contiguous() if dR_bar is not None else R, dlogits, dcand if need_dcand else dlogits,
+            n_rows, K=k, HAS_DR=dR is not None, HAS_DRBAR=dR_bar is not None, HAS_DCAND=need_dcand,
+            BLOCK_ROWS=block_rows, BLOCK_K=block_k, num_warps=4)
+    return dlogits, dcand
+
+
+@sparse_assign_backward_op.register_fake
+def _(R, R_bar, V, dR, dR_bar, logits_dtype, cand_dtype, need_dcand):
+    need_dcand = need_dcand and dR_bar is not None
+    return (torch.empty(R.shape, device=R.device, dtype=logits_dtype),
+            torch.empty(R.shape if need_dcand else (0,), device=R.device, dtype=cand_dtype))
+
+
+def _setup_context(ctx, inputs, output):
+    logits, candidate, _ = inputs
+    ctx.save_for_backward(*output)
+    ctx.dtypes = logits.dtype, candidate.dtype
+    ctx.set_materialize_grads(False)
+
+
+def _backward(ctx, dR, dR_bar, dV):
+    R, R_bar, V = ctx.saved_tensors
+    need_dcand = ctx.needs_input_grad[1]
+    dlogits, dcand = sparse_assign_backward_op(R, R_bar, V, dR, dR_bar, *ctx.dtypes, need_dcand)
+    return (dlogits if ctx.needs_input_grad[0] else None,
+            dcand if need_dcand and dR_bar is not None else None, None)
+
+
+sparse_assign_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def sparse_assign_triton(logits: torch.Tensor, candidate: torch.Tensor, q_max: int):
@@ -198,4 +224,6 @@ def sparse_assign_triton(logits: torch.Tensor, candidate: torch.Tensor, q_max: i
     if q_max < 1 or logits.shape[-1] < 1:
         raise ValueError(f"sparse_assign_triton needs q_max >= 1 and k >= 1, got q_max={q_max}, "
                          f"k={logits.shape[-1]}")
-    return SparseAssignFn.apply(logits, candidate, q_max)
+    logits = logits.contiguous()
+    R, R_bar, _ = sparse_assign_op(logits, candidate.expand_as(logits).contiguous(), q_max)
+    return R, R_bar

@@ -1,0 +1,20 @@
+# The fused-SSM issue on one GPU: kernel tests (fused op vs reference in fp32/bf16, compile tracing),
+# the 200-step training-curve equality, and the eager encoder bench (images and 1-D lengths).
+# Carry .whl. Usage: bash benchmarks/gpu/fused_ssm_runs.sh [tests] [curve] [bench]
+source benchmarks/gpu/setup.sh
+for part in "$@"; do
+  case $part in
+    tests) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops tests/mixers/test_compile.py \
+             > $OUT/gpu_tests.log 2>&1; echo "tests rc=$?" >> $OUT/gpu_tests.log; tail -5 $OUT/gpu_tests.log ;;
+    curve) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba mamba --steps 200 --out $OUT \
+             > $OUT/curve.log 2>&1; echo "curve rc=$?" >> $OUT/curve.log; tail -4 $OUT/curve.log ;;
+    bench) timeout 280 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 512 1024 \
+             --lengths 1024 4096 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 \
+             --train --timm --out $OUT/bench > $OUT/bench.log 2>&1; echo "bench rc=$?" >> $OUT/bench.log
+           tail -40 $OUT/bench.log ;;
+    compile) timeout 420 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 512 1024 \
+             --lengths 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 \
+             --train --compile --out $OUT/bench_compile > $OUT/bench_compile.log 2>&1; echo "compile rc=$?" >> $OUT/bench_compile.log
+           tail -40 $OUT/bench_compile.log ;;
+  esac
+done

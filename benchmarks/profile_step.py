@@ -1,0 +1,64 @@
+"""Where a training step's GPU time goes, per mixer: torch.profiler over one bf16 train step of the bench
+model (PatchEmbed -> Encoder -> head), the top kernels by self CUDA time, and wall vs GPU-busy time
+(a large gap means launch overhead). Complements `infomamba bench --train`.
+
+    python benchmarks/profile_step.py --mixers infomamba mamba attention --resolution 224 --batch 64
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn as nn
+from torch.profiler import ProfilerActivity, profile
+
+from infomamba.bench import BenchModel
+from infomamba.config import EncoderConfig
+from infomamba.summary import size_matched_options
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mixers", nargs="+", default=["infomamba", "mamba", "attention"])
+    p.add_argument("--resolution", type=int, default=224)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--depth", type=int, default=12)
+    p.add_argument("--top", type=int, default=18)
+    args = p.parse_args(argv)
+    device = torch.device("cuda")
+    matched = size_matched_options("configs/size_matched.yaml", args.dim, args.depth)
+    for mixer in args.mixers:
+        config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=mixer, mixer_options=matched.get(mixer, {}))
+        model = BenchModel(config).to(device).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        images = torch.randn(args.batch, 3, args.resolution, args.resolution, device=device)
+        labels = torch.randint(0, 1000, (args.batch,), device=device)
+
+        def step():
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = nn.functional.cross_entropy(model(images), labels)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        for _ in range(4):
+            step()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            step()
+            torch.cuda.synchronize()
+        wall = (time.perf_counter() - start) * 1e3
+        events = prof.key_averages()
+        busy = sum(e.self_device_time_total for e in events) / 1e3
+        print(f"\n== {mixer} {args.resolution}px batch {args.batch}: wall {wall:.1f} ms (profiled), "
+              f"GPU busy {busy:.1f} ms, kernels {sum(e.count for e in events)}", flush=True)
+        print(events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=70,
+                           top_level_events_only=False), flush=True)
+        del model, opt
+
+
+if __name__ == "__main__":
+    main()

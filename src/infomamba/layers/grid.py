@@ -1,0 +1,111 @@
+"""Tokens on an (H, W) grid: the grid a mixer reads, scan orders over it, and a depthwise conv on it.
+
+A 1-D sequence is the 1 x L grid. Scan directions (LocalMamba Sec. 3, VMamba's cross-scan):
+`h` row-major, `v` column-major, `wK` local scan (the grid cut into K x K windows, windows
+row-major, tokens row-major inside each window; a border window that the grid does not fill holds
+fewer tokens), each with a `_flip` (reversed) twin. On the 1 x L grid every order is the sequence
+order (flipped ones its reverse).
+"""
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .pooling import zero_padding
+from .ssm import SelectiveSSM
+
+_DIRECTION = re.compile(r"^(h|v|w[1-9][0-9]*)(_flip)?$")
+
+
+def grid_shape(length: int, padding_mask: torch.Tensor | None, grid, causal: bool) -> tuple[int, int]:
+    """(H, W) the tokens lie on: the grid, or 1 x L for a 1-D sequence.
+
+    Raises where a 2-D mixer cannot honour the contract: padding on a grid (images have none) and
+    causal mode on a grid (a 2-D neighbourhood is not raster-causal).
+    """
+    if grid is None:
+        return 1, length
+    if causal:
+        raise ValueError(f"causal mode reads 1-D sequences only; got grid {tuple(grid)}")
+    if padding_mask is not None:
+        raise ValueError(f"a grid {tuple(grid)} comes with no padding_mask (images have no padding)")
+    return int(grid[0]), int(grid[1])
+
+
+def check_direction(direction: str) -> None:
+    if not _DIRECTION.match(direction):
+        raise ValueError(f"unknown scan direction {direction!r}: expected h, v or wK (window K >= 1), "
+                         f"optionally with '_flip'")
+
+
+@lru_cache(maxsize=256)
+def scan_order(direction: str, hw: tuple[int, int]) -> torch.Tensor | None:
+    """Row-major indices of the tokens in the order `direction` reads them (flip aside); None for
+    the row-major order itself (always the case on a 1 x L grid)."""
+    base = direction.removesuffix("_flip")
+    H, W = hw
+    if base == "h" or H == 1:
+        return None
+    index = torch.arange(H * W, device="cpu").view(H, W)
+    if base == "v":
+        return index.t().reshape(-1)
+    k = int(base[1:])
+    rows, cols = math.ceil(H / k), math.ceil(W / k)
+    padded = F.pad(index, (0, cols * k - W, 0, rows * k - H), value=-1)
+    order = padded.view(rows, k, cols, k).permute(0, 2, 1, 3).reshape(-1)
+    return order[order >= 0]
+
+
+class MultiScan(nn.Module):
+    """One `SelectiveSSM` per scan direction; returns each direction's readout in row-major order.
+
+    LocalMamba's multi-direction scan, and VMamba's cross-scan / cross-merge (directions h, h_flip,
+    v, v_flip). `ssm_options` go to every `SelectiveSSM` (dt_rank among them).
+    """
+
+    def __init__(self, inner: int, directions, **ssm_options):
+        super().__init__()
+        for direction in directions:
+            check_direction(direction)
+        self.directions = tuple(directions)
+        self.ssms = nn.ModuleList(SelectiveSSM(inner, reverse=d.endswith("_flip"), **ssm_options)
+                                  for d in self.directions)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None, hw: tuple[int, int]) -> list[torch.Tensor]:
+        outs = []
+        for direction, ssm in zip(self.directions, self.ssms):
+            order = scan_order(direction, hw)
+            if order is None:
+                outs.append(ssm(x, padding_mask))
+                continue
+            # a permuted order only exists on a real grid, where grid_shape has refused padding
+            order = order.to(x.device)
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(order.numel(), device=x.device)
+            outs.append(ssm(x[:, order])[:, inverse])
+        return outs
+
+
+class GridConv(nn.Module):
+    """Depthwise conv over tokens on an (H, W) grid (1 x L for a sequence), zero padding.
+
+    'same' padding (PyTorch's convention for even sizes: the extra tap on the right), or causal:
+    on the 1 x L grid output t reads taps t - kw + 1 .. t only. Padded tokens are zeroed first.
+    """
+
+    def __init__(self, channels: int, kernel: tuple[int, int], causal: bool = False):
+        super().__init__()
+        kh, kw = kernel
+        top, left = (kh - 1) // 2, (kw - 1) // 2
+        self.pad = (kw - 1, 0, top, kh - 1 - top) if causal else (left, kw - 1 - left, top, kh - 1 - top)
+        self.conv = nn.Conv2d(channels, channels, kernel, groups=channels)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None, hw: tuple[int, int]) -> torch.Tensor:
+        B, L, C = x.shape
+        x = zero_padding(x, padding_mask).transpose(1, 2).reshape(B, C, *hw)
+        return self.conv(F.pad(x, self.pad)).reshape(B, C, L).transpose(1, 2)

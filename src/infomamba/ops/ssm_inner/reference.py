@@ -1,0 +1,67 @@
+"""The selective-SSM inner path after in_proj, in plain PyTorch: the CPU path and the oracle of `triton.py`.
+
+    x~_t  = x_t at real tokens, 0 at padding
+    u_t   = SiLU(conv_d(x~)_t) + inject_t       (conv in the scan's direction; inject = P h_t, Eq. 11)
+    [dt~_t, B_t, C_t] = W_x u_t;  dt_t = softplus(W_dt dt~_t + b_dt)   (0 at padding)
+    s_t   = exp(dt_t A) s_{t-1} + dt_t B_t u_t;  r_t = C_t s_t + D u_t,  A = -exp(A_log)
+
+(InfoMamba Eq. 11 with the IMF injection folded into the selective input, DESIGN.md; Mamba-1's
+inner path.) Padded positions get u = dt = 0, so the state passes them unchanged in either direction.
+The helpers below are the one definition of each step; `triton.py` recomputes with the same ones.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..causal_conv import causal_conv_silu_reference
+from ..selective_scan import selective_scan_reference
+
+
+def keep_mask(padding_mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    """(B, L, 1) 1 at real tokens, 0 at padding, in `like`'s dtype; None without padding."""
+    return None if padding_mask is None else (~padding_mask).unsqueeze(-1).to(like.dtype)
+
+
+def masked(t: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    return t if keep is None else t * keep.to(t.dtype)
+
+
+def projections(u: torch.Tensor, x_proj_w: torch.Tensor, dt_proj_w: torch.Tensor, dt_proj_b: torch.Tensor,
+                d_state: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dt~, B, C, dt before softplus) from u, matmuls in u's dtype (bf16 under mixed precision)."""
+    dt_rank = dt_proj_w.shape[1]
+    dt_low, B, C = F.linear(u, x_proj_w.to(u.dtype)).split([dt_rank, d_state, d_state], dim=-1)
+    dt_pre = F.linear(dt_low, dt_proj_w.to(u.dtype), dt_proj_b.to(u.dtype))
+    return dt_low, B.contiguous(), C.contiguous(), dt_pre
+
+
+def step_size(dt_pre: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """dt = softplus(dt_pre) in fp32, 0 at padding."""
+    return masked(F.softplus(dt_pre.float()), keep)
+
+
+def state_matrix(A_log: torch.Tensor) -> torch.Tensor:
+    """A = -exp(A_log) in fp32, (d, n)."""
+    return -torch.exp(A_log.float())
+
+
+def ssm_inner_reference(x: torch.Tensor, conv_w: torch.Tensor | None, conv_b: torch.Tensor | None,
+                        inject: torch.Tensor | None, x_proj_w: torch.Tensor, dt_proj_w: torch.Tensor,
+                        dt_proj_b: torch.Tensor, A_log: torch.Tensor, D: torch.Tensor,
+                        padding_mask: torch.Tensor | None, reverse: bool) -> torch.Tensor:
+    """Readout r (B, L, E) in x's dtype of the module docstring's path.
+
+    Args:
+        x: (B, L, E) the scanned stream after in_proj.  conv_w: (E, K) depthwise taps (w_{K-1} on the
+        current step) or None for no conv (then u = SiLU(x)); conv_b: (E,) or None.
+        inject: (B, L, E) added to u after the conv, or None.  x_proj_w: (R + 2N, E); dt_proj_w: (E, R);
+        dt_proj_b: (E,); A_log: (E, N); D: (E,).  padding_mask: (B, L) True at padding, or None.
+        reverse: scan (and conv) from the last token to the first.
+    """
+    keep = keep_mask(padding_mask, x)
+    xm = masked(x, keep)
+    u = F.silu(xm) if conv_w is None else causal_conv_silu_reference(xm, conv_w, conv_b, reverse=reverse)
+    u = masked(u if inject is None else u + inject.to(u.dtype), keep)
+    _, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, dt_proj_b, A_log.shape[1])
+    return selective_scan_reference(u, step_size(dt_pre, keep), state_matrix(A_log), B, C, D, reverse=reverse)

@@ -1,0 +1,24 @@
+"""Every mixer traces under torch.compile as one graph: the Triton kernels are torch.library custom ops
+with fake implementations, so dynamo never breaks at them (the fused SSM issue). The kernels run in
+Triton's interpreter on CPU (INFOMAMBA_KERNELS=triton), so the traced path is the GPU's path."""
+import pytest
+import torch
+
+from infomamba.mixers import build_mixer, list_mixers
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+LINEAR_SIZES = {"linformer": {"max_len": 64}}
+
+
+@pytest.mark.parametrize("name", list_mixers())
+def test_forward_and_backward_trace_without_graph_breaks(name, monkeypatch):
+    monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
+    monkeypatch.setenv("INFOMAMBA_SCAN_AUTOTUNE", "0")
+    torch._dynamo.reset()
+    mixer = build_mixer(name, 16, **LINEAR_SIZES.get(name, {})).to(DEVICE)
+    x = torch.randn(2, 24, 16, device=DEVICE, requires_grad=True)
+    mask = torch.zeros(2, 24, dtype=torch.bool, device=DEVICE)
+    mask[1, 18:] = True
+    explained = torch._dynamo.explain(mixer)(x, mask)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1

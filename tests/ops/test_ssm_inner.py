@@ -1,0 +1,124 @@
+"""The fused SSM inner op (ops/ssm_inner/triton.py) against its PyTorch reference.
+
+Values and the gradients of every input, both directions, with and without conv, inject and padding
+(right and left), and the op's two promises: training saves nothing but its inputs, and a mixer built
+on it traces under torch.compile without graph breaks. Without CUDA the kernels run in Triton's
+interpreter (tests/conftest.py) in fp32; on CUDA in fp32 and bf16, at larger shapes too.
+"""
+import pytest
+import torch
+
+from infomamba.ops.selective_scan import triton as scan
+from infomamba.ops.ssm_inner import ssm_inner, ssm_inner_reference
+from infomamba.ops.ssm_inner.triton import ssm_inner_triton
+
+ON_CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if ON_CUDA else "cpu"
+DTYPES = [torch.float32, torch.bfloat16] if ON_CUDA else [torch.float32]
+TOL = {torch.float32: 2e-4, torch.bfloat16: 4e-2}
+NAMES = ("x", "conv_w", "conv_b", "inject", "x_proj_w", "dt_proj_w", "dt_proj_b", "A_log", "D")
+
+
+@pytest.fixture(autouse=True)
+def _first_scan_config(monkeypatch):
+    monkeypatch.setenv("INFOMAMBA_SCAN_AUTOTUNE", "0")
+    monkeypatch.setattr(scan, "CHUNK", 16)
+
+
+def make_inputs(B=2, L=37, E=16, N=4, R=2, K=4, conv=True, inject=True, pad=None, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g) * scale).to(DEVICE)
+
+    params = dict(
+        x=randn(B, L, E).to(dtype),
+        conv_w=randn(E, K, scale=0.5) if conv else None, conv_b=randn(E, scale=0.1) if conv else None,
+        inject=randn(B, L, E, scale=0.3).to(dtype) if inject else None,
+        x_proj_w=randn(R + 2 * N, E, scale=E ** -0.5), dt_proj_w=randn(E, R, scale=R ** -0.5),
+        dt_proj_b=randn(E, scale=0.5) - 2.0, A_log=torch.log(torch.arange(1, N + 1.0)).repeat(E, 1).to(DEVICE),
+        D=randn(E))
+    for t in params.values():
+        if t is not None:
+            t.requires_grad_(True)
+    mask = None
+    if pad == "right":
+        mask = torch.zeros(B, L, dtype=torch.bool, device=DEVICE)
+        mask[0, L - 9:] = True
+    elif pad == "left":
+        mask = torch.zeros(B, L, dtype=torch.bool, device=DEVICE)
+        mask[1, :7] = True
+    return params, mask
+
+
+def run(fn, params, mask, reverse, dy):
+    y = fn(*params.values(), mask, reverse)
+    grads = torch.autograd.grad(y, [t for t in params.values() if t is not None], dy)
+    return y, dict(zip([k for k, t in params.items() if t is not None], grads))
+
+
+def assert_close_rel(actual, expected, tol, what):
+    scale = expected.float().abs().max().clamp_min(1e-6)
+    err = (actual.float() - expected.float()).abs().max() / scale
+    assert err <= tol, f"{what}: relative error {err:.2e} > {tol:.0e}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("conv,inject,pad", [(True, True, None), (True, False, "right"), (False, True, "left"),
+                                             (True, True, "left")])
+def test_fused_matches_reference(dtype, reverse, conv, inject, pad):
+    params, mask = make_inputs(conv=conv, inject=inject, pad=pad, dtype=dtype)
+    dy = torch.randn(params["x"].shape, generator=torch.Generator().manual_seed(1)).to(DEVICE, dtype)
+    y, grads = run(ssm_inner_triton, params, mask, reverse, dy)
+    y_ref, grads_ref = run(ssm_inner_reference, params, mask, reverse, dy)
+    assert y.dtype == dtype
+    assert_close_rel(y, y_ref, TOL[dtype], "y")
+    for name in grads_ref:
+        assert grads[name].dtype == params[name].dtype
+        assert_close_rel(grads[name], grads_ref[name], TOL[dtype], f"d{name}")
+    if mask is not None:
+        assert (grads["x"][mask] == 0).all(), "padded inputs must get no gradient"
+
+
+def test_padding_is_invisible_to_real_tokens():
+    """Right-padding a sequence with garbage changes neither its readout nor its gradients."""
+    params, _ = make_inputs(B=1, L=20, pad=None)
+    longer = {k: (torch.cat([t.detach(), 5 * torch.randn_like(t.detach()[:, :6])], 1).requires_grad_(True)
+                  if k in ("x", "inject") else t) for k, t in params.items()}
+    mask = torch.zeros(1, 26, dtype=torch.bool, device=DEVICE)
+    mask[:, 20:] = True
+    for reverse in (False, True):
+        y = ssm_inner_triton(*params.values(), None, reverse)
+        y_pad = ssm_inner_triton(*longer.values(), mask, reverse)
+        torch.testing.assert_close(y_pad[:, :20], y, atol=1e-5, rtol=1e-4)
+
+
+def test_training_saves_only_the_inputs():
+    """The autograd graph of the fused op holds x, inject and the parameters, no intermediate; the
+    reference holds many (B, L, E)-sized tensors (the memory the op exists to remove)."""
+    params, mask = make_inputs(L=33, pad="right")
+    inputs = {t.data_ptr() for t in params.values() if t is not None} | {mask.data_ptr()}
+
+    def saved_by(fn):
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            fn(*params.values(), mask, False)
+        return saved
+
+    fused = saved_by(ssm_inner_triton)
+    assert fused and all(t.data_ptr() in inputs for t in fused), "the fused op saved an intermediate"
+    big = params["x"].numel()
+    reference_intermediates = [t for t in saved_by(ssm_inner_reference)
+                               if t.data_ptr() not in inputs and t.numel() >= big]
+    assert len(reference_intermediates) >= 4
+
+
+def test_dispatch_runs_the_fused_op_when_kernels_run(monkeypatch):
+    params, mask = make_inputs(pad="right")
+    monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
+    fused = ssm_inner(*params.values(), mask, True)
+    torch.testing.assert_close(fused, ssm_inner_triton(*params.values(), mask, True))
+    monkeypatch.setenv("INFOMAMBA_KERNELS", "reference")
+    torch.testing.assert_close(ssm_inner(*params.values(), mask, True),
+                               ssm_inner_reference(*params.values(), mask, True))
