@@ -12,6 +12,16 @@ for part in "$@"; do
              --lengths 1024 4096 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 \
              --train --timm --out $OUT/bench > $OUT/bench.log 2>&1; echo "bench rc=$?" >> $OUT/bench.log
            tail -40 $OUT/bench.log ;;
+    tests2) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py tests/layers/test_ssm.py \
+             tests/mixers/test_compile.py > $OUT/gpu_tests2.log 2>&1; echo "tests2 rc=$?" >> $OUT/gpu_tests2.log; tail -3 $OUT/gpu_tests2.log ;;
+    profile) timeout 200 python3 benchmarks/profile_step.py --mixers infomamba mamba attention --resolution 224 \
+             > $OUT/profile.log 2>&1; echo "profile rc=$?" >> $OUT/profile.log; grep "^==" $OUT/profile.log ;;
+    curve32) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba --steps 200 --dtype fp32 --out $OUT \
+             > $OUT/curve32.log 2>&1; echo "curve32 rc=$?" >> $OUT/curve32.log; tail -2 $OUT/curve32.log ;;
+    compile_small) timeout 300 python3 -m infomamba.bench --mixers infomamba attention --resolutions 224 1024 \
+             --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 --train --compile \
+             --out $OUT/bench_compile > $OUT/bench_compile.log 2>&1; echo "compile rc=$?" >> $OUT/bench_compile.log
+           grep -v Warning $OUT/bench_compile.log | tail -12 ;;
     compile) timeout 420 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 512 1024 \
              --lengths 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 \
              --train --compile --out $OUT/bench_compile > $OUT/bench_compile.log 2>&1; echo "compile rc=$?" >> $OUT/bench_compile.log
