@@ -214,6 +214,11 @@ def main(argv: list[str] | None = None) -> None:
         except torch.OutOfMemoryError:
             row = {"latency_ms": float("nan"), "throughput": float("nan"), "note": "out of memory"}
             torch.cuda.empty_cache()
+        except Exception as err:  # a compiler failure is a row's result, not the end of the run
+            if "compile" not in label:
+                raise
+            row = {"latency_ms": float("nan"), "throughput": float("nan"),
+                   "note": f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"}
         rows.append({"sweep": sweep, "model": label, **extra, "params_m": round(params, 2), **row})
         print(f"{label} {extra}: " + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
                                               for k, v in row.items()), flush=True)
@@ -222,7 +227,10 @@ def main(argv: list[str] | None = None) -> None:
     def too_long(model, tokens):
         return not model.encoder.stack.blocks[0].mixer.linear_time and tokens > args.max_tokens_attention
 
-    variants = [("", lambda m: m)] + ([(" +compile", torch.compile)] if args.compile else [])
+    def compiled(model):
+        return torch.compile(model, dynamic=False)  # one static graph per shape, as a training job sees
+
+    variants = [("", lambda m: m)] + ([(" +compile", compiled)] if args.compile else [])
     for mixer in args.mixers:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=mixer, mixer_options=matched.get(mixer, {}))
         for suffix, wrap in variants:

@@ -1,37 +1,23 @@
-"""`infomamba {fit,validate,test,predict} --task {text,image,asr} [--config FILE] [overrides]`, plus `bench`
-and `summary`.
+"""`infomamba {fit,validate,test,predict} --task NAME [--config FILE] [overrides]`, plus `bench` and `summary`.
 
-A LightningCLI per task: `--task` picks the LightningModule + LightningDataModule pair; everything
+A LightningCLI per task: `--task` picks a registered LightningModule + LightningDataModule pair
+(`infomamba.tasks.register_task`; built-in: text, image, asr) and only that task is imported; everything
 else (`--model.encoder.mixer=attention`, `--trainer.devices=2`, `--data.root=...`) is LightningCLI's.
-The resolved config is saved as config.yaml in the run folder (runs/<task>/version_N/); `validate`,
-`test` and `predict` given a `--ckpt_path` inside such a folder and no `--config` reuse that file, so
-the model is rebuilt exactly as trained.
+The sizes the model takes from the data (`num_classes`, `vocab_size`, the tokenizer, ...) are linked
+from the built data module, so they are never set by hand. The resolved config is saved as config.yaml
+in the run folder (runs/<task>/version_N/); `validate`, `test` and `predict` given a `--ckpt_path`
+inside such a folder and no `--config` reuse that file, so the model is rebuilt exactly as trained.
+
+Lightning is imported only once the task is loaded: the task's folder first sets aside a broken
+torchvision, which would otherwise break `import lightning` (see `infomamba.tasks.optional_deps`).
 """
 from __future__ import annotations
 
-import importlib
 import sys
 import warnings
 from pathlib import Path
 
-import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
-
-TASKS = {  # module, datamodule, (checkpoint metric, mode), default max_epochs
-    "text": ("infomamba.tasks.text.module:TextClassifier", "infomamba.tasks.text.datamodule:TextDataModule",
-             ("val/acc", "max"), 3),
-    "image": ("infomamba.tasks.image.module:ImageClassifier", "infomamba.tasks.image.datamodule:ImageDataModule",
-              ("val/acc", "max"), 10),
-    "asr": ("infomamba.tasks.asr.module:CTCSpeechRecognizer", "infomamba.tasks.asr.datamodule:ASRDataModule",
-            ("val/wer", "min"), 30),
-}
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-
-def _load(path: str):
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
+from .tasks.registry import TaskSpec, get_task, list_tasks
 
 
 def pop_task(argv: list[str]) -> tuple[str, list[str]]:
@@ -41,7 +27,7 @@ def pop_task(argv: list[str]) -> tuple[str, list[str]]:
         arg = argv[i]
         if arg == "--task":
             if i + 1 >= len(argv):
-                raise SystemExit("--task needs a value: one of " + ", ".join(TASKS))
+                raise SystemExit("--task needs a value: one of " + ", ".join(list_tasks()))
             task, i = argv[i + 1], i + 2
             continue
         if arg.startswith("--task="):
@@ -50,8 +36,8 @@ def pop_task(argv: list[str]) -> tuple[str, list[str]]:
             rest.append(arg)
         i += 1
     task = task or "text"
-    if task not in TASKS:
-        raise SystemExit(f"unknown --task {task!r}; available: {', '.join(TASKS)}")
+    if task not in list_tasks():
+        raise SystemExit(f"unknown --task {task!r}; available: {', '.join(list_tasks())}")
     return task, rest
 
 
@@ -81,28 +67,41 @@ def checkpointing_off(argv: list[str]) -> bool:
                for i, a in enumerate(joined))
 
 
-def trainer_defaults(task: str, checkpointing: bool = True) -> dict:
-    (monitor, mode), max_epochs = TASKS[task][2:]
+def trainer_defaults(task: TaskSpec, checkpointing: bool = True) -> dict:
+    import torch
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    from .tasks.epoch_summary import EpochSummary
+    from .tasks.prediction_writer import JsonLinesPredictionWriter
+
+    monitor, mode = task.monitor
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     checkpoints = [
         ModelCheckpoint(monitor=monitor, mode=mode, filename="best-{epoch}-{step}"),
         ModelCheckpoint(filename="latest-{epoch}-{step}", save_last="link"),  # last.ckpt: every epoch
     ] if checkpointing else []
     return {
-        "default_root_dir": f"runs/{task}",
-        "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": task}},
-        "callbacks": [
-            *checkpoints,
-            LearningRateMonitor(logging_interval="step"),
-            _load("infomamba.tasks.epoch_summary:EpochSummary")(),
-            _load("infomamba.tasks.prediction_writer:JsonLinesPredictionWriter")(),
-        ],
+        "default_root_dir": f"runs/{task.name}",
+        "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                   "init_args": {"save_dir": "runs", "name": task.name}},
+        "callbacks": [*checkpoints, LearningRateMonitor(logging_interval="step"), EpochSummary(),
+                      JsonLinesPredictionWriter()],
         "plugins": [{"class_path": "infomamba.tasks.checkpoint_io.AtomicCheckpointIO"}],
         "use_distributed_sampler": False,
         "precision": "bf16-mixed" if bf16 else "32-true",
         "log_every_n_steps": 10,
-        "max_epochs": max_epochs,
+        "max_epochs": task.max_epochs,
     }
+
+
+def load_task(name: str) -> tuple[TaskSpec, type, type]:
+    """The registered task and its two classes; a task whose dependencies are missing exits with one line."""
+    spec = get_task(name)
+    try:
+        module_cls, data_cls = spec.load()
+    except (ImportError, AttributeError) as err:
+        raise SystemExit(f"--task {name} is not available: {err}") from err
+    return spec, module_cls, data_cls
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,18 +112,21 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "summary":
         from .summary import main as summary_main
         return summary_main(argv[1:])
-    task, rest = pop_task(argv)
-    module_path, data_path = TASKS[task][:2]
-    try:
-        module_cls, data_cls = _load(module_path), _load(data_path)
-    except (ImportError, AttributeError) as err:
-        raise SystemExit(f"task {task!r} is not available in this build: {err}") from err
+    name, rest = pop_task(argv)
+    task, module_cls, data_cls = load_task(name)
+    from lightning.pytorch.cli import LightningCLI
+
+    class TaskCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser):
+            for source, target in task.links.items():
+                parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
+
     # sys.argv stays whole: Lightning's DDP launcher re-runs it (with --task) in every child process.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-    LightningCLI(module_cls, data_cls, args=run_config_for(rest),
-                 trainer_defaults=trainer_defaults(task, checkpointing=not checkpointing_off(rest)),
-                 save_config_kwargs={"overwrite": True}, seed_everything_default=0,
-                 parser_kwargs={"prog": f"infomamba --task {task}"})
+    TaskCLI(module_cls, data_cls, args=run_config_for(rest),
+            trainer_defaults=trainer_defaults(task, checkpointing=not checkpointing_off(rest)),
+            save_config_kwargs={"overwrite": True}, seed_everything_default=0,
+            parser_kwargs={"prog": f"infomamba --task {name}"})
 
 
 if __name__ == "__main__":

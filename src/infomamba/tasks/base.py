@@ -23,11 +23,14 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
 
 
 class TaskModule(L.LightningModule):
-    """Shared training logic. Subclasses build their frontend and head in `build(datamodule)`.
+    """Shared training logic. Subclasses build their frontend and head in `__init__` from size arguments
+    (`num_classes`, `vocab_size`, ...) that the CLI links from the data module, and save them as
+    hyperparameters, so that `load_from_checkpoint(path)` rebuilds the model with no data at hand.
 
     Args:
-        encoder: the backbone (`--model.encoder.mixer=attention`, `--model.encoder.dim=384`, ...).
-        loss: Eq. 14 weights (`--model.loss.beta=0 --model.loss.gamma=0` is Table 5's "w/o MI").
+        encoder: the backbone (`--model.encoder.mixer=attention`, `--model.encoder.dim=384`, ...); also
+            the dict the hyperparameters hold, which is how `load_from_checkpoint` passes it back.
+        loss: Eq. 14 weights (`--model.loss.beta=0 --model.loss.gamma=0` is Table 5's "w/o MI"); a dict too.
         lr, weight_decay, betas: AdamW.  warmup_ratio: share of the steps spent warming up.
         min_lr_ratio: cosine floor as a share of lr.
     """
@@ -36,20 +39,12 @@ class TaskModule(L.LightningModule):
                  weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05,
                  min_lr_ratio: float = 0.01):
         super().__init__()
-        self.encoder_config = encoder
-        self.loss_weights = loss
+        self.encoder_config = encoder if isinstance(encoder, EncoderConfig) else EncoderConfig(**encoder)
+        self.loss_weights = loss if isinstance(loss, LossWeights) else LossWeights(**loss)
         self.save_hyperparameters({"encoder": asdict(self.encoder_config), "loss": asdict(self.loss_weights),
                                    "lr": lr, "weight_decay": weight_decay, "betas": betas,
                                    "warmup_ratio": warmup_ratio, "min_lr_ratio": min_lr_ratio})
         self.encoder = Encoder(self.encoder_config)
-
-    def setup(self, stage: str) -> None:
-        if not getattr(self, "_built", False):
-            self.build(self.trainer.datamodule)
-            self._built = True
-
-    def build(self, datamodule) -> None:
-        raise NotImplementedError
 
     def _step(self, batch, stage: str):
         """Loss of one batch at `stage` ("train" / "val" / "test"), metrics logged."""
@@ -73,9 +68,10 @@ class TaskModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A resumed run continues the random streams (dropout, Gumbel hash noise) where they stopped.
-        Stored as tensors and plain tuples so the checkpoint loads with torch.load(weights_only=True)."""
+        Stored as tensors and plain tuples so the checkpoint loads with torch.load(weights_only=True).
+        `load_from_checkpoint` (no trainer: a model loaded for use) leaves the caller's streams alone."""
         states = checkpoint.get("rng_states")
-        if not states:
+        if not states or self._trainer is None:
             return
         torch.set_rng_state(states["torch"])
         random.setstate(states["python"])

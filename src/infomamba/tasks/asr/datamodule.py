@@ -204,7 +204,10 @@ class ASRDataModule(L.LightningDataModule):
             raise ValueError(f"subsampling must be >= 1, got {subsampling}")
         if root is None and not manifests and hub_id is None and predict_path is None:
             raise ValueError("give a data source: root, manifests, hub_id (or predict_path to transcribe)")
-        self.save_hyperparameters()
+        # Not logged beside the model's hyperparameters: this `vocab_size` is the size asked of a subword
+        # vocabulary, the model's the size it got, and Lightning refuses two values under one key. The
+        # run's config.yaml keeps these settings.
+        self.save_hyperparameters(logger=False)
         self.root = root
         self.train_splits = list(train_splits)
         self.val_splits = list(val_splits)

@@ -3,45 +3,72 @@
 WER and CER come from torchmetrics (errors and reference lengths are summed over DDP ranks before
 dividing), one pair per evaluation split (`val/<split>/wer`, `test/<split>/wer`); `val/wer` is the
 first validation split's, for checkpointing. Loss = CTC + Eq. 14's redundancy and MI-hash terms
-(no class label, so InfoNCE is off).
+(no class label, so InfoNCE is off). The vocabulary travels in the checkpoint, so
+`CTCSpeechRecognizer.load_from_checkpoint(path).transcribe([...])` needs no data module.
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchmetrics
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.nn.utils.rnn import pad_sequence
 
 from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
 
 from ..base import TaskModule
-from .audio import SpecAugment
+from .audio import LogMel, SpecAugment, load_audio
 from .beam import BeamDecoder
 from .subsampling import ConvSubsampling
+from .vocab import CharVocab, SubwordVocab, vocab_from_json
 
 
 class CTCSpeechRecognizer(TaskModule):
     """Args (beyond TaskModule's): n_mels, subsampling (4 | 8), spec_augment (on/off), decoder ("greedy" |
-    "beam"), beam_size, lm_path (KenLM binary/arpa for the beam decoder), lm_weight, word_score."""
+    "beam"), beam_size, lm_path (KenLM binary/arpa for the beam decoder), lm_weight, word_score; from the
+    data (the CLI links them): vocab_size (CTC outputs, blank included), sample_rate (of the waveforms
+    `transcribe` takes), vocab (None: characters when vocab_size fits them, else the checkpoint's,
+    restored by `load_from_checkpoint`)."""
 
-    def __init__(self, encoder: EncoderConfig = EncoderConfig(dim=144, depth=6), loss: LossWeights = LossWeights(use_nce=False),
-                 lr: float = 2e-3, weight_decay: float = 0.01, betas: tuple[float, float] = (0.9, 0.98),
-                 warmup_ratio: float = 0.1, min_lr_ratio: float = 0.01, n_mels: int = 80, subsampling: int = 4,
-                 spec_augment: bool = True, decoder: str = "greedy", beam_size: int = 50,
-                 lm_path: str | None = None, lm_weight: float = 2.0, word_score: float = 0.0):
+    def __init__(self, encoder: EncoderConfig = EncoderConfig(dim=144, depth=6),
+                 loss: LossWeights = LossWeights(use_nce=False), lr: float = 2e-3, weight_decay: float = 0.01,
+                 betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.1, min_lr_ratio: float = 0.01,
+                 n_mels: int = 80, subsampling: int = 4, spec_augment: bool = True, decoder: str = "greedy",
+                 beam_size: int = 50, lm_path: str | None = None, lm_weight: float = 2.0, word_score: float = 0.0,
+                 vocab_size: int = len(CharVocab()), sample_rate: int = 16000,
+                 vocab: CharVocab | SubwordVocab | None = None):
         if decoder not in ("greedy", "beam"):
             raise ValueError(f"model.decoder must be 'greedy' or 'beam', got {decoder!r}")
+        if vocab is None and vocab_size == len(CharVocab()):
+            vocab = CharVocab()
+        if vocab is not None and len(vocab) != vocab_size:
+            raise ValueError(f"the vocabulary has {len(vocab)} entries but vocab_size={vocab_size}")
         super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio)
-        self.save_hyperparameters({"n_mels": n_mels, "subsampling": subsampling, "spec_augment": spec_augment,
-                                   "decoder": decoder, "beam_size": beam_size, "lm_path": lm_path,
-                                   "lm_weight": lm_weight, "word_score": word_score})
-        self.subsample = ConvSubsampling(n_mels, encoder.dim, subsampling)
+        self.save_hyperparameters({"vocab_size": vocab_size, "n_mels": n_mels, "subsampling": subsampling,
+                                   "spec_augment": spec_augment, "decoder": decoder, "beam_size": beam_size,
+                                   "lm_path": lm_path, "lm_weight": lm_weight, "word_score": word_score,
+                                   "sample_rate": sample_rate})
+        self.vocab = vocab
+        self.subsample = ConvSubsampling(n_mels, self.encoder_config.dim, subsampling)
         self.spec_augment = SpecAugment() if spec_augment else None
+        self.head = nn.Linear(self.encoder_config.dim, vocab_size)
+        self._beam: BeamDecoder | None = None
 
-    def build(self, datamodule) -> None:
-        self.vocab = datamodule.vocab
-        self.head = nn.Linear(self.encoder_config.dim, len(self.vocab))
+    def _require_vocab(self) -> None:
+        if self.vocab is None:
+            raise RuntimeError("this model has no vocabulary: build it with vocab=..., or load it with "
+                               "CTCSpeechRecognizer.load_from_checkpoint, which restores the one it was trained with")
+
+    def setup(self, stage: str) -> None:
+        """One WER/CER pair per evaluation split of the data module (metrics hold no weights)."""
+        self._require_vocab()
+        datamodule = self.trainer.datamodule
         self.val_names = list(datamodule.val_split_names) if hasattr(datamodule, "val_split_names") else ["val"]
         self.test_names = list(datamodule.test_split_names) if hasattr(datamodule, "test_split_names") else ["test"]
         self.metrics = nn.ModuleDict({
@@ -49,8 +76,6 @@ class CTCSpeechRecognizer(TaskModule):
             for stage, names in (("val", self.val_names), ("test", self.test_names))
             for i in range(len(names))
             for kind, cls in (("wer", torchmetrics.text.WordErrorRate), ("cer", torchmetrics.text.CharErrorRate))})
-        self.beam = (BeamDecoder(self.vocab, self.hparams.beam_size, self.hparams.lm_path, self.hparams.lm_weight,
-                                 self.hparams.word_score) if self.hparams.decoder == "beam" else None)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor):
         if self.spec_augment is not None and self.training:
@@ -61,9 +86,42 @@ class CTCSpeechRecognizer(TaskModule):
         return self.head(out.hidden).float().log_softmax(-1), out_lengths, out
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        if self.beam is not None:
-            return self.beam(log_probs, lengths)
+        self._require_vocab()
+        if self.hparams.decoder == "beam":
+            if self._beam is None:
+                hp = self.hparams
+                self._beam = BeamDecoder(self.vocab, hp.beam_size, hp.lm_path, hp.lm_weight, hp.word_score)
+            return self._beam(log_probs, lengths)
         return self.vocab.ctc_greedy_decode(log_probs, lengths)
+
+    @torch.no_grad()
+    def transcribe(self, audio: Sequence[torch.Tensor | np.ndarray | str | os.PathLike],
+                   batch_size: int = 8) -> list[str]:
+        """Transcripts of mono waveforms (1-D, at `sample_rate`) or audio files (any rate; resampled), with
+        no data module and no Trainer: features are computed as the data module computes them."""
+        features = LogMel(sample_rate=self.hparams.sample_rate, n_mels=self.hparams.n_mels)
+        feats = []
+        for item in audio:
+            if isinstance(item, (str, os.PathLike)):
+                wav = load_audio(item, self.hparams.sample_rate)
+            else:
+                wav = torch.as_tensor(item, dtype=torch.float32, device="cpu")
+                if wav.dim() != 1:
+                    raise ValueError(f"a waveform must be 1-D (mono samples), got shape {tuple(wav.shape)}")
+            feats.append(features(wav))
+        was_training = self.training
+        self.eval()
+        try:
+            texts = []
+            for start in range(0, len(feats), batch_size):
+                chunk = feats[start:start + batch_size]
+                lengths = torch.tensor([f.shape[0] for f in chunk], device=self.device)
+                batch = pad_sequence(chunk, batch_first=True).to(self.device)
+                log_probs, out_lengths, _ = self(batch, lengths)
+                texts += self.decode(log_probs, out_lengths)
+        finally:
+            self.train(was_training)
+        return texts
 
     def _loss(self, batch, stage: str):
         log_probs, lengths, out = self(batch["features"], batch["feature_lengths"])
@@ -94,6 +152,24 @@ class CTCSpeechRecognizer(TaskModule):
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._evaluate(batch, "test", self.test_names, dataloader_idx)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.vocab is not None:
+            checkpoint["vocab"] = self.vocab.to_json()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """The checkpoint's vocabulary is the one the head was trained for; in a Trainer run, a different one
+        from the data (changed data.vocab or data.vocab_size) is reported, since its ids mean other tokens."""
+        super().on_load_checkpoint(checkpoint)
+        if "vocab" not in checkpoint:
+            return
+        data_vocab = self.vocab if self._trainer is not None else None
+        if data_vocab is not None and data_vocab.to_json() != checkpoint["vocab"]:
+            rank_zero_warn("the data's vocabulary differs from the one this checkpoint was trained with; "
+                           "the checkpoint's is used for decoding")
+        self.vocab = vocab_from_json(checkpoint["vocab"])
+        self._beam = None
 
     def predict_step(self, batch, batch_idx):
         log_probs, lengths, _ = self(batch["features"], batch["feature_lengths"])

@@ -10,6 +10,7 @@ cannot represent; it never maps a character to an unknown token silently.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -88,6 +89,10 @@ class _CTCVocab(ABC):
     blank = 0
 
     @abstractmethod
+    def to_json(self) -> str:
+        """The whole vocabulary as one string (what a checkpoint carries); `vocab_from_json` reads it."""
+
+    @abstractmethod
     def __len__(self) -> int:
         """Number of output classes, blank included."""
 
@@ -132,6 +137,9 @@ class CharVocab(_CTCVocab):
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``; blanks are skipped."""
         return "".join(self.tokens[i] for i in ids if i != self.blank)
+
+    def to_json(self) -> str:
+        return json.dumps({"infomamba_vocab": "char"})
 
 
 class SubwordVocab(_CTCVocab):
@@ -213,6 +221,19 @@ class SubwordVocab(_CTCVocab):
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids`` (blank skipped), words separated by single spaces."""
         return self.tokenizer.decode([int(i) for i in ids if i != self.blank]).strip()
+
+    def to_json(self) -> str:
+        """The Hugging Face tokenizer.json of the subwords."""
+        return self.tokenizer.to_str()
+
+
+def vocab_from_json(text: str) -> CharVocab | SubwordVocab:
+    """The vocabulary whose `to_json()` is ``text``."""
+    if json.loads(text).get("infomamba_vocab") == "char":
+        return CharVocab()
+    from tokenizers import Tokenizer
+
+    return SubwordVocab(Tokenizer.from_str(text))
 
 
 def _train_tokenizer(texts: list[str], kind: str, vocab_size: int):

@@ -16,10 +16,13 @@ import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 
+from ..optional_deps import require_torchvision
 from ..sampling import LengthBucketBatchSampler
 from .datasets import ImageFiles, ImageSource, load_hub, open_source
+
+require_torchvision()
+from torchvision.transforms import v2  # noqa: E402
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -199,7 +202,10 @@ class ImageDataModule(L.LightningDataModule):
             raise ValueError("give both mean and std, or neither (per-source defaults)")
         if std is not None and any(s <= 0 for s in std):
             raise ValueError(f"std must be positive, got {std}")
-        self.save_hyperparameters()
+        # Not logged beside the model's hyperparameters: this `in_chans` may be None (the source's), the
+        # model's is the number it got, and Lightning refuses two values under one key. The run's
+        # config.yaml keeps these settings.
+        self.save_hyperparameters(logger=False)
         self.root, self.hub_id, self.predict_path = root, hub_id, predict_path
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.seed = val_fraction, seed

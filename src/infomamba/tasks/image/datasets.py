@@ -18,10 +18,14 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.datasets import ImageFolder
-from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.transforms.v2 import functional as TF
+
+from ..optional_deps import require_torchvision
+
+require_torchvision()
+from torchvision import tv_tensors  # noqa: E402
+from torchvision.datasets import ImageFolder  # noqa: E402
+from torchvision.datasets.folder import IMG_EXTENSIONS  # noqa: E402
+from torchvision.transforms.v2 import functional as TF  # noqa: E402
 
 # idx type codes (third header byte) -> big-endian numpy dtype (LeCun's MNIST page).
 IDX_DTYPES = {

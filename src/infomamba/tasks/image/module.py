@@ -18,27 +18,32 @@ class ImageClassifier(TaskModule):
     """Image classifier on the shared encoder; loss = CE (soft labels under MixUp/CutMix, optional label
     smoothing) + Eq. 14's auxiliary terms (InfoNCE only on batches with hard labels).
 
-    Args (beyond TaskModule's): patch_size, pos ("learned" | "sincos"), label_smoothing.
+    Args (beyond TaskModule's): num_classes, in_chans, image_size (the data's; the CLI links them),
+    class_names (index = label id; None: "0", "1", ...), patch_size, pos ("learned" | "sincos"),
+    label_smoothing.
     """
 
-    def __init__(self, encoder: EncoderConfig = EncoderConfig(dim=192, depth=6), loss: LossWeights = LossWeights(),
-                 lr: float = 1e-3, weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.999),
-                 warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01, patch_size: int = 16,
-                 pos: str = "learned", label_smoothing: float = 0.0):
-        if encoder.causal:
-            raise ValueError("image classification uses a bidirectional encoder: set model.encoder.causal=false")
+    def __init__(self, num_classes: int, encoder: EncoderConfig = EncoderConfig(dim=192, depth=6),
+                 loss: LossWeights = LossWeights(), lr: float = 1e-3, weight_decay: float = 0.05,
+                 betas: tuple[float, float] = (0.9, 0.999), warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01,
+                 patch_size: int = 16, pos: str = "learned", label_smoothing: float = 0.0, in_chans: int = 3,
+                 image_size: int = 224, class_names: list[str] | None = None):
+        class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
+        if len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
         super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio)
-        self.save_hyperparameters({"patch_size": patch_size, "pos": pos, "label_smoothing": label_smoothing})
-
-    def build(self, datamodule) -> None:
-        hp, dim = self.hparams, self.encoder_config.dim
-        self.class_names = list(datamodule.class_names)
-        self.patch = PatchEmbed(datamodule.in_chans, dim, hp.patch_size, pos=hp.pos, img_size=datamodule.image_size)
-        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, datamodule.num_classes))
-        n = datamodule.num_classes
-        top5 = min(5, n)
+        if self.encoder_config.causal:
+            raise ValueError("image classification uses a bidirectional encoder: set model.encoder.causal=false")
+        self.save_hyperparameters({"num_classes": num_classes, "class_names": class_names, "in_chans": in_chans,
+                                   "image_size": image_size, "patch_size": patch_size, "pos": pos,
+                                   "label_smoothing": label_smoothing})
+        self.class_names = class_names
+        dim = self.encoder_config.dim
+        self.patch = PatchEmbed(in_chans, dim, patch_size, pos=pos, img_size=image_size)
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, num_classes))
+        top5 = min(5, num_classes)
         self.metrics = nn.ModuleDict({
-            f"{s}_{k}": torchmetrics.Accuracy(task="multiclass", num_classes=n, top_k=t)
+            f"{s}_{k}": torchmetrics.Accuracy(task="multiclass", num_classes=num_classes, top_k=t)
             for s in ("train", "val", "test") for k, t in (("acc", 1), ("acc5", top5))})
 
     def forward(self, images: torch.Tensor):

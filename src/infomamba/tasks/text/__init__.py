@@ -1,1 +1,16 @@
-"""Text classification: datamodule, tokenizers and the generated ListOps task."""
+"""Text classification: datamodule, tokenizers and the generated ListOps task.
+
+Registered as `--task text` by class paths, so importing this folder imports neither Lightning nor the
+task's modules. `hide_broken_torchvision` runs before they can be imported: Lightning's torchmetrics
+imports torchvision, which a text run does not need (see `optional_deps`).
+"""
+from ..optional_deps import hide_broken_torchvision
+from ..registry import register_task
+
+hide_broken_torchvision()
+register_task(
+    "text", "infomamba.tasks.text.module:TextClassifier", "infomamba.tasks.text.datamodule:TextDataModule",
+    monitor=("val/acc", "max"), max_epochs=3,
+    links={"num_classes": "num_classes", "class_names": "class_names", "vocab_size": "vocab_size",
+           "pad_id": "pad_id", "text_tokenizer": "tokenizer"},
+)

@@ -27,7 +27,6 @@ in ``predict_path``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from infomamba.tasks.sampling import LengthBucketBatchSampler
 from infomamba.tasks.text.listops import NUM_CLASSES as LISTOPS_CLASSES
 from infomamba.tasks.text.listops import generate_listops, listops_tokenizer
-from infomamba.tasks.text.tokenizer import TextTokenizer, build_tokenizer, default_cache_dir
+from infomamba.tasks.text.tokenizer import TextTokenizer, build_tokenizer, clean_text, default_cache_dir
 
 SPLITS = ("train", "val", "test")
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
@@ -57,7 +56,6 @@ LAYOUTS = (
 LISTOPS_MAX_DEPTH = 5
 LISTOPS_MAX_ARGS = 6
 LISTOPS_MAX_LENGTH = 200
-_BR_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 @dataclass
@@ -190,7 +188,10 @@ class TextDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be in (0, 1), got {value}.")
         if max_length < 1 or batch_size < 1 or listops_size < 4:
             raise ValueError("Need max_length >= 1, batch_size >= 1 and listops_size >= 4.")
-        self.save_hyperparameters()
+        # Not logged beside the model's hyperparameters: this `vocab_size` is the size asked of a trained
+        # tokenizer, the model's the size it got, and Lightning refuses two values under one key. The
+        # run's config.yaml keeps these settings.
+        self.save_hyperparameters(logger=False)
         self.root = root
         self.hub_id = hub_id
         self.text_column = text_column
@@ -207,7 +208,7 @@ class TextDataModule(L.LightningDataModule):
         self.predict_path = predict_path
         self.listops_size = listops_size
         self.cache_dir = cache_dir
-        self.text_tokenizer: TextTokenizer | None = None
+        self._text_tokenizer: TextTokenizer | None = None
         self.train_dataset: EncodedTexts | None = None
         self.val_dataset: EncodedTexts | None = None
         self.test_dataset: EncodedTexts | None = None
@@ -216,16 +217,23 @@ class TextDataModule(L.LightningDataModule):
 
     # ----------------------------------------------------------------------------------- properties
     @property
+    def text_tokenizer(self) -> TextTokenizer:
+        """The tokenizer (trained on the training split, or ListOps' vocabulary); loads the data on first
+        use. The model keeps it in its checkpoint."""
+        self._ensure_loaded()
+        return self._text_tokenizer
+
+    @property
     def vocab_size(self) -> int:
         """Number of token ids (embedding rows); loads the data on first use."""
         self._ensure_loaded()
-        return self.text_tokenizer.vocab_size
+        return self._text_tokenizer.vocab_size
 
     @property
     def pad_id(self) -> int:
         """Id used for padding."""
         self._ensure_loaded()
-        return self.text_tokenizer.pad_id
+        return self._text_tokenizer.pad_id
 
     @property
     def num_classes(self) -> int:
@@ -301,7 +309,7 @@ class TextDataModule(L.LightningDataModule):
         train, val, test = self._carve(raw)
         label_ids, class_names = _encode_labels(raw, [train, val, test])
         cache = self.cache_dir or default_cache_dir(self.root)
-        self.text_tokenizer = build_tokenizer(self.tokenizer_name, train.texts, self.target_vocab_size, cache)
+        self._text_tokenizer = build_tokenizer(self.tokenizer_name, train.texts, self.target_vocab_size, cache)
         self._class_names = class_names
         self.train_dataset, self.val_dataset, self.test_dataset = (
             self._encode(split, ids, name) for split, ids, name in zip((train, val, test), label_ids, SPLITS)
@@ -323,7 +331,7 @@ class TextDataModule(L.LightningDataModule):
             keep = [i for i, t in enumerate(splits[name].texts) if t not in seen]
             split = splits[name]
             splits[name] = _Split([split.texts[i] for i in keep], [split.labels[i] for i in keep], split.source)
-        self.text_tokenizer = listops_tokenizer()
+        self._text_tokenizer = listops_tokenizer()
         self._class_names = [str(d) for d in range(LISTOPS_CLASSES)]
         self.train_dataset, self.val_dataset, self.test_dataset = (
             self._encode(splits[name], splits[name].labels, name) for name in SPLITS
@@ -392,7 +400,7 @@ class TextDataModule(L.LightningDataModule):
         self, split: _Split, label_ids: list[int] | None, name: str, rows: list[int] | None = None
     ) -> EncodedTexts:
         """Tokenise and truncate; texts that give no token are skipped (counted in the log)."""
-        encoded = self.text_tokenizer.encode_batch(split.texts)
+        encoded = self._text_tokenizer.encode_batch(split.texts)
         keep = [i for i, ids in enumerate(encoded) if ids]
         where = f"{name} split ({split.source})"
         if len(keep) < len(encoded):
@@ -425,7 +433,7 @@ class TextDataModule(L.LightningDataModule):
             texts = frame[self.text_column].tolist()
         else:
             raise ValueError(f"data.predict_path {path}: use .txt or one of {TABLE_SUFFIXES}.")
-        kept, rows = _drop_empty(_clean_texts(texts), list(range(len(texts))), str(path))
+        kept, rows = _drop_empty([clean_text(t) for t in texts], list(range(len(texts))), str(path))
         return self._encode(_Split(kept, [None] * len(kept), str(path)), None, "predict", rows)
 
     def _log_summary(self, description: str) -> None:
@@ -434,7 +442,7 @@ class TextDataModule(L.LightningDataModule):
         mean = float(np.mean(self.train_dataset.lengths))
         rank_zero_info(
             f"Text data: {description}: {sizes}; {self.num_classes} classes {self._class_names[:10]}; tokenizer "
-            f"{self.text_tokenizer.kind} ({self.vocab_size} ids); mean train length {mean:.0f} tokens "
+            f"{self._text_tokenizer.kind} ({self.vocab_size} ids); mean train length {mean:.0f} tokens "
             f"(max_length {self.max_length})."
         )
 
@@ -548,14 +556,9 @@ def _label_values(values: list[Any], source: str, column: str) -> list[Any]:
     raise ValueError(f"{source}: labels in column {column!r} must be all strings or all integers.")
 
 
-def _clean_texts(texts: list[Any]) -> list[str]:
-    """``<br />`` tags become spaces, whitespace is stripped; a missing text (NaN, None) becomes ""."""
-    return [_BR_TAG.sub(" ", t).strip() if isinstance(t, str) else "" for t in texts]
-
-
 def _clean(split: _Split) -> _Split:
     """The split with cleaned texts, empty ones skipped (counted)."""
-    texts, labels = _drop_empty(_clean_texts(split.texts), split.labels, split.source)
+    texts, labels = _drop_empty([clean_text(t) for t in split.texts], split.labels, split.source)
     return _Split(texts, labels, split.source)
 
 

@@ -1,41 +1,59 @@
 """Text classification: token embedding + learned positions -> Encoder -> masked mean pool -> linear head."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchmetrics
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.nn.utils.rnn import pad_sequence
 
 from infomamba import EncoderConfig
-from infomamba.losses import LossWeights
 from infomamba.layers.pooling import masked_mean
+from infomamba.losses import LossWeights
 
 from ..base import TaskModule
+from .tokenizer import TextTokenizer, clean_text
 
 
 class TextClassifier(TaskModule):
     """Sequence classifier on the shared encoder; loss = CE + Eq. 14's auxiliary terms.
 
-    Args (beyond TaskModule's): max_positions: size of the learned position table (>= data.max_length).
+    The sizes come from the data (the CLI links them from the data module); the tokenizer is kept in
+    the checkpoint, so `TextClassifier.load_from_checkpoint(path).predict_texts(["..."])` needs no data.
+
+    Args (beyond TaskModule's):
+        num_classes: classes of the head.  vocab_size: embedding rows.  pad_id: the padding token's id.
+        class_names: names of the classes (index = label id); None: "0", "1", ...
+        tokenizer: the data's tokenizer; None when `load_from_checkpoint` restores it from the checkpoint.
+        max_positions: size of the learned position table (>= data.max_length).
         head_dropout: dropout before the classifier.
     """
 
-    def __init__(self, encoder: EncoderConfig = EncoderConfig(dim=64, depth=2), loss: LossWeights = LossWeights(),
-                 lr: float = 1e-3, weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.98),
-                 warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01, max_positions: int = 4096,
-                 head_dropout: float = 0.1):
+    def __init__(self, num_classes: int, vocab_size: int, encoder: EncoderConfig = EncoderConfig(dim=64, depth=2),
+                 loss: LossWeights = LossWeights(), lr: float = 1e-3, weight_decay: float = 0.05,
+                 betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01,
+                 max_positions: int = 4096, head_dropout: float = 0.1, pad_id: int = 0,
+                 class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None):
+        class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
+        if len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
+        if tokenizer is not None and (tokenizer.vocab_size, tokenizer.pad_id) != (vocab_size, pad_id):
+            raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids and pads with {tokenizer.pad_id}, "
+                             f"but vocab_size={vocab_size} and pad_id={pad_id}")
         super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio)
-        self.save_hyperparameters({"max_positions": max_positions, "head_dropout": head_dropout})
-
-    def build(self, datamodule) -> None:
+        self.save_hyperparameters({"num_classes": num_classes, "vocab_size": vocab_size, "pad_id": pad_id,
+                                   "class_names": class_names, "max_positions": max_positions,
+                                   "head_dropout": head_dropout})
+        self.class_names = class_names
+        self.tokenizer = tokenizer
         dim = self.encoder_config.dim
-        self.class_names = list(datamodule.class_names)
-        self.embed = nn.Embedding(datamodule.vocab_size, dim, padding_idx=datamodule.pad_id)
-        self.pos = nn.Parameter(torch.randn(self.hparams.max_positions, dim) * 0.02)
-        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(self.hparams.head_dropout),
-                                  nn.Linear(dim, datamodule.num_classes))
-        n = datamodule.num_classes
-        self.metrics = nn.ModuleDict({s: torchmetrics.Accuracy(task="multiclass", num_classes=n)
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
+        self.pos = nn.Parameter(torch.randn(max_positions, dim) * 0.02)
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(head_dropout), nn.Linear(dim, num_classes))
+        self.metrics = nn.ModuleDict({s: torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
                                       for s in ("train_acc", "val_acc", "test_acc")})
 
     def forward(self, input_ids: torch.Tensor, padding_mask: torch.Tensor):
@@ -56,7 +74,57 @@ class TextClassifier(TaskModule):
 
     def predict_step(self, batch, batch_idx):
         logits, _ = self(batch["input_ids"], batch["padding_mask"])
-        probs = logits.float().softmax(-1)
-        score, pred = probs.max(-1)
+        return self._rows(batch["texts"], logits)
+
+    def _rows(self, texts: Sequence[str], logits: torch.Tensor) -> list[dict]:
+        score, pred = logits.float().softmax(-1).max(-1)
         return [{"text": t, "label": self.class_names[int(p)], "score": round(float(s), 6)}
-                for t, p, s in zip(batch["texts"], pred, score)]
+                for t, p, s in zip(texts, pred, score)]
+
+    @torch.no_grad()
+    def predict_texts(self, texts: Sequence[str], batch_size: int = 32, max_length: int | None = None) -> list[dict]:
+        """Classify raw strings with no data module and no Trainer: one {"text", "label", "score"} per text.
+
+        Texts are cleaned and tokenised as the data module does, truncated to `max_length` tokens (the
+        head is kept; None: `max_positions`; pass the training `data.max_length` to match it exactly).
+        """
+        if self.tokenizer is None:
+            raise RuntimeError("this model has no tokenizer: build it with tokenizer=..., or load it with "
+                               "TextClassifier.load_from_checkpoint, which restores the one it was trained with")
+        limit = min(max_length or self.hparams.max_positions, self.hparams.max_positions)
+        ids = self.tokenizer.encode_batch([clean_text(t) for t in texts])
+        empty = [t for t, i in zip(texts, ids) if not i]
+        if empty:
+            raise ValueError(f"{len(empty)} text(s) give no token, e.g. {empty[0]!r}")
+        was_training = self.training
+        self.eval()
+        try:
+            rows = []
+            for start in range(0, len(texts), batch_size):
+                chunk = [torch.tensor(i[:limit]) for i in ids[start:start + batch_size]]
+                lengths = torch.tensor([len(c) for c in chunk])
+                input_ids = pad_sequence(chunk, batch_first=True, padding_value=self.hparams.pad_id)
+                padding_mask = torch.arange(input_ids.shape[1])[None, :] >= lengths[:, None]
+                logits, _ = self(input_ids.to(self.device), padding_mask.to(self.device))
+                rows += self._rows(texts[start:start + batch_size], logits)
+        finally:
+            self.train(was_training)
+        return rows
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.tokenizer is not None:
+            checkpoint["tokenizer"] = self.tokenizer.to_json()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """The checkpoint's tokenizer is the one the weights were trained with; in a Trainer run, a different
+        one from the data (changed data.tokenizer or data.vocab_size) is reported, since its ids mean other
+        tokens."""
+        super().on_load_checkpoint(checkpoint)
+        if "tokenizer" not in checkpoint:
+            return
+        data_tokenizer = self.tokenizer if self._trainer is not None else None
+        if data_tokenizer is not None and data_tokenizer.to_json() != checkpoint["tokenizer"]:
+            rank_zero_warn("the data's tokenizer differs from the one this checkpoint was trained with; "
+                           "the data is encoded with the data's, predict_texts uses the checkpoint's")
+        self.tokenizer = TextTokenizer.from_json(checkpoint["tokenizer"])

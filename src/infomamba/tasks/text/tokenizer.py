@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -35,6 +36,7 @@ TRAINED_KINDS = ("bpe", "wordpiece")
 RECIPE_VERSION = 1
 _BYTE_OFFSET = 2
 _HF_MODEL_KIND = {"BPE": "bpe", "WordPiece": "wordpiece", "WordLevel": "word"}
+_BR_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 class TextTokenizer:
@@ -108,7 +110,15 @@ class TextTokenizer:
     @classmethod
     def load(cls, path: str | Path) -> TextTokenizer:
         """Load a tokenizer written by `save`."""
-        text = Path(path).read_text(encoding="utf-8")
+        return cls.from_json(Path(path).read_text(encoding="utf-8"), source=str(path))
+
+    def save(self, path: str | Path) -> None:
+        """Write `to_json()` to ``path`` atomically."""
+        _write_atomic(Path(path), self.to_json())
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "tokenizer") -> TextTokenizer:
+        """The tokenizer `to_json` described (a pretrained one is loaded again by its name)."""
         spec = json.loads(text)
         marker = spec.get("infomamba_tokenizer")
         if marker == "bytes":
@@ -117,19 +127,17 @@ class TextTokenizer:
             return cls.pretrained(spec["name"])
         model_type = spec.get("model", {}).get("type")
         if model_type not in _HF_MODEL_KIND:
-            raise ValueError(f"{path}: not a tokenizer saved by TextTokenizer (model type {model_type!r}).")
+            raise ValueError(f"{source}: not a tokenizer saved by TextTokenizer (model type {model_type!r}).")
         return cls(_HF_MODEL_KIND[model_type], Tokenizer.from_str(text))
 
-    def save(self, path: str | Path) -> None:
-        """Write the tokenizer to ``path`` atomically (a Hugging Face tokenizer.json for our trained
-        and word-level kinds; a small marker file for ``bytes`` and pretrained names)."""
+    def to_json(self) -> str:
+        """The whole tokenizer as one string (what a checkpoint carries): a Hugging Face tokenizer.json
+        for our trained and word-level kinds, a small marker for ``bytes`` and pretrained names."""
         if self.kind == "bytes":
-            text = json.dumps({"infomamba_tokenizer": "bytes"})
-        elif self.kind == "pretrained":
-            text = json.dumps({"infomamba_tokenizer": "pretrained", "name": self._name})
-        else:
-            text = self._backend.to_str()
-        _write_atomic(Path(path), text)
+            return json.dumps({"infomamba_tokenizer": "bytes"})
+        if self.kind == "pretrained":
+            return json.dumps({"infomamba_tokenizer": "pretrained", "name": self._name})
+        return self._backend.to_str()
 
     @property
     def pad_id(self) -> int | None:
@@ -178,6 +186,12 @@ class TextTokenizer:
         if self.kind == "pretrained":
             return self._backend(list(texts), add_special_tokens=False)["input_ids"]
         return [e.ids for e in self._backend.encode_batch(list(texts))]
+
+
+def clean_text(text: Any) -> str:
+    """What the tokenizer is given for a raw text, in training and in prediction alike: ``<br />`` tags
+    (IMDb) become spaces, whitespace is stripped; a missing text (NaN, None) becomes ""."""
+    return _BR_TAG.sub(" ", text).strip() if isinstance(text, str) else ""
 
 
 def texts_fingerprint(texts: Iterable[str]) -> str:
