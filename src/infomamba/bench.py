@@ -148,6 +148,7 @@ def plot(rows: list[dict], path: Path, x: str, xlabel: str, ylabel: str) -> None
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def write_outputs(rows: list[dict], out: Path, header: str, quiet: bool = False) -> None:
@@ -179,7 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--resolutions", nargs="*", type=int, default=[224, 384, 512, 1024])
     p.add_argument("--lengths", nargs="*", type=int, default=[], help="1-D sweep: sequence lengths (tokens)")
     p.add_argument("--seq-batch", type=int, default=8, help="batch of the 1-D sweep")
-    p.add_argument("--compile", action="store_true", help="also time every mixer under torch.compile")
+    p.add_argument("--compile", action="store_true", help="also time the mixers under torch.compile")
+    p.add_argument("--compile-mixers", nargs="*", default=None,
+                   help="with --compile: only these mixers get compiled rows (default: every mixer)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=12)
@@ -230,10 +233,15 @@ def main(argv: list[str] | None = None) -> None:
     def compiled(model):
         return torch.compile(model, dynamic=False)  # one static graph per shape, as a training job sees
 
-    variants = [("", lambda m: m)] + ([(" +compile", compiled)] if args.compile else [])
+    def variants(mixer):
+        eager = [("", lambda m: m)]
+        if args.compile and (args.compile_mixers is None or mixer in args.compile_mixers):
+            return eager + [(" +compile", compiled)]
+        return eager
+
     for mixer in args.mixers:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=mixer, mixer_options=matched.get(mixer, {}))
-        for suffix, wrap in variants:
+        for suffix, wrap in variants(mixer):
             model = BenchModel(config).to(device)
             fast = wrap(model)
             for res in args.resolutions:

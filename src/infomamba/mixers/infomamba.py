@@ -42,10 +42,11 @@ class InfoMambaMixer(Mixer):
         dt_rank: rank of dt (default `dt_rank_auto(D)`, Mamba's "auto" ceil(D / 16)).
         k_max, d_concept, tau_assign, n_buckets, tau_hash, q_max: the concept filter (§4.1, §5.3).
         chunk: causal filter chunk size.  static_len: R_0 rows for `static_rr`.
-        fusion_init: initial value of the diagonal P and F (LayerScale-style). Measured on
-            Fashion-MNIST (H100, 4 epochs, docs/results.md): with P = F = 1 at init the filter path
-            (whose hard Gumbel bucketing is noisy early in training) dragged the fused model far below
-            the plain selective SSM; a small start lets the model open the global path as it learns.
+        fusion_init: initial value of the diagonal P and F (LayerScale-style; applied in h's dtype so that
+            under bf16 autocast P h and F h stay bf16, not fp32 (B, L, E) tensors). Measured on
+            Fashion-MNIST (H100, 4 epochs, docs/results.md): with P = F = 1 at init the filter path (whose
+            hard Gumbel bucketing is noisy early in training) dragged the fused model far below the plain
+            selective SSM; a small start lets the model open the global path as it learns.
     """
 
     causal_capable = True
@@ -95,9 +96,9 @@ class InfoMambaMixer(Mixer):
             h, filter_aux = self.filter(x, padding_mask)
             aux.mi_hash, aux.k_eff = filter_aux["mi_hash"], filter_aux["k_eff"]
             aux.h_pool = masked_mean(h, padding_mask)
-            y = self.f * h if self.fused else h
+            y = self.f.to(h.dtype) * h if self.fused else h
         if self.has_ssm:
-            inject = self.p * h if (h is not None and self.fused) else None
+            inject = self.p.to(h.dtype) * h if (h is not None and self.fused) else None
             r = sum(direction(xs, padding_mask, inject) for direction in self.ssm)
             aux.r_pool = masked_mean(r, padding_mask)
             y = y + r
