@@ -1,7 +1,7 @@
 """Training curves of the fused SSM path and the PyTorch reference path, side by side (issue: fused SSM).
 
-Same seed, data, model and optimizer; only INFOMAMBA_KERNELS differs ("" = fused Triton op on CUDA,
-"reference" = the PyTorch reference of every op). Task: generated ListOps (variable lengths, so the
+Same seed, data, model and optimizer; only INFOMAMBA_KERNELS differs ("" = the Triton ops on CUDA,
+"reference" = the PyTorch reference of every op, or of the op folders named by --reference-ops). Task: generated ListOps (variable lengths, so the
 padding masks are exercised), a small encoder per mixer, AdamW, bf16 autocast on CUDA. Prints the loss
 of both paths every 20 steps and the largest difference; writes <out>/curve_equality_<dtype>.csv, .png.
 
@@ -76,6 +76,8 @@ def main(argv=None):
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--reference-ops", nargs="*", default=None,
+                   help="op folders to swap for their reference (default: all), e.g. ssm_inner")
     p.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="autocast dtype on CUDA")
     p.add_argument("--out", default="runs/curve_equality")
     args = p.parse_args(argv)
@@ -85,7 +87,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     rows, curves = [], {}
     for mixer in args.mixers:
-        fused, reference = curve(mixer, "", data, args, device), curve(mixer, "reference", data, args, device)
+        swap = "reference" + (":" + ",".join(args.reference_ops) if args.reference_ops else "")
+        fused, reference = curve(mixer, "", data, args, device), curve(mixer, swap, data, args, device)
         curves[mixer] = fused, reference
         diffs = [abs(a - b) for a, b in zip(fused, reference)]
         for step in range(0, args.steps, 20):
@@ -94,7 +97,7 @@ def main(argv=None):
               f"{max(diffs):.4f} (step {diffs.index(max(diffs))}), mean |diff| {sum(diffs) / len(diffs):.4f}",
               flush=True)
         rows += [{"mixer": mixer, "step": s, "fused": a, "reference": b} for s, (a, b) in enumerate(zip(fused, reference))]
-    stem = f"curve_equality_{args.dtype}"
+    stem = f"curve_equality_{args.dtype}" + ("_" + "_".join(args.reference_ops) if args.reference_ops else "")
     with open(out / f"{stem}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["mixer", "step", "fused", "reference"])
         writer.writeheader()

@@ -17,3 +17,13 @@ def test_a_path_is_announced_once_per_op(monkeypatch, capsys):
     assert capsys.readouterr().out.splitlines() == [
         "[infomamba] op a: using the kernel path", "[infomamba] op a: using the reference path",
         "[infomamba] op b: using the kernel path"]
+
+
+def test_reference_switch_can_name_op_folders(monkeypatch):
+    monkeypatch.setenv("INFOMAMBA_KERNELS", "reference:ssm_inner,concept_assign")
+    assert dispatch.reference_forced("ssm_inner") and dispatch.reference_forced("concept_assign")
+    assert not dispatch.reference_forced("selective_scan")
+    assert dispatch.load_kernel("ssm_inner", "ssm_inner_triton") is None
+    assert callable(dispatch.load_kernel("selective_scan", "selective_scan_triton"))
+    assert dispatch.kernel_for(len, "ssm_inner", "op", on_cuda=True) is None
+    assert dispatch.kernel_for(len, "selective_scan", "op", on_cuda=True) is len

@@ -2,6 +2,7 @@
 which path runs, said once.
 
 INFOMAMBA_KERNELS=reference forces the PyTorch references on CUDA too (debugging, benchmarks);
+INFOMAMBA_KERNELS=reference:ssm_inner,concept_assign forces them for the listed op folders only;
 INFOMAMBA_KERNELS=triton runs the Triton kernels on CPU tensors as well, which only works under
 Triton's interpreter (TRITON_INTERPRET=1; tests). Each op announces its path once per process
 (stdout and the `infomamba.ops.dispatch` logger). The kernels' modules are imported with the op
@@ -42,17 +43,23 @@ def optional_import(module: str) -> ModuleType | None:
 
 def load_kernel(op: str, name: str):
     """`infomamba.ops.<op>.triton.<name>`, or None when kernels are disabled or Triton is missing."""
-    if os.environ.get("INFOMAMBA_KERNELS", "").lower() == "reference":
+    if reference_forced(op):
         return None
     module = optional_import(f"infomamba.ops.{op}.triton")
     return getattr(module, name) if module is not None else None
 
 
-def kernel_for(kernel, label: str, on_cuda: bool):
-    """`kernel` (None where Triton is missing) when the input is on CUDA and kernels are not disabled,
-    else None (the caller runs the reference); announces once which path `label` takes."""
+def reference_forced(op: str) -> bool:
+    """Whether INFOMAMBA_KERNELS sends op folder `op` to its reference ("reference" or "reference:op,...")."""
     mode = os.environ.get("INFOMAMBA_KERNELS", "").lower()
-    if kernel is None or mode == "reference" or not (on_cuda or mode == "triton"):
+    return mode == "reference" or (mode.startswith("reference:") and op in mode.split(":", 1)[1].split(","))
+
+
+def kernel_for(kernel, op: str, label: str, on_cuda: bool):
+    """`kernel` (None where Triton is missing) when the input is on CUDA and op folder `op` is not sent to
+    its reference, else None (the caller runs the reference); announces once which path `label` takes."""
+    mode = os.environ.get("INFOMAMBA_KERNELS", "").lower()
+    if kernel is None or reference_forced(op) or not (on_cuda or mode == "triton"):
         announce(label, "PyTorch reference on CUDA (slow: the Triton kernel is unavailable or disabled)"
                  if on_cuda else "PyTorch reference (CPU)")
         return None

@@ -15,7 +15,8 @@ __all__ = ["causal_conv_silu", "causal_conv_silu_reference"]
 def causal_conv_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                      reverse: bool = False) -> torch.Tensor:
     """SiLU(depthwise conv(x)) in the scan's direction; contract of `causal_conv_silu_reference`."""
-    kernel = kernel_for(_triton and _triton.causal_conv_silu_triton, "causal conv + SiLU", x.is_cuda)
+    kernel = kernel_for(_triton and _triton.causal_conv_silu_triton, "causal_conv",
+                        "causal conv + SiLU", x.is_cuda)
     if kernel is not None:
         return kernel(x, weight, bias, reverse=reverse)
     return causal_conv_silu_reference(x, weight, bias, reverse=reverse)

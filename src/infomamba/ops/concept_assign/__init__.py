@@ -14,7 +14,8 @@ __all__ = ["budget_scale", "entropy_budget", "sparse_assign", "sparse_assign_ref
 
 def sparse_assign(logits: torch.Tensor, candidate: torch.Tensor, q_max: int):
     """(R, R_bar) of `sparse_assign_reference`."""
-    kernel = kernel_for(_triton and _triton.sparse_assign_triton, "concept assignment", logits.is_cuda)
+    kernel = kernel_for(_triton and _triton.sparse_assign_triton, "concept_assign",
+                        "concept assignment", logits.is_cuda)
     if kernel is not None:
         return kernel(logits, candidate, q_max)
     return sparse_assign_reference(logits, candidate, q_max)

@@ -12,7 +12,8 @@ __all__ = ["selective_scan", "selective_scan_reference", "selective_scan_sequent
 
 def selective_scan(u, delta, A, B, C, D=None, reverse=False):
     """y = scan(u, delta, A, B, C) + D u, see `reference.selective_scan_reference` for the contract."""
-    kernel = kernel_for(_triton and _triton.selective_scan_triton, "selective scan", u.is_cuda)
+    kernel = kernel_for(_triton and _triton.selective_scan_triton, "selective_scan",
+                        "selective scan", u.is_cuda)
     if kernel is not None:
         return kernel(u, delta, A, B, C, D, reverse=reverse)
     return selective_scan_reference(u, delta, A, B, C, D, reverse=reverse)
