@@ -22,11 +22,11 @@ for part in "$@"; do
              --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 --train --compile \
              --out $OUT/bench_compile > $OUT/bench_compile.log 2>&1; echo "compile rc=$?" >> $OUT/bench_compile.log
            grep -v Warning $OUT/bench_compile.log | tail -12 ;;
-    curve_ssm) timeout 100 python3 benchmarks/curve_equality.py --mixers infomamba --steps 200 --reference-ops ssm_inner \
+    curve_ssm) timeout 75 python3 benchmarks/curve_equality.py --mixers infomamba --steps 200 --reference-ops ssm_inner \
              --out $OUT > $OUT/curve_ssm.log 2>&1; echo "curve_ssm rc=$?" >> $OUT/curve_ssm.log; tail -2 $OUT/curve_ssm.log ;;
-    final) timeout 440 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 1024 \
+    final) timeout 370 python3 -m infomamba.bench --mixers attention infomamba mamba --resolutions 224 1024 \
              --lengths 16384 --max-tokens-attention 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 \
-             --warmup 2 --repeats 5 --train --timm --compile --compile-mixers infomamba attention \
+             --warmup 2 --repeats 5 --train --timm --compile --compile-mixers infomamba \
              --out $OUT/bench_final > $OUT/bench_final.log 2>&1; echo "final rc=$?" >> $OUT/bench_final.log
            grep -v Warning $OUT/bench_final.log | tail -24 ;;
     compile) timeout 420 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 512 1024 \
