@@ -172,3 +172,31 @@ def test_concept_filter_with_the_kernel_matches_the_reference_path(monkeypatch):
         results.append([h] + [p.grad.clone() for p in filt.parameters() if p.grad is not None])
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_small_k_budget_spans_one_to_q_max_in_reference_and_kernel(k):
+    """One budget formula for both (`budget_scale`): a uniform row (H = log k) gets q_max, a one-hot row
+    gets 1, for every k >= 2 (k = 2 too, where log k < 1); k = 1 always gets 1."""
+    q_max = 8
+    uniform = torch.zeros(1, 1, k)
+    peaked = torch.full((1, 1, k), -30.0)
+    peaked[..., 0] = 30.0
+    logits = torch.cat([uniform, peaked], 1)
+    R = logits.softmax(-1)
+    q = entropy_budget(R, q_max)
+    assert q[0, 0] == (q_max if k > 1 else 1) and q[0, 1] == 1
+    candidate = torch.ones_like(logits)
+    for fn in (sparse_assign_reference, sparse_assign_triton):
+        _, R_bar = fn(logits.to(DEVICE), candidate.to(DEVICE), q_max)
+        assert (R_bar[0, 0] > 0).sum() == k, fn.__name__  # min(q_max, k) kept on the uniform row
+        assert (R_bar[0, 1] > 0).sum() == 1, fn.__name__
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("q_max", [1, 2, 8])
+def test_small_k_matches_reference(k, q_max):
+    g = torch.Generator().manual_seed(k * 10 + q_max)
+    logits = (torch.randn(2, 9, k, generator=g) * torch.logspace(-2, 1, 9).view(1, 9, 1)).to(DEVICE)
+    candidate = (torch.rand(2, 9, k, generator=g) < 0.7).float().to(DEVICE)
+    check_against_reference(logits, candidate, q_max, ("R", "R_bar"), TOL[torch.float32])
