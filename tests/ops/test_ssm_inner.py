@@ -1,6 +1,7 @@
 """The fused SSM inner op (ops/ssm_inner/triton.py) against its PyTorch reference.
 
-Values and the gradients of every input, both directions, with and without conv, inject and padding
+Values and the gradients of every input, both directions, with and without conv, the injection P h
+(with a learned diagonal P and with P = I) and padding
 (right and left), and the op's two promises: training saves nothing but its inputs, and a mixer built
 on it traces under torch.compile without graph breaks. Without CUDA the kernels run in Triton's
 interpreter (tests/conftest.py) in fp32; on CUDA in fp32 and bf16, at larger shapes too.
@@ -16,7 +17,6 @@ ON_CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if ON_CUDA else "cpu"
 DTYPES = [torch.float32, torch.bfloat16] if ON_CUDA else [torch.float32]
 TOL = {torch.float32: 2e-4, torch.bfloat16: 4e-2}
-NAMES = ("x", "conv_w", "conv_b", "inject", "x_proj_w", "dt_proj_w", "dt_proj_b", "A_log", "D")
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +25,7 @@ def _first_scan_config(monkeypatch):
     monkeypatch.setattr(scan, "CHUNK", 16)
 
 
-def make_inputs(B=2, L=37, E=16, N=4, R=2, K=4, conv=True, inject=True, pad=None, dtype=torch.float32, seed=0):
+def make_inputs(B=2, L=37, E=16, N=4, R=2, K=4, conv=True, inject="p", pad=None, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
 
     def randn(*shape, scale=1.0):
@@ -34,7 +34,7 @@ def make_inputs(B=2, L=37, E=16, N=4, R=2, K=4, conv=True, inject=True, pad=None
     params = dict(
         x=randn(B, L, E).to(dtype),
         conv_w=randn(E, K, scale=0.5) if conv else None, conv_b=randn(E, scale=0.1) if conv else None,
-        inject=randn(B, L, E, scale=0.3).to(dtype) if inject else None,
+        h=randn(B, L, E, scale=0.3).to(dtype) if inject else None, p=randn(E, scale=0.5) if inject == "p" else None,
         x_proj_w=randn(R + 2 * N, E, scale=E ** -0.5), dt_proj_w=randn(E, R, scale=R ** -0.5),
         dt_proj_b=randn(E, scale=0.5) - 2.0, A_log=torch.log(torch.arange(1, N + 1.0)).repeat(E, 1).to(DEVICE),
         D=randn(E))
@@ -65,8 +65,8 @@ def assert_close_rel(actual, expected, tol, what):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("conv,inject,pad", [(True, True, None), (True, False, "right"), (False, True, "left"),
-                                             (True, True, "left")])
+@pytest.mark.parametrize("conv,inject,pad", [(True, "p", None), (True, None, "right"), (False, "identity", "left"),
+                                             (True, "p", "left")])
 def test_fused_matches_reference(dtype, reverse, conv, inject, pad):
     params, mask = make_inputs(conv=conv, inject=inject, pad=pad, dtype=dtype)
     dy = torch.randn(params["x"].shape, generator=torch.Generator().manual_seed(1)).to(DEVICE, dtype)
@@ -85,7 +85,7 @@ def test_padding_is_invisible_to_real_tokens():
     """Right-padding a sequence with garbage changes neither its readout nor its gradients."""
     params, _ = make_inputs(B=1, L=20, pad=None)
     longer = {k: (torch.cat([t.detach(), 5 * torch.randn_like(t.detach()[:, :6])], 1).requires_grad_(True)
-                  if k in ("x", "inject") else t) for k, t in params.items()}
+                  if k in ("x", "h") else t) for k, t in params.items()}
     mask = torch.zeros(1, 26, dtype=torch.bool, device=DEVICE)
     mask[:, 20:] = True
     for reverse in (False, True):
@@ -95,7 +95,7 @@ def test_padding_is_invisible_to_real_tokens():
 
 
 def test_training_saves_only_the_inputs():
-    """The autograd graph of the fused op holds x, inject and the parameters, no intermediate; the
+    """The autograd graph of the fused op holds x, h and the parameters, no intermediate (not even P h); the
     reference holds many (B, L, E)-sized tensors (the memory the op exists to remove)."""
     params, mask = make_inputs(L=33, pad="right")
     inputs = {t.data_ptr() for t in params.values() if t is not None} | {mask.data_ptr()}

@@ -1,6 +1,6 @@
 """The selective SSM stream (Mamba-1 form) over an inner width, one scan direction per module.
 
-    u_t = SiLU(conv_d(x)_t) + inject_t                (IMF: inject_t = P h_t, InfoMamba Eq. 11)
+    u_t = SiLU(conv_d(x)_t) + P h_t                   (IMF, InfoMamba Eq. 11; P = diag(p))
     dt_t = softplus(W_dt W_x u_t + b_dt);  B_t = W_B u_t;  C_t = W_C u_t
     s_t = exp(dt_t A) s_{t-1} + dt_t B_t u_t;  r_t = C_t s_t + D u_t
 
@@ -54,11 +54,11 @@ class SelectiveSSM(nn.Module):
         self.D = nn.Parameter(torch.ones(inner))
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
-                inject: torch.Tensor | None = None) -> torch.Tensor:
-        """x, inject: (B, L, inner) -> readout r: (B, L, inner), through the one inner-path op."""
+                h: torch.Tensor | None = None, p: torch.Tensor | None = None) -> torch.Tensor:
+        """x, h: (B, L, inner), p: (inner,) -> readout r: (B, L, inner), through the one inner-path op."""
         conv_w = self.conv.weight[:, 0] if self.conv is not None else None
         conv_b = self.conv.bias if self.conv is not None else None
-        return ssm_inner(x, conv_w, conv_b, inject, self.x_proj.weight, self.dt_proj.weight, self.dt_proj.bias,
+        return ssm_inner(x, conv_w, conv_b, h, p, self.x_proj.weight, self.dt_proj.weight, self.dt_proj.bias,
                          self.A_log, self.D, padding_mask, self.reverse)
 
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..layers.concepts import ConceptFilter
+from ..layers.gate import gated_projection
 from ..layers.pooling import masked_mean
 from ..layers.ssm import dt_rank_auto, ssm_directions
 from . import Mixer, MixerAux, register_mixer
@@ -43,7 +43,7 @@ class InfoMambaMixer(Mixer):
         k_max, d_concept, tau_assign, n_buckets, tau_hash, q_max: the concept filter (§4.1, §5.3).
         chunk: causal filter chunk size.  static_len: R_0 rows for `static_rr`.
         fusion_init: initial value of the diagonal P and F (LayerScale-style; applied in h's dtype so that
-            under bf16 autocast P h and F h stay bf16, not fp32 (B, L, E) tensors). Measured on
+            under bf16 autocast F h stays bf16, not an fp32 (B, L, E) tensor; P h is formed inside the SSM op). Measured on
             Fashion-MNIST (H100, 4 epochs, docs/results.md): with P = F = 1 at init the filter path (whose
             hard Gumbel bucketing is noisy early in training) dragged the fused model far below the plain
             selective SSM; a small start lets the model open the global path as it learns.
@@ -98,8 +98,8 @@ class InfoMambaMixer(Mixer):
             aux.h_pool = masked_mean(h, padding_mask)
             y = self.f.to(h.dtype) * h if self.fused else h
         if self.has_ssm:
-            inject = self.p.to(h.dtype) * h if (h is not None and self.fused) else None
-            r = sum(direction(xs, padding_mask, inject) for direction in self.ssm)
+            h_in, p_in = (h, self.p) if (h is not None and self.fused) else (None, None)
+            r = sum(direction(xs, padding_mask, h_in, p_in) for direction in self.ssm)
             aux.r_pool = masked_mean(r, padding_mask)
             y = y + r
-        return self.out_proj(y * F.silu(z)), aux
+        return gated_projection(y, z, self.out_proj.weight), aux

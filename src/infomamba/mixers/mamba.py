@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from ..layers.gate import gated_projection
 from ..layers.pooling import masked_mean
 from ..layers.ssm import dt_rank_auto, ssm_directions
 from . import Mixer, MixerAux, register_mixer
@@ -46,4 +46,4 @@ class MambaMixer(Mixer):
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
         xs, z = self.in_proj(x).chunk(2, dim=-1)
         r = sum(direction(xs, padding_mask) for direction in self.ssm)
-        return self.out_proj(r * F.silu(z)), MixerAux(r_pool=masked_mean(r, padding_mask))
+        return gated_projection(r, z, self.out_proj.weight), MixerAux(r_pool=masked_mean(r, padding_mask))

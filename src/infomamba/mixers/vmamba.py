@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..layers.grid import GridConv, MultiScan, grid_shape
+from ..layers.gate import gated_projection
 from ..layers.pooling import masked_mean
 from ..layers.ssm import dt_rank_auto
 from . import Mixer, MixerAux, register_mixer
@@ -63,5 +63,4 @@ class VMambaMixer(Mixer):
         hw = grid_shape(x.shape[1], padding_mask, grid, self.causal)
         xs, z = self.in_proj(x).chunk(2, dim=-1)
         r = sum(self.scans(self.conv(xs, padding_mask, hw), padding_mask, hw))
-        y = self.out_norm(r) * F.silu(z)
-        return self.out_proj(y), MixerAux(r_pool=masked_mean(r, padding_mask))
+        return gated_projection(self.out_norm(r), z, self.out_proj.weight), MixerAux(r_pool=masked_mean(r, padding_mask))

@@ -1,7 +1,7 @@
 """The selective-SSM inner path after in_proj, in plain PyTorch: the CPU path and the oracle of `triton.py`.
 
     x~_t  = x_t at real tokens, 0 at padding
-    u_t   = SiLU(conv_d(x~)_t) + inject_t       (conv in the scan's direction; inject = P h_t, Eq. 11)
+    u_t   = SiLU(conv_d(x~)_t) + p * h_t        (conv in the scan's direction; P h_t with P = diag(p), Eq. 11)
     [dt~_t, B_t, C_t] = W_x u_t;  dt_t = softplus(W_dt dt~_t + b_dt)   (0 at padding)
     s_t   = exp(dt_t A) s_{t-1} + dt_t B_t u_t;  r_t = C_t s_t + D u_t,  A = -exp(A_log)
 
@@ -46,8 +46,15 @@ def state_matrix(A_log: torch.Tensor) -> torch.Tensor:
     return -torch.exp(A_log.float())
 
 
+def injected(u: torch.Tensor, h: torch.Tensor | None, p: torch.Tensor | None) -> torch.Tensor:
+    """u + P h in u's dtype (P = diag(p); p None: P = I; h None: no injection)."""
+    if h is None:
+        return u
+    return u + (h.to(u.dtype) if p is None else p.to(u.dtype) * h.to(u.dtype))
+
+
 def ssm_inner_reference(x: torch.Tensor, conv_w: torch.Tensor | None, conv_b: torch.Tensor | None,
-                        inject: torch.Tensor | None, x_proj_w: torch.Tensor, dt_proj_w: torch.Tensor,
+                        h: torch.Tensor | None, p: torch.Tensor | None, x_proj_w: torch.Tensor, dt_proj_w: torch.Tensor,
                         dt_proj_b: torch.Tensor, A_log: torch.Tensor, D: torch.Tensor,
                         padding_mask: torch.Tensor | None, reverse: bool) -> torch.Tensor:
     """Readout r (B, L, E) in x's dtype of the module docstring's path.
@@ -55,13 +62,14 @@ def ssm_inner_reference(x: torch.Tensor, conv_w: torch.Tensor | None, conv_b: to
     Args:
         x: (B, L, E) the scanned stream after in_proj.  conv_w: (E, K) depthwise taps (w_{K-1} on the
         current step) or None for no conv (then u = SiLU(x)); conv_b: (E,) or None.
-        inject: (B, L, E) added to u after the conv, or None.  x_proj_w: (R + 2N, E); dt_proj_w: (E, R);
+        h: (B, L, E) injected into u after the conv as P h (InfoMamba's filter output), or None;
+        p: (E,) the diagonal of P, or None for P = I.  x_proj_w: (R + 2N, E); dt_proj_w: (E, R);
         dt_proj_b: (E,); A_log: (E, N); D: (E,).  padding_mask: (B, L) True at padding, or None.
         reverse: scan (and conv) from the last token to the first.
     """
     keep = keep_mask(padding_mask, x)
     xm = masked(x, keep)
     u = F.silu(xm) if conv_w is None else causal_conv_silu_reference(xm, conv_w, conv_b, reverse=reverse)
-    u = masked(u if inject is None else u + inject.to(u.dtype), keep)
+    u = masked(injected(u, h, p), keep)
     _, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, dt_proj_b, A_log.shape[1])
     return selective_scan_reference(u, step_size(dt_pre, keep), state_matrix(A_log), B, C, D, reverse=reverse)

@@ -1,20 +1,20 @@
 """The selective-SSM inner path as one differentiable op that saves only its inputs (mamba-ssm's
 `mamba_inner_fn` pattern, DESIGN.md "Speed and memory of the SSM path").
 
-Forward: masked x -> fused conv + SiLU kernel -> (+ inject, mask) -> x_proj -> dt_proj + bias ->
+Forward: masked x -> fused conv + SiLU kernel -> (+ P h, mask) -> x_proj -> dt_proj + bias ->
 softplus -> the Triton scan, which writes r only. Nothing of the path is kept: the backward is handed
-the op's inputs (x and inject in the activation dtype, the small parameters) and recomputes the conv
+the op's inputs (x and h in the activation dtype, the small parameters) and recomputes the conv
 output, the projections and dt (two skinny matmuls and elementwise work, no scan), then runs the scan's
 backward kernel (which recomputes its states by chunk itself) and the chain rule by hand:
 
     ddt_pre = ddt sigma(dt_pre)          (softplus' = sigma; 0 at padding)
     db_dt = sum ddt_pre;  dW_dt = ddt_pre^T dt~;  d dt~ = ddt_pre W_dt
     dW_x = [d dt~, dB, dC]^T u;  du = du_scan + [d dt~, dB, dC] W_x     (then 0 at padding)
-    dinject = du;  dx, dconv_w, dconv_b = conv backward kernel(x, du)
+    dh = p du;  dp = sum h du;  dx, dconv_w, dconv_b = conv backward kernel(x, du)
     dA_log = dA * A                      (A = -exp(A_log))
 
-Per direction and layer, training therefore keeps no (B, L, E) tensor beyond x and inject, which the
-mixer holds anyway, against about eight (half of them fp32) in the unfused path.
+Per direction and layer, training therefore keeps no (B, L, E) tensor beyond x and h, which the
+mixer holds anyway (P h is formed inside, so even the injected product is not kept), against about eight (half of them fp32) in the unfused path.
 
 The op is a `torch.library.custom_op` pair (`infomamba::ssm_inner`, `infomamba::ssm_inner_backward`) with
 fake implementations and registered autograd, so `torch.compile` keeps the whole mixer in one graph and
@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ..causal_conv.triton import conv_backward, conv_forward
 from ..selective_scan import triton as scan
-from .reference import keep_mask, masked, projections, state_matrix, step_size
+from .reference import injected, keep_mask, masked, projections, state_matrix, step_size
 
 
 def _no_autocast(t: Tensor):
@@ -44,42 +44,42 @@ def _none(x: Tensor) -> Tensor:
     return x.new_empty(0)
 
 
-def _recompute(x, conv_w, conv_b, inject, x_proj_w, dt_proj_w, dt_proj_b, A_log, padding_mask, reverse):
+def _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, padding_mask, reverse):
     keep = keep_mask(padding_mask, x)
     xm = masked(x, keep).contiguous()
     if conv_w is None:
         u = F.silu(xm)
     else:
         u = conv_forward(xm, conv_w.contiguous(), conv_b.contiguous() if conv_b is not None else None, reverse)
-    u = masked(u if inject is None else u + inject.to(u.dtype), keep).contiguous()
+    u = masked(injected(u, h, p), keep).contiguous()
     dt_low, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, dt_proj_b, A_log.shape[1])
     delta = step_size(dt_pre, keep).contiguous()
     return keep, xm, u, dt_low, B, C, dt_pre, delta
 
 
 @torch.library.custom_op("infomamba::ssm_inner", mutates_args=())
-def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], inject: Optional[Tensor],
-                 x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
+def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], h: Optional[Tensor],
+                 p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
                  padding_mask: Optional[Tensor], reverse: bool) -> Tensor:
     with torch.no_grad(), _no_autocast(x), scan._on_device(x):
-        _, _, u, _, B, C, _, delta = _recompute(x, conv_w, conv_b, inject, x_proj_w, dt_proj_w, dt_proj_b,
+        _, _, u, _, B, C, _, delta = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b,
                                                 A_log, padding_mask, reverse)
         At = state_matrix(A_log).t().contiguous()
         return scan._forward(u, delta, At, B, C, D.contiguous(), reverse)
 
 
 @ssm_inner_op.register_fake
-def _(x, conv_w, conv_b, inject, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse):
+def _(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse):
     return torch.empty_like(x)
 
 
 @torch.library.custom_op("infomamba::ssm_inner_backward", mutates_args=())
 def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor],
-                          inject: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor,
-                          A_log: Tensor, D: Tensor, padding_mask: Optional[Tensor], reverse: bool
-                          ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+                          h: Optional[Tensor], p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor,
+                          dt_proj_b: Tensor, A_log: Tensor, D: Tensor, padding_mask: Optional[Tensor], reverse: bool
+                          ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     with torch.no_grad(), _no_autocast(x), scan._on_device(x):
-        keep, xm, u, dt_low, B, C, dt_pre, delta = _recompute(x, conv_w, conv_b, inject, x_proj_w, dt_proj_w,
+        keep, xm, u, dt_low, B, C, dt_pre, delta = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w,
                                                                dt_proj_b, A_log, padding_mask, reverse)
         A = state_matrix(A_log)
         du_scan, ddelta, dA, dB, dC, dD = scan._backward(u, delta, A.t().contiguous(), B, C, D.contiguous(),
@@ -98,16 +98,21 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
             dx, d_conv_w, d_conv_b = conv_backward(xm, conv_w.contiguous(), conv_b, du.contiguous(), reverse)
             d_conv_w = d_conv_w.to(conv_w.dtype)
             d_conv_b = d_conv_b.to(conv_b.dtype) if conv_b is not None else _none(x)
-        return (masked(dx, keep), d_conv_w, d_conv_b, du.to(inject.dtype) if inject is not None else _none(x),
+        if h is None:
+            dh, dp = _none(x), _none(x)
+        else:
+            dh = (du if p is None else du * p.to(du.dtype)).to(h.dtype)
+            dp = (du.float() * h.float()).sum((0, 1)).to(p.dtype) if p is not None else _none(x)
+        return (masked(dx, keep), d_conv_w, d_conv_b, dh, dp,
                 d_x_w.to(x_proj_w.dtype), d_dt_w.to(dt_proj_w.dtype), d_dt_b.to(dt_proj_b.dtype),
                 (dA * A).to(A_log.dtype), dD.to(D.dtype))
 
 
 @ssm_inner_backward_op.register_fake
-def _(dy, x, conv_w, conv_b, inject, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse):
+def _(dy, x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse):
     def like(t):
         return torch.empty_like(t) if t is not None else _none(x)
-    return (like(x), like(conv_w), like(conv_b), like(inject), like(x_proj_w), like(dt_proj_w), like(dt_proj_b),
+    return (like(x), like(conv_w), like(conv_b), like(h), like(p), like(x_proj_w), like(dt_proj_w), like(dt_proj_b),
             like(A_log), like(D))
 
 
@@ -121,14 +126,14 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, dy):
     grads = ssm_inner_backward_op(dy, *ctx.saved_tensors, ctx.reverse)
     present = ctx.present
-    # inputs: x, conv_w, conv_b, inject, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse
-    return (*(g if p else None for g, p in zip(grads, present[:9])), None, None)
+    # inputs: x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse
+    return (*(g if given else None for g, given in zip(grads, present[:10])), None, None)
 
 
 ssm_inner_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-def ssm_inner_triton(x: Tensor, conv_w: Tensor | None, conv_b: Tensor | None, inject: Tensor | None,
+def ssm_inner_triton(x: Tensor, conv_w: Tensor | None, conv_b: Tensor | None, h: Tensor | None, p: Tensor | None,
                      x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
                      padding_mask: Tensor | None, reverse: bool) -> Tensor:
     """The fused inner path; the contract of `reference.ssm_inner_reference`."""
@@ -136,4 +141,4 @@ def ssm_inner_triton(x: Tensor, conv_w: Tensor | None, conv_b: Tensor | None, in
         raise ValueError("ssm_inner_triton indexes one sample with int32: L * max(E, N) must be < 2**31")
     if conv_w is not None and not 1 <= conv_w.shape[1] <= 8:
         raise ValueError(f"ssm_inner_triton's conv kernel takes 1..8 taps, got {conv_w.shape[1]}")
-    return ssm_inner_op(x, conv_w, conv_b, inject, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse)
+    return ssm_inner_op(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse)
