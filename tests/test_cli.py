@@ -1,10 +1,14 @@
 """The real entry point, in-process: fit / validate / test / predict on tiny generated data."""
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from infomamba.cli import main, pop_task
+from infomamba.cli import QUIET_WARNINGS, main, pop_task, shorthands
 
 TINY = ["--model.encoder.dim=16", "--model.encoder.depth=1",
         "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8, chunk: 8}",
@@ -105,3 +109,42 @@ def test_checkpointing_can_be_switched_off(tmp_path, monkeypatch):
     main(["fit", *TEXT, "--trainer.enable_checkpointing=false", "--trainer.max_epochs=1",
           "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"])
     assert not list(tmp_path.glob("runs/text/version_0/checkpoints/*.ckpt"))
+
+
+def test_two_runs_started_together_in_one_folder_get_their_own_run_folder(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "infomamba.cli", "fit", *TEXT, "--trainer.max_steps=1",
+               "--trainer.limit_val_batches=0"]
+    runs = [subprocess.Popen(command, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [out[-2000:] for out in outputs]
+    folders = sorted((tmp_path / "runs" / "text").iterdir())
+    assert [f.name for f in folders] == ["version_0", "version_1"]
+    assert all((f / "config.yaml").is_file() and (f / "checkpoints" / "last.ckpt").is_file() for f in folders)
+
+
+def test_fit_ends_with_a_summary_line_and_without_the_known_noise(tmp_path, monkeypatch, capsys, caplog, recwarn):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"])
+    checkpoints = "runs/text/version_0/checkpoints"
+    assert re.search(rf"\[infomamba\] fit done in \d+s \(step 2\): best {checkpoints}/best-epoch=0-step=2\.ckpt "
+                     rf"\(val/acc=\d\.\d{{4}}\); last {checkpoints}/last\.ckpt", capsys.readouterr().out)
+
+    main(["fit", *TEXT, "--trainer.max_steps=2"])  # stops mid-epoch: validation never runs
+    captured = capsys.readouterr()
+    assert ("fit done in" in captured.out and "(step 2): no val/acc was logged (no validation ran), so no best "
+            "checkpoint; last runs/text/version_1/checkpoints/last.ckpt" in captured.out)
+    assert "GPU available" in caplog.text and "Tip:" not in caplog.text
+    noise = [str(w.message) for w in recwarn
+             if "val/acc" in str(w.message) or any(re.search(q, str(w.message)) for q in QUIET_WARNINGS)]
+    assert not noise
+
+
+def test_print_config_is_commented_and_compile_is_short_for_model_compile(capsys):
+    assert shorthands(["fit", "--compile"]) == ["fit", "--model.compile=true"]
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--task", "text", "--compile", "--print_config"])
+    assert not done.value.code
+    config = capsys.readouterr().out
+    assert "# token width D. (type: int, default: 64)" in config and "\n  compile: true\n" in config

@@ -1,6 +1,14 @@
-"""A run stopped after one epoch and resumed with --ckpt_path last ends where an uninterrupted run ends."""
+"""Resuming through the real CLI: a run stopped after an epoch (a checkpoint path given), and a run stopped
+mid-epoch by SIGINT / SIGTERM in a subprocess and continued with `--ckpt_path last`, end where an
+uninterrupted run ends."""
+import csv
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
@@ -13,10 +21,31 @@ class StopAfterFirstEpoch(Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         trainer.should_stop = True
 
+
+class PauseAtStep(Callback):
+    """Prints a line before training step `step` and waits for a line on stdin: the test sends its signal
+    meanwhile, so the signal arrives during that step."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            print(f"paused at step {self.step}", flush=True)
+            sys.stdin.readline()
+
+
 ARGS = ["--task", "text", "--data.listops_size=48", "--data.batch_size=16", "--model.encoder.dim=16",
         "--model.encoder.depth=1", "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8}",
         "--model.head_dropout=0.2", "--trainer.enable_progress_bar=false", "--trainer.num_sanity_val_steps=0",
         "--trainer.enable_model_summary=false"]
+# 8 steps per epoch, 2 epochs; the signal arrives during step 3 (epoch 0, before any checkpoint), so the run
+# stops at step 4.
+SIGNALLED = ["--task", "text", "--data.listops_size=64", "--data.batch_size=8", "--model.encoder.dim=16",
+             "--model.encoder.depth=1", "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8, chunk: 8}",
+             "--model.head_dropout=0.2", "--model.lr=0.01", "--trainer.max_epochs=2", "--trainer.log_every_n_steps=1",
+             "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+STEP, STEPS_PER_EPOCH, TOTAL_STEPS = 3, 8, 16
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -41,3 +70,80 @@ def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
         torch.testing.assert_close(resumed[name], full[name], atol=1e-5, rtol=1e-4, msg=name)
     moved = weights(first)
     assert any((moved[n] - full[n]).abs().max() > 1e-4 for n in full)
+
+
+def cli(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "infomamba.cli", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    out, _ = process.communicate(timeout=120)
+    return process.returncode, out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict[str, torch.Tensor]:
+    cwd = tmp_path_factory.mktemp("uninterrupted")
+    code, out = finish(cli(["fit", *SIGNALLED], cwd))
+    assert code == 0, out[-3000:]
+    return weights(cwd / "runs" / "text" / "version_0" / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(signum, uninterrupted, tmp_path):
+    run = tmp_path / "runs" / "text" / "version_0"
+    child = cli(["fit", *SIGNALLED, "--trainer.callbacks+=test_resume.PauseAtStep", f"--trainer.callbacks.step={STEP}"],
+                tmp_path, stdin=subprocess.PIPE)
+    seen = []
+    for line in child.stdout:
+        seen.append(line)
+        if line.startswith(f"paused at step {STEP}"):
+            child.send_signal(signum)
+            child.stdin.write("\n")
+            child.stdin.flush()
+    child.wait(timeout=120)
+    out = "".join(seen)
+    assert child.returncode == 128 + signum, out[-3000:]
+    assert f"{signum.name}: stopped at epoch 0 step {STEP + 1}, wrote" in out
+    stopped = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert stopped["global_step"] == STEP + 1 and stopped["global_step"] % STEPS_PER_EPOCH
+
+    # Nothing but the task and --ckpt_path last: the run's folder and its config.yaml are found.
+    code, out = finish(cli(["fit", "--task", "text", "--ckpt_path", "last"], tmp_path, stdin=subprocess.DEVNULL))
+    assert code == 0, out[-3000:]
+    assert "Restoring states from the checkpoint path at runs/text/version_0/checkpoints/last.ckpt" in out
+    assert not (tmp_path / "runs" / "text" / "version_1").exists()
+    resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == TOTAL_STEPS
+    assert not list((run / "checkpoints").glob("last-v*.ckpt"))
+    assert resumed["state_dict"].keys() == uninterrupted.keys()
+    for name, value in uninterrupted.items():
+        torch.testing.assert_close(resumed["state_dict"][name], value, atol=1e-6, rtol=1e-5, msg=name)
+    steps = [int(row["step"]) for row in csv.DictReader((run / "metrics.csv").open())]
+    assert min(steps) < STEP + 1 <= max(steps), "the resumed run appends to the interrupted run's metrics.csv"
+
+
+def test_ckpt_path_last_with_nothing_to_resume_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"--ckpt_path last: nothing to resume, no runs/text/version_\*/checkpoints"):
+        main(["fit", *ARGS, "--ckpt_path", "last"])
+    with pytest.raises(SystemExit, match="nothing to resume in --run_dir elsewhere"):
+        main(["fit", *ARGS, "--ckpt_path", "last", "--run_dir", "elsewhere"])
+    with pytest.raises(SystemExit, match="test --ckpt_path last: give the checkpoint file"):
+        main(["test", *ARGS, "--ckpt_path", "last"])
+
+
+def test_run_dir_names_the_run_folder_and_is_resumed_in_place(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    short = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
+    main(["fit", *ARGS, *short, "--run_dir", "exp/one"])
+    assert (tmp_path / "exp" / "one" / "checkpoints" / "last.ckpt").is_file()
+    assert "run_dir: null" in (tmp_path / "exp" / "one" / "config.yaml").read_text()
+    with pytest.raises(SystemExit, match="--run_dir exp/one exists: add --ckpt_path last"):
+        main(["fit", *ARGS, *short, "--run_dir", "exp/one"])
+    main(["fit", *ARGS, "--trainer.max_epochs=2", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+          "--run_dir", "exp/one", "--ckpt_path", "last"])
+    assert torch.load(tmp_path / "exp" / "one" / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
+    assert not (tmp_path / "runs").exists()

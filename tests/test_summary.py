@@ -3,10 +3,12 @@
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
-from infomamba import EncoderConfig, list_mixers
-from infomamba.summary import summarize, summary_table
+from infomamba import Encoder, EncoderConfig, list_mixers
+from infomamba import summary
+from infomamba.summary import summarize, summary_lines, summary_table
 
 SIZE_MATCHED = yaml.safe_load((Path(__file__).parents[1] / "configs" / "size_matched.yaml").read_text())
 
@@ -55,3 +57,20 @@ def test_flops_grow_linearly_for_mamba_and_quadratically_for_attention():
 
     assert growth("mamba") == 1.0
     assert growth("attention") > 1.0
+
+
+@pytest.mark.parametrize("mixer", list_mixers())
+def test_flops_counted_on_the_meta_device_equal_those_of_a_cpu_forward(mixer):
+    config = EncoderConfig(dim=16, depth=2, mixer=mixer, mixer_options={"max_len": 32} if mixer == "linformer" else {})
+    counted, correction = summary._scan_flops(Encoder(config).eval(), torch.randn(2, 24, 16), (4, 6))
+    assert summarize(config, 24, batch=2, grid=(4, 6))["flops"] == counted + correction
+
+
+def test_rows_come_one_mixer_at_a_time(monkeypatch):
+    counted = []
+    count = summary._scan_flops
+    monkeypatch.setattr(summary, "_scan_flops", lambda *args: counted.append(args) or count(*args))
+    lines = summary_lines(["attention", "mamba"], 16, 1, 12)
+    assert [next(lines) for _ in range(4)][0] == "dim 16, depth 1, seq_len 12, batch 1" and not counted
+    assert next(lines).startswith("| attention |") and len(counted) == 1
+    assert next(lines).startswith("| mamba |") and len(counted) == 2

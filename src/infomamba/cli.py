@@ -1,4 +1,5 @@
-"""`infomamba {fit,validate,test,predict} --task NAME [--config FILE] [overrides]`, plus `bench` and `summary`.
+"""`infomamba {fit,validate,test,predict} --task NAME [--config FILE] [overrides]`, plus `bench`, `summary`
+and `diagnose`.
 
 A LightningCLI per task: `--task` picks a registered LightningModule + LightningDataModule pair
 (`infomamba.tasks.register_task`; built-in: text, image, asr) and only that task is imported; everything
@@ -8,16 +9,46 @@ from the built data module, so they are never set by hand. The resolved config i
 in the run folder (runs/<task>/version_N/); `validate`, `test` and `predict` given a `--ckpt_path`
 inside such a folder and no `--config` reuse that file, so the model is rebuilt exactly as trained.
 
+Run folders (`infomamba.tasks.run_dir`): every run claims its own `version_N` (or `--run_dir PATH`);
+`fit --ckpt_path last` continues the newest run of the same task and logger name that has a
+`checkpoints/last.ckpt`, in its folder and with its config.yaml (options given again override it).
+SIGINT / SIGTERM stop a fit after the running step with `last.ckpt` written there
+(`infomamba.tasks.interrupt`). `--compile` is short for `--model.compile=true`; `--print_config` prints
+the config with every option's help as a comment.
+
 Lightning is imported only once the task is loaded: the task's folder first sets aside a broken
 torchvision, which would otherwise break `import lightning` (see `infomamba.tasks.optional_deps`).
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import logging
+import signal
 import sys
 import warnings
 from pathlib import Path
 
 from .tasks.registry import TaskSpec, get_task, list_tasks
+
+# Printed by default runs (fit, a resumed fit, predict) with nothing for the user to do (lightning 2.6.6).
+QUIET_WARNINGS = (
+    "LightningCLI's args parameter",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    "The '(train|val|test|predict)_dataloader' does not have many workers",
+    # A fit that ends before any validation (max_steps): no best checkpoint is chosen, last.ckpt is kept.
+    r"`ModelCheckpoint\(monitor=.*could not find the monitored key",
+    # Resuming mid-epoch: `ResumeMidEpoch` continues the epoch where it stopped.
+    "You're resuming from a checkpoint that ended before the epoch ended",
+    # A resumed run writes into its own run folder.
+    "Checkpoint directory .* exists and is not empty",
+    # Predict: LengthBucketBatchSampler in evaluation mode yields every sample once.
+    "You are using a custom batch sampler `LengthBucketBatchSampler` for prediction",
+)
+QUIET_LOGS = ("💡 Tip:",)
+RUN_DIR_HELP = ("this run's folder (logs, config.yaml, checkpoints/), created; default: a new "
+                "<logger save_dir>/<name>/version_N (runs/<task>/version_N). With fit --ckpt_path last: the run to "
+                "continue (default: the newest one with a checkpoints/last.ckpt).")
 
 
 def pop_task(argv: list[str]) -> tuple[str, list[str]]:
@@ -60,6 +91,33 @@ def run_config_for(argv: list[str]) -> list[str]:
     return argv
 
 
+def shorthands(argv: list[str]) -> list[str]:
+    """`--compile` -> `--model.compile=true`; a bare `--print_config` prints comments (needs ruamel.yaml)."""
+    comments = bool(importlib.util.find_spec("ruamel") and importlib.util.find_spec("ruamel.yaml"))
+    out = []
+    for arg in argv:
+        if arg == "--compile":
+            arg = "--model.compile=true"
+        elif arg == "--print_config" and comments:
+            arg = "--print_config=comments"
+        elif arg.startswith("--print_config=") and "comments" in arg and not comments:
+            raise SystemExit("--print_config=comments needs ruamel.yaml: pip install ruamel.yaml")
+        out.append(arg)
+    return out
+
+
+def _not_quieted(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(QUIET_LOGS)
+
+
+def quiet() -> None:
+    """Silence the warnings and tips in QUIET_WARNINGS / QUIET_LOGS."""
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_not_quieted)
+
+
 def checkpointing_off(argv: list[str]) -> bool:
     """Whether the command line turns checkpointing off (then no ModelCheckpoint is added by default)."""
     joined = " ".join(argv).replace("=", " ").split()
@@ -72,7 +130,9 @@ def trainer_defaults(task: TaskSpec, checkpointing: bool = True) -> dict:
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
     from .tasks.epoch_summary import EpochSummary
+    from .tasks.interrupt import StopOnSignal
     from .tasks.prediction_writer import JsonLinesPredictionWriter
+    from .tasks.resume import ResumeMidEpoch
 
     monitor, mode = task.monitor
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -82,16 +142,74 @@ def trainer_defaults(task: TaskSpec, checkpointing: bool = True) -> dict:
     ] if checkpointing else []
     return {
         "default_root_dir": f"runs/{task.name}",
-        "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+        "logger": {"class_path": "infomamba.tasks.run_dir.RunLogger",
                    "init_args": {"save_dir": "runs", "name": task.name}},
         "callbacks": [*checkpoints, LearningRateMonitor(logging_interval="step"), EpochSummary(),
-                      JsonLinesPredictionWriter()],
+                      JsonLinesPredictionWriter(), ResumeMidEpoch(), StopOnSignal()],
         "plugins": [{"class_path": "infomamba.tasks.checkpoint_io.AtomicCheckpointIO"}],
         "use_distributed_sampler": False,
         "precision": "bf16-mixed" if bf16 else "32-true",
         "log_every_n_steps": 10,
         "max_epochs": task.max_epochs,
     }
+
+
+def resumed_run(config, subcommand: str) -> Path | None:
+    """The run folder `fit --ckpt_path last` continues (None for any other command)."""
+    from .tasks.run_dir import LAST, resumable_run
+
+    if config.ckpt_path in ("last", "best") and subcommand != "fit":
+        raise SystemExit(f"{subcommand} --ckpt_path {config.ckpt_path}: give the checkpoint file, e.g. "
+                         f"--ckpt_path runs/<task>/version_N/{LAST}")
+    if subcommand != "fit" or config.ckpt_path != "last":
+        return None
+    if config.run_dir:
+        run = Path(config.run_dir)
+        if not (run / LAST).is_file():
+            raise SystemExit(f"--ckpt_path last: nothing to resume in --run_dir {run} (no {run / LAST})")
+        return run
+    logger = folder_logger_args(config)
+    return resumable_run(Path(logger.save_dir) / (logger.name or ""))
+
+
+def folder_logger_args(config, required: bool = True):
+    """The logger's init_args when it keeps `<save_dir>/<name>/<version>` run folders (a CSVLogger or a
+    TensorBoardLogger); otherwise None, or a one-line exit when `required`."""
+    from jsonargparse import Namespace
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    logger = config.trainer.logger
+    if isinstance(logger, Namespace):
+        module, _, name = logger.class_path.rpartition(".")
+        if issubclass(getattr(importlib.import_module(module), name), (CSVLogger, TensorBoardLogger)):
+            return logger.init_args
+    if required:
+        raise SystemExit(f"--ckpt_path last and --run_dir use run folders, which --trainer.logger={logger} does "
+                         "not keep: give --ckpt_path a checkpoint file, or use a CSVLogger / TensorBoardLogger")
+    return None
+
+
+def place_run(config, resumed: Path | None) -> None:
+    """Point the logger (so the checkpoints and config.yaml too) at this run's folder: the resumed one,
+    `--run_dir`, or a newly claimed `version_N` (only rank 0 claims; Lightning broadcasts its log_dir)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    from .tasks.run_dir import LAST, claim_folder, claim_version
+
+    folder = resumed or (Path(config.run_dir) if config.run_dir else None)
+    logger = folder_logger_args(config, required=folder is not None)
+    if logger is None:
+        return
+    if folder is not None:
+        logger.save_dir, logger.name, logger.version = str(folder.parent), "", folder.name
+        if resumed is None and rank_zero_only.rank == 0:
+            claim_folder(folder)
+    else:
+        root = Path(logger.save_dir) / (logger.name or "")
+        logger.version = claim_version(root) if rank_zero_only.rank == 0 else None
+    if resumed is not None:
+        config.ckpt_path = str(resumed / LAST)
+    config.run_dir = None
 
 
 def load_task(name: str) -> tuple[TaskSpec, type, type]:
@@ -112,21 +230,38 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "summary":
         from .summary import main as summary_main
         return summary_main(argv[1:])
+    if argv and argv[0] == "diagnose":
+        from .diagnose import main as diagnose_main
+        return diagnose_main(argv[1:])
     name, rest = pop_task(argv)
+    rest = shorthands(rest)
     task, module_cls, data_cls = load_task(name)
     from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    args = run_config_for(rest)
 
     class TaskCLI(LightningCLI):
         def add_arguments_to_parser(self, parser):
             for source, target in task.links.items():
                 parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
+            parser.add_argument("--run_dir", type=str | None, default=None, help=RUN_DIR_HELP)
+
+        def before_instantiate_classes(self):
+            resumed = resumed_run(self.config[self.subcommand], self.subcommand)
+            if resumed and (resumed / "config.yaml").is_file() and not any(a.startswith("--config") for a in args):
+                self.config = self.parser.parse_args([args[0], "--config", str(resumed / "config.yaml"), *args[1:]])
+            place_run(self.config[self.subcommand], resumed)
 
     # sys.argv stays whole: Lightning's DDP launcher re-runs it (with --task) in every child process.
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-    TaskCLI(module_cls, data_cls, args=run_config_for(rest),
-            trainer_defaults=trainer_defaults(task, checkpointing=not checkpointing_off(rest)),
-            save_config_kwargs={"overwrite": True}, seed_everything_default=0,
-            parser_kwargs={"prog": f"infomamba --task {name}"})
+    quiet()
+    try:
+        TaskCLI(module_cls, data_cls, args=args,
+                trainer_defaults=trainer_defaults(task, checkpointing=not checkpointing_off(rest)),
+                save_config_kwargs={"overwrite": True}, seed_everything_default=0,
+                parser_kwargs={"prog": f"infomamba --task {name}"})
+    except SIGTERMException as stop:  # Lightning raises it bare (exit status 0) when it stops on SIGTERM
+        raise SystemExit(stop.code or 128 + signal.SIGTERM) from None
 
 
 if __name__ == "__main__":

@@ -5,12 +5,15 @@ multiply-add; the CPU flash-attention op, which torch leaves out, gets torch's o
 formula); softmax, norms and elementwise ops are not counted. The counter does not see the selective
 scan's recurrence, so every `SelectiveSSM` call adds the scan's analytic cost 9 B L E N (Mamba's
 count for one direction of width E, state N) in place of the readout contraction C_t s_t
-(2 B L E N) that the counter does see in the CPU reference scan. The forward runs on the CPU
-(the reference path), batch `batch`, no padding.
+(2 B L E N) that the counter does see in the CPU reference scan. The forward runs on the meta device
+(shapes only, no arithmetic: the counts are those of the CPU reference path, in a fraction of its time),
+batch `batch`, no padding.
 """
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -57,42 +60,46 @@ def summarize(config: EncoderConfig, seq_len: int, batch: int = 1, grid=None, *,
     """{'params_total', 'params_mixer', 'params_other', 'flops' (forward, None when flops=False)}.
 
     params_mixer counts the blocks' mixers; params_other the rest (norms, MLPs, cross-layer
-    aggregators). flops=False builds on the meta device (no memory, no forward).
+    aggregators). Built on the meta device: no memory, and a forward that only propagates shapes.
     """
     config = copy.deepcopy(config)
-    with torch.device("cpu" if flops else "meta"):
+    with torch.device("meta"):
         encoder = Encoder(config)
     mixer = sum(_count(block.mixer) for block in encoder.stack.blocks)
     total = _count(encoder)
     result = {"params_total": total, "params_mixer": mixer, "params_other": total - mixer, "flops": None}
     if flops:
         encoder.eval()
-        x = torch.randn(batch, seq_len, config.dim)
+        x = torch.empty(batch, seq_len, config.dim, device="meta")
         counted, correction = _scan_flops(encoder, x, grid)
         result["flops"] = counted + correction
     return result
 
 
+def summary_lines(mixers: list[str], dim: int, depth: int, seq_len: int,
+                  options_by_mixer: dict[str, dict] | None = None, *, flops: bool = True) -> Iterator[str]:
+    """The lines of `summary_table`, each row as soon as its mixer is counted (parameters first, for all)."""
+    options_by_mixer = options_by_mixer or {}
+    configs = {name: EncoderConfig(dim=dim, depth=depth, mixer=name, mixer_options=dict(options_by_mixer.get(name, {})))
+               for name in mixers}
+    params = {name: summarize(config, seq_len, flops=False) for name, config in configs.items()}
+    reference = params.get("infomamba")
+    yield f"dim {dim}, depth {depth}, seq_len {seq_len}, batch 1"
+    yield ""
+    yield "| mixer | mixer_options | params (M) | mixer params (M) | vs infomamba | forward GFLOPs |"
+    yield "|---|---|---:|---:|---:|---:|"
+    for name, row in params.items():
+        options = ", ".join(f"{k}={v}" for k, v in options_by_mixer.get(name, {}).items()) or "defaults"
+        ratio = f"{row['params_total'] / reference['params_total'] - 1:+.1%}" if reference else "-"
+        gflops = f"{summarize(configs[name], seq_len)['flops'] / 1e9:.2f}" if flops else "-"
+        yield (f"| {name} | {options} | {row['params_total'] / 1e6:.2f} | {row['params_mixer'] / 1e6:.2f} "
+               f"| {ratio} | {gflops} |")
+
+
 def summary_table(mixers: list[str], dim: int, depth: int, seq_len: int,
                   options_by_mixer: dict[str, dict] | None = None, *, flops: bool = True) -> str:
     """Markdown table: one row per mixer at the given width/depth, parameters relative to infomamba."""
-    options_by_mixer = options_by_mixer or {}
-    rows = {name: summarize(EncoderConfig(dim=dim, depth=depth, mixer=name,
-                                          mixer_options=dict(options_by_mixer.get(name, {}))),
-                            seq_len, flops=flops)
-            for name in mixers}
-    reference = rows.get("infomamba")
-    lines = [f"dim {dim}, depth {depth}, seq_len {seq_len}, batch 1",
-             "",
-             "| mixer | mixer_options | params (M) | mixer params (M) | vs infomamba | forward GFLOPs |",
-             "|---|---|---:|---:|---:|---:|"]
-    for name, row in rows.items():
-        options = ", ".join(f"{k}={v}" for k, v in options_by_mixer.get(name, {}).items()) or "defaults"
-        ratio = f"{row['params_total'] / reference['params_total'] - 1:+.1%}" if reference else "-"
-        gflops = f"{row['flops'] / 1e9:.2f}" if row["flops"] is not None else "-"
-        lines.append(f"| {name} | {options} | {row['params_total'] / 1e6:.2f} | {row['params_mixer'] / 1e6:.2f} "
-                     f"| {ratio} | {gflops} |")
-    return "\n".join(lines)
+    return "\n".join(summary_lines(mixers, dim, depth, seq_len, options_by_mixer, flops=flops))
 
 
 def size_matched_options(path: str | None, dim: int, depth: int) -> dict[str, dict]:
@@ -118,8 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seq-len", type=int, default=196)
     p.add_argument("--mixers", nargs="+", default=None)
     p.add_argument("--size-matched", default="configs/size_matched.yaml")
-    p.add_argument("--no-flops", action="store_true", help="parameters only (meta device, instant)")
+    p.add_argument("--no-flops", action="store_true", help="parameters only (instant)")
     args = p.parse_args(argv)
     options = size_matched_options(args.size_matched, args.dim, args.depth)
     mixers = args.mixers or list_mixers()
-    print(summary_table(mixers, args.dim, args.depth, args.seq_len, options, flops=not args.no_flops))
+    start = time.perf_counter()
+    for line in summary_lines(mixers, args.dim, args.depth, args.seq_len, options, flops=not args.no_flops):
+        print(line, flush=True)
+    print(f"\n({len(mixers)} mixers in {time.perf_counter() - start:.1f}s)", flush=True)

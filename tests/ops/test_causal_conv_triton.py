@@ -11,19 +11,15 @@ interpreter) in fp32; on CUDA the same tests also run with bf16 x (fp32 paramete
 Tolerances are relative to the largest magnitude of the reference tensor (at least 1): fp32 1e-5,
 bf16 2e-2 (the reference rounds the conv to bf16 before the SiLU; the kernel does not).
 """
-import os
-
 import pytest
 import torch
 
 ON_CUDA = torch.cuda.is_available()
-if not ON_CUDA:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 triton = pytest.importorskip("triton")
 
-from infomamba.ops.causal_conv import triton as causal_conv  # noqa: E402  (after TRITON_INTERPRET)
-from infomamba.ops.causal_conv.triton import causal_conv_silu_triton  # noqa: E402
-from infomamba.ops.causal_conv import causal_conv_silu_reference  # noqa: E402
+from infomamba.ops.causal_conv import triton as causal_conv
+from infomamba.ops.causal_conv.triton import causal_conv_silu_triton
+from infomamba.ops.causal_conv import causal_conv_silu_reference
 
 DEVICE = "cuda" if ON_CUDA else "cpu"
 FP32, BF16 = torch.float32, torch.bfloat16

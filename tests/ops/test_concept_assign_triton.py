@@ -12,18 +12,14 @@ the interpreter) in fp32; on CUDA the same tests also run with bf16 logits.
 Tolerances are relative to the largest magnitude of the reference tensor (at least 1): fp32 1e-5,
 bf16 1e-2 (dlogits is rounded to bf16 by both sides).
 """
-import os
-
 import pytest
 import torch
 
 ON_CUDA = torch.cuda.is_available()
-if not ON_CUDA:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 triton = pytest.importorskip("triton")
 
-from infomamba.ops.concept_assign import entropy_budget, sparse_assign_reference  # noqa: E402
-from infomamba.ops.concept_assign.triton import sparse_assign_triton  # noqa: E402  (after TRITON_INTERPRET)
+from infomamba.ops.concept_assign import entropy_budget, sparse_assign_reference
+from infomamba.ops.concept_assign.triton import sparse_assign_triton
 
 DEVICE = "cuda" if ON_CUDA else "cpu"
 FP32, BF16 = torch.float32, torch.bfloat16

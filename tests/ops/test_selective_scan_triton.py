@@ -1,9 +1,9 @@
-"""Triton selective scan (kernels/selective_scan.py) against the chunked reference of infomamba.scan.
+"""Triton selective scan (ops/selective_scan/triton.py) against its chunked reference (reference.py).
 
 Forward output and the gradients of all six inputs, in both directions, with and without D, with
 right-padding (dt = u = 0 on a tail), at every config the autotuner may pick. On a machine without
-CUDA the kernels run in Triton's interpreter (TRITON_INTERPRET=1 is set here, before triton is
-imported; conftest.py patches the interpreter) in fp32; on CUDA the same tests run in fp32 and bf16
+CUDA the kernels run in Triton's interpreter (TRITON_INTERPRET=1, set and patched by tests/conftest.py)
+in fp32; on CUDA the same tests run in fp32 and bf16
 (and fp16 in test_matches_reference), plus n = 64 configs, L = 1000 and the autotuner itself. The
 case list is chosen to keep the number of compiled kernel variants (the GPU run's cost) near 70.
 
@@ -11,19 +11,15 @@ Tolerances are relative to the largest magnitude of the reference tensor: fp32 2
 ex2.approx; the interpreter agrees to ~1e-6), bf16 / fp16 3e-2 (inputs, du, ddt and y are rounded to
 16 bits; state and accumulation stay fp32).
 """
-import os
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 ON_CUDA = torch.cuda.is_available()
-if not ON_CUDA:
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 triton = pytest.importorskip("triton")
 
-from infomamba.ops.selective_scan import triton as ss  # noqa: E402  (after TRITON_INTERPRET is set)
-from infomamba.ops.selective_scan import selective_scan_reference  # noqa: E402
+from infomamba.ops.selective_scan import triton as ss
+from infomamba.ops.selective_scan import selective_scan_reference
 
 DEVICE = "cuda" if ON_CUDA else "cpu"
 FP32, BF16, FP16 = torch.float32, torch.bfloat16, torch.float16

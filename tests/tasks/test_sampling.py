@@ -108,3 +108,20 @@ def test_errors():
         LengthBucketBatchSampler([3, 4], batch_size=2, num_replicas=2, rank=2)
     with pytest.raises(ValueError, match="ranks"):
         len(LengthBucketBatchSampler([3, 4], batch_size=2, num_replicas=2))
+
+
+def test_load_state_dict_continues_the_epoch_after_the_batches_done():
+    lengths = _lengths(200)
+    first = LengthBucketBatchSampler(lengths, batch_size=8, seed=1)
+    first.set_epoch(3)
+    batches = iter(first)
+    done = [next(batches) for _ in range(5)]
+    assert first.state_dict() == {"epoch": 3, "batch": 5}
+
+    resumed = LengthBucketBatchSampler(lengths, batch_size=8, seed=1)
+    resumed.load_state_dict(first.state_dict())
+    resumed.set_epoch(3)  # Lightning sets the epoch again before the loop starts
+    assert len(resumed) == len(first)
+    rest = list(resumed)
+    assert rest == list(batches) and len(done) + len(rest) == len(first)
+    assert list(resumed) == done + rest  # iterated again, the epoch is whole

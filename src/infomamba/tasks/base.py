@@ -22,6 +22,25 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def rng_states() -> dict:
+    """The torch, Python, NumPy and CUDA random states, as tensors and plain tuples (so that a checkpoint
+    holding them loads with torch.load(weights_only=True))."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_states(states: dict) -> None:
+    """Restore what `rng_states` returned."""
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
 class TaskModule(L.LightningModule):
     """Shared training logic. Subclasses build their frontend and head in `__init__` from size arguments
     (`num_classes`, `vocab_size`, ...) that the CLI links from the data module, and save them as
@@ -33,18 +52,24 @@ class TaskModule(L.LightningModule):
         loss: Eq. 14 weights (`--model.loss.beta=0 --model.loss.gamma=0` is Table 5's "w/o MI"); a dict too.
         lr, weight_decay, betas: AdamW.  warmup_ratio: share of the steps spent warming up.
         min_lr_ratio: cosine floor as a share of lr.
+        compile: torch.compile the encoder when a Trainer runs the model (`infomamba fit --compile`); it is
+            compiled in place, so the state_dict keys and the checkpoints stay the same.
     """
 
     def __init__(self, encoder: EncoderConfig = EncoderConfig(), loss: LossWeights = LossWeights(), lr: float = 1e-3,
                  weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05,
-                 min_lr_ratio: float = 0.01):
+                 min_lr_ratio: float = 0.01, compile: bool = False):
         super().__init__()
         self.encoder_config = encoder if isinstance(encoder, EncoderConfig) else EncoderConfig(**encoder)
         self.loss_weights = loss if isinstance(loss, LossWeights) else LossWeights(**loss)
         self.save_hyperparameters({"encoder": asdict(self.encoder_config), "loss": asdict(self.loss_weights),
                                    "lr": lr, "weight_decay": weight_decay, "betas": betas,
-                                   "warmup_ratio": warmup_ratio, "min_lr_ratio": min_lr_ratio})
+                                   "warmup_ratio": warmup_ratio, "min_lr_ratio": min_lr_ratio, "compile": compile})
         self.encoder = Encoder(self.encoder_config)
+
+    def configure_model(self) -> None:
+        if self.hparams.compile:
+            self.encoder.compile()
 
     def _step(self, batch, stage: str):
         """Loss of one batch at `stage` ("train" / "val" / "test"), metrics logged."""
@@ -60,25 +85,15 @@ class TaskModule(L.LightningModule):
         self._step(batch, "test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        checkpoint["rng_states"] = {
-            "torch": torch.get_rng_state(), "python": random.getstate(),
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        checkpoint["rng_states"] = rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """A resumed run continues the random streams (dropout, Gumbel hash noise) where they stopped.
-        Stored as tensors and plain tuples so the checkpoint loads with torch.load(weights_only=True).
+        """A resumed run continues the random streams (dropout, Gumbel hash noise) where they stopped
+        (`infomamba.tasks.resume` sets them once more when the run resumes mid-epoch).
         `load_from_checkpoint` (no trainer: a model loaded for use) leaves the caller's streams alone."""
         states = checkpoint.get("rng_states")
-        if not states or self._trainer is None:
-            return
-        torch.set_rng_state(states["torch"])
-        random.setstate(states["python"])
-        kind, keys, pos, has_gauss, gauss = states["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-        if states["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
+        if states and self._trainer is not None:
+            set_rng_states(states)
 
     def objective(self, task_loss: torch.Tensor, out, labels: torch.Tensor | None, stage: str) -> torch.Tensor:
         """Eq. 14 with every part logged as `<stage>/<part>`; k_eff logged when the mixer reports it."""

@@ -1,7 +1,9 @@
-"""One line per epoch with the logged metrics, for logs that outlive the progress bar."""
+"""One line per epoch with the logged metrics, for logs that outlive the progress bar, and one when fit ends:
+the best checkpoint, its monitored value, last.ckpt and the wall time."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
@@ -9,6 +11,12 @@ from infomamba.console import say
 
 
 class EpochSummary(Callback):
+    def __init__(self):
+        self._fit_start = self._start = time.perf_counter()
+
+    def on_fit_start(self, trainer, pl_module):
+        self._fit_start = self._start = time.perf_counter()  # a run resumed mid-epoch starts no epoch
+
     def on_train_epoch_start(self, trainer, pl_module):
         self._start = time.perf_counter()
 
@@ -18,5 +26,20 @@ class EpochSummary(Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                    if k.startswith(("val/", "train/")) and v.numel() == 1}
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
-        elapsed = time.perf_counter() - getattr(self, "_start", time.perf_counter())
+        elapsed = time.perf_counter() - self._start
         say(f"[infomamba] epoch {trainer.current_epoch} step {trainer.global_step} ({elapsed:.0f}s): {shown}")
+
+    def on_fit_end(self, trainer, pl_module):
+        if not trainer.is_global_zero:
+            return
+        line = f"[infomamba] fit done in {time.perf_counter() - self._fit_start:.0f}s (step {trainer.global_step})"
+        best = trainer.checkpoint_callback
+        if best is None:
+            say(line + ": checkpointing is off")
+            return
+        if best.best_model_score is not None:
+            line += f": best {best.best_model_path} ({best.monitor}={float(best.best_model_score):.4f})"
+        elif best.monitor:
+            line += f": no {best.monitor} was logged (no validation ran), so no best checkpoint"
+        last = Path(best.dirpath) / "last.ckpt"
+        say(line + (f"; last {last}" if last.exists() else ""))

@@ -18,6 +18,11 @@ over the whole set. Rank batch counts may differ by one: sync metrics at epoch e
 
 Batch size is either a fixed count (``batch_size``) or a padding-aware token budget (``max_tokens``):
 ``len(batch) * max(length in batch) <= max_tokens``.
+
+Resuming mid-epoch: ``state_dict()`` says how far the current epoch went and ``load_state_dict()`` makes
+the next iteration continue that epoch after the batches already done (`infomamba.tasks.resume` does this
+when a run resumes from a checkpoint written mid-epoch), so a resumed run sees the batches an
+uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -95,6 +100,8 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         self._rank = rank
         self._bucket_size_multiplier = bucket_size_multiplier
         self.epoch = 0
+        self._start = 0  # batches of `epoch` that the next iteration skips (set by load_state_dict)
+        self._yielded = 0  # batches of `epoch` handed out so far
         self._cache: tuple[int, list[list[int]]] | None = None
 
     @property
@@ -104,12 +111,27 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the shuffle of ``epoch`` (seed ``seed + epoch``); no effect with ``shuffle=False``."""
-        self.epoch = epoch
+        if epoch != self.epoch:
+            self.epoch, self._start, self._yielded = epoch, 0, 0
 
     def __iter__(self) -> Iterator[list[int]]:
-        # A generator: the epoch is read at the first batch, not when the DataLoader iterator is built
-        # (Lightning builds the first one before it calls set_epoch, e.g. when a run resumes).
-        yield from self._rank_batches()
+        # A generator: the epoch and the start are read at the first batch, not when the DataLoader iterator
+        # is built (Lightning builds the first one before it calls set_epoch, e.g. when a run resumes).
+        batches = self._rank_batches()
+        self._yielded, self._start = self._start, 0
+        for batch in batches[self._yielded:]:
+            self._yielded += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """How far the current epoch went: ``{"epoch": e, "batch": batches handed out in epoch e}``."""
+        return {"epoch": self.epoch, "batch": self._yielded}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue epoch ``state["epoch"]`` after its first ``state["batch"]`` batches: the next iteration
+        yields the rest of that epoch's batches (``len()`` stays the whole epoch's count)."""
+        self.epoch = state["epoch"]
+        self._start = state["batch"]
 
     def __len__(self) -> int:
         return len(self._rank_batches())

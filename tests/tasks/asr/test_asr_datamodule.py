@@ -387,3 +387,38 @@ def test_lightning_trainer_round_trip(tree):
     per_loader = {i: sum(n for j, n in model.seen["test"] if j == i) for i in (0, 1)}
     assert per_loader == {0: 5, 1: 3}
     assert dm.load_failures == [CORRUPT]
+
+
+def test_predict_input_naming_no_audio_is_a_one_line_error_at_build(tree, tmp_path):
+    (tmp_path / "empty.txt").write_text("# nothing yet\n\n")
+    (tmp_path / "no_audio").mkdir()
+    (tmp_path / "no_audio" / "notes.txt").write_text("x")
+    cases = {"empty.txt": r"lists no audio file", "no_audio": r"holds no audio file", "gone.wav": r"does not exist"}
+    for name, reason in cases.items():
+        one_line = rf"^predict_path \S*{name} {reason} \(expected [^\n]*\)$"
+        with pytest.raises((ValueError, FileNotFoundError), match=one_line):
+            make_dm(tree, vocab="bpe", predict_path=str(tmp_path / name))  # before any training data is read
+
+
+def test_subword_vocabulary_is_cached_in_the_user_cache_not_the_data(tree, monkeypatch, tmp_path):
+    monkeypatch.setenv("INFOMAMBA_CACHE", str(tmp_path / "cache"))
+    before = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in [tree.base, *tree.base.rglob("*")]}
+    dm = make_dm(tree, vocab="bpe", vocab_size=40)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(list((tmp_path / "cache" / "asr").glob("bpe40-*.json"))) == 1
+    assert {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in [tree.base, *tree.base.rglob("*")]} == before
+
+
+def test_setup_prints_a_dataset_summary(tree, caplog):
+    dm = make_dm(tree)
+    with caplog.at_level(logging.INFO):
+        dm.setup("fit")
+        dm.setup("test")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ASR data: ")]
+    assert len(lines) == 2
+    fit, test = lines
+    assert "train-clean-100 11 utterances" in fit and "dev-clean 3 utterances" in fit
+    assert "no_transcript=1" in fit and "unreadable=1" in fit and "training set 11 utterances" in fit
+    assert "vocabulary char (29 symbols, blank included)" in fit
+    assert "test-8k 5 utterances" in test and "test-ogg 3 utterances" in test

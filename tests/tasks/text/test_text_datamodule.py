@@ -36,11 +36,11 @@ def _write(frame, path):
 
 
 def _dm(root, **kwargs):
-    kwargs.setdefault("cache_dir", str(root.parent / "cache") if root.is_file() else str(root / "cache"))
+    """A data module with every labelled split set up (stage None)."""
     kwargs.setdefault("vocab_size", 300)
     kwargs.setdefault("batch_size", 8)
     dm = TextDataModule(root=str(root), **kwargs)
-    dm.setup("fit")
+    dm.setup()
     return dm
 
 
@@ -73,8 +73,8 @@ def test_agnews_layout_and_classes(tmp_path):
     dm = _dm(tmp_path)
     assert dm.class_names == ["World", "Sports", "Business", "Sci/Tech"]
     assert len(dm.test_dataset) == 20 and len(dm.train_dataset) + len(dm.val_dataset) == 80
-    text, label = dm.test_dataset.texts[0], dm.test_dataset.labels[0]
-    assert text == "Title 500. " + _texts(1, 500)[0] and label == 0
+    first = dm.test_dataset.texts.index("Title 500. " + _texts(1, 500)[0])
+    assert dm.test_dataset.labels[first] == 0
 
 
 def test_agnews_test_only_is_carved_with_a_warning(tmp_path):
@@ -189,15 +189,17 @@ def test_predict(tmp_path):
     assert "labels" not in batches[0]
 
 
-def test_predict_errors(tmp_path):
-    _write(_frame(40, [0, 1]), tmp_path / "train.csv")
-    dm = _dm(tmp_path, predict_path=str(tmp_path / "missing.txt"))
-    with pytest.raises(FileNotFoundError, match="missing.txt"):
-        dm.setup("predict")
+def test_predict_errors_name_the_file_before_any_data_is_read(tmp_path):
+    data = tmp_path / "absent_data"  # never read: the predict file is checked when the module is built
+    with pytest.raises(FileNotFoundError, match="missing.txt does not exist"):
+        TextDataModule(root=str(data), predict_path=str(tmp_path / "missing.txt"))
     pd.DataFrame({"body": ["a b"]}).to_csv(tmp_path / "p.csv", index=False)
-    dm = _dm(tmp_path, predict_path=str(tmp_path / "p.csv"))
     with pytest.raises(KeyError, match=r"p\.csv.*\['text'\].*\['body'\]"):
-        dm.setup("predict")
+        TextDataModule(root=str(data), predict_path=str(tmp_path / "p.csv"))
+    for name, content in (("empty.txt", ""), ("blank.txt", "\n  \n<br />\n")):
+        (tmp_path / name).write_text(content)
+        with pytest.raises(ValueError, match=rf"^data.predict_path \S*{name} holds no text to predict[^\n]*$"):
+            TextDataModule(root=str(data), predict_path=str(tmp_path / name))
 
 
 def test_input_errors(tmp_path):
@@ -229,17 +231,19 @@ def test_hub_dataset_through_a_stubbed_load_dataset(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", lambda hub_id: stub)
     dm = TextDataModule(hub_id="someone/reviews", cache_dir=str(tmp_path), vocab_size=200)
     assert dm.class_names == ["no", "yes"]
+    dm.setup()
     assert (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)) == (45, 5, 10)
 
 
 def test_listops_default_and_a_lightning_run(tmp_path):
     dm = TextDataModule(listops_size=64, batch_size=16)
     assert dm.vocab_size == 17 and dm.num_classes == 10 and dm.pad_id == 0  # usable before setup
+    dm.setup()
     assert not set(dm.train_dataset.texts) & (set(dm.val_dataset.texts) | set(dm.test_dataset.texts))
     batch = next(iter(dm.train_dataloader()))
     assert batch["input_ids"].shape[0] == 16 and batch["input_ids"].shape[1] <= 200
     short = TextDataModule(listops_size=64, max_length=30)  # expressions are generated short, never cut
-    short.setup("fit")
+    short.setup()
     assert max(short.train_dataset.lengths) <= 30
     assert all(evaluate_listops(t) == y for t, y in zip(short.test_dataset.texts, short.test_dataset.labels))
 
@@ -270,3 +274,19 @@ def test_listops_default_and_a_lightning_run(tmp_path):
     assert trainer.train_dataloader.batch_sampler.epoch == 1  # Lightning reached set_epoch
     predictions = trainer.predict(Tiny(), datamodule=dm)
     assert sorted(i for p in predictions for i in p.tolist()) == [0, 1]
+
+
+def test_first_batch_of_a_class_sorted_test_set_mixes_classes(tmp_path):
+    """Sorted by label, with every text truncated to the same length, the file order would decide the
+    batches; the evaluation order is shuffled once, so a partial evaluation sees both classes."""
+    _write(_frame(40, ["neg", "pos"]), tmp_path / "train.csv")
+    test = pd.DataFrame({"text": _texts(40, 500), "label": ["neg"] * 20 + ["pos"] * 20})
+    _write(test, tmp_path / "test.csv")
+    dm = _dm(tmp_path, tokenizer="bytes", max_length=8, batch_size=8)
+    assert set(dm.test_dataset.lengths) == {8}
+    assert len(set(next(iter(dm.test_dataloader()))["labels"].tolist())) == 2
+    seen = []
+    for rank in range(2):  # still every sample exactly once over the ranks
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        seen += [t for batch in dm.test_dataloader() for t in batch["input_ids"].tolist()]
+    assert sorted(seen) == sorted(ids.tolist() for ids in dm.test_dataset.ids)

@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 
 from infomamba.tasks.text import tokenizer as tokenizer_module
-from infomamba.tasks.text.tokenizer import TextTokenizer, build_tokenizer, default_cache_dir
+from infomamba.tasks.text.tokenizer import TextTokenizer, build_tokenizer
 
 CORPUS = [f"the quick brown fox number {i} jumps over the lazy dog, twice." for i in range(200)]
 
@@ -52,18 +52,6 @@ def test_cache_is_keyed_by_training_texts(tmp_path, monkeypatch):
     assert len(list((tmp_path / "tokenizers").iterdir())) == 3
 
 
-def test_default_cache_dir(tmp_path, monkeypatch):
-    assert default_cache_dir(tmp_path) == tmp_path / ".infomamba_cache"
-    (tmp_path / "data.csv").write_text("x")
-    assert default_cache_dir(tmp_path / "data.csv") == tmp_path / ".infomamba_cache"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    # a root whose cache folder cannot be created (its parent is a file) falls back to the user cache
-    assert default_cache_dir(tmp_path / "data.csv" / "sub") == tmp_path / "xdg" / "infomamba"
-    assert default_cache_dir(None) == tmp_path / "xdg" / "infomamba"
-    read_only = tmp_path / "shared"
-    read_only.mkdir(mode=0o555)  # permission bits say read-only: respected even when running as root
-    assert default_cache_dir(read_only) == tmp_path / "xdg" / "infomamba"
-    assert not (read_only / ".infomamba_cache").exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("transformers") is not None, reason="transformers installed")

@@ -31,7 +31,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
@@ -41,17 +41,18 @@ from .sources import (
     SkipLog,
     Utterance,
     find_librispeech_split,
+    predict_files,
     read_hub_split,
     read_librispeech_split,
     read_manifest,
     read_predict_inputs,
 )
 from .vocab import CharVocab, SubwordVocab
+from ..cache import user_cache_dir
 
 log = logging.getLogger(__name__)
 
 HELDOUT = "heldout"  # name of the validation set carved from the training data
-DEFAULT_CACHE = Path.home() / ".cache" / "infomamba" / "asr"
 
 
 class ASRDataset(Dataset):
@@ -147,7 +148,8 @@ class ASRDataModule(L.LightningDataModule):
         vocab: ``"char"`` (blank, space, apostrophe, A-Z), or ``"bpe"`` / ``"unigram"`` subwords
             trained on the normalised training transcripts.
         vocab_size: requested subword vocabulary size (blank included); ignored for ``"char"``.
-        cache_dir: where trained subword vocabularies are cached (default ``~/.cache/infomamba/asr``).
+        cache_dir: where trained subword vocabularies are cached; None: ``asr/`` in the user cache
+            (`user_cache_dir`), never in the data folder.
         sample_rate: rate every waveform is resampled to.
         n_mels: log-mel bins (25 ms window, 10 ms hop).
         min_duration: training utterances shorter than this (seconds) are skipped.
@@ -163,7 +165,11 @@ class ASRDataModule(L.LightningDataModule):
         val_fraction: fraction of training utterances held out when no val split exists (0 = none).
         subsampling: the encoder's time subsampling factor, for the CTC length filter.
         predict_path: a folder (recursive ``.wav/.flac/.ogg``), one audio file, or a list file of paths
-            (one per line, relative to the list's folder) to transcribe.
+            (one per line, relative to the list's folder) to transcribe; listed when the data module is
+            built, so an input naming no audio is a one-line error before any training data is read.
+
+    ``setup`` ends with a one-line summary of the splits it built (utterances, hours, skips by reason)
+    and the vocabulary.
     """
 
     def __init__(
@@ -217,7 +223,7 @@ class ASRDataModule(L.LightningDataModule):
         self.hub_config = hub_config
         self.vocab_kind = vocab
         self.vocab_size = vocab_size
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "asr"
         self.sample_rate = sample_rate
         self.min_duration = min_duration
         self.max_duration = max_duration
@@ -229,6 +235,7 @@ class ASRDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.subsampling = subsampling
         self.predict_path = predict_path
+        self._predict_files = None if predict_path is None else predict_files(predict_path)
         self.features = LogMel(sample_rate=sample_rate, n_mels=n_mels)
         self.split_stats: dict[str, dict[str, Any]] = {}
         self.load_failures: list[str] = []
@@ -273,14 +280,20 @@ class ASRDataModule(L.LightningDataModule):
             self.vocab  # noqa: B018 - property builds and caches it
 
     def setup(self, stage: str | None = None) -> None:
-        """Read, filter and wrap the splits ``stage`` needs (all labelled ones for ``None``)."""
+        """Read, filter and wrap the splits ``stage`` needs (all labelled ones for ``None``); summarise them."""
+        built = []
         if stage in ("fit", "validate", None) and self._train is None and self.train_splits:
             self._setup_fit()
+            built += [*self.train_splits, *self._val]
         if stage in ("test", None) and not self._test:
             for name in self.test_splits:
                 self._test[name] = self._build(name, self._read(name), train=False)
+            built += list(self._test)
         if stage == "predict" and self._predict is None:
             self._setup_predict()
+            built.append("predict")
+        if built:
+            self._log_summary(built)
 
     def train_dataloader(self) -> DataLoader:
         if self._train is None:
@@ -335,9 +348,9 @@ class ASRDataModule(L.LightningDataModule):
         self._train = self._dataset(train)
 
     def _setup_predict(self) -> None:
-        if self.predict_path is None:
+        if self._predict_files is None:
             raise ValueError("predict needs predict_path (a folder, an audio file or a list file)")
-        utts, skips = read_predict_inputs(self.predict_path)
+        utts, skips = read_predict_inputs(self._predict_files)
         kept = []
         for u in utts:
             if round(u.duration * self.sample_rate) < self.features.min_samples:
@@ -386,6 +399,21 @@ class ASRDataModule(L.LightningDataModule):
             kept.append(u)
         self._record(name, kept, skips, kept_infeasible=infeasible)
         return kept
+
+    def _log_summary(self, names: list[str]) -> None:
+        """One line for the splits just built: utterances, hours and skips by reason, the vocabulary."""
+        parts = []
+        for name in names:
+            stats = self.split_stats[name]
+            part = f"{name} {stats['utterances']} utterances ({stats['hours']:.2f} h"
+            if stats["skipped"]:
+                part += ", skipped " + " ".join(f"{reason}={n}" for reason, n in sorted(stats["skipped"].items()))
+            parts.append(part + ")")
+        if self._train is not None and self.train_splits[0] in names:
+            parts.append(f"training set {len(self._train)} utterances")
+        if self._vocab is not None:
+            parts.append(f"vocabulary {self.vocab_kind} ({len(self._vocab)} symbols, blank included)")
+        rank_zero_info("ASR data: " + "; ".join(parts))
 
     def _record(self, name: str, kept: list[Utterance], skips: SkipLog, kept_infeasible: int) -> None:
         hours = sum(u.duration for u in kept) / 3600

@@ -42,14 +42,14 @@ class CTCSpeechRecognizer(TaskModule):
                  n_mels: int = 80, subsampling: int = 4, spec_augment: bool = True, decoder: str = "greedy",
                  beam_size: int = 50, lm_path: str | None = None, lm_weight: float = 2.0, word_score: float = 0.0,
                  vocab_size: int = len(CharVocab()), sample_rate: int = 16000,
-                 vocab: CharVocab | SubwordVocab | None = None):
+                 vocab: CharVocab | SubwordVocab | None = None, compile: bool = False):
         if decoder not in ("greedy", "beam"):
             raise ValueError(f"model.decoder must be 'greedy' or 'beam', got {decoder!r}")
         if vocab is None and vocab_size == len(CharVocab()):
             vocab = CharVocab()
         if vocab is not None and len(vocab) != vocab_size:
             raise ValueError(f"the vocabulary has {len(vocab)} entries but vocab_size={vocab_size}")
-        super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio)
+        super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile)
         self.save_hyperparameters({"vocab_size": vocab_size, "n_mels": n_mels, "subsampling": subsampling,
                                    "spec_augment": spec_augment, "decoder": decoder, "beam_size": beam_size,
                                    "lm_path": lm_path, "lm_weight": lm_weight, "word_score": word_score,

@@ -201,22 +201,32 @@ def read_hub_split(hub_id: str, config: str | None, split: str) -> tuple[list[Ut
     return _finish(entries, skips, lambda ref: audio_duration(ref.open())), skips
 
 
-def read_predict_inputs(path: str | os.PathLike) -> tuple[list[Utterance], SkipLog]:
-    """Utterances (no transcript) to transcribe: a folder (recursive, sorted), one audio file, or a
-    list file (one path per line, ``#`` comments and blank lines ignored, relative to the list's folder).
+def predict_files(path: str | os.PathLike) -> list[Path]:
+    """The audio files to transcribe: a folder (recursive, sorted), one audio file, or a list file (one
+    path per line, ``#`` comments and blank lines ignored, relative to the list's folder). An input that
+    names no audio file is an error naming it; a listed file that is missing is skipped later (counted).
     """
     path = Path(path)
-    skips = SkipLog()
+    expected = f"a folder of {'/'.join(AUDIO_EXTENSIONS)} files, one such file, or a list file of their paths"
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
-    elif path.suffix.lower() in AUDIO_EXTENSIONS:
-        files = [path]
-    elif path.is_file():
-        lines = (ln.strip() for ln in path.read_text(encoding="utf-8").splitlines())
-        names = [ln for ln in lines if ln and not ln.startswith("#")]
-        files = [Path(n) if Path(n).is_absolute() else path.parent / n for n in names]
-    else:
-        raise FileNotFoundError(f"predict_path {path} is neither a folder, an audio file nor a list file")
+        if not files:
+            raise ValueError(f"predict_path {path} holds no audio file (expected {expected})")
+        return files
+    if not path.is_file():
+        raise FileNotFoundError(f"predict_path {path} does not exist (expected {expected})")
+    if path.suffix.lower() in AUDIO_EXTENSIONS:
+        return [path]
+    lines = (ln.strip() for ln in path.read_text(encoding="utf-8").splitlines())
+    names = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not names:
+        raise ValueError(f"predict_path {path} lists no audio file (expected {expected})")
+    return [Path(n) if Path(n).is_absolute() else path.parent / n for n in names]
+
+
+def read_predict_inputs(files: list[Path]) -> tuple[list[Utterance], SkipLog]:
+    """Utterances (no transcript) of ``predict_files``; a missing file is skipped as ``no_audio``."""
+    skips = SkipLog()
     entries = []
     for file in files:
         if file.is_file():

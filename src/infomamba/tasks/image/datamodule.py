@@ -5,24 +5,50 @@ float32 soft labels on training batches when MixUp / CutMix is on (rows sum to 1
 carry `images` and `paths` (list of str). Per-sample transforms are torchvision.transforms.v2 on
 uint8 tensors (geometry only); scaling, normalisation and MixUp/CutMix run once per batch in the
 collate.
+
+Unreadable images (empty, corrupt or truncated files) are found when a sample is loaded, not by a scan
+at setup (which would read the header of every file of a large set on every run and still miss
+truncated data): the sample is replaced by the next readable one of its split, with that sample's own
+label, so no label is ever paired with another file's image, every batch keeps its shape and every DDP
+rank its number of batches. The batch carries the unreadable file's name to `on_before_batch_transfer`,
+which counts it (each file once) and warns at the first one; the total, naming a few, is reported when
+the stage ends (`teardown`). An evaluation metric then counts the replacement twice; the report says how
+often. Predict inputs are checked by their headers at setup instead (see `ImageFiles`), so every
+prediction row belongs to its file.
+
+Evaluation samples (validation, test) are visited in an order shuffled once with ``seed``: an
+ImageFolder lists its files class by class, so partial evaluation (``limit_test_batches``) would
+otherwise see one class only. Every sample is still seen exactly once over all ranks.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from ..optional_deps import require_torchvision
 from ..sampling import LengthBucketBatchSampler
-from .datasets import ImageFiles, ImageSource, load_hub, open_source
+from .datasets import (
+    UNREADABLE,
+    ImageFiles,
+    ImageSource,
+    describe_error,
+    describe_unreadable,
+    load_hub,
+    open_source,
+)
 
 require_torchvision()
 from torchvision.transforms import v2  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,7 +80,11 @@ def train_transform(
 
 
 class TransformedSubset(Dataset):
-    """`indices` of a reader's (image, target) samples, with `transform` applied to the image."""
+    """`indices` of a reader's (image, target) samples, with `transform` applied to the image.
+
+    Samples are (image, target, unreadable): a sample whose file cannot be read is replaced by the next
+    readable one in `indices` (wrapping), and `unreadable` lists the skipped files as (name, reason).
+    """
 
     def __init__(self, base: Dataset, indices: np.ndarray | None, transform: v2.Compose) -> None:
         self.base, self.transform = base, transform
@@ -64,12 +94,21 @@ class TransformedSubset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, index: int):
-        image, target = self.base[int(self.indices[index])]
-        return self.transform(image), target
+        unreadable = []
+        for step in range(len(self.indices)):
+            i = int(self.indices[(index + step) % len(self.indices)])
+            try:
+                image, target = self.base[i]
+            except UNREADABLE as err:
+                unreadable.append((self.base.name(i), describe_error(err)))
+                continue
+            return self.transform(image), target, unreadable
+        raise RuntimeError(f"no readable image in this split: {describe_unreadable(unreadable)}")
 
 
 class ImageCollate:
-    """Stack (uint8 image, target) samples into {"images": (B, C, H, W) float32, target_key: ...}.
+    """Stack (uint8 image, target, unreadable) samples into {"images": (B, C, H, W) float32, target_key:
+    ...}, plus "unreadable" (the replaced files, as (name, reason)) when a sample replaced any.
 
     Images are scaled to [0, 1] and normalised with `mean`/`std` once per batch (cheaper than per
     sample, and workers ship uint8). Labels are stacked to (B,) int64; paths stay a list. With
@@ -97,20 +136,26 @@ class ImageCollate:
             mixers.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
         self.mix = v2.RandomChoice(mixers) if len(mixers) == 2 else (mixers or [None])[0]
 
-    def __call__(self, samples: list[tuple[torch.Tensor, object]]) -> dict[str, object]:
-        images = torch.stack([image.as_subclass(torch.Tensor) for image, _ in samples])
+    def __call__(self, samples: list[tuple[torch.Tensor, object, list]]) -> dict[str, object]:
+        images = torch.stack([image.as_subclass(torch.Tensor) for image, _, _ in samples])
         images = (images.float() - self.mean) * self.inv_std
-        targets = [target for _, target in samples]
-        if self.target_key != "labels":
-            return {"images": images, self.target_key: targets}
-        labels = torch.tensor(targets, dtype=torch.int64)
-        if self.mix is not None:
-            images, labels = self.mix(images, labels)
-        return {"images": images, "labels": labels}
+        targets = [target for _, target, _ in samples]
+        if self.target_key == "labels":
+            targets = torch.tensor(targets, dtype=torch.int64)
+            if self.mix is not None:
+                images, targets = self.mix(images, targets)
+        batch: dict[str, object] = {"images": images, self.target_key: targets}
+        unreadable = [entry for _, _, entries in samples for entry in entries]
+        if unreadable:
+            batch["unreadable"] = unreadable
+        return batch
 
 
 class ImageDataModule(L.LightningDataModule):
     """Image classification data: local idx files or ImageFolder trees, or a HF hub dataset.
+
+    Unreadable images are replaced at load time and reported (see the module docstring); `unreadable`
+    maps each such file met so far to the reason.
 
     Sources (exactly one of `root` / `hub_id`):
         - idx folder: `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]` and the
@@ -216,6 +261,7 @@ class ImageDataModule(L.LightningDataModule):
         self._mean, self._std = mean, std
         self._source: ImageSource | None = None
         self.train_set = self.val_set = self.test_set = self.predict_set = None
+        self.unreadable: dict[str, str] = {}
 
     # ---- metadata -------------------------------------------------------------------------------
 
@@ -268,9 +314,29 @@ class ImageDataModule(L.LightningDataModule):
         if self.train_set is None:
             self._build()
         if self.predict_path is not None and self.predict_set is None:
-            self.predict_set = TransformedSubset(
-                ImageFiles(self.predict_path, self.in_chans), None, self._eval_tf
-            )
+            files = ImageFiles(self.predict_path, self.in_chans)
+            self.predict_set = TransformedSubset(files, None, self._eval_tf)
+            message = f"Image data: predict {len(files)} images of {self.predict_path}"
+            if files.skipped:
+                message += f"; skipped unreadable {describe_unreadable(files.skipped)}"
+            rank_zero_info(message)
+
+    def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Count the unreadable files a batch replaced (each file once); warn at the first one."""
+        for name, reason in batch.pop("unreadable", []):
+            if name not in self.unreadable:
+                if not self.unreadable:
+                    log.warning("Image data: unreadable image %s (%s) is replaced by the next readable image of "
+                                "its split; further ones are counted and reported when the stage ends", name, reason)
+                self.unreadable[name] = reason
+        return batch
+
+    def teardown(self, stage: str) -> None:
+        """Report the unreadable files met so far, naming a few."""
+        if self.unreadable:
+            log.warning("Image data: replaced %s by other images of their split (labels and batch shapes stay "
+                        "right; an evaluation metric counts each replacement twice); remove or fix them",
+                        describe_unreadable(list(self.unreadable.items())))
 
     def _build(self) -> None:
         source = self.source
@@ -280,11 +346,30 @@ class ImageDataModule(L.LightningDataModule):
         train_tf = train_transform(self.image_size, self.augment, self.crop_scale, self.hflip)
         self.train_set = TransformedSubset(source.train, train_idx, train_tf)
         if source.val is None:
-            self.val_set = TransformedSubset(source.train, val_idx, self._eval_tf)
+            self.val_set = TransformedSubset(source.train, self._eval_order(val_idx), self._eval_tf)
         else:
-            self.val_set = TransformedSubset(source.val, None, self._eval_tf)
+            val_idx = self._eval_order(np.arange(len(source.val)))
+            self.val_set = TransformedSubset(source.val, val_idx, self._eval_tf)
         if source.test is not None:
-            self.test_set = TransformedSubset(source.test, None, self._eval_tf)
+            test_idx = self._eval_order(np.arange(len(source.test)))
+            self.test_set = TransformedSubset(source.test, test_idx, self._eval_tf)
+        self._log_summary(source, carved=source.val is None)
+
+    def _eval_order(self, indices: np.ndarray) -> np.ndarray:
+        """``indices`` shuffled once with ``seed`` (see the module docstring)."""
+        return indices[np.random.default_rng(self.seed).permutation(len(indices))]
+
+    def _log_summary(self, source: ImageSource, carved: bool) -> None:
+        carved_from = " (carved from train)" if carved else ""
+        sizes = [f"train {len(self.train_set)}", f"val {len(self.val_set)}{carved_from}"]
+        if self.test_set is not None:
+            sizes.append(f"test {len(self.test_set)}")
+        rank_zero_info(
+            f"Image data: {source.description}: {', '.join(sizes)}; {len(source.class_names)} classes "
+            f"{source.class_names[:10]}; {source.channels} channel(s) at {self.image_size} px; mean "
+            f"{tuple(round(m, 4) for m in self._mean)}, std {tuple(round(s, 4) for s in self._std)}; unreadable "
+            "files are counted when met."
+        )
 
     def _carve(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Seeded disjoint (train, val) index split of n training samples."""

@@ -3,7 +3,9 @@
 Every reader yields `(image, label)` with `image` a uint8 `tv_tensors.Image` (C, H, W) already in
 the requested channel count (grayscale replicated to RGB, RGB reduced to luminance), so the
 transforms downstream never care where a sample came from. `open_source` finds a source's official
-splits.
+splits. The readers that decode images (files, hub rows; not the in-memory idx arrays) name their
+samples (`name(index)`: the file path, or the row) for messages about images that cannot be read;
+`UNREADABLE` lists what reading a broken image file raises.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ IDX_DTYPES = {
 }
 IDX_PATTERN = re.compile(r"^(train|t10k)-(images|labels)[-.]idx([13])-ubyte(\.gz)?$")
 PIL_MODES = {1: "L", 3: "RGB"}
+# What PIL raises for a file that is not a readable image: empty or unidentified (UnidentifiedImageError
+# is an OSError), truncated (OSError), malformed chunks (SyntaxError, ValueError, EOFError), too large.
+UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, PILImage.DecompressionBombError)
 GRAY_PIL_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
@@ -174,6 +179,9 @@ class FixedClassImageFolder(ImageFolder):
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         return self.fixed_classes, {name: i for i, name in enumerate(self.fixed_classes)}
 
+    def name(self, index: int) -> str:
+        return self.samples[index][0]
+
 
 class HubImageDataset(Dataset):
     """One split of a HF `datasets.Dataset` with an image column and an integer label column.
@@ -194,6 +202,9 @@ class HubImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.split)
 
+    def name(self, index: int) -> str:
+        return f"hub row {index}"
+
     def __getitem__(self, index: int) -> tuple[tv_tensors.Image, int]:
         row = self.split[index]
         return load_pil(row[self.image_column], self.channels), int(row[self.label_column])
@@ -201,20 +212,35 @@ class HubImageDataset(Dataset):
 
 class ImageFiles(Dataset):
     """Loose image files for prediction: a single file or every image under a folder (recursive,
-    sorted). Samples are (uint8 image (channels, H, W), path)."""
+    sorted). Samples are (uint8 image (channels, H, W), path).
+
+    Each file's header is read when the dataset is built (no decoding): files that are not readable
+    images are left out and listed in ``skipped`` as (path, reason), so that no prediction row carries
+    a file it was not computed from. A folder with no readable image is an error.
+    """
 
     def __init__(self, path: str | Path, channels: int) -> None:
         path = Path(path)
         if path.is_file():
-            self.paths = [path]
+            candidates = [path]
         elif path.is_dir():
-            self.paths = sorted(
+            candidates = sorted(
                 p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS
             )
         else:
             raise FileNotFoundError(f"predict_path {path} does not exist")
-        if not self.paths:
+        if not candidates:
             raise ValueError(f"no image files ({', '.join(IMG_EXTENSIONS)}) under {path}")
+        self.paths: list[Path] = []
+        self.skipped: list[tuple[str, str]] = []
+        for candidate in candidates:
+            reason = unreadable_header(candidate)
+            if reason is None:
+                self.paths.append(candidate)
+            else:
+                self.skipped.append((str(candidate), reason))
+        if not self.paths:
+            raise ValueError(f"no readable image under predict_path {path}: {describe_unreadable(self.skipped)}")
         self.channels = channels
 
     def __len__(self) -> int:
@@ -222,6 +248,31 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, index: int) -> tuple[tv_tensors.Image, str]:
         return load_image_file(str(self.paths[index]), self.channels), str(self.paths[index])
+
+    def name(self, index: int) -> str:
+        return str(self.paths[index])
+
+
+def unreadable_header(path: Path) -> str | None:
+    """Why ``path`` is not an image file PIL can identify (from its header; nothing is decoded), or None."""
+    try:
+        with PILImage.open(path):
+            return None
+    except UNREADABLE as err:
+        return describe_error(err)
+
+
+def describe_error(err: BaseException) -> str:
+    """``Type: message`` of an error, cut to one short line."""
+    text = f"{type(err).__name__}: {err}".splitlines()[0]
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def describe_unreadable(entries: list[tuple[str, str]], shown: int = 5) -> str:
+    """``N file(s): path (reason), ...`` naming the first ``shown``."""
+    named = ", ".join(f"{name} ({reason})" for name, reason in entries[:shown])
+    more = f", and {len(entries) - shown} more" if len(entries) > shown else ""
+    return f"{len(entries)} file(s): {named}{more}"
 
 
 @dataclass
@@ -232,6 +283,7 @@ class ImageSource:
     `train`); `test` is None when it has no test split.
     """
 
+    description: str
     channels: int
     train: Dataset
     val: Dataset | None
@@ -257,7 +309,7 @@ def open_source(
     if in_chans not in (None, 1, 3):
         raise ValueError(f"in_chans must be 1, 3 or None (inferred), got {in_chans}")
     if hub_id is not None:
-        return open_hub(load_hub(hub_id), image_column, label_column, in_chans)
+        return open_hub(load_hub(hub_id), image_column, label_column, in_chans, f"hub dataset {hub_id}")
     if not Path(root).is_dir():
         raise FileNotFoundError(f"data root {root} is not a directory")
     if find_idx_files(root):
@@ -290,7 +342,7 @@ def open_idx(root: str | Path, channels: int) -> ImageSource:
     if labels.min() < 0:
         raise ValueError(f"idx labels under {root} must be >= 0, found {labels.min()}")
     class_names = [str(i) for i in range(int(labels.max()) + 1)]
-    return ImageSource(channels, train, None, test, class_names, train.images)
+    return ImageSource(f"idx files {root}", channels, train, None, test, class_names, train.images)
 
 
 def open_folder(root: str | Path, channels: int) -> ImageSource:
@@ -317,7 +369,7 @@ def open_folder(root: str | Path, channels: int) -> ImageSource:
     has_test = (root / "test").is_dir()
     val = folder(root / "val", True) if has_test else None
     test = folder(root / ("test" if has_test else "val"), True)
-    return ImageSource(channels, folder(root / "train", False), val, test, classes)
+    return ImageSource(f"ImageFolder tree {root}", channels, folder(root / "train", False), val, test, classes)
 
 
 def _has_labels(split, label_column: str) -> bool:
@@ -325,7 +377,9 @@ def _has_labels(split, label_column: str) -> bool:
     return label_column in split.column_names and min(split.unique(label_column)) >= 0
 
 
-def open_hub(splits, image_column: str, label_column: str, in_chans: int | None) -> ImageSource:
+def open_hub(
+    splits, image_column: str, label_column: str, in_chans: int | None, description: str
+) -> ImageSource:
     """HF `DatasetDict` source, with the folder rule: test = the labelled "test" split if any, else
     "validation"; "validation" is the validation split only when such a test split exists."""
     if "train" not in splits:
@@ -351,4 +405,4 @@ def open_hub(splits, image_column: str, label_column: str, in_chans: int | None)
         class_names = list(feature.names)
     else:
         class_names = [str(i) for i in range(max(train.unique(label_column)) + 1)]
-    return ImageSource(channels, wrap("train"), wrap(val_name), wrap(test_name), class_names)
+    return ImageSource(description, channels, wrap("train"), wrap(val_name), wrap(test_name), class_names)

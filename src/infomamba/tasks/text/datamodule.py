@@ -1,23 +1,31 @@
 """TextDataModule: text classification batches from local files, the HF hub, or generated ListOps.
 
-Sources (``data.root`` or ``data.hub_id``; neither = generated ListOps):
-- AG-News CSV folder: ``train.csv`` / ``test.csv`` without header (class 1-4, title, description; text =
-  title + ". " + description, labels 0-3), class names from ``classes.txt`` if present.
-- IMDb folders: ``aclImdb/{train,test}/{pos,neg}/*.txt`` (root = ``aclImdb`` or its parent).
-- generic folder: ``train.{csv,jsonl,json,parquet}`` (+ ``test.*``) with a text and a label column;
-  string labels map to ids by sorted unique training labels, integer labels are used as ids.
-- one csv/jsonl/json/parquet file: the training pool (validation and test are carved from it).
-- ``hub_id``: ``datasets.load_dataset(hub_id)`` splits ``train`` (+ ``test``), online users only.
+Sources (``data.root`` or ``data.hub_id``; neither = generated ListOps): IMDb folders, AG-News and generic
+csv/jsonl/json/parquet tables, one folder per class (``root/<class>/*``, ``root/{train,test}/<class>/*``),
+one table file, or a hub id; `sources` says how each is read.
 
 Splits: validation is carved from train with ``seed``; test is the official test split. A source with
 only a train split gets its test carved from it too; one with only a test split (the offline AG-News)
 gets train, validation and test carved from it, with a warning that the numbers are not comparable with
 published ones. ``<br />`` tags (IMDb) become spaces; empty texts are skipped and counted.
 
+Each stage reads only what it needs: ``fit`` train and validation, ``validate`` validation, ``test`` the
+official test split alone (a carved one needs its pool), ``predict`` only ``predict_path``, which is read
+and checked when the data module is built, so an empty file is a one-line error before anything else.
+
 The tokenizer (bytes | bpe | wordpiece | a pretrained HF name) is built from the training split only;
-bpe/wordpiece are cached next to the data (see `tokenizer.build_tokenizer`). All texts are tokenised
-once, truncated to ``max_length``, and batched by length (`LengthBucketBatchSampler`, DDP-aware through
-the trainer's global rank and world size: run the Trainer with ``use_distributed_sampler=False``).
+bpe/wordpiece are cached in the user cache (`tokenizer.user_cache_dir`), never in the data folder. The
+tokenizer and the class names are also kept there as a data card, keyed by these settings and the size
+and modification time of every data file: a test or predict run, whose model takes ``vocab_size``,
+``class_names`` and the tokenizer from this module before its checkpoint is loaded, gets them without
+reading the training data (a hub dataset has no card and is read whole).
+
+All texts are tokenised once, truncated to ``max_length``, and batched by length (`LengthBucketBatchSampler`,
+DDP-aware through the trainer's global rank and world size: run the Trainer with
+``use_distributed_sampler=False``). Validation and test samples are shuffled once with ``seed`` first: the
+sampler orders evaluation samples by length and keeps the file order among equal lengths (every truncated
+text), so a class-sorted test file would give one-class first batches and a misleading partial evaluation
+(``limit_test_batches``). Each sample is still seen exactly once over all ranks.
 
 Batches are dicts: ``input_ids`` (B, L) int64, ``padding_mask`` (B, L) bool (True at padding), ``labels``
 (B,) int64, padded to the longest sample of the batch; predict batches carry ``input_ids``,
@@ -27,13 +35,13 @@ in ``predict_path``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
-import pandas as pd
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
@@ -41,40 +49,23 @@ from torch.utils.data import DataLoader, Dataset
 from infomamba.tasks.sampling import LengthBucketBatchSampler
 from infomamba.tasks.text.listops import NUM_CLASSES as LISTOPS_CLASSES
 from infomamba.tasks.text.listops import generate_listops, listops_tokenizer
-from infomamba.tasks.text.tokenizer import TextTokenizer, build_tokenizer, clean_text, default_cache_dir
+from infomamba.tasks.text.sources import Source, Split, class_names_of, label_ids, open_source, read_predict_texts
+from infomamba.tasks.text.tokenizer import (
+    RECIPE_VERSION,
+    TextTokenizer,
+    build_tokenizer,
+    user_cache_dir,
+    write_atomic,
+)
 
 SPLITS = ("train", "val", "test")
-TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
-LAYOUTS = (
-    "Accepted data.root layouts: (1) AG-News CSV folder: train.csv/test.csv without header (class 1-4, "
-    "title, description), optional classes.txt; (2) IMDb folders: aclImdb/{train,test}/{pos,neg}/*.txt "
-    "(root = aclImdb or its parent); (3) a folder with train.{csv,jsonl,json,parquet} (and optionally "
-    "test.*) holding text and label columns; (4) a single csv/jsonl/json/parquet file (validation and "
-    "test carved from it). Or data.hub_id=<Hugging Face dataset id> when online."
-)
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), None: SPLITS}
+# Bump when what a data card holds, or how its key is made, changes.
+CARD_VERSION = 1
 # ListOps defaults: small enough that a CPU run of a few minutes learns something.
 LISTOPS_MAX_DEPTH = 5
 LISTOPS_MAX_ARGS = 6
 LISTOPS_MAX_LENGTH = 200
-
-
-@dataclass
-class _Split:
-    """Texts with their labels (raw values: str or int ids) and where they came from."""
-
-    texts: list[str]
-    labels: list[Any]
-    source: str
-
-
-@dataclass
-class _Raw:
-    """What a source provides: a train and/or a test split, class names if the source names its ids."""
-
-    train: _Split | None
-    test: _Split | None
-    class_names: list[str] | None
-    description: str
 
 
 class EncodedTexts(Dataset):
@@ -134,8 +125,8 @@ class TextDataModule(L.LightningDataModule):
 
     Args:
         root: data folder or file, e.g. ``../shared/data/imdb``: an AG-News csv folder, an aclImdb
-            tree, a folder with train/test csv|jsonl|json|parquet files, or one such file. None with
-            ``hub_id`` None: generated ListOps.
+            tree, a folder with train/test csv|jsonl|json|parquet files, class folders, or one table
+            file. None with ``hub_id`` None: generated ListOps.
         hub_id: Hugging Face dataset id, e.g. ``ag_news`` or ``stanfordnlp/imdb`` (needs ``datasets``
             and network). Exclusive with ``root``.
         text_column: column holding the text (csv/jsonl/json/parquet, hub).
@@ -143,7 +134,7 @@ class TextDataModule(L.LightningDataModule):
         tokenizer: ``bytes`` | ``bpe`` | ``wordpiece`` (trained on the training split) or a pretrained
             HF tokenizer name (needs ``transformers``). ListOps always uses its own word-level vocabulary.
         vocab_size: target vocabulary size of a trained bpe/wordpiece tokenizer. The real size (embedding
-            rows) is the ``vocab_size`` property after loading.
+            rows) is the ``vocab_size`` property.
         max_length: texts are truncated to this many tokens (the head is kept).
         batch_size: samples per batch (ignored when ``max_tokens`` is set).
         max_tokens: padding-aware token budget per batch (samples x longest sample); replaces
@@ -152,13 +143,14 @@ class TextDataModule(L.LightningDataModule):
         val_fraction: share of the training split carved off as validation.
         test_fraction: share carved off as test when the source has no test split (single file, train
             only) or no train split (offline AG-News, whose only split is test).
-        seed: seed of the carved splits, of the batch shuffling (plus the epoch) and of ListOps.
+        seed: seed of the carved splits, of the batch shuffling (plus the epoch), of the evaluation
+            order and of ListOps.
         predict_path: texts for ``predict``: a .txt file (one text per line) or csv/jsonl/json/parquet
-            with ``text_column``.
+            with ``text_column``; read when the data module is built.
         listops_size: number of generated ListOps training expressions (validation and test a quarter
             of it each).
-        cache_dir: where trained tokenizers are cached; None: ``<root>/.infomamba_cache`` if writable,
-            else ``~/.cache/infomamba``.
+        cache_dir: where trained tokenizers and data cards are kept; None: the user cache
+            (``$INFOMAMBA_CACHE``, else ``$XDG_CACHE_HOME/infomamba``, else ``~/.cache/infomamba``).
     """
 
     def __init__(
@@ -208,31 +200,35 @@ class TextDataModule(L.LightningDataModule):
         self.predict_path = predict_path
         self.listops_size = listops_size
         self.cache_dir = cache_dir
+        self._predict_texts = None if predict_path is None else read_predict_texts(Path(predict_path), text_column)
+        self._source: Source | None = None
         self._text_tokenizer: TextTokenizer | None = None
+        self._class_names: list[str] | None = None
+        self._labels_by_name: bool | None = None
+        self._labelled: dict[str, Split] | None = None
         self.train_dataset: EncodedTexts | None = None
         self.val_dataset: EncodedTexts | None = None
         self.test_dataset: EncodedTexts | None = None
         self.predict_dataset: EncodedTexts | None = None
-        self._class_names: list[str] | None = None
 
     # ----------------------------------------------------------------------------------- properties
     @property
     def text_tokenizer(self) -> TextTokenizer:
-        """The tokenizer (trained on the training split, or ListOps' vocabulary); loads the data on first
-        use. The model keeps it in its checkpoint."""
-        self._ensure_loaded()
+        """The tokenizer (trained on the training split, or ListOps' vocabulary). The model keeps it in its
+        checkpoint."""
+        self._ensure_meta()
         return self._text_tokenizer
 
     @property
     def vocab_size(self) -> int:
-        """Number of token ids (embedding rows); loads the data on first use."""
-        self._ensure_loaded()
+        """Number of token ids (embedding rows)."""
+        self._ensure_meta()
         return self._text_tokenizer.vocab_size
 
     @property
     def pad_id(self) -> int:
         """Id used for padding."""
-        self._ensure_loaded()
+        self._ensure_meta()
         return self._text_tokenizer.pad_id
 
     @property
@@ -243,31 +239,45 @@ class TextDataModule(L.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         """Class names, index = label id."""
-        self._ensure_loaded()
+        self._ensure_meta()
         return list(self._class_names)
+
+    @property
+    def source(self) -> Source:
+        """The local or hub source (its layout found from names; splits are read when a stage needs them)."""
+        if self._source is None:
+            self._source = open_source(self.root, self.hub_id, self.text_column, self.label_column)
+        return self._source
 
     # ------------------------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
-        """Rank 0 loads (downloads for a hub id) and trains / caches the tokenizer, so that the other
-        ranks find the cached tokenizer in `setup`."""
-        self._ensure_loaded()
+        """Rank 0 trains and caches the tokenizer and writes the data card, so that the other ranks load
+        them in `setup`."""
+        self._ensure_meta()
 
     def setup(self, stage: str | None = None) -> None:
-        """Load the splits and the tokenizer (once); for ``predict`` also read ``predict_path``."""
-        self._ensure_loaded()
-        if stage == "predict" and self.predict_dataset is None:
-            self.predict_dataset = self._read_predict()
+        """The tokenizer and class names, then only the data ``stage`` needs (see the module docstring)."""
+        self._ensure_meta()
+        if stage == "predict":
+            if self.predict_dataset is None:
+                self.predict_dataset = self._encode_predict()
+            return
+        names = [name for name in STAGE_SPLITS[stage] if getattr(self, f"{name}_dataset") is None]
+        for name in names:
+            setattr(self, f"{name}_dataset", self._encode(self._split(name), name))
+        if names:
+            self._log_summary(names)
 
     def train_dataloader(self) -> DataLoader:
-        self._ensure_loaded()
+        self.setup("fit")
         return self._loader(self.train_dataset, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        self._ensure_loaded()
+        self.setup("validate")
         return self._loader(self.val_dataset, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        self._ensure_loaded()
+        self.setup("test")
         return self._loader(self.test_dataset, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
@@ -298,25 +308,85 @@ class TextDataModule(L.LightningDataModule):
         )
 
     # ------------------------------------------------------------------------------------ loading
-    def _ensure_loaded(self) -> None:
-        """Read the source, carve the splits, build the tokenizer and tokenise (once)."""
-        if self.train_dataset is not None:
-            return
-        if self.root is None and self.hub_id is None:
-            self._load_listops()
-            return
-        raw = self._read_hub() if self.hub_id is not None else _read_root(Path(self.root), self)
-        train, val, test = self._carve(raw)
-        label_ids, class_names = _encode_labels(raw, [train, val, test])
-        cache = self.cache_dir or default_cache_dir(self.root)
-        self._text_tokenizer = build_tokenizer(self.tokenizer_name, train.texts, self.target_vocab_size, cache)
-        self._class_names = class_names
-        self.train_dataset, self.val_dataset, self.test_dataset = (
-            self._encode(split, ids, name) for split, ids, name in zip((train, val, test), label_ids, SPLITS)
-        )
-        self._log_summary(raw.description)
+    def _is_listops(self) -> bool:
+        return self.root is None and self.hub_id is None
 
-    def _load_listops(self) -> None:
+    def _ensure_meta(self) -> None:
+        """The tokenizer and class names: ListOps' own, the data card's, or from reading the data (which
+        then writes the card)."""
+        if self._text_tokenizer is not None:
+            return
+        if self._is_listops():
+            self._text_tokenizer = listops_tokenizer()
+            self._class_names = [str(d) for d in range(LISTOPS_CLASSES)]
+            return
+        card = self._card_path()
+        if card is not None and card.is_file():
+            meta = json.loads(card.read_text(encoding="utf-8"))
+            self._text_tokenizer = TextTokenizer.from_json(meta["tokenizer"], source=str(card))
+            self._class_names, self._labels_by_name = meta["class_names"], meta["labels_by_name"]
+            rank_zero_info(f"Text data: tokenizer and class names of {self.source.description} from {card}")
+            return
+        self._read_labelled()
+        if card is not None:
+            meta = {"tokenizer": self._text_tokenizer.to_json(), "class_names": self._class_names,
+                    "labels_by_name": self._labels_by_name}
+            try:
+                write_atomic(card, json.dumps(meta))
+            except OSError as error:
+                rank_zero_warn(f"Text data: could not write {card} ({error}); test and predict runs will read "
+                               "the training data again.")
+
+    def _card_path(self) -> Path | None:
+        """Where the data card of this local source and these settings lives (None for a hub dataset)."""
+        files = self.source.files
+        if files is None:
+            return None
+        identity = {
+            "card": CARD_VERSION,
+            "root": str(Path(self.root).resolve()),
+            "files": [[str(path), stat.st_size, stat.st_mtime_ns] for path in files for stat in (path.stat(),)],
+            "settings": [self.text_column, self.label_column, self.tokenizer_name, self.target_vocab_size,
+                         RECIPE_VERSION, self.seed, self.val_fraction, self.test_fraction],
+        }
+        key = hashlib.sha256(json.dumps(identity).encode("utf-8")).hexdigest()[:24]
+        return self._cache() / "text-data" / f"{key}.json"
+
+    def _cache(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir is not None else user_cache_dir()
+
+    def _split(self, name: str) -> Split:
+        """Split ``name`` with label ids: an official test split is read alone; anything else needs every
+        split (read and carved once)."""
+        official_test = not self._is_listops() and set(self.source.readers) == {"train", "test"}
+        if self._labelled is None and name == "test" and official_test:
+            test = self.source.read("test")
+            return Split(test.texts, label_ids(test, self._class_names, self._labels_by_name), test.source)
+        self._read_labelled()
+        return self._labelled[name]
+
+    def _read_labelled(self) -> None:
+        """Read and carve every split, with label ids; set the class names, and the tokenizer if unset."""
+        if self._labelled is not None:
+            return
+        if self._is_listops():
+            self._labelled = self._generate_listops()
+            return
+        raw = {name: self.source.read(name) for name in self.source.readers}
+        splits = self._carve(raw.get("train"), raw.get("test"))
+        reference = raw["train"] if "train" in raw else raw["test"]
+        self._class_names = class_names_of(reference, self.source.class_names)
+        self._labels_by_name = all(isinstance(v, str) for v in reference.labels)
+        self._labelled = {
+            name: Split(split.texts, label_ids(split, self._class_names, self._labels_by_name), split.source)
+            for name, split in zip(SPLITS, splits)
+        }
+        if self._text_tokenizer is None:
+            self._text_tokenizer = build_tokenizer(
+                self.tokenizer_name, splits[0].texts, self.target_vocab_size, self._cache()
+            )
+
+    def _generate_listops(self) -> dict[str, Split]:
         """Generated ListOps; train, validation and test from disjoint seeds, duplicates of training
         expressions removed from validation and test. Expressions are never longer than ``max_length``
         (a truncated expression would keep the label of the whole one)."""
@@ -325,17 +395,12 @@ class TextDataModule(L.LightningDataModule):
         splits = {}
         for offset, (name, size) in enumerate(sizes.items()):
             pairs = generate_listops(size, LISTOPS_MAX_DEPTH, LISTOPS_MAX_ARGS, longest, seed=3 * self.seed + offset)
-            splits[name] = _Split([t for t, _ in pairs], [y for _, y in pairs], f"ListOps {name}")
+            splits[name] = Split([t for t, _ in pairs], [y for _, y in pairs], f"ListOps {name}")
         seen = set(splits["train"].texts)
         for name in ("val", "test"):
-            keep = [i for i, t in enumerate(splits[name].texts) if t not in seen]
             split = splits[name]
-            splits[name] = _Split([split.texts[i] for i in keep], [split.labels[i] for i in keep], split.source)
-        self._text_tokenizer = listops_tokenizer()
-        self._class_names = [str(d) for d in range(LISTOPS_CLASSES)]
-        self.train_dataset, self.val_dataset, self.test_dataset = (
-            self._encode(splits[name], splits[name].labels, name) for name in SPLITS
-        )
+            keep = [i for i, t in enumerate(split.texts) if t not in seen]
+            splits[name] = Split([split.texts[i] for i in keep], [split.labels[i] for i in keep], split.source)
         rank_zero_info(
             "Text data: no data.root / data.hub_id given, so using generated ListOps (depth <= "
             f"{LISTOPS_MAX_DEPTH}, <= {LISTOPS_MAX_ARGS} arguments, <= {longest} tokens, its own "
@@ -343,68 +408,42 @@ class TextDataModule(L.LightningDataModule):
             "../shared/data/imdb (IMDb), --data.root ../shared/data/ag_news (AG-News, test split only), "
             "or --data.hub_id stanfordnlp/imdb | ag_news when online."
         )
-        self._log_summary("generated ListOps")
+        return splits
 
-    def _read_hub(self) -> _Raw:
-        """``datasets.load_dataset(hub_id)``: its train and test splits."""
-        try:
-            import datasets
-        except ImportError as error:
-            raise ImportError(
-                f"data.hub_id={self.hub_id!r} needs `pip install datasets` (and network access); offline, "
-                f"point data.root at local files instead. {LAYOUTS}"
-            ) from error
-        loaded = datasets.load_dataset(self.hub_id)
-        if "train" not in loaded and "test" not in loaded:
-            raise ValueError(f"Hub dataset {self.hub_id!r} has no train or test split (has {list(loaded)}).")
-        splits = {}
-        class_names = None
-        for name in ("train", "test"):
-            if name not in loaded:
-                continue
-            part = loaded[name]
-            source = f"hub {self.hub_id} [{name}]"
-            _check_columns(part.column_names, (self.text_column, self.label_column), source)
-            labels = _label_values(list(part[self.label_column]), source, self.label_column)
-            splits[name] = _clean(_Split(list(part[self.text_column]), labels, source))
-            feature = part.features[self.label_column]
-            if class_names is None and hasattr(feature, "names"):
-                class_names = list(feature.names)
-        return _Raw(splits.get("train"), splits.get("test"), class_names, f"hub dataset {self.hub_id}")
-
-    def _carve(self, raw: _Raw) -> tuple[_Split, _Split, _Split]:
+    def _carve(self, train: Split | None, test: Split | None) -> tuple[Split, Split, Split]:
         """Train, validation and test splits; carved parts drawn with ``seed``."""
         rng = np.random.default_rng(self.seed)
-        if raw.train is not None and raw.test is not None:
-            train, val = _take(raw.train, self.val_fraction, rng)
-            return train, val, raw.test
-        pool = raw.train if raw.train is not None else raw.test
-        rest, test = _take(pool, self.test_fraction, rng)
-        train, val = _take(rest, self.val_fraction, rng)
-        if raw.train is None:
+        if train is not None and test is not None:
+            train, val = _take(train, self.val_fraction, rng)
+            return train, val, test
+        pool = train if train is not None else test
+        rest, carved_test = _take(pool, self.test_fraction, rng)
+        carved_train, val = _take(rest, self.val_fraction, rng)
+        if train is None:
             rank_zero_warn(
-                f"Text data: {raw.description} has only a TEST split ({pool.source}); train / validation / "
+                f"Text data: {self.source.description} has only a TEST split ({pool.source}); train / validation / "
                 f"test are all carved from it (seed {self.seed}, test {self.test_fraction:.0%}, validation "
                 f"{self.val_fraction:.0%} of the rest). Accuracy on this split is NOT comparable with "
                 "published numbers on the official split; say so when reporting."
             )
         else:
             rank_zero_info(
-                f"Text data: {raw.description} has no test split; test ({self.test_fraction:.0%}) and "
+                f"Text data: {self.source.description} has no test split; test ({self.test_fraction:.0%}) and "
                 f"validation ({self.val_fraction:.0%} of the rest) are carved from {pool.source} with seed "
                 f"{self.seed}."
             )
-        return train, val, test
+        return carved_train, val, carved_test
 
-    def _encode(
-        self, split: _Split, label_ids: list[int] | None, name: str, rows: list[int] | None = None
-    ) -> EncodedTexts:
-        """Tokenise and truncate; texts that give no token are skipped (counted in the log)."""
+    def _encode(self, split: Split, name: str, rows: list[int] | None = None) -> EncodedTexts:
+        """Tokenise and truncate; texts that give no token are skipped (counted in the log). Validation and
+        test samples are shuffled once with ``seed`` (see the module docstring)."""
         encoded = self._text_tokenizer.encode_batch(split.texts)
         keep = [i for i, ids in enumerate(encoded) if ids]
         where = f"{name} split ({split.source})"
         if len(keep) < len(encoded):
             rank_zero_warn(f"Text data: skipped {len(encoded) - len(keep)} texts with no token in {where}.")
+        if name in ("val", "test"):
+            keep = [keep[i] for i in np.random.default_rng(self.seed).permutation(len(keep))]
         ids = [np.asarray(encoded[i][: self.max_length], dtype=np.int64) for i in keep]
         truncated = sum(len(encoded[i]) > self.max_length for i in keep)
         if truncated:
@@ -414,163 +453,35 @@ class TextDataModule(L.LightningDataModule):
         return EncodedTexts(
             ids,
             [split.texts[i] for i in keep],
-            None if label_ids is None else [label_ids[i] for i in keep],
+            None if rows is not None else [split.labels[i] for i in keep],
             None if rows is None else [rows[i] for i in keep],
         )
 
-    def _read_predict(self) -> EncodedTexts:
-        """``predict_path``: .txt (one text per line) or a table with ``text_column``."""
-        if self.predict_path is None:
+    def _encode_predict(self) -> EncodedTexts:
+        """The texts of ``predict_path`` (read when the data module was built)."""
+        if self._predict_texts is None:
             raise ValueError("predict needs data.predict_path (.txt, one text per line, or csv/jsonl/json/parquet).")
-        path = Path(self.predict_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"data.predict_path {path} does not exist.")
-        if path.suffix == ".txt":
-            texts = path.read_text(encoding="utf-8").splitlines()
-        elif path.suffix in TABLE_SUFFIXES:
-            frame = _read_frame(path)
-            _check_columns(list(frame.columns), (self.text_column,), str(path))
-            texts = frame[self.text_column].tolist()
-        else:
-            raise ValueError(f"data.predict_path {path}: use .txt or one of {TABLE_SUFFIXES}.")
-        kept, rows = _drop_empty([clean_text(t) for t in texts], list(range(len(texts))), str(path))
-        return self._encode(_Split(kept, [None] * len(kept), str(path)), None, "predict", rows)
+        texts, rows = self._predict_texts
+        dataset = self._encode(Split(texts, [None] * len(texts), str(self.predict_path)), "predict", rows)
+        if not dataset.ids:
+            raise ValueError(f"data.predict_path {self.predict_path}: no text gives a token with this tokenizer.")
+        rank_zero_info(f"Text data: predict {len(dataset)} texts of {self.predict_path}; tokenizer "
+                       f"{self._text_tokenizer.kind} ({self.vocab_size} ids).")
+        return dataset
 
-    def _log_summary(self, description: str) -> None:
-        datasets = (self.train_dataset, self.val_dataset, self.test_dataset)
-        sizes = ", ".join(f"{name} {len(d)}" for name, d in zip(SPLITS, datasets))
-        mean = float(np.mean(self.train_dataset.lengths))
+    def _log_summary(self, names: list[str]) -> None:
+        datasets = [getattr(self, f"{name}_dataset") for name in names]
+        sizes = ", ".join(f"{name} {len(d)}" for name, d in zip(names, datasets))
+        description = "generated ListOps" if self._is_listops() else self.source.description
+        mean = float(np.mean(datasets[0].lengths)) if datasets[0].lengths else 0.0
         rank_zero_info(
             f"Text data: {description}: {sizes}; {self.num_classes} classes {self._class_names[:10]}; tokenizer "
-            f"{self._text_tokenizer.kind} ({self.vocab_size} ids); mean train length {mean:.0f} tokens "
+            f"{self._text_tokenizer.kind} ({self.vocab_size} ids); mean {names[0]} length {mean:.0f} tokens "
             f"(max_length {self.max_length})."
         )
 
 
-# ---------------------------------------------------------------------------------------- readers
-def _read_root(root: Path, dm: TextDataModule) -> _Raw:
-    """Detect the layout of ``root`` and read its train / test splits."""
-    if not root.exists():
-        raise FileNotFoundError(f"data.root {root} does not exist. {LAYOUTS}")
-    if root.is_file():
-        if root.suffix not in TABLE_SUFFIXES:
-            raise ValueError(f"data.root {root}: unsupported file type {root.suffix!r}. {LAYOUTS}")
-        return _Raw(_read_table(root, dm), None, _class_names_file(root.parent), f"file {root}")
-    for imdb in (root, root / "aclImdb"):
-        if (imdb / "train" / "pos").is_dir() or (imdb / "test" / "pos").is_dir():
-            train, test = (_read_imdb_folder(imdb / s) if (imdb / s).is_dir() else None for s in ("train", "test"))
-            return _Raw(train, test, None, f"IMDb folders {imdb}")
-    files = {split: _split_file(root, split) for split in ("train", "test")}
-    if files["train"] is None and files["test"] is None:
-        found = sorted(p.name for p in root.iterdir())[:20]
-        raise FileNotFoundError(f"data.root {root}: no recognised layout (found {found}). {LAYOUTS}")
-    train, test = (None if files[s] is None else _read_table(files[s], dm) for s in ("train", "test"))
-    return _Raw(train, test, _class_names_file(root), f"folder {root}")
-
-
-def _split_file(root: Path, split: str) -> Path | None:
-    """The one ``<split>.<csv|jsonl|json|parquet>`` in ``root`` (error if several)."""
-    found = [root / f"{split}{suffix}" for suffix in TABLE_SUFFIXES if (root / f"{split}{suffix}").is_file()]
-    if len(found) > 1:
-        raise ValueError(f"data.root {root}: several {split} files {[p.name for p in found]}; keep one.")
-    return found[0] if found else None
-
-
-def _read_frame(path: Path) -> pd.DataFrame:
-    """A csv (with header) / jsonl / json / parquet file as a DataFrame."""
-    if path.suffix == ".csv":
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
-    if path.suffix == ".jsonl":
-        return pd.read_json(path, lines=True)
-    if path.suffix == ".json":
-        try:
-            return pd.read_json(path)
-        except ValueError:
-            return pd.read_json(path, lines=True)
-    return pd.read_parquet(path)
-
-
-def _is_agnews_csv(path: Path) -> bool:
-    """A headerless csv of 3 fields whose first field is an integer class (AG-News original layout)."""
-    if path.suffix != ".csv":
-        return False
-    head = pd.read_csv(path, header=None, nrows=5, dtype=str, keep_default_na=False)
-    return head.shape[1] == 3 and bool(head[0].str.fullmatch(r"\d+").all())
-
-
-def _class_names_file(folder: Path) -> list[str] | None:
-    """Names of integer classes from ``folder/classes.txt`` (AG-News; one per line), if present."""
-    classes = folder / "classes.txt"
-    if not classes.is_file():
-        return None
-    return [line.strip() for line in classes.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _read_table(path: Path, dm: TextDataModule) -> _Split:
-    """One split from a table file (AG-News headerless csv detected automatically)."""
-    if _is_agnews_csv(path):
-        names = ["label", "title", "description"]
-        frame = pd.read_csv(path, header=None, names=names, dtype=str, keep_default_na=False)
-        classes = frame["label"].astype(int) - 1
-        if (classes < 0).any():
-            raise ValueError(f"{path}: AG-News classes start at 1, found {int(classes.min()) + 1}.")
-        texts = (frame["title"].str.strip() + ". " + frame["description"].str.strip()).tolist()
-        return _clean(_Split(texts, classes.tolist(), str(path)))
-    frame = _read_frame(path)
-    _check_columns(list(frame.columns), (dm.text_column, dm.label_column), str(path))
-    labels = _label_values(frame[dm.label_column].tolist(), str(path), dm.label_column)
-    return _clean(_Split(frame[dm.text_column].tolist(), labels, str(path)))
-
-
-def _read_imdb_folder(folder: Path) -> _Split:
-    """``folder/{neg,pos}/*.txt`` (files sorted by name), labels "neg" / "pos"."""
-    texts, labels = [], []
-    for label in ("neg", "pos"):
-        if not (folder / label).is_dir():
-            raise FileNotFoundError(f"IMDb layout: {folder / label} is missing. {LAYOUTS}")
-        for file in sorted((folder / label).glob("*.txt")):
-            texts.append(file.read_text(encoding="utf-8"))
-            labels.append(label)
-    return _clean(_Split(texts, labels, str(folder)))
-
-
-def _check_columns(columns: list[str], needed: tuple[str, ...], source: str) -> None:
-    missing = [c for c in needed if c not in columns]
-    if missing:
-        raise KeyError(
-            f"{source}: column(s) {missing} not found; columns are {list(columns)}. Set data.text_column / "
-            "data.label_column."
-        )
-
-
-def _label_values(values: list[Any], source: str, column: str) -> list[Any]:
-    """Labels as all-int ids or all-str names; missing, mixed or fractional labels are errors."""
-    missing = sum(v is None or (isinstance(v, float) and np.isnan(v)) for v in values)
-    if missing:
-        raise ValueError(f"{source}: {missing} rows have no label in column {column!r}.")
-    if all(isinstance(v, str) for v in values):
-        return values
-    numeric = (int, np.integer, float, np.floating)
-    if all(isinstance(v, numeric) and not isinstance(v, bool) and float(v).is_integer() for v in values):
-        return [int(v) for v in values]
-    raise ValueError(f"{source}: labels in column {column!r} must be all strings or all integers.")
-
-
-def _clean(split: _Split) -> _Split:
-    """The split with cleaned texts, empty ones skipped (counted)."""
-    texts, labels = _drop_empty([clean_text(t) for t in split.texts], split.labels, split.source)
-    return _Split(texts, labels, split.source)
-
-
-def _drop_empty(texts: list[str], others: list[Any], source: str) -> tuple[list[str], list[Any]]:
-    """Non-empty texts with their ``others`` entries; logs how many were skipped."""
-    keep = [i for i, t in enumerate(texts) if t]
-    if len(keep) < len(texts):
-        rank_zero_warn(f"Text data: skipped {len(texts) - len(keep)} empty texts in {source}.")
-    return [texts[i] for i in keep], [others[i] for i in keep]
-
-
-def _take(split: _Split, fraction: float, rng: np.random.Generator) -> tuple[_Split, _Split]:
+def _take(split: Split, fraction: float, rng: np.random.Generator) -> tuple[Split, Split]:
     """Split off a random ``fraction`` (at least one sample, at least one left)."""
     n = len(split.texts)
     if n < 2:
@@ -579,35 +490,7 @@ def _take(split: _Split, fraction: float, rng: np.random.Generator) -> tuple[_Sp
     order = rng.permutation(n)
     taken, rest = sorted(order[:count].tolist()), sorted(order[count:].tolist())
 
-    def subset(indices: list[int]) -> _Split:
-        return _Split([split.texts[i] for i in indices], [split.labels[i] for i in indices], split.source)
+    def subset(indices: list[int]) -> Split:
+        return Split([split.texts[i] for i in indices], [split.labels[i] for i in indices], split.source)
 
     return subset(rest), subset(taken)
-
-
-def _encode_labels(raw: _Raw, splits: list[_Split]) -> tuple[list[list[int]], list[str]]:
-    """Label ids of every split and the class names.
-
-    String labels: sorted unique labels of the source's training split (the pool when carved) -> ids; a
-    test label absent from training is an error. Integer labels are ids, names from the source or str(id).
-    """
-    reference = raw.train if raw.train is not None else raw.test
-    if all(isinstance(v, str) for v in reference.labels):
-        names = sorted(set(reference.labels))
-        lookup = {name: i for i, name in enumerate(names)}
-        for split in splits:
-            for value in split.labels:
-                if value not in lookup:
-                    raise ValueError(
-                        f"{split.source}: label {value!r} does not occur in the training labels {names}."
-                    )
-        return [[lookup[v] for v in split.labels] for split in splits], names
-    count = len(raw.class_names) if raw.class_names else max(reference.labels) + 1
-    names = raw.class_names or [str(i) for i in range(count)]
-    for split in splits:
-        for value in split.labels:
-            if not isinstance(value, (int, np.integer)) or not 0 <= value < count:
-                raise ValueError(
-                    f"{split.source}: label {value!r} is not a class id of the training labels (0..{count - 1})."
-                )
-    return [list(map(int, split.labels)) for split in splits], names

@@ -36,14 +36,15 @@ class TextClassifier(TaskModule):
                  loss: LossWeights = LossWeights(), lr: float = 1e-3, weight_decay: float = 0.05,
                  betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01,
                  max_positions: int = 4096, head_dropout: float = 0.1, pad_id: int = 0,
-                 class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None):
+                 class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None,
+                 compile: bool = False):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
         if tokenizer is not None and (tokenizer.vocab_size, tokenizer.pad_id) != (vocab_size, pad_id):
             raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids and pads with {tokenizer.pad_id}, "
                              f"but vocab_size={vocab_size} and pad_id={pad_id}")
-        super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio)
+        super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile)
         self.save_hyperparameters({"num_classes": num_classes, "vocab_size": vocab_size, "pad_id": pad_id,
                                    "class_names": class_names, "max_positions": max_positions,
                                    "head_dropout": head_dropout})

@@ -4,8 +4,9 @@ Kinds:
 - ``bytes``: UTF-8 bytes, id = byte + 2 (vocabulary 258, nothing to train).
 - ``bpe`` / ``wordpiece``: trained with Hugging Face ``tokenizers`` on the training texts only;
   normalisation NFKC + lowercase, BERT pre-tokenisation (split on whitespace and punctuation).
-  `build_tokenizer` caches them as ``tokenizer.json`` keyed by kind, vocabulary size, recipe version and
-  a hash of the training texts themselves (so a changed split or seed retrains).
+  `build_tokenizer` caches them as ``tokenizer.json`` in the user cache (`user_cache_dir`, never in the
+  data folder) keyed by kind, vocabulary size, recipe version and a hash of the training texts themselves
+  (so a changed split or seed retrains).
 - ``word``: a fixed whitespace-level vocabulary (used by ListOps).
 - any other name: a pretrained tokenizer through ``transformers.AutoTokenizer`` (optional dependency),
   used without adding special tokens.
@@ -19,7 +20,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from infomamba.tasks.cache import user_cache_dir
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
@@ -114,7 +115,7 @@ class TextTokenizer:
 
     def save(self, path: str | Path) -> None:
         """Write `to_json()` to ``path`` atomically."""
-        _write_atomic(Path(path), self.to_json())
+        write_atomic(Path(path), self.to_json())
 
     @classmethod
     def from_json(cls, text: str, source: str = "tokenizer") -> TextTokenizer:
@@ -203,28 +204,6 @@ def texts_fingerprint(texts: Iterable[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def default_cache_dir(root: str | Path | None) -> Path:
-    """``<root>/.infomamba_cache`` (beside the data; a file root uses its folder) if it can be written,
-    else ``$XDG_CACHE_HOME/infomamba`` (``~/.cache/infomamba``).
-
-    A folder whose permission bits forbid writing (e.g. a shared read-only data folder) counts as
-    read-only even for root, who could write there anyway.
-    """
-    if root is not None:
-        base = Path(root).expanduser()
-        folder = base.parent if base.is_file() else base
-        candidate = folder / ".infomamba_cache"
-        if _writable(candidate) or (not candidate.exists() and _writable(folder)):
-            try:
-                candidate.mkdir(exist_ok=True)
-                return candidate
-            except OSError:
-                pass
-    fallback = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "infomamba"
-    fallback.mkdir(parents=True, exist_ok=True)
-    return fallback
-
-
 def build_tokenizer(
     kind: str, train_texts: Sequence[str], vocab_size: int = 8000, cache_dir: str | Path | None = None
 ) -> TextTokenizer:
@@ -257,12 +236,7 @@ def build_tokenizer(
     return tokenizer
 
 
-def _writable(folder: Path) -> bool:
-    """An existing folder that we may write and whose owner-write permission bit is set."""
-    return folder.is_dir() and os.access(folder, os.W_OK) and bool(folder.stat().st_mode & stat.S_IWUSR)
-
-
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -1,0 +1,78 @@
+"""Run folders: `<save_dir>/<name>/version_N` (by default `runs/<task>/version_N`), one per run.
+
+A run's folder holds its config.yaml, metrics.csv, hparams.yaml and checkpoints/. `claim_version` takes the
+next free `version_N` with `os.mkdir`, which fails when the folder exists, so two runs started at once in
+the same place never share a folder. `resumable_run` finds the folder `--ckpt_path last` continues: the
+newest one with a `checkpoints/last.ckpt`. A resumed run writes into the folder it continues, so
+`RunLogger` appends to its metrics.csv where Lightning's CSVLogger would delete it.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+LAST = Path("checkpoints") / "last.ckpt"
+_VERSION = re.compile(r"version_(\d+)")
+
+
+def versions(root: Path) -> dict[int, Path]:
+    """The `version_N` folders under `root`, by N."""
+    if not root.is_dir():
+        return {}
+    return {int(m.group(1)): p for p in root.iterdir() if p.is_dir() and (m := _VERSION.fullmatch(p.name))}
+
+
+def claim_version(root: Path) -> int:
+    """Create and return the next free `root/version_N` (one past the highest; the next one if another run
+    created it first)."""
+    root.mkdir(parents=True, exist_ok=True)
+    n = max(versions(root), default=-1) + 1
+    while True:
+        try:
+            (root / f"version_{n}").mkdir()
+            return n
+        except FileExistsError:
+            n += 1
+
+
+def claim_folder(folder: Path) -> None:
+    """Create `folder` for a new run; one that exists is refused (it may be another run's)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        raise SystemExit(f"--run_dir {folder} exists: add --ckpt_path last to continue that run, or name a new "
+                         "folder") from None
+
+
+def resumable_run(root: Path) -> Path:
+    """The newest `root/version_N` that has a `checkpoints/last.ckpt` (runs of validate/test/predict and runs
+    stopped before their first checkpoint have none)."""
+    found = [p for _, p in sorted(versions(root).items()) if (p / LAST).is_file()]
+    if not found:
+        raise SystemExit(f"--ckpt_path last: nothing to resume, no {root}/version_*/{LAST} (start the run without "
+                         "--ckpt_path, or pick a run with --run_dir PATH or a checkpoint with --ckpt_path FILE)")
+    return found[-1]
+
+
+class _AppendingWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = list(csv.DictReader(file).fieldnames or [])
+
+
+class RunLogger(CSVLogger):
+    """Lightning's CSVLogger, except that a resumed run's rows are appended to the metrics.csv it had."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment

@@ -1,0 +1,331 @@
+"""Text classification sources: find the layout of ``data.root`` (or open a hub dataset), read its splits.
+
+Layouts (`open_source`), tried in this order:
+- IMDb folders: ``aclImdb/{train,test}/{pos,neg}/*.txt`` (root = ``aclImdb`` or its parent); ``unsup``
+  and the release's other files are not read.
+- table folder: ``train.{csv,jsonl,json,parquet}`` (+ ``test.*``) with a text and a label column; string
+  labels map to ids by sorted unique training labels, integer labels are ids. AG-News's headerless csv
+  (class 1-4, title, description; text = title + ". " + description, labels 0-3) is recognised, class
+  names from ``classes.txt`` if present.
+- class folders: ``root/train/<class>/*`` (+ ``root/test/<class>/*``, the 20 Newsgroups layout) or
+  ``root/<class>/*`` (one pool): every non-hidden file of a class folder is one text, labelled with the
+  folder's name; class names are the sorted folder names.
+- one csv/jsonl/json/parquet file: the training pool.
+- ``hub_id``: ``datasets.load_dataset(hub_id)`` splits ``train`` (+ ``test``), online users only.
+
+A `Source` reads each official split only when asked (`Source.read`), so a run that needs the test split
+alone reads nothing else; ``Source.files`` lists the files that hold a local source's data. Texts are
+cleaned (`clean_text`); empty ones are skipped and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lightning.pytorch.utilities import rank_zero_warn
+
+from infomamba.tasks.text.tokenizer import clean_text
+
+SPLIT_FILES = ("train", "test")
+TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+IMDB_CLASSES = ("neg", "pos")
+LAYOUTS = (
+    "Accepted data.root layouts: (1) AG-News CSV folder: train.csv/test.csv without header (class 1-4, "
+    "title, description), optional classes.txt; (2) IMDb folders: aclImdb/{train,test}/{pos,neg}/*.txt "
+    "(root = aclImdb or its parent); (3) a folder with train.{csv,jsonl,json,parquet} (and optionally "
+    "test.*) holding text and label columns; (4) class folders: root/<class>/* or root/train/<class>/* "
+    "(+ root/test/<class>/*), one text per file; (5) a single csv/jsonl/json/parquet file (validation and "
+    "test carved from it). Or data.hub_id=<Hugging Face dataset id> when online."
+)
+
+
+@dataclass
+class Split:
+    """Texts with their labels (raw values: str or int ids) and where they came from."""
+
+    texts: list[str]
+    labels: list[Any]
+    source: str
+
+
+@dataclass
+class Source:
+    """One data source: a reader per official split (``train`` and/or ``test``).
+
+    ``files``: the local files holding the data (None for a hub dataset). ``class_names``: names the
+    source gives its integer label ids (``classes.txt``, a hub ClassLabel), if any.
+    """
+
+    description: str
+    readers: dict[str, Callable[[], Split]]
+    files: list[Path] | None
+    class_names: list[str] | None = None
+
+    def read(self, split: str) -> Split:
+        """The official ``split`` (cleaned; empty texts skipped and counted)."""
+        return self.readers[split]()
+
+
+def open_source(root: str | None, hub_id: str | None, text_column: str, label_column: str) -> Source:
+    """The source at ``root`` (layout detected from names only; nothing is read yet) or on the hub."""
+    if hub_id is not None:
+        return _open_hub(hub_id, text_column, label_column)
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"data.root {root} does not exist. {LAYOUTS}")
+    read_table = partial(_read_table, text_column=text_column, label_column=label_column)
+    if root.is_file():
+        if root.suffix not in TABLE_SUFFIXES:
+            raise ValueError(f"data.root {root}: unsupported file type {root.suffix!r}. {LAYOUTS}")
+        return Source(f"file {root}", {"train": partial(read_table, root)}, [root], _class_names_file(root.parent))
+    for imdb in (root, root / "aclImdb"):
+        if (imdb / "train" / "pos").is_dir() or (imdb / "test" / "pos").is_dir():
+            folders = {split: imdb / split for split in SPLIT_FILES if (imdb / split).is_dir()}
+            return _class_folders(f"IMDb folders {imdb}", folders, list(IMDB_CLASSES), fixed=True)
+    tables = {split: path for split in SPLIT_FILES if (path := _split_file(root, split)) is not None}
+    if tables:
+        names = root / "classes.txt"
+        files = [*tables.values(), *([names] if names.is_file() else [])]
+        readers = {split: partial(read_table, path) for split, path in tables.items()}
+        return Source(f"folder {root}", readers, files, _class_names_file(root))
+    if _subfolders(root / "train"):
+        folders = {split: root / split for split in SPLIT_FILES if (root / split).is_dir()}
+        return _class_folders(f"class folders {root}/{{train,test}}", folders, _subfolders(root / "train"))
+    if _subfolders(root):
+        return _class_folders(f"class folders {root}", {"train": root}, _subfolders(root))
+    found = sorted(p.name for p in root.iterdir())[:20]
+    raise FileNotFoundError(f"data.root {root}: no recognised layout (found {found}). {LAYOUTS}")
+
+
+def read_predict_texts(path: Path, text_column: str) -> tuple[list[str], list[int]]:
+    """Cleaned non-empty texts of a predict file (.txt: one per line; csv/jsonl/json/parquet: the
+    ``text_column``) and their 0-based rows; a file with no text is an error naming it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"data.predict_path {path} does not exist.")
+    if path.suffix == ".txt":
+        texts = path.read_text(encoding="utf-8").splitlines()
+    elif path.suffix in TABLE_SUFFIXES:
+        frame = read_frame(path)
+        check_columns(list(frame.columns), (text_column,), str(path))
+        texts = frame[text_column].tolist()
+    else:
+        raise ValueError(f"data.predict_path {path}: use .txt or one of {TABLE_SUFFIXES}.")
+    cleaned = [clean_text(t) for t in texts]
+    if not any(cleaned):
+        raise ValueError(
+            f"data.predict_path {path} holds no text to predict ({len(texts)} rows, all empty); expected one "
+            f"text per line (.txt) or a {text_column!r} column."
+        )
+    return drop_empty(cleaned, list(range(len(texts))), str(path))
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    """A csv (with header) / jsonl / json / parquet file as a DataFrame."""
+    if path.suffix == ".csv":
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if path.suffix == ".jsonl":
+        return pd.read_json(path, lines=True)
+    if path.suffix == ".json":
+        try:
+            return pd.read_json(path)
+        except ValueError:
+            return pd.read_json(path, lines=True)
+    return pd.read_parquet(path)
+
+
+def check_columns(columns: list[str], needed: tuple[str, ...], source: str) -> None:
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise KeyError(
+            f"{source}: column(s) {missing} not found; columns are {list(columns)}. Set data.text_column / "
+            "data.label_column."
+        )
+
+
+def drop_empty(texts: list[str], others: list[Any], source: str) -> tuple[list[str], list[Any]]:
+    """Non-empty texts with their ``others`` entries; logs how many were skipped."""
+    keep = [i for i, t in enumerate(texts) if t]
+    if len(keep) < len(texts):
+        rank_zero_warn(f"Text data: skipped {len(texts) - len(keep)} empty texts in {source}.")
+    return [texts[i] for i in keep], [others[i] for i in keep]
+
+
+# ---------------------------------------------------------------------------------------- layouts
+def _subfolders(folder: Path) -> list[str]:
+    """Sorted names of the non-hidden folders in ``folder`` (none if it is not a folder)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _class_folders(description: str, folders: dict[str, Path], classes: list[str], fixed: bool = False) -> Source:
+    """Split folders holding one folder per class; every non-hidden file of a class folder is one text.
+
+    ``fixed`` (IMDb): every split has all ``classes``, other folders (``unsup``) are ignored. Otherwise the
+    classes are the training folders and a test folder unknown to them is an error. An empty class folder
+    is an error.
+    """
+    listed: dict[str, list[tuple[str, list[Path]]]] = {}
+    for split, folder in folders.items():
+        present = [name for name in classes if (folder / name).is_dir()]
+        if fixed and len(present) < len(classes):
+            absent = [name for name in classes if name not in present]
+            raise FileNotFoundError(f"{description}: class folder(s) {absent} missing in {folder}. {LAYOUTS}")
+        unknown = [name for name in _subfolders(folder) if name not in classes]
+        if unknown and not fixed:
+            raise ValueError(f"{folder} has class folders absent from the training split: {unknown}")
+        listed[split] = []
+        for name in present:
+            files = sorted(p for p in (folder / name).iterdir() if p.is_file() and not p.name.startswith("."))
+            if not files:
+                raise ValueError(f"class folder {folder / name} holds no file (expected one text per file).")
+            listed[split].append((name, files))
+    readers = {split: partial(_read_class_files, folders[split], entries) for split, entries in listed.items()}
+    files = [path for entries in listed.values() for _, paths in entries for path in paths]
+    return Source(description, readers, files)
+
+
+def _read_class_files(folder: Path, entries: list[tuple[str, list[Path]]]) -> Split:
+    """The texts of class folders (label = folder name); bytes that are not UTF-8 become U+FFFD (counted)."""
+    texts, labels, not_utf8 = [], [], []
+    for name, files in entries:
+        for path in files:
+            data = path.read_bytes()
+            try:
+                texts.append(data.decode("utf-8"))
+            except UnicodeDecodeError:
+                texts.append(data.decode("utf-8", errors="replace"))
+                not_utf8.append(path.name)
+            labels.append(name)
+    if not_utf8:
+        rank_zero_warn(
+            f"Text data: {len(not_utf8)} files in {folder} are not valid UTF-8 (e.g. {not_utf8[:3]}); their "
+            "undecodable bytes were replaced by U+FFFD."
+        )
+    return _clean(Split(texts, labels, str(folder)))
+
+
+def _split_file(root: Path, split: str) -> Path | None:
+    """The one ``<split>.<csv|jsonl|json|parquet>`` in ``root`` (error if several)."""
+    found = [root / f"{split}{suffix}" for suffix in TABLE_SUFFIXES if (root / f"{split}{suffix}").is_file()]
+    if len(found) > 1:
+        raise ValueError(f"data.root {root}: several {split} files {[p.name for p in found]}; keep one.")
+    return found[0] if found else None
+
+
+def _class_names_file(folder: Path) -> list[str] | None:
+    """Names of integer classes from ``folder/classes.txt`` (AG-News; one per line), if present."""
+    classes = folder / "classes.txt"
+    if not classes.is_file():
+        return None
+    return [line.strip() for line in classes.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _is_agnews_csv(path: Path) -> bool:
+    """A headerless csv of 3 fields whose first field is an integer class (AG-News original layout)."""
+    if path.suffix != ".csv":
+        return False
+    head = pd.read_csv(path, header=None, nrows=5, dtype=str, keep_default_na=False)
+    return head.shape[1] == 3 and bool(head[0].str.fullmatch(r"\d+").all())
+
+
+def _read_table(path: Path, text_column: str, label_column: str) -> Split:
+    """One split from a table file (AG-News headerless csv detected automatically)."""
+    if _is_agnews_csv(path):
+        names = ["label", "title", "description"]
+        frame = pd.read_csv(path, header=None, names=names, dtype=str, keep_default_na=False)
+        classes = frame["label"].astype(int) - 1
+        if (classes < 0).any():
+            raise ValueError(f"{path}: AG-News classes start at 1, found {int(classes.min()) + 1}.")
+        texts = (frame["title"].str.strip() + ". " + frame["description"].str.strip()).tolist()
+        return _clean(Split(texts, classes.tolist(), str(path)))
+    frame = read_frame(path)
+    check_columns(list(frame.columns), (text_column, label_column), str(path))
+    labels = _label_values(frame[label_column].tolist(), str(path), label_column)
+    return _clean(Split(frame[text_column].tolist(), labels, str(path)))
+
+
+def _open_hub(hub_id: str, text_column: str, label_column: str) -> Source:
+    """``datasets.load_dataset(hub_id)``: its train and test splits."""
+    try:
+        import datasets
+    except ImportError as error:
+        raise ImportError(
+            f"data.hub_id={hub_id!r} needs `pip install datasets` (and network access); offline, point "
+            f"data.root at local files instead. {LAYOUTS}"
+        ) from error
+    loaded = datasets.load_dataset(hub_id)
+    names = [name for name in SPLIT_FILES if name in loaded]
+    if not names:
+        raise ValueError(f"Hub dataset {hub_id!r} has no train or test split (has {list(loaded)}).")
+    class_names = None
+    for name in names:
+        feature = loaded[name].features.get(label_column)
+        if class_names is None and hasattr(feature, "names"):
+            class_names = list(feature.names)
+    readers = {
+        name: partial(_read_hub_split, loaded[name], f"hub {hub_id} [{name}]", text_column, label_column)
+        for name in names
+    }
+    return Source(f"hub dataset {hub_id}", readers, None, class_names)
+
+
+def _read_hub_split(part: Any, source: str, text_column: str, label_column: str) -> Split:
+    check_columns(part.column_names, (text_column, label_column), source)
+    labels = _label_values(list(part[label_column]), source, label_column)
+    return _clean(Split(list(part[text_column]), labels, source))
+
+
+# ----------------------------------------------------------------------------------------- labels
+def _label_values(values: list[Any], source: str, column: str) -> list[Any]:
+    """Labels as all-int ids or all-str names; missing, mixed or fractional labels are errors."""
+    missing = sum(v is None or (isinstance(v, float) and np.isnan(v)) for v in values)
+    if missing:
+        raise ValueError(f"{source}: {missing} rows have no label in column {column!r}.")
+    if all(isinstance(v, str) for v in values):
+        return values
+    numeric = (int, np.integer, float, np.floating)
+    if all(isinstance(v, numeric) and not isinstance(v, bool) and float(v).is_integer() for v in values):
+        return [int(v) for v in values]
+    raise ValueError(f"{source}: labels in column {column!r} must be all strings or all integers.")
+
+
+def class_names_of(reference: Split, source_names: list[str] | None) -> list[str]:
+    """Class names, index = label id: the sorted unique string labels of ``reference`` (the training split,
+    or the pool it is carved from), else the source's names of integer ids, else "0", "1", ..."""
+    if all(isinstance(v, str) for v in reference.labels):
+        return sorted(set(reference.labels))
+    return source_names or [str(i) for i in range(max(reference.labels) + 1)]
+
+
+def label_ids(split: Split, class_names: list[str], by_name: bool) -> list[int]:
+    """Label ids of ``split``: looked up in ``class_names`` if the training labels are names (``by_name``),
+    else integer ids checked against their number; a label the training split lacks is an error naming
+    the file."""
+    if by_name:
+        lookup = {name: i for i, name in enumerate(class_names)}
+        for value in split.labels:
+            if value not in lookup:
+                raise ValueError(
+                    f"{split.source}: label {value!r} does not occur in the training labels {class_names}."
+                )
+        return [lookup[v] for v in split.labels]
+    count = len(class_names)
+    for value in split.labels:
+        if not isinstance(value, (int, np.integer)) or not 0 <= value < count:
+            raise ValueError(
+                f"{split.source}: label {value!r} is not a class id of the training labels (0..{count - 1})."
+            )
+    return [int(v) for v in split.labels]
+
+
+def _clean(split: Split) -> Split:
+    """The split with cleaned texts, empty ones skipped (counted)."""
+    texts, labels = drop_empty([clean_text(t) for t in split.texts], split.labels, split.source)
+    return Split(texts, labels, split.source)

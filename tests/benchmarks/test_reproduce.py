@@ -1,0 +1,260 @@
+"""benchmarks/reproduce.py: aggregation, resume, the docs section, Table-5 commands, and one real CPU table."""
+import importlib.util
+import json
+import math
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+rp = load("reproduce")
+
+# A stand-in for `python -m infomamba.cli` (no torch, milliseconds): fit writes config.yaml, metrics.csv with
+# two validations and the checkpoints into --run_dir; test writes test/acc = 0.5 + seed / 100. Every call is
+# appended to $FAKE_CALLS; FAKE_FAIL=<substring> makes a fit whose command contains it stop after last.ckpt.
+FAKE_CLI = r'''
+import os, sys
+from pathlib import Path
+argv = sys.argv[1:]
+with open(os.environ["FAKE_CALLS"], "a") as f:
+    f.write(" ".join(argv) + "\n")
+def value(key):
+    return argv[argv.index(key) + 1]
+run = Path(value("--run_dir"))
+if argv[0] == "fit":
+    resume = "--ckpt_path" in argv
+    if not resume:
+        run.mkdir(parents=True)
+    seed = int(value("--seed_everything"))
+    (run / "checkpoints").mkdir(exist_ok=True)
+    (run / "config.yaml").write_text(f"seed_everything: {seed}\n")
+    (run / "checkpoints" / "last.ckpt").write_text("x")
+    if os.environ.get("FAKE_FAIL") and os.environ["FAKE_FAIL"] in " ".join(argv):
+        sys.exit(130)
+    (run / "checkpoints" / "best-epoch=1-step=20.ckpt").write_text("x")
+    val = 0.4 + seed / 100
+    (run / "metrics.csv").write_text("epoch,step,train/loss,val/acc\n0,4,1.0,\n0,9,,0.3\n1,19,,%s\n" % val)
+else:
+    run.mkdir(parents=True)
+    seed = int(Path(value("--config")).read_text().split()[-1])
+    (run / "metrics.csv").write_text("epoch,step,test/acc,test/loss\n0,0,%s,1.5\n" % (0.5 + seed / 100))
+'''
+
+TABLE = """
+two:
+  title: two rows
+  task: text
+  base: [--data.listops_size=64]
+  rows:
+    a: {args: [--model.encoder.mixer=infomamba], paper: 51}
+    b: [--model.encoder.mixer=attention]
+  seeds: [0, 1]
+"""
+
+
+@pytest.fixture()
+def fake(tmp_path, monkeypatch):
+    cli = tmp_path / "fake_cli.py"
+    cli.write_text(FAKE_CLI)
+    tables = tmp_path / "tables.yaml"
+    tables.write_text(TABLE)
+    calls = tmp_path / "calls.txt"
+    calls.touch()
+    monkeypatch.setenv("FAKE_CALLS", str(calls))
+    monkeypatch.delenv("FAKE_FAIL", raising=False)
+    out = tmp_path / "out"
+    # the device query imports torch (seconds); the end-to-end test below runs the real one
+    monkeypatch.setattr(rp, "device_query", lambda env: subprocess.Popen(
+        [sys.executable, "-c", "print('Fake GPU')"], stdout=subprocess.PIPE, text=True))
+
+    def run(*args, extra=()):
+        argv = ["--table", "two", "--tables", str(tables), "--out", str(out),
+                "--cli", shlex.join([sys.executable, str(cli)]), *args]
+        return rp.main([*argv, "--", *extra] if extra else argv)
+
+    def called():
+        return calls.read_text().splitlines()
+
+    return run, called, out
+
+
+def record(row, seed, acc, val=0.3, curve=None):
+    return {"row": row, "seed": seed, "test": {"test/acc": acc}, "val_best": val, "fit_s": 10.0, "test_s": 1.0,
+            "curve": curve or [[9, 0, val - 0.1], [19, 1, val]], "command": "python benchmarks/reproduce.py x",
+            "device": "CPU (2 cores)", "commit": "abc", "finished": "2026-12-02T10:00:00+00:00"}
+
+
+def test_aggregate_one_and_three_seeds():
+    mean, std, n = rp.aggregate([0.8])
+    assert (mean, std, n) == (0.8, None, 1)
+    mean, std, n = rp.aggregate([0.80, 0.85, 0.90])
+    assert n == 3 and mean == pytest.approx(0.85) and std == pytest.approx(0.05)  # sample std (n - 1)
+    assert rp.fmt(0.85, 0.05, True) == "85.00 ± 5.00" and rp.fmt(0.8, None, True) == "80.00 ± –"
+    assert math.isnan(rp.aggregate([])[0])
+
+    table = rp.Table(name="t", rows={"one": [], "three": []}, paper={"three": 85.1})
+    md = rp.markdown_table(table, [record("one", 0, 0.8), *(record("three", s, v) for s, v in
+                                                            zip((0, 1, 2), (0.80, 0.85, 0.90)))])
+    lines = md.splitlines()
+    assert lines[0] == ("| row | n | test/acc (%) | paper | test/acc by seed | best val/acc (%) | fit wall (s, mean) |")
+    assert lines[2].startswith("| one | 1 | 80.00 ± – |  | 0: 80.00 |")
+    assert lines[3].startswith("| three | 3 | 85.00 ± 5.00 | 85.1 | 0: 80.00, 1: 85.00, 2: 90.00 |")
+
+    steps, means, stds = rp.mean_curve([record("x", 0, 0.5, curve=[[9, 0, 0.2], [19, 1, 0.4]]),
+                                        record("x", 1, 0.5, curve=[[11, 0, 0.4], [21, 1, 0.6]])])
+    assert steps == [10, 20] and means == pytest.approx([0.3, 0.5]) and stds == pytest.approx([0.1414, 0.1414], 1e-3)
+
+
+def test_markdown_section_is_appended_then_replaced_between_markers():
+    start, end = rp.markers("table5_imdb")
+    text = "# Results\n\nkept before\n"
+    once = rp.replace_section(text, "table5_imdb", "## Table 5\n\n| a |\n")
+    assert once == f"# Results\n\nkept before\n\n{start}\n## Table 5\n\n| a |\n{end}\n"
+    twice = rp.replace_section(once + "\n## kept after\n", "table5_imdb", "## Table 5\n\n| b |")
+    assert twice == f"# Results\n\nkept before\n\n{start}\n## Table 5\n\n| b |\n{end}\n\n## kept after\n"
+    assert rp.replace_section(twice, "table5_imdb", "## Table 5\n\n| b |") == twice
+    other = rp.replace_section(twice, "mixers_imdb", "## mixers")  # another table: a section of its own
+    assert "| b |" in other and other.count("<!-- reproduce:") == 4
+    with pytest.raises(SystemExit, match="markers"):
+        rp.replace_section(f"{end}\n{start}\n", "table5_imdb", "x")
+
+
+def test_table5_row_command_stacks_the_ablation_after_the_base_config():
+    table = rp.load_table("table5_imdb")
+    assert list(table.rows) == ["full", "no_imf", "no_ssm", "no_filter", "no_mi", "static_rr", "no_mix"]
+    assert table.seeds == [0, 1, 2] and table.metrics == ["test/acc"] and table.mode == "max"
+    for row in table.rows:
+        assert row == "full" or (REPO / table.rows[row][1]).is_file()
+    extra = ["--trainer.max_steps=5", "--data.root", "/data/imdb", "--trainer.devices=2",
+             "--trainer.limit_test_batches=2"]
+    args = rp.fit_args(table, "no_imf", extra)
+    cmd = rp.fit_command(["infomamba"], args, 2, Path("/o/runs/no_imf/seed2/fit"))
+    assert cmd[:4] == ["infomamba", "fit", "--task", "text"]
+    base, ablation = cmd.index("configs/imdb.yaml"), cmd.index("configs/ablations/no_imf.yaml")
+    assert cmd[base - 1] == cmd[ablation - 1] == "--config" and base < ablation
+    assert ablation < cmd.index("--trainer.max_steps=5") < cmd.index("--seed_everything")  # overrides win
+    assert cmd[-4:] == ["--seed_everything", "2", "--run_dir", "/o/runs/no_imf/seed2/fit"]
+    resumed = rp.fit_command(["infomamba"], args, 2, Path("/o/f"), resume=True)
+    assert resumed[-2:] == ["--ckpt_path", "last"]
+
+    test = rp.test_command(["infomamba"], "text", Path("/o/f"), Path("/o/f/checkpoints/best.ckpt"), Path("/o/t"), extra)
+    assert test[:6] == ["infomamba", "test", "--task", "text", "--config", "/o/f/config.yaml"]
+    assert test[test.index("--ckpt_path") + 1] == "/o/f/checkpoints/best.ckpt"
+    assert "configs/ablations/no_imf.yaml" not in test  # the run's resolved config.yaml has it
+    assert "--trainer.max_steps=5" not in test and "--trainer.devices=2" not in test
+    assert ["--data.root", "/data/imdb"] == test[test.index("--data.root"):test.index("--data.root") + 2]
+    assert "--trainer.limit_test_batches=2" in test and test[-3:] == ["--trainer.devices=1", "--run_dir", "/o/t"]
+
+    adhoc = rp.adhoc_table("imdb_attention", ["--task", "image", "--config", "c.yaml", "--seed_everything=4"])
+    assert (adhoc.task, adhoc.base, adhoc.seeds, list(adhoc.rows)) == ("image", ["--config", "c.yaml"], [4],
+                                                                      ["imdb_attention"])
+
+
+def test_finished_runs_are_skipped_and_a_stopped_fit_resumes(fake, capsys, monkeypatch):
+    run, called, out = fake
+    monkeypatch.setenv("FAKE_FAIL", "runs/b/seed1/fit")
+    assert run() == 1  # b seed 1 stopped after writing last.ckpt
+    calls = called()
+    assert len(calls) == 7 and sum(c.startswith("fit") for c in calls) == 4
+    results = json.loads((out / "results.json").read_text())
+    assert sorted((r["row"], r["seed"]) for r in results["runs"]) == [("a", 0), ("a", 1), ("b", 0)]
+    a1 = next(r for r in results["runs"] if (r["row"], r["seed"]) == ("a", 1))
+    assert a1["test"] == {"test/acc": 0.51, "test/loss": 1.5} and a1["val_best"] == pytest.approx(0.41)
+    assert a1["curve"] == [[9, 0, 0.3], [19, 1, pytest.approx(0.41)]] and a1["epochs"] == 2 and a1["steps"] == 20
+    assert a1["checkpoint"] == "runs/a/seed1/fit/checkpoints/best-epoch=1-step=20.ckpt"
+    assert a1["device"] and a1["commit"] and not a1["resumed"]
+
+    monkeypatch.delenv("FAKE_FAIL")
+    assert run() == 0  # only b seed 1: its fit continues from last.ckpt, then its test
+    new = called()[7:]
+    assert len(new) == 2 and new[0].startswith("fit") and new[0].endswith("--ckpt_path last") and "seed1" in new[0]
+    assert new[1].startswith("test") and "runs/b/seed1/fit/checkpoints/best-epoch=1-step=20.ckpt" in new[1]
+    log = capsys.readouterr().out
+    assert log.count("[reproduce] skip") == 3 and "[reproduce] done  b seed 1: test/acc=51.00%" in log
+    assert "fit (resumed from last.ckpt)" in log
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert len(runs) == 4 and next(r for r in runs if (r["row"], r["seed"]) == ("b", 1))["resumed"]
+
+    assert run() == 0 and len(called()) == 9  # all recorded: nothing runs
+    assert run("--seeds", "0", "1", "2", "--rows", "a") == 0 and len(called()) == 11  # one new run: a seed 2
+    with pytest.raises(SystemExit, match="other arguments"):  # changed overrides never mix with old records
+        run(extra=["--trainer.max_steps=3"])
+    assert run("--rows", "b", "--seeds", "0", "--redo", extra=["--trainer.max_steps=3"]) == 0
+    assert len(called()) == 13 and "--trainer.max_steps=3" in called()[11]
+
+    table = (out / "table.md").read_text()
+    assert "| a | 3 | 51.00 ± 1.00 | 51 | 0: 50.00, 1: 51.00, 2: 52.00 |" in table
+    csv_lines = (out / "runs.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("row,seed,test/acc,test/loss,val_best") and len(csv_lines) == 6
+    assert (out / "curves.png").stat().st_size > 1000
+
+    docs = out.parent / "docs" / "results.md"
+    docs.parent.mkdir()
+    docs.write_text("# Results\n\nolder text\n")
+    assert run("--report-only", "--docs", str(docs)) == 0 and len(called()) == 13
+    text = docs.read_text()
+    assert text.startswith("# Results\n\nolder text\n\n<!-- reproduce:two start -->\n## two rows\n")
+    assert "Device: Fake GPU." in text and "Seeds: 0, 1, 2." in text
+    assert "![validation curves](reproduce_two.png)" in text
+    assert (docs.parent / "reproduce_two.png").is_file() and (docs.parent / "reproduce_two.csv").is_file()
+
+
+def test_dry_run_prints_commands_and_runs_nothing(fake, capsys):
+    run, called, out = fake
+    assert run("--dry-run", "--rows", "b", "--max-steps", "7") == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert called() == [] and not out.exists()
+    fits = [line for line in printed if " fit " in line]
+    assert len(fits) == 2 and all("--trainer.max_steps=7" in line for line in fits)
+    assert "--seed_everything 1" in fits[1] and f"{out}/runs/b/seed1/fit" in fits[1]
+
+
+def test_cpu_table_end_to_end(tmp_path, monkeypatch):
+    """2 rows x 2 seeds of the default text task (generated ListOps) through the real CLI, tiny model."""
+    monkeypatch.setenv("INFOMAMBA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two runs at once on two cores
+    tables = tmp_path / "tables.yaml"
+    tables.write_text("""
+tiny:
+  task: text
+  base: [--data.listops_size=48, --data.batch_size=16, --model.encoder.dim=16, --model.encoder.depth=1]
+  rows:
+    infomamba: ["--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8, chunk: 8}"]
+    attention: [--model.encoder.mixer=attention]
+  seeds: [0, 1]
+""")
+    out, docs = tmp_path / "out", tmp_path / "results.md"
+    began = time.time()
+    status = rp.main(["--table", "tiny", "--tables", str(tables), "--out", str(out), "--max-steps", "4", "--jobs", "2",
+                      "--docs", str(docs), "--", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+                      "--trainer.num_sanity_val_steps=0", "--trainer.enable_model_summary=false"])
+    print(f"4 runs (8 CLI processes) in {time.time() - began:.0f}s")
+    assert status == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert sorted((r["row"], r["seed"]) for r in runs) == [("attention", 0), ("attention", 1),
+                                                           ("infomamba", 0), ("infomamba", 1)]
+    for r in runs:
+        assert 0.0 <= r["test"]["test/acc"] <= 1.0 and len(r["curve"]) == 2 and r["steps"] == 4
+        assert (out / r["checkpoint"]).is_file() and r["checkpoint"].startswith(f"runs/{r['row']}/seed{r['seed']}/fit/")
+        assert "--seed_everything" not in r["fit_args"]
+        assert f"seed_everything: {r['seed']}" in (out / r["run_dir"] / "fit" / "config.yaml").read_text()
+    attention = (out / "runs/attention/seed0/fit/config.yaml").read_text()
+    assert "mixer: attention" in attention and "dim: 16" in attention and "max_steps: 4" in attention
+    table = (out / "table.md").read_text()
+    assert "| infomamba | 2 |" in table and "| attention | 2 |" in table
+    assert (out / "curves.png").is_file() and len((out / "runs.csv").read_text().splitlines()) == 5
+    assert "<!-- reproduce:tiny start -->" in docs.read_text() and (tmp_path / "reproduce_tiny.png").is_file()

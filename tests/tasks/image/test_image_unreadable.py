@@ -1,0 +1,126 @@
+"""Unreadable images (garbage, zero bytes, truncated data) are replaced at load time by readable images of
+the same split with their own labels, counted once and reported; the evaluation order mixes classes; a
+fit through the real CLI survives them and leaves the data folder as it was."""
+
+import logging
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from PIL import Image
+
+from infomamba.cli import main
+from infomamba.tasks.image.datamodule import ImageDataModule
+from tiny_data import TINY_MODEL
+
+CLASSES = ["0_red", "1_green", "2_blue"]  # class id = the channel its images light up
+
+
+def write_colour_folder(root, per_class, broken_test=True):
+    """An ImageFolder tree whose images are one solid colour per class, so a label can be checked against its
+    image. train/ also holds a garbage .jpg and a zero-byte .png; test/ a .jpg cut after its header."""
+    for split, n in per_class.items():
+        for channel, name in enumerate(CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = np.zeros((12, 12, 3), dtype=np.uint8)
+                pixels[..., channel] = 200 + i
+                Image.fromarray(pixels).save(folder / f"{name}_{i}.png")
+    broken = {"garbage": root / "train" / "0_red" / "broken.jpg", "empty": root / "train" / "1_green" / "empty.png"}
+    broken["garbage"].write_bytes(b"this is not a jpeg " * 20)
+    broken["empty"].write_bytes(b"")
+    if "test" in per_class and broken_test:
+        truncated = root / "test" / "2_blue" / "truncated.jpg"
+        Image.fromarray(np.full((64, 64, 3), 90, dtype=np.uint8)).save(truncated, quality=95)
+        truncated.write_bytes(truncated.read_bytes()[:400])  # the header reads, the pixels do not
+        broken["truncated"] = truncated
+    return {key: str(path) for key, path in broken.items()}
+
+
+def colour_labels(images):
+    """The class each (normalised) solid-colour image shows: its brightest channel."""
+    return images.mean(dim=(2, 3)).argmax(1)
+
+
+def drain(dm, loader):
+    return [dm.on_before_batch_transfer(batch, 0) for batch in loader]
+
+
+def test_unreadable_images_are_replaced_with_right_labels_and_reported_once(tmp_path, caplog):
+    broken = write_colour_folder(tmp_path, {"train": 6, "val": 2, "test": 3})
+    dm = ImageDataModule(root=str(tmp_path), image_size=8, batch_size=4, num_workers=0, augment="none")
+    dm.setup("fit")
+    assert len(dm.train_set) == 20  # 18 images + 2 broken files, found only when loaded
+    with caplog.at_level(logging.WARNING, logger="infomamba.tasks.image.datamodule"):
+        for _ in range(2):  # a second epoch meets the same files again: still counted once
+            batches = drain(dm, dm.train_dataloader())
+            assert [tuple(b["images"].shape) for b in batches] == [(4, 3, 8, 8)] * 5
+            for batch in batches:
+                assert "unreadable" not in batch
+                assert torch.equal(colour_labels(batch["images"]), batch["labels"])
+        assert set(dm.unreadable) == {broken["garbage"], broken["empty"]}
+        assert "UnidentifiedImageError" in dm.unreadable[broken["empty"]]
+        test_batches = drain(dm, dm.test_dataloader())
+        assert [len(b["labels"]) for b in test_batches] == [4, 4, 2]
+        assert all(torch.equal(colour_labels(b["images"]), b["labels"]) for b in test_batches)
+        assert broken["truncated"] in dm.unreadable and len(dm.unreadable) == 3
+        dm.teardown("fit")
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(messages) == 2 and "is replaced by the next readable image" in messages[0]
+    assert "replaced 3 file(s): " in messages[1] and all(path in messages[1] for path in broken.values())
+
+
+def test_ranks_keep_equal_batch_counts_and_full_batches(tmp_path):
+    write_colour_folder(tmp_path, {"train": 6, "val": 2, "test": 1})
+    dm = ImageDataModule(root=str(tmp_path), image_size=8, batch_size=4, num_workers=0, augment="none")
+    dm.setup("fit")
+    shapes = []
+    for rank in range(2):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        shapes.append([tuple(b["images"].shape) for b in drain(dm, dm.train_dataloader())])
+    assert shapes[0] == shapes[1] == [(4, 3, 8, 8)] * 2
+
+
+def test_first_batch_of_a_class_sorted_test_set_mixes_classes(tmp_path):
+    write_colour_folder(tmp_path, {"train": 2, "test": 4}, broken_test=False)
+    dm = ImageDataModule(root=str(tmp_path), image_size=8, batch_size=4, num_workers=0)
+    dm.setup("test")
+    assert [dm.source.test.targets[i] for i in range(len(dm.test_set))] == sorted(dm.source.test.targets)
+    assert len(set(next(iter(dm.test_dataloader()))["labels"].tolist())) > 1
+    seen = []
+    for rank in range(2):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        seen += [int(i) for b in dm.test_dataloader() for i in b["labels"]]
+    assert sorted(seen) == sorted(dm.source.test.targets)  # every test image once over the ranks
+
+
+def test_predict_skips_unreadable_files_at_setup(tmp_path, caplog):
+    broken = write_colour_folder(tmp_path, {"train": 2})
+    dm = ImageDataModule(root=str(tmp_path), image_size=8, batch_size=4, num_workers=0,
+                         predict_path=str(tmp_path / "train"))
+    with caplog.at_level(logging.INFO):
+        dm.setup("predict")
+    paths = [p for b in dm.predict_dataloader() for p in b["paths"]]
+    assert len(paths) == 6 and not set(paths) & set(broken.values())
+    summary = next(r.getMessage() for r in caplog.records if "Image data: predict" in r.getMessage())
+    assert "predict 6 images" in summary and "skipped unreadable 2 file(s)" in summary
+    assert broken["garbage"] in summary and broken["empty"] in summary
+
+
+def snapshot(folder):
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in [folder, *folder.rglob("*")]}
+
+
+def test_cli_fit_survives_a_corrupt_and_an_empty_image(tmp_path, monkeypatch, caplog):
+    data = tmp_path / "images"
+    broken = write_colour_folder(data, {"train": 6, "val": 2})
+    before = snapshot(data)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="infomamba.tasks.image.datamodule"):
+        main(["fit", "--task", "image", *TINY_MODEL, f"--data.root={data}", "--data.image_size=8",
+              "--data.batch_size=4", "--data.num_workers=0", "--model.patch_size=4", "--trainer.max_epochs=1"])
+    assert (tmp_path / "runs" / "image" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+    report = caplog.records[-1].getMessage()
+    assert "replaced 2 file(s)" in report and broken["garbage"] in report and broken["empty"] in report
+    assert snapshot(data) == before

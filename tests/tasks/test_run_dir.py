@@ -1,0 +1,53 @@
+"""Run folders: atomic version claims under concurrency, the run `--ckpt_path last` picks, metrics kept."""
+import csv
+import threading
+
+import pytest
+
+from infomamba.tasks.run_dir import RunLogger, claim_folder, claim_version, resumable_run
+
+
+def test_concurrent_claims_get_distinct_versions(tmp_path):
+    (tmp_path / "version_0").mkdir()
+    (tmp_path / "version_3").mkdir()
+    start = threading.Barrier(8)
+    claimed = []
+
+    def claim():
+        start.wait()
+        claimed.append(claim_version(tmp_path))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == list(range(4, 12))
+    assert all((tmp_path / f"version_{n}").is_dir() for n in claimed)
+
+
+def test_resumable_run_is_the_newest_with_a_last_checkpoint(tmp_path):
+    for n in (0, 2, 10, 11):
+        (tmp_path / f"version_{n}" / "checkpoints").mkdir(parents=True)
+    for n in (2, 10):  # version_11: a test run, or a fit stopped before its first checkpoint
+        (tmp_path / f"version_{n}" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert resumable_run(tmp_path) == tmp_path / "version_10"
+    with pytest.raises(SystemExit, match="nothing to resume"):
+        resumable_run(tmp_path / "elsewhere")
+
+
+def test_a_named_run_folder_is_never_shared(tmp_path):
+    claim_folder(tmp_path / "a" / "run")
+    with pytest.raises(SystemExit, match="exists: add --ckpt_path last"):
+        claim_folder(tmp_path / "a" / "run")
+
+
+def test_resumed_logger_appends_to_the_metrics_it_had(tmp_path):
+    first = RunLogger(tmp_path, name="", version="run")
+    first.log_metrics({"train/loss": 2.0}, step=0)
+    first.save()
+    resumed = RunLogger(tmp_path, name="", version="run")
+    resumed.log_metrics({"train/loss": 1.0, "val/acc": 0.5}, step=5)
+    resumed.save()
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    assert [(r["step"], r["train/loss"], r["val/acc"]) for r in rows] == [("0", "2.0", ""), ("5", "1.0", "0.5")]
