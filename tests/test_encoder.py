@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from infomamba import Encoder, EncoderConfig, list_mixers
 from infomamba.losses import LossWeights, total_loss
@@ -73,3 +74,32 @@ def test_config_errors_are_specific():
         enc(torch.randn(1, 5, 16), torch.zeros(1, 5))
     with pytest.raises(ValueError, match=r"\(B, L, 16\)"):
         enc(torch.randn(1, 5, 8))
+
+
+class _HostSyncs(TorchDispatchMode):
+    """Counts the ops that make the host wait for the device (.item(), boolean indexing, F.one_hot's checks)."""
+
+    SYNCING = {"_local_scalar_dense", "nonzero", "masked_select", "_unique2", "repeat_interleave"}
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in self.SYNCING:
+            self.seen.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("mixer", ["infomamba", "mamba", "attention", "vmamba", "localmamba", "vmisa"])
+def test_a_training_step_never_waits_for_the_device(mixer):
+    """Forward, Eq. 14 losses and backward queue work without a host synchronisation, so the CPU can run
+    ahead of the GPU (a sync per layer stalls a launch-bound step)."""
+    enc = Encoder(EncoderConfig(dim=32, depth=2, mixer=mixer)).train()
+    x = torch.randn(4, 20, 32, requires_grad=True)
+    mask = torch.zeros(4, 20, dtype=torch.bool)
+    mask[1, 15:] = True
+    with _HostSyncs() as syncs:
+        out = enc(x, mask)
+        total_loss(out.hidden.mean(1).sum(), out.aux, torch.tensor([0, 1, 0, 2]), LossWeights())["loss"].backward()
+    assert syncs.seen == []

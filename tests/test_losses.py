@@ -40,3 +40,21 @@ def test_total_loss_composes_eq14_and_beta_gamma_zero_leaves_task_and_hash():
     torch.testing.assert_close(off["loss"], task + 0.35)
     ctc = total_loss(task, aux, None, LossWeights(use_nce=False))
     assert "nce_h" not in ctc and "red" in ctc
+
+
+def test_info_nce_equals_the_definition_and_has_finite_gradients_without_positives():
+    z = torch.randn(6, 5, requires_grad=True)
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])  # anchor 5 has no positive
+    zn = torch.nn.functional.normalize(z, dim=-1)
+    sim = zn @ zn.t() / 0.1
+    want = []
+    for i in range(5):
+        others = [a for a in range(6) if a != i]
+        pos = [p for p in others if labels[p] == labels[i]]
+        want.append(torch.logsumexp(sim[i, others], 0) - torch.logsumexp(sim[i, pos], 0))
+    torch.testing.assert_close(supervised_info_nce(z, labels), torch.stack(want).mean())
+    for z_, labels_ in ((torch.randn(4, 5, requires_grad=True), torch.arange(4)),
+                        (torch.randn(1, 5, requires_grad=True), torch.tensor([3]))):
+        loss = supervised_info_nce(z_, labels_)
+        loss.backward()
+        assert loss.item() == 0.0 and torch.isfinite(z_.grad).all()

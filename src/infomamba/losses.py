@@ -8,24 +8,27 @@ import torch.nn.functional as F
 
 from .mixers import MixerAux
 
+_EXCLUDED = -1e4  # the logit of a pair Eq. 12 leaves out (|sim| / tau <= 1 / tau)
+
 
 def supervised_info_nce(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
     """Eq. 12: -1/M sum_i log( sum_{p in P(i)} e^{sim(i,p)/tau} / sum_{a != i} e^{sim(i,a)/tau} ).
 
     z: (M, E) pooled stream; labels: (M,). Anchors with no positive in the batch are skipped; a
-    batch with none returns 0 (still attached to the graph).
+    batch with none returns 0 (still attached to the graph). No host synchronisation: excluded pairs
+    get a logit of -1e4 (exp underflows to exactly 0 in fp32, as -inf would, but rows with nothing left
+    stay finite, so masking them out passes no NaN to the gradient).
     """
     z = F.normalize(z.float(), dim=-1)
     sim = z @ z.t() / tau
     eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
-    sim = sim.masked_fill(eye, float("-inf"))
+    sim = sim.masked_fill(eye, _EXCLUDED)
     positives = (labels[:, None] == labels[None, :]) & ~eye
     has_pos = positives.any(1)
-    if not has_pos.any():
-        return z.sum() * 0.0
-    log_num = torch.logsumexp(sim.masked_fill(~positives, float("-inf")), dim=1)
+    log_num = torch.logsumexp(sim.masked_fill(~positives, _EXCLUDED), dim=1)
     log_den = torch.logsumexp(sim, dim=1)
-    return (log_den - log_num)[has_pos].mean()
+    per_anchor = torch.where(has_pos, log_den - log_num, 0.0)
+    return per_anchor.sum() / has_pos.sum().clamp_min(1)
 
 
 def redundancy(h: torch.Tensor, r: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

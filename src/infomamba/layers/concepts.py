@@ -36,6 +36,12 @@ import torch.nn.functional as F
 from ..ops.concept_assign import sparse_assign
 
 
+def one_hot(index: torch.Tensor, n: int) -> torch.Tensor:
+    """Float one-hot of `index` over n classes. Unlike F.one_hot, no range check, so no host
+    synchronisation (two per call on CUDA, per layer and step); argmax indices are in range."""
+    return (index.unsqueeze(-1) == torch.arange(n, device=index.device)).float()
+
+
 def masked_rows(t: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
     """Zero the rows (B, L, .) at padded positions."""
     return t if padding_mask is None else t.masked_fill(padding_mask[..., None], 0.0)
@@ -148,7 +154,7 @@ class ConceptFilter(nn.Module):
         """C(b) as a (B_hash, k) 0/1 matrix: each concept joins its nearest bucket embedding (cosine),
         recomputed from the parameters every call; an empty bucket falls back to all concepts."""
         sim = F.normalize(self.centers, dim=-1) @ F.normalize(self.buckets, dim=-1).t()
-        member = F.one_hot(sim.argmax(-1), self.buckets.shape[0]).t().float()
+        member = one_hot(sim.argmax(-1), self.buckets.shape[0]).t()
         empty = member.sum(-1, keepdim=True) == 0
         return torch.where(empty, torch.ones_like(member), member)
 
@@ -161,7 +167,7 @@ class ConceptFilter(nn.Module):
         if self.training:
             b = F.gumbel_softmax(logits.float(), tau=1.0, hard=True)
         else:
-            b = F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+            b = one_hot(logits.argmax(-1), logits.shape[-1])
         return b, b @ self.concept_buckets()
 
     def mi_hash_loss(self, R: torch.Tensor, b: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
