@@ -54,7 +54,10 @@ class TextClassifier(TaskModule):
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
         self.pos = nn.Parameter(torch.randn(max_positions, dim) * 0.02)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(head_dropout), nn.Linear(dim, num_classes))
-        self.metrics = nn.ModuleDict({s: torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+        # validate_args=False: the checks call unique() on every update, a device sync per step; the
+        # data module guarantees labels in range.
+        self.metrics = nn.ModuleDict({s: torchmetrics.Accuracy(task="multiclass", num_classes=num_classes,
+                                                               validate_args=False)
                                       for s in ("train_acc", "val_acc", "test_acc")})
 
     def forward(self, input_ids: torch.Tensor, padding_mask: torch.Tensor):
