@@ -151,9 +151,29 @@ def plot(rows: list[dict], path: Path, x: str, xlabel: str, ylabel: str) -> None
     plt.close(fig)
 
 
+RATIOS = (("throughput", "infer_x_attn"), ("train_step_ms", "train_x_attn"), ("train_peak_gib", "mem_x_attn"))
+
+
+def versus_attention(rows: list[dict], reference: str = "attention") -> list[dict]:
+    """Each row with its throughput, train-step time and training peak memory as multiples of the eager
+    `reference` row of the same sweep and size (the issue's goals are stated so); rows without one as they are."""
+    base = {(r["sweep"], r.get("resolution"), r["tokens"]): r for r in rows if r["model"] == reference}
+    out = []
+    for r in rows:
+        ref = base.get((r["sweep"], r.get("resolution"), r["tokens"]))
+        extra = {}
+        if ref is not None and r["model"] != reference:
+            for key, name in RATIOS:
+                if isinstance(r.get(key), float) and isinstance(ref.get(key), float) and ref[key] > 0:
+                    extra[name] = r[key] / ref[key]
+        out.append({**r, **extra})
+    return out
+
+
 def write_outputs(rows: list[dict], out: Path, header: str, quiet: bool = False) -> None:
     """CSV, markdown and PNG of the rows so far (rewritten after every row, so a cut run keeps its data)."""
     out.mkdir(parents=True, exist_ok=True)
+    rows = versus_attention(rows)
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "bench.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
