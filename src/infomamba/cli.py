@@ -46,6 +46,7 @@ QUIET_WARNINGS = (
     "You are using a custom batch sampler `LengthBucketBatchSampler` for prediction",
 )
 QUIET_LOGS = ("💡 Tip:",)
+APPS = ("bench", "summary", "diagnose")  # subcommands that are plain programs (`infomamba.<name>.main`)
 RUN_DIR_HELP = ("this run's folder (logs, config.yaml, checkpoints/), created; default: a new "
                 "<logger save_dir>/<name>/version_N (runs/<task>/version_N). With fit --ckpt_path last: the run to "
                 "continue (default: the newest one with a checkpoints/last.ckpt).")
@@ -87,8 +88,15 @@ def run_config_for(argv: list[str]) -> list[str]:
     for folder in Path(ckpt).resolve().parents[:3]:
         if (folder / "config.yaml").is_file():
             print(f"[infomamba] using the run's config {folder / 'config.yaml'}", flush=True)
-            return [argv[0], "--config", str(folder / "config.yaml"), *argv[1:]]
+            return with_config(argv, folder / "config.yaml")
     return argv
+
+
+def with_config(argv: list[str], config: Path) -> list[str]:
+    """argv with `--config config` right after the subcommand, unless it gives a --config of its own."""
+    if any(a.startswith("--config") for a in argv):
+        return argv
+    return [argv[0], "--config", str(config), *argv[1:]]
 
 
 def shorthands(argv: list[str]) -> list[str]:
@@ -224,15 +232,8 @@ def load_task(name: str) -> tuple[TaskSpec, type, type]:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bench":
-        from .bench import main as bench_main
-        return bench_main(argv[1:])
-    if argv and argv[0] == "summary":
-        from .summary import main as summary_main
-        return summary_main(argv[1:])
-    if argv and argv[0] == "diagnose":
-        from .diagnose import main as diagnose_main
-        return diagnose_main(argv[1:])
+    if argv and argv[0] in APPS:
+        return importlib.import_module(f"infomamba.{argv[0]}").main(argv[1:])
     name, rest = pop_task(argv)
     rest = shorthands(rest)
     task, module_cls, data_cls = load_task(name)
@@ -249,8 +250,10 @@ def main(argv: list[str] | None = None) -> None:
 
         def before_instantiate_classes(self):
             resumed = resumed_run(self.config[self.subcommand], self.subcommand)
-            if resumed and (resumed / "config.yaml").is_file() and not any(a.startswith("--config") for a in args):
-                self.config = self.parser.parse_args([args[0], "--config", str(resumed / "config.yaml"), *args[1:]])
+            if resumed and (resumed / "config.yaml").is_file():
+                extended = with_config(args, resumed / "config.yaml")
+                if extended is not args:
+                    self.config = self.parser.parse_args(extended)
             place_run(self.config[self.subcommand], resumed)
 
     # sys.argv stays whole: Lightning's DDP launcher re-runs it (with --task) in every child process.

@@ -29,7 +29,6 @@ Readings where the paper leaves a gap:
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,14 +36,9 @@ import torch
 import torch.nn as nn
 
 from ..layers.attention import SelfAttention
+from .hooks import HookRecorder, layer_index
 
 DIRECTIONS = ("past", "future")
-
-
-def layer_index(name: str) -> int | None:
-    """The encoder block a module belongs to, read from its name (`...blocks.3.mixer` -> 3)."""
-    found = re.search(r"blocks\.(\d+)", name)
-    return int(found.group(1)) if found else None
 
 
 def attention_rows(layer: SelfAttention, x: torch.Tensor, padding_mask: torch.Tensor | None,
@@ -131,7 +125,7 @@ class LayerRecord:
         return torch.cat(self.diagonal).double().mean(0).numpy()
 
 
-class AttentionRecorder:
+class AttentionRecorder(HookRecorder):
     """Context manager: hooks every `SelfAttention` of `model` and records kernels and diagonal weights.
 
     Args:
@@ -142,6 +136,8 @@ class AttentionRecorder:
             (ignored for causal layers, whose future weights are 0).
     """
 
+    kind = SelfAttention
+
     def __init__(self, model: nn.Module, horizon: int = 32, max_queries: int = 64,
                  directions: tuple[str, ...] = ("past",)):
         if horizon < 2:
@@ -149,29 +145,18 @@ class AttentionRecorder:
         unknown = set(directions) - set(DIRECTIONS)
         if unknown:
             raise ValueError(f"unknown directions {sorted(unknown)}; choose from {DIRECTIONS}")
+        super().__init__(model)
         self.horizon, self.max_queries, self.directions = horizon, max_queries, tuple(directions)
-        self.layers = {name: m for name, m in model.named_modules() if isinstance(m, SelfAttention)}
         self.records = {name: LayerRecord(name, layer_index(name), m.heads, m.causal)
                         for name, m in self.layers.items()}
-        self._handles: list = []
 
-    def __enter__(self) -> AttentionRecorder:
-        for name, layer in self.layers.items():
-            self._handles.append(layer.register_forward_hook(self._hook(name), with_kwargs=True))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    def _hook(self, name: str):
+    def register(self, name: str, layer: SelfAttention):
         def hook(layer: SelfAttention, args, kwargs, output) -> None:
             x = args[0] if args else kwargs["x"]
             padding_mask = args[1] if len(args) > 1 else kwargs.get("padding_mask")
             with torch.no_grad():
                 self.observe(name, layer, x, padding_mask)
-        return hook
+        return layer.register_forward_hook(hook, with_kwargs=True)
 
     def observe(self, name: str, layer: SelfAttention, x: torch.Tensor, padding_mask: torch.Tensor | None) -> None:
         """Record one forward of `layer` on x (B, L, D) (what the hook calls)."""

@@ -25,12 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..layers.ssm import SelectiveSSM
-from ..ops.causal_conv import causal_conv_silu_reference
-from ..ops.ssm_inner.reference import injected, keep_mask, masked, projections, state_matrix, step_size
-from .attention_kernels import layer_index
+from ..ops.ssm_inner.reference import keep_mask, projections, scan_input, state_matrix, step_size
+from .hooks import HookRecorder, layer_index
 
 QUANTILES = (0.5, 0.9, 0.99, 0.999)
 
@@ -40,12 +38,8 @@ def step_sizes(ssm: SelectiveSSM, x: torch.Tensor, padding_mask: torch.Tensor | 
     """dt (B, L, E) in fp32 that `ssm` uses on its forward's arguments (0 at padding), as its inner path
     computes it (x the scanned stream; h, p InfoMamba's injection P h, P = diag(p))."""
     keep = keep_mask(padding_mask, x)
-    xm = masked(x, keep)
-    if ssm.conv is None:
-        u = F.silu(xm)
-    else:
-        u = causal_conv_silu_reference(xm, ssm.conv.weight[:, 0], ssm.conv.bias, reverse=ssm.reverse)
-    u = masked(injected(u, h, p), keep)
+    conv_w, conv_b = (ssm.conv.weight[:, 0], ssm.conv.bias) if ssm.conv is not None else (None, None)
+    _, u = scan_input(x, conv_w, conv_b, h, p, keep, ssm.reverse)
     _, _, _, dt_pre = projections(u, ssm.x_proj.weight, ssm.dt_proj.weight, ssm.dt_proj.bias, ssm.d_state)
     return step_size(dt_pre, keep)
 
@@ -85,7 +79,7 @@ def _half_life(rho: float) -> float:
     return float("inf") if rho >= 1 else float(np.log(0.5) / np.log(rho))
 
 
-class SSMSpectrumRecorder:
+class SSMSpectrumRecorder(HookRecorder):
     """Context manager: hooks every `SelectiveSSM` of `model` and records ρ over the data.
 
     Args:
@@ -94,31 +88,22 @@ class SSMSpectrumRecorder:
         seed: of the subsample.
     """
 
+    kind = SelectiveSSM
+
     def __init__(self, model: nn.Module, max_values: int = 100_000, seed: int = 0):
+        super().__init__(model)
         self.max_values = max_values
-        self.layers = {name: m for name, m in model.named_modules() if isinstance(m, SelectiveSSM)}
         self.records = {name: SSMRecord(name, layer_index(name), m.reverse, m.A_log.shape[0])
                         for name, m in self.layers.items()}
         self.generator = torch.Generator().manual_seed(seed)
-        self._handles: list = []
 
-    def __enter__(self) -> SSMSpectrumRecorder:
-        for name, layer in self.layers.items():
-            self._handles.append(layer.register_forward_pre_hook(self._hook(name), with_kwargs=True))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    def _hook(self, name: str):
+    def register(self, name: str, layer: SelectiveSSM):
         def hook(layer: SelectiveSSM, args, kwargs) -> None:
             names = ("x", "padding_mask", "h", "p")  # SelectiveSSM.forward's arguments
             values = dict(zip(names, args)) | {k: v for k, v in kwargs.items() if k in names}
             with torch.no_grad():
                 self.observe(name, layer, values["x"], values.get("padding_mask"), values.get("h"), values.get("p"))
-        return hook
+        return layer.register_forward_pre_hook(hook, with_kwargs=True)
 
     def observe(self, name: str, layer: SelectiveSSM, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 h: torch.Tensor | None = None, p: torch.Tensor | None = None) -> None:

@@ -41,14 +41,6 @@ def optional_import(module: str) -> ModuleType | None:
         return None
 
 
-def load_kernel(op: str, name: str):
-    """`infomamba.ops.<op>.triton.<name>`, or None when kernels are disabled or Triton is missing."""
-    if reference_forced(op):
-        return None
-    module = optional_import(f"infomamba.ops.{op}.triton")
-    return getattr(module, name) if module is not None else None
-
-
 def reference_forced(op: str) -> bool:
     """Whether INFOMAMBA_KERNELS sends op folder `op` to its reference ("reference" or "reference:op,...")."""
     mode = os.environ.get("INFOMAMBA_KERNELS", "").lower()

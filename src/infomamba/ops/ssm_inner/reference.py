@@ -53,6 +53,16 @@ def injected(u: torch.Tensor, h: torch.Tensor | None, p: torch.Tensor | None) ->
     return u + (h.to(u.dtype) if p is None else p.to(u.dtype) * h.to(u.dtype))
 
 
+def scan_input(x: torch.Tensor, conv_w: torch.Tensor | None, conv_b: torch.Tensor | None, h: torch.Tensor | None,
+               p: torch.Tensor | None, keep: torch.Tensor | None, reverse: bool,
+               conv=causal_conv_silu_reference) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x~, u): x masked, and u = SiLU(conv(x~)) + P h, 0 at padding (no conv: u = SiLU(x~) + P h).
+    `conv(x, w, b, reverse)` is the conv + SiLU to use (the reference here, the kernel in `triton.py`)."""
+    xm = masked(x, keep)
+    u = F.silu(xm) if conv_w is None else conv(xm, conv_w, conv_b, reverse)
+    return xm, masked(injected(u, h, p), keep)
+
+
 def ssm_inner_reference(x: torch.Tensor, conv_w: torch.Tensor | None, conv_b: torch.Tensor | None,
                         h: torch.Tensor | None, p: torch.Tensor | None, x_proj_w: torch.Tensor, dt_proj_w: torch.Tensor,
                         dt_proj_b: torch.Tensor, A_log: torch.Tensor, D: torch.Tensor,
@@ -68,8 +78,6 @@ def ssm_inner_reference(x: torch.Tensor, conv_w: torch.Tensor | None, conv_b: to
         reverse: scan (and conv) from the last token to the first.
     """
     keep = keep_mask(padding_mask, x)
-    xm = masked(x, keep)
-    u = F.silu(xm) if conv_w is None else causal_conv_silu_reference(xm, conv_w, conv_b, reverse=reverse)
-    u = masked(injected(u, h, p), keep)
+    _, u = scan_input(x, conv_w, conv_b, h, p, keep, reverse)
     _, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, dt_proj_b, A_log.shape[1])
     return selective_scan_reference(u, step_size(dt_pre, keep), state_matrix(A_log), B, C, D, reverse=reverse)

@@ -27,12 +27,11 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..causal_conv.triton import conv_backward, conv_forward
 from ..selective_scan import triton as scan
-from .reference import injected, keep_mask, masked, projections, state_matrix, step_size
+from .reference import keep_mask, masked, projections, scan_input, state_matrix, step_size
 
 
 def _no_autocast(t: Tensor):
@@ -44,14 +43,15 @@ def _none(x: Tensor) -> Tensor:
     return x.new_empty(0)
 
 
+def _conv_kernel(x: Tensor, conv_w: Tensor, conv_b: Tensor | None, reverse: bool) -> Tensor:
+    return conv_forward(x.contiguous(), conv_w.contiguous(), conv_b.contiguous() if conv_b is not None else None,
+                        reverse)
+
+
 def _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, padding_mask, reverse):
     keep = keep_mask(padding_mask, x)
-    xm = masked(x, keep).contiguous()
-    if conv_w is None:
-        u = F.silu(xm)
-    else:
-        u = conv_forward(xm, conv_w.contiguous(), conv_b.contiguous() if conv_b is not None else None, reverse)
-    u = masked(injected(u, h, p), keep).contiguous()
+    xm, u = scan_input(x.contiguous(), conv_w, conv_b, h, p, keep, reverse, conv=_conv_kernel)
+    xm, u = xm.contiguous(), u.contiguous()
     dt_low, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, dt_proj_b, A_log.shape[1])
     delta = step_size(dt_pre, keep).contiguous()
     return keep, xm, u, dt_low, B, C, dt_pre, delta
