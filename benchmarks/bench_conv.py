@@ -5,13 +5,17 @@ forward+backward medians (triton.testing.do_bench, ms), and the forward's bandwi
 written) against the H100 copy bandwidth (3.0 TB/s).
 
     python benchmarks/bench_conv.py
+    python benchmarks/bench_conv.py --sweep     # every launch config of FWD/BWD_CANDIDATES, kernels alone
 """
 from __future__ import annotations
+
+import argparse
 
 import torch
 import triton
 import triton.testing
 
+from infomamba.ops.causal_conv import triton as conv
 from infomamba.ops.causal_conv.triton import causal_conv_silu_triton
 from infomamba.ops.causal_conv import causal_conv_silu_reference
 
@@ -37,9 +41,32 @@ def measure(fn, x, weight, bias, reverse):
     return fwd, fwdbwd
 
 
+def sweep() -> None:
+    """Median ms of the forward and backward launches alone for each candidate config (fastest first)."""
+    kwargs = dict(warmup=25, rep=100, return_mode="median")
+    for batch, length in [(64, 196), (64, 1024), (64, 4096), (8, 16384)]:
+        x = torch.randn(batch, length, 768, device="cuda", dtype=torch.bfloat16)
+        dy = torch.randn_like(x)
+        weight, bias = torch.randn(768, 4, device="cuda") * 0.5, torch.randn(768, device="cuda") * 0.1
+        fwd = {c: triton.testing.do_bench(lambda: conv.conv_forward(x, weight, bias, False, c), **kwargs)
+               for c in conv.FWD_CANDIDATES}
+        bwd = {c: triton.testing.do_bench(lambda: conv.conv_backward(x, weight, bias, dy, False, c), **kwargs)
+               for c in conv.BWD_CANDIDATES}
+        for name, times, default in (("fwd", fwd, conv.FWD_CONFIG), ("bwd", bwd, conv.BWD_CONFIG)):
+            ranked = ", ".join(f"({c.block_t},{c.block_d},{c.tiles},{c.num_warps}) {t:.3f}"
+                               for c, t in sorted(times.items(), key=lambda kv: kv[1]))
+            print(f"B{batch} L{length} {name} (default {times[default]:.3f} ms): {ranked}", flush=True)
+        del x, dy
+        torch.cuda.empty_cache()
+
+
 def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("bench_conv.py needs a CUDA GPU")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sweep", action="store_true", help="time every candidate launch config instead")
+    if p.parse_args().sweep:
+        return sweep()
     print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}, triton {triton.__version__}; "
           f"D 768, K 4, bf16\n")
     print("| batch | L | direction | impl | fwd ms | fwd+bwd ms | fwd GB/s | % of 3.0 TB/s | max err |")

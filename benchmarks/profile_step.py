@@ -3,6 +3,7 @@ model (PatchEmbed -> Encoder -> head), the top kernels by self CUDA time, and wa
 (a large gap means launch overhead). Complements `infomamba bench --train`.
 
     python benchmarks/profile_step.py --mixers infomamba mamba attention --resolution 224 --batch 64
+    python benchmarks/profile_step.py --compile ...   # the model under torch.compile (static shapes)
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def main(argv=None):
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=12)
     p.add_argument("--top", type=int, default=18)
+    p.add_argument("--compile", action="store_true", help="profile the torch.compile'd model")
     args = p.parse_args(argv)
     device = torch.device("cuda")
     matched = size_matched_options("configs/size_matched.yaml", args.dim, args.depth)
@@ -33,12 +35,13 @@ def main(argv=None):
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=mixer, mixer_options=matched.get(mixer, {}))
         model = BenchModel(config).to(device).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        run = torch.compile(model, dynamic=False) if args.compile else model
         images = torch.randn(args.batch, 3, args.resolution, args.resolution, device=device)
         labels = torch.randint(0, 1000, (args.batch,), device=device)
 
         def step():
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = nn.functional.cross_entropy(model(images), labels)
+                loss = nn.functional.cross_entropy(run(images), labels)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -53,11 +56,11 @@ def main(argv=None):
         wall = (time.perf_counter() - start) * 1e3
         events = prof.key_averages()
         busy = sum(e.self_device_time_total for e in events) / 1e3
-        print(f"\n== {mixer} {args.resolution}px batch {args.batch}: wall {wall:.1f} ms (profiled), "
+        print(f"\n== {mixer}{' +compile' if args.compile else ''} {args.resolution}px batch {args.batch}: wall {wall:.1f} ms (profiled), "
               f"GPU busy {busy:.1f} ms, kernels {sum(e.count for e in events)}", flush=True)
         print(events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=70,
                            top_level_events_only=False), flush=True)
-        del model, opt
+        del model, run, opt
 
 
 if __name__ == "__main__":

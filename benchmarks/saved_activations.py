@@ -1,7 +1,8 @@
 """Activation memory of training, device-independent: bytes that autograd keeps for backward per token and
 layer, per mixer, counted with `torch.autograd.graph.saved_tensors_hooks` over one bf16-autocast forward of
 one encoder block (distinct storages whose leading dim is the batch or batch x length; weights excluded),
-and the implied total at a given batch x tokens x depth. On the H200 the measured training peak of the
+and the implied total at a given batch x tokens x depth (counted at that many tokens: the filter's
+(B, k, D) concept tensors do not grow with length). On the H200 the measured training peak of the
 size-matched attention at 1024 px batch 64 (58.9 GiB, docs/benchmarks.md) is within 2.5% of this count
 (60.3 GiB), so the count predicts which mixer fits before a GPU is at hand. The forward runs on fake
 tensors (FakeTensorMode: shapes and dtypes, no data, no kernel launched) with INFOMAMBA_KERNELS=triton,
@@ -53,7 +54,7 @@ def main(argv=None):
     print(f"| mixer | saved bytes / token / layer | activations at batch {args.batch} x {args.tokens} tokens "
           f"x {args.depth} layers (GiB) |\n|---|---|---|")
     for mixer in args.mixers:
-        per_token = saved_bytes_per_token(mixer, args.dim, matched.get(mixer, {}))
+        per_token = saved_bytes_per_token(mixer, args.dim, matched.get(mixer, {}), length=args.tokens)
         total = per_token * args.batch * args.tokens * args.depth / 2**30
         print(f"| {mixer} | {per_token:,.0f} | {total:.1f} |", flush=True)
 

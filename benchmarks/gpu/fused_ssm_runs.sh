@@ -1,6 +1,6 @@
 # The fused-SSM issue on one GPU: kernel tests (fused op vs reference in fp32/bf16, compile tracing),
 # the 200-step training-curve equality, and the eager encoder bench (images and 1-D lengths).
-# Carry .whl. Usage: bash benchmarks/gpu/fused_ssm_runs.sh [tests] [curve] [bench]
+# Carry .whl. Usage: bash benchmarks/gpu/fused_ssm_runs.sh PART... (the case labels below)
 source benchmarks/gpu/setup.sh
 for part in "$@"; do
   case $part in
@@ -33,5 +33,18 @@ for part in "$@"; do
              --lengths 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 \
              --train --compile --out $OUT/bench_compile > $OUT/bench_compile.log 2>&1; echo "compile rc=$?" >> $OUT/bench_compile.log
            tail -40 $OUT/bench_compile.log ;;
+    quicktests) timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ops/test_concept_assign_triton.py \
+             tests/ops/test_causal_conv_triton.py > $OUT/quicktests.log 2>&1; echo "quicktests rc=$?" >> $OUT/quicktests.log
+           tail -3 $OUT/quicktests.log ;;
+    convsweep) timeout 120 python3 benchmarks/bench_conv.py --sweep > $OUT/conv_sweep.log 2>&1
+           echo "convsweep rc=$?" >> $OUT/conv_sweep.log; cat $OUT/conv_sweep.log ;;
+    graphs) TORCH_LOGS=perf_hints timeout 360 python3 -m infomamba.bench --mixers infomamba attention mamba \
+             --resolutions 224 1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --timm \
+             --compile --compile-modes default reduce-overhead --compile-mixers infomamba attention \
+             --out $OUT/bench_graphs > $OUT/bench_graphs.log 2>&1; echo "graphs rc=$?" >> $OUT/bench_graphs.log
+           grep -v Warning $OUT/bench_graphs.log | grep -v "^ " | tail -30 ;;
+    profile_compiled) timeout 150 python3 benchmarks/profile_step.py --mixers infomamba --resolution 224 --compile \
+             > $OUT/profile_compiled.log 2>&1; echo "profile rc=$?" >> $OUT/profile_compiled.log
+           grep "^==" -A 22 $OUT/profile_compiled.log ;;
   esac
 done

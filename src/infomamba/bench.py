@@ -5,6 +5,7 @@ sequence length on the same encoder fed (B, L, D) tokens (long text / speech).
     infomamba bench --mixers infomamba attention mamba --resolutions 224 384 512 1024 --dtype bf16 --train
     infomamba bench --mixers infomamba attention --resolutions --lengths 1024 4096 16384 --train
     infomamba bench ... --compile       # also each mixer under torch.compile (rows "<mixer> +compile")
+    infomamba bench ... --compile --compile-modes default reduce-overhead   # + CUDA-graph replay rows
     infomamba bench --kmax-sweep 25 50 100 200          # Fig. 4: InfoMamba latency vs k_max
 
 Warm-up runs, CUDA synchronisation, median of repeats; the device and software versions head the
@@ -76,6 +77,11 @@ def time_ms(fn, device, warmup: int, repeats: int) -> float:
     return statistics.median(times)
 
 
+def new_step() -> None:
+    """Tell CUDA-graph replay (torch.compile mode reduce-overhead) that the previous step's outputs are dead."""
+    torch.compiler.cudagraph_mark_step_begin()
+
+
 def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: int, repeats: int,
             train: bool) -> dict:
     """Inference latency/throughput (and its peak memory), then optionally one AdamW training step's time
@@ -88,7 +94,7 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     with torch.inference_mode(), autocast:
-        row["latency_ms"] = time_ms(lambda: model(inputs), device, warmup, repeats)
+        row["latency_ms"] = time_ms(lambda: new_step() or model(inputs), device, warmup, repeats)
     row["throughput"] = batch / row["latency_ms"] * 1e3
     row["infer_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
     if train:
@@ -97,6 +103,7 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
         labels = torch.randint(0, 1000, (batch,), device=device)
 
         def step():
+            new_step()
             with autocast:
                 loss = nn.functional.cross_entropy(model(inputs), labels)
             loss.backward()
@@ -203,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compile", action="store_true", help="also time the mixers under torch.compile")
     p.add_argument("--compile-mixers", nargs="*", default=None,
                    help="with --compile: only these mixers get compiled rows (default: every mixer)")
+    p.add_argument("--compile-modes", nargs="+", default=["default"],
+                   choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+                   help="with --compile: one row per torch.compile mode (reduce-overhead replays CUDA graphs)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=12)
@@ -250,13 +260,21 @@ def main(argv: list[str] | None = None) -> None:
     def too_long(model, tokens):
         return not model.encoder.stack.blocks[0].mixer.linear_time and tokens > args.max_tokens_attention
 
-    def compiled(model):
-        return torch.compile(model, dynamic=False)  # one static graph per shape, as a training job sees
+    def compiled(mode):
+        def compile_blocks(model):
+            # Regional compilation: each block in place, static shapes as a training job sees. The blocks of
+            # one encoder are the same code with the same guards, so one compile serves all of them (a whole-
+            # model compile unrolls the depth and took ~100 s a shape for InfoMamba on the H200).
+            for block in model.encoder.stack.blocks:
+                block.compile(dynamic=False, mode=mode)
+            return model
+        return compile_blocks
 
     def variants(mixer):
         eager = [("", lambda m: m)]
         if args.compile and (args.compile_mixers is None or mixer in args.compile_mixers):
-            return eager + [(" +compile", compiled)]
+            return eager + [(" +compile" + ("" if mode == "default" else f"({mode})"), compiled(mode))
+                            for mode in args.compile_modes]
         return eager
 
     for mixer in args.mixers:

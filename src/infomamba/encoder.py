@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from .config import EncoderConfig
 from .layers.pooling import zero_padding
+from .layers.precision import compute_dtype
 from .mixers import MixerAux, build_mixer
 
 
@@ -63,7 +64,7 @@ class Block(nn.Module):
         self.drop_path = DropPath(rate)
 
     def forward(self, x, padding_mask=None, grid=None):
-        y, aux = self.mixer(self.norm1(x), padding_mask, grid)
+        y, aux = self.mixer(compute_dtype(self.norm1(x)), padding_mask, grid)
         x = x + self.drop_path(self.dropout(y))
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return zero_padding(x, padding_mask), aux

@@ -30,10 +30,8 @@ D = 70
 
 @pytest.fixture(autouse=True)
 def small_tiles(monkeypatch):
-    monkeypatch.setattr(causal_conv, "BLOCK_D", 64)
-    monkeypatch.setattr(causal_conv, "FWD_BLOCK_T", 8)
-    monkeypatch.setattr(causal_conv, "BWD_BLOCK_T", 8)
-    monkeypatch.setattr(causal_conv, "BWD_TILES", 2)
+    monkeypatch.setattr(causal_conv, "FWD_CONFIG", causal_conv.ConvConfig(block_t=8, block_d=64, tiles=1, num_warps=4))
+    monkeypatch.setattr(causal_conv, "BWD_CONFIG", causal_conv.ConvConfig(block_t=8, block_d=64, tiles=2, num_warps=4))
 
 
 def make_inputs(batch, length, K, dtype=FP32, bias=True, seed=0):
@@ -117,3 +115,14 @@ def test_causality(reverse):
     for t in range(L):
         want = range(max(0, t - K + 1), t + 1) if reverse else range(t, min(L, t + K))
         assert changed[t].nonzero().flatten().tolist() == list(want), f"perturbed at {t}"
+
+
+@pytest.mark.parametrize("config", causal_conv.FWD_CANDIDATES + causal_conv.BWD_CANDIDATES, ids=str)
+def test_every_swept_config_matches_reference(config, monkeypatch):
+    """The launch shapes `benchmarks/bench_conv.py --sweep` may pick from, forward and backward, at a
+    length that spans several tiles and a width that is not a multiple of block_d."""
+    monkeypatch.setattr(causal_conv, "FWD_CONFIG", config._replace(tiles=1))
+    monkeypatch.setattr(causal_conv, "BWD_CONFIG", config)
+    x, weight, bias = make_inputs(2, 75, 4)
+    for reverse in (False, True):
+        check_against_reference(x, weight, bias, reverse, TOL[FP32])

@@ -73,7 +73,7 @@ def pool_concepts(x: torch.Tensor, R_bar: torch.Tensor, padding_mask: torch.Tens
     else:
         w, x = w.unsqueeze(1), x.unsqueeze(1)
     num = w.transpose(-1, -2).to(x.dtype) @ x
-    mass = w.sum(2)
+    mass = w.sum(2, dtype=torch.float32)
     if chunk:
         num = num.cumsum(1) - num
         mass = mass.cumsum(1) - mass
@@ -172,7 +172,7 @@ class ConceptFilter(nn.Module):
 
     def mi_hash_loss(self, R: torch.Tensor, b: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
         """Eq. 8: -log p(b_t | u_t) with u_t = sum_i R_ti u_i, over the real tokens."""
-        u = R @ self.centers.float()
+        u = R @ self.centers.to(R.dtype)
         sim = F.normalize(u, dim=-1) @ F.normalize(self.buckets.float(), dim=-1).t() / self.tau_hash
         nll = -(b * sim.log_softmax(-1)).sum(-1)
         keep = torch.ones_like(nll) if padding_mask is None else (~padding_mask).to(nll.dtype)

@@ -36,15 +36,34 @@ default 128 steps a program that buffer is ~2 MB at B 64, L 196, D 768 (no atomi
 from __future__ import annotations
 
 import contextlib
+from typing import NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 
-BLOCK_D = 128       # channels a program: 256 bytes a row in bf16
-FWD_BLOCK_T = 32    # forward tile: 4096 elements, 32 fp32 a thread at 4 warps
-BWD_BLOCK_T = 16    # backward tile (more live tensors: pre, dpre, the dx accumulator)
-BWD_TILES = 8       # backward tiles a program, so the dw/db partial rows are few
+
+
+class ConvConfig(NamedTuple):
+    """Launch shape: tiles of block_t steps x block_d channels, `tiles` of them a program (backward
+    only: the dw/db partial rows are per program), num_warps warps."""
+
+    block_t: int
+    block_d: int
+    tiles: int
+    num_warps: int
+
+
+# forward: 4096-element tiles, 32 fp32 a thread at 4 warps, 256 bytes a row in bf16; backward: smaller
+# tiles (more live tensors: pre, dpre, the dx accumulator), 8 a program so the partial rows are few.
+FWD_CONFIG = ConvConfig(block_t=32, block_d=128, tiles=1, num_warps=4)
+BWD_CONFIG = ConvConfig(block_t=16, block_d=128, tiles=8, num_warps=4)
+# What `benchmarks/bench_conv.py --sweep` times on a GPU (tests check each against the reference).
+FWD_CANDIDATES = (FWD_CONFIG, ConvConfig(16, 128, 1, 4), ConvConfig(32, 64, 1, 2), ConvConfig(64, 128, 1, 8),
+                  ConvConfig(16, 256, 1, 4))
+BWD_CANDIDATES = (BWD_CONFIG, ConvConfig(16, 128, 2, 4), ConvConfig(16, 128, 1, 4), ConvConfig(16, 64, 2, 2),
+                  ConvConfig(32, 64, 2, 4), ConvConfig(8, 128, 4, 2), ConvConfig(32, 128, 2, 8),
+                  ConvConfig(16, 256, 2, 8))
 
 
 @triton.jit
@@ -132,36 +151,42 @@ def _on_device(t: torch.Tensor):
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
 
 
-def conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, reverse: bool) -> torch.Tensor:
-    """SiLU(conv(x)) for contiguous x (B, L, D) and weight (D, K): the forward launch, no autograd."""
+def conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, reverse: bool,
+                 config: ConvConfig | None = None) -> torch.Tensor:
+    """SiLU(conv(x)) for contiguous x (B, L, D) and weight (D, K): the forward launch (FWD_CONFIG unless
+    given), no autograd."""
+    config = config or FWD_CONFIG
     B, L, D = x.shape
     y = torch.empty_like(x)
     if y.numel() == 0:
         return y
     with _on_device(x):
-        _conv_fwd_kernel[(triton.cdiv(L, FWD_BLOCK_T), triton.cdiv(D, BLOCK_D), B)](
+        _conv_fwd_kernel[(triton.cdiv(L, config.block_t), triton.cdiv(D, config.block_d), B)](
             x, weight, bias if bias is not None else weight, y, L, D, K=weight.shape[1],
-            S=1 if reverse else -1, HAS_BIAS=bias is not None, BLOCK_T=FWD_BLOCK_T, BLOCK_D=BLOCK_D,
-            num_warps=4)
+            S=1 if reverse else -1, HAS_BIAS=bias is not None, BLOCK_T=config.block_t, BLOCK_D=config.block_d,
+            num_warps=config.num_warps)
     return y
 
 
 def conv_backward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dy: torch.Tensor,
-                  reverse: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(dx, dweight (D, K) fp32, dbias (D,) fp32) for contiguous x, dy: the backward launch, no autograd."""
+                  reverse: bool, config: ConvConfig | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, dweight (D, K) fp32, dbias (D,) fp32) for contiguous x, dy: the backward launch (BWD_CONFIG
+    unless given), no autograd."""
+    config = config or BWD_CONFIG
     B, L, D = x.shape
     K = weight.shape[1]
     dx = torch.empty_like(x)
     if dx.numel() == 0:
         part = torch.zeros(K + 1, D, device=x.device, dtype=torch.float32)
     else:
-        n_chunks = triton.cdiv(L, BWD_TILES * BWD_BLOCK_T)
+        n_chunks = triton.cdiv(L, config.tiles * config.block_t)
         part = torch.empty(B * n_chunks, K + 1, D, device=x.device, dtype=torch.float32)
         with _on_device(x):
-            _conv_bwd_kernel[(n_chunks, triton.cdiv(D, BLOCK_D), B)](
+            _conv_bwd_kernel[(n_chunks, triton.cdiv(D, config.block_d), B)](
                 x, weight, bias if bias is not None else weight, dy, dx, part, L, D, K=K,
-                S=1 if reverse else -1, HAS_BIAS=bias is not None, BLOCK_T=BWD_BLOCK_T,
-                TILES=BWD_TILES, BLOCK_D=BLOCK_D, K_POW2=triton.next_power_of_2(K), num_warps=4)
+                S=1 if reverse else -1, HAS_BIAS=bias is not None, BLOCK_T=config.block_t,
+                TILES=config.tiles, BLOCK_D=config.block_d, K_POW2=triton.next_power_of_2(K),
+                num_warps=config.num_warps)
         part = part.sum(0)
     return dx, part[:K].t().contiguous(), part[K].clone()
 

@@ -37,13 +37,15 @@ most q_max passes of a row argmax (value and index reduced together, 5 shuffle s
 pass count is the largest q_t among the program's rows, so confident tokens (low entropy, small
 q_t) cost fewer passes. These passes, not memory, are expected to dominate the forward at
 q_max = 8 (not measured on a GPU). It reads logits and candidate once and writes R, R_bar and
-V_t (4 bytes a token).
+V_t (4 bytes a token). R and R_bar are stored in the logits' dtype (bf16 under autocast, where every
+layer that reads them is a bf16 matmul: one bf16 copy each instead of an fp32 tensor plus the bf16
+casts the matmuls would save); V_t stays fp32.
 
-The backward recomputes nothing. Both directions are `torch.library` custom ops (`infomamba::sparse_assign`,
+Both directions are `torch.library` custom ops (`infomamba::sparse_assign`,
 `infomamba::sparse_assign_backward`) with fake implementations, so `torch.compile` traces through them.
-The backward recomputes nothing. Repeating the selection would repeat the argmax passes, so it saves
-R and R_bar, which are outputs (the layers that consume them keep them alive anyway, so saving them
-costs no memory), and V_t; S is R_bar > 0, and neither the logits nor the candidate are kept. It is
+The backward recomputes nothing (fp32 arithmetic on what it loads). Repeating the selection would
+repeat the argmax passes, so it saves R and R_bar, which are outputs (the layers that consume them
+keep them alive anyway, so saving them costs no memory), and V_t; S is R_bar > 0, and neither the logits nor the candidate are kept. It is
 one elementwise pass with two row sums that reads R, R_bar, dR, and dR_bar at the kept entries only.
 That last read is a masked load, so a row's at most q_max kept values touch a few 32-byte sectors
 instead of the whole row. A kept entry whose R_bar underflows to 0 (v_i / V below 1e-45) drops out
@@ -79,7 +81,7 @@ def _assign_fwd_kernel(logits_ptr, cand_ptr, R_ptr, Rbar_ptr, V_ptr, n_rows, q_m
     x = tl.where(col_ok[None, :], x, float("-inf"))
     e = tl.exp(x - tl.max(x, axis=1)[:, None])
     R = e / tl.sum(e, axis=1)[:, None]
-    tl.store(R_ptr + offs, R, mask=mask)
+    tl.store(R_ptr + offs, R.to(R_ptr.dtype.element_ty), mask=mask)
 
     H = -tl.sum(R * tl.log(tl.maximum(R, 1e-12)), axis=1)
     q = (budget_scale * H + _RINT_MAGIC) - _RINT_MAGIC
@@ -96,7 +98,8 @@ def _assign_fwd_kernel(logits_ptr, cand_ptr, R_ptr, Rbar_ptr, V_ptr, n_rows, q_m
         kept = kept | (hit & keep[:, None])
         V += tl.where(keep, top, 0.0)
         pool = tl.where(hit, -1.0, pool)
-    tl.store(Rbar_ptr + offs, tl.where(kept, v / tl.maximum(V, _V_FLOOR)[:, None], 0.0), mask=mask)
+    R_bar = tl.where(kept, v / tl.maximum(V, _V_FLOOR)[:, None], 0.0)
+    tl.store(Rbar_ptr + offs, R_bar.to(Rbar_ptr.dtype.element_ty), mask=mask)
     tl.store(V_ptr + rows, V, mask=row_ok)
 
 
@@ -112,14 +115,14 @@ def _assign_bwd_kernel(R_ptr, Rbar_ptr, V_ptr, dR_ptr, dRbar_ptr, dlogits_ptr, d
     mask = row_ok[:, None] & (cols < K)[None, :]
     offs = rows.to(tl.int64)[:, None] * K + cols[None, :]
 
-    R = tl.load(R_ptr + offs, mask=mask, other=0.0)
-    dR = tl.load(dR_ptr + offs, mask=mask, other=0.0) if HAS_DR else tl.zeros_like(R)
+    R = tl.load(R_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    dR = tl.load(dR_ptr + offs, mask=mask, other=0.0).to(tl.float32) if HAS_DR else tl.zeros_like(R)
     c = tl.sum(R * dR, axis=1)
     w = tl.zeros_like(R)
     if HAS_DRBAR:
-        R_bar = tl.load(Rbar_ptr + offs, mask=mask, other=0.0)
+        R_bar = tl.load(Rbar_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         kept = R_bar > 0.0
-        dR_bar = tl.load(dRbar_ptr + offs, mask=kept, other=0.0)
+        dR_bar = tl.load(dRbar_ptr + offs, mask=kept, other=0.0).to(tl.float32)
         V = tl.load(V_ptr + rows, mask=row_ok, other=1.0)
         t = tl.sum(dR_bar * R_bar, axis=1)
         s = tl.where(V >= _V_FLOOR, t, 0.0)
@@ -148,8 +151,8 @@ def sparse_assign_op(logits: torch.Tensor, candidate: torch.Tensor, q_max: int
     """(R, R_bar, V) for contiguous logits and a candidate of the same shape (module docstring)."""
     k = logits.shape[-1]
     n_rows = logits.numel() // k
-    R = torch.empty(logits.shape, device=logits.device, dtype=torch.float32)
-    R_bar = torch.empty_like(R)
+    R = torch.empty_like(logits)
+    R_bar = torch.empty_like(logits)
     V = torch.empty(logits.shape[:-1], device=logits.device, dtype=torch.float32)
     block_k, block_rows = _launch_shape(k)
     with _on_device(logits):
@@ -161,8 +164,7 @@ def sparse_assign_op(logits: torch.Tensor, candidate: torch.Tensor, q_max: int
 
 @sparse_assign_op.register_fake
 def _(logits, candidate, q_max):
-    R = torch.empty(logits.shape, device=logits.device, dtype=torch.float32)
-    return R, torch.empty_like(R), R.new_empty(logits.shape[:-1])
+    return torch.empty_like(logits), torch.empty_like(logits), logits.new_empty(logits.shape[:-1], dtype=torch.float32)
 
 
 @torch.library.custom_op("infomamba::sparse_assign_backward", mutates_args=())
@@ -218,7 +220,7 @@ def sparse_assign_triton(logits: torch.Tensor, candidate: torch.Tensor, q_max: i
         candidate: (..., k) 0/1 floats (or broadcastable to logits), with or without grad.
         q_max: the budget's maximum, >= 1.
     Returns:
-        (R, R_bar), both fp32 of logits' shape: R = softmax(logits), R_bar dense with at most q_max
+        (R, R_bar) of logits' shape and dtype (computed in fp32): R = softmax(logits), R_bar dense with at most q_max
         non-zeros a row. Differentiable in logits and candidate.
     """
     if q_max < 1 or logits.shape[-1] < 1:
