@@ -81,6 +81,23 @@ def test_fused_matches_reference(dtype, reverse, conv, inject, pad):
         assert (grads["x"][mask] == 0).all(), "padded inputs must get no gradient"
 
 
+def test_softplus_inside_the_kernel_over_its_whole_range():
+    """The scan kernels apply dt = softplus(dt_pre) themselves: dt_pre from -30 (softplus ~ e^-30) to +90
+    (past PyTorch's threshold 20, softplus = identity; exp(90) overflows fp32, so a naive log(1 + exp)
+    would give inf)."""
+    params, mask = make_inputs(E=16, pad="right")
+    with torch.no_grad():
+        params["dt_proj_b"].copy_(torch.linspace(-30.0, 90.0, 16))
+        params["dt_proj_w"].mul_(0.01)
+    dy = torch.randn(params["x"].shape, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    for reverse in (False, True):
+        y, grads = run(ssm_inner_triton, params, mask, reverse, dy)
+        y_ref, grads_ref = run(ssm_inner_reference, params, mask, reverse, dy)
+        assert_close_rel(y, y_ref, TOL[torch.float32], "y")
+        for name in ("dt_proj_b", "dt_proj_w", "x"):
+            assert_close_rel(grads[name], grads_ref[name], TOL[torch.float32], f"d{name}")
+
+
 def test_padding_is_invisible_to_real_tokens():
     """Right-padding a sequence with garbage changes neither its readout nor its gradients."""
     params, _ = make_inputs(B=1, L=20, pad=None)

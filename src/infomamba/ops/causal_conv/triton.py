@@ -54,16 +54,17 @@ class ConvConfig(NamedTuple):
     num_warps: int
 
 
-# forward: 4096-element tiles, 32 fp32 a thread at 4 warps, 256 bytes a row in bf16; backward: smaller
-# tiles (more live tensors: pre, dpre, the dx accumulator), 8 a program so the partial rows are few.
+# forward: 4096-element tiles, 32 fp32 a thread at 4 warps, 256 bytes a row in bf16. Backward: smaller
+# tiles (more live tensors: pre, dpre, the dx accumulator) of 64 channels, 2 a program, 2 warps: the
+# fastest of BWD_CANDIDATES on the H200 at every shape swept (B64 x L196 / 1024 / 4096, B8 x L16384:
+# 0.141 / 0.563 / 2.180 / 1.107 ms against 0.230 / 0.947 / 3.566 / 1.798 for the previous (16, 128, 8, 4);
+# docs/runs/conv_sweep_h200.log): more, smaller programs keep more loads in flight.
 FWD_CONFIG = ConvConfig(block_t=32, block_d=128, tiles=1, num_warps=4)
-BWD_CONFIG = ConvConfig(block_t=16, block_d=128, tiles=8, num_warps=4)
+BWD_CONFIG = ConvConfig(block_t=16, block_d=64, tiles=2, num_warps=2)
 # What `benchmarks/bench_conv.py --sweep` times on a GPU (tests check each against the reference).
-FWD_CANDIDATES = (FWD_CONFIG, ConvConfig(16, 128, 1, 4), ConvConfig(32, 64, 1, 2), ConvConfig(64, 128, 1, 8),
-                  ConvConfig(16, 256, 1, 4))
-BWD_CANDIDATES = (BWD_CONFIG, ConvConfig(16, 128, 2, 4), ConvConfig(16, 128, 1, 4), ConvConfig(16, 64, 2, 2),
-                  ConvConfig(32, 64, 2, 4), ConvConfig(8, 128, 4, 2), ConvConfig(32, 128, 2, 8),
-                  ConvConfig(16, 256, 2, 8))
+FWD_CANDIDATES = (FWD_CONFIG, ConvConfig(16, 128, 1, 4), ConvConfig(32, 64, 1, 2), ConvConfig(16, 256, 1, 4))
+BWD_CANDIDATES = (BWD_CONFIG, ConvConfig(16, 128, 8, 4), ConvConfig(8, 128, 4, 2), ConvConfig(16, 32, 2, 1),
+                  ConvConfig(8, 64, 4, 1), ConvConfig(16, 64, 4, 2), ConvConfig(32, 32, 2, 2))
 
 
 @triton.jit

@@ -25,6 +25,11 @@ warps per SM (small batch * d) still keep loads in flight. `reverse=True` walks 
 last position to the first (index arithmetic, no flipped copies). Padding needs no mask:
 dt = u = 0 gives a = 1, b = 0, so the state passes through.
 
+For the fused SSM op (`ops/ssm_inner`) both kernels also take dt before softplus (DT_SOFTPLUS, as
+mamba-ssm's `delta_softplus`): they form dt = softplus(dt_pre) in registers, 0 at padding (a (B, L)
+mask) and past the end, and the backward writes the gradient of dt_pre, dL/ddt * sigmoid(dt_pre),
+in dt_pre's dtype, so no fp32 (B, L, d) dt or ddt tensor is written or read.
+
 Backward, without any state saved by the forward (the forward writes y only; training memory is
 that of the inputs). With g_t = dL/ds_t (the adjoint, g_t = dy_t C_t + a_{t+1} g_{t+1}) and the
 gradient of the log-decay q_t = dL/dlog a_t = g_t a_t s_{t-1}, the chain rule gives
@@ -100,6 +105,33 @@ def _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NST
 
 
 @triton.jit
+def _log1p(e):
+    """log(1 + e) for e >= 0, accurate where 1 + e rounds (Goldberg: log(v) e / (v - 1), v = 1 + e)."""
+    v = 1.0 + e
+    rounded = v == 1.0
+    return tl.where(rounded, e, tl.log(v) * e / tl.where(rounded, 1.0, v - 1.0))
+
+
+@triton.jit
+def _step(dt_raw, x_offs, x_mask, pad_ptr, pid_b, L, DIM, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr):
+    """(dt, dt'(raw)) of a loaded (rows, d_in, d_lanes) tile, fp32: the raw input itself (and 1), or with
+    DT_SOFTPLUS dt = softplus(raw) (PyTorch's threshold 20, 0 past the end) and sigmoid(raw), both 0 at
+    padding (HAS_PAD: pad_ptr (B, L) True at padding, read at the tile's rows)."""
+    raw = dt_raw.to(tl.float32)
+    if not DT_SOFTPLUS:
+        return raw, tl.full(raw.shape, 1.0, tl.float32)
+    dt = tl.where(raw > 20.0, raw, tl.maximum(raw, 0.0) + _log1p(tl.exp(-tl.abs(raw))))
+    dt = tl.where(x_mask, dt, 0.0)  # rows past the end: softplus(0) would decay the carried state
+    slope = tl.sigmoid(raw)
+    if HAS_PAD:
+        t = (x_offs - pid_b * L * DIM) // DIM
+        pad = tl.load(pad_ptr + pid_b * L + t, mask=x_mask, other=1).to(tl.int1)
+        dt = tl.where(pad, 0.0, dt)
+        slope = tl.where(pad, 0.0, slope)
+    return dt, slope
+
+
+@triton.jit
 def _channel_offsets(D_IN: tl.constexpr, D_LANES: tl.constexpr):
     """This program's channels as a (D_IN, D_LANES) grid: channel = block start + i * D_LANES + j."""
     block_start = tl.program_id(0) * (D_IN * D_LANES)
@@ -107,8 +139,9 @@ def _channel_offsets(D_IN: tl.constexpr, D_LANES: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["L"])
-def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, y_ptr, L, DIM, NSTATE,
-                     HAS_D: tl.constexpr, REVERSE: tl.constexpr, BLOCK_T: tl.constexpr,
+def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr, L, DIM, NSTATE,
+                     HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
+                     BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """y for one (channel block, sample): s_t = exp(dt_t A) s_{t-1} + dt_t B_t u_t, y_t = C_t s_t + D u_t
     (InfoMamba Eq. 11 as in the module docstring), in tiles of BLOCK_T steps with the state
@@ -137,7 +170,8 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, y_ptr, L, DIM, 
     B_next = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0)
     C_next = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0)
     for p0 in range(0, L, BLOCK_T):
-        dt, u = dt_next.to(tl.float32), u_next.to(tl.float32)
+        dt, _ = _step(dt_next, x_offs, x_mask, pad_ptr, pid_b, L, DIM, DT_SOFTPLUS, HAS_PAD)
+        u = u_next.to(tl.float32)
         Bt, Ct = B_next.to(tl.float32), C_next.to(tl.float32)
         y_offs, y_mask = x_offs, x_mask
         # Prefetch the next tile (kept in the input dtype): its loads fly while this tile computes.
@@ -159,10 +193,11 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, y_ptr, L, DIM, 
 
 
 @triton.jit(do_not_specialize=["L", "N_CHUNKS"])
-def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, dy_ptr,
+def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr,
                      du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, xf_ptr,
                      L, DIM, NSTATE, N_CHUNKS,
-                     HAS_D: tl.constexpr, REVERSE: tl.constexpr, CHUNK: tl.constexpr, BLOCK_T: tl.constexpr,
+                     HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
+                     CHUNK: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """du, ddt, dB, dC and per-sample dA, dD partials for one (channel block, sample): the two passes of
     the module docstring (adjoint g_t = a_{t+1} g_{t+1} + dy_t C_t, log-decay gradient q_t)."""
@@ -196,7 +231,8 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, dy_ptr,
             ell_carry = tl.zeros_like(ell_carry)
         x_offs, x_mask, n_offs, n_mask = _tile_offsets(p0 + rows, L, x_base, n_base, offs_d, mask_d, offs_n,
                                                        mask_n, DIM, NSTATE, REVERSE)
-        dt = tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+        dt, _ = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_offs, x_mask, pad_ptr, pid_b, L, DIM,
+                      DT_SOFTPLUS, HAS_PAD)
         u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
         dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
         Bt = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
@@ -230,8 +266,10 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, dy_ptr,
                                                        DIM, NSTATE, REVERSE)
         next_offs, next_mask, _, _ = _tile_offsets(p + 1, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
                                                    DIM, NSTATE, REVERSE)
-        dt = tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
-        dt_next = tl.load(dt_ptr + next_offs, mask=next_mask, other=0.0).to(tl.float32)
+        dt, slope = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_offs, x_mask, pad_ptr, pid_b, L,
+                          DIM, DT_SOFTPLUS, HAS_PAD)
+        dt_next, _ = _step(tl.load(dt_ptr + next_offs, mask=next_mask, other=0.0), next_offs, next_mask, pad_ptr,
+                           pid_b, L, DIM, DT_SOFTPLUS, HAS_PAD)
         u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
         dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
         xf = tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0)
@@ -253,7 +291,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, dy_ptr,
         x = xf - dtu * tl.sum(gB * A[None], axis=2)
         x_cum = x_carry[None] + tl.cumsum(x, axis=0)
         tl.store(du_ptr + x_offs, du.to(du_ptr.dtype.element_ty), mask=x_mask)
-        tl.store(ddt_ptr + x_offs, (u * gB_sum + x_cum).to(ddt_ptr.dtype.element_ty), mask=x_mask)
+        tl.store(ddt_ptr + x_offs, ((u * gB_sum + x_cum) * slope).to(ddt_ptr.dtype.element_ty), mask=x_mask)
         x_carry = _pick(x_cum, last_row_x)
         # Backward half of dA: sum_t b_t g_t l_t = Delta_k * sum b g - sum b g e_t, with e_t the dt
         # summed over the chunk's positions after t (l_t = Delta_k - e_t).
@@ -410,7 +448,9 @@ def _shape_key(u: torch.Tensor, *tensors) -> tuple:
 
 # ----------------------------------------------------------------------------- launchers
 
-def _forward(u, delta, At, B, C, D, reverse: bool) -> torch.Tensor:
+def _forward(u, delta, At, B, C, D, reverse: bool, dt_softplus: bool = False, padding_mask=None) -> torch.Tensor:
+    """y of the scan. With dt_softplus, `delta` is dt before softplus (any float dtype) and the kernel forms
+    dt = softplus(delta), 0 where padding_mask (B, L) is True: no fp32 (B, L, d) dt tensor exists."""
     batch, length, dim = u.shape
     nstate = At.shape[0]
     block_n = triton.next_power_of_2(nstate)
@@ -418,15 +458,19 @@ def _forward(u, delta, At, B, C, D, reverse: bool) -> torch.Tensor:
 
     def launch(cfg: ScanConfig):
         grid = (triton.cdiv(dim, cfg.block_d), batch)
-        _scan_fwd_kernel[grid](u, delta, At, B, C, D if D is not None else u, y, length, dim, nstate,
-                               HAS_D=D is not None, REVERSE=reverse, BLOCK_T=cfg.block_t, D_IN=cfg.d_in,
+        _scan_fwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
+                               padding_mask if padding_mask is not None else u, y, length, dim, nstate,
+                               HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
+                               HAS_PAD=padding_mask is not None, BLOCK_T=cfg.block_t, D_IN=cfg.d_in,
                                D_LANES=cfg.d_lanes, BLOCK_N=block_n, num_warps=cfg.num_warps)
 
-    launch(_pick_config("fwd", _shape_key(u, u, delta, B, C, D), block_n, launch))
+    launch(_pick_config("fwd", _shape_key(u, u, delta, B, C, D, padding_mask) + (dt_softplus,), block_n, launch))
     return y
 
 
-def _backward(u, delta, At, B, C, D, dy, reverse: bool):
+def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = False, padding_mask=None):
+    """(du, ddelta, dA, dB, dC, dD); with dt_softplus (see `_forward`) ddelta is the gradient of dt before
+    softplus, in delta's dtype."""
     batch, length, dim = u.shape
     nstate = At.shape[0]
     block_n = triton.next_power_of_2(nstate)
@@ -445,13 +489,16 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool):
         dB.zero_()
         dC.zero_()
         grid = (triton.cdiv(dim, cfg.block_d), batch)
-        _scan_bwd_kernel[grid](u, delta, At, B, C, D if D is not None else u, dy,
+        _scan_bwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
+                               padding_mask if padding_mask is not None else u, dy,
                                du, ddelta, dA_part, dB, dC, dD_part if D is not None else dA_part, ckpt, xf,
                                length, dim, nstate, n_chunks,
-                               HAS_D=D is not None, REVERSE=reverse, CHUNK=CHUNK, BLOCK_T=cfg.block_t,
+                               HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
+                               HAS_PAD=padding_mask is not None, CHUNK=CHUNK, BLOCK_T=cfg.block_t,
                                D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n, num_warps=cfg.num_warps)
 
-    launch(_pick_config("bwd", _shape_key(u, u, delta, B, C, D, dy), block_n, launch))
+    launch(_pick_config("bwd", _shape_key(u, u, delta, B, C, D, dy, padding_mask) + (dt_softplus,), block_n,
+                        launch))
     dD = dD_part.sum(0) if D is not None else None
     return du, ddelta, dA_part.sum(0).t().contiguous(), dB, dC, dD
 

@@ -2,12 +2,13 @@
 `mamba_inner_fn` pattern, DESIGN.md "Speed and memory of the SSM path").
 
 Forward: masked x -> fused conv + SiLU kernel -> (+ P h, mask) -> x_proj -> dt_proj + bias ->
-softplus -> the Triton scan, which writes r only. Nothing of the path is kept: the backward is handed
+softplus -> the Triton scan, which writes r only (softplus and the padding mask of dt run inside the
+scan kernels, which read dt before softplus in the activation dtype, as mamba-ssm's `delta_softplus`). Nothing of the path is kept: the backward is handed
 the op's inputs (x and h in the activation dtype, the small parameters) and recomputes the conv
 output, the projections and dt (two skinny matmuls and elementwise work, no scan), then runs the scan's
 backward kernel (which recomputes its states by chunk itself) and the chain rule by hand:
 
-    ddt_pre = ddt sigma(dt_pre)          (softplus' = sigma; 0 at padding)
+    ddt_pre = ddt sigma(dt_pre)          (softplus' = sigma; 0 at padding; written by the scan's backward)
     db_dt = sum ddt_pre;  dW_dt = ddt_pre^T dt~;  d dt~ = ddt_pre W_dt
     dW_x = [d dt~, dB, dC]^T u;  du = du_scan + [d dt~, dB, dC] W_x     (then 0 at padding)
     dh = p du;  dp = sum h du;  dx, dconv_w, dconv_b = conv backward kernel(x, du)
@@ -31,7 +32,7 @@ from torch import Tensor
 
 from ..causal_conv.triton import conv_backward, conv_forward
 from ..selective_scan import triton as scan
-from .reference import keep_mask, masked, projections, scan_input, state_matrix, step_size
+from .reference import keep_mask, masked, projections, scan_input, state_matrix
 
 
 def _no_autocast(t: Tensor):
@@ -49,12 +50,16 @@ def _conv_kernel(x: Tensor, conv_w: Tensor, conv_b: Tensor | None, reverse: bool
 
 
 def _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, padding_mask, reverse):
+    """What the scan kernels read: dt before softplus (the kernels apply softplus and the padding mask)."""
     keep = keep_mask(padding_mask, x)
     xm, u = scan_input(x.contiguous(), conv_w, conv_b, h, p, keep, reverse, conv=_conv_kernel)
     xm, u = xm.contiguous(), u.contiguous()
     dt_low, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, dt_proj_b, A_log.shape[1])
-    delta = step_size(dt_pre, keep).contiguous()
-    return keep, xm, u, dt_low, B, C, dt_pre, delta
+    return keep, xm, u, dt_low, B, C, dt_pre.contiguous()
+
+
+def _pad(padding_mask: Tensor | None) -> Tensor | None:
+    return padding_mask.contiguous() if padding_mask is not None else None
 
 
 @torch.library.custom_op("infomamba::ssm_inner", mutates_args=())
@@ -62,10 +67,11 @@ def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], 
                  p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
                  padding_mask: Optional[Tensor], reverse: bool) -> Tensor:
     with torch.no_grad(), _no_autocast(x), scan._on_device(x):
-        _, _, u, _, B, C, _, delta = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b,
-                                                A_log, padding_mask, reverse)
+        _, _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b,
+                                              A_log, padding_mask, reverse)
         At = state_matrix(A_log).t().contiguous()
-        return scan._forward(u, delta, At, B, C, D.contiguous(), reverse)
+        return scan._forward(u, dt_pre, At, B, C, D.contiguous(), reverse, dt_softplus=True,
+                             padding_mask=_pad(padding_mask))
 
 
 @ssm_inner_op.register_fake
@@ -79,14 +85,13 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
                           dt_proj_b: Tensor, A_log: Tensor, D: Tensor, padding_mask: Optional[Tensor], reverse: bool
                           ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     with torch.no_grad(), _no_autocast(x), scan._on_device(x):
-        keep, xm, u, dt_low, B, C, dt_pre, delta = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w,
-                                                               dt_proj_b, A_log, padding_mask, reverse)
+        keep, xm, u, dt_low, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w,
+                                                       dt_proj_b, A_log, padding_mask, reverse)
         A = state_matrix(A_log)
-        du_scan, ddelta, dA, dB, dC, dD = scan._backward(u, delta, A.t().contiguous(), B, C, D.contiguous(),
-                                                         dy.contiguous(), reverse)
-        ddt_pre = masked(ddelta * torch.sigmoid(dt_pre.float()), keep)
-        g = ddt_pre.to(u.dtype)
-        d_dt_b = ddt_pre.sum((0, 1))
+        du_scan, g, dA, dB, dC, dD = scan._backward(u, dt_pre, A.t().contiguous(), B, C, D.contiguous(),
+                                                    dy.contiguous(), reverse, dt_softplus=True,
+                                                    padding_mask=_pad(padding_mask))
+        d_dt_b = g.sum((0, 1), dtype=torch.float32)
         d_dt_w = g.flatten(0, 1).t() @ dt_low.flatten(0, 1)
         d_xdbl = torch.cat([g @ dt_proj_w.to(u.dtype), dB.to(u.dtype), dC.to(u.dtype)], dim=-1)
         d_x_w = d_xdbl.flatten(0, 1).t() @ u.flatten(0, 1)
@@ -102,7 +107,8 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
             dh, dp = _none(x), _none(x)
         else:
             dh = (du if p is None else du * p.to(du.dtype)).to(h.dtype)
-            dp = (du.float() * h.float()).sum((0, 1)).to(p.dtype) if p is not None else _none(x)
+            # the product in the activation dtype, summed in fp32: no fp32 (B, L, E) copies of du and h
+            dp = (du * h.to(du.dtype)).sum((0, 1), dtype=torch.float32).to(p.dtype) if p is not None else _none(x)
         return (masked(dx, keep), d_conv_w, d_conv_b, dh, dp,
                 d_x_w.to(x_proj_w.dtype), d_dt_w.to(dt_proj_w.dtype), d_dt_b.to(dt_proj_b.dtype),
                 (dA * A).to(A_log.dtype), dD.to(D.dtype))
