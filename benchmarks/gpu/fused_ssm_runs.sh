@@ -46,5 +46,16 @@ for part in "$@"; do
     profile_compiled) timeout 150 python3 benchmarks/profile_step.py --mixers infomamba --resolution 224 --compile \
              > $OUT/profile_compiled.log 2>&1; echo "profile rc=$?" >> $OUT/profile_compiled.log
            grep "^==" -A 22 $OUT/profile_compiled.log ;;
+    tests_inner) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
+             tests/ops/test_causal_conv_triton.py > $OUT/tests_inner.log 2>&1; echo "tests_inner rc=$?" >> $OUT/tests_inner.log
+           tail -3 $OUT/tests_inner.log ;;
+    bench_eager) timeout 200 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 1024 \
+             --lengths 16384 --max-tokens-attention 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 \
+             --repeats 5 --train --timm --out $OUT/bench_eager > $OUT/bench_eager.log 2>&1
+           echo "bench_eager rc=$?" >> $OUT/bench_eager.log; grep -v Warning $OUT/bench_eager.log | grep "rc=\|^| " ;;
+    bench_ro) TORCH_LOGS=perf_hints,recompiles timeout 240 python3 -m infomamba.bench --mixers infomamba attention \
+             --resolutions 224 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 5 --train \
+             --compile --compile-modes reduce-overhead --out $OUT/bench_ro > $OUT/bench_ro.log 2>&1
+           echo "bench_ro rc=$?" >> $OUT/bench_ro.log; grep -v Warning $OUT/bench_ro.log | grep "rc=\|^| \|skip\|cudagraph" | head -30 ;;
   esac
 done
