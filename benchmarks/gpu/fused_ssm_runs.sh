@@ -54,7 +54,7 @@ for part in "$@"; do
              --repeats 5 --train --timm --out $OUT/bench_eager > $OUT/bench_eager.log 2>&1
            echo "bench_eager rc=$?" >> $OUT/bench_eager.log; grep -v Warning $OUT/bench_eager.log | grep "rc=\|^| " ;;
     bench_ro) TORCH_LOGS=perf_hints,recompiles timeout 240 python3 -m infomamba.bench --mixers infomamba attention \
-             --resolutions 224 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 5 --train \
+             --resolutions 224 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 6 --repeats 10 --train \
              --compile --compile-modes reduce-overhead --out $OUT/bench_ro > $OUT/bench_ro.log 2>&1
            echo "bench_ro rc=$?" >> $OUT/bench_ro.log; grep -v Warning $OUT/bench_ro.log | grep "rc=\|^| \|skip\|cudagraph" | head -30 ;;
   esac
