@@ -105,11 +105,24 @@ def _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NST
 
 
 @triton.jit
-def _log1p(e):
-    """log(1 + e) for e >= 0, accurate where 1 + e rounds (Goldberg: log(v) e / (v - 1), v = 1 + e)."""
+def _softplus(raw):
+    """(softplus(raw), sigmoid(raw)) in fp32 with three MUFU operations (exp, log, one reciprocal) and no
+    division: with e = exp(-|raw|), v = 1 + e, r = 1 / v, log(1 + e) = log(v) + (e - (v - 1)) r (the
+    rounding of v corrected to first order, so e^-30 is not lost), sigmoid = r (raw >= 0) or e r;
+    softplus = raw past PyTorch's threshold 20."""
+    e = tl.exp(-tl.abs(raw))
     v = 1.0 + e
-    rounded = v == 1.0
-    return tl.where(rounded, e, tl.log(v) * e / tl.where(rounded, 1.0, v - 1.0))
+    r = 1.0 / v
+    log1p = tl.log(v) + (e - (v - 1.0)) * r
+    return tl.where(raw > 20.0, raw, tl.maximum(raw, 0.0) + log1p), tl.where(raw >= 0.0, r, e * r)
+
+
+@triton.jit
+def _shift_rows(x, first, rows):
+    """y[0] = first, y[j] = x[j - 1] for a (T, d_in, d_lanes) tile (T adds an element, no memory)."""
+    below = rows[:, None] == rows[None, :] + 1
+    moved = tl.sum(tl.where(below[:, :, None, None], x[None, :, :, :], 0.0), axis=1)
+    return tl.where(rows[:, None, None] == 0, first[None], moved)
 
 
 @triton.jit
@@ -120,9 +133,8 @@ def _step(dt_raw, x_offs, x_mask, pad_ptr, pid_b, L, DIM, DT_SOFTPLUS: tl.conste
     raw = dt_raw.to(tl.float32)
     if not DT_SOFTPLUS:
         return raw, tl.full(raw.shape, 1.0, tl.float32)
-    dt = tl.where(raw > 20.0, raw, tl.maximum(raw, 0.0) + _log1p(tl.exp(-tl.abs(raw))))
+    dt, slope = _softplus(raw)
     dt = tl.where(x_mask, dt, 0.0)  # rows past the end: softplus(0) would decay the carried state
-    slope = tl.sigmoid(raw)
     if HAS_PAD:
         t = (x_offs - pid_b * L * DIM) // DIM
         pad = tl.load(pad_ptr + pid_b * L + t, mask=x_mask, other=1).to(tl.int1)
@@ -258,18 +270,16 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
     xr_e_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # ... of b g e_t
     e_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum of dt over the chunk's positions done so far
     x_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum_n A q at the position after the tile
+    dt_after = tl.zeros((D_IN, D_LANES), tl.float32)  # dt at the position after the tile
     n_tiles = tl.cdiv(L, BLOCK_T)
     for i in range(0, n_tiles):
         tile = n_tiles - 1 - i
         p = tile * BLOCK_T + BLOCK_T - 1 - rows
         x_offs, x_mask, n_offs, n_mask = _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
                                                        DIM, NSTATE, REVERSE)
-        next_offs, next_mask, _, _ = _tile_offsets(p + 1, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
-                                                   DIM, NSTATE, REVERSE)
         dt, slope = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_offs, x_mask, pad_ptr, pid_b, L,
                           DIM, DT_SOFTPLUS, HAS_PAD)
-        dt_next, _ = _step(tl.load(dt_ptr + next_offs, mask=next_mask, other=0.0), next_offs, next_mask, pad_ptr,
-                           pid_b, L, DIM, DT_SOFTPLUS, HAS_PAD)
+        dt_next = _shift_rows(dt, dt_after, rows)  # dt one scan position later
         u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
         dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
         xf = tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0)
@@ -301,14 +311,14 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
         xr_e_sum += tl.sum(xr * e[:, :, None, :], axis=0)
         e_carry += tl.sum(dt, axis=0)
         g_carry = _pick(g, last_row)
+        dt_after = _pick(dt, last_row_x)
         if (tile * BLOCK_T) % CHUNK == 0:
             # Chunk start: close the chunk's dA terms, then the exact q here re-anchors the suffix sum.
             chunk_dt = e_carry[:, None, :]
             dA_acc += q_next * chunk_dt - (chunk_dt * xr_sum - xr_e_sum)
             saved = tl.load(ckpt_ptr + ckpt_base + (tile * BLOCK_T // CHUNK) * NSTATE * DIM + state_offs,
                             mask=state_mask, other=0.0)
-            dt_first = _pick(dt, last_row_x)
-            q_next = g_carry * tl.exp2(dt_first[:, None, :] * A2) * saved
+            q_next = g_carry * tl.exp2(dt_after[:, None, :] * A2) * saved
             x_carry = tl.sum(A * q_next, axis=1)
             xr_sum = tl.zeros_like(xr_sum)
             xr_e_sum = tl.zeros_like(xr_e_sum)
