@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import asdict
+from typing import Literal
 
 import numpy as np
 
@@ -41,6 +42,10 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+CompileOption = bool | Literal["default", "reduce-overhead", "max-autotune"]
+"""`compile`: off, on (torch.compile's default mode), or one of its modes by name."""
+
+
 class TaskModule(L.LightningModule):
     """Shared training logic. Subclasses build their frontend and head in `__init__` from size arguments
     (`num_classes`, `vocab_size`, ...) that the CLI links from the data module, and save them as
@@ -53,12 +58,17 @@ class TaskModule(L.LightningModule):
         lr, weight_decay, betas: AdamW.  warmup_ratio: share of the steps spent warming up.
         min_lr_ratio: cosine floor as a share of lr.
         compile: torch.compile the encoder when a Trainer runs the model (`infomamba fit --compile`); it is
-            compiled in place, so the state_dict keys and the checkpoints stay the same.
+            compiled in place, so the state_dict keys and the checkpoints stay the same. A mode name
+            instead of true picks torch.compile's mode: `--compile=reduce-overhead` also replays the step as
+            CUDA graphs, which is where the launch-bound SSM mixers gain most (docs/benchmarks.md: InfoMamba's
+            224 px training step 197 -> 52 ms on an H200); each new input shape records a graph, so it suits
+            fixed shapes (images) more than length-bucketed text.
     """
 
     def __init__(self, encoder: EncoderConfig = EncoderConfig(), loss: LossWeights = LossWeights(), lr: float = 1e-3,
                  weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05,
-                 min_lr_ratio: float = 0.01, compile: bool = False):
+                 min_lr_ratio: float = 0.01,
+                 compile: CompileOption = False):
         super().__init__()
         self.encoder_config = encoder if isinstance(encoder, EncoderConfig) else EncoderConfig(**encoder)
         self.loss_weights = loss if isinstance(loss, LossWeights) else LossWeights(**loss)
@@ -69,7 +79,7 @@ class TaskModule(L.LightningModule):
 
     def configure_model(self) -> None:
         if self.hparams.compile:
-            self.encoder.compile()
+            self.encoder.compile(mode="default" if self.hparams.compile is True else self.hparams.compile)
 
     def _step(self, batch, stage: str):
         """Loss of one batch at `stage` ("train" / "val" / "test"), metrics logged."""

@@ -22,7 +22,7 @@ from torch.nn.utils.rnn import pad_sequence
 from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
 
-from ..base import TaskModule
+from ..base import CompileOption, TaskModule
 from .audio import LogMel, SpecAugment, load_audio
 from .beam import BeamDecoder
 from .subsampling import ConvSubsampling
@@ -42,7 +42,7 @@ class CTCSpeechRecognizer(TaskModule):
                  n_mels: int = 80, subsampling: int = 4, spec_augment: bool = True, decoder: str = "greedy",
                  beam_size: int = 50, lm_path: str | None = None, lm_weight: float = 2.0, word_score: float = 0.0,
                  vocab_size: int = len(CharVocab()), sample_rate: int = 16000,
-                 vocab: CharVocab | SubwordVocab | None = None, compile: bool = False):
+                 vocab: CharVocab | SubwordVocab | None = None, compile: CompileOption = False):
         if decoder not in ("greedy", "beam"):
             raise ValueError(f"model.decoder must be 'greedy' or 'beam', got {decoder!r}")
         if vocab is None and vocab_size == len(CharVocab()):

@@ -10,7 +10,7 @@ from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
 from infomamba.layers.pooling import masked_mean
 
-from ..base import TaskModule
+from ..base import CompileOption, TaskModule
 from .frontend import PatchEmbed
 
 
@@ -27,7 +27,7 @@ class ImageClassifier(TaskModule):
                  loss: LossWeights = LossWeights(), lr: float = 1e-3, weight_decay: float = 0.05,
                  betas: tuple[float, float] = (0.9, 0.999), warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01,
                  patch_size: int = 16, pos: str = "learned", label_smoothing: float = 0.0, in_chans: int = 3,
-                 image_size: int = 224, class_names: list[str] | None = None, compile: bool = False):
+                 image_size: int = 224, class_names: list[str] | None = None, compile: CompileOption = False):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")

@@ -14,7 +14,7 @@ from infomamba import EncoderConfig
 from infomamba.layers.pooling import masked_mean
 from infomamba.losses import LossWeights
 
-from ..base import TaskModule
+from ..base import CompileOption, TaskModule
 from .tokenizer import TextTokenizer, clean_text
 
 
@@ -37,7 +37,7 @@ class TextClassifier(TaskModule):
                  betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01,
                  max_positions: int = 4096, head_dropout: float = 0.1, pad_id: int = 0,
                  class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None,
-                 compile: bool = False):
+                 compile: CompileOption = False):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
