@@ -11,6 +11,8 @@ def test_casts_to_the_autocast_dtype_only_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert compute_dtype(x).dtype == torch.bfloat16
     assert compute_dtype(torch.ones(2, dtype=torch.long)).dtype == torch.long
+    meta = torch.empty(2, 3, device="meta")  # no autocast on this device (infomamba summary counts on it)
+    assert compute_dtype(meta) is meta
 
 
 def test_two_projections_of_one_input_save_one_copy():

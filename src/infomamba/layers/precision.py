@@ -14,6 +14,6 @@ def compute_dtype(x: torch.Tensor) -> torch.Tensor:
     per token and layer at dim 384, about 6.7 GiB of a 1024 px, batch 64, depth 12 training step).
     """
     device = x.device.type
-    if torch.is_autocast_enabled(device) and x.is_floating_point():
+    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device) and x.is_floating_point():
         return x.to(torch.get_autocast_dtype(device))
     return x
