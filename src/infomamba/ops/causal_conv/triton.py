@@ -28,10 +28,10 @@ dx_t needs dpre at the K positions t - S l_i, each of which is K loads of x and 
 tile issues K (K + 1) loads of x (20 at K = 4) and K sigmoids per element, all but the first
 touch of each row served from L1/L2. The alternative, a first kernel writing dpre in fp32 and a
 second reading it for dx, saves that arithmetic but adds 8 bytes of DRAM traffic per element to the
-6 (bf16) of x, dy and dx. dw and db are deterministic: each program walks BWD_TILES tiles of
-BWD_BLOCK_T steps, keeps its sums in registers and writes one (K + 1, BLOCK_D) fp32 partial row
-(dw_0..dw_{K-1}, db) to a (programs along B and T, K + 1, D) buffer that torch sums; with the
-default 128 steps a program that buffer is ~2 MB at B 64, L 196, D 768 (no atomics).
+6 (bf16) of x, dy and dx. dw and db are deterministic: each program walks `tiles` tiles of
+`block_t` steps (ConvConfig), keeps its sums in registers and writes one (K + 1, block_d) fp32 partial
+row (dw_0..dw_{K-1}, db) to a (programs along B and T, K + 1, D) buffer that torch sums (no atomics);
+with the default 32 steps a program that buffer is 7 MB at B 64, L 196, D 768 and 126 MB at L 4096.
 """
 from __future__ import annotations
 
