@@ -4,6 +4,7 @@ manifest / HF hub data module.
 - ``vocab``: LibriSpeech-style transcript normalisation, ``CharVocab`` and ``SubwordVocab`` (blank = 0)
   with CTC greedy decoding.
 - ``audio``: ``load_audio`` (soundfile + torchaudio resampling), ``LogMel`` features, ``SpecAugment``.
+- ``augment``: training-waveform augmentation (speed perturbation, a simulated telephone channel).
 - ``sources``: readers that turn a split (LibriSpeech tree, NeMo manifest, hub split, predict inputs)
   into utterance records, counting every skipped file by reason.
 - ``datamodule``: ``ASRDataModule`` (filters, length-bucketed DDP-aware batches, per-split loaders).

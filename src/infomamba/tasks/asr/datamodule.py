@@ -2,9 +2,9 @@
 
 Pipeline per split: read (``sources``: transcripts normalised, durations from the manifest or the
 file header) -> filter (vocabulary, duration, CTC length; every skip counted by reason and logged once
-per split with examples) -> ``ASRDataset`` (load, resample, log-mel per item) -> ``collate_asr``
-(pad) -> ``LengthBucketBatchSampler`` (length-bucketed, DDP-aware; rank and world size come from the
-attached trainer, which runs with ``use_distributed_sampler=False``).
+per split with examples) -> ``ASRDataset`` (load, resample, augment training waveforms, log-mel per
+item) -> ``collate_asr`` (pad) -> ``LengthBucketBatchSampler`` (length-bucketed, DDP-aware; rank and
+world size come from the attached trainer, which runs with ``use_distributed_sampler=False``).
 
 Training batch (dict):
     features (B, T, n_mels) float32, zero-padded; feature_lengths (B,) long;
@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..sampling import LengthBucketBatchSampler
 from .audio import AudioError, LogMel, load_audio
+from .augment import WaveformAugment, speed_perturbed_length
 from .sources import (
     SkipLog,
     Utterance,
@@ -58,16 +59,18 @@ HELDOUT = "heldout"  # name of the validation set carved from the training data
 class ASRDataset(Dataset):
     """Utterances -> dicts of log-mel features (T, n_mels) and, when transcribed, target ids.
 
-    An utterance whose audio fails to load (``AudioError``) yields ``{"utt_id", "error"}`` instead,
-    which ``collate_asr`` drops and reports.
+    ``augment`` (training only) transforms each loaded waveform before the features; None leaves the
+    audio as read. An utterance whose audio fails to load (``AudioError``) yields ``{"utt_id", "error"}``
+    instead, which ``collate_asr`` drops and reports.
     """
 
     def __init__(self, utts: Sequence[Utterance], vocab: CharVocab | SubwordVocab | None, features: LogMel,
-                 sample_rate: int) -> None:
+                 sample_rate: int, augment: WaveformAugment | None = None) -> None:
         self.utts = list(utts)
         self.vocab = vocab
         self.features = features
         self.sample_rate = sample_rate
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -76,6 +79,8 @@ class ASRDataset(Dataset):
         utt = self.utts[index]
         try:
             wav = load_audio(utt.source(), self.sample_rate)
+            if self.augment is not None:
+                wav = self.augment(wav)
             if wav.numel() < self.features.min_samples:
                 raise AudioError(utt.audio_name, f"only {wav.numel()} samples")
         except AudioError as err:
@@ -167,6 +172,19 @@ class ASRDataModule(L.LightningDataModule):
         predict_path: a folder (recursive ``.wav/.flac/.ogg``), one audio file, or a list file of paths
             (one per line, relative to the list's folder) to transcribe; listed when the data module is
             built, so an input naming no audio is a one-line error before any training data is read.
+        speed_perturb: speed perturbation of training audio (Ko et al. 2015): one factor per utterance
+            and epoch, drawn uniformly from these (e.g. ``[0.9, 1.0, 1.1]``), plays it that many times
+            faster (tempo and pitch together, length / factor). Empty: off. Training lengths are then
+            judged at the worst case: the CTC filter at the fastest factor, the ``max_frames`` budget
+            at the slowest (which must still cover the longest training utterance).
+        telephone_prob: probability (in [0, 1]) that a training utterance goes through a simulated
+            telephone channel (8 kHz, 300-3400 Hz, white noise, G.711 mu-law; see
+            ``augment.telephone``), after speed perturbation. Needs ``sample_rate >= 8000``.
+        telephone_snr_db: (low, high) dB range of that channel's noise SNR, drawn uniformly per utterance.
+
+    Augmentation (``augment.WaveformAugment``) touches training audio only; validation (also the
+    held-out part), test and predict audio are read exactly as without it. Its draws come from torch's
+    global generator, which DataLoader seeds differently in every worker.
 
     ``setup`` ends with a one-line summary of the splits it built (utterances, hours, skips by reason)
     and the vocabulary.
@@ -196,6 +214,9 @@ class ASRDataModule(L.LightningDataModule):
         val_fraction: float = 0.05,
         subsampling: int = 4,
         predict_path: str | None = None,
+        speed_perturb: tuple[float, ...] = (),
+        telephone_prob: float = 0.0,
+        telephone_snr_db: tuple[float, float] = (15.0, 35.0),
     ) -> None:
         super().__init__()
         if vocab not in ("char", *SubwordVocab.KINDS):
@@ -210,6 +231,7 @@ class ASRDataModule(L.LightningDataModule):
             raise ValueError(f"subsampling must be >= 1, got {subsampling}")
         if root is None and not manifests and hub_id is None and predict_path is None:
             raise ValueError("give a data source: root, manifests, hub_id (or predict_path to transcribe)")
+        self.augment = WaveformAugment(sample_rate, tuple(speed_perturb), telephone_prob, tuple(telephone_snr_db))
         # Not logged beside the model's hyperparameters: this `vocab_size` is the size asked of a subword
         # vocabulary, the model's the size it got, and Lightning refuses two values under one key. The
         # run's config.yaml keeps these settings.
@@ -345,7 +367,7 @@ class ASRDataModule(L.LightningDataModule):
                       f"(val_fraction={self.val_fraction}, seed={self.seed}); {len(train)} remain for training")
             self._val[HELDOUT] = self._dataset(val)
             self._record(HELDOUT, val, SkipLog(), kept_infeasible=0)
-        self._train = self._dataset(train)
+        self._train = ASRDataset(train, self.vocab, self.features, self.sample_rate, self.augment)
 
     def _setup_predict(self) -> None:
         if self._predict_files is None:
@@ -376,6 +398,7 @@ class ASRDataModule(L.LightningDataModule):
         for reason, examples in reader_skips.examples.items():
             skips.examples[reason].extend(examples)
         strict = train or self.filter_eval
+        speed = max(self.augment.speed_perturb, default=1.0) if train else 1.0
         kept, infeasible = [], 0
         for u in utts:
             try:
@@ -389,7 +412,7 @@ class ASRDataModule(L.LightningDataModule):
             if strict and u.duration > self.max_duration:
                 skips.add("too_long", u.utt_id, f"{u.duration:.2f}s")
                 continue
-            frames = self._frames(u) // self.subsampling
+            frames = self._frames(u, speed) // self.subsampling
             needed = len(target) + sum(a == b for a, b in zip(target, target[1:]))
             if frames < needed:
                 if strict:
@@ -429,13 +452,16 @@ class ASRDataModule(L.LightningDataModule):
         else:
             _log_info(message)
 
-    def _frames(self, utt: Utterance) -> int:
-        return self.features.num_frames(round(utt.duration * self.sample_rate))
+    def _frames(self, utt: Utterance, speed: float = 1.0) -> int:
+        """Feature frames of ``utt`` played at ``speed`` (1.0: as recorded)."""
+        samples = speed_perturbed_length(round(utt.duration * self.sample_rate), self.sample_rate, speed)
+        return self.features.num_frames(samples)
 
     def _loader(self, dataset: ASRDataset, shuffle: bool) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        lengths = [self._frames(u) for u in dataset.utts]
+        speed = min(self.augment.speed_perturb, default=1.0) if shuffle else 1.0
+        lengths = [self._frames(u, speed) for u in dataset.utts]
         max_tokens = self.max_frames
         if max_tokens is not None and not shuffle:
             max_tokens = max(max_tokens, max(lengths))

@@ -3,8 +3,8 @@
 Batches are dicts: `images` (B, C, H, W) float32, normalised, and `labels` (B,) int64, or (B, K)
 float32 soft labels on training batches when MixUp / CutMix is on (rows sum to 1). Predict batches
 carry `images` and `paths` (list of str). Per-sample transforms are torchvision.transforms.v2 on
-uint8 tensors (geometry only); scaling, normalisation and MixUp/CutMix run once per batch in the
-collate.
+uint8 tensors (geometry, and RandAugment's photometric ops under "randaugment"); scaling,
+normalisation, random erasing and MixUp/CutMix run once per batch in the collate.
 
 Unreadable images (empty, corrupt or truncated files) are found when a sample is loaded, not by a scan
 at setup (which would read the header of every file of a large set on every run and still miss
@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..optional_deps import require_torchvision
 from ..sampling import LengthBucketBatchSampler
+from .augment import random_erase
 from .datasets import (
     UNREADABLE,
     ImageFiles,
@@ -57,6 +58,8 @@ GRAY_MEAN, GRAY_STD = (0.449,), (0.226,)
 # Eval resize: shorter side to image_size / EVAL_CROP_PCT, then a centre crop (images >= 64 px).
 EVAL_CROP_PCT = 0.875
 SMALL_IMAGE = 64
+# v2.RandAugment's magnitude indexes 31 bins.
+MAX_RANDAUGMENT_MAGNITUDE = 30
 
 
 def eval_transform(image_size: int) -> v2.Compose:
@@ -67,15 +70,25 @@ def eval_transform(image_size: int) -> v2.Compose:
 
 
 def train_transform(
-    image_size: int, augment: str, crop_scale: tuple[float, float], hflip: float
+    image_size: int,
+    augment: str,
+    crop_scale: tuple[float, float],
+    hflip: float,
+    randaugment_ops: int,
+    randaugment_magnitude: int,
 ) -> v2.Compose:
     """"standard": RandomResizedCrop(scale=crop_scale) + horizontal flip with probability hflip;
-    "none": the deterministic eval transform. uint8 in, uint8 out."""
+    "randaugment": the same, then RandAugment(randaugment_ops, randaugment_magnitude) with bilinear
+    interpolation (as the crop and torchvision's reference recipes); "none": the deterministic eval
+    transform. uint8 (C, H, W) in, uint8 out, for 1 or 3 channels."""
     if augment == "none":
         return eval_transform(image_size)
     steps = [v2.RandomResizedCrop(image_size, scale=tuple(crop_scale), antialias=True)]
     if hflip > 0:
         steps.append(v2.RandomHorizontalFlip(hflip))
+    if augment == "randaugment":
+        steps.append(v2.RandAugment(randaugment_ops, randaugment_magnitude,
+                                    interpolation=v2.InterpolationMode.BILINEAR))
     return v2.Compose(steps)
 
 
@@ -112,9 +125,10 @@ class ImageCollate:
 
     Images are scaled to [0, 1] and normalised with `mean`/`std` once per batch (cheaper than per
     sample, and workers ship uint8). Labels are stacked to (B,) int64; paths stay a list. With
-    mixup_alpha or cutmix_alpha > 0 the batch then goes through torchvision v2 MixUp / CutMix (one
-    of the two, chosen per batch, when both are on) and labels become soft (B, num_classes) float32
-    rows summing to 1.
+    random_erasing > 0 each normalised image is then erased with that probability (`random_erase`;
+    before MixUp/CutMix, as in timm). With mixup_alpha or cutmix_alpha > 0 the batch then goes through
+    torchvision v2 MixUp / CutMix (one of the two, chosen per batch, when both are on) and labels
+    become soft (B, num_classes) float32 rows summing to 1.
     """
 
     def __init__(
@@ -125,10 +139,12 @@ class ImageCollate:
         num_classes: int = 0,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
+        random_erasing: float = 0.0,
     ) -> None:
         self.mean = torch.tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1) * 255.0
         self.inv_std = 1.0 / (torch.tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1) * 255.0)
         self.target_key = target_key
+        self.random_erasing = random_erasing
         mixers = []
         if cutmix_alpha > 0:
             mixers.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
@@ -139,6 +155,8 @@ class ImageCollate:
     def __call__(self, samples: list[tuple[torch.Tensor, object, list]]) -> dict[str, object]:
         images = torch.stack([image.as_subclass(torch.Tensor) for image, _, _ in samples])
         images = (images.float() - self.mean) * self.inv_std
+        if self.random_erasing > 0:
+            images = random_erase(images, self.random_erasing)
         targets = [target for _, target, _ in samples]
         if self.target_key == "labels":
             targets = torch.tensor(targets, dtype=torch.int64)
@@ -188,10 +206,18 @@ class ImageDataModule(L.LightningDataModule):
         val_fraction: share of train carved out for validation when the source has no validation
             split, in (0, 1); ignored otherwise.
         seed: seed of the validation carve.
-        augment: "standard" (RandomResizedCrop + horizontal flip) or "none" (the eval transform).
+        augment: "standard" (RandomResizedCrop + horizontal flip), "randaugment" (the same, then
+            RandAugment) or "none" (the eval transform). Evaluation always uses the eval transform.
         crop_scale: RandomResizedCrop area range (min, max), e.g. (0.08, 1.0) for ImageNet,
             narrower (0.35, 1.0) for small images.
-        hflip: horizontal-flip probability under "standard" (0 disables it, e.g. for digits).
+        hflip: horizontal-flip probability under "standard" and "randaugment" (0 disables it, e.g.
+            for digits).
+        randaugment_ops: RandAugment operations applied in turn to each training image (>= 0; 0
+            makes "randaugment" equal to "standard").
+        randaugment_magnitude: RandAugment strength, 0 to 30 (the usual 9 of rand-m9).
+        random_erasing: probability that a training image has one random rectangle replaced by
+            standard-normal noise after normalisation (timm's RandomErasing, "pixel" mode); 0
+            disables it. Validation, test and predict batches are never erased.
         mixup_alpha: MixUp Beta(alpha, alpha) parameter for training batches; 0 disables.
         cutmix_alpha: CutMix Beta(alpha, alpha) parameter for training batches; 0 disables. With
             both on, each batch uses one of them, chosen at random.
@@ -215,9 +241,12 @@ class ImageDataModule(L.LightningDataModule):
         num_workers: int = 4,
         val_fraction: float = 0.1,
         seed: int = 0,
-        augment: Literal["standard", "none"] = "standard",
+        augment: Literal["standard", "randaugment", "none"] = "standard",
         crop_scale: tuple[float, float] = (0.08, 1.0),
         hflip: float = 0.5,
+        randaugment_ops: int = 2,
+        randaugment_magnitude: int = 9,
+        random_erasing: float = 0.0,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
         mean: tuple[float, ...] | None = None,
@@ -234,8 +263,15 @@ class ImageDataModule(L.LightningDataModule):
             )
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-        if augment not in ("standard", "none"):
-            raise ValueError(f"augment must be 'standard' or 'none', got {augment!r}")
+        if augment not in ("standard", "randaugment", "none"):
+            raise ValueError(f"augment must be 'standard', 'randaugment' or 'none', got {augment!r}")
+        if randaugment_ops < 0:
+            raise ValueError(f"randaugment_ops must be >= 0, got {randaugment_ops}")
+        if not 0 <= randaugment_magnitude <= MAX_RANDAUGMENT_MAGNITUDE:
+            raise ValueError(f"randaugment_magnitude must be in [0, {MAX_RANDAUGMENT_MAGNITUDE}], "
+                             f"got {randaugment_magnitude}")
+        if not 0.0 <= random_erasing <= 1.0:
+            raise ValueError(f"random_erasing must be in [0, 1], got {random_erasing}")
         if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
             raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1, got {crop_scale}")
         if not 0.0 <= hflip <= 1.0 or mixup_alpha < 0 or cutmix_alpha < 0:
@@ -255,6 +291,8 @@ class ImageDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.seed = val_fraction, seed
         self.augment, self.crop_scale, self.hflip = augment, tuple(crop_scale), hflip
+        self.randaugment_ops, self.randaugment_magnitude = randaugment_ops, randaugment_magnitude
+        self.random_erasing = random_erasing
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
         self.image_column, self.label_column = image_column, label_column
         self._image_size, self._in_chans = image_size, in_chans
@@ -343,7 +381,8 @@ class ImageDataModule(L.LightningDataModule):
         train_idx, val_idx = self._carve(len(source.train)) if source.val is None else (None, None)
         self._mean, self._std = self._normalisation(source)
         self._eval_tf = eval_transform(self.image_size)
-        train_tf = train_transform(self.image_size, self.augment, self.crop_scale, self.hflip)
+        train_tf = train_transform(self.image_size, self.augment, self.crop_scale, self.hflip,
+                                   self.randaugment_ops, self.randaugment_magnitude)
         self.train_set = TransformedSubset(source.train, train_idx, train_tf)
         if source.val is None:
             self.val_set = TransformedSubset(source.train, self._eval_order(val_idx), self._eval_tf)
@@ -410,7 +449,7 @@ class ImageDataModule(L.LightningDataModule):
 
     # ---- loaders --------------------------------------------------------------------------------
 
-    def _loader(self, split: str, shuffle: bool = False, mix: bool = False) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool = False, train: bool = False) -> DataLoader:
         self._require_setup()
         dataset = getattr(self, f"{split}_set")
         if dataset is None:
@@ -420,8 +459,9 @@ class ImageDataModule(L.LightningDataModule):
             self._std,
             target_key="paths" if split == "predict" else "labels",
             num_classes=self.num_classes,
-            mixup_alpha=self.mixup_alpha if mix else 0.0,
-            cutmix_alpha=self.cutmix_alpha if mix else 0.0,
+            mixup_alpha=self.mixup_alpha if train else 0.0,
+            cutmix_alpha=self.cutmix_alpha if train else 0.0,
+            random_erasing=self.random_erasing if train else 0.0,
         )
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         sampler = LengthBucketBatchSampler([1] * len(dataset), batch_size=self.batch_size, shuffle=shuffle,
@@ -436,7 +476,7 @@ class ImageDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True, mix=True)
+        return self._loader("train", shuffle=True, train=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
