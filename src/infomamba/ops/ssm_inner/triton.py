@@ -91,11 +91,16 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
         du_scan, g, dA, dB, dC, dD = scan._backward(u, dt_pre, A.t().contiguous(), B, C, D.contiguous(),
                                                     dy.contiguous(), reverse, dt_softplus=True,
                                                     padding_mask=_pad(padding_mask))
+        # Each (B, L, E) tensor is released right after its last use: the next ones are allocated while
+        # this backward still holds what the mixer saved, at the step's peak.
+        del dt_pre, B, C
         d_dt_b = g.sum((0, 1), dtype=torch.float32)
         d_dt_w = g.flatten(0, 1).t() @ dt_low.flatten(0, 1)
         d_xdbl = torch.cat([g @ dt_proj_w.to(u.dtype), dB.to(u.dtype), dC.to(u.dtype)], dim=-1)
+        del g
         d_x_w = d_xdbl.flatten(0, 1).t() @ u.flatten(0, 1)
         du = masked(du_scan + d_xdbl @ x_proj_w.to(u.dtype), keep)
+        del u, du_scan, d_xdbl
         if conv_w is None:
             s = torch.sigmoid(xm.float())
             dx, d_conv_w, d_conv_b = (du.float() * s * (1 + xm.float() * (1 - s))).to(x.dtype), _none(x), _none(x)
