@@ -59,6 +59,13 @@ def _fp32_in_scan_order(u, delta, A, B, C, reverse: bool):
     return tuple(t.float() for t in (u, delta, A, B, C))
 
 
+def _finish(y, uf, D, reverse: bool, dtype):
+    """C s in scan order -> y = C s + D u in time order and the input dtype."""
+    if D is not None:
+        y = y + uf * D.float()
+    return (y.flip(1) if reverse else y).to(dtype)
+
+
 def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                              C: torch.Tensor, D: torch.Tensor | None = None, reverse: bool = False,
                              chunk: int = 64) -> torch.Tensor:
@@ -87,12 +94,7 @@ def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tens
         states = _LinearScan.apply(decay, inp, state)
         outs.append(torch.einsum("btdn,btn->btd", states, Cf[:, sl]))
         state = states[:, -1]
-    y = torch.cat(outs, dim=1)
-    if D is not None:
-        y = y + uf * D.float()
-    if reverse:
-        y = y.flip(1)
-    return y.to(dtype)
+    return _finish(torch.cat(outs, dim=1), uf, D, reverse, dtype)
 
 
 def selective_scan_sequential(u, delta, A, B, C, D=None, reverse=False):
@@ -105,9 +107,4 @@ def selective_scan_sequential(u, delta, A, B, C, D=None, reverse=False):
         dt = df[:, t, :, None]
         state = torch.exp(dt * Af) * state + dt * Bf[:, t, None, :] * uf[:, t, :, None]
         ys.append(torch.einsum("bdn,bn->bd", state, Cf[:, t]))
-    y = torch.stack(ys, dim=1)
-    if D is not None:
-        y = y + uf * D.float()
-    if reverse:
-        y = y.flip(1)
-    return y.to(dtype)
+    return _finish(torch.stack(ys, dim=1), uf, D, reverse, dtype)

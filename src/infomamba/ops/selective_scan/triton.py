@@ -90,13 +90,19 @@ def _sum_channels(x):
 
 
 @triton.jit
+def _time_steps(p, L, REVERSE: tl.constexpr):
+    """(in_seq, t) of scan positions p: whether each lies in the sequence, and its time step (0 outside)."""
+    in_seq = p < L
+    return in_seq, tl.where(in_seq, (L - 1 - p) if REVERSE else p, 0)
+
+
+@triton.jit
 def _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, REVERSE: tl.constexpr):
     """Offsets and masks of the (rows, d_in, d_lanes) and (rows, n) tiles at scan positions p (rows,).
 
     Scan position p is time step p, or L - 1 - p when scanning in reverse; positions >= L are masked.
     """
-    in_seq = p < L
-    t = tl.where(in_seq, (L - 1 - p) if REVERSE else p, 0)
+    in_seq, t = _time_steps(p, L, REVERSE)
     x_offs = x_base + t[:, None, None] * DIM + offs_d[None, :, :]
     x_mask = in_seq[:, None, None] & mask_d[None, :, :]
     n_offs = n_base + t[:, None] * NSTATE + offs_n[None, :]
@@ -126,18 +132,20 @@ def _shift_rows(x, first, rows):
 
 
 @triton.jit
-def _step(dt_raw, x_offs, x_mask, pad_ptr, pid_b, L, DIM, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr):
-    """(dt, dt'(raw)) of a loaded (rows, d_in, d_lanes) tile, fp32: the raw input itself (and 1), or with
-    DT_SOFTPLUS dt = softplus(raw) (PyTorch's threshold 20, 0 past the end) and sigmoid(raw), both 0 at
-    padding (HAS_PAD: pad_ptr (B, L) True at padding, read at the tile's rows)."""
+def _step(dt_raw, x_mask, p, L, pad_row_ptr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
+          HAS_PAD: tl.constexpr):
+    """(dt, dt'(raw)) of a (rows, d_in, d_lanes) tile loaded at scan positions p, fp32: the raw input
+    itself (and 1), or with DT_SOFTPLUS dt = softplus(raw) (PyTorch's threshold 20, 0 past the end) and
+    sigmoid(raw), both 0 at padding (HAS_PAD: pad_row_ptr is this sample's row of the (B, L) mask, True
+    at padding, read once per row)."""
     raw = dt_raw.to(tl.float32)
     if not DT_SOFTPLUS:
         return raw, tl.full(raw.shape, 1.0, tl.float32)
     dt, slope = _softplus(raw)
     dt = tl.where(x_mask, dt, 0.0)  # rows past the end: softplus(0) would decay the carried state
     if HAS_PAD:
-        t = (x_offs - pid_b * L * DIM) // DIM
-        pad = tl.load(pad_ptr + pid_b * L + t, mask=x_mask, other=1).to(tl.int1)
+        in_seq, t = _time_steps(p, L, REVERSE)
+        pad = (tl.load(pad_row_ptr + t, mask=in_seq, other=1) != 0)[:, None, None]
         dt = tl.where(pad, 0.0, dt)
         slope = tl.where(pad, 0.0, slope)
     return dt, slope
@@ -150,6 +158,27 @@ def _channel_offsets(D_IN: tl.constexpr, D_LANES: tl.constexpr):
     return block_start + tl.arange(0, D_IN)[:, None] * D_LANES + tl.arange(0, D_LANES)[None, :]
 
 
+@triton.jit
+def _program_block(At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D: tl.constexpr, D_IN: tl.constexpr,
+                   D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
+    """What both kernels start from, for channel block program_id(0) of sample program_id(1): the sample
+    index, channel and state offsets and masks, the (D_IN, n, D_LANES) tile of A in fp32 (A arrives
+    transposed, (n, d), so that its tile is contiguous along channels like every other tile), D (0
+    without it) and the sample's row of the padding mask."""
+    pid_b = tl.program_id(1).to(tl.int64)
+    offs_d = _channel_offsets(D_IN, D_LANES)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_d = offs_d < DIM
+    mask_n = offs_n < NSTATE
+    state_offs = offs_n[None, :, None] * DIM + offs_d[:, None, :]
+    state_mask = mask_n[None, :, None] & mask_d[:, None, :]
+    A = tl.load(At_ptr + state_offs, mask=state_mask, other=0.0).to(tl.float32)
+    Dv = tl.zeros((D_IN, D_LANES), tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    return pid_b, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_ptr + pid_b * L
+
+
 @triton.jit(do_not_specialize=["L"])
 def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr, L, DIM, NSTATE,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
@@ -158,18 +187,10 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
     """y for one (channel block, sample): s_t = exp(dt_t A) s_{t-1} + dt_t B_t u_t, y_t = C_t s_t + D u_t
     (InfoMamba Eq. 11 as in the module docstring), in tiles of BLOCK_T steps with the state
     (D_IN, n, D_LANES) in registers."""
-    pid_b = tl.program_id(1).to(tl.int64)
-    offs_d = _channel_offsets(D_IN, D_LANES)
-    offs_n = tl.arange(0, BLOCK_N)
+    pid_b, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
+        At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D, D_IN, D_LANES, BLOCK_N)
+    A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
-    mask_d = offs_d < DIM
-    mask_n = offs_n < NSTATE
-    # A arrives transposed, (n, d), so that its tile is contiguous along channels like every other tile.
-    state_offs = offs_n[None, :, None] * DIM + offs_d[:, None, :]
-    state_mask = mask_n[None, :, None] & mask_d[:, None, :]
-    A2 = tl.load(At_ptr + state_offs, mask=state_mask, other=0.0).to(tl.float32) * LOG2E
-    if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
     x_base = pid_b * L * DIM
     n_base = pid_b * L * NSTATE
     first_row = rows[:, None, None, None] == 0
@@ -182,7 +203,7 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
     B_next = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0)
     C_next = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0)
     for p0 in range(0, L, BLOCK_T):
-        dt, _ = _step(dt_next, x_offs, x_mask, pad_ptr, pid_b, L, DIM, DT_SOFTPLUS, HAS_PAD)
+        dt, _ = _step(dt_next, x_mask, p0 + rows, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
         u = u_next.to(tl.float32)
         Bt, Ct = B_next.to(tl.float32), C_next.to(tl.float32)
         y_offs, y_mask = x_offs, x_mask
@@ -213,18 +234,10 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """du, ddt, dB, dC and per-sample dA, dD partials for one (channel block, sample): the two passes of
     the module docstring (adjoint g_t = a_{t+1} g_{t+1} + dy_t C_t, log-decay gradient q_t)."""
-    pid_b = tl.program_id(1).to(tl.int64)
-    offs_d = _channel_offsets(D_IN, D_LANES)
-    offs_n = tl.arange(0, BLOCK_N)
-    rows = tl.arange(0, BLOCK_T)
-    mask_d = offs_d < DIM
-    mask_n = offs_n < NSTATE
-    state_offs = offs_n[None, :, None] * DIM + offs_d[:, None, :]
-    state_mask = mask_n[None, :, None] & mask_d[:, None, :]
-    A = tl.load(At_ptr + state_offs, mask=state_mask, other=0.0).to(tl.float32)
+    pid_b, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
+        At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D, D_IN, D_LANES, BLOCK_N)
     A2 = A * LOG2E
-    if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
     n_base = pid_b * L * NSTATE
     ckpt_base = pid_b * N_CHUNKS * NSTATE * DIM
@@ -243,7 +256,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
             ell_carry = tl.zeros_like(ell_carry)
         x_offs, x_mask, n_offs, n_mask = _tile_offsets(p0 + rows, L, x_base, n_base, offs_d, mask_d, offs_n,
                                                        mask_n, DIM, NSTATE, REVERSE)
-        dt, _ = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_offs, x_mask, pad_ptr, pid_b, L, DIM,
+        dt, _ = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p0 + rows, L, pad_row, REVERSE,
                       DT_SOFTPLUS, HAS_PAD)
         u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
         dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
@@ -277,8 +290,8 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
         p = tile * BLOCK_T + BLOCK_T - 1 - rows
         x_offs, x_mask, n_offs, n_mask = _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
                                                        DIM, NSTATE, REVERSE)
-        dt, slope = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_offs, x_mask, pad_ptr, pid_b, L,
-                          DIM, DT_SOFTPLUS, HAS_PAD)
+        dt, slope = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p, L, pad_row, REVERSE,
+                          DT_SOFTPLUS, HAS_PAD)
         dt_next = _shift_rows(dt, dt_after, rows)  # dt one scan position later
         u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
         dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
