@@ -17,6 +17,7 @@ exps alone need at the GPU's MUFU rate (16 per clock per SM), a lower bound for 
     python benchmarks/bench_scan.py --quick         # a seconds-long smoke run of every row
     python benchmarks/bench_scan.py --baseline OLD.py   # also time an earlier version of the kernel file
     python benchmarks/bench_scan.py --sweep         # time every config of SWEEP for each kernel (bf16)
+    python benchmarks/bench_scan.py --shapes 8x16384 --dtypes bfloat16   # other batch x length shapes
 """
 from __future__ import annotations
 
@@ -148,12 +149,16 @@ def main() -> None:
     parser.add_argument("--reps-ms", type=int, default=200, help="do_bench measuring time per entry")
     parser.add_argument("--baseline", help="an earlier kernels/selective_scan.py, timed beside the current one")
     parser.add_argument("--sweep", action="store_true", help="time every SWEEP config per kernel, then exit")
+    parser.add_argument("--shapes", nargs="+", metavar="BxL",
+                        help="batch x length pairs instead of the defaults, e.g. 64x196 8x16384")
     parser.add_argument("--clock-ghz", type=float, default=1.98,
                         help="SM clock for the ex2 floor (H100 SXM max boost)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_scan.py needs a CUDA GPU")
     shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
+    if args.shapes:
+        shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.shapes]
     d = 128 if args.quick else args.d
     reps_ms = 20 if args.quick else args.reps_ms
     props = torch.cuda.get_device_properties(0)

@@ -1,6 +1,6 @@
 # The fused-SSM issue on one GPU: kernel tests (fused op vs reference in fp32/bf16, compile tracing),
 # the 200-step training-curve equality, and the eager encoder bench (images and 1-D lengths).
-# Carry .whl. Usage: bash benchmarks/gpu/fused_ssm_runs.sh PART... (the case labels below)
+# Carry .whl (and .devdata for scan_chunks: the kernel file of commit 7b75a56 as its baseline). Usage: bash benchmarks/gpu/fused_ssm_runs.sh PART... (the case labels below)
 source benchmarks/gpu/setup.sh
 for part in "$@"; do
   case $part in
@@ -60,5 +60,8 @@ for part in "$@"; do
     tests_scan) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
              tests/ops/test_selective_scan_triton.py > $OUT/tests_scan.log 2>&1; echo "tests_scan rc=$?" >> $OUT/tests_scan.log
            tail -3 $OUT/tests_scan.log ;;
+    scan_chunks) timeout 200 python3 benchmarks/bench_scan.py --shapes 64x196 64x1024 16x4096 8x16384 \
+             --dtypes bfloat16 --reps-ms 100 --baseline .devdata/scan_triton_7b75a56.py > $OUT/scan_chunks.log 2>&1
+           echo "scan_chunks rc=$?" >> $OUT/scan_chunks.log; grep -v "reference\|sequential" $OUT/scan_chunks.log ;;
   esac
 done

@@ -121,6 +121,29 @@ def test_every_config_the_autotuner_may_pick(chunk, n, dtype):
             check_against_reference(args, reverse=bool(i % 2), tol=TOL[dtype])
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("chunks", [2, 3])
+def test_time_chunks_match_one_program_per_sample(chunk, monkeypatch, reverse, chunks):
+    """The chunk-parallel launch (each time chunk its own program, entered with the state the earlier
+    chunks fold to and the adjoint the later ones fold to) against the reference, the last chunk
+    shorter than the others, with D and with a padded tail; a wrong fold of either carry fails here."""
+    args = make_inputs(batch=2, length=70, d=16, n=4)
+    args[0][1, 50:] = 0
+    args[1][1, 50:] = 0
+    fwd, bwd = (ss.candidate_configs(kind, 4)[0]._replace(chunks=chunks) for kind in ("fwd", "bwd"))
+    assert ss._time_chunks(70, fwd)[0] == chunks
+    with ss.force_config(fwd=fwd, bwd=bwd):
+        check_against_reference(args, reverse, TOL[torch.float32])
+
+
+def test_time_chunked_variants_only_where_programs_are_few():
+    cfg = ss.ScanConfig(2, 1, 16, 1)
+    assert ss.time_chunked(cfg, programs=3072, length=196, resident=1584) == [cfg]
+    few = ss.time_chunked(cfg, programs=384, length=16384, resident=1584)
+    assert few == [cfg, cfg._replace(chunks=9)]
+    assert ss.time_chunked(cfg, programs=384, length=600, resident=1584) == [cfg, cfg._replace(chunks=2)]
+
+
 @pytest.mark.parametrize("chunk", [64], indirect=True)
 def test_default_chunk_and_odd_sizes(chunk):
     """The default CHUNK, a state size that is not a power of two and a width not a block multiple."""

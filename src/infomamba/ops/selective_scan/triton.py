@@ -68,6 +68,7 @@ from triton.runtime.errors import OutOfResources
 
 LOG2E = tl.constexpr(1.4426950408889634)
 CHUNK = 64  # positions between the states saved by the backward's first pass (a multiple of block_t)
+MIN_TIME_CHUNK = 256  # fewest positions in a time chunk of the chunk-parallel launch
 _AUTOTUNE_WARMUP_MS, _AUTOTUNE_REP_MS = 10, 50
 
 
@@ -179,16 +180,32 @@ def _program_block(At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D: tl.constexpr, 
     return pid_b, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_ptr + pid_b * L
 
 
-@triton.jit(do_not_specialize=["L"])
-def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr, L, DIM, NSTATE,
+@triton.jit
+def _fold_chunk(carry, S_ptr, Dl_ptr, A2, row, state_offs, state_mask, offs_d, mask_d, DIM, NSTATE):
+    """One time chunk's transfer applied to a carried (D_IN, n, D_LANES) value: exp(Delta A) carry + S, with
+    Delta (the chunk's summed dt) and S (its local end value) at row `row` of the (batch * chunks, ...) buffers."""
+    delta = tl.load(Dl_ptr + row * DIM + offs_d, mask=mask_d, other=0.0)
+    local = tl.load(S_ptr + row * NSTATE * DIM + state_offs, mask=state_mask, other=0.0)
+    return tl.exp2(delta[:, None, :] * A2) * carry + local
+
+
+
+
+@triton.jit(do_not_specialize=["L", "LC", "N_TCHUNKS"])
+def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr, S_ptr, Dl_ptr, L, LC, N_TCHUNKS,
+                     DIM, NSTATE,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
-                     BLOCK_T: tl.constexpr,
+                     STATES_ONLY: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
-    """y for one (channel block, sample): s_t = exp(dt_t A) s_{t-1} + dt_t B_t u_t, y_t = C_t s_t + D u_t
-    (InfoMamba Eq. 11 as in the module docstring), in tiles of BLOCK_T steps with the state
-    (D_IN, n, D_LANES) in registers."""
+    """y for one (channel block, sample, time chunk): s_t = exp(dt_t A) s_{t-1} + dt_t B_t u_t,
+    y_t = C_t s_t + D u_t (InfoMamba Eq. 11 as in the module docstring), in tiles of BLOCK_T steps with the
+    state (D_IN, n, D_LANES) in registers. The chunk starts from the state that the earlier chunks'
+    transfers (S, Delta) fold to; STATES_ONLY instead scans from zero and writes the chunk's own transfer:
+    its end state S and Delta = sum of dt (the module docstring's time chunks)."""
     pid_b, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
         At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D, D_IN, D_LANES, BLOCK_N)
+    pid_k = tl.program_id(2)
+    p_start = pid_k * LC
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
@@ -196,16 +213,26 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
     first_row = rows[:, None, None, None] == 0
     last_row = rows[:, None, None, None] == BLOCK_T - 1
     state = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
-    x_offs, x_mask, n_offs, n_mask = _tile_offsets(rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
-                                                   DIM, NSTATE, REVERSE)
+    delta_sum = tl.zeros((D_IN, D_LANES), tl.float32)
+    if not STATES_ONLY:
+        for j in range(0, N_TCHUNKS):
+            if j < pid_k:
+                state = _fold_chunk(state, S_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask,
+                                    offs_d, mask_d, DIM, NSTATE)
+    x_offs, x_mask, n_offs, n_mask = _tile_offsets(p_start + rows, L, x_base, n_base, offs_d, mask_d, offs_n,
+                                                   mask_n, DIM, NSTATE, REVERSE)
     dt_next = tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0)
     u_next = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0)
     B_next = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0)
-    C_next = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0)
-    for p0 in range(0, L, BLOCK_T):
+    if not STATES_ONLY:
+        C_next = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0)
+    for off in range(0, LC, BLOCK_T):  # the last chunk may end early: positions past L are masked
+        p0 = p_start + off
         dt, _ = _step(dt_next, x_mask, p0 + rows, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
         u = u_next.to(tl.float32)
-        Bt, Ct = B_next.to(tl.float32), C_next.to(tl.float32)
+        Bt = B_next.to(tl.float32)
+        if not STATES_ONLY:
+            Ct = C_next.to(tl.float32)
         y_offs, y_mask = x_offs, x_mask
         # Prefetch the next tile (kept in the input dtype): its loads fly while this tile computes.
         x_offs, x_mask, n_offs, n_mask = _tile_offsets(p0 + BLOCK_T + rows, L, x_base, n_base, offs_d, mask_d,
@@ -213,29 +240,54 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
         dt_next = tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0)
         u_next = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0)
         B_next = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0)
-        C_next = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0)
+        if not STATES_ONLY:
+            C_next = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0)
         a = tl.exp2(dt[:, :, None, :] * A2[None])
         b = (dt * u)[:, :, None, :] * Bt[:, None, :, None]
         b = tl.where(first_row, b + a * state[None], b)  # s_{-1} of the tile = carried state
         _, s = tl.associative_scan((a, b), 0, _compose)
-        y = tl.sum(s * Ct[:, None, :, None], axis=2)
-        if HAS_D:
-            y += u * Dv[None]
-        tl.store(y_ptr + y_offs, y.to(y_ptr.dtype.element_ty), mask=y_mask)
+        if STATES_ONLY:
+            delta_sum += tl.sum(dt, axis=0)
+        else:
+            y = tl.sum(s * Ct[:, None, :, None], axis=2)
+            if HAS_D:
+                y += u * Dv[None]
+            tl.store(y_ptr + y_offs, y.to(y_ptr.dtype.element_ty), mask=y_mask)
         state = _pick(s, last_row)
+    if STATES_ONLY:
+        row = pid_b * N_TCHUNKS + pid_k
+        tl.store(S_ptr + row * NSTATE * DIM + state_offs, state, mask=state_mask)
+        tl.store(Dl_ptr + row * DIM + offs_d, delta_sum, mask=mask_d)
 
 
-@triton.jit(do_not_specialize=["L", "N_CHUNKS"])
+@triton.jit
+def _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row):
+    """g over a tile whose rows run against scan order (row 0 latest): g_t = a_{t+1} g_{t+1} + dy_t C_t, a
+    forward `associative_scan` over the mirrored rows, with a_{t+1} from dt one position later (the row
+    shift; dt_after and g_carry: dt and g at the position after the tile)."""
+    a_next = tl.exp2(_shift_rows(dt, dt_after, rows)[:, :, None, :] * A2[None])
+    h = dy[:, :, None, :] * Ct[:, None, :, None]
+    h = tl.where(first_row, h + a_next * g_carry[None], h)
+    _, g = tl.associative_scan((a_next, h), 0, _compose)
+    return g
+
+
+@triton.jit(do_not_specialize=["L", "N_CHUNKS", "LC", "N_TCHUNKS"])
 def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr,
-                     du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, xf_ptr,
-                     L, DIM, NSTATE, N_CHUNKS,
+                     du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, xf_ptr, S_ptr, W_ptr, Dl_ptr,
+                     L, DIM, NSTATE, N_CHUNKS, LC, N_TCHUNKS,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
-                     CHUNK: tl.constexpr, BLOCK_T: tl.constexpr,
+                     ADJOINT_ONLY: tl.constexpr, CHUNK: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
-    """du, ddt, dB, dC and per-sample dA, dD partials for one (channel block, sample): the two passes of
-    the module docstring (adjoint g_t = a_{t+1} g_{t+1} + dy_t C_t, log-decay gradient q_t)."""
+    """du, ddt, dB, dC and per-(sample, time chunk) dA, dD partials for one (channel block, sample, time
+    chunk): the two passes of the module docstring (adjoint g_t = a_{t+1} g_{t+1} + dy_t C_t, log-decay
+    gradient q_t), entered with the state the earlier chunks fold to (S, Delta) and w = a g at the position
+    after the chunk, which the later chunks fold to (W, Delta). ADJOINT_ONLY instead runs the adjoint alone
+    over the chunk from g = 0 after it and writes the chunk's own w at its first position to W."""
     pid_b, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
         At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D, D_IN, D_LANES, BLOCK_N)
+    pid_k = tl.program_id(2)
+    p_start = pid_k * LC
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
@@ -244,102 +296,130 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
     first_row = rows[:, None, None, None] == 0
     last_row = rows[:, None, None, None] == BLOCK_T - 1
     last_row_x = rows[:, None, None] == BLOCK_T - 1
-    dA_acc = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
-    dD_acc = tl.zeros((D_IN, D_LANES), tl.float32)
-
-    # Pass 1, scan order: s_t, dC, x^f, saved chunk states, dD and sum_{t in chunk} dy C s l_t for dA.
-    state = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
-    ell_carry = tl.zeros((D_IN, D_LANES), tl.float32)
-    for p0 in range(0, L, BLOCK_T):
-        if p0 % CHUNK == 0:
-            tl.store(ckpt_ptr + ckpt_base + (p0 // CHUNK) * NSTATE * DIM + state_offs, state, mask=state_mask)
-            ell_carry = tl.zeros_like(ell_carry)
-        x_offs, x_mask, n_offs, n_mask = _tile_offsets(p0 + rows, L, x_base, n_base, offs_d, mask_d, offs_n,
-                                                       mask_n, DIM, NSTATE, REVERSE)
-        dt, _ = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p0 + rows, L, pad_row, REVERSE,
-                      DT_SOFTPLUS, HAS_PAD)
-        u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
-        dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
-        Bt = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
-        Ct = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
-        a = tl.exp2(dt[:, :, None, :] * A2[None])
-        b = (dt * u)[:, :, None, :] * Bt[:, None, :, None]
-        b = tl.where(first_row, b + a * state[None], b)
-        _, s = tl.associative_scan((a, b), 0, _compose)
-        tl.atomic_add(dC_ptr + n_offs, _sum_channels(s * dy[:, :, None, :]), mask=n_mask, sem="relaxed")
-        sC = s * Ct[:, None, :, None]
-        tl.store(xf_ptr + x_offs, dy * tl.sum(sC * A[None], axis=2), mask=x_mask)
-        ell = ell_carry[None] + tl.cumsum(dt, axis=0)
-        dA_acc += tl.sum(sC * (dy * ell)[:, :, None, :], axis=0)
-        ell_carry += tl.sum(dt, axis=0)
-        if HAS_D:
-            dD_acc += tl.sum(dy * u, axis=0)
-        state = _pick(s, last_row)
-
-    # Pass 2, reverse scan order; row j of a tile is scan position p_top - j (latest first).
+    first_tile = p_start // BLOCK_T
+    n_tiles = tl.cdiv(LC, BLOCK_T)
     g_carry = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # g at the position after the tile
-    q_next = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # q at the start of the chunk after this one
-    xr_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # sum over the chunk so far of b g
-    xr_e_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # ... of b g e_t
-    e_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum of dt over the chunk's positions done so far
-    x_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum_n A q at the position after the tile
     dt_after = tl.zeros((D_IN, D_LANES), tl.float32)  # dt at the position after the tile
-    n_tiles = tl.cdiv(L, BLOCK_T)
-    for i in range(0, n_tiles):
-        tile = n_tiles - 1 - i
-        p = tile * BLOCK_T + BLOCK_T - 1 - rows
-        x_offs, x_mask, n_offs, n_mask = _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
-                                                       DIM, NSTATE, REVERSE)
-        dt, slope = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p, L, pad_row, REVERSE,
-                          DT_SOFTPLUS, HAS_PAD)
-        dt_next = _shift_rows(dt, dt_after, rows)  # dt one scan position later
-        u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
-        dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
-        xf = tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0)
-        Bt = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
-        Ct = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
-        # g_t = a_{t+1} g_{t+1} + dy_t C_t, a forward scan over the mirrored rows.
-        a_next = tl.exp2(dt_next[:, :, None, :] * A2[None])
-        h = dy[:, :, None, :] * Ct[:, None, :, None]
-        h = tl.where(first_row, h + a_next * g_carry[None], h)
-        _, g = tl.associative_scan((a_next, h), 0, _compose)
-        dtu = dt * u
-        tl.atomic_add(dB_ptr + n_offs, _sum_channels(g * dtu[:, :, None, :]), mask=n_mask, sem="relaxed")
-        gB = g * Bt[:, None, :, None]
-        gB_sum = tl.sum(gB, axis=2)
-        du = gB_sum * dt
-        if HAS_D:
-            du += Dv[None] * dy
-        # sum_n A q_t = sum_{t' >= t} (x^f - x^r)_{t'}: an inclusive prefix sum over the mirrored rows.
-        x = xf - dtu * tl.sum(gB * A[None], axis=2)
-        x_cum = x_carry[None] + tl.cumsum(x, axis=0)
-        tl.store(du_ptr + x_offs, du.to(du_ptr.dtype.element_ty), mask=x_mask)
-        tl.store(ddt_ptr + x_offs, ((u * gB_sum + x_cum) * slope).to(ddt_ptr.dtype.element_ty), mask=x_mask)
-        x_carry = _pick(x_cum, last_row_x)
-        # Backward half of dA: sum_t b_t g_t l_t = Delta_k * sum b g - sum b g e_t, with e_t the dt
-        # summed over the chunk's positions after t (l_t = Delta_k - e_t).
-        xr = gB * dtu[:, :, None, :]
-        e = e_carry[None] + tl.cumsum(dt, axis=0) - dt
-        xr_sum += tl.sum(xr, axis=0)
-        xr_e_sum += tl.sum(xr * e[:, :, None, :], axis=0)
-        e_carry += tl.sum(dt, axis=0)
-        g_carry = _pick(g, last_row)
-        dt_after = _pick(dt, last_row_x)
-        if (tile * BLOCK_T) % CHUNK == 0:
-            # Chunk start: close the chunk's dA terms, then the exact q here re-anchors the suffix sum.
-            chunk_dt = e_carry[:, None, :]
-            dA_acc += q_next * chunk_dt - (chunk_dt * xr_sum - xr_e_sum)
-            saved = tl.load(ckpt_ptr + ckpt_base + (tile * BLOCK_T // CHUNK) * NSTATE * DIM + state_offs,
-                            mask=state_mask, other=0.0)
-            q_next = g_carry * tl.exp2(dt_after[:, None, :] * A2) * saved
-            x_carry = tl.sum(A * q_next, axis=1)
-            xr_sum = tl.zeros_like(xr_sum)
-            xr_e_sum = tl.zeros_like(xr_e_sum)
-            e_carry = tl.zeros_like(e_carry)
 
-    tl.store(dAp_ptr + pid_b * NSTATE * DIM + state_offs, dA_acc, mask=state_mask)
-    if HAS_D:
-        tl.store(dDp_ptr + pid_b * DIM + offs_d, dD_acc, mask=mask_d)
+    if ADJOINT_ONLY:
+        for i in range(0, n_tiles):
+            p = (first_tile + n_tiles - 1 - i) * BLOCK_T + BLOCK_T - 1 - rows
+            x_offs, x_mask, n_offs, n_mask = _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
+                                                           DIM, NSTATE, REVERSE)
+            dt, _ = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p, L, pad_row, REVERSE,
+                          DT_SOFTPLUS, HAS_PAD)
+            dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+            Ct = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
+            g = _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row)
+            g_carry = _pick(g, last_row)
+            dt_after = _pick(dt, last_row_x)
+        w_row = pid_b * N_TCHUNKS + pid_k
+        tl.store(W_ptr + w_row * NSTATE * DIM + state_offs, g_carry * tl.exp2(dt_after[:, None, :] * A2),
+                 mask=state_mask)
+    else:
+        dA_acc = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
+        dD_acc = tl.zeros((D_IN, D_LANES), tl.float32)
+        state = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
+        w_in = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # w = a g at the position after the chunk
+        for i in range(0, N_TCHUNKS):
+            if i < pid_k:
+                state = _fold_chunk(state, S_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + i, state_offs, state_mask,
+                                    offs_d, mask_d, DIM, NSTATE)
+            j = N_TCHUNKS - 1 - i
+            if j > pid_k:
+                w_in = _fold_chunk(w_in, W_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask, offs_d,
+                                   mask_d, DIM, NSTATE)
+
+        # Pass 1, scan order: s_t, dC, x^f, saved chunk states, dD and sum_{t in chunk} dy C s l_t for dA.
+        ell_carry = tl.zeros((D_IN, D_LANES), tl.float32)
+        for off in range(0, LC, BLOCK_T):  # the last chunk may end early: positions past L are masked
+            p0 = p_start + off
+            if p0 % CHUNK == 0:
+                tl.store(ckpt_ptr + ckpt_base + (p0 // CHUNK) * NSTATE * DIM + state_offs, state,
+                         mask=state_mask & (p0 < L))
+                ell_carry = tl.zeros_like(ell_carry)
+            x_offs, x_mask, n_offs, n_mask = _tile_offsets(p0 + rows, L, x_base, n_base, offs_d, mask_d, offs_n,
+                                                           mask_n, DIM, NSTATE, REVERSE)
+            dt, _ = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p0 + rows, L, pad_row, REVERSE,
+                          DT_SOFTPLUS, HAS_PAD)
+            u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+            dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+            Bt = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
+            Ct = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
+            a = tl.exp2(dt[:, :, None, :] * A2[None])
+            b = (dt * u)[:, :, None, :] * Bt[:, None, :, None]
+            b = tl.where(first_row, b + a * state[None], b)
+            _, s = tl.associative_scan((a, b), 0, _compose)
+            tl.atomic_add(dC_ptr + n_offs, _sum_channels(s * dy[:, :, None, :]), mask=n_mask, sem="relaxed")
+            sC = s * Ct[:, None, :, None]
+            tl.store(xf_ptr + x_offs, dy * tl.sum(sC * A[None], axis=2), mask=x_mask)
+            ell = ell_carry[None] + tl.cumsum(dt, axis=0)
+            dA_acc += tl.sum(sC * (dy * ell)[:, :, None, :], axis=0)
+            ell_carry += tl.sum(dt, axis=0)
+            if HAS_D:
+                dD_acc += tl.sum(dy * u, axis=0)
+            state = _pick(s, last_row)
+
+        # Pass 2, reverse scan order; row j of a tile is scan position p_top - j (latest first). The chunk
+        # is entered with g a = w_in after its end (dt_after = 0 makes that row's decay 1) and the exact q
+        # there, w_in times the chunk's end state.
+        g_carry = w_in
+        q_next = w_in * state  # q at the start of the (saved-state) chunk after this one
+        x_carry = tl.sum(A * q_next, axis=1)  # sum_n A q at the position after the tile
+        xr_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # sum over the chunk so far of b g
+        xr_e_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # ... of b g e_t
+        e_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum of dt over the chunk's positions done so far
+        for i in range(0, n_tiles):
+            tile = first_tile + n_tiles - 1 - i
+            p = tile * BLOCK_T + BLOCK_T - 1 - rows
+            x_offs, x_mask, n_offs, n_mask = _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
+                                                           DIM, NSTATE, REVERSE)
+            dt, slope = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p, L, pad_row, REVERSE,
+                              DT_SOFTPLUS, HAS_PAD)
+            u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+            dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
+            xf = tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0)
+            Bt = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
+            Ct = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
+            g = _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row)
+            dtu = dt * u
+            tl.atomic_add(dB_ptr + n_offs, _sum_channels(g * dtu[:, :, None, :]), mask=n_mask, sem="relaxed")
+            gB = g * Bt[:, None, :, None]
+            gB_sum = tl.sum(gB, axis=2)
+            du = gB_sum * dt
+            if HAS_D:
+                du += Dv[None] * dy
+            # sum_n A q_t = sum_{t' >= t} (x^f - x^r)_{t'}: an inclusive prefix sum over the mirrored rows.
+            x = xf - dtu * tl.sum(gB * A[None], axis=2)
+            x_cum = x_carry[None] + tl.cumsum(x, axis=0)
+            tl.store(du_ptr + x_offs, du.to(du_ptr.dtype.element_ty), mask=x_mask)
+            tl.store(ddt_ptr + x_offs, ((u * gB_sum + x_cum) * slope).to(ddt_ptr.dtype.element_ty), mask=x_mask)
+            x_carry = _pick(x_cum, last_row_x)
+            # Backward half of dA: sum_t b_t g_t l_t = Delta_k * sum b g - sum b g e_t, with e_t the dt
+            # summed over the chunk's positions after t (l_t = Delta_k - e_t).
+            xr = gB * dtu[:, :, None, :]
+            e = e_carry[None] + tl.cumsum(dt, axis=0) - dt
+            xr_sum += tl.sum(xr, axis=0)
+            xr_e_sum += tl.sum(xr * e[:, :, None, :], axis=0)
+            e_carry += tl.sum(dt, axis=0)
+            g_carry = _pick(g, last_row)
+            dt_after = _pick(dt, last_row_x)
+            if (tile * BLOCK_T) % CHUNK == 0:
+                # Chunk start: close the chunk's dA terms, then the exact q here re-anchors the suffix sum.
+                chunk_dt = e_carry[:, None, :]
+                dA_acc += q_next * chunk_dt - (chunk_dt * xr_sum - xr_e_sum)
+                saved = tl.load(ckpt_ptr + ckpt_base + (tile * BLOCK_T // CHUNK) * NSTATE * DIM + state_offs,
+                                mask=state_mask & (tile * BLOCK_T < L), other=0.0)
+                q_next = g_carry * tl.exp2(dt_after[:, None, :] * A2) * saved
+                x_carry = tl.sum(A * q_next, axis=1)
+                xr_sum = tl.zeros_like(xr_sum)
+                xr_e_sum = tl.zeros_like(xr_e_sum)
+                e_carry = tl.zeros_like(e_carry)
+
+        part = pid_b * N_TCHUNKS + pid_k
+        tl.store(dAp_ptr + part * NSTATE * DIM + state_offs, dA_acc, mask=state_mask)
+        if HAS_D:
+            tl.store(dDp_ptr + part * DIM + offs_d, dD_acc, mask=mask_d)
 
 
 # ----------------------------------------------------------------------------- configs and tuning
@@ -354,12 +434,16 @@ class ScanConfig(NamedTuple):
     over channels (dB, dC in the backward) log2(d_lanes) shuffles per d_in channels. Measured on
     an H100: the forward does best with n inside the thread, the backward, whose many (d, n)
     accumulators fill the registers, with n split over 2-4 lanes and d_in = 1.
+
+    `chunks` > 1 splits the sequence into that many time chunks, each its own program (the module
+    docstring's time chunks): more programs where batch x channel blocks alone leave the GPU idle.
     """
 
     block_t: int
     d_in: int
     d_lanes: int
     num_warps: int
+    chunks: int = 1
 
     @property
     def block_d(self) -> int:
@@ -427,11 +511,13 @@ class force_config:
         _forced.update(self._saved)
 
 
-def _pick_config(kind: str, key: tuple, block_n: int, launch) -> ScanConfig:
+def _pick_config(kind: str, key: tuple, block_n: int, launch, variants) -> ScanConfig:
     """Forced config, else the cached winner for `key`, else time every candidate once (fastest wins).
 
-    `launch(config)` must be idempotent (each run rewrites, or re-zeroes then accumulates, its outputs).
-    Under TRITON_INTERPRET=1 or INFOMAMBA_SCAN_AUTOTUNE=0 the first candidate runs, untimed.
+    `launch(config)` must be idempotent (each run rewrites, or re-zeroes then accumulates, its outputs);
+    `variants(config)` lists the launches timed for one candidate (itself and its time-chunked variant,
+    `time_chunked`). Under TRITON_INTERPRET=1 or INFOMAMBA_SCAN_AUTOTUNE=0 the first
+    candidate runs, untimed.
     """
     if kind in _forced:
         return _forced[kind]
@@ -443,8 +529,32 @@ def _pick_config(kind: str, key: tuple, block_n: int, launch) -> ScanConfig:
         return candidates[0]
     full_key = (kind, block_n) + key
     if full_key not in _tuned:
+        candidates = [v for c in candidates for v in variants(c)]
         _tuned[full_key] = min(candidates, key=lambda c: _time_config(launch, c))
     return _tuned[full_key]
+
+
+def time_chunked(config: ScanConfig, programs: int, length: int, resident: int) -> list[ScanConfig]:
+    """`config`, and where `programs` one-per-(channel block, sample) programs fill less than two waves
+    of `resident` programs, its variant with enough time chunks (of at least MIN_TIME_CHUNK positions)
+    for two waves."""
+    chunks = min(triton.cdiv(2 * resident, programs), length // MIN_TIME_CHUNK)
+    return [config, config._replace(chunks=chunks)] if chunks > 1 else [config]
+
+
+def _resident_programs() -> int:
+    """One-warp programs the GPU runs at once at the backward's register use (about 12 per SM on sm_90)."""
+    return 12 * torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
+
+
+def _time_chunks(length: int, config: ScanConfig) -> tuple[int, int]:
+    """(chunks, positions per chunk): one chunk of the whole sequence, or `config.chunks` chunks of a multiple
+    of CHUNK positions (the last may be shorter), so that time chunks start on the backward's saved-state
+    grid."""
+    if config.chunks == 1:
+        return 1, length
+    per_chunk = CHUNK * triton.cdiv(triton.cdiv(length, CHUNK), config.chunks)
+    return triton.cdiv(length, per_chunk), per_chunk
 
 
 def _time_config(launch, config: ScanConfig) -> float:
@@ -471,23 +581,54 @@ def _shape_key(u: torch.Tensor, *tensors) -> tuple:
 
 # ----------------------------------------------------------------------------- launchers
 
+def _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, padding_mask, cfg: ScanConfig,
+                    states_only: bool):
+    """One launch of the forward kernel over (channel blocks, samples, time chunks); `transfers` = (S,
+    Delta) per (sample, chunk), written with states_only, read otherwise (unused with one chunk)."""
+    batch, length, dim = u.shape
+    n_chunks, per_chunk = _time_chunks(length, cfg)
+    S, delta_sum = transfers
+    grid = (triton.cdiv(dim, cfg.block_d), batch, n_chunks)
+    _scan_fwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
+                           padding_mask if padding_mask is not None else u, y, S, delta_sum, length, per_chunk,
+                           n_chunks, dim, At.shape[0], HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
+                           HAS_PAD=padding_mask is not None, STATES_ONLY=states_only, BLOCK_T=cfg.block_t,
+                           D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=triton.next_power_of_2(At.shape[0]),
+                           num_warps=cfg.num_warps)
+
+
+def _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg: ScanConfig):
+    """(S, Delta): each time chunk's end state scanned from zero, (batch * chunks, n, d), and its summed dt,
+    (batch * chunks, d), both fp32; placeholders with one chunk."""
+    batch, length, dim = u.shape
+    n_chunks, _ = _time_chunks(length, cfg)
+    if n_chunks == 1:
+        return u, u
+    f32 = dict(device=u.device, dtype=torch.float32)
+    transfers = (torch.empty(batch * n_chunks, At.shape[0], dim, **f32), torch.empty(batch * n_chunks, dim, **f32))
+    _launch_forward(u, delta, At, B, C, D, u, transfers, reverse, dt_softplus, padding_mask, cfg, states_only=True)
+    return transfers
+
+
+def _variants(u: torch.Tensor):
+    """Per candidate config, the launches the autotuner times for input u (see `time_chunked`)."""
+    return lambda cfg: time_chunked(cfg, triton.cdiv(u.shape[2], cfg.block_d) * u.shape[0], u.shape[1],
+                                    _resident_programs())
+
+
 def _forward(u, delta, At, B, C, D, reverse: bool, dt_softplus: bool = False, padding_mask=None) -> torch.Tensor:
     """y of the scan. With dt_softplus, `delta` is dt before softplus (any float dtype) and the kernel forms
     dt = softplus(delta), 0 where padding_mask (B, L) is True: no fp32 (B, L, d) dt tensor exists."""
-    batch, length, dim = u.shape
-    nstate = At.shape[0]
-    block_n = triton.next_power_of_2(nstate)
+    block_n = triton.next_power_of_2(At.shape[0])
     y = torch.empty_like(u)
 
     def launch(cfg: ScanConfig):
-        grid = (triton.cdiv(dim, cfg.block_d), batch)
-        _scan_fwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
-                               padding_mask if padding_mask is not None else u, y, length, dim, nstate,
-                               HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
-                               HAS_PAD=padding_mask is not None, BLOCK_T=cfg.block_t, D_IN=cfg.d_in,
-                               D_LANES=cfg.d_lanes, BLOCK_N=block_n, num_warps=cfg.num_warps)
+        transfers = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg)
+        _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, padding_mask, cfg,
+                        states_only=False)
 
-    launch(_pick_config("fwd", _shape_key(u, u, delta, B, C, D, padding_mask) + (dt_softplus,), block_n, launch))
+    launch(_pick_config("fwd", _shape_key(u, u, delta, B, C, D, padding_mask) + (dt_softplus,), block_n, launch,
+                        _variants(u)))
     return y
 
 
@@ -497,33 +638,39 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
     batch, length, dim = u.shape
     nstate = At.shape[0]
     block_n = triton.next_power_of_2(nstate)
-    n_chunks = triton.cdiv(length, CHUNK)
+    n_saved = triton.cdiv(length, CHUNK)
     f32 = dict(device=u.device, dtype=torch.float32)
     du, ddelta = torch.empty_like(u), torch.empty_like(delta)
     dB, dC = torch.zeros(batch, length, nstate, **f32), torch.zeros(batch, length, nstate, **f32)
-    dA_part = torch.empty(batch, nstate, dim, **f32)
-    dD_part = torch.empty(batch, dim, **f32) if D is not None else None
-    ckpt = torch.empty(batch, n_chunks, nstate, dim, **f32)
+    ckpt = torch.empty(batch, n_saved, nstate, dim, **f32)
     xf = torch.empty(batch, length, dim, **f32)
+    parts = {}
 
     def launch(cfg: ScanConfig):
         if CHUNK % cfg.block_t:
             raise ValueError(f"CHUNK={CHUNK} must be a multiple of block_t={cfg.block_t}")
+        n_chunks, per_chunk = _time_chunks(length, cfg)
+        S, delta_sum = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg)
+        W = torch.empty_like(S) if n_chunks > 1 else u
+        parts["dA"] = torch.empty(batch * n_chunks, nstate, dim, **f32)
+        parts["dD"] = torch.empty(batch * n_chunks, dim, **f32) if D is not None else None
         dB.zero_()
         dC.zero_()
-        grid = (triton.cdiv(dim, cfg.block_d), batch)
-        _scan_bwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
-                               padding_mask if padding_mask is not None else u, dy,
-                               du, ddelta, dA_part, dB, dC, dD_part if D is not None else dA_part, ckpt, xf,
-                               length, dim, nstate, n_chunks,
-                               HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
-                               HAS_PAD=padding_mask is not None, CHUNK=CHUNK, BLOCK_T=cfg.block_t,
-                               D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n, num_warps=cfg.num_warps)
+        grid = (triton.cdiv(dim, cfg.block_d), batch, n_chunks)
+        for adjoint_only in ((True, False) if n_chunks > 1 else (False,)):
+            _scan_bwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
+                                   padding_mask if padding_mask is not None else u, dy,
+                                   du, ddelta, parts["dA"], dB, dC, parts["dD"] if D is not None else parts["dA"],
+                                   ckpt, xf, S, W, delta_sum, length, dim, nstate, n_saved, per_chunk, n_chunks,
+                                   HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
+                                   HAS_PAD=padding_mask is not None, ADJOINT_ONLY=adjoint_only, CHUNK=CHUNK,
+                                   BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n,
+                                   num_warps=cfg.num_warps)
 
     launch(_pick_config("bwd", _shape_key(u, u, delta, B, C, D, dy, padding_mask) + (dt_softplus,), block_n,
-                        launch))
-    dD = dD_part.sum(0) if D is not None else None
-    return du, ddelta, dA_part.sum(0).t().contiguous(), dB, dC, dD
+                        launch, _variants(u)))
+    dD = parts["dD"].sum(0) if D is not None else None
+    return du, ddelta, parts["dA"].sum(0).t().contiguous(), dB, dC, dD
 
 
 def _on_device(t: torch.Tensor):
