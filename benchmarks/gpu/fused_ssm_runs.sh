@@ -63,5 +63,9 @@ for part in "$@"; do
     scan_chunks) timeout 200 python3 benchmarks/bench_scan.py --shapes 64x196 64x1024 16x4096 8x16384 \
              --dtypes bfloat16 --reps-ms 100 --baseline .devdata/scan_triton_7b75a56.py > $OUT/scan_chunks.log 2>&1
            echo "scan_chunks rc=$?" >> $OUT/scan_chunks.log; grep -v "reference\|sequential" $OUT/scan_chunks.log ;;
+    bench_full) timeout 330 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 512 1024 \
+             --lengths 1024 4096 16384 --max-tokens-attention 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 \
+             --warmup 2 --repeats 5 --train --timm --out $OUT/bench_full > $OUT/bench_full.log 2>&1
+           echo "bench_full rc=$?" >> $OUT/bench_full.log; grep -v Warning $OUT/bench_full.log | grep "rc=\|^| " ;;
   esac
 done
