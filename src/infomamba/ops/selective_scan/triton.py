@@ -209,7 +209,7 @@ def _fold_chunk(carry, S_ptr, Dl_ptr, A2, row, state_offs, state_mask, offs_d, m
 def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr, S_ptr, Dl_ptr, L, LC, N_TCHUNKS,
                      DIM, NSTATE,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
-                     STATES_ONLY: tl.constexpr, BLOCK_T: tl.constexpr,
+                     STATES_ONLY: tl.constexpr, CHUNKED: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """y for one (channel block, sample, time chunk): s_t = exp(dt_t A) s_{t-1} + dt_t B_t u_t,
     y_t = C_t s_t + D u_t (InfoMamba Eq. 11 as in the module docstring), in tiles of BLOCK_T steps with the
@@ -218,8 +218,12 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
     its end state S and Delta = sum of dt (the module docstring's time chunks)."""
     pid_b, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
         At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D, D_IN, D_LANES, BLOCK_N)
-    pid_k = tl.program_id(2)
-    p_start = pid_k * LC
+    if CHUNKED:
+        pid_k = tl.program_id(2)
+        p_start = pid_k * LC
+    else:  # one chunk: a compile-time start (a runtime 0 was 10-17 % slower at B64 L1024, docs/benchmarks.md)
+        pid_k = 0
+        p_start = 0
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
@@ -228,7 +232,7 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
     last_row = rows[:, None, None, None] == BLOCK_T - 1
     state = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
     delta_sum = tl.zeros((D_IN, D_LANES), tl.float32)
-    if not STATES_ONLY:
+    if CHUNKED and not STATES_ONLY:
         for j in range(0, N_TCHUNKS):
             if j < pid_k:
                 state = _fold_chunk(state, S_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask,
@@ -291,7 +295,8 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
                      du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, xf_ptr, S_ptr, W_ptr, Dl_ptr,
                      L, DIM, NSTATE, N_CHUNKS, LC, N_TCHUNKS,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
-                     ADJOINT_ONLY: tl.constexpr, CHUNK: tl.constexpr, BLOCK_T: tl.constexpr,
+                     ADJOINT_ONLY: tl.constexpr, CHUNKED: tl.constexpr, CHUNK: tl.constexpr,
+                     BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """du, ddt, dB, dC and per-(sample, time chunk) dA, dD partials for one (channel block, sample, time
     chunk): the two passes of the module docstring (adjoint g_t = a_{t+1} g_{t+1} + dy_t C_t, log-decay
@@ -300,8 +305,12 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
     over the chunk from g = 0 after it and writes the chunk's own w at its first position to W."""
     pid_b, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
         At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D, D_IN, D_LANES, BLOCK_N)
-    pid_k = tl.program_id(2)
-    p_start = pid_k * LC
+    if CHUNKED:
+        pid_k = tl.program_id(2)
+        p_start = pid_k * LC
+    else:  # one chunk: a compile-time start (a runtime 0 was 10-17 % slower at B64 L1024, docs/benchmarks.md)
+        pid_k = 0
+        p_start = 0
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
@@ -334,10 +343,11 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
         dA_acc = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
         dD_acc = tl.zeros((D_IN, D_LANES), tl.float32)
         state = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
-        for j in range(0, N_TCHUNKS):
-            if j < pid_k:
-                state = _fold_chunk(state, S_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask,
-                                    offs_d, mask_d, DIM, NSTATE)
+        if CHUNKED:
+            for j in range(0, N_TCHUNKS):
+                if j < pid_k:
+                    state = _fold_chunk(state, S_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask,
+                                        offs_d, mask_d, DIM, NSTATE)
 
         # Pass 1, scan order: s_t, dC, x^f, saved chunk states, dD and sum_{t in chunk} dy C s l_t for dA.
         ell_carry = tl.zeros((D_IN, D_LANES), tl.float32)
@@ -373,11 +383,12 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
         # is entered with g a = w_in after its end (dt_after = 0 makes that row's decay 1) and the exact q
         # there, w_in times the chunk's end state.
         w_in = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # w = a g at the position after the chunk
-        for i in range(0, N_TCHUNKS):  # folded here, not before pass 1: no registers held across it
-            j = N_TCHUNKS - 1 - i
-            if j > pid_k:
-                w_in = _fold_chunk(w_in, W_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask, offs_d,
-                                   mask_d, DIM, NSTATE)
+        if CHUNKED:
+            for i in range(0, N_TCHUNKS):  # folded here, not before pass 1: no registers held across it
+                j = N_TCHUNKS - 1 - i
+                if j > pid_k:
+                    w_in = _fold_chunk(w_in, W_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask,
+                                       offs_d, mask_d, DIM, NSTATE)
         g_carry = w_in
         q_next = w_in * state  # q at the start of the (saved-state) chunk after this one
         x_carry = tl.sum(A * q_next, axis=1)  # sum_n A q at the position after the tile
@@ -607,7 +618,8 @@ def _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, p
     _scan_fwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
                            padding_mask if padding_mask is not None else u, y, S, delta_sum, length, per_chunk,
                            n_chunks, dim, At.shape[0], HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
-                           HAS_PAD=padding_mask is not None, STATES_ONLY=states_only, BLOCK_T=cfg.block_t,
+                           HAS_PAD=padding_mask is not None, STATES_ONLY=states_only, CHUNKED=n_chunks > 1,
+                           BLOCK_T=cfg.block_t,
                            D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=triton.next_power_of_2(At.shape[0]),
                            num_warps=cfg.num_warps)
 
@@ -678,7 +690,8 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
                                    du, ddelta, parts["dA"], dB, dC, parts["dD"] if D is not None else parts["dA"],
                                    ckpt, xf, S, W, delta_sum, length, dim, nstate, n_saved, per_chunk, n_chunks,
                                    HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
-                                   HAS_PAD=padding_mask is not None, ADJOINT_ONLY=adjoint_only, CHUNK=CHUNK,
+                                   HAS_PAD=padding_mask is not None, ADJOINT_ONLY=adjoint_only,
+                                   CHUNKED=n_chunks > 1, CHUNK=CHUNK,
                                    BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n,
                                    num_warps=cfg.num_warps)
 
