@@ -81,6 +81,23 @@ def test_fused_matches_reference(dtype, reverse, conv, inject, pad):
         assert (grads["x"][mask] == 0).all(), "padded inputs must get no gradient"
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("pad", ["right", "left"])
+def test_time_chunked_scan_inside_the_fused_op(reverse, pad):
+    """The chunk-parallel scan launch (3 time chunks of 16 positions, the last shorter) with softplus and
+    the padding mask applied inside the kernels, as the fused op runs it where the autotuner picks it."""
+    params, mask = make_inputs(L=45, pad=pad)
+    dy = torch.randn(params["x"].shape, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    fwd, bwd = (scan.candidate_configs(kind, 4)[0]._replace(chunks=3) for kind in ("fwd", "bwd"))
+    assert scan._time_chunks(45, fwd) == (3, 16)
+    with scan.force_config(fwd=fwd, bwd=bwd):
+        y, grads = run(ssm_inner_triton, params, mask, reverse, dy)
+    y_ref, grads_ref = run(ssm_inner_reference, params, mask, reverse, dy)
+    assert_close_rel(y, y_ref, TOL[torch.float32], "y")
+    for name in grads_ref:
+        assert_close_rel(grads[name], grads_ref[name], TOL[torch.float32], f"d{name}")
+
+
 def test_softplus_inside_the_kernel_over_its_whole_range():
     """The scan kernels apply dt = softplus(dt_pre) themselves: dt_pre from -30 (softplus ~ e^-30) to +90
     (past PyTorch's threshold 20, softplus = identity; exp(90) overflows fp32, so a naive log(1 + exp)
