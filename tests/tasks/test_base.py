@@ -1,5 +1,9 @@
 """TaskModule options shared by every task."""
+import torch
+import torch.nn.functional as F
+
 from infomamba import EncoderConfig
+from infomamba.tasks.base import classification_loss
 from infomamba.tasks.text.module import TextClassifier
 
 
@@ -23,3 +27,29 @@ def test_compile_mode_reaches_torch_compile(monkeypatch):
         TextClassifier(num_classes=3, vocab_size=11, encoder=EncoderConfig(dim=16, depth=1),
                        compile=compile).configure_model()
     assert modes == ["default", "reduce-overhead"]
+
+
+def test_label_smoothing_applies_to_training_batches_only():
+    logits = torch.tensor([[4.0, 0.0, -2.0], [0.5, 1.5, 0.0]])
+    labels = torch.tensor([0, 1])
+    plain = F.cross_entropy(logits, labels)
+    smoothed = classification_loss(logits, labels, 0.2, "train")
+    # with smoothing eps over 3 classes the target is (1 - eps) one-hot + eps / 3 everywhere
+    target = torch.full((2, 3), 0.2 / 3) + 0.8 * F.one_hot(labels, 3)
+    assert torch.allclose(smoothed, -(target * logits.log_softmax(-1)).sum(-1).mean())
+    assert smoothed > plain
+    for stage in ("val", "test"):
+        assert torch.equal(classification_loss(logits, labels, 0.2, stage), plain)
+
+
+def test_text_classifier_takes_label_smoothing_into_its_loss(monkeypatch):
+    model = TextClassifier(num_classes=3, vocab_size=11, encoder=EncoderConfig(dim=16, depth=1), label_smoothing=0.3)
+    model.configure_model()
+    seen = []
+    monkeypatch.setattr("infomamba.tasks.text.module.classification_loss",
+                        lambda logits, labels, eps, stage: seen.append((eps, stage)) or F.cross_entropy(logits, labels))
+    monkeypatch.setattr(model, "log", lambda *a, **k: None)
+    batch = {"input_ids": torch.randint(1, 11, (2, 5)), "padding_mask": torch.zeros(2, 5, dtype=torch.bool),
+             "labels": torch.tensor([0, 2])}
+    model._step(batch, "train")
+    assert seen == [(0.3, "train")]

@@ -10,6 +10,7 @@ import numpy as np
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 
 from infomamba import Encoder, EncoderConfig
 from infomamba.losses import LossWeights, total_loss
@@ -21,6 +22,12 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
         return (step + 1) / max(warmup, 1)
     progress = min(1.0, (step - warmup) / max(total - warmup, 1))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float, stage: str) -> torch.Tensor:
+    """Cross-entropy (hard or soft labels) with label smoothing on training batches only, so that validation
+    and test losses stay the plain CE that runs are compared on."""
+    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing if stage == "train" else 0.0)
 
 
 def rng_states() -> dict:

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchmetrics
 
 from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
 from infomamba.layers.pooling import masked_mean
 
-from ..base import CompileOption, TaskModule
+from ..base import CompileOption, TaskModule, classification_loss
 from .frontend import PatchEmbed
 
 
@@ -56,7 +55,7 @@ class ImageClassifier(TaskModule):
     def _step(self, batch, stage: str):
         logits, out = self(batch["images"])
         labels = batch["labels"]
-        task = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing if stage == "train" else 0.0)
+        task = classification_loss(logits, labels, self.hparams.label_smoothing, stage)
         loss = self.objective(task, out, labels, stage)
         hard = labels if labels.dim() == 1 else labels.argmax(-1)
         for k in ("acc", "acc5"):

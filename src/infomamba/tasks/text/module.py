@@ -5,7 +5,6 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchmetrics
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
@@ -14,7 +13,7 @@ from infomamba import EncoderConfig
 from infomamba.layers.pooling import masked_mean
 from infomamba.losses import LossWeights
 
-from ..base import CompileOption, TaskModule
+from ..base import CompileOption, TaskModule, classification_loss
 from .tokenizer import TextTokenizer, clean_text
 
 
@@ -29,13 +28,13 @@ class TextClassifier(TaskModule):
         class_names: names of the classes (index = label id); None: "0", "1", ...
         tokenizer: the data's tokenizer; None when `load_from_checkpoint` restores it from the checkpoint.
         max_positions: size of the learned position table (>= data.max_length).
-        head_dropout: dropout before the classifier.
+        head_dropout: dropout before the classifier.  label_smoothing: of the training loss only.
     """
 
     def __init__(self, num_classes: int, vocab_size: int, encoder: EncoderConfig = EncoderConfig(dim=64, depth=2),
                  loss: LossWeights = LossWeights(), lr: float = 1e-3, weight_decay: float = 0.05,
                  betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01,
-                 max_positions: int = 4096, head_dropout: float = 0.1, pad_id: int = 0,
+                 max_positions: int = 4096, head_dropout: float = 0.1, label_smoothing: float = 0.0, pad_id: int = 0,
                  class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None,
                  compile: CompileOption = False):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
@@ -47,7 +46,7 @@ class TextClassifier(TaskModule):
         super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile)
         self.save_hyperparameters({"num_classes": num_classes, "vocab_size": vocab_size, "pad_id": pad_id,
                                    "class_names": class_names, "max_positions": max_positions,
-                                   "head_dropout": head_dropout})
+                                   "head_dropout": head_dropout, "label_smoothing": label_smoothing})
         self.class_names = class_names
         self.tokenizer = tokenizer
         dim = self.encoder_config.dim
@@ -70,7 +69,8 @@ class TextClassifier(TaskModule):
     def _step(self, batch, stage: str):
         logits, out = self(batch["input_ids"], batch["padding_mask"])
         labels = batch["labels"]
-        loss = self.objective(F.cross_entropy(logits, labels), out, labels, stage)
+        loss = self.objective(classification_loss(logits, labels, self.hparams.label_smoothing, stage), out, labels,
+                              stage)
         metric = self.metrics[f"{stage}_acc"]
         metric(logits.argmax(-1), labels)
         self.log(f"{stage}/acc", metric, batch_size=len(labels), prog_bar=True)
