@@ -174,13 +174,21 @@ def _channel_offsets(D_IN: tl.constexpr, D_LANES: tl.constexpr):
 
 
 @triton.jit
-def _program_block(At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D: tl.constexpr, D_IN: tl.constexpr,
-                   D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
-    """What both kernels start from, for channel block program_id(0) of sample program_id(1): the sample
-    index, channel and state offsets and masks, the (D_IN, n, D_LANES) tile of A in fp32 (A arrives
-    transposed, (n, d), so that its tile is contiguous along channels like every other tile), D (0
-    without it) and the sample's row of the padding mask."""
+def _program_block(At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D: tl.constexpr, CHUNKED: tl.constexpr,
+                   D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
+    """What both kernels start from, for channel block program_id(0) of sample program_id(1) and time chunk
+    program_id(2) of LC positions: the sample index, the chunk index and its first scan position, channel
+    and state offsets and masks, the (D_IN, n, D_LANES) tile of A in fp32 (A arrives transposed, (n, d), so
+    that its tile is contiguous along channels like every other tile), D (0 without it) and the sample's
+    row of the padding mask. Without CHUNKED the chunk and its start are the constant 0 (a runtime 0 made
+    the one-chunk kernels 10-17 % slower at B64 L1024, docs/benchmarks.md)."""
     pid_b = tl.program_id(1).to(tl.int64)
+    if CHUNKED:
+        pid_k = tl.program_id(2)
+        p_start = pid_k * LC
+    else:
+        pid_k = 0
+        p_start = 0
     offs_d = _channel_offsets(D_IN, D_LANES)
     offs_n = tl.arange(0, BLOCK_N)
     mask_d = offs_d < DIM
@@ -191,7 +199,7 @@ def _program_block(At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D: tl.constexpr, 
     Dv = tl.zeros((D_IN, D_LANES), tl.float32)
     if HAS_D:
         Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    return pid_b, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_ptr + pid_b * L
+    return pid_b, pid_k, p_start, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_ptr + pid_b * L
 
 
 @triton.jit
@@ -216,14 +224,8 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
     state (D_IN, n, D_LANES) in registers. The chunk starts from the state that the earlier chunks'
     transfers (S, Delta) fold to; STATES_ONLY instead scans from zero and writes the chunk's own transfer:
     its end state S and Delta = sum of dt (the module docstring's time chunks)."""
-    pid_b, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
-        At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D, D_IN, D_LANES, BLOCK_N)
-    if CHUNKED:
-        pid_k = tl.program_id(2)
-        p_start = pid_k * LC
-    else:  # one chunk: a compile-time start (a runtime 0 was 10-17 % slower at B64 L1024, docs/benchmarks.md)
-        pid_k = 0
-        p_start = 0
+    pid_b, pid_k, p_start, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
+        At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D, CHUNKED, D_IN, D_LANES, BLOCK_N)
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
@@ -303,14 +305,8 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
     gradient q_t), entered with the state the earlier chunks fold to (S, Delta) and w = a g at the position
     after the chunk, which the later chunks fold to (W, Delta). ADJOINT_ONLY instead runs the adjoint alone
     over the chunk from g = 0 after it and writes the chunk's own w at its first position to W."""
-    pid_b, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
-        At_ptr, D_ptr, pad_ptr, L, DIM, NSTATE, HAS_D, D_IN, D_LANES, BLOCK_N)
-    if CHUNKED:
-        pid_k = tl.program_id(2)
-        p_start = pid_k * LC
-    else:  # one chunk: a compile-time start (a runtime 0 was 10-17 % slower at B64 L1024, docs/benchmarks.md)
-        pid_k = 0
-        p_start = 0
+    pid_b, pid_k, p_start, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
+        At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D, CHUNKED, D_IN, D_LANES, BLOCK_N)
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
