@@ -515,8 +515,9 @@ class force_config:
     """Context manager pinning the config of the forward and/or backward kernel (tests, benchmarks).
 
     `force_config(fwd=cfg)`, `force_config(bwd=cfg)` or both; a config is a ScanConfig or a tuple
-    (block_t, d_in, d_lanes, num_warps). For a whole process: INFOMAMBA_SCAN_CONFIG="4,1,32,1" pins
-    both kernels, INFOMAMBA_SCAN_AUTOTUNE=0 takes each kernel's first candidate without timing.
+    (block_t, d_in, d_lanes, num_warps[, chunks]). For a whole process: INFOMAMBA_SCAN_CONFIG="4,1,32,1"
+    (or "4,1,32,1,8" with 8 time chunks) pins both kernels, INFOMAMBA_SCAN_AUTOTUNE=0 takes each kernel's
+    first candidate (one chunk) without timing.
     """
 
     def __init__(self, fwd=None, bwd=None):
