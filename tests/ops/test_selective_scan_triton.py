@@ -183,6 +183,18 @@ def test_long_sequence_default_chunk(reverse, dtype):
     check_against_reference(make_inputs(batch=2, length=1000, d=96, n=16, dtype=dtype), reverse, TOL[dtype])
 
 
+@pytest.mark.skipif(not ON_CUDA, reason="long sequences are too slow for the interpreter")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_long_sequence_time_chunked(reverse, dtype):
+    """L = 1000 in 4 time chunks of 256 (the last shorter), as the autotuner may pick at small batch:
+    the folded carries keep the default-chunk tolerance."""
+    fwd, bwd = (ss.candidate_configs(kind, 16)[0]._replace(chunks=4) for kind in ("fwd", "bwd"))
+    assert ss._time_chunks(1000, fwd) == (4, 256)
+    with ss.force_config(fwd=fwd, bwd=bwd):
+        check_against_reference(make_inputs(batch=2, length=1000, d=96, n=16, dtype=dtype), reverse, TOL[dtype])
+
+
 @pytest.mark.skipif(not ON_CUDA, reason="needs CUDA")
 def test_autotuned_path_and_non_contiguous_inputs(monkeypatch):
     """No forced config (the autotuner runs), inputs given as transposed views."""
