@@ -26,10 +26,12 @@ def saved():
 
 
 def test_infomamba_keeps_no_more_than_attention_at_1024px(saved, monkeypatch):
-    """The issue's memory goal at 1024 px (4096 tokens), dim 384: InfoMamba's saved activations per token
-    and layer are at most those of the size-matched attention (it held 21.3 KB against 20.6 KB before the
-    mixer input was cast once and R, R_bar were kept in bf16)."""
+    """The issue's memory goal at 1024 px (4096 tokens), dim 384: InfoMamba's measured training peak at most
+    the size-matched attention's. Measured on the H200 (docs/benchmarks.md), InfoMamba's peak sat 2.1 %
+    above its count (the fused backward's recomputed tensors) and attention's 1.3 % below its own, so the
+    counts must keep InfoMamba at or below 0.967 x attention (it held 21.3 KB against 20.6 KB before the
+    mixer input was cast once, R, R_bar were kept in bf16 and W_U moved before the scatter)."""
     monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
     infomamba, attention = saved("infomamba"), saved("attention")
-    assert infomamba <= attention, f"infomamba keeps {infomamba:,.0f} B/token/layer, attention {attention:,.0f}"
-
+    assert infomamba <= 0.967 * attention, \
+        f"infomamba keeps {infomamba:,.0f} B/token/layer, attention {attention:,.0f} ({infomamba / attention:.3f}x)"

@@ -1,8 +1,9 @@
 import math
 
+import pytest
 import torch
 
-from infomamba.layers.concepts import ConceptFilter, pool_concepts, scatter_concepts
+from infomamba.layers.concepts import ConceptFilter, pool_concepts, readout, scatter_concepts
 from infomamba.ops.concept_assign import entropy_budget, sparse_assign_reference
 
 
@@ -51,6 +52,25 @@ def test_pooling_and_scatter_equal_the_weighted_sums():
     Zt = torch.randn(B, 1, k, D)
     want = torch.stack([sum(R_bar[b, :, i, None] * Zt[b, 0, i] for i in range(k)) for b in range(B)])
     torch.testing.assert_close(scatter_concepts(Zt, R_bar, None), want)
+
+
+@pytest.mark.parametrize("L,chunk", [(40, None), (5, None), (40, 8)], ids=["k<L", "k>L", "causal"])
+def test_readout_is_eq10_whichever_side_w_u_acts_on(L, chunk):
+    """h = W_U sum_i R_bar_ti z~_i (Eq. 10). With fewer concept rows than tokens (k = 7 < L = 40) W_U acts on
+    the concepts, and nothing of shape (B, L, d) is kept for its gradient; otherwise on the tokens."""
+    B, k, D, E = 2, 7, 5, 9
+    groups = 1 if chunk is None else -(-L // chunk)
+    Z = torch.randn(B, groups, k, D, requires_grad=True)
+    R_bar = torch.rand(B, L, k) * (torch.rand(B, L, k) < 0.5)
+    w_u = torch.nn.Linear(D, E, bias=False)
+    saved_shapes = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved_shapes.append(tuple(t.shape)) or t, lambda t: t):
+        h = readout(Z, R_bar, w_u, chunk)
+    torch.testing.assert_close(h, w_u(scatter_concepts(Z, R_bar, chunk)))
+    token_rows = [shape for shape in saved_shapes if shape in ((B, L, D), (B * L, D))]
+    assert bool(token_rows) == (groups * k >= L), saved_shapes
+    h.sum().backward()
+    assert Z.grad is not None and w_u.weight.grad is not None
 
 
 def test_causal_pooling_sees_completed_chunks_only():
