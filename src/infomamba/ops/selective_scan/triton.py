@@ -281,6 +281,19 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
 
 
 @triton.jit
+def _reverse_tile(tile, dt_ptr, rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, pad_row,
+                  REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr, BLOCK_T: tl.constexpr):
+    """Offsets, masks and (dt, dt'(raw)) of tile `tile` with its rows against scan order (row j at scan
+    position tile * BLOCK_T + BLOCK_T - 1 - j): how both reverse passes of the backward read a tile."""
+    p = tile * BLOCK_T + BLOCK_T - 1 - rows
+    x_offs, x_mask, n_offs, n_mask = _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM,
+                                                   NSTATE, REVERSE)
+    dt, slope = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p, L, pad_row, REVERSE,
+                      DT_SOFTPLUS, HAS_PAD)
+    return x_offs, x_mask, n_offs, n_mask, dt, slope
+
+
+@triton.jit
 def _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row):
     """g over a tile whose rows run against scan order (row 0 latest): g_t = a_{t+1} g_{t+1} + dy_t C_t, a
     forward `associative_scan` over the mirrored rows, with a_{t+1} from dt one position later (the row
@@ -322,11 +335,9 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
 
     if ADJOINT_ONLY:
         for i in range(0, n_tiles):
-            p = (first_tile + n_tiles - 1 - i) * BLOCK_T + BLOCK_T - 1 - rows
-            x_offs, x_mask, n_offs, n_mask = _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
-                                                           DIM, NSTATE, REVERSE)
-            dt, _ = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p, L, pad_row, REVERSE,
-                          DT_SOFTPLUS, HAS_PAD)
+            x_offs, x_mask, n_offs, n_mask, dt, _ = _reverse_tile(
+                first_tile + n_tiles - 1 - i, dt_ptr, rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM,
+                NSTATE, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD, BLOCK_T)
             dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
             Ct = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
             g = _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row)
@@ -393,11 +404,9 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
         e_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum of dt over the chunk's positions done so far
         for i in range(0, n_tiles):
             tile = first_tile + n_tiles - 1 - i
-            p = tile * BLOCK_T + BLOCK_T - 1 - rows
-            x_offs, x_mask, n_offs, n_mask = _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n,
-                                                           DIM, NSTATE, REVERSE)
-            dt, slope = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p, L, pad_row, REVERSE,
-                              DT_SOFTPLUS, HAS_PAD)
+            x_offs, x_mask, n_offs, n_mask, dt, slope = _reverse_tile(
+                tile, dt_ptr, rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, pad_row, REVERSE,
+                DT_SOFTPLUS, HAS_PAD, BLOCK_T)
             u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
             dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
             xf = tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0)
