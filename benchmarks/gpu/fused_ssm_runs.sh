@@ -1,6 +1,7 @@
 # The fused-SSM issue on one GPU: kernel tests (fused op vs reference in fp32/bf16, compile tracing),
 # the 200-step training-curve equality, and the eager encoder bench (images and 1-D lengths).
-# Carry .whl (and .devdata for scan_chunks: the kernel file of commit 7b75a56 as its baseline). Usage: bash benchmarks/gpu/fused_ssm_runs.sh PART... (the case labels below)
+# Carry .whl (and, for scan_chunks, .devdata/scan_triton_7b75a56.py: the kernels before time chunks, made by
+# `git show 7b75a56:src/infomamba/ops/selective_scan/triton.py > .devdata/scan_triton_7b75a56.py`). Usage: bash benchmarks/gpu/fused_ssm_runs.sh PART... (the case labels below)
 source benchmarks/gpu/setup.sh
 for part in "$@"; do
   case $part in
@@ -57,7 +58,7 @@ for part in "$@"; do
              --resolutions 224 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 6 --repeats 10 --train \
              --compile --compile-modes reduce-overhead --out $OUT/bench_ro > $OUT/bench_ro.log 2>&1
            echo "bench_ro rc=$?" >> $OUT/bench_ro.log; grep -v Warning $OUT/bench_ro.log | grep "rc=\|^| \|skip\|cudagraph" | head -30 ;;
-    tests_scan) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
+    tests_scan) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
              tests/ops/test_selective_scan_triton.py > $OUT/tests_scan.log 2>&1; echo "tests_scan rc=$?" >> $OUT/tests_scan.log
            tail -3 $OUT/tests_scan.log ;;
     scan_chunks) timeout 200 python3 benchmarks/bench_scan.py --shapes 64x196 64x1024 16x4096 8x16384 \
