@@ -1,6 +1,6 @@
 import pytest
 
-from infomamba.bench import versus_attention
+from infomamba.bench import scan_config_lines, versus_attention
 
 
 def test_rows_get_multiples_of_the_attention_row_of_the_same_size():
@@ -18,3 +18,13 @@ def test_rows_get_multiples_of_the_attention_row_of_the_same_size():
     assert out[2]["infer_x_attn"] == pytest.approx(2.0)
     assert out[2]["train_x_attn"] == pytest.approx(0.4)
     assert out[2]["mem_x_attn"] == pytest.approx(0.5)
+
+
+def test_scan_config_lines_name_layout_and_time_chunks():
+    from infomamba.ops.selective_scan.triton import ScanConfig
+    tuned = {("bwd", 16, 768, 8, 16384, ("dtypes",), 0, True): ScanConfig(2, 4, 8, 1, 17),
+             ("fwd", 16, 768, 64, 256, ("dtypes",), 0, True): ScanConfig(4, 1, 64, 2)}
+    lines = scan_config_lines(tuned)
+    assert "| bwd | 16 | 768 | 8 | 16384 | 2, 4, 8, 1 | 17 |" in lines
+    assert "| fwd | 16 | 768 | 64 | 256 | 4, 1, 64, 2 | 1 |" in lines
+    assert scan_config_lines({}) == []

@@ -10,7 +10,7 @@ sequence length on the same encoder fed (B, L, D) tokens (long text / speech).
 
 Warm-up runs, CUDA synchronisation, median of repeats; the device and software versions head the
 output. Writes <out>/bench.csv, <out>/bench.md and <out>/bench.png (throughput vs resolution,
-log-log, one line per mixer). Size-matched mixer options come from configs/size_matched.yaml when
+log-log, one line per mixer); on the GPU bench.md ends with the scan launches the autotuner picked. Size-matched mixer options come from configs/size_matched.yaml when
 given (--size-matched FILE). Runs on CPU too (use tiny --resolutions and --batch).
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch.nn as nn
 
 from .config import EncoderConfig
 from .encoder import Encoder
+from .ops.dispatch import optional_import
 from .summary import size_matched_options
 
 
@@ -200,6 +201,20 @@ def write_outputs(rows: list[dict], out: Path, header: str, quiet: bool = False)
              "sequence length (tokens)", "throughput (sequences/s)")
 
 
+def scan_config_lines(tuned: dict) -> list[str]:
+    """Markdown lines naming the selective-scan launch the autotuner picked per kernel and shape bucket in this
+    run (`ops/selective_scan/triton.py: tuned_configs()`): which layout, and how many time chunks."""
+    if not tuned:
+        return []
+    lines = ["", "Selective-scan launches the autotuner picked:", "",
+             "| kernel | n | d | batch bucket | L bucket | block_t, d_in, d_lanes, warps | time chunks |",
+             "|---|---|---|---|---|---|---|"]
+    for (kind, block_n, dim, batch, length, *_), cfg in tuned.items():
+        lines.append(f"| {kind} | {block_n} | {dim} | {batch} | {length} | "
+                     f"{cfg.block_t}, {cfg.d_in}, {cfg.d_lanes}, {cfg.num_warps} | {cfg.chunks} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="infomamba bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -314,6 +329,12 @@ def main(argv: list[str] | None = None) -> None:
         run(f"infomamba k_max={k}", BenchModel(config).to(device), images, "kmax",
             {"resolution": args.kmax_resolution, "k_max": k})
     write_outputs(rows, Path(args.out), header)
+    scan = optional_import("infomamba.ops.selective_scan.triton")
+    lines = scan_config_lines(scan.tuned_configs() if scan is not None else {})
+    if lines:
+        with open(Path(args.out) / "bench.md", "a") as f:
+            f.write("\n".join(lines) + "\n")
+        print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":
