@@ -56,7 +56,8 @@ def main(argv=None):
         wall = (time.perf_counter() - start) * 1e3
         events = prof.key_averages()
         busy = sum(e.self_device_time_total for e in events) / 1e3
-        print(f"\n== {mixer}{' +compile' if args.compile else ''} {args.resolution}px batch {args.batch}: wall {wall:.1f} ms (profiled), "
+        label = f"{mixer}{' +compile' if args.compile else ''} {args.resolution}px batch {args.batch}"
+        print(f"\n== {label}: wall {wall:.1f} ms (profiled), "
               f"GPU busy {busy:.1f} ms, kernels {sum(e.count for e in events)}", flush=True)
         print(events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=70,
                            top_level_events_only=False), flush=True)

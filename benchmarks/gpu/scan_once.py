@@ -22,4 +22,5 @@ for batch, length in shapes:
     y = ss._forward(u, dt_pre, At, B, C, D, False, dt_softplus=True)
     grads = ss._backward(u, dt_pre, At, B, C, D, dy, False, dt_softplus=True)
     torch.cuda.synchronize()
-    print(f"B{batch} L{length}: fwd cfg {ss.candidate_configs('fwd', n)[0]}, bwd cfg {ss.candidate_configs('bwd', n)[0]}")
+    fwd, bwd = (ss.candidate_configs(kind, n)[0] for kind in ("fwd", "bwd"))
+    print(f"B{batch} L{length}: fwd cfg {fwd}, bwd cfg {bwd}")

@@ -10,8 +10,9 @@ sequence length on the same encoder fed (B, L, D) tokens (long text / speech).
 
 Warm-up runs, CUDA synchronisation, median of repeats; the device and software versions head the
 output. Writes <out>/bench.csv, <out>/bench.md and <out>/bench.png (throughput vs resolution,
-log-log, one line per mixer); on the GPU bench.md ends with the scan launches the autotuner picked. Size-matched mixer options come from configs/size_matched.yaml when
-given (--size-matched FILE). Runs on CPU too (use tiny --resolutions and --batch).
+log-log, one line per mixer); on the GPU bench.md ends with the scan launches the autotuner picked.
+Size-matched mixer options come from configs/size_matched.yaml when given (--size-matched FILE).
+Runs on CPU too (use tiny --resolutions and --batch).
 """
 from __future__ import annotations
 

@@ -101,7 +101,8 @@ def with_config(argv: list[str], config: Path) -> list[str]:
 
 
 def shorthands(argv: list[str]) -> list[str]:
-    """`--compile` -> `--model.compile=true` (`--compile=MODE` -> `--model.compile=MODE`); a bare `--print_config` prints comments (needs ruamel.yaml)."""
+    """`--compile` -> `--model.compile=true` (`--compile=MODE` -> `--model.compile=MODE`); a bare
+    `--print_config` prints comments (needs ruamel.yaml)."""
     comments = bool(importlib.util.find_spec("ruamel") and importlib.util.find_spec("ruamel.yaml"))
     out = []
     for arg in argv:

@@ -4,9 +4,9 @@ The other scan tests run the kernels in Triton's interpreter on CPU, which execu
 source and never compiles it: a kernel that only the compiler rejects (a constexpr branch with
 mismatched types, a loop-carried value changing type) would pass them and fail on every GPU. Here
 each launch variant the launchers can pick (time-chunked or not, the first-pass-only modes, with and
-without padding and D; every candidate layout chunked) is compiled ahead of time to an sm_90 cubin with Triton's own ptxas, in a
-subprocess without TRITON_INTERPRET (under it, @triton.jit yields interpreter objects that cannot be
-compiled).
+without padding and D; every candidate layout chunked) is compiled ahead of time to an sm_90 cubin
+with Triton's own ptxas, in a subprocess without TRITON_INTERPRET (under it, @triton.jit yields
+interpreter objects that cannot be compiled).
 """
 import json
 import os

@@ -74,8 +74,7 @@ class TaskModule(L.LightningModule):
 
     def __init__(self, encoder: EncoderConfig = EncoderConfig(), loss: LossWeights = LossWeights(), lr: float = 1e-3,
                  weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05,
-                 min_lr_ratio: float = 0.01,
-                 compile: CompileOption = False):
+                 min_lr_ratio: float = 0.01, compile: CompileOption = False):
         super().__init__()
         self.encoder_config = encoder if isinstance(encoder, EncoderConfig) else EncoderConfig(**encoder)
         self.loss_weights = loss if isinstance(loss, LossWeights) else LossWeights(**loss)

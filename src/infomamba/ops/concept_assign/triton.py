@@ -43,10 +43,11 @@ casts the matmuls would save); V_t stays fp32.
 
 Both directions are `torch.library` custom ops (`infomamba::sparse_assign`,
 `infomamba::sparse_assign_backward`) with fake implementations, so `torch.compile` traces through them.
-The backward recomputes nothing (fp32 arithmetic on what it loads). Repeating the selection would
-repeat the argmax passes, so it saves R and R_bar, which are outputs (the layers that consume them
-keep them alive anyway, so saving them costs no memory), and V_t; S is R_bar > 0, and neither the logits nor the candidate are kept. It is
-one elementwise pass with two row sums that reads R, R_bar, dR, and dR_bar at the kept entries only.
+The backward recomputes nothing (fp32 arithmetic on what it loads). Repeating the selection would repeat
+the argmax passes, so it saves R and R_bar, which are outputs (the layers that consume them keep them
+alive anyway, so saving them costs no memory), and V_t; S is R_bar > 0, and neither the logits nor the
+candidate are kept. It is one elementwise pass with two row sums that reads R, R_bar, dR, and dR_bar
+at the kept entries only.
 That last read is a masked load, so a row's at most q_max kept values touch a few 32-byte sectors
 instead of the whole row. A kept entry whose R_bar underflows to 0 (v_i / V below 1e-45) drops out
 of S: its gradients, (dR_bar_i - s) times a value below 1e-45, are returned as 0. Without dR_bar

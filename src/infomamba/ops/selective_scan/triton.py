@@ -625,9 +625,8 @@ def _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, p
                            padding_mask if padding_mask is not None else u, y, S, delta_sum, length, per_chunk,
                            n_chunks, dim, At.shape[0], HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
                            HAS_PAD=padding_mask is not None, STATES_ONLY=states_only, CHUNKED=n_chunks > 1,
-                           BLOCK_T=cfg.block_t,
-                           D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=triton.next_power_of_2(At.shape[0]),
-                           num_warps=cfg.num_warps)
+                           BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes,
+                           BLOCK_N=triton.next_power_of_2(At.shape[0]), num_warps=cfg.num_warps)
 
 
 def _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg: ScanConfig):
@@ -677,34 +676,34 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
     dB, dC = torch.zeros(batch, length, nstate, **f32), torch.zeros(batch, length, nstate, **f32)
     ckpt = torch.empty(batch, n_saved, nstate, dim, **f32)
     xf = torch.empty(batch, length, dim, **f32)
-    parts = {}
 
     def launch(cfg: ScanConfig):
+        """Both launches of the backward with `cfg`; returns the per-(sample, chunk) dA and dD partials."""
         if CHUNK % cfg.block_t:
             raise ValueError(f"CHUNK={CHUNK} must be a multiple of block_t={cfg.block_t}")
         n_chunks, per_chunk = _time_chunks(length, cfg)
         S, delta_sum = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg)
         W = torch.empty_like(S) if n_chunks > 1 else u
-        parts["dA"] = torch.empty(batch * n_chunks, nstate, dim, **f32)
-        parts["dD"] = torch.empty(batch * n_chunks, dim, **f32) if D is not None else None
+        dA_part = torch.empty(batch * n_chunks, nstate, dim, **f32)
+        dD_part = torch.empty(batch * n_chunks, dim, **f32) if D is not None else dA_part
         dB.zero_()
         dC.zero_()
         grid = (triton.cdiv(dim, cfg.block_d), batch, n_chunks)
         for adjoint_only in ((True, False) if n_chunks > 1 else (False,)):
             _scan_bwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
                                    padding_mask if padding_mask is not None else u, dy,
-                                   du, ddelta, parts["dA"], dB, dC, parts["dD"] if D is not None else parts["dA"],
+                                   du, ddelta, dA_part, dB, dC, dD_part,
                                    ckpt, xf, S, W, delta_sum, length, dim, nstate, n_saved, per_chunk, n_chunks,
                                    HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
                                    HAS_PAD=padding_mask is not None, ADJOINT_ONLY=adjoint_only,
                                    CHUNKED=n_chunks > 1, CHUNK=CHUNK,
                                    BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n,
                                    num_warps=cfg.num_warps)
+        return dA_part, dD_part
 
-    launch(_pick_config("bwd", _shape_key(u, u, delta, B, C, D, dy, padding_mask) + (dt_softplus,), block_n,
-                        launch, _variants(u)))
-    dD = parts["dD"].sum(0) if D is not None else None
-    return du, ddelta, parts["dA"].sum(0).t().contiguous(), dB, dC, dD
+    dA_part, dD_part = launch(_pick_config("bwd", _shape_key(u, u, delta, B, C, D, dy, padding_mask) + (dt_softplus,),
+                                           block_n, launch, _variants(u)))
+    return du, ddelta, dA_part.sum(0).t().contiguous(), dB, dC, dD_part.sum(0) if D is not None else None
 
 
 def _on_device(t: torch.Tensor):

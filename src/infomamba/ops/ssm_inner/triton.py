@@ -1,12 +1,13 @@
 """The selective-SSM inner path as one differentiable op that saves only its inputs (mamba-ssm's
 `mamba_inner_fn` pattern, DESIGN.md "Speed and memory of the SSM path").
 
-Forward: masked x -> fused conv + SiLU kernel -> (+ P h, mask) -> x_proj -> dt_proj + bias ->
-softplus -> the Triton scan, which writes r only (softplus and the padding mask of dt run inside the
-scan kernels, which read dt before softplus in the activation dtype, as mamba-ssm's `delta_softplus`). Nothing of the path is kept: the backward is handed
-the op's inputs (x and h in the activation dtype, the small parameters) and recomputes the conv
-output, the projections and dt (two skinny matmuls and elementwise work, no scan), then runs the scan's
-backward kernel (which recomputes its states by chunk itself) and the chain rule by hand:
+Forward: masked x -> fused conv + SiLU kernel -> (+ P h, mask) -> x_proj -> dt_proj + bias -> softplus
+-> the Triton scan, which writes r only (softplus and the padding mask of dt run inside the scan
+kernels, which read dt before softplus in the activation dtype, as mamba-ssm's `delta_softplus`).
+Nothing of the path is kept: the backward is handed the op's inputs (x and h in the activation dtype,
+the small parameters) and recomputes the conv output, the projections and dt (two skinny matmuls and
+elementwise work, no scan), then runs the scan's backward kernel (which recomputes its states by chunk
+itself) and the chain rule by hand:
 
     ddt_pre = ddt sigma(dt_pre)          (softplus' = sigma; 0 at padding; written by the scan's backward)
     db_dt = sum ddt_pre;  dW_dt = ddt_pre^T dt~;  d dt~ = ddt_pre W_dt
@@ -15,7 +16,8 @@ backward kernel (which recomputes its states by chunk itself) and the chain rule
     dA_log = dA * A                      (A = -exp(A_log))
 
 Per direction and layer, training therefore keeps no (B, L, E) tensor beyond x and h, which the
-mixer holds anyway (P h is formed inside, so even the injected product is not kept), against about eight (half of them fp32) in the unfused path.
+mixer holds anyway (P h is formed inside, so even the injected product is not kept), against about
+eight (half of them fp32) in the unfused path.
 
 The op is a `torch.library.custom_op` pair (`infomamba::ssm_inner`, `infomamba::ssm_inner_backward`) with
 fake implementations and registered autograd, so `torch.compile` keeps the whole mixer in one graph and
