@@ -119,3 +119,29 @@ def test_gradients_reach_every_parameter_and_input(pos, size):
     grads = [images.grad] + [p.grad for p in embed.parameters()]
     assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
     assert len(list(embed.parameters())) == (3 if pos == "learned" else 2)
+
+
+@pytest.mark.parametrize("patch", [2, 4, 8])
+def test_conv_stem_keeps_the_patch_grid_and_sees_only_nearby_pixels(patch):
+    """stem='conv' gives the patchify's grid; a pixel moves only tokens within the stem's receptive field."""
+    torch.manual_seed(0)
+    embed = PatchEmbed(in_chans=1, dim=16, patch_size=patch, pos="sincos", stem="conv").eval()
+    images = torch.randn(2, 1, 8 * patch, 6 * patch)
+    base, grid = embed(images)
+    assert grid == (8, 6) and base.shape == (2, 48, 16)
+    assert sum(isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2) for m in embed.proj) == patch.bit_length() - 1
+    changed = images.clone()
+    changed[0, 0, 4 * patch - 1, 3 * patch - 1] += 5.0  # the bottom-right pixel of patch (3, 2)
+    moved = (embed(changed)[0] - base).abs().sum(-1)
+    assert moved[1].max() == 0  # samples stay independent in eval mode (BatchNorm running stats)
+    hit = moved[0].nonzero().flatten()
+    rows, cols = hit // 6, hit % 6
+    assert moved[0, 3 * 6 + 2] > 0 and len(hit) > 1  # overlapping: the neighbours see it too
+    assert rows.min() >= 3 and rows.max() <= 4 and cols.min() >= 2 and cols.max() <= 3
+
+
+def test_conv_stem_rejects_patch_sizes_it_cannot_build():
+    with pytest.raises(ValueError, match="power-of-two patch_size"):
+        PatchEmbed(in_chans=3, dim=16, patch_size=6, stem="conv")
+    with pytest.raises(ValueError, match="stem must be one of"):
+        PatchEmbed(in_chans=3, dim=16, patch_size=4, stem="overlap")

@@ -2,7 +2,8 @@
 
 `PatchEmbed` maps images (B, C, H_img, W_img) to tokens (B, H * W, dim) in row-major order
 (token r * W + c is patch row r, column c) and returns the patch grid (H, W) that 2-D mixers read.
-Any resolution divisible by the patch size works: the learned positional table lives at a base grid
+The patchify is one conv of kernel = stride = patch ("patch", ViT) or a convolutional stem ("conv",
+`conv_stem`). Any resolution divisible by the patch size works: the learned positional table lives at a base grid
 and is resampled bicubically to other grids (as timm's `resample_abs_pos_embed` does); the fixed
 2-D sin-cos embedding is computed for whatever grid arrives.
 """
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 POS_KINDS = ("learned", "sincos")
+STEM_KINDS = ("patch", "conv")
 
 
 def resample_pos_embed(pos_embed: Tensor, grid: tuple[int, int]) -> Tensor:
@@ -63,13 +65,34 @@ def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+def conv_stem(in_chans: int, dim: int, patch_size: int) -> nn.Sequential:
+    """The convolutional stem of Xiao et al. 2021 ("Early Convolutions Help Transformers See Better").
+
+    log2(patch_size) 3x3 stride-2 convs, each followed by BatchNorm and ReLU, widths doubling up to `dim`
+    (dim / 2^(n-1), ..., dim / 2, dim), then a 1x1 conv to `dim`: the same token grid as a patchify of
+    `patch_size`, but each token sees an overlapping, deeper receptive field. Their stem uses widths
+    48, 96, 192, 384 for 16-pixel patches and dim 384; for other patch sizes we keep "double to dim".
+    """
+    n = patch_size.bit_length() - 1
+    if patch_size < 2 or 1 << n != patch_size:
+        raise ValueError(f"stem='conv' needs a power-of-two patch_size >= 2, got patch_size={patch_size}")
+    widths = [max(1, dim >> (n - 1 - i)) for i in range(n)]
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip([in_chans, *widths[:-1]], widths):
+        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                   nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, nn.Conv2d(widths[-1], dim, 1))
+
+
 class PatchEmbed(nn.Module):
     """Conv patchify + positional embedding: images -> (tokens (B, H * W, dim), grid (H, W)).
 
     Args:
         in_chans: channels of the input images (1 for grayscale, 3 for RGB).
         dim: token width.
-        patch_size: side of the square, non-overlapping patches (conv kernel = stride).
+        patch_size: side of the square patches: tokens form the grid (H_img / patch_size, W_img / patch_size).
+        stem: "patch" (one conv, kernel = stride = patch_size: non-overlapping patches) or "conv"
+            (`conv_stem`: overlapping 3x3 stride-2 convs; patch_size a power of two).
         pos: "learned" (a trainable table at the base grid, bicubically resampled to other grids) or
             "sincos" (fixed 2-D sin-cos, no parameters; needs dim divisible by 4).
         img_size: base resolution (int or (height, width)) that fixes the learned table's grid
@@ -86,6 +109,7 @@ class PatchEmbed(nn.Module):
         patch_size: int = 16,
         pos: str = "learned",
         img_size: int | tuple[int, int] = 224,
+        stem: str = "patch",
     ) -> None:
         super().__init__()
         if in_chans < 1 or dim < 1 or patch_size < 1:
@@ -96,8 +120,11 @@ class PatchEmbed(nn.Module):
             raise ValueError(f"pos must be one of {POS_KINDS}, got {pos!r}")
         if pos == "sincos" and dim % 4 != 0:
             raise ValueError(f"pos='sincos' needs dim divisible by 4, got dim={dim}")
-        self.in_chans, self.dim, self.patch_size, self.pos = in_chans, dim, patch_size, pos
-        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+        if stem not in STEM_KINDS:
+            raise ValueError(f"stem must be one of {STEM_KINDS}, got {stem!r}")
+        self.in_chans, self.dim, self.patch_size, self.pos, self.stem = in_chans, dim, patch_size, pos, stem
+        self.proj = (conv_stem(in_chans, dim, patch_size) if stem == "conv"
+                     else nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size))
         self.pos_embed: nn.Parameter | None = None
         if pos == "learned":
             base = _pair(img_size, "img_size")
@@ -137,4 +164,4 @@ class PatchEmbed(nn.Module):
 
     def extra_repr(self) -> str:
         base = f", base_grid={self.base_grid}" if self.pos_embed is not None else ""
-        return f"patch_size={self.patch_size}, pos={self.pos!r}{base}"
+        return f"patch_size={self.patch_size}, stem={self.stem!r}, pos={self.pos!r}{base}"

@@ -19,14 +19,15 @@ class ImageClassifier(TaskModule):
 
     Args (beyond TaskModule's): num_classes, in_chans, image_size (the data's; the CLI links them),
     class_names (index = label id; None: "0", "1", ...), patch_size, pos ("learned" | "sincos"),
-    label_smoothing.
+    label_smoothing, stem ("patch" | "conv": `frontend.PatchEmbed`).
     """
 
     def __init__(self, num_classes: int, encoder: EncoderConfig = EncoderConfig(dim=192, depth=6),
                  loss: LossWeights = LossWeights(), lr: float = 1e-3, weight_decay: float = 0.05,
                  betas: tuple[float, float] = (0.9, 0.999), warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01,
                  patch_size: int = 16, pos: str = "learned", label_smoothing: float = 0.0, in_chans: int = 3,
-                 image_size: int = 224, class_names: list[str] | None = None, compile: CompileOption = False):
+                 image_size: int = 224, class_names: list[str] | None = None, compile: CompileOption = False,
+                 stem: str = "patch"):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
@@ -34,11 +35,11 @@ class ImageClassifier(TaskModule):
         if self.encoder_config.causal:
             raise ValueError("image classification uses a bidirectional encoder: set model.encoder.causal=false")
         self.save_hyperparameters({"num_classes": num_classes, "class_names": class_names, "in_chans": in_chans,
-                                   "image_size": image_size, "patch_size": patch_size, "pos": pos,
+                                   "image_size": image_size, "patch_size": patch_size, "pos": pos, "stem": stem,
                                    "label_smoothing": label_smoothing})
         self.class_names = class_names
         dim = self.encoder_config.dim
-        self.patch = PatchEmbed(in_chans, dim, patch_size, pos=pos, img_size=image_size)
+        self.patch = PatchEmbed(in_chans, dim, patch_size, pos=pos, img_size=image_size, stem=stem)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, num_classes))
         top5 = min(5, num_classes)
         # validate_args=False: the checks call unique() on every update, a device sync per step; the
