@@ -4,33 +4,36 @@
 #   speech: cp -r ../shared/data/speech .devdata/speech     (49 MB; with .whl under the 64 MiB carry limit)
 #   imdb:   cp -r ../shared/data/imdb .devdata/imdb         (27 MB)
 # Usage: [ROWS_fmnist="a b"] [EPOCHS_fmnist=8] bash benchmarks/gpu/recipe_runs.sh PART...
+# (EPOCHS_x=row: each row's own max_epochs.)
 # Training parts (fmnist, imdb, speech, tests_scan) run side by side; then the diagnose parts. Runs and
 # checkpoints stay on the machine under $RUNS; $OUT/<table>/ gets results.json, runs.csv, table.md and
-# curves.png (copy results.json back and run reproduce.py --report-only --docs docs/results.md).
+# curves.png (copy results.json back and run reproduce.py --report-only --docs docs/results.md); at the end
+# all of $OUT is packed into $OUT/recipes.tar.gz (the device returns at most 8 files).
 # FIT_GUARD (Lightning's max_time) ends a fit at a step boundary, so its best checkpoint is still tested.
 source benchmarks/gpu/setup.sh
 RUNS=${RUNS:-/tmp/recipes}
 FIT_GUARD=${FIT_GUARD:-00:00:06:40}
 table() {  # table name, data root, data workers, then reproduce.py options
   local name=$1 root=$2 workers=$3; shift 3
-  timeout 540 python3 benchmarks/reproduce.py --table $name --out $RUNS/$name "$@" -- --data.root $root \
+  timeout ${TABLE_GUARD:-540} python3 benchmarks/reproduce.py --table $name --out $RUNS/$name "$@" -- --data.root $root \
     --data.num_workers=$workers --trainer.max_time=$FIT_GUARD > $OUT/$name.log 2>&1
   echo "$name rc=$?" >> $OUT/$name.log
   mkdir -p $OUT/$name && cp $RUNS/$name/{results.json,runs.csv,table.md,curves.png} $OUT/$name/ 2>/dev/null
   cat $OUT/$name/table.md
 }
+epochs() { [ "$1" = row ] || echo --max-epochs $1; }
 best() { ls $RUNS/$1/runs/$2/seed0/fit/checkpoints/best-*.ckpt | head -1; }
 diagnose() {  # name, task, checkpoint, options
   local name=$1 task=$2 ckpt=$3; shift 3
-  timeout 240 python3 -m infomamba.cli diagnose --task $task --ckpt_path $ckpt --orders 1,2,4,8 \
+  timeout ${DIAGNOSE_GUARD:-240} python3 -m infomamba.cli diagnose --task $task --ckpt_path $ckpt --orders 1,2,4,8 \
     --out $OUT/diagnose/$name "$@" > $OUT/diagnose_$name.log 2>&1
   echo "diagnose $name rc=$?" >> $OUT/diagnose_$name.log; tail -2 $OUT/diagnose_$name.log
 }
 for part in "$@"; do
   case $part in
-    fmnist) table recipe_fashion_mnist .devdata/fashion-mnist 3 --jobs 4 --max-epochs ${EPOCHS_fmnist:-8} \
+    fmnist) table recipe_fashion_mnist .devdata/fashion-mnist 3 --jobs 4 $(epochs ${EPOCHS_fmnist:-8}) \
               --rows ${ROWS_fmnist:-infomamba_ra infomamba_conv infomamba_ra_conv attention_ra_conv} & ;;
-    imdb) table recipe_imdb .devdata/imdb 1 --jobs 2 --max-epochs ${EPOCHS_imdb:-6} \
+    imdb) table recipe_imdb .devdata/imdb 1 --jobs 2 $(epochs ${EPOCHS_imdb:-6}) \
               --rows ${ROWS_imdb:-infomamba_stable attention_stable} & ;;
     speech) table recipe_speech_offline .devdata/speech 3 --jobs 3 & ;;
     tests_scan) (timeout 400 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
@@ -47,7 +50,8 @@ for part in "$@"; do
     diagnose_imdb) diagnose imdb_attention text "$(best recipe_imdb attention_stable)" --root .devdata/imdb \
               --horizon 32 --batches 8 --max_kernels 2048 --other_ckpt "$(best recipe_imdb infomamba_stable)" & ;;
     diagnose_imdb_long) diagnose imdb_attention_k128 text "$(best recipe_imdb attention_stable)" \
-              --root .devdata/imdb --horizon 128 --batches 8 --max_kernels 2048 & ;;
+              --root .devdata/imdb --horizon 128 --batches 4 --max_kernels 1024 & ;;
   esac
 done
 wait
+cd $OUT && tar czf /tmp/recipes.tar.gz --exclude recipes.tar.gz . && find . -mindepth 1 -delete && mv /tmp/recipes.tar.gz .
