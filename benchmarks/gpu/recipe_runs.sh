@@ -33,7 +33,7 @@ for part in "$@"; do
   case $part in
     fmnist) table recipe_fashion_mnist .devdata/fashion-mnist 3 --jobs 4 $(epochs ${EPOCHS_fmnist:-8}) \
               --rows ${ROWS_fmnist:-infomamba_ra infomamba_conv infomamba_ra_conv attention_ra_conv} & ;;
-    imdb) table recipe_imdb .devdata/imdb 1 --jobs 2 $(epochs ${EPOCHS_imdb:-6}) \
+    imdb) table recipe_imdb .devdata/imdb 1 --jobs 3 $(epochs ${EPOCHS_imdb:-6}) \
               --rows ${ROWS_imdb:-infomamba_stable attention_stable} & ;;
     speech) table recipe_speech_offline .devdata/speech 3 --jobs 3 & ;;
     tests_scan) (timeout 400 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
