@@ -49,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,7 +325,7 @@ def plot_curves(table: Table, records: list[dict], path: Path) -> None:
                             [m + s * scale for m, s in zip(mean, stds)], color=line.get_color(), alpha=0.15)
     ax.set_xlabel("training step")
     ax.set_ylabel(table.val_metric + (" (%)" if table.percent else ""))
-    ax.set_title(f"{table.title}: validation, mean ± std over seeds", fontsize=10)
+    ax.set_title(textwrap.fill(f"{table.title}: validation, mean ± std over seeds", 90), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -392,6 +393,10 @@ def device_query(env: dict) -> subprocess.Popen:
 
 
 def git_commit() -> str:
+    """The checkout's commit (+dirty), or $INFOMAMBA_COMMIT where the tree was copied without its history."""
+    if os.environ.get("INFOMAMBA_COMMIT"):
+        return os.environ["INFOMAMBA_COMMIT"]
+
     def git(*args):
         return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
 

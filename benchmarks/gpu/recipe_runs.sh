@@ -3,8 +3,10 @@
 #   fmnist: cp ../shared/data/fashion-mnist/*.gz .devdata/fashion-mnist/
 #   speech: cp -r ../shared/data/speech .devdata/speech     (49 MB; with .whl under the 64 MiB carry limit)
 #   imdb:   cp -r ../shared/data/imdb .devdata/imdb         (27 MB)
-# Usage: [ROWS_fmnist="a b"] [EPOCHS_fmnist=8] bash benchmarks/gpu/recipe_runs.sh PART...
-# (EPOCHS_x=row: each row's own max_epochs.)
+# The device's copy of the tree has no current git history: put INFOMAMBA_COMMIT=<the commit here> in the command
+# so that the records name it.
+# Usage: [ROWS_fmnist="a b"] [EPOCHS_fmnist=N] bash benchmarks/gpu/recipe_runs.sh PART...
+# (EPOCHS_x=N: --max-epochs N for every row of the part; default: each row's own.)
 # Training parts (fmnist, imdb, speech, tests_scan) run side by side; then the diagnose parts. Runs and
 # checkpoints stay on the machine under $RUNS; $OUT/<table>/ gets results.json, runs.csv, table.md and
 # curves.png (copy results.json back and run reproduce.py --report-only --docs docs/results.md); at the end
@@ -15,8 +17,8 @@ RUNS=${RUNS:-/tmp/recipes}
 FIT_GUARD=${FIT_GUARD:-00:00:06:40}
 table() {  # table name, data root, data workers, then reproduce.py options
   local name=$1 root=$2 workers=$3; shift 3
-  timeout ${TABLE_GUARD:-540} python3 benchmarks/reproduce.py --table $name --out $RUNS/$name "$@" -- --data.root $root \
-    --data.num_workers=$workers --trainer.max_time=$FIT_GUARD > $OUT/$name.log 2>&1
+  timeout ${TABLE_GUARD:-540} python3 benchmarks/reproduce.py --table $name --out $RUNS/$name "$@" -- \
+    --data.root $root --data.num_workers=$workers --trainer.max_time=$FIT_GUARD > $OUT/$name.log 2>&1
   echo "$name rc=$?" >> $OUT/$name.log
   mkdir -p $OUT/$name && cp $RUNS/$name/{results.json,runs.csv,table.md,curves.png} $OUT/$name/ 2>/dev/null
   cat $OUT/$name/table.md
@@ -31,10 +33,10 @@ diagnose() {  # name, task, checkpoint, options
 }
 for part in "$@"; do
   case $part in
-    fmnist) table recipe_fashion_mnist .devdata/fashion-mnist 3 --jobs 4 $(epochs ${EPOCHS_fmnist:-8}) \
-              --rows ${ROWS_fmnist:-infomamba_ra infomamba_conv infomamba_ra_conv attention_ra_conv} & ;;
-    imdb) table recipe_imdb .devdata/imdb 1 --jobs 3 $(epochs ${EPOCHS_imdb:-6}) \
-              --rows ${ROWS_imdb:-infomamba_stable attention_stable} & ;;
+    fmnist) table recipe_fashion_mnist .devdata/fashion-mnist 3 --jobs 4 $(epochs ${EPOCHS_fmnist:-row}) \
+              --rows ${ROWS_fmnist:-shipped attention epochs_24} & ;;
+    imdb) table recipe_imdb .devdata/imdb 1 --jobs 3 $(epochs ${EPOCHS_imdb:-row}) \
+              --rows ${ROWS_imdb:-infomamba attention mamba} & ;;
     speech) table recipe_speech_offline .devdata/speech 3 --jobs 3 & ;;
     tests_scan) (timeout 400 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
               tests/ops/test_selective_scan_triton.py > $OUT/tests_scan.log 2>&1
@@ -44,14 +46,15 @@ done
 wait
 for part in "$@"; do
   case $part in
-    diagnose_fmnist) diagnose fmnist_attention image "$(best recipe_fashion_mnist attention_ra_conv)" \
+    diagnose_fmnist) diagnose fmnist_attention image "$(best recipe_fashion_mnist attention)" \
               --root .devdata/fashion-mnist --horizon 24 --future --batches 8 --max_kernels 2048 \
-              --other_ckpt "$(best recipe_fashion_mnist infomamba_ra_conv)" & ;;
-    diagnose_imdb) diagnose imdb_attention text "$(best recipe_imdb attention_stable)" --root .devdata/imdb \
-              --horizon 32 --batches 8 --max_kernels 2048 --other_ckpt "$(best recipe_imdb infomamba_stable)" & ;;
-    diagnose_imdb_long) diagnose imdb_attention_k128 text "$(best recipe_imdb attention_stable)" \
+              --other_ckpt "$(best recipe_fashion_mnist shipped)" & ;;
+    diagnose_imdb) diagnose imdb_attention text "$(best recipe_imdb attention)" --root .devdata/imdb \
+              --horizon 32 --batches 8 --max_kernels 2048 --other_ckpt "$(best recipe_imdb infomamba)" & ;;
+    diagnose_imdb_long) diagnose imdb_attention_k128 text "$(best recipe_imdb attention)" \
               --root .devdata/imdb --horizon 128 --batches 4 --max_kernels 1024 & ;;
   esac
 done
 wait
-cd $OUT && tar czf /tmp/recipes.tar.gz --exclude recipes.tar.gz . && find . -mindepth 1 -delete && mv /tmp/recipes.tar.gz .
+cd $OUT && tar czf /tmp/recipes.tar.gz --exclude recipes.tar.gz . && find . -mindepth 1 -delete
+mv /tmp/recipes.tar.gz $OUT/
