@@ -222,7 +222,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--orders", type=str, default=",".join(map(str, DEFAULT_ORDERS)),
                    help="numbers of exponentials m, comma-separated")
     p.add_argument("--max_queries", type=int, default=64, help="query rows per sequence (evenly spaced)")
-    p.add_argument("--max_kernels", type=int, default=4096, help="kernels fitted per layer (a random subsample)")
+    p.add_argument("--max_kernels", type=int, default=4096,
+                   help="query rows fitted per layer (a random subsample), each one kernel per head")
     p.add_argument("--future", action="store_true",
                    help="non-causal layers: also fit the anti-causal half (keys t + ℓ)")
     p.add_argument("--other_ckpt", default=None, help="a second checkpoint of the same task: agreement (§5.5)")

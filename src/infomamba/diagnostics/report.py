@@ -54,8 +54,8 @@ def _nanmean(values: np.ndarray, axis=None):
 
 def summarize_attention(record: LayerRecord, orders, max_kernels: int | None = 4096, seed: int = 0) -> dict:
     """One attention layer's entry: ε_exp per head and m for each direction, diagonal and horizon mass,
-    and an example kernel with its fits. `max_kernels` caps the kernels fitted per layer (a uniform
-    subsample of the sampled queries, fixed seed; None: all)."""
+    and an example kernel with its fits. `max_kernels` caps the query rows fitted per layer, each one
+    kernel per head (a uniform subsample of the sampled queries, fixed seed; None: all)."""
     orders = sorted(orders)
     out = {"layer": record.name, "index": record.index, "heads": record.heads, "causal": record.causal,
            "diagonal_mass": record.diagonal_mass().tolist()}
@@ -123,7 +123,7 @@ def markdown(report: dict) -> str:
              + (f"; accuracy {_num(report['accuracy'])}" if report.get("accuracy") is not None else ""),
              f"- ε_exp: {report['method']}",
              f"- horizon K = {report['horizon']} lags, up to {report['max_queries']} query rows per sequence, "
-             f"at most {report['max_kernels']} kernels per layer", ""]
+             f"at most {report['max_kernels']} query rows per layer (one kernel per head each)", ""]
     orders = report["orders"]
     if report["attention"]:
         lines += ["## Attention layers: ε_exp (mean over heads) and diagonal mass", "",
