@@ -20,11 +20,13 @@ def test_rows_get_multiples_of_the_attention_row_of_the_same_size():
     assert out[2]["mem_x_attn"] == pytest.approx(0.5)
 
 
-def test_scan_config_lines_name_layout_and_time_chunks():
+def test_scan_config_lines_name_layout_time_chunks_and_prefetch():
     from infomamba.ops.selective_scan.triton import ScanConfig
     tuned = {("bwd", 16, 768, 8, 16384, ("dtypes",), 0, True): ScanConfig(2, 4, 8, 1, 17),
+             ("bwd", 16, 768, 64, 1024, ("dtypes",), 0, True): ScanConfig(2, 1, 16, 1, prefetch=True),
              ("fwd", 16, 768, 64, 256, ("dtypes",), 0, True): ScanConfig(4, 1, 64, 2)}
     lines = scan_config_lines(tuned)
-    assert "| bwd | 16 | 768 | 8 | 16384 | 2, 4, 8, 1 | 17 |" in lines
-    assert "| fwd | 16 | 768 | 64 | 256 | 4, 1, 64, 2 | 1 |" in lines
+    assert "| bwd | 16 | 768 | 8 | 16384 | 2, 4, 8, 1 | 17 | no |" in lines
+    assert "| bwd | 16 | 768 | 64 | 1024 | 2, 1, 16, 1 | 1 | yes |" in lines
+    assert "| fwd | 16 | 768 | 64 | 256 | 4, 1, 64, 2 | 1 | yes |" in lines
     assert scan_config_lines({}) == []

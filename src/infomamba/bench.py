@@ -204,15 +204,17 @@ def write_outputs(rows: list[dict], out: Path, header: str, quiet: bool = False)
 
 def scan_config_lines(tuned: dict) -> list[str]:
     """Markdown lines naming the selective-scan launch the autotuner picked per kernel and shape bucket in this
-    run (`ops/selective_scan/triton.py: tuned_configs()`): which layout, and how many time chunks."""
+    run (`ops/selective_scan/triton.py: tuned_configs()`): which layout, how many time chunks, and whether the
+    backward prefetches."""
     if not tuned:
         return []
     lines = ["", "Selective-scan launches the autotuner picked:", "",
-             "| kernel | n | d | batch bucket | L bucket | block_t, d_in, d_lanes, warps | time chunks |",
-             "|---|---|---|---|---|---|---|"]
+             "| kernel | n | d | batch bucket | L bucket | block_t, d_in, d_lanes, warps | time chunks | prefetch |",
+             "|---|---|---|---|---|---|---|---|"]
     for (kind, block_n, dim, batch, length, *_), cfg in tuned.items():
         lines.append(f"| {kind} | {block_n} | {dim} | {batch} | {length} | "
-                     f"{cfg.block_t}, {cfg.d_in}, {cfg.d_lanes}, {cfg.num_warps} | {cfg.chunks} |")
+                     f"{cfg.block_t}, {cfg.d_in}, {cfg.d_lanes}, {cfg.num_warps} | {cfg.chunks} | "
+                     f"{'yes' if kind == 'fwd' or cfg.prefetch else 'no'} |")
     return lines
 
 

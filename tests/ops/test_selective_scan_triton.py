@@ -122,15 +122,17 @@ def test_every_config_the_autotuner_may_pick(chunk, n, dtype):
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
-@pytest.mark.parametrize("chunks", [2, 3])
-def test_time_chunks_match_one_program_per_sample(chunk, monkeypatch, reverse, chunks):
+@pytest.mark.parametrize("chunks,prefetch", [(2, False), (3, True)])
+def test_time_chunks_match_one_program_per_sample(chunk, monkeypatch, reverse, chunks, prefetch):
     """The chunk-parallel launch (each time chunk its own program, entered with the state the earlier
     chunks fold to and the adjoint the later ones fold to) against the reference, the last chunk
-    shorter than the others, with D and with a padded tail; a wrong fold of either carry fails here."""
+    shorter than the others, with D and with a padded tail; a wrong fold of either carry fails here.
+    With prefetch the backward's reverse pass reads ahead across tiles inside each chunk."""
     args = make_inputs(batch=2, length=70, d=16, n=4)
     args[0][1, 50:] = 0
     args[1][1, 50:] = 0
-    fwd, bwd = (ss.candidate_configs(kind, 4)[0]._replace(chunks=chunks) for kind in ("fwd", "bwd"))
+    fwd = ss.candidate_configs("fwd", 4)[0]._replace(chunks=chunks)
+    bwd = ss.candidate_configs("bwd", 4)[0]._replace(chunks=chunks, prefetch=prefetch)
     assert ss._time_chunks(70, fwd)[0] == chunks
     with ss.force_config(fwd=fwd, bwd=bwd):
         check_against_reference(args, reverse, TOL[torch.float32])

@@ -281,16 +281,24 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
 
 
 @triton.jit
-def _reverse_tile(tile, dt_ptr, rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, pad_row,
-                  REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr, BLOCK_T: tl.constexpr):
-    """Offsets, masks and (dt, dt'(raw)) of tile `tile` with its rows against scan order (row j at scan
-    position tile * BLOCK_T + BLOCK_T - 1 - j): how both reverse passes of the backward read a tile."""
-    p = tile * BLOCK_T + BLOCK_T - 1 - rows
+def _reverse_rows(tile, rows, BLOCK_T: tl.constexpr):
+    """Scan positions of tile `tile` with its rows against scan order (row j at tile * BLOCK_T + BLOCK_T - 1 - j):
+    how both reverse passes of the backward read a tile."""
+    return tile * BLOCK_T + BLOCK_T - 1 - rows
+
+
+@triton.jit
+def _load_tile(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, dt_ptr, u_ptr, dy_ptr, xf_ptr,
+               B_ptr, C_ptr, REVERSE: tl.constexpr):
+    """Offsets, masks and the raw (input dtype) dt, u, dy, x^f, B, C tiles at scan positions p: every load the
+    backward's passes make per tile, issued together so that PREFETCH can move them one tile ahead (a pass that
+    does not use a tile drops its load at compile time)."""
     x_offs, x_mask, n_offs, n_mask = _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM,
                                                    NSTATE, REVERSE)
-    dt, slope = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p, L, pad_row, REVERSE,
-                      DT_SOFTPLUS, HAS_PAD)
-    return x_offs, x_mask, n_offs, n_mask, dt, slope
+    return (x_offs, x_mask, n_offs, n_mask, tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0),
+            tl.load(u_ptr + x_offs, mask=x_mask, other=0.0), tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0),
+            tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0), tl.load(B_ptr + n_offs, mask=n_mask, other=0.0),
+            tl.load(C_ptr + n_offs, mask=n_mask, other=0.0))
 
 
 @triton.jit
@@ -311,7 +319,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
                      L, DIM, NSTATE, N_CHUNKS, LC, N_TCHUNKS,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
                      ADJOINT_ONLY: tl.constexpr, CHUNKED: tl.constexpr, CHUNK: tl.constexpr,
-                     BLOCK_T: tl.constexpr,
+                     PREFETCH: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """du, ddt, dB, dC and per-(sample, time chunk) dA, dD partials for one (channel block, sample, time
     chunk): the two passes of the module docstring (adjoint g_t = a_{t+1} g_{t+1} + dy_t C_t, log-decay
@@ -335,12 +343,12 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
 
     if ADJOINT_ONLY:
         for i in range(0, n_tiles):
-            x_offs, x_mask, n_offs, n_mask, dt, _ = _reverse_tile(
-                first_tile + n_tiles - 1 - i, dt_ptr, rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM,
-                NSTATE, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD, BLOCK_T)
-            dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
-            Ct = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
-            g = _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row)
+            p = _reverse_rows(first_tile + n_tiles - 1 - i, rows, BLOCK_T)
+            x_offs, x_mask, n_offs, n_mask, dt_raw, _, dy, _, _, Ct = _load_tile(
+                p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, dt_ptr, u_ptr, dy_ptr, xf_ptr,
+                B_ptr, C_ptr, REVERSE)
+            dt, _ = _step(dt_raw, x_mask, p, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
+            g = _adjoint_tile(dt, dt_after, dy.to(tl.float32), Ct.to(tl.float32), g_carry, A2, rows, first_row)
             g_carry = _pick(g, last_row)
             dt_after = _pick(dt, last_row_x)
         w_row = pid_b * N_TCHUNKS + pid_k
@@ -357,21 +365,30 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
                                         offs_d, mask_d, DIM, NSTATE)
 
         # Pass 1, scan order: s_t, dC, x^f, saved chunk states, dD and sum_{t in chunk} dy C s l_t for dA.
+        # With PREFETCH each tile's loads are issued one tile ahead, so that they fly while the tile before
+        # computes (the forward always does this; here it costs registers, so the autotuner decides).
         ell_carry = tl.zeros((D_IN, D_LANES), tl.float32)
+        ahead = _load_tile(p_start + rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, dt_ptr,
+                           u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
         for off in range(0, LC, BLOCK_T):  # the last chunk may end early: positions past L are masked
             p0 = p_start + off
             if p0 % CHUNK == 0:
                 tl.store(ckpt_ptr + ckpt_base + (p0 // CHUNK) * NSTATE * DIM + state_offs, state,
                          mask=state_mask & (p0 < L))
                 ell_carry = tl.zeros_like(ell_carry)
-            x_offs, x_mask, n_offs, n_mask = _tile_offsets(p0 + rows, L, x_base, n_base, offs_d, mask_d, offs_n,
-                                                           mask_n, DIM, NSTATE, REVERSE)
-            dt, _ = _step(tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0), x_mask, p0 + rows, L, pad_row, REVERSE,
-                          DT_SOFTPLUS, HAS_PAD)
-            u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
-            dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
-            Bt = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
-            Ct = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
+            if PREFETCH:
+                tile_in = ahead
+                ahead = _load_tile(p0 + BLOCK_T + rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM,
+                                   NSTATE, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
+            else:
+                tile_in = _load_tile(p0 + rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE,
+                                     dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
+            x_offs, x_mask, n_offs, n_mask, dt_raw, u, dy, _, Bt, Ct = tile_in
+            dt, _ = _step(dt_raw, x_mask, p0 + rows, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
+            u = u.to(tl.float32)
+            dy = dy.to(tl.float32)
+            Bt = Bt.to(tl.float32)
+            Ct = Ct.to(tl.float32)
             a = tl.exp2(dt[:, :, None, :] * A2[None])
             b = (dt * u)[:, :, None, :] * Bt[:, None, :, None]
             b = tl.where(first_row, b + a * state[None], b)
@@ -402,16 +419,25 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
         xr_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # sum over the chunk so far of b g
         xr_e_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # ... of b g e_t
         e_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum of dt over the chunk's positions done so far
+        ahead = _load_tile(_reverse_rows(first_tile + n_tiles - 1, rows, BLOCK_T), L, x_base, n_base, offs_d, mask_d,
+                           offs_n, mask_n, DIM, NSTATE, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
         for i in range(0, n_tiles):
             tile = first_tile + n_tiles - 1 - i
-            x_offs, x_mask, n_offs, n_mask, dt, slope = _reverse_tile(
-                tile, dt_ptr, rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, pad_row, REVERSE,
-                DT_SOFTPLUS, HAS_PAD, BLOCK_T)
-            u = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
-            dy = tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0).to(tl.float32)
-            xf = tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0)
-            Bt = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
-            Ct = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0).to(tl.float32)
+            p = _reverse_rows(tile, rows, BLOCK_T)
+            if PREFETCH:  # the tile before, or this one again at the chunk's first tile (never before position 0)
+                tile_in = ahead
+                ahead = _load_tile(_reverse_rows(tl.maximum(tile - 1, first_tile), rows, BLOCK_T), L, x_base, n_base,
+                                   offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr,
+                                   C_ptr, REVERSE)
+            else:
+                tile_in = _load_tile(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, dt_ptr, u_ptr,
+                                     dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
+            x_offs, x_mask, n_offs, n_mask, dt_raw, u, dy, xf, Bt, Ct = tile_in
+            dt, slope = _step(dt_raw, x_mask, p, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
+            u = u.to(tl.float32)
+            dy = dy.to(tl.float32)
+            Bt = Bt.to(tl.float32)
+            Ct = Ct.to(tl.float32)
             g = _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row)
             dtu = dt * u
             tl.atomic_add(dB_ptr + n_offs, _sum_channels(g * dtu[:, :, None, :]), mask=n_mask, sem="relaxed")
@@ -468,6 +494,7 @@ class ScanConfig(NamedTuple):
 
     `chunks` > 1 splits the sequence into that many time chunks, each its own program (the module
     docstring's time chunks): more programs where batch x channel blocks alone leave the GPU idle.
+    `prefetch` (backward only; the forward always prefetches) loads each tile one tile ahead.
     """
 
     block_t: int
@@ -475,6 +502,7 @@ class ScanConfig(NamedTuple):
     d_lanes: int
     num_warps: int
     chunks: int = 1
+    prefetch: bool = False
 
     @property
     def block_d(self) -> int:
@@ -500,7 +528,10 @@ def candidate_configs(kind: str, block_n: int) -> list[ScanConfig]:
 
     Each layout gets more warps (which then split n) until a thread holds at most 16 state values,
     and block_t is the largest power of two (<= 16) that keeps each thread's share of a
-    (block_t, d_in, n, d_lanes) tile within the layout's register budget.
+    (block_t, d_in, n, d_lanes) tile within the layout's register budget. The backward's layouts come
+    twice, the second time with `prefetch` (each tile's loads issued one tile ahead: the same registers
+    at the first layout, more at others, about 9 % more instructions in sm_90 SASS; Nsight Compute put a
+    third of the backward's stalls on loads), so that the device decides.
     """
     configs = []
     for d_in, d_lanes, warps, budget in _LAYOUTS[kind]:
@@ -509,7 +540,8 @@ def candidate_configs(kind: str, block_n: int) -> list[ScanConfig]:
         per_row = max(1, d_in * block_n * d_lanes // (32 * warps))
         block_t = max(1, min(16, budget // per_row))
         configs.append(ScanConfig(1 << (block_t.bit_length() - 1), d_in, d_lanes, warps))
-    return list(dict.fromkeys(configs))
+    configs = list(dict.fromkeys(configs))
+    return configs + [c._replace(prefetch=True) for c in configs] if kind == "bwd" else configs
 
 
 def _interpreting() -> bool:
@@ -524,8 +556,9 @@ class force_config:
     """Context manager pinning the config of the forward and/or backward kernel (tests, benchmarks).
 
     `force_config(fwd=cfg)`, `force_config(bwd=cfg)` or both; a config is a ScanConfig or a tuple
-    (block_t, d_in, d_lanes, num_warps[, chunks]). For a whole process: INFOMAMBA_SCAN_CONFIG="4,1,32,1"
-    (or "4,1,32,1,8" with 8 time chunks) pins both kernels, INFOMAMBA_SCAN_AUTOTUNE=0 takes each kernel's
+    (block_t, d_in, d_lanes, num_warps[, chunks[, prefetch]]). For a whole process:
+    INFOMAMBA_SCAN_CONFIG="4,1,32,1" (or "4,1,32,1,8" with 8 time chunks, "2,1,16,1,1,1" with the
+    backward's prefetch) pins both kernels, INFOMAMBA_SCAN_AUTOTUNE=0 takes each kernel's
     first candidate (one chunk) without timing.
     """
 
@@ -696,7 +729,7 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
                                    ckpt, xf, S, W, delta_sum, length, dim, nstate, n_saved, per_chunk, n_chunks,
                                    HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
                                    HAS_PAD=padding_mask is not None, ADJOINT_ONLY=adjoint_only,
-                                   CHUNKED=n_chunks > 1, CHUNK=CHUNK,
+                                   CHUNKED=n_chunks > 1, CHUNK=CHUNK, PREFETCH=bool(cfg.prefetch),
                                    BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n,
                                    num_warps=cfg.num_warps)
         return dA_part, dD_part
