@@ -30,3 +30,18 @@ def test_scan_config_lines_name_layout_time_chunks_and_prefetch():
     assert "| bwd | 16 | 768 | 64 | 1024 | 2, 1, 16, 1 | 1 | yes |" in lines
     assert "| fwd | 16 | 768 | 64 | 256 | 4, 1, 64, 2 | 1 | yes |" in lines
     assert scan_config_lines({}) == []
+
+
+def test_bench_on_cpu_writes_a_row_per_mixer_with_ratios_to_attention(tmp_path):
+    import csv
+
+    from infomamba.bench import main
+    main(["--mixers", "attention", "mamba", "--resolutions", "32", "--batch", "2", "--dim", "32", "--depth", "1",
+          "--train", "--warmup", "1", "--repeats", "2", "--out", str(tmp_path)])
+    rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
+    assert [r["model"] for r in rows] == ["attention", "mamba"]
+    assert all(float(r["train_step_ms"]) > 0 and float(r["throughput"]) > 0 for r in rows)
+    mamba = rows[1]
+    assert float(mamba["train_x_attn"]) == pytest.approx(float(mamba["train_step_ms"]) /
+                                                        float(rows[0]["train_step_ms"]), rel=1e-3)
+    assert (tmp_path / "bench.md").exists() and (tmp_path / "bench.png").exists()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import platform
 import statistics
 import time
@@ -87,7 +88,11 @@ def new_step() -> None:
 def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: int, repeats: int,
             train: bool) -> dict:
     """Inference latency/throughput (and its peak memory), then optionally one AdamW training step's time
-    and peak memory; a training OOM is recorded in the row and leaves the inference numbers."""
+    and peak memory; a training OOM is recorded in the row and leaves the inference numbers.
+
+    `train_held_gib` is what was allocated when the training measurement began (the parameters, the inputs,
+    and anything an earlier row left alive), after a garbage collection: a row whose held memory exceeds its
+    model's and inputs' carries memory over, and its peak with it."""
     batch = inputs.shape[0]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
     cuda = device.type == "cuda"
@@ -113,8 +118,10 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
             opt.zero_grad(set_to_none=True)
 
         if cuda:
+            gc.collect()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
+            row["train_held_gib"] = torch.cuda.memory_allocated(device) / 2**30
         try:
             row["train_step_ms"] = time_ms(step, device, max(1, warmup // 2), max(1, repeats // 2))
             row["train_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
