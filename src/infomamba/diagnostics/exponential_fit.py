@@ -28,7 +28,8 @@ Readings where the paper leaves a gap:
 
 Method: matrix pencil (Hua & Sarkar 1990), then least squares for β.
 1. Hankel matrix Y[i, j] = w(i + j) of shape (K - P, P + 1), pencil parameter P = K // 2 (their advice:
-   K/3 <= P <= K/2); the top-m right singular vectors V (P + 1, m) span the signal subspace.
+   K/3 <= P <= K/2); the top-m right singular vectors V (P + 1, m) span the signal subspace (computed as
+   the top eigenvectors of Y^T Y).
 2. Poles: eigenvalues of pinv(V[:-1]) V[1:] (m of them; conjugate-closed, since the matrix is real).
    A pole outside the unit disk is moved radially onto it (λ / |λ|).
 3. β: least squares on the Vandermonde matrix Z[ℓ, i] = λ_i^ℓ (pseudo-inverse, so repeated or
@@ -37,7 +38,7 @@ Method: matrix pencil (Hua & Sarkar 1990), then least squares for β.
    zero weights), so ε_exp never grows with m.
 
 Why this method: it gives exactly m terms with free-sign weights (Eq. 3's β ∈ R^m), recovers an exact
-sum of m <= P distinct exponentials to rounding error wherever its poles lie, needs only one SVD per
+sum of m <= P distinct exponentials to rounding error wherever its poles lie, needs only one eigendecomposition per
 kernel (batched over thousands of kernels in NumPy, float64), and is deterministic. The alternatives
 considered: a fixed log-spaced grid of λ ∈ (0, 1) with non-negative least squares (scipy.optimize.nnls)
 neither bounds the number of terms (picking the best m of G grid poles is combinatorial) nor allows
@@ -78,12 +79,16 @@ def vandermonde(poles: np.ndarray, K: int) -> np.ndarray:
 
 
 def _signal_subspace(kernels: np.ndarray) -> np.ndarray:
-    """(n, K) kernels -> (n, P + 1, r) right singular vectors of their Hankel matrices, strongest first."""
+    """(n, K) kernels -> (n, P + 1, P + 1) right singular vectors of their Hankel matrices Y, strongest first:
+    the eigenvectors of the Gram matrix Y^T Y (float64), which batched `eigh` finds about twice as fast as an SVD
+    of Y at K = 128. Squaring costs precision only for modes below ~1e-8 of the strongest, far under any ε
+    reported."""
     n, K = kernels.shape
     P = pencil_size(K)
     rows = np.arange(K - P)[:, None] + np.arange(P + 1)[None, :]
-    _, _, vh = np.linalg.svd(kernels[:, rows], full_matrices=False)
-    return np.swapaxes(vh, -1, -2)
+    hankel = kernels[:, rows]
+    _, vectors = np.linalg.eigh(np.swapaxes(hankel, -1, -2) @ hankel)
+    return vectors[..., ::-1]
 
 
 def _poles(subspace: np.ndarray, m: int) -> np.ndarray:
