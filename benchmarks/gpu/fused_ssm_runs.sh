@@ -1,7 +1,8 @@
 # The fused-SSM issue on one GPU: kernel tests (fused op vs reference in fp32/bf16, compile tracing),
 # the 200-step training-curve equality, and the eager encoder bench (images and 1-D lengths).
 # Carry .whl (and, for scan_chunks, .devdata/scan_triton_7b75a56.py: the kernels before time chunks, made by
-# `git show 7b75a56:src/infomamba/ops/selective_scan/triton.py > .devdata/scan_triton_7b75a56.py`). Usage: bash benchmarks/gpu/fused_ssm_runs.sh PART... (the case labels below)
+# `git show 7b75a56:src/infomamba/ops/selective_scan/triton.py > .devdata/scan_triton_7b75a56.py`).
+# Usage: bash benchmarks/gpu/fused_ssm_runs.sh PART... (the case labels below)
 source benchmarks/gpu/setup.sh
 for part in "$@"; do
   case $part in

@@ -5,10 +5,11 @@
 #   imdb:   cp -r ../shared/data/imdb .devdata/imdb         (27 MB)
 # The device's copy of the tree has no current git history: put INFOMAMBA_COMMIT=<the commit here> in the command
 # so that the records name it.
-# Usage: [ROWS_fmnist="a b"] [EPOCHS_fmnist=N] bash benchmarks/gpu/recipe_runs.sh PART...
-# (EPOCHS_x=N: --max-epochs N for every row of the part; default: each row's own.)
-# Training parts (fmnist, imdb, speech, tests_scan) run side by side; then the diagnose parts. Runs and
-# checkpoints stay on the machine under $RUNS; $OUT/<table>/ gets results.json, runs.csv, table.md and
+# Usage: [ROWS_fmnist="a b"] [SEEDS_fmnist="0 1 2"] [EPOCHS_fmnist=N] bash benchmarks/gpu/recipe_runs.sh PART...
+# fmnist / imdb run the shipped recipe's mixer table, *_candidates the recipe candidates; EPOCHS_x=N gives every
+# row of the part --max-epochs N (default: each row's own).
+# Training parts (fmnist, imdb, their candidates, speech, tests_scan) run side by side; then the diagnose parts.
+# Runs and checkpoints stay on the machine under $RUNS; $OUT/<table>/ gets results.json, runs.csv, table.md and
 # curves.png (copy results.json back and run reproduce.py --report-only --docs docs/results.md); at the end
 # all of $OUT is packed into $OUT/recipes.tar.gz (the device returns at most 8 files).
 # FIT_GUARD (Lightning's max_time) ends a fit at a step boundary, so its best checkpoint is still tested.
@@ -33,25 +34,27 @@ diagnose() {  # name, task, checkpoint, options
 }
 for part in "$@"; do
   case $part in
-    fmnist) table recipe_fashion_mnist .devdata/fashion-mnist 3 --jobs 4 $(epochs ${EPOCHS_fmnist:-row}) \
-              --rows ${ROWS_fmnist:-shipped attention epochs_24} & ;;
-    imdb) table recipe_imdb .devdata/imdb 1 --jobs 3 $(epochs ${EPOCHS_imdb:-row}) \
+    fmnist) table mixers_fashion_mnist .devdata/fashion-mnist 3 --jobs 4 --seeds ${SEEDS_fmnist:-0} \
+              $(epochs ${EPOCHS_fmnist:-row}) --rows ${ROWS_fmnist:-infomamba attention} & ;;
+    fmnist_candidates) table recipe_fashion_mnist .devdata/fashion-mnist 3 --jobs 4 $(epochs ${EPOCHS_fmnist:-row}) \
+              ${ROWS_fmnist_candidates:+--rows $ROWS_fmnist_candidates} & ;;
+    imdb) table mixers_imdb .devdata/imdb 1 --jobs 3 --seeds ${SEEDS_imdb:-0} $(epochs ${EPOCHS_imdb:-row}) \
               --rows ${ROWS_imdb:-infomamba attention mamba} & ;;
+    imdb_candidates) table recipe_imdb .devdata/imdb 1 --jobs 3 $(epochs ${EPOCHS_imdb:-row}) \
+              ${ROWS_imdb_candidates:+--rows $ROWS_imdb_candidates} & ;;
     speech) table recipe_speech_offline .devdata/speech 3 --jobs 3 & ;;
-    tests_scan) (timeout 400 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
-              tests/ops/test_selective_scan_triton.py > $OUT/tests_scan.log 2>&1
-              echo "tests_scan rc=$?" >> $OUT/tests_scan.log; tail -3 $OUT/tests_scan.log) & ;;
+    tests_scan) bash benchmarks/gpu/fused_ssm_runs.sh tests_scan & ;;
   esac
 done
 wait
 for part in "$@"; do
   case $part in
-    diagnose_fmnist) diagnose fmnist_attention image "$(best recipe_fashion_mnist attention)" \
+    diagnose_fmnist) diagnose fmnist_attention image "$(best mixers_fashion_mnist attention)" \
               --root .devdata/fashion-mnist --horizon 24 --future --batches 8 --max_kernels 2048 \
-              --other_ckpt "$(best recipe_fashion_mnist shipped)" & ;;
-    diagnose_imdb) diagnose imdb_attention text "$(best recipe_imdb attention)" --root .devdata/imdb \
-              --horizon 32 --batches 8 --max_kernels 2048 --other_ckpt "$(best recipe_imdb infomamba)" & ;;
-    diagnose_imdb_long) diagnose imdb_attention_k128 text "$(best recipe_imdb attention)" \
+              --other_ckpt "$(best mixers_fashion_mnist infomamba)" & ;;
+    diagnose_imdb) diagnose imdb_attention text "$(best mixers_imdb attention)" --root .devdata/imdb \
+              --horizon 32 --batches 8 --max_kernels 2048 --other_ckpt "$(best mixers_imdb infomamba)" & ;;
+    diagnose_imdb_long) diagnose imdb_attention_k128 text "$(best mixers_imdb attention)" \
               --root .devdata/imdb --horizon 128 --batches 4 --max_kernels 1024 & ;;
   esac
 done

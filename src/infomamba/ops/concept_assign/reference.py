@@ -28,8 +28,9 @@ def sparse_assign_reference(logits: torch.Tensor, candidate: torch.Tensor, q_max
     among its candidates (candidate_ti = 1) with R_ti > 0, renormalised to sum 1 (however small their
     mass; a row with none stays 0), as a dense (B, L, k) tensor with at most q_max non-zeros a row.
     Gradients reach the logits through R, and the candidate mask (straight-through from the Gumbel
-    bucketing) through the kept entries only; q_t is a step function (no gradient). Returns (R, R_bar) in the logits' dtype (bf16 under autocast: the layers
-    that read them run in bf16 anyway, and the copy saved for backward is then half the size).
+    bucketing) through the kept entries only; q_t is a step function (no gradient). Returns (R, R_bar) in
+    the logits' dtype (bf16 under autocast: the layers that read them run in bf16 anyway, and the copy
+    saved for backward is then half the size).
 
     A kept entry must be positive: when a token has fewer than q_t candidates, top-k would otherwise
     keep zero entries chosen by tie-breaking, and their candidate gradient R_ti dL/dv_i with them.
