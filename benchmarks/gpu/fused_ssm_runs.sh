@@ -59,12 +59,15 @@ for part in "$@"; do
              --resolutions 224 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 6 --repeats 10 --train \
              --compile --compile-modes reduce-overhead --out $OUT/bench_ro > $OUT/bench_ro.log 2>&1
            echo "bench_ro rc=$?" >> $OUT/bench_ro.log; grep -v Warning $OUT/bench_ro.log | grep "rc=\|^| \|skip\|cudagraph" | head -30 ;;
-    tests_scan) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
+    tests_scan) timeout 420 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
              tests/ops/test_selective_scan_triton.py > $OUT/tests_scan.log 2>&1; echo "tests_scan rc=$?" >> $OUT/tests_scan.log
            tail -3 $OUT/tests_scan.log ;;
     scan_chunks) timeout 200 python3 benchmarks/bench_scan.py --shapes 64x196 64x1024 16x4096 8x16384 \
              --dtypes bfloat16 --reps-ms 100 --baseline .devdata/scan_triton_7b75a56.py > $OUT/scan_chunks.log 2>&1
            echo "scan_chunks rc=$?" >> $OUT/scan_chunks.log; grep -v "reference\|sequential" $OUT/scan_chunks.log ;;
+    bench_mem) timeout 200 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 512 1024 \
+             --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --timm --out $OUT/bench_mem \
+             > $OUT/bench_mem.log 2>&1; echo "bench rc=$?" >> $OUT/bench_mem.log; grep -v Warning $OUT/bench_mem.log | grep "rc=\|^| " ;;
     bench_full) timeout 330 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 512 1024 \
              --lengths 1024 4096 16384 --max-tokens-attention 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 \
              --warmup 2 --repeats 5 --train --timm --out $OUT/bench_full > $OUT/bench_full.log 2>&1
