@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from infomamba.layers.concepts import ConceptFilter, pool_concepts, readout, scatter_concepts
+from infomamba.layers.concepts import ConceptFilter, ConceptMixing, pool_concepts, readout, scatter_concepts
 from infomamba.ops.concept_assign import entropy_budget, sparse_assign_reference
 
 
@@ -125,3 +125,34 @@ def test_empty_bucket_falls_back_to_all_concepts():
     member = filt.concept_buckets()
     assert member[0].sum() == 5
     assert member[1].sum() == 5 and member[2].sum() == 5
+
+
+def test_concept_mixing_is_eq9_over_the_used_concepts():
+    """Z~ = softmax(Q K^T / sqrt(d_c)) V with Q, K, V from the three Linear layers (Eq. 9), keys restricted to the
+    concepts with mass; a sample with no used concept gets zeros."""
+    mixing = ConceptMixing(12, 4)
+    Z = torch.randn(3, 1, 6, 12)
+    mass = torch.rand(3, 1, 6)
+    mass[0, 0, [1, 4]] = 0.0
+    mass[2] = 0.0
+    out = mixing(Z, mass)
+    q, k, v = mixing.q(Z), mixing.k(Z), mixing.v(Z)
+    for s, used in ((0, [0, 2, 3, 5]), (1, list(range(6)))):
+        attn = (q[s, 0] @ k[s, 0, used].t() / 2.0).softmax(-1)
+        torch.testing.assert_close(out[s, 0], attn @ v[s, 0, used])
+    assert torch.all(out[2] == 0)
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in (mixing.q.weight, mixing.k.weight, mixing.v.weight))
+
+
+def test_mi_hash_loss_averages_over_real_tokens_only():
+    filt = ConceptFilter(8, 8, k_max=10, d_concept=8, n_buckets=4).eval()
+    x = torch.randn(2, 6, 8)
+    b, candidate = filt.hash_tokens(x)
+    R, _ = sparse_assign_reference(filt.assign_logits(x), candidate, 4)
+    pad = torch.zeros(2, 6, dtype=torch.bool)
+    pad[0, 3:] = True
+    per_token = [filt.mi_hash_loss(R[i:i + 1, j:j + 1], b[i:i + 1, j:j + 1], None) for i in range(2) for j in range(6)]
+    real = [v for v, p in zip(per_token, pad.flatten()) if not p]
+    torch.testing.assert_close(filt.mi_hash_loss(R, b, pad), torch.stack(real).mean())
+    torch.testing.assert_close(filt.mi_hash_loss(R, b, None), torch.stack(per_token).mean())

@@ -12,6 +12,14 @@ def masked_mean(x: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Ten
     return (x * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
 
 
+def masked_token_mean(values: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of per-token values (B, L) over every real position of the batch (a scalar)."""
+    if padding_mask is None:
+        return values.mean()
+    keep = (~padding_mask).to(values.dtype)
+    return (values * keep).sum() / keep.sum().clamp_min(1.0)
+
+
 def zero_padding(x: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
     """x with padded positions set to zero (B, L, ...)."""
     if padding_mask is None:

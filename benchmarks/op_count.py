@@ -1,0 +1,87 @@
+"""Kernel launches of a training step, device-independent: the ops one encoder block dispatches in a
+bf16-autocast forward and its backward, per mixer, counted on fake tensors (FakeTensorMode: no data, no kernel
+run) with INFOMAMBA_KERNELS=triton, so each custom op (a Triton kernel) counts once. Views, aliases and
+metadata queries launch nothing and are not counted. At 224 px the eager step is launch-bound
+(docs/benchmarks.md: the GPU idles most of an InfoMamba step), so this count is what the eager step time
+follows there.
+
+    python benchmarks/op_count.py --mixers infomamba mamba attention
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import traceback
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from infomamba import Encoder, EncoderConfig
+from infomamba.summary import size_matched_options
+
+NO_LAUNCH = {"detach", "view", "_unsafe_view", "t", "expand", "unsqueeze", "slice", "split", "split_with_sizes",
+             "transpose", "permute", "select", "squeeze", "alias", "reshape", "as_strided", "unbind", "narrow",
+             "_reshape_alias", "empty", "empty_like", "empty_strided", "device", "promote_types", "scalar_tensor"}
+
+
+class _Counter(TorchDispatchMode):
+    """Counts dispatched ops that launch work, by phase and by source line of infomamba."""
+
+    def __init__(self):
+        super().__init__()
+        self.phase = "forward"
+        self.counts: collections.Counter = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.__name__.split(".")[0]
+        if name not in NO_LAUNCH and func.namespace != "prim":
+            frames = [f for f in traceback.extract_stack() if f"{os.sep}infomamba{os.sep}" in f.filename]
+            where = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else "autograd"
+            self.counts[(self.phase, where, name)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def block_ops(mixer: str, dim: int, options: dict, batch: int = 2, length: int = 196) -> collections.Counter:
+    """(phase, source line, op) -> count for one training step of a one-block encoder."""
+    os.environ["INFOMAMBA_KERNELS"] = "triton"
+    enc = Encoder(EncoderConfig(dim=dim, depth=1, mixer=mixer, mixer_options=options)).train()
+    counter = _Counter()
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        x = torch.randn(batch, length, dim, requires_grad=True)
+        with counter:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = enc(x).hidden.float().square().mean()
+            counter.phase = "backward"
+            loss.backward()
+    return counter.counts
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mixers", nargs="+", default=["infomamba", "mamba", "attention"])
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--depth", type=int, default=12, help="with --dim, picks the size-matched options")
+    p.add_argument("--tokens", type=int, default=196)
+    p.add_argument("--size-matched", default="configs/size_matched.yaml")
+    p.add_argument("--by-line", action="store_true", help="also list the forward's ops by source line")
+    args = p.parse_args(argv)
+    matched = size_matched_options(args.size_matched, args.dim, args.depth)
+    print("| mixer | forward ops / block | backward ops / block | per step at depth |\n|---|---|---|---|")
+    for mixer in args.mixers:
+        counts = block_ops(mixer, args.dim, matched.get(mixer, {}), length=args.tokens)
+        fwd = sum(v for (phase, _, _), v in counts.items() if phase == "forward")
+        bwd = sum(v for (phase, _, _), v in counts.items() if phase == "backward")
+        print(f"| {mixer} | {fwd} | {bwd} | {(fwd + bwd) * args.depth:,} |", flush=True)
+        if args.by_line:
+            lines = collections.Counter()
+            for (phase, where, _), v in counts.items():
+                lines[where] += v if phase == "forward" else 0
+            for where, v in lines.most_common():
+                if v:
+                    print(f"    {v:4d}  {where}")
+
+
+if __name__ == "__main__":
+    main()
