@@ -13,6 +13,7 @@ import argparse
 import collections
 import os
 import traceback
+from unittest import mock
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -44,11 +45,11 @@ class _Counter(TorchDispatchMode):
 
 
 def block_ops(mixer: str, dim: int, options: dict, batch: int = 2, length: int = 196) -> collections.Counter:
-    """(phase, source line, op) -> count for one training step of a one-block encoder."""
-    os.environ["INFOMAMBA_KERNELS"] = "triton"
+    """(phase, source line, op) -> count for one training step of a one-block encoder (the Triton path's ops,
+    whatever INFOMAMBA_KERNELS says outside this call)."""
     enc = Encoder(EncoderConfig(dim=dim, depth=1, mixer=mixer, mixer_options=options)).train()
     counter = _Counter()
-    with FakeTensorMode(allow_non_fake_inputs=True):
+    with mock.patch.dict(os.environ, {"INFOMAMBA_KERNELS": "triton"}), FakeTensorMode(allow_non_fake_inputs=True):
         x = torch.randn(batch, length, dim, requires_grad=True)
         with counter:
             with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -142,7 +142,8 @@ def test_concept_mixing_is_eq9_over_the_used_concepts():
         torch.testing.assert_close(out[s, 0], attn @ v[s, 0, used])
     assert torch.all(out[2] == 0)
     out.sum().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in (mixing.q.weight, mixing.k.weight, mixing.v.weight))
+    weights = (mixing.q.weight, mixing.k.weight, mixing.v.weight)
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in weights)
 
 
 def test_mi_hash_loss_averages_over_real_tokens_only():
