@@ -2,23 +2,16 @@
 
 At 224 px the eager InfoMamba step is launch-bound (docs/benchmarks.md), so this count is the number its
 eager step time follows there."""
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from benchmark_scripts import load
 
 
 @pytest.fixture(scope="module")
 def op_count():
-    spec = importlib.util.spec_from_file_location("op_count", REPO / "benchmarks" / "op_count.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["op_count"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load("op_count")
 
 
 def totals(counts):

@@ -1,5 +1,4 @@
 """benchmarks/reproduce.py: aggregation, resume, the docs section, Table-5 commands, and one real CPU table."""
-import importlib.util
 import json
 import math
 import shlex
@@ -10,16 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
+from benchmark_scripts import REPO, load
 
 rp = load("reproduce")
 

@@ -2,21 +2,14 @@
 
 The count predicts the measured H200 training peak of attention at 1024 px within 2.5%
 (docs/benchmarks.md), so the fused-SSM issue's memory goal is checked here before a GPU is at hand."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from benchmark_scripts import REPO, load
 
 
 @pytest.fixture(scope="module")
 def saved():
-    spec = importlib.util.spec_from_file_location("saved_activations", REPO / "benchmarks" / "saved_activations.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["saved_activations"] = module
-    spec.loader.exec_module(module)
+    module = load("saved_activations")
     from infomamba.summary import size_matched_options
     matched = size_matched_options(str(REPO / "configs" / "size_matched.yaml"), 384, 12)
 
