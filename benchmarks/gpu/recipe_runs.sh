@@ -7,8 +7,8 @@
 # so that the records name it.
 # Usage: [ROWS_fmnist="a b"] [SEEDS_fmnist="0 1 2"] [EPOCHS_fmnist=N] bash benchmarks/gpu/recipe_runs.sh PART...
 # fmnist / imdb run the shipped recipe's mixer table, *_candidates the recipe candidates; EPOCHS_x=N gives every
-# row of the part --max-epochs N (default: each row's own). JOBS_imdb: IMDb fits at once (default 3; 9 for 3 seeds x 3
-# mixers in one call, each then slower).
+# row of the part --max-epochs N (default: each row's own). JOBS_imdb: IMDb fits at once (default 3; 9 runs
+# 3 seeds x 3 mixers in one call, each fit then slower).
 # Training parts (fmnist, imdb, their candidates, speech, tests_scan) run side by side; then the diagnose parts.
 # Runs and checkpoints stay on the machine under $RUNS; $OUT/<table>/ gets results.json, runs.csv, table.md and
 # curves.png (copy results.json back and run reproduce.py --report-only --docs docs/results.md); at the end
