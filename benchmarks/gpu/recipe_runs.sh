@@ -39,8 +39,8 @@ for part in "$@"; do
               $(epochs ${EPOCHS_fmnist:-row}) --rows ${ROWS_fmnist:-infomamba attention} & ;;
     fmnist_candidates) table recipe_fashion_mnist .devdata/fashion-mnist 3 --jobs 4 $(epochs ${EPOCHS_fmnist:-row}) \
               ${ROWS_fmnist_candidates:+--rows $ROWS_fmnist_candidates} & ;;
-    imdb) table mixers_imdb .devdata/imdb 1 --jobs ${JOBS_imdb:-3} --seeds ${SEEDS_imdb:-0} $(epochs ${EPOCHS_imdb:-row}) \
-              --rows ${ROWS_imdb:-infomamba attention mamba} & ;;
+    imdb) table mixers_imdb .devdata/imdb 1 --jobs ${JOBS_imdb:-3} --seeds ${SEEDS_imdb:-0} \
+              $(epochs ${EPOCHS_imdb:-row}) --rows ${ROWS_imdb:-infomamba attention mamba} & ;;
     imdb_candidates) table recipe_imdb .devdata/imdb 1 --jobs 3 $(epochs ${EPOCHS_imdb:-row}) \
               ${ROWS_imdb_candidates:+--rows $ROWS_imdb_candidates} & ;;
     speech) table recipe_speech_offline .devdata/speech 3 --jobs 3 & ;;
