@@ -85,6 +85,18 @@ def new_step() -> None:
     torch.compiler.cudagraph_mark_step_begin()
 
 
+def _peak_gib(fn, device) -> float:
+    """Peak GiB allocated while fn() runs (NaN off CUDA); the peak statistics are reset afterwards."""
+    if device.type != "cuda":
+        fn()
+        return float("nan")
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    peak = torch.cuda.max_memory_allocated(device) / 2**30
+    torch.cuda.reset_peak_memory_stats(device)
+    return peak
+
+
 def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: int, repeats: int,
             train: bool) -> dict:
     """Inference latency/throughput (and its peak memory), then optionally one AdamW training step's time
@@ -92,7 +104,9 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
 
     `train_held_gib` is what was allocated when the training measurement began (the parameters, the inputs,
     and anything an earlier row left alive), after a garbage collection: a row whose held memory exceeds its
-    model's and inputs' carries memory over, and its peak with it."""
+    model's and inputs' carries memory over, and its peak with it. `train_first_peak_gib` is the peak of the
+    warm-up steps (the first step creates AdamW's state and tunes the kernels); `train_peak_gib` that of the
+    timed steps after them, the memory a run needs from then on."""
     batch = inputs.shape[0]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
     cuda = device.type == "cuda"
@@ -120,10 +134,10 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
         if cuda:
             gc.collect()
             torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(device)
             row["train_held_gib"] = torch.cuda.memory_allocated(device) / 2**30
         try:
-            row["train_step_ms"] = time_ms(step, device, max(1, warmup // 2), max(1, repeats // 2))
+            row["train_first_peak_gib"] = _peak_gib(lambda: time_ms(step, device, 0, max(1, warmup // 2)), device)
+            row["train_step_ms"] = time_ms(step, device, 0, max(1, repeats // 2))
             row["train_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
         except torch.OutOfMemoryError:
             row["train_step_ms"] = row["train_peak_gib"] = float("nan")
