@@ -6,11 +6,11 @@ from infomamba.bench import scan_config_lines, versus_attention
 def test_rows_get_multiples_of_the_attention_row_of_the_same_size():
     rows = [
         {"sweep": "resolution", "model": "attention", "resolution": 224, "tokens": 196,
-         "throughput": 1000.0, "train_step_ms": 30.0, "train_peak_gib": 3.0},
+         "throughput": 1000.0, "train_step_ms": 30.0, "train_peak_gib": 3.5, "train_added_gib": 3.0},
         {"sweep": "resolution", "model": "attention", "resolution": 1024, "tokens": 4096,
-         "throughput": 300.0, "train_step_ms": 700.0, "train_peak_gib": 60.0},
+         "throughput": 300.0, "train_step_ms": 700.0, "train_peak_gib": 61.0, "train_added_gib": 60.0},
         {"sweep": "resolution", "model": "infomamba", "resolution": 1024, "tokens": 4096,
-         "throughput": 600.0, "train_step_ms": 280.0, "train_peak_gib": 30.0},
+         "throughput": 600.0, "train_step_ms": 280.0, "train_peak_gib": 30.2, "train_added_gib": 30.0},
         {"sweep": "length", "model": "infomamba", "tokens": 16384, "throughput": 5.0, "train_step_ms": 9.0},
     ]
     out = versus_attention(rows)

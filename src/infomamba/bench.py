@@ -106,7 +106,9 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
     and anything an earlier row left alive), after a garbage collection: a row whose held memory exceeds its
     model's and inputs' carries memory over, and its peak with it. `train_first_peak_gib` is the peak of the
     warm-up steps (the first step creates AdamW's state and tunes the kernels); `train_peak_gib` that of the
-    timed steps after them, the memory a run needs from then on."""
+    timed steps after them, the memory a run needs from then on; `train_added_gib` that peak less the held
+    memory, what training adds, which `mem_x_attn` compares (rows measured later in a sweep can start with
+    more held: caches of earlier rows)."""
     batch = inputs.shape[0]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
     cuda = device.type == "cuda"
@@ -139,6 +141,7 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
             row["train_first_peak_gib"] = _peak_gib(lambda: time_ms(step, device, 0, max(1, warmup // 2)), device)
             row["train_step_ms"] = time_ms(step, device, 0, max(1, repeats // 2))
             row["train_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
+            row["train_added_gib"] = row["train_peak_gib"] - row.get("train_held_gib", float("nan"))
         except torch.OutOfMemoryError:
             row["train_step_ms"] = row["train_peak_gib"] = float("nan")
             row["note"] = "training out of memory"
@@ -181,7 +184,7 @@ def plot(rows: list[dict], path: Path, x: str, xlabel: str, ylabel: str) -> None
     plt.close(fig)
 
 
-RATIOS = (("throughput", "infer_x_attn"), ("train_step_ms", "train_x_attn"), ("train_peak_gib", "mem_x_attn"))
+RATIOS = (("throughput", "infer_x_attn"), ("train_step_ms", "train_x_attn"), ("train_added_gib", "mem_x_attn"))
 
 
 def versus_attention(rows: list[dict], reference: str = "attention") -> list[dict]:
