@@ -10,9 +10,10 @@
 # row of the part --max-epochs N (default: each row's own). JOBS_imdb: IMDb fits at once (default 3; 9 runs
 # 3 seeds x 3 mixers in one call, each fit then slower).
 # Training parts (fmnist, imdb, their candidates, speech, tests_scan) run side by side; then the diagnose parts.
-# Runs and checkpoints stay on the machine under $RUNS; $OUT/<table>/ gets results.json, runs.csv, table.md and
-# curves.png (copy results.json back and run reproduce.py --report-only --docs docs/results.md); at the end
-# all of $OUT is packed into $OUT/recipes.tar.gz (the device returns at most 8 files).
+# Runs and checkpoints stay on the machine under $RUNS; $OUT/<table>/ gets results.json, runs.csv, table.md,
+# curves.png and the last lines of each run's logs (copy results.json back and run reproduce.py --report-only
+# --docs docs/results.md); at the end all of $OUT is packed into $OUT/recipes.tar.gz (the device returns at most
+# 8 files).
 # FIT_GUARD (Lightning's max_time) ends a fit at a step boundary, so its best checkpoint is still tested.
 source benchmarks/gpu/setup.sh
 RUNS=${RUNS:-/tmp/recipes}
@@ -23,6 +24,9 @@ table() {  # table name, data root, data workers, then reproduce.py options
     --data.root $root --data.num_workers=$workers --trainer.max_time=$FIT_GUARD > $OUT/$name.log 2>&1
   echo "$name rc=$?" >> $OUT/$name.log
   mkdir -p $OUT/$name && cp $RUNS/$name/{results.json,runs.csv,table.md,curves.png} $OUT/$name/ 2>/dev/null
+  for log in $RUNS/$name/runs/*/seed*/*.log; do  # the last lines of every run's log: how far an unfinished run got
+    [ -e "$log" ] && tail -40 "$log" > $OUT/$name/$(echo ${log#$RUNS/$name/runs/} | tr / _)
+  done
   cat $OUT/$name/table.md
 }
 epochs() { [ "$1" = row ] || echo --max-epochs $1; }
