@@ -108,7 +108,7 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
     warm-up steps (the first step creates AdamW's state and tunes the kernels); `train_peak_gib` that of the
     timed steps after them, the memory a run needs from then on; `train_added_gib` that peak less the held
     memory, what training adds, which `mem_x_attn` compares (rows measured later in a sweep can start with
-    more held: caches of earlier rows)."""
+    more held, left by earlier rows)."""
     batch = inputs.shape[0]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
     cuda = device.type == "cuda"

@@ -627,9 +627,10 @@ def _time_config(launch, config: ScanConfig) -> float:
     """Median ms of launch(config) run back to back; a config the device cannot run (out of resources) never wins.
 
     Not `triton.testing.do_bench`: it allocates a 256 MiB buffer to flush the L2 cache before every run, and the
-    backward is tuned inside the first training step's backward pass, at the step's memory peak (the benchmark
-    measured that peak 0.25 GiB higher than the steps after it). Back-to-back runs also time the kernel with
-    its inputs partly in L2, as in a step, where the scan reads what the op just computed."""
+    backward is tuned inside the first training step's backward pass, at the step's memory peak (without it
+    InfoMamba's 224 px training peak fell from 3.76 to 3.65 GiB on the H200, docs/benchmarks.md). Back-to-back
+    runs time the kernel with its inputs partly in L2; whether that or do_bench's cold L2 is closer to a
+    training step is not established (at batch 64, 196 tokens it picked a pair 19 % faster under do_bench)."""
     try:
         launch(config)
         torch.cuda.synchronize()
