@@ -4,6 +4,7 @@ Triton's interpreter on CPU (INFOMAMBA_KERNELS=triton), so the traced path is th
 import pytest
 import torch
 
+from infomamba import Encoder, EncoderConfig
 from infomamba.mixers import build_mixer, list_mixers
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -20,5 +21,19 @@ def test_forward_and_backward_trace_without_graph_breaks(name, monkeypatch):
     mask = torch.zeros(2, 24, dtype=torch.bool, device=DEVICE)
     mask[1, 18:] = True
     explained = torch._dynamo.explain(mixer)(x, mask)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+
+
+@pytest.mark.parametrize("name", ["infomamba", "attention"])
+def test_the_whole_encoder_traces_as_one_graph_under_autocast(name, monkeypatch):
+    """The encoder's own glue (norms, the mixed-precision cast before each mixer, the MLP) adds no break."""
+    monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
+    monkeypatch.setenv("INFOMAMBA_SCAN_AUTOTUNE", "0")
+    torch._dynamo.reset()
+    encoder = Encoder(EncoderConfig(dim=16, depth=2, mixer=name)).to(DEVICE)
+    x = torch.randn(2, 24, 16, device=DEVICE, requires_grad=True)
+    with torch.autocast(DEVICE, dtype=torch.bfloat16):
+        explained = torch._dynamo.explain(encoder)(x)
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1

@@ -12,8 +12,12 @@ def compute_dtype(x: torch.Tensor) -> torch.Tensor:
     projections (InfoMamba: in_proj, W_r, the hash head and the concept pooling), so casting once before
     the mixer keeps one copy instead of four (measured with benchmarks/saved_activations.py: 2.3 KB less
     per token and layer at dim 384, about 6.7 GiB of a 1024 px, batch 64, depth 12 training step).
+
+    Under torch.compile the device is a real one (autocast's availability query, for devices without
+    autocast such as meta, is a function dynamo cannot trace: it would break the encoder's graph at every block).
     """
     device = x.device.type
-    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device) and x.is_floating_point():
+    available = torch.compiler.is_compiling() or torch.amp.is_autocast_available(device)
+    if available and torch.is_autocast_enabled(device) and x.is_floating_point():
         return x.to(torch.get_autocast_dtype(device))
     return x

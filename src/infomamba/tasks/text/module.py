@@ -17,6 +17,15 @@ from ..base import CompileOption, TaskModule, classification_loss
 from .tokenizer import TextTokenizer, clean_text
 
 
+def drop_tokens(embedded: torch.Tensor, p: float) -> torch.Tensor:
+    """Zero each token's embedding (B, L, D) with probability p, unscaled: a dropped word is absent, as in
+    Iyyer et al.'s word dropout, not a louder copy of the others."""
+    if p == 0.0:
+        return embedded
+    keep = torch.rand(embedded.shape[:-1], device=embedded.device) >= p
+    return embedded * keep.unsqueeze(-1).to(embedded.dtype)
+
+
 class TextClassifier(TaskModule):
     """Sequence classifier on the shared encoder; loss = CE + Eq. 14's auxiliary terms.
 
@@ -29,15 +38,21 @@ class TextClassifier(TaskModule):
         tokenizer: the data's tokenizer; None when `load_from_checkpoint` restores it from the checkpoint.
         max_positions: size of the learned position table (>= data.max_length).
         head_dropout: dropout before the classifier.  label_smoothing: of the training loss only.
+        token_dropout: in training, each token's embedding is zeroed with this probability, its position
+            embedding kept (word dropout, Iyyer et al. 2015: the model cannot lean on any single word, such as a
+            film's or an actor's name that recurs within the training reviews).
     """
 
     def __init__(self, num_classes: int, vocab_size: int, encoder: EncoderConfig = EncoderConfig(dim=64, depth=2),
                  loss: LossWeights = LossWeights(), lr: float = 1e-3, weight_decay: float = 0.05,
                  betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01,
-                 max_positions: int = 4096, head_dropout: float = 0.1, label_smoothing: float = 0.0, pad_id: int = 0,
+                 max_positions: int = 4096, head_dropout: float = 0.1, label_smoothing: float = 0.0,
+                 token_dropout: float = 0.0, pad_id: int = 0,
                  class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None,
                  compile: CompileOption = False):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
+        if not 0.0 <= token_dropout < 1.0:
+            raise ValueError(f"token_dropout must be in [0, 1), got {token_dropout}")
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
         if tokenizer is not None and (tokenizer.vocab_size, tokenizer.pad_id) != (vocab_size, pad_id):
@@ -46,7 +61,8 @@ class TextClassifier(TaskModule):
         super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile)
         self.save_hyperparameters({"num_classes": num_classes, "vocab_size": vocab_size, "pad_id": pad_id,
                                    "class_names": class_names, "max_positions": max_positions,
-                                   "head_dropout": head_dropout, "label_smoothing": label_smoothing})
+                                   "head_dropout": head_dropout, "label_smoothing": label_smoothing,
+                                   "token_dropout": token_dropout})
         self.class_names = class_names
         self.tokenizer = tokenizer
         dim = self.encoder_config.dim
@@ -63,7 +79,8 @@ class TextClassifier(TaskModule):
         L = input_ids.shape[1]
         if L > self.pos.shape[0]:
             raise ValueError(f"sequence of {L} tokens exceeds model.max_positions={self.pos.shape[0]}")
-        out = self.encoder(self.embed(input_ids) + self.pos[:L], padding_mask)
+        tokens = drop_tokens(self.embed(input_ids), self.hparams.token_dropout if self.training else 0.0)
+        out = self.encoder(tokens + self.pos[:L], padding_mask)
         return self.head(masked_mean(out.hidden, padding_mask)), out
 
     def _step(self, batch, stage: str):
