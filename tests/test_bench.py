@@ -45,3 +45,21 @@ def test_bench_on_cpu_writes_a_row_per_mixer_with_ratios_to_attention(tmp_path):
     assert float(mamba["train_x_attn"]) == pytest.approx(float(mamba["train_step_ms"]) /
                                                         float(rows[0]["train_step_ms"]), rel=1e-3)
     assert (tmp_path / "bench.md").exists() and (tmp_path / "bench.png").exists()
+
+
+def test_training_is_timed_after_the_steps_that_record_cuda_graphs(monkeypatch):
+    """Under reduce-overhead the first step warms up and the second records: neither may be timed."""
+    import torch
+
+    from infomamba import bench
+    calls = []
+
+    def fake_time_ms(fn, device, warmup, repeats):
+        calls.append(warmup + repeats)
+        return 1.0
+
+    monkeypatch.setattr(bench, "time_ms", fake_time_ms)
+    bench.measure(torch.nn.Linear(4, 1000), torch.randn(2, 4), torch.device("cpu"), "fp32", warmup=2, repeats=5,
+                  train=True)
+    inference, train_warmup, train_timed = calls
+    assert train_warmup >= 2 and train_timed >= 1
