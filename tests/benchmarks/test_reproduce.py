@@ -148,6 +148,8 @@ def test_table5_row_command_stacks_the_ablation_after_the_base_config():
     assert "--trainer.max_steps=5" not in test and "--trainer.devices=2" not in test
     assert ["--data.root", "/data/imdb"] == test[test.index("--data.root"):test.index("--data.root") + 2]
     assert "--trainer.limit_test_batches=2" in test and test[-3:] == ["--trainer.devices=1", "--run_dir", "/o/t"]
+    compiled = rp.test_command(["infomamba"], "image", Path("/o/f"), "best.ckpt", Path("/o/t"), ["--compile"])
+    assert compiled.index("--compile") < compiled.index("--model.compile=false")  # the later one wins: eager
 
     adhoc = rp.adhoc_table("imdb_attention", ["--task", "image", "--config", "c.yaml", "--seed_everything=4"])
     assert (adhoc.task, adhoc.base, adhoc.seeds, list(adhoc.rows)) == ("image", ["--config", "c.yaml"], [4],
