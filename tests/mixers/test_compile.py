@@ -37,3 +37,24 @@ def test_the_whole_encoder_traces_as_one_graph_under_autocast(name, monkeypatch)
         explained = torch._dynamo.explain(encoder)(x)
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1
+
+
+def test_the_kernel_path_compiles_once_for_every_sequence_length(monkeypatch):
+    """Text batches are as long as their longest sample: after the second length dynamo traces the length as
+    a symbol, and nothing on the kernel path pins it again (each new length would otherwise recompile)."""
+    monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
+    monkeypatch.setenv("INFOMAMBA_SCAN_AUTOTUNE", "0")
+    torch._dynamo.reset()
+    graphs = []
+
+    def count(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    encoder = torch.compile(Encoder(EncoderConfig(dim=16, depth=1, mixer="infomamba")).to(DEVICE), backend=count)
+    for length in (35, 4, 8, 21):
+        x = torch.randn(2, length, 16, device=DEVICE, requires_grad=True)
+        mask = torch.zeros(2, length, dtype=torch.bool, device=DEVICE)
+        mask[1, length - 2:] = True
+        encoder(x, mask).hidden.sum().backward()
+    assert len(graphs) == 2

@@ -69,7 +69,9 @@ class TaskModule(L.LightningModule):
             instead of true picks torch.compile's mode: `--compile=reduce-overhead` also replays the step as
             CUDA graphs, which is where the launch-bound SSM mixers gain most (docs/benchmarks.md: InfoMamba's
             224 px training step 197 -> 52 ms on an H200); each new input shape records a graph, so it suits
-            fixed shapes (images) more than length-bucketed text.
+            fixed shapes (images) more than length-bucketed text. In the default mode the kernel path traces the
+            sequence length as a symbol (one graph for every length); the CPU reference scan loops over time in
+            Python, so there each new length recompiles, up to dynamo's limit.
     """
 
     def __init__(self, encoder: EncoderConfig = EncoderConfig(), loss: LossWeights = LossWeights(), lr: float = 1e-3,
