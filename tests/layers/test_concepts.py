@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from infomamba.layers.concepts import ConceptFilter, ConceptMixing, pool_concepts, readout, scatter_concepts
 from infomamba.ops.concept_assign import entropy_budget, sparse_assign_reference
@@ -115,6 +116,18 @@ def test_hash_buckets_restrict_concepts():
     assert torch.count_nonzero(R_bar, dim=-1).max() <= 8
     assert filt.mi_hash_loss(R, b, None).item() > 0
     assert candidate.sum(-1).min() < 30  # buckets actually narrow the candidate set
+
+
+def test_concepts_join_the_bucket_of_highest_cosine_whatever_the_norms():
+    torch.manual_seed(0)
+    filt = ConceptFilter(8, 8, k_max=40, d_concept=8, n_buckets=4)
+    with torch.no_grad():
+        filt.centers.mul_(torch.rand(40, 1) * 10 + 0.1)
+        filt.buckets.mul_(torch.tensor([[0.1], [1.0], [5.0], [20.0]]))
+    cosine = F.normalize(filt.centers, dim=-1) @ F.normalize(filt.buckets, dim=-1).t()
+    nearest = F.one_hot(cosine.argmax(-1), 4).t().float()
+    expected = torch.where(nearest.sum(-1, keepdim=True) == 0, torch.ones_like(nearest), nearest)
+    assert torch.equal(filt.concept_buckets(), expected)
 
 
 def test_empty_bucket_falls_back_to_all_concepts():

@@ -171,8 +171,9 @@ class ConceptFilter(nn.Module):
 
     def concept_buckets(self) -> torch.Tensor:
         """C(b) as a (B_hash, k) 0/1 matrix: each concept joins its nearest bucket embedding (cosine),
-        recomputed from the parameters every call; an empty bucket falls back to all concepts."""
-        sim = F.normalize(self.centers, dim=-1) @ F.normalize(self.buckets, dim=-1).t()
+        recomputed from the parameters every call; an empty bucket falls back to all concepts. A concept's
+        norm scales its row of cosines and moves no argmax, so only the buckets are normalised."""
+        sim = self.centers @ F.normalize(self.buckets, dim=-1).t()
         member = one_hot(sim.argmax(-1), self.buckets.shape[0]).t()
         empty = member.sum(-1, keepdim=True) == 0
         return torch.where(empty, torch.ones_like(member), member)
