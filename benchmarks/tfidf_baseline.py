@@ -31,7 +31,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="the data module's seed (the validation carve)")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--ngrams", type=int, default=2, help="word n-grams from 1 to this")
-    p.add_argument("--C", type=float, nargs="+", default=[1.0, 4.0, 16.0, 64.0, 256.0], help="candidates, picked on val")
+    p.add_argument("--C", type=float, nargs="+", default=[1.0, 4.0, 16.0, 64.0, 256.0],
+                   help="candidates, picked on val")
     args = p.parse_args(argv)
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -41,7 +42,7 @@ def main(argv=None):
     vectorizer = TfidfVectorizer(ngram_range=(1, args.ngrams), sublinear_tf=True, min_df=2)
     features = {"train": vectorizer.fit_transform(data["train"][0])}
     features.update({name: vectorizer.transform(data[name][0]) for name in ("val", "test")})
-    print(f"| C | val acc (%) |\n|---|---|")
+    print("| C | val acc (%) |\n|---|---|")
     fitted = {}
     for C in args.C:
         model = LogisticRegression(C=C, max_iter=2000).fit(features["train"], data["train"][1])
