@@ -1,5 +1,7 @@
 import pytest
+import torch
 
+from infomamba import bench
 from infomamba.bench import scan_config_lines, versus_attention
 
 
@@ -49,9 +51,6 @@ def test_bench_on_cpu_writes_a_row_per_mixer_with_ratios_to_attention(tmp_path):
 
 def test_training_is_timed_after_the_steps_that_record_cuda_graphs(monkeypatch):
     """Under reduce-overhead the first step warms up and the second records: neither may be timed."""
-    import torch
-
-    from infomamba import bench
     calls = []
 
     def fake_time_ms(fn, device, warmup, repeats):

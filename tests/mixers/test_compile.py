@@ -11,11 +11,16 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 LINEAR_SIZES = {"linformer": {"max_len": 64}}
 
 
-@pytest.mark.parametrize("name", list_mixers())
-def test_forward_and_backward_trace_without_graph_breaks(name, monkeypatch):
+@pytest.fixture(autouse=True)
+def kernel_path(monkeypatch):
+    """The GPU's path (Triton kernels as custom ops) with a fresh dynamo cache, untuned launches."""
     monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
     monkeypatch.setenv("INFOMAMBA_SCAN_AUTOTUNE", "0")
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("name", list_mixers())
+def test_forward_and_backward_trace_without_graph_breaks(name):
     mixer = build_mixer(name, 16, **LINEAR_SIZES.get(name, {})).to(DEVICE)
     x = torch.randn(2, 24, 16, device=DEVICE, requires_grad=True)
     mask = torch.zeros(2, 24, dtype=torch.bool, device=DEVICE)
@@ -26,11 +31,8 @@ def test_forward_and_backward_trace_without_graph_breaks(name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["infomamba", "attention"])
-def test_the_whole_encoder_traces_as_one_graph_under_autocast(name, monkeypatch):
+def test_the_whole_encoder_traces_as_one_graph_under_autocast(name):
     """The encoder's own glue (norms, the mixed-precision cast before each mixer, the MLP) adds no break."""
-    monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
-    monkeypatch.setenv("INFOMAMBA_SCAN_AUTOTUNE", "0")
-    torch._dynamo.reset()
     encoder = Encoder(EncoderConfig(dim=16, depth=2, mixer=name)).to(DEVICE)
     x = torch.randn(2, 24, 16, device=DEVICE, requires_grad=True)
     with torch.autocast(DEVICE, dtype=torch.bfloat16):
@@ -39,12 +41,9 @@ def test_the_whole_encoder_traces_as_one_graph_under_autocast(name, monkeypatch)
     assert explained.graph_count == 1
 
 
-def test_the_kernel_path_compiles_once_for_every_sequence_length(monkeypatch):
+def test_the_kernel_path_compiles_once_for_every_sequence_length():
     """Text batches are as long as their longest sample: after the second length dynamo traces the length as
     a symbol, and nothing on the kernel path pins it again (each new length would otherwise recompile)."""
-    monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
-    monkeypatch.setenv("INFOMAMBA_SCAN_AUTOTUNE", "0")
-    torch._dynamo.reset()
     graphs = []
 
     def count(gm, example_inputs):
