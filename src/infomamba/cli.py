@@ -234,6 +234,20 @@ def load_task(name: str) -> tuple[TaskSpec, type, type]:
     return spec, module_cls, data_cls
 
 
+def leave_process_group() -> None:
+    """Wait for every rank, then take the process group down before the interpreter exits.
+
+    Lightning destroys only NCCL groups at exit; a gloo group left to the interpreter's teardown can abort
+    the process (`terminate called without an active exception`, exit -6) when the ranks finish unevenly,
+    e.g. `predict` with an uneven split of the inputs. Called only after a run that ended normally: after an
+    error the other ranks may never reach the barrier."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in APPS:
@@ -269,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
                 parser_kwargs={"prog": f"infomamba --task {name}"})
     except SIGTERMException as stop:  # Lightning raises it bare (exit status 0) when it stops on SIGTERM
         raise SystemExit(stop.code or 128 + signal.SIGTERM) from None
+    leave_process_group()
 
 
 if __name__ == "__main__":
