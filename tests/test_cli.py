@@ -149,3 +149,15 @@ def test_print_config_is_commented_and_compile_is_short_for_model_compile(capsys
     assert not done.value.code
     config = capsys.readouterr().out
     assert "# token width D. (type: int, default: 64)" in config and "\n  compile: true\n" in config
+
+
+def test_a_gloo_process_group_is_left_after_the_run(tmp_path):
+    """Left to the interpreter's exit, a gloo group aborted DDP `predict` runs (exit -6) in CI."""
+    import torch.distributed as dist
+
+    from infomamba.cli import leave_process_group
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    leave_process_group()
+    assert not dist.is_initialized()
+    leave_process_group()  # nothing to leave: a no-op

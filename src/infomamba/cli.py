@@ -22,6 +22,7 @@ torchvision, which would otherwise break `import lightning` (see `infomamba.task
 """
 from __future__ import annotations
 
+import datetime
 import importlib
 import importlib.util
 import logging
@@ -235,16 +236,17 @@ def load_task(name: str) -> tuple[TaskSpec, type, type]:
 
 
 def leave_process_group() -> None:
-    """Wait for every rank, then take the process group down before the interpreter exits.
+    """Wait for every rank, then take a gloo process group down before the interpreter exits.
 
     Lightning destroys only NCCL groups at exit; a gloo group left to the interpreter's teardown can abort
     the process (`terminate called without an active exception`, exit -6) when the ranks finish unevenly,
-    e.g. `predict` with an uneven split of the inputs. Called only after a run that ended normally: after an
-    error the other ranks may never reach the barrier."""
+    e.g. `predict` with an uneven split of the inputs. Called only after a run that ended normally (after an
+    error the other ranks may never come); a rank that does not arrive within 5 minutes is named in the error
+    (`monitored_barrier`) instead of hanging the others."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+    if dist.is_available() and dist.is_initialized() and dist.get_backend() == "gloo":
+        dist.monitored_barrier(timeout=datetime.timedelta(minutes=5))
         dist.destroy_process_group()
 
 
