@@ -1,24 +1,29 @@
 """TF-IDF + logistic regression on the text task's own splits: the non-neural baseline that the IMDb recipe's
-goal is set against. The data module carves validation from the training split exactly as `infomamba fit` does
-(`configs/imdb.yaml`: seed, val_fraction 0.1, the same skipped texts), the regularisation C is picked on that
-validation split, and the official test split is scored once, with the picked C.
+goal is set against. The data module is built from the recipe's own `data:` settings (`--config`, default
+`configs/imdb.yaml`), so validation is carved from the training split exactly as `infomamba fit` carves it (seed,
+val_fraction, the same skipped texts); the regularisation C is picked on that validation split, and the official
+test split is scored once, with the picked C.
 
     pip install scikit-learn
-    python benchmarks/tfidf_baseline.py --root ../shared/data/imdb            # word 1-2 grams
-    python benchmarks/tfidf_baseline.py --root ../shared/data/imdb --ngrams 1
+    python benchmarks/tfidf_baseline.py                # configs/imdb.yaml's data, word 1-2 grams
+    python benchmarks/tfidf_baseline.py --ngrams 1
 """
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+
+import yaml
 
 from infomamba.tasks.text.datamodule import TextDataModule
 
 
-def splits(root: str, seed: int, val_fraction: float) -> dict[str, tuple[list[str], list[int]]]:
-    """(texts, label ids) of train / val / test as `configs/imdb.yaml`'s data module yields them."""
-    dm = TextDataModule(root=root, tokenizer="bpe", vocab_size=16000, max_length=1024, seed=seed,
-                        val_fraction=val_fraction)
+def splits(config: str, root: str | None) -> dict[str, tuple[list[str], list[int]]]:
+    """(texts, label ids) of train / val / test as the data module of `config` yields them (`root` replaces
+    its data.root when given)."""
+    data = yaml.safe_load(Path(config).read_text())["data"]
+    dm = TextDataModule(**{**data, **({"root": root} if root else {})})
     dm.setup("fit")
     dm.setup("test")
     return {name: (list(ds.texts), list(ds.labels))
@@ -27,9 +32,8 @@ def splits(root: str, seed: int, val_fraction: float) -> dict[str, tuple[list[st
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", default="../shared/data/imdb")
-    p.add_argument("--seed", type=int, default=0, help="the data module's seed (the validation carve)")
-    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--config", default="configs/imdb.yaml", help="the recipe whose data: settings are used")
+    p.add_argument("--root", help="replaces the config's data.root")
     p.add_argument("--ngrams", type=int, default=2, help="word n-grams from 1 to this")
     p.add_argument("--C", type=float, nargs="+", default=[1.0, 4.0, 16.0, 64.0, 256.0],
                    help="candidates, picked on val")
@@ -37,7 +41,7 @@ def main(argv=None):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    data = splits(args.root, args.seed, args.val_fraction)
+    data = splits(args.config, args.root)
     start = time.perf_counter()
     vectorizer = TfidfVectorizer(ngram_range=(1, args.ngrams), sublinear_tf=True, min_df=2)
     features = {"train": vectorizer.fit_transform(data["train"][0])}
