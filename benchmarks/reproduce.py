@@ -28,8 +28,13 @@ After every finished run: `<out>/runs.csv` (one line per run, every test metric)
 (mean ± std per row, n seeds, each seed's value), `<out>/curves.png` (validation curves, mean over seeds
 per row, ± std shaded). `--docs docs/results.md` also writes (or replaces) the table's section there,
 between `<!-- reproduce:NAME start -->` and `<!-- reproduce:NAME end -->`, with the command, device,
-commit, dates and seeds, and copies the CSV and PNG next to it. `--report-only` rewrites all of these
-from results.json without running anything (e.g. after copying results.json back from a GPU machine).
+commit, dates and seeds, and copies the CSV, the PNG and results.json (as reproduce_NAME.json) next to it.
+`--report-only` rewrites all of these from results.json without running anything (e.g. after copying
+results.json back from a GPU machine). `--merge` adds the runs of other results.json files of the table
+first, so seeds run in separate calls or on separate machines make one table:
+
+    python benchmarks/reproduce.py --table mixers_imdb --merge docs/reproduce_mixers_imdb.json \
+        /tmp/call2/results.json --report-only --docs docs/results.md
 
 Relative paths in tables and overrides are taken from the repository root (the subprocesses run there).
 One runner per --out at a time (a lock file refuses a second).
@@ -222,6 +227,26 @@ class Results:
         self.runs[(record["row"], record["seed"])] = record
         self.save()
 
+    def merge(self, path: Path) -> int:
+        """Add the runs of another results.json of this table (another call or machine); returns how many were new.
+        A row x seed recorded differently in both stops: which one to keep is not this tool's guess."""
+        if not path.is_file():
+            raise SystemExit(f"--merge {path}: no such file")
+        other = read_json(path)
+        if other.get("table") != self.table:
+            raise SystemExit(f"--merge {path}: holds table {other.get('table')!r}, not {self.table!r}")
+        new = [r for r in other["runs"] if (r["row"], r["seed"]) not in self.runs]
+        clash = [f"{r['row']} seed {r['seed']}" for r in other["runs"]
+                 if self.runs.get((r["row"], r["seed"]), r) != r]
+        if clash:
+            raise SystemExit(f"--merge {path}: {', '.join(clash)} recorded differently in {self.path}; "
+                             "use another --out")
+        for record in new:
+            self.runs[(record["row"], record["seed"])] = record
+        if new:
+            self.save()
+        return len(new)
+
     def drop(self, key: tuple[str, int]) -> None:
         if self.runs.pop(key, None) is not None:
             self.save()
@@ -323,8 +348,9 @@ def plot_curves(table: Table, records: list[dict], path: Path) -> None:
         if not steps:
             continue
         mean = [m * scale for m in means]
-        line, = ax.plot(steps, mean, marker="o", markersize=3, label=f"{row} (n={len(runs)})")
-        if len(runs) > 1:
+        curves = sum(bool(r.get("curve")) for r in runs)
+        line, = ax.plot(steps, mean, marker="o", markersize=3, label=f"{row} (n={curves})")
+        if curves > 1:
             ax.fill_between(steps, [m - s * scale for m, s in zip(mean, stds)],
                             [m + s * scale for m, s in zip(mean, stds)], color=line.get_color(), alpha=0.15)
     ax.set_xlabel("training step")
@@ -355,7 +381,7 @@ def replace_section(text: str, name: str, body: str) -> str:
     return text[:i + len(start)] + body + text[j:]
 
 
-def docs_section(table: Table, records: list[dict], png: str, csv_name: str) -> str:
+def docs_section(table: Table, records: list[dict], png: str, csv_name: str, json_name: str) -> str:
     commands = sorted({r["command"] for r in records})
     devices = sorted({r["device"] for r in records})
     commits = sorted({r["commit"] for r in records})
@@ -368,7 +394,7 @@ def docs_section(table: Table, records: list[dict], png: str, csv_name: str) -> 
              f"Each run: `infomamba fit`, then `infomamba test` on its best-on-validation checkpoint "
              f"({table.val_metric}, {table.mode}); mean ± sample std over seeds.", "",
              markdown_table(table, records), f"![validation curves]({png})", "",
-             f"Every run: [{csv_name}]({csv_name})."]
+             f"Every run: [{csv_name}]({csv_name}); [{json_name}]({json_name}) for `--merge`."]
     return "\n".join(lines)
 
 
@@ -380,11 +406,13 @@ def write_reports(table: Table, results: Results, out: Path, docs: Path | None =
     atomic_write(out / "table.md", markdown_table(table, records))
     plot_curves(table, records, out / "curves.png")
     if docs is not None:
-        png, csv_name = f"reproduce_{table.name}.png", f"reproduce_{table.name}.csv"
+        png, csv_name, json_name = (f"reproduce_{table.name}.{ext}" for ext in ("png", "csv", "json"))
         shutil.copyfile(out / "curves.png", docs.parent / png)
         shutil.copyfile(out / "runs.csv", docs.parent / csv_name)
+        shutil.copyfile(results.path, docs.parent / json_name)
         text = docs.read_text() if docs.is_file() else "# Training results (measured)\n"
-        atomic_write(docs, replace_section(text, table.name, docs_section(table, records, png, csv_name)))
+        section = docs_section(table, records, png, csv_name, json_name)
+        atomic_write(docs, replace_section(text, table.name, section))
 
 
 # ---- running ------------------------------------------------------------------------------------------
@@ -630,6 +658,9 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--docs", type=Path, help="also write the table's section into this markdown file")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--report-only", action="store_true", help="rewrite the reports from results.json")
+    parser.add_argument("--merge", nargs="+", type=Path, default=[],
+                        help="results.json files of this table from other calls or machines (e.g. the "
+                             "docs/reproduce_<table>.json that --docs writes): their runs join --out's first")
     parser.add_argument("--drop-checkpoints", action="store_true", help="delete a run's checkpoints once recorded")
     parser.add_argument("--summary", action="store_true", help="print a SUMMARY <json> line per finished run")
     parser.add_argument("--cli", default=shlex.join(CLI), help="the infomamba CLI command (default: %(default)s)")
@@ -657,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/reproduce.py " + shlex.join(argv)
 
     results = Results(out, table.name)
+    for path in args.merge:
+        say(f"merged {results.merge(path)} run(s) of {path}")
     if args.report_only:
         write_reports(table, results, out, args.docs)
         say(f"reports of {len(results.runs)} recorded run(s) written to {out}"

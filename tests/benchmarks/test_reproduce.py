@@ -2,6 +2,7 @@
 import json
 import math
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -203,6 +204,35 @@ def test_finished_runs_are_skipped_and_a_stopped_fit_resumes(fake, capsys, monke
     assert "Device: Fake GPU." in text and "Seeds: 0, 1, 2." in text
     assert "![validation curves](reproduce_two.png)" in text
     assert (docs.parent / "reproduce_two.png").is_file() and (docs.parent / "reproduce_two.csv").is_file()
+
+
+def test_seeds_of_separate_calls_merge_into_one_table(fake, tmp_path):
+    run, called, out = fake
+    assert run() == 0 and len(called()) == 8  # 2 rows x seeds 0, 1: fit + test each
+    first = json.loads((out / "results.json").read_text())
+    shutil.rmtree(out)
+    assert run("--seeds", "0") == 0 and len(called()) == 12  # another call: seed 0 only
+    seed1 = tmp_path / "seed1.json"
+    seed1.write_text(json.dumps({"table": "two", "runs": [r for r in first["runs"] if r["seed"] == 1]}))
+    docs = tmp_path / "docs" / "results.md"
+    docs.parent.mkdir()
+    assert run("--merge", str(seed1), "--report-only", "--docs", str(docs)) == 0
+    assert "| a | 2 | 50.50 ± 0.71 | 51 | 0: 50.00, 1: 51.00 |" in (out / "table.md").read_text()
+    saved = json.loads((docs.parent / "reproduce_two.json").read_text())
+    assert sorted((r["row"], r["seed"]) for r in saved["runs"]) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert "[reproduce_two.json](reproduce_two.json)" in docs.read_text()
+    assert run("--merge", str(seed1)) == 0 and len(called()) == 12  # the merged runs count as recorded
+
+    clash = tmp_path / "clash.json"
+    a0 = next(r for r in first["runs"] if (r["row"], r["seed"]) == ("a", 0))
+    clash.write_text(json.dumps({"table": "two", "runs": [{**a0, "test": {"test/acc": 0.9}}]}))
+    with pytest.raises(SystemExit, match="a seed 0 recorded differently"):
+        run("--merge", str(clash))
+    clash.write_text(json.dumps({"table": "three", "runs": []}))
+    with pytest.raises(SystemExit, match="holds table 'three', not 'two'"):
+        run("--merge", str(clash))
+    with pytest.raises(SystemExit, match="no such file"):
+        run("--merge", str(tmp_path / "missing.json"))
 
 
 def test_dry_run_prints_commands_and_runs_nothing(fake, capsys):
