@@ -687,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
     cli = shlex.split(args.cli)
     command = "python benchmarks/reproduce.py " + shlex.join(argv)
 
+    lock = OutLock(out) if args.merge else None  # merging writes results.json: no runner may write it meanwhile
     results = Results(out, table.name)
     for path in args.merge:
         say(f"merged {results.merge(path)} run(s) of {path}")
@@ -716,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
             print(shlex.join(test_command(cli, table.task, run.fit_dir, run.fit_dir / "checkpoints" / "best-*.ckpt",
                                           run.test_dir, extra)))
         return 0
-    lock = OutLock(out)  # noqa: F841 (held until the process ends)
+    lock = lock or OutLock(out)  # noqa: F841 (held until the process ends)
     for run in runs:
         if args.redo:
             results.drop((run.row, run.seed))
