@@ -2,6 +2,9 @@
 # Carry .whl and the data the parts need, copied into the ignored .devdata/ first:
 #   fmnist: cp ../shared/data/fashion-mnist/*.gz .devdata/fashion-mnist/
 #   speech: cp -r ../shared/data/speech .devdata/speech     (49 MB; with .whl under the 64 MiB carry limit)
+#           and for the `more_data` rows `python benchmarks/build_speech_extra.py --out .devdata/speech --hours 1.1 5.6`
+#           (+11 MB train-synth-extra1, +55 MB train-synth-extra2): carry extra2 with .whl in a first call, then,
+#           on the same warm machine, .whl and the other speech folders (each folder one carry path, meta/ left out)
 #   imdb:   cp -r ../shared/data/imdb .devdata/imdb         (27 MB)
 # The device's copy of the tree has no current git history: put INFOMAMBA_COMMIT=<the commit here> in the command
 # so that the records name it.
