@@ -1,9 +1,11 @@
 """Kernel launches of a training step, device-independent: the ops one encoder block dispatches in a
 bf16-autocast forward and its backward, per mixer, counted on fake tensors (FakeTensorMode: no data, no kernel
-run) with INFOMAMBA_KERNELS=triton, so each custom op (a Triton kernel) counts once. Views, aliases and
-metadata queries launch nothing and are not counted. At 224 px the eager step is launch-bound
-(docs/benchmarks.md: the GPU idles most of an InfoMamba step), so this count is what the eager step time
-follows there.
+run) with INFOMAMBA_KERNELS=triton. The fused SSM op (`infomamba::ssm_inner` and its backward) is counted from
+inside: its eager glue op by op, each of its Triton launches once (stubbed: nothing runs); other custom ops
+(the concept assignment) count once. Views, aliases, allocations and metadata queries launch nothing and are
+not counted. At 224 px the eager step is launch-bound (docs/benchmarks.md: the GPU idles most of an InfoMamba
+step), so this count is what the eager step time follows there; under torch.compile the fused op's glue stays
+eager (a custom op is opaque to Inductor).
 
     python benchmarks/op_count.py --mixers infomamba mamba attention
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import traceback
 from unittest import mock
@@ -24,7 +27,8 @@ from infomamba.summary import size_matched_options
 
 NO_LAUNCH = {"detach", "view", "_unsafe_view", "t", "expand", "unsqueeze", "slice", "split", "split_with_sizes",
              "transpose", "permute", "select", "squeeze", "alias", "reshape", "as_strided", "unbind", "narrow",
-             "_reshape_alias", "empty", "empty_like", "empty_strided", "device", "promote_types", "scalar_tensor"}
+             "_reshape_alias", "empty", "empty_like", "empty_strided", "new_empty", "device", "promote_types",
+             "scalar_tensor"}
 
 
 class _Counter(TorchDispatchMode):
@@ -34,14 +38,77 @@ class _Counter(TorchDispatchMode):
         super().__init__()
         self.phase = "forward"
         self.counts: collections.Counter = collections.Counter()
+        self.fused_calls: list = []
+
+    def count(self, name: str) -> None:
+        frames = [f for f in traceback.extract_stack() if f"{os.sep}infomamba{os.sep}" in f.filename]
+        where = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else "autograd"
+        self.counts[(self.phase, where, name)] += 1
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.__name__.split(".")[0]
-        if name not in NO_LAUNCH and func.namespace != "prim":
-            frames = [f for f in traceback.extract_stack() if f"{os.sep}infomamba{os.sep}" in f.filename]
-            where = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else "autograd"
-            self.counts[(self.phase, where, name)] += 1
+        if func.namespace == "infomamba" and name in FUSED_SSM:
+            self.fused_calls.append((self.phase, name, args, kwargs or {}))  # counted from inside: `replay_fused`
+        elif name not in NO_LAUNCH and func.namespace != "prim":
+            self.count(name)
         return func(*args, **(kwargs or {}))
+
+    def replay_fused(self) -> None:
+        """Count the fused SSM op's calls from inside: each implementation again on its recorded (fake) inputs,
+        at the top level (a call from inside __torch_dispatch__ would run below autograd, where composite ops
+        such as matmul or .to reach the mode undecomposed and would be miscounted)."""
+        calls, self.fused_calls = self.fused_calls, []
+        for phase, name, args, kwargs in calls:
+            self.phase = phase
+            with self:
+                FUSED_SSM[name]()._init_fn(*args, **kwargs)
+
+
+def _fused_ssm_op():
+    from infomamba.ops.ssm_inner import triton as inner
+    return inner.ssm_inner_op
+
+
+def _fused_ssm_backward_op():
+    from infomamba.ops.ssm_inner import triton as inner
+    return inner.ssm_inner_backward_op
+
+
+FUSED_SSM = {"ssm_inner": _fused_ssm_op, "ssm_inner_backward": _fused_ssm_backward_op}
+
+
+@contextlib.contextmanager
+def stubbed_ssm_kernels(counter: _Counter):
+    """The fused SSM op's Triton launchers replaced by one counted launch each that returns empty outputs of the
+    launcher's shapes and dtypes (the op's glue around them then runs, and is counted, on fake tensors)."""
+    from infomamba.ops.selective_scan import triton as scan
+    from infomamba.ops.ssm_inner import triton as inner
+
+    f32 = torch.float32
+
+    def launch(name, outputs):
+        counter.count(name)
+        return outputs
+
+    def conv_forward(x, *args, **kwargs):
+        return launch("conv_fwd_kernel", x.new_empty(x.shape))
+
+    def conv_backward(x, w, *args, **kwargs):
+        return launch("conv_bwd_kernel", (x.new_empty(x.shape), w.new_empty(w.shape, dtype=f32),
+                                          w.new_empty(w.shape[0], dtype=f32)))
+
+    def scan_forward(u, *args, **kwargs):
+        return launch("scan_fwd_kernel", u.new_empty(u.shape))
+
+    def scan_backward(u, dt, At, B, C, D, *args, **kwargs):
+        return launch("scan_bwd_kernel", (u.new_empty(u.shape), dt.new_empty(dt.shape),
+                                          At.new_empty(At.t().shape, dtype=f32), B.new_empty(B.shape),
+                                          C.new_empty(C.shape), D.new_empty(D.shape, dtype=f32)))
+
+    with mock.patch.object(inner, "conv_forward", conv_forward), mock.patch.object(inner, "conv_backward",
+                                                                                 conv_backward), \
+            mock.patch.object(scan, "_forward", scan_forward), mock.patch.object(scan, "_backward", scan_backward):
+        yield
 
 
 def block_ops(mixer: str, dim: int, options: dict, batch: int = 2, length: int = 196) -> collections.Counter:
@@ -49,13 +116,15 @@ def block_ops(mixer: str, dim: int, options: dict, batch: int = 2, length: int =
     whatever INFOMAMBA_KERNELS says outside this call)."""
     enc = Encoder(EncoderConfig(dim=dim, depth=1, mixer=mixer, mixer_options=options)).train()
     counter = _Counter()
-    with mock.patch.dict(os.environ, {"INFOMAMBA_KERNELS": "triton"}), FakeTensorMode(allow_non_fake_inputs=True):
+    with mock.patch.dict(os.environ, {"INFOMAMBA_KERNELS": "triton"}), FakeTensorMode(allow_non_fake_inputs=True), \
+            stubbed_ssm_kernels(counter):
         x = torch.randn(batch, length, dim, requires_grad=True)
         with counter:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 loss = enc(x).hidden.float().square().mean()
             counter.phase = "backward"
             loss.backward()
+        counter.replay_fused()
     return counter.counts
 
 

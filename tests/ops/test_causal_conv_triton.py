@@ -7,6 +7,8 @@ tiles a backward program) so that these small shapes span several time tiles, ba
 channel tiles, with partial ones at both ends. On a machine without CUDA the kernels run in Triton's
 interpreter (TRITON_INTERPRET=1 is set here, before triton is imported; conftest.py patches the
 interpreter) in fp32; on CUDA the same tests also run with bf16 x (fp32 parameters, as under autocast).
+The launches as the fused SSM op makes them (x a strided view, the padding mask, the fused u = SiLU(conv)
++ p h epilogue) run in fp32 and bf16 everywhere.
 
 Tolerances are relative to the largest magnitude of the reference tensor (at least 1): fp32 1e-5,
 bf16 2e-2 (the reference rounds the conv to bf16 before the SiLU; the kernel does not).
@@ -20,6 +22,7 @@ triton = pytest.importorskip("triton")
 from infomamba.ops.causal_conv import triton as causal_conv
 from infomamba.ops.causal_conv.triton import causal_conv_silu_triton
 from infomamba.ops.causal_conv import causal_conv_silu_reference
+from infomamba.ops.ssm_inner.reference import keep_mask, masked, scan_input
 
 DEVICE = "cuda" if ON_CUDA else "cpu"
 FP32, BF16 = torch.float32, torch.bfloat16
@@ -126,3 +129,52 @@ def test_every_swept_config_matches_reference(config, monkeypatch):
     x, weight, bias = make_inputs(2, 75, 4)
     for reverse in (False, True):
         check_against_reference(x, weight, bias, reverse, TOL[FP32])
+
+
+def padding(batch, length, kind):
+    """(B, L) True at padding: sample 0 padded on the right, sample 1 on the left ("both"), or None."""
+    if kind is None:
+        return None
+    mask = torch.zeros(batch, length, dtype=torch.bool, device=DEVICE)
+    mask[0, length - 9:] = True
+    mask[1, :7] = True
+    return mask
+
+
+@pytest.mark.parametrize("dtype", [FP32, BF16], ids=str)
+@pytest.mark.parametrize("pad", [None, "both"])
+@pytest.mark.parametrize("inject", [None, "p", "identity"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_fused_scan_input_from_a_strided_x(reverse, inject, pad, dtype):
+    """The fused SSM op's use of the kernels: x the first half of in_proj's (B, L, 2D) output (a view, read
+    through its batch and row strides), padding masked on load, and the forward's epilogue u = SiLU(conv(x~))
+    + p h, 0 at padding, against the reference's `scan_input` on a contiguous copy; the backward's dx (0 at
+    padding), dweight and dbias against autograd through the reference conv of x~. Padding holds garbage x, so
+    a kernel that read it, or read x at the wrong rows, fails; both directions reach the padding (left padding
+    in the forward direction, right padding in reverse)."""
+    batch, length, K = 2, 37, 4
+    xz, weight, bias = make_inputs(batch, length, K, dtype)
+    xz = torch.cat([xz, torch.randn(xz.shape, generator=torch.Generator().manual_seed(2)).to(DEVICE, dtype)], -1)
+    x = xz[..., :D]
+    assert x.stride() == (length * 2 * D, 2 * D, 1)
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(x.shape, generator=g).to(DEVICE, dtype) if inject else None
+    p = torch.randn(D, generator=g).to(DEVICE) if inject == "p" else None
+    dy = torch.randn(x.shape, generator=g).to(DEVICE, dtype)
+    mask = padding(batch, length, pad)
+    keep = keep_mask(mask, x)
+    tol = TOL[dtype]
+
+    u = causal_conv.conv_forward(x, weight, bias, reverse, h=h, p=p, padding_mask=mask)
+    _, u_ref = scan_input(x.contiguous(), weight, bias, h, p, keep, reverse)
+    assert_close(u, u_ref, tol, "u")
+
+    dx, dweight, dbias = causal_conv.conv_backward(x, weight, bias, dy, reverse, padding_mask=mask)
+    leaves = [t.detach().clone().requires_grad_() for t in (x, weight, bias)]
+    y_ref = causal_conv_silu_reference(masked(leaves[0], keep), *leaves[1:], reverse=reverse)
+    dx_ref, dweight_ref, dbias_ref = torch.autograd.grad(y_ref, leaves, dy)
+    assert_close(dx, dx_ref, tol, "dx")
+    assert_close(dweight, dweight_ref, tol, "dweight")
+    assert_close(dbias, dbias_ref, tol, "dbias")
+    if mask is not None:
+        assert not u[mask].any() and not dx[mask].any(), "padded positions must give u = 0 and dx = 0"

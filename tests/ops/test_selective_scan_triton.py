@@ -146,6 +146,35 @@ def test_time_chunked_variants_only_where_programs_are_few():
     assert ss.time_chunked(cfg, programs=384, length=600, resident=1584) == [cfg, cfg._replace(chunks=2)]
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_strided_B_and_C_give_what_contiguous_ones_give(chunk, reverse, chunks):
+    """The launchers read B and C through their batch and row strides: the fused SSM op passes them as views
+    of x_proj's (batch, L, R + 2N) output. Views and contiguous copies give the same y and gradients, with
+    softplus and a padding mask in the kernels as the op runs them, in one program per sample and in three
+    time chunks (whose STATES_ONLY and ADJOINT_ONLY launches read B and C too); the B and C rows differ, so a
+    kernel that ignored the row stride would read the wrong rows."""
+    u, delta, A, B, C, D = make_inputs(batch=2, length=45, d=16, n=4)
+    x_dbl = torch.cat([torch.randn(2, 45, 3, device=DEVICE), B, C], dim=-1)
+    B_view, C_view = x_dbl[..., 3:7], x_dbl[..., 7:]
+    assert B_view.stride() == (45 * 11, 11, 1)
+    At = A.t().contiguous()
+    dy = torch.randn(u.shape, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    mask = torch.zeros(2, 45, dtype=torch.bool, device=DEVICE)
+    mask[1, 30:] = True
+    fwd, bwd = (ss.candidate_configs(kind, 4)[0]._replace(chunks=chunks) for kind in ("fwd", "bwd"))
+    assert ss._time_chunks(45, fwd)[0] == chunks
+
+    def scan(B, C):
+        kwargs = dict(dt_softplus=True, padding_mask=mask)
+        with ss.force_config(fwd=fwd, bwd=bwd):
+            return (ss._forward(u, delta, At, B, C, D, reverse, **kwargs),
+                    *ss._backward(u, delta, At, B, C, D, dy, reverse, **kwargs))
+
+    for name, got, want in zip(("y", "du", "ddelta", "dA", "dB", "dC", "dD"), scan(B_view, C_view), scan(B, C)):
+        torch.testing.assert_close(got, want, msg=lambda m: f"{name}: {m}")
+
+
 @pytest.mark.parametrize("chunk", [64], indirect=True)
 def test_default_chunk_and_odd_sizes(chunk):
     """The default CHUNK, a state size that is not a power of two and a width not a block multiple."""

@@ -42,7 +42,9 @@ times each layout with and without chunks where the programs fill less than two 
 For the fused SSM op (`ops/ssm_inner`) both kernels also take dt before softplus (DT_SOFTPLUS, as
 mamba-ssm's `delta_softplus`): they form dt = softplus(dt_pre) in registers, 0 at padding (a (B, L)
 mask) and past the end, and the backward writes the gradient of dt_pre, dL/ddt * sigmoid(dt_pre),
-in dt_pre's dtype, so no fp32 (B, L, d) dt or ddt tensor is written or read.
+in dt_pre's dtype, so no fp32 (B, L, d) dt or ddt tensor is written or read. Both kernels read B and C
+through one (batch, row) stride pair (states contiguous), so the op passes them as views of x_proj's
+(B, L, R + 2N) output, not copies; the public function passes contiguous ones with their own strides.
 
 Backward, without any state saved by the forward (the forward writes y only; training memory is
 that of the inputs). With g_t = dL/ds_t (the adjoint, g_t = dy_t C_t + a_{t+1} g_{t+1}) and the
@@ -113,16 +115,23 @@ def _time_steps(p, L, REVERSE: tl.constexpr):
 
 
 @triton.jit
-def _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, REVERSE: tl.constexpr):
-    """Offsets and masks of the (rows, d_in, d_lanes) and (rows, n) tiles at scan positions p (rows,).
+def _n_offsets(p, L, n_base, offs_n, mask_n, N_ROW, REVERSE: tl.constexpr):
+    """Offsets and mask of the (rows, n) tile at scan positions p (rows,) of a tensor with rows N_ROW apart.
 
     Scan position p is time step p, or L - 1 - p when scanning in reverse; positions >= L are masked.
     """
     in_seq, t = _time_steps(p, L, REVERSE)
+    return n_base + t[:, None] * N_ROW + offs_n[None, :], in_seq[:, None] & mask_n[None, :]
+
+
+@triton.jit
+def _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, N_ROW, REVERSE: tl.constexpr):
+    """Offsets and masks of the (rows, d_in, d_lanes) and (rows, n) tiles at scan positions p (rows,): rows
+    DIM apart in the (batch, L, d) tensors, N_ROW apart in the (rows, n) one (`_n_offsets`)."""
+    in_seq, t = _time_steps(p, L, REVERSE)
     x_offs = x_base + t[:, None, None] * DIM + offs_d[None, :, :]
     x_mask = in_seq[:, None, None] & mask_d[None, :, :]
-    n_offs = n_base + t[:, None] * NSTATE + offs_n[None, :]
-    n_mask = in_seq[:, None] & mask_n[None, :]
+    n_offs, n_mask = _n_offsets(p, L, n_base, offs_n, mask_n, N_ROW, REVERSE)
     return x_offs, x_mask, n_offs, n_mask
 
 
@@ -216,7 +225,7 @@ def _fold_chunk(carry, S_ptr, Dl_ptr, A2, row, state_offs, state_mask, offs_d, m
 
 @triton.jit(do_not_specialize=["L", "LC", "N_TCHUNKS"])
 def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr, S_ptr, Dl_ptr, L, LC, N_TCHUNKS,
-                     DIM, NSTATE,
+                     DIM, NSTATE, BC_BATCH, BC_ROW,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
                      STATES_ONLY: tl.constexpr, CHUNKED: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
@@ -230,7 +239,7 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
-    n_base = pid_b * L * NSTATE
+    n_base = pid_b * BC_BATCH
     first_row = rows[:, None, None, None] == 0
     last_row = rows[:, None, None, None] == BLOCK_T - 1
     state = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
@@ -241,7 +250,7 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
                 state = _fold_chunk(state, S_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask,
                                     offs_d, mask_d, DIM, NSTATE)
     x_offs, x_mask, n_offs, n_mask = _tile_offsets(p_start + rows, L, x_base, n_base, offs_d, mask_d, offs_n,
-                                                   mask_n, DIM, NSTATE, REVERSE)
+                                                   mask_n, DIM, BC_ROW, REVERSE)
     dt_next = tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0)
     u_next = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0)
     B_next = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0)
@@ -257,7 +266,7 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
         y_offs, y_mask = x_offs, x_mask
         # Prefetch the next tile (kept in the input dtype): its loads fly while this tile computes.
         x_offs, x_mask, n_offs, n_mask = _tile_offsets(p0 + BLOCK_T + rows, L, x_base, n_base, offs_d, mask_d,
-                                                       offs_n, mask_n, DIM, NSTATE, REVERSE)
+                                                       offs_n, mask_n, DIM, BC_ROW, REVERSE)
         dt_next = tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0)
         u_next = tl.load(u_ptr + x_offs, mask=x_mask, other=0.0)
         B_next = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0)
@@ -289,17 +298,19 @@ def _reverse_rows(tile, rows, BLOCK_T: tl.constexpr):
 
 
 @triton.jit
-def _load_tile(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, dt_ptr, u_ptr, dy_ptr, xf_ptr,
-               B_ptr, C_ptr, REVERSE: tl.constexpr):
+def _load_tile(p, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr,
+               dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE: tl.constexpr):
     """Offsets, masks and the raw (input dtype) dt, u, dy, x^f, B, C tiles at scan positions p: every load the
     backward's passes make per tile, issued together so that PREFETCH can move them one tile ahead (a pass that
-    does not use a tile drops its load at compile time)."""
-    x_offs, x_mask, n_offs, n_mask = _tile_offsets(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM,
-                                                   NSTATE, REVERSE)
+    does not use a tile drops its load at compile time). B and C are read from bc_base, rows BC_ROW apart; the
+    (rows, n) offsets returned are those of the contiguous dB and dC (from n_base, rows NSTATE apart)."""
+    x_offs, x_mask, bc_offs, n_mask = _tile_offsets(p, L, x_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM,
+                                                    BC_ROW, REVERSE)
+    n_offs, _ = _n_offsets(p, L, n_base, offs_n, mask_n, NSTATE, REVERSE)
     return (x_offs, x_mask, n_offs, n_mask, tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0),
             tl.load(u_ptr + x_offs, mask=x_mask, other=0.0), tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0),
-            tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0), tl.load(B_ptr + n_offs, mask=n_mask, other=0.0),
-            tl.load(C_ptr + n_offs, mask=n_mask, other=0.0))
+            tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0), tl.load(B_ptr + bc_offs, mask=n_mask, other=0.0),
+            tl.load(C_ptr + bc_offs, mask=n_mask, other=0.0))
 
 
 @triton.jit
@@ -317,7 +328,7 @@ def _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row):
 @triton.jit(do_not_specialize=["L", "N_CHUNKS", "LC", "N_TCHUNKS"])
 def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr,
                      du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, xf_ptr, S_ptr, W_ptr, Dl_ptr,
-                     L, DIM, NSTATE, N_CHUNKS, LC, N_TCHUNKS,
+                     L, DIM, NSTATE, BC_BATCH, BC_ROW, N_CHUNKS, LC, N_TCHUNKS,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
                      ADJOINT_ONLY: tl.constexpr, CHUNKED: tl.constexpr, CHUNK: tl.constexpr,
                      PREFETCH: tl.constexpr, BLOCK_T: tl.constexpr,
@@ -333,6 +344,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
     n_base = pid_b * L * NSTATE
+    bc_base = pid_b * BC_BATCH
     ckpt_base = pid_b * N_CHUNKS * NSTATE * DIM
     first_row = rows[:, None, None, None] == 0
     last_row = rows[:, None, None, None] == BLOCK_T - 1
@@ -346,8 +358,8 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
         for i in range(0, n_tiles):
             p = _reverse_rows(first_tile + n_tiles - 1 - i, rows, BLOCK_T)
             x_offs, x_mask, n_offs, n_mask, dt_raw, _, dy, _, _, Ct = _load_tile(
-                p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, dt_ptr, u_ptr, dy_ptr, xf_ptr,
-                B_ptr, C_ptr, REVERSE)
+                p, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr,
+                dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
             dt, _ = _step(dt_raw, x_mask, p, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
             g = _adjoint_tile(dt, dt_after, dy.to(tl.float32), Ct.to(tl.float32), g_carry, A2, rows, first_row)
             g_carry = _pick(g, last_row)
@@ -369,8 +381,8 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
         # With PREFETCH each tile's loads are issued one tile ahead, so that they fly while the tile before
         # computes (the forward always does this; here it costs registers, so the autotuner decides).
         ell_carry = tl.zeros((D_IN, D_LANES), tl.float32)
-        ahead = _load_tile(p_start + rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, dt_ptr,
-                           u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
+        ahead = _load_tile(p_start + rows, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE,
+                           BC_ROW, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
         for off in range(0, LC, BLOCK_T):  # the last chunk may end early: positions past L are masked
             p0 = p_start + off
             if p0 % CHUNK == 0:
@@ -379,11 +391,11 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
                 ell_carry = tl.zeros_like(ell_carry)
             if PREFETCH:
                 tile_in = ahead
-                ahead = _load_tile(p0 + BLOCK_T + rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM,
-                                   NSTATE, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
+                ahead = _load_tile(p0 + BLOCK_T + rows, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n,
+                                   DIM, NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
             else:
-                tile_in = _load_tile(p0 + rows, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE,
-                                     dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
+                tile_in = _load_tile(p0 + rows, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM,
+                                     NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
             x_offs, x_mask, n_offs, n_mask, dt_raw, u, dy, _, Bt, Ct = tile_in
             dt, _ = _step(dt_raw, x_mask, p0 + rows, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
             u = u.to(tl.float32)
@@ -420,19 +432,20 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
         xr_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # sum over the chunk so far of b g
         xr_e_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # ... of b g e_t
         e_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum of dt over the chunk's positions done so far
-        ahead = _load_tile(_reverse_rows(first_tile + n_tiles - 1, rows, BLOCK_T), L, x_base, n_base, offs_d, mask_d,
-                           offs_n, mask_n, DIM, NSTATE, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
+        ahead = _load_tile(_reverse_rows(first_tile + n_tiles - 1, rows, BLOCK_T), L, x_base, n_base, bc_base,
+                           offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr,
+                           C_ptr, REVERSE)
         for i in range(0, n_tiles):
             tile = first_tile + n_tiles - 1 - i
             p = _reverse_rows(tile, rows, BLOCK_T)
             if PREFETCH:  # the tile before, or this one again at the chunk's first tile (never before position 0)
                 tile_in = ahead
-                ahead = _load_tile(_reverse_rows(tl.maximum(tile - 1, first_tile), rows, BLOCK_T), L, x_base, n_base,
-                                   offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr,
-                                   C_ptr, REVERSE)
+                ahead = _load_tile(_reverse_rows(tl.maximum(tile - 1, first_tile), rows, BLOCK_T), L, x_base,
+                                   n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr,
+                                   dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
             else:
-                tile_in = _load_tile(p, L, x_base, n_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, dt_ptr, u_ptr,
-                                     dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
+                tile_in = _load_tile(p, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW,
+                                     dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
             x_offs, x_mask, n_offs, n_mask, dt_raw, u, dy, xf, Bt, Ct = tile_in
             dt, slope = _step(dt_raw, x_mask, p, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
             u = u.to(tl.float32)
@@ -661,6 +674,15 @@ def _shape_key(u: torch.Tensor, *tensors) -> tuple:
 
 # ----------------------------------------------------------------------------- launchers
 
+def _bc_strides(B: torch.Tensor, C: torch.Tensor) -> tuple[int, int]:
+    """The (batch, row) strides that the kernels read B and C (batch, L, n) with: both views of one x_proj output,
+    or both contiguous; their states must be contiguous."""
+    if B.stride() != C.stride() or B.stride(2) != 1:
+        raise ValueError(f"the scan kernels need B and C with equal strides and contiguous states, got {B.stride()} "
+                         f"and {C.stride()}")
+    return B.stride(0), B.stride(1)
+
+
 def _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, padding_mask, cfg: ScanConfig,
                     states_only: bool):
     """One launch of the forward kernel over (channel blocks, samples, time chunks); `transfers` = (S,
@@ -671,7 +693,8 @@ def _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, p
     grid = (triton.cdiv(dim, cfg.block_d), batch, n_chunks)
     _scan_fwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
                            padding_mask if padding_mask is not None else u, y, S, delta_sum, length, per_chunk,
-                           n_chunks, dim, At.shape[0], HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
+                           n_chunks, dim, At.shape[0], *_bc_strides(B, C), HAS_D=D is not None, REVERSE=reverse,
+                           DT_SOFTPLUS=dt_softplus,
                            HAS_PAD=padding_mask is not None, STATES_ONLY=states_only, CHUNKED=n_chunks > 1,
                            BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes,
                            BLOCK_N=triton.next_power_of_2(At.shape[0]), num_warps=cfg.num_warps)
@@ -741,7 +764,8 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
             _scan_bwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
                                    padding_mask if padding_mask is not None else u, dy,
                                    du, ddelta, dA_part, dB, dC, dD_part,
-                                   ckpt, xf, S, W, delta_sum, length, dim, nstate, n_saved, per_chunk, n_chunks,
+                                   ckpt, xf, S, W, delta_sum, length, dim, nstate, *_bc_strides(B, C), n_saved,
+                                   per_chunk, n_chunks,
                                    HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
                                    HAS_PAD=padding_mask is not None, ADJOINT_ONLY=adjoint_only,
                                    CHUNKED=n_chunks > 1, CHUNK=CHUNK, PREFETCH=bool(cfg.prefetch),

@@ -29,11 +29,12 @@ def masked(t: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
 
 def projections(u: torch.Tensor, x_proj_w: torch.Tensor, dt_proj_w: torch.Tensor, dt_proj_b: torch.Tensor,
                 d_state: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(dt~, B, C, dt before softplus) from u, matmuls in u's dtype (bf16 under mixed precision)."""
+    """(dt~, B, C, dt before softplus) from u, matmuls in u's dtype (bf16 under mixed precision); dt~, B and C
+    are views of one (..., R + 2N) x_proj output (the Triton scan reads B and C through their row stride)."""
     dt_rank = dt_proj_w.shape[1]
     dt_low, B, C = F.linear(u, x_proj_w.to(u.dtype)).split([dt_rank, d_state, d_state], dim=-1)
     dt_pre = F.linear(dt_low, dt_proj_w.to(u.dtype), dt_proj_b.to(u.dtype))
-    return dt_low, B.contiguous(), C.contiguous(), dt_pre
+    return dt_low, B, C, dt_pre
 
 
 def step_size(dt_pre: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
@@ -54,12 +55,12 @@ def injected(u: torch.Tensor, h: torch.Tensor | None, p: torch.Tensor | None) ->
 
 
 def scan_input(x: torch.Tensor, conv_w: torch.Tensor | None, conv_b: torch.Tensor | None, h: torch.Tensor | None,
-               p: torch.Tensor | None, keep: torch.Tensor | None, reverse: bool,
-               conv=causal_conv_silu_reference) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x~, u): x masked, and u = SiLU(conv(x~)) + P h, 0 at padding (no conv: u = SiLU(x~) + P h).
-    `conv(x, w, b, reverse)` is the conv + SiLU to use (the reference here, the kernel in `triton.py`)."""
+               p: torch.Tensor | None, keep: torch.Tensor | None,
+               reverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x~, u): x masked, and u = SiLU(conv(x~)) + P h, 0 at padding (no conv: u = SiLU(x~) + P h). The conv
+    kernel of `triton.py` forms u from x in one launch (`causal_conv.triton.conv_forward`)."""
     xm = masked(x, keep)
-    u = F.silu(xm) if conv_w is None else conv(xm, conv_w, conv_b, reverse)
+    u = F.silu(xm) if conv_w is None else causal_conv_silu_reference(xm, conv_w, conv_b, reverse)
     return xm, masked(injected(u, h, p), keep)
 
 

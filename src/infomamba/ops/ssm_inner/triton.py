@@ -1,9 +1,12 @@
 """The selective-SSM inner path as one differentiable op that saves only its inputs (mamba-ssm's
 `mamba_inner_fn` pattern, DESIGN.md "Speed and memory of the SSM path").
 
-Forward: masked x -> fused conv + SiLU kernel -> (+ P h, mask) -> x_proj -> dt_proj + bias -> softplus
--> the Triton scan, which writes r only (softplus and the padding mask of dt run inside the scan
-kernels, which read dt before softplus in the activation dtype, as mamba-ssm's `delta_softplus`).
+Forward: one conv kernel reads x in place (a view of in_proj's output, through its strides), masks
+padding on load and forms u = SiLU(conv(x~)) + P h, 0 at padding (InfoMamba Eq. 11's injection) ->
+x_proj -> dt_proj + bias -> softplus -> the Triton scan, which writes r only (softplus and the padding
+mask of dt run inside the scan kernels, which read dt before softplus in the activation dtype, as
+mamba-ssm's `delta_softplus`, and B and C as views of x_proj's output, through their row stride).
+Without a conv, u = SiLU(x~) + P h stays in PyTorch.
 Nothing of the path is kept: the backward is handed the op's inputs (x and h in the activation dtype,
 the small parameters) and recomputes the conv output, the projections and dt (two skinny matmuls and
 elementwise work, no scan), then runs the scan's backward kernel (which recomputes its states by chunk
@@ -12,7 +15,7 @@ itself) and the chain rule by hand:
     ddt_pre = ddt sigma(dt_pre)          (softplus' = sigma; 0 at padding; written by the scan's backward)
     db_dt = sum ddt_pre;  dW_dt = ddt_pre^T dt~;  d dt~ = ddt_pre W_dt
     dW_x = [d dt~, dB, dC]^T u;  du = du_scan + [d dt~, dB, dC] W_x     (then 0 at padding)
-    dh = p du;  dp = sum h du;  dx, dconv_w, dconv_b = conv backward kernel(x, du)
+    dh = p du;  dp = sum h du;  dx, dconv_w, dconv_b = conv backward kernel(x, du)  (x~ and dx masked in it)
     dA_log = dA * A                      (A = -exp(A_log))
 
 Per direction and layer, training therefore keeps no (B, L, E) tensor beyond x and h, which the
@@ -46,18 +49,20 @@ def _none(x: Tensor) -> Tensor:
     return x.new_empty(0)
 
 
-def _conv_kernel(x: Tensor, conv_w: Tensor, conv_b: Tensor | None, reverse: bool) -> Tensor:
-    return conv_forward(x.contiguous(), conv_w.contiguous(), conv_b.contiguous() if conv_b is not None else None,
-                        reverse)
-
-
 def _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, padding_mask, reverse):
-    """What the scan kernels read: dt before softplus (the kernels apply softplus and the padding mask)."""
-    keep = keep_mask(padding_mask, x)
-    xm, u = scan_input(x.contiguous(), conv_w, conv_b, h, p, keep, reverse, conv=_conv_kernel)
-    xm, u = xm.contiguous(), u.contiguous()
+    """(x~ or None, u, dt~, B, C, dt before softplus): what the scan kernels read (they apply softplus and the
+    padding mask to dt; B and C are views of x_proj's output, read through their row stride). With a conv, one
+    kernel forms u from x in place (masking on load, P h and the mask fused) and x~ is not materialised (None);
+    without one, u = SiLU(x~) + P h in PyTorch and x~ is returned for the backward's SiLU'."""
+    if conv_w is None:
+        xm, u = scan_input(x, None, None, h, p, keep_mask(padding_mask, x), reverse)
+    else:
+        xm = None
+        u = conv_forward(x, conv_w.contiguous(), conv_b.contiguous() if conv_b is not None else None, reverse,
+                         h=h.contiguous() if h is not None else None, p=p.contiguous() if p is not None else None,
+                         padding_mask=_pad(padding_mask))
     dt_low, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, dt_proj_b, A_log.shape[1])
-    return keep, xm, u, dt_low, B, C, dt_pre.contiguous()
+    return xm, u, dt_low, B, C, dt_pre.contiguous()
 
 
 def _pad(padding_mask: Tensor | None) -> Tensor | None:
@@ -69,8 +74,8 @@ def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], 
                  p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
                  padding_mask: Optional[Tensor], reverse: bool) -> Tensor:
     with torch.no_grad(), _no_autocast(x), scan._on_device(x):
-        _, _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b,
-                                              A_log, padding_mask, reverse)
+        _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log,
+                                           padding_mask, reverse)
         At = state_matrix(A_log).t().contiguous()
         return scan._forward(u, dt_pre, At, B, C, D.contiguous(), reverse, dt_softplus=True,
                              padding_mask=_pad(padding_mask))
@@ -87,8 +92,9 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
                           dt_proj_b: Tensor, A_log: Tensor, D: Tensor, padding_mask: Optional[Tensor], reverse: bool
                           ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     with torch.no_grad(), _no_autocast(x), scan._on_device(x):
-        keep, xm, u, dt_low, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w,
-                                                       dt_proj_b, A_log, padding_mask, reverse)
+        xm, u, dt_low, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log,
+                                                 padding_mask, reverse)
+        keep = keep_mask(padding_mask, x)
         A = state_matrix(A_log)
         du_scan, g, dA, dB, dC, dD = scan._backward(u, dt_pre, A.t().contiguous(), B, C, D.contiguous(),
                                                     dy.contiguous(), reverse, dt_softplus=True,
@@ -105,9 +111,11 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
         del u, du_scan, d_xdbl
         if conv_w is None:
             s = torch.sigmoid(xm.float())
-            dx, d_conv_w, d_conv_b = (du.float() * s * (1 + xm.float() * (1 - s))).to(x.dtype), _none(x), _none(x)
+            dx = masked((du.float() * s * (1 + xm.float() * (1 - s))).to(x.dtype), keep)
+            d_conv_w, d_conv_b = _none(x), _none(x)
         else:
-            dx, d_conv_w, d_conv_b = conv_backward(xm, conv_w.contiguous(), conv_b, du.contiguous(), reverse)
+            dx, d_conv_w, d_conv_b = conv_backward(x, conv_w.contiguous(), conv_b, du, reverse,
+                                                   padding_mask=_pad(padding_mask))
             d_conv_w = d_conv_w.to(conv_w.dtype)
             d_conv_b = d_conv_b.to(conv_b.dtype) if conv_b is not None else _none(x)
         if h is None:
@@ -116,7 +124,7 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
             dh = (du if p is None else du * p.to(du.dtype)).to(h.dtype)
             # the product in the activation dtype, summed in fp32: no fp32 (B, L, E) copies of du and h
             dp = (du * h.to(du.dtype)).sum((0, 1), dtype=torch.float32).to(p.dtype) if p is not None else _none(x)
-        return (masked(dx, keep), d_conv_w, d_conv_b, dh, dp,
+        return (dx, d_conv_w, d_conv_b, dh, dp,
                 d_x_w.to(x_proj_w.dtype), d_dt_w.to(dt_proj_w.dtype), d_dt_b.to(dt_proj_b.dtype),
                 (dA * A).to(A_log.dtype), dD.to(D.dtype))
 
@@ -150,8 +158,8 @@ def ssm_inner_triton(x: Tensor, conv_w: Tensor | None, conv_b: Tensor | None, h:
                      x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
                      padding_mask: Tensor | None, reverse: bool) -> Tensor:
     """The fused inner path; the contract of `reference.ssm_inner_reference`."""
-    if x.shape[1] * max(x.shape[2], A_log.shape[1]) >= 2**31:
-        raise ValueError("ssm_inner_triton indexes one sample with int32: L * max(E, N) must be < 2**31")
+    if x.shape[1] * max(x.shape[2], x_proj_w.shape[0]) >= 2**31:  # x_proj's output rows hold R + 2N >= N
+        raise ValueError("ssm_inner_triton indexes one sample with int32: L * max(E, R + 2N) must be < 2**31")
     if conv_w is not None and not 1 <= conv_w.shape[1] <= 8:
         raise ValueError(f"ssm_inner_triton's conv kernel takes 1..8 taps, got {conv_w.shape[1]}")
     return ssm_inner_op(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse)

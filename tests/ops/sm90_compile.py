@@ -1,0 +1,43 @@
+"""Compiling Triton kernels for the GPU (sm_90) on a machine without one, for the `*_compiles` tests.
+
+Triton's interpreter (the other kernel tests on CPU) executes a kernel's Python source and never compiles
+it: a kernel that only the compiler rejects (a constexpr branch with mismatched types, a loop-carried value
+changing type) would pass them and fail on every GPU. These helpers compile launch variants ahead of time to
+sm_90 cubins with Triton's own ptxas, in a subprocess without TRITON_INTERPRET (under it, @triton.jit yields
+interpreter objects that cannot be compiled).
+"""
+import json
+import os
+import subprocess
+import sys
+
+
+def compile_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> str:
+    """'' if `kernel` with these argument types ("*bf16", "i32", ..., "constexpr") and constexpr values compiles
+    to an sm_90 cubin, else the error."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    names = kernel.arg_names
+    source = ASTSource(kernel, {n: arg_types.get(n, "constexpr") for n in names},
+                       constexprs={(names.index(n),): v for n, v in constants.items()})
+    try:
+        compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+        return "" if compiled.asm.get("cubin") else "no cubin"
+    except Exception as e:  # reported per variant by the tests
+        return f"{type(e).__name__}: {e}"[:400]
+
+
+def variants_in_subprocess(test_file: str, function: str, cache_dir) -> dict:
+    """{variant: error or ''}: `function()` of `test_file`, run in a Python without TRITON_INTERPRET."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(cache_dir)
+    code = ("import importlib.util, json, sys; sys.path.insert(0, sys.argv[3]); "
+            "spec = importlib.util.spec_from_file_location('t', sys.argv[1]); "
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+            "print(json.dumps(getattr(m, sys.argv[2])()))")
+    run = subprocess.run([sys.executable, "-c", code, test_file, function, os.path.dirname(test_file)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])

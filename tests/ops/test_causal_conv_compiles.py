@@ -1,0 +1,46 @@
+"""Every launch variant of the conv kernels compiles for the GPU (sm_90) on a machine without one
+(`sm90_compile`): both kernels, every candidate tile config, both directions, with and without padding (the
+forward with and without the fused P h injection), 4 taps (and 3 in the first config); x in bf16 with its row
+stride, the parameters in fp32, as the fused SSM op launches them under autocast."""
+import itertools
+
+import pytest
+
+pytest.importorskip("triton")
+from infomamba.ops.causal_conv import triton as cc  # noqa: E402
+from sm90_compile import compile_sm90, variants_in_subprocess  # noqa: E402
+
+FP32_POINTERS = {"w_ptr", "b_ptr", "p_ptr", "part_ptr"}
+INTS = {"L", "D", "stride_b", "stride_l"}
+
+
+def compile_every_variant() -> dict:
+    """{variant: error or ''} for every (kernel, config, direction, padding, taps) variant, compiled for sm_90."""
+    from infomamba.ops.causal_conv import triton as cc
+
+    def arg_type(name):
+        if name.endswith("_ptr"):
+            return "*fp32" if name in FP32_POINTERS else "*i1" if name == "pad_ptr" else "*bf16"
+        return "i32" if name in INTS else "constexpr"
+
+    results = {}
+    for kind, kernel, configs in (("fwd", cc._conv_fwd_kernel, cc.FWD_CANDIDATES),
+                                  ("bwd", cc._conv_bwd_kernel, cc.BWD_CANDIDATES)):
+        types = {n: arg_type(n) for n in kernel.arg_names}
+        taps3 = [(configs[0], S, True, 3) for S in (-1, 1)]
+        for cfg, S, padded, K in [*itertools.product(configs, (-1, 1), (False, True), (4,)), *taps3]:
+            constants = dict(K=K, S=S, HAS_BIAS=True, HAS_PAD=padded, BLOCK_T=cfg.block_t, BLOCK_D=cfg.block_d)
+            if kind == "fwd":
+                constants.update(HAS_H=padded, HAS_P=padded)
+            else:
+                constants.update(TILES=cfg.tiles, K_POW2=1 << (K - 1).bit_length())
+            variant = f"{kind} {tuple(cfg)} S={S} HAS_PAD={padded} K={K}"
+            results[variant] = compile_sm90(kernel, types, constants, cfg.num_warps)
+    return results
+
+
+def test_every_conv_kernel_variant_compiles_for_sm90(tmp_path):
+    results = variants_in_subprocess(__file__, "compile_every_variant", tmp_path / "triton-cache")
+    assert len(results) == 4 * (len(cc.FWD_CANDIDATES) + len(cc.BWD_CANDIDATES)) + 4
+    failed = {variant: error for variant, error in results.items() if error}
+    assert not failed, failed
