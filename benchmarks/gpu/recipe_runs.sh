@@ -13,6 +13,7 @@
 # row of the part --max-epochs N (default: each row's own). JOBS_imdb: IMDb fits at once (default 3; 9 runs
 # 3 seeds x 3 mixers in one call, each fit then slower); JOBS_imdb_candidates likewise. table5: Table 5's ablations
 # on IMDb (ROWS_table5, SEEDS_table5, JOBS_table5; default every row, seed 0, 4 at once).
+# speech: the offline speech recipe candidates (ROWS_speech, JOBS_speech; default every row, 3 at once).
 # Training parts (fmnist, imdb, their candidates, speech, tests_scan) run side by side; then the diagnose parts.
 # Runs and checkpoints stay on the machine under $RUNS; $OUT/<table>/ gets results.json, runs.csv, table.md,
 # curves.png and the last lines of each run's logs (copy results.json back and run reproduce.py --report-only
@@ -53,7 +54,7 @@ for part in "$@"; do
               $(epochs ${EPOCHS_imdb:-row}) ${ROWS_imdb_candidates:+--rows $ROWS_imdb_candidates} & ;;
     table5) table table5_imdb .devdata/imdb 1 --jobs ${JOBS_table5:-4} --seeds ${SEEDS_table5:-0} \
               ${ROWS_table5:+--rows $ROWS_table5} & ;;
-    speech) table recipe_speech_offline .devdata/speech 3 --jobs 3 & ;;
+    speech) table recipe_speech_offline .devdata/speech 3 --jobs ${JOBS_speech:-3} ${ROWS_speech:+--rows $ROWS_speech} & ;;
     tests_scan) bash benchmarks/gpu/fused_ssm_runs.sh tests_scan & ;;
   esac
 done
