@@ -57,24 +57,16 @@ class _Counter(TorchDispatchMode):
         """Count the fused SSM op's calls from inside: each implementation again on its recorded (fake) inputs,
         at the top level (a call from inside __torch_dispatch__ would run below autograd, where composite ops
         such as matmul or .to reach the mode undecomposed and would be miscounted)."""
+        from infomamba.ops.ssm_inner import triton as inner
+
         calls, self.fused_calls = self.fused_calls, []
         for phase, name, args, kwargs in calls:
             self.phase = phase
             with self:
-                FUSED_SSM[name]()._init_fn(*args, **kwargs)
+                getattr(inner, FUSED_SSM[name])._init_fn(*args, **kwargs)
 
 
-def _fused_ssm_op():
-    from infomamba.ops.ssm_inner import triton as inner
-    return inner.ssm_inner_op
-
-
-def _fused_ssm_backward_op():
-    from infomamba.ops.ssm_inner import triton as inner
-    return inner.ssm_inner_backward_op
-
-
-FUSED_SSM = {"ssm_inner": _fused_ssm_op, "ssm_inner_backward": _fused_ssm_backward_op}
+FUSED_SSM = {"ssm_inner": "ssm_inner_op", "ssm_inner_backward": "ssm_inner_backward_op"}  # op -> its object there
 
 
 @contextlib.contextmanager

@@ -4,6 +4,13 @@
 # `git show 7b75a56:src/infomamba/ops/selective_scan/triton.py > .devdata/scan_triton_7b75a56.py`).
 # Usage: bash benchmarks/gpu/fused_ssm_runs.sh PART... (the case labels below)
 source benchmarks/gpu/setup.sh
+compiled() {  # part name, compile modes: attention then InfoMamba at 224 / 1024 px, eager and compiled, one run
+  local name=$1; shift
+  TORCH_LOGS=recompiles timeout 570 python3 -m infomamba.bench --mixers attention infomamba --resolutions 224 1024 \
+    --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --compile --compile-modes "$@" \
+    --out $OUT/bench_$name > $OUT/bench_$name.log 2>&1; echo "$name rc=$?" >> $OUT/bench_$name.log
+  grep -v Warning $OUT/bench_$name.log | grep "rc=\|^| \|Recompiling" | tail -30
+}
 for part in "$@"; do
   case $part in
     tests) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops tests/mixers/test_compile.py \
@@ -40,18 +47,10 @@ for part in "$@"; do
            tail -3 $OUT/quicktests.log ;;
     convsweep) timeout 120 python3 benchmarks/bench_conv.py --sweep > $OUT/conv_sweep.log 2>&1
            echo "convsweep rc=$?" >> $OUT/conv_sweep.log; cat $OUT/conv_sweep.log ;;
-    graphs) TORCH_LOGS=recompiles timeout 570 python3 -m infomamba.bench --mixers attention infomamba \
-             --resolutions 224 1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train \
-             --compile --compile-modes default reduce-overhead \
-             --out $OUT/bench_graphs > $OUT/bench_graphs.log 2>&1; echo "graphs rc=$?" >> $OUT/bench_graphs.log
-           grep -v Warning $OUT/bench_graphs.log | grep "rc=\|^| \|Recompiling" | tail -30 ;;
+    graphs) compiled graphs default reduce-overhead ;;
     # graphs at 6a822f1 reached only the default-mode InfoMamba rows in 570 s (compiling takes most of it):
     # the CUDA-graph rows alone, attention first
-    graphs_ro) TORCH_LOGS=recompiles timeout 570 python3 -m infomamba.bench --mixers attention infomamba \
-             --resolutions 224 1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train \
-             --compile --compile-modes reduce-overhead \
-             --out $OUT/bench_graphs_ro > $OUT/bench_graphs_ro.log 2>&1; echo "graphs_ro rc=$?" >> $OUT/bench_graphs_ro.log
-           grep -v Warning $OUT/bench_graphs_ro.log | grep "rc=\|^| \|Recompiling" | tail -30 ;;
+    graphs_ro) compiled graphs_ro reduce-overhead ;;
     profile_compiled) timeout 150 python3 benchmarks/profile_step.py --mixers infomamba --resolution 224 --compile \
              > $OUT/profile_compiled.log 2>&1; echo "profile rc=$?" >> $OUT/profile_compiled.log
            grep "^==" -A 22 $OUT/profile_compiled.log ;;
