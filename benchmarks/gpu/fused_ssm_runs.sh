@@ -13,7 +13,8 @@ compiled() {  # part name, compile modes: attention then InfoMamba at 224 / 1024
 }
 for part in "$@"; do
   case $part in
-    tests) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops tests/mixers/test_compile.py \
+    tests) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops tests/mixers/test_compile.py \
+             tests/test_cuda_graphs.py \
              > $OUT/gpu_tests.log 2>&1; echo "tests rc=$?" >> $OUT/gpu_tests.log; tail -5 $OUT/gpu_tests.log ;;
     curve) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba mamba --steps 200 --out $OUT \
              > $OUT/curve.log 2>&1; echo "curve rc=$?" >> $OUT/curve.log; tail -4 $OUT/curve.log ;;
@@ -57,9 +58,9 @@ for part in "$@"; do
     tests_inner) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
              tests/ops/test_causal_conv_triton.py > $OUT/tests_inner.log 2>&1; echo "tests_inner rc=$?" >> $OUT/tests_inner.log
            tail -3 $OUT/tests_inner.log ;;
-    bench_eager) timeout 200 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 1024 \
+    bench_eager) timeout 330 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 1024 \
              --lengths 16384 --max-tokens-attention 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 \
-             --repeats 5 --train --timm --out $OUT/bench_eager > $OUT/bench_eager.log 2>&1
+             --repeats 5 --train --timm --cuda-graphs --out $OUT/bench_eager > $OUT/bench_eager.log 2>&1
            echo "bench_eager rc=$?" >> $OUT/bench_eager.log; grep -v Warning $OUT/bench_eager.log | grep "rc=\|^| " ;;
     bench_ro) TORCH_LOGS=perf_hints,recompiles timeout 240 python3 -m infomamba.bench --mixers infomamba attention \
              --resolutions 224 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 6 --repeats 10 --train \

@@ -6,6 +6,7 @@ sequence length on the same encoder fed (B, L, D) tokens (long text / speech).
     infomamba bench --mixers infomamba attention --resolutions --lengths 1024 4096 16384 --train
     infomamba bench ... --compile       # also each mixer under torch.compile (rows "<mixer> +compile")
     infomamba bench ... --compile --compile-modes default reduce-overhead   # + CUDA-graph replay rows
+    infomamba bench ... --cuda-graphs   # + each eager step captured in one CUDA graph (rows "<mixer> +graphs")
     infomamba bench --kmax-sweep 25 50 100 200          # Fig. 4: InfoMamba latency vs k_max
 
 Warm-up runs, CUDA synchronisation, median of repeats; the device and software versions head the
@@ -23,11 +24,13 @@ import platform
 import statistics
 import time
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn as nn
 
 from .config import EncoderConfig
+from .cuda_graphs import graphed_forward, graphed_train_step
 from .encoder import Encoder
 from .ops.dispatch import optional_import
 from .summary import size_matched_options
@@ -104,58 +107,114 @@ def _peak_gib(fn, device) -> float:
     return peak
 
 
+def _autocast_dtype(dtype: str) -> torch.dtype | None:
+    return torch.bfloat16 if dtype == "bf16" else None
+
+
+def _autocast(inputs: torch.Tensor, dtype: str):
+    return torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+
+
+def _cross_entropy(labels: torch.Tensor):
+    return lambda logits: nn.functional.cross_entropy(logits, labels)
+
+
+def eager_forward(model: nn.Module, inputs: torch.Tensor, dtype: str) -> Callable[[], object]:
+    """The inference call of an eager or compiled row."""
+    def forward():
+        new_step()
+        with torch.inference_mode(), _autocast(inputs, dtype):
+            return model(inputs)
+    return forward
+
+
+def eager_train_step(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, dtype: str,
+                     warmup: int) -> Callable[[], object]:
+    """An AdamW training step of an eager or compiled row, after its warm-up steps (`train_warmup_steps`)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss_fn = _cross_entropy(labels)
+
+    def step():
+        new_step()
+        with _autocast(inputs, dtype):
+            loss = loss_fn(model(inputs))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    time_ms(step, inputs.device, 0, train_warmup_steps(warmup))
+    return step
+
+
+def graphed_forward_call(model: nn.Module, inputs: torch.Tensor, dtype: str) -> Callable[[], object]:
+    """The inference call of a "+graphs" row: the eager forward captured in a CUDA graph (`cuda_graphs.py`)."""
+    return graphed_forward(model, inputs, _autocast_dtype(dtype))
+
+
+def graphed_train_step_call(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, dtype: str,
+                            warmup: int) -> Callable[[], object]:
+    """The training step of a "+graphs" row: the eager AdamW step (capturable) captured in a CUDA graph."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, capturable=True)
+    return graphed_train_step(model, _cross_entropy(labels), opt, inputs, _autocast_dtype(dtype),
+                              warmup=train_warmup_steps(warmup))
+
+
+class Runner(NamedTuple):
+    """How a row runs its model: builders of the timed inference call and of the timed training step (which
+    runs its own warm-up steps)."""
+    forward: Callable[[nn.Module, torch.Tensor, str], Callable[[], object]]
+    train_step: Callable[[nn.Module, torch.Tensor, torch.Tensor, str, int], Callable[[], object]]
+
+
+EAGER = Runner(eager_forward, eager_train_step)
+GRAPHED = Runner(graphed_forward_call, graphed_train_step_call)
+
+
 def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: int, repeats: int,
-            train: bool) -> dict:
+            train: bool, runner: Runner = EAGER) -> dict:
     """Inference latency/throughput (and its peak memory), then optionally one AdamW training step's time
     and peak memory; a training OOM is recorded in the row and leaves the inference numbers.
 
     `train_held_gib` is what was allocated when the training measurement began (the parameters, the inputs,
     and anything an earlier row left alive), after a garbage collection: a row whose held memory exceeds its
     model's and inputs' carries memory over, and its peak with it. `train_first_peak_gib` is the peak of the
-    warm-up steps (the first step creates AdamW's state and tunes the kernels); `train_peak_gib` that of the
+    warm-up steps (the first step creates AdamW's state and tunes the kernels; in a "+graphs" row, the steps
+    that warm up and record the graph, whose memory pool then stays reserved); `train_peak_gib` that of the
     timed steps after them, the memory a run needs from then on; `train_added_gib` that peak less the held
     memory, what training adds, which `mem_x_attn` compares (rows measured later in a sweep can start with
     more held, left by earlier rows)."""
     batch = inputs.shape[0]
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
     cuda = device.type == "cuda"
     row = {}
     model.eval()
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    with torch.inference_mode(), autocast:
-        row["latency_ms"] = time_ms(lambda: new_step() or model(inputs), device, warmup, repeats)
+    forward = runner.forward(model, inputs, dtype)
+    row["latency_ms"] = time_ms(forward, device, warmup, repeats)
+    del forward
     row["throughput"] = batch / row["latency_ms"] * 1e3
     row["infer_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
     if train:
         model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         labels = torch.randint(0, 1000, (batch,), device=device)
-
-        def step():
-            new_step()
-            with autocast:
-                loss = nn.functional.cross_entropy(model(inputs), labels)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
         if cuda:
             gc.collect()
             torch.cuda.empty_cache()
             row["train_held_gib"] = torch.cuda.memory_allocated(device) / 2**30
+        steps = []
         try:
-            row["train_first_peak_gib"] = _peak_gib(lambda: time_ms(step, device, 0, train_warmup_steps(warmup)),
-                                                    device)
-            row["train_step_ms"] = time_ms(step, device, 0, max(1, repeats // 2))
+            row["train_first_peak_gib"] = _peak_gib(
+                lambda: steps.append(runner.train_step(model, inputs, labels, dtype, warmup)), device)
+            row["train_step_ms"] = time_ms(steps[0], device, 0, max(1, repeats // 2))
             row["train_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
             row["train_added_gib"] = row["train_peak_gib"] - row.get("train_held_gib", float("nan"))
         except torch.OutOfMemoryError:
             row["train_step_ms"] = row["train_peak_gib"] = float("nan")
             row["note"] = "training out of memory"
-        opt.zero_grad(set_to_none=True)
-        del opt
+        steps.clear()
+        model.zero_grad(set_to_none=True)
         if cuda:
+            gc.collect()
             torch.cuda.empty_cache()
     return row
 
@@ -263,6 +322,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compile-modes", nargs="+", default=["default"],
                    choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
                    help="with --compile: one row per torch.compile mode (reduce-overhead replays CUDA graphs)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="also time each mixer's eager forward and training step, each captured in one CUDA "
+                   "graph and replayed (rows '<mixer> +graphs'; GPU only)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=12)
@@ -280,6 +342,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.cuda_graphs and device.type != "cuda":
+        p.error("--cuda-graphs needs a CUDA device (CUDA graphs replay GPU work)")
     torch.backends.cuda.matmul.allow_tf32 = args.dtype == "tf32"
     torch.backends.cudnn.allow_tf32 = args.dtype == "tf32"
     header = (f"{environment(device)}; dtype {args.dtype}; batch {args.batch}; dim {args.dim}; depth {args.depth}; "
@@ -290,15 +354,15 @@ def main(argv: list[str] | None = None) -> None:
         matched["linformer"]["max_len"] = max((r // 16) ** 2 for r in args.resolutions)
     rows: list[dict] = []
 
-    def run(label, model, inputs, sweep, extra):
+    def run(label, model, inputs, sweep, extra, runner=EAGER):
         params = sum(p.numel() for p in model.parameters()) / 1e6
         try:
-            row = measure(model, inputs, device, args.dtype, args.warmup, args.repeats, args.train)
+            row = measure(model, inputs, device, args.dtype, args.warmup, args.repeats, args.train, runner)
         except torch.OutOfMemoryError:
             row = {"latency_ms": float("nan"), "throughput": float("nan"), "note": "out of memory"}
             torch.cuda.empty_cache()
         except Exception as err:  # a compiler failure is a row's result, not the end of the run
-            if "compile" not in label:
+            if "compile" not in label and "graphs" not in label:
                 raise
             row = {"latency_ms": float("nan"), "throughput": float("nan"),
                    "note": f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"}
@@ -321,28 +385,32 @@ def main(argv: list[str] | None = None) -> None:
         return compile_model
 
     def variants(mixer):
-        eager = [("", lambda m: m)]
+        """(label suffix, model wrapper, runner) of each row kind a mixer gets."""
+        rows = [("", lambda m: m, EAGER)]
+        if args.cuda_graphs:
+            rows.append((" +graphs", lambda m: m, GRAPHED))
         if args.compile and (args.compile_mixers is None or mixer in args.compile_mixers):
-            return eager + [(" +compile" + ("" if mode == "default" else f"({mode})"), compiled(mode))
-                            for mode in args.compile_modes]
-        return eager
+            rows += [(" +compile" + ("" if mode == "default" else f"({mode})"), compiled(mode), EAGER)
+                     for mode in args.compile_modes]
+        return rows
 
     for mixer in args.mixers:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=mixer, mixer_options=matched.get(mixer, {}))
-        for suffix, wrap in variants(mixer):
+        for suffix, wrap, runner in variants(mixer):
             model = BenchModel(config).to(device)
             fast = wrap(model)
             for res in args.resolutions:
                 if not too_long(model, (res // 16) ** 2):
                     images = torch.randn(args.batch, 3, res, res, device=device)
-                    run(mixer + suffix, fast, images, "resolution", {"resolution": res, "tokens": (res // 16) ** 2})
+                    run(mixer + suffix, fast, images, "resolution", {"resolution": res, "tokens": (res // 16) ** 2},
+                        runner)
             del model, fast
             model = SequenceModel(config).to(device)
             fast = wrap(model)
             for length in args.lengths:
                 if not too_long(model, length):
                     tokens = torch.randn(args.seq_batch, length, args.dim, device=device)
-                    run(mixer + suffix, fast, tokens, "length", {"tokens": length})
+                    run(mixer + suffix, fast, tokens, "length", {"tokens": length}, runner)
             del model, fast
             torch.cuda.empty_cache() if device.type == "cuda" else None
     if args.timm:
