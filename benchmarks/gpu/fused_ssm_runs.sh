@@ -13,8 +13,8 @@ compiled() {  # part name, compile modes: attention then InfoMamba at 224 / 1024
 }
 for part in "$@"; do
   case $part in
-    tests) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops tests/mixers/test_compile.py \
-             tests/test_cuda_graphs.py \
+    tests) timeout 420 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/mixers/test_compile.py \
+             tests/ops \
              > $OUT/gpu_tests.log 2>&1; echo "tests rc=$?" >> $OUT/gpu_tests.log; tail -5 $OUT/gpu_tests.log ;;
     curve) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba mamba --steps 200 --out $OUT \
              > $OUT/curve.log 2>&1; echo "curve rc=$?" >> $OUT/curve.log; tail -4 $OUT/curve.log ;;
