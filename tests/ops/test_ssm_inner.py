@@ -123,7 +123,10 @@ def test_time_chunked_scan_inside_the_fused_op(reverse, pad):
 def test_softplus_inside_the_kernel_over_its_whole_range():
     """The scan kernels apply dt = softplus(dt_pre) themselves: dt_pre from -30 (softplus ~ e^-30) to +90
     (past PyTorch's threshold 20, softplus = identity; exp(90) overflows fp32, so a naive log(1 + exp)
-    would give inf)."""
+    would give inf). dt up to 90 makes the states ~90x their usual size, and the kernel's fp32 sums over L
+    round in another order than the reference's (on an H200 up to 2.5e-4 of the largest dt_proj_b gradient),
+    so the bar is per entry (rtol 1e-3, atol 2e-4 of the largest); the three channels from -30 to -14, whose
+    dt_proj_b gradients are 1e-12 to 1e-5, must match to rtol 1e-3 on their own."""
     params, mask = make_inputs(E=16, pad="right")
     with torch.no_grad():
         params["dt_proj_b"].copy_(torch.linspace(-30.0, 90.0, 16))
@@ -134,7 +137,9 @@ def test_softplus_inside_the_kernel_over_its_whole_range():
         y_ref, grads_ref = run(ssm_inner_reference, params, mask, reverse, dy)
         assert_close_rel(y, y_ref, TOL[torch.float32], "y")
         for name in ("dt_proj_b", "dt_proj_w", "x"):
-            assert_close_rel(grads[name], grads_ref[name], TOL[torch.float32], f"d{name}")
+            atol = 2e-4 * grads_ref[name].abs().max().item()
+            torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-3, atol=atol, msg=f"d{name}")
+        torch.testing.assert_close(grads["dt_proj_b"][:3], grads_ref["dt_proj_b"][:3], rtol=1e-3, atol=0)
 
 
 def test_padding_is_invisible_to_real_tokens():
