@@ -1,15 +1,24 @@
-# The shipped offline speech recipe trained with each op on its Triton kernel or on its PyTorch reference, side
-# by side on one GPU (same seed, data, config; only INFOMAMBA_KERNELS differs), to find which op a training
-# failure comes from. Carry .whl and .devdata/speech (train-synth, test-synth, meta).
-# Usage: [EPOCHS=6] [VARIANTS="triton reference:ssm_inner reference:concept_assign reference"] \
-#        bash benchmarks/gpu/speech_kernel_ab.sh
+# The shipped offline speech recipe in variants side by side on one GPU (same seed, data and config otherwise),
+# to find where a training failure comes from. A variant is one of
+#   kernels=MODE   INFOMAMBA_KERNELS=MODE: "triton" (every op on its kernel), "reference" (every op on its PyTorch
+#                  reference) or "reference:op,..." (the named op folders only)
+#   code=SHA       the code and config of commit SHA, unpacked by `benchmarks/gpu/code_snapshot.sh SHA`
+#                  into .devdata/code/SHA (PYTHONPATH puts it before the installed package)
+#   mixer=NAME     --model.encoder.mixer=NAME
+# Carry .whl, .devdata/speech/{train-synth,test-synth,meta} and, for code= variants, .devdata/code.
+# Usage: [EPOCHS=6] [VARIANTS="kernels=triton kernels=reference:ssm_inner ..."] bash benchmarks/gpu/speech_kernel_ab.sh
 source benchmarks/gpu/setup.sh
 RUNS=${RUNS:-/tmp/speech_ab}
-for variant in ${VARIANTS:-triton reference:ssm_inner reference:concept_assign reference}; do
-  name=${variant//[:,]/_}
-  [ $variant = triton ] && kernels= || kernels=$variant
-  INFOMAMBA_KERNELS=$kernels timeout ${FIT_TIMEOUT:-420} python3 -m infomamba.cli fit --task asr \
-    --config configs/speech_offline.yaml --data.root .devdata/speech --data.num_workers 3 \
+for variant in ${VARIANTS:-kernels=triton kernels=reference:ssm_inner kernels=reference:concept_assign kernels=reference}; do
+  name=${variant//[=:,]/_}
+  kernels= path=$PYTHONPATH config=configs/speech_offline.yaml extra=
+  case $variant in
+    kernels=*) kernels=${variant#kernels=}; [ $kernels = triton ] && kernels= ;;
+    code=*) path=.devdata/code/${variant#code=}/pkg:$PYTHONPATH config=.devdata/code/${variant#code=}/configs/speech_offline.yaml ;;
+    mixer=*) extra=--model.encoder.mixer=${variant#mixer=} ;;
+  esac
+  INFOMAMBA_KERNELS=$kernels PYTHONPATH=$path timeout ${FIT_TIMEOUT:-420} python3 -m infomamba.cli fit --task asr \
+    --config $config --data.root .devdata/speech --data.num_workers ${WORKERS:-3} $extra \
     --trainer.max_epochs ${EPOCHS:-6} --trainer.enable_progress_bar false --trainer.default_root_dir $RUNS/$name \
     > $OUT/speech_ab_$name.log 2>&1 &
 done
