@@ -13,8 +13,10 @@
 # row of the part --max-epochs N (default: each row's own). JOBS_imdb: IMDb fits at once (default 3; 9 runs
 # 3 seeds x 3 mixers in one call, each fit then slower); JOBS_imdb_candidates likewise. table5: Table 5's ablations
 # on IMDb (ROWS_table5, SEEDS_table5, JOBS_table5; default every row, seed 0, 4 at once).
-# speech: the offline speech recipe candidates (ROWS_speech, JOBS_speech; default every row, 3 at once).
-# Training parts (fmnist, imdb, their candidates, speech, tests_scan) run side by side; then the diagnose parts.
+# speech: the offline speech recipe candidates (ROWS_speech, JOBS_speech; default every row, 3 at once);
+# speech_mixers: the offline speech mixer table (ROWS_speech_mixers, SEEDS_speech); WORKERS_speech: loader workers.
+# tests_<part>: that part of fused_ssm_runs.sh (e.g. tests_inner), beside the fits.
+# Training and test parts run side by side; then the diagnose parts.
 # Runs and checkpoints stay on the machine under $RUNS; $OUT/<table>/ gets results.json, runs.csv, table.md,
 # curves.png and the last lines of each run's logs (copy results.json back and run reproduce.py --report-only
 # --docs docs/results.md); at the end all of $OUT is packed into $OUT/recipes.tar.gz (the device returns at most
@@ -54,8 +56,11 @@ for part in "$@"; do
               $(epochs ${EPOCHS_imdb:-row}) ${ROWS_imdb_candidates:+--rows $ROWS_imdb_candidates} & ;;
     table5) table table5_imdb .devdata/imdb 1 --jobs ${JOBS_table5:-4} --seeds ${SEEDS_table5:-0} \
               ${ROWS_table5:+--rows $ROWS_table5} & ;;
-    speech) table recipe_speech_offline .devdata/speech 3 --jobs ${JOBS_speech:-3} ${ROWS_speech:+--rows $ROWS_speech} & ;;
-    tests_scan) bash benchmarks/gpu/fused_ssm_runs.sh tests_scan & ;;
+    speech) table recipe_speech_offline .devdata/speech ${WORKERS_speech:-3} --jobs ${JOBS_speech:-3} \
+              ${ROWS_speech:+--rows $ROWS_speech} & ;;
+    speech_mixers) table mixers_speech_offline .devdata/speech ${WORKERS_speech:-3} --jobs 3 --seeds ${SEEDS_speech:-0} \
+              ${ROWS_speech_mixers:+--rows $ROWS_speech_mixers} & ;;
+    tests_*) bash benchmarks/gpu/fused_ssm_runs.sh $part & ;;
   esac
 done
 wait
