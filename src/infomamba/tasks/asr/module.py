@@ -34,10 +34,16 @@ class CTCSpeechRecognizer(TaskModule):
     "beam"), beam_size, lm_path (KenLM binary/arpa for the beam decoder), lm_weight, word_score; from the
     data (the CLI links them): vocab_size (CTC outputs, blank included), sample_rate (of the waveforms
     `transcribe` takes), vocab (None: characters when vocab_size fits them, else the checkpoint's,
-    restored by `load_from_checkpoint`)."""
+    restored by `load_from_checkpoint`).
+
+    The loss defaults to Eq. 14 without its MI terms: InfoNCE (beta) needs a class label, and Eq. 13's
+    redundancy penalty at gamma 0.01 kept InfoMamba on CTC's blank plateau for whole runs on the offline
+    speech set, where gamma 0, 0.001 and 0.0001 learn (H200, seed 0; docs/results.md, "Offline speech: why
+    InfoMamba did not learn"; LibriSpeech not measured)."""
 
     def __init__(self, encoder: EncoderConfig = EncoderConfig(dim=144, depth=6),
-                 loss: LossWeights = LossWeights(use_nce=False), lr: float = 2e-3, weight_decay: float = 0.01,
+                 loss: LossWeights = LossWeights(gamma=0.0, use_nce=False), lr: float = 2e-3,
+                 weight_decay: float = 0.01,
                  betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.1, min_lr_ratio: float = 0.01,
                  n_mels: int = 80, subsampling: int = 4, spec_augment: bool = True, decoder: str = "greedy",
                  beam_size: int = 50, lm_path: str | None = None, lm_weight: float = 2.0, word_score: float = 0.0,
