@@ -35,6 +35,19 @@ def _warm_up(fn: Callable[[], object], steps: int) -> None:
     torch.cuda.current_stream().wait_stream(side)
 
 
+def _recorded(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """`fn()` recorded once into a CUDA graph; returns a function that replays it and returns the tensor `fn`
+    returned while recording (each replay overwrites it)."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = fn()
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return output
+    return replay
+
+
 def graphed_forward(model: nn.Module, inputs: torch.Tensor, autocast_dtype: torch.dtype | None = None,
                     warmup: int = 3) -> Callable[[], torch.Tensor]:
     """A function that replays `model(inputs)` (no gradients) and returns its output tensor, which each replay
@@ -44,14 +57,7 @@ def graphed_forward(model: nn.Module, inputs: torch.Tensor, autocast_dtype: torc
             return model(inputs)
 
     _warm_up(forward, warmup)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        output = forward()
-
-    def replay() -> torch.Tensor:
-        graph.replay()
-        return output
-    return replay
+    return _recorded(forward)
 
 
 def graphed_train_step(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
@@ -77,11 +83,4 @@ def graphed_train_step(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch
 
     _warm_up(warm, warmup)
     optimizer.zero_grad(set_to_none=True)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        loss = step()
-
-    def replay() -> torch.Tensor:
-        graph.replay()
-        return loss
-    return replay
+    return _recorded(step)
