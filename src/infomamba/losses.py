@@ -74,17 +74,15 @@ def auxiliary_losses(aux: list[MixerAux], labels: torch.Tensor | None,
     return {k: torch.stack(v).mean() for k, v in parts.items() if v}
 
 
+def weighted_terms(parts: dict[str, torch.Tensor], weights: LossWeights) -> dict[str, torch.Tensor]:
+    """Eq. 14's summands: each part of `parts` ('task', 'nce_h', 'nce_r', 'red', 'mi_hash') times its weight."""
+    scale = {"task": 1.0, "nce_h": weights.beta, "nce_r": weights.beta, "red": weights.gamma,
+             "mi_hash": weights.mi_hash}
+    return {name: scale[name] * value for name, value in parts.items() if name in scale}
+
+
 def total_loss(task: torch.Tensor, aux: list[MixerAux], labels: torch.Tensor | None,
                weights: LossWeights) -> dict[str, torch.Tensor]:
-    """Eq. 14. Returns every part (for logging) and 'loss', the sum that is optimised."""
-    parts = auxiliary_losses(aux, labels, weights)
-    loss = task
-    if "nce_h" in parts:
-        loss = loss + weights.beta * parts["nce_h"]
-    if "nce_r" in parts:
-        loss = loss + weights.beta * parts["nce_r"]
-    if "red" in parts:
-        loss = loss + weights.gamma * parts["red"]
-    if "mi_hash" in parts:
-        loss = loss + weights.mi_hash * parts["mi_hash"]
-    return {"task": task, **parts, "loss": loss}
+    """Eq. 14. Returns every part (for logging) and 'loss', the sum of `weighted_terms`, which is optimised."""
+    parts = {"task": task, **auxiliary_losses(aux, labels, weights)}
+    return {**parts, "loss": sum(weighted_terms(parts, weights).values())}

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from infomamba import Encoder, EncoderConfig
-from infomamba.losses import LossWeights, total_loss
+from infomamba.losses import LossWeights, total_loss, weighted_terms
 
 
 def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -84,6 +84,7 @@ class TaskModule(L.LightningModule):
                                    "lr": lr, "weight_decay": weight_decay, "betas": betas,
                                    "warmup_ratio": warmup_ratio, "min_lr_ratio": min_lr_ratio, "compile": compile})
         self.encoder = Encoder(self.encoder_config)
+        self.recorded_terms: dict[str, torch.Tensor] | None = None
 
     def configure_model(self) -> None:
         if self.hparams.compile:
@@ -114,8 +115,12 @@ class TaskModule(L.LightningModule):
             set_rng_states(states)
 
     def objective(self, task_loss: torch.Tensor, out, labels: torch.Tensor | None, stage: str) -> torch.Tensor:
-        """Eq. 14 with every part logged as `<stage>/<part>`; k_eff logged when the mixer reports it."""
+        """Eq. 14 with every part logged as `<stage>/<part>`; k_eff logged when the mixer reports it. A training
+        step for which `recorded_terms` is a dict (set by `tasks.loss_gradients.LossGradientNorms`) leaves Eq. 14's
+        weighted summands there."""
         parts = total_loss(task_loss, out.aux, labels, self.loss_weights)
+        if stage == "train" and self.recorded_terms is not None:
+            self.recorded_terms.update(weighted_terms(parts, self.loss_weights))
         batch_size = out.hidden.shape[0]
         for name, value in parts.items():
             self.log(f"{stage}/{name}", value.detach(), batch_size=batch_size, sync_dist=stage != "train",
