@@ -58,7 +58,8 @@ for part in "$@"; do
               ${ROWS_table5:+--rows $ROWS_table5} & ;;
     speech) table recipe_speech_offline .devdata/speech ${WORKERS_speech:-3} --jobs ${JOBS_speech:-3} \
               ${ROWS_speech:+--rows $ROWS_speech} & ;;
-    speech_mixers) table mixers_speech_offline .devdata/speech ${WORKERS_speech:-3} --jobs 3 --seeds ${SEEDS_speech:-0} \
+    speech_mixers) table mixers_speech_offline .devdata/speech ${WORKERS_speech:-3} --jobs 3 \
+              --seeds ${SEEDS_speech:-0} \
               ${ROWS_speech_mixers:+--rows $ROWS_speech_mixers} & ;;
     tests_*) bash benchmarks/gpu/fused_ssm_runs.sh $part & ;;
   esac

@@ -11,12 +11,14 @@
 # Usage: [EPOCHS=6] [VARIANTS="kernels=triton kernels=reference:ssm_inner ..."] bash benchmarks/gpu/speech_kernel_ab.sh
 source benchmarks/gpu/setup.sh
 RUNS=${RUNS:-/tmp/speech_ab}
-for variant in ${VARIANTS:-kernels=triton kernels=reference:ssm_inner kernels=reference:concept_assign kernels=reference}; do
+DEFAULT_VARIANTS="kernels=triton kernels=reference:ssm_inner kernels=reference:concept_assign kernels=reference"
+for variant in ${VARIANTS:-$DEFAULT_VARIANTS}; do
   name=$(echo "$variant" | tr -c 'A-Za-z0-9._\n-' _)
   kernels= path=$PYTHONPATH config=configs/speech_offline.yaml extra=
   case $variant in
     kernels=*) kernels=${variant#kernels=}; [ $kernels = triton ] && kernels= ;;
-    code=*) path=.devdata/code/${variant#code=}/pkg:$PYTHONPATH config=.devdata/code/${variant#code=}/configs/speech_offline.yaml ;;
+    code=*) snapshot=.devdata/code/${variant#code=}
+            path=$snapshot/pkg:$PYTHONPATH config=$snapshot/configs/speech_offline.yaml ;;
     mixer=*) extra=--model.encoder.mixer=${variant#mixer=} ;;
     config=*) extra="--config ${variant#config=}" ;;
     opt=*) extra=${variant#opt=} ;;

@@ -75,10 +75,10 @@ def auxiliary_losses(aux: list[MixerAux], labels: torch.Tensor | None,
 
 
 def weighted_terms(parts: dict[str, torch.Tensor], weights: LossWeights) -> dict[str, torch.Tensor]:
-    """Eq. 14's summands: each part of `parts` ('task', 'nce_h', 'nce_r', 'red', 'mi_hash') times its weight."""
-    scale = {"task": 1.0, "nce_h": weights.beta, "nce_r": weights.beta, "red": weights.gamma,
-             "mi_hash": weights.mi_hash}
-    return {name: scale[name] * value for name, value in parts.items() if name in scale}
+    """Eq. 14's summands: parts['task'] as it is, and those of 'nce_h', 'nce_r', 'red', 'mi_hash' that `parts`
+    holds times their weights (other keys, such as 'loss', left out)."""
+    scale = {"nce_h": weights.beta, "nce_r": weights.beta, "red": weights.gamma, "mi_hash": weights.mi_hash}
+    return {"task": parts["task"], **{name: scale[name] * value for name, value in parts.items() if name in scale}}
 
 
 def total_loss(task: torch.Tensor, aux: list[MixerAux], labels: torch.Tensor | None,

@@ -18,12 +18,9 @@ def gradient_norms(terms: dict[str, torch.Tensor], params: list[torch.Tensor]) -
     """The L2 norm of d term / d params for each term (0 for a term no parameter reaches); keeps the graph."""
     norms = {}
     for name, term in terms.items():
-        if not term.requires_grad:
-            norms[name] = torch.zeros((), device=term.device)
-            continue
-        grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+        grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True) if term.requires_grad else ()
         squares = [g.float().pow(2).sum() for g in grads if g is not None]
-        norms[name] = torch.stack(squares).sum().sqrt() if squares else torch.zeros((), device=term.device)
+        norms[name] = torch.stack(squares).sum().sqrt() if squares else term.new_zeros((), dtype=torch.float32)
     return norms
 
 
