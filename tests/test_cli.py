@@ -144,6 +144,7 @@ def test_fit_ends_with_a_summary_line_and_without_the_known_noise(tmp_path, monk
 def test_print_config_is_commented_and_compile_is_short_for_model_compile(capsys):
     assert shorthands(["fit", "--compile"]) == ["fit", "--model.compile=true"]
     assert shorthands(["fit", "--compile=reduce-overhead"]) == ["fit", "--model.compile=reduce-overhead"]
+    assert shorthands(["fit", "--cuda_graphs"]) == ["fit", "--model.cuda_graphs=true"]
     with pytest.raises(SystemExit) as done:
         main(["fit", "--task", "text", "--compile", "--print_config"])
     assert not done.value.code

@@ -7,7 +7,8 @@ import torch
 
 from infomamba.bench import SequenceModel, main
 from infomamba.config import EncoderConfig
-from infomamba.cuda_graphs import graphed_forward, graphed_train_step
+from infomamba.cuda_graphs import GraphedEncoder, graphed_forward, graphed_train_step
+from infomamba.encoder import Encoder
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 
@@ -75,3 +76,79 @@ def test_replayed_training_steps_follow_the_eager_steps(mixer):
     assert len(set(graphed_losses)) == 4  # the weights move between replays
     for (name, a), b in zip(graphed.named_parameters(), eager.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5, msg=name)
+
+
+def _encoder(mixer: str, device: str = "cuda") -> Encoder:
+    torch.manual_seed(0)
+    return Encoder(EncoderConfig(dim=32, depth=2, mixer=mixer, drop_path=0.1)).to(device).train()
+
+
+def _objective(out) -> torch.Tensor:
+    """A scalar that reads the hidden states and every auxiliary tensor a mixer reports (as Eq. 14 does)."""
+    loss = out.hidden.float().square().mean()
+    for aux in out.aux:
+        for value in (aux.h_pool, aux.r_pool, aux.mi_hash, aux.k_eff):
+            if value is not None:
+                loss = loss + value.float().mean()
+    return loss
+
+
+def test_graphed_encoder_runs_the_eager_encoder_off_the_gpu():
+    encoder = _encoder("infomamba", "cpu").eval()
+    x = torch.randn(2, 8, 32)
+    torch.testing.assert_close(GraphedEncoder(encoder)(x).hidden, encoder(x).hidden, rtol=0, atol=0)
+
+
+@cuda
+@pytest.mark.parametrize("mixer", ["infomamba", "mamba", "attention"])
+@pytest.mark.parametrize("padded, autocast", [(False, None), (True, None), (False, torch.bfloat16)])
+def test_graphed_encoder_training_follows_the_eager_encoder(mixer, padded, autocast):
+    """Three AdamW steps on new data each: the replayed forward/backward gives the eager losses and weights
+    (InfoMamba's Gumbel noise and drop-path draw what the eager step draws from the same seed)."""
+    graphed_encoder = _encoder(mixer)
+    eager_encoder = copy.deepcopy(graphed_encoder)
+    graphed = GraphedEncoder(graphed_encoder)
+    mask = torch.zeros(4, 64, dtype=torch.bool, device="cuda")
+    if padded:
+        mask[1, 50:] = True
+    mask = mask if padded else None
+    with torch.autocast("cuda", dtype=autocast or torch.float32, enabled=autocast is not None):
+        _objective(graphed(torch.randn(4, 64, 32, device="cuda"), mask)).backward()  # the capture
+    assert len(graphed.graphs) == 1
+    graphed_encoder.zero_grad(set_to_none=True)
+    runs = []
+    for encoder, call in ((graphed_encoder, graphed), (eager_encoder, eager_encoder)):
+        opt = torch.optim.AdamW(encoder.parameters(), lr=1e-2)
+        losses = []
+        for step in range(3):
+            x = torch.randn(4, 64, 32, device="cuda", generator=torch.Generator("cuda").manual_seed(step))
+            torch.cuda.manual_seed(100 + step)
+            with torch.autocast("cuda", dtype=autocast or torch.float32, enabled=autocast is not None):
+                loss = _objective(call(x, mask))
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        runs.append(losses)
+    tol = dict(rel=2e-2, abs=1e-3) if autocast else dict(rel=1e-4, abs=1e-5)
+    assert runs[0] == pytest.approx(runs[1], **tol)
+    assert len(set(runs[0])) == 3
+    for (name, a), b in zip(graphed_encoder.named_parameters(), eager_encoder.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-2 if autocast else 1e-3, atol=1e-3 if autocast else 1e-5, msg=name)
+    assert len(graphed.graphs) == 1
+
+
+@cuda
+def test_graphed_encoder_captures_each_shape_up_to_its_cap_and_evaluates_eagerly():
+    encoder = _encoder("mamba")
+    graphed = GraphedEncoder(encoder, max_shapes=2)
+    for length in (64, 32, 16):
+        _objective(graphed(torch.randn(2, length, 32, device="cuda"))).backward()
+    assert sorted(key[0] for key in graphed.graphs) == [(2, 32, 32), (2, 64, 32)]
+    x = torch.randn(2, 16, 32, device="cuda")
+    out = graphed(x)  # past the cap: the eager encoder, whose output is not a graph's static buffer
+    torch.testing.assert_close(out.hidden, encoder(x).hidden, rtol=0, atol=0)
+    encoder.eval()
+    x = torch.randn(2, 64, 32, device="cuda")
+    with torch.no_grad():
+        torch.testing.assert_close(graphed(x).hidden, encoder(x).hidden, rtol=0, atol=0)

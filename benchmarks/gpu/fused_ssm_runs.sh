@@ -16,6 +16,8 @@ for part in "$@"; do
     tests) timeout 420 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/mixers/test_compile.py \
              tests/ops \
              > $OUT/gpu_tests.log 2>&1; echo "tests rc=$?" >> $OUT/gpu_tests.log; tail -5 $OUT/gpu_tests.log ;;
+    tests_graphs) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/tasks/test_base.py \
+             > $OUT/tests_graphs.log 2>&1; echo "tests_graphs rc=$?" >> $OUT/tests_graphs.log; tail -5 $OUT/tests_graphs.log ;;
     curve) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba mamba --steps 200 --out $OUT \
              > $OUT/curve.log 2>&1; echo "curve rc=$?" >> $OUT/curve.log; tail -4 $OUT/curve.log ;;
     bench) timeout 280 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 512 1024 \

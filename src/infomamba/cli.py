@@ -14,7 +14,8 @@ Run folders (`infomamba.tasks.run_dir`): every run claims its own `version_N` (o
 `checkpoints/last.ckpt`, in its folder and with its config.yaml (options given again override it).
 SIGINT / SIGTERM stop a fit after the running step with `last.ckpt` written there
 (`infomamba.tasks.interrupt`). `--compile` is short for `--model.compile=true` (`--compile=MODE` for a
-torch.compile mode, e.g. reduce-overhead); `--print_config` prints
+torch.compile mode, e.g. reduce-overhead), `--cuda_graphs` for `--model.cuda_graphs=true` (the eager
+encoder's training step replayed as CUDA graphs, no compiling); `--print_config` prints
 the config with every option's help as a comment.
 
 Lightning is imported only once the task is loaded: the task's folder first sets aside a broken
@@ -102,8 +103,8 @@ def with_config(argv: list[str], config: Path) -> list[str]:
 
 
 def shorthands(argv: list[str]) -> list[str]:
-    """`--compile` -> `--model.compile=true` (`--compile=MODE` -> `--model.compile=MODE`); a bare
-    `--print_config` prints comments (needs ruamel.yaml)."""
+    """`--compile` -> `--model.compile=true` (`--compile=MODE` -> `--model.compile=MODE`), `--cuda_graphs` ->
+    `--model.cuda_graphs=true`; a bare `--print_config` prints comments (needs ruamel.yaml)."""
     comments = bool(importlib.util.find_spec("ruamel") and importlib.util.find_spec("ruamel.yaml"))
     out = []
     for arg in argv:
@@ -111,6 +112,8 @@ def shorthands(argv: list[str]) -> list[str]:
             arg = "--model.compile=true"
         elif arg.startswith("--compile="):
             arg = "--model.compile=" + arg.split("=", 1)[1]
+        elif arg == "--cuda_graphs":
+            arg = "--model.cuda_graphs=true"
         elif arg == "--print_config" and comments:
             arg = "--print_config=comments"
         elif arg.startswith("--print_config=") and "comments" in arg and not comments:

@@ -15,10 +15,15 @@ returned function does.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Callable
 
 import torch
 import torch.nn as nn
+
+from .encoder import EncoderOutput
+from .mixers import MixerAux
 
 
 def _autocast(dtype: torch.dtype | None):
@@ -84,3 +89,68 @@ def graphed_train_step(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch
     _warm_up(warm, warmup)
     optimizer.zero_grad(set_to_none=True)
     return _recorded(step)
+
+
+_AUX_FIELDS = tuple(f.name for f in dataclasses.fields(MixerAux))
+
+
+class _FlatEncoder(nn.Module):
+    """The encoder as make_graphed_callables takes it: tensors in, a flat tuple of tensors (or None) out, the
+    grid fixed."""
+
+    def __init__(self, encoder: nn.Module, grid: tuple[int, int] | None):
+        super().__init__()
+        self.encoder = encoder
+        self.grid = grid
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> tuple:
+        out = self.encoder(x, padding_mask, self.grid)
+        return (out.hidden, *(getattr(aux, name) for aux in out.aux for name in _AUX_FIELDS))
+
+
+class GraphedEncoder:
+    """An encoder's training forward and backward, each replayed as one CUDA graph (PyTorch's partial-network
+    capture, `torch.cuda.make_graphed_callables`): what `infomamba fit --model.cuda_graphs=true` runs. The
+    optimizer step, the loss and the task's frontend and head stay eager; gradients reach the parameters through
+    autograd as usual, so gradient clipping, schedulers and checkpoints are unchanged.
+
+    One capture per input signature (shape, dtype, padding-mask shape, grid, autocast dtype), at most
+    `max_shapes`: fixed-size batches (images; the last, smaller batch is a second capture) replay, and an input
+    seen after the cap, an eval or no-grad call or a CPU tensor runs the eager encoder. Capturing costs a few
+    eager steps (three warm-up steps on a side stream, then one recorded). Each capture keeps its activations
+    in its own memory pool for the rest of the run. A replay overwrites the gradients of the previous one, so
+    gradients must not be accumulated over several batches (`accumulate_grad_batches` > 1): the task refuses it.
+    """
+
+    def __init__(self, encoder: nn.Module, max_shapes: int = 4):
+        self.encoder = encoder
+        self.max_shapes = max_shapes
+        self.graphs: dict[tuple, nn.Module] = {}
+
+    def __call__(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                 grid: tuple[int, int] | None = None):
+        if not (x.is_cuda and self.encoder.training and torch.is_grad_enabled()):
+            return self.encoder(x, padding_mask, grid)
+        autocast = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else None
+        key = (tuple(x.shape), x.dtype, x.requires_grad, None if padding_mask is None else tuple(padding_mask.shape),
+               grid, autocast)
+        graphed = self.graphs.get(key)
+        if graphed is None:
+            if len(self.graphs) >= self.max_shapes:
+                return self.encoder(x, padding_mask, grid)
+            graphed = self.graphs[key] = self._capture(x, padding_mask, grid, autocast)
+        hidden, *fields = graphed(x) if padding_mask is None else graphed(x, padding_mask)
+        n = len(_AUX_FIELDS)
+        aux = [MixerAux(*fields[i:i + n]) for i in range(0, len(fields), n)]
+        return EncoderOutput(hidden, padding_mask, aux)
+
+    def _capture(self, x, padding_mask, grid, autocast: torch.dtype | None) -> nn.Module:
+        sample = (x.detach().clone().requires_grad_(x.requires_grad),)
+        if padding_mask is not None:
+            sample += (padding_mask.clone(),)
+        with _autocast(autocast):
+            return torch.cuda.make_graphed_callables(_FlatEncoder(self.encoder, grid), sample)
+
+    def __deepcopy__(self, memo):
+        """A copy (an averaged model, say) gets the copied encoder and no captures (graphs cannot be copied)."""
+        return GraphedEncoder(copy.deepcopy(self.encoder, memo), self.max_shapes)

@@ -1,4 +1,8 @@
 """TaskModule options shared by every task."""
+import copy
+import types
+
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -53,3 +57,32 @@ def test_text_classifier_takes_label_smoothing_into_its_loss(monkeypatch):
              "labels": torch.tensor([0, 2])}
     model._step(batch, "train")
     assert seen == [(0.3, "train")]
+
+
+def _text_model(**options) -> TextClassifier:
+    return TextClassifier(num_classes=3, vocab_size=11, encoder=EncoderConfig(dim=16, depth=1), **options)
+
+
+def test_cuda_graphs_and_compile_are_refused_together():
+    with pytest.raises(ValueError, match="pick one"):
+        _text_model(compile="reduce-overhead", cuda_graphs=True)
+
+
+def test_cuda_graphs_keep_the_state_dict_and_a_copy_gets_its_own_encoder():
+    """The graphed path holds the encoder, it is not a submodule: the checkpoint keys stay those of the plain model,
+    and a deep copy (an averaged model) replays nothing of the original's."""
+    plain, graphed = _text_model(), _text_model(cuda_graphs=True)
+    assert graphed.state_dict().keys() == plain.state_dict().keys()
+    clone = copy.deepcopy(graphed)
+    assert clone.graphed_encoder.encoder is clone.encoder and clone.graphed_encoder.graphs == {}
+    assert plain.graphed_encoder is None
+
+
+@pytest.mark.parametrize("trainer_state, message", [({"world_size": 2, "accumulate_grad_batches": 1}, "one device"),
+                                                     ({"world_size": 1, "accumulate_grad_batches": 4}, "set it to 1")])
+def test_cuda_graphs_refuse_what_a_replay_cannot_do(trainer_state, message):
+    model = _text_model(cuda_graphs=True)
+    model._trainer = types.SimpleNamespace(**trainer_state)
+    with pytest.raises(ValueError, match=message):
+        model.on_fit_start()
+    _text_model().on_fit_start()  # nothing to check without graphs

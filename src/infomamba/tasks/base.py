@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from infomamba import Encoder, EncoderConfig
+from infomamba.cuda_graphs import GraphedEncoder
 from infomamba.losses import LossWeights, total_loss, weighted_terms
 
 
@@ -72,23 +73,48 @@ class TaskModule(L.LightningModule):
             fixed shapes (images) more than length-bucketed text. In the default mode the kernel path traces the
             sequence length as a symbol (one graph for every length); the CPU reference scan loops over time in
             Python, so there each new length recompiles, up to dynamo's limit.
+        cuda_graphs: replay the encoder's training forward and backward as CUDA graphs, without torch.compile
+            (`infomamba.cuda_graphs.GraphedEncoder`; `infomamba fit --cuda_graphs`): capturing takes a few eager
+            steps where compiling takes minutes. One device, fixed-size batches (images), no gradient
+            accumulation; eval and other shapes run eagerly. Not with `compile`.
     """
 
     def __init__(self, encoder: EncoderConfig = EncoderConfig(), loss: LossWeights = LossWeights(), lr: float = 1e-3,
                  weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05,
-                 min_lr_ratio: float = 0.01, compile: CompileOption = False):
+                 min_lr_ratio: float = 0.01, compile: CompileOption = False, cuda_graphs: bool = False):
         super().__init__()
+        if compile and cuda_graphs:
+            raise ValueError("model.compile and model.cuda_graphs are two ways to replay CUDA graphs; pick one "
+                             "(--compile=reduce-overhead compiles, --cuda_graphs captures the eager encoder)")
         self.encoder_config = encoder if isinstance(encoder, EncoderConfig) else EncoderConfig(**encoder)
         self.loss_weights = loss if isinstance(loss, LossWeights) else LossWeights(**loss)
         self.save_hyperparameters({"encoder": asdict(self.encoder_config), "loss": asdict(self.loss_weights),
                                    "lr": lr, "weight_decay": weight_decay, "betas": betas,
-                                   "warmup_ratio": warmup_ratio, "min_lr_ratio": min_lr_ratio, "compile": compile})
+                                   "warmup_ratio": warmup_ratio, "min_lr_ratio": min_lr_ratio, "compile": compile,
+                                   "cuda_graphs": cuda_graphs})
         self.encoder = Encoder(self.encoder_config)
+        self.graphed_encoder = GraphedEncoder(self.encoder) if cuda_graphs else None
         self.recorded_terms: dict[str, torch.Tensor] | None = None
 
     def configure_model(self) -> None:
         if self.hparams.compile:
             self.encoder.compile(mode="default" if self.hparams.compile is True else self.hparams.compile)
+
+    def on_fit_start(self) -> None:
+        if self.graphed_encoder is None:
+            return
+        if self.trainer.world_size > 1:
+            raise ValueError(f"model.cuda_graphs runs on one device; this fit has {self.trainer.world_size} "
+                             "processes (use --compile=reduce-overhead for DDP)")
+        if self.trainer.accumulate_grad_batches > 1:
+            raise ValueError("model.cuda_graphs: each replay overwrites the previous batch's gradients, so "
+                             f"trainer.accumulate_grad_batches={self.trainer.accumulate_grad_batches} would lose "
+                             "them; set it to 1")
+
+    def encode(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
+               grid: tuple[int, int] | None = None):
+        """The encoder's output (`EncoderOutput`), through its CUDA-graph replays where `cuda_graphs` is on."""
+        return (self.graphed_encoder or self.encoder)(x, padding_mask, grid)
 
     def _step(self, batch, stage: str):
         """Loss of one batch at `stage` ("train" / "val" / "test"), metrics logged."""

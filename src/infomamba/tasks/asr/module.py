@@ -48,14 +48,15 @@ class CTCSpeechRecognizer(TaskModule):
                  n_mels: int = 80, subsampling: int = 4, spec_augment: bool = True, decoder: str = "greedy",
                  beam_size: int = 50, lm_path: str | None = None, lm_weight: float = 2.0, word_score: float = 0.0,
                  vocab_size: int = len(CharVocab()), sample_rate: int = 16000,
-                 vocab: CharVocab | SubwordVocab | None = None, compile: CompileOption = False):
+                 vocab: CharVocab | SubwordVocab | None = None,
+                 compile: CompileOption = False, cuda_graphs: bool = False):
         if decoder not in ("greedy", "beam"):
             raise ValueError(f"model.decoder must be 'greedy' or 'beam', got {decoder!r}")
         if vocab is None and vocab_size == len(CharVocab()):
             vocab = CharVocab()
         if vocab is not None and len(vocab) != vocab_size:
             raise ValueError(f"the vocabulary has {len(vocab)} entries but vocab_size={vocab_size}")
-        super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile)
+        super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile, cuda_graphs)
         self.save_hyperparameters({"vocab_size": vocab_size, "n_mels": n_mels, "subsampling": subsampling,
                                    "spec_augment": spec_augment, "decoder": decoder, "beam_size": beam_size,
                                    "lm_path": lm_path, "lm_weight": lm_weight, "word_score": word_score,
@@ -88,7 +89,7 @@ class CTCSpeechRecognizer(TaskModule):
             features = self.spec_augment(features, lengths)
         x, out_lengths = self.subsample(features, lengths)
         padding_mask = torch.arange(x.shape[1], device=x.device)[None, :] >= out_lengths[:, None]
-        out = self.encoder(x, padding_mask)
+        out = self.encode(x, padding_mask)
         return self.head(out.hidden).float().log_softmax(-1), out_lengths, out
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:

@@ -26,12 +26,13 @@ class ImageClassifier(TaskModule):
                  loss: LossWeights = LossWeights(), lr: float = 1e-3, weight_decay: float = 0.05,
                  betas: tuple[float, float] = (0.9, 0.999), warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01,
                  patch_size: int = 16, pos: str = "learned", label_smoothing: float = 0.0, in_chans: int = 3,
-                 image_size: int = 224, class_names: list[str] | None = None, compile: CompileOption = False,
+                 image_size: int = 224, class_names: list[str] | None = None,
+                 compile: CompileOption = False, cuda_graphs: bool = False,
                  stem: str = "patch"):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
-        super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile)
+        super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile, cuda_graphs)
         if self.encoder_config.causal:
             raise ValueError("image classification uses a bidirectional encoder: set model.encoder.causal=false")
         self.save_hyperparameters({"num_classes": num_classes, "class_names": class_names, "in_chans": in_chans,
@@ -50,7 +51,7 @@ class ImageClassifier(TaskModule):
 
     def forward(self, images: torch.Tensor):
         tokens, grid = self.patch(images)
-        out = self.encoder(tokens, None, grid)
+        out = self.encode(tokens, None, grid)
         return self.head(masked_mean(out.hidden, None)), out
 
     def _step(self, batch, stage: str):

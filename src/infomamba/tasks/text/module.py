@@ -48,7 +48,7 @@ class TextClassifier(TaskModule):
                  max_positions: int = 4096, head_dropout: float = 0.1, label_smoothing: float = 0.0,
                  token_dropout: float = 0.0, pad_id: int = 0,
                  class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None,
-                 compile: CompileOption = False):
+                 compile: CompileOption = False, cuda_graphs: bool = False):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
         if not 0.0 <= token_dropout < 1.0:
             raise ValueError(f"token_dropout must be in [0, 1), got {token_dropout}")
@@ -57,7 +57,7 @@ class TextClassifier(TaskModule):
         if tokenizer is not None and (tokenizer.vocab_size, tokenizer.pad_id) != (vocab_size, pad_id):
             raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids and pads with {tokenizer.pad_id}, "
                              f"but vocab_size={vocab_size} and pad_id={pad_id}")
-        super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile)
+        super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile, cuda_graphs)
         self.save_hyperparameters({"num_classes": num_classes, "vocab_size": vocab_size, "pad_id": pad_id,
                                    "class_names": class_names, "max_positions": max_positions,
                                    "head_dropout": head_dropout, "label_smoothing": label_smoothing,
@@ -79,7 +79,7 @@ class TextClassifier(TaskModule):
         if L > self.pos.shape[0]:
             raise ValueError(f"sequence of {L} tokens exceeds model.max_positions={self.pos.shape[0]}")
         tokens = drop_tokens(self.embed(input_ids), self.hparams.token_dropout if self.training else 0.0)
-        out = self.encoder(tokens + self.pos[:L], padding_mask)
+        out = self.encode(tokens + self.pos[:L], padding_mask)
         return self.head(masked_mean(out.hidden, padding_mask)), out
 
     def _step(self, batch, stage: str):
