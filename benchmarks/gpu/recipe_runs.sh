@@ -14,7 +14,8 @@
 # 3 seeds x 3 mixers in one call, each fit then slower); JOBS_imdb_candidates likewise. table5: Table 5's ablations
 # on IMDb (ROWS_table5, SEEDS_table5, JOBS_table5; default every row, seed 0, 4 at once).
 # speech: the offline speech recipe candidates (ROWS_speech, JOBS_speech; default every row, 3 at once);
-# speech_mixers: the offline speech mixer table (ROWS_speech_mixers, SEEDS_speech); WORKERS_speech: loader workers.
+# speech_mixers: the offline speech mixer table (ROWS_speech_mixers, SEEDS_speech); WORKERS_speech / WORKERS_fmnist:
+# loader workers per fit (default 3).
 # tests_<part>: that part of fused_ssm_runs.sh (e.g. tests_inner), beside the fits.
 # Training and test parts run side by side; then the diagnose parts.
 # Runs and checkpoints stay on the machine under $RUNS; $OUT/<table>/ gets results.json, runs.csv, table.md,
@@ -46,9 +47,9 @@ diagnose() {  # name, task, checkpoint, options
 }
 for part in "$@"; do
   case $part in
-    fmnist) table mixers_fashion_mnist .devdata/fashion-mnist 3 --jobs 4 --seeds ${SEEDS_fmnist:-0} \
+    fmnist) table mixers_fashion_mnist .devdata/fashion-mnist ${WORKERS_fmnist:-3} --jobs 4 --seeds ${SEEDS_fmnist:-0} \
               $(epochs ${EPOCHS_fmnist:-row}) --rows ${ROWS_fmnist:-infomamba attention} & ;;
-    fmnist_candidates) table recipe_fashion_mnist .devdata/fashion-mnist 3 --jobs 4 $(epochs ${EPOCHS_fmnist:-row}) \
+    fmnist_candidates) table recipe_fashion_mnist .devdata/fashion-mnist ${WORKERS_fmnist:-3} --jobs 4 $(epochs ${EPOCHS_fmnist:-row}) \
               ${ROWS_fmnist_candidates:+--rows $ROWS_fmnist_candidates} & ;;
     imdb) table mixers_imdb .devdata/imdb 1 --jobs ${JOBS_imdb:-3} --seeds ${SEEDS_imdb:-0} \
               $(epochs ${EPOCHS_imdb:-row}) --rows ${ROWS_imdb:-infomamba attention mamba} & ;;

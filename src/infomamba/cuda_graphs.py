@@ -95,17 +95,26 @@ _AUX_FIELDS = tuple(f.name for f in dataclasses.fields(MixerAux))
 
 
 class _FlatEncoder(nn.Module):
-    """The encoder as make_graphed_callables takes it: tensors in, a flat tuple of tensors (or None) out, the
-    grid fixed."""
+    """The encoder as make_graphed_callables takes it: tensors in, a flat tuple of tensors out (the aux fields a
+    mixer leaves None are left out; `present` records which are there), the grid fixed."""
 
     def __init__(self, encoder: nn.Module, grid: tuple[int, int] | None):
         super().__init__()
         self.encoder = encoder
         self.grid = grid
+        self.present: list[list[bool]] = []
 
-    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> tuple:
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         out = self.encoder(x, padding_mask, self.grid)
-        return (out.hidden, *(getattr(aux, name) for aux in out.aux for name in _AUX_FIELDS))
+        fields = [[getattr(aux, name) for name in _AUX_FIELDS] for aux in out.aux]
+        self.present = [[value is not None for value in block] for block in fields]
+        return (out.hidden, *(value for block in fields for value in block if value is not None))
+
+    def output(self, flat: tuple[torch.Tensor, ...], padding_mask: torch.Tensor | None) -> EncoderOutput:
+        """The EncoderOutput that `flat` (what forward returned) stands for."""
+        values = iter(flat[1:])
+        aux = [MixerAux(*(next(values) if there else None for there in block)) for block in self.present]
+        return EncoderOutput(flat[0], padding_mask, aux)
 
 
 class GraphedEncoder:
@@ -125,7 +134,7 @@ class GraphedEncoder:
     def __init__(self, encoder: nn.Module, max_shapes: int = 4):
         self.encoder = encoder
         self.max_shapes = max_shapes
-        self.graphs: dict[tuple, nn.Module] = {}
+        self.graphs: dict[tuple, _FlatEncoder] = {}
 
     def __call__(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                  grid: tuple[int, int] | None = None):
@@ -139,12 +148,9 @@ class GraphedEncoder:
             if len(self.graphs) >= self.max_shapes:
                 return self.encoder(x, padding_mask, grid)
             graphed = self.graphs[key] = self._capture(x, padding_mask, grid, autocast)
-        hidden, *fields = graphed(x) if padding_mask is None else graphed(x, padding_mask)
-        n = len(_AUX_FIELDS)
-        aux = [MixerAux(*fields[i:i + n]) for i in range(0, len(fields), n)]
-        return EncoderOutput(hidden, padding_mask, aux)
+        return graphed.output(graphed(x) if padding_mask is None else graphed(x, padding_mask), padding_mask)
 
-    def _capture(self, x, padding_mask, grid, autocast: torch.dtype | None) -> nn.Module:
+    def _capture(self, x, padding_mask, grid, autocast: torch.dtype | None) -> _FlatEncoder:
         sample = (x.detach().clone().requires_grad_(x.requires_grad),)
         if padding_mask is not None:
             sample += (padding_mask.clone(),)
