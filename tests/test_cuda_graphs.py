@@ -153,11 +153,12 @@ def test_graphed_encoder_training_follows_the_eager_encoder(mixer, padded, autoc
 def test_graphed_encoder_captures_each_shape_up_to_its_cap_and_evaluates_eagerly():
     encoder = _encoder("mamba")
     graphed = GraphedEncoder(encoder, max_shapes=2)
-    for length in (64, 32, 16):
+    for length in (64, 32):
         _objective(graphed(torch.randn(2, length, 32, device="cuda"))).backward()
     assert sorted(key[0] for key in graphed.graphs) == [(2, 32, 32), (2, 64, 32)]
     x = torch.randn(2, 16, 32, device="cuda")
-    out = graphed(x)  # past the cap: the eager encoder, whose output is not a graph's static buffer
+    with pytest.warns(UserWarning, match="2 batch shapes captured"):
+        out = graphed(x)  # past the cap: the eager encoder, whose output is not a graph's static buffer
     torch.testing.assert_close(out.hidden, encoder(x).hidden, rtol=0, atol=0)
     encoder.eval()
     x = torch.randn(2, 64, 32, device="cuda")

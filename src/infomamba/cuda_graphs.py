@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from typing import Callable
 
 import torch
@@ -135,6 +136,7 @@ class GraphedEncoder:
         self.encoder = encoder
         self.max_shapes = max_shapes
         self.graphs: dict[tuple, _FlatEncoder] = {}
+        self.warned = False
 
     def __call__(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                  grid: tuple[int, int] | None = None):
@@ -146,6 +148,11 @@ class GraphedEncoder:
         graphed = self.graphs.get(key)
         if graphed is None:
             if len(self.graphs) >= self.max_shapes:
+                if not self.warned:
+                    warnings.warn(f"cuda_graphs: {self.max_shapes} batch shapes captured; batches of other shapes "
+                                  f"(this one: {tuple(x.shape)}) run eagerly. Fixed shapes replay (text: "
+                                  "data.pad_multiple)", stacklevel=2)
+                    self.warned = True
                 return self.encoder(x, padding_mask, grid)
             graphed = self.graphs[key] = self._capture(x, padding_mask, grid, autocast)
         return graphed.output(graphed(x) if padding_mask is None else graphed(x, padding_mask), padding_mask)

@@ -150,6 +150,24 @@ def test_batches_padding_and_truncation(tmp_path, kind):
             assert (mask == (torch.arange(ids.shape[1]) >= lengths[:, None])).all()  # right padding
 
 
+def test_pad_multiple_rounds_batch_lengths_up_to_max_length(tmp_path):
+    """Bytes texts cut at max_length 70, pad_multiple 16: every batch is 32, 48, 64 or (the cap) 70 long, padding
+    only added at the right, the texts untouched."""
+    _write(_frame(60, [0, 1]), tmp_path / "train.jsonl")
+    plain = _dm(tmp_path, tokenizer="bytes", max_length=70, batch_size=7)
+    padded = _dm(tmp_path, tokenizer="bytes", max_length=70, batch_size=7, pad_multiple=16)
+    widths = set()
+    for a, b in zip(plain.train_dataloader(), padded.train_dataloader()):  # same seed: same batches
+        n = a["input_ids"].shape[1]
+        assert b["input_ids"].shape[1] == min(-(-n // 16) * 16, 70)
+        assert torch.equal(b["input_ids"][:, :n], a["input_ids"]) and b["padding_mask"][:, n:].all()
+        assert (b["input_ids"][:, n:] == padded.pad_id).all()
+        widths.add(b["input_ids"].shape[1])
+    assert widths <= {16, 32, 48, 64, 70} and len(widths) > 1
+    with pytest.raises(ValueError, match="pad_multiple"):
+        TextDataModule(pad_multiple=0)
+
+
 def test_max_tokens_batches(tmp_path):
     _write(_frame(80, [0, 1]), tmp_path / "train.csv")
     dm = _dm(tmp_path, tokenizer="bytes", max_length=64, max_tokens=256)

@@ -98,13 +98,22 @@ class EncodedTexts(Dataset):
 
 
 class TextCollator:
-    """Pads a list of `EncodedTexts` items to the longest one (``pad_id``, mask True at padding)."""
+    """Pads a list of `EncodedTexts` items to the longest one (``pad_id``, mask True at padding), or with
+    ``pad_multiple`` up to the next multiple of it (at most ``max_length``, never below the longest)."""
 
-    def __init__(self, pad_id: int) -> None:
+    def __init__(self, pad_id: int, pad_multiple: int | None = None, max_length: int | None = None) -> None:
         self.pad_id = pad_id
+        self.pad_multiple = pad_multiple
+        self.max_length = max_length
+
+    def padded_length(self, longest: int) -> int:
+        if self.pad_multiple is None:
+            return longest
+        rounded = -(-longest // self.pad_multiple) * self.pad_multiple
+        return max(longest, min(rounded, self.max_length or rounded))
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        longest = max(len(item["input_ids"]) for item in items)
+        longest = self.padded_length(max(len(item["input_ids"]) for item in items))
         input_ids = torch.full((len(items), longest), self.pad_id, dtype=torch.long)
         padding_mask = torch.ones((len(items), longest), dtype=torch.bool)
         for row, item in enumerate(items):
@@ -139,6 +148,10 @@ class TextDataModule(L.LightningDataModule):
         batch_size: samples per batch (ignored when ``max_tokens`` is set).
         max_tokens: padding-aware token budget per batch (samples x longest sample); replaces
             ``batch_size`` when set; must be >= the longest sample (<= ``max_length``).
+        pad_multiple: pad each batch's length up to a multiple of this (at most ``max_length``) instead of to
+            its longest text: a few batch shapes instead of one per length, so that ``model.cuda_graphs``
+            replays its captures (it captures at most 4 shapes) instead of running most batches eagerly.
+            ``max_tokens`` budgets the lengths before this padding.
         num_workers: DataLoader worker processes.
         val_fraction: share of the training split carved off as validation.
         test_fraction: share carved off as test when the source has no test split (single file, train
@@ -164,6 +177,7 @@ class TextDataModule(L.LightningDataModule):
         max_length: int = 512,
         batch_size: int = 32,
         max_tokens: int | None = None,
+        pad_multiple: int | None = None,
         num_workers: int = 0,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
@@ -180,6 +194,8 @@ class TextDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be in (0, 1), got {value}.")
         if max_length < 1 or batch_size < 1 or listops_size < 4:
             raise ValueError("Need max_length >= 1, batch_size >= 1 and listops_size >= 4.")
+        if pad_multiple is not None and pad_multiple < 1:
+            raise ValueError(f"data.pad_multiple must be >= 1 (or null), got {pad_multiple}.")
         # Not logged beside the model's hyperparameters: this `vocab_size` is the size asked of a trained
         # tokenizer, the model's the size it got, and Lightning refuses two values under one key. The
         # run's config.yaml keeps these settings.
@@ -193,6 +209,7 @@ class TextDataModule(L.LightningDataModule):
         self.max_length = max_length
         self.batch_size = batch_size
         self.max_tokens = max_tokens
+        self.pad_multiple = pad_multiple
         self.num_workers = num_workers
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -301,7 +318,7 @@ class TextDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_sampler=sampler,
-            collate_fn=TextCollator(self.pad_id),
+            collate_fn=TextCollator(self.pad_id, self.pad_multiple, self.max_length),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
