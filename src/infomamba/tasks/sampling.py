@@ -194,3 +194,12 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         if current:
             batches.append(current)
         return batches
+
+
+def padded_length(longest: int, multiple: int | None, cap: int | None = None) -> int:
+    """A batch's padded length: its longest sample's, or rounded up to a multiple of ``multiple`` (at most
+    ``cap``, never below ``longest``). Few distinct batch shapes let ``model.cuda_graphs`` replay its captures."""
+    if multiple is None:
+        return longest
+    rounded = -(-longest // multiple) * multiple
+    return max(longest, rounded if cap is None else min(rounded, cap))

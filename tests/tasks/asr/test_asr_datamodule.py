@@ -13,7 +13,10 @@ import soundfile
 import torch
 
 from infomamba.tasks.asr.audio import LogMel
+from infomamba import EncoderConfig
+from infomamba.losses import LossWeights
 from infomamba.tasks.asr.datamodule import ASRDataModule, collate_asr
+from infomamba.tasks.asr.module import CTCSpeechRecognizer
 
 WORDS = "THE QUICK BROWN FOX JUMPS OVER A LAZY DOG IT'S TIME TO SPEAK CLEARLY NOW".split()
 MEL = LogMel()
@@ -422,3 +425,25 @@ def test_setup_prints_a_dataset_summary(tree, caplog):
     assert "no_transcript=1" in fit and "unreadable=1" in fit and "training set 11 utterances" in fit
     assert "vocabulary char (29 symbols, blank included)" in fit
     assert "test-8k 5 utterances" in test and "test-ogg 3 utterances" in test
+
+
+def test_pad_multiple_rounds_frames_up_and_the_model_reads_only_the_real_ones():
+    """Frames padded up to a multiple of 16: the same features and lengths, zeros after them, and the recogniser's
+    log-probabilities over each utterance's real outputs unchanged by the extra padding."""
+    torch.manual_seed(0)
+    items = [{"utt_id": u, "features": torch.randn(n, 80), "targets": torch.tensor([1, 2]), "transcript": "ab"}
+             for u, n in (("a", 37), ("b", 21))]
+    plain, padded = collate_asr(items), collate_asr(items, pad_multiple=16)
+    assert plain["features"].shape[1] == 37 and padded["features"].shape[1] == 48
+    assert torch.equal(padded["features"][:, :37], plain["features"]) and not padded["features"][:, 37:].any()
+    assert torch.equal(padded["feature_lengths"], plain["feature_lengths"])
+    model = CTCSpeechRecognizer(EncoderConfig(dim=32, depth=2, mixer_options={"k_max": 8, "d_state": 4}),
+                                LossWeights(use_nce=False), spec_augment=False).eval()
+    with torch.no_grad():
+        a, lengths, _ = model(plain["features"], plain["feature_lengths"])
+        b, padded_lengths, _ = model(padded["features"], padded["feature_lengths"])
+    assert torch.equal(lengths, padded_lengths) and b.shape[1] > a.shape[1]
+    for row, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(b[row, :n], a[row, :n], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="pad_multiple"):
+        ASRDataModule(root="unused", pad_multiple=0)

@@ -23,6 +23,7 @@ this data module defines ``on_before_batch_transfer``, Lightning uses it instead
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Sequence
@@ -31,11 +32,12 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from ..sampling import LengthBucketBatchSampler
+from ..sampling import LengthBucketBatchSampler, padded_length
 from .audio import AudioError, LogMel, load_audio
 from .augment import WaveformAugment, speed_perturbed_length
 from .sources import (
@@ -94,8 +96,9 @@ class ASRDataset(Dataset):
         return item
 
 
-def collate_asr(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pad a list of ``ASRDataset`` items into a batch; failed items are left out.
+def collate_asr(items: list[dict[str, Any]], pad_multiple: int | None = None) -> dict[str, Any]:
+    """Pad a list of ``ASRDataset`` items into a batch; failed items are left out. Features are padded to the
+    longest item's frames, or with ``pad_multiple`` up to the next multiple of it (``sampling.padded_length``).
 
     Returns the batch keys of the module docstring plus ``dropped_utt_ids`` (always present, usually
     empty). If every item failed, only ``dropped_utt_ids`` is returned.
@@ -104,8 +107,10 @@ def collate_asr(items: list[dict[str, Any]]) -> dict[str, Any]:
     items = [it for it in items if "error" not in it]
     if not items:
         return {"dropped_utt_ids": dropped}
+    features = pad_sequence([it["features"] for it in items], batch_first=True)
+    frames = padded_length(features.shape[1], pad_multiple)
     batch: dict[str, Any] = {
-        "features": pad_sequence([it["features"] for it in items], batch_first=True),
+        "features": F.pad(features, (0, 0, 0, frames - features.shape[1])),
         "feature_lengths": torch.tensor([it["features"].shape[0] for it in items], dtype=torch.long),
     }
     if "targets" in items[0]:
@@ -165,6 +170,9 @@ class ASRDataModule(L.LightningDataModule):
             ``batch size x longest utterance's frames <= max_frames``; replaces ``batch_size`` when set.
             It must cover the longest training utterance; an evaluation utterance longer than the
             budget forms a batch of its own.
+        pad_multiple: pad each batch's frames up to a multiple of this instead of to its longest utterance: a
+            few batch shapes, so that ``model.cuda_graphs`` replays its captures (``max_frames`` budgets the
+            frames before this padding).
         num_workers: DataLoader worker processes (audio decoding and features run in them).
         seed: seed of the training batch order (epoch ``e`` uses ``seed + e``) and of the held-out carve.
         val_fraction: fraction of training utterances held out when no val split exists (0 = none).
@@ -209,6 +217,7 @@ class ASRDataModule(L.LightningDataModule):
         filter_eval: bool = False,
         batch_size: int | None = 16,
         max_frames: int | None = None,
+        pad_multiple: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
         val_fraction: float = 0.05,
@@ -223,6 +232,8 @@ class ASRDataModule(L.LightningDataModule):
             raise ValueError(f"vocab must be 'char', 'bpe' or 'unigram', got {vocab!r}")
         if max_frames is None and (batch_size is None or batch_size < 1):
             raise ValueError("give batch_size >= 1 or max_frames")
+        if pad_multiple is not None and pad_multiple < 1:
+            raise ValueError(f"data.pad_multiple must be >= 1 (or null), got {pad_multiple}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if min_duration > max_duration:
@@ -252,6 +263,7 @@ class ASRDataModule(L.LightningDataModule):
         self.filter_eval = filter_eval
         self.batch_size = None if max_frames is not None else batch_size
         self.max_frames = max_frames
+        self.pad_multiple = pad_multiple
         self.num_workers = num_workers
         self.seed = seed
         self.val_fraction = val_fraction
@@ -470,7 +482,8 @@ class ASRDataModule(L.LightningDataModule):
             num_replicas=world, rank=rank,
         )
         return DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=collate_asr, num_workers=self.num_workers,
+            dataset, batch_sampler=sampler, collate_fn=functools.partial(collate_asr, pad_multiple=self.pad_multiple),
+            num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
         )
 

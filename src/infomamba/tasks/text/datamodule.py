@@ -46,7 +46,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from infomamba.tasks.sampling import LengthBucketBatchSampler
+from infomamba.tasks.sampling import LengthBucketBatchSampler, padded_length
 from infomamba.tasks.text.listops import NUM_CLASSES as LISTOPS_CLASSES
 from infomamba.tasks.text.listops import generate_listops, listops_tokenizer
 from infomamba.tasks.text.sources import Source, Split, class_names_of, label_ids, open_source, read_predict_texts
@@ -106,14 +106,8 @@ class TextCollator:
         self.pad_multiple = pad_multiple
         self.max_length = max_length
 
-    def padded_length(self, longest: int) -> int:
-        if self.pad_multiple is None:
-            return longest
-        rounded = -(-longest // self.pad_multiple) * self.pad_multiple
-        return max(longest, min(rounded, self.max_length or rounded))
-
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        longest = self.padded_length(max(len(item["input_ids"]) for item in items))
+        longest = padded_length(max(len(item["input_ids"]) for item in items), self.pad_multiple, self.max_length)
         input_ids = torch.full((len(items), longest), self.pad_id, dtype=torch.long)
         padding_mask = torch.ones((len(items), longest), dtype=torch.bool)
         for row, item in enumerate(items):
