@@ -150,7 +150,7 @@ class GraphedEncoder:
             if len(self.graphs) >= self.max_shapes:
                 if not self.warned:
                     warnings.warn(f"cuda_graphs: {self.max_shapes} batch shapes captured; batches of other shapes "
-                                  f"(this one: {tuple(x.shape)}) run eagerly. Fixed shapes replay (text: "
+                                  f"(this one: {tuple(x.shape)}) run eagerly. Fixed shapes replay (text, speech: "
                                   "data.pad_multiple)", stacklevel=2)
                     self.warned = True
                 return self.encoder(x, padding_mask, grid)

@@ -75,8 +75,8 @@ class TaskModule(L.LightningModule):
             Python, so there each new length recompiles, up to dynamo's limit.
         cuda_graphs: replay the encoder's training forward and backward as CUDA graphs, without torch.compile
             (`infomamba.cuda_graphs.GraphedEncoder`; `infomamba fit --cuda_graphs`): capturing takes a few eager
-            steps where compiling takes minutes. One device, fixed-size batches (images), no gradient
-            accumulation; eval and other shapes run eagerly. Not with `compile`.
+            steps where compiling takes minutes. One device, few batch shapes (images; text and speech with
+            `data.pad_multiple`), no gradient accumulation; eval and other shapes run eagerly. Not with `compile`.
     """
 
     def __init__(self, encoder: EncoderConfig = EncoderConfig(), loss: LossWeights = LossWeights(), lr: float = 1e-3,
