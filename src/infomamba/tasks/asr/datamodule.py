@@ -108,9 +108,9 @@ def collate_asr(items: list[dict[str, Any]], pad_multiple: int | None = None) ->
     if not items:
         return {"dropped_utt_ids": dropped}
     features = pad_sequence([it["features"] for it in items], batch_first=True)
-    frames = padded_length(features.shape[1], pad_multiple)
+    extra = padded_length(features.shape[1], pad_multiple) - features.shape[1]
     batch: dict[str, Any] = {
-        "features": F.pad(features, (0, 0, 0, frames - features.shape[1])),
+        "features": F.pad(features, (0, 0, 0, extra)) if extra else features,
         "feature_lengths": torch.tensor([it["features"].shape[0] for it in items], dtype=torch.long),
     }
     if "targets" in items[0]:
