@@ -1,12 +1,14 @@
 """CUDA-graph capture of a forward and of a whole training step (`cuda_graphs.py`): replays must compute what the
 eager model computes, step for step. The GPU tests run on the lent GPU (benchmarks/gpu/fused_ssm_runs.sh tests)."""
 import copy
+import threading
 
 import pytest
 import torch
 
 from infomamba.bench import SequenceModel, main
 from infomamba.config import EncoderConfig
+from infomamba import cuda_graphs
 from infomamba.cuda_graphs import GraphedEncoder, _FlatEncoder, graphed_forward, graphed_train_step
 from infomamba.encoder import Encoder
 
@@ -164,6 +166,63 @@ def test_graphed_encoder_captures_each_shape_up_to_its_cap_and_evaluates_eagerly
     x = torch.randn(2, 64, 32, device="cuda")
     with torch.no_grad():
         torch.testing.assert_close(graphed(x).hidden, encoder(x).hidden, rtol=0, atol=0)
+
+
+def test_the_encoder_is_captured_in_thread_local_mode(monkeypatch):
+    """make_graphed_callables (torch 2.11: no capture-mode argument) must open its graph contexts in "thread_local"
+    mode, and torch.cuda.graph must be itself again afterwards."""
+    modes = []
+
+    class Recorder:
+        def __init__(self, cuda_graph, pool=None, stream=None, capture_error_mode="global"):
+            modes.append(capture_error_mode)
+
+    def make_graphed_callables(module, sample):
+        torch.cuda.graph(None, pool=None)  # as torch's forward and backward captures call it
+        return module
+
+    monkeypatch.setattr(torch.cuda, "graph", Recorder)
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", make_graphed_callables)
+    module = torch.nn.Identity()
+    assert cuda_graphs._make_graphed(module, (torch.zeros(1),)) is module
+    assert modes == ["thread_local"]
+    assert torch.cuda.graph is Recorder
+
+
+def _capture_while_pinning(lengths=(64, 32, 48)) -> tuple[GraphedEncoder, list[BaseException]]:
+    """Capture one shape per length while another thread allocates and frees pinned host memory without pause, as a
+    DataLoader's pin-memory thread does; returns the encoder and what either thread raised."""
+    stop, errors = threading.Event(), []
+
+    def pin():
+        try:
+            while not stop.is_set():
+                torch.empty(1 << 20, dtype=torch.uint8).pin_memory()
+                torch._C._host_emptyCache()  # the next pin allocates again (cudaHostAlloc), as after each capture
+        except BaseException as error:  # noqa: BLE001 - reported to the test
+            errors.append(error)
+
+    thread = threading.Thread(target=pin)
+    thread.start()
+    graphed = GraphedEncoder(_encoder("mamba"))
+    try:
+        for length in lengths:
+            _objective(graphed(torch.randn(2, length, 32, device="cuda"))).backward()
+    except BaseException as error:  # noqa: BLE001
+        errors.append(error)
+    finally:
+        stop.set()
+        thread.join()
+    return graphed, errors
+
+
+@cuda
+def test_capture_survives_a_thread_pinning_host_memory():
+    """In the default "global" capture mode the other thread's pinned allocations invalidate the capture
+    (cudaErrorStreamCaptureInvalidated: a speech fit died so on the H200)."""
+    graphed, errors = _capture_while_pinning()
+    assert errors == []
+    assert len(graphed.graphs) == 3
 
 
 @pytest.mark.parametrize("mixer", ["infomamba", "mamba"])

@@ -15,8 +15,11 @@ returned function does.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import functools
+import inspect
 import warnings
 from typing import Callable
 
@@ -45,7 +48,7 @@ def _recorded(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
     """`fn()` recorded once into a CUDA graph; returns a function that replays it and returns the tensor `fn`
     returned while recording (each replay overwrites it)."""
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
         output = fn()
 
     def replay() -> torch.Tensor:
@@ -90,6 +93,33 @@ def graphed_train_step(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch
     _warm_up(warm, warmup)
     optimizer.zero_grad(set_to_none=True)
     return _recorded(step)
+
+
+@contextlib.contextmanager
+def _thread_local_capture():
+    """Inside this block `torch.cuda.graph` captures in "thread_local" mode, so that make_graphed_callables,
+    which takes no capture mode in torch 2.11, does.
+
+    In the default "global" mode a CUDA call from any other thread invalidates the capture. A DataLoader with
+    `pin_memory=True` runs such a thread, which allocates pinned host memory for the next batch, and each capture
+    first empties the pinned-memory cache: on the H200 a speech fit (two fits side by side, 7 loader workers each)
+    died in its first capture with cudaErrorStreamCaptureInvalidated (docs/results.md). In "thread_local" mode only
+    the capturing thread's own unsafe calls do; the pinning thread's buffers never enter the graph. Only one
+    capture may run in a process at a time, so swapping the module attribute for the call is safe."""
+    graph = torch.cuda.graph
+    torch.cuda.graph = functools.partial(graph, capture_error_mode="thread_local")
+    try:
+        yield
+    finally:
+        torch.cuda.graph = graph
+
+
+def _make_graphed(module: nn.Module, sample: tuple[torch.Tensor, ...]):
+    """torch.cuda.make_graphed_callables(module, sample), captured in "thread_local" mode."""
+    if "capture_error_mode" in inspect.signature(torch.cuda.make_graphed_callables).parameters:
+        return torch.cuda.make_graphed_callables(module, sample, capture_error_mode="thread_local")
+    with _thread_local_capture():
+        return torch.cuda.make_graphed_callables(module, sample)
 
 
 _AUX_FIELDS = tuple(f.name for f in dataclasses.fields(MixerAux))
@@ -162,7 +192,7 @@ class GraphedEncoder:
         if padding_mask is not None:
             sample += (padding_mask.clone(),)
         with _autocast(autocast):
-            return torch.cuda.make_graphed_callables(_FlatEncoder(self.encoder, grid), sample)
+            return _make_graphed(_FlatEncoder(self.encoder, grid), sample)
 
     def __deepcopy__(self, memo):
         """A copy (an averaged model, say) gets the copied encoder and no captures (graphs cannot be copied)."""
