@@ -31,6 +31,11 @@ NO_LAUNCH = {"detach", "view", "_unsafe_view", "t", "expand", "unsqueeze", "slic
              "scalar_tensor"}
 
 
+def _short(path: str) -> str:
+    """A source file as its folder and name ("ssm_inner/triton.py"): every op folder has a triton.py."""
+    return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+
+
 class _Counter(TorchDispatchMode):
     """Counts dispatched ops that launch work, by phase and by source line of infomamba."""
 
@@ -42,7 +47,7 @@ class _Counter(TorchDispatchMode):
 
     def count(self, name: str) -> None:
         frames = [f for f in traceback.extract_stack() if f"{os.sep}infomamba{os.sep}" in f.filename]
-        where = f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else "autograd"
+        where = f"{_short(frames[-1].filename)}:{frames[-1].lineno}" if frames else "autograd"
         self.counts[(self.phase, where, name)] += 1
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):

@@ -7,33 +7,29 @@ layer; here both are recomputed in backward from z (which the mixer's in_proj ou
     g = y * SiLU(z);  dW = dout^T g;  dg = dout W;  dy = dg * SiLU(z);  dz = dg * y * SiLU'(z),
     SiLU'(z) = s (1 + z (1 - s)),  s = sigmoid(z).
 
-Matmuls run in dout's dtype (bf16 under mixed precision, as autocast would), elementwise work in fp32
-(or wider); gradients come back in each input's dtype. Traceable by torch.compile (no graph break: plain PyTorch inside).
+Matmuls run in dout's dtype (bf16 under mixed precision, as autocast would); the elementwise work is the op
+`ops.silu_gate` (one Triton kernel per direction on CUDA, fp32 inside), gradients come back in each input's
+dtype. Traceable by torch.compile (no graph break: the kernels are custom ops with fake implementations).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from ..ops.silu_gate import silu_gate, silu_gate_backward
+
 
 class _GatedProjection(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y, z, weight):
         ctx.save_for_backward(y, z, weight)
-        return F.linear(y * F.silu(z), weight.to(torch.promote_types(y.dtype, z.dtype)))
+        return F.linear(silu_gate(y, z), weight.to(torch.promote_types(y.dtype, z.dtype)))
 
     @staticmethod
     def backward(ctx, dout):
         y, z, weight = ctx.saved_tensors
-        acc = torch.promote_types(torch.promote_types(y.dtype, z.dtype), torch.float32)
-        zf, yf = z.to(acc), y.to(acc)
-        s = torch.sigmoid(zf)
-        silu = zf * s
-        g = (yf * silu).to(dout.dtype)
+        g, dy, dz = silu_gate_backward(y, z, dout @ weight.to(dout.dtype), dout.dtype)
         dweight = (dout.flatten(0, -2).t() @ g.flatten(0, -2)).to(weight.dtype)
-        dg = (dout @ weight.to(dout.dtype)).to(acc)
-        dy = (dg * silu).to(y.dtype)
-        dz = (dg * yf * s * (1 + zf * (1 - s))).to(z.dtype)
         return dy, dz, dweight
 
 
