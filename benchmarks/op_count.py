@@ -77,7 +77,8 @@ FUSED_SSM = {"ssm_inner": "ssm_inner_op", "ssm_inner_backward": "ssm_inner_backw
 @contextlib.contextmanager
 def stubbed_ssm_kernels(counter: _Counter):
     """The fused SSM op's Triton launchers replaced by one counted launch each that returns empty outputs of the
-    launcher's shapes and dtypes (the op's glue around them then runs, and is counted, on fake tensors)."""
+    launcher's shapes and dtypes (the op's glue around them then runs, and is counted, on fake tensors); a kernel
+    the op launches itself (the injection backward) is counted at its launch, its outputs allocated as usual."""
     from infomamba.ops.selective_scan import triton as scan
     from infomamba.ops.ssm_inner import triton as inner
 
@@ -102,9 +103,19 @@ def stubbed_ssm_kernels(counter: _Counter):
                                           At.new_empty(At.t().shape, dtype=f32), B.new_empty(B.shape),
                                           C.new_empty(C.shape), D.new_empty(D.shape, dtype=f32)))
 
+    class Kernel:
+        """A @triton.jit kernel's launch, `kernel[grid](...)`, counted and not run."""
+
+        def __init__(self, name):
+            self.name = name
+
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: counter.count(self.name)
+
     with mock.patch.object(inner, "conv_forward", conv_forward), mock.patch.object(inner, "conv_backward",
                                                                                  conv_backward), \
-            mock.patch.object(scan, "_forward", scan_forward), mock.patch.object(scan, "_backward", scan_backward):
+            mock.patch.object(scan, "_forward", scan_forward), mock.patch.object(scan, "_backward", scan_backward), \
+            mock.patch.object(inner, "_injection_bwd_kernel", Kernel("injection_bwd_kernel")):
         yield
 
 

@@ -50,7 +50,8 @@ def test_the_concept_filter_adds_at_most_155_ops_a_block(op_count):
     tokens). Counting the fused op as one launch: 3.06x mamba's (248 vs 81) before Eq. 9's V, Q, K came from
     one matmul and the MI-hash loss took a plain mean where nothing is padded; 2.81x (228) after. Counting its
     glue and launches one by one (the fused op in both): 299 vs 147, 152 more; with the SiLU gate's two kernels
-    (`ops/silu_gate`) in both, 283 vs 131: the same 152 more (the bound was 2.1x mamba's until then)."""
+    (`ops/silu_gate`) in both, 283 vs 131: the same 152 more (the bound was 2.1x mamba's until then); with the
+    injection's backward (du, P du, sum du h) in one kernel, 277 vs 131."""
     infomamba, mamba = (sum(totals(op_count.block_ops(m, 384, {})).values()) for m in ("infomamba", "mamba"))
     assert infomamba - mamba <= 155, f"infomamba {infomamba} ops per block, mamba {mamba}"
 

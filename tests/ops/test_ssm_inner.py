@@ -183,3 +183,55 @@ def test_dispatch_runs_the_fused_op_when_kernels_run(monkeypatch):
     monkeypatch.setenv("INFOMAMBA_KERNELS", "reference")
     torch.testing.assert_close(ssm_inner(*params.values(), mask, True),
                                ssm_inner_reference(*params.values(), mask, True))
+
+
+@pytest.mark.parametrize("inject, pad", [(None, False), ("I", True), ("p", False), ("p", True)])
+def test_the_injection_backward_kernel_over_several_programs(inject, pad):
+    """du = (du_scan + du_proj) at real tokens, dh = P du, dp = sum du h, over 3 x 100 tokens and 300 channels:
+    three programs along the tokens (each with its own dp partial row) and two along the channels."""
+    from infomamba.ops.ssm_inner.triton import _injection_backward
+
+    g = torch.Generator().manual_seed(0)
+    a, b, h = (torch.randn(3, 100, 300, generator=g).to(DEVICE) for _ in range(3))
+    p = torch.randn(300, generator=g).to(DEVICE) if inject == "p" else None
+    h = h if inject else None
+    mask = (torch.rand(3, 100, generator=g) < 0.2).to(DEVICE) if pad else None
+    du, dh, dp = _injection_backward(a, b, h, p, mask)
+    want = (a + b) * (~mask).unsqueeze(-1) if pad else a + b
+    torch.testing.assert_close(du, want)
+    if inject:
+        torch.testing.assert_close(dh, want * p if p is not None else want)
+    else:
+        assert dh.numel() == 0
+    if p is not None:
+        torch.testing.assert_close(dp, (want * h).sum((0, 1)), rtol=1e-5, atol=1e-4)
+    else:
+        assert dp.numel() == 0
+
+
+def compile_injection_variants() -> dict:
+    """{variant: error or ''}: the injection backward kernel with bf16 activations, fp32 p, for sm_90."""
+    from infomamba.ops.ssm_inner import triton as inner
+    from sm90_compile import compile_sm90
+
+    kernel = inner._injection_bwd_kernel
+    types = {n: "*i1" if n == "pad_ptr" else "*fp32" if n in ("p_ptr", "part_ptr") else "*bf16"
+             for n in kernel.arg_names if n.endswith("_ptr")}
+    types.update(n_rows="i32", E="i32")
+    block_r, block_e = inner._INJECTION_BLOCK
+    results = {}
+    for has_h, has_p, has_pad in ((False, False, False), (False, False, True), (True, False, True), (True, True, False),
+                                  (True, True, True)):
+        constants = dict(HAS_H=has_h, HAS_P=has_p, HAS_PAD=has_pad, BLOCK_R=block_r, BLOCK_E=block_e,
+                         TILES=inner._INJECTION_TILES)
+        results[f"HAS_H={has_h} HAS_P={has_p} HAS_PAD={has_pad}"] = compile_sm90(kernel, types, constants, 4)
+    return results
+
+
+def test_the_injection_backward_kernel_compiles_for_sm90(tmp_path):
+    from sm90_compile import variants_in_subprocess
+
+    results = variants_in_subprocess(__file__, "compile_injection_variants", tmp_path / "triton-cache")
+    assert len(results) == 5
+    failed = {variant: error for variant, error in results.items() if error}
+    assert not failed, failed
