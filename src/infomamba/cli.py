@@ -149,6 +149,7 @@ def trainer_defaults(task: TaskSpec, checkpointing: bool = True) -> dict:
     from .tasks.interrupt import StopOnSignal
     from .tasks.prediction_writer import JsonLinesPredictionWriter
     from .tasks.resume import ResumeMidEpoch
+    from .tasks.schedule_budget import ScheduleBudget
 
     monitor, mode = task.monitor
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -161,7 +162,7 @@ def trainer_defaults(task: TaskSpec, checkpointing: bool = True) -> dict:
         "logger": {"class_path": "infomamba.tasks.run_dir.RunLogger",
                    "init_args": {"save_dir": "runs", "name": task.name}},
         "callbacks": [*checkpoints, LearningRateMonitor(logging_interval="step"), EpochSummary(),
-                      JsonLinesPredictionWriter(), ResumeMidEpoch(), StopOnSignal()],
+                      JsonLinesPredictionWriter(), ResumeMidEpoch(), StopOnSignal(), ScheduleBudget()],
         "plugins": [{"class_path": "infomamba.tasks.checkpoint_io.AtomicCheckpointIO"}],
         "use_distributed_sampler": False,
         "precision": "bf16-mixed" if bf16 else "32-true",

@@ -1,0 +1,45 @@
+"""ScheduleBudget: a fit whose max_time ends it before max_epochs says so once, with the max_epochs that would
+finish its learning-rate schedule in time; a fit without max_time, or with time enough, says nothing."""
+import itertools
+import warnings
+
+import pytest
+
+from infomamba.cli import main
+from infomamba.tasks import schedule_budget
+from infomamba.tasks.schedule_budget import reachable_epochs
+
+TINY_TEXT = ["fit", "--task", "text", "--data.listops_size=64", "--data.batch_size=16", "--model.encoder.dim=16",
+             "--model.encoder.depth=1", "--model.encoder.mixer=attention", "--trainer.limit_train_batches=1",
+             "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
+             "--trainer.enable_model_summary=false", "--trainer.enable_checkpointing=false", "--trainer.max_epochs=6"]
+
+
+def test_reachable_epochs():
+    assert reachable_epochs(2, 100.0, 299.0) == 4
+    assert reachable_epochs(2, 100.0, 300.0) == 5
+    assert reachable_epochs(2, 100.0, -5.0) == 2
+    assert reachable_epochs(2, 0.0, 10.0) > 10**6
+
+
+def _fit(monkeypatch, tmp_path, seconds_per_epoch: float, extra: list[str]) -> list[str]:
+    """Run the tiny fit with ScheduleBudget's clock advancing `seconds_per_epoch` per epoch; its warnings."""
+    clock = itertools.count(step=seconds_per_epoch)  # read at each epoch's start and end
+    monkeypatch.setattr(schedule_budget.ScheduleBudget, "clock", staticmethod(lambda: next(clock)))
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main([*TINY_TEXT, *extra])
+    return [str(w.message) for w in caught if "max_time will stop" in str(w.message)]
+
+
+def test_a_fit_that_max_time_will_cut_short_is_told_which_max_epochs_fits(monkeypatch, tmp_path):
+    said = _fit(monkeypatch, tmp_path, 100.0, ["--trainer.max_time=00:00:05:00"])
+    assert len(said) == 1, said  # once, after the second epoch
+    # after epoch 1 (two done), 300 s left at 100 s an epoch: two more
+    assert "about epoch 4 of max_epochs=6" in said[0] and "--trainer.max_epochs=4" in said[0], said[0]
+
+
+@pytest.mark.parametrize("extra", [[], ["--trainer.max_time=00:00:05:00"]], ids=["no max_time", "time enough"])
+def test_nothing_is_said_when_the_schedule_fits(monkeypatch, tmp_path, extra):
+    assert _fit(monkeypatch, tmp_path, 100.0 if not extra else 10.0, extra) == []
