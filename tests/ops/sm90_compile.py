@@ -41,3 +41,11 @@ def variants_in_subprocess(test_file: str, function: str, cache_dir) -> dict:
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def assert_every_variant_compiles(test_file: str, function: str, cache_dir, count: int) -> None:
+    """`function()` of `test_file` (`variants_in_subprocess`) compiled `count` variants, every one without error."""
+    results = variants_in_subprocess(test_file, function, cache_dir)
+    assert len(results) == count, sorted(results)
+    failed = {variant: error for variant, error in results.items() if error}
+    assert not failed, failed

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("triton")
 from infomamba.ops.causal_conv import triton as cc  # noqa: E402
-from sm90_compile import compile_sm90, variants_in_subprocess  # noqa: E402
+from sm90_compile import assert_every_variant_compiles, compile_sm90  # noqa: E402
 
 FP32_POINTERS = {"w_ptr", "b_ptr", "p_ptr", "part_ptr"}
 INTS = {"L", "D", "stride_b", "stride_l"}
@@ -40,7 +40,5 @@ def compile_every_variant() -> dict:
 
 
 def test_every_conv_kernel_variant_compiles_for_sm90(tmp_path):
-    results = variants_in_subprocess(__file__, "compile_every_variant", tmp_path / "triton-cache")
-    assert len(results) == 2 * (len(cc.FWD_CANDIDATES) + len(cc.BWD_CANDIDATES)) + 8
-    failed = {variant: error for variant, error in results.items() if error}
-    assert not failed, failed
+    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache",
+                                  2 * (len(cc.FWD_CANDIDATES) + len(cc.BWD_CANDIDATES)) + 8)

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("triton")
 from infomamba.ops.selective_scan import triton as ss  # noqa: E402
-from sm90_compile import compile_sm90, variants_in_subprocess  # noqa: E402
+from sm90_compile import assert_every_variant_compiles, compile_sm90  # noqa: E402
 
 MODES = [(False, False), (True, True), (False, True)]  # (first-pass-only mode, chunked)
 FP32_POINTERS = {"At_ptr", "D_ptr", "dAp_ptr", "dB_ptr", "dC_ptr", "dDp_ptr", "ckpt_ptr", "xf_ptr", "S_ptr",
@@ -43,8 +43,5 @@ def compile_every_variant() -> dict:
 
 
 def test_every_scan_kernel_variant_compiles_for_sm90(tmp_path):
-    results = variants_in_subprocess(__file__, "compile_every_variant", tmp_path / "triton-cache")
     expected = sum(2 * len(MODES) + len(ss.candidate_configs(kind, 16)) - 1 for kind in ("fwd", "bwd"))
-    assert len(results) == expected
-    failed = {variant: error for variant, error in results.items() if error}
-    assert not failed, failed
+    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", expected)

@@ -10,7 +10,7 @@ pytest.importorskip("triton")
 from infomamba.ops.silu_gate import silu_gate, silu_gate_backward  # noqa: E402
 from infomamba.ops.silu_gate.reference import silu_gate_backward_reference, silu_gate_reference  # noqa: E402
 from infomamba.ops.silu_gate.triton import silu_gate_backward_triton, silu_gate_triton  # noqa: E402
-from sm90_compile import compile_sm90, variants_in_subprocess  # noqa: E402
+from sm90_compile import assert_every_variant_compiles, compile_sm90  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FP32, BF16 = torch.float32, torch.bfloat16
@@ -99,7 +99,4 @@ def compile_every_variant() -> dict:
 
 
 def test_every_kernel_variant_compiles_for_sm90(tmp_path):
-    results = variants_in_subprocess(__file__, "compile_every_variant", tmp_path / "triton-cache")
-    assert len(results) == 8
-    failed = {variant: error for variant, error in results.items() if error}
-    assert not failed, failed
+    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 8)
