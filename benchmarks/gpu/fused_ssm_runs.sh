@@ -58,7 +58,8 @@ for part in "$@"; do
              > $OUT/profile_compiled.log 2>&1; echo "profile rc=$?" >> $OUT/profile_compiled.log
            grep "^==" -A 22 $OUT/profile_compiled.log ;;
     tests_inner) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
-             tests/ops/test_causal_conv_triton.py tests/ops/test_silu_gate_triton.py tests/layers/test_gate.py > $OUT/tests_inner.log 2>&1; echo "tests_inner rc=$?" >> $OUT/tests_inner.log
+             tests/ops/test_causal_conv_triton.py tests/ops/test_silu_gate_triton.py tests/layers/test_gate.py \
+             > $OUT/tests_inner.log 2>&1; echo "tests_inner rc=$?" >> $OUT/tests_inner.log
            tail -3 $OUT/tests_inner.log ;;
     bench_eager) timeout 330 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 1024 \
              --lengths 16384 --max-tokens-attention 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 \

@@ -9,7 +9,8 @@
 #           train-synth-extra1 test-asterisk train-synth-extra2) | split -b 53000000 -d - .devdata/pack/part` with
 #           part00 in .devdata/pack/p1 and part01 in .devdata/pack/p2; carry p1 with .whl in one call and p2 in the
 #           next on the same warm machine (call again within its 30 s: an ignored path carried earlier stays there),
-#           then begin the command with `cat .devdata/pack/p1/part00 .devdata/pack/p2/part01 | tar xz -C .devdata/speech`
+#           then begin the command with
+#           `cat .devdata/pack/p1/part00 .devdata/pack/p2/part01 | tar xz -C .devdata/speech`
 #   imdb:   cp -r ../shared/data/imdb .devdata/imdb         (27 MB)
 # The device's copy of the tree has no current git history: put INFOMAMBA_COMMIT=<the commit here> in the command
 # so that the records name it.
