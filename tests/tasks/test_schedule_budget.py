@@ -1,25 +1,26 @@
-"""ScheduleBudget: a fit whose max_time ends it before max_epochs says so once, with the max_epochs that would
-finish its learning-rate schedule in time; a fit without max_time, or with time enough, says nothing."""
+"""ScheduleBudget: a fit whose max_time ends it before its learning-rate schedule does says so once, with the
+max_epochs (or max_steps, where that ends the schedule) that would finish it in time; a fit without max_time, or
+with time enough, says nothing."""
 import itertools
+import re
 import warnings
 
 import pytest
 
 from infomamba.cli import main
 from infomamba.tasks import schedule_budget
-from infomamba.tasks.schedule_budget import reachable_epochs
+from infomamba.tasks.schedule_budget import reachable
 
 TINY_TEXT = ["fit", "--task", "text", "--data.listops_size=64", "--data.batch_size=16", "--model.encoder.dim=16",
-             "--model.encoder.depth=1", "--model.encoder.mixer=attention", "--trainer.limit_train_batches=1",
-             "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
+             "--model.encoder.depth=1", "--model.encoder.mixer=attention", "--trainer.enable_progress_bar=false",
              "--trainer.enable_model_summary=false", "--trainer.enable_checkpointing=false", "--trainer.max_epochs=6"]
 
 
-def test_reachable_epochs():
-    assert reachable_epochs(2, 100.0, 299.0) == 4
-    assert reachable_epochs(2, 100.0, 300.0) == 5
-    assert reachable_epochs(2, 100.0, -5.0) == 2
-    assert reachable_epochs(2, 0.0, 10.0) > 10**6
+def test_reachable():
+    assert reachable(2, 100.0, 299.0) == 4
+    assert reachable(2, 100.0, 300.0) == 5
+    assert reachable(2, 100.0, -5.0) == 2
+    assert reachable(2, 0.0, 10.0) > 10**6
 
 
 def _fit(monkeypatch, tmp_path, seconds_per_epoch: float, extra: list[str]) -> list[str]:
@@ -36,8 +37,16 @@ def _fit(monkeypatch, tmp_path, seconds_per_epoch: float, extra: list[str]) -> l
 def test_a_fit_that_max_time_will_cut_short_is_told_which_max_epochs_fits(monkeypatch, tmp_path):
     said = _fit(monkeypatch, tmp_path, 100.0, ["--trainer.max_time=00:00:05:00"])
     assert len(said) == 1, said  # once, after the second epoch
-    # after epoch 1 (two done), 300 s left at 100 s an epoch: two more
-    assert "about epoch 4 of max_epochs=6" in said[0] and "--trainer.max_epochs=4" in said[0], said[0]
+    # 4 steps an epoch (64 samples, batch 16): after epoch 1, 8 steps done at 25 s each, 300 s (less the real
+    # seconds the fit took) left: 11 or 12 more of the schedule's 24, and epoch 4
+    assert re.search(r"about step (19|20) of the 24 .* about epoch 4\b", said[0]), said[0]
+    assert "--trainer.max_epochs=4 would finish it" in said[0], said[0]
+
+
+def test_where_max_steps_ends_the_schedule_it_is_max_steps_that_is_named(monkeypatch, tmp_path):
+    said = _fit(monkeypatch, tmp_path, 100.0, ["--trainer.max_time=00:00:00:30", "--trainer.max_steps=10"])
+    assert len(said) == 1 and "about step 9 of the 10 " in said[0], said
+    assert "--trainer.max_steps=9 would finish it" in said[0], said[0]
 
 
 @pytest.mark.parametrize("extra", [[], ["--trainer.max_time=00:00:05:00"]], ids=["no max_time", "time enough"])
