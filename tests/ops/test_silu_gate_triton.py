@@ -52,6 +52,13 @@ def test_each_output_comes_in_its_own_dtype():
         _close(got, want, BF16 if got.dtype == BF16 else FP32)
 
 
+@pytest.mark.parametrize("shape", [(2, 0, 8), (2, 5, 0)], ids=["no tokens", "no channels"])
+def test_empty_inputs_give_empty_outputs(shape):
+    y, z, dg = (torch.randn(shape, device=DEVICE) for _ in range(3))
+    assert silu_gate_triton(y, z).shape == shape
+    assert [t.shape for t in silu_gate_backward_triton(y, z, dg, BF16)] == [shape] * 3
+
+
 def test_shapes_must_match():
     y, z, dg = _inputs(FP32, strided=False)
     with pytest.raises(ValueError, match="one shape"):

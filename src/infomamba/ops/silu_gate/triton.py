@@ -74,8 +74,10 @@ def _on_device(t: torch.Tensor):
 
 @torch.library.custom_op("infomamba::silu_gate", mutates_args=())
 def silu_gate_op(y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    y2, z2 = _rows(y), _rows(z)
     g = torch.empty(y.shape, device=y.device, dtype=torch.promote_types(y.dtype, z.dtype))
+    if g.numel() == 0:
+        return g
+    y2, z2 = _rows(y), _rows(z)
     grid, block_r, block_e = _grid(*y2.shape)
     with _on_device(y):
         _gate_fwd_kernel[grid](y2, z2, g, *y2.shape, y2.stride(0), z2.stride(0), BLOCK_R=block_r, BLOCK_E=block_e,
@@ -91,9 +93,11 @@ def _(y, z):
 @torch.library.custom_op("infomamba::silu_gate_backward", mutates_args=())
 def silu_gate_backward_op(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, g_dtype: torch.dtype
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    y2, z2, dg2 = _rows(y), _rows(z), _rows(dg)
     g = torch.empty(y.shape, device=y.device, dtype=g_dtype)
     dy, dz = torch.empty(y.shape, device=y.device, dtype=y.dtype), torch.empty(y.shape, device=y.device, dtype=z.dtype)
+    if g.numel() == 0:
+        return g, dy, dz
+    y2, z2, dg2 = _rows(y), _rows(z), _rows(dg)
     grid, block_r, block_e = _grid(*y2.shape)
     with _on_device(y):
         _gate_bwd_kernel[grid](y2, z2, dg2, g, dy, dz, *y2.shape, y2.stride(0), z2.stride(0), dg2.stride(0),
