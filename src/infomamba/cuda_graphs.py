@@ -15,11 +15,9 @@ returned function does.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import functools
-import inspect
 import warnings
 from typing import Callable
 
@@ -95,10 +93,9 @@ def graphed_train_step(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch
     return _recorded(step)
 
 
-@contextlib.contextmanager
-def _thread_local_capture():
-    """Inside this block `torch.cuda.graph` captures in "thread_local" mode, so that make_graphed_callables,
-    which takes no capture mode in torch 2.11, does.
+def _make_graphed(module: nn.Module, sample: tuple[torch.Tensor, ...]):
+    """torch.cuda.make_graphed_callables(module, sample), captured in "thread_local" mode: torch 2.11's takes no
+    capture mode, so `torch.cuda.graph`, which it opens for its captures, is given one for the call.
 
     In the default "global" mode a CUDA call from any other thread invalidates the capture. A DataLoader with
     `pin_memory=True` runs such a thread, which allocates pinned host memory for the next batch, and each capture
@@ -109,17 +106,9 @@ def _thread_local_capture():
     graph = torch.cuda.graph
     torch.cuda.graph = functools.partial(graph, capture_error_mode="thread_local")
     try:
-        yield
+        return torch.cuda.make_graphed_callables(module, sample)
     finally:
         torch.cuda.graph = graph
-
-
-def _make_graphed(module: nn.Module, sample: tuple[torch.Tensor, ...]):
-    """torch.cuda.make_graphed_callables(module, sample), captured in "thread_local" mode."""
-    if "capture_error_mode" in inspect.signature(torch.cuda.make_graphed_callables).parameters:
-        return torch.cuda.make_graphed_callables(module, sample, capture_error_mode="thread_local")
-    with _thread_local_capture():
-        return torch.cuda.make_graphed_callables(module, sample)
 
 
 _AUX_FIELDS = tuple(f.name for f in dataclasses.fields(MixerAux))

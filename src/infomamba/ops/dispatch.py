@@ -10,6 +10,7 @@ Triton's interpreter (TRITON_INTERPRET=1; tests). Each op announces its path onc
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -57,3 +58,8 @@ def kernel_for(kernel, op: str, label: str, on_cuda: bool):
         return None
     announce(label, "Triton kernel")
     return kernel
+
+
+def on_device(t: torch.Tensor):
+    """A Triton launch on the tensor's GPU (a no-op context for CPU tensors under TRITON_INTERPRET=1)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()

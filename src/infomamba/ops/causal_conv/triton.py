@@ -45,13 +45,13 @@ with the default 32 steps a program that buffer is 7 MB at B 64, L 196, D 768 an
 """
 from __future__ import annotations
 
-import contextlib
 from typing import NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 
+from ..dispatch import on_device
 
 
 class ConvConfig(NamedTuple):
@@ -195,11 +195,6 @@ def _conv_bwd_kernel(x_ptr, w_ptr, b_ptr, pad_ptr, dy_ptr, dx_ptr, part_ptr, L, 
     tl.store(part_ptr + K * D + d, db, mask=d_ok)
 
 
-def _on_device(t: torch.Tensor):
-    """Launch on the tensor's GPU (a no-op context for CPU tensors under TRITON_INTERPRET=1)."""
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
-
-
 def _rows(x: torch.Tensor) -> torch.Tensor:
     """x itself where its channels are contiguous (the kernels take its batch and row strides), else a copy."""
     return x if x.stride(2) == 1 else x.contiguous()
@@ -220,7 +215,7 @@ def conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     y = torch.empty(x.shape, device=x.device, dtype=x.dtype)
     if y.numel() == 0:
         return y
-    with _on_device(x):
+    with on_device(x):
         _conv_fwd_kernel[(triton.cdiv(L, config.block_t), triton.cdiv(D, config.block_d), B)](
             x, weight, bias if bias is not None else weight, h if h is not None else y, p if p is not None else weight,
             padding_mask if padding_mask is not None else y, y, L, D, x.stride(0), x.stride(1), K=weight.shape[1],
@@ -246,7 +241,7 @@ def conv_backward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     else:
         n_chunks = triton.cdiv(L, config.tiles * config.block_t)
         part = torch.empty(B * n_chunks, K + 1, D, device=x.device, dtype=torch.float32)
-        with _on_device(x):
+        with on_device(x):
             _conv_bwd_kernel[(n_chunks, triton.cdiv(D, config.block_d), B)](
                 x, weight, bias if bias is not None else weight, padding_mask if padding_mask is not None else dy,
                 dy, dx, part, L, D, x.stride(0), x.stride(1), K=K, S=1 if reverse else -1, HAS_BIAS=bias is not None,

@@ -55,12 +55,11 @@ the candidate gets no gradient (None, as from the reference).
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import triton
 import triton.language as tl
 
+from ..dispatch import on_device
 from .reference import budget_scale as budget_scale_of
 
 _V_FLOOR = tl.constexpr(1.1754943508222875e-38)  # f: the smallest normal fp32, as the reference's clamp
@@ -141,11 +140,6 @@ def _launch_shape(k: int) -> tuple[int, int]:
     return block_k, max(1, _ELEMENTS_PER_PROGRAM // block_k)
 
 
-def _on_device(t: torch.Tensor):
-    """Launch on the tensor's GPU (a no-op context for CPU tensors under TRITON_INTERPRET=1)."""
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
-
-
 @torch.library.custom_op("infomamba::sparse_assign", mutates_args=())
 def sparse_assign_op(logits: torch.Tensor, candidate: torch.Tensor, q_max: int
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -156,7 +150,7 @@ def sparse_assign_op(logits: torch.Tensor, candidate: torch.Tensor, q_max: int
     R_bar = torch.empty_like(logits)
     V = torch.empty(logits.shape[:-1], device=logits.device, dtype=torch.float32)
     block_k, block_rows = _launch_shape(k)
-    with _on_device(logits):
+    with on_device(logits):
         _assign_fwd_kernel[(triton.cdiv(n_rows, block_rows),)](
             logits, candidate, R, R_bar, V, n_rows, q_max, budget_scale_of(k, q_max),
             K=k, BLOCK_ROWS=block_rows, BLOCK_K=block_k, num_warps=4)
@@ -179,7 +173,7 @@ def sparse_assign_backward_op(R: torch.Tensor, R_bar: torch.Tensor, V: torch.Ten
     k = R.shape[-1]
     n_rows = R.numel() // k
     block_k, block_rows = _launch_shape(k)
-    with _on_device(R):
+    with on_device(R):
         _assign_bwd_kernel[(triton.cdiv(n_rows, block_rows),)](
             R, R_bar, V, dR.contiguous() if dR is not None else R,
             dR_bar.contiguous() if dR_bar is not None else R, dlogits, dcand if need_dcand else dlogits,

@@ -73,7 +73,6 @@ atomics (so they are not bitwise deterministic), dA and dD over samples from per
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
 from typing import NamedTuple
@@ -82,6 +81,8 @@ import torch
 import triton
 import triton.language as tl
 from triton.runtime.errors import OutOfResources
+
+from ..dispatch import on_device
 
 LOG2E = tl.constexpr(1.4426950408889634)
 CHUNK = 64  # positions between the states saved by the backward's first pass (a multiple of block_t)
@@ -219,8 +220,6 @@ def _fold_chunk(carry, S_ptr, Dl_ptr, A2, row, state_offs, state_mask, offs_d, m
     delta = tl.load(Dl_ptr + row * DIM + offs_d, mask=mask_d, other=0.0)
     local = tl.load(S_ptr + row * NSTATE * DIM + state_offs, mask=state_mask, other=0.0)
     return tl.exp2(delta[:, None, :] * A2) * carry + local
-
-
 
 
 @triton.jit(do_not_specialize=["L", "LC", "N_TCHUNKS"])
@@ -778,11 +777,6 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
     return du, ddelta, dA_part.sum(0).t().contiguous(), dB, dC, dD_part.sum(0) if D is not None else None
 
 
-def _on_device(t: torch.Tensor):
-    """Launch on the tensor's GPU (a no-op context for CPU tensors under TRITON_INTERPRET=1)."""
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
-
-
 class SelectiveScanFn(torch.autograd.Function):
     """Autograd wrapper: forward writes y only; backward recomputes (module docstring)."""
 
@@ -793,13 +787,13 @@ class SelectiveScanFn(torch.autograd.Function):
         D = D.contiguous() if D is not None else None
         ctx.save_for_backward(u, delta, A, At, B, C, D)
         ctx.reverse = reverse
-        with _on_device(u):
+        with on_device(u):
             return _forward(u, delta, At, B, C, D, reverse)
 
     @staticmethod
     def backward(ctx, dy):
         u, delta, A, At, B, C, D = ctx.saved_tensors
-        with _on_device(u):
+        with on_device(u):
             du, ddelta, dA, dB, dC, dD = _backward(u, delta, At, B, C, D, dy.contiguous(), ctx.reverse)
         return (du, ddelta, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
                 dD.to(D.dtype) if D is not None else None, None)

@@ -12,11 +12,11 @@ wiring is the caller's (`layers/gate.py`).
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import triton
 import triton.language as tl
+
+from ..dispatch import on_device
 
 _ELEMENTS_PER_PROGRAM = 4096  # 32 a thread at 4 warps
 
@@ -67,11 +67,6 @@ def _grid(n_rows: int, E: int) -> tuple[tuple[int, int], int, int]:
     return (triton.cdiv(n_rows, block_r), triton.cdiv(E, block_e)), block_r, block_e
 
 
-def _on_device(t: torch.Tensor):
-    """Launch on the tensor's GPU (a no-op context for CPU tensors under TRITON_INTERPRET=1)."""
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
-
-
 @torch.library.custom_op("infomamba::silu_gate", mutates_args=())
 def silu_gate_op(y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     g = torch.empty(y.shape, device=y.device, dtype=torch.promote_types(y.dtype, z.dtype))
@@ -79,7 +74,7 @@ def silu_gate_op(y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return g
     y2, z2 = _rows(y), _rows(z)
     grid, block_r, block_e = _grid(*y2.shape)
-    with _on_device(y):
+    with on_device(y):
         _gate_fwd_kernel[grid](y2, z2, g, *y2.shape, y2.stride(0), z2.stride(0), BLOCK_R=block_r, BLOCK_E=block_e,
                                num_warps=4)
     return g
@@ -99,7 +94,7 @@ def silu_gate_backward_op(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, g_
         return g, dy, dz
     y2, z2, dg2 = _rows(y), _rows(z), _rows(dg)
     grid, block_r, block_e = _grid(*y2.shape)
-    with _on_device(y):
+    with on_device(y):
         _gate_bwd_kernel[grid](y2, z2, dg2, g, dy, dz, *y2.shape, y2.stride(0), z2.stride(0), dg2.stride(0),
                                BLOCK_R=block_r, BLOCK_E=block_e, num_warps=4)
     return g, dy, dz

@@ -44,6 +44,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..causal_conv.triton import conv_backward, conv_forward
+from ..dispatch import on_device
 from ..selective_scan import triton as scan
 from .reference import keep_mask, masked, projections, scan_input, state_matrix
 
@@ -140,7 +141,7 @@ def _injection_backward(du_scan: Tensor, du_proj: Tensor, h: Tensor | None, p: T
 def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], h: Optional[Tensor],
                  p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
                  padding_mask: Optional[Tensor], reverse: bool) -> Tensor:
-    with torch.no_grad(), _no_autocast(x), scan._on_device(x):
+    with torch.no_grad(), _no_autocast(x), on_device(x):
         _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log,
                                            padding_mask, reverse)
         At = state_matrix(A_log).t().contiguous()
@@ -158,7 +159,7 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
                           h: Optional[Tensor], p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor,
                           dt_proj_b: Tensor, A_log: Tensor, D: Tensor, padding_mask: Optional[Tensor], reverse: bool
                           ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    with torch.no_grad(), _no_autocast(x), scan._on_device(x):
+    with torch.no_grad(), _no_autocast(x), on_device(x):
         xm, u, dt_low, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log,
                                                  padding_mask, reverse)
         A = state_matrix(A_log)
