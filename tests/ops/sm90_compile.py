@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 
 def compile_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> str:
@@ -27,6 +28,14 @@ def compile_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> st
         return "" if compiled.asm.get("cubin") else "no cubin"
     except Exception as e:  # reported per variant by the tests
         return f"{type(e).__name__}: {e}"[:400]
+
+
+def compile_all(jobs: dict) -> dict:
+    """{variant: error or ''} for jobs {variant: (kernel, arg_types, constants, num_warps)} (`compile_sm90`), compiled
+    on every core at once (ptxas and the MLIR passes run outside the GIL; each compile has its own context)."""
+    variants = list(jobs)
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        return dict(zip(variants, pool.map(lambda variant: compile_sm90(*jobs[variant]), variants)))
 
 
 def variants_in_subprocess(test_file: str, function: str, cache_dir) -> dict:

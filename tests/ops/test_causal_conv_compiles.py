@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("triton")
 from infomamba.ops.causal_conv import triton as cc  # noqa: E402
-from sm90_compile import assert_every_variant_compiles, compile_sm90  # noqa: E402
+from sm90_compile import assert_every_variant_compiles, compile_all  # noqa: E402
 
 FP32_POINTERS = {"w_ptr", "b_ptr", "p_ptr", "part_ptr"}
 INTS = {"L", "D", "stride_b", "stride_l"}
@@ -23,7 +23,7 @@ def compile_every_variant() -> dict:
             return "*fp32" if name in FP32_POINTERS else "*i1" if name == "pad_ptr" else "*bf16"
         return "i32" if name in INTS else "constexpr"
 
-    results = {}
+    jobs = {}
     for kind, kernel, configs in (("fwd", cc._conv_fwd_kernel, cc.FWD_CANDIDATES),
                                   ("bwd", cc._conv_bwd_kernel, cc.BWD_CANDIDATES)):
         types = {n: arg_type(n) for n in kernel.arg_names}
@@ -35,8 +35,8 @@ def compile_every_variant() -> dict:
             else:
                 constants.update(TILES=cfg.tiles, K_POW2=1 << (K - 1).bit_length())
             variant = f"{kind} {tuple(cfg)} S={S} HAS_PAD={padded} K={K}"
-            results[variant] = compile_sm90(kernel, types, constants, cfg.num_warps)
-    return results
+            jobs[variant] = (kernel, types, constants, cfg.num_warps)
+    return compile_all(jobs)
 
 
 def test_every_conv_kernel_variant_compiles_for_sm90(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("triton")
 from infomamba.ops.selective_scan import triton as ss  # noqa: E402
-from sm90_compile import assert_every_variant_compiles, compile_sm90  # noqa: E402
+from sm90_compile import assert_every_variant_compiles, compile_all  # noqa: E402
 
 MODES = [(False, False), (True, True), (False, True)]  # (first-pass-only mode, chunked)
 FP32_POINTERS = {"At_ptr", "D_ptr", "dAp_ptr", "dB_ptr", "dC_ptr", "dDp_ptr", "ckpt_ptr", "xf_ptr", "S_ptr",
@@ -29,7 +29,7 @@ def compile_every_variant() -> dict:
         yield from ((first, only, chunked, padded) for only, chunked in MODES for padded in (False, True))
         yield from ((cfg, False, True, True) for cfg in others)
 
-    results = {}
+    jobs = {}
     for kind, kernel, mode_flag in (("fwd", ss._scan_fwd_kernel, "STATES_ONLY"),
                                     ("bwd", ss._scan_bwd_kernel, "ADJOINT_ONLY")):
         types = {n: arg_type(n) for n in kernel.arg_names}
@@ -38,8 +38,8 @@ def compile_every_variant() -> dict:
                              BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=16,
                              **{mode_flag: only}, **({"CHUNK": ss.CHUNK} if kind == "bwd" else {}))
             variant = f"{kind} {tuple(cfg)} {mode_flag}={only} CHUNKED={chunked} HAS_PAD={padded}"
-            results[variant] = compile_sm90(kernel, types, constants, cfg.num_warps)
-    return results
+            jobs[variant] = (kernel, types, constants, cfg.num_warps)
+    return compile_all(jobs)
 
 
 def test_every_scan_kernel_variant_compiles_for_sm90(tmp_path):

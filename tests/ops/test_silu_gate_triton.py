@@ -10,7 +10,7 @@ pytest.importorskip("triton")
 from infomamba.ops.silu_gate import silu_gate, silu_gate_backward  # noqa: E402
 from infomamba.ops.silu_gate.reference import silu_gate_backward_reference, silu_gate_reference  # noqa: E402
 from infomamba.ops.silu_gate.triton import silu_gate_backward_triton, silu_gate_triton  # noqa: E402
-from sm90_compile import assert_every_variant_compiles, compile_sm90  # noqa: E402
+from sm90_compile import assert_every_variant_compiles, compile_all  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FP32, BF16 = torch.float32, torch.bfloat16
@@ -94,15 +94,15 @@ def compile_every_variant() -> dict:
     """{variant: error or ''}: both kernels with bf16 activations and fp32 or bf16 results, for sm_90."""
     from infomamba.ops.silu_gate import triton as sg
 
-    results = {}
+    jobs = {}
     for kernel, out_ptrs in ((sg._gate_fwd_kernel, ("g_ptr",)), (sg._gate_bwd_kernel, ("g_ptr", "dy_ptr", "dz_ptr"))):
         for out in ("bf16", "fp32"):
             types = {n: ("*" + (out if n in out_ptrs else "bf16")) if n.endswith("_ptr") else "i32"
                      for n in kernel.arg_names if not n.startswith("BLOCK")}
             for block_r, block_e in ((16, 256), (1024, 4)):
-                results[f"{kernel.fn.__name__} out={out} {block_r}x{block_e}"] = compile_sm90(
+                jobs[f"{kernel.fn.__name__} out={out} {block_r}x{block_e}"] = (
                     kernel, types, dict(BLOCK_R=block_r, BLOCK_E=block_e), 4)
-    return results
+    return compile_all(jobs)
 
 
 def test_every_kernel_variant_compiles_for_sm90(tmp_path):

@@ -212,20 +212,20 @@ def test_the_injection_backward_kernel_over_several_programs(inject, pad):
 def compile_injection_variants() -> dict:
     """{variant: error or ''}: the injection backward kernel with bf16 activations, fp32 p, for sm_90."""
     from infomamba.ops.ssm_inner import triton as inner
-    from sm90_compile import compile_sm90
+    from sm90_compile import compile_all
 
     kernel = inner._injection_bwd_kernel
     types = {n: "*i1" if n == "pad_ptr" else "*fp32" if n in ("p_ptr", "part_ptr") else "*bf16"
              for n in kernel.arg_names if n.endswith("_ptr")}
     types.update(n_rows="i32", E="i32")
     block_r, block_e = inner._INJECTION_BLOCK
-    results = {}
+    jobs = {}
     for has_h, has_p, has_pad in ((False, False, False), (False, False, True), (True, False, True), (True, True, False),
                                   (True, True, True)):
         constants = dict(HAS_H=has_h, HAS_P=has_p, HAS_PAD=has_pad, BLOCK_R=block_r, BLOCK_E=block_e,
                          TILES=inner._INJECTION_TILES)
-        results[f"HAS_H={has_h} HAS_P={has_p} HAS_PAD={has_pad}"] = compile_sm90(kernel, types, constants, 4)
-    return results
+        jobs[f"HAS_H={has_h} HAS_P={has_p} HAS_PAD={has_pad}"] = (kernel, types, constants, 4)
+    return compile_all(jobs)
 
 
 def test_the_injection_backward_kernel_compiles_for_sm90(tmp_path):
