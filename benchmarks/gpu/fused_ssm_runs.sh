@@ -59,6 +59,7 @@ for part in "$@"; do
            grep "^==" -A 22 $OUT/profile_compiled.log ;;
     tests_inner) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
              tests/ops/test_causal_conv_triton.py tests/ops/test_silu_gate_triton.py tests/layers/test_gate.py \
+             tests/ops/test_hash_bucket_triton.py tests/layers/test_concepts.py \
              > $OUT/tests_inner.log 2>&1; echo "tests_inner rc=$?" >> $OUT/tests_inner.log
            tail -3 $OUT/tests_inner.log ;;
     bench_eager) timeout 330 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 1024 \

@@ -2,6 +2,7 @@
 
 At 224 px the eager InfoMamba step is launch-bound (docs/benchmarks.md), so this count is the number its
 eager step time follows there."""
+import collections
 import os
 
 import pytest
@@ -45,15 +46,29 @@ def test_the_fused_ssm_op_reads_its_inputs_in_place(op_count):
     assert inside == {"forward": 2 * 11, "backward": 2 * 24}, inside
 
 
-def test_the_concept_filter_adds_at_most_155_ops_a_block(op_count):
+def test_the_concept_filter_adds_at_most_115_ops_a_block(op_count):
     """The concept filter's ops on top of the selective SSM, per block (forward + backward, dim 384, 196
     tokens). Counting the fused op as one launch: 3.06x mamba's (248 vs 81) before Eq. 9's V, Q, K came from
     one matmul and the MI-hash loss took a plain mean where nothing is padded; 2.81x (228) after. Counting its
     glue and launches one by one (the fused op in both): 299 vs 147, 152 more; with the SiLU gate's two kernels
     (`ops/silu_gate`) in both, 283 vs 131: the same 152 more (the bound was 2.1x mamba's until then); with the
-    injection's backward (du, P du, sum du h) in one kernel, 277 vs 131."""
+    injection's backward (du, P du, sum du h) in one kernel, 277 vs 131; with Eq. 8's bucket sample and MI-hash
+    term as kernels and the candidate sets C(b) in one launch (`ops/hash_bucket`), 243 vs 131."""
     infomamba, mamba = (sum(totals(op_count.block_ops(m, 384, {})).values()) for m in ("infomamba", "mamba"))
-    assert infomamba - mamba <= 155, f"infomamba {infomamba} ops per block, mamba {mamba}"
+    assert infomamba - mamba <= 115, f"infomamba {infomamba} ops per block, mamba {mamba}"
+
+
+def test_eq8_bucketing_is_one_kernel_each(op_count):
+    """F.gumbel_softmax(hard=True) was about a dozen ops (log, add, softmax, argmax, a scatter one-hot, the
+    straight-through sum), the MI-hash term about fifteen (both normalisations, the cosine matmul, log-softmax,
+    product, sum) and C(b) about a dozen (cosines, argmax, one-hot, the empty-bucket fallback); now the sample's
+    Exp(1) draw and one kernel, the term one kernel after u = R @ centers, C(b) one kernel."""
+    counts = op_count.block_ops("infomamba", 384, {})
+    ops = collections.Counter(name for (phase, _, name) in counts.elements() if phase == "forward")
+    assert ops["gumbel_bucket"] == ops["bucket_nll"] == ops["bucket_members"] == ops["exponential_"] == 1
+    assert "argmax" not in ops  # eval's bucket only
+    assert "_log_softmax" not in ops and ops["_softmax"] == 1  # Eq. 9's softmax among the concepts only
+    assert totals(counts) == {"forward": 97, "backward": 146}
 
 
 def test_the_gate_is_one_kernel_each_way(op_count):

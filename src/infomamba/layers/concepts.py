@@ -38,13 +38,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..ops.concept_assign import sparse_assign
+from ..ops.hash_bucket import bucket_members, bucket_nll, gumbel_bucket, one_hot
 from .pooling import masked_token_mean
-
-
-def one_hot(index: torch.Tensor, n: int) -> torch.Tensor:
-    """Float one-hot of `index` over n classes. Unlike F.one_hot, no range check, so no host
-    synchronisation (two per call on CUDA, per layer and step); argmax indices are in range."""
-    return (index.unsqueeze(-1) == torch.arange(n, device=index.device)).float()
 
 
 def masked_rows(t: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
@@ -169,32 +164,29 @@ class ConceptFilter(nn.Module):
             return self.R0[:L].unsqueeze(0).expand(x.shape[0], -1, -1)
         return self.w_r(x) @ self.centers.t() / self.tau_assign
 
-    def concept_buckets(self) -> torch.Tensor:
-        """C(b) as a (B_hash, k) 0/1 matrix: each concept joins its nearest bucket embedding (cosine),
-        recomputed from the parameters every call; an empty bucket falls back to all concepts. A concept's
-        norm scales its row of cosines and moves no argmax, so only the buckets are normalised."""
-        sim = self.centers @ F.normalize(self.buckets, dim=-1).t()
-        member = one_hot(sim.argmax(-1), self.buckets.shape[0]).t()
-        empty = member.sum(-1, keepdim=True) == 0
-        return torch.where(empty, torch.ones_like(member), member)
+    def bucket_dirs(self) -> torch.Tensor:
+        """The unit bucket embeddings e_b (B_hash, d_concept) in fp32, formed once a forward for C(b) and Eq. 8's
+        term."""
+        return F.normalize(self.buckets.float(), dim=-1)
 
-    def hash_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 8's bucket b_t (B, L, B_hash one-hot) and the candidate mask b_t C(b) (B, L, k).
+    def hash_tokens(self, x: torch.Tensor, bucket_dirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 8's bucket b_t (B, L, B_hash one-hot) and the candidate mask b_t C(b) (B, L, k): C(b) holds the
+        concepts whose nearest bucket embedding (cosine) is b, recomputed from the parameters every call.
 
-        b_t is a straight-through Gumbel-softmax sample in training and the argmax in eval.
+        b_t is a straight-through Gumbel-softmax sample (tau 1) in training and the argmax in eval.
         """
         logits = self.hash_head(x)
         if self.training:
-            b = F.gumbel_softmax(logits.float(), tau=1.0, hard=True)
+            b = gumbel_bucket(logits, torch.empty(logits.shape, device=x.device).exponential_())
         else:
             b = one_hot(logits.argmax(-1), logits.shape[-1])
-        return b, b @ self.concept_buckets()
+        return b, b @ bucket_members(self.centers, bucket_dirs)
 
-    def mi_hash_loss(self, R: torch.Tensor, b: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
-        """Eq. 8: -log p(b_t | u_t) with u_t = sum_i R_ti u_i, over the real tokens."""
-        u = R @ self.centers.to(R.dtype)
-        sim = F.normalize(u, dim=-1) @ F.normalize(self.buckets.float(), dim=-1).t() / self.tau_hash
-        return masked_token_mean(-(b * sim.log_softmax(-1)).sum(-1), padding_mask)
+    def mi_hash_loss(self, R: torch.Tensor, b: torch.Tensor, bucket_dirs: torch.Tensor,
+                     padding_mask: torch.Tensor | None) -> torch.Tensor:
+        """Eq. 8: -log p(b_t | u_t) with u_t = sum_i R_ti u_i, over the real tokens (`ops.hash_bucket`)."""
+        return masked_token_mean(bucket_nll(R @ self.centers.to(R.dtype), b, bucket_dirs, self.tau_hash),
+                                 padding_mask)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
         """Returns h (B, L, out_dim) and aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
@@ -203,9 +195,10 @@ class ConceptFilter(nn.Module):
             R, R_bar = sparse_assign(logits, torch.ones_like(logits, dtype=torch.float32), self.q_max)
             mi_hash = x.new_zeros((), dtype=torch.float32)
         else:
-            b, candidate = self.hash_tokens(x)
+            bucket_dirs = self.bucket_dirs()
+            b, candidate = self.hash_tokens(x, bucket_dirs)
             R, R_bar = sparse_assign(logits, candidate, self.q_max)
-            mi_hash = self.mi_hash_loss(R, b, padding_mask)
+            mi_hash = self.mi_hash_loss(R, b, bucket_dirs, padding_mask)
         Z, mass = pool_concepts(x, R_bar, padding_mask, self.chunk)
         h = readout(self.mixing(Z, mass), R_bar, self.w_u, self.chunk)
         return h, {"mi_hash": mi_hash, "k_eff": effective_concepts(R_bar, padding_mask)}
