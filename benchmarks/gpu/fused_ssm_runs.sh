@@ -57,7 +57,7 @@ for part in "$@"; do
     profile_compiled) timeout 150 python3 benchmarks/profile_step.py --mixers infomamba --resolution 224 --compile \
              > $OUT/profile_compiled.log 2>&1; echo "profile rc=$?" >> $OUT/profile_compiled.log
            grep "^==" -A 22 $OUT/profile_compiled.log ;;
-    tests_inner) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
+    tests_inner) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
              tests/ops/test_causal_conv_triton.py tests/ops/test_silu_gate_triton.py tests/layers/test_gate.py \
              tests/ops/test_hash_bucket_triton.py tests/layers/test_concepts.py \
              > $OUT/tests_inner.log 2>&1; echo "tests_inner rc=$?" >> $OUT/tests_inner.log
