@@ -20,6 +20,8 @@ Table 5 variants (`variant=`): `full`; `no_imf` y = r + h (no injection, no F); 
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 
@@ -90,16 +92,15 @@ class InfoMambaMixer(Mixer):
             xs, z = self.in_proj(x).chunk(2, dim=-1)
         else:
             z = self.in_proj(x)
-        y = 0.0
         h = None
         if self.has_filter:
             h, filter_aux = self.filter(x, padding_mask)
             aux.mi_hash, aux.k_eff = filter_aux["mi_hash"], filter_aux["k_eff"]
             aux.h_pool = masked_mean(h, padding_mask)
-            y = self.f.to(h.dtype) * h if self.fused else h
-        if self.has_ssm:
-            h_in, p_in = (h, self.p) if (h is not None and self.fused) else (None, None)
-            r = sum(direction(xs, padding_mask, h_in, p_in) for direction in self.ssm)
-            aux.r_pool = masked_mean(r, padding_mask)
-            y = y + r
+        if not self.has_ssm:
+            return gated_projection(self.f.to(h.dtype) * h, z, self.out_proj.weight), aux
+        h_in, p_in = (h, self.p) if (h is not None and self.fused) else (None, None)
+        r = functools.reduce(torch.add, (direction(xs, padding_mask, h_in, p_in) for direction in self.ssm))
+        aux.r_pool = masked_mean(r, padding_mask)
+        y = r if h is None else r + (self.f.to(h.dtype) * h if self.fused else h)
         return gated_projection(y, z, self.out_proj.weight), aux

@@ -29,6 +29,8 @@ mean becomes the running mean over tokens <= t (our causal reading; the paper is
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -116,5 +118,5 @@ class LocalMambaMixer(Mixer):
         xs, z = self.in_proj(x).chunk(2, dim=-1)
         readouts = self.scans(xs, padding_mask, hw)
         gate = F.silu(z)
-        y = sum(self.attn(r * gate, padding_mask) for r in readouts)
-        return self.out_proj(y), MixerAux(r_pool=masked_mean(sum(readouts), padding_mask))
+        y = functools.reduce(torch.add, (self.attn(r * gate, padding_mask) for r in readouts))
+        return self.out_proj(y), MixerAux(r_pool=masked_mean(functools.reduce(torch.add, readouts), padding_mask))

@@ -21,6 +21,8 @@ causal 1-D reduction of SS2D is a forward Mamba scan, which is the `mamba` mixer
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 
@@ -62,5 +64,5 @@ class VMambaMixer(Mixer):
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
         hw = grid_shape(x.shape[1], padding_mask, grid, self.causal)
         xs, z = self.in_proj(x).chunk(2, dim=-1)
-        r = sum(self.scans(self.conv(xs, padding_mask, hw), padding_mask, hw))
+        r = functools.reduce(torch.add, self.scans(self.conv(xs, padding_mask, hw), padding_mask, hw))
         return gated_projection(self.out_norm(r), z, self.out_proj.weight), MixerAux(r_pool=masked_mean(r, padding_mask))
