@@ -138,23 +138,23 @@ def test_torch_compile_traces_the_filter_in_training_without_a_graph_break(monke
 
 
 def compile_every_variant() -> dict:
-    """{variant: error or ''}: the five kernels for bf16 and fp32 inputs at 16 and 12 buckets, for sm_90."""
+    """{variant: error or ''}: the five kernels with bf16 inputs at the model's 16 buckets and with fp32 inputs at 12
+    (a count that is not a power of two), for sm_90."""
     from infomamba.ops.hash_bucket import triton as hb
 
     jobs = {}
     fp32_ptrs = {"noise_ptr", "b_ptr", "nll_ptr", "e_ptr", "dnll_ptr", "db_ptr", "de_ptr", "member_ptr"}
-    for dtype in ("bf16", "fp32"):
-        for nb in (16, 12):
-            for kernel in (hb._members_kernel, hb._gumbel_fwd_kernel, hb._gumbel_bwd_kernel, hb._nll_fwd_kernel,
-                           hb._nll_bwd_kernel):
-                types = {n: ("*fp32" if n in fp32_ptrs else "*" + dtype) if n.endswith("_ptr")
-                         else "fp32" if n == "inv_tau" else "i32"
-                         for n in kernel.arg_names if n not in ("NB",) and not n.startswith("BLOCK")}
-                consts = {n: v for n, v in dict(NB=nb, BLOCK_T=32, BLOCK_NB=16, BLOCK_D=64, BLOCK_K=128).items()
-                          if n in kernel.arg_names}
-                jobs[f"{kernel.fn.__name__} {dtype} nb={nb}"] = (kernel, types, consts, 8 if "BLOCK_K" in consts else 4)
+    for dtype, nb in (("bf16", 16), ("fp32", 12)):
+        for kernel in (hb._members_kernel, hb._gumbel_fwd_kernel, hb._gumbel_bwd_kernel, hb._nll_fwd_kernel,
+                       hb._nll_bwd_kernel):
+            types = {n: ("*fp32" if n in fp32_ptrs else "*" + dtype) if n.endswith("_ptr")
+                     else "fp32" if n == "inv_tau" else "i32"
+                     for n in kernel.arg_names if n != "NB" and not n.startswith("BLOCK")}
+            consts = {n: v for n, v in dict(NB=nb, BLOCK_T=32, BLOCK_NB=16, BLOCK_D=64, BLOCK_K=128).items()
+                      if n in kernel.arg_names}
+            jobs[f"{kernel.fn.__name__} {dtype} nb={nb}"] = (kernel, types, consts, 8 if "BLOCK_K" in consts else 4)
     return compile_all(jobs)
 
 
 def test_every_kernel_variant_compiles_for_sm90(tmp_path):
-    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 20)
+    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 10)
