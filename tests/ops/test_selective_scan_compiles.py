@@ -1,6 +1,6 @@
 """Every launch variant of the scan kernels compiles for the GPU (sm_90) on a machine without one
-(`sm90_compile`): time-chunked or not, the first-pass-only modes, with and without padding and D; every
-candidate layout chunked.
+(`sm90_compile`): time-chunked or not, the first-pass-only modes, with and without padding and D (the padded
+ones reading A as A_log, as the fused SSM op launches them); every candidate layout chunked.
 """
 import pytest
 
@@ -35,9 +35,10 @@ def compile_every_variant() -> dict:
         types = {n: arg_type(n) for n in kernel.arg_names}
         for cfg, only, chunked, padded in variants(kind):
             constants = dict(HAS_D=not padded, REVERSE=padded, DT_SOFTPLUS=True, HAS_PAD=padded, CHUNKED=chunked,
+                             A_LOG=padded,
                              BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=16,
                              **{mode_flag: only}, **({"CHUNK": ss.CHUNK} if kind == "bwd" else {}))
-            variant = f"{kind} {tuple(cfg)} {mode_flag}={only} CHUNKED={chunked} HAS_PAD={padded}"
+            variant = f"{kind} {tuple(cfg)} {mode_flag}={only} CHUNKED={chunked} HAS_PAD=A_LOG={padded}"
             jobs[variant] = (kernel, types, constants, cfg.num_warps)
     return compile_all(jobs)
 

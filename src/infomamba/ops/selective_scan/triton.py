@@ -185,13 +185,20 @@ def _channel_offsets(D_IN: tl.constexpr, D_LANES: tl.constexpr):
 
 
 @triton.jit
+def _a_log_offsets(offs_d, offs_n, NSTATE):
+    """Offsets of the (D_IN, n, D_LANES) tile in a (d, n) row-major matrix (A_log and its gradient)."""
+    return offs_n[None, :, None] + offs_d[:, None, :] * NSTATE
+
+
+@triton.jit
 def _program_block(At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D: tl.constexpr, CHUNKED: tl.constexpr,
-                   D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
+                   A_LOG: tl.constexpr, D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """What both kernels start from, for channel block program_id(0) of sample program_id(1) and time chunk
     program_id(2) of LC positions: the sample index, the chunk index and its first scan position, channel
     and state offsets and masks, the (D_IN, n, D_LANES) tile of A in fp32 (A arrives transposed, (n, d), so
-    that its tile is contiguous along channels like every other tile), D (0 without it) and the sample's
-    row of the padding mask. Without CHUNKED the chunk and its start are the constant 0 (a runtime 0 made
+    that its tile is contiguous along channels like every other tile; with A_LOG the pointer holds the
+    parameter A_log (d, n) instead and A = -exp(A_log) is formed here, 0 off the mask), D (0 without it) and
+    the sample's row of the padding mask. Without CHUNKED the chunk and its start are the constant 0 (a runtime 0 made
     the one-chunk kernels 10-17 % slower at B64 L1024, docs/benchmarks.md)."""
     pid_b = tl.program_id(1).to(tl.int64)
     if CHUNKED:
@@ -206,7 +213,11 @@ def _program_block(At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D: tl.constex
     mask_n = offs_n < NSTATE
     state_offs = offs_n[None, :, None] * DIM + offs_d[:, None, :]
     state_mask = mask_n[None, :, None] & mask_d[:, None, :]
-    A = tl.load(At_ptr + state_offs, mask=state_mask, other=0.0).to(tl.float32)
+    if A_LOG:
+        A_log = tl.load(At_ptr + _a_log_offsets(offs_d, offs_n, NSTATE), mask=state_mask, other=0.0)
+        A = tl.where(state_mask, -tl.exp(A_log.to(tl.float32)), 0.0)
+    else:
+        A = tl.load(At_ptr + state_offs, mask=state_mask, other=0.0).to(tl.float32)
     Dv = tl.zeros((D_IN, D_LANES), tl.float32)
     if HAS_D:
         Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
@@ -226,7 +237,7 @@ def _fold_chunk(carry, S_ptr, Dl_ptr, A2, row, state_offs, state_mask, offs_d, m
 def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr, S_ptr, Dl_ptr, L, LC, N_TCHUNKS,
                      DIM, NSTATE, BC_BATCH, BC_ROW,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
-                     STATES_ONLY: tl.constexpr, CHUNKED: tl.constexpr, BLOCK_T: tl.constexpr,
+                     STATES_ONLY: tl.constexpr, CHUNKED: tl.constexpr, A_LOG: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """y for one (channel block, sample, time chunk): s_t = exp(dt_t A) s_{t-1} + dt_t B_t u_t,
     y_t = C_t s_t + D u_t (InfoMamba Eq. 11 as in the module docstring), in tiles of BLOCK_T steps with the
@@ -234,7 +245,7 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
     transfers (S, Delta) fold to; STATES_ONLY instead scans from zero and writes the chunk's own transfer:
     its end state S and Delta = sum of dt (the module docstring's time chunks)."""
     pid_b, pid_k, p_start, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
-        At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D, CHUNKED, D_IN, D_LANES, BLOCK_N)
+        At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D, CHUNKED, A_LOG, D_IN, D_LANES, BLOCK_N)
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
@@ -329,7 +340,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
                      du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, xf_ptr, S_ptr, W_ptr, Dl_ptr,
                      L, DIM, NSTATE, BC_BATCH, BC_ROW, N_CHUNKS, LC, N_TCHUNKS,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
-                     ADJOINT_ONLY: tl.constexpr, CHUNKED: tl.constexpr, CHUNK: tl.constexpr,
+                     ADJOINT_ONLY: tl.constexpr, CHUNKED: tl.constexpr, A_LOG: tl.constexpr, CHUNK: tl.constexpr,
                      PREFETCH: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """du, ddt, dB, dC and per-(sample, time chunk) dA, dD partials for one (channel block, sample, time
@@ -338,7 +349,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
     after the chunk, which the later chunks fold to (W, Delta). ADJOINT_ONLY instead runs the adjoint alone
     over the chunk from g = 0 after it and writes the chunk's own w at its first position to W."""
     pid_b, pid_k, p_start, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
-        At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D, CHUNKED, D_IN, D_LANES, BLOCK_N)
+        At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D, CHUNKED, A_LOG, D_IN, D_LANES, BLOCK_N)
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
@@ -487,7 +498,11 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
                 e_carry = tl.zeros_like(e_carry)
 
         part = pid_b * N_TCHUNKS + pid_k
-        tl.store(dAp_ptr + part * NSTATE * DIM + state_offs, dA_acc, mask=state_mask)
+        if A_LOG:  # the gradient of A_log = dA * A, in A_log's (d, n) layout
+            tl.store(dAp_ptr + part * NSTATE * DIM + _a_log_offsets(offs_d, offs_n, NSTATE), dA_acc * A,
+                     mask=state_mask)
+        else:
+            tl.store(dAp_ptr + part * NSTATE * DIM + state_offs, dA_acc, mask=state_mask)
         if HAS_D:
             tl.store(dDp_ptr + part * DIM + offs_d, dD_acc, mask=mask_d)
 
@@ -682,24 +697,30 @@ def _bc_strides(B: torch.Tensor, C: torch.Tensor) -> tuple[int, int]:
     return B.stride(0), B.stride(1)
 
 
+def _nstate(At: torch.Tensor, a_log: bool) -> int:
+    """n, the state size, of A transposed (n, d), or with a_log of A_log (d, n)."""
+    return At.shape[1] if a_log else At.shape[0]
+
+
 def _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, padding_mask, cfg: ScanConfig,
-                    states_only: bool):
+                    states_only: bool, a_log: bool):
     """One launch of the forward kernel over (channel blocks, samples, time chunks); `transfers` = (S,
     Delta) per (sample, chunk), written with states_only, read otherwise (unused with one chunk)."""
     batch, length, dim = u.shape
     n_chunks, per_chunk = _time_chunks(length, cfg)
     S, delta_sum = transfers
+    nstate = _nstate(At, a_log)
     grid = (triton.cdiv(dim, cfg.block_d), batch, n_chunks)
     _scan_fwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
                            padding_mask if padding_mask is not None else u, y, S, delta_sum, length, per_chunk,
-                           n_chunks, dim, At.shape[0], *_bc_strides(B, C), HAS_D=D is not None, REVERSE=reverse,
+                           n_chunks, dim, nstate, *_bc_strides(B, C), HAS_D=D is not None, REVERSE=reverse,
                            DT_SOFTPLUS=dt_softplus,
                            HAS_PAD=padding_mask is not None, STATES_ONLY=states_only, CHUNKED=n_chunks > 1,
-                           BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes,
-                           BLOCK_N=triton.next_power_of_2(At.shape[0]), num_warps=cfg.num_warps)
+                           A_LOG=a_log, BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes,
+                           BLOCK_N=triton.next_power_of_2(nstate), num_warps=cfg.num_warps)
 
 
-def _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg: ScanConfig):
+def _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg: ScanConfig, a_log: bool):
     """(S, Delta): each time chunk's end state scanned from zero, (batch * chunks, n, d), and its summed dt,
     (batch * chunks, d), both fp32; placeholders with one chunk."""
     batch, length, dim = u.shape
@@ -707,8 +728,10 @@ def _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, 
     if n_chunks == 1:
         return u, u
     f32 = dict(device=u.device, dtype=torch.float32)
-    transfers = (torch.empty(batch * n_chunks, At.shape[0], dim, **f32), torch.empty(batch * n_chunks, dim, **f32))
-    _launch_forward(u, delta, At, B, C, D, u, transfers, reverse, dt_softplus, padding_mask, cfg, states_only=True)
+    transfers = (torch.empty(batch * n_chunks, _nstate(At, a_log), dim, **f32),
+                 torch.empty(batch * n_chunks, dim, **f32))
+    _launch_forward(u, delta, At, B, C, D, u, transfers, reverse, dt_softplus, padding_mask, cfg, states_only=True,
+                    a_log=a_log)
     return transfers
 
 
@@ -718,27 +741,30 @@ def _variants(u: torch.Tensor):
                                     _resident_programs())
 
 
-def _forward(u, delta, At, B, C, D, reverse: bool, dt_softplus: bool = False, padding_mask=None) -> torch.Tensor:
+def _forward(u, delta, At, B, C, D, reverse: bool, dt_softplus: bool = False, padding_mask=None,
+             a_log: bool = False) -> torch.Tensor:
     """y of the scan. With dt_softplus, `delta` is dt before softplus (any float dtype) and the kernel forms
-    dt = softplus(delta), 0 where padding_mask (B, L) is True: no fp32 (B, L, d) dt tensor exists."""
-    block_n = triton.next_power_of_2(At.shape[0])
+    dt = softplus(delta), 0 where padding_mask (B, L) is True: no fp32 (B, L, d) dt tensor exists. With
+    a_log, `At` is the parameter A_log (d, n) and the kernel forms A = -exp(A_log): no A tensor exists."""
+    block_n = triton.next_power_of_2(_nstate(At, a_log))
     y = torch.empty_like(u)
 
     def launch(cfg: ScanConfig):
-        transfers = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg)
+        transfers = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg, a_log)
         _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, padding_mask, cfg,
-                        states_only=False)
+                        states_only=False, a_log=a_log)
 
     launch(_pick_config("fwd", _shape_key(u, u, delta, B, C, D, padding_mask) + (dt_softplus,), block_n, launch,
                         _variants(u)))
     return y
 
 
-def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = False, padding_mask=None):
+def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = False, padding_mask=None,
+              a_log: bool = False):
     """(du, ddelta, dA, dB, dC, dD); with dt_softplus (see `_forward`) ddelta is the gradient of dt before
-    softplus, in delta's dtype."""
+    softplus, in delta's dtype; with a_log (see `_forward`) dA is the gradient of A_log, (d, n)."""
     batch, length, dim = u.shape
-    nstate = At.shape[0]
+    nstate = _nstate(At, a_log)
     block_n = triton.next_power_of_2(nstate)
     n_saved = triton.cdiv(length, CHUNK)
     f32 = dict(device=u.device, dtype=torch.float32)
@@ -752,9 +778,9 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
         if CHUNK % cfg.block_t:
             raise ValueError(f"CHUNK={CHUNK} must be a multiple of block_t={cfg.block_t}")
         n_chunks, per_chunk = _time_chunks(length, cfg)
-        S, delta_sum = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg)
+        S, delta_sum = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg, a_log)
         W = torch.empty_like(S) if n_chunks > 1 else u
-        dA_part = torch.empty(batch * n_chunks, nstate, dim, **f32)
+        dA_part = torch.empty((batch * n_chunks, dim, nstate) if a_log else (batch * n_chunks, nstate, dim), **f32)
         dD_part = torch.empty(batch * n_chunks, dim, **f32) if D is not None else dA_part
         dB.zero_()
         dC.zero_()
@@ -767,14 +793,15 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
                                    per_chunk, n_chunks,
                                    HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
                                    HAS_PAD=padding_mask is not None, ADJOINT_ONLY=adjoint_only,
-                                   CHUNKED=n_chunks > 1, CHUNK=CHUNK, PREFETCH=bool(cfg.prefetch),
+                                   CHUNKED=n_chunks > 1, A_LOG=a_log, CHUNK=CHUNK, PREFETCH=bool(cfg.prefetch),
                                    BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n,
                                    num_warps=cfg.num_warps)
         return dA_part, dD_part
 
     dA_part, dD_part = launch(_pick_config("bwd", _shape_key(u, u, delta, B, C, D, dy, padding_mask) + (dt_softplus,),
                                            block_n, launch, _variants(u)))
-    return du, ddelta, dA_part.sum(0).t().contiguous(), dB, dC, dD_part.sum(0) if D is not None else None
+    dA = dA_part.sum(0) if a_log else dA_part.sum(0).t().contiguous()
+    return du, ddelta, dA, dB, dC, dD_part.sum(0) if D is not None else None
 
 
 class SelectiveScanFn(torch.autograd.Function):

@@ -16,7 +16,7 @@ itself) and the chain rule by hand:
     db_dt = sum ddt_pre;  dW_dt = ddt_pre^T dt~;  d dt~ = ddt_pre W_dt
     dW_x = [d dt~, dB, dC]^T u;  du = du_scan + [d dt~, dB, dC] W_x     (then 0 at padding)
     dh = p du;  dp = sum h du;  dx, dconv_w, dconv_b = conv backward kernel(x, du)  (x~ and dx masked in it)
-    dA_log = dA * A                      (A = -exp(A_log))
+    dA_log = dA * A                      (A = -exp(A_log); both formed in the scan kernels, which read A_log)
 
 du, dh and dp come from one elementwise kernel (`_injection_bwd_kernel`): it adds the scan's du and the x_proj
 term, zeroes padding, rounds du to u's dtype as the reference does, and from that du writes dh and per-program fp32
@@ -46,7 +46,7 @@ from torch import Tensor
 from ..causal_conv.triton import conv_backward, conv_forward
 from ..dispatch import on_device
 from ..selective_scan import triton as scan
-from .reference import keep_mask, masked, projections, scan_input, state_matrix
+from .reference import keep_mask, masked, projections, scan_input
 
 
 def _no_autocast(t: Tensor):
@@ -144,9 +144,8 @@ def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], 
     with torch.no_grad(), _no_autocast(x), on_device(x):
         _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log,
                                            padding_mask, reverse)
-        At = state_matrix(A_log).t().contiguous()
-        return scan._forward(u, dt_pre, At, B, C, D.contiguous(), reverse, dt_softplus=True,
-                             padding_mask=_pad(padding_mask))
+        return scan._forward(u, dt_pre, A_log.contiguous(), B, C, D.contiguous(), reverse, dt_softplus=True,
+                             padding_mask=_pad(padding_mask), a_log=True)
 
 
 @ssm_inner_op.register_fake
@@ -162,10 +161,9 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
     with torch.no_grad(), _no_autocast(x), on_device(x):
         xm, u, dt_low, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log,
                                                  padding_mask, reverse)
-        A = state_matrix(A_log)
-        du_scan, g, dA, dB, dC, dD = scan._backward(u, dt_pre, A.t().contiguous(), B, C, D.contiguous(),
-                                                    dy.contiguous(), reverse, dt_softplus=True,
-                                                    padding_mask=_pad(padding_mask))
+        du_scan, g, dA_log, dB, dC, dD = scan._backward(u, dt_pre, A_log.contiguous(), B, C, D.contiguous(),
+                                                        dy.contiguous(), reverse, dt_softplus=True,
+                                                        padding_mask=_pad(padding_mask), a_log=True)
         # Each (B, L, E) tensor is released right after its last use: the next ones are allocated while
         # this backward still holds what the mixer saved, at the step's peak.
         del dt_pre, B, C
@@ -187,7 +185,7 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
             d_conv_b = d_conv_b.to(conv_b.dtype) if conv_b is not None else _none(x)
         return (dx, d_conv_w, d_conv_b, dh, dp,
                 d_x_w.to(x_proj_w.dtype), d_dt_w.to(dt_proj_w.dtype), d_dt_b.to(dt_proj_b.dtype),
-                (dA * A).to(A_log.dtype), dD.to(D.dtype))
+                dA_log.to(A_log.dtype), dD.to(D.dtype))
 
 
 @ssm_inner_backward_op.register_fake
