@@ -158,16 +158,16 @@ def _shift_rows(x, first, rows):
 
 
 @triton.jit
-def _step(dt_raw, x_mask, p, L, pad_row_ptr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
+def _step(dt_raw, dt_bias, x_mask, p, L, pad_row_ptr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
           HAS_PAD: tl.constexpr):
     """(dt, dt'(raw)) of a (rows, d_in, d_lanes) tile loaded at scan positions p, fp32: the raw input
-    itself (and 1), or with DT_SOFTPLUS dt = softplus(raw) (PyTorch's threshold 20, 0 past the end) and
-    sigmoid(raw), both 0 at padding (HAS_PAD: pad_row_ptr is this sample's row of the (B, L) mask, True
-    at padding, read once per row)."""
+    itself (and 1), or with DT_SOFTPLUS dt = softplus(raw + dt_bias) (PyTorch's threshold 20, 0 past the end;
+    dt_bias the (d_in, d_lanes) tile of the per-channel bias) and its sigmoid, both 0 at padding (HAS_PAD:
+    pad_row_ptr is this sample's row of the (B, L) mask, True at padding, read once per row)."""
     raw = dt_raw.to(tl.float32)
     if not DT_SOFTPLUS:
         return raw, tl.full(raw.shape, 1.0, tl.float32)
-    dt, slope = _softplus(raw)
+    dt, slope = _softplus(raw + dt_bias[None])
     dt = tl.where(x_mask, dt, 0.0)  # rows past the end: softplus(0) would decay the carried state
     if HAS_PAD:
         in_seq, t = _time_steps(p, L, REVERSE)
@@ -182,6 +182,14 @@ def _channel_offsets(D_IN: tl.constexpr, D_LANES: tl.constexpr):
     """This program's channels as a (D_IN, D_LANES) grid: channel = block start + i * D_LANES + j."""
     block_start = tl.program_id(0) * (D_IN * D_LANES)
     return block_start + tl.arange(0, D_IN)[:, None] * D_LANES + tl.arange(0, D_LANES)[None, :]
+
+
+@triton.jit
+def _dt_bias(dtb_ptr, offs_d, mask_d, HAS_DT_BIAS: tl.constexpr):
+    """This program's (D_IN, D_LANES) tile of the per-channel dt bias, fp32 (0 without one)."""
+    if HAS_DT_BIAS:
+        return tl.load(dtb_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    return tl.zeros(offs_d.shape, tl.float32)
 
 
 @triton.jit
@@ -234,10 +242,12 @@ def _fold_chunk(carry, S_ptr, Dl_ptr, A2, row, state_offs, state_mask, offs_d, m
 
 
 @triton.jit(do_not_specialize=["L", "LC", "N_TCHUNKS"])
-def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr, S_ptr, Dl_ptr, L, LC, N_TCHUNKS,
+def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_ptr, y_ptr, S_ptr, Dl_ptr, L, LC,
+                     N_TCHUNKS,
                      DIM, NSTATE, BC_BATCH, BC_ROW,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
-                     STATES_ONLY: tl.constexpr, CHUNKED: tl.constexpr, A_LOG: tl.constexpr, BLOCK_T: tl.constexpr,
+                     STATES_ONLY: tl.constexpr, CHUNKED: tl.constexpr, A_LOG: tl.constexpr,
+                     HAS_DT_BIAS: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """y for one (channel block, sample, time chunk): s_t = exp(dt_t A) s_{t-1} + dt_t B_t u_t,
     y_t = C_t s_t + D u_t (InfoMamba Eq. 11 as in the module docstring), in tiles of BLOCK_T steps with the
@@ -246,6 +256,7 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
     its end state S and Delta = sum of dt (the module docstring's time chunks)."""
     pid_b, pid_k, p_start, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
         At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D, CHUNKED, A_LOG, D_IN, D_LANES, BLOCK_N)
+    dtb = _dt_bias(dtb_ptr, offs_d, mask_d, HAS_DT_BIAS)
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
@@ -268,7 +279,7 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, y_ptr,
         C_next = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0)
     for off in range(0, LC, BLOCK_T):  # the last chunk may end early: positions past L are masked
         p0 = p_start + off
-        dt, _ = _step(dt_next, x_mask, p0 + rows, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
+        dt, _ = _step(dt_next, dtb, x_mask, p0 + rows, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
         u = u_next.to(tl.float32)
         Bt = B_next.to(tl.float32)
         if not STATES_ONLY:
@@ -336,11 +347,12 @@ def _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row):
 
 
 @triton.jit(do_not_specialize=["L", "N_CHUNKS", "LC", "N_TCHUNKS"])
-def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr,
+def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_ptr, dy_ptr,
                      du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, xf_ptr, S_ptr, W_ptr, Dl_ptr,
                      L, DIM, NSTATE, BC_BATCH, BC_ROW, N_CHUNKS, LC, N_TCHUNKS,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
-                     ADJOINT_ONLY: tl.constexpr, CHUNKED: tl.constexpr, A_LOG: tl.constexpr, CHUNK: tl.constexpr,
+                     ADJOINT_ONLY: tl.constexpr, CHUNKED: tl.constexpr, A_LOG: tl.constexpr,
+                     HAS_DT_BIAS: tl.constexpr, CHUNK: tl.constexpr,
                      PREFETCH: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """du, ddt, dB, dC and per-(sample, time chunk) dA, dD partials for one (channel block, sample, time
@@ -350,6 +362,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
     over the chunk from g = 0 after it and writes the chunk's own w at its first position to W."""
     pid_b, pid_k, p_start, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
         At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D, CHUNKED, A_LOG, D_IN, D_LANES, BLOCK_N)
+    dtb = _dt_bias(dtb_ptr, offs_d, mask_d, HAS_DT_BIAS)
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
@@ -370,7 +383,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
             x_offs, x_mask, n_offs, n_mask, dt_raw, _, dy, _, _, Ct = _load_tile(
                 p, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr,
                 dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
-            dt, _ = _step(dt_raw, x_mask, p, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
+            dt, _ = _step(dt_raw, dtb, x_mask, p, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
             g = _adjoint_tile(dt, dt_after, dy.to(tl.float32), Ct.to(tl.float32), g_carry, A2, rows, first_row)
             g_carry = _pick(g, last_row)
             dt_after = _pick(dt, last_row_x)
@@ -407,7 +420,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
                 tile_in = _load_tile(p0 + rows, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM,
                                      NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
             x_offs, x_mask, n_offs, n_mask, dt_raw, u, dy, _, Bt, Ct = tile_in
-            dt, _ = _step(dt_raw, x_mask, p0 + rows, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
+            dt, _ = _step(dt_raw, dtb, x_mask, p0 + rows, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
             u = u.to(tl.float32)
             dy = dy.to(tl.float32)
             Bt = Bt.to(tl.float32)
@@ -457,7 +470,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dy_ptr
                 tile_in = _load_tile(p, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW,
                                      dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
             x_offs, x_mask, n_offs, n_mask, dt_raw, u, dy, xf, Bt, Ct = tile_in
-            dt, slope = _step(dt_raw, x_mask, p, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
+            dt, slope = _step(dt_raw, dtb, x_mask, p, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
             u = u.to(tl.float32)
             dy = dy.to(tl.float32)
             Bt = Bt.to(tl.float32)
@@ -703,7 +716,7 @@ def _nstate(At: torch.Tensor, a_log: bool) -> int:
 
 
 def _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, padding_mask, cfg: ScanConfig,
-                    states_only: bool, a_log: bool):
+                    states_only: bool, a_log: bool, dt_bias):
     """One launch of the forward kernel over (channel blocks, samples, time chunks); `transfers` = (S,
     Delta) per (sample, chunk), written with states_only, read otherwise (unused with one chunk)."""
     batch, length, dim = u.shape
@@ -712,15 +725,17 @@ def _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, p
     nstate = _nstate(At, a_log)
     grid = (triton.cdiv(dim, cfg.block_d), batch, n_chunks)
     _scan_fwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
-                           padding_mask if padding_mask is not None else u, y, S, delta_sum, length, per_chunk,
+                           padding_mask if padding_mask is not None else u, dt_bias if dt_bias is not None else u,
+                           y, S, delta_sum, length, per_chunk,
                            n_chunks, dim, nstate, *_bc_strides(B, C), HAS_D=D is not None, REVERSE=reverse,
                            DT_SOFTPLUS=dt_softplus,
                            HAS_PAD=padding_mask is not None, STATES_ONLY=states_only, CHUNKED=n_chunks > 1,
-                           A_LOG=a_log, BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes,
-                           BLOCK_N=triton.next_power_of_2(nstate), num_warps=cfg.num_warps)
+                           A_LOG=a_log, HAS_DT_BIAS=dt_bias is not None, BLOCK_T=cfg.block_t, D_IN=cfg.d_in,
+                           D_LANES=cfg.d_lanes, BLOCK_N=triton.next_power_of_2(nstate), num_warps=cfg.num_warps)
 
 
-def _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg: ScanConfig, a_log: bool):
+def _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg: ScanConfig, a_log: bool,
+                     dt_bias):
     """(S, Delta): each time chunk's end state scanned from zero, (batch * chunks, n, d), and its summed dt,
     (batch * chunks, d), both fp32; placeholders with one chunk."""
     batch, length, dim = u.shape
@@ -731,7 +746,7 @@ def _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, 
     transfers = (torch.empty(batch * n_chunks, _nstate(At, a_log), dim, **f32),
                  torch.empty(batch * n_chunks, dim, **f32))
     _launch_forward(u, delta, At, B, C, D, u, transfers, reverse, dt_softplus, padding_mask, cfg, states_only=True,
-                    a_log=a_log)
+                    a_log=a_log, dt_bias=dt_bias)
     return transfers
 
 
@@ -742,17 +757,18 @@ def _variants(u: torch.Tensor):
 
 
 def _forward(u, delta, At, B, C, D, reverse: bool, dt_softplus: bool = False, padding_mask=None,
-             a_log: bool = False) -> torch.Tensor:
-    """y of the scan. With dt_softplus, `delta` is dt before softplus (any float dtype) and the kernel forms
-    dt = softplus(delta), 0 where padding_mask (B, L) is True: no fp32 (B, L, d) dt tensor exists. With
-    a_log, `At` is the parameter A_log (d, n) and the kernel forms A = -exp(A_log): no A tensor exists."""
+             a_log: bool = False, dt_bias=None) -> torch.Tensor:
+    """y of the scan. With dt_softplus, `delta` is dt before its bias and softplus (any float dtype) and the
+    kernel forms dt = softplus(delta + dt_bias) (dt_bias (d,) or None), 0 where padding_mask (B, L) is True: no
+    fp32 (B, L, d) dt tensor exists. With a_log, `At` is the parameter A_log (d, n) and the kernel forms
+    A = -exp(A_log): no A tensor exists."""
     block_n = triton.next_power_of_2(_nstate(At, a_log))
     y = torch.empty_like(u)
 
     def launch(cfg: ScanConfig):
-        transfers = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg, a_log)
+        transfers = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg, a_log, dt_bias)
         _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, padding_mask, cfg,
-                        states_only=False, a_log=a_log)
+                        states_only=False, a_log=a_log, dt_bias=dt_bias)
 
     launch(_pick_config("fwd", _shape_key(u, u, delta, B, C, D, padding_mask) + (dt_softplus,), block_n, launch,
                         _variants(u)))
@@ -760,9 +776,10 @@ def _forward(u, delta, At, B, C, D, reverse: bool, dt_softplus: bool = False, pa
 
 
 def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = False, padding_mask=None,
-              a_log: bool = False):
+              a_log: bool = False, dt_bias=None):
     """(du, ddelta, dA, dB, dC, dD); with dt_softplus (see `_forward`) ddelta is the gradient of dt before
-    softplus, in delta's dtype; with a_log (see `_forward`) dA is the gradient of A_log, (d, n)."""
+    its bias and softplus (the bias' gradient is its sum over tokens), in delta's dtype; with a_log (see
+    `_forward`) dA is the gradient of A_log, (d, n)."""
     batch, length, dim = u.shape
     nstate = _nstate(At, a_log)
     block_n = triton.next_power_of_2(nstate)
@@ -778,7 +795,8 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
         if CHUNK % cfg.block_t:
             raise ValueError(f"CHUNK={CHUNK} must be a multiple of block_t={cfg.block_t}")
         n_chunks, per_chunk = _time_chunks(length, cfg)
-        S, delta_sum = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg, a_log)
+        S, delta_sum = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg, a_log,
+                                        dt_bias)
         W = torch.empty_like(S) if n_chunks > 1 else u
         dA_part = torch.empty((batch * n_chunks, dim, nstate) if a_log else (batch * n_chunks, nstate, dim), **f32)
         dD_part = torch.empty(batch * n_chunks, dim, **f32) if D is not None else dA_part
@@ -787,13 +805,15 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
         grid = (triton.cdiv(dim, cfg.block_d), batch, n_chunks)
         for adjoint_only in ((True, False) if n_chunks > 1 else (False,)):
             _scan_bwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
-                                   padding_mask if padding_mask is not None else u, dy,
+                                   padding_mask if padding_mask is not None else u,
+                                   dt_bias if dt_bias is not None else u, dy,
                                    du, ddelta, dA_part, dB, dC, dD_part,
                                    ckpt, xf, S, W, delta_sum, length, dim, nstate, *_bc_strides(B, C), n_saved,
                                    per_chunk, n_chunks,
                                    HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
                                    HAS_PAD=padding_mask is not None, ADJOINT_ONLY=adjoint_only,
-                                   CHUNKED=n_chunks > 1, A_LOG=a_log, CHUNK=CHUNK, PREFETCH=bool(cfg.prefetch),
+                                   CHUNKED=n_chunks > 1, A_LOG=a_log, HAS_DT_BIAS=dt_bias is not None, CHUNK=CHUNK,
+                                   PREFETCH=bool(cfg.prefetch),
                                    BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n,
                                    num_warps=cfg.num_warps)
         return dA_part, dD_part

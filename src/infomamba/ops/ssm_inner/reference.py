@@ -27,13 +27,14 @@ def masked(t: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
     return t if keep is None else t * keep.to(t.dtype)
 
 
-def projections(u: torch.Tensor, x_proj_w: torch.Tensor, dt_proj_w: torch.Tensor, dt_proj_b: torch.Tensor,
+def projections(u: torch.Tensor, x_proj_w: torch.Tensor, dt_proj_w: torch.Tensor, dt_proj_b: torch.Tensor | None,
                 d_state: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dt~, B, C, dt before softplus) from u, matmuls in u's dtype (bf16 under mixed precision); dt~, B and C
-    are views of one (..., R + 2N) x_proj output (the Triton scan reads B and C through their row stride)."""
+    are views of one (..., R + 2N) x_proj output (the Triton scan reads B and C through their row stride).
+    dt_proj_b None: dt before its bias too (the Triton scan adds the bias itself)."""
     dt_rank = dt_proj_w.shape[1]
     dt_low, B, C = F.linear(u, x_proj_w.to(u.dtype)).split([dt_rank, d_state, d_state], dim=-1)
-    dt_pre = F.linear(dt_low, dt_proj_w.to(u.dtype), dt_proj_b.to(u.dtype))
+    dt_pre = F.linear(dt_low, dt_proj_w.to(u.dtype), dt_proj_b.to(u.dtype) if dt_proj_b is not None else None)
     return dt_low, B, C, dt_pre
 
 

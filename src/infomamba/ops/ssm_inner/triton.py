@@ -3,9 +3,9 @@
 
 Forward: one conv kernel reads x in place (a view of in_proj's output, through its strides), masks
 padding on load and forms u = SiLU(conv(x~)) + P h, 0 at padding (InfoMamba Eq. 11's injection) ->
-x_proj -> dt_proj + bias -> softplus -> the Triton scan, which writes r only (softplus and the padding
-mask of dt run inside the scan kernels, which read dt before softplus in the activation dtype, as
-mamba-ssm's `delta_softplus`, and B and C as views of x_proj's output, through their row stride).
+x_proj -> dt_proj -> the Triton scan, which writes r only (dt's bias, softplus and padding mask run inside
+the scan kernels, which read dt before them in the activation dtype, as mamba-ssm's `delta_bias` and
+`delta_softplus`, B and C as views of x_proj's output, through their row stride, and A_log itself).
 Without a conv, u = SiLU(x~) + P h stays in PyTorch.
 Nothing of the path is kept: the backward is handed the op's inputs (x and h in the activation dtype,
 the small parameters) and recomputes the conv output, the projections and dt (two skinny matmuls and
@@ -59,8 +59,9 @@ def _none(x: Tensor) -> Tensor:
 
 
 def _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, padding_mask, reverse):
-    """(x~ or None, u, dt~, B, C, dt before softplus): what the scan kernels read (they apply softplus and the
-    padding mask to dt; B and C are views of x_proj's output, read through their row stride). With a conv, one
+    """(x~ or None, u, dt~, B, C, dt before its bias and softplus): what the scan kernels read (they add the bias
+    and apply softplus and the padding mask to dt; B and C are views of x_proj's output, read through their row
+    stride). With a conv, one
     kernel forms u from x in place (masking on load, P h and the mask fused) and x~ is not materialised (None);
     without one, u = SiLU(x~) + P h in PyTorch and x~ is returned for the backward's SiLU'."""
     if conv_w is None:
@@ -70,7 +71,7 @@ def _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, p
         u = conv_forward(x, conv_w.contiguous(), conv_b.contiguous() if conv_b is not None else None, reverse,
                          h=h.contiguous() if h is not None else None, p=p.contiguous() if p is not None else None,
                          padding_mask=_pad(padding_mask))
-    dt_low, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, dt_proj_b, A_log.shape[1])
+    dt_low, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, None, A_log.shape[1])
     return xm, u, dt_low, B, C, dt_pre.contiguous()
 
 
@@ -145,7 +146,7 @@ def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], 
         _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log,
                                            padding_mask, reverse)
         return scan._forward(u, dt_pre, A_log.contiguous(), B, C, D.contiguous(), reverse, dt_softplus=True,
-                             padding_mask=_pad(padding_mask), a_log=True)
+                             padding_mask=_pad(padding_mask), a_log=True, dt_bias=dt_proj_b.contiguous())
 
 
 @ssm_inner_op.register_fake
@@ -163,7 +164,8 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
                                                  padding_mask, reverse)
         du_scan, g, dA_log, dB, dC, dD = scan._backward(u, dt_pre, A_log.contiguous(), B, C, D.contiguous(),
                                                         dy.contiguous(), reverse, dt_softplus=True,
-                                                        padding_mask=_pad(padding_mask), a_log=True)
+                                                        padding_mask=_pad(padding_mask), a_log=True,
+                                                        dt_bias=dt_proj_b.contiguous())
         # Each (B, L, E) tensor is released right after its last use: the next ones are allocated while
         # this backward still holds what the mixer saved, at the step's peak.
         del dt_pre, B, C
