@@ -58,7 +58,7 @@ def _none(x: Tensor) -> Tensor:
     return x.new_empty(0)
 
 
-def _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, padding_mask, reverse):
+def _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, d_state, padding_mask, reverse):
     """(x~ or None, u, dt~, B, C, dt before its bias and softplus): what the scan kernels read (they add the bias
     and apply softplus and the padding mask to dt; B and C are views of x_proj's output, read through their row
     stride). With a conv, one
@@ -71,7 +71,7 @@ def _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, p
         u = conv_forward(x, conv_w.contiguous(), conv_b.contiguous() if conv_b is not None else None, reverse,
                          h=h.contiguous() if h is not None else None, p=p.contiguous() if p is not None else None,
                          padding_mask=_pad(padding_mask))
-    dt_low, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, None, A_log.shape[1])
+    dt_low, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, None, d_state)
     return xm, u, dt_low, B, C, dt_pre.contiguous()
 
 
@@ -143,7 +143,7 @@ def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], 
                  p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
                  padding_mask: Optional[Tensor], reverse: bool) -> Tensor:
     with torch.no_grad(), _no_autocast(x), on_device(x):
-        _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log,
+        _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, A_log.shape[1],
                                            padding_mask, reverse)
         return scan._forward(u, dt_pre, A_log.contiguous(), B, C, D.contiguous(), reverse, dt_softplus=True,
                              padding_mask=_pad(padding_mask), a_log=True, dt_bias=dt_proj_b.contiguous())
@@ -160,8 +160,9 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
                           dt_proj_b: Tensor, A_log: Tensor, D: Tensor, padding_mask: Optional[Tensor], reverse: bool
                           ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     with torch.no_grad(), _no_autocast(x), on_device(x):
-        xm, u, dt_low, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log,
-                                                 padding_mask, reverse)
+        x_w, dt_w = x_proj_w.to(x.dtype), dt_proj_w.to(x.dtype)  # cast once: recompute and chain rule
+        xm, u, dt_low, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_w, dt_w, A_log.shape[1], padding_mask,
+                                                 reverse)
         du_scan, g, dA_log, dB, dC, dD = scan._backward(u, dt_pre, A_log.contiguous(), B, C, D.contiguous(),
                                                         dy.contiguous(), reverse, dt_softplus=True,
                                                         padding_mask=_pad(padding_mask), a_log=True,
@@ -171,10 +172,10 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
         del dt_pre, B, C
         d_dt_b = g.sum((0, 1), dtype=torch.float32)
         d_dt_w = g.flatten(0, 1).t() @ dt_low.flatten(0, 1)
-        d_xdbl = torch.cat([g @ dt_proj_w.to(u.dtype), dB.to(u.dtype), dC.to(u.dtype)], dim=-1)
+        d_xdbl = torch.cat([g @ dt_w, dB.to(u.dtype), dC.to(u.dtype)], dim=-1)
         del g
         d_x_w = d_xdbl.flatten(0, 1).t() @ u.flatten(0, 1)
-        du, dh, dp = _injection_backward(du_scan, d_xdbl @ x_proj_w.to(u.dtype), h, p, padding_mask)
+        du, dh, dp = _injection_backward(du_scan, d_xdbl @ x_w, h, p, padding_mask)
         del u, du_scan, d_xdbl
         if conv_w is None:
             s = torch.sigmoid(xm.float())
