@@ -60,6 +60,14 @@ def kernel_for(kernel, op: str, label: str, on_cuda: bool):
     return kernel
 
 
+def kernel_unless_float64(kernel, op: str, label: str, *tensors: torch.Tensor):
+    """`kernel_for` for `tensors` (the first says the device), except that float64 inputs always take the
+    reference (gradcheck: the kernels compute in fp32)."""
+    if any(t.dtype == torch.float64 for t in tensors):
+        return None
+    return kernel_for(kernel, op, label, tensors[0].is_cuda)
+
+
 def on_device(t: torch.Tensor):
     """A Triton launch on the tensor's GPU (a no-op context for CPU tensors under TRITON_INTERPRET=1)."""
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()

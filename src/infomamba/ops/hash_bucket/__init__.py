@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dispatch import kernel_for, optional_import
+from ..dispatch import kernel_unless_float64, optional_import
 from .reference import bucket_members_reference, bucket_nll_reference, gumbel_bucket_reference, one_hot
 
 _triton = optional_import(__name__ + ".triton")
@@ -16,9 +16,7 @@ __all__ = ["bucket_members", "bucket_members_reference", "bucket_nll", "bucket_n
 
 def _kernels(*tensors: torch.Tensor):
     """The kernels' module where they run these inputs (CUDA, not sent to the reference, no float64), else None."""
-    if any(t.dtype == torch.float64 for t in tensors):
-        return None
-    return kernel_for(_triton, "hash_bucket", "hash bucketing", tensors[0].is_cuda)
+    return kernel_unless_float64(_triton, "hash_bucket", "hash bucketing", *tensors)
 
 
 def bucket_members(centers: torch.Tensor, bucket_dirs: torch.Tensor) -> torch.Tensor:

@@ -35,8 +35,12 @@ _ELEMENTS_PER_PROGRAM = 2048  # 16 fp32 a thread at 4 warps
 _NORM_EPS = tl.constexpr(1e-12)
 
 
-def _block_t(width: int) -> int:
-    return max(1, _ELEMENTS_PER_PROGRAM // triton.next_power_of_2(width))
+def _launch(t: torch.Tensor, width: int) -> tuple[int, int, int]:
+    """(tokens, BLOCK_T, programs): the rows of t's last dimension, BLOCK_T of them a program whose rows are
+    `width` lanes wide."""
+    n_rows = t.numel() // max(t.shape[-1], 1)
+    block_t = max(1, _ELEMENTS_PER_PROGRAM // triton.next_power_of_2(width))
+    return n_rows, block_t, triton.cdiv(n_rows, block_t)
 
 
 @triton.jit
@@ -179,13 +183,12 @@ def _(centers, bucket_dirs):
 def gumbel_bucket_op(logits: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """b (fp32) for contiguous logits and noise of one shape (module docstring)."""
     nb = logits.shape[-1]
-    n_rows = logits.numel() // max(nb, 1)
     b = torch.empty(logits.shape, device=logits.device, dtype=torch.float32)
-    if b.numel():
-        block_t = _block_t(nb)
+    n_rows, block_t, programs = _launch(logits, nb)
+    if n_rows:
         with on_device(logits):
-            _gumbel_fwd_kernel[(triton.cdiv(n_rows, block_t),)](
-                logits, noise, b, n_rows, NB=nb, BLOCK_T=block_t, BLOCK_NB=triton.next_power_of_2(nb), num_warps=4)
+            _gumbel_fwd_kernel[(programs,)](logits, noise, b, n_rows, NB=nb, BLOCK_T=block_t,
+                                            BLOCK_NB=triton.next_power_of_2(nb), num_warps=4)
     return b
 
 
@@ -197,14 +200,12 @@ def _(logits, noise):
 @torch.library.custom_op("infomamba::gumbel_bucket_backward", mutates_args=())
 def gumbel_bucket_backward_op(logits: torch.Tensor, noise: torch.Tensor, db: torch.Tensor) -> torch.Tensor:
     nb = logits.shape[-1]
-    n_rows = logits.numel() // max(nb, 1)
     dlogits = torch.empty_like(logits)
-    if dlogits.numel():
-        block_t = _block_t(nb)
+    n_rows, block_t, programs = _launch(logits, nb)
+    if n_rows:
         with on_device(logits):
-            _gumbel_bwd_kernel[(triton.cdiv(n_rows, block_t),)](
-                logits, noise, db.contiguous(), dlogits, n_rows, NB=nb, BLOCK_T=block_t,
-                BLOCK_NB=triton.next_power_of_2(nb), num_warps=4)
+            _gumbel_bwd_kernel[(programs,)](logits, noise, db.contiguous(), dlogits, n_rows, NB=nb, BLOCK_T=block_t,
+                                            BLOCK_NB=triton.next_power_of_2(nb), num_warps=4)
     return dlogits
 
 
@@ -225,19 +226,11 @@ def _gumbel_backward(ctx, db):
 gumbel_bucket_op.register_autograd(_gumbel_backward, setup_context=_gumbel_setup_context)
 
 
-def _nll_launch(u: torch.Tensor, b: torch.Tensor) -> tuple[int, int, int]:
-    """(n_rows, BLOCK_T, number of programs) for the term's kernels."""
-    d = u.shape[-1]
-    n_rows = u.numel() // max(d, 1)
-    block_t = _block_t(max(d, b.shape[-1]))
-    return n_rows, block_t, triton.cdiv(n_rows, block_t)
-
-
 @torch.library.custom_op("infomamba::bucket_nll", mutates_args=())
 def bucket_nll_op(u: torch.Tensor, b: torch.Tensor, bucket_dirs: torch.Tensor, tau_hash: float) -> torch.Tensor:
     """nll (fp32, u's leading shape) for contiguous u, b and bucket_dirs (module docstring)."""
     nll = torch.empty(u.shape[:-1], device=u.device, dtype=torch.float32)
-    n_rows, block_t, programs = _nll_launch(u, b)
+    n_rows, block_t, programs = _launch(u, max(u.shape[-1], b.shape[-1]))
     if n_rows:
         nb, d = bucket_dirs.shape
         with on_device(u):
@@ -257,7 +250,7 @@ def bucket_nll_backward_op(u: torch.Tensor, b: torch.Tensor, bucket_dirs: torch.
                            dnll: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(du in u's dtype, db in b's dtype, de (n_buckets, d) fp32)."""
     du, db = torch.empty_like(u), torch.empty_like(b)
-    n_rows, block_t, programs = _nll_launch(u, b)
+    n_rows, block_t, programs = _launch(u, max(u.shape[-1], b.shape[-1]))
     nb, d = bucket_dirs.shape
     partial = torch.empty((programs, nb, d), device=u.device, dtype=torch.float32)
     if n_rows:

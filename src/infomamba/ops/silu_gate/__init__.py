@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dispatch import kernel_for, optional_import
+from ..dispatch import kernel_unless_float64, optional_import
 from .reference import silu_gate_backward_reference, silu_gate_reference
 
 _triton = optional_import(__name__ + ".triton")
@@ -14,9 +14,7 @@ __all__ = ["silu_gate", "silu_gate_backward", "silu_gate_backward_reference", "s
 
 def _kernels(y: torch.Tensor, z: torch.Tensor):
     """The kernels' module where they run these inputs (CUDA, not sent to the reference, no float64), else None."""
-    if torch.float64 in (y.dtype, z.dtype):
-        return None
-    return kernel_for(_triton, "silu_gate", "SiLU gate", y.is_cuda)
+    return kernel_unless_float64(_triton, "silu_gate", "SiLU gate", y, z)
 
 
 def silu_gate(y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

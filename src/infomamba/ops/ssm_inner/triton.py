@@ -61,9 +61,9 @@ def _none(x: Tensor) -> Tensor:
 def _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, d_state, padding_mask, reverse):
     """(x~ or None, u, dt~, B, C, dt before its bias and softplus): what the scan kernels read (they add the bias
     and apply softplus and the padding mask to dt; B and C are views of x_proj's output, read through their row
-    stride). With a conv, one
-    kernel forms u from x in place (masking on load, P h and the mask fused) and x~ is not materialised (None);
-    without one, u = SiLU(x~) + P h in PyTorch and x~ is returned for the backward's SiLU'."""
+    stride). With a conv, one kernel forms u from x in place (masking on load, P h and the mask fused) and x~ is
+    not materialised (None); without one, u = SiLU(x~) + P h in PyTorch and x~ is returned for the backward's
+    SiLU'."""
     if conv_w is None:
         xm, u = scan_input(x, None, None, h, p, keep_mask(padding_mask, x), reverse)
     else:
