@@ -1,6 +1,8 @@
 """Where a training step's GPU time goes, per mixer: torch.profiler over one bf16 train step of the bench
 model (PatchEmbed -> Encoder -> head), the top kernels by self CUDA time, and wall vs GPU-busy time
-(a large gap means launch overhead). Complements `infomamba bench --train`.
+(a large gap means launch overhead), then the ops (aten ops and autograd nodes) by the GPU time of the kernels
+they launch, inclusive (nested ops count in each level), which names the op behind a generic elementwise
+kernel. Complements `infomamba bench --train`.
 
     python benchmarks/profile_step.py --mixers infomamba mamba attention --resolution 224 --batch 64
     python benchmarks/profile_step.py --compile ...   # the model under torch.compile (static shapes)
@@ -19,6 +21,16 @@ from infomamba.config import EncoderConfig
 from infomamba.summary import size_matched_options
 
 
+def op_table(events, rows: int) -> str:
+    """The host-side events (aten ops, autograd nodes, custom ops) ranked by the GPU time of the kernels they
+    launched, inclusive, with their call counts: a markdown table of `rows` rows."""
+    ops = sorted((e for e in events if e.device_type == torch.autograd.DeviceType.CPU and e.device_time_total > 0),
+                 key=lambda e: e.device_time_total, reverse=True)[:rows]
+    lines = ["| op (inclusive) | GPU ms | calls |", "|---|---|---|"]
+    lines += [f"| {e.key[:90]} | {e.device_time_total / 1e3:.2f} | {e.count} |" for e in ops]
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mixers", nargs="+", default=["infomamba", "mamba", "attention"])
@@ -27,6 +39,7 @@ def main(argv=None):
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=12)
     p.add_argument("--top", type=int, default=18)
+    p.add_argument("--top-ops", type=int, default=30, help="rows of the op table (0: none)")
     p.add_argument("--compile", action="store_true", help="profile the torch.compile'd model")
     args = p.parse_args(argv)
     device = torch.device("cuda")
@@ -50,17 +63,19 @@ def main(argv=None):
             step()
         torch.cuda.synchronize()
         start = time.perf_counter()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             step()
             torch.cuda.synchronize()
         wall = (time.perf_counter() - start) * 1e3
         events = prof.key_averages()
-        busy = sum(e.self_device_time_total for e in events) / 1e3
+        kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+        busy = sum(e.self_device_time_total for e in kernels) / 1e3
         label = f"{mixer}{' +compile' if args.compile else ''} {args.resolution}px batch {args.batch}"
         print(f"\n== {label}: wall {wall:.1f} ms (profiled), "
-              f"GPU busy {busy:.1f} ms, kernels {sum(e.count for e in events)}", flush=True)
+              f"GPU busy {busy:.1f} ms, kernels {sum(e.count for e in kernels)}", flush=True)
         print(events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=70,
                            top_level_events_only=False), flush=True)
+        print(op_table(events, args.top_ops), flush=True)
         del model, run, opt
 
 

@@ -28,6 +28,9 @@ for part in "$@"; do
              tests/mixers/test_compile.py > $OUT/gpu_tests2.log 2>&1; echo "tests2 rc=$?" >> $OUT/gpu_tests2.log; tail -3 $OUT/gpu_tests2.log ;;
     profile) timeout 200 python3 benchmarks/profile_step.py --mixers infomamba mamba attention --resolution 224 \
              > $OUT/profile.log 2>&1; echo "profile rc=$?" >> $OUT/profile.log; grep "^==" $OUT/profile.log ;;
+    profile_1024) timeout 150 python3 benchmarks/profile_step.py --mixers infomamba mamba --resolution 1024 --top 25 \
+             --top-ops 45 > $OUT/profile_1024.log 2>&1; echo "profile_1024 rc=$?" >> $OUT/profile_1024.log
+           grep "^==" $OUT/profile_1024.log ;;
     curve32) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba --steps 200 --dtype fp32 --out $OUT \
              > $OUT/curve32.log 2>&1; echo "curve32 rc=$?" >> $OUT/curve32.log; tail -2 $OUT/curve32.log ;;
     compile_small) timeout 300 python3 -m infomamba.bench --mixers infomamba attention --resolutions 224 1024 \
@@ -75,7 +78,7 @@ for part in "$@"; do
              --resolutions 224 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 6 --repeats 10 --train \
              --compile --compile-modes reduce-overhead --out $OUT/bench_ro > $OUT/bench_ro.log 2>&1
            echo "bench_ro rc=$?" >> $OUT/bench_ro.log; grep -v Warning $OUT/bench_ro.log | grep "rc=\|^| \|skip\|cudagraph" | head -30 ;;
-    tests_scan) timeout 420 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
+    tests_scan) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
              tests/ops/test_selective_scan_triton.py > $OUT/tests_scan.log 2>&1; echo "tests_scan rc=$?" >> $OUT/tests_scan.log
            tail -3 $OUT/tests_scan.log ;;
     scan_chunks) timeout 200 python3 benchmarks/bench_scan.py --shapes 64x196 64x1024 16x4096 8x16384 \
