@@ -5,6 +5,7 @@ they launch, inclusive (nested ops count in each level), which names the op behi
 kernel. Complements `infomamba bench --train`.
 
     python benchmarks/profile_step.py --mixers infomamba mamba attention --resolution 224 --batch 64
+    python benchmarks/profile_step.py --mixers infomamba --length 16384 --batch 8   # the bench's 1-D model
     python benchmarks/profile_step.py --compile ...   # the model under torch.compile (static shapes)
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 import torch.nn as nn
 from torch.profiler import ProfilerActivity, profile
 
-from infomamba.bench import BenchModel
+from infomamba.bench import BenchModel, SequenceModel
 from infomamba.config import EncoderConfig
 from infomamba.summary import size_matched_options
 
@@ -35,6 +36,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mixers", nargs="+", default=["infomamba", "mamba", "attention"])
     p.add_argument("--resolution", type=int, default=224)
+    p.add_argument("--length", type=int, help="profile the 1-D sequence model at this many tokens instead")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=12)
@@ -46,15 +48,16 @@ def main(argv=None):
     matched = size_matched_options("configs/size_matched.yaml", args.dim, args.depth)
     for mixer in args.mixers:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=mixer, mixer_options=matched.get(mixer, {}))
-        model = BenchModel(config).to(device).train()
+        model = (SequenceModel(config) if args.length else BenchModel(config)).to(device).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         run = torch.compile(model, dynamic=False) if args.compile else model
-        images = torch.randn(args.batch, 3, args.resolution, args.resolution, device=device)
+        shape = (args.batch, args.length, args.dim) if args.length else (args.batch, 3, args.resolution, args.resolution)
+        inputs = torch.randn(*shape, device=device)
         labels = torch.randint(0, 1000, (args.batch,), device=device)
 
         def step():
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = nn.functional.cross_entropy(run(images), labels)
+                loss = nn.functional.cross_entropy(run(inputs), labels)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -70,7 +73,8 @@ def main(argv=None):
         events = prof.key_averages()
         kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
         busy = sum(e.self_device_time_total for e in kernels) / 1e3
-        label = f"{mixer}{' +compile' if args.compile else ''} {args.resolution}px batch {args.batch}"
+        size = f"{args.length} tokens" if args.length else f"{args.resolution}px"
+        label = f"{mixer}{' +compile' if args.compile else ''} {size} batch {args.batch}"
         print(f"\n== {label}: wall {wall:.1f} ms (profiled), "
               f"GPU busy {busy:.1f} ms, kernels {sum(e.count for e in kernels)}", flush=True)
         print(events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=70,

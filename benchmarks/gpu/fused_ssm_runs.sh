@@ -31,6 +31,9 @@ for part in "$@"; do
     profile_1024) timeout 150 python3 benchmarks/profile_step.py --mixers infomamba mamba --resolution 1024 --top 25 \
              --top-ops 45 > $OUT/profile_1024.log 2>&1; echo "profile_1024 rc=$?" >> $OUT/profile_1024.log
            grep "^==" $OUT/profile_1024.log ;;
+    profile_16k) timeout 120 python3 benchmarks/profile_step.py --mixers infomamba attention --length 16384 --batch 8 \
+             --top 25 --top-ops 45 > $OUT/profile_16k.log 2>&1; echo "profile_16k rc=$?" >> $OUT/profile_16k.log
+           grep "^==" $OUT/profile_16k.log ;;
     curve32) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba --steps 200 --dtype fp32 --out $OUT \
              > $OUT/curve32.log 2>&1; echo "curve32 rc=$?" >> $OUT/curve32.log; tail -2 $OUT/curve32.log ;;
     compile_small) timeout 300 python3 -m infomamba.bench --mixers infomamba attention --resolutions 224 1024 \
