@@ -19,7 +19,8 @@
 # row of the part --max-epochs N (default: each row's own). JOBS_imdb: IMDb fits at once (default 3; 9 runs
 # 3 seeds x 3 mixers in one call, each fit then slower); JOBS_imdb_candidates likewise. table5: Table 5's ablations
 # on IMDb (ROWS_table5, SEEDS_table5, JOBS_table5; default every row, seed 0, 4 at once).
-# speech: the offline speech recipe candidates (ROWS_speech, JOBS_speech; default every row, 3 at once);
+# speech: the offline speech recipe candidates (ROWS_speech, JOBS_speech, SEEDS_speech; default every row, 3 at once,
+# the table's seeds);
 # speech_mixers: the offline speech mixer table (ROWS_speech_mixers, SEEDS_speech); WORKERS_speech / WORKERS_fmnist:
 # loader workers per fit (default 3).
 # tests_<part>: that part of fused_ssm_runs.sh (e.g. tests_inner), beside the fits.
@@ -64,7 +65,7 @@ for part in "$@"; do
     table5) table table5_imdb .devdata/imdb 1 --jobs ${JOBS_table5:-4} --seeds ${SEEDS_table5:-0} \
               ${ROWS_table5:+--rows $ROWS_table5} & ;;
     speech) table recipe_speech_offline .devdata/speech ${WORKERS_speech:-3} --jobs ${JOBS_speech:-3} \
-              ${ROWS_speech:+--rows $ROWS_speech} & ;;
+              ${SEEDS_speech:+--seeds $SEEDS_speech} ${ROWS_speech:+--rows $ROWS_speech} & ;;
     speech_mixers) table mixers_speech_offline .devdata/speech ${WORKERS_speech:-3} --jobs 3 \
               --seeds ${SEEDS_speech:-0} \
               ${ROWS_speech_mixers:+--rows $ROWS_speech_mixers} & ;;
