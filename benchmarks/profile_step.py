@@ -23,12 +23,18 @@ from infomamba.summary import size_matched_options
 
 
 def op_table(events, rows: int) -> str:
-    """The host-side events (aten ops, autograd nodes, custom ops) ranked by the GPU time of the kernels they
-    launched, inclusive, with their call counts: a markdown table of `rows` rows."""
-    ops = sorted((e for e in events if e.device_type == torch.autograd.DeviceType.CPU and e.device_time_total > 0),
-                 key=lambda e: e.device_time_total, reverse=True)[:rows]
-    lines = ["| op (inclusive) | GPU ms | calls |", "|---|---|---|"]
-    lines += [f"| {e.key[:90]} | {e.device_time_total / 1e3:.2f} | {e.count} |" for e in ops]
+    """The host-side events (aten ops, autograd nodes, custom ops, Python-level launches) as two markdown tables of
+    `rows` rows: ranked by the GPU time of the kernels they launched (inclusive), and by their own host time (where
+    an eager step that the GPU outpaces spends its time)."""
+    host = [e for e in events if e.device_type == torch.autograd.DeviceType.CPU]
+    lines = []
+    for title, key in (("GPU ms (inclusive)", lambda e: e.device_time_total),
+                       ("host ms (self)", lambda e: e.self_cpu_time_total)):
+        ranked = sorted((e for e in host if key(e) > 0), key=key, reverse=True)[:rows]
+        lines += ["", f"| op, by {title} | GPU ms (inclusive) | host ms (self) | host ms (inclusive) | calls |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {e.key[:90]} | {e.device_time_total / 1e3:.2f} | {e.self_cpu_time_total / 1e3:.2f} | "
+                  f"{e.cpu_time_total / 1e3:.2f} | {e.count} |" for e in ranked]
     return "\n".join(lines)
 
 
