@@ -69,6 +69,10 @@ for part in "$@"; do
            echo "tests_inner rc=$?" >> $OUT/tests_inner.log
            tail -3 $OUT/tests_inner.log ;;
     # the gate's and Eq. 8's kernels with their layers: 55 passed in about 80 s at ac13766
+    # h saved as its recipe: the mixer's own test and the whole-step CUDA-graph capture with it
+    tests_recipe) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/layers/test_recompute.py \
+             tests/mixers/test_infomamba.py tests/test_cuda_graphs.py > $OUT/tests_recipe.log 2>&1
+           echo "tests_recipe rc=$?" >> $OUT/tests_recipe.log; tail -3 $OUT/tests_recipe.log ;;
     tests_glue) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_silu_gate_triton.py \
              tests/layers/test_gate.py tests/ops/test_hash_bucket_triton.py tests/ops/test_hash_bucket.py \
              tests/layers/test_concepts.py > $OUT/tests_glue.log 2>&1; echo "tests_glue rc=$?" >> $OUT/tests_glue.log

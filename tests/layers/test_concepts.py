@@ -56,7 +56,8 @@ def test_pooling_and_scatter_equal_the_weighted_sums():
 @pytest.mark.parametrize("L,chunk", [(40, None), (5, None), (40, 8)], ids=["k<L", "k>L", "causal"])
 def test_readout_is_eq10_whichever_side_w_u_acts_on(L, chunk):
     """h = W_U sum_i R_bar_ti z~_i (Eq. 10). With fewer concept rows than tokens (k = 7 < L = 40) W_U acts on
-    the concepts, and nothing of shape (B, L, d) is kept for its gradient; otherwise on the tokens."""
+    the concepts, and nothing of shape (B, L, d) is kept for its gradient; otherwise on the tokens. h's recipe gives
+    h again, bitwise."""
     B, k, D, E = 2, 7, 5, 9
     groups = 1 if chunk is None else -(-L // chunk)
     Z = torch.randn(B, groups, k, D, requires_grad=True)
@@ -64,10 +65,12 @@ def test_readout_is_eq10_whichever_side_w_u_acts_on(L, chunk):
     w_u = torch.nn.Linear(D, E, bias=False)
     saved_shapes = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved_shapes.append(tuple(t.shape)) or t, lambda t: t):
-        h = readout(Z, R_bar, w_u, chunk)
+        h, recipe = readout(Z, R_bar, w_u, chunk)
     torch.testing.assert_close(h, w_u(scatter_concepts(Z, R_bar, chunk)))
     token_rows = [shape for shape in saved_shapes if shape in ((B, L, D), (B * L, D))]
     assert bool(token_rows) == (groups * k >= L), saved_shapes
+    with torch.no_grad():
+        torch.testing.assert_close(recipe(), h, rtol=0, atol=0)
     h.sum().backward()
     assert Z.grad is not None and w_u.weight.grad is not None
 

@@ -103,3 +103,39 @@ def test_unknown_variant_and_option_rejected():
         build("no_such")
     with pytest.raises(ValueError, match="unknown option"):
         build_mixer("infomamba", DIM, kmax=3)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_training_keeps_no_h_and_gives_the_gradients_of_keeping_it(causal, monkeypatch):
+    """h (Eq. 10) is saved as its recipe (`layers/recompute.py`): no tensor autograd keeps shares h's memory,
+    and the gradients are bitwise those of keeping h (the recipe switched off)."""
+    import contextlib
+
+    import infomamba.mixers.infomamba as module
+    from infomamba.layers.concepts import ConceptFilter
+
+    def grads(keep_h):
+        with monkeypatch.context() as patch:
+            if keep_h:
+                patch.setattr(module, "saved_as_recipe", lambda t, recipe: contextlib.nullcontext())
+            made, saved = [], []
+            token_stream = ConceptFilter.token_stream
+            patch.setattr(ConceptFilter, "token_stream", lambda *a: made.append(token_stream(*a)) or made[-1])
+            torch.manual_seed(0)
+            m = build(causal=causal).train()
+            x = torch.randn(2, L, DIM, requires_grad=True)
+            pad = torch.zeros(2, L, dtype=torch.bool)
+            pad[1, -7:] = True
+            with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+                out, aux = m(x, pad, None)
+            h = made[0][0].untyped_storage().data_ptr()
+            keeps_h = any(t.untyped_storage().data_ptr() == h for t in saved)
+            (out.square().sum() + aux.h_pool.sum()).backward()
+            return keeps_h, [x.grad] + [p.grad for p in m.parameters()]
+
+    keeps_h, with_recipe = grads(keep_h=False)
+    kept, without = grads(keep_h=True)
+    assert kept and not keeps_h
+    assert len(with_recipe) == len(without)
+    for a, b in zip(with_recipe, without):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -29,10 +29,15 @@ Readings where the paper is open:
   (`readout`): before, where a sample holds fewer concept rows than tokens (bidirectional, k < L). There
   it costs k d E per sample instead of L d E, and no (B, L, d) tensor is kept for W_U's gradient (at
   1024 px, batch 64, depth 12: 2.2 GiB less activation memory, counted by `benchmarks/saved_activations.py`).
+  `readout` also returns h's recipe, its last matmul over tensors that its backward keeps, so that the mixer need
+  not keep h itself (`layers/recompute.py`).
 """
 from __future__ import annotations
 
+import functools
 import math
+from typing import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -80,13 +85,18 @@ def pool_concepts(x: torch.Tensor, R_bar: torch.Tensor, padding_mask: torch.Tens
     return num / mass.clamp_min(1e-6).unsqueeze(-1), mass
 
 
-def readout(Z_mixed: torch.Tensor, R_bar: torch.Tensor, w_u: nn.Linear, chunk: int | None) -> torch.Tensor:
+def readout(Z_mixed: torch.Tensor, R_bar: torch.Tensor, w_u: nn.Linear,
+            chunk: int | None) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
     """h = W_U sum_i R_bar_{t,i} z~_i (Eq. 10), with W_U applied on whichever side has fewer rows: the
-    (B, G, k, .) concepts when G k < L (then no (B, L, d) scatter output exists), else the tokens."""
+    (B, G, k, .) concepts when G k < L (then no (B, L, d) scatter output exists), else the tokens. Returns h and
+    its recipe: a function that makes h again from what its own backward keeps (the last matmul alone)."""
     groups, k = Z_mixed.shape[1], Z_mixed.shape[2]
     if groups * k < R_bar.shape[1]:
-        return scatter_concepts(w_u(Z_mixed), R_bar, chunk)
-    return w_u(scatter_concepts(Z_mixed, R_bar, chunk))
+        concepts = w_u(Z_mixed)
+        return (scatter_concepts(concepts, R_bar, chunk),
+                functools.partial(scatter_concepts, concepts.detach(), R_bar.detach(), chunk))
+    tokens = scatter_concepts(Z_mixed, R_bar, chunk)
+    return w_u(tokens), functools.partial(w_u, tokens.detach())
 
 
 def scatter_concepts(Z_mixed: torch.Tensor, R_bar: torch.Tensor, chunk: int | None) -> torch.Tensor:
@@ -188,8 +198,9 @@ class ConceptFilter(nn.Module):
         return masked_token_mean(bucket_nll(R @ self.centers.to(R.dtype), b, bucket_dirs, self.tau_hash),
                                  padding_mask)
 
-    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
-        """Returns h (B, L, out_dim) and aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
+    def mixed_concepts(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
+        """Eq. 7-9: the mixed concepts Z~ (B, G, k, D), the sparse assignment R_bar (B, L, k) that Eq. 10 reads
+        them back with (`token_stream`), and aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
         logits = self.assign_logits(x)
         if self.static_len:
             R, R_bar = sparse_assign(logits, torch.ones_like(logits, dtype=torch.float32), self.q_max)
@@ -200,5 +211,13 @@ class ConceptFilter(nn.Module):
             R, R_bar = sparse_assign(logits, candidate, self.q_max)
             mi_hash = self.mi_hash_loss(R, b, bucket_dirs, padding_mask)
         Z, mass = pool_concepts(x, R_bar, padding_mask, self.chunk)
-        h = readout(self.mixing(Z, mass), R_bar, self.w_u, self.chunk)
-        return h, {"mi_hash": mi_hash, "k_eff": effective_concepts(R_bar, padding_mask)}
+        return self.mixing(Z, mass), R_bar, {"mi_hash": mi_hash, "k_eff": effective_concepts(R_bar, padding_mask)}
+
+    def token_stream(self, Z_mixed: torch.Tensor, R_bar: torch.Tensor):
+        """Eq. 10: h (B, L, out_dim) from the mixed concepts and R_bar, and h's recipe (`readout`)."""
+        return readout(Z_mixed, R_bar, self.w_u, self.chunk)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
+        """Returns h (B, L, out_dim) and aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
+        Z_mixed, R_bar, aux = self.mixed_concepts(x, padding_mask)
+        return self.token_stream(Z_mixed, R_bar)[0], aux

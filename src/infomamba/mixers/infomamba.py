@@ -6,6 +6,10 @@
     y_t  = C_t s_t + D u_t + F h_t                                                  (Eq. 11, readout)
     out  = out_proj(y * SiLU(z))
 
+h is not kept for backward: the SSM op (for P's gradient and the recomputed input u) and F h save it as its
+recipe (`layers/recompute.py`), Eq. 10's last matmul over tensors that its own backward keeps: one
+(B, L, k) x (B, k, E) matmul in backward instead of a (B, L, E) tensor a layer until then.
+
 IMF reading (DESIGN.md): P h_t enters through the selective input map, so it reaches the state as
 dt_t B_t P h_t and one scan kernel serves both paths. P and F are diagonal (per-channel vectors):
 W_U (Eq. 10) is already a full learned map into R^E right before them, so full P, F matrices would
@@ -28,6 +32,7 @@ import torch.nn as nn
 from ..layers.concepts import ConceptFilter
 from ..layers.gate import gated_projection
 from ..layers.pooling import masked_mean
+from ..layers.recompute import saved_as_recipe
 from ..layers.ssm import dt_rank_auto, ssm_directions
 from . import Mixer, MixerAux, register_mixer
 
@@ -92,15 +97,17 @@ class InfoMambaMixer(Mixer):
             xs, z = self.in_proj(x).chunk(2, dim=-1)
         else:
             z = self.in_proj(x)
-        h = None
+        h, recipe = None, None
         if self.has_filter:
-            h, filter_aux = self.filter(x, padding_mask)
+            Z_mixed, R_bar, filter_aux = self.filter.mixed_concepts(x, padding_mask)
+            h, recipe = self.filter.token_stream(Z_mixed, R_bar)
             aux.mi_hash, aux.k_eff = filter_aux["mi_hash"], filter_aux["k_eff"]
             aux.h_pool = masked_mean(h, padding_mask)
-        if not self.has_ssm:
-            return gated_projection(self.f.to(h.dtype) * h, z, self.out_proj.weight), aux
-        h_in, p_in = (h, self.p) if (h is not None and self.fused) else (None, None)
-        r = functools.reduce(torch.add, (direction(xs, padding_mask, h_in, p_in) for direction in self.ssm))
-        aux.r_pool = masked_mean(r, padding_mask)
-        y = r if h is None else r + (self.f.to(h.dtype) * h if self.fused else h)
-        return gated_projection(y, z, self.out_proj.weight), aux
+        with saved_as_recipe(h, recipe):
+            if not self.has_ssm:
+                return gated_projection(self.f.to(h.dtype) * h, z, self.out_proj.weight), aux
+            h_in, p_in = (h, self.p) if (h is not None and self.fused) else (None, None)
+            r = functools.reduce(torch.add, (direction(xs, padding_mask, h_in, p_in) for direction in self.ssm))
+            aux.r_pool = masked_mean(r, padding_mask)
+            y = r if h is None else r + (self.f.to(h.dtype) * h if self.fused else h)
+            return gated_projection(y, z, self.out_proj.weight), aux
