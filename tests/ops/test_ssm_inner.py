@@ -68,10 +68,15 @@ def assert_close_rel(actual, expected, tol, what):
 @pytest.mark.parametrize("conv,inject,pad", [(True, "p", None), (True, None, "right"), (False, "identity", "left"),
                                              (True, "p", "left")])
 def test_fused_matches_reference(dtype, reverse, conv, inject, pad):
+    """In bf16 the oracle is the reference in fp32 on the same (bf16-valued) inputs: the kernels compute in fp32
+    and round where the reference's bf16 run does not (dt's bias is added before rounding, for one), so against
+    the bf16 reference both runs' rounding would add up (dA_log 4.1e-2 on the H200, 3.7e-2 against the fp32 run's
+    1.3e-2 in the interpreter)."""
     params, mask = make_inputs(conv=conv, inject=inject, pad=pad, dtype=dtype)
     dy = torch.randn(params["x"].shape, generator=torch.Generator().manual_seed(1)).to(DEVICE, dtype)
     y, grads = run(ssm_inner_triton, params, mask, reverse, dy)
-    y_ref, grads_ref = run(ssm_inner_reference, params, mask, reverse, dy)
+    exact = {k: t.detach().float().requires_grad_(True) if t is not None else None for k, t in params.items()}
+    y_ref, grads_ref = run(ssm_inner_reference, exact, mask, reverse, dy.float())
     assert y.dtype == dtype
     assert_close_rel(y, y_ref, TOL[dtype], "y")
     for name in grads_ref:
