@@ -145,3 +145,13 @@ def test_conv_stem_rejects_patch_sizes_it_cannot_build():
         PatchEmbed(in_chans=3, dim=16, patch_size=6, stem="conv")
     with pytest.raises(ValueError, match="stem must be one of"):
         PatchEmbed(in_chans=3, dim=16, patch_size=4, stem="overlap")
+
+
+@pytest.mark.parametrize("stem", ["patch", "conv"])
+def test_tokens_are_row_major_in_memory(stem):
+    """The residual stream starts contiguous (B, L, dim): a transposed view of the conv output would make every
+    residual add keep its strides and every LayerNorm of the encoder copy it."""
+    embed = PatchEmbed(3, 32, 8, pos="learned", img_size=32, stem=stem)
+    tokens, _ = embed(torch.randn(2, 3, 32, 48))
+    assert tokens.is_contiguous()
+    assert (tokens + torch.randn_like(tokens)).is_contiguous()
