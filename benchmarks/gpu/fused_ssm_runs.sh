@@ -69,6 +69,9 @@ for part in "$@"; do
            echo "tests_inner rc=$?" >> $OUT/tests_inner.log
            tail -3 $OUT/tests_inner.log ;;
     # the gate's and Eq. 8's kernels with their layers: 55 passed in about 80 s at ac13766
+    tests_fused) timeout 90 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py -k fused_matches \
+             tests/tasks/image/test_image_frontend.py > $OUT/tests_fused.log 2>&1
+           echo "tests_fused rc=$?" >> $OUT/tests_fused.log; tail -3 $OUT/tests_fused.log ;;
     # h saved as its recipe: the mixer's own test and the whole-step CUDA-graph capture with it
     tests_recipe) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/layers/test_recompute.py \
              tests/mixers/test_infomamba.py tests/test_cuda_graphs.py > $OUT/tests_recipe.log 2>&1
