@@ -72,6 +72,18 @@ for part in "$@"; do
     tests_fused) timeout 90 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py -k fused_matches \
              tests/tasks/image/test_image_frontend.py > $OUT/tests_fused.log 2>&1
            echo "tests_fused rc=$?" >> $OUT/tests_fused.log; tail -3 $OUT/tests_fused.log ;;
+    # the backward's chunk transfers launched with the forward's layout; carry .devdata/scan_triton_41fdb66.py
+    # (`git show 41fdb66:src/infomamba/ops/selective_scan/triton.py > .devdata/scan_triton_41fdb66.py`)
+    transfers) timeout 100 python3 -m pytest -q -p no:cacheprovider tests/ops/test_selective_scan_triton.py \
+             tests/ops/test_ssm_inner.py -k "chunk or transfers or fused_matches" > $OUT/tests_transfers.log 2>&1
+           echo "tests_transfers rc=$?" >> $OUT/tests_transfers.log; tail -2 $OUT/tests_transfers.log
+           timeout 130 python3 benchmarks/bench_scan.py --shapes 8x16384 16x4096 --dtypes bfloat16 --reps-ms 100 \
+             --baseline .devdata/scan_triton_41fdb66.py > $OUT/scan_transfers.log 2>&1
+           echo "scan_transfers rc=$?" >> $OUT/scan_transfers.log; grep -v "reference\|sequential" $OUT/scan_transfers.log
+           timeout 100 python3 -m infomamba.bench --mixers infomamba attention --resolutions --lengths 16384 \
+             --max-tokens-attention 16384 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train \
+             --out $OUT/bench_16k > $OUT/bench_16k.log 2>&1; echo "bench_16k rc=$?" >> $OUT/bench_16k.log
+           grep -v Warning $OUT/bench_16k.log | grep "rc=\|^| " ;;
     # h saved as its recipe: the mixer's own test and the whole-step CUDA-graph capture with it
     tests_recipe) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/layers/test_recompute.py \
              tests/mixers/test_infomamba.py tests/test_cuda_graphs.py > $OUT/tests_recipe.log 2>&1

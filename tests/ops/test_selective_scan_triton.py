@@ -138,6 +138,24 @@ def test_time_chunks_match_one_program_per_sample(chunk, monkeypatch, reverse, c
         check_against_reference(args, reverse, TOL[torch.float32])
 
 
+def test_backward_transfers_launch_with_the_forward_layout(chunk, monkeypatch):
+    """The backward's chunk transfers are a forward-kernel launch: with the forward's layout and the backward's
+    chunks (the forward here one chunk in another layout), and the gradients still the reference's."""
+    fwd = ss.candidate_configs("fwd", 4)[1]
+    bwd = ss.candidate_configs("bwd", 4)[0]._replace(chunks=3)
+    launches = []
+    launch_forward = ss._launch_forward
+
+    def spy(*args, **kwargs):
+        launches.append((args[11], kwargs["states_only"]))
+        return launch_forward(*args, **kwargs)
+
+    monkeypatch.setattr(ss, "_launch_forward", spy)
+    with ss.force_config(fwd=fwd, bwd=bwd):
+        check_against_reference(make_inputs(batch=2, length=70, d=16, n=4), False, TOL[torch.float32])
+    assert launches == [(fwd, False), (fwd._replace(chunks=3), True)]
+
+
 def test_time_chunked_variants_only_where_programs_are_few():
     cfg = ss.ScanConfig(2, 1, 16, 1)
     assert ss.time_chunked(cfg, programs=3072, length=196, resident=1584) == [cfg]

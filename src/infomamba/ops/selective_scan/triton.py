@@ -617,6 +617,17 @@ class force_config:
         _forced.update(self._saved)
 
 
+def _forward_layout(key: tuple, block_n: int) -> ScanConfig:
+    """The config the forward kernel runs with for the input of tuning key `key` (forced, else the autotuner's pick
+    for it, else the first candidate), looked up without timing anything."""
+    if "fwd" in _forced:
+        return _forced["fwd"]
+    env = os.environ.get("INFOMAMBA_SCAN_CONFIG")
+    if env:
+        return ScanConfig(*(int(v) for v in env.split(",")))
+    return _tuned.get(("fwd", block_n) + key, candidate_configs("fwd", block_n)[0])
+
+
 def _pick_config(kind: str, key: tuple, block_n: int, launch, variants) -> ScanConfig:
     """Forced config, else the cached winner for `key`, else time every candidate once (fastest wins).
 
@@ -770,9 +781,13 @@ def _forward(u, delta, At, B, C, D, reverse: bool, dt_softplus: bool = False, pa
         _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, padding_mask, cfg,
                         states_only=False, a_log=a_log, dt_bias=dt_bias)
 
-    launch(_pick_config("fwd", _shape_key(u, u, delta, B, C, D, padding_mask) + (dt_softplus,), block_n, launch,
+    launch(_pick_config("fwd", _forward_key(u, delta, B, C, D, padding_mask, dt_softplus), block_n, launch,
                         _variants(u)))
     return y
+
+
+def _forward_key(u, delta, B, C, D, padding_mask, dt_softplus: bool) -> tuple:
+    return _shape_key(u, u, delta, B, C, D, padding_mask) + (dt_softplus,)
 
 
 def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = False, padding_mask=None,
@@ -789,14 +804,17 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
     dB, dC = torch.zeros(batch, length, nstate, **f32), torch.zeros(batch, length, nstate, **f32)
     ckpt = torch.empty(batch, n_saved, nstate, dim, **f32)
     xf = torch.empty(batch, length, dim, **f32)
+    # The chunks' transfers are a forward launch (STATES_ONLY): with the forward kernel's own layout, not the
+    # backward's (a layout tuned for the backward's registers ran the forward kernel slowly), on the backward's chunks.
+    forward_layout = _forward_layout(_forward_key(u, delta, B, C, D, padding_mask, dt_softplus), block_n)
 
     def launch(cfg: ScanConfig):
         """Both launches of the backward with `cfg`; returns the per-(sample, chunk) dA and dD partials."""
         if CHUNK % cfg.block_t:
             raise ValueError(f"CHUNK={CHUNK} must be a multiple of block_t={cfg.block_t}")
         n_chunks, per_chunk = _time_chunks(length, cfg)
-        S, delta_sum = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, cfg, a_log,
-                                        dt_bias)
+        S, delta_sum = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask,
+                                        forward_layout._replace(chunks=cfg.chunks), a_log, dt_bias)
         W = torch.empty_like(S) if n_chunks > 1 else u
         dA_part = torch.empty((batch * n_chunks, dim, nstate) if a_log else (batch * n_chunks, nstate, dim), **f32)
         dD_part = torch.empty(batch * n_chunks, dim, **f32) if D is not None else dA_part
