@@ -36,7 +36,8 @@ class _Recipe:
     def unpack(self) -> torch.Tensor:
         if self.value is None:
             enabled, dtype = self.autocast
-            with torch.no_grad(), torch.autocast(self.device_type, dtype=dtype, enabled=enabled):
+            # no weight-cast cache: a recompute uses each cast once, and a CUDA-graph capture must leave none in it
+            with torch.no_grad(), torch.autocast(self.device_type, dtype=dtype, enabled=enabled, cache_enabled=False):
                 self.value = self.recompute()
         value = self.value
         self.uses -= 1
