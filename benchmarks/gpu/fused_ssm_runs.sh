@@ -84,6 +84,12 @@ for part in "$@"; do
              --max-tokens-attention 16384 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train \
              --out $OUT/bench_16k > $OUT/bench_16k.log 2>&1; echo "bench_16k rc=$?" >> $OUT/bench_16k.log
            grep -v Warning $OUT/bench_16k.log | grep "rc=\|^| " ;;
+    transfers_16k) timeout 80 python3 -m pytest -q -p no:cacheprovider tests/ops/test_selective_scan_triton.py \
+             -k "time_chunk or transfers" > $OUT/tests_transfers.log 2>&1
+           echo "tests_transfers rc=$?" >> $OUT/tests_transfers.log; tail -2 $OUT/tests_transfers.log
+           timeout 100 python3 -m infomamba.bench --mixers infomamba --resolutions --lengths 16384 --dim 384 --depth 12 \
+             --dtype bf16 --warmup 2 --repeats 5 --train --out $OUT/bench_16k > $OUT/bench_16k.log 2>&1
+           echo "bench_16k rc=$?" >> $OUT/bench_16k.log; grep -v Warning $OUT/bench_16k.log | grep "rc=\|^| " ;;
     # h saved as its recipe: the mixer's own test and the whole-step CUDA-graph capture with it
     tests_recipe) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/layers/test_recompute.py \
              tests/mixers/test_infomamba.py tests/test_cuda_graphs.py > $OUT/tests_recipe.log 2>&1
