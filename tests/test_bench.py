@@ -49,6 +49,19 @@ def test_bench_on_cpu_writes_a_row_per_mixer_with_ratios_to_attention(tmp_path):
     assert (tmp_path / "bench.md").exists() and (tmp_path / "bench.png").exists()
 
 
+def test_the_1d_sweep_alone_covers_linformer_at_its_length(tmp_path):
+    """`--resolutions` with no value and `--lengths` only (a 1-D sweep): Linformer's tables cover the length."""
+    import csv
+
+    from infomamba.bench import main
+    main(["--mixers", "linformer", "--resolutions", "--lengths", "96", "--dim", "32", "--depth", "1",
+          "--warmup", "1", "--repeats", "1", "--out", str(tmp_path)])
+    rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
+    assert [(r["model"], r["tokens"]) for r in rows] == [("linformer", "96")]
+    with pytest.raises(SystemExit):
+        main(["--resolutions", "--out", str(tmp_path)])
+
+
 def test_training_is_timed_after_the_steps_that_record_cuda_graphs(monkeypatch):
     """Under reduce-overhead the first step warms up and the second records: neither may be timed."""
     calls = []

@@ -349,9 +349,12 @@ def main(argv: list[str] | None = None) -> None:
     header = (f"{environment(device)}; dtype {args.dtype}; batch {args.batch}; dim {args.dim}; depth {args.depth}; "
               f"median of {args.repeats} after {args.warmup} warm-up")
     print(header, flush=True)
+    tokens = [(r // 16) ** 2 for r in args.resolutions] + list(args.lengths)
+    if not tokens:
+        p.error("nothing to measure: give --resolutions and/or --lengths")
     matched = size_matched_options(args.size_matched, args.dim, args.depth)
     if "linformer" in matched:  # its static E/F tables must cover the longest sequence benchmarked
-        matched["linformer"]["max_len"] = max((r // 16) ** 2 for r in args.resolutions)
+        matched["linformer"]["max_len"] = max(tokens)
     rows: list[dict] = []
 
     def run(label, model, inputs, sweep, extra, runner=EAGER):
