@@ -801,7 +801,7 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
     n_saved = triton.cdiv(length, CHUNK)
     f32 = dict(device=u.device, dtype=torch.float32)
     du, ddelta = torch.empty_like(u), torch.empty_like(delta)
-    dB, dC = torch.zeros(batch, length, nstate, **f32), torch.zeros(batch, length, nstate, **f32)
+    dB, dC = torch.empty(batch, length, nstate, **f32), torch.empty(batch, length, nstate, **f32)  # zeroed per launch
     ckpt = torch.empty(batch, n_saved, nstate, dim, **f32)
     xf = torch.empty(batch, length, dim, **f32)
     # The chunks' transfers are a forward launch (STATES_ONLY): with the forward kernel's own layout, not the
