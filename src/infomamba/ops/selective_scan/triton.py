@@ -617,15 +617,18 @@ class force_config:
         _forced.update(self._saved)
 
 
-def _forward_layout(key: tuple, block_n: int) -> ScanConfig:
-    """The config the forward kernel runs with for the input of tuning key `key` (forced, else the autotuner's pick
-    for it, else the first candidate), looked up without timing anything."""
-    if "fwd" in _forced:
-        return _forced["fwd"]
+def _pinned(kind: str) -> ScanConfig | None:
+    """The config pinned for kernel `kind` by `force_config` or INFOMAMBA_SCAN_CONFIG, else None."""
+    if kind in _forced:
+        return _forced[kind]
     env = os.environ.get("INFOMAMBA_SCAN_CONFIG")
-    if env:
-        return ScanConfig(*(int(v) for v in env.split(",")))
-    return _tuned.get(("fwd", block_n) + key, candidate_configs("fwd", block_n)[0])
+    return ScanConfig(*(int(v) for v in env.split(","))) if env else None
+
+
+def _forward_layout(key: tuple, block_n: int) -> ScanConfig:
+    """The config the forward kernel runs with for the input of tuning key `key` (pinned, else the autotuner's pick
+    for it, else the first candidate), looked up without timing anything."""
+    return _pinned("fwd") or _tuned.get(("fwd", block_n) + key, candidate_configs("fwd", block_n)[0])
 
 
 def _pick_config(kind: str, key: tuple, block_n: int, launch, variants) -> ScanConfig:
@@ -636,11 +639,9 @@ def _pick_config(kind: str, key: tuple, block_n: int, launch, variants) -> ScanC
     `time_chunked`). Under TRITON_INTERPRET=1 or INFOMAMBA_SCAN_AUTOTUNE=0 the first
     candidate runs, untimed.
     """
-    if kind in _forced:
-        return _forced[kind]
-    env = os.environ.get("INFOMAMBA_SCAN_CONFIG")
-    if env:
-        return ScanConfig(*(int(v) for v in env.split(",")))
+    pinned = _pinned(kind)
+    if pinned:
+        return pinned
     candidates = candidate_configs(kind, block_n)
     if _interpreting() or os.environ.get("INFOMAMBA_SCAN_AUTOTUNE", "1") == "0":
         return candidates[0]
