@@ -2,7 +2,7 @@
 model (PatchEmbed -> Encoder -> head), the top kernels by self CUDA time, and wall vs GPU-busy time
 (a large gap means launch overhead), then the ops (aten ops and autograd nodes) by the GPU time of the kernels
 they launch, inclusive (nested ops count in each level), which names the op behind a generic elementwise
-kernel. Complements `infomamba bench --train`.
+kernel; at the end, the selective-scan launches the autotuner picked. Complements `infomamba bench --train`.
 
     python benchmarks/profile_step.py --mixers infomamba mamba attention --resolution 224 --batch 64
     python benchmarks/profile_step.py --mixers infomamba --length 16384 --batch 8   # the bench's 1-D model
@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 from torch.profiler import ProfilerActivity, profile
 
-from infomamba.bench import BenchModel, SequenceModel
+from infomamba.bench import BenchModel, SequenceModel, scan_config_lines
+from infomamba.ops.selective_scan import triton as scan
 from infomamba.config import EncoderConfig
 from infomamba.summary import size_matched_options
 
@@ -87,6 +88,7 @@ def main(argv=None):
                            top_level_events_only=False), flush=True)
         print(op_table(events, args.top_ops), flush=True)
         del model, run, opt
+    print("\n".join(scan_config_lines(scan.tuned_configs())), flush=True)
 
 
 if __name__ == "__main__":
