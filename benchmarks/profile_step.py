@@ -18,8 +18,8 @@ import torch.nn as nn
 from torch.profiler import ProfilerActivity, profile
 
 from infomamba.bench import BenchModel, SequenceModel, scan_config_lines
-from infomamba.ops.selective_scan import triton as scan
 from infomamba.config import EncoderConfig
+from infomamba.ops.selective_scan import triton as scan
 from infomamba.summary import size_matched_options
 
 
@@ -86,7 +86,8 @@ def main(argv=None):
               f"GPU busy {busy:.1f} ms, kernels {sum(e.count for e in kernels)}", flush=True)
         print(events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=70,
                            top_level_events_only=False), flush=True)
-        print(op_table(events, args.top_ops), flush=True)
+        if args.top_ops:
+            print(op_table(events, args.top_ops), flush=True)
         del model, run, opt
     print("\n".join(scan_config_lines(scan.tuned_configs())), flush=True)
 

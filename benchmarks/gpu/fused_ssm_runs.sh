@@ -11,6 +11,11 @@ compiled() {  # part name, compile modes: attention then InfoMamba at 224 / 1024
     --out $OUT/bench_$name > $OUT/bench_$name.log 2>&1; echo "$name rc=$?" >> $OUT/bench_$name.log
   grep -v Warning $OUT/bench_$name.log | grep "rc=\|^| \|Recompiling" | tail -30
 }
+profiled() {  # part name, then benchmarks/profile_step.py options
+  local name=$1; shift
+  timeout 200 python3 benchmarks/profile_step.py "$@" > $OUT/$name.log 2>&1; echo "$name rc=$?" >> $OUT/$name.log
+  grep "^==" $OUT/$name.log
+}
 for part in "$@"; do
   case $part in
     tests) timeout 420 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/mixers/test_compile.py \
@@ -26,14 +31,9 @@ for part in "$@"; do
            tail -40 $OUT/bench.log ;;
     tests2) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py tests/layers/test_ssm.py \
              tests/mixers/test_compile.py > $OUT/gpu_tests2.log 2>&1; echo "tests2 rc=$?" >> $OUT/gpu_tests2.log; tail -3 $OUT/gpu_tests2.log ;;
-    profile) timeout 200 python3 benchmarks/profile_step.py --mixers infomamba mamba attention --resolution 224 \
-             > $OUT/profile.log 2>&1; echo "profile rc=$?" >> $OUT/profile.log; grep "^==" $OUT/profile.log ;;
-    profile_1024) timeout 150 python3 benchmarks/profile_step.py --mixers infomamba mamba --resolution 1024 --top 25 \
-             --top-ops 45 > $OUT/profile_1024.log 2>&1; echo "profile_1024 rc=$?" >> $OUT/profile_1024.log
-           grep "^==" $OUT/profile_1024.log ;;
-    profile_16k) timeout 120 python3 benchmarks/profile_step.py --mixers infomamba attention --length 16384 --batch 8 \
-             --top 25 --top-ops 45 > $OUT/profile_16k.log 2>&1; echo "profile_16k rc=$?" >> $OUT/profile_16k.log
-           grep "^==" $OUT/profile_16k.log ;;
+    profile) profiled profile --mixers infomamba mamba attention --resolution 224 ;;
+    profile_1024) profiled profile_1024 --mixers infomamba mamba --resolution 1024 --top 25 --top-ops 45 ;;
+    profile_16k) profiled profile_16k --mixers infomamba attention --length 16384 --batch 8 --top 25 --top-ops 45 ;;
     curve32) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba --steps 200 --dtype fp32 --out $OUT \
              > $OUT/curve32.log 2>&1; echo "curve32 rc=$?" >> $OUT/curve32.log; tail -2 $OUT/curve32.log ;;
     compile_small) timeout 300 python3 -m infomamba.bench --mixers infomamba attention --resolutions 224 1024 \
@@ -72,18 +72,7 @@ for part in "$@"; do
     tests_fused) timeout 90 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py -k fused_matches \
              tests/tasks/image/test_image_frontend.py > $OUT/tests_fused.log 2>&1
            echo "tests_fused rc=$?" >> $OUT/tests_fused.log; tail -3 $OUT/tests_fused.log ;;
-    # the backward's chunk transfers launched with the forward's layout; carry .devdata/scan_triton_41fdb66.py
-    # (`git show 41fdb66:src/infomamba/ops/selective_scan/triton.py > .devdata/scan_triton_41fdb66.py`)
-    transfers) timeout 100 python3 -m pytest -q -p no:cacheprovider tests/ops/test_selective_scan_triton.py \
-             tests/ops/test_ssm_inner.py -k "chunk or transfers or fused_matches" > $OUT/tests_transfers.log 2>&1
-           echo "tests_transfers rc=$?" >> $OUT/tests_transfers.log; tail -2 $OUT/tests_transfers.log
-           timeout 130 python3 benchmarks/bench_scan.py --shapes 8x16384 16x4096 --dtypes bfloat16 --reps-ms 100 \
-             --baseline .devdata/scan_triton_41fdb66.py > $OUT/scan_transfers.log 2>&1
-           echo "scan_transfers rc=$?" >> $OUT/scan_transfers.log; grep -v "reference\|sequential" $OUT/scan_transfers.log
-           timeout 100 python3 -m infomamba.bench --mixers infomamba attention --resolutions --lengths 16384 \
-             --max-tokens-attention 16384 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train \
-             --out $OUT/bench_16k > $OUT/bench_16k.log 2>&1; echo "bench_16k rc=$?" >> $OUT/bench_16k.log
-           grep -v Warning $OUT/bench_16k.log | grep "rc=\|^| " ;;
+    # the backward's chunk transfers launched with the forward's layout (33b9448): the chunked-scan tests, the 1-D row
     transfers_16k) timeout 80 python3 -m pytest -q -p no:cacheprovider tests/ops/test_selective_scan_triton.py \
              -k "time_chunk or transfers" > $OUT/tests_transfers.log 2>&1
            echo "tests_transfers rc=$?" >> $OUT/tests_transfers.log; tail -2 $OUT/tests_transfers.log

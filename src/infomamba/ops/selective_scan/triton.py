@@ -628,7 +628,7 @@ def _pinned(kind: str) -> ScanConfig | None:
 def _forward_layout(key: tuple, block_n: int) -> ScanConfig:
     """The config the forward kernel runs with for the input of tuning key `key` (pinned, else the autotuner's pick
     for it, else the first candidate), looked up without timing anything."""
-    return _pinned("fwd") or _tuned.get(("fwd", block_n) + key, candidate_configs("fwd", block_n)[0])
+    return _pinned("fwd") or _tuned.get(("fwd", block_n) + key) or candidate_configs("fwd", block_n)[0]
 
 
 def _pick_config(kind: str, key: tuple, block_n: int, launch, variants) -> ScanConfig:
