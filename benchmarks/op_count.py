@@ -98,10 +98,9 @@ def stubbed_ssm_kernels(counter: _Counter):
     def scan_forward(u, *args, **kwargs):
         return launch("scan_fwd_kernel", u.new_empty(u.shape))
 
-    def scan_backward(u, dt, At, B, C, D, *args, a_log=False, **kwargs):
-        dA_shape = At.shape if a_log else At.t().shape  # A_log's (d, n), or A's from its transpose
+    def scan_backward(u, dt, At, B, C, D, *args, **kwargs):
         return launch("scan_bwd_kernel", (u.new_empty(u.shape), dt.new_empty(dt.shape),
-                                          At.new_empty(dA_shape, dtype=f32), B.new_empty(B.shape),
+                                          At.new_empty(At.t().shape, dtype=f32), B.new_empty(B.shape),
                                           C.new_empty(C.shape), D.new_empty(D.shape, dtype=f32)))
 
     class Kernel:

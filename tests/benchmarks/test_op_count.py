@@ -40,12 +40,14 @@ def test_the_fused_ssm_op_reads_its_inputs_in_place(op_count):
     through its strides and forming u = SiLU(conv) + P h, and the scan reading B and C as views, 11 (the weight
     casts, the x_proj and dt_proj matmuls, A = -exp(A_log) and its transposed copy); the backward 27 -> 24. With
     the scan kernels reading A_log and forming A and dA_log = dA A themselves, 8 and 20; adding dt's bias
-    themselves, 6 and 18; casting x_proj's and dt_proj's weights once in the backward, 6 and 16."""
+    themselves, 6 and 18; casting x_proj's and dt_proj's weights once in the backward, 6 and 16; handing the kernels
+    A_log transposed (a copy of n x d values each way: read in its own layout it set the backward kernel's register
+    layout, tests/ops/test_selective_scan_compiles.py), 7 and 17."""
     counts = op_count.block_ops("mamba", 64, {})
     op_folders = ("ssm_inner", "selective_scan", "causal_conv")
     inside = {phase: sum(v for (p, where, _), v in counts.items() if p == phase and where.split("/")[0] in op_folders)
               for phase in ("forward", "backward")}
-    assert inside == {"forward": 2 * 6, "backward": 2 * 16}, inside
+    assert inside == {"forward": 2 * 7, "backward": 2 * 17}, inside
 
 
 def test_the_concept_filter_adds_at_most_115_ops_a_block(op_count):
@@ -66,20 +68,22 @@ def test_eq8_bucketing_is_one_kernel_each(op_count):
     straight-through sum), the MI-hash term about fifteen (both normalisations, the cosine matmul, log-softmax,
     product, sum) and C(b) about a dozen (cosines, argmax, one-hot, the empty-bucket fallback); now the sample's
     Exp(1) draw and one kernel, the term one kernel after u = R @ centers, C(b) one kernel. The backward's 131
-    include one matmul that makes h again (Eq. 10's scatter: h is saved as its recipe, `layers/recompute.py`)."""
+    include one matmul that makes h again (Eq. 10's scatter: h is saved as its recipe, `layers/recompute.py`); 88
+    and 133 since the scan kernels are handed A_log transposed (`test_the_fused_ssm_op_reads_its_inputs_in_place`)."""
     counts = op_count.block_ops("infomamba", 384, {})
     ops = collections.Counter(name for (phase, _, name) in counts.elements() if phase == "forward")
     assert ops["gumbel_bucket"] == ops["bucket_nll"] == ops["bucket_members"] == ops["exponential_"] == 1
     assert "argmax" not in ops  # eval's bucket only
     assert "_log_softmax" not in ops and ops["_softmax"] == 1  # Eq. 9's softmax among the concepts only
-    assert totals(counts) == {"forward": 86, "backward": 131}
+    assert totals(counts) == {"forward": 88, "backward": 133}
 
 
 def test_the_gate_is_one_kernel_each_way(op_count):
     """The SiLU gate was 2 eager ops forward and about 15 backward (fp32 casts, sigmoid, products); one kernel
     each way now, so a mamba block dispatches 131 ops (47 + 100 = 147 before); 130 since the sum of the scan
-    directions no longer starts with an add of 0 (Python's `sum`); 116 since the scan kernels read A_log, 108 since they add dt's bias, 104 with the backward's weight casts made once."""
+    directions no longer starts with an add of 0 (Python's `sum`); 116 since the scan kernels read A_log, 108 since
+    they add dt's bias, 104 with the backward's weight casts made once, 108 with A_log handed to them transposed."""
     counts = op_count.block_ops("mamba", 384, {})
     gate = {(phase, name): v for (phase, where, name), v in counts.items() if where.startswith("silu_gate/")}
     assert gate == {("forward", "silu_gate"): 1, ("backward", "silu_gate_backward"): 1}, gate
-    assert totals(counts) == {"forward": 35, "backward": 69}
+    assert totals(counts) == {"forward": 37, "backward": 71}

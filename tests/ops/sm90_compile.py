@@ -13,9 +13,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 
-def compile_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> str:
-    """'' if `kernel` with these argument types ("*bf16", "i32", ..., "constexpr") and constexpr values compiles
-    to an sm_90 cubin, else the error."""
+def _compiled(kernel, arg_types: dict, constants: dict, num_warps: int):
+    """`kernel` compiled for sm_90 with these argument types ("*bf16", "i32", ..., "constexpr") and constexpr values."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -23,11 +22,33 @@ def compile_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> st
     names = kernel.arg_names
     source = ASTSource(kernel, {n: arg_types.get(n, "constexpr") for n in names},
                        constexprs={(names.index(n),): v for n, v in constants.items()})
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+
+
+def compile_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> str:
+    """'' if `kernel` compiles to an sm_90 cubin (`_compiled`'s arguments), else the error."""
     try:
-        compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
-        return "" if compiled.asm.get("cubin") else "no cubin"
+        return "" if _compiled(kernel, arg_types, constants, num_warps).asm.get("cubin") else "no cubin"
     except Exception as e:  # reported per variant by the tests
         return f"{type(e).__name__}: {e}"[:400]
+
+
+def layouts_and_registers_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> tuple[list[str], int]:
+    """The register layouts (`#blocked` lines of the TTGIR) and the registers a thread of `kernel` compiled for sm_90
+    (`_compiled`'s arguments), the latter from cuobjdump's resource usage of the cubin (Triton's own cuobjdump)."""
+    import re
+    import tempfile
+
+    import triton
+
+    compiled = _compiled(kernel, arg_types, constants, num_warps)
+    layouts = [line for line in compiled.asm["ttgir"].splitlines() if line.startswith("#blocked")]
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(compiled.asm["cubin"])
+        f.flush()
+        cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+        usage = subprocess.run([cuobjdump, "-res-usage", f.name], capture_output=True, text=True, check=True).stdout
+    return layouts, int(re.search(r"REG:(\d+)", usage).group(1))
 
 
 def compile_all(jobs: dict) -> dict:

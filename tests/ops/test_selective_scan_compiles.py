@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("triton")
 from infomamba.ops.selective_scan import triton as ss  # noqa: E402
-from sm90_compile import assert_every_variant_compiles, compile_all  # noqa: E402
+from sm90_compile import assert_every_variant_compiles, compile_all, variants_in_subprocess  # noqa: E402
 
 MODES = [(False, False), (True, True), (False, True)]  # (first-pass-only mode, chunked)
 FP32_POINTERS = {"At_ptr", "D_ptr", "dtb_ptr", "dAp_ptr", "dB_ptr", "dC_ptr", "dDp_ptr", "ckpt_ptr", "xf_ptr", "S_ptr",
@@ -14,14 +14,15 @@ FP32_POINTERS = {"At_ptr", "D_ptr", "dtb_ptr", "dAp_ptr", "dB_ptr", "dC_ptr", "d
 INTS = {"L", "LC", "N_TCHUNKS", "DIM", "NSTATE", "N_CHUNKS", "BC_BATCH", "BC_ROW"}
 
 
+def arg_type(name):
+    if name.endswith("_ptr"):
+        return "*fp32" if name in FP32_POINTERS else "*i1" if name == "pad_ptr" else "*bf16"
+    return "i32" if name in INTS else "constexpr"
+
+
 def compile_every_variant() -> dict:
     """{variant: error or ''} for every (kernel, mode, padding) variant, compiled for sm_90."""
     from infomamba.ops.selective_scan import triton as ss
-
-    def arg_type(name):
-        if name.endswith("_ptr"):
-            return "*fp32" if name in FP32_POINTERS else "*i1" if name == "pad_ptr" else "*bf16"
-        return "i32" if name in INTS else "constexpr"
 
     def variants(kind):
         """Every mode of the first candidate, padded and not; every other candidate chunked and padded."""
@@ -46,3 +47,26 @@ def compile_every_variant() -> dict:
 def test_every_scan_kernel_variant_compiles_for_sm90(tmp_path):
     expected = sum(2 * len(MODES) + len(ss.candidate_configs(kind, 16)) - 1 for kind in ("fwd", "bwd"))
     assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", expected)
+
+
+def backward_layouts() -> dict:
+    """{A_LOG: (the register layouts of its TTGIR, registers a thread)} of the backward kernel's first candidate as
+    the fused SSM op launches it (bf16, dt's bias and softplus inside), reading A or A_log, compiled for sm_90."""
+    from infomamba.ops.selective_scan import triton as ss
+    from sm90_compile import layouts_and_registers_sm90
+
+    kernel, cfg = ss._scan_bwd_kernel, ss.candidate_configs("bwd", 16)[0]
+    types = {n: arg_type(n) for n in kernel.arg_names}
+    return {str(a_log): layouts_and_registers_sm90(kernel, types, dict(
+        HAS_D=True, REVERSE=False, DT_SOFTPLUS=True, HAS_PAD=False, ADJOINT_ONLY=False, CHUNKED=False, A_LOG=a_log,
+        HAS_DT_BIAS=True, CHUNK=ss.CHUNK, PREFETCH=False, BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes,
+        BLOCK_N=16), cfg.num_warps) for a_log in (False, True)}
+
+
+def test_reading_A_log_keeps_the_backward_register_layout(tmp_path):
+    """A_log arrives transposed like A, so that its load leaves the kernel's layouts (channels across lanes) as they
+    are: read in A_log's own (d, n) layout it put the states across lanes, 216 registers a thread instead of 147."""
+    result = variants_in_subprocess(__file__, "backward_layouts", tmp_path / "triton-cache")
+    (layouts_a, registers_a), (layouts_log, registers_log) = result["False"], result["True"]
+    assert layouts_log == layouts_a
+    assert registers_log <= registers_a + 8, (registers_a, registers_log)  # the exp and dA * A, not a new layout

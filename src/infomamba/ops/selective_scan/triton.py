@@ -193,19 +193,13 @@ def _dt_bias(dtb_ptr, offs_d, mask_d, HAS_DT_BIAS: tl.constexpr):
 
 
 @triton.jit
-def _a_log_offsets(offs_d, offs_n, NSTATE):
-    """Offsets of the (D_IN, n, D_LANES) tile in a (d, n) row-major matrix (A_log and its gradient)."""
-    return offs_n[None, :, None] + offs_d[:, None, :] * NSTATE
-
-
-@triton.jit
 def _program_block(At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D: tl.constexpr, CHUNKED: tl.constexpr,
                    A_LOG: tl.constexpr, D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """What both kernels start from, for channel block program_id(0) of sample program_id(1) and time chunk
     program_id(2) of LC positions: the sample index, the chunk index and its first scan position, channel
     and state offsets and masks, the (D_IN, n, D_LANES) tile of A in fp32 (A arrives transposed, (n, d), so
-    that its tile is contiguous along channels like every other tile; with A_LOG the pointer holds the
-    parameter A_log (d, n) instead and A = -exp(A_log) is formed here, 0 off the mask), D (0 without it) and
+    that its tile is contiguous along channels like every other tile; with A_LOG the pointer holds A_log
+    transposed instead and A = -exp(A_log) is formed here, 0 off the mask), D (0 without it) and
     the sample's row of the padding mask. Without CHUNKED the chunk and its start are the constant 0 (a runtime 0 made
     the one-chunk kernels 10-17 % slower at B64 L1024, docs/benchmarks.md)."""
     pid_b = tl.program_id(1).to(tl.int64)
@@ -221,11 +215,9 @@ def _program_block(At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D: tl.constex
     mask_n = offs_n < NSTATE
     state_offs = offs_n[None, :, None] * DIM + offs_d[:, None, :]
     state_mask = mask_n[None, :, None] & mask_d[:, None, :]
+    A = tl.load(At_ptr + state_offs, mask=state_mask, other=0.0).to(tl.float32)
     if A_LOG:
-        A_log = tl.load(At_ptr + _a_log_offsets(offs_d, offs_n, NSTATE), mask=state_mask, other=0.0)
-        A = tl.where(state_mask, -tl.exp(A_log.to(tl.float32)), 0.0)
-    else:
-        A = tl.load(At_ptr + state_offs, mask=state_mask, other=0.0).to(tl.float32)
+        A = tl.where(state_mask, -tl.exp(A), 0.0)
     Dv = tl.zeros((D_IN, D_LANES), tl.float32)
     if HAS_D:
         Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
@@ -511,11 +503,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
                 e_carry = tl.zeros_like(e_carry)
 
         part = pid_b * N_TCHUNKS + pid_k
-        if A_LOG:  # the gradient of A_log = dA * A, in A_log's (d, n) layout
-            tl.store(dAp_ptr + part * NSTATE * DIM + _a_log_offsets(offs_d, offs_n, NSTATE), dA_acc * A,
-                     mask=state_mask)
-        else:
-            tl.store(dAp_ptr + part * NSTATE * DIM + state_offs, dA_acc, mask=state_mask)
+        tl.store(dAp_ptr + part * NSTATE * DIM + state_offs, dA_acc * A if A_LOG else dA_acc, mask=state_mask)
         if HAS_D:
             tl.store(dDp_ptr + part * DIM + offs_d, dD_acc, mask=mask_d)
 
@@ -722,11 +710,6 @@ def _bc_strides(B: torch.Tensor, C: torch.Tensor) -> tuple[int, int]:
     return B.stride(0), B.stride(1)
 
 
-def _nstate(At: torch.Tensor, a_log: bool) -> int:
-    """n, the state size, of A transposed (n, d), or with a_log of A_log (d, n)."""
-    return At.shape[1] if a_log else At.shape[0]
-
-
 def _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, padding_mask, cfg: ScanConfig,
                     states_only: bool, a_log: bool, dt_bias):
     """One launch of the forward kernel over (channel blocks, samples, time chunks); `transfers` = (S,
@@ -734,7 +717,7 @@ def _launch_forward(u, delta, At, B, C, D, y, transfers, reverse, dt_softplus, p
     batch, length, dim = u.shape
     n_chunks, per_chunk = _time_chunks(length, cfg)
     S, delta_sum = transfers
-    nstate = _nstate(At, a_log)
+    nstate = At.shape[0]
     grid = (triton.cdiv(dim, cfg.block_d), batch, n_chunks)
     _scan_fwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
                            padding_mask if padding_mask is not None else u, dt_bias if dt_bias is not None else u,
@@ -755,7 +738,7 @@ def _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask, 
     if n_chunks == 1:
         return u, u
     f32 = dict(device=u.device, dtype=torch.float32)
-    transfers = (torch.empty(batch * n_chunks, _nstate(At, a_log), dim, **f32),
+    transfers = (torch.empty(batch * n_chunks, At.shape[0], dim, **f32),
                  torch.empty(batch * n_chunks, dim, **f32))
     _launch_forward(u, delta, At, B, C, D, u, transfers, reverse, dt_softplus, padding_mask, cfg, states_only=True,
                     a_log=a_log, dt_bias=dt_bias)
@@ -772,9 +755,11 @@ def _forward(u, delta, At, B, C, D, reverse: bool, dt_softplus: bool = False, pa
              a_log: bool = False, dt_bias=None) -> torch.Tensor:
     """y of the scan. With dt_softplus, `delta` is dt before its bias and softplus (any float dtype) and the
     kernel forms dt = softplus(delta + dt_bias) (dt_bias (d,) or None), 0 where padding_mask (B, L) is True: no
-    fp32 (B, L, d) dt tensor exists. With a_log, `At` is the parameter A_log (d, n) and the kernel forms
-    A = -exp(A_log): no A tensor exists."""
-    block_n = triton.next_power_of_2(_nstate(At, a_log))
+    fp32 (B, L, d) dt tensor exists. With a_log, `At` is the parameter A_log transposed, (n, d), and the kernel
+    forms A = -exp(A_log): no A tensor exists. Transposed, not A_log's own (d, n): the backward kernel's register
+    layout follows that load, and states across lanes (n contiguous) took 216 registers a thread instead of 147 at
+    its first candidate (sm_90 ptxas)."""
+    block_n = triton.next_power_of_2(At.shape[0])
     y = torch.empty_like(u)
 
     def launch(cfg: ScanConfig):
@@ -797,7 +782,7 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
     its bias and softplus (the bias' gradient is its sum over tokens), in delta's dtype; with a_log (see
     `_forward`) dA is the gradient of A_log, (d, n)."""
     batch, length, dim = u.shape
-    nstate = _nstate(At, a_log)
+    nstate = At.shape[0]
     block_n = triton.next_power_of_2(nstate)
     n_saved = triton.cdiv(length, CHUNK)
     f32 = dict(device=u.device, dtype=torch.float32)
@@ -817,7 +802,7 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
         S, delta_sum = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask,
                                         forward_layout._replace(chunks=cfg.chunks), a_log, dt_bias)
         W = torch.empty_like(S) if n_chunks > 1 else u
-        dA_part = torch.empty((batch * n_chunks, dim, nstate) if a_log else (batch * n_chunks, nstate, dim), **f32)
+        dA_part = torch.empty(batch * n_chunks, nstate, dim, **f32)
         dD_part = torch.empty(batch * n_chunks, dim, **f32) if D is not None else dA_part
         dB.zero_()
         dC.zero_()
@@ -839,8 +824,7 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
 
     dA_part, dD_part = launch(_pick_config("bwd", _shape_key(u, u, delta, B, C, D, dy, padding_mask) + (dt_softplus,),
                                            block_n, launch, _variants(u)))
-    dA = dA_part.sum(0) if a_log else dA_part.sum(0).t().contiguous()
-    return du, ddelta, dA, dB, dC, dD_part.sum(0) if D is not None else None
+    return du, ddelta, dA_part.sum(0).t().contiguous(), dB, dC, dD_part.sum(0) if D is not None else None
 
 
 class SelectiveScanFn(torch.autograd.Function):

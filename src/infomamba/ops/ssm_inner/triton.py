@@ -5,7 +5,7 @@ Forward: one conv kernel reads x in place (a view of in_proj's output, through i
 padding on load and forms u = SiLU(conv(x~)) + P h, 0 at padding (InfoMamba Eq. 11's injection) ->
 x_proj -> dt_proj -> the Triton scan, which writes r only (dt's bias, softplus and padding mask run inside
 the scan kernels, which read dt before them in the activation dtype, as mamba-ssm's `delta_bias` and
-`delta_softplus`, B and C as views of x_proj's output, through their row stride, and A_log itself).
+`delta_softplus`, B and C as views of x_proj's output, through their row stride, and A_log (transposed).
 Without a conv, u = SiLU(x~) + P h stays in PyTorch.
 Nothing of the path is kept: the backward is handed the op's inputs (x and h in the activation dtype,
 the small parameters) and recomputes the conv output, the projections and dt (two skinny matmuls and
@@ -145,7 +145,7 @@ def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], 
     with torch.no_grad(), _no_autocast(x), on_device(x):
         _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, A_log.shape[1],
                                            padding_mask, reverse)
-        return scan._forward(u, dt_pre, A_log.contiguous(), B, C, D.contiguous(), reverse, dt_softplus=True,
+        return scan._forward(u, dt_pre, A_log.t().contiguous(), B, C, D.contiguous(), reverse, dt_softplus=True,
                              padding_mask=_pad(padding_mask), a_log=True, dt_bias=dt_proj_b.contiguous())
 
 
@@ -163,7 +163,7 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
         x_w, dt_w = x_proj_w.to(x.dtype), dt_proj_w.to(x.dtype)  # cast once: recompute and chain rule
         xm, u, dt_low, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_w, dt_w, A_log.shape[1], padding_mask,
                                                  reverse)
-        du_scan, g, dA_log, dB, dC, dD = scan._backward(u, dt_pre, A_log.contiguous(), B, C, D.contiguous(),
+        du_scan, g, dA_log, dB, dC, dD = scan._backward(u, dt_pre, A_log.t().contiguous(), B, C, D.contiguous(),
                                                         dy.contiguous(), reverse, dt_softplus=True,
                                                         padding_mask=_pad(padding_mask), a_log=True,
                                                         dt_bias=dt_proj_b.contiguous())
