@@ -30,13 +30,17 @@
 # --docs docs/results.md); at the end all of $OUT is packed into $OUT/recipes.tar.gz (the device returns at most
 # 8 files).
 # FIT_GUARD (Lightning's max_time) ends a fit at a step boundary, so its best checkpoint is still tested.
+# FIT_GUARD=none passes no max_time: a fit longer than one call is then stopped by TABLE_GUARD's SIGTERM (the runner
+# writes last.ckpt) and continues when the same command runs again on the same warm machine (call again within its
+# 30 s: $RUNS stays, and reproduce.py resumes an unfinished fit from last.ckpt; a fit that reaches its max_time
+# ends as finished instead, and Lightning's timer, restored with the checkpoint, would stop a resumed one at once).
 source benchmarks/gpu/setup.sh
 RUNS=${RUNS:-/tmp/recipes}
 FIT_GUARD=${FIT_GUARD:-00:00:06:40}
 table() {  # table name, data root, data workers, then reproduce.py options
   local name=$1 root=$2 workers=$3; shift 3
   timeout ${TABLE_GUARD:-540} python3 benchmarks/reproduce.py --table $name --out $RUNS/$name "$@" -- \
-    --data.root $root --data.num_workers=$workers --trainer.max_time=$FIT_GUARD > $OUT/$name.log 2>&1
+    --data.root $root --data.num_workers=$workers $(max_time) > $OUT/$name.log 2>&1
   echo "$name rc=$?" >> $OUT/$name.log
   mkdir -p $OUT/$name && cp $RUNS/$name/{results.json,runs.csv,table.md,curves.png} $OUT/$name/ 2>/dev/null
   for log in $RUNS/$name/runs/*/seed*/*.log; do  # the last lines of every run's log: how far an unfinished run got
@@ -45,6 +49,7 @@ table() {  # table name, data root, data workers, then reproduce.py options
   cat $OUT/$name/table.md
 }
 epochs() { [ "$1" = row ] || echo --max-epochs $1; }
+max_time() { [ "$FIT_GUARD" = none ] || echo --trainer.max_time=$FIT_GUARD; }
 best() { ls $RUNS/$1/runs/$2/seed0/fit/checkpoints/best-*.ckpt | head -1; }
 diagnose() {  # name, task, checkpoint, options
   local name=$1 task=$2 ckpt=$3; shift 3
