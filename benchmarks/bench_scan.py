@@ -17,6 +17,7 @@ exps alone need at the GPU's MUFU rate (16 per clock per SM), a lower bound for 
     python benchmarks/bench_scan.py --quick         # a seconds-long smoke run of every row
     python benchmarks/bench_scan.py --baseline OLD.py   # also time an earlier version of the kernel file
     python benchmarks/bench_scan.py --sweep         # time every config of SWEEP for each kernel (bf16)
+    python benchmarks/bench_scan.py --sweep --fused # ... launched as the fused SSM op launches them
     python benchmarks/bench_scan.py --shapes 8x16384 --dtypes bfloat16   # other batch x length shapes
 """
 from __future__ import annotations
@@ -108,13 +109,26 @@ def load_baseline(path: str):
     return module.selective_scan_triton
 
 
-def sweep(shapes, d, n) -> None:
-    """Forward and backward time of every SWEEP config at each shape (bf16), fastest first per kernel."""
+def fused_launch(delta: torch.Tensor, A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(dt, A's argument, options) of the scan kernels as the fused SSM op launches them (`ops/ssm_inner`): dt before
+    its bias and softplus, A_log transposed, the bias added in the kernel. Their register layouts differ from the
+    plain launch's (docs/benchmarks.md: A_log's layout)."""
+    dt_pre = torch.log(torch.expm1(delta.float().clamp_min(1e-4))).to(delta.dtype)  # softplus(dt_pre) = delta
+    bias = 0.1 * torch.randn(delta.shape[-1], device=delta.device)
+    return dt_pre - bias.to(delta.dtype), torch.log(-A).t().contiguous(), dict(dt_softplus=True, a_log=True,
+                                                                               dt_bias=bias)
+
+
+def sweep(shapes, d, n, fused: bool) -> None:
+    """Forward and backward time of every SWEEP config at each shape (bf16), fastest first per kernel; with `fused`
+    launched as the fused SSM op launches them (`fused_launch`)."""
     print("\n| kernel | batch | L | block_t, d_in, d_lanes, warps | ms |")
     print("|---|---|---|---|---|")
     for batch, length in shapes:
         u, delta, A, B, C, D = scan_inputs(batch, length, d, n, torch.bfloat16)
-        At = A.t().contiguous()
+        At, options = A.t().contiguous(), {}
+        if fused:
+            delta, At, options = fused_launch(delta, A)
         dy = torch.randn_like(u)
         for kind, (layouts, block_ts) in SWEEP.items():
             results = []
@@ -122,8 +136,8 @@ def sweep(shapes, d, n) -> None:
                 for block_t in block_ts:
                     cfg = ss.ScanConfig(block_t, d_in, d_lanes, warps)
                     with ss.force_config(**{kind: cfg}):
-                        run = ((lambda: ss._forward(u, delta, At, B, C, D, False)) if kind == "fwd" else
-                               (lambda: ss._backward(u, delta, At, B, C, D, dy, False)))
+                        run = ((lambda: ss._forward(u, delta, At, B, C, D, False, **options)) if kind == "fwd" else
+                               (lambda: ss._backward(u, delta, At, B, C, D, dy, False, **options)))
                         try:
                             results.append((time_ms(run, 50), cfg))
                         except Exception as e:
@@ -149,6 +163,8 @@ def main() -> None:
     parser.add_argument("--reps-ms", type=int, default=200, help="do_bench measuring time per entry")
     parser.add_argument("--baseline", help="an earlier kernels/selective_scan.py, timed beside the current one")
     parser.add_argument("--sweep", action="store_true", help="time every SWEEP config per kernel, then exit")
+    parser.add_argument("--fused", action="store_true",
+                        help="with --sweep: launch the kernels as the fused SSM op does (dt's softplus, A_log)")
     parser.add_argument("--shapes", nargs="+", metavar="BxL",
                         help="batch x length pairs instead of the defaults, e.g. 64x196 8x16384")
     parser.add_argument("--clock-ghz", type=float, default=1.98,
@@ -163,7 +179,7 @@ def main() -> None:
     reps_ms = 20 if args.quick else args.reps_ms
     props = torch.cuda.get_device_properties(0)
     if args.sweep:
-        sweep([(64, 196), (64, 1024), (16, 4096)] if not args.quick else shapes, d, args.n)
+        sweep([(64, 196), (64, 1024), (16, 4096)] if not args.quick else shapes, d, args.n, args.fused)
         return
     fla = load_fla()
     baseline = load_baseline(args.baseline) if args.baseline else None

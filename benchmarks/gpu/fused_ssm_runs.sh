@@ -101,6 +101,8 @@ for part in "$@"; do
     scan_chunks) timeout 200 python3 benchmarks/bench_scan.py --shapes 64x196 64x1024 16x4096 8x16384 \
              --dtypes bfloat16 --reps-ms 100 --baseline .devdata/scan_triton_7b75a56.py > $OUT/scan_chunks.log 2>&1
            echo "scan_chunks rc=$?" >> $OUT/scan_chunks.log; grep -v "reference\|sequential" $OUT/scan_chunks.log ;;
+    sweep_fused) timeout 400 python3 benchmarks/bench_scan.py --sweep --fused > $OUT/sweep_fused.log 2>&1
+           echo "sweep_fused rc=$?" >> $OUT/sweep_fused.log; grep "rc=\|^| " $OUT/sweep_fused.log | head -60 ;;
     bench_mem) timeout 200 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 512 1024 \
              --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --timm --out $OUT/bench_mem \
              > $OUT/bench_mem.log 2>&1; echo "bench rc=$?" >> $OUT/bench_mem.log; grep -v Warning $OUT/bench_mem.log | grep "rc=\|^| " ;;
