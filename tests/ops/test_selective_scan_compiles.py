@@ -9,8 +9,8 @@ from infomamba.ops.selective_scan import triton as ss  # noqa: E402
 from sm90_compile import assert_every_variant_compiles, compile_all, variants_in_subprocess  # noqa: E402
 
 MODES = [(False, False), (True, True), (False, True)]  # (first-pass-only mode, chunked)
-FP32_POINTERS = {"At_ptr", "D_ptr", "dtb_ptr", "dAp_ptr", "dB_ptr", "dC_ptr", "dDp_ptr", "ckpt_ptr", "xf_ptr", "S_ptr",
-                 "W_ptr", "Dl_ptr"}
+FP32_POINTERS = {"At_ptr", "D_ptr", "dtb_ptr", "dAp_ptr", "dB_ptr", "dC_ptr", "dDp_ptr", "ckpt_ptr", "ckpt_dt_ptr",
+                 "xf_ptr", "S_ptr", "W_ptr", "Dl_ptr"}
 INTS = {"L", "LC", "N_TCHUNKS", "DIM", "NSTATE", "N_CHUNKS", "BC_BATCH", "BC_ROW"}
 
 
