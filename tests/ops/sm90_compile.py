@@ -8,8 +8,10 @@ interpreter objects that cannot be compiled).
 """
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -36,9 +38,6 @@ def compile_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> st
 def layouts_and_registers_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> tuple[list[str], int]:
     """The register layouts (`#blocked` lines of the TTGIR) and the registers a thread of `kernel` compiled for sm_90
     (`_compiled`'s arguments), the latter from cuobjdump's resource usage of the cubin (Triton's own cuobjdump)."""
-    import re
-    import tempfile
-
     import triton
 
     compiled = _compiled(kernel, arg_types, constants, num_warps)

@@ -6,7 +6,8 @@ import pytest
 
 pytest.importorskip("triton")
 from infomamba.ops.selective_scan import triton as ss  # noqa: E402
-from sm90_compile import assert_every_variant_compiles, compile_all, variants_in_subprocess  # noqa: E402
+from sm90_compile import (assert_every_variant_compiles, compile_all, layouts_and_registers_sm90,  # noqa: E402
+                          variants_in_subprocess)
 
 MODES = [(False, False), (True, True), (False, True)]  # (first-pass-only mode, chunked)
 FP32_POINTERS = {"At_ptr", "D_ptr", "dtb_ptr", "dAp_ptr", "dB_ptr", "dC_ptr", "dDp_ptr", "ckpt_ptr", "ckpt_dt_ptr",
@@ -52,9 +53,6 @@ def test_every_scan_kernel_variant_compiles_for_sm90(tmp_path):
 def backward_layouts() -> dict:
     """{A_LOG: (the register layouts of its TTGIR, registers a thread)} of the backward kernel's first candidate as
     the fused SSM op launches it (bf16, dt's bias and softplus inside), reading A or A_log, compiled for sm_90."""
-    from infomamba.ops.selective_scan import triton as ss
-    from sm90_compile import layouts_and_registers_sm90
-
     kernel, cfg = ss._scan_bwd_kernel, ss.candidate_configs("bwd", 16)[0]
     types = {n: arg_type(n) for n in kernel.arg_names}
     return {str(a_log): layouts_and_registers_sm90(kernel, types, dict(

@@ -69,8 +69,8 @@ dA is split per chunk k (positions t0..t1, Delta_k = sum of dt over the chunk, l
 inclusive cumulative dt): sum_{t in k} dt_t q_t = q_{t1+1} Delta_k + sum_{t in k} X_t l_t, where every
 term stays bounded (no cancellation of sequence-long sums); the backward half of X_t l_t is summed as
 b_t g_t (Delta_k - e_t), e_t the dt after t in the chunk, so that it needs no accumulator of its own (it had
-two, sum b g and sum b g e_t, and q across the chunk: sm_90 ptxas, 149 -> 144 registers a thread at the first
-backward candidate, 168 -> 146 with its prefetch). The cost is two exps per (t, d, n), the inputs read twice and
+two, sum b g and sum b g e_t, and q across the chunk: sm_90 ptxas, 149 -> 139 registers a thread at the first
+backward candidate, 168 -> 141 with its prefetch). The cost is two exps per (t, d, n), the inputs read twice and
 x^f written and read once; dB and dC are summed over channel blocks with fp32 atomics (so they are not bitwise
 deterministic), dA and dD over samples from per-sample partials.
 """
@@ -365,7 +365,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
     n_base = pid_b * L * NSTATE
     bc_base = pid_b * BC_BATCH
     ckpt_base = pid_b * N_CHUNKS * NSTATE * DIM
-    ckpt_dt_base = pid_b * N_CHUNKS * DIM
+    chunk_dt_row = ckpt_dt_ptr + pid_b * N_CHUNKS * DIM + offs_d  # + chunk * DIM: that chunk's Delta_k
     first_row = rows[:, None, None, None] == 0
     last_row = rows[:, None, None, None] == BLOCK_T - 1
     last_row_x = rows[:, None, None] == BLOCK_T - 1
@@ -433,7 +433,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
             dA_acc += tl.sum(sC * (dy * ell)[:, :, None, :], axis=0)
             ell_carry += tl.sum(dt, axis=0)
             if ((p0 + BLOCK_T) % CHUNK == 0) | (off + BLOCK_T >= LC):  # the saved chunk's last tile: its summed dt
-                tl.store(ckpt_dt_ptr + ckpt_dt_base + (p0 // CHUNK) * DIM + offs_d, ell_carry,
+                tl.store(chunk_dt_row + (p0 // CHUNK) * DIM, ell_carry,
                          mask=mask_d & ((p0 // CHUNK) * CHUNK < L))
             if HAS_D:
                 dD_acc += tl.sum(dy * u, axis=0)
@@ -454,7 +454,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
         q = w_in * state  # q at the position after the chunk
         x_carry = tl.sum(A * q, axis=1)  # sum_n A q at the position after the tile
         last_chunk = (first_tile + n_tiles - 1) * BLOCK_T // CHUNK
-        chunk_dt = tl.load(ckpt_dt_ptr + ckpt_dt_base + last_chunk * DIM + offs_d,
+        chunk_dt = tl.load(chunk_dt_row + last_chunk * DIM,
                            mask=mask_d & (last_chunk * CHUNK < L), other=0.0)  # Delta_k of the saved chunk entered
         dA_acc += q * chunk_dt[:, None, :]
         e_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum of dt over the chunk's positions done so far
@@ -507,7 +507,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
                 q = g_carry * tl.exp2(dt_after[:, None, :] * A2) * saved
                 x_carry = tl.sum(A * q, axis=1)
                 chunk = tile * BLOCK_T // CHUNK - 1
-                chunk_dt = tl.load(ckpt_dt_ptr + ckpt_dt_base + chunk * DIM + offs_d,
+                chunk_dt = tl.load(chunk_dt_row + chunk * DIM,
                                    mask=mask_d & (tile > first_tile) & (chunk * CHUNK < L), other=0.0)
                 dA_acc += q * chunk_dt[:, None, :]
                 e_carry = tl.zeros_like(e_carry)
