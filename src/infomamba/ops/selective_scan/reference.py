@@ -13,7 +13,7 @@ scan runs over each sample's real tokens only, in either direction and wherever 
 from __future__ import annotations
 
 import torch
-
+from torch.utils.checkpoint import checkpoint
 
 
 def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -66,10 +66,24 @@ def _finish(y, uf, D, reverse: bool, dtype):
     return (y.flip(1) if reverse else y).to(dtype)
 
 
+def _chunk(u, dt, A, B, C, state):
+    """(C s_t for the chunk's positions, the last state) from the state before the chunk; all fp32, scan order.
+    The last state is a copy: a view would keep the chunk's states alive as the next chunk's saved input."""
+    dt = dt[..., None]
+    states = _LinearScan.apply(torch.exp(dt * A), dt * B[:, :, None, :] * u[..., None], state)
+    return torch.einsum("btdn,btn->btd", states, C), states[:, -1].clone()
+
+
 def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                              C: torch.Tensor, D: torch.Tensor | None = None, reverse: bool = False,
                              chunk: int = 64) -> torch.Tensor:
     """Exact chunked scan in PyTorch: the CPU path and the oracle of every kernel.
+
+    Each chunk runs under activation checkpointing (`torch.utils.checkpoint`, non-reentrant), the CPU
+    counterpart of the Triton backward's recompute-by-chunk: training keeps the fp32 inputs and one
+    (batch, d, n) state per chunk instead of three (batch, L, d, n) fp32 tensors (the decays, the products
+    dt B of the inputs, the states), and the backward rebuilds one chunk's at a time. The
+    recomputation repeats the same CPU ops, so values and gradients are those of the plain graph.
 
     Args:
         u, delta: (batch, L, d) input and positive step size (already softplus-ed).
@@ -88,12 +102,8 @@ def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tens
     outs = []
     for start in range(0, length, chunk):
         sl = slice(start, start + chunk)
-        dt = df[:, sl, :, None]
-        decay = torch.exp(dt * Af)
-        inp = dt * Bf[:, sl, None, :] * uf[:, sl, :, None]
-        states = _LinearScan.apply(decay, inp, state)
-        outs.append(torch.einsum("btdn,btn->btd", states, Cf[:, sl]))
-        state = states[:, -1]
+        y, state = checkpoint(_chunk, uf[:, sl], df[:, sl], Af, Bf[:, sl], Cf[:, sl], state, use_reentrant=False)
+        outs.append(y)
     return _finish(torch.cat(outs, dim=1), uf, D, reverse, dtype)
 
 
