@@ -1,7 +1,7 @@
 """The SSM's depthwise conv + SiLU on one GPU: the fused Triton kernel beside the PyTorch reference.
 
-Both directions, under bf16 autocast as in training, at the shapes InfoMamba-S meets (inner width 768, K = 4), bf16, forward and
-forward+backward medians (triton.testing.do_bench, ms), and the forward's bandwidth (x read, y
+Both directions, under bf16 autocast as in training, at the shapes InfoMamba-S meets (inner width 768, K = 4), bf16,
+forward and forward+backward medians (triton.testing.do_bench, ms), and the forward's bandwidth (x read, y
 written) against the H100 copy bandwidth (3.0 TB/s).
 
     python benchmarks/bench_conv.py
@@ -53,7 +53,7 @@ def sweep() -> None:
         bwd = {c: triton.testing.do_bench(lambda: conv.conv_backward(x, weight, bias, dy, False, c), **kwargs)
                for c in conv.BWD_CANDIDATES}
         for name, times, default in (("fwd", fwd, conv.FWD_CONFIG), ("bwd", bwd, conv.BWD_CONFIG)):
-            ranked = ", ".join(f"({c.block_t},{c.block_d},{c.tiles},{c.num_warps}) {t:.3f}"
+            ranked = ", ".join(f"({c.block_t},{c.block_d},{c.num_warps}) {t:.3f}"
                                for c, t in sorted(times.items(), key=lambda kv: kv[1]))
             print(f"B{batch} L{length} {name} (default {times[default]:.3f} ms): {ranked}", flush=True)
         del x, dy

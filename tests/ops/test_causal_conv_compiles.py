@@ -1,7 +1,8 @@
 """Every launch variant of the conv kernels compiles for the GPU (sm_90) on a machine without one
-(`sm90_compile`): both kernels, every candidate tile config in both directions with padding (and, in the
-forward, the fused P h injection) and 4 taps; the first config also without padding and with 3 taps; x in bf16
-with its row stride, the parameters in fp32, as the fused SSM op launches them under autocast."""
+(`sm90_compile`): both kernels, every candidate config in both directions with padding (and, in the forward,
+the fused P h injection) and 4 taps; the first config also without padding and with 3 taps, and the backward's
+also without bias (with and without padding) and with 1 and 8 taps; x in bf16 with its row stride, the
+parameters in fp32, as the fused SSM op launches them under autocast."""
 import itertools
 
 import pytest
@@ -27,18 +28,21 @@ def compile_every_variant() -> dict:
     for kind, kernel, configs in (("fwd", cc._conv_fwd_kernel, cc.FWD_CANDIDATES),
                                   ("bwd", cc._conv_bwd_kernel, cc.BWD_CANDIDATES)):
         types = {n: arg_type(n) for n in kernel.arg_names}
-        first = [(configs[0], S, padded, K) for S in (-1, 1) for padded, K in ((False, 4), (True, 3))]
-        for cfg, S, padded, K in [*itertools.product(configs, (-1, 1), (True,), (4,)), *first]:
-            constants = dict(K=K, S=S, HAS_BIAS=True, HAS_PAD=padded, BLOCK_T=cfg.block_t, BLOCK_D=cfg.block_d)
+        first = [(configs[0], S, padded, K, True) for S in (-1, 1) for padded, K in ((False, 4), (True, 3))]
+        if kind == "bwd":
+            first += [(configs[0], S, padded, 4, False) for S in (-1, 1) for padded in (False, True)]
+            first += [(configs[0], S, True, K, True) for S in (-1, 1) for K in (1, 8)]
+        for cfg, S, padded, K, bias in [*itertools.product(configs, (-1, 1), (True,), (4,), (True,)), *first]:
+            constants = dict(K=K, S=S, HAS_BIAS=bias, HAS_PAD=padded, BLOCK_D=cfg.block_d)
             if kind == "fwd":
-                constants.update(HAS_H=padded, HAS_P=padded)
+                constants.update(HAS_H=padded, HAS_P=padded, BLOCK_T=cfg.block_t)
             else:
-                constants.update(TILES=cfg.tiles, K_POW2=1 << (K - 1).bit_length())
-            variant = f"{kind} {tuple(cfg)} S={S} HAS_PAD={padded} K={K}"
+                constants.update(CHUNK=cfg.block_t)
+            variant = f"{kind} {tuple(cfg)} S={S} HAS_PAD={padded} K={K} HAS_BIAS={bias}"
             jobs[variant] = (kernel, types, constants, cfg.num_warps)
     return compile_all(jobs)
 
 
 def test_every_conv_kernel_variant_compiles_for_sm90(tmp_path):
     assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache",
-                                  2 * (len(cc.FWD_CANDIDATES) + len(cc.BWD_CANDIDATES)) + 8)
+                                  2 * (len(cc.FWD_CANDIDATES) + len(cc.BWD_CANDIDATES)) + 16)

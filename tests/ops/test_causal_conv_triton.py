@@ -2,9 +2,10 @@
 infomamba.ssm.
 
 Output and the gradients of x, weight and bias, both directions, K in {1, 2, 4}, L in {1, 5, 37}
-(L < K and L not a multiple of the tile), D = 70. The tiles are shrunk (8 steps, 64 channels, 2 time
-tiles a backward program) so that these small shapes span several time tiles, backward chunks and
-channel tiles, with partial ones at both ends. On a machine without CUDA the kernels run in Triton's
+(L < K and L not a multiple of the tile), D = 70. The tiles are shrunk (8 steps, 64 channels; the backward's
+chunks 8 scan positions) so that these small shapes span several time tiles, backward chunks and channel
+tiles, with partial ones at both ends; the backward's walk is also checked at every K from 1 to 8 with chunks
+shorter than its halo. On a machine without CUDA the kernels run in Triton's
 interpreter (TRITON_INTERPRET=1 is set here, before triton is imported; conftest.py patches the
 interpreter) in fp32; on CUDA the same tests also run with bf16 x (fp32 parameters, as under autocast).
 The launches as the fused SSM op makes them (x a strided view, the padding mask, the fused u = SiLU(conv)
@@ -33,8 +34,8 @@ D = 70
 
 @pytest.fixture(autouse=True)
 def small_tiles(monkeypatch):
-    monkeypatch.setattr(causal_conv, "FWD_CONFIG", causal_conv.ConvConfig(block_t=8, block_d=64, tiles=1, num_warps=4))
-    monkeypatch.setattr(causal_conv, "BWD_CONFIG", causal_conv.ConvConfig(block_t=8, block_d=64, tiles=2, num_warps=4))
+    monkeypatch.setattr(causal_conv, "FWD_CONFIG", causal_conv.ConvConfig(block_t=8, block_d=64, num_warps=4))
+    monkeypatch.setattr(causal_conv, "BWD_CONFIG", causal_conv.ConvConfig(block_t=8, block_d=64, num_warps=4))
 
 
 def make_inputs(batch, length, K, dtype=FP32, bias=True, seed=0):
@@ -124,7 +125,7 @@ def test_causality(reverse):
 def test_every_swept_config_matches_reference(config, monkeypatch):
     """The launch shapes `benchmarks/bench_conv.py --sweep` may pick from, forward and backward, at a
     length that spans several tiles and a width that is not a multiple of block_d."""
-    monkeypatch.setattr(causal_conv, "FWD_CONFIG", config._replace(tiles=1))
+    monkeypatch.setattr(causal_conv, "FWD_CONFIG", config)
     monkeypatch.setattr(causal_conv, "BWD_CONFIG", config)
     x, weight, bias = make_inputs(2, 75, 4)
     for reverse in (False, True):
@@ -178,3 +179,29 @@ def test_fused_scan_input_from_a_strided_x(reverse, inject, pad, dtype):
     assert_close(dbias, dbias_ref, tol, "dbias")
     if mask is not None:
         assert not u[mask].any() and not dx[mask].any(), "padded positions must give u = 0 and dx = 0"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("chunk", [1, 3])
+@pytest.mark.parametrize("K", range(1, 9))
+def test_backward_walk_at_every_tap_count(K, chunk, dtype, monkeypatch):
+    """The backward's scan-order walk (chunks of `chunk` positions, each walking the K - 1 positions on either
+    side too) at every K from 1 to 8: chunks of 1 and 3 positions are shorter than the halo at large K, L 19 is
+    no multiple of 3 and L 5 is shorter than K from K 6; x strided, padding on either side (at L 5 sample 1
+    is all padding), so that chunk boundaries fall inside padding in both directions. dx, dweight and dbias
+    against autograd through the reference conv of x~: a window rotated wrongly, or a halo position added to dw
+    by two chunks, fails."""
+    monkeypatch.setattr(causal_conv, "BWD_CONFIG", causal_conv.ConvConfig(block_t=chunk, block_d=128, num_warps=2))
+    for length in (5, 19):
+        xz, weight, bias = make_inputs(2, length, K, dtype, seed=K)
+        x = torch.cat([xz, xz.flip(1)], -1)[..., :D]
+        dy = torch.randn(x.shape, generator=torch.Generator().manual_seed(K + 1)).to(DEVICE, dtype)
+        mask = padding(2, length, "both")
+        for reverse in (False, True):
+            dx, dweight, dbias = causal_conv.conv_backward(x, weight, bias, dy, reverse, padding_mask=mask)
+            leaves = [t.detach().clone().requires_grad_() for t in (x, weight, bias)]
+            y_ref = causal_conv_silu_reference(masked(leaves[0], keep_mask(mask, x)), *leaves[1:], reverse=reverse)
+            for name, got, want in zip(("dx", "dweight", "dbias"), (dx, dweight, dbias),
+                                       torch.autograd.grad(y_ref, leaves, dy)):
+                assert_close(got, want, TOL[dtype], f"{name} L {length} reverse {reverse}")
+            assert not dx[mask].any(), "dx must be 0 at padding"

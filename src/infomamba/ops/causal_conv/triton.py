@@ -23,25 +23,32 @@ u_t = SiLU(conv(x~))_t + P h_t with P = diag(p) (P = I without p), 0 at padding,
 injection and the final mask are no separate launches. The reference (`ssm_inner.reference.scan_input`)
 rounds SiLU(conv), P h and their sum to x's dtype one by one; the kernel rounds h and p to x's dtype as it
 does, forms the sum in fp32 and rounds once (within a 16-bit rounding of the reference in bf16). The
-padding mask is the (B, L) bool mask, True at padding, read once per row and tap.
+padding mask is the (B, L) bool mask, True at padding, read once per row and tap (forward) or twice per row
+(backward: for x~ and for dx).
 
-Design. x, y, dy, dx are (B, L, D) with channels contiguous, so a tile of BLOCK_T steps x
-BLOCK_D channels loads as coalesced rows and there is no transpose. x is read through its batch and row
-strides, so the first half of in_proj's (B, L, 2D) output is read in place (no copy); each tile's row
-offset is formed in int64 and the offsets inside the tile stay int32, whatever the row stride. y, h, dy
-and dx are contiguous. Each tap is a masked load of
-the tile shifted by its lag; the K - 1 halo rows and the re-reads of the same rows hit L1/L2, so
-DRAM sees x about once. The forward writes y only; nothing is saved but the inputs.
+Design. x, y, dy, dx are (B, L, D) with channels contiguous, so a tile of BLOCK_T steps x BLOCK_D channels
+(forward) or a row of BLOCK_D channels (backward) loads coalesced and there is no transpose. x is read through
+its batch and row strides, so the first half of in_proj's (B, L, 2D) output is read in place (no copy); the
+row offset of a forward tile and of a backward program's first row is formed in int64 (the backward then steps
+row pointers by the row stride) and the offsets inside a tile or row stay int32, whatever the row stride. y, h,
+dy and dx are contiguous. Each tap of the forward is a masked load of the tile shifted by its lag; the K - 1
+halo rows and the re-reads of the same rows hit L1/L2, so DRAM sees x about once. The forward writes y only;
+nothing is saved but the inputs.
 
-The backward is one kernel that recomputes dpre wherever it needs it instead of writing it out:
-dx_t needs dpre at the K positions t - S l_i, each of which is K loads of x and one of dy, so a
-tile issues K (K + 1) loads of x (20 at K = 4) and K sigmoids per element, all but the first
-touch of each row served from L1/L2. The alternative, a first kernel writing dpre in fp32 and a
-second reading it for dx, saves that arithmetic but adds 8 bytes of DRAM traffic per element to the
-6 (bf16) of x, dy and dx. dw and db are deterministic: each program walks `tiles` tiles of
-`block_t` steps (ConvConfig), keeps its sums in registers and writes one (K + 1, block_d) fp32 partial
-row (dw_0..dw_{K-1}, db) to a (programs along B and T, K + 1, D) buffer that torch sums (no atomics);
-with the default 32 steps a program that buffer is 7 MB at B 64, L 196, D 768 and 126 MB at L 4096.
+The backward walks the time axis in scan order, one row a step, and recomputes pre and dpre instead of
+saving them. At scan position j (t = j forward, L - 1 - j in reverse) both directions are causal,
+pre_j = b + sum_i w_i x~_{j - l_i} and dx_j = sum_i w_i dpre_{j + l_i}. A program takes `block_t` scan
+positions j0.. (ConvConfig: a chunk) x block_d channels of one sample and walks j from j0 - (K - 1) to
+j0 + block_t + K - 2 (clipped to 0..L + K - 2), with the last K - 1 rows of x~ and of dpre in registers: at
+each j it forms pre_j and dpre_j from the x~ window, stores dx_{j - (K - 1)} from the dpre window once that
+row is in the chunk, and adds dpre_j x~_{j - l_i} to dw_i and dpre_j to db only for j in the chunk. The K - 1
+positions on either side of a chunk are walked by both of its neighbours (2 (K - 1) / block_t more rows; the dy
+rows before j0 are not read). x and dy are loaded ROWS_AHEAD positions ahead of their use. An element thus
+costs one load of x and of dy, one sigmoid, one store of dx and 3 K FMAs (pre, dx, dw), against K (K + 1) + K
+loads of x and K sigmoids in the tiled kernel it replaced, which recomputed dpre at each of the K shifts.
+dw and db are deterministic: each program keeps its sums in registers and writes one (K + 1, block_d) fp32
+partial row (dw_0..dw_{K-1}, db) to a (B x chunks, K + 1, D) buffer that torch sums (no atomics); at the
+default 128-step chunks that buffer is 2 MB at B 64, L 196, D 768, K 4 and 31 MB at L 4096.
 """
 from __future__ import annotations
 
@@ -55,26 +62,30 @@ from ..dispatch import on_device
 
 
 class ConvConfig(NamedTuple):
-    """Launch shape: tiles of block_t steps x block_d channels, `tiles` of them a program (backward
-    only: the dw/db partial rows are per program), num_warps warps."""
+    """Launch shape: a program covers block_t steps x block_d channels of one sample with num_warps warps. The
+    forward computes them as one tile; the backward walks them (a chunk of block_t scan positions) a row at a
+    time, and its dw/db partial rows are one a program."""
 
     block_t: int
     block_d: int
-    tiles: int
     num_warps: int
 
 
-# forward: 4096-element tiles, 32 fp32 a thread at 4 warps, 256 bytes a row in bf16. Backward: smaller
-# tiles (more live tensors: pre, dpre, the dx accumulator) of 64 channels, 2 a program, 2 warps: the
-# fastest of BWD_CANDIDATES on the H200 at every shape swept (B64 x L196 / 1024 / 4096, B8 x L16384:
-# 0.141 / 0.563 / 2.180 / 1.107 ms against 0.230 / 0.947 / 3.566 / 1.798 for the previous (16, 128, 8, 4);
-# docs/runs/conv_sweep_h200.log): more, smaller programs keep more loads in flight.
-FWD_CONFIG = ConvConfig(block_t=32, block_d=128, tiles=1, num_warps=4)
-BWD_CONFIG = ConvConfig(block_t=16, block_d=64, tiles=2, num_warps=2)
+# forward: 4096-element tiles, 32 fp32 a thread at 4 warps, 256 bytes a row in bf16. Backward: chunks of 128 scan
+# positions (the K - 1 halo rows walked again at each end add 2 (K - 1) / 128 to the rows walked; the partial
+# buffer is (K + 1) / 128 of the gradient's size in fp32) x 128 channels on 2 warps, 2 channels a thread (56
+# registers at K = 4). In one bench_conv.py --sweep on the H200 (bf16, D 768, K 4, forward direction; its log was
+# lost with that machine, the numbers are from docs/benchmarks.md) it took 0.055 / 0.432 / 0.235 ms at B64 x L196 /
+# B64 x L4096 / B8 x L16384, within 0.007 ms of the fastest of BWD_CANDIDATES, and 0.148 at B64 x L1024, 11 % behind
+# (64, 128, 1)'s 0.133; the tiled backward it replaced took 0.141 / 2.180 / 1.107 and 0.563
+# (docs/runs/conv_sweep_h200.log).
+FWD_CONFIG = ConvConfig(block_t=32, block_d=128, num_warps=4)
+BWD_CONFIG = ConvConfig(block_t=128, block_d=128, num_warps=2)
 # What `benchmarks/bench_conv.py --sweep` times on a GPU (tests check each against the reference).
-FWD_CANDIDATES = (FWD_CONFIG, ConvConfig(16, 128, 1, 4), ConvConfig(32, 64, 1, 2), ConvConfig(16, 256, 1, 4))
-BWD_CANDIDATES = (BWD_CONFIG, ConvConfig(16, 128, 8, 4), ConvConfig(8, 128, 4, 2), ConvConfig(16, 32, 2, 1),
-                  ConvConfig(8, 64, 4, 1), ConvConfig(16, 64, 4, 2), ConvConfig(32, 32, 2, 2))
+FWD_CANDIDATES = (FWD_CONFIG, ConvConfig(16, 128, 4), ConvConfig(32, 64, 2), ConvConfig(16, 256, 4))
+BWD_CANDIDATES = (BWD_CONFIG, ConvConfig(64, 128, 2), ConvConfig(256, 128, 2), ConvConfig(32, 128, 2),
+                  ConvConfig(64, 128, 1), ConvConfig(128, 128, 1), ConvConfig(64, 64, 1), ConvConfig(128, 256, 2),
+                  ConvConfig(128, 256, 4), ConvConfig(64, 256, 4))
 
 
 @triton.jit
@@ -109,17 +120,6 @@ def _conv_pre(x_ptr, pad_ptr, w_ptr, bias, t0, t, d, d_ok, L, stride_l, K: tl.co
 
 
 @triton.jit
-def _conv_dpre(x_ptr, pad_ptr, dy_ptr, w_ptr, bias, t0, t, d, d_ok, L, D, stride_l, K: tl.constexpr,
-               S: tl.constexpr, HAS_PAD: tl.constexpr):
-    """dpre = dy SiLU'(pre) at steps t, 0 outside 0..L-1; dy_ptr points at step t0 of the sample's dy."""
-    pre = _conv_pre(x_ptr, pad_ptr, w_ptr, bias, t0, t, d, d_ok, L, stride_l, K, S, HAS_PAD)
-    ok = (t >= 0) & (t < L)
-    dy = tl.load(dy_ptr + (t - t0)[:, None] * D + d[None, :], mask=ok[:, None] & d_ok[None, :], other=0.0)
-    s = tl.sigmoid(pre)
-    return dy.to(tl.float32) * s * (1.0 + pre * (1.0 - s))
-
-
-@triton.jit
 def _conv_fwd_kernel(x_ptr, w_ptr, b_ptr, h_ptr, p_ptr, pad_ptr, y_ptr, L, D, stride_b, stride_l, K: tl.constexpr,
                      S: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_H: tl.constexpr, HAS_P: tl.constexpr,
                      HAS_PAD: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
@@ -151,12 +151,40 @@ def _conv_fwd_kernel(x_ptr, w_ptr, b_ptr, h_ptr, p_ptr, pad_ptr, y_ptr, L, D, st
     tl.store(y_ptr + offs, u.to(y_ptr.dtype.element_ty), mask=mask)
 
 
+# scan positions whose rows the backward loads ahead of the one it computes (2: 2 to 4 % faster than 1 on the H200
+# at B 64, L 4096 in the forward direction, even in reverse)
+ROWS_AHEAD = tl.constexpr(2)
+
+
+@triton.jit
+def _step(j, L, S: tl.constexpr):
+    """The time step at scan position j: j forward (S = -1), L - 1 - j in reverse."""
+    t = j
+    if S == 1:
+        t = L - 1 - j
+    return t
+
+
+@triton.jit
+def _scan_row(x_row, pad_row, dy_row, j, j0, L, d, d_ok, HAS_PAD: tl.constexpr):
+    """x (0 at padding and past scan position L - 1) and dy (0 outside scan positions j0..L-1) at scan position
+    j >= 0, in their own dtypes, from the rows of x, the padding mask and dy that start at x_row, pad_row, dy_row."""
+    ok = j < L
+    real = ok
+    if HAS_PAD:
+        real = ok & (tl.load(pad_row, mask=ok, other=1) == 0)
+    x = tl.load(x_row + d, mask=d_ok & real, other=0.0)
+    dy = tl.load(dy_row + d, mask=d_ok & ok & (j >= j0), other=0.0)
+    return x, dy
+
+
 @triton.jit
 def _conv_bwd_kernel(x_ptr, w_ptr, b_ptr, pad_ptr, dy_ptr, dx_ptr, part_ptr, L, D, stride_b, stride_l,
                      K: tl.constexpr, S: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_PAD: tl.constexpr,
-                     BLOCK_T: tl.constexpr, TILES: tl.constexpr, BLOCK_D: tl.constexpr, K_POW2: tl.constexpr):
-    """dx (0 at padding) for TILES * BLOCK_T steps x BLOCK_D channels of sample program_id(2), and their dw,
-    db partial sums as row (program_id(2), program_id(0)) of part (rows, K + 1, D)."""
+                     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr):
+    """dx (0 at padding) at the CHUNK scan positions from j0 = program_id(0) CHUNK, BLOCK_D channels of sample
+    program_id(2), one row a step, and their dw, db partial sums as row (program_id(2), program_id(0)) of part
+    (rows, K + 1, D)."""
     d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     d_ok = d < D
     sample = tl.program_id(2).to(tl.int64)
@@ -167,31 +195,60 @@ def _conv_bwd_kernel(x_ptr, w_ptr, b_ptr, pad_ptr, dy_ptr, dx_ptr, part_ptr, L, 
     bias = tl.zeros([BLOCK_D], dtype=tl.float32)
     if HAS_BIAS:
         bias = tl.load(b_ptr + d, mask=d_ok, other=0.0).to(tl.float32)
-    taps = tl.arange(0, K_POW2)
-    rows = tl.arange(0, BLOCK_T)
-    dw = tl.zeros([K_POW2, BLOCK_D], dtype=tl.float32)
-    db = tl.zeros([BLOCK_D], dtype=tl.float32)
-    start = tl.program_id(0) * (TILES * BLOCK_T)
-    for t0 in range(start, tl.minimum(start + TILES * BLOCK_T, L), BLOCK_T):
-        t = t0 + rows
-        x_tile = x_ptr + tl.cast(t0, tl.int64) * stride_l
-        dy_tile = dy_ptr + t0 * D
-        dpre = _conv_dpre(x_tile, pad_ptr, dy_tile, w_ptr, bias, t0, t, d, d_ok, L, D, stride_l, K, S, HAS_PAD)
-        db += tl.sum(dpre, axis=0)
-        w_last = tl.load(w_ptr + d * K + (K - 1), mask=d_ok, other=0.0).to(tl.float32)
-        dx = w_last[None, :] * dpre
+    w = ()
+    for i in tl.static_range(K):
+        w = w + (tl.load(w_ptr + d * K + i, mask=d_ok, other=0.0).to(tl.float32),)
+    j0 = tl.program_id(0) * CHUNK
+    start = tl.maximum(j0 - (K - 1), 0)
+    # x and dy of the next ROWS_AHEAD scan positions, loaded ahead so that their loads overlap the arithmetic; the
+    # row pointers step one time step a scan position (-S)
+    t = _step(start, L, S)
+    x_row, pad_row, dy_row = x_ptr + t.to(tl.int64) * stride_l, pad_ptr + t, dy_ptr + t * D
+    x_ahead, dy_ahead = (), ()
+    for a in tl.static_range(ROWS_AHEAD):
+        x_a, dy_a = _scan_row(x_row, pad_row, dy_row, start + a, j0, L, d, d_ok, HAS_PAD)
+        x_ahead, dy_ahead = x_ahead + (x_a,), dy_ahead + (dy_a,)
+        x_row, pad_row, dy_row = x_row - S * stride_l, pad_row - S, dy_row - S * D
+    t = _step(start - (K - 1), L, S)
+    dx_row, pad_dx_row = dx_ptr + t * D, pad_ptr + t
+    zero = tl.zeros([BLOCK_D], dtype=tl.float32)
+    # x~ and dpre at the K - 1 scan positions before j, oldest first; before `start` they reach only the dpre of
+    # positions before j0 (0: dy is) and masked dx stores
+    xs, dpres = (zero,) * (K - 1), (zero,) * (K - 1)
+    dw = (zero,) * K
+    db = zero
+    # unrolled by the windows' length, so that no window value is copied along the loop's back edge
+    for j in tl.range(start, tl.minimum(j0 + CHUNK, L) + (K - 1), loop_unroll_factor=max(K - 1, 1)):
+        x_j, dy_j = x_ahead[0], dy_ahead[0]
+        x_a, dy_a = _scan_row(x_row, pad_row, dy_row, j + ROWS_AHEAD, j0, L, d, d_ok, HAS_PAD)
+        x_ahead, dy_ahead = x_ahead[1:] + (x_a,), dy_ahead[1:] + (dy_a,)
+        x_row, pad_row, dy_row = x_row - S * stride_l, pad_row - S, dy_row - S * D
+        xw = xs + (x_j.to(tl.float32),)
+        pre = bias
         for i in tl.static_range(K):
-            xs = _load_x(x_tile, pad_ptr, t0, t + S * (K - 1 - i), d, d_ok, L, stride_l, HAS_PAD)
-            dw += tl.where(taps[:, None] == i, tl.sum(dpre * xs, axis=0)[None, :], 0.0)
-        for i in tl.static_range(K - 1):
-            w = tl.load(w_ptr + d * K + i, mask=d_ok, other=0.0).to(tl.float32)
-            dx += w[None, :] * _conv_dpre(x_tile, pad_ptr, dy_tile, w_ptr, bias, t0, t - S * (K - 1 - i), d, d_ok,
-                                          L, D, stride_l, K, S, HAS_PAD)
-        dx = tl.where(_real(pad_ptr, t, L, HAS_PAD)[:, None], dx, 0.0)
-        mask = (t < L)[:, None] & d_ok[None, :]
-        tl.store(dx_ptr + t0 * D + rows[:, None] * D + d[None, :], dx.to(dx_ptr.dtype.element_ty), mask=mask)
+            pre += w[i] * xw[i]
+        s = tl.sigmoid(pre)
+        pw = dpres + (dy_j.to(tl.float32) * s * (1.0 + pre * (1.0 - s)),)
+        dx = w[0] * pw[K - 1]
+        for i in tl.static_range(1, K):
+            dx += w[i] * pw[K - 1 - i]
+        ok = j - (K - 1) >= j0
+        if HAS_PAD:
+            # loaded again, not carried: compiled by Triton 3.6, scalar i1 values carried through this loop in a
+            # tuple were dropped when ROWS_AHEAD was 1 (dx at padding followed the first row's realness)
+            dx = tl.where(tl.load(pad_dx_row, mask=ok, other=1) == 0, dx, 0.0)
+        tl.store(dx_row + d, dx.to(dx_ptr.dtype.element_ty), mask=d_ok & ok)
+        dx_row, pad_dx_row = dx_row - S * D, pad_dx_row - S
+        dpre = tl.where(j < j0 + CHUNK, pw[K - 1], 0.0)
+        db += dpre
+        sums = ()
+        for i in tl.static_range(K):
+            sums = sums + (dw[i] + dpre * xw[i],)
+        dw = sums
+        xs, dpres = xw[1:], pw[1:]
     part_ptr += (tl.program_id(2) * tl.num_programs(0) + tl.program_id(0)).to(tl.int64) * (K + 1) * D
-    tl.store(part_ptr + taps[:, None] * D + d[None, :], dw, mask=(taps < K)[:, None] & d_ok[None, :])
+    for i in tl.static_range(K):
+        tl.store(part_ptr + i * D + d, dw[i], mask=d_ok)
     tl.store(part_ptr + K * D + d, db, mask=d_ok)
 
 
@@ -239,14 +296,14 @@ def conv_backward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     if dx.numel() == 0:
         part = torch.zeros(K + 1, D, device=x.device, dtype=torch.float32)
     else:
-        n_chunks = triton.cdiv(L, config.tiles * config.block_t)
+        n_chunks = triton.cdiv(L, config.block_t)
         part = torch.empty(B * n_chunks, K + 1, D, device=x.device, dtype=torch.float32)
         with on_device(x):
             _conv_bwd_kernel[(n_chunks, triton.cdiv(D, config.block_d), B)](
                 x, weight, bias if bias is not None else weight, padding_mask if padding_mask is not None else dy,
                 dy, dx, part, L, D, x.stride(0), x.stride(1), K=K, S=1 if reverse else -1, HAS_BIAS=bias is not None,
-                HAS_PAD=padding_mask is not None, BLOCK_T=config.block_t, TILES=config.tiles,
-                BLOCK_D=config.block_d, K_POW2=triton.next_power_of_2(K), num_warps=config.num_warps)
+                HAS_PAD=padding_mask is not None, CHUNK=config.block_t, BLOCK_D=config.block_d,
+                num_warps=config.num_warps)
         part = part.sum(0)
     return dx, part[:K].t().contiguous(), part[K].clone()
 
