@@ -15,6 +15,23 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 
+SCAN_ARGS = ({"At_ptr", "D_ptr", "dtb_ptr", "dAp_ptr", "dB_ptr", "dC_ptr", "dDp_ptr", "ckpt_ptr", "ckpt_dt_ptr",
+              "xf_ptr", "S_ptr", "W_ptr", "Dl_ptr"}, {"L", "LC", "N_TCHUNKS", "DIM", "NSTATE", "N_CHUNKS", "BC_BATCH",
+                                                      "BC_ROW"})  # the scan kernels' fp32 pointers, i32 arguments
+CONV_ARGS = ({"w_ptr", "b_ptr", "p_ptr", "part_ptr"}, {"L", "D", "stride_b", "stride_l"})  # the conv kernels' likewise
+
+
+def arg_types(kernel, fp32_pointers: set, ints: set) -> dict:
+    """Triton types of `kernel`'s arguments as the ops launch them: fp32 at `fp32_pointers`, the padding mask bool,
+    the other tensors bf16, `ints` i32, the rest constexpr."""
+    def arg_type(name):
+        if name.endswith("_ptr"):
+            return "*fp32" if name in fp32_pointers else "*i1" if name == "pad_ptr" else "*bf16"
+        return "i32" if name in ints else "constexpr"
+
+    return {name: arg_type(name) for name in kernel.arg_names}
+
+
 def _compiled(kernel, arg_types: dict, constants: dict, num_warps: int):
     """`kernel` compiled for sm_90 with these argument types ("*bf16", "i32", ..., "constexpr") and constexpr values."""
     import triton

@@ -9,25 +9,17 @@ import pytest
 
 pytest.importorskip("triton")
 from infomamba.ops.causal_conv import triton as cc  # noqa: E402
-from sm90_compile import assert_every_variant_compiles, compile_all  # noqa: E402
-
-FP32_POINTERS = {"w_ptr", "b_ptr", "p_ptr", "part_ptr"}
-INTS = {"L", "D", "stride_b", "stride_l"}
+from sm90_compile import CONV_ARGS, arg_types, assert_every_variant_compiles, compile_all  # noqa: E402
 
 
 def compile_every_variant() -> dict:
     """{variant: error or ''} for every (kernel, config, direction, padding, taps) variant, compiled for sm_90."""
     from infomamba.ops.causal_conv import triton as cc
 
-    def arg_type(name):
-        if name.endswith("_ptr"):
-            return "*fp32" if name in FP32_POINTERS else "*i1" if name == "pad_ptr" else "*bf16"
-        return "i32" if name in INTS else "constexpr"
-
     jobs = {}
     for kind, kernel, configs in (("fwd", cc._conv_fwd_kernel, cc.FWD_CANDIDATES),
                                   ("bwd", cc._conv_bwd_kernel, cc.BWD_CANDIDATES)):
-        types = {n: arg_type(n) for n in kernel.arg_names}
+        types = arg_types(kernel, *CONV_ARGS)
         first = [(configs[0], S, padded, K, True) for S in (-1, 1) for padded, K in ((False, 4), (True, 3))]
         if kind == "bwd":
             first += [(configs[0], S, padded, 4, False) for S in (-1, 1) for padded in (False, True)]

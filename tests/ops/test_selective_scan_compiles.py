@@ -6,19 +6,10 @@ import pytest
 
 pytest.importorskip("triton")
 from infomamba.ops.selective_scan import triton as ss  # noqa: E402
-from sm90_compile import (assert_every_variant_compiles, compile_all, layouts_and_registers_sm90,  # noqa: E402
-                          variants_in_subprocess)
+from sm90_compile import (SCAN_ARGS, arg_types, assert_every_variant_compiles, compile_all,  # noqa: E402
+                          layouts_and_registers_sm90, variants_in_subprocess)
 
 MODES = [(False, False), (True, True), (False, True)]  # (first-pass-only mode, chunked)
-FP32_POINTERS = {"At_ptr", "D_ptr", "dtb_ptr", "dAp_ptr", "dB_ptr", "dC_ptr", "dDp_ptr", "ckpt_ptr", "ckpt_dt_ptr",
-                 "xf_ptr", "S_ptr", "W_ptr", "Dl_ptr"}
-INTS = {"L", "LC", "N_TCHUNKS", "DIM", "NSTATE", "N_CHUNKS", "BC_BATCH", "BC_ROW"}
-
-
-def arg_type(name):
-    if name.endswith("_ptr"):
-        return "*fp32" if name in FP32_POINTERS else "*i1" if name == "pad_ptr" else "*bf16"
-    return "i32" if name in INTS else "constexpr"
 
 
 def compile_every_variant() -> dict:
@@ -34,7 +25,7 @@ def compile_every_variant() -> dict:
     jobs = {}
     for kind, kernel, mode_flag in (("fwd", ss._scan_fwd_kernel, "STATES_ONLY"),
                                     ("bwd", ss._scan_bwd_kernel, "ADJOINT_ONLY")):
-        types = {n: arg_type(n) for n in kernel.arg_names}
+        types = arg_types(kernel, *SCAN_ARGS)
         for cfg, only, chunked, padded in variants(kind):
             constants = dict(HAS_D=not padded, REVERSE=padded, DT_SOFTPLUS=True, HAS_PAD=padded, CHUNKED=chunked,
                              A_LOG=padded, HAS_DT_BIAS=padded,
@@ -54,7 +45,7 @@ def backward_layouts() -> dict:
     """{A_LOG: (the register layouts of its TTGIR, registers a thread)} of the backward kernel's first candidate as
     the fused SSM op launches it (bf16, dt's bias and softplus inside), reading A or A_log, compiled for sm_90."""
     kernel, cfg = ss._scan_bwd_kernel, ss.candidate_configs("bwd", 16)[0]
-    types = {n: arg_type(n) for n in kernel.arg_names}
+    types = arg_types(kernel, *SCAN_ARGS)
     return {str(a_log): layouts_and_registers_sm90(kernel, types, dict(
         HAS_D=True, REVERSE=False, DT_SOFTPLUS=True, HAS_PAD=False, ADJOINT_ONLY=False, CHUNKED=False, A_LOG=a_log,
         HAS_DT_BIAS=True, CHUNK=ss.CHUNK, PREFETCH=False, BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes,
