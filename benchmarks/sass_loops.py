@@ -18,34 +18,22 @@ import collections
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests", "ops"))
 
-from sm90_compile import SCAN_ARGS, _compiled, arg_types  # noqa: E402  (tests/ops: what the *_compiles tests use)
+# tests/ops: what the *_compiles tests compile with
+from sm90_compile import SCAN_ARGS, _compiled, arg_types, cuobjdump, registers  # noqa: E402
 
 SASS_LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
-
-
-def _tool(name: str) -> str:
-    import triton
-
-    return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name)
 
 
 def sass_and_registers(kernel, constants: dict, num_warps: int) -> tuple[list[tuple[int, str]], int]:
     """[(address, instruction)] of `kernel` compiled for sm_90, and its registers a thread."""
     compiled = _compiled(kernel, arg_types(kernel, *SCAN_ARGS), constants, num_warps)
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(compiled.asm["cubin"])
-        f.flush()
-        text = subprocess.run([_tool("cuobjdump"), "-sass", f.name], capture_output=True, text=True, check=True).stdout
-        usage = subprocess.run([_tool("cuobjdump"), "-res-usage", f.name], capture_output=True, text=True,
-                               check=True).stdout
+    text = cuobjdump(compiled, "-sass")
     instructions = [(int(m.group(1), 16), m.group(2)) for m in map(SASS_LINE.search, text.splitlines()) if m]
-    return instructions, int(re.search(r"REG:(\d+)", usage).group(1))
+    return instructions, registers(compiled)
 
 
 def opcode(instruction: str) -> str:
@@ -98,11 +86,14 @@ def main(argv=None):
     if args.json:
         print(json.dumps(rows))
         return
-    per_element = {row["kernel"]: sum(loop["per_element"] for loop in row["loops"]) for row in rows[::-1]}
-    print(f"first candidates: the backward's loops {per_element['bwd'] / per_element['fwd']:.2f}x the forward's "
+    def per_element(row):
+        return sum(loop["per_element"] for loop in row["loops"])
+
+    fwd, bwd = (next(row for row in rows if row["kernel"] == kind) for kind in ("fwd", "bwd"))
+    print(f"first candidates: the backward's loops {per_element(bwd) / per_element(fwd):.2f}x the forward's "
           f"instructions an element")
     for row in rows:
-        total = sum(loop["per_element"] for loop in row["loops"])
+        total = per_element(row)
         print(f"{row['kernel']} {tuple(row['config'])}: {row['registers']} registers, "
               f"{row['elements_per_thread']:g} elements a thread and iteration, loops {total:.1f} instructions an "
               f"element in all")

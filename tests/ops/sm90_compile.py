@@ -52,19 +52,28 @@ def compile_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> st
         return f"{type(e).__name__}: {e}"[:400]
 
 
-def layouts_and_registers_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> tuple[list[str], int]:
-    """The register layouts (`#blocked` lines of the TTGIR) and the registers a thread of `kernel` compiled for sm_90
-    (`_compiled`'s arguments), the latter from cuobjdump's resource usage of the cubin (Triton's own cuobjdump)."""
+def cuobjdump(compiled, flag: str) -> str:
+    """What Triton's own cuobjdump prints with `flag` ("-sass", "-res-usage") for a compiled kernel's cubin."""
     import triton
 
-    compiled = _compiled(kernel, arg_types, constants, num_warps)
-    layouts = [line for line in compiled.asm["ttgir"].splitlines() if line.startswith("#blocked")]
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(compiled.asm["cubin"])
         f.flush()
-        cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
-        usage = subprocess.run([cuobjdump, "-res-usage", f.name], capture_output=True, text=True, check=True).stdout
-    return layouts, int(re.search(r"REG:(\d+)", usage).group(1))
+        return subprocess.run([tool, flag, f.name], capture_output=True, text=True, check=True).stdout
+
+
+def registers(compiled) -> int:
+    """Registers a thread of a compiled kernel, from cuobjdump's resource usage of its cubin."""
+    return int(re.search(r"REG:(\d+)", cuobjdump(compiled, "-res-usage")).group(1))
+
+
+def layouts_and_registers_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> tuple[list[str], int]:
+    """The register layouts (`#blocked` lines of the TTGIR) and the registers a thread (`registers`) of `kernel`
+    compiled for sm_90 (`_compiled`'s arguments)."""
+    compiled = _compiled(kernel, arg_types, constants, num_warps)
+    layouts = [line for line in compiled.asm["ttgir"].splitlines() if line.startswith("#blocked")]
+    return layouts, registers(compiled)
 
 
 def compile_all(jobs: dict) -> dict:

@@ -102,7 +102,8 @@ def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tens
     outs = []
     for start in range(0, length, chunk):
         sl = slice(start, start + chunk)
-        y, state = checkpoint(_chunk, uf[:, sl], df[:, sl], Af, Bf[:, sl], Cf[:, sl], state, use_reentrant=False)
+        y, state = checkpoint(_chunk, uf[:, sl], df[:, sl], Af, Bf[:, sl], Cf[:, sl], state, use_reentrant=False,
+                              preserve_rng_state=False)  # the chunk draws no random numbers
         outs.append(y)
     return _finish(torch.cat(outs, dim=1), uf, D, reverse, dtype)
 
