@@ -54,14 +54,28 @@ for part in "$@"; do
     quicktests) timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ops/test_concept_assign_triton.py \
              tests/ops/test_causal_conv_triton.py > $OUT/quicktests.log 2>&1; echo "quicktests rc=$?" >> $OUT/quicktests.log
            tail -3 $OUT/quicktests.log ;;
-    # what the 110 s GPU run of the conv walk backward (9c92d94) did not reach: its K = 1..8 walk, the strided and
-    # padded input of the fused op, the swept configs' last; then the scan tests after its autotuner-config ones
-    tests_walk) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops/test_causal_conv_triton.py \
-             -k "every_tap or strided or swept or causality or non_contiguous or ssm_inner" tests/ops/test_ssm_inner.py \
+    # what the GPU runs of the conv walk backward (9c92d94) did not reach (its K = 1..8 walk, the strided input of the
+    # fused op: first), then the rest of its selection (at d64a070 240 s reached 14 of it: each swept config compiles
+    # for about 15 s); then the scan tests after its autotuner-config ones
+    tests_walk) timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ops/test_causal_conv_triton.py \
+             -k "every_tap or strided" > $OUT/tests_walk_first.log 2>&1
+           echo "tests_walk_first rc=$?" >> $OUT/tests_walk_first.log; tail -3 $OUT/tests_walk_first.log
+           timeout 300 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
+             tests/ops/test_causal_conv_triton.py -k "ssm_inner or swept or causality or non_contiguous" \
              > $OUT/tests_walk.log 2>&1; echo "tests_walk rc=$?" >> $OUT/tests_walk.log; tail -3 $OUT/tests_walk.log
            timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops/test_selective_scan_triton.py \
              -k "not every_config and not matches_reference" > $OUT/tests_scan_rest.log 2>&1
            echo "tests_scan_rest rc=$?" >> $OUT/tests_scan_rest.log; tail -3 $OUT/tests_scan_rest.log ;;
+    # the scan backward was 10 % slower in d64a070's 1024 px profile than in 2a0063a's: every config of both kernels
+    # timed with 2a0063a's kernel file swapped in (carry .devdata/scan_triton_2a0063a.py, made by `git show
+    # 2a0063a:src/infomamba/ops/selective_scan/triton.py > .devdata/scan_triton_2a0063a.py`), then with the current one
+    scan_ab) kernels=src/infomamba/ops/selective_scan/triton.py; cp $kernels /tmp/scan_triton_head.py
+           for version in 2a0063a head; do
+             [ $version = head ] && cp /tmp/scan_triton_head.py $kernels || cp .devdata/scan_triton_2a0063a.py $kernels
+             timeout 200 python3 benchmarks/bench_scan.py --sweep --fused --quick --shapes 64x4096 \
+               > $OUT/scan_ab_$version.log 2>&1; echo "scan_ab $version rc=$?" >> $OUT/scan_ab_$version.log
+             grep "rc=\|^| bwd" $OUT/scan_ab_$version.log | head -24
+           done; cp /tmp/scan_triton_head.py $kernels ;;
     convsweep) timeout 120 python3 benchmarks/bench_conv.py --sweep > $OUT/conv_sweep.log 2>&1
            echo "convsweep rc=$?" >> $OUT/conv_sweep.log; cat $OUT/conv_sweep.log ;;
     graphs) compiled graphs default reduce-overhead ;;
