@@ -252,3 +252,18 @@ def test_autotuned_path_and_non_contiguous_inputs(monkeypatch):
     views = [t.transpose(1, 2).contiguous().transpose(1, 2) for t in (u, delta, B, C)]
     assert not views[0].is_contiguous()
     check_against_reference([views[0], views[1], A, views[2], views[3], D], False, TOL[torch.bfloat16])
+
+
+def test_environment_pins_either_kernel(monkeypatch):
+    """INFOMAMBA_SCAN_CONFIG pins both kernels with one config, or each kernel named with its own (the other left to
+    the autotuner); an unknown kernel name is refused."""
+    monkeypatch.setenv("INFOMAMBA_SCAN_CONFIG", "4,1,32,1")
+    assert ss._pinned("fwd") == ss._pinned("bwd") == ss.ScanConfig(4, 1, 32, 1)
+    monkeypatch.setenv("INFOMAMBA_SCAN_CONFIG", "bwd=2,1,16,1,1,1")
+    assert ss._pinned("fwd") is None
+    assert ss._pinned("bwd") == ss.ScanConfig(2, 1, 16, 1, chunks=1, prefetch=True)
+    monkeypatch.setenv("INFOMAMBA_SCAN_CONFIG", "fwd=4,1,64,2 bwd=2,4,8,1")
+    assert (ss._pinned("fwd"), ss._pinned("bwd")) == (ss.ScanConfig(4, 1, 64, 2), ss.ScanConfig(2, 4, 8, 1))
+    monkeypatch.setenv("INFOMAMBA_SCAN_CONFIG", "back=2,1,16,1")
+    with pytest.raises(ValueError, match="back"):
+        ss._pinned("bwd")

@@ -597,7 +597,8 @@ class force_config:
     `force_config(fwd=cfg)`, `force_config(bwd=cfg)` or both; a config is a ScanConfig or a tuple
     (block_t, d_in, d_lanes, num_warps[, chunks[, prefetch]]). For a whole process:
     INFOMAMBA_SCAN_CONFIG="4,1,32,1" (or "4,1,32,1,8" with 8 time chunks, "2,1,16,1,1,1" with the
-    backward's prefetch) pins both kernels, INFOMAMBA_SCAN_AUTOTUNE=0 takes each kernel's
+    backward's prefetch) pins both kernels, "bwd=2,1,16,1,1,1" the backward alone (the forward autotuned),
+    "fwd=4,1,64,2 bwd=2,1,16,1,1,1" each its own; INFOMAMBA_SCAN_AUTOTUNE=0 takes each kernel's
     first candidate (one chunk) without timing.
     """
 
@@ -619,8 +620,14 @@ def _pinned(kind: str) -> ScanConfig | None:
     """The config pinned for kernel `kind` by `force_config` or INFOMAMBA_SCAN_CONFIG, else None."""
     if kind in _forced:
         return _forced[kind]
-    env = os.environ.get("INFOMAMBA_SCAN_CONFIG")
-    return ScanConfig(*(int(v) for v in env.split(","))) if env else None
+    env = os.environ.get("INFOMAMBA_SCAN_CONFIG", "")
+    per_kernel = dict(entry.split("=", 1) for entry in env.split()) if "=" in env else {"fwd": env, "bwd": env}
+    unknown = set(per_kernel) - {"fwd", "bwd"}
+    if unknown:
+        raise ValueError(f"INFOMAMBA_SCAN_CONFIG names kernels {sorted(unknown)}; expected fwd= and/or bwd=, or one "
+                         f"config for both, got {env!r}")
+    values = per_kernel.get(kind)
+    return ScanConfig(*(int(v) for v in values.split(","))) if values else None
 
 
 def _forward_layout(key: tuple, block_n: int) -> ScanConfig:
