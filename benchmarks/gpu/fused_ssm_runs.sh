@@ -35,8 +35,8 @@ for part in "$@"; do
     profile_1024) profiled profile_1024 --mixers infomamba mamba --resolution 1024 --top 25 --top-ops 45 ;;
     # the 1024 px profile with the scan backward pinned to 2a0063a's pick (d64a070's autotuner picked other layouts
     # and its backward took 10 % longer): the layout's in-step time at this commit, to set against scan_ab's timings
-    profile_1024_pinned) INFOMAMBA_SCAN_CONFIG="bwd=2,1,16,1,1,1" profiled profile_1024_pinned --mixers infomamba mamba \
-             --resolution 1024 --top 25 --top-ops 45 ;;
+    profile_1024_pinned) INFOMAMBA_SCAN_CONFIG="bwd=2,1,16,1,1,1" profiled profile_1024_pinned \
+             --mixers infomamba mamba --resolution 1024 --top 25 --top-ops 45 ;;
     profile_16k) profiled profile_16k --mixers infomamba attention --length 16384 --batch 8 --top 25 --top-ops 45 ;;
     curve32) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba --steps 200 --dtype fp32 --out $OUT \
              > $OUT/curve32.log 2>&1; echo "curve32 rc=$?" >> $OUT/curve32.log; tail -2 $OUT/curve32.log ;;
