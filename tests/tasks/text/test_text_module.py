@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from infomamba import EncoderConfig
-from infomamba.tasks.text.module import TextClassifier, drop_tokens
+from infomamba.tasks.text.module import TextClassifier, bigram_ids, drop_tokens
 
 
 def test_drop_tokens_zeroes_whole_tokens_at_rate_p_and_leaves_the_rest_unscaled():
@@ -41,3 +41,50 @@ def test_token_dropout_acts_in_training_only():
 def test_token_dropout_out_of_range_is_refused():
     with pytest.raises(ValueError, match="token_dropout"):
         TextClassifier(num_classes=2, vocab_size=50, token_dropout=1.0)
+
+
+def test_bigram_ids_hash_each_token_with_the_one_before():
+    ids = torch.randint(1, 500, (4, 30))
+    buckets = bigram_ids(ids, 0, 97)
+    assert buckets.shape == ids.shape and buckets.min() >= 0 and buckets.max() < 97
+    assert torch.equal(buckets, bigram_ids(ids.clone(), 0, 97))
+    changed = ids.clone()
+    changed[:, 10] = ids[:, 10] % 499 + 1  # another token at position 10: its pair and the next one's change
+    moved = (bigram_ids(changed, 0, 1 << 20) != bigram_ids(ids, 0, 1 << 20)).nonzero()[:, 1].unique()
+    assert moved.tolist() == [10, 11]
+    first = torch.tensor([[5, 7]])
+    assert bigram_ids(first, 3, 1 << 20)[0, 0] == bigram_ids(torch.tensor([[3, 5]]), 3, 1 << 20)[0, 1]
+
+
+def test_bigram_embedding_starts_at_zero_and_learns_only_the_pairs_present():
+    torch.manual_seed(0)
+    plain = TextClassifier(num_classes=2, vocab_size=50, encoder=EncoderConfig(dim=16, depth=1))
+    model = TextClassifier(num_classes=2, vocab_size=50, encoder=EncoderConfig(dim=16, depth=1), bigram_buckets=64)
+    model.load_state_dict(plain.state_dict(), strict=False)
+    ids = torch.randint(1, 50, (2, 9))
+    ids[1, 6:] = 0  # padding
+    mask = ids == 0
+    plain.eval(), model.eval()
+    assert torch.equal(plain(ids, mask)[0], model(ids, mask)[0])  # a zero bigram table: the unigram model
+    model(ids, mask)[0].sum().backward()
+    learned = model.bigrams.weight.grad.abs().sum(-1).nonzero().flatten()
+    assert set(learned.tolist()) == set(bigram_ids(ids, 0, 64)[~mask].tolist())
+
+
+def test_bigram_embedding_changes_the_output_and_ignores_padding():
+    torch.manual_seed(0)
+    model = TextClassifier(num_classes=2, vocab_size=50, encoder=EncoderConfig(dim=16, depth=1), bigram_buckets=64)
+    torch.nn.init.normal_(model.bigrams.weight)
+    model.eval()
+    ids = torch.randint(1, 50, (1, 8))
+    padded = torch.cat([ids, torch.zeros(1, 4, dtype=ids.dtype)], 1)
+    logits = model(ids, ids == 0)[0]
+    torch.testing.assert_close(model(padded, padded == 0)[0], logits)
+    with torch.no_grad():
+        model.bigrams.weight.zero_()
+    assert not torch.allclose(model(ids, ids == 0)[0], logits)
+
+
+def test_negative_bigram_buckets_are_refused():
+    with pytest.raises(ValueError, match="bigram_buckets"):
+        TextClassifier(num_classes=2, vocab_size=50, bigram_buckets=-1)

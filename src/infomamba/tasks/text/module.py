@@ -1,4 +1,5 @@
-"""Text classification: token embedding + learned positions -> Encoder -> masked mean pool -> linear head."""
+"""Text classification: token embedding (+ hashed bigram embedding) + learned positions -> Encoder -> masked mean
+pool -> linear head."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,6 +27,15 @@ def drop_tokens(embedded: torch.Tensor, p: float) -> torch.Tensor:
     return embedded * keep.unsqueeze(-1).to(embedded.dtype)
 
 
+def bigram_ids(input_ids: torch.Tensor, pad_id: int, buckets: int) -> torch.Tensor:
+    """Each position's bucket of (previous token, token), the previous of the first being pad_id: a multiplicative
+    hash of the pair modulo `buckets` (the hashing trick of Joulin et al. 2017, "Bag of Tricks for Efficient Text
+    Classification", which gives fastText its bigrams). (B, L) int64."""
+    prev = nn.functional.pad(input_ids[:, :-1], (1, 0), value=pad_id)
+    mixed = (prev.long() * 2654435761) ^ (input_ids.long() * 2246822519)
+    return mixed % 4294967311 % buckets
+
+
 class TextClassifier(TaskModule):
     """Sequence classifier on the shared encoder; loss = CE + Eq. 14's auxiliary terms.
 
@@ -40,13 +50,16 @@ class TextClassifier(TaskModule):
         head_dropout: dropout before the classifier.  label_smoothing: of the training loss only.
         token_dropout: in training, each token's embedding is zeroed with this probability, its position
             embedding kept (word dropout, Iyyer et al. 2015; on IMDb 0.1 adds a point, docs/results.md).
+        bigram_buckets: with N > 0, each token's embedding adds a learned embedding of its (previous token, token)
+            pair hashed into N buckets (`bigram_ids`; fastText's bigrams), 0 at padding; word dropout drops both.
+            Every mixer gets the same frontend; it adds N x dim parameters outside the encoder.
     """
 
     def __init__(self, num_classes: int, vocab_size: int, encoder: EncoderConfig = EncoderConfig(dim=64, depth=2),
                  loss: LossWeights = LossWeights(), lr: float = 1e-3, weight_decay: float = 0.05,
                  betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05, min_lr_ratio: float = 0.01,
                  max_positions: int = 4096, head_dropout: float = 0.1, label_smoothing: float = 0.0,
-                 token_dropout: float = 0.0, pad_id: int = 0,
+                 token_dropout: float = 0.0, bigram_buckets: int = 0, pad_id: int = 0,
                  class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None,
                  compile: CompileOption = False, cuda_graphs: bool = False):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
@@ -54,6 +67,8 @@ class TextClassifier(TaskModule):
             raise ValueError(f"token_dropout must be in [0, 1), got {token_dropout}")
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
+        if bigram_buckets < 0:
+            raise ValueError(f"model.bigram_buckets must be >= 0 (0: no bigram embedding), got {bigram_buckets}")
         if tokenizer is not None and (tokenizer.vocab_size, tokenizer.pad_id) != (vocab_size, pad_id):
             raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids and pads with {tokenizer.pad_id}, "
                              f"but vocab_size={vocab_size} and pad_id={pad_id}")
@@ -61,11 +76,13 @@ class TextClassifier(TaskModule):
         self.save_hyperparameters({"num_classes": num_classes, "vocab_size": vocab_size, "pad_id": pad_id,
                                    "class_names": class_names, "max_positions": max_positions,
                                    "head_dropout": head_dropout, "label_smoothing": label_smoothing,
-                                   "token_dropout": token_dropout})
+                                   "token_dropout": token_dropout, "bigram_buckets": bigram_buckets})
         self.class_names = class_names
         self.tokenizer = tokenizer
         dim = self.encoder_config.dim
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
+        self.bigrams = nn.Embedding(bigram_buckets, dim, _weight=torch.zeros(bigram_buckets, dim)) \
+            if bigram_buckets else None  # from zero: training starts from the unigram model
         self.pos = nn.Parameter(torch.randn(max_positions, dim) * 0.02)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(head_dropout), nn.Linear(dim, num_classes))
         # validate_args=False: the checks call unique() on every update, a device sync per step; the
@@ -78,7 +95,11 @@ class TextClassifier(TaskModule):
         L = input_ids.shape[1]
         if L > self.pos.shape[0]:
             raise ValueError(f"sequence of {L} tokens exceeds model.max_positions={self.pos.shape[0]}")
-        tokens = drop_tokens(self.embed(input_ids), self.hparams.token_dropout if self.training else 0.0)
+        tokens = self.embed(input_ids)
+        if self.bigrams is not None:
+            pairs = self.bigrams(bigram_ids(input_ids, self.hparams.pad_id, self.bigrams.num_embeddings))
+            tokens = tokens + pairs * (input_ids != self.hparams.pad_id).unsqueeze(-1).to(pairs.dtype)
+        tokens = drop_tokens(tokens, self.hparams.token_dropout if self.training else 0.0)
         out = self.encode(tokens + self.pos[:L], padding_mask)
         return self.head(masked_mean(out.hidden, padding_mask)), out
 
