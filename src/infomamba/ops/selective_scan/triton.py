@@ -57,22 +57,19 @@ gradient of the log-decay q_t = dL/dlog a_t = g_t a_t s_{t-1}, the chain rule gi
 (t + 1 is the next position in scan order), and q telescopes: q_t - q_{t+1} = X_t with
 X_t := dy_t C_t s_t - b_t g_t, so q_t is a suffix sum of a forward part (needs s) and a backward part
 (needs g), and sum_n A X_t = x^f_t - x^r_t. One kernel runs two passes per program:
-  1. forward pass: recompute s; write dC, x^f_t = dy_t sum_n A C_t s_t (fp32, (batch, L, d)), the
-     state at every CHUNK-th position (fp32, (batch, L/CHUNK, n, d)) and each such chunk's summed dt
-     Delta_k (fp32, (batch, L/CHUNK, d)); accumulate dD and the forward half of dA.
+  1. forward pass: recompute s; write dC, x^f_t = dy_t sum_n A C_t s_t (fp32, (batch, L, d)) and the
+     state at every CHUNK-th position (fp32, (batch, L/CHUNK, n, d)); accumulate dD and the forward
+     half of dA.
   2. backward pass, tiles in reverse scan order (each tile's rows mirrored, so the adjoint recurrence
      is again a forward `associative_scan`): g, dB, du and ddt, with sum_n A q_t = suffix sum of
      x^f - x^r. At every chunk start the exact q there (g times a times the saved state) re-anchors
-     that suffix sum, so rounding never accumulates over more than CHUNK steps, and enters the chunk
-     before into dA (q Delta_k).
+     that suffix sum and closes the chunk's share of dA, so rounding never accumulates over more
+     than CHUNK steps.
 dA is split per chunk k (positions t0..t1, Delta_k = sum of dt over the chunk, l_t = the chunk-local
 inclusive cumulative dt): sum_{t in k} dt_t q_t = q_{t1+1} Delta_k + sum_{t in k} X_t l_t, where every
-term stays bounded (no cancellation of sequence-long sums); the backward half of X_t l_t is summed as
-b_t g_t (Delta_k - e_t), e_t the dt after t in the chunk, so that it needs no accumulator of its own (it had
-two, sum b g and sum b g e_t, and q across the chunk: sm_90 ptxas, 149 -> 139 registers a thread at the first
-backward candidate, 168 -> 141 with its prefetch). The cost is two exps per (t, d, n), the inputs read twice and
-x^f written and read once; dB and dC are summed over channel blocks with fp32 atomics (so they are not bitwise
-deterministic), dA and dD over samples from per-sample partials.
+term stays bounded (no cancellation of sequence-long sums). The cost is two exps per (t, d, n), the
+inputs read twice and x^f written and read once; dB and dC are summed over channel blocks with fp32
+atomics (so they are not bitwise deterministic), dA and dD over samples from per-sample partials.
 """
 from __future__ import annotations
 
@@ -343,8 +340,7 @@ def _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row):
 
 @triton.jit(do_not_specialize=["L", "N_CHUNKS", "LC", "N_TCHUNKS"])
 def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_ptr, dy_ptr,
-                     du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, ckpt_dt_ptr, xf_ptr, S_ptr, W_ptr,
-                     Dl_ptr,
+                     du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, xf_ptr, S_ptr, W_ptr, Dl_ptr,
                      L, DIM, NSTATE, BC_BATCH, BC_ROW, N_CHUNKS, LC, N_TCHUNKS,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
                      ADJOINT_ONLY: tl.constexpr, CHUNKED: tl.constexpr, A_LOG: tl.constexpr,
@@ -365,7 +361,6 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
     n_base = pid_b * L * NSTATE
     bc_base = pid_b * BC_BATCH
     ckpt_base = pid_b * N_CHUNKS * NSTATE * DIM
-    chunk_dt_row = ckpt_dt_ptr + pid_b * N_CHUNKS * DIM + offs_d  # + chunk * DIM: that chunk's Delta_k
     first_row = rows[:, None, None, None] == 0
     last_row = rows[:, None, None, None] == BLOCK_T - 1
     last_row_x = rows[:, None, None] == BLOCK_T - 1
@@ -432,17 +427,13 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
             ell = ell_carry[None] + tl.cumsum(dt, axis=0)
             dA_acc += tl.sum(sC * (dy * ell)[:, :, None, :], axis=0)
             ell_carry += tl.sum(dt, axis=0)
-            if ((p0 + BLOCK_T) % CHUNK == 0) | (off + BLOCK_T >= LC):  # the saved chunk's last tile: its summed dt
-                tl.store(chunk_dt_row + (p0 // CHUNK) * DIM, ell_carry,
-                         mask=mask_d & ((p0 // CHUNK) * CHUNK < L))
             if HAS_D:
                 dD_acc += tl.sum(dy * u, axis=0)
             state = _pick(s, last_row)
 
         # Pass 2, reverse scan order; row j of a tile is scan position p_top - j (latest first). The chunk
         # is entered with g a = w_in after its end (dt_after = 0 makes that row's decay 1) and the exact q
-        # there, w_in times the chunk's end state; each saved chunk k is entered by adding q after it times its
-        # Delta_k to dA (the module docstring's split of dA).
+        # there, w_in times the chunk's end state.
         w_in = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # w = a g at the position after the chunk
         if CHUNKED:
             for i in range(0, N_TCHUNKS):  # folded here, not before pass 1: no registers held across it
@@ -451,12 +442,10 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
                     w_in = _fold_chunk(w_in, W_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask,
                                        offs_d, mask_d, DIM, NSTATE)
         g_carry = w_in
-        q = w_in * state  # q at the position after the chunk
-        x_carry = tl.sum(A * q, axis=1)  # sum_n A q at the position after the tile
-        last_chunk = (first_tile + n_tiles - 1) * BLOCK_T // CHUNK
-        chunk_dt = tl.load(chunk_dt_row + last_chunk * DIM,
-                           mask=mask_d & (last_chunk * CHUNK < L), other=0.0)  # Delta_k of the saved chunk entered
-        dA_acc += q * chunk_dt[:, None, :]
+        q_next = w_in * state  # q at the start of the (saved-state) chunk after this one
+        x_carry = tl.sum(A * q_next, axis=1)  # sum_n A q at the position after the tile
+        xr_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # sum over the chunk so far of b g
+        xr_e_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # ... of b g e_t
         e_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum of dt over the chunk's positions done so far
         ahead = _load_tile(_reverse_rows(first_tile + n_tiles - 1, rows, BLOCK_T), L, x_base, n_base, bc_base,
                            offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr,
@@ -492,24 +481,25 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
             tl.store(du_ptr + x_offs, du.to(du_ptr.dtype.element_ty), mask=x_mask)
             tl.store(ddt_ptr + x_offs, ((u * gB_sum + x_cum) * slope).to(ddt_ptr.dtype.element_ty), mask=x_mask)
             x_carry = _pick(x_cum, last_row_x)
-            # Backward half of dA: - sum_t b_t g_t l_t, with l_t = Delta_k - e_t and e_t the dt summed over the
-            # chunk's positions after t.
-            ell = chunk_dt[None] - (e_carry[None] + tl.cumsum(dt, axis=0) - dt)
-            dA_acc -= tl.sum(gB * (dtu * ell)[:, :, None, :], axis=0)
+            # Backward half of dA: sum_t b_t g_t l_t = Delta_k * sum b g - sum b g e_t, with e_t the dt
+            # summed over the chunk's positions after t (l_t = Delta_k - e_t).
+            xr = gB * dtu[:, :, None, :]
+            e = e_carry[None] + tl.cumsum(dt, axis=0) - dt
+            xr_sum += tl.sum(xr, axis=0)
+            xr_e_sum += tl.sum(xr * e[:, :, None, :], axis=0)
             e_carry += tl.sum(dt, axis=0)
             g_carry = _pick(g, last_row)
             dt_after = _pick(dt, last_row_x)
             if (tile * BLOCK_T) % CHUNK == 0:
-                # Chunk start: the exact q here re-anchors the suffix sum and enters the chunk before (none
-                # before the time chunk's first: its program has it).
+                # Chunk start: close the chunk's dA terms, then the exact q here re-anchors the suffix sum.
+                chunk_dt = e_carry[:, None, :]
+                dA_acc += q_next * chunk_dt - (chunk_dt * xr_sum - xr_e_sum)
                 saved = tl.load(ckpt_ptr + ckpt_base + (tile * BLOCK_T // CHUNK) * NSTATE * DIM + state_offs,
                                 mask=state_mask & (tile * BLOCK_T < L), other=0.0)
-                q = g_carry * tl.exp2(dt_after[:, None, :] * A2) * saved
-                x_carry = tl.sum(A * q, axis=1)
-                chunk = tile * BLOCK_T // CHUNK - 1
-                chunk_dt = tl.load(chunk_dt_row + chunk * DIM,
-                                   mask=mask_d & (tile > first_tile) & (chunk * CHUNK < L), other=0.0)
-                dA_acc += q * chunk_dt[:, None, :]
+                q_next = g_carry * tl.exp2(dt_after[:, None, :] * A2) * saved
+                x_carry = tl.sum(A * q_next, axis=1)
+                xr_sum = tl.zeros_like(xr_sum)
+                xr_e_sum = tl.zeros_like(xr_e_sum)
                 e_carry = tl.zeros_like(e_carry)
 
         part = pid_b * N_TCHUNKS + pid_k
@@ -806,7 +796,6 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
     du, ddelta = torch.empty_like(u), torch.empty_like(delta)
     dB, dC = torch.empty(batch, length, nstate, **f32), torch.empty(batch, length, nstate, **f32)  # zeroed per launch
     ckpt = torch.empty(batch, n_saved, nstate, dim, **f32)
-    ckpt_dt = torch.empty(batch, n_saved, dim, **f32)  # each saved chunk's summed dt, Delta_k
     xf = torch.empty(batch, length, dim, **f32)
     # The chunks' transfers are a forward launch (STATES_ONLY): with the forward kernel's own layout, not the
     # backward's (a layout tuned for the backward's registers ran the forward kernel slowly), on the backward's chunks.
@@ -830,7 +819,7 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
                                    padding_mask if padding_mask is not None else u,
                                    dt_bias if dt_bias is not None else u, dy,
                                    du, ddelta, dA_part, dB, dC, dD_part,
-                                   ckpt, ckpt_dt, xf, S, W, delta_sum, length, dim, nstate, *_bc_strides(B, C), n_saved,
+                                   ckpt, xf, S, W, delta_sum, length, dim, nstate, *_bc_strides(B, C), n_saved,
                                    per_chunk, n_chunks,
                                    HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
                                    HAS_PAD=padding_mask is not None, ADJOINT_ONLY=adjoint_only,
