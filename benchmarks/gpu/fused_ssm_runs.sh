@@ -33,10 +33,6 @@ for part in "$@"; do
              tests/mixers/test_compile.py > $OUT/gpu_tests2.log 2>&1; echo "tests2 rc=$?" >> $OUT/gpu_tests2.log; tail -3 $OUT/gpu_tests2.log ;;
     profile) profiled profile --mixers infomamba mamba attention --resolution 224 ;;
     profile_1024) profiled profile_1024 --mixers infomamba mamba --resolution 1024 --top 25 --top-ops 45 ;;
-    # the 1024 px profile with the scan backward pinned to 2a0063a's pick (d64a070's autotuner picked other layouts
-    # and its backward took 10 % longer): the layout's in-step time at this commit, to set against scan_ab's timings
-    profile_1024_pinned) INFOMAMBA_SCAN_CONFIG="bwd=2,1,16,1,1,1" profiled profile_1024_pinned \
-             --mixers infomamba mamba --resolution 1024 --top 25 --top-ops 45 ;;
     profile_16k) profiled profile_16k --mixers infomamba attention --length 16384 --batch 8 --top 25 --top-ops 45 ;;
     curve32) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba --steps 200 --dtype fp32 --out $OUT \
              > $OUT/curve32.log 2>&1; echo "curve32 rc=$?" >> $OUT/curve32.log; tail -2 $OUT/curve32.log ;;
@@ -70,16 +66,6 @@ for part in "$@"; do
            timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_selective_scan_triton.py \
              -k "not every_config and not matches_reference" > $OUT/tests_scan_rest.log 2>&1
            echo "tests_scan_rest rc=$?" >> $OUT/tests_scan_rest.log; tail -3 $OUT/tests_scan_rest.log ;;
-    # the scan backward was 10 % slower in d64a070's 1024 px profile than in 2a0063a's: every config of both kernels
-    # timed with 2a0063a's kernel file swapped in (carry .devdata/scan_triton_2a0063a.py, made by `git show
-    # 2a0063a:src/infomamba/ops/selective_scan/triton.py > .devdata/scan_triton_2a0063a.py`), then with the current one
-    scan_ab) kernels=src/infomamba/ops/selective_scan/triton.py; cp $kernels /tmp/scan_triton_head.py
-           for version in 2a0063a head; do
-             [ $version = head ] && cp /tmp/scan_triton_head.py $kernels || cp .devdata/scan_triton_2a0063a.py $kernels
-             timeout 200 python3 benchmarks/bench_scan.py --sweep --fused --quick --shapes 64x4096 \
-               > $OUT/scan_ab_$version.log 2>&1; echo "scan_ab $version rc=$?" >> $OUT/scan_ab_$version.log
-             grep "rc=\|^| bwd" $OUT/scan_ab_$version.log | head -24
-           done; cp /tmp/scan_triton_head.py $kernels ;;
     convsweep) timeout 120 python3 benchmarks/bench_conv.py --sweep > $OUT/conv_sweep.log 2>&1
            echo "convsweep rc=$?" >> $OUT/conv_sweep.log; cat $OUT/conv_sweep.log ;;
     graphs) compiled graphs default reduce-overhead ;;
