@@ -67,7 +67,9 @@ X_t := dy_t C_t s_t - b_t g_t, so q_t is a suffix sum of a forward part (needs s
      than CHUNK steps.
 dA is split per chunk k (positions t0..t1, Delta_k = sum of dt over the chunk, l_t = the chunk-local
 inclusive cumulative dt): sum_{t in k} dt_t q_t = q_{t1+1} Delta_k + sum_{t in k} X_t l_t, where every
-term stays bounded (no cancellation of sequence-long sums). The cost is two exps per (t, d, n), the
+term stays bounded (no cancellation of sequence-long sums); pass 2 carries sum b g, sum b g e_t and q across
+the chunk for it (a variant that read each chunk's Delta_k back from pass 1 instead used fewer registers but ran
+about 10 % slower on the H200: docs/benchmarks.md, 2026-12-04). The cost is two exps per (t, d, n), the
 inputs read twice and x^f written and read once; dB and dC are summed over channel blocks with fp32
 atomics (so they are not bitwise deterministic), dA and dD over samples from per-sample partials.
 """
