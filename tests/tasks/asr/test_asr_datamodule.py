@@ -3,6 +3,7 @@
 import json
 import logging
 import math
+import random
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,8 +16,9 @@ import torch
 from infomamba.tasks.asr.audio import LogMel
 from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
-from infomamba.tasks.asr.datamodule import ASRDataModule, collate_asr
+from infomamba.tasks.asr.datamodule import ASRDataModule, collate_asr, hold_out, speaker_of
 from infomamba.tasks.asr.module import CTCSpeechRecognizer
+from infomamba.tasks.asr.sources import Utterance
 
 WORDS = "THE QUICK BROWN FOX JUMPS OVER A LAZY DOG IT'S TIME TO SPEAK CLEARLY NOW".split()
 MEL = LogMel()
@@ -222,6 +224,38 @@ def test_heldout_validation_when_no_val_split(tree, caplog):
     again = make_dm(tree, val_splits=[], val_fraction=0.2, seed=3)
     again.setup("fit")
     assert {u.utt_id for u in again._val["heldout"].utts} == held
+
+
+def test_heldout_by_speaker_holds_out_whole_voices(tree, caplog):
+    with caplog.at_level(logging.INFO, logger="infomamba.tasks.asr.datamodule"):
+        dm = make_dm(tree, val_splits=[], val_fraction=0.2, val_by="speaker", seed=3)
+        dm.setup("fit")
+    everyone = make_dm(tree, val_splits=[], val_fraction=0.0)
+    everyone.setup("fit")
+    speakers = {u.utt_id: speaker_of(u.utt_id) for u in everyone._train.utts}
+    held = {speakers[u.utt_id] for u in dm._val["heldout"].utts}
+    trained = {speakers[u.utt_id] for u in dm._train.utts}
+    assert len(held) == 1 and trained and not held & trained  # 0.2 of 2 speakers rounds up to one
+    assert len(dm._val["heldout"].utts) == sum(s in held for s in speakers.values())
+    assert any("of 1 speaker(s)" in r.getMessage() for r in caplog.records)
+    for seed in range(8):  # both voices come out for some seed: the draw is not fixed to one speaker
+        again = make_dm(tree, val_splits=[], val_fraction=0.2, val_by="speaker", seed=seed)
+        again.setup("fit")
+        held |= {speakers[u.utt_id] for u in again._val["heldout"].utts}
+    assert held == set(speakers.values())
+
+
+def test_hold_out_draws_utterances_or_speakers_with_the_seed():
+    utts = [Utterance(f"{spk}-1-{i:04d}", "a.wav", 1.0, "A") for spk in (7, 8, 9) for i in range(4)]
+    train, val = hold_out(utts, 0.25, seed=5, by="utterance")
+    assert [u.utt_id for u in val] == [utts[i].utt_id for i in sorted(random.Random(5).sample(range(12), 3))]
+    assert len(train) == 9 and not {u.utt_id for u in train} & {u.utt_id for u in val}
+    train, val = hold_out(utts, 0.34, seed=5, by="speaker")
+    assert len({speaker_of(u.utt_id) for u in val}) == 1 and len(val) == 4 and len(train) == 8
+    with pytest.raises(ValueError, match="at least 2 speakers.*'7'"):
+        hold_out(utts[:4], 0.5, seed=0, by="speaker")
+    with pytest.raises(ValueError, match="data.val_by must be one of utterance, speaker, got 'voice'"):
+        ASRDataModule(root="x", val_by="voice")
 
 
 def test_missing_splits_are_clear_errors(tree):

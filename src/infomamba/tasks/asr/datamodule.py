@@ -56,6 +56,29 @@ from ..cache import user_cache_dir
 log = logging.getLogger(__name__)
 
 HELDOUT = "heldout"  # name of the validation set carved from the training data
+VAL_BY = ("utterance", "speaker")
+
+
+def speaker_of(utt_id: str) -> str:
+    """The speaker of a LibriSpeech-style utterance id ``<speaker>-<chapter>-<utterance>``."""
+    return utt_id.split("-", 1)[0]
+
+
+def hold_out(utts: Sequence[Utterance], fraction: float, seed: int, by: str) -> tuple[list, list]:
+    """(train, held out): ``fraction`` of the utterances, or with ``by="speaker"`` every utterance of
+    ``fraction`` of the speakers (at least one; LibriSpeech's dev sets are likewise disjoint in speakers from
+    its train sets), drawn with ``seed``."""
+    if by == "utterance":
+        groups = names = range(len(utts))
+    else:
+        groups = [speaker_of(u.utt_id) for u in utts]
+        names = sorted(set(groups))
+        if len(names) < 2:
+            raise ValueError(f"data.val_by=speaker needs training utterances of at least 2 speakers (ids "
+                             f"'<speaker>-<chapter>-<utt>'); all {len(utts)} have speaker {names[0]!r} "
+                             f"(e.g. utterance {utts[0].utt_id!r})")
+    held = set(random.Random(seed).sample(names, max(1, round(fraction * len(names)))))
+    return [u for u, g in zip(utts, groups) if g not in held], [u for u, g in zip(utts, groups) if g in held]
 
 
 class ASRDataset(Dataset):
@@ -176,6 +199,10 @@ class ASRDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes (audio decoding and features run in them).
         seed: seed of the training batch order (epoch ``e`` uses ``seed + e``) and of the held-out carve.
         val_fraction: fraction of training utterances held out when no val split exists (0 = none).
+        val_by: what that carve draws: ``"utterance"`` (random utterances; their speakers stay in training)
+            or ``"speaker"`` (every utterance of ``val_fraction`` of the speakers, from the ids'
+            ``<speaker>-`` prefix): validation on unseen voices, as LibriSpeech's dev sets and the offline
+            set's test-synth are.
         subsampling: the encoder's time subsampling factor, for the CTC length filter.
         predict_path: a folder (recursive ``.wav/.flac/.ogg``), one audio file, or a list file of paths
             (one per line, relative to the list's folder) to transcribe; listed when the data module is
@@ -221,6 +248,7 @@ class ASRDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         val_fraction: float = 0.05,
+        val_by: str = "utterance",
         subsampling: int = 4,
         predict_path: str | None = None,
         speed_perturb: tuple[float, ...] = (),
@@ -236,6 +264,8 @@ class ASRDataModule(L.LightningDataModule):
             raise ValueError(f"data.pad_multiple must be >= 1 (or null), got {pad_multiple}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if val_by not in VAL_BY:
+            raise ValueError(f"data.val_by must be one of {', '.join(VAL_BY)}, got {val_by!r}")
         if min_duration > max_duration:
             raise ValueError(f"min_duration {min_duration} > max_duration {max_duration}")
         if subsampling < 1:
@@ -267,6 +297,7 @@ class ASRDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.val_fraction = val_fraction
+        self.val_by = val_by
         self.subsampling = subsampling
         self.predict_path = predict_path
         self._predict_files = None if predict_path is None else predict_files(predict_path)
@@ -369,14 +400,12 @@ class ASRDataModule(L.LightningDataModule):
         for name in found:
             self._val[name] = self._build(name, self._read(name), train=False)
         if not found and self.val_fraction > 0:
-            rng = random.Random(self.seed)
-            n_val = max(1, round(self.val_fraction * len(train)))
-            held = set(rng.sample(range(len(train)), n_val))
-            val = [u for i, u in enumerate(train) if i in held]
-            train = [u for i, u in enumerate(train) if i not in held]
-            _log_info(f"no validation split among {self.val_splits}: holding out {n_val} of "
-                      f"{n_val + len(train)} training utterances as {HELDOUT!r} "
-                      f"(val_fraction={self.val_fraction}, seed={self.seed}); {len(train)} remain for training")
+            train, val = hold_out(train, self.val_fraction, self.seed, self.val_by)
+            speakers = f" of {len({speaker_of(u.utt_id) for u in val})} speaker(s)" * (self.val_by == "speaker")
+            _log_info(f"no validation split among {self.val_splits}: holding out {len(val)} of "
+                      f"{len(val) + len(train)} training utterances{speakers} as {HELDOUT!r} "
+                      f"(val_fraction={self.val_fraction}, val_by={self.val_by}, seed={self.seed}); "
+                      f"{len(train)} remain for training")
             self._val[HELDOUT] = self._dataset(val)
             self._record(HELDOUT, val, SkipLog(), kept_infeasible=0)
         self._train = ASRDataset(train, self.vocab, self.features, self.sample_rate, self.augment)
