@@ -18,7 +18,9 @@
 # fmnist / imdb run the shipped recipe's mixer table, *_candidates the recipe candidates; EPOCHS_x=N gives every
 # row of the part --max-epochs N (default: each row's own). JOBS_imdb: IMDb fits at once (default 3; 9 runs
 # 3 seeds x 3 mixers in one call, each fit then slower); JOBS_imdb_candidates likewise. table5: Table 5's ablations
-# on IMDb (ROWS_table5, SEEDS_table5, JOBS_table5; default every row, seed 0, 4 at once).
+# on IMDb (ROWS_table5, SEEDS_table5, JOBS_table5; default every row, seed 0, 4 at once). pretrain_imdb: the masked-LM
+# self-pretraining of the three mixers (ROWS_pretrain_imdb, JOBS_pretrain_imdb), whose last.ckpt recipe_imdb's *_mlm
+# rows start from (run imdb_candidates with them in a later call on the same warm machine).
 # speech: the offline speech recipe candidates (ROWS_speech, JOBS_speech, SEEDS_speech; default every row, 3 at once,
 # the table's seeds);
 # speech_mixers: the offline speech mixer table (ROWS_speech_mixers, SEEDS_speech); WORKERS_speech / WORKERS_fmnist:
@@ -67,6 +69,8 @@ for part in "$@"; do
               $(epochs ${EPOCHS_imdb:-row}) --rows ${ROWS_imdb:-infomamba attention mamba} & ;;
     imdb_candidates) table recipe_imdb .devdata/imdb 1 --jobs ${JOBS_imdb_candidates:-3} \
               $(epochs ${EPOCHS_imdb:-row}) ${ROWS_imdb_candidates:+--rows $ROWS_imdb_candidates} & ;;
+    pretrain_imdb) table pretrain_imdb .devdata/imdb 1 --jobs ${JOBS_pretrain_imdb:-3} --seeds 0 \
+              ${ROWS_pretrain_imdb:+--rows $ROWS_pretrain_imdb} & ;;
     table5) table table5_imdb .devdata/imdb 1 --jobs ${JOBS_table5:-4} --seeds ${SEEDS_table5:-0} \
               ${ROWS_table5:+--rows $ROWS_table5} & ;;
     speech) table recipe_speech_offline .devdata/speech ${WORKERS_speech:-3} --jobs ${JOBS_speech:-3} \

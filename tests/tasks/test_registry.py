@@ -30,7 +30,7 @@ def test_importing_infomamba_and_listing_tasks_imports_no_task():
         "names = infomamba.list_tasks()\n"
         "print(json.dumps([before, names, tasks(), [m for m in ('lightning', 'torchvision') if m in sys.modules]]))")
     before, names, after, heavy = json.loads(out)
-    assert before == [] and names == ["asr", "image", "text"]
+    assert before == [] and names == ["asr", "image", "text", "text_mlm"]
     assert after == ["infomamba.tasks", "infomamba.tasks.registry"] and heavy == []
 
 

@@ -17,6 +17,7 @@ from types import MappingProxyType
 # The built-in tasks' folders: `get_task` imports one of them on first use, which registers it.
 BUILTIN_TASKS = MappingProxyType({
     "text": "infomamba.tasks.text",
+    "text_mlm": "infomamba.tasks.text",
     "image": "infomamba.tasks.image",
     "asr": "infomamba.tasks.asr",
 })

@@ -1,16 +1,21 @@
-"""Text classification: datamodule, tokenizers and the generated ListOps task.
+"""Text classification: datamodule, tokenizers and the generated ListOps task; masked-LM self-pretraining.
 
-Registered as `--task text` by class paths, so importing this folder imports neither Lightning nor the
-task's modules. `hide_broken_torchvision` runs before they can be imported: Lightning's torchmetrics
-imports torchvision, which a text run does not need (see `optional_deps`).
+Registered as `--task text` (and `--task text_mlm`, the pretraining on the same data) by class paths, so
+importing this folder imports neither Lightning nor the task's modules. `hide_broken_torchvision` runs before
+they can be imported: Lightning's torchmetrics imports torchvision, which a text run does not need (see
+`optional_deps`).
 """
 from ..optional_deps import hide_broken_torchvision
 from ..registry import register_task
 
 hide_broken_torchvision()
+LINKS = {"num_classes": "num_classes", "class_names": "class_names", "vocab_size": "vocab_size", "pad_id": "pad_id",
+         "text_tokenizer": "tokenizer"}
 register_task(
     "text", "infomamba.tasks.text.module:TextClassifier", "infomamba.tasks.text.datamodule:TextDataModule",
-    monitor=("val/acc", "max"), max_epochs=3,
-    links={"num_classes": "num_classes", "class_names": "class_names", "vocab_size": "vocab_size",
-           "pad_id": "pad_id", "text_tokenizer": "tokenizer"},
+    monitor=("val/acc", "max"), max_epochs=3, links=LINKS,
+)
+register_task(
+    "text_mlm", "infomamba.tasks.text.pretrain:MaskedTextPretraining",
+    "infomamba.tasks.text.datamodule:TextDataModule", monitor=("val/loss", "min"), max_epochs=3, links=LINKS,
 )

@@ -3,6 +3,7 @@ pool -> linear head."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -36,6 +37,11 @@ def bigram_ids(input_ids: torch.Tensor, pad_id: int, buckets: int) -> torch.Tens
     return mixed % 4294967311 % buckets
 
 
+def pretrained_key(name: str) -> bool:
+    """Whether a state_dict entry is of the frontend or encoder that `init_from` carries over (not the head)."""
+    return name == "pos" or name.startswith(("embed.", "bigrams.", "encoder."))
+
+
 class TextClassifier(TaskModule):
     """Sequence classifier on the shared encoder; loss = CE + Eq. 14's auxiliary terms.
 
@@ -53,6 +59,9 @@ class TextClassifier(TaskModule):
         bigram_buckets: with N > 0, each token's embedding adds a learned embedding of its (previous token, token)
             pair hashed into N buckets (`bigram_ids`; fastText's bigrams), 0 at padding; word dropout drops both.
             Every mixer gets the same frontend; it adds N x dim parameters outside the encoder.
+        init_from: a checkpoint whose frontend and encoder (`PRETRAINED` keys) start this model's fit, e.g. the
+            `--task text_mlm` self-pretraining of `pretrain.py` on the same data; read when a fit begins (not
+            when it resumes: the run's own checkpoint has them then). Its tokenizer must be the data's.
     """
 
     def __init__(self, num_classes: int, vocab_size: int, encoder: EncoderConfig = EncoderConfig(dim=64, depth=2),
@@ -61,7 +70,7 @@ class TextClassifier(TaskModule):
                  max_positions: int = 4096, head_dropout: float = 0.1, label_smoothing: float = 0.0,
                  token_dropout: float = 0.0, bigram_buckets: int = 0, pad_id: int = 0,
                  class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None,
-                 compile: CompileOption = False, cuda_graphs: bool = False):
+                 init_from: str | None = None, compile: CompileOption = False, cuda_graphs: bool = False):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
         if not 0.0 <= token_dropout < 1.0:
             raise ValueError(f"token_dropout must be in [0, 1), got {token_dropout}")
@@ -76,7 +85,8 @@ class TextClassifier(TaskModule):
         self.save_hyperparameters({"num_classes": num_classes, "vocab_size": vocab_size, "pad_id": pad_id,
                                    "class_names": class_names, "max_positions": max_positions,
                                    "head_dropout": head_dropout, "label_smoothing": label_smoothing,
-                                   "token_dropout": token_dropout, "bigram_buckets": bigram_buckets})
+                                   "token_dropout": token_dropout, "bigram_buckets": bigram_buckets,
+                                   "init_from": init_from})
         self.class_names = class_names
         self.tokenizer = tokenizer
         dim = self.encoder_config.dim
@@ -91,17 +101,51 @@ class TextClassifier(TaskModule):
                                                                validate_args=False)
                                       for s in ("train_acc", "val_acc", "test_acc")})
 
-    def forward(self, input_ids: torch.Tensor, padding_mask: torch.Tensor):
-        L = input_ids.shape[1]
-        if L > self.pos.shape[0]:
-            raise ValueError(f"sequence of {L} tokens exceeds model.max_positions={self.pos.shape[0]}")
+    def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids -> (B, L, D): the token embedding (+ the bigram embedding)."""
         tokens = self.embed(input_ids)
         if self.bigrams is not None:
             pairs = self.bigrams(bigram_ids(input_ids, self.hparams.pad_id, self.bigrams.num_embeddings))
             tokens = tokens + pairs * (input_ids != self.hparams.pad_id).unsqueeze(-1).to(pairs.dtype)
+        return tokens
+
+    def encode_tokens(self, tokens: torch.Tensor, padding_mask: torch.Tensor):
+        """Embedded tokens (B, L, D) -> word dropout (training), positions, encoder: the `EncoderOutput`."""
+        L = tokens.shape[1]
+        if L > self.pos.shape[0]:
+            raise ValueError(f"sequence of {L} tokens exceeds model.max_positions={self.pos.shape[0]}")
         tokens = drop_tokens(tokens, self.hparams.token_dropout if self.training else 0.0)
-        out = self.encode(tokens + self.pos[:L], padding_mask)
+        return self.encode(tokens + self.pos[:L], padding_mask)
+
+    def forward(self, input_ids: torch.Tensor, padding_mask: torch.Tensor):
+        out = self.encode_tokens(self.embed_tokens(input_ids), padding_mask)
         return self.head(masked_mean(out.hidden, padding_mask)), out
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.init_from and self.trainer.ckpt_path is None:
+            self.load_pretrained(self.hparams.init_from)
+
+    def load_pretrained(self, path: str | Path) -> None:
+        """Copy the frontend and encoder (`PRETRAINED` keys) of the checkpoint at `path` into this model."""
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        if "state_dict" not in checkpoint:
+            raise ValueError(f"model.init_from {path}: not a Lightning checkpoint (it has no state_dict)")
+        if self.tokenizer is not None and checkpoint.get("tokenizer", self.tokenizer.to_json()) != \
+                self.tokenizer.to_json():
+            raise ValueError(f"model.init_from {path}: its tokenizer differs from the data's, so its embeddings "
+                             "belong to other ids; pretrain on the same data.root, data.tokenizer and data.vocab_size")
+        own = {k: v for k, v in self.state_dict().items() if pretrained_key(k)}
+        theirs = {k: v for k, v in checkpoint["state_dict"].items() if pretrained_key(k)}
+        differ = sorted(own.keys() ^ theirs.keys())
+        if differ:
+            raise ValueError(f"model.init_from {path}: {len(differ)} frontend or encoder tensor(s) are in only one "
+                             f"of the two models (e.g. {differ[0]}); pretrain the same model.encoder")
+        for key, value in own.items():
+            if theirs[key].shape != value.shape:
+                raise ValueError(f"model.init_from {path}: {key} is {tuple(theirs[key].shape)} there and "
+                                 f"{tuple(value.shape)} here; pretrain with the same model.encoder, data.vocab_size, "
+                                 "model.max_positions and model.bigram_buckets")
+        self.load_state_dict(theirs, strict=False)
 
     def _step(self, batch, stage: str):
         logits, out = self(batch["input_ids"], batch["padding_mask"])

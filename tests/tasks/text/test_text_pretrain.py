@@ -1,0 +1,121 @@
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+import torch
+
+from infomamba import EncoderConfig
+from infomamba.tasks.text.module import TextClassifier
+from infomamba.tasks.text.pretrain import MaskedTextPretraining, mask_positions
+
+ENCODER = EncoderConfig(dim=16, depth=1)
+
+
+def test_mask_positions_follow_berts_split_and_skip_padding():
+    ids = torch.randint(1, 500, (8, 4000))
+    padding = torch.zeros_like(ids, dtype=torch.bool)
+    padding[:, 3000:] = True
+    predicted, blanked, corrupted = mask_positions(ids, padding, 0.15, 500, torch.Generator().manual_seed(0))
+    assert not predicted[padding].any() and not blanked[~predicted].any()
+    assert abs(predicted[~padding].float().mean().item() - 0.15) < 0.01
+    assert abs(blanked.sum().item() / predicted.sum().item() - 0.8) < 0.02
+    changed = corrupted != ids
+    assert not changed[~predicted].any()
+    assert abs(changed[predicted & ~blanked].float().mean().item() - 0.5) < 0.05  # random id: half of the 20 %
+    again = mask_positions(ids, padding, 0.15, 500, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip((predicted, blanked, corrupted), again))
+
+
+def test_a_blanked_token_is_not_seen_by_the_model():
+    torch.manual_seed(0)
+    model = MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=ENCODER, mask_rate=0.3).eval()
+    ids = torch.randint(1, 60, (2, 40))
+    padding = torch.zeros_like(ids, dtype=torch.bool)
+    predicted, blanked, _ = mask_positions(ids, padding, 0.3, 60, torch.Generator().manual_seed(3))
+    b, t = blanked.nonzero()[0].tolist()
+    other = ids.clone()
+    other[b, t] = ids[b, t] % 59 + 1
+    logits, targets, _ = model.masked_logits(ids, padding, torch.Generator().manual_seed(3))
+    logits2, targets2, _ = model.masked_logits(other, padding, torch.Generator().manual_seed(3))
+    assert torch.allclose(logits, logits2) and logits.shape == (int(predicted.sum()), 60)
+    assert (targets != targets2).sum() == 1
+    seen = (~predicted).nonzero()[0].tolist()  # a token not predicted is seen: changing it changes the logits
+    other[b, t], other[seen[0], seen[1]] = ids[b, t], ids[seen[0], seen[1]] % 59 + 1
+    assert not torch.allclose(logits, model.masked_logits(other, padding, torch.Generator().manual_seed(3))[0])
+
+
+def test_mlm_refuses_bigrams_and_bad_rates():
+    with pytest.raises(ValueError, match="bigram"):
+        MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=ENCODER, bigram_buckets=64)
+    with pytest.raises(ValueError, match="mask_rate"):
+        MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=ENCODER, mask_rate=0.0)
+
+
+def _checkpoint(tmp_path, model, tokenizer=None):
+    path = tmp_path / "pretrained.ckpt"
+    torch.save({"state_dict": model.state_dict(), **({"tokenizer": tokenizer} if tokenizer else {})}, path)
+    return path
+
+
+def test_init_from_copies_the_frontend_and_encoder_and_keeps_the_head(tmp_path):
+    torch.manual_seed(0)
+    pretrained = MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=ENCODER)
+    torch.manual_seed(1)
+    model = TextClassifier(num_classes=3, vocab_size=60, encoder=ENCODER)
+    head = {k: v.clone() for k, v in model.head.state_dict().items()}
+    model.load_pretrained(_checkpoint(tmp_path, pretrained))
+    theirs = pretrained.state_dict()
+    for key, value in model.state_dict().items():
+        if key.startswith("head."):
+            assert torch.equal(value, head[key.removeprefix("head.")])
+        elif key == "pos" or key.startswith(("embed.", "encoder.")):
+            assert torch.equal(value, theirs[key]), key
+    assert any(k.startswith("encoder.") for k in theirs)
+
+
+def test_init_from_refuses_another_shape_tokenizer_or_file(tmp_path):
+    wider = MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=EncoderConfig(dim=32, depth=1))
+    model = TextClassifier(num_classes=2, vocab_size=60, encoder=ENCODER)
+    with pytest.raises(ValueError, match=r"pos is \(4096, 32\) there and \(4096, 16\) here"):
+        model.load_pretrained(_checkpoint(tmp_path, wider))
+    deeper = MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=EncoderConfig(dim=16, depth=2))
+    with pytest.raises(ValueError, match="in only one of the two models"):
+        model.load_pretrained(_checkpoint(tmp_path, deeper))
+    tokenizer = SimpleNamespace(vocab_size=60, pad_id=0, to_json=lambda: '{"ours": 1}')
+    model = TextClassifier(num_classes=2, vocab_size=60, encoder=ENCODER, tokenizer=tokenizer)
+    same = MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=ENCODER)
+    with pytest.raises(ValueError, match="tokenizer differs"):
+        model.load_pretrained(_checkpoint(tmp_path, same, '{"theirs": 1}'))
+    model.load_pretrained(_checkpoint(tmp_path, same, '{"ours": 1}'))
+    torch.save({"weights": 1}, tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="not a Lightning checkpoint"):
+        model.load_pretrained(tmp_path / "plain.pt")
+
+
+@pytest.mark.parametrize("ckpt_path, loads", [(None, True), ("last.ckpt", False)])
+def test_init_from_is_read_when_a_fit_begins_not_when_it_resumes(tmp_path, ckpt_path, loads):
+    model = TextClassifier(num_classes=2, vocab_size=60, encoder=ENCODER, init_from=str(tmp_path / "p.ckpt"))
+    with mock.patch.object(TextClassifier, "trainer", SimpleNamespace(ckpt_path=ckpt_path)), \
+            mock.patch.object(TextClassifier, "load_pretrained") as load:
+        model.setup("fit")
+        model.setup("test")
+    assert load.call_count == int(loads)
+
+
+def test_cli_pretrains_then_starts_the_classifier_from_it(tmp_path, monkeypatch):
+    from infomamba.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--data.listops_size=64", "--data.batch_size=16", "--model.encoder.dim=16", "--model.encoder.depth=1",
+            "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8}",
+            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    main(["fit", "--task", "text_mlm", *tiny, "--trainer.max_steps=3", "--trainer.limit_val_batches=1",
+          "--run_dir", "mlm"])
+    pretrained = torch.load(tmp_path / "mlm/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    assert "lm_bias" in pretrained and not any(k.startswith("head.") for k in pretrained)
+    # lr 0: one step leaves the weights as the fit began, so the checkpoint shows what init_from loaded
+    main(["fit", "--task", "text", *tiny, "--trainer.max_steps=1", "--trainer.limit_val_batches=0",
+          "--model.lr=0", "--model.init_from=mlm/checkpoints/last.ckpt", "--run_dir", "cls"])
+    started = torch.load(tmp_path / "cls/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    shared = [k for k in started if k == "pos" or k.startswith(("embed.", "encoder."))]
+    assert shared and all(torch.equal(started[k], pretrained[k]) for k in shared)
