@@ -119,3 +119,11 @@ def test_cli_pretrains_then_starts_the_classifier_from_it(tmp_path, monkeypatch)
     started = torch.load(tmp_path / "cls/checkpoints/last.ckpt", weights_only=False)["state_dict"]
     shared = [k for k in started if k == "pos" or k.startswith(("embed.", "encoder."))]
     assert shared and all(torch.equal(started[k], pretrained[k]) for k in shared)
+
+
+def test_a_batch_with_no_predicted_token_has_a_finite_zero_task_loss():
+    model = MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=ENCODER, mask_rate=1e-9)
+    batch = {"input_ids": torch.randint(1, 60, (1, 3)), "padding_mask": torch.zeros(1, 3, dtype=torch.bool)}
+    with mock.patch.object(model, "objective", lambda task, *_: task), mock.patch.object(model, "log"):
+        loss = model._step(batch, "train")
+    assert loss.item() == 0.0

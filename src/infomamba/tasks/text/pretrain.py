@@ -77,9 +77,12 @@ class MaskedTextPretraining(TextClassifier):
         if stage != "train":
             generator = torch.Generator(ids.device).manual_seed(int(ids.sum()) * 1_000_003 + ids.numel())
         logits, targets, out = self.masked_logits(ids, batch["padding_mask"], generator)
-        loss = self.objective(F.cross_entropy(logits.float(), targets), out, None, stage)
+        # a sum over the predicted tokens, not a mean: a batch of a few short texts may draw none of them
+        task_loss = F.cross_entropy(logits.float(), targets, reduction="sum") / max(targets.numel(), 1)
+        loss = self.objective(task_loss, out, None, stage)
         metric = self.metrics[f"{stage}_acc"]
-        metric(logits.argmax(-1), targets)
+        if targets.numel():
+            metric(logits.argmax(-1), targets)
         self.log(f"{stage}/acc", metric, batch_size=len(ids), prog_bar=True)
         return loss
 
