@@ -59,7 +59,7 @@ class TextClassifier(TaskModule):
         bigram_buckets: with N > 0, each token's embedding adds a learned embedding of its (previous token, token)
             pair hashed into N buckets (`bigram_ids`; fastText's bigrams), 0 at padding; word dropout drops both.
             Every mixer gets the same frontend; it adds N x dim parameters outside the encoder.
-        init_from: a checkpoint whose frontend and encoder (`PRETRAINED` keys) start this model's fit, e.g. the
+        init_from: a checkpoint whose frontend and encoder (`pretrained_key`) start this model's fit, e.g. the
             `--task text_mlm` self-pretraining of `pretrain.py` on the same data; read when a fit begins (not
             when it resumes: the run's own checkpoint has them then). Its tokenizer must be the data's.
     """
@@ -126,7 +126,7 @@ class TextClassifier(TaskModule):
             self.load_pretrained(self.hparams.init_from)
 
     def load_pretrained(self, path: str | Path) -> None:
-        """Copy the frontend and encoder (`PRETRAINED` keys) of the checkpoint at `path` into this model."""
+        """Copy the frontend and encoder (`pretrained_key`) of the checkpoint at `path` into this model."""
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         if "state_dict" not in checkpoint:
             raise ValueError(f"model.init_from {path}: not a Lightning checkpoint (it has no state_dict)")

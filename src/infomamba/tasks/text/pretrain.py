@@ -37,7 +37,7 @@ def mask_positions(input_ids: torch.Tensor, padding_mask: torch.Tensor, rate: fl
 
 class MaskedTextPretraining(TextClassifier):
     """Masked language model on the text task's frontend and encoder (same parameter names as `TextClassifier`,
-    so that its checkpoint initialises one); the classifier's head is not built.
+    so that its checkpoint initialises one); the classifier's head is dropped.
 
     Args (beyond TextClassifier's): mask_rate: share of the real tokens predicted. Validation and test draw the
     same masks every epoch (a generator seeded by the batch's contents), so val/loss is comparable across epochs.
