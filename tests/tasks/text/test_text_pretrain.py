@@ -1,3 +1,4 @@
+import math
 from types import SimpleNamespace
 from unittest import mock
 
@@ -127,3 +128,15 @@ def test_a_batch_with_no_predicted_token_has_a_finite_zero_task_loss():
     with mock.patch.object(model, "objective", lambda task, *_: task), mock.patch.object(model, "log"):
         loss = model._step(batch, "train")
     assert loss.item() == 0.0
+
+
+@pytest.mark.parametrize("dim", [16, 128])
+def test_the_untrained_model_starts_near_a_uniform_guess(dim):
+    torch.manual_seed(0)
+    vocab = 4000
+    model = MaskedTextPretraining(num_classes=2, vocab_size=vocab, encoder=EncoderConfig(dim=dim, depth=1)).eval()
+    ids = torch.randint(1, vocab, (4, 200))
+    logits, targets, _ = model.masked_logits(ids, torch.zeros_like(ids, dtype=torch.bool),
+                                             torch.Generator().manual_seed(0))
+    loss = torch.nn.functional.cross_entropy(logits, targets).item()
+    assert abs(loss - math.log(vocab)) < 1.0, loss

@@ -6,7 +6,10 @@ Amos et al. 2024 ("Never Train from Scratch") find such self-pretraining on the 
 attention and SSMs on long-sequence benchmarks and narrows the gap between them.
 
 Where the paper leaves a gap: a blanked token's embedding is a learned mask vector rather than a [MASK] id (the
-tokenizers here have none), and the output layer is the input embedding, transposed (tied) plus a bias.
+tokenizers here have none), and the output layer is the input embedding, transposed (tied) plus a bias, applied
+to the hidden state scaled by dim^-0.5 as T5 does with its tied embedding (Raffel et al. 2020): the embedding rows
+start at unit variance, so unscaled logits would start with a spread of about sqrt(dim) and a loss far above
+log(vocab) (12.7 against 9.0 at dim 64, vocabulary 8,000, after an epoch on AG-News).
 
     infomamba fit --task text_mlm --config configs/imdb_mlm.yaml
     infomamba fit --task text --config configs/imdb.yaml --model.init_from runs/text_mlm/<run>/checkpoints/last.ckpt
@@ -67,7 +70,7 @@ class MaskedTextPretraining(TextClassifier):
         tokens = self.embed_tokens(corrupted)
         tokens = torch.where(blanked.unsqueeze(-1), self.mask_embedding.to(tokens.dtype), tokens)
         out = self.encode_tokens(tokens, padding_mask)
-        hidden = out.hidden[predicted]
+        hidden = out.hidden[predicted] * self.encoder_config.dim ** -0.5
         return F.linear(hidden, self.embed.weight.to(hidden.dtype), self.lm_bias.to(hidden.dtype)), \
             input_ids[predicted], out
 
