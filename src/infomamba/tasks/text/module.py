@@ -37,6 +37,14 @@ def bigram_ids(input_ids: torch.Tensor, pad_id: int, buckets: int) -> torch.Tens
     return mixed % 4294967311 % buckets
 
 
+def accuracy_metrics(num_classes: int) -> nn.ModuleDict:
+    """One accuracy per stage ("train_acc", "val_acc", "test_acc"). validate_args=False: the checks call unique()
+    on every update, a device sync per step; the data module guarantees labels in range."""
+    return nn.ModuleDict({f"{s}_acc": torchmetrics.Accuracy(task="multiclass", num_classes=num_classes,
+                                                             validate_args=False)
+                          for s in ("train", "val", "test")})
+
+
 def pretrained_key(name: str) -> bool:
     """Whether a state_dict entry is of the frontend or encoder that `init_from` carries over (not the head)."""
     return name == "pos" or name.startswith(("embed.", "bigrams.", "encoder."))
@@ -95,11 +103,7 @@ class TextClassifier(TaskModule):
             if bigram_buckets else None  # from zero: training starts from the unigram model
         self.pos = nn.Parameter(torch.randn(max_positions, dim) * 0.02)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(head_dropout), nn.Linear(dim, num_classes))
-        # validate_args=False: the checks call unique() on every update, a device sync per step; the
-        # data module guarantees labels in range.
-        self.metrics = nn.ModuleDict({s: torchmetrics.Accuracy(task="multiclass", num_classes=num_classes,
-                                                               validate_args=False)
-                                      for s in ("train_acc", "val_acc", "test_acc")})
+        self.metrics = accuracy_metrics(num_classes)
 
     def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, L) ids -> (B, L, D): the token embedding (+ the bigram embedding)."""
@@ -130,8 +134,8 @@ class TextClassifier(TaskModule):
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         if "state_dict" not in checkpoint:
             raise ValueError(f"model.init_from {path}: not a Lightning checkpoint (it has no state_dict)")
-        if self.tokenizer is not None and checkpoint.get("tokenizer", self.tokenizer.to_json()) != \
-                self.tokenizer.to_json():
+        ours = self.tokenizer.to_json() if self.tokenizer is not None else None
+        if ours is not None and checkpoint.get("tokenizer", ours) != ours:
             raise ValueError(f"model.init_from {path}: its tokenizer differs from the data's, so its embeddings "
                              "belong to other ids; pretrain on the same data.root, data.tokenizer and data.vocab_size")
         own = {k: v for k, v in self.state_dict().items() if pretrained_key(k)}
