@@ -17,10 +17,11 @@
 # Usage: [ROWS_fmnist="a b"] [SEEDS_fmnist="0 1 2"] [EPOCHS_fmnist=N] bash benchmarks/gpu/recipe_runs.sh PART...
 # fmnist / imdb run the shipped recipe's mixer table, *_candidates the recipe candidates; EPOCHS_x=N gives every
 # row of the part --max-epochs N (default: each row's own). JOBS_imdb: IMDb fits at once (default 3; 9 runs
-# 3 seeds x 3 mixers in one call, each fit then slower); JOBS_imdb_candidates likewise. table5: Table 5's ablations
-# on IMDb (ROWS_table5, SEEDS_table5, JOBS_table5; default every row, seed 0, 4 at once). pretrain_imdb: the masked-LM
-# self-pretraining of the three mixers (ROWS_pretrain_imdb, JOBS_pretrain_imdb), whose last.ckpt recipe_imdb's *_mlm
-# rows start from (run imdb_candidates with them in a later call on the same warm machine).
+# 3 seeds x 3 mixers in one call, each fit then slower); JOBS_imdb_candidates and SEEDS_imdb_candidates likewise.
+# table5: Table 5's ablations on IMDb (ROWS_table5, SEEDS_table5, JOBS_table5; default every row, seed 0, 4 at once).
+# pretrain_imdb: the masked-LM self-pretraining of the three mixers (ROWS_pretrain_imdb, JOBS_pretrain_imdb), whose
+# last.ckpt recipe_imdb's *_mlm rows start from (run imdb_candidates with them in a later call on the same warm
+# machine).
 # speech: the offline speech recipe candidates (ROWS_speech, JOBS_speech, SEEDS_speech; default every row, 3 at once,
 # the table's seeds);
 # speech_mixers: the offline speech mixer table (ROWS_speech_mixers, SEEDS_speech); WORKERS_speech / WORKERS_fmnist:
@@ -68,6 +69,7 @@ for part in "$@"; do
     imdb) table mixers_imdb .devdata/imdb 1 --jobs ${JOBS_imdb:-3} --seeds ${SEEDS_imdb:-0} \
               $(epochs ${EPOCHS_imdb:-row}) --rows ${ROWS_imdb:-infomamba attention mamba} & ;;
     imdb_candidates) table recipe_imdb .devdata/imdb 1 --jobs ${JOBS_imdb_candidates:-3} \
+              ${SEEDS_imdb_candidates:+--seeds $SEEDS_imdb_candidates} \
               $(epochs ${EPOCHS_imdb:-row}) ${ROWS_imdb_candidates:+--rows $ROWS_imdb_candidates} & ;;
     pretrain_imdb) table pretrain_imdb .devdata/imdb 1 --jobs ${JOBS_pretrain_imdb:-3} --seeds 0 \
               ${ROWS_pretrain_imdb:+--rows $ROWS_pretrain_imdb} & ;;
