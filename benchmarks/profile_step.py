@@ -1,4 +1,5 @@
-"""Where a training step's GPU time goes, per mixer: torch.profiler over one bf16 train step of the bench
+"""Where a training step's GPU time goes, per mixer: torch.profiler over one bf16 train step (or, with
+`--inference`, one eval-mode forward under `torch.inference_mode`, as the bench's inference rows) of the bench
 model (PatchEmbed -> Encoder -> head), the top kernels by self CUDA time, and wall vs GPU-busy time
 (a large gap means launch overhead), then the ops (aten ops and autograd nodes) by the GPU time of the kernels
 they launch, inclusive (nested ops count in each level), which names the op behind a generic elementwise
@@ -7,6 +8,7 @@ kernel; at the end, the selective-scan launches the autotuner picked. Complement
     python benchmarks/profile_step.py --mixers infomamba mamba attention --resolution 224 --batch 64
     python benchmarks/profile_step.py --mixers infomamba --length 16384 --batch 8   # the bench's 1-D model
     python benchmarks/profile_step.py --compile ...   # the model under torch.compile (static shapes)
+    python benchmarks/profile_step.py --inference --resolution 1024   # the bench's inference rows
 """
 from __future__ import annotations
 
@@ -50,24 +52,32 @@ def main(argv=None):
     p.add_argument("--top", type=int, default=18)
     p.add_argument("--top-ops", type=int, default=30, help="rows of the op table (0: none)")
     p.add_argument("--compile", action="store_true", help="profile the torch.compile'd model")
+    p.add_argument("--inference", action="store_true", help="profile an eval-mode forward instead of a train step")
     args = p.parse_args(argv)
     device = torch.device("cuda")
     matched = size_matched_options("configs/size_matched.yaml", args.dim, args.depth)
     for mixer in args.mixers:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=mixer, mixer_options=matched.get(mixer, {}))
-        model = (SequenceModel(config) if args.length else BenchModel(config)).to(device).train()
+        model = (SequenceModel(config) if args.length else BenchModel(config)).to(device).train(not args.inference)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         run = torch.compile(model, dynamic=False) if args.compile else model
-        shape = (args.batch, args.length, args.dim) if args.length else (args.batch, 3, args.resolution, args.resolution)
+        shape = ((args.batch, args.length, args.dim) if args.length
+                 else (args.batch, 3, args.resolution, args.resolution))
         inputs = torch.randn(*shape, device=device)
         labels = torch.randint(0, 1000, (args.batch,), device=device)
 
-        def step():
+        def train_step():
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 loss = nn.functional.cross_entropy(run(inputs), labels)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
+
+        def forward():
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+                run(inputs)
+
+        step = forward if args.inference else train_step
 
         for _ in range(4):
             step()
@@ -81,7 +91,8 @@ def main(argv=None):
         kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
         busy = sum(e.self_device_time_total for e in kernels) / 1e3
         size = f"{args.length} tokens" if args.length else f"{args.resolution}px"
-        label = f"{mixer}{' +compile' if args.compile else ''} {size} batch {args.batch}"
+        label = (f"{mixer}{' +compile' if args.compile else ''}{' inference' if args.inference else ''} {size} "
+                 f"batch {args.batch}")
         print(f"\n== {label}: wall {wall:.1f} ms (profiled), "
               f"GPU busy {busy:.1f} ms, kernels {sum(e.count for e in kernels)}", flush=True)
         print(events.table(sort_by="self_device_time_total", row_limit=args.top, max_name_column_width=70,
