@@ -84,18 +84,29 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> dict[str, torch.Tensor]:
-    cwd = tmp_path_factory.mktemp("uninterrupted")
-    code, out = finish(cli(["fit", *SIGNALLED], cwd))
-    assert code == 0, out[-3000:]
-    return weights(cwd / "runs" / "text" / "version_0" / "checkpoints" / "last.ckpt")
+def uninterrupted(tmp_path_factory):
+    """The final weights of an uninterrupted run with `workers` loader workers (each run once). Persistent
+    workers draw no new base seed at an epoch start, where a loader without workers does, so the two differ."""
+    runs = {}
+
+    def final_weights(workers: int) -> dict[str, torch.Tensor]:
+        if workers not in runs:
+            cwd = tmp_path_factory.mktemp(f"uninterrupted{workers}")
+            code, out = finish(cli(["fit", *SIGNALLED, f"--data.num_workers={workers}"], cwd))
+            assert code == 0, out[-3000:]
+            runs[workers] = weights(cwd / "runs" / "text" / "version_0" / "checkpoints" / "last.ckpt")
+        return runs[workers]
+
+    return final_weights
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(signum, uninterrupted, tmp_path):
+@pytest.mark.parametrize("signum, workers", [(signal.SIGINT, 0), (signal.SIGTERM, 0), (signal.SIGTERM, 2)],
+                         ids=["SIGINT", "SIGTERM", "SIGTERM-2-workers"])
+def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(signum, workers, uninterrupted, tmp_path):
+    """With loader workers too: they start only once the resumed epoch's sampler is placed."""
     run = tmp_path / "runs" / "text" / "version_0"
-    child = cli(["fit", *SIGNALLED, "--trainer.callbacks+=test_resume.PauseAtStep", f"--trainer.callbacks.step={STEP}"],
-                tmp_path, stdin=subprocess.PIPE)
+    child = cli(["fit", *SIGNALLED, f"--data.num_workers={workers}", "--trainer.callbacks+=test_resume.PauseAtStep",
+                 f"--trainer.callbacks.step={STEP}"], tmp_path, stdin=subprocess.PIPE)
     seen = []
     for line in child.stdout:
         seen.append(line)
@@ -118,8 +129,9 @@ def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(sig
     resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["global_step"] == TOTAL_STEPS
     assert not list((run / "checkpoints").glob("last-v*.ckpt"))
-    assert resumed["state_dict"].keys() == uninterrupted.keys()
-    for name, value in uninterrupted.items():
+    expected = uninterrupted(workers)
+    assert resumed["state_dict"].keys() == expected.keys()
+    for name, value in expected.items():
         torch.testing.assert_close(resumed["state_dict"][name], value, atol=1e-6, rtol=1e-5, msg=name)
     steps = [int(row["step"]) for row in csv.DictReader((run / "metrics.csv").open())]
     assert min(steps) < STEP + 1 <= max(steps), "the resumed run appends to the interrupted run's metrics.csv"

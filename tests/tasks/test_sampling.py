@@ -1,11 +1,13 @@
-"""LengthBucketBatchSampler: DDP split, determinism, token budget, padding saved by bucketing."""
+"""LengthBucketBatchSampler: DDP split, determinism, token budget, padding saved by bucketing; the seeded batches
+that make worker-side random draws independent of the worker; the loader whose iterator starts late."""
 
 import numpy as np
 import pytest
+import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from infomamba.tasks.sampling import LengthBucketBatchSampler
+from infomamba.tasks.sampling import LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch
 
 
 def _lengths(n=1000, seed=0):
@@ -125,3 +127,67 @@ def test_load_state_dict_continues_the_epoch_after_the_batches_done():
     rest = list(resumed)
     assert rest == list(batches) and len(done) + len(rest) == len(first)
     assert list(resumed) == done + rest  # iterated again, the epoch is whole
+
+
+def test_batch_seeds_differ_by_batch_epoch_rank_and_run_seed_and_repeat_otherwise():
+    def seeds(epoch=0, rank=0, torch_seed=0):
+        torch.manual_seed(torch_seed)
+        sampler = LengthBucketBatchSampler(_lengths(200), batch_size=8, num_replicas=2, rank=rank)
+        sampler.set_epoch(epoch)
+        return [batch.seed for batch in sampler]
+
+    base = seeds()
+    assert len(set(base)) == len(base)
+    assert seeds() == base
+    for other in (seeds(epoch=1), seeds(rank=1), seeds(torch_seed=1)):
+        assert not set(other) & set(base)
+
+
+class RandomItems(SeedsEachBatch, Dataset):
+    """Each item is a draw of the global torch stream, as an augmentation's would be."""
+
+    def __len__(self):
+        return 48
+
+    def __getitem__(self, index):
+        return torch.rand(())
+
+
+def _epoch(num_workers, resume_at=0):
+    torch.manual_seed(0)
+    sampler = LengthBucketBatchSampler([1] * 48, batch_size=4, seed=3)
+    sampler.load_state_dict({"epoch": 2, "batch": resume_at})
+    loader = ResumableDataLoader(RandomItems(), batch_sampler=sampler, num_workers=num_workers)
+    return list(loader)
+
+
+def test_worker_draws_depend_on_the_batch_not_on_the_worker_or_where_the_epoch_resumed():
+    one, two = _epoch(1), _epoch(2)
+    assert all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
+    assert len({tuple(batch.tolist()) for batch in one}) == len(one)
+    assert all(torch.equal(a, b) for a, b in zip(_epoch(2, resume_at=5), one[5:], strict=True))
+
+
+def test_the_main_process_keeps_its_own_stream():
+    torch.manual_seed(0)
+    expected = torch.rand(48)
+    assert torch.equal(torch.cat(_epoch(0)), expected)
+
+
+def test_iterators_draw_nothing_from_the_global_stream():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    loader = ResumableDataLoader(list(range(8)), batch_sampler=LengthBucketBatchSampler([1] * 8, batch_size=4))
+    assert len(list(loader)) == len(list(loader)) == 2
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_iterator_starts_at_the_first_batch():
+    sampler = LengthBucketBatchSampler([1] * 16, batch_size=4, seed=0)
+    loader = ResumableDataLoader(list(range(16)), batch_sampler=sampler, num_workers=1)
+    iterator = iter(loader)
+    sampler.load_state_dict({"epoch": 1, "batch": 2})  # after iter(), as Lightning's order is when a run resumes
+    placed = [batch.tolist() for batch in iterator]
+    sampler.set_epoch(1)
+    assert placed == list(sampler)[2:] and len(placed) == 2

@@ -5,21 +5,22 @@ checkpoint written mid-epoch (an interrupt's `last.ckpt`), but it can restore th
 data loader that has `state_dict` / `load_state_dict`; a plain `DataLoader` would start the epoch over.
 `ResumeMidEpoch` fills that gap for the `LengthBucketBatchSampler` every task uses: when the run resumes
 with `k` batches of the epoch done, the sampler skips those `k` (`load_state_dict`), and the random states
-saved with the checkpoint are set once more, because building the data loader's iterator since the
-restore has drawn from the global generator (an uninterrupted run drew at the start of the epoch).
+saved with the checkpoint are set once more, so that nothing run between the restore and the first batch
+shifts the streams the rest of the epoch draws from.
 
-Exact with `num_workers=0`; worker processes take their first batches from the sampler as soon as the
-iterator is built, before any callback runs, so with workers the resumed epoch is not the same and this
-is said once.
+With loader workers as well: the `ResumableDataLoader` every task builds starts its iterator (and its
+workers, which take batches from the sampler at once) only at the first batch, after this callback has
+placed the sampler, and a batch's random draws in a worker are seeded by the batch itself
+(`sampling.SeedsEachBatch`). Another loader (not a `ResumableDataLoader` over a `LengthBucketBatchSampler`)
+restarts the epoch's data, and this is said once.
 """
 from __future__ import annotations
 
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import CombinedLoader, rank_zero_warn
-from torch.utils.data import DataLoader
 
 from .base import set_rng_states
-from .sampling import LengthBucketBatchSampler
+from .sampling import LengthBucketBatchSampler, ResumableDataLoader
 
 
 class ResumeMidEpoch(Callback):
@@ -35,12 +36,12 @@ class ResumeMidEpoch(Callback):
         if states is None or not 0 < done < trainer.num_training_batches:
             return
         for loader in CombinedLoader(trainer.train_dataloader).flattened:
-            if not (isinstance(loader, DataLoader) and isinstance(loader.batch_sampler, LengthBucketBatchSampler)
-                    and loader.num_workers == 0):
+            if not (isinstance(loader, ResumableDataLoader)
+                    and isinstance(loader.batch_sampler, LengthBucketBatchSampler)):
                 rank_zero_warn(f"Resuming mid-epoch ({done} of {trainer.num_training_batches} batches done) with "
                                "a train loader that cannot continue the epoch where it stopped (it needs a "
-                               "LengthBucketBatchSampler and num_workers=0): this epoch's batches differ from an "
-                               "uninterrupted run's.")
+                               "ResumableDataLoader over a LengthBucketBatchSampler): this epoch's batches differ "
+                               "from an uninterrupted run's.")
                 continue
             loader.batch_sampler.load_state_dict({"epoch": trainer.current_epoch, "batch": done})
         set_rng_states(states)

@@ -22,15 +22,27 @@ Batch size is either a fixed count (``batch_size``) or a padding-aware token bud
 Resuming mid-epoch: ``state_dict()`` says how far the current epoch went and ``load_state_dict()`` makes
 the next iteration continue that epoch after the batches already done (`infomamba.tasks.resume` does this
 when a run resumes from a checkpoint written mid-epoch), so a resumed run sees the batches an
-uninterrupted run would have seen.
+uninterrupted run would have seen. ``ResumableDataLoader`` is the loader every task builds on it: its
+iterator (and, with ``num_workers > 0``, its worker processes, which take batches from the sampler as soon
+as they exist) starts at the first batch asked for, not when Lightning builds it before any callback has
+run, and it draws nothing from the global random stream.
+
+Random draws in worker processes: each batch carries a seed (``SeededBatch.seed``, from the run's torch
+seed, the sampler's seed, the epoch, the rank and the batch's place in the epoch), and a dataset with ``SeedsEachBatch``
+reseeds the worker's torch, NumPy and Python streams with it before loading the batch, so the batch's
+augmentation (and the collate function's, which draws after it in the same worker) depends on the batch
+alone: not on which worker loaded it, nor on where an interrupted epoch resumed. In the main process
+(``num_workers=0``) nothing is reseeded: the global streams are the run's own, saved with checkpoints.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from torch.utils.data import Sampler
+import torch
+from torch.utils.data import DataLoader, Sampler, get_worker_info
 
 
 class LengthBucketBatchSampler(Sampler[list[int]]):
@@ -120,8 +132,10 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         batches = self._rank_batches()
         self._yielded, self._start = self._start, 0
         for batch in batches[self._yielded:]:
+            seed = np.random.SeedSequence([torch.initial_seed(), self._seed, self.epoch, self._rank,
+                                           self._yielded]).generate_state(1)
             self._yielded += 1
-            yield batch
+            yield SeededBatch(batch, int(seed[0]))
 
     def state_dict(self) -> dict[str, int]:
         """How far the current epoch went: ``{"epoch": e, "batch": batches handed out in epoch e}``."""
@@ -203,3 +217,61 @@ def padded_length(longest: int, multiple: int | None, cap: int | None = None) ->
         return longest
     rounded = -(-longest // multiple) * multiple
     return max(longest, rounded if cap is None else min(rounded, cap))
+
+
+class SeededBatch(list):
+    """A batch's sample indices, with the seed of its random draws in a worker process (see ``SeedsEachBatch``)."""
+
+    def __init__(self, indices: Sequence[int], seed: int) -> None:
+        super().__init__(indices)
+        self.seed = seed
+
+
+class SeedsEachBatch:
+    """Mixin for a map-style Dataset whose items draw random numbers (training augmentation): in a loader
+    worker, each ``SeededBatch`` first reseeds the worker's torch, NumPy and Python random streams with its
+    seed (DataLoader fetches a batch through ``__getitems__`` when the dataset has one)."""
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        seed = getattr(indices, "seed", None)
+        if seed is not None and get_worker_info() is not None:
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            random.seed(seed)
+        return [self[i] for i in indices]
+
+
+class _DeferredIterator:
+    """An iterator that builds the one it stands for at its first ``next()``."""
+
+    def __init__(self, build) -> None:
+        self._build, self._iterator = build, None
+
+    def __iter__(self) -> _DeferredIterator:
+        return self
+
+    def __next__(self):
+        if self._iterator is None:
+            self._iterator = self._build()
+        return next(self._iterator)
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader that a mid-epoch resume can place before it loads anything, and that leaves the run's
+    random stream alone.
+
+    Lightning builds the training iterator in ``FitLoop.setup_data``, before ``on_train_start``; a worker
+    process takes its first batches from the sampler the moment the iterator exists. Here ``iter()`` returns
+    an iterator that starts at the first batch asked for, after ``infomamba.tasks.resume`` has placed the
+    sampler. Each iterator draws the workers' base seed from the loader's own generator (seeded from the
+    run's torch seed), not from the global stream: whether an iterator is built anew (no workers) or reset
+    (persistent workers), and whether validation ran a sanity check first, then leaves the training's
+    random draws unchanged.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("generator", torch.Generator().manual_seed(torch.initial_seed()))
+        super().__init__(*args, **kwargs)
+
+    def __iter__(self) -> _DeferredIterator:
+        return _DeferredIterator(super().__iter__)

@@ -337,3 +337,22 @@ def test_lightning_fit_with_workers_and_mixup(tmp_path):
                         enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == 4  # ceil(27 / 8)
+
+
+def _train_batches(root, workers, resume_at=0):
+    torch.manual_seed(0)
+    dm = module(root, num_workers=workers, augment="randaugment", random_erasing=0.5, mixup_alpha=0.2)
+    loader = dm.train_dataloader()
+    loader.batch_sampler.load_state_dict({"epoch": 1, "batch": resume_at})
+    return [(batch["images"], batch["labels"]) for batch in loader]
+
+
+def test_training_augmentation_depends_on_the_batch_not_on_the_worker(tmp_path):
+    """Crops, RandAugment, erasing and MixUp drawn in workers: the same batches with one worker or two, and
+    a resumed epoch draws what the whole epoch drew."""
+    root = make_folder(tmp_path / "data")
+    one = _train_batches(root, 1)
+    assert len(one) > 3 and not torch.equal(one[0][0], one[1][0][: len(one[0][0])])
+    for resumed_at, batches in ((0, _train_batches(root, 2)), (3, _train_batches(root, 2, resume_at=3))):
+        for (images, labels), (expected_images, expected_labels) in zip(batches, one[resumed_at:], strict=True):
+            assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)

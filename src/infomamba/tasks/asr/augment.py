@@ -76,11 +76,10 @@ def telephone(wav: torch.Tensor, sample_rate: int, snr_db: float,
 class WaveformAugment:
     """Per-utterance random waveform augmentation: speed perturbation, then a telephone channel.
 
-    Draws come from ``generator``, by default torch's global generator. In a DataLoader worker that
-    generator is seeded by PyTorch with ``base_seed + worker_id`` (``base_seed`` drawn from the main
-    process's generator, which Lightning's ``seed_everything`` seeds), so workers draw different
-    values and a seeded run repeats for a fixed ``num_workers``; with ``num_workers=0`` the draws
-    advance the main process's generator.
+    Draws come from ``generator``, by default torch's global generator. In a DataLoader worker each batch
+    first reseeds that generator with the batch's own seed (``sampling.SeedsEachBatch``), so the draws
+    depend on the batch, not on the worker, and a seeded run repeats for any ``num_workers > 0``; with
+    ``num_workers=0`` the draws advance the main process's generator.
 
     Args:
         sample_rate: rate of the waveforms (Hz); at least 8000 when ``telephone_prob > 0``.

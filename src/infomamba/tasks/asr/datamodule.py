@@ -37,7 +37,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from ..sampling import LengthBucketBatchSampler, padded_length
+from ..sampling import LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch, padded_length
 from .audio import AudioError, LogMel, load_audio
 from .augment import WaveformAugment, speed_perturbed_length
 from .sources import (
@@ -81,7 +81,7 @@ def hold_out(utts: Sequence[Utterance], fraction: float, seed: int, by: str) -> 
     return [u for u, g in zip(utts, groups) if g not in held], [u for u, g in zip(utts, groups) if g in held]
 
 
-class ASRDataset(Dataset):
+class ASRDataset(SeedsEachBatch, Dataset):
     """Utterances -> dicts of log-mel features (T, n_mels) and, when transcribed, target ids.
 
     ``augment`` (training only) transforms each loaded waveform before the features; None leaves the
@@ -219,7 +219,7 @@ class ASRDataModule(L.LightningDataModule):
 
     Augmentation (``augment.WaveformAugment``) touches training audio only; validation (also the
     held-out part), test and predict audio are read exactly as without it. Its draws come from torch's
-    global generator, which DataLoader seeds differently in every worker.
+    global generator, which a loader worker reseeds for every batch (``sampling.SeedsEachBatch``).
 
     ``setup`` ends with a one-line summary of the splits it built (utterances, hours, skips by reason)
     and the vocabulary.
@@ -510,7 +510,7 @@ class ASRDataModule(L.LightningDataModule):
             lengths, batch_size=self.batch_size, max_tokens=max_tokens, shuffle=shuffle, seed=self.seed,
             num_replicas=world, rank=rank,
         )
-        return DataLoader(
+        return ResumableDataLoader(
             dataset, batch_sampler=sampler, collate_fn=functools.partial(collate_asr, pad_multiple=self.pad_multiple),
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,

@@ -34,7 +34,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from ..optional_deps import require_torchvision
-from ..sampling import LengthBucketBatchSampler
+from ..sampling import LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch
 from .augment import random_erase
 from .datasets import (
     UNREADABLE,
@@ -92,7 +92,7 @@ def train_transform(
     return v2.Compose(steps)
 
 
-class TransformedSubset(Dataset):
+class TransformedSubset(SeedsEachBatch, Dataset):
     """`indices` of a reader's (image, target) samples, with `transform` applied to the image.
 
     Samples are (image, target, unreadable): a sample whose file cannot be read is replaced by the next
@@ -466,7 +466,7 @@ class ImageDataModule(L.LightningDataModule):
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         sampler = LengthBucketBatchSampler([1] * len(dataset), batch_size=self.batch_size, shuffle=shuffle,
                                            seed=self.seed, num_replicas=world, rank=rank)
-        return DataLoader(
+        return ResumableDataLoader(
             dataset,
             batch_sampler=sampler,
             num_workers=self.num_workers,

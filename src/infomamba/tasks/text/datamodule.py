@@ -46,7 +46,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from infomamba.tasks.sampling import LengthBucketBatchSampler, padded_length
+from infomamba.tasks.sampling import LengthBucketBatchSampler, ResumableDataLoader, padded_length
 from infomamba.tasks.text.listops import NUM_CLASSES as LISTOPS_CLASSES
 from infomamba.tasks.text.listops import generate_listops, listops_tokenizer
 from infomamba.tasks.text.sources import Source, Split, class_names_of, label_ids, open_source, read_predict_texts
@@ -309,7 +309,7 @@ class TextDataModule(L.LightningDataModule):
             num_replicas=world,
             rank=rank,
         )
-        return DataLoader(
+        return ResumableDataLoader(
             dataset,
             batch_sampler=sampler,
             collate_fn=TextCollator(self.pad_id, self.pad_multiple, self.max_length),
