@@ -481,3 +481,19 @@ def test_pad_multiple_rounds_frames_up_and_the_model_reads_only_the_real_ones():
         torch.testing.assert_close(b[row, :n], a[row, :n], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="pad_multiple"):
         ASRDataModule(root="unused", pad_multiple=0)
+
+
+def test_speed_and_telephone_draws_depend_on_the_batch_not_on_the_worker(tree):
+    """Augmented training features with one loader worker or two, and after a resume at batch 2, are equal."""
+    def features(workers, resume_at=0):
+        torch.manual_seed(0)
+        dm = make_dm(tree, num_workers=workers, speed_perturb=[0.9, 1.0, 1.1], telephone_prob=0.5)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        loader.batch_sampler.load_state_dict({"epoch": 1, "batch": resume_at})
+        return [batch["features"] for batch in drain(dm, loader)]
+
+    one = features(1)
+    assert len(one) > 2
+    for resumed_at, batches in ((0, features(2)), (2, features(2, resume_at=2))):
+        assert all(torch.equal(a, b) for a, b in zip(batches, one[resumed_at:], strict=True))
