@@ -491,7 +491,9 @@ def test_speed_and_telephone_draws_depend_on_the_batch_not_on_the_worker(tree):
         dm.setup("fit")
         loader = dm.train_dataloader()
         loader.batch_sampler.load_state_dict({"epoch": 1, "batch": resume_at})
-        return [batch["features"] for batch in drain(dm, loader)]
+        batches = [batch["features"] for batch in drain(dm, loader)]
+        loader._iterator._shutdown_workers()  # the persistent workers now, not in a finaliser (a teardown race)
+        return batches
 
     one = features(1)
     assert len(one) > 2

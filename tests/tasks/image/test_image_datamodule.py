@@ -344,7 +344,9 @@ def _train_batches(root, workers, resume_at=0):
     dm = module(root, num_workers=workers, augment="randaugment", random_erasing=0.5, mixup_alpha=0.2)
     loader = dm.train_dataloader()
     loader.batch_sampler.load_state_dict({"epoch": 1, "batch": resume_at})
-    return [(batch["images"], batch["labels"]) for batch in loader]
+    batches = [(batch["images"], batch["labels"]) for batch in loader]
+    loader._iterator._shutdown_workers()  # the persistent workers now, not in a finaliser (a teardown race)
+    return batches
 
 
 def test_training_augmentation_depends_on_the_batch_not_on_the_worker(tmp_path):
