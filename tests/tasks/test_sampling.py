@@ -59,7 +59,8 @@ def test_train_determinism_per_epoch_and_change_across_epochs():
     assert epoch1 != list(b)
     b.set_epoch(1)
     assert list(b) == epoch1
-    assert list(LengthBucketBatchSampler(lengths, batch_size=8, seed=4)) != list(LengthBucketBatchSampler(lengths, batch_size=8, seed=3))
+    assert list(LengthBucketBatchSampler(lengths, batch_size=8, seed=4)) != list(
+        LengthBucketBatchSampler(lengths, batch_size=8, seed=3))
 
 
 def test_max_tokens_respected_and_len_exact_every_epoch():
