@@ -34,6 +34,10 @@ for part in "$@"; do
     profile) profiled profile --mixers infomamba mamba attention --resolution 224 ;;
     profile_1024) profiled profile_1024 --mixers infomamba mamba --resolution 1024 --top 25 --top-ops 45 ;;
     profile_16k) profiled profile_16k --mixers infomamba attention --length 16384 --batch 8 --top 25 --top-ops 45 ;;
+    profile_inference) for size in "1024 --resolution 1024" "224 --resolution 224" "16k --length 16384 --batch 8"; do
+             read -r name shape <<< "$size"
+             profiled profile_inference_$name --inference --mixers infomamba mamba attention $shape --top 25 --top-ops 40
+           done ;;
     curve32) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba --steps 200 --dtype fp32 --out $OUT \
              > $OUT/curve32.log 2>&1; echo "curve32 rc=$?" >> $OUT/curve32.log; tail -2 $OUT/curve32.log ;;
     compile_small) timeout 300 python3 -m infomamba.bench --mixers infomamba attention --resolutions 224 1024 \
