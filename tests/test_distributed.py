@@ -1,9 +1,10 @@
-"""DDP on CPU (gloo, 2 processes) through the real CLI: ranks see disjoint data, and the synced metric
-of 2 ranks equals the single-process metric over the same data."""
+"""DDP on CPU (gloo, 2 processes) through the real CLI: ranks see disjoint data, the synced metric of 2 ranks
+equals the single-process metric over the same data, and a SIGTERM'd run resumes to the uninterrupted weights."""
 import csv
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
+from lightning.pytorch.callbacks import Callback
 
 from infomamba.cli import main
 
@@ -20,13 +23,24 @@ TINY = ["--model.encoder.dim=16", "--model.encoder.depth=1",
 DDP = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
 
 
-def cli(args: list[str], cwd: Path) -> str:
+def cli(args: list[str], cwd: Path, returncode: int = 0) -> str:
     """Run `python -m infomamba.cli ...` as users do (Lightning re-launches it per rank)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
     done = subprocess.run([sys.executable, "-m", "infomamba.cli", *args], cwd=cwd, env=env, text=True,
                           capture_output=True, timeout=600, start_new_session=True)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == returncode, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
+
+
+class SigtermAtStep(Callback):
+    """Rank 0 sends itself SIGTERM before training step `step`, as a scheduler preempting one process would."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step and trainer.is_global_zero:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def last_metrics(run: Path) -> dict[str, float]:
@@ -67,6 +81,24 @@ def test_text_ddp_fit_validate_predict(tmp_path, monkeypatch):
     seen = [[json.loads(l)["text"] for l in f.read_text().splitlines()] for f in files]
     assert set(seen[0]).isdisjoint(seen[1])
     assert sorted(seen[0] + seen[1]) == sorted(lines)
+
+
+def test_ddp_sigterm_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(tmp_path):
+    """Two ranks with two loader workers each, stopped at step 2 of 4 in the first epoch: the resumed run ends
+    with the uninterrupted run's weights (every rank continues its own data and its own random streams)."""
+    args = ["fit", "--task", "text", "--data.listops_size=64", "--data.batch_size=8", "--data.num_workers=2",
+            "--model.head_dropout=0.2", "--model.lr=0.01", "--trainer.max_epochs=2", *TINY, *DDP]
+    (tmp_path / "whole").mkdir()
+    cli(args, tmp_path / "whole")
+    out = cli([*args, "--trainer.callbacks+=test_distributed.SigtermAtStep", "--trainer.callbacks.step=2"],
+              tmp_path, returncode=128 + signal.SIGTERM)
+    assert "SIGTERM: stopped at epoch 0 step" in out
+    cli(["fit", "--task", "text", "--ckpt_path", "last"], tmp_path)
+    whole, resumed = (torch.load(root / "runs/text/version_0/checkpoints/last.ckpt", weights_only=False)
+                      for root in (tmp_path / "whole", tmp_path))
+    assert resumed["global_step"] == whole["global_step"] == 8
+    for name, value in whole["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], value, atol=1e-6, rtol=1e-5, msg=name)
 
 
 def test_image_ddp_metric_equals_single_process(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from infomamba import EncoderConfig
-from infomamba.tasks.base import classification_loss
+from infomamba.tasks.base import classification_loss, gathered_rng_states, own_rng_states
 from infomamba.tasks.text.module import TextClassifier
 
 
@@ -86,3 +86,12 @@ def test_cuda_graphs_refuse_what_a_replay_cannot_do(trainer_state, message):
     with pytest.raises(ValueError, match=message):
         model.on_fit_start()
     _text_model().on_fit_start()  # nothing to check without graphs
+
+
+def test_each_rank_takes_its_own_saved_random_states():
+    single = gathered_rng_states()  # one process: its own states, as checkpoints of earlier versions hold them
+    assert isinstance(single, dict) and own_rng_states(single, 3) is single
+    by_rank = [{"rank": 0}, {"rank": 1}]
+    assert own_rng_states(by_rank, 1) == {"rank": 1}
+    assert own_rng_states(by_rank, 2) is None  # a rank the saving run did not have starts from the seed
+    assert own_rng_states(None, 0) is None

@@ -40,6 +40,25 @@ def rng_states() -> dict:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
+def gathered_rng_states() -> dict | list[dict]:
+    """`rng_states()` of every process of a distributed run, as a list by global rank (each rank draws its own
+    dropout masks and hash noise, so its streams differ from rank 0's), else this process's. A collective:
+    every rank calls it, as every rank builds each checkpoint."""
+    states = rng_states()
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return states
+    gathered = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, states)
+    return gathered
+
+
+def own_rng_states(saved: dict | list[dict] | None, rank: int) -> dict | None:
+    """This rank's entry of what `gathered_rng_states` returned (None for a rank the saving run did not have)."""
+    if isinstance(saved, list):
+        return saved[rank] if rank < len(saved) else None
+    return saved
+
+
 def set_rng_states(states: dict) -> None:
     """Restore what `rng_states` returned."""
     torch.set_rng_state(states["torch"])
@@ -130,14 +149,16 @@ class TaskModule(L.LightningModule):
         self._step(batch, "test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rng_states"] = rng_states()
+        checkpoint["rng_states"] = gathered_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """A resumed run continues the random streams (dropout, Gumbel hash noise) where they stopped
-        (`infomamba.tasks.resume` sets them once more when the run resumes mid-epoch).
+        """A resumed run continues the random streams (dropout, Gumbel hash noise) where they stopped, each rank
+        its own (`infomamba.tasks.resume` sets them once more when the run resumes mid-epoch).
         `load_from_checkpoint` (no trainer: a model loaded for use) leaves the caller's streams alone."""
-        states = checkpoint.get("rng_states")
-        if states and self._trainer is not None:
+        if self._trainer is None:
+            return
+        states = own_rng_states(checkpoint.get("rng_states"), self.trainer.global_rank)
+        if states:
             set_rng_states(states)
 
     def objective(self, task_loss: torch.Tensor, out, labels: torch.Tensor | None, stage: str) -> torch.Tensor:

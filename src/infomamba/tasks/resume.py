@@ -19,7 +19,7 @@ from __future__ import annotations
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import CombinedLoader, rank_zero_warn
 
-from .base import set_rng_states
+from .base import own_rng_states, set_rng_states
 from .sampling import LengthBucketBatchSampler, ResumableDataLoader
 
 
@@ -28,7 +28,7 @@ class ResumeMidEpoch(Callback):
         self._rng_states: dict | None = None
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        self._rng_states = checkpoint.get("rng_states")
+        self._rng_states = own_rng_states(checkpoint.get("rng_states"), trainer.global_rank)
 
     def on_train_start(self, trainer, pl_module) -> None:
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
