@@ -64,7 +64,7 @@ def kernel_loops(kind: str, candidates: int, block_n: int = 16) -> list[dict]:
                          HAS_DT_BIAS=True, BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n,
                          **{only: False})
         if kind == "bwd":
-            constants.update(PREFETCH=cfg.prefetch)
+            constants.update(CHUNK=ss.CHUNK, PREFETCH=cfg.prefetch)
         instructions, registers = sass_and_registers(kernel, constants, cfg.num_warps)
         per_thread = cfg.block_t * cfg.block_d * block_n / (32 * cfg.num_warps)
         body = [[opcode(op) for _, op in instructions[first:last + 1]] for first, last in loops(instructions)]

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 SCAN_ARGS = ({"At_ptr", "D_ptr", "dtb_ptr", "dAp_ptr", "dB_ptr", "dC_ptr", "dDp_ptr", "ckpt_ptr",
-              "S_ptr", "W_ptr", "Dl_ptr"}, {"L", "LC", "N_TCHUNKS", "DIM", "NSTATE", "BC_BATCH",
+              "xf_ptr", "S_ptr", "W_ptr", "Dl_ptr"}, {"L", "LC", "N_TCHUNKS", "DIM", "NSTATE", "N_CHUNKS", "BC_BATCH",
                                                       "BC_ROW"})  # the scan kernels' fp32 pointers, i32 arguments
 CONV_ARGS = ({"w_ptr", "b_ptr", "p_ptr", "part_ptr"}, {"L", "D", "stride_b", "stride_l"})  # the conv kernels' likewise
 

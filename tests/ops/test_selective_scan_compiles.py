@@ -30,7 +30,7 @@ def compile_every_variant() -> dict:
             constants = dict(HAS_D=not padded, REVERSE=padded, DT_SOFTPLUS=True, HAS_PAD=padded, CHUNKED=chunked,
                              A_LOG=padded, HAS_DT_BIAS=padded,
                              BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=16,
-                             **{mode_flag: only})
+                             **{mode_flag: only}, **({"CHUNK": ss.CHUNK} if kind == "bwd" else {}))
             variant = f"{kind} {tuple(cfg)} {mode_flag}={only} CHUNKED={chunked} HAS_PAD=A_LOG=HAS_DT_BIAS={padded}"
             jobs[variant] = (kernel, types, constants, cfg.num_warps)
     return compile_all(jobs)
@@ -48,7 +48,7 @@ def backward_layouts() -> dict:
     types = arg_types(kernel, *SCAN_ARGS)
     return {str(a_log): layouts_and_registers_sm90(kernel, types, dict(
         HAS_D=True, REVERSE=False, DT_SOFTPLUS=True, HAS_PAD=False, ADJOINT_ONLY=False, CHUNKED=False, A_LOG=a_log,
-        HAS_DT_BIAS=True, PREFETCH=False, BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes,
+        HAS_DT_BIAS=True, CHUNK=ss.CHUNK, PREFETCH=False, BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes,
         BLOCK_N=16), cfg.num_warps) for a_log in (False, True)}
 
 

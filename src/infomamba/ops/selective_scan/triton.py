@@ -152,21 +152,11 @@ def _softplus(raw):
 
 
 @triton.jit
-def _next_rows(x, after, rows):
-    """y[j] = x[j + 1], y[last] = after for a (T, d_in, d_lanes) tile (T adds an element, no memory)."""
-    above = rows[:, None] + 1 == rows[None, :]
-    moved = tl.sum(tl.where(above[:, :, None, None], x[None, :, :, :], 0.0), axis=1)
-    return tl.where(rows[:, None, None] == rows.shape[0] - 1, after[None], moved)
-
-
-@triton.jit
-def _tile_states(dt, u, Bt, state, A2, first_row):
-    """(b, s) of one tile in scan order (fp32): b_t = dt_t B_t u_t and s_t = a_t s_{t-1} + b_t with a_t =
-    exp(dt_t A), entered with `state` (s before the tile), a forward `associative_scan` over the rows."""
-    a = tl.exp2(dt[:, :, None, :] * A2[None])
-    b = (dt * u)[:, :, None, :] * Bt[:, None, :, None]
-    _, s = tl.associative_scan((a, tl.where(first_row, b + a * state[None], b)), 0, _compose)
-    return b, s
+def _shift_rows(x, first, rows):
+    """y[0] = first, y[j] = x[j - 1] for a (T, d_in, d_lanes) tile (T adds an element, no memory)."""
+    below = rows[:, None] == rows[None, :] + 1
+    moved = tl.sum(tl.where(below[:, :, None, None], x[None, :, :, :], 0.0), axis=1)
+    return tl.where(rows[:, None, None] == 0, first[None], moved)
 
 
 @triton.jit
@@ -297,7 +287,10 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
         B_next = tl.load(B_ptr + n_offs, mask=n_mask, other=0.0)
         if not STATES_ONLY:
             C_next = tl.load(C_ptr + n_offs, mask=n_mask, other=0.0)
-        _, s = _tile_states(dt, u, Bt, state, A2, first_row)
+        a = tl.exp2(dt[:, :, None, :] * A2[None])
+        b = (dt * u)[:, :, None, :] * Bt[:, None, :, None]
+        b = tl.where(first_row, b + a * state[None], b)  # s_{-1} of the tile = carried state
+        _, s = tl.associative_scan((a, b), 0, _compose)
         if STATES_ONLY:
             delta_sum += tl.sum(dt, axis=0)
         else:
@@ -313,46 +306,54 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
 
 
 @triton.jit
+def _reverse_rows(tile, rows, BLOCK_T: tl.constexpr):
+    """Scan positions of tile `tile` with its rows against scan order (row j at tile * BLOCK_T + BLOCK_T - 1 - j):
+    how both reverse passes of the backward read a tile."""
+    return tile * BLOCK_T + BLOCK_T - 1 - rows
+
+
+@triton.jit
 def _load_tile(p, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr,
-               dy_ptr, B_ptr, C_ptr, REVERSE: tl.constexpr):
-    """Offsets, masks and the raw (input dtype) dt, u, dy, B, C tiles at scan positions p: every load the backward's
-    passes make per tile, issued together so that PREFETCH can move them one tile ahead (a pass that does not use
-    a tile drops its load at compile time). B and C are read from bc_base, rows BC_ROW apart; the (rows, n) offsets
-    returned are those of the contiguous dB and dC (from n_base, rows NSTATE apart)."""
+               dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE: tl.constexpr):
+    """Offsets, masks and the raw (input dtype) dt, u, dy, x^f, B, C tiles at scan positions p: every load the
+    backward's passes make per tile, issued together so that PREFETCH can move them one tile ahead (a pass that
+    does not use a tile drops its load at compile time). B and C are read from bc_base, rows BC_ROW apart; the
+    (rows, n) offsets returned are those of the contiguous dB and dC (from n_base, rows NSTATE apart)."""
     x_offs, x_mask, bc_offs, n_mask = _tile_offsets(p, L, x_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM,
                                                     BC_ROW, REVERSE)
     n_offs, _ = _n_offsets(p, L, n_base, offs_n, mask_n, NSTATE, REVERSE)
     return (x_offs, x_mask, n_offs, n_mask, tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0),
             tl.load(u_ptr + x_offs, mask=x_mask, other=0.0), tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0),
-            tl.load(B_ptr + bc_offs, mask=n_mask, other=0.0), tl.load(C_ptr + bc_offs, mask=n_mask, other=0.0))
+            tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0), tl.load(B_ptr + bc_offs, mask=n_mask, other=0.0),
+            tl.load(C_ptr + bc_offs, mask=n_mask, other=0.0))
 
 
 @triton.jit
-def _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, last_row):
-    """g over a tile (rows in scan order): g_t = a_{t+1} g_{t+1} + dy_t C_t, with a_{t+1} from dt one row later
-    (dt_after and g_carry: dt and g at the position after the tile). A forward `associative_scan` over the rows
-    flipped (Triton's reverse scan shuffles across lanes even where the rows lie in one thread)."""
-    a_next = tl.exp2(tl.flip(_next_rows(dt, dt_after, rows), 0)[:, :, None, :] * A2[None])
-    h = tl.flip(dy, 0)[:, :, None, :] * tl.flip(Ct, 0)[:, None, :, None]
-    h = tl.where(rows[:, None, None, None] == 0, h + a_next * g_carry[None], h)
+def _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row):
+    """g over a tile whose rows run against scan order (row 0 latest): g_t = a_{t+1} g_{t+1} + dy_t C_t, a
+    forward `associative_scan` over the mirrored rows, with a_{t+1} from dt one position later (the row
+    shift; dt_after and g_carry: dt and g at the position after the tile)."""
+    a_next = tl.exp2(_shift_rows(dt, dt_after, rows)[:, :, None, :] * A2[None])
+    h = dy[:, :, None, :] * Ct[:, None, :, None]
+    h = tl.where(first_row, h + a_next * g_carry[None], h)
     _, g = tl.associative_scan((a_next, h), 0, _compose)
-    return tl.flip(g, 0)
+    return g
 
 
-@triton.jit(do_not_specialize=["L", "LC", "N_TCHUNKS"])
+@triton.jit(do_not_specialize=["L", "N_CHUNKS", "LC", "N_TCHUNKS"])
 def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_ptr, dy_ptr,
-                     du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, S_ptr, W_ptr, Dl_ptr,
-                     L, DIM, NSTATE, BC_BATCH, BC_ROW, LC, N_TCHUNKS,
+                     du_ptr, ddt_ptr, dAp_ptr, dB_ptr, dC_ptr, dDp_ptr, ckpt_ptr, xf_ptr, S_ptr, W_ptr, Dl_ptr,
+                     L, DIM, NSTATE, BC_BATCH, BC_ROW, N_CHUNKS, LC, N_TCHUNKS,
                      HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr,
                      ADJOINT_ONLY: tl.constexpr, CHUNKED: tl.constexpr, A_LOG: tl.constexpr,
-                     HAS_DT_BIAS: tl.constexpr, PREFETCH: tl.constexpr, BLOCK_T: tl.constexpr,
+                     HAS_DT_BIAS: tl.constexpr, CHUNK: tl.constexpr,
+                     PREFETCH: tl.constexpr, BLOCK_T: tl.constexpr,
                      D_IN: tl.constexpr, D_LANES: tl.constexpr, BLOCK_N: tl.constexpr):
     """du, ddt, dB, dC and per-(sample, time chunk) dA, dD partials for one (channel block, sample, time
-    chunk): the two passes of the module docstring (the state entering every tile saved, then the tiles in
-    reverse with s_t recomputed from it and the adjoint g_t = a_{t+1} g_{t+1} + dy_t C_t beside it), entered
-    with the state the earlier chunks fold to (S, Delta) and w = a g at the position after the chunk, which the
-    later chunks fold to (W, Delta). ADJOINT_ONLY instead runs the adjoint alone over the chunk from g = 0
-    after it and writes the chunk's own w at its first position to W."""
+    chunk): the two passes of the module docstring (adjoint g_t = a_{t+1} g_{t+1} + dy_t C_t, log-decay
+    gradient q_t), entered with the state the earlier chunks fold to (S, Delta) and w = a g at the position
+    after the chunk, which the later chunks fold to (W, Delta). ADJOINT_ONLY instead runs the adjoint alone
+    over the chunk from g = 0 after it and writes the chunk's own w at its first position to W."""
     pid_b, pid_k, p_start, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
         At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D, CHUNKED, A_LOG, D_IN, D_LANES, BLOCK_N)
     dtb = _dt_bias(dtb_ptr, offs_d, mask_d, HAS_DT_BIAS)
@@ -361,10 +362,10 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
     x_base = pid_b * L * DIM
     n_base = pid_b * L * NSTATE
     bc_base = pid_b * BC_BATCH
-    ckpt_base = pid_b * tl.cdiv(L, BLOCK_T) * NSTATE * DIM
+    ckpt_base = pid_b * N_CHUNKS * NSTATE * DIM
     first_row = rows[:, None, None, None] == 0
     last_row = rows[:, None, None, None] == BLOCK_T - 1
-    first_row_x = rows[:, None, None] == 0
+    last_row_x = rows[:, None, None] == BLOCK_T - 1
     first_tile = p_start // BLOCK_T
     n_tiles = tl.cdiv(LC, BLOCK_T)
     g_carry = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # g at the position after the tile
@@ -372,18 +373,20 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
 
     if ADJOINT_ONLY:
         for i in range(0, n_tiles):
-            p = (first_tile + n_tiles - 1 - i) * BLOCK_T + rows
-            x_offs, x_mask, n_offs, n_mask, dt_raw, _, dy, _, Ct = _load_tile(
+            p = _reverse_rows(first_tile + n_tiles - 1 - i, rows, BLOCK_T)
+            x_offs, x_mask, n_offs, n_mask, dt_raw, _, dy, _, _, Ct = _load_tile(
                 p, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr,
-                dy_ptr, B_ptr, C_ptr, REVERSE)
+                dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
             dt, _ = _step(dt_raw, dtb, x_mask, p, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
-            g = _adjoint_tile(dt, dt_after, dy.to(tl.float32), Ct.to(tl.float32), g_carry, A2, rows, last_row)
-            g_carry = _pick(g, first_row)
-            dt_after = _pick(dt, first_row_x)
+            g = _adjoint_tile(dt, dt_after, dy.to(tl.float32), Ct.to(tl.float32), g_carry, A2, rows, first_row)
+            g_carry = _pick(g, last_row)
+            dt_after = _pick(dt, last_row_x)
         w_row = pid_b * N_TCHUNKS + pid_k
         tl.store(W_ptr + w_row * NSTATE * DIM + state_offs, g_carry * tl.exp2(dt_after[:, None, :] * A2),
                  mask=state_mask)
     else:
+        dA_acc = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
+        dD_acc = tl.zeros((D_IN, D_LANES), tl.float32)
         state = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
         if CHUNKED:
             for j in range(0, N_TCHUNKS):
@@ -391,75 +394,115 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
                     state = _fold_chunk(state, S_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask,
                                         offs_d, mask_d, DIM, NSTATE)
 
-        # Pass 1, scan order: the state entering each tile, saved. With PREFETCH each tile's loads are issued one
-        # tile ahead in both passes, so that they fly while the tile before computes (it costs registers, so the
-        # autotuner decides).
+        # Pass 1, scan order: s_t, dC, x^f, saved chunk states, dD and sum_{t in chunk} dy C s l_t for dA.
+        # With PREFETCH each tile's loads are issued one tile ahead, so that they fly while the tile before
+        # computes (the forward always does this; here it costs registers, so the autotuner decides).
+        ell_carry = tl.zeros((D_IN, D_LANES), tl.float32)
         ahead = _load_tile(p_start + rows, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE,
-                           BC_ROW, dt_ptr, u_ptr, dy_ptr, B_ptr, C_ptr, REVERSE)
-        for i in range(0, n_tiles):
-            p0 = p_start + i * BLOCK_T
-            tl.store(ckpt_ptr + ckpt_base + (first_tile + i) * NSTATE * DIM + state_offs, state,
-                     mask=state_mask & (p0 < L))
+                           BC_ROW, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
+        for off in range(0, LC, BLOCK_T):  # the last chunk may end early: positions past L are masked
+            p0 = p_start + off
+            if p0 % CHUNK == 0:
+                tl.store(ckpt_ptr + ckpt_base + (p0 // CHUNK) * NSTATE * DIM + state_offs, state,
+                         mask=state_mask & (p0 < L))
+                ell_carry = tl.zeros_like(ell_carry)
             if PREFETCH:
                 tile_in = ahead
                 ahead = _load_tile(p0 + BLOCK_T + rows, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n,
-                                   DIM, NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, B_ptr, C_ptr, REVERSE)
+                                   DIM, NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
             else:
                 tile_in = _load_tile(p0 + rows, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM,
-                                     NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, B_ptr, C_ptr, REVERSE)
-            x_offs, x_mask, _, _, dt_raw, u, _, Bt, _ = tile_in
+                                     NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
+            x_offs, x_mask, n_offs, n_mask, dt_raw, u, dy, _, Bt, Ct = tile_in
             dt, _ = _step(dt_raw, dtb, x_mask, p0 + rows, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
-            _, s = _tile_states(dt, u.to(tl.float32), Bt.to(tl.float32), state, A2, first_row)
+            u = u.to(tl.float32)
+            dy = dy.to(tl.float32)
+            Bt = Bt.to(tl.float32)
+            Ct = Ct.to(tl.float32)
+            a = tl.exp2(dt[:, :, None, :] * A2[None])
+            b = (dt * u)[:, :, None, :] * Bt[:, None, :, None]
+            b = tl.where(first_row, b + a * state[None], b)
+            _, s = tl.associative_scan((a, b), 0, _compose)
+            tl.atomic_add(dC_ptr + n_offs, _sum_channels(s * dy[:, :, None, :]), mask=n_mask, sem="relaxed")
+            sC = s * Ct[:, None, :, None]
+            tl.store(xf_ptr + x_offs, dy * tl.sum(sC * A[None], axis=2), mask=x_mask)
+            ell = ell_carry[None] + tl.cumsum(dt, axis=0)
+            dA_acc += tl.sum(sC * (dy * ell)[:, :, None, :], axis=0)
+            ell_carry += tl.sum(dt, axis=0)
+            if HAS_D:
+                dD_acc += tl.sum(dy * u, axis=0)
             state = _pick(s, last_row)
 
-        # Pass 2, the tiles in reverse scan order (rows in scan order): s_t again from the saved state, g_t by a
-        # reverse scan entered with w_in = a g after the chunk (dt_after = 0 makes that row's decay 1); then every
-        # gradient of the module docstring at once, with q_t = g_t (s_t - b_t).
+        # Pass 2, reverse scan order; row j of a tile is scan position p_top - j (latest first). The chunk
+        # is entered with g a = w_in after its end (dt_after = 0 makes that row's decay 1) and the exact q
+        # there, w_in times the chunk's end state.
+        w_in = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # w = a g at the position after the chunk
         if CHUNKED:
             for i in range(0, N_TCHUNKS):  # folded here, not before pass 1: no registers held across it
                 j = N_TCHUNKS - 1 - i
                 if j > pid_k:
-                    g_carry = _fold_chunk(g_carry, W_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask,
-                                          offs_d, mask_d, DIM, NSTATE)
-        dA_acc = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
-        dD_acc = tl.zeros((D_IN, D_LANES), tl.float32)
-        ahead = _load_tile(p_start + (n_tiles - 1) * BLOCK_T + rows, L, x_base, n_base, bc_base, offs_d, mask_d,
-                           offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, B_ptr, C_ptr, REVERSE)
+                    w_in = _fold_chunk(w_in, W_ptr, Dl_ptr, A2, pid_b * N_TCHUNKS + j, state_offs, state_mask,
+                                       offs_d, mask_d, DIM, NSTATE)
+        g_carry = w_in
+        q_next = w_in * state  # q at the start of the (saved-state) chunk after this one
+        x_carry = tl.sum(A * q_next, axis=1)  # sum_n A q at the position after the tile
+        xr_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # sum over the chunk so far of b g
+        xr_e_sum = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)  # ... of b g e_t
+        e_carry = tl.zeros((D_IN, D_LANES), tl.float32)  # sum of dt over the chunk's positions done so far
+        ahead = _load_tile(_reverse_rows(first_tile + n_tiles - 1, rows, BLOCK_T), L, x_base, n_base, bc_base,
+                           offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr,
+                           C_ptr, REVERSE)
         for i in range(0, n_tiles):
             tile = first_tile + n_tiles - 1 - i
-            p = tile * BLOCK_T + rows
+            p = _reverse_rows(tile, rows, BLOCK_T)
             if PREFETCH:  # the tile before, or this one again at the chunk's first tile (never before position 0)
                 tile_in = ahead
-                ahead = _load_tile(tl.maximum(tile - 1, first_tile) * BLOCK_T + rows, L, x_base, n_base, bc_base,
-                                   offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr, dy_ptr, B_ptr,
-                                   C_ptr, REVERSE)
+                ahead = _load_tile(_reverse_rows(tl.maximum(tile - 1, first_tile), rows, BLOCK_T), L, x_base,
+                                   n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr,
+                                   dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
             else:
                 tile_in = _load_tile(p, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW,
-                                     dt_ptr, u_ptr, dy_ptr, B_ptr, C_ptr, REVERSE)
-            x_offs, x_mask, n_offs, n_mask, dt_raw, u, dy, Bt, Ct = tile_in
-            state = tl.load(ckpt_ptr + ckpt_base + tile * NSTATE * DIM + state_offs,
-                            mask=state_mask & (tile * BLOCK_T < L), other=0.0)
+                                     dt_ptr, u_ptr, dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
+            x_offs, x_mask, n_offs, n_mask, dt_raw, u, dy, xf, Bt, Ct = tile_in
             dt, slope = _step(dt_raw, dtb, x_mask, p, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
             u = u.to(tl.float32)
             dy = dy.to(tl.float32)
             Bt = Bt.to(tl.float32)
-            b, s = _tile_states(dt, u, Bt, state, A2, first_row)
-            g = _adjoint_tile(dt, dt_after, dy, Ct.to(tl.float32), g_carry, A2, rows, last_row)
-            q = g * (s - b)
-            dA_acc += tl.sum(q * dt[:, :, None, :], axis=0)
+            Ct = Ct.to(tl.float32)
+            g = _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row)
             dtu = dt * u
             tl.atomic_add(dB_ptr + n_offs, _sum_channels(g * dtu[:, :, None, :]), mask=n_mask, sem="relaxed")
-            tl.atomic_add(dC_ptr + n_offs, _sum_channels(s * dy[:, :, None, :]), mask=n_mask, sem="relaxed")
-            gB_sum = tl.sum(g * Bt[:, None, :, None], axis=2)
+            gB = g * Bt[:, None, :, None]
+            gB_sum = tl.sum(gB, axis=2)
             du = gB_sum * dt
             if HAS_D:
                 du += Dv[None] * dy
-                dD_acc += tl.sum(dy * u, axis=0)
+            # sum_n A q_t = sum_{t' >= t} (x^f - x^r)_{t'}: an inclusive prefix sum over the mirrored rows.
+            x = xf - dtu * tl.sum(gB * A[None], axis=2)
+            x_cum = x_carry[None] + tl.cumsum(x, axis=0)
             tl.store(du_ptr + x_offs, du.to(du_ptr.dtype.element_ty), mask=x_mask)
-            ddt = (u * gB_sum + tl.sum(q * A[None], axis=2)) * slope
-            tl.store(ddt_ptr + x_offs, ddt.to(ddt_ptr.dtype.element_ty), mask=x_mask)
-            g_carry = _pick(g, first_row)
-            dt_after = _pick(dt, first_row_x)
+            tl.store(ddt_ptr + x_offs, ((u * gB_sum + x_cum) * slope).to(ddt_ptr.dtype.element_ty), mask=x_mask)
+            x_carry = _pick(x_cum, last_row_x)
+            # Backward half of dA: sum_t b_t g_t l_t = Delta_k * sum b g - sum b g e_t, with e_t the dt
+            # summed over the chunk's positions after t (l_t = Delta_k - e_t).
+            xr = gB * dtu[:, :, None, :]
+            e = e_carry[None] + tl.cumsum(dt, axis=0) - dt
+            xr_sum += tl.sum(xr, axis=0)
+            xr_e_sum += tl.sum(xr * e[:, :, None, :], axis=0)
+            e_carry += tl.sum(dt, axis=0)
+            g_carry = _pick(g, last_row)
+            dt_after = _pick(dt, last_row_x)
+            if (tile * BLOCK_T) % CHUNK == 0:
+                # Chunk start: close the chunk's dA terms, then the exact q here re-anchors the suffix sum.
+                chunk_dt = e_carry[:, None, :]
+                dA_acc += q_next * chunk_dt - (chunk_dt * xr_sum - xr_e_sum)
+                saved = tl.load(ckpt_ptr + ckpt_base + (tile * BLOCK_T // CHUNK) * NSTATE * DIM + state_offs,
+                                mask=state_mask & (tile * BLOCK_T < L), other=0.0)
+                q_next = g_carry * tl.exp2(dt_after[:, None, :] * A2) * saved
+                x_carry = tl.sum(A * q_next, axis=1)
+                xr_sum = tl.zeros_like(xr_sum)
+                xr_e_sum = tl.zeros_like(xr_e_sum)
+                e_carry = tl.zeros_like(e_carry)
 
         part = pid_b * N_TCHUNKS + pid_k
         tl.store(dAp_ptr + part * NSTATE * DIM + state_offs, dA_acc * A if A_LOG else dA_acc, mask=state_mask)
@@ -750,9 +793,12 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
     batch, length, dim = u.shape
     nstate = At.shape[0]
     block_n = triton.next_power_of_2(nstate)
+    n_saved = triton.cdiv(length, CHUNK)
     f32 = dict(device=u.device, dtype=torch.float32)
     du, ddelta = torch.empty_like(u), torch.empty_like(delta)
     dB, dC = torch.empty(batch, length, nstate, **f32), torch.empty(batch, length, nstate, **f32)  # zeroed per launch
+    ckpt = torch.empty(batch, n_saved, nstate, dim, **f32)
+    xf = torch.empty(batch, length, dim, **f32)
     # The chunks' transfers are a forward launch (STATES_ONLY): with the forward kernel's own layout, not the
     # backward's (a layout tuned for the backward's registers ran the forward kernel slowly), on the backward's chunks.
     forward_layout = _forward_layout(_forward_key(u, delta, B, C, D, padding_mask, dt_softplus), block_n)
@@ -762,7 +808,6 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
         if CHUNK % cfg.block_t:
             raise ValueError(f"CHUNK={CHUNK} must be a multiple of block_t={cfg.block_t}")
         n_chunks, per_chunk = _time_chunks(length, cfg)
-        ckpt = torch.empty(batch, triton.cdiv(length, cfg.block_t), nstate, dim, **f32)  # the state entering each tile
         S, delta_sum = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask,
                                         forward_layout._replace(chunks=cfg.chunks), a_log, dt_bias)
         W = torch.empty_like(S) if n_chunks > 1 else u
@@ -776,11 +821,11 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
                                    padding_mask if padding_mask is not None else u,
                                    dt_bias if dt_bias is not None else u, dy,
                                    du, ddelta, dA_part, dB, dC, dD_part,
-                                   ckpt, S, W, delta_sum, length, dim, nstate, *_bc_strides(B, C), per_chunk,
-                                   n_chunks,
+                                   ckpt, xf, S, W, delta_sum, length, dim, nstate, *_bc_strides(B, C), n_saved,
+                                   per_chunk, n_chunks,
                                    HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
                                    HAS_PAD=padding_mask is not None, ADJOINT_ONLY=adjoint_only,
-                                   CHUNKED=n_chunks > 1, A_LOG=a_log, HAS_DT_BIAS=dt_bias is not None,
+                                   CHUNKED=n_chunks > 1, A_LOG=a_log, HAS_DT_BIAS=dt_bias is not None, CHUNK=CHUNK,
                                    PREFETCH=bool(cfg.prefetch),
                                    BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n,
                                    num_warps=cfg.num_warps)
