@@ -126,5 +126,15 @@ for part in "$@"; do
              --lengths 1024 4096 16384 --max-tokens-attention 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 \
              --warmup 2 --repeats 5 --train --timm --out $OUT/bench_full > $OUT/bench_full.log 2>&1
            echo "bench_full rc=$?" >> $OUT/bench_full.log; grep -v Warning $OUT/bench_full.log | grep "rc=\|^| " ;;
+    # every goal row of the issue in one run: 224/512/1024 px and the 1-D sweep, eager and CUDA-graph rows, timm
+    bench_all) timeout 560 python3 -m infomamba.bench --mixers infomamba attention mamba --resolutions 224 512 1024 \
+             --lengths 1024 4096 16384 --max-tokens-attention 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 \
+             --warmup 2 --repeats 5 --train --timm --cuda-graphs --out $OUT/bench_all > $OUT/bench_all.log 2>&1
+           echo "bench_all rc=$?" >> $OUT/bench_all.log; grep -v Warning $OUT/bench_all.log | grep "rc=\|^| " ;;
+    # the issue's scan ratio at its own shape (B64 L1024, d 768): the kernel alone, autotuned, fwd and fwd+bwd;
+    # SCAN_BASELINE=<an earlier kernel file> times it beside (`bench_scan.py --baseline`)
+    scan_ratio) timeout 200 python3 benchmarks/bench_scan.py --shapes 64x1024 16x4096 8x16384 --dtypes bfloat16 \
+             ${SCAN_BASELINE:+--baseline $SCAN_BASELINE} > $OUT/scan_ratio.log 2>&1; echo "scan_ratio rc=$?" >> $OUT/scan_ratio.log
+           grep "rc=\|^| \|^- " $OUT/scan_ratio.log | grep -v "reference\|sequential" ;;
   esac
 done
