@@ -138,9 +138,10 @@ def test_time_chunks_match_one_program_per_sample(chunk, monkeypatch, reverse, c
         check_against_reference(args, reverse, TOL[torch.float32])
 
 
-def test_backward_transfers_launch_with_the_forward_layout(chunk, monkeypatch):
-    """The backward's chunk transfers are a forward-kernel launch: with the forward's layout and the backward's
-    chunks (the forward here one chunk in another layout), and the gradients still the reference's."""
+def test_time_chunked_backward_launches_no_forward_kernel(chunk, monkeypatch):
+    """The backward's chunk transfers (S, Delta) come from its ADJOINT_ONLY launch, not from a forward-kernel launch:
+    the forward kernel runs once (the forward's own, one chunk here) and the gradients, with the backward in three
+    chunks, are the reference's."""
     fwd = ss.candidate_configs("fwd", 4)[1]
     bwd = ss.candidate_configs("bwd", 4)[0]._replace(chunks=3)
     launches = []
@@ -153,7 +154,7 @@ def test_backward_transfers_launch_with_the_forward_layout(chunk, monkeypatch):
     monkeypatch.setattr(ss, "_launch_forward", spy)
     with ss.force_config(fwd=fwd, bwd=bwd):
         check_against_reference(make_inputs(batch=2, length=70, d=16, n=4), False, TOL[torch.float32])
-    assert launches == [(fwd, False), (fwd._replace(chunks=3), True)]
+    assert launches == [(fwd, False)]
 
 
 def test_time_chunked_variants_only_where_programs_are_few():

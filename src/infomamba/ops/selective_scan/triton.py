@@ -35,9 +35,12 @@ Delta_k), and each program folds the earlier chunks' transfers into its start st
 O(K) fold per program is cheap). The backward also needs the adjoint entering from the later chunks:
 with w_t = a_t g_t, w at a chunk's first position is W_k + exp(Delta_k A) w after it, W_k its own w
 from g = 0 after it, written by an ADJOINT_ONLY launch; a chunk is entered with g_carry = w after it
-(its decay row set to 1), q = w s_end and sum_n A q for the suffix sums. dA and dD come back per
-(sample, chunk). The cost is one more exp pass in the forward and two in the backward; the autotuner
-times each layout with and without chunks where the programs fill less than two waves (`time_chunked`).
+(its decay row set to 1), q = w s_end and sum_n A q for the suffix sums. The backward's ADJOINT_ONLY launch
+also writes the chunks' (S_k, Delta_k), from the decays a_{t+1} its adjoint forms anyway: S_k = sum_t
+(prod_{r > t} a_r) b_t, a running product over the rows (no forward launch in the backward; one cost 23 ms of a
+16,384-token step at 172a13f, docs/benchmarks.md). dA and dD come back per (sample, chunk). The cost is one more
+exp pass in the forward and one in the backward; the autotuner times each layout with and without chunks where
+the programs fill less than two waves (`time_chunked`).
 
 For the fused SSM op (`ops/ssm_inner`) both kernels also take dt before softplus (DT_SOFTPLUS, as
 mamba-ssm's `delta_softplus`): they form dt = softplus(dt_pre) in registers, 0 at padding (a (B, L)
@@ -329,15 +332,15 @@ def _load_tile(p, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DI
 
 
 @triton.jit
-def _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row):
-    """g over a tile whose rows run against scan order (row 0 latest): g_t = a_{t+1} g_{t+1} + dy_t C_t, a
-    forward `associative_scan` over the mirrored rows, with a_{t+1} from dt one position later (the row
-    shift; dt_after and g_carry: dt and g at the position after the tile)."""
-    a_next = tl.exp2(_shift_rows(dt, dt_after, rows)[:, :, None, :] * A2[None])
+def _adjoint_tile(dt_next, dy, Ct, g_carry, A2, first_row):
+    """(g, a_{t+1}) over a tile whose rows run against scan order (row 0 latest): g_t = a_{t+1} g_{t+1} +
+    dy_t C_t, a forward `associative_scan` over the mirrored rows, with a_{t+1} from dt_next, dt one position
+    later (`_shift_rows` of the tile's dt and dt at the position after it; g_carry: g there)."""
+    a_next = tl.exp2(dt_next[:, :, None, :] * A2[None])
     h = dy[:, :, None, :] * Ct[:, None, :, None]
     h = tl.where(first_row, h + a_next * g_carry[None], h)
     _, g = tl.associative_scan((a_next, h), 0, _compose)
-    return g
+    return g, a_next
 
 
 @triton.jit(do_not_specialize=["L", "N_CHUNKS", "LC", "N_TCHUNKS"])
@@ -353,7 +356,8 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
     chunk): the two passes of the module docstring (adjoint g_t = a_{t+1} g_{t+1} + dy_t C_t, log-decay
     gradient q_t), entered with the state the earlier chunks fold to (S, Delta) and w = a g at the position
     after the chunk, which the later chunks fold to (W, Delta). ADJOINT_ONLY instead runs the adjoint alone
-    over the chunk from g = 0 after it and writes the chunk's own w at its first position to W."""
+    over the chunk from g = 0 after it and writes the chunk's own w at its first position to W, and its
+    transfer (S, Delta)."""
     pid_b, pid_k, p_start, offs_d, mask_d, offs_n, mask_n, state_offs, state_mask, A, Dv, pad_row = _program_block(
         At_ptr, D_ptr, pad_ptr, L, LC, DIM, NSTATE, HAS_D, CHUNKED, A_LOG, D_IN, D_LANES, BLOCK_N)
     dtb = _dt_bias(dtb_ptr, offs_d, mask_d, HAS_DT_BIAS)
@@ -372,18 +376,28 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
     dt_after = tl.zeros((D_IN, D_LANES), tl.float32)  # dt at the position after the tile
 
     if ADJOINT_ONLY:
+        S_acc = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
+        dt_beyond = tl.zeros((D_IN, D_LANES), tl.float32)  # dt summed from two positions after the tile on
         for i in range(0, n_tiles):
             p = _reverse_rows(first_tile + n_tiles - 1 - i, rows, BLOCK_T)
-            x_offs, x_mask, n_offs, n_mask, dt_raw, _, dy, _, _, Ct = _load_tile(
+            x_offs, x_mask, n_offs, n_mask, dt_raw, u, dy, _, Bt, Ct = _load_tile(
                 p, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM, NSTATE, BC_ROW, dt_ptr, u_ptr,
                 dy_ptr, xf_ptr, B_ptr, C_ptr, REVERSE)
             dt, _ = _step(dt_raw, dtb, x_mask, p, L, pad_row, REVERSE, DT_SOFTPLUS, HAS_PAD)
-            g = _adjoint_tile(dt, dt_after, dy.to(tl.float32), Ct.to(tl.float32), g_carry, A2, rows, first_row)
+            dt_next = _shift_rows(dt, dt_after, rows)
+            g, a_next = _adjoint_tile(dt_next, dy.to(tl.float32), Ct.to(tl.float32), g_carry, A2, first_row)
+            # S += sum_t (prod_{r > t} a_r) b_t: a row's product is the running product of a_{t+1} down the rows
+            # times exp(A * dt_beyond).
+            b = (dt * u.to(tl.float32))[:, :, None, :] * Bt.to(tl.float32)[:, None, :, None]
+            S_acc += tl.exp2(dt_beyond[:, None, :] * A2) * tl.sum(tl.cumprod(a_next, 0) * b, axis=0)
+            dt_beyond += tl.sum(dt_next, axis=0)
             g_carry = _pick(g, last_row)
             dt_after = _pick(dt, last_row_x)
-        w_row = pid_b * N_TCHUNKS + pid_k
-        tl.store(W_ptr + w_row * NSTATE * DIM + state_offs, g_carry * tl.exp2(dt_after[:, None, :] * A2),
+        row = pid_b * N_TCHUNKS + pid_k
+        tl.store(W_ptr + row * NSTATE * DIM + state_offs, g_carry * tl.exp2(dt_after[:, None, :] * A2),
                  mask=state_mask)
+        tl.store(S_ptr + row * NSTATE * DIM + state_offs, S_acc, mask=state_mask)
+        tl.store(Dl_ptr + row * DIM + offs_d, dt_beyond + dt_after, mask=mask_d)
     else:
         dA_acc = tl.zeros((D_IN, BLOCK_N, D_LANES), tl.float32)
         dD_acc = tl.zeros((D_IN, D_LANES), tl.float32)
@@ -469,7 +483,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
             dy = dy.to(tl.float32)
             Bt = Bt.to(tl.float32)
             Ct = Ct.to(tl.float32)
-            g = _adjoint_tile(dt, dt_after, dy, Ct, g_carry, A2, rows, first_row)
+            g, _ = _adjoint_tile(_shift_rows(dt, dt_after, rows), dy, Ct, g_carry, A2, first_row)
             dtu = dt * u
             tl.atomic_add(dB_ptr + n_offs, _sum_channels(g * dtu[:, :, None, :]), mask=n_mask, sem="relaxed")
             gB = g * Bt[:, None, :, None]
@@ -620,12 +634,6 @@ def _pinned(kind: str) -> ScanConfig | None:
                          f"config for both, got {env!r}")
     values = per_kernel.get(kind)
     return ScanConfig(*(int(v) for v in values.split(","))) if values else None
-
-
-def _forward_layout(key: tuple, block_n: int) -> ScanConfig:
-    """The config the forward kernel runs with for the input of tuning key `key` (pinned, else the autotuner's pick
-    for it, else the first candidate), looked up without timing anything."""
-    return _pinned("fwd") or _tuned.get(("fwd", block_n) + key) or candidate_configs("fwd", block_n)[0]
 
 
 def _pick_config(kind: str, key: tuple, block_n: int, launch, variants) -> ScanConfig:
@@ -799,18 +807,15 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
     dB, dC = torch.empty(batch, length, nstate, **f32), torch.empty(batch, length, nstate, **f32)  # zeroed per launch
     ckpt = torch.empty(batch, n_saved, nstate, dim, **f32)
     xf = torch.empty(batch, length, dim, **f32)
-    # The chunks' transfers are a forward launch (STATES_ONLY): with the forward kernel's own layout, not the
-    # backward's (a layout tuned for the backward's registers ran the forward kernel slowly), on the backward's chunks.
-    forward_layout = _forward_layout(_forward_key(u, delta, B, C, D, padding_mask, dt_softplus), block_n)
 
     def launch(cfg: ScanConfig):
         """Both launches of the backward with `cfg`; returns the per-(sample, chunk) dA and dD partials."""
         if CHUNK % cfg.block_t:
             raise ValueError(f"CHUNK={CHUNK} must be a multiple of block_t={cfg.block_t}")
         n_chunks, per_chunk = _time_chunks(length, cfg)
-        S, delta_sum = _chunk_transfers(u, delta, At, B, C, D, reverse, dt_softplus, padding_mask,
-                                        forward_layout._replace(chunks=cfg.chunks), a_log, dt_bias)
-        W = torch.empty_like(S) if n_chunks > 1 else u
+        # the chunks' transfers (S, Delta) and adjoint transfers W, written by the ADJOINT_ONLY launch
+        S, W = (torch.empty(batch * n_chunks, nstate, dim, **f32) if n_chunks > 1 else u for _ in range(2))
+        delta_sum = torch.empty(batch * n_chunks, dim, **f32) if n_chunks > 1 else u
         dA_part = torch.empty(batch * n_chunks, nstate, dim, **f32)
         dD_part = torch.empty(batch * n_chunks, dim, **f32) if D is not None else dA_part
         dB.zero_()
