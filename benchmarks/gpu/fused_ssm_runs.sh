@@ -134,12 +134,14 @@ for part in "$@"; do
     # the scan ratio at its own shape (B64 L1024, d 768): the kernel alone, autotuned, fwd and fwd+bwd;
     # SCAN_BASELINE=<an earlier kernel file> times it beside (`bench_scan.py --baseline`)
     scan_ratio) timeout 200 python3 benchmarks/bench_scan.py --shapes 64x1024 16x4096 8x16384 --dtypes bfloat16 \
-             ${SCAN_BASELINE:+--baseline $SCAN_BASELINE} > $OUT/scan_ratio.log 2>&1; echo "scan_ratio rc=$?" >> $OUT/scan_ratio.log
+             ${SCAN_BASELINE:+--baseline $SCAN_BASELINE} > $OUT/scan_ratio.log 2>&1
+           echo "scan_ratio rc=$?" >> $OUT/scan_ratio.log
            grep "rc=\|^| \|^- " $OUT/scan_ratio.log | grep -v "reference\|sequential" ;;
     # the chunked backward (transfers from its ADJOINT_ONLY launch): its GPU tests, then the 1-D rows against attention
     chunked_bwd) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops/test_selective_scan_triton.py \
              tests/ops/test_ssm_inner.py -k "time_chunk or strided or matches_reference or long_sequence" \
-             > $OUT/tests_chunked.log 2>&1; echo "tests_chunked rc=$?" >> $OUT/tests_chunked.log; tail -3 $OUT/tests_chunked.log
+             > $OUT/tests_chunked.log 2>&1
+           echo "tests_chunked rc=$?" >> $OUT/tests_chunked.log; tail -3 $OUT/tests_chunked.log
            timeout 200 python3 -m infomamba.bench --mixers infomamba attention --resolutions --lengths 4096 16384 \
              --max-tokens-attention 16384 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train \
              --out $OUT/bench_1d > $OUT/bench_1d.log 2>&1; echo "bench_1d rc=$?" >> $OUT/bench_1d.log
