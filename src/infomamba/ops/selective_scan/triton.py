@@ -38,8 +38,7 @@ from g = 0 after it, written by an ADJOINT_ONLY launch; a chunk is entered with 
 (its decay row set to 1), q = w s_end and sum_n A q for the suffix sums. The backward's ADJOINT_ONLY launch
 also writes the chunks' (S_k, Delta_k), from the decays a_{t+1} its adjoint forms anyway: S_k = sum_t
 (prod_{r > t} a_r) b_t, a running product over the rows (no forward launch in the backward: 3 % less backward
-time kernel-alone at B8 L16384, docs/benchmarks.md), and, having no sums over channels, runs with the forward
-kernel's layout. dA and dD come back per (sample, chunk). The cost is one more
+time kernel-alone at B8 L16384, docs/benchmarks.md). dA and dD come back per (sample, chunk). The cost is one more
 exp pass in the forward and one in the backward; the autotuner times each layout with and without chunks where
 the programs fill less than two waves (`time_chunked`).
 
@@ -637,12 +636,6 @@ def _pinned(kind: str) -> ScanConfig | None:
     return ScanConfig(*(int(v) for v in values.split(","))) if values else None
 
 
-def _forward_layout(key: tuple, block_n: int) -> ScanConfig:
-    """The config the forward kernel runs with for the input of tuning key `key` (pinned, else the autotuner's pick
-    for it, else the first candidate), looked up without timing anything."""
-    return _pinned("fwd") or _tuned.get(("fwd", block_n) + key) or candidate_configs("fwd", block_n)[0]
-
-
 def _pick_config(kind: str, key: tuple, block_n: int, launch, variants) -> ScanConfig:
     """Forced config, else the cached winner for `key`, else time every candidate once (fastest wins).
 
@@ -814,10 +807,6 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
     dB, dC = torch.empty(batch, length, nstate, **f32), torch.empty(batch, length, nstate, **f32)  # zeroed per launch
     ckpt = torch.empty(batch, n_saved, nstate, dim, **f32)
     xf = torch.empty(batch, length, dim, **f32)
-    # The ADJOINT_ONLY launch (an exp and two scans an element, no sums over channels) runs with the forward kernel's
-    # layout on the backward's chunks: 13.2 sm_90 instructions an element at the forward's (4, 1, 64, 2) against 17.2
-    # at the backward's (2, 4, 8, 1), the 16,384-token picks (docs/benchmarks.md).
-    forward_layout = _forward_layout(_forward_key(u, delta, B, C, D, padding_mask, dt_softplus), block_n)
 
     def launch(cfg: ScanConfig):
         """Both launches of the backward with `cfg`; returns the per-(sample, chunk) dA and dD partials."""
@@ -831,9 +820,8 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
         dD_part = torch.empty(batch * n_chunks, dim, **f32) if D is not None else dA_part
         dB.zero_()
         dC.zero_()
+        grid = (triton.cdiv(dim, cfg.block_d), batch, n_chunks)
         for adjoint_only in ((True, False) if n_chunks > 1 else (False,)):
-            layout = forward_layout if adjoint_only else cfg
-            grid = (triton.cdiv(dim, layout.block_d), batch, n_chunks)
             _scan_bwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
                                    padding_mask if padding_mask is not None else u,
                                    dt_bias if dt_bias is not None else u, dy,
@@ -843,9 +831,9 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
                                    HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
                                    HAS_PAD=padding_mask is not None, ADJOINT_ONLY=adjoint_only,
                                    CHUNKED=n_chunks > 1, A_LOG=a_log, HAS_DT_BIAS=dt_bias is not None, CHUNK=CHUNK,
-                                   PREFETCH=bool(layout.prefetch),
-                                   BLOCK_T=layout.block_t, D_IN=layout.d_in, D_LANES=layout.d_lanes, BLOCK_N=block_n,
-                                   num_warps=layout.num_warps)
+                                   PREFETCH=bool(cfg.prefetch),
+                                   BLOCK_T=cfg.block_t, D_IN=cfg.d_in, D_LANES=cfg.d_lanes, BLOCK_N=block_n,
+                                   num_warps=cfg.num_warps)
         return dA_part, dD_part
 
     dA_part, dD_part = launch(_pick_config("bwd", _shape_key(u, u, delta, B, C, D, dy, padding_mask) + (dt_softplus,),
