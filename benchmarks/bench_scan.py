@@ -19,6 +19,7 @@ exps alone need at the GPU's MUFU rate (16 per clock per SM), a lower bound for 
     python benchmarks/bench_scan.py --sweep         # time every config of SWEEP for each kernel (bf16)
     python benchmarks/bench_scan.py --sweep --fused # ... launched as the fused SSM op launches them
     python benchmarks/bench_scan.py --shapes 8x16384 --dtypes bfloat16   # other batch x length shapes
+    python benchmarks/bench_scan.py --shapes 8x16384 --chunks 9 17 33 65   # the tuned layouts, other chunk counts
 """
 from __future__ import annotations
 
@@ -148,6 +149,32 @@ def sweep(shapes, d, n, fused: bool) -> None:
         torch.cuda.empty_cache()
 
 
+def chunk_sweep(shapes, d, n, counts) -> None:
+    """Forward and backward ms at each shape with the autotuner's layout for it and each number of time chunks in
+    `counts` (bf16, launched as the fused SSM op launches them): whether `time_chunked`'s one chunked variant (two
+    waves of programs) is the count to time."""
+    print("\n| kernel | batch | L | layout (block_t, d_in, d_lanes, warps, prefetch) | chunks | ms |")
+    print("|---|---|---|---|---|---|")
+    for batch, length in shapes:
+        u, delta, A, B, C, D = scan_inputs(batch, length, d, n, torch.bfloat16)
+        delta, At, options = fused_launch(delta, A)
+        dy = torch.randn_like(u)
+        runs = {"fwd": lambda: ss._forward(u, delta, At, B, C, D, False, **options),
+                "bwd": lambda: ss._backward(u, delta, At, B, C, D, dy, False, **options)}
+        buckets = (d, triton.next_power_of_2(batch), triton.next_power_of_2(length))
+        for kind, run in runs.items():
+            run()
+            picked = next(cfg for key, cfg in ss.tuned_configs().items() if key[0] == kind and key[2:5] == buckets)
+            for count in sorted({picked.chunks, *counts}):
+                with ss.force_config(**{kind: picked._replace(chunks=count)}):
+                    ms = time_ms(run, 100)
+                mark = " (autotuned)" if count == picked.chunks else ""
+                print(f"| {kind} | {batch} | {length} | {(*picked[:4], picked.prefetch)} | {count}{mark} | {ms:.3f} |",
+                      flush=True)
+        del u, delta, A, B, C, D, dy
+        torch.cuda.empty_cache()
+
+
 def fmt(value):
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -167,6 +194,8 @@ def main() -> None:
                         help="with --sweep: launch the kernels as the fused SSM op does (dt's softplus, A_log)")
     parser.add_argument("--shapes", nargs="+", metavar="BxL",
                         help="batch x length pairs instead of the defaults, e.g. 64x196 8x16384")
+    parser.add_argument("--chunks", nargs="+", type=int, metavar="K",
+                        help="time the autotuner's layouts at these numbers of time chunks (`chunk_sweep`), then exit")
     parser.add_argument("--clock-ghz", type=float, default=1.98,
                         help="SM clock for the ex2 floor (H100 SXM max boost)")
     args = parser.parse_args()
@@ -178,6 +207,9 @@ def main() -> None:
     d = 128 if args.quick else args.d
     reps_ms = 20 if args.quick else args.reps_ms
     props = torch.cuda.get_device_properties(0)
+    if args.chunks:
+        chunk_sweep(shapes, d, args.n, args.chunks)
+        return
     if args.sweep:
         sweep([(64, 196), (64, 1024), (16, 4096)] if not args.quick else shapes, d, args.n, args.fused)
         return
