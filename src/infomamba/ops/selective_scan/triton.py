@@ -30,8 +30,8 @@ idle at small batch: at batch 8, d 768 the backward ran 384 one-warp programs on
 achieved occupancy, latency-bound). A config with `chunks` = K > 1 splits the scan positions into K
 chunks of a multiple of CHUNK positions, each its own program. A chunk k transfers the state as
 s_end = exp(Delta_k A) s_start + S_k, with Delta_k its summed dt and S_k its end state scanned from zero
-(the product of its a_t is exp(Delta_k A)); a first launch (STATES_ONLY) writes every chunk's (S_k,
-Delta_k), and each program folds the earlier chunks' transfers into its start state (K small, so the
+(the product of its a_t is exp(Delta_k A)); in the forward a first launch (STATES_ONLY) writes every chunk's
+(S_k, Delta_k), and each program folds the earlier chunks' transfers into its start state (K small, so the
 O(K) fold per program is cheap). The backward also needs the adjoint entering from the later chunks:
 with w_t = a_t g_t, w at a chunk's first position is W_k + exp(Delta_k A) w after it, W_k its own w
 from g = 0 after it, written by an ADJOINT_ONLY launch; a chunk is entered with g_carry = w after it
