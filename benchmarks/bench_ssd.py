@@ -16,9 +16,14 @@ accuracy.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_scan import time_ms  # noqa: E402  (benchmarks/ is a folder of scripts)
 
 
 def segment_sums(x: torch.Tensor) -> torch.Tensor:
@@ -80,14 +85,11 @@ def inputs(batch: int, length: int, heads: int, p: int, n: int, dtype, device):
 
 
 def timed(fn, args, reps_ms: int) -> dict:
-    """Forward ms, forward+backward ms (triton.testing.do_bench medians) and the forward+backward peak GiB."""
-    import triton.testing
-
+    """Forward ms, forward+backward ms (`bench_scan.time_ms`: do_bench medians) and the forward+backward peak GiB."""
     leaves = [a.detach().clone().requires_grad_() if a.is_floating_point() else a for a in args]
-    out = {"fwd": triton.testing.do_bench(lambda: fn(*args), rep=reps_ms, return_mode="median")}
+    out = {"fwd": time_ms(lambda: fn(*args), reps_ms)}
     dy = torch.randn_like(fn(*leaves))
-    out["fwdbwd"] = triton.testing.do_bench(lambda: fn(*leaves).backward(dy), rep=reps_ms, grad_to_none=leaves,
-                                            return_mode="median")
+    out["fwdbwd"] = time_ms(lambda: fn(*leaves).backward(dy), reps_ms, leaves)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()

@@ -814,8 +814,10 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
             raise ValueError(f"CHUNK={CHUNK} must be a multiple of block_t={cfg.block_t}")
         n_chunks, per_chunk = _time_chunks(length, cfg)
         # the chunks' transfers (S, Delta) and adjoint transfers W, written by the ADJOINT_ONLY launch
-        S, W = (torch.empty(batch * n_chunks, nstate, dim, **f32) if n_chunks > 1 else u for _ in range(2))
-        delta_sum = torch.empty(batch * n_chunks, dim, **f32) if n_chunks > 1 else u
+        chunked = n_chunks > 1
+        S = torch.empty(batch * n_chunks, nstate, dim, **f32) if chunked else u
+        W = torch.empty_like(S) if chunked else u
+        delta_sum = torch.empty(batch * n_chunks, dim, **f32) if chunked else u
         dA_part = torch.empty(batch * n_chunks, nstate, dim, **f32)
         dD_part = torch.empty(batch * n_chunks, dim, **f32) if D is not None else dA_part
         dB.zero_()
