@@ -75,3 +75,48 @@ def test_training_is_timed_after_the_steps_that_record_cuda_graphs(monkeypatch):
                   train=True)
     inference, train_warmup, train_timed = calls
     assert train_warmup >= 2 and train_timed >= 1
+
+
+def test_a_mixers_entry_carries_options_in_yaml_braces():
+    from infomamba.bench import parse_mixer_entry
+    assert parse_mixer_entry("mamba") == ("mamba", "mamba", {})
+    assert parse_mixer_entry("infomamba{ssm_heads: 12}") == ("infomamba{ssm_heads: 12}", "infomamba", {"ssm_heads": 12})
+    assert parse_mixer_entry("infomamba{variant: no_mix, k_max: 50}")[2] == {"variant": "no_mix", "k_max": 50}
+    assert parse_mixer_entry("mamba{}") == ("mamba{}", "mamba", {})
+    for bad in ("infomamba{ssm_heads: 12", "infomamba{ssm_heads: [}", "infomamba{ssm_heads: 1} x", "mamba{[1, 2]}"):
+        with pytest.raises(ValueError, match="--mixers entry") as err:
+            parse_mixer_entry(bad)
+        assert "\n" not in str(err.value), f"{bad!r}: the error is not one line"
+
+
+def test_an_entry_with_options_gets_its_own_rows_built_with_them(tmp_path, monkeypatch, capsys):
+    """Rows labelled by the entry as given, the model built with the name's options and the entry's (seen
+    inside the measured model), ratios against plain attention, and --compile-mixers matching the entry by name
+    and options (torch.compile replaced by the identity: the filter is what is tested)."""
+    import csv
+
+    measured = []
+    real_measure = bench.measure
+
+    def spy(model, *args, **kwargs):
+        measured.append(model)
+        return real_measure(model, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "measure", spy)
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: model)
+    bench.main(["--mixers", "attention", "mamba", "mamba{ssm_heads: 8}", "--resolutions", "32", "--batch", "2",
+                "--dim", "32", "--depth", "1", "--warmup", "1", "--repeats", "1", "--compile",
+                "--compile-mixers", "mamba{ ssm_heads:  8 }", "--size-matched", "", "--out", str(tmp_path)])
+    rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
+    assert [r["model"] for r in rows] == ["attention", "mamba", "mamba{ssm_heads: 8}", "mamba{ssm_heads: 8} +compile"]
+    heads = [[s.heads for s in m.encoder.stack.blocks[0].mixer.ssm] for m in measured[1:]]
+    assert heads == [[None, None], [8, 8], [8, 8]]
+    assert all(float(r["infer_x_attn"]) > 0 for r in rows[1:])
+    for bad in ("mamba{ssm_heads: 7}", "mamba{ssm_head: 8}", "mamba{ssm_heads: 8"):
+        with pytest.raises(SystemExit):
+            bench.main(["--mixers", bad, "--resolutions", "32", "--out", str(tmp_path)])
+        assert f"--mixers entry {bad!r}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # YAML needs the space after the colon: {"ssm_heads:8": None} matches nothing
+        bench.main(["--mixers", "mamba{ssm_heads: 8}", "--compile", "--compile-mixers", "mamba{ssm_heads:8}",
+                    "--resolutions", "32", "--out", str(tmp_path)])
+    assert "--compile-mixers entry 'mamba{ssm_heads:8}' matches no --mixers entry" in capsys.readouterr().err

@@ -55,6 +55,11 @@ for part in "$@"; do
              --lengths 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 \
              --train --compile --out $OUT/bench_compile > $OUT/bench_compile.log 2>&1; echo "compile rc=$?" >> $OUT/bench_compile.log
            tail -40 $OUT/bench_compile.log ;;
+    ssd) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py tests/ops/test_ssd_scan.py \
+             > $OUT/tests_ssd.log 2>&1; echo "tests_ssd rc=$?" >> $OUT/tests_ssd.log; tail -3 $OUT/tests_ssd.log
+         timeout 360 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 16x4096 8x16384 --chunks 32 64 \
+             --configs ${SSD_CONFIGS:-64,4,2/8,1 64,8,2/4,1 32,4,2/8,2 16,2,2/4,2 64,8,1/8,1 32,4,1/4,1} > $OUT/bench_ssd.log 2>&1
+         echo "bench_ssd rc=$?" >> $OUT/bench_ssd.log; cat $OUT/bench_ssd.log ;;
     quicktests) timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ops/test_concept_assign_triton.py \
              tests/ops/test_causal_conv_triton.py > $OUT/quicktests.log 2>&1; echo "quicktests rc=$?" >> $OUT/quicktests.log
            tail -3 $OUT/quicktests.log ;;

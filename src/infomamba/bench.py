@@ -8,6 +8,11 @@ sequence length on the same encoder fed (B, L, D) tokens (long text / speech).
     infomamba bench ... --compile --compile-modes default reduce-overhead   # + CUDA-graph replay rows
     infomamba bench ... --cuda-graphs   # + each eager step captured in one CUDA graph (rows "<mixer> +graphs")
     infomamba bench --kmax-sweep 25 50 100 200          # Fig. 4: InfoMamba latency vs k_max
+    infomamba bench --mixers infomamba 'infomamba{ssm_heads: 12}' attention   # a mixer with options of its own
+
+A --mixers entry is a mixer name, or NAME{yaml} with options (a YAML flow mapping) merged over the name's
+size-matched options; its rows carry the entry as given as their label. The *_x_attn columns compare each row
+with the row labelled plain `attention` of the same sweep and size.
 
 Warm-up runs, CUDA synchronisation, median of repeats; the device and software versions head the
 output. Writes <out>/bench.csv, <out>/bench.md and <out>/bench.png (throughput vs resolution,
@@ -28,10 +33,12 @@ from typing import Callable, NamedTuple
 
 import torch
 import torch.nn as nn
+import yaml
 
 from .config import EncoderConfig
 from .cuda_graphs import graphed_forward, graphed_train_step
 from .encoder import Encoder
+from .mixers import build_mixer
 from .ops.dispatch import optional_import
 from .summary import size_matched_options
 
@@ -309,16 +316,37 @@ def scan_config_lines(tuned: dict) -> list[str]:
     return lines
 
 
+def parse_mixer_entry(entry: str) -> tuple[str, str, dict]:
+    """A --mixers entry, `NAME` or `NAME{yaml}` (e.g. `infomamba{ssm_heads: 12}`), as (row label: the entry as
+    given, mixer name, the options in the braces, {} without). ValueError with a one-line reason otherwise."""
+    name, brace, rest = entry.partition("{")
+    if not brace:
+        return entry, entry, {}
+    if not rest.endswith("}"):
+        raise ValueError(f"--mixers entry {entry!r}: options go in one pair of braces at its end, NAME{{key: value}}")
+    try:
+        options = yaml.safe_load("{" + rest)
+    except yaml.YAMLError as err:
+        reason = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"--mixers entry {entry!r}: its options are not a YAML mapping ({reason})") from None
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise ValueError(f"--mixers entry {entry!r}: its options must be a YAML mapping of option names")
+    return entry, name.strip(), options
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="infomamba bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mixers", nargs="+", default=["infomamba", "attention"])
+    p.add_argument("--mixers", nargs="+", default=["infomamba", "attention"],
+                   help="mixer names, or NAME{yaml} with options over the size-matched ones (quote it in a shell), "
+                   "e.g. 'infomamba{ssm_heads: 12}'; the row label is the entry as given")
     p.add_argument("--resolutions", nargs="*", type=int, default=[224, 384, 512, 1024])
     p.add_argument("--lengths", nargs="*", type=int, default=[], help="1-D sweep: sequence lengths (tokens)")
     p.add_argument("--seq-batch", type=int, default=8, help="batch of the 1-D sweep")
     p.add_argument("--compile", action="store_true", help="also time the mixers under torch.compile")
     p.add_argument("--compile-mixers", nargs="*", default=None,
-                   help="with --compile: only these mixers get compiled rows (default: every mixer)")
+                   help="with --compile: only these --mixers entries get compiled rows (default: every one); "
+                   "an entry with options matches by name and options")
     p.add_argument("--compile-modes", nargs="+", default=["default"],
                    choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
                    help="with --compile: one row per torch.compile mode (reduce-overhead replays CUDA graphs)")
@@ -355,9 +383,27 @@ def main(argv: list[str] | None = None) -> None:
     matched = size_matched_options(args.size_matched, args.dim, args.depth)
     if "linformer" in matched:  # its static E/F tables must cover the longest sequence benchmarked
         matched["linformer"]["max_len"] = max(tokens)
+    try:
+        entries = [parse_mixer_entry(e) for e in args.mixers]
+        to_compile = None if args.compile_mixers is None else [parse_mixer_entry(e)[1:] for e in args.compile_mixers]
+    except ValueError as err:
+        p.error(str(err))
+    for entry, key in zip(args.compile_mixers or [], to_compile or []):
+        if key not in [(name, options) for _, name, options in entries]:
+            p.error(f"--compile-mixers entry {entry!r} matches no --mixers entry (by name and options)")
+    configs = {}
+    for label, name, options in entries:  # every entry checked before the first (maybe long) measurement
+        config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=name,
+                               mixer_options={**matched.get(name, {}), **options})
+        try:
+            config.validate()
+            build_mixer(name, args.dim, layer_idx=args.depth - 1, depth=args.depth, **config.mixer_options)
+        except (ValueError, TypeError) as err:
+            p.error(f"--mixers entry {label!r}: {str(err).splitlines()[0]}")
+        configs[label] = config
     rows: list[dict] = []
 
-    def run(label, model, inputs, sweep, extra, runner=EAGER):
+    def run(label, model, inputs, sweep, extra, runner=EAGER, may_fail=False):
         params = sum(p.numel() for p in model.parameters()) / 1e6
         try:
             row = measure(model, inputs, device, args.dtype, args.warmup, args.repeats, args.train, runner)
@@ -365,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
             row = {"latency_ms": float("nan"), "throughput": float("nan"), "note": "out of memory"}
             torch.cuda.empty_cache()
         except Exception as err:  # a compiler failure is a row's result, not the end of the run
-            if "compile" not in label and "graphs" not in label:
+            if not may_fail:
                 raise
             row = {"latency_ms": float("nan"), "throughput": float("nan"),
                    "note": f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"}
@@ -387,33 +433,33 @@ def main(argv: list[str] | None = None) -> None:
             return torch.compile(model, dynamic=False, mode=mode)
         return compile_model
 
-    def variants(mixer):
-        """(label suffix, model wrapper, runner) of each row kind a mixer gets."""
+    def variants(name, options):
+        """(label suffix, model wrapper, runner) of each row kind a --mixers entry (name, its options) gets."""
         rows = [("", lambda m: m, EAGER)]
         if args.cuda_graphs:
             rows.append((" +graphs", lambda m: m, GRAPHED))
-        if args.compile and (args.compile_mixers is None or mixer in args.compile_mixers):
+        if args.compile and (to_compile is None or (name, options) in to_compile):
             rows += [(" +compile" + ("" if mode == "default" else f"({mode})"), compiled(mode), EAGER)
                      for mode in args.compile_modes]
         return rows
 
-    for mixer in args.mixers:
-        config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=mixer, mixer_options=matched.get(mixer, {}))
-        for suffix, wrap, runner in variants(mixer):
+    for label, name, options in entries:
+        config = configs[label]
+        for suffix, wrap, runner in variants(name, options):
             model = BenchModel(config).to(device)
             fast = wrap(model)
             for res in args.resolutions:
                 if not too_long(model, (res // 16) ** 2):
                     images = torch.randn(args.batch, 3, res, res, device=device)
-                    run(mixer + suffix, fast, images, "resolution", {"resolution": res, "tokens": (res // 16) ** 2},
-                        runner)
+                    run(label + suffix, fast, images, "resolution", {"resolution": res, "tokens": (res // 16) ** 2},
+                        runner, may_fail=bool(suffix))
             del model, fast
             model = SequenceModel(config).to(device)
             fast = wrap(model)
             for length in args.lengths:
                 if not too_long(model, length):
                     tokens = torch.randn(args.seq_batch, length, args.dim, device=device)
-                    run(mixer + suffix, fast, tokens, "length", {"tokens": length}, runner)
+                    run(label + suffix, fast, tokens, "length", {"tokens": length}, runner, may_fail=bool(suffix))
             del model, fast
             torch.cuda.empty_cache() if device.type == "cuda" else None
     if args.timm:

@@ -73,3 +73,20 @@ def test_every_ssm_direction_of_an_encoder_is_recorded(mixer, options):
         assert s["rho_quantiles"]["0.5"] <= s["rho_max"] < 1
         assert math.isfinite(s["half_life_max"])
     assert not any(m._forward_pre_hooks for m in encoder.modules())
+
+
+def test_ssd_form_radius_is_exp_of_dt_a_per_head():
+    """heads=H: one transition exp(dt_t[h] A[h]) a head; ρ is recorded per head, not maxed over heads."""
+    torch.manual_seed(0)
+    ssm = SelectiveSSM(12, dt_rank=2, d_state=4, d_conv=3, heads=3)
+    x, h, p = torch.randn(2, 10, 12), torch.zeros(2, 10, 12), torch.zeros(12)
+    padding_mask = torch.zeros(2, 10, dtype=torch.bool)
+    with SSMSpectrumRecorder(ssm, max_values=10_000) as recorder, torch.no_grad():
+        ssm(x, padding_mask, h, p=p)
+    summary = recorder.records[""].summary()
+    with torch.no_grad():
+        dt, _ = dt_by_hand(ssm, x, padding_mask, h, p)
+        rho = torch.exp(dt * -torch.exp(ssm.A_log))                                     # (B, L, H)
+    assert dt.shape == (2, 10, 3) and summary["channels"] == 3 and summary["values"] == 2 * 10 * 3
+    assert summary["rho_max"] == pytest.approx(float(rho.max()), abs=1e-6)
+    assert summary["rho_mean"] == pytest.approx(float(rho.mean()), abs=1e-5)

@@ -38,3 +38,68 @@ def test_selective_ssm_with_the_kernel_matches_the_reference_path(monkeypatch, r
         results.append([r] + [p.grad.clone() for p in ssm.parameters() if p.grad is not None])
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_ssd_form_is_causal_in_its_direction(reverse):
+    """The SSD form (dt and A a head): a change at t reaches t and only the positions after it (forward) or
+    before it (reverse), every one of them."""
+    torch.manual_seed(0)
+    ssm = SelectiveSSM(8, dt_rank=2, d_state=4, reverse=reverse, heads=2)
+    x = torch.randn(1, 12, 8)
+    x2 = x.clone()
+    x2[:, 6] += 1.0
+    with torch.no_grad():
+        changed = (ssm(x) - ssm(x2)).abs().amax(-1)[0] > 0
+    assert changed[6]
+    assert not (changed[7:] if reverse else changed[:6]).any()
+    assert (changed[:6] if reverse else changed[7:]).all()
+
+
+def test_ssd_form_parameters_and_their_initialisation():
+    """heads=H: dt_proj (H, R) with one bias a head, softplus(bias) in [dt_min, dt_max]; A_log (H,) with A in
+    [1, 16] (Mamba-2's init); x_proj and D as in the Mamba-1 form; H must divide the inner width."""
+    torch.manual_seed(0)
+    inner, rank, n, heads = 24, 3, 5, 6
+    ssd = SelectiveSSM(inner, dt_rank=rank, d_state=n, heads=heads)
+    mamba1 = SelectiveSSM(inner, dt_rank=rank, d_state=n)
+    assert ssd.dt_proj.weight.shape == (heads, rank) and ssd.dt_proj.bias.shape == (heads,)
+    assert ssd.A_log.shape == (heads,)
+    assert ssd.x_proj.weight.shape == mamba1.x_proj.weight.shape == (rank + 2 * n, inner)
+    assert ssd.D.shape == (inner,) and torch.equal(ssd.D, torch.ones(inner))
+    assert ssd.conv.weight.shape == mamba1.conv.weight.shape
+    A = ssd.A_log.exp()
+    assert ((A >= 1) & (A <= 16)).all() and A.std() > 0
+    dt = torch.nn.functional.softplus(ssd.dt_proj.bias)
+    assert ((dt >= 1e-3 * 0.999) & (dt <= 0.1 * 1.001)).all()
+    assert mamba1.dt_proj.bias.shape == (inner,) and mamba1.A_log.shape == (inner, n) and mamba1.heads is None
+    with pytest.raises(ValueError, match=r"inner 24, heads 5"):
+        SelectiveSSM(inner, dt_rank=rank, heads=5)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("pad", ["right", "left"])
+def test_ssd_form_padding_is_invisible_to_real_tokens(reverse, pad):
+    """A padded sample's real-token outputs equal the unpadded sample's (padding_mask True at padding),
+    whatever the padded positions hold."""
+    torch.manual_seed(0)
+    ssm = SelectiveSSM(8, dt_rank=2, d_state=4, reverse=reverse, heads=4)
+    real = torch.randn(1, 9, 8)
+    noise = 3 * torch.randn(1, 5, 8)
+    x = torch.cat([real, noise] if pad == "right" else [noise, real], 1)
+    mask = torch.zeros(1, 14, dtype=torch.bool)
+    if pad == "right":
+        mask[:, 9:] = True
+    else:
+        mask[:, :5] = True
+    with torch.no_grad():
+        y = ssm(x, mask)
+        alone = ssm(real)
+    torch.testing.assert_close(y[~mask].view(1, 9, 8), alone, rtol=1e-5, atol=1e-6)
+
+
+def test_ssm_directions_pass_heads_to_every_direction():
+    from infomamba.layers.ssm import ssm_directions
+    both = ssm_directions(12, causal=False, dt_rank=2, d_state=4, heads=3)
+    assert [(s.reverse, s.heads, tuple(s.A_log.shape)) for s in both] == [(False, 3, (3,)), (True, 3, (3,))]
+    assert [s.heads for s in ssm_directions(12, causal=True, dt_rank=2)] == [None]

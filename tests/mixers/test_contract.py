@@ -10,18 +10,24 @@ DIM = 16
 L = 53  # prime: distinct from every inner size below (k_max 20, chunk 8, d_state 4, windows, heads)
 SMALL = {"infomamba": {"k_max": 20, "chunk": 8, "d_state": 4, "d_concept": 8}}
 SHAPES = {"1d_causal": (True, None), "1d_bidirectional": (False, None), "2d_grid": (False, (6, 8))}
+# every registered mixer with its defaults, plus configurations of another form: id -> (mixer, options)
+CONFIGS = {name: (name, {}) for name in list_mixers()} | {
+    "infomamba-ssd": ("infomamba", {"ssm_heads": 4}),     # SSD (Mamba-2) SSM: 4 heads of 8 channels
+    "mamba-ssd": ("mamba", {"ssm_heads": 4}),
+}
 
 
 def build(name, causal, **extra):
     return build_mixer(name, DIM, causal=causal, layer_idx=1, depth=2, **{**SMALL.get(name, {}), **extra})
 
 
-def build_or_refuse(name, causal):
+def build_or_refuse(config, causal):
+    name, options = CONFIGS[config]
     try:
-        return build(name, causal)
+        return build(name, causal, **options)
     except ValueError as err:
-        assert "causal" in str(err).lower(), f"{name} refused with an unclear error: {err}"
-        pytest.skip(f"{name} refuses causal mode: {err}")
+        assert "causal" in str(err).lower(), f"{config} refused with an unclear error: {err}"
+        pytest.skip(f"{config} refuses causal mode: {err}")
 
 
 @pytest.mark.parametrize("name", list_mixers())
@@ -45,7 +51,7 @@ def test_a_mixer_must_declare_its_capabilities():
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("name", list_mixers())
+@pytest.mark.parametrize("name", CONFIGS)
 def test_forward_backward_every_shape(name, shape):
     causal, grid = SHAPES[shape]
     mixer = build_or_refuse(name, causal)
@@ -60,7 +66,7 @@ def test_forward_backward_every_shape(name, shape):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("name", list_mixers())
+@pytest.mark.parametrize("name", CONFIGS)
 def test_padding_invariance(name, causal):
     """A right-padded sample gives, at its real positions, the output it gives alone."""
     mixer = build_or_refuse(name, causal).eval()
@@ -76,7 +82,7 @@ def test_padding_invariance(name, causal):
     torch.testing.assert_close(y[0], full[0], atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", list_mixers())
+@pytest.mark.parametrize("name", CONFIGS)
 def test_causality(name):
     """Outputs before t0 ignore inputs from t0 on; outputs from t0 on do depend on them."""
     mixer = build_or_refuse(name, True).eval()
@@ -92,7 +98,7 @@ def test_causality(name):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("name", list_mixers())
+@pytest.mark.parametrize("name", CONFIGS)
 def test_linear_time_mixers_never_build_an_L_by_L_tensor(name, causal):
     mixer = build_or_refuse(name, causal)
     if not mixer.linear_time:

@@ -139,3 +139,38 @@ def test_training_keeps_no_h_and_gives_the_gradients_of_keeping_it(causal, monke
     assert len(with_recipe) == len(without)
     for a, b in zip(with_recipe, without):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def as_mamba1(ssd_state, d_state):
+    """The Mamba-1 parameters of an SSD-form state dict: each head's dt_proj row, dt bias and A_log repeated
+    over the head's channels (A_log over the states too); every other tensor as it is."""
+    out = dict(ssd_state)
+    for key, value in ssd_state.items():
+        prefix, _, leaf = key.rpartition(".")
+        if leaf == "A_log" or key.endswith(("dt_proj.weight", "dt_proj.bias")):
+            owner = prefix.removesuffix(".dt_proj")
+            per_head = ssd_state[owner + ".D"].shape[0] // ssd_state[owner + ".A_log"].shape[0]
+            value = value.repeat_interleave(per_head, 0)
+            out[key] = value[:, None].expand(-1, d_state).clone() if leaf == "A_log" else value
+    return out
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_ssm_heads_is_the_per_channel_ssm_with_head_shared_dt_and_a(causal):
+    """ssm_heads=4: every direction's SSM in the SSD form (dt_proj (4, R), A_log (4,)), and the mixer equals the
+    default one whose dt and A parameters repeat each head's over its channels."""
+    torch.manual_seed(0)
+    ssd, plain = build(causal=causal, ssm_heads=4), build(causal=causal)
+    assert [tuple(s.A_log.shape) + tuple(s.dt_proj.weight.shape[:1]) for s in ssd.ssm] == [(4, 4)] * len(plain.ssm)
+    assert len(ssd.ssm) == (1 if causal else 2)
+    with torch.no_grad():
+        ssd.p.fill_(0.5)
+    plain.load_state_dict(as_mamba1(ssd.state_dict(), OPTS["d_state"]))
+    x = torch.randn(2, L, DIM)
+    y = run(ssd, x)
+    torch.testing.assert_close(y, run(plain, x), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        ssd.ssm[0].A_log[0] -= 3.0     # head 0 of the forward scan remembers 20x longer
+    assert (run(ssd, x) - y).abs().max() > 1e-3 * y.abs().max()   # (the equality holds to ~1e-8)
+    with pytest.raises(ValueError, match="inner 32, heads 5"):
+        build(ssm_heads=5)

@@ -8,9 +8,10 @@ diagonal matrix exp(dt_t[d] A[d, :]), so its spectral radius is
     ρ_t[d] = max_n exp(dt_t[d] A[d, n]) = exp(dt_t[d] max_n A[d, n])      (dt >= 0)
 
 with A = -exp(A_log) < 0, hence ρ < 1 by construction wherever dt > 0: what the data decide is how
-close to 1 it comes (how long the memory is: a ρ of 1 - 1/T keeps a token for about T steps). The hook
-recomputes dt from the module's own parameters and input, with the helpers of the inner path's
-reference (`infomamba.ops.ssm_inner.reference`):
+close to 1 it comes (how long the memory is: a ρ of 1 - 1/T keeps a token for about T steps). In the SSD
+form (`heads` set) dt and A are one scalar a head, ρ_t[h] = exp(dt_t[h] A[h]), and a record's `channels`
+counts heads. The hook recomputes dt from the module's own parameters and input, with the helpers of the
+inner path's reference (`infomamba.ops.ssm_inner.reference`):
 
     u = SiLU(conv(x~)) + P h (masked),  dt = softplus(dt_proj(x_proj(u)[..., :dt_rank]))
 
@@ -35,8 +36,8 @@ QUANTILES = (0.5, 0.9, 0.99, 0.999)
 
 def step_sizes(ssm: SelectiveSSM, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                h: torch.Tensor | None = None, p: torch.Tensor | None = None) -> torch.Tensor:
-    """dt (B, L, E) in fp32 that `ssm` uses on its forward's arguments (0 at padding), as its inner path
-    computes it (x the scanned stream; h, p InfoMamba's injection P h, P = diag(p))."""
+    """dt (B, L, E), or (B, L, H) in the SSD form, in fp32 that `ssm` uses on its forward's arguments (0 at
+    padding), as its inner path computes it (x the scanned stream; h, p InfoMamba's injection P h, P = diag(p))."""
     keep = keep_mask(padding_mask, x)
     conv_w, conv_b = (ssm.conv.weight[:, 0], ssm.conv.bias) if ssm.conv is not None else (None, None)
     _, u = scan_input(x, conv_w, conv_b, h, p, keep, ssm.reverse)
@@ -45,8 +46,10 @@ def step_sizes(ssm: SelectiveSSM, x: torch.Tensor, padding_mask: torch.Tensor | 
 
 
 def spectral_radius(ssm: SelectiveSSM, dt: torch.Tensor) -> torch.Tensor:
-    """ρ (..., E) = max_n exp(dt A[:, n]) of the transitions for step sizes dt (..., E)."""
-    return torch.exp(dt * state_matrix(ssm.A_log).max(-1).values)
+    """ρ (..., E) = max_n exp(dt A[:, n]) of the transitions for step sizes dt (..., E); in the SSD form
+    ρ (..., H) = exp(dt A) for dt (..., H) and A (H,)."""
+    A = state_matrix(ssm.A_log)
+    return torch.exp(dt * (A if A.dim() == 1 else A.max(-1).values))
 
 
 @dataclass

@@ -47,6 +47,8 @@ class InfoMambaMixer(Mixer):
         dim: token width D.  causal: every path causal (scan forward only, chunk-causal filter).
         variant: one of VARIANTS (Table 5).  expand: E = expand * D.  d_state, d_conv: SSM.
         dt_rank: rank of dt (default `dt_rank_auto(D)`, Mamba's "auto" ceil(D / 16)).
+        ssm_heads: SSD (Mamba-2) form: dt and A shared within each of ssm_heads heads (must divide E);
+            None: Mamba-1 per-channel form (`layers/ssm.py`).
         k_max, d_concept, tau_assign, n_buckets, tau_hash, q_max: the concept filter (§4.1, §5.3).
         chunk: causal filter chunk size.  static_len: R_0 rows for `static_rr`.
         fusion_init: initial value of the diagonal P and F (LayerScale-style; applied in h's dtype so that
@@ -61,9 +63,9 @@ class InfoMambaMixer(Mixer):
 
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
                  variant: str = "full", expand: float = 2, d_state: int = 16, d_conv: int = 4,
-                 dt_rank: int | None = None, k_max: int = 100, d_concept: int = 64, tau_assign: float = 0.7,
-                 n_buckets: int = 16, tau_hash: float = 0.1, q_max: int = 8, chunk: int = 64,
-                 static_len: int = 4096, fusion_init: float = 0.1):
+                 dt_rank: int | None = None, ssm_heads: int | None = None, k_max: int = 100,
+                 d_concept: int = 64, tau_assign: float = 0.7, n_buckets: int = 16, tau_hash: float = 0.1,
+                 q_max: int = 8, chunk: int = 64, static_len: int = 4096, fusion_init: float = 0.1):
         super().__init__()
         self.causal = causal
         if variant not in VARIANTS:
@@ -78,7 +80,7 @@ class InfoMambaMixer(Mixer):
         self.in_proj = nn.Linear(dim, inner * (2 if self.has_ssm else 1), bias=False)
         self.out_proj = nn.Linear(inner, dim, bias=False)
         if self.has_ssm:
-            self.ssm = ssm_directions(inner, causal, d_state=d_state, d_conv=d_conv,
+            self.ssm = ssm_directions(inner, causal, d_state=d_state, d_conv=d_conv, heads=ssm_heads,
                                       dt_rank=dt_rank_auto(dim) if dt_rank is None else dt_rank)
         if self.has_filter:
             self.filter = ConceptFilter(

@@ -30,18 +30,21 @@ class MambaMixer(Mixer):
     Args:
         expand: E = expand * D.  d_state: SSM state size.  d_conv: causal conv width per direction.
         dt_rank: rank of dt (default `dt_rank_auto(D)`, Mamba's "auto" ceil(D / 16)).
+        ssm_heads: SSD (Mamba-2) form: dt and A shared within each of ssm_heads heads (must divide E);
+            None: Mamba-1 per-channel form (`layers/ssm.py`).
     """
 
     causal_capable = True
     linear_time = True
 
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
-                 expand: float = 2, d_state: int = 16, d_conv: int = 4, dt_rank: int | None = None):
+                 expand: float = 2, d_state: int = 16, d_conv: int = 4, dt_rank: int | None = None,
+                 ssm_heads: int | None = None):
         super().__init__()
         self.causal = causal
         inner = int(expand * dim)
         self.in_proj = nn.Linear(dim, 2 * inner, bias=False)
-        self.ssm = ssm_directions(inner, causal, d_state=d_state, d_conv=d_conv,
+        self.ssm = ssm_directions(inner, causal, d_state=d_state, d_conv=d_conv, heads=ssm_heads,
                                   dt_rank=dt_rank_auto(dim) if dt_rank is None else dt_rank)
         self.out_proj = nn.Linear(inner, dim, bias=False)
 

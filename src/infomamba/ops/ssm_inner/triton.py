@@ -46,7 +46,8 @@ from torch import Tensor
 from ..causal_conv.triton import conv_backward, conv_forward
 from ..dispatch import on_device
 from ..selective_scan import triton as scan
-from .reference import keep_mask, masked, projections, scan_input
+from ..ssd_scan import triton as ssd
+from .reference import keep_mask, masked, projections, scan_input, state_size
 
 
 def _no_autocast(t: Tensor):
@@ -143,8 +144,11 @@ def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], 
                  p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
                  padding_mask: Optional[Tensor], reverse: bool) -> Tensor:
     with torch.no_grad(), _no_autocast(x), on_device(x):
-        _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, A_log.shape[1],
-                                           padding_mask, reverse)
+        _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w,
+                                           state_size(x_proj_w, dt_proj_w), padding_mask, reverse)
+        if A_log.dim() == 1:
+            return ssd.inner_forward(u, dt_pre, A_log, B, C, D.contiguous(), reverse, _pad(padding_mask),
+                                     dt_proj_b.contiguous())
         return scan._forward(u, dt_pre, A_log.t().contiguous(), B, C, D.contiguous(), reverse, dt_softplus=True,
                              padding_mask=_pad(padding_mask), a_log=True, dt_bias=dt_proj_b.contiguous())
 
@@ -161,12 +165,16 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
                           ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     with torch.no_grad(), _no_autocast(x), on_device(x):
         x_w, dt_w = x_proj_w.to(x.dtype), dt_proj_w.to(x.dtype)  # cast once: recompute and chain rule
-        xm, u, dt_low, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_w, dt_w, A_log.shape[1], padding_mask,
-                                                 reverse)
-        du_scan, g, dA_log, dB, dC, dD = scan._backward(u, dt_pre, A_log.t().contiguous(), B, C, D.contiguous(),
-                                                        dy.contiguous(), reverse, dt_softplus=True,
-                                                        padding_mask=_pad(padding_mask), a_log=True,
-                                                        dt_bias=dt_proj_b.contiguous())
+        xm, u, dt_low, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_w, dt_w, state_size(x_proj_w, dt_proj_w),
+                                                 padding_mask, reverse)
+        if A_log.dim() == 1:
+            du_scan, g, dA_log, dB, dC, dD = ssd.inner_backward(u, dt_pre, A_log, B, C, D.contiguous(), dy.contiguous(),
+                                                                reverse, _pad(padding_mask), dt_proj_b.contiguous())
+        else:
+            du_scan, g, dA_log, dB, dC, dD = scan._backward(u, dt_pre, A_log.t().contiguous(), B, C, D.contiguous(),
+                                                            dy.contiguous(), reverse, dt_softplus=True,
+                                                            padding_mask=_pad(padding_mask), a_log=True,
+                                                            dt_bias=dt_proj_b.contiguous())
         # Each (B, L, E) tensor is released right after its last use: the next ones are allocated while
         # this backward still holds what the mixer saved, at the step's peak.
         del dt_pre, B, C
@@ -224,4 +232,6 @@ def ssm_inner_triton(x: Tensor, conv_w: Tensor | None, conv_b: Tensor | None, h:
         raise ValueError("ssm_inner_triton indexes one sample with int32: L * max(E, R + 2N) must be < 2**31")
     if conv_w is not None and not 1 <= conv_w.shape[1] <= 8:
         raise ValueError(f"ssm_inner_triton's conv kernel takes 1..8 taps, got {conv_w.shape[1]}")
+    if A_log.dim() == 1:
+        ssd.check_widths(x.shape[-1] // A_log.shape[0], state_size(x_proj_w, dt_proj_w))
     return ssm_inner_op(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse)

@@ -1,0 +1,356 @@
+"""Triton SSD scan (Mamba-2 form): one fused kernel each way, walking the chunks of a sequence in order.
+
+Math (`reference.py`; Dao & Gu 2024, Eq. 16 and the chunked algorithm): per head h, with x~_t = dt_t x_t,
+a_t = dt_t A_h and, within a chunk of Q positions, the cumulative log-decay cs_t = a_1 + ... + a_t (local
+positions, T = cs_Q the chunk's total):
+
+    y_t   = sum_{s <= t} (C_t . B_s) exp(cs_t - cs_s) x~_s + exp(cs_t) C_t S_in + D x_t     (intra + state)
+    S_out = exp(T) S_in + sum_s exp(T - cs_s) B_s^T x~_s                                   ((n, p) state)
+
+One program owns one (sample, head, block of p channels) and carries S (n x p, fp32) in registers from chunk to
+chunk: per chunk three tensor-core products, C B^T (Q x Q), the masked decay-weighted (C B^T) x~ (Q x p) and the
+state's C S and B^T x~, where the Mamba-1 scan pays an exp and its FMAs on every (t, channel, state) element.
+The (Q x Q) operands go to `tl.dot` in the input dtype (bf16 under mixed precision, as mamba-ssm's chunk kernels),
+the state's products in fp32; accumulation is fp32.
+
+Backward: the forward kernel rewrites the state entering every chunk (fp32, (batch * heads, chunks, n, p);
+nothing is kept from the forward, as in `ops/ssm_inner`), then one program per (sample, head) walks the chunks in
+reverse carrying the state adjoint dS (of S_out) and forms, with M = (C B^T) o exp(cs_t - cs_s) (lower triangle),
+W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
+
+    dx~   = M^T dy + exp(T - cs) o (B dS)                dx = dt dx~ + D dy,   ddt = sum_p dx~ x + A da
+    dC    = W B + exp(cs) o (dy S_in^T)                  dB = W^T C + exp(T - cs) o (x~ dS^T)
+    dcs_t = sum_s G_ts - sum_s G_st + dy_t . (exp(cs_t) C_t S_in) - v_t,   v = exp(T - cs) o sum_p (B dS) o x~
+    da_r  = sum_{t >= r} dcs_t + sum_s v_s + exp(T) <dS, S_in>     (T = sum of the chunk's a)
+    dA    = sum dt da                                    dS_in = exp(T) dS + (exp(cs) o C)^T dy
+
+B and C are shared by every head, so dB and dC come back per head (fp32 (batch, L, heads, n)) and are summed by
+torch (deterministic, no atomics); dA and dD per sample. `reverse=True` maps scan position t to L - 1 - t
+(index arithmetic, no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged,
+as padding does.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ..dispatch import on_device
+from . import kernel_widths_fit
+
+LOG2E = tl.constexpr(1.4426950408889634)
+CHUNK = 64  # Q: positions a chunk; the forward saves the state entering each for the backward
+FWD_CONFIG = (16, 2, 2)  # (block of p channels, warps, pipeline stages) of the chunk walks (forward, dS pass)
+BWD_CONFIG = (4, 2)  # (warps, stages) of the backward's chunk-parallel kernel, a program per (sample, head, chunk)
+
+
+@triton.jit
+def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, y_ptr, st_ptr, L, H, n_chunks,
+                    s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
+                    P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr, BLOCK_P: tl.constexpr,
+                    HAS_D: tl.constexpr, REVERSE: tl.constexpr, WRITE_Y: tl.constexpr, SAVE_STATES: tl.constexpr,
+                    PREC: tl.constexpr):
+    """y (and with SAVE_STATES the state entering every chunk) of one (sample, head, p block); x and y share strides,
+    states (batch * heads, chunks, N, P) contiguous."""
+    pid = tl.program_id(0)
+    b = pid // H
+    h = pid % H
+    rq = tl.arange(0, Q)
+    rn = tl.arange(0, N)
+    rp = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
+    A2 = tl.load(A_ptr + h).to(tl.float32) * LOG2E
+    if HAS_D:
+        Dv = tl.load(D_ptr + h * P + rp).to(tl.float32)
+    causal = rq[:, None] >= rq[None, :]
+    x_base = x_ptr + b.to(tl.int64) * s_xb + h * P
+    y_base = y_ptr + b.to(tl.int64) * s_xb + h * P
+    st_base = st_ptr + pid.to(tl.int64) * n_chunks * N * P
+    S = tl.zeros((N, BLOCK_P), dtype=tl.float32)
+    for c in range(n_chunks):
+        t = c * Q + rq
+        ok = t < L
+        pos = L - 1 - t if REVERSE else t
+        dt = tl.load(dt_ptr + b * s_dtb + pos * s_dtl + h, mask=ok, other=0.0).to(tl.float32)
+        x = tl.load(x_base + pos[:, None] * s_xl + rp[None, :], mask=ok[:, None], other=0.0)
+        Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
+        Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
+        if SAVE_STATES:
+            tl.store(st_base + (c * N + rn[:, None]) * P + rp[None, :], S)
+        a = dt * A2
+        cs = tl.cumsum(a, axis=0)
+        total = tl.sum(a, axis=0)
+        xf = x.to(tl.float32)
+        if WRITE_Y:
+            CB = tl.dot(Cm, tl.trans(Bm), input_precision=PREC)
+            decay = tl.exp2(tl.where(causal, cs[:, None] - cs[None, :], float("-inf")))
+            y = tl.dot((CB * decay).to(x.dtype), (xf * dt[:, None]).to(x.dtype), input_precision=PREC)
+            y += tl.dot((Cm.to(tl.float32) * tl.exp2(cs)[:, None]).to(x.dtype), S.to(x.dtype), input_precision=PREC)
+            if HAS_D:
+                y += Dv[None, :] * xf
+            tl.store(y_base + pos[:, None] * s_xl + rp[None, :], y.to(y_ptr.dtype.element_ty), mask=ok[:, None])
+        w = tl.exp2(total - cs) * dt
+        S = S * tl.exp2(total) + tl.dot(tl.trans((Bm.to(tl.float32) * w[:, None]).to(x.dtype)), x,
+                                        input_precision=PREC)
+
+
+@triton.jit
+def _ssd_bwd_state_kernel(dt_ptr, A_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks, s_xb, s_xl, s_dtb, s_dtl, s_cb, s_cl,
+                          P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr, BLOCK_P: tl.constexpr,
+                          REVERSE: tl.constexpr, PREC: tl.constexpr):
+    """The state adjoint dS leaving every chunk (of S_out; 0 after the last), one (sample, head, p block) walking the
+    chunks in reverse: dS_in = exp(T) dS + (exp(cs) o C)^T dy. dst (batch * heads, chunks, N, P) fp32."""
+    pid = tl.program_id(0)
+    b = pid // H
+    h = pid % H
+    rq = tl.arange(0, Q)
+    rn = tl.arange(0, N)
+    rp = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
+    A2 = tl.load(A_ptr + h).to(tl.float32) * LOG2E
+    dy_base = dy_ptr + b.to(tl.int64) * s_xb + h * P
+    dst_base = dst_ptr + pid.to(tl.int64) * n_chunks * N * P
+    dS = tl.zeros((N, BLOCK_P), dtype=tl.float32)
+    for i in range(n_chunks):
+        c = n_chunks - 1 - i
+        t = c * Q + rq
+        ok = t < L
+        pos = L - 1 - t if REVERSE else t
+        dt = tl.load(dt_ptr + b * s_dtb + pos * s_dtl + h, mask=ok, other=0.0).to(tl.float32)
+        dy = tl.load(dy_base + pos[:, None] * s_xl + rp[None, :], mask=ok[:, None], other=0.0)
+        Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0)
+        tl.store(dst_base + (c * N + rn[:, None]) * P + rp[None, :], dS)
+        a = dt * A2
+        Ce = (Cm.to(tl.float32) * tl.exp2(tl.cumsum(a, axis=0))[:, None]).to(dy.dtype)
+        dS = dS * tl.exp2(tl.sum(a, axis=0)) + tl.dot(tl.trans(Ce), dy, input_precision=PREC)
+
+
+@triton.jit
+def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_ptr, dst_ptr,
+                          dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, L, H, n_chunks,
+                          s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
+                          P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
+                          HAS_D: tl.constexpr, REVERSE: tl.constexpr, PREC: tl.constexpr):
+    """Gradients of one (sample, head, chunk) (the module docstring's backward) from the state entering it (st) and
+    the adjoint of the state leaving it (dst). x, dy and dx share strides; ddt (batch, L, H) and dB, dC
+    (batch, L, H, N) fp32 contiguous; dA (batch * H * chunks,) and dD (batch * H * chunks, P) partials."""
+    pid = tl.program_id(0)
+    bh = pid // n_chunks
+    c = pid % n_chunks
+    b = bh // H
+    h = bh % H
+    rq = tl.arange(0, Q)
+    rn = tl.arange(0, N)
+    rp = tl.arange(0, P)
+    A = tl.load(A_ptr + h).to(tl.float32)
+    A2 = A * LOG2E
+    t = c * Q + rq
+    ok = t < L
+    pos = L - 1 - t if REVERSE else t
+    off = b.to(tl.int64) * s_xb + h * P + pos[:, None] * s_xl + rp[None, :]
+    dt = tl.load(dt_ptr + b * s_dtb + pos * s_dtl + h, mask=ok, other=0.0).to(tl.float32)
+    x = tl.load(x_ptr + off, mask=ok[:, None], other=0.0)
+    dy = tl.load(dy_ptr + off, mask=ok[:, None], other=0.0)
+    Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
+    Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
+    st = (pid.to(tl.int64) * N + rn[:, None]) * P + rp[None, :]
+    S_in = tl.load(st_ptr + st)
+    dS = tl.load(dst_ptr + st)
+    a = dt * A2
+    cs = tl.cumsum(a, axis=0)
+    total = tl.sum(a, axis=0)
+    e = tl.exp2(cs)
+    eb = tl.exp2(total - cs)
+    xf = x.to(tl.float32)
+    dyf = dy.to(tl.float32)
+    xdt = (xf * dt[:, None]).to(x.dtype)
+    decay = tl.exp2(tl.where(rq[:, None] >= rq[None, :], cs[:, None] - cs[None, :], float("-inf")))
+    CB = tl.dot(Cm, tl.trans(Bm), input_precision=PREC)
+    W = tl.dot(dy, tl.trans(xdt), input_precision=PREC) * decay
+    G = W * CB
+    dcs = tl.sum(G, axis=1) - tl.sum(G, axis=0)
+    dxdt = tl.dot(tl.trans(CB * decay).to(x.dtype), dy, input_precision=PREC)
+    Wc = W.to(x.dtype)
+    dC = tl.dot(Wc, Bm, input_precision=PREC)
+    dB = tl.dot(tl.trans(Wc), Cm, input_precision=PREC)
+    BdS = tl.dot(Bm, dS.to(x.dtype), input_precision=PREC)
+    dxdt += eb[:, None] * BdS
+    dx = dxdt * dt[:, None]
+    if HAS_D:
+        dx += tl.load(D_ptr + h * P + rp).to(tl.float32)[None, :] * dyf
+        tl.store(dD_ptr + pid.to(tl.int64) * P + rp, tl.sum(dyf * xf, axis=0))
+    tl.store(dx_ptr + off, dx.to(dx_ptr.dtype.element_ty), mask=ok[:, None])
+    dC += e[:, None] * tl.dot(dy, tl.trans(S_in.to(x.dtype)), input_precision=PREC)
+    dB += eb[:, None] * tl.dot(xdt, tl.trans(dS.to(x.dtype)), input_precision=PREC)
+    v = eb * tl.sum(BdS * xdt.to(tl.float32), axis=1)
+    ystate = tl.dot((Cm.to(tl.float32) * e[:, None]).to(x.dtype), S_in.to(x.dtype), input_precision=PREC)
+    dcs += tl.sum(dyf * ystate, axis=1) - v
+    extra = tl.sum(v, axis=0) + tl.exp2(total) * tl.sum(tl.sum(dS * S_in, axis=1), axis=0)
+    da = tl.sum(dcs, axis=0) - tl.cumsum(dcs, axis=0) + dcs + extra
+    row = (b * L + pos).to(tl.int64) * H + h
+    tl.store(ddt_ptr + row, tl.sum(dxdt * xf, axis=1) + A * da, mask=ok)
+    tl.store(dB_ptr + row[:, None] * N + rn[None, :], dB, mask=ok[:, None])
+    tl.store(dC_ptr + row[:, None] * N + rn[None, :], dC, mask=ok[:, None])
+    tl.store(dA_ptr + pid, tl.sum(dt * da, axis=0))
+
+
+def _precision(x: Tensor) -> str:
+    """fp32 inputs get exact fp32 products (the oracle's tolerance); 16-bit ones tf32 for the fp32 state products."""
+    return "ieee" if x.dtype == torch.float32 else "tf32"
+
+
+def check_widths(p: int, n: int) -> None:
+    """A one-line error unless the kernels take p channels a head and n states (`kernel_widths_fit`)."""
+    for name, v in (("p (channels a head, E / ssm_heads)", p), ("n (states, d_state)", n)):
+        if not kernel_widths_fit(v, v):
+            raise ValueError(f"the Triton SSD scan needs {name} a power of two >= 16, got {v}")
+
+
+def _strides(x, dt, B, C):
+    return (x.stride(0), x.stride(1), dt.stride(0), dt.stride(1), B.stride(0), B.stride(1), C.stride(0), C.stride(1))
+
+
+def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, reverse: bool,
+             write_y: bool = True, save_states: bool = False) -> tuple[Tensor, Tensor | None]:
+    """(y or None, states or None) for x (batch, L, heads, p) with its last two dims contiguous, dt (batch, L, heads)
+    fp32, A (heads,) fp32, B and C (batch, L, n) with unit last stride, D (heads * p,) or None."""
+    batch, length, heads, p = x.shape
+    n = B.shape[-1]
+    n_chunks = triton.cdiv(length, CHUNK)
+    block_p, warps, stages = FWD_CONFIG
+    block_p = min(block_p, p)
+    y = torch.empty_like(x) if write_y else None
+    states = x.new_empty(batch * heads, n_chunks, n, p, dtype=torch.float32) if save_states else None
+    _ssd_fwd_kernel[(batch * heads, p // block_p)](
+        x, dt, A, B, C, D if D is not None else A, y if y is not None else x, states if states is not None else dt,
+        length, heads, n_chunks, *_strides(x, dt, B, C), P=p, N=n, Q=CHUNK, BLOCK_P=block_p, HAS_D=D is not None,
+        REVERSE=reverse, WRITE_Y=write_y, SAVE_STATES=save_states, PREC=_precision(x), num_warps=warps,
+        num_stages=stages)
+    return y, states
+
+
+def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, dy: Tensor, reverse: bool
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+    """(dx in x's dtype, ddt, dA, dB, dC fp32, dD fp32 or None); dy strided as x."""
+    batch, length, heads, p = x.shape
+    n = B.shape[-1]
+    _, states = _forward(x, dt, A, B, C, None, reverse, write_y=False, save_states=True)
+    n_chunks = triton.cdiv(length, CHUNK)
+    strides = _strides(x, dt, B, C)
+    d_states = torch.empty_like(states)
+    block_p, warps, stages = FWD_CONFIG
+    block_p = min(block_p, p)
+    _ssd_bwd_state_kernel[(batch * heads, p // block_p)](
+        dt, A, C, dy, d_states, length, heads, n_chunks, *strides[:4], *strides[6:], P=p, N=n, Q=CHUNK,
+        BLOCK_P=block_p, REVERSE=reverse, PREC=_precision(x), num_warps=warps, num_stages=stages)
+    dx = torch.empty_like(x)
+    f32 = dict(device=x.device, dtype=torch.float32)
+    ddt = torch.empty(batch, length, heads, **f32)
+    dB = torch.empty(batch, length, heads, n, **f32)
+    dC = torch.empty(batch, length, heads, n, **f32)
+    dA = torch.empty(batch * heads * n_chunks, **f32)
+    dD = torch.empty(batch * heads * n_chunks, p, **f32) if D is not None else None
+    warps, stages = BWD_CONFIG
+    _ssd_bwd_chunk_kernel[(batch * heads * n_chunks,)](
+        x, dt, A, B, C, D if D is not None else A, dy, states, d_states, dx, ddt, dB, dC, dA,
+        dD if dD is not None else dA, length, heads, n_chunks, *strides, P=p, N=n, Q=CHUNK, HAS_D=D is not None,
+        REVERSE=reverse, PREC=_precision(x), num_warps=warps, num_stages=stages)
+    dD = dD.view(batch, heads, n_chunks, p).sum((0, 2)).flatten() if D is not None else None
+    return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dB.sum(2), dC.sum(2), dD
+
+
+def _inputs(x, dt, A, B, C, D):
+    """The kernels' layouts: x with contiguous (heads, p), dt and A fp32, B and C with unit last stride."""
+    def unit_last(t):
+        return t if t.stride(-1) == 1 else t.contiguous()
+    x = x if x.stride(-1) == 1 and x.stride(-2) == x.shape[-1] else x.contiguous()
+    return (x, dt.float().contiguous(), A.float().contiguous(), unit_last(B), unit_last(C),
+            D.contiguous() if D is not None else None)
+
+
+@torch.library.custom_op("infomamba::ssd_scan", mutates_args=())
+def ssd_scan_op(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor], reverse: bool) -> Tensor:
+    with torch.no_grad(), on_device(x):
+        return _forward(*_inputs(x, dt, A, B, C, D), reverse)[0]
+
+
+@ssd_scan_op.register_fake
+def _(x, dt, A, B, C, D, reverse):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("infomamba::ssd_scan_backward", mutates_args=())
+def ssd_scan_backward_op(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
+                         reverse: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    with torch.no_grad(), on_device(x):
+        xs, dts, As, Bs, Cs, Ds = _inputs(x, dt, A, B, C, D)
+        dx, ddt, dA, dB, dC, dD = _backward(xs, dts, As, Bs, Cs, Ds, dy.contiguous(), reverse)
+        return (dx, ddt.to(dt.dtype), dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
+                dD.to(D.dtype) if D is not None else x.new_empty(0))
+
+
+@ssd_scan_backward_op.register_fake
+def _(dy, x, dt, A, B, C, D, reverse):
+    return (torch.empty_like(x, memory_format=torch.contiguous_format), torch.empty_like(dt), torch.empty_like(A),
+            torch.empty_like(B), torch.empty_like(C), torch.empty_like(D) if D is not None else x.new_empty(0))
+
+
+def _setup_context(ctx, inputs, output):
+    *tensors, reverse = inputs
+    ctx.save_for_backward(*tensors)
+    ctx.has_d = tensors[-1] is not None
+    ctx.reverse = reverse
+
+
+def _backward_autograd(ctx, dy):
+    dx, ddt, dA, dB, dC, dD = ssd_scan_backward_op(dy, *ctx.saved_tensors, ctx.reverse)
+    return dx, ddt, dA, dB, dC, dD if ctx.has_d else None, None
+
+
+ssd_scan_op.register_autograd(_backward_autograd, setup_context=_setup_context)
+
+
+def ssd_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None,
+                    reverse: bool = False) -> Tensor:
+    """SSD scan on the GPU, the contract of `reference.ssd_scan_reference` (y in x's dtype, differentiable in every
+    input; fp32 state and accumulation)."""
+    check_widths(x.shape[-1], B.shape[-1])
+    if x.shape[1] * x.shape[2] * x.shape[3] >= 2**31:
+        raise ValueError("ssd_scan_triton indexes one sample with int32: L * heads * p must be < 2**31")
+    if x.numel() == 0:
+        return x.clone()
+    return ssd_scan_op(x, dt, A, B, C, D, reverse)
+
+
+def softplus_step(dt_pre: Tensor, dt_bias: Tensor, padding_mask: Tensor | None) -> Tensor:
+    """dt = softplus(dt_pre + bias) in fp32, 0 at padding: the fused SSM op's per-head step size ((batch, L, heads),
+    small enough to form in PyTorch)."""
+    dt = F.softplus(dt_pre.float() + dt_bias.float())
+    return dt if padding_mask is None else dt.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+
+
+def inner_forward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor, D: Tensor, reverse: bool,
+                  padding_mask: Tensor | None, dt_bias: Tensor) -> Tensor:
+    """The fused SSM op's scan in the SSD form (`ops/ssm_inner`): r (batch, L, E) from u (batch, L, E) contiguous, dt
+    before its bias and softplus (batch, L, H), A_log (H,), B and C views of x_proj's output, D (E,)."""
+    x = u.unflatten(-1, (A_log.shape[0], -1))
+    dt = softplus_step(dt_pre, dt_bias, padding_mask)
+    return _forward(x, dt, -torch.exp(A_log.float()), B, C, D, reverse)[0].flatten(2)
+
+
+def inner_backward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor, D: Tensor, dy: Tensor,
+                   reverse: bool, padding_mask: Tensor | None, dt_bias: Tensor
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(du, d dt_pre in its dtype, dA_log, dB, dC, dD) of `inner_forward`, as the Mamba-1 scan's `_backward` returns
+    them to the fused op: d dt_pre = ddt sigmoid(dt_pre + bias), 0 at padding; dA_log = dA A."""
+    heads = A_log.shape[0]
+    A = -torch.exp(A_log.float())
+    dt = softplus_step(dt_pre, dt_bias, padding_mask)
+    du, ddt, dA, dB, dC, dD = _backward(u.unflatten(-1, (heads, -1)), dt, A, B, C, D, dy.unflatten(-1, (heads, -1)),
+                                        reverse)
+    g = ddt * torch.sigmoid(dt_pre.float() + dt_bias.float())
+    if padding_mask is not None:
+        g = g.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+    return du.flatten(2), g.to(dt_pre.dtype), dA * A, dB, dC, dD

@@ -1,0 +1,120 @@
+"""Triton SSD scan (ops/ssd_scan/triton.py) against its chunked reference and the Mamba-1 definition.
+
+Forward output and the gradients of all six inputs, both directions, with and without D, lengths that are not a
+multiple of the chunk, right-padding (dt = x = 0 on a tail). Without CUDA the kernels run in Triton's interpreter
+(tests/conftest.py) in fp32; on CUDA in fp32 and bf16 and at a longer length too. Tolerances are relative to the
+largest magnitude of the reference tensor: fp32 2e-4 (the GPU uses ex2.approx), bf16 4e-2 (the (Q x Q) products
+take bf16 operands, as mamba-ssm's chunk kernels).
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+
+triton = pytest.importorskip("triton")
+
+from infomamba.ops.ssd_scan import ssd_scan_reference, ssd_scan_sequential
+from infomamba.ops.ssd_scan import triton as ssd
+
+ON_CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if ON_CUDA else "cpu"
+DTYPES = [torch.float32, torch.bfloat16] if ON_CUDA else [torch.float32]
+TOL = {torch.float32: 2e-4, torch.bfloat16: 4e-2}
+NAMES = ("x", "dt", "A", "B", "C", "D")
+
+
+@pytest.fixture(autouse=True)
+def _small_chunk(monkeypatch):
+    """Chunks of 16 positions, so that L = 37 spans three chunks (one partial) and the state passes between them."""
+    monkeypatch.setattr(ssd, "CHUNK", 16)
+
+
+def make_inputs(batch=2, length=37, heads=2, p=16, n=16, dtype=torch.float32, has_d=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g)
+
+    x = randn(batch, length, heads, p).to(DEVICE, dtype)
+    dt = F.softplus(randn(batch, length, heads) - 1.0).to(DEVICE)
+    A = -torch.exp(0.5 * randn(heads)).to(DEVICE)
+    B, C = (randn(batch, length, n).to(DEVICE, dtype) for _ in range(2))
+    D = randn(heads * p).to(DEVICE) if has_d else None
+    return [x, dt, A, B, C, D]
+
+
+def values_and_grads(fn, inputs, dy, **kw):
+    leaves = [t.detach().clone().requires_grad_() if t is not None else None for t in inputs]
+    y = fn(*leaves, **kw)
+    y.backward(dy)
+    return [y.detach()] + [t.grad if t is not None else None for t in leaves]
+
+
+def assert_close(got, want, tol, name):
+    err = ((got.float() - want.float()).abs().max() / want.float().abs().max().clamp_min(1e-6)).item()
+    assert err < tol, f"{name}: relative error {err:.2e} >= {tol:.0e}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("has_d", [True, False], ids=["D", "noD"])
+def test_matches_reference(dtype, reverse, has_d):
+    """y and the gradients of x, dt, A, B, C, D equal the chunked reference's (computed in fp32 on the same inputs)."""
+    inputs = make_inputs(dtype=dtype, has_d=has_d)
+    dy = torch.randn(inputs[0].shape, generator=torch.Generator().manual_seed(1)).to(DEVICE, dtype)
+    got = values_and_grads(ssd.ssd_scan_triton, inputs, dy, reverse=reverse)
+    ref_inputs = [t.float() if t is not None else None for t in inputs]
+    want = values_and_grads(ssd_scan_reference, ref_inputs, dy.float(), reverse=reverse)
+    for name, g, w in zip(("y",) + NAMES, got, want):
+        if w is None:
+            assert g is None, name
+            continue
+        assert g.dtype == (inputs[NAMES.index(name)].dtype if name != "y" else dtype), name
+        assert_close(g, w, TOL[dtype], name)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_matches_the_definition_across_chunk_boundaries(reverse):
+    """The kernel equals the Mamba-1 scan one token at a time with dt and A shared within heads (no chunked maths
+    in the oracle), at a length of several chunks with a partial last one."""
+    x, dt, A, B, C, D = make_inputs(batch=1, length=50, heads=3, seed=3)
+    with torch.no_grad():
+        got = ssd.ssd_scan_triton(x, dt, A, B, C, D, reverse=reverse)
+        want = ssd_scan_sequential(x.cpu(), dt.cpu(), A.cpu(), B.cpu(), C.cpu(), D.cpu(), reverse=reverse)
+    assert_close(got.cpu(), want, 2e-4, "y")
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_padding_passes_the_state_unchanged(reverse):
+    """A sample padded on its tail with dt = x = 0 gives, at its real positions, the outputs and input gradients of
+    the unpadded sample (forward: the padding comes after; reverse: the scan starts in the padding)."""
+    x, dt, A, B, C, D = make_inputs(batch=1, length=40, seed=5)
+    real = 29
+    xp, dtp = x.clone(), dt.clone()
+    xp[:, real:] = 0
+    dtp[:, real:] = 0
+    dy = torch.randn(x.shape, generator=torch.Generator().manual_seed(2)).to(DEVICE)
+    dy[:, real:] = 0
+    padded = values_and_grads(ssd.ssd_scan_triton, [xp, dtp, A, B, C, D], dy, reverse=reverse)
+    cut = [t[:, :real] for t in (x, dt)] + [A, B[:, :real], C[:, :real], D]
+    alone = values_and_grads(ssd.ssd_scan_triton, cut, dy[:, :real], reverse=reverse)
+    for name, g, w in zip(("y", "x", "dt"), padded, alone):
+        assert_close(g[:, :real], w, 1e-5, name)
+    for name, g, w in zip(("A", "D"), (padded[3], padded[6]), (alone[3], alone[6])):
+        assert_close(g, w, 1e-5, name)
+
+
+def test_backward_keeps_no_state_from_the_forward():
+    """Training saves the op's inputs only: the chunk states are recomputed in the backward, not held from the
+    forward (the memory promise of DESIGN.md's SSM section)."""
+    x, dt, A, B, C, D = [t.requires_grad_() for t in make_inputs(length=64)]
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        ssd.ssd_scan_triton(x, dt, A, B, C, D)
+    inputs = {t.data_ptr() for t in (x, dt, A, B, C, D)}
+    assert saved and all(t.data_ptr() in inputs for t in saved)
+
+
+def test_rejects_unsupported_widths():
+    x, dt, A, B, C, D = make_inputs(p=16)
+    with pytest.raises(ValueError, match="p \\(channels a head, E / ssm_heads\\) a power of two >= 16, got 12"):
+        ssd.ssd_scan_triton(x[..., :12], dt, A, B, C, None)
