@@ -6,6 +6,7 @@ padding masks are exercised), a small encoder per mixer, AdamW, bf16 autocast on
 of both paths every 20 steps and the largest difference; writes <out>/curve_equality_<dtype>.csv, .png.
 
     python benchmarks/curve_equality.py --mixers infomamba mamba --steps 200 --out docs
+    python benchmarks/curve_equality.py --mixers 'infomamba{ssm_heads: 4}' --steps 200   # the SSD form
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from infomamba import Encoder, EncoderConfig
+from infomamba.bench import parse_mixer_entry
 from infomamba.layers.pooling import masked_mean
 from infomamba.tasks.text.listops import NUM_CLASSES, VOCABULARY, generate_listops
 
@@ -42,8 +44,9 @@ def batches(n_steps: int, batch: int, device, seed: int = 0):
 class Classifier(nn.Module):
     def __init__(self, mixer: str, dim: int, depth: int):
         super().__init__()
+        _, name, options = parse_mixer_entry(mixer)
         self.embed = nn.Embedding(len(VOCABULARY) + 1, dim)
-        self.encoder = Encoder(EncoderConfig(dim=dim, depth=depth, mixer=mixer))
+        self.encoder = Encoder(EncoderConfig(dim=dim, depth=depth, mixer=name, mixer_options=options))
         self.head = nn.Linear(dim, NUM_CLASSES)
 
     def forward(self, tokens, padding_mask):
@@ -70,7 +73,8 @@ def curve(mixer: str, kernels: str, data, args, device) -> list[float]:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mixers", nargs="+", default=["infomamba", "mamba"])
+    p.add_argument("--mixers", nargs="+", default=["infomamba", "mamba"],
+                   help="mixer names, or NAME{yaml} with mixer options, e.g. 'infomamba{ssm_heads: 4}'")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--dim", type=int, default=128)

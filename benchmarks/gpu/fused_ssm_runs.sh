@@ -60,6 +60,17 @@ for part in "$@"; do
          timeout 360 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 16x4096 8x16384 --chunks 32 64 \
              --configs ${SSD_CONFIGS:-64,4,2/8,1 64,8,2/4,1 32,4,2/8,2 16,2,2/4,2 64,8,1/8,1 32,4,1/4,1} > $OUT/bench_ssd.log 2>&1
          echo "bench_ssd rc=$?" >> $OUT/bench_ssd.log; cat $OUT/bench_ssd.log ;;
+    ssd_model) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner_ssd_triton.py \
+             tests/ops/test_ssm_inner_ssd.py tests/mixers/test_contract.py tests/layers/test_ssm.py \
+             > $OUT/tests_ssd_model.log 2>&1; echo "tests_ssd_model rc=$?" >> $OUT/tests_ssd_model.log
+           tail -3 $OUT/tests_ssd_model.log
+           timeout 100 python3 benchmarks/curve_equality.py --mixers 'infomamba{ssm_heads: 4}' --steps 200 --out $OUT \
+             > $OUT/curve_ssd.log 2>&1; echo "curve_ssd rc=$?" >> $OUT/curve_ssd.log; tail -2 $OUT/curve_ssd.log
+           timeout 330 python3 -m infomamba.bench --mixers infomamba 'infomamba{ssm_heads: 12}' attention mamba \
+             --resolutions 224 512 1024 --lengths 1024 4096 16384 --max-tokens-attention 16384 --batch 64 --dim 384 \
+             --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --timm --cuda-graphs --out $OUT/bench_ssd_model \
+             > $OUT/bench_ssd_model.log 2>&1; echo "bench rc=$?" >> $OUT/bench_ssd_model.log
+           rm -f $OUT/curve_equality_bf16.csv $OUT/bench_ssd_model/bench.md; grep -v Warning $OUT/bench_ssd_model.log | tail -45 ;;
     quicktests) timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ops/test_concept_assign_triton.py \
              tests/ops/test_causal_conv_triton.py > $OUT/quicktests.log 2>&1; echo "quicktests rc=$?" >> $OUT/quicktests.log
            tail -3 $OUT/quicktests.log ;;
