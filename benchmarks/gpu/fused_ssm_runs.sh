@@ -71,6 +71,14 @@ for part in "$@"; do
              --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --timm --cuda-graphs --out $OUT/bench_ssd_model \
              > $OUT/bench_ssd_model.log 2>&1; echo "bench rc=$?" >> $OUT/bench_ssd_model.log
            rm -f $OUT/curve_equality_bf16.csv $OUT/bench_ssd_model/bench.md; grep -v Warning $OUT/bench_ssd_model.log | tail -45 ;;
+    ssd_accuracy) timeout 170 python3 benchmarks/curve_equality.py --mixers 'infomamba{ssm_heads: 4}' --steps 200 \
+             --reference-ops ssm_inner --out $OUT > $OUT/curve_ssd.log 2>&1 &
+           timeout ${SSD_GUARD:-420} python3 benchmarks/reproduce.py --table ssd_fashion_mnist --jobs 2 --out /tmp/ssd_fmnist \
+             -- --data.root .devdata/fashion-mnist --data.num_workers=6 --trainer.max_epochs=${EPOCHS_ssd:-10} \
+             > $OUT/ssd_fmnist.log 2>&1; echo "ssd_fmnist rc=$?" >> $OUT/ssd_fmnist.log
+           wait; echo "curve_ssd done" >> $OUT/curve_ssd.log; tail -3 $OUT/curve_ssd.log
+           cp /tmp/ssd_fmnist/table.md /tmp/ssd_fmnist/results.json /tmp/ssd_fmnist/curves.png $OUT/ 2>/dev/null
+           rm -f $OUT/curve_equality_bf16_ssm_inner.csv; tail -8 $OUT/ssd_fmnist.log; cat $OUT/table.md ;;
     quicktests) timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ops/test_concept_assign_triton.py \
              tests/ops/test_causal_conv_triton.py > $OUT/quicktests.log 2>&1; echo "quicktests rc=$?" >> $OUT/quicktests.log
            tail -3 $OUT/quicktests.log ;;
