@@ -49,6 +49,15 @@ BWD_CONFIG = (4, 2)  # (warps, stages) of the backward's chunk-parallel kernel, 
 
 
 @triton.jit
+def _walk_program(A_ptr, H, Q: tl.constexpr, N: tl.constexpr, BLOCK_P: tl.constexpr):
+    """A chunk walk's program: (its sample b, head h, position, state and channel ranges, A_h log2(e))."""
+    pid = tl.program_id(0)
+    h = pid % H
+    rp = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
+    return pid // H, h, tl.arange(0, Q), tl.arange(0, N), rp, tl.load(A_ptr + h).to(tl.float32) * LOG2E
+
+
+@triton.jit
 def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, y_ptr, st_ptr, L, H, n_chunks,
                     s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
                     P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr, BLOCK_P: tl.constexpr,
@@ -56,19 +65,13 @@ def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, y_ptr, st_ptr, L,
                     PREC: tl.constexpr):
     """y (and with SAVE_STATES the state entering every chunk) of one (sample, head, p block); x and y share strides,
     states (batch * heads, chunks, N, P) contiguous."""
-    pid = tl.program_id(0)
-    b = pid // H
-    h = pid % H
-    rq = tl.arange(0, Q)
-    rn = tl.arange(0, N)
-    rp = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
-    A2 = tl.load(A_ptr + h).to(tl.float32) * LOG2E
+    b, h, rq, rn, rp, A2 = _walk_program(A_ptr, H, Q, N, BLOCK_P)
     if HAS_D:
         Dv = tl.load(D_ptr + h * P + rp).to(tl.float32)
     causal = rq[:, None] >= rq[None, :]
     x_base = x_ptr + b.to(tl.int64) * s_xb + h * P
     y_base = y_ptr + b.to(tl.int64) * s_xb + h * P
-    st_base = st_ptr + pid.to(tl.int64) * n_chunks * N * P
+    st_base = st_ptr + (b * H + h).to(tl.int64) * n_chunks * N * P
     S = tl.zeros((N, BLOCK_P), dtype=tl.float32)
     for c in range(n_chunks):
         t = c * Q + rq
@@ -103,15 +106,9 @@ def _ssd_bwd_state_kernel(dt_ptr, A_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks,
                           REVERSE: tl.constexpr, PREC: tl.constexpr):
     """The state adjoint dS leaving every chunk (of S_out; 0 after the last), one (sample, head, p block) walking the
     chunks in reverse: dS_in = exp(T) dS + (exp(cs) o C)^T dy. dst (batch * heads, chunks, N, P) fp32."""
-    pid = tl.program_id(0)
-    b = pid // H
-    h = pid % H
-    rq = tl.arange(0, Q)
-    rn = tl.arange(0, N)
-    rp = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
-    A2 = tl.load(A_ptr + h).to(tl.float32) * LOG2E
+    b, h, rq, rn, rp, A2 = _walk_program(A_ptr, H, Q, N, BLOCK_P)
     dy_base = dy_ptr + b.to(tl.int64) * s_xb + h * P
-    dst_base = dst_ptr + pid.to(tl.int64) * n_chunks * N * P
+    dst_base = dst_ptr + (b * H + h).to(tl.int64) * n_chunks * N * P
     dS = tl.zeros((N, BLOCK_P), dtype=tl.float32)
     for i in range(n_chunks):
         c = n_chunks - 1 - i

@@ -1,0 +1,47 @@
+"""Every launch variant of the SSD scan kernels compiles for the GPU (sm_90) on a machine without one
+(`sm90_compile`; the interpreter tests never compile): the forward with y and without (the backward's state pass),
+with and without D; the state-adjoint pass; the chunk-parallel backward with and without D; x, B, C in bf16
+(both directions) and in fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`, `CHUNK`),
+p 64 and n 16."""
+import pytest
+
+pytest.importorskip("triton")
+from sm90_compile import assert_every_variant_compiles, compile_all  # noqa: E402
+
+FP32 = {"dt_ptr", "A_ptr", "D_ptr", "st_ptr", "dst_ptr", "ddt_ptr", "dB_ptr", "dC_ptr", "dA_ptr", "dD_ptr"}
+INTS = {"L", "H", "n_chunks", "s_xb", "s_xl", "s_dtb", "s_dtl", "s_bb", "s_bl", "s_cb", "s_cl"}
+
+
+def types(kernel, dtype: str) -> dict:
+    def arg_type(name):
+        if name.endswith("_ptr"):
+            return "*fp32" if name in FP32 else f"*{dtype}"
+        return "i32" if name in INTS else "constexpr"
+    return {name: arg_type(name) for name in kernel.arg_names}
+
+
+def compile_every_variant() -> dict:
+    from infomamba.ops.ssd_scan import triton as ssd
+
+    block_p, fwd_warps, _ = ssd.FWD_CONFIG
+    bwd_warps, _ = ssd.BWD_CONFIG
+    jobs = {}
+    for dtype in ("bf16", "fp32"):
+        shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="ieee" if dtype == "fp32" else "tf32")
+        for reverse in (False, True) if dtype == "bf16" else (False,):
+            for write_y, save, has_d in ((True, False, True), (True, False, False), (False, True, False)):
+                jobs[f"fwd {dtype} reverse={reverse} y={write_y} states={save} D={has_d}"] = (
+                    ssd._ssd_fwd_kernel, types(ssd._ssd_fwd_kernel, dtype),
+                    dict(shape, BLOCK_P=block_p, HAS_D=has_d, REVERSE=reverse, WRITE_Y=write_y, SAVE_STATES=save),
+                    fwd_warps)
+            jobs[f"dS {dtype} reverse={reverse}"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, dtype),
+                                                     dict(shape, BLOCK_P=block_p, REVERSE=reverse), fwd_warps)
+            for has_d in (True, False):
+                jobs[f"chunk bwd {dtype} reverse={reverse} D={has_d}"] = (
+                    ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, dtype),
+                    dict(shape, HAS_D=has_d, REVERSE=reverse), bwd_warps)
+    return compile_all(jobs)
+
+
+def test_every_ssd_kernel_variant_compiles_for_sm90(tmp_path):
+    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 3 * (3 + 1 + 2))
