@@ -30,6 +30,19 @@ def test_forward_and_backward_trace_without_graph_breaks(name):
     assert explained.graph_count == 1
 
 
+@pytest.mark.parametrize("name", ["infomamba", "mamba"])
+def test_the_ssd_form_traces_without_graph_breaks(name):
+    """ssm_heads: the fused SSM op in the SSD form (2 heads of 16 channels, 16 states: the SSD kernels' path, not
+    the reference's) traces as one graph too."""
+    mixer = build_mixer(name, 16, ssm_heads=2).to(DEVICE)
+    x = torch.randn(2, 24, 16, device=DEVICE, requires_grad=True)
+    explained = torch._dynamo.explain(mixer)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+    assert any(node.target is torch.ops.infomamba.ssm_inner.default
+               for graph in explained.graphs for node in graph.graph.nodes)
+
+
 @pytest.mark.parametrize("name", ["infomamba", "attention"])
 def test_the_whole_encoder_traces_as_one_graph_under_autocast(name):
     """The encoder's own glue (norms, the mixed-precision cast before each mixer, the MLP) adds no break."""

@@ -84,6 +84,8 @@ class LocalMambaMixer(Mixer):
             per layer of the stack); default DEFAULT, or DEFAULT_CAUSAL in causal mode.
         expand: E = expand * D.  d_state, d_conv: SSM (conv per direction, in its order).
         dt_rank: rank of dt (default `dt_rank_auto(D)`, Mamba's "auto" ceil(D / 16)).
+        ssm_heads: SSD (Mamba-2) form: dt and A shared within each of ssm_heads heads (must divide E);
+            None: Mamba-1 per-channel form (`layers/ssm.py`).
         attn_ratio: SCAttn reduction.
     """
 
@@ -92,7 +94,7 @@ class LocalMambaMixer(Mixer):
 
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
                  directions: list | None = None, expand: float = 2, d_state: int = 16, d_conv: int = 4,
-                 dt_rank: int | None = None, attn_ratio: float = 0.125):
+                 dt_rank: int | None = None, attn_ratio: float = 0.125, ssm_heads: int | None = None):
         super().__init__()
         if directions is None:
             directions = DEFAULT_CAUSAL if causal else DEFAULT
@@ -108,7 +110,7 @@ class LocalMambaMixer(Mixer):
         self.causal = causal
         inner = int(expand * dim)
         self.in_proj = nn.Linear(dim, 2 * inner, bias=False)
-        self.scans = MultiScan(inner, directions, d_state=d_state, d_conv=d_conv,
+        self.scans = MultiScan(inner, directions, d_state=d_state, d_conv=d_conv, heads=ssm_heads,
                                dt_rank=dt_rank_auto(dim) if dt_rank is None else dt_rank)
         self.attn = SCAttn(inner, attn_ratio, causal)
         self.out_proj = nn.Linear(inner, dim, bias=False)

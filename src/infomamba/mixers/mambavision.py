@@ -53,6 +53,8 @@ class MambaVisionMixer(Mixer):
         expand: E = expand * D (the two branches get E/2 each; the paper uses 1).
         d_state: SSM state size (paper 8).  d_conv: branch conv width (paper 3).
         dt_rank: rank of dt (default `dt_rank_auto(D)`, ceil(D / 16)).
+        ssm_heads: SSD (Mamba-2) form: dt and A shared within each of ssm_heads heads (must divide E/2,
+            the scanned half); None: Mamba-1 per-channel form (`layers/ssm.py`).
         attn_layers: "last_half" or a list of layer indices.  heads: attention heads (default width // 64).
         attn_inner_dim: Q, K, V width of the attention layers (default D, the paper's).
     """
@@ -63,7 +65,7 @@ class MambaVisionMixer(Mixer):
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
                  expand: float = 1, d_state: int = 8, d_conv: int = 3, dt_rank: int | None = None,
                  attn_layers: str | list[int] = "last_half", heads: int | None = None,
-                 attn_inner_dim: int | None = None):
+                 attn_inner_dim: int | None = None, ssm_heads: int | None = None):
         super().__init__()
         self.causal = causal
         self.uses_attention = layer_idx in attention_layers(attn_layers, depth)
@@ -78,7 +80,8 @@ class MambaVisionMixer(Mixer):
         self.in_proj = nn.Linear(dim, inner, bias=False)
         self.conv_x = GridConv(half, (1, d_conv), causal)
         self.conv_z = GridConv(half, (1, d_conv), causal)
-        self.ssm = SelectiveSSM(half, dt_rank_auto(dim) if dt_rank is None else dt_rank, d_state=d_state, d_conv=1)
+        self.ssm = SelectiveSSM(half, dt_rank_auto(dim) if dt_rank is None else dt_rank, d_state=d_state, d_conv=1,
+                                heads=ssm_heads)
         self.out_proj = nn.Linear(inner, dim, bias=False)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):

@@ -40,6 +40,8 @@ class VMambaMixer(Mixer):
     Args:
         expand: E = expand * D.  d_state: SSM state size.  d_conv: 2-D depthwise conv size (VMamba: 3).
         dt_rank: rank of dt (default `dt_rank_auto(D)`, ceil(D / 16) as in VMamba).
+        ssm_heads: SSD (Mamba-2) form: dt and A shared within each of ssm_heads heads (must divide E);
+            None: Mamba-1 per-channel form (`layers/ssm.py`).
     """
 
     causal_capable = False
@@ -47,7 +49,8 @@ class VMambaMixer(Mixer):
     routes = ("h", "h_flip", "v", "v_flip")
 
     def __init__(self, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
-                 expand: float = 2, d_state: int = 16, d_conv: int = 3, dt_rank: int | None = None):
+                 expand: float = 2, d_state: int = 16, d_conv: int = 3, dt_rank: int | None = None,
+                 ssm_heads: int | None = None):
         super().__init__()
         if causal:
             raise ValueError("vmamba (SS2D) cannot be causal: its cross-scan reads the grid in both directions "
@@ -56,7 +59,7 @@ class VMambaMixer(Mixer):
         inner = int(expand * dim)
         self.in_proj = nn.Linear(dim, 2 * inner, bias=False)
         self.conv = GridConv(inner, (d_conv, d_conv))
-        self.scans = MultiScan(inner, self.routes, d_state=d_state, d_conv=1,
+        self.scans = MultiScan(inner, self.routes, d_state=d_state, d_conv=1, heads=ssm_heads,
                                dt_rank=dt_rank_auto(dim) if dt_rank is None else dt_rank)
         self.out_norm = nn.LayerNorm(inner)
         self.out_proj = nn.Linear(inner, dim, bias=False)

@@ -6,10 +6,10 @@ the input u_t = x_t + P h_t), per channel d and state index n, in fp32 whatever 
     a_t[d,n] = exp(dt_t[d] A[d,n])            b_t[d,n] = dt_t[d] B_t[n] u_t[d]
     s_t      = a_t s_{t-1} + b_t              y_t[d]   = sum_n C_t[n] s_t[d,n] + D[d] u_t[d]
 
-Form chosen: Mamba-1 (per-channel dt, per-(d, n) decay) as an elementwise scan, not a chunked
-matmul (SSD) form. Every mixer of the project feeds per-channel dt and a full (d, n) matrix A, so the
-decay differs per (d, n) and there is no matrix form without materialising per-channel decay
-matrices; the scan is therefore elementwise work, one exp per (t, d, n). One program owns a block of
+Form: Mamba-1 (per-channel dt, per-(d, n) decay) as an elementwise scan. With per-channel dt and a full
+(d, n) matrix A the decay differs per (d, n) and there is no matrix form without materialising
+per-channel decay matrices; the scan is therefore elementwise work, one exp per (t, d, n). (The SSD form,
+dt and A a head, has one: `ops/ssd_scan`, selected by the mixers' `ssm_heads`.) One program owns a block of
 channels of one sample and walks the sequence in tiles of block_t steps: the tile's u, dt
 (block_t, channels) and B, C (block_t, n) are loaded at once (one memory round trip per tile, not per
 step), the recurrence inside the tile is `tl.associative_scan` over time, and the (channels, n) state
