@@ -14,6 +14,10 @@ SHAPES = {"1d_causal": (True, None), "1d_bidirectional": (False, None), "2d_grid
 CONFIGS = {name: (name, {}) for name in list_mixers()} | {
     "infomamba-ssd": ("infomamba", {"ssm_heads": 4}),     # SSD (Mamba-2) SSM: 4 heads of 8 channels
     "mamba-ssd": ("mamba", {"ssm_heads": 4}),
+    "vmamba-ssd": ("vmamba", {"ssm_heads": 4}),           # 4 heads of 8 channels, one set a route
+    "localmamba-ssd": ("localmamba", {"ssm_heads": 4}),   # 4 heads of 8 channels, one set a direction
+    # the SSM scans half of E = D: 2 heads of 4 channels; attn_layers=[]: layer 1 of 2 scans, not attends
+    "mambavision-ssd": ("mambavision", {"ssm_heads": 2, "attn_layers": []}),
 }
 
 

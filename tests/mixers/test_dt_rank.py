@@ -7,7 +7,8 @@ from infomamba.mixers import build_mixer
 DIM = 48  # ceil(D / 16) = 3, while ceil(E / 16) of the inner width E = 2 D would be 6
 SSM_MIXERS = {"infomamba": {"k_max": 8, "d_concept": 8}, "infomamba-no_filter": {"variant": "no_filter"},
               "infomamba-ssd": {"k_max": 8, "d_concept": 8, "ssm_heads": 4}, "mamba-ssd": {"ssm_heads": 4},
-              "mamba": {}, "vmamba": {}, "localmamba": {}, "mambavision": {}}
+              "mamba": {}, "vmamba": {}, "localmamba": {}, "mambavision": {},
+              "vmamba-ssd": {"ssm_heads": 4}, "localmamba-ssd": {"ssm_heads": 4}, "mambavision-ssd": {"ssm_heads": 4}}
 
 
 def ssms(name, **options):

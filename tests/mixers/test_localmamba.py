@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from infomamba.layers.ssm import SelectiveSSM
 from infomamba.mixers import build_mixer
 from infomamba.mixers.localmamba import DEFAULT_CAUSAL
 
@@ -36,3 +37,24 @@ def test_scattn_gates_space_and_channels():
     assert gate.min() > 0 and gate.max() < 1
     # the spatial gate varies over tokens, the channel gate over channels
     assert gate.std(dim=1).mean() > 1e-4 and gate.std(dim=2).mean() > 1e-4
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_ssm_heads_gives_every_direction_the_ssd_form(causal):
+    """ssm_heads=H: every direction's SSM has dt and A a head (dt_proj (H, R), A_log (H,)); a padded forward
+    and backward run with no gradient to the padded tokens; H must divide E."""
+    m = build_mixer("localmamba", DIM, causal=causal, d_state=4, ssm_heads=4)
+    plain = build_mixer("localmamba", DIM, causal=causal, d_state=4)
+    ssms = [s for s in m.modules() if isinstance(s, SelectiveSSM)]
+    assert len(ssms) == len(m.scans.directions) == (2 if causal else 4)
+    assert [(s.heads, s.dt_proj.out_features, tuple(s.A_log.shape)) for s in ssms] == [(4, 4, (4,))] * len(ssms)
+    assert all(s.heads is None and s.A_log.shape == (2 * DIM, 4) for s in plain.scans.ssms)
+    mask = torch.zeros(2, 11, dtype=torch.bool)
+    mask[1, 6:] = True
+    x = torch.randn(2, 11, DIM, requires_grad=True)
+    y, _ = m(x, mask)
+    y.square().sum().backward()
+    assert torch.isfinite(y).all() and (x.grad[1, 6:] == 0).all() and x.grad[1, :6].abs().sum() > 0
+    assert all(s.A_log.grad is not None and s.A_log.grad.abs().sum() > 0 for s in ssms)
+    with pytest.raises(ValueError, match="inner 32, heads 5"):
+        build_mixer("localmamba", DIM, causal=causal, ssm_heads=5)

@@ -4,6 +4,7 @@ import torch
 
 from infomamba import Encoder, EncoderConfig
 from infomamba.layers.attention import SelfAttention
+from infomamba.layers.ssm import SelectiveSSM
 from infomamba.mixers import build_mixer
 from infomamba.mixers.mambavision import attention_layers
 from shape_audit import ShapeAudit
@@ -67,3 +68,24 @@ def test_mixer_layers_build_no_L_by_L_tensor():
     with ShapeAudit() as audit:
         m(x, mask)[0].sum().backward()
     assert audit.records and audit.quadratic(n) == []
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_ssm_heads_gives_the_scan_the_ssd_form(causal):
+    """ssm_heads=H: the one SSM (over the scanned half, E/2 channels) has dt and A a head (dt_proj (H, R),
+    A_log (H,)); a padded forward and backward run with no gradient to the padded tokens; H must divide E/2,
+    not just E: the SSM's error (naming its width) reaches the caller."""
+    m = build_mixer("mambavision", DIM, causal=causal, expand=2, d_state=4, ssm_heads=4)
+    plain = build_mixer("mambavision", DIM, causal=causal, expand=2, d_state=4)
+    ssms = [s for s in m.modules() if isinstance(s, SelectiveSSM)]
+    assert [(s.heads, s.dt_proj.out_features, tuple(s.A_log.shape)) for s in ssms] == [(4, 4, (4,))]
+    assert plain.ssm.heads is None and plain.ssm.A_log.shape == (DIM, 4)
+    mask = torch.zeros(2, L, dtype=torch.bool)
+    mask[1, 7:] = True
+    x = torch.randn(2, L, DIM, requires_grad=True)
+    y, _ = m(x, mask)
+    y.square().sum().backward()
+    assert torch.isfinite(y).all() and (x.grad[1, 7:] == 0).all() and x.grad[1, :7].abs().sum() > 0
+    assert m.ssm.A_log.grad is not None and m.ssm.A_log.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="inner 16, heads 32"):
+        build_mixer("mambavision", DIM, causal=causal, expand=2, ssm_heads=2 * DIM)   # divides E = 32, not 16

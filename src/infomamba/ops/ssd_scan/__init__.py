@@ -7,12 +7,17 @@ from .reference import ssd_scan_reference, ssd_scan_sequential
 
 _triton = optional_import(__name__ + ".triton")
 
-__all__ = ["kernel_widths_fit", "ssd_scan", "ssd_scan_reference", "ssd_scan_sequential"]
+__all__ = ["kernel_widths_fit", "tile_width", "ssd_scan", "ssd_scan_reference", "ssd_scan_sequential"]
+
+
+def tile_width(v: int) -> bool:
+    """Whether v is a width the Triton kernels' `tl.dot` tiles take: a power of two >= 16."""
+    return v >= 16 and not v & (v - 1)
 
 
 def kernel_widths_fit(p: int, n: int) -> bool:
-    """Whether the Triton kernels' `tl.dot` tiles take p channels a head and n states: powers of two >= 16."""
-    return all(v >= 16 and not v & (v - 1) for v in (p, n))
+    """Whether the Triton kernels take p channels a head and n states."""
+    return tile_width(p) and tile_width(n)
 
 
 def ssd_scan(x, dt, A, B, C, D=None, reverse=False):

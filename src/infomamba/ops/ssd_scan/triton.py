@@ -1,4 +1,4 @@
-"""Triton SSD scan (Mamba-2 form): one fused kernel each way, walking the chunks of a sequence in order.
+"""Triton SSD scan (Mamba-2 form): a forward that walks a sequence's chunks in order, a three-launch backward.
 
 Math (`reference.py`; Dao & Gu 2024, Eq. 16 and the chunked algorithm): per head h, with x~_t = dt_t x_t,
 a_t = dt_t A_h and, within a chunk of Q positions, the cumulative log-decay cs_t = a_1 + ... + a_t (local
@@ -10,22 +10,25 @@ positions, T = cs_Q the chunk's total):
 One program owns one (sample, head, block of p channels) and carries S (n x p, fp32) in registers from chunk to
 chunk: per chunk three tensor-core products, C B^T (Q x Q), the masked decay-weighted (C B^T) x~ (Q x p) and the
 state's C S and B^T x~, where the Mamba-1 scan pays an exp and its FMAs on every (t, channel, state) element.
-The (Q x Q) operands go to `tl.dot` in the input dtype (bf16 under mixed precision, as mamba-ssm's chunk kernels),
-the state's products in fp32; accumulation is fp32.
+Every `tl.dot` takes its operands in the input dtype (bf16 under mixed precision, the state rounded to it for its
+products too, as mamba-ssm's chunk kernels do) and accumulates in fp32; the carried state stays fp32.
 
-Backward: the forward kernel rewrites the state entering every chunk (fp32, (batch * heads, chunks, n, p);
-nothing is kept from the forward, as in `ops/ssm_inner`), then one program per (sample, head) walks the chunks in
-reverse carrying the state adjoint dS (of S_out) and forms, with M = (C B^T) o exp(cs_t - cs_s) (lower triangle),
+Backward, in three launches (nothing is kept from the forward, as in `ops/ssm_inner`): the forward kernel rewrites
+the state entering every chunk (fp32, (batch * heads, chunks, n, p)); a reverse walk per (sample, head, p block)
+writes the state adjoint dS leaving every chunk (of S_out; dS_in = exp(T) dS + (exp(cs) o C)^T dy); then one program
+per (sample, head, chunk), all chunks at once, forms with M = (C B^T) o exp(cs_t - cs_s) (lower triangle),
 W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
 
     dx~   = M^T dy + exp(T - cs) o (B dS)                dx = dt dx~ + D dy,   ddt = sum_p dx~ x + A da
     dC    = W B + exp(cs) o (dy S_in^T)                  dB = W^T C + exp(T - cs) o (x~ dS^T)
     dcs_t = sum_s G_ts - sum_s G_st + dy_t . (exp(cs_t) C_t S_in) - v_t,   v = exp(T - cs) o sum_p (B dS) o x~
     da_r  = sum_{t >= r} dcs_t + sum_s v_s + exp(T) <dS, S_in>     (T = sum of the chunk's a)
-    dA    = sum dt da                                    dS_in = exp(T) dS + (exp(cs) o C)^T dy
+    dA    = sum dt da
 
 B and C are shared by every head, so dB and dC come back per head (fp32 (batch, L, heads, n)) and are summed by
-torch (deterministic, no atomics); dA and dD per sample. `reverse=True` maps scan position t to L - 1 - t
+torch (deterministic, no atomics); dA and dD per (sample, head, chunk). Launch configs (chunk 64, `FWD_CONFIG`,
+`BWD_CONFIG`) are the best forward+backward of a sweep on an H200 (`benchmarks/bench_ssd.py --chunks --configs`,
+docs/benchmarks.md); no autotuning. `reverse=True` maps scan position t to L - 1 - t
 (index arithmetic, no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged,
 as padding does.
 """
@@ -40,7 +43,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..dispatch import on_device
-from . import kernel_widths_fit
+from . import tile_width
 
 LOG2E = tl.constexpr(1.4426950408889634)
 CHUNK = 64  # Q: positions a chunk; the forward saves the state entering each for the backward
@@ -194,14 +197,14 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_
 
 
 def _precision(x: Tensor) -> str:
-    """fp32 inputs get exact fp32 products (the oracle's tolerance); 16-bit ones tf32 for the fp32 state products."""
+    """fp32 inputs get exact fp32 products ("ieee", not tf32: the oracle's tolerance); 16-bit ones are exact anyway."""
     return "ieee" if x.dtype == torch.float32 else "tf32"
 
 
 def check_widths(p: int, n: int) -> None:
     """A one-line error unless the kernels take p channels a head and n states (`kernel_widths_fit`)."""
     for name, v in (("p (channels a head, E / ssm_heads)", p), ("n (states, d_state)", n)):
-        if not kernel_widths_fit(v, v):
+        if not tile_width(v):
             raise ValueError(f"the Triton SSD scan needs {name} a power of two >= 16, got {v}")
 
 
