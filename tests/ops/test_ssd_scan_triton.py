@@ -118,3 +118,16 @@ def test_rejects_unsupported_widths():
     x, dt, A, B, C, D = make_inputs(p=16)
     with pytest.raises(ValueError, match="p \\(channels a head, E / ssm_heads\\) a power of two >= 16, got 12"):
         ssd.ssd_scan_triton(x[..., :12], dt, A, B, C, None)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_several_channel_blocks_a_head(monkeypatch, reverse):
+    """A head wider than the chunk walks' channel block (p 64 in blocks of 16: four programs a head in the forward
+    and the state-adjoint pass, the chunk-parallel backward over all 64) gives the reference's values and gradients."""
+    monkeypatch.setattr(ssd, "FWD_CONFIG", (16,) + ssd.FWD_CONFIG[1:])
+    inputs = make_inputs(batch=1, length=40, heads=2, p=64, seed=4)
+    dy = torch.randn(inputs[0].shape, generator=torch.Generator().manual_seed(6)).to(DEVICE)
+    got = values_and_grads(ssd.ssd_scan_triton, inputs, dy, reverse=reverse)
+    want = values_and_grads(ssd_scan_reference, inputs, dy, reverse=reverse)
+    for name, g, w in zip(("y",) + NAMES, got, want):
+        assert_close(g, w, 2e-4, name)

@@ -47,7 +47,7 @@ from . import tile_width
 
 LOG2E = tl.constexpr(1.4426950408889634)
 CHUNK = 64  # Q: positions a chunk; the forward saves the state entering each for the backward
-FWD_CONFIG = (16, 2, 2)  # (block of p channels, warps, pipeline stages) of the chunk walks (forward, dS pass)
+FWD_CONFIG = (32, 4, 2)  # (block of p channels, warps, pipeline stages) of the chunk walks (forward, dS pass)
 BWD_CONFIG = (4, 2)  # (warps, stages) of the backward's chunk-parallel kernel, a program per (sample, head, chunk)
 
 
