@@ -7,12 +7,9 @@ import pytest
 import torch
 
 from infomamba.ops.ssd_scan import triton as ssd
-from infomamba.ops.ssm_inner import ssm_inner_reference
 from infomamba.ops.ssm_inner.triton import ssm_inner_triton
+from test_ssm_inner import DEVICE, DTYPES, assert_fused_matches_reference  # tests/ops is on the path (sm90_compile too)
 
-ON_CUDA = torch.cuda.is_available()
-DEVICE = "cuda" if ON_CUDA else "cpu"
-DTYPES = [torch.float32, torch.bfloat16] if ON_CUDA else [torch.float32]
 TOL = {torch.float32: 2e-4, torch.bfloat16: 5e-2}
 
 
@@ -43,33 +40,12 @@ def make_inputs(B=2, L=37, E=32, H=2, N=16, R=2, K=4, conv=True, inject=True, pa
     return params, mask
 
 
-def run(fn, params, mask, reverse, dy):
-    y = fn(*params.values(), mask, reverse)
-    leaves = {k: t for k, t in params.items() if t is not None}
-    return y, dict(zip(leaves, torch.autograd.grad(y, list(leaves.values()), dy)))
-
-
-def assert_close_rel(actual, expected, tol, what):
-    err = (actual.float() - expected.float()).abs().max() / expected.float().abs().max().clamp_min(1e-6)
-    assert err <= tol, f"{what}: relative error {err:.2e} > {tol:.0e}"
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("conv,inject,pad", [(True, True, None), (True, False, "right"), (False, True, "left")])
 def test_fused_ssd_matches_reference(dtype, reverse, conv, inject, pad):
     params, mask = make_inputs(conv=conv, inject=inject, pad=pad, dtype=dtype)
-    dy = torch.randn(params["x"].shape, generator=torch.Generator().manual_seed(1)).to(DEVICE, dtype)
-    y, grads = run(ssm_inner_triton, params, mask, reverse, dy)
-    exact = {k: t.detach().float().requires_grad_(True) if t is not None else None for k, t in params.items()}
-    y_ref, grads_ref = run(ssm_inner_reference, exact, mask, reverse, dy.float())
-    assert y.dtype == dtype
-    assert_close_rel(y, y_ref, TOL[dtype], "y")
-    for name in grads_ref:
-        assert grads[name].dtype == params[name].dtype, name
-        assert_close_rel(grads[name], grads_ref[name], TOL[dtype], f"d{name}")
-    if mask is not None:
-        assert (grads["x"][mask] == 0).all(), "padded inputs must get no gradient"
+    assert_fused_matches_reference(params, mask, reverse, dtype, TOL[dtype])
 
 
 def test_kernel_widths_are_checked_up_front():

@@ -37,7 +37,6 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 import triton
 import triton.language as tl
 from torch import Tensor
@@ -208,6 +207,13 @@ def check_widths(p: int, n: int) -> None:
             raise ValueError(f"the Triton SSD scan needs {name} a power of two >= 16, got {v}")
 
 
+def _walk_config(p: int) -> tuple[int, int, int]:
+    """(block of p channels, warps, stages) of the chunk walks for heads of p channels (`FWD_CONFIG`, its block
+    no wider than the head)."""
+    block_p, warps, stages = FWD_CONFIG
+    return min(block_p, p), warps, stages
+
+
 def _strides(x, dt, B, C):
     return (x.stride(0), x.stride(1), dt.stride(0), dt.stride(1), B.stride(0), B.stride(1), C.stride(0), C.stride(1))
 
@@ -219,8 +225,7 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor |
     batch, length, heads, p = x.shape
     n = B.shape[-1]
     n_chunks = triton.cdiv(length, CHUNK)
-    block_p, warps, stages = FWD_CONFIG
-    block_p = min(block_p, p)
+    block_p, warps, stages = _walk_config(p)
     y = torch.empty_like(x) if write_y else None
     states = x.new_empty(batch * heads, n_chunks, n, p, dtype=torch.float32) if save_states else None
     _ssd_fwd_kernel[(batch * heads, p // block_p)](
@@ -240,8 +245,7 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
     n_chunks = triton.cdiv(length, CHUNK)
     strides = _strides(x, dt, B, C)
     d_states = torch.empty_like(states)
-    block_p, warps, stages = FWD_CONFIG
-    block_p = min(block_p, p)
+    block_p, warps, stages = _walk_config(p)
     _ssd_bwd_state_kernel[(batch * heads, p // block_p)](
         dt, A, C, dy, d_states, length, heads, n_chunks, *strides[:4], *strides[6:], P=p, N=n, Q=CHUNK,
         BLOCK_P=block_p, REVERSE=reverse, PREC=_precision(x), num_warps=warps, num_stages=stages)
@@ -323,34 +327,3 @@ def ssd_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
         return x.clone()
     return ssd_scan_op(x, dt, A, B, C, D, reverse)
 
-
-def softplus_step(dt_pre: Tensor, dt_bias: Tensor, padding_mask: Tensor | None) -> Tensor:
-    """dt = softplus(dt_pre + bias) in fp32, 0 at padding: the fused SSM op's per-head step size ((batch, L, heads),
-    small enough to form in PyTorch)."""
-    dt = F.softplus(dt_pre.float() + dt_bias.float())
-    return dt if padding_mask is None else dt.masked_fill(padding_mask.unsqueeze(-1), 0.0)
-
-
-def inner_forward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor, D: Tensor, reverse: bool,
-                  padding_mask: Tensor | None, dt_bias: Tensor) -> Tensor:
-    """The fused SSM op's scan in the SSD form (`ops/ssm_inner`): r (batch, L, E) from u (batch, L, E) contiguous, dt
-    before its bias and softplus (batch, L, H), A_log (H,), B and C views of x_proj's output, D (E,)."""
-    x = u.unflatten(-1, (A_log.shape[0], -1))
-    dt = softplus_step(dt_pre, dt_bias, padding_mask)
-    return _forward(x, dt, -torch.exp(A_log.float()), B, C, D, reverse)[0].flatten(2)
-
-
-def inner_backward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor, D: Tensor, dy: Tensor,
-                   reverse: bool, padding_mask: Tensor | None, dt_bias: Tensor
-                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(du, d dt_pre in its dtype, dA_log, dB, dC, dD) of `inner_forward`, as the Mamba-1 scan's `_backward` returns
-    them to the fused op: d dt_pre = ddt sigmoid(dt_pre + bias), 0 at padding; dA_log = dA A."""
-    heads = A_log.shape[0]
-    A = -torch.exp(A_log.float())
-    dt = softplus_step(dt_pre, dt_bias, padding_mask)
-    du, ddt, dA, dB, dC, dD = _backward(u.unflatten(-1, (heads, -1)), dt, A, B, C, D, dy.unflatten(-1, (heads, -1)),
-                                        reverse)
-    g = ddt * torch.sigmoid(dt_pre.float() + dt_bias.float())
-    if padding_mask is not None:
-        g = g.masked_fill(padding_mask.unsqueeze(-1), 0.0)
-    return du.flatten(2), g.to(dt_pre.dtype), dA * A, dB, dC, dD
