@@ -7,7 +7,8 @@ reference in plain PyTorch (`ops/ssd_scan/reference.py`: einsum, autograd backwa
 (`ops/ssd_scan/triton.py`). Forward and forward+backward ms (do_bench medians), backward / forward, the
 forward+backward peak memory and each SSD row's largest deviation from the Mamba-1 output. `--configs` times the
 SSD kernels at other launch configs (each `BLOCK_P,WARPS,STAGES/WARPS,STAGES`, forward / backward) and `--chunks`
-at other chunk lengths.
+at other chunk lengths. `--profile` adds, per shape, the GPU time of each kernel in one forward+backward of the SSD
+Triton op at its shipped launch (torch.profiler, 10 steps averaged): where the backward's time goes.
 
     python benchmarks/bench_ssd.py                           # B64 L1024, B16 L4096, B8 L16384; d 768 = 12 x 64
     python benchmarks/bench_ssd.py --shapes 64x196 --chunks 32 64 --configs 64,4,2/8,1 32,4,2/4,1
@@ -71,6 +72,26 @@ def timed(fn, args, reps_ms: int) -> dict:
     return out
 
 
+def kernel_split(fn, args, steps: int = 10) -> str:
+    """Each CUDA kernel's GPU ms a forward+backward of `fn` (mean over `steps` after a warm-up), largest first."""
+    from torch.profiler import ProfilerActivity, profile
+    leaves = [a.detach().clone().requires_grad_() if a.is_floating_point() else a for a in args]
+    dy = torch.randn_like(fn(*leaves))
+    fn(*leaves).backward(dy)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            fn(*leaves).backward(dy)
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+    kernels.sort(key=lambda e: e.self_device_time_total, reverse=True)
+    total = sum(e.self_device_time_total for e in kernels) / steps / 1e3
+    lines = [f"  GPU busy {total:.3f} ms a forward+backward"]
+    lines += [f"  {e.self_device_time_total / steps / 1e3:8.3f} ms  {e.count / steps:4.1f} calls  {e.key[:100]}"
+              for e in kernels]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", nargs="+", default=["64x1024", "16x4096", "8x16384"], metavar="BxL")
@@ -81,6 +102,7 @@ def main(argv=None) -> None:
     p.add_argument("--configs", nargs="+", default=None, help="SSD kernel configs (default: the kernel's)")
     p.add_argument("--no-reference", action="store_true", help="skip the PyTorch SSD reference row")
     p.add_argument("--reps-ms", type=int, default=100)
+    p.add_argument("--profile", action="store_true", help="per shape, each kernel's GPU ms in one fwd+bwd")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("bench_ssd.py times on a CUDA GPU")
@@ -127,6 +149,10 @@ def main(argv=None) -> None:
                     continue
                 print(f"| {batch} x {length} | {name} | {t['fwd']:.3f} | {t['fwdbwd']:.3f} | "
                       f"{(t['fwdbwd'] - t['fwd']) / t['fwd']:.1f}x | {t['peak_gib']:.2f} | {e} |", flush=True)
+        if args.profile:
+            ssd.CHUNK, ssd.FWD_CONFIG, ssd.BWD_CONFIG = chunks[0], *configs[0]
+            print(f"\n{batch} x {length}, SSD Triton, kernels of one forward+backward:\n"
+                  f"{kernel_split(ssd.ssd_scan_triton, (x, dt, A, B, C, D))}\n", flush=True)
         del x, dt, A, B, C, D, u, delta, A1
         torch.cuda.empty_cache()
 

@@ -8,6 +8,7 @@ step), so this count is what the eager step time follows there; under torch.comp
 eager (a custom op is opaque to Inductor).
 
     python benchmarks/op_count.py --mixers infomamba mamba attention
+    python benchmarks/op_count.py --mixers 'infomamba{ssm_heads: 12}' --by-line   # the SSD form, op by source line
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from infomamba import Encoder, EncoderConfig
+from infomamba.bench import parse_mixer_entry
 from infomamba.summary import size_matched_options
 
 NO_LAUNCH = {"detach", "view", "_unsafe_view", "t", "expand", "unsqueeze", "slice", "split", "split_with_sizes",
@@ -71,6 +73,7 @@ class _Counter(TorchDispatchMode):
                 getattr(inner, FUSED_SSM[name])._init_fn(*args, **kwargs)
 
 
+SSD_KERNELS = ("_ssd_fwd_kernel", "_ssd_bwd_state_kernel", "_ssd_bwd_chunk_kernel")  # the SSD form's launches
 FUSED_SSM = {"ssm_inner": "ssm_inner_op", "ssm_inner_backward": "ssm_inner_backward_op"}  # op -> its object there
 
 
@@ -80,6 +83,7 @@ def stubbed_ssm_kernels(counter: _Counter):
     launcher's shapes and dtypes (the op's glue around them then runs, and is counted, on fake tensors); a kernel
     the op launches itself (the injection backward) is counted at its launch, its outputs allocated as usual."""
     from infomamba.ops.selective_scan import triton as scan
+    from infomamba.ops.ssd_scan import triton as ssd
     from infomamba.ops.ssm_inner import triton as inner
 
     f32 = torch.float32
@@ -115,7 +119,8 @@ def stubbed_ssm_kernels(counter: _Counter):
     with mock.patch.object(inner, "conv_forward", conv_forward), mock.patch.object(inner, "conv_backward",
                                                                                  conv_backward), \
             mock.patch.object(scan, "_forward", scan_forward), mock.patch.object(scan, "_backward", scan_backward), \
-            mock.patch.object(inner, "_injection_bwd_kernel", Kernel("injection_bwd_kernel")):
+            mock.patch.object(inner, "_injection_bwd_kernel", Kernel("injection_bwd_kernel")), \
+            mock.patch.multiple(ssd, **{k: Kernel(k.strip("_")) for k in SSD_KERNELS}):
         yield
 
 
@@ -138,27 +143,29 @@ def block_ops(mixer: str, dim: int, options: dict, batch: int = 2, length: int =
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mixers", nargs="+", default=["infomamba", "mamba", "attention"])
+    p.add_argument("--mixers", nargs="+", default=["infomamba", "mamba", "attention"],
+                   help="mixer names or NAME{yaml} entries, as `infomamba bench --mixers`")
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=12, help="with --dim, picks the size-matched options")
     p.add_argument("--tokens", type=int, default=196)
     p.add_argument("--size-matched", default="configs/size_matched.yaml")
-    p.add_argument("--by-line", action="store_true", help="also list the forward's ops by source line")
+    p.add_argument("--by-line", action="store_true", help="also list the ops by source line (forward, backward)")
     args = p.parse_args(argv)
     matched = size_matched_options(args.size_matched, args.dim, args.depth)
     print("| mixer | forward ops / block | backward ops / block | per step at depth |\n|---|---|---|---|")
-    for mixer in args.mixers:
-        counts = block_ops(mixer, args.dim, matched.get(mixer, {}), length=args.tokens)
+    for mixer, name, options in map(parse_mixer_entry, args.mixers):
+        counts = block_ops(name, args.dim, {**matched.get(name, {}), **options}, length=args.tokens)
         fwd = sum(v for (phase, _, _), v in counts.items() if phase == "forward")
         bwd = sum(v for (phase, _, _), v in counts.items() if phase == "backward")
         print(f"| {mixer} | {fwd} | {bwd} | {(fwd + bwd) * args.depth:,} |", flush=True)
         if args.by_line:
-            lines = collections.Counter()
-            for (phase, where, _), v in counts.items():
-                lines[where] += v if phase == "forward" else 0
-            for where, v in lines.most_common():
-                if v:
-                    print(f"    {v:4d}  {where}")
+            lines = collections.defaultdict(collections.Counter)
+            for (phase, where, op), v in counts.items():
+                lines[where][phase] += v
+                lines[where][op] += v
+            for where, c in sorted(lines.items(), key=lambda kv: -kv[1]["forward"] - kv[1]["backward"]):
+                ops = ", ".join(f"{op} {v}" for op, v in c.items() if op not in ("forward", "backward"))
+                print(f"    {c['forward']:4d} fwd {c['backward']:4d} bwd  {where}  ({ops})")
 
 
 if __name__ == "__main__":

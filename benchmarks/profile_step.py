@@ -9,17 +9,22 @@ kernel; at the end, the selective-scan launches the autotuner picked. Complement
     python benchmarks/profile_step.py --mixers infomamba --length 16384 --batch 8   # the bench's 1-D model
     python benchmarks/profile_step.py --compile ...   # the model under torch.compile (static shapes)
     python benchmarks/profile_step.py --inference --resolution 1024   # the bench's inference rows
+    python benchmarks/profile_step.py --mixers 'infomamba{ssm_heads: 12}'   # a mixer with options (the SSD form)
+    python benchmarks/profile_step.py --host 20   # where the eager step's host time goes: cProfile over 20 steps
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import time
 
 import torch
 import torch.nn as nn
 from torch.profiler import ProfilerActivity, profile
 
-from infomamba.bench import BenchModel, SequenceModel, scan_config_lines
+from infomamba.bench import BenchModel, SequenceModel, parse_mixer_entry, scan_config_lines
 from infomamba.config import EncoderConfig
 from infomamba.ops.selective_scan import triton as scan
 from infomamba.summary import size_matched_options
@@ -41,9 +46,36 @@ def op_table(events, rows: int) -> str:
     return "\n".join(lines)
 
 
+def host_profile(step, steps: int, label: str, rows: int) -> str:
+    """The wall per step of `steps` plain calls of `step`, then a cProfile of as many: its wall per step, the share
+    before the final synchronize, and the `rows` Python functions with the most own (tottime) host time, then by
+    cumulative time."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    plain = (time.perf_counter() - start) * 1e3 / steps
+    prof = cProfile.Profile()
+    start = time.perf_counter()
+    prof.enable()
+    for _ in range(steps):
+        step()
+    prof.disable()
+    host = (time.perf_counter() - start) * 1e3 / steps
+    torch.cuda.synchronize()
+    wall = (time.perf_counter() - start) * 1e3 / steps
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out).strip_dirs()
+    stats.sort_stats("tottime").print_stats(rows)
+    stats.sort_stats("cumulative").print_stats(rows)
+    return (f"\n== host {label}: {plain:.1f} ms a step plain; {wall:.1f} ms under cProfile ({host:.1f} ms of it "
+            f"before the final synchronize), {steps} steps\n{out.getvalue()}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mixers", nargs="+", default=["infomamba", "mamba", "attention"])
+    p.add_argument("--mixers", nargs="+", default=["infomamba", "mamba", "attention"],
+                   help="mixer names or NAME{yaml} entries, as `infomamba bench --mixers`")
     p.add_argument("--resolution", type=int, default=224)
     p.add_argument("--length", type=int, help="profile the 1-D sequence model at this many tokens instead")
     p.add_argument("--batch", type=int, default=64)
@@ -53,11 +85,14 @@ def main(argv=None):
     p.add_argument("--top-ops", type=int, default=30, help="rows of the op table (0: none)")
     p.add_argument("--compile", action="store_true", help="profile the torch.compile'd model")
     p.add_argument("--inference", action="store_true", help="profile an eval-mode forward instead of a train step")
+    p.add_argument("--host", type=int, default=0, metavar="STEPS",
+                   help="instead of torch.profiler, cProfile STEPS eager steps: the Python functions by own host time")
     args = p.parse_args(argv)
     device = torch.device("cuda")
     matched = size_matched_options("configs/size_matched.yaml", args.dim, args.depth)
-    for mixer in args.mixers:
-        config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=mixer, mixer_options=matched.get(mixer, {}))
+    for mixer, name, options in map(parse_mixer_entry, args.mixers):
+        config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=name,
+                               mixer_options={**matched.get(name, {}), **options})
         model = (SequenceModel(config) if args.length else BenchModel(config)).to(device).train(not args.inference)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         run = torch.compile(model, dynamic=False) if args.compile else model
@@ -82,6 +117,10 @@ def main(argv=None):
         for _ in range(4):
             step()
         torch.cuda.synchronize()
+        if args.host:
+            print(host_profile(step, args.host, f"{mixer} {shape}", args.top), flush=True)
+            del model, run, opt
+            continue
         start = time.perf_counter()
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             step()

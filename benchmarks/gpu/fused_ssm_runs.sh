@@ -79,6 +79,32 @@ for part in "$@"; do
            wait; echo "curve_ssd done" >> $OUT/curve_ssd.log; tail -3 $OUT/curve_ssd.log
            cp /tmp/ssd_fmnist/table.md /tmp/ssd_fmnist/results.json /tmp/ssd_fmnist/curves.png $OUT/ 2>/dev/null
            rm -f $OUT/curve_equality_bf16_ssm_inner.csv; tail -8 $OUT/ssd_fmnist.log; cat $OUT/table.md ;;
+    ssd_profile) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
+             tests/ops/test_ssd_scan.py tests/ops/test_ssm_inner_ssd_triton.py > $OUT/tests_ssd.log 2>&1
+           echo "tests_ssd rc=$?" >> $OUT/tests_ssd.log; tail -3 $OUT/tests_ssd.log
+           timeout 200 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 16x4096 8x16384 --no-reference \
+             --profile --reps-ms 60 > $OUT/bench_ssd_profile.log 2>&1; echo "bench_ssd rc=$?" >> $OUT/bench_ssd_profile.log
+           cat $OUT/bench_ssd_profile.log
+           profiled profile_ssd_1024 --mixers 'infomamba{ssm_heads: 12}' attention --resolution 1024 --top 30 --top-ops 45
+           profiled profile_ssd_224 --mixers 'infomamba{ssm_heads: 12}' attention --resolution 224 --top 30 --top-ops 45 ;;
+    host_profile) profiled host_224 --mixers 'infomamba{ssm_heads: 12}' infomamba mamba attention --resolution 224 \
+             --host 20 --top 45 ;;
+    ssd_fused) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
+             tests/ops/test_ssd_scan.py tests/ops/test_ssm_inner_ssd_triton.py tests/ops/test_ssm_inner_ssd.py \
+             tests/layers/test_ssm.py tests/mixers/test_compile.py \
+             > $OUT/tests_ssd_fused.log 2>&1; echo "tests_ssd_fused rc=$?" >> $OUT/tests_ssd_fused.log
+           tail -3 $OUT/tests_ssd_fused.log
+           timeout 150 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 16x4096 8x16384 --profile \
+             > $OUT/bench_ssd_fused.log 2>&1; echo "bench_ssd rc=$?" >> $OUT/bench_ssd_fused.log
+           grep -v "^  \|_warn\|^$" $OUT/bench_ssd_fused.log
+           timeout 150 python3 benchmarks/curve_equality.py --mixers 'infomamba{ssm_heads: 4}' --steps 200 \
+             --reference-ops ssm_inner --out $OUT > $OUT/curve_ssd_fused.log 2>&1
+           echo "curve rc=$?" >> $OUT/curve_ssd_fused.log; rm -f $OUT/*.csv; tail -3 $OUT/curve_ssd_fused.log ;;
+    ssd_bench) timeout 560 python3 -m infomamba.bench --mixers infomamba 'infomamba{ssm_heads: 12}' attention mamba \
+             --resolutions 224 512 1024 --lengths 1024 4096 16384 --max-tokens-attention 16384 --batch 64 --dim 384 \
+             --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --timm --cuda-graphs --out $OUT/bench_ssd_bench \
+             > $OUT/bench_ssd_bench.log 2>&1; echo "bench rc=$?" >> $OUT/bench_ssd_bench.log
+           rm -f $OUT/bench_ssd_bench/bench.md; grep -v Warning $OUT/bench_ssd_bench.log | tail -45 ;;
     quicktests) timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ops/test_concept_assign_triton.py \
              tests/ops/test_causal_conv_triton.py > $OUT/quicktests.log 2>&1; echo "quicktests rc=$?" >> $OUT/quicktests.log
            tail -3 $OUT/quicktests.log ;;

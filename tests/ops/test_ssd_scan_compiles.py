@@ -2,18 +2,26 @@
 (`sm90_compile`; the interpreter tests never compile): the forward with y and without (the backward's state pass),
 with and without D; the state-adjoint pass; the chunk-parallel backward with and without D; x, B, C in bf16
 (both directions) and in fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`, `CHUNK`),
-p 64 and n 16."""
+p 64 and n 16; and each kernel in the fused SSM op's form (dt_pre in bf16 with its bias and the padding mask, A_log).
+"""
 import pytest
 
 pytest.importorskip("triton")
 from sm90_compile import assert_every_variant_compiles, compile_all  # noqa: E402
 
-FP32 = {"dt_ptr", "A_ptr", "D_ptr", "st_ptr", "dst_ptr", "ddt_ptr", "dB_ptr", "dC_ptr", "dA_ptr", "dD_ptr"}
+FP32 = {"dt_ptr", "A_ptr", "dtb_ptr", "D_ptr", "st_ptr", "dst_ptr", "ddt_ptr", "dB_ptr", "dC_ptr", "dA_ptr", "dD_ptr"}
+STEP = dict(DT_SOFTPLUS=False, HAS_PAD=False, A_LOG=False)
+FUSED_STEP = dict(DT_SOFTPLUS=True, HAS_PAD=True, A_LOG=True)
 INTS = {"L", "H", "n_chunks", "s_xb", "s_xl", "s_dtb", "s_dtl", "s_bb", "s_bl", "s_cb", "s_cl"}
 
 
-def types(kernel, dtype: str) -> dict:
+def types(kernel, dtype: str, fused: bool = False) -> dict:
+    """Argument types; `fused`: dt_pre and its gradient in the activation dtype, the padding mask bool."""
     def arg_type(name):
+        if name == "pad_ptr":
+            return "*i1"
+        if fused and name in ("dt_ptr", "ddt_ptr"):
+            return f"*{dtype}"
         if name.endswith("_ptr"):
             return "*fp32" if name in FP32 else f"*{dtype}"
         return "i32" if name in INTS else "constexpr"
@@ -32,16 +40,25 @@ def compile_every_variant() -> dict:
             for write_y, save, has_d in ((True, False, True), (True, False, False), (False, True, False)):
                 jobs[f"fwd {dtype} reverse={reverse} y={write_y} states={save} D={has_d}"] = (
                     ssd._ssd_fwd_kernel, types(ssd._ssd_fwd_kernel, dtype),
-                    dict(shape, BLOCK_P=block_p, HAS_D=has_d, REVERSE=reverse, WRITE_Y=write_y, SAVE_STATES=save),
-                    fwd_warps)
+                    dict(shape, **STEP, BLOCK_P=block_p, HAS_D=has_d, REVERSE=reverse, WRITE_Y=write_y,
+                         SAVE_STATES=save), fwd_warps)
             jobs[f"dS {dtype} reverse={reverse}"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, dtype),
-                                                     dict(shape, BLOCK_P=block_p, REVERSE=reverse), fwd_warps)
+                                                     dict(shape, **STEP, BLOCK_P=block_p, REVERSE=reverse), fwd_warps)
             for has_d in (True, False):
                 jobs[f"chunk bwd {dtype} reverse={reverse} D={has_d}"] = (
                     ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, dtype),
-                    dict(shape, HAS_D=has_d, REVERSE=reverse), bwd_warps)
+                    dict(shape, **STEP, HAS_D=has_d, REVERSE=reverse), bwd_warps)
+    shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="tf32", **FUSED_STEP, REVERSE=True)
+    for write_y, save in ((True, False), (False, True)):
+        jobs[f"fused fwd bf16 y={write_y} states={save}"] = (
+            ssd._ssd_fwd_kernel, types(ssd._ssd_fwd_kernel, "bf16", fused=True),
+            dict(shape, BLOCK_P=block_p, HAS_D=write_y, WRITE_Y=write_y, SAVE_STATES=save), fwd_warps)
+    jobs["fused dS bf16"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, "bf16", fused=True),
+                             dict(shape, BLOCK_P=block_p), fwd_warps)
+    jobs["fused chunk bwd bf16"] = (ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, "bf16", fused=True),
+                                    dict(shape, HAS_D=True), bwd_warps)
     return compile_all(jobs)
 
 
 def test_every_ssd_kernel_variant_compiles_for_sm90(tmp_path):
-    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 3 * (3 + 1 + 2))
+    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 3 * (3 + 1 + 2) + 4)

@@ -131,3 +131,31 @@ def test_several_channel_blocks_a_head(monkeypatch, reverse):
     want = values_and_grads(ssd_scan_reference, inputs, dy, reverse=reverse)
     for name, g, w in zip(("y",) + NAMES, got, want):
         assert_close(g, w, 2e-4, name)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_step_form_reads_dt_pre_its_bias_the_mask_and_a_log(reverse):
+    """The fused SSM op's form of the kernels: dt_pre, dt's bias, the padding mask and A_log in, the gradients of
+    dt_pre and A_log out, equal to the reference fed dt = softplus(dt_pre + bias), 0 at padding, and A = -exp(A_log)
+    (autograd through both). The mask marks positions inside the sequence, where x, B and C are not 0, so that
+    a step not masked to dt = 0 decays the carried state and a gradient not masked leaks to dt_pre there."""
+    x, _, A, B, C, D = make_inputs(batch=2, length=40, seed=7)
+    g = torch.Generator().manual_seed(8)
+    dt_pre = (torch.randn(2, 40, 2, generator=g) * 4).to(DEVICE)  # dt from about 1e-5 to 10: both slope branches
+    bias = (torch.randn(2, generator=g) - 1.0).to(DEVICE)
+    A_log = torch.log(-A)
+    pad = torch.zeros(2, 40, dtype=torch.bool, device=DEVICE)
+    pad[0, 10:14] = pad[1, 30:] = True
+    dy = torch.randn(x.shape, generator=torch.Generator().manual_seed(9)).to(DEVICE)
+    with torch.no_grad():
+        y, _ = ssd._forward(x, dt_pre, A_log, B, C, D, reverse, dt_bias=bias, padding_mask=pad, a_log=True)
+        got = ssd._backward(x, dt_pre, A_log, B, C, D, dy, reverse, dt_bias=bias, padding_mask=pad, a_log=True)
+    leaves = [t.detach().clone().requires_grad_() for t in (x, dt_pre, A_log, B, C, D)]
+    lx, ldt, lA, lB, lC, lD = leaves
+    dt = F.softplus(ldt + bias).masked_fill(pad[..., None], 0.0)
+    want_y = ssd_scan_reference(lx, dt, -torch.exp(lA), lB, lC, lD, reverse=reverse)
+    want_y.backward(dy)
+    assert_close(y, want_y.detach(), 2e-4, "y")
+    for name, gr, leaf in zip(("x", "dt_pre", "A_log", "B", "C", "D"), got, leaves):
+        assert_close(gr, leaf.grad, 2e-4, name)
+    assert (got[1][pad] == 0).all(), "no gradient reaches dt_pre at padding"

@@ -31,6 +31,12 @@ torch (deterministic, no atomics); dA and dD per (sample, head, chunk). Launch c
 docs/benchmarks.md); no autotuning. `reverse=True` maps scan position t to L - 1 - t
 (index arithmetic, no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged,
 as padding does.
+
+The fused SSM op (`ops/ssm_inner`) launches the kernels in its own form, as the Mamba-1 scan's: dt_pre before
+its bias and softplus in the activation dtype (DT_SOFTPLUS: dt = softplus(dt_pre + bias_h), a padded position
+loaded as dt_pre = -inf, so dt = 0 there), A as A_log (A_LOG: A = -exp(A_log)), and the backward writes the
+gradients of dt_pre (ddt sigmoid(dt_pre + bias), the sigmoid recovered from dt as 1 - exp(-dt)) and of A_log
+(dA A) in place of those of dt and A. PyTorch then forms none of dt, its mask or A around the kernels.
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..dispatch import on_device
+from ..selective_scan.triton import _softplus
 from . import tile_width
 
 LOG2E = tl.constexpr(1.4426950408889634)
@@ -51,23 +58,53 @@ BWD_CONFIG = (4, 2)  # (warps, stages) of the backward's chunk-parallel kernel, 
 
 
 @triton.jit
-def _walk_program(A_ptr, H, Q: tl.constexpr, N: tl.constexpr, BLOCK_P: tl.constexpr):
+def _rate(A_ptr, h, A_LOG: tl.constexpr):
+    """A_h in fp32: as given, or with A_LOG A_h = -exp(A_log_h) (the pointer holds A_log)."""
+    a = tl.load(A_ptr + h).to(tl.float32)
+    return -tl.exp(a) if A_LOG else a
+
+
+@triton.jit
+def _chunk_dt(dt_ptr, bias_ptr, pad_ptr, b, h, pos, ok, L, s_dtb, s_dtl, DT_SOFTPLUS: tl.constexpr,
+              HAS_PAD: tl.constexpr):
+    """dt fp32 at a chunk's positions, 0 past the end: as given, or with DT_SOFTPLUS dt = softplus(dt_pre + bias_h),
+    0 at padding (HAS_PAD: the (batch, L) mask, True at padding)."""
+    if not DT_SOFTPLUS:
+        return tl.load(dt_ptr + b * s_dtb + pos * s_dtl + h, mask=ok, other=0.0).to(tl.float32)
+    keep = ok
+    if HAS_PAD:
+        keep = keep & (tl.load(pad_ptr + b * L + pos, mask=ok, other=1) == 0)
+    raw = tl.load(dt_ptr + b * s_dtb + pos * s_dtl + h, mask=keep, other=float("-inf")).to(tl.float32)
+    return _softplus(raw + tl.load(bias_ptr + h).to(tl.float32))[0]  # softplus(-inf) = 0 exactly
+
+
+@triton.jit
+def _softplus_slope(dt):
+    """d dt / d dt_pre for dt = softplus(dt_pre + bias), from dt itself: sigmoid(dt_pre + bias) = 1 - exp(-dt) (0
+    where dt is, at padding too), by its Taylor series below dt = 0.01 where 1 - exp(-dt) would cancel. Formed at
+    the end of the backward rather than kept from the load: a (Q,) vector held in registers across the kernel
+    costs spill."""
+    return tl.where(dt < 0.01, dt * (1.0 - dt * (0.5 - dt * (1.0 / 6.0))), 1.0 - tl.exp(-dt))
+
+
+@triton.jit
+def _walk_program(A_ptr, H, Q: tl.constexpr, N: tl.constexpr, BLOCK_P: tl.constexpr, A_LOG: tl.constexpr):
     """A chunk walk's program: (its sample b, head h, position, state and channel ranges, A_h log2(e))."""
     pid = tl.program_id(0)
     h = pid % H
     rp = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
-    return pid // H, h, tl.arange(0, Q), tl.arange(0, N), rp, tl.load(A_ptr + h).to(tl.float32) * LOG2E
+    return pid // H, h, tl.arange(0, Q), tl.arange(0, N), rp, _rate(A_ptr, h, A_LOG) * LOG2E
 
 
 @triton.jit
-def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, y_ptr, st_ptr, L, H, n_chunks,
+def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, y_ptr, st_ptr, L, H, n_chunks,
                     s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
                     P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr, BLOCK_P: tl.constexpr,
                     HAS_D: tl.constexpr, REVERSE: tl.constexpr, WRITE_Y: tl.constexpr, SAVE_STATES: tl.constexpr,
-                    PREC: tl.constexpr):
+                    DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
     """y (and with SAVE_STATES the state entering every chunk) of one (sample, head, p block); x and y share strides,
-    states (batch * heads, chunks, N, P) contiguous."""
-    b, h, rq, rn, rp, A2 = _walk_program(A_ptr, H, Q, N, BLOCK_P)
+    states (batch * heads, chunks, N, P) contiguous; dt, A as `_chunk_dt` and `_rate` read them."""
+    b, h, rq, rn, rp, A2 = _walk_program(A_ptr, H, Q, N, BLOCK_P, A_LOG)
     if HAS_D:
         Dv = tl.load(D_ptr + h * P + rp).to(tl.float32)
     causal = rq[:, None] >= rq[None, :]
@@ -79,7 +116,7 @@ def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, y_ptr, st_ptr, L,
         t = c * Q + rq
         ok = t < L
         pos = L - 1 - t if REVERSE else t
-        dt = tl.load(dt_ptr + b * s_dtb + pos * s_dtl + h, mask=ok, other=0.0).to(tl.float32)
+        dt = _chunk_dt(dt_ptr, dtb_ptr, pad_ptr, b, h, pos, ok, L, s_dtb, s_dtl, DT_SOFTPLUS, HAS_PAD)
         x = tl.load(x_base + pos[:, None] * s_xl + rp[None, :], mask=ok[:, None], other=0.0)
         Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
         Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
@@ -103,12 +140,13 @@ def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, y_ptr, st_ptr, L,
 
 
 @triton.jit
-def _ssd_bwd_state_kernel(dt_ptr, A_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks, s_xb, s_xl, s_dtb, s_dtl, s_cb, s_cl,
-                          P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr, BLOCK_P: tl.constexpr,
-                          REVERSE: tl.constexpr, PREC: tl.constexpr):
+def _ssd_bwd_state_kernel(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks, s_xb, s_xl,
+                          s_dtb, s_dtl, s_cb, s_cl, P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
+                          BLOCK_P: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
+                          HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
     """The state adjoint dS leaving every chunk (of S_out; 0 after the last), one (sample, head, p block) walking the
     chunks in reverse: dS_in = exp(T) dS + (exp(cs) o C)^T dy. dst (batch * heads, chunks, N, P) fp32."""
-    b, h, rq, rn, rp, A2 = _walk_program(A_ptr, H, Q, N, BLOCK_P)
+    b, h, rq, rn, rp, A2 = _walk_program(A_ptr, H, Q, N, BLOCK_P, A_LOG)
     dy_base = dy_ptr + b.to(tl.int64) * s_xb + h * P
     dst_base = dst_ptr + (b * H + h).to(tl.int64) * n_chunks * N * P
     dS = tl.zeros((N, BLOCK_P), dtype=tl.float32)
@@ -117,7 +155,7 @@ def _ssd_bwd_state_kernel(dt_ptr, A_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks,
         t = c * Q + rq
         ok = t < L
         pos = L - 1 - t if REVERSE else t
-        dt = tl.load(dt_ptr + b * s_dtb + pos * s_dtl + h, mask=ok, other=0.0).to(tl.float32)
+        dt = _chunk_dt(dt_ptr, dtb_ptr, pad_ptr, b, h, pos, ok, L, s_dtb, s_dtl, DT_SOFTPLUS, HAS_PAD)
         dy = tl.load(dy_base + pos[:, None] * s_xl + rp[None, :], mask=ok[:, None], other=0.0)
         Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0)
         tl.store(dst_base + (c * N + rn[:, None]) * P + rp[None, :], dS)
@@ -127,14 +165,17 @@ def _ssd_bwd_state_kernel(dt_ptr, A_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks,
 
 
 @triton.jit
-def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_ptr, dst_ptr,
+def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_ptr, dst_ptr,
                           dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, L, H, n_chunks,
                           s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
                           P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
-                          HAS_D: tl.constexpr, REVERSE: tl.constexpr, PREC: tl.constexpr):
+                          HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
+                          HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
     """Gradients of one (sample, head, chunk) (the module docstring's backward) from the state entering it (st) and
-    the adjoint of the state leaving it (dst). x, dy and dx share strides; ddt (batch, L, H) and dB, dC
-    (batch, L, H, N) fp32 contiguous; dA (batch * H * chunks,) and dD (batch * H * chunks, P) partials."""
+    the adjoint of the state leaving it (dst). x, dy and dx share strides; ddt (batch, L, H) contiguous, the
+    gradient of dt as read (with DT_SOFTPLUS of dt_pre: ddt sigmoid(dt_pre + bias), 0 at padding), in its dtype;
+    dB, dC (batch, L, H, N) fp32 contiguous; dA (batch * H * chunks,) partials (with A_LOG of A_log: dA A) and
+    dD (batch * H * chunks, P)."""
     pid = tl.program_id(0)
     bh = pid // n_chunks
     c = pid % n_chunks
@@ -143,13 +184,13 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_
     rq = tl.arange(0, Q)
     rn = tl.arange(0, N)
     rp = tl.arange(0, P)
-    A = tl.load(A_ptr + h).to(tl.float32)
+    A = _rate(A_ptr, h, A_LOG)
     A2 = A * LOG2E
     t = c * Q + rq
     ok = t < L
     pos = L - 1 - t if REVERSE else t
     off = b.to(tl.int64) * s_xb + h * P + pos[:, None] * s_xl + rp[None, :]
-    dt = tl.load(dt_ptr + b * s_dtb + pos * s_dtl + h, mask=ok, other=0.0).to(tl.float32)
+    dt = _chunk_dt(dt_ptr, dtb_ptr, pad_ptr, b, h, pos, ok, L, s_dtb, s_dtl, DT_SOFTPLUS, HAS_PAD)
     x = tl.load(x_ptr + off, mask=ok[:, None], other=0.0)
     dy = tl.load(dy_ptr + off, mask=ok[:, None], other=0.0)
     Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
@@ -189,10 +230,13 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_
     extra = tl.sum(v, axis=0) + tl.exp2(total) * tl.sum(tl.sum(dS * S_in, axis=1), axis=0)
     da = tl.sum(dcs, axis=0) - tl.cumsum(dcs, axis=0) + dcs + extra
     row = (b * L + pos).to(tl.int64) * H + h
-    tl.store(ddt_ptr + row, tl.sum(dxdt * xf, axis=1) + A * da, mask=ok)
+    ddt = tl.sum(dxdt * xf, axis=1) + A * da
+    if DT_SOFTPLUS:
+        ddt *= _softplus_slope(dt)
+    tl.store(ddt_ptr + row, ddt.to(ddt_ptr.dtype.element_ty), mask=ok)
     tl.store(dB_ptr + row[:, None] * N + rn[None, :], dB, mask=ok[:, None])
     tl.store(dC_ptr + row[:, None] * N + rn[None, :], dC, mask=ok[:, None])
-    tl.store(dA_ptr + pid, tl.sum(dt * da, axis=0))
+    tl.store(dA_ptr + pid, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
 
 
 def _precision(x: Tensor) -> str:
@@ -214,14 +258,24 @@ def _walk_config(p: int) -> tuple[int, int, int]:
     return min(block_p, p), warps, stages
 
 
-def _strides(x, dt, B, C):
-    return (x.stride(0), x.stride(1), dt.stride(0), dt.stride(1), B.stride(0), B.stride(1), C.stride(0), C.stride(1))
+def _stride_args(x, dt, B, C) -> dict:
+    return dict(s_xb=x.stride(0), s_xl=x.stride(1), s_dtb=dt.stride(0), s_dtl=dt.stride(1), s_bb=B.stride(0),
+                s_bl=B.stride(1), s_cb=C.stride(0), s_cl=C.stride(1))
+
+
+def _step_args(dt: Tensor, A: Tensor, dt_bias: Tensor | None, padding_mask: Tensor | None, a_log: bool) -> dict:
+    """The kernels' dt and A arguments: pointers and the flags that say how to read them (`_chunk_dt`, `_rate`)."""
+    return dict(dtb_ptr=dt_bias if dt_bias is not None else A, pad_ptr=padding_mask if padding_mask is not None else dt,
+                DT_SOFTPLUS=dt_bias is not None, HAS_PAD=padding_mask is not None, A_LOG=a_log)
 
 
 def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, reverse: bool,
-             write_y: bool = True, save_states: bool = False) -> tuple[Tensor, Tensor | None]:
+             write_y: bool = True, save_states: bool = False, dt_bias: Tensor | None = None,
+             padding_mask: Tensor | None = None, a_log: bool = False) -> tuple[Tensor, Tensor | None]:
     """(y or None, states or None) for x (batch, L, heads, p) with its last two dims contiguous, dt (batch, L, heads)
-    fp32, A (heads,) fp32, B and C (batch, L, n) with unit last stride, D (heads * p,) or None."""
+    fp32, A (heads,) fp32, B and C (batch, L, n) with unit last stride, D (heads * p,) or None. The fused SSM op's
+    form: dt_bias (heads,) given, dt is dt_pre (any float dtype) and dt = softplus(dt_pre + dt_bias), 0 at the
+    positions padding_mask (batch, L, contiguous bool) marks; a_log: A holds A_log, A = -exp(A_log)."""
     batch, length, heads, p = x.shape
     n = B.shape[-1]
     n_chunks = triton.cdiv(length, CHUNK)
@@ -229,38 +283,45 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor |
     y = torch.empty_like(x) if write_y else None
     states = x.new_empty(batch * heads, n_chunks, n, p, dtype=torch.float32) if save_states else None
     _ssd_fwd_kernel[(batch * heads, p // block_p)](
-        x, dt, A, B, C, D if D is not None else A, y if y is not None else x, states if states is not None else dt,
-        length, heads, n_chunks, *_strides(x, dt, B, C), P=p, N=n, Q=CHUNK, BLOCK_P=block_p, HAS_D=D is not None,
-        REVERSE=reverse, WRITE_Y=write_y, SAVE_STATES=save_states, PREC=_precision(x), num_warps=warps,
-        num_stages=stages)
+        x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, y_ptr=y if y is not None else x,
+        st_ptr=states if states is not None else dt, L=length, H=heads, n_chunks=n_chunks,
+        **_stride_args(x, dt, B, C), **_step_args(dt, A, dt_bias, padding_mask, a_log), P=p, N=n, Q=CHUNK,
+        BLOCK_P=block_p, HAS_D=D is not None, REVERSE=reverse, WRITE_Y=write_y, SAVE_STATES=save_states,
+        PREC=_precision(x), num_warps=warps, num_stages=stages)
     return y, states
 
 
-def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, dy: Tensor, reverse: bool
+def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, dy: Tensor, reverse: bool,
+              dt_bias: Tensor | None = None, padding_mask: Tensor | None = None, a_log: bool = False
               ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None]:
-    """(dx in x's dtype, ddt, dA, dB, dC fp32, dD fp32 or None); dy strided as x."""
+    """(dx in x's dtype, ddt, dA, dB, dC fp32, dD fp32 or None); dy strided as x. With `_forward`'s fused form
+    (dt_bias, padding_mask, a_log) ddt is the gradient of dt_pre in its dtype and dA that of A_log; else ddt fp32."""
     batch, length, heads, p = x.shape
     n = B.shape[-1]
-    _, states = _forward(x, dt, A, B, C, None, reverse, write_y=False, save_states=True)
+    step = _step_args(dt, A, dt_bias, padding_mask, a_log)
+    _, states = _forward(x, dt, A, B, C, None, reverse, write_y=False, save_states=True, dt_bias=dt_bias,
+                         padding_mask=padding_mask, a_log=a_log)
     n_chunks = triton.cdiv(length, CHUNK)
-    strides = _strides(x, dt, B, C)
+    strides = _stride_args(x, dt, B, C)
     d_states = torch.empty_like(states)
     block_p, warps, stages = _walk_config(p)
     _ssd_bwd_state_kernel[(batch * heads, p // block_p)](
-        dt, A, C, dy, d_states, length, heads, n_chunks, *strides[:4], *strides[6:], P=p, N=n, Q=CHUNK,
+        dt, A, C_ptr=C, dy_ptr=dy, dst_ptr=d_states, L=length, H=heads, n_chunks=n_chunks,
+        **{k: v for k, v in strides.items() if k not in ("s_bb", "s_bl")}, **step, P=p, N=n, Q=CHUNK,
         BLOCK_P=block_p, REVERSE=reverse, PREC=_precision(x), num_warps=warps, num_stages=stages)
     dx = torch.empty_like(x)
     f32 = dict(device=x.device, dtype=torch.float32)
-    ddt = torch.empty(batch, length, heads, **f32)
+    ddt = torch.empty(batch, length, heads, device=x.device, dtype=dt.dtype if dt_bias is not None else torch.float32)
     dB = torch.empty(batch, length, heads, n, **f32)
     dC = torch.empty(batch, length, heads, n, **f32)
     dA = torch.empty(batch * heads * n_chunks, **f32)
     dD = torch.empty(batch * heads * n_chunks, p, **f32) if D is not None else None
     warps, stages = BWD_CONFIG
     _ssd_bwd_chunk_kernel[(batch * heads * n_chunks,)](
-        x, dt, A, B, C, D if D is not None else A, dy, states, d_states, dx, ddt, dB, dC, dA,
-        dD if dD is not None else dA, length, heads, n_chunks, *strides, P=p, N=n, Q=CHUNK, HAS_D=D is not None,
-        REVERSE=reverse, PREC=_precision(x), num_warps=warps, num_stages=stages)
+        x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, dy_ptr=dy, st_ptr=states, dst_ptr=d_states,
+        dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dB, dC_ptr=dC, dA_ptr=dA, dD_ptr=dD if dD is not None else dA, L=length,
+        H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, HAS_D=D is not None, REVERSE=reverse,
+        PREC=_precision(x), num_warps=warps, num_stages=stages)
     dD = dD.view(batch, heads, n_chunks, p).sum((0, 2)).flatten() if D is not None else None
     return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dB.sum(2), dC.sum(2), dD
 

@@ -7,7 +7,7 @@ x_proj -> dt_proj -> the Triton scan, which writes r only (dt's bias, softplus a
 the scan kernels, which read dt before them in the activation dtype, as mamba-ssm's `delta_bias` and
 `delta_softplus`, B and C as views of x_proj's output, through their row stride, and A_log (transposed).
 Without a conv, u = SiLU(x~) + P h stays in PyTorch. In the SSD form (A_log of shape (H,)) the scan is
-`ops/ssd_scan`'s, and dt = softplus(dt_pre + bias), one a head, is formed in PyTorch around it.
+`ops/ssd_scan`'s, whose kernels likewise read dt_pre, dt's bias (one a head), the mask and A_log.
 Nothing of the path is kept: the backward is handed the op's inputs (x and h in the activation dtype,
 the small parameters) and recomputes the conv output, the projections and dt (two skinny matmuls and
 elementwise work, no scan), then runs the scan's backward kernel (which recomputes its states by chunk
@@ -48,7 +48,7 @@ from ..causal_conv.triton import conv_backward, conv_forward
 from ..dispatch import on_device
 from ..selective_scan import triton as scan
 from ..ssd_scan import triton as ssd
-from .reference import keep_mask, masked, projections, scan_input, state_size, state_matrix, step_size
+from .reference import keep_mask, masked, projections, scan_input, state_size
 
 
 def _no_autocast(t: Tensor):
@@ -143,21 +143,23 @@ def _injection_backward(du_scan: Tensor, du_proj: Tensor, h: Tensor | None, p: T
 def _ssd_forward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor, D: Tensor, reverse: bool,
                  padding_mask: Tensor | None, dt_bias: Tensor) -> Tensor:
     """The scan in the SSD form (`ops/ssd_scan`): r (B, L, E) from u (B, L, E) contiguous, dt before its bias and
-    softplus (B, L, H), A_log (H,); dt = softplus(dt_pre + bias) per head, 0 at padding, is small enough for torch."""
-    dt = step_size(dt_pre.float() + dt_bias.float(), keep_mask(padding_mask, u))
-    return ssd._forward(u.unflatten(-1, (A_log.shape[0], -1)), dt, state_matrix(A_log), B, C, D, reverse)[0].flatten(2)
+    softplus (B, L, H) contiguous, A_log (H,); the kernels form dt = softplus(dt_pre + bias), 0 at padding, and
+    A = -exp(A_log) themselves, as the Mamba-1 scan's do."""
+    heads = A_log.shape[0]
+    return ssd._forward(u.unflatten(-1, (heads, -1)), dt_pre, A_log.contiguous(), B, C, D, reverse,
+                        dt_bias=dt_bias.contiguous(), padding_mask=_pad(padding_mask), a_log=True)[0].flatten(2)
 
 
 def _ssd_backward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor, D: Tensor, dy: Tensor,
                   reverse: bool, padding_mask: Tensor | None, dt_bias: Tensor
                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(du, d dt_pre in its dtype, dA_log, dB, dC, dD) of `_ssd_forward`, as the Mamba-1 scan's `_backward` returns
-    them: d dt_pre = ddt sigmoid(dt_pre + bias), 0 at padding; dA_log = dA A."""
-    heads, keep = A_log.shape[0], keep_mask(padding_mask, u)
-    pre, A = dt_pre.float() + dt_bias.float(), state_matrix(A_log)
-    du, ddt, dA, dB, dC, dD = ssd._backward(u.unflatten(-1, (heads, -1)), step_size(pre, keep), A, B, C, D,
-                                            dy.unflatten(-1, (heads, -1)), reverse)
-    return du.flatten(2), masked(ddt * torch.sigmoid(pre), keep).to(dt_pre.dtype), dA * A, dB, dC, dD
+    them (d dt_pre = ddt sigmoid(dt_pre + bias), 0 at padding, and dA_log = dA A formed in the kernels)."""
+    heads = A_log.shape[0]
+    du, d_pre, dA_log, dB, dC, dD = ssd._backward(u.unflatten(-1, (heads, -1)), dt_pre, A_log.contiguous(), B, C, D,
+                                                  dy.unflatten(-1, (heads, -1)), reverse, dt_bias=dt_bias.contiguous(),
+                                                  padding_mask=_pad(padding_mask), a_log=True)
+    return du.flatten(2), d_pre, dA_log, dB, dC, dD
 
 
 @torch.library.custom_op("infomamba::ssm_inner", mutates_args=())
