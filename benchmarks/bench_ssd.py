@@ -7,8 +7,9 @@ reference in plain PyTorch (`ops/ssd_scan/reference.py`: einsum, autograd backwa
 (`ops/ssd_scan/triton.py`). Forward and forward+backward ms (do_bench medians), backward / forward, the
 forward+backward peak memory and each SSD row's largest deviation from the Mamba-1 output. `--configs` times the
 SSD kernels at other launch configs (each `BLOCK_P,WARPS,STAGES/WARPS,STAGES`, forward / backward) and `--chunks`
-at other chunk lengths. `--profile` adds, per shape, the GPU time of each kernel in one forward+backward of the SSD
-Triton op at its shipped launch (torch.profiler, 10 steps averaged): where the backward's time goes.
+at other chunk lengths. `--profile` adds, per shape, the SSD Triton op's kernel-only GPU time (torch.profiler, 10
+steps averaged) of a forward and of a forward+backward at its shipped launch, their backward / forward ratio, and
+each kernel's share: where the backward's time goes, and the ratio free of host time.
 
     python benchmarks/bench_ssd.py                           # B64 L1024, B16 L4096, B8 L16384; d 768 = 12 x 64
     python benchmarks/bench_ssd.py --shapes 64x196 --chunks 32 64 --configs 64,4,2/8,1 32,4,2/4,1
@@ -72,23 +73,35 @@ def timed(fn, args, reps_ms: int) -> dict:
     return out
 
 
-def kernel_split(fn, args, steps: int = 10) -> str:
-    """Each CUDA kernel's GPU ms a forward+backward of `fn` (mean over `steps` after a warm-up), largest first."""
+def _profiled_kernels(step, steps: int) -> list:
+    """The CUDA kernels' profiler events of `steps` calls of `step` (after one warm-up call), largest first."""
     from torch.profiler import ProfilerActivity, profile
-    leaves = [a.detach().clone().requires_grad_() if a.is_floating_point() else a for a in args]
-    dy = torch.randn_like(fn(*leaves))
-    fn(*leaves).backward(dy)
+    step()
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
-            fn(*leaves).backward(dy)
+            step()
         torch.cuda.synchronize()
     kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
-    kernels.sort(key=lambda e: e.self_device_time_total, reverse=True)
-    total = sum(e.self_device_time_total for e in kernels) / steps / 1e3
-    lines = [f"  GPU busy {total:.3f} ms a forward+backward"]
+    return sorted(kernels, key=lambda e: e.self_device_time_total, reverse=True)
+
+
+def kernel_split(fn, args, steps: int = 10) -> str:
+    """GPU time of a forward and of a forward+backward of `fn` (kernels only, mean over `steps`: no host time, which
+    the do_bench columns include where the host is slower than the GPU), the backward / forward ratio from them,
+    and each kernel's share of the forward+backward. The backward is `torch.autograd.grad`, so no gradient is
+    accumulated into a leaf (no add kernels of the benchmark's own)."""
+    leaves = [a.detach().clone().requires_grad_() if a.is_floating_point() else a for a in args]
+    inputs = [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad]
+    dy = torch.randn_like(fn(*leaves))
+    with torch.no_grad():
+        fwd = _profiled_kernels(lambda: fn(*leaves), steps)
+    both = _profiled_kernels(lambda: torch.autograd.grad(fn(*leaves), inputs, dy), steps)
+    fwd_ms, both_ms = (sum(e.self_device_time_total for e in k) / steps / 1e3 for k in (fwd, both))
+    lines = [f"  GPU ms: forward {fwd_ms:.3f}, forward+backward {both_ms:.3f}, backward / forward "
+             f"{(both_ms - fwd_ms) / fwd_ms:.2f}x (kernel time only)"]
     lines += [f"  {e.self_device_time_total / steps / 1e3:8.3f} ms  {e.count / steps:4.1f} calls  {e.key[:100]}"
-              for e in kernels]
+              for e in both]
     return "\n".join(lines)
 
 
