@@ -82,7 +82,10 @@ def _profiled_kernels(step, steps: int) -> list:
         for _ in range(steps):
             step()
         torch.cuda.synchronize()
-    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+    # kernels, copies and memsets; a user annotation's GPU event (the optimizer step's, say) is the span of
+    # its kernels, idle gaps included, and would count them twice
+    kernels = [e for e in prof.key_averages()
+               if e.device_type == torch.autograd.DeviceType.CUDA and not e.is_user_annotation]
     return sorted(kernels, key=lambda e: e.self_device_time_total, reverse=True)
 
 

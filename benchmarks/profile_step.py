@@ -127,7 +127,9 @@ def main(argv=None):
             torch.cuda.synchronize()
         wall = (time.perf_counter() - start) * 1e3
         events = prof.key_averages()
-        kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+        # kernels, copies and memsets; a user annotation's GPU event (the optimizer step's, say) is the span of
+        # its kernels, idle gaps included, and would count them twice
+        kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA and not e.is_user_annotation]
         busy = sum(e.self_device_time_total for e in kernels) / 1e3
         size = f"{args.length} tokens" if args.length else f"{args.resolution}px"
         label = (f"{mixer}{' +compile' if args.compile else ''}{' inference' if args.inference else ''} {size} "
