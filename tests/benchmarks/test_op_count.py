@@ -50,6 +50,22 @@ def test_the_fused_ssm_op_reads_its_inputs_in_place(op_count):
     assert inside == {"forward": 2 * 7, "backward": 2 * 17}, inside
 
 
+def test_the_ssd_form_forms_dt_and_a_inside_its_kernels(op_count):
+    """The fused op's own launches per direction in the SSD form (`ssm_heads`): 11 forward and 33 backward while
+    PyTorch formed dt = softplus(dt_pre + bias) (masked), A = -exp(A_log), the sigmoid of dt's gradient and the casts
+    around the kernels; 6 and 24 with the kernels reading dt_pre, the bias, the mask and A_log (the backward's other
+    extra launches over the Mamba-1 form's 17: the state-adjoint pass and the sums of dB, dC, dA and dD over heads
+    and chunks)."""
+    counts = op_count.block_ops("mamba", 64, {"ssm_heads": 8})
+    op_folders = ("ssm_inner", "ssd_scan", "causal_conv")
+    inside = collections.Counter()
+    for (phase, where, name), v in counts.items():
+        if where.split("/")[0] in op_folders:
+            inside[phase] += v
+            assert name not in ("softplus", "exp", "sigmoid", "neg"), (phase, where, name)
+    assert dict(inside) == {"forward": 2 * 6, "backward": 2 * 24}, inside
+
+
 def test_the_concept_filter_adds_at_most_115_ops_a_block(op_count):
     """The concept filter's ops on top of the selective SSM, per block (forward + backward, dim 384, 196
     tokens). Counting the fused op as one launch: 3.06x mamba's (248 vs 81) before Eq. 9's V, Q, K came from
@@ -69,13 +85,14 @@ def test_eq8_bucketing_is_one_kernel_each(op_count):
     product, sum) and C(b) about a dozen (cosines, argmax, one-hot, the empty-bucket fallback); now the sample's
     Exp(1) draw and one kernel, the term one kernel after u = R @ centers, C(b) one kernel. The backward's 131
     include one matmul that makes h again (Eq. 10's scatter: h is saved as its recipe, `layers/recompute.py`); 88
-    and 133 since the scan kernels are handed A_log transposed (`test_the_fused_ssm_op_reads_its_inputs_in_place`)."""
+    and 133 since the scan kernels are handed A_log transposed (`test_the_fused_ssm_op_reads_its_inputs_in_place`);
+    85 and 129 since F h and its add run inside the gate's kernel (`layers/gate.py`'s `gated_readout`)."""
     counts = op_count.block_ops("infomamba", 384, {})
     ops = collections.Counter(name for (phase, _, name) in counts.elements() if phase == "forward")
     assert ops["gumbel_bucket"] == ops["bucket_nll"] == ops["bucket_members"] == ops["exponential_"] == 1
     assert "argmax" not in ops  # eval's bucket only
     assert "_log_softmax" not in ops and ops["_softmax"] == 1  # Eq. 9's softmax among the concepts only
-    assert totals(counts) == {"forward": 88, "backward": 133}
+    assert totals(counts) == {"forward": 85, "backward": 129}
 
 
 def test_the_gate_is_one_kernel_each_way(op_count):

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from infomamba.layers.gate import gated_projection
+from infomamba.layers.gate import gated_projection, gated_readout
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -38,3 +38,39 @@ def test_bf16_autocast_gives_bf16_output_and_input_dtype_gradients():
     assert out.dtype == torch.bfloat16
     out.float().sum().backward()
     assert y.grad.dtype == torch.bfloat16 and z.grad.dtype == torch.bfloat16 and w.grad.dtype == torch.float32
+
+
+def _readout_args(dtype):
+    g = torch.Generator().manual_seed(0)
+    r, h, z = (torch.randn(2, 7, 12, generator=g, dtype=dtype, requires_grad=True) for _ in range(3))
+    f = torch.randn(12, generator=g, dtype=dtype, requires_grad=True)
+    w = torch.randn(5, 12, generator=g, dtype=dtype, requires_grad=True)
+    return r, h, f, z, w
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_readout_matches_plain_autograd(dtype):
+    """(r + f h) * SiLU(z) through W: the value and the gradients of r, h, f, z and W."""
+    r, h, f, z, w = args = _readout_args(dtype)
+    dout = torch.randn(2, 7, 5, dtype=dtype)
+    got = torch.autograd.grad(gated_readout(*args), args, dout)
+    want = torch.autograd.grad(F.linear((r + f * h) * F.silu(z), w), args, dout)
+    for g, e in zip(got, want):
+        torch.testing.assert_close(g, e)
+
+
+def test_readout_gradcheck():
+    assert torch.autograd.gradcheck(gated_readout, _readout_args(torch.float64))
+
+
+def test_readout_keeps_y_z_h_f_w_and_not_r():
+    """The backward reads y = r + f h as the forward rounded it, so y is kept (one (B, L, E) tensor, as
+    gated_projection keeps its y) and r is not; h is kept too (InfoMamba saves it as its recipe)."""
+    r, h, f, z, w = _readout_args(torch.float32)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = gated_readout(r, h, f, z, w)
+    ptrs = {t.data_ptr() for t in saved}
+    assert r.data_ptr() not in ptrs and {h.data_ptr(), f.data_ptr(), z.data_ptr(), w.data_ptr()} <= ptrs
+    assert len(ptrs) == 5
+    assert out.shape == (2, 7, 5)

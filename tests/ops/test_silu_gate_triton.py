@@ -1,5 +1,5 @@
-"""Triton SiLU gate (`ops/silu_gate/triton.py`) against its reference: g forward, and (g, dy, dz) backward, for
-contiguous inputs and a z that is the second half of a wider tensor (in_proj's output, read through its row
+"""Triton SiLU gate (`ops/silu_gate/triton.py`) against its reference: g forward, and (g, dy, dz) backward, and the
+readout form ((y, g) forward, (g, dy, dz, dh, df) backward), for contiguous inputs and a z that is the second half of a wider tensor (in_proj's output, read through its row
 stride), a width that is not a multiple of the kernel's tile and several tiles of rows. On a machine without CUDA
 the kernels run in Triton's interpreter (conftest.py) on fp32 and bf16 inputs; both sides compute in fp32.
 """
@@ -8,8 +8,10 @@ import torch
 
 pytest.importorskip("triton")
 from infomamba.ops.silu_gate import silu_gate, silu_gate_backward  # noqa: E402
-from infomamba.ops.silu_gate.reference import silu_gate_backward_reference, silu_gate_reference  # noqa: E402
-from infomamba.ops.silu_gate.triton import silu_gate_backward_triton, silu_gate_triton  # noqa: E402
+from infomamba.ops.silu_gate.reference import (readout_gate_backward_reference, readout_gate_reference,  # noqa: E402
+                                               silu_gate_backward_reference, silu_gate_reference)
+from infomamba.ops.silu_gate.triton import (readout_gate_backward_triton, readout_gate_triton,  # noqa: E402
+                                            silu_gate_backward_triton, silu_gate_triton)
 from sm90_compile import assert_every_variant_compiles, compile_all  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -91,19 +93,65 @@ def test_torch_compile_traces_the_kernels_without_a_graph_break(monkeypatch):
 
 
 def compile_every_variant() -> dict:
-    """{variant: error or ''}: both kernels with bf16 activations and fp32 or bf16 results, for sm_90."""
+    """{variant: error or ''}: both kernels with bf16 activations and fp32 or bf16 results, plain and in the readout
+    form (f and the df partials fp32), for sm_90."""
     from infomamba.ops.silu_gate import triton as sg
 
     jobs = {}
     for kernel, out_ptrs in ((sg._gate_fwd_kernel, ("g_ptr",)), (sg._gate_bwd_kernel, ("g_ptr", "dy_ptr", "dz_ptr"))):
         for out in ("bf16", "fp32"):
-            types = {n: ("*" + (out if n in out_ptrs else "bf16")) if n.endswith("_ptr") else "i32"
-                     for n in kernel.arg_names if not n.startswith("BLOCK")}
-            for block_r, block_e in ((16, 256), (1024, 4)):
-                jobs[f"{kernel.fn.__name__} out={out} {block_r}x{block_e}"] = (
-                    kernel, types, dict(BLOCK_R=block_r, BLOCK_E=block_e), 4)
+            types = {n: ("*" + ("fp32" if n in ("f_ptr", "part_ptr") else out if n in out_ptrs else "bf16"))
+                     if n.endswith("_ptr") else "i32" for n in kernel.arg_names
+                     if n not in ("HAS_H", "BLOCK_R", "BLOCK_E", "TILES")}
+            for has_h in (False, True):
+                for block_r, block_e in ((16, 256), (1024, 4)):
+                    constants = dict(HAS_H=has_h, BLOCK_R=block_r, BLOCK_E=block_e)
+                    if "TILES" in kernel.arg_names:
+                        constants["TILES"] = sg._READOUT_TILES if has_h else 1
+                    jobs[f"{kernel.fn.__name__} out={out} readout={has_h} {block_r}x{block_e}"] = (
+                        kernel, types, constants, 4)
     return compile_all(jobs)
 
 
 def test_every_kernel_variant_compiles_for_sm90(tmp_path):
-    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 8)
+    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 16)
+
+
+def _readout_inputs(dtype, strided: bool):
+    """r, h, z, dg as `_inputs` over 1,200 rows (several programs of the backward's row tiles, so that the df
+    partials are summed) and f (E,) fp32, as the mixer's parameter."""
+    r, z, dg = _inputs(dtype, strided, shape=(4, 300, 300))
+    g = torch.Generator().manual_seed(5)
+    h = torch.randn(r.shape, generator=g).to(DEVICE, dtype)
+    f = torch.randn(r.shape[-1], generator=g).to(DEVICE)
+    return r, h, f, z, dg
+
+
+@pytest.mark.parametrize("dtype", [FP32, BF16])
+@pytest.mark.parametrize("strided", [False, True])
+def test_readout_form_matches_the_reference(dtype, strided):
+    """(y = r + f h, g) forward and (g, dy, dz, dh, df) backward of the readout form against its reference, with y
+    in r's dtype and df summed over every token (fp32, relative to its size: a sum over 1,200 rows). g is checked
+    against the gate of the kernel's own y: in bf16 the two y may differ in their last bit, which g scales by up to
+    SiLU(12)."""
+    r, h, f, z, dg = _readout_inputs(dtype, strided)
+    y, g = readout_gate_triton(r, h, f, z)
+    _close(y, readout_gate_reference(r, h, f, z)[0], dtype)
+    _close(g, silu_gate_reference(y, z), dtype)
+    got = readout_gate_backward_triton(y, z, dg, h, f, FP32)
+    want = readout_gate_backward_reference(y, z, dg, h, f, FP32)
+    for name, g_, w in zip(("g", "dy", "dz", "dh"), got[:4], want[:4]):
+        _close(g_, w, dtype if g_.dtype != FP32 else FP32)
+    assert got[4].dtype == FP32 and got[4].shape == f.shape
+    torch.testing.assert_close(got[4], want[4], rtol=1e-4, atol=1e-4 * want[4].abs().max().item())
+
+
+def test_readout_form_checks_f_and_handles_empty_inputs():
+    r, h, f, z, dg = _readout_inputs(FP32, strided=False)
+    with pytest.raises(ValueError, match=r"f must have shape \(300,\)"):
+        readout_gate_triton(r, h, f[:-1], z)
+    empty = [t[:, :0] for t in (r, h, z, dg)]
+    y, g = readout_gate_triton(empty[0], empty[1], f, empty[2])
+    assert y.shape == g.shape == empty[0].shape
+    *_, df = readout_gate_backward_triton(y, empty[2], empty[3], empty[1], f, FP32)
+    assert (df == 0).all() and df.shape == f.shape

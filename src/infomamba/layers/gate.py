@@ -7,6 +7,10 @@ layer; here both are recomputed in backward from z (which the mixer's in_proj ou
     g = y * SiLU(z);  dW = dout^T g;  dg = dout W;  dy = dg * SiLU(z);  dz = dg * y * SiLU'(z),
     SiLU'(z) = s (1 + z (1 - s)),  s = sigmoid(z).
 
+InfoMamba's readout y = r + F h (Eq. 11-12: the scan readout and the filter stream through F = diag(f)) is formed
+by the gate's own kernel (`gated_readout`): it writes y, which this Function keeps as it keeps y above, and its
+backward adds dh = F dy and df = sum_t h_t dy_t, with dr = dy.
+
 Matmuls run in dout's dtype (bf16 under mixed precision, as autocast would); the elementwise work is the op
 `ops.silu_gate` (one Triton kernel per direction on CUDA, fp32 inside), gradients come back in each input's
 dtype. Traceable by torch.compile (no graph break: the kernels are custom ops with fake implementations).
@@ -16,23 +20,38 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..ops.silu_gate import silu_gate, silu_gate_backward
+from ..ops.silu_gate import readout_gate, readout_gate_backward, silu_gate, silu_gate_backward
 
 
 class _GatedProjection(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y, z, weight):
-        ctx.save_for_backward(y, z, weight)
-        return F.linear(silu_gate(y, z), weight.to(torch.promote_types(y.dtype, z.dtype)))
+    def forward(ctx, y, h, f, z, weight):
+        if h is None:
+            g = silu_gate(y, z)
+        else:
+            y, g = readout_gate(y, h, f, z)
+        ctx.save_for_backward(y, z, h, f, weight)
+        return F.linear(g, weight.to(g.dtype))
 
     @staticmethod
     def backward(ctx, dout):
-        y, z, weight = ctx.saved_tensors
-        g, dy, dz = silu_gate_backward(y, z, dout @ weight.to(dout.dtype), dout.dtype)
+        y, z, h, f, weight = ctx.saved_tensors
+        dg = dout @ weight.to(dout.dtype)
+        if h is None:
+            (g, dy, dz), dh, df = silu_gate_backward(y, z, dg, dout.dtype), None, None
+        else:
+            g, dy, dz, dh, df = readout_gate_backward(y, z, dg, h, f, dout.dtype)
         dweight = (dout.flatten(0, -2).t() @ g.flatten(0, -2)).to(weight.dtype)
-        return dy, dz, dweight
+        return dy, dh, df, dz, dweight
 
 
 def gated_projection(y: torch.Tensor, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """F.linear(y * SiLU(z), weight) for y, z (..., E) and weight (D, E), without a bias."""
-    return _GatedProjection.apply(y, z, weight)
+    return _GatedProjection.apply(y, None, None, z, weight)
+
+
+def gated_readout(r: torch.Tensor, h: torch.Tensor, f: torch.Tensor, z: torch.Tensor,
+                  weight: torch.Tensor) -> torch.Tensor:
+    """F.linear((r + f * h) * SiLU(z), weight) for r, h, z (..., E), f (E,) and weight (D, E), without a bias:
+    `gated_projection` of y = r + f h, with y formed inside the gate's kernel."""
+    return _GatedProjection.apply(r, h, f, z, weight)

@@ -6,7 +6,8 @@
     y_t  = C_t s_t + D u_t + F h_t                                                  (Eq. 11, readout)
     out  = out_proj(y * SiLU(z))
 
-h is not kept for backward: the SSM op (for P's gradient and the recomputed input u) and F h save it as its
+F h, its add and the gate run as one kernel (`layers/gate.py`'s `gated_readout`). h is not kept for backward:
+the SSM op (for P's gradient and the recomputed input u) and the gated readout (for F's gradient) save it as its
 recipe (`layers/recompute.py`), Eq. 10's last matmul over tensors that its own backward keeps: one
 (B, L, k) x (B, k, E) matmul in backward instead of a (B, L, E) tensor a layer until then.
 
@@ -30,7 +31,7 @@ import torch
 import torch.nn as nn
 
 from ..layers.concepts import ConceptFilter
-from ..layers.gate import gated_projection
+from ..layers.gate import gated_projection, gated_readout
 from ..layers.pooling import masked_mean
 from ..layers.recompute import saved_as_recipe
 from ..layers.ssm import dt_rank_auto, ssm_directions
@@ -51,8 +52,8 @@ class InfoMambaMixer(Mixer):
             None: Mamba-1 per-channel form (`layers/ssm.py`).
         k_max, d_concept, tau_assign, n_buckets, tau_hash, q_max: the concept filter (§4.1, §5.3).
         chunk: causal filter chunk size.  static_len: R_0 rows for `static_rr`.
-        fusion_init: initial value of the diagonal P and F (LayerScale-style; applied in h's dtype so that
-            under bf16 autocast F h stays bf16, not an fp32 (B, L, E) tensor; P h is formed inside the SSM op). Measured on
+        fusion_init: initial value of the diagonal P and F (LayerScale-style; P h is formed inside the SSM op
+            and F h inside the gate's kernel, so neither is a (B, L, E) tensor of its own). Measured on
             Fashion-MNIST (H100, 4 epochs, docs/results.md): with P = F = 1 at init the filter path (whose
             hard Gumbel bucketing is noisy early in training) dragged the fused model far below the plain
             selective SSM; a small start lets the model open the global path as it learns.
@@ -111,5 +112,6 @@ class InfoMambaMixer(Mixer):
             h_in, p_in = (h, self.p) if (h is not None and self.fused) else (None, None)
             r = functools.reduce(torch.add, (direction(xs, padding_mask, h_in, p_in) for direction in self.ssm))
             aux.r_pool = masked_mean(r, padding_mask)
-            y = r if h is None else r + (self.f.to(h.dtype) * h if self.fused else h)
-            return gated_projection(y, z, self.out_proj.weight), aux
+            if h is not None and self.fused:
+                return gated_readout(r, h, self.f, z, self.out_proj.weight), aux
+            return gated_projection(r if h is None else r + h, z, self.out_proj.weight), aux

@@ -1,15 +1,18 @@
-"""The SiLU gate g = y * SiLU(z) and its backward, dispatched: one fused elementwise Triton kernel per direction
-(`triton.py`) on CUDA, the PyTorch reference (`reference.py`) elsewhere and for float64 (gradcheck)."""
+"""The SiLU gate g = y * SiLU(z) and its backward, and its readout form ((r + f h) * SiLU(z), `reference.py`),
+dispatched: one fused elementwise Triton kernel per direction (`triton.py`) on CUDA, the PyTorch reference
+elsewhere and for float64 (gradcheck)."""
 from __future__ import annotations
 
 import torch
 
 from ..dispatch import kernel_unless_float64, optional_import
-from .reference import silu_gate_backward_reference, silu_gate_reference
+from .reference import (readout_gate_backward_reference, readout_gate_reference, silu_gate_backward_reference,
+                        silu_gate_reference)
 
 _triton = optional_import(__name__ + ".triton")
 
-__all__ = ["silu_gate", "silu_gate_backward", "silu_gate_backward_reference", "silu_gate_reference"]
+__all__ = ["readout_gate", "readout_gate_backward", "readout_gate_backward_reference", "readout_gate_reference",
+           "silu_gate", "silu_gate_backward", "silu_gate_backward_reference", "silu_gate_reference"]
 
 
 def _kernels(y: torch.Tensor, z: torch.Tensor):
@@ -29,3 +32,18 @@ def silu_gate_backward(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, g_dty
     if kernels:
         return kernels.silu_gate_backward_triton(y, z, dg, g_dtype)
     return silu_gate_backward_reference(y, z, dg, g_dtype)
+
+
+def readout_gate(r: torch.Tensor, h: torch.Tensor, f: torch.Tensor, z: torch.Tensor):
+    """(y = r + f h, g = y * SiLU(z)); contract of `readout_gate_reference`."""
+    kernels = _kernels(r, z)
+    return kernels.readout_gate_triton(r, h, f, z) if kernels else readout_gate_reference(r, h, f, z)
+
+
+def readout_gate_backward(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, h: torch.Tensor, f: torch.Tensor,
+                          g_dtype: torch.dtype):
+    """(g, dy, dz, dh, df); contract of `readout_gate_backward_reference`."""
+    kernels = _kernels(y, z)
+    if kernels:
+        return kernels.readout_gate_backward_triton(y, z, dg, h, f, g_dtype)
+    return readout_gate_backward_reference(y, z, dg, h, f, g_dtype)

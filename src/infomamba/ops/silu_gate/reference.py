@@ -5,7 +5,13 @@ With s = sigmoid(z) and dg the gradient of g:
 
     g  = y z s          dy = dg z s          dz = dg y s (1 + z (1 - s))
 
-The backward's elementwise work runs in fp32 (or wider) and returns each result in its own dtype."""
+The backward's elementwise work runs in fp32 (or wider) and returns each result in its own dtype.
+
+The readout form (InfoMamba's block output, Eq. 11-12: the scan readout r plus the filter stream F h, then the
+gate) forms y = r + f h itself, in r's dtype, and its backward adds, from dy in fp32,
+
+    dh = f dy            df = sum over tokens of h dy
+"""
 from __future__ import annotations
 
 import torch
@@ -26,3 +32,22 @@ def silu_gate_backward_reference(y: torch.Tensor, z: torch.Tensor, dg: torch.Ten
     silu = zf * s
     return ((yf * silu).to(g_dtype), (dgf * silu).to(y.dtype),
             (dgf * yf * s * (1 + zf * (1 - s))).to(z.dtype))
+
+
+def readout_gate_reference(r: torch.Tensor, h: torch.Tensor, f: torch.Tensor, z: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y = r + f h, formed in fp32 or wider and returned in r's dtype, g = y * SiLU(z)) for f (E,)."""
+    acc = torch.promote_types(r.dtype, torch.float32)
+    y = (r.to(acc) + f.to(acc) * h.to(acc)).to(r.dtype)
+    return y, silu_gate_reference(y, z)
+
+
+def readout_gate_backward_reference(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, h: torch.Tensor,
+                                    f: torch.Tensor, g_dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """(g, dy, dz) as `silu_gate_backward_reference`, then dh = f dy in h's dtype and df = sum of h dy over every
+    token in f's dtype, both from dy unrounded."""
+    g, dy, dz = silu_gate_backward_reference(y, z, dg, g_dtype)
+    acc = torch.promote_types(torch.promote_types(y.dtype, z.dtype), torch.float32)
+    dy_acc = dg.to(acc) * F.silu(z.to(acc))
+    df = (h.to(acc) * dy_acc).flatten(0, -2).sum(0)
+    return g, dy, dz, (f.to(acc) * dy_acc).to(h.dtype), df.to(f.dtype)
