@@ -89,17 +89,18 @@ for part in "$@"; do
            profiled profile_ssd_224 --mixers 'infomamba{ssm_heads: 12}' attention --resolution 224 --top 30 --top-ops 45 ;;
     host_profile) profiled host_224 --mixers 'infomamba{ssm_heads: 12}' infomamba mamba attention --resolution 224 \
              --host 20 --top 45 ;;
-    ssd_fused) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
+    fused_glue) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
              tests/ops/test_ssd_scan.py tests/ops/test_ssm_inner_ssd_triton.py tests/ops/test_ssm_inner_ssd.py \
-             tests/layers/test_ssm.py tests/mixers/test_compile.py \
-             > $OUT/tests_ssd_fused.log 2>&1; echo "tests_ssd_fused rc=$?" >> $OUT/tests_ssd_fused.log
-           tail -3 $OUT/tests_ssd_fused.log
+             tests/ops/test_silu_gate_triton.py tests/layers/test_gate.py tests/layers/test_ssm.py \
+             tests/mixers/test_infomamba.py tests/mixers/test_compile.py \
+             > $OUT/tests_fused_glue.log 2>&1; echo "tests_fused_glue rc=$?" >> $OUT/tests_fused_glue.log
+           tail -3 $OUT/tests_fused_glue.log
            timeout 150 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 16x4096 8x16384 --profile \
              > $OUT/bench_ssd_fused.log 2>&1; echo "bench_ssd rc=$?" >> $OUT/bench_ssd_fused.log
-           grep -v "^  \|_warn\|^$" $OUT/bench_ssd_fused.log
-           timeout 150 python3 benchmarks/curve_equality.py --mixers 'infomamba{ssm_heads: 4}' --steps 200 \
-             --reference-ops ssm_inner --out $OUT > $OUT/curve_ssd_fused.log 2>&1
-           echo "curve rc=$?" >> $OUT/curve_ssd_fused.log; rm -f $OUT/*.csv; tail -3 $OUT/curve_ssd_fused.log ;;
+           grep -v "^  [ 0-9]\|_warn\|^$" $OUT/bench_ssd_fused.log
+           timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba 'infomamba{ssm_heads: 4}' --steps 200 \
+             --reference-ops ssm_inner silu_gate --out $OUT > $OUT/curve_fused_glue.log 2>&1
+           echo "curve rc=$?" >> $OUT/curve_fused_glue.log; rm -f $OUT/*.csv; tail -4 $OUT/curve_fused_glue.log ;;
     ssd_bench) timeout 560 python3 -m infomamba.bench --mixers infomamba 'infomamba{ssm_heads: 12}' attention mamba \
              --resolutions 224 512 1024 --lengths 1024 4096 16384 --max-tokens-attention 16384 --batch 64 --dim 384 \
              --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --timm --cuda-graphs --out $OUT/bench_ssd_bench \
