@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from infomamba.layers.concepts import ConceptFilter, ConceptMixing, pool_concepts, readout, scatter_concepts
+from infomamba.layers.concepts import (ConceptFilter, ConceptMixing, effective_concepts, pool_concepts, readout,
+                                      scatter_concepts)
 from infomamba.ops.concept_assign import entropy_budget, sparse_assign_reference
 
 
@@ -153,3 +154,14 @@ def test_mi_hash_loss_averages_over_real_tokens_only():
     real = [v for v, p in zip(per_token, pad.flatten()) if not p]
     torch.testing.assert_close(filt.mi_hash_loss(R, b, dirs, pad), torch.stack(real).mean())
     torch.testing.assert_close(filt.mi_hash_loss(R, b, dirs, None), torch.stack(per_token).mean())
+
+
+def test_effective_concepts_counts_concepts_with_weight_from_a_real_token():
+    R_bar = torch.zeros(2, 4, 5)
+    R_bar[0, 0, 1] = R_bar[0, 3, 2] = 0.5       # sample 0: concepts 1, 2
+    R_bar[1, 1, 4] = 1.0                         # sample 1: concept 4, and concept 0 from a padded token only
+    R_bar[1, 3, 0] = 1.0
+    pad = torch.zeros(2, 4, dtype=torch.bool)
+    pad[1, 3] = True
+    assert effective_concepts(R_bar, pad).item() == 1.5
+    assert effective_concepts(R_bar, None).item() == 2.0

@@ -54,8 +54,8 @@ def masked_rows(t: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Ten
 
 def effective_concepts(R_bar: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
     """k_eff: concepts with weight from at least one real token of a sample, averaged over samples."""
-    usage = masked_rows(R_bar.detach(), padding_mask).sum(1)
-    return (usage > 0).sum(-1).float().mean()
+    used = masked_rows(R_bar.detach(), padding_mask).any(1)  # R_bar >= 0: a concept is used where any weight is
+    return used.sum(-1, dtype=torch.float32).mean()
 
 
 def split_chunks(t: torch.Tensor, chunk: int) -> torch.Tensor:
