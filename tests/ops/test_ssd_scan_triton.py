@@ -149,7 +149,9 @@ def test_step_form_reads_dt_pre_its_bias_the_mask_and_a_log(reverse):
     dy = torch.randn(x.shape, generator=torch.Generator().manual_seed(9)).to(DEVICE)
     with torch.no_grad():
         y, _ = ssd._forward(x, dt_pre, A_log, B, C, D, reverse, dt_bias=bias, padding_mask=pad, a_log=True)
-        got = ssd._backward(x, dt_pre, A_log, B, C, D, dy, reverse, dt_bias=bias, padding_mask=pad, a_log=True)
+        dx, d_pre, dA_log, dBC, dD = ssd._backward(x, dt_pre, A_log, B, C, D, dy, reverse, dt_bias=bias,
+                                                   padding_mask=pad, a_log=True)
+    got = (dx, d_pre, dA_log, dBC[..., :16], dBC[..., 16:], dD)  # dB and dC side by side
     leaves = [t.detach().clone().requires_grad_() for t in (x, dt_pre, A_log, B, C, D)]
     lx, ldt, lA, lB, lC, lD = leaves
     dt = F.softplus(ldt + bias).masked_fill(pad[..., None], 0.0)

@@ -25,8 +25,8 @@ W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
     da_r  = sum_{t >= r} dcs_t + sum_s v_s + exp(T) <dS, S_in>     (T = sum of the chunk's a)
     dA    = sum dt da
 
-B and C are shared by every head, so dB and dC come back per head (fp32 (batch, L, heads, n)) and are summed by
-torch (deterministic, no atomics); dA and dD per (sample, head, chunk). Launch configs (chunk 64, `FWD_CONFIG`,
+B and C are shared by every head, so dB and dC come back per head, side by side in one fp32 (batch, L, heads, 2n)
+tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample, head, chunk). Launch configs (chunk 64, `FWD_CONFIG`,
 `BWD_CONFIG`) are the best forward+backward of a sweep on an H200 (`benchmarks/bench_ssd.py --chunks --configs`,
 docs/benchmarks.md); no autotuning. `reverse=True` maps scan position t to L - 1 - t
 (index arithmetic, no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged,
@@ -174,7 +174,8 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     """Gradients of one (sample, head, chunk) (the module docstring's backward) from the state entering it (st) and
     the adjoint of the state leaving it (dst). x, dy and dx share strides; ddt (batch, L, H) contiguous, the
     gradient of dt as read (with DT_SOFTPLUS of dt_pre: ddt sigmoid(dt_pre + bias), 0 at padding), in its dtype;
-    dB, dC (batch, L, H, N) fp32 contiguous; dA (batch * H * chunks,) partials (with A_LOG of A_log: dA A) and
+    dB and dC side by side in one (batch, L, H, 2N) fp32 contiguous tensor (dC_ptr = dB_ptr + N); dA
+    (batch * H * chunks,) partials (with A_LOG of A_log: dA A) and
     dD (batch * H * chunks, P)."""
     pid = tl.program_id(0)
     bh = pid // n_chunks
@@ -234,8 +235,8 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     if DT_SOFTPLUS:
         ddt *= _softplus_slope(dt)
     tl.store(ddt_ptr + row, ddt.to(ddt_ptr.dtype.element_ty), mask=ok)
-    tl.store(dB_ptr + row[:, None] * N + rn[None, :], dB, mask=ok[:, None])
-    tl.store(dC_ptr + row[:, None] * N + rn[None, :], dC, mask=ok[:, None])
+    tl.store(dB_ptr + row[:, None] * (2 * N) + rn[None, :], dB, mask=ok[:, None])
+    tl.store(dC_ptr + row[:, None] * (2 * N) + rn[None, :], dC, mask=ok[:, None])
     tl.store(dA_ptr + pid, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
 
 
@@ -294,7 +295,8 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor |
 def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, dy: Tensor, reverse: bool,
               dt_bias: Tensor | None = None, padding_mask: Tensor | None = None, a_log: bool = False
               ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None]:
-    """(dx in x's dtype, ddt, dA, dB, dC fp32, dD fp32 or None); dy strided as x. With `_forward`'s fused form
+    """(dx in x's dtype, ddt, dA, dBC, dD fp32 or None) with dBC = [dB, dC] (batch, L, 2n) fp32, the gradients of B
+    and C side by side; dy strided as x. With `_forward`'s fused form
     (dt_bias, padding_mask, a_log) ddt is the gradient of dt_pre in its dtype and dA that of A_log; else ddt fp32."""
     batch, length, heads, p = x.shape
     n = B.shape[-1]
@@ -312,18 +314,17 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
     dx = torch.empty_like(x)
     f32 = dict(device=x.device, dtype=torch.float32)
     ddt = torch.empty(batch, length, heads, device=x.device, dtype=dt.dtype if dt_bias is not None else torch.float32)
-    dB = torch.empty(batch, length, heads, n, **f32)
-    dC = torch.empty(batch, length, heads, n, **f32)
+    dBC = torch.empty(batch, length, heads, 2 * n, **f32)
     dA = torch.empty(batch * heads * n_chunks, **f32)
     dD = torch.empty(batch * heads * n_chunks, p, **f32) if D is not None else None
     warps, stages = BWD_CONFIG
     _ssd_bwd_chunk_kernel[(batch * heads * n_chunks,)](
         x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, dy_ptr=dy, st_ptr=states, dst_ptr=d_states,
-        dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dB, dC_ptr=dC, dA_ptr=dA, dD_ptr=dD if dD is not None else dA, L=length,
+        dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dBC, dC_ptr=dBC[..., n:], dA_ptr=dA, dD_ptr=dD if dD is not None else dA, L=length,
         H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, HAS_D=D is not None, REVERSE=reverse,
         PREC=_precision(x), num_warps=warps, num_stages=stages)
     dD = dD.view(batch, heads, n_chunks, p).sum((0, 2)).flatten() if D is not None else None
-    return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dB.sum(2), dC.sum(2), dD
+    return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dBC.sum(2), dD
 
 
 def _inputs(x, dt, A, B, C, D):
@@ -351,8 +352,10 @@ def ssd_scan_backward_op(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor
                          reverse: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     with torch.no_grad(), on_device(x):
         xs, dts, As, Bs, Cs, Ds = _inputs(x, dt, A, B, C, D)
-        dx, ddt, dA, dB, dC, dD = _backward(xs, dts, As, Bs, Cs, Ds, dy.contiguous(), reverse)
-        return (dx, ddt.to(dt.dtype), dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
+        dx, ddt, dA, dBC, dD = _backward(xs, dts, As, Bs, Cs, Ds, dy.contiguous(), reverse)
+        n = B.shape[-1]
+        return (dx, ddt.to(dt.dtype), dA.to(A.dtype), dBC[..., :n].contiguous().to(B.dtype),
+                dBC[..., n:].contiguous().to(C.dtype),
                 dD.to(D.dtype) if D is not None else x.new_empty(0))
 
 
