@@ -26,9 +26,9 @@ W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
     dA    = sum dt da
 
 B and C are shared by every head, so dB and dC come back per head, side by side in one fp32 (batch, L, heads, 2n)
-tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample, head, chunk). Launch configs (chunk 64, `FWD_CONFIG`,
-`BWD_CONFIG`) are the best forward+backward of a sweep on an H200 (`benchmarks/bench_ssd.py --chunks --configs`,
-docs/benchmarks.md); no autotuning. `reverse=True` maps scan position t to L - 1 - t
+tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample,
+head, chunk). Launch configs (chunk 64, `FWD_CONFIG`, `BWD_CONFIG`) are the best forward+backward of a sweep on an
+H200 (`benchmarks/bench_ssd.py --chunks --configs`, docs/benchmarks.md); no autotuning. `reverse=True` maps scan position t to L - 1 - t
 (index arithmetic, no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged,
 as padding does.
 
@@ -320,9 +320,9 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
     warps, stages = BWD_CONFIG
     _ssd_bwd_chunk_kernel[(batch * heads * n_chunks,)](
         x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, dy_ptr=dy, st_ptr=states, dst_ptr=d_states,
-        dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dBC, dC_ptr=dBC[..., n:], dA_ptr=dA, dD_ptr=dD if dD is not None else dA, L=length,
-        H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, HAS_D=D is not None, REVERSE=reverse,
-        PREC=_precision(x), num_warps=warps, num_stages=stages)
+        dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dBC, dC_ptr=dBC[..., n:], dA_ptr=dA, dD_ptr=dD if dD is not None else dA,
+        L=length, H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, HAS_D=D is not None,
+        REVERSE=reverse, PREC=_precision(x), num_warps=warps, num_stages=stages)
     dD = dD.view(batch, heads, n_chunks, p).sum((0, 2)).flatten() if D is not None else None
     return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dBC.sum(2), dD
 
