@@ -1,7 +1,8 @@
 """Triton SiLU gate (`ops/silu_gate/triton.py`) against its reference: g forward, and (g, dy, dz) backward, and the
 readout form ((y, g) forward, (g, dy, dz, dh, df) backward), for contiguous inputs and a z that is the second half
-of a wider tensor (in_proj's output, read through its row stride), a width that is not a multiple of the kernel's tile and several tiles of rows. On a machine without CUDA
-the kernels run in Triton's interpreter (conftest.py) on fp32 and bf16 inputs; both sides compute in fp32.
+of a wider tensor (in_proj's output, read through its row stride), a width that is not a multiple of the kernel's
+tile and several tiles of rows. On a machine without CUDA the kernels run in Triton's interpreter (conftest.py) on
+fp32 and bf16 inputs; both sides compute in fp32.
 """
 import pytest
 import torch

@@ -28,9 +28,9 @@ W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
 B and C are shared by every head, so dB and dC come back per head, side by side in one fp32 (batch, L, heads, 2n)
 tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample,
 head, chunk). Launch configs (chunk 64, `FWD_CONFIG`, `BWD_CONFIG`) are the best forward+backward of a sweep on an
-H200 (`benchmarks/bench_ssd.py --chunks --configs`, docs/benchmarks.md); no autotuning. `reverse=True` maps scan position t to L - 1 - t
-(index arithmetic, no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged,
-as padding does.
+H200 (`benchmarks/bench_ssd.py --chunks --configs`, docs/benchmarks.md); no autotuning. `reverse=True` maps scan
+position t to L - 1 - t (index arithmetic, no flipped copies); positions past L load as dt = x = 0, which leaves
+the state unchanged, as padding does.
 
 The fused SSM op (`ops/ssm_inner`) launches the kernels in its own form, as the Mamba-1 scan's: dt_pre before
 its bias and softplus in the activation dtype (DT_SOFTPLUS: dt = softplus(dt_pre + bias_h), a padded position
