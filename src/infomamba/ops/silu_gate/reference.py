@@ -23,21 +23,15 @@ def silu_gate_reference(y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return y * F.silu(z)
 
 
-def _gate_backward(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(g, dy, dz) unrounded, in fp32 or wider."""
+def silu_gate_backward_reference(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, g_dtype: torch.dtype
+                                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(g recomputed in g_dtype, dy in y's dtype, dz in z's dtype) for the gradient dg of g."""
     acc = torch.promote_types(torch.promote_types(y.dtype, z.dtype), torch.float32)
     zf, yf, dgf = z.to(acc), y.to(acc), dg.to(acc)
     s = torch.sigmoid(zf)
     silu = zf * s
-    return yf * silu, dgf * silu, dgf * yf * s * (1 + zf * (1 - s))
-
-
-def silu_gate_backward_reference(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, g_dtype: torch.dtype
-                                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(g recomputed in g_dtype, dy in y's dtype, dz in z's dtype) for the gradient dg of g."""
-    g, dy, dz = _gate_backward(y, z, dg)
-    return g.to(g_dtype), dy.to(y.dtype), dz.to(z.dtype)
+    return ((yf * silu).to(g_dtype), (dgf * silu).to(y.dtype),
+            (dgf * yf * s * (1 + zf * (1 - s))).to(z.dtype))
 
 
 def readout_gate_reference(r: torch.Tensor, h: torch.Tensor, f: torch.Tensor, z: torch.Tensor
@@ -52,6 +46,8 @@ def readout_gate_backward_reference(y: torch.Tensor, z: torch.Tensor, dg: torch.
                                     f: torch.Tensor, g_dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
     """(g, dy, dz) as `silu_gate_backward_reference`, then dh = f dy in h's dtype and df = sum of h dy over every
     token in f's dtype, both from dy unrounded."""
-    g, dy, dz = _gate_backward(y, z, dg)
-    df = (h.to(dy.dtype) * dy).flatten(0, -2).sum(0)
-    return (g.to(g_dtype), dy.to(y.dtype), dz.to(z.dtype), (f.to(dy.dtype) * dy).to(h.dtype), df.to(f.dtype))
+    g, dy, dz = silu_gate_backward_reference(y, z, dg, g_dtype)
+    acc = torch.promote_types(torch.promote_types(y.dtype, z.dtype), torch.float32)
+    dy_acc = dg.to(acc) * F.silu(z.to(acc))
+    df = (h.to(acc) * dy_acc).flatten(0, -2).sum(0)
+    return g, dy, dz, (f.to(acc) * dy_acc).to(h.dtype), df.to(f.dtype)
