@@ -9,27 +9,47 @@ tensors (FakeTensorMode: shapes and dtypes, no data, no kernel launched) with IN
 so the custom ops' fake implementations stand in for the kernels and the saves are the GPU path's.
 
     python benchmarks/saved_activations.py --mixers infomamba attention mamba --tokens 4096 --batch 64
+    python benchmarks/saved_activations.py --mixers 'infomamba{ssm_heads: 12}' --by-tensor   # each kept tensor
 """
 from __future__ import annotations
 
 import argparse
 import os
+import traceback
+from typing import NamedTuple
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from infomamba import Encoder, EncoderConfig
+from infomamba.bench import parse_mixer_entry
 from infomamba.summary import size_matched_options
 
 
-def saved_bytes_per_token(mixer: str, dim: int, options: dict, batch: int = 2, length: int = 256) -> float:
+class Saved(NamedTuple):
+    """One storage autograd keeps: its bytes, the shape and dtype of its first saved view, and the infomamba
+    source line that saved it first ("autograd" for a save from inside the engine; saved-tensor hooks such as
+    `layers/recompute.py`'s are skipped)."""
+    nbytes: int
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    where: str
+
+
+def saved_storages(mixer: str, dim: int, options: dict, batch: int = 2, length: int = 256) -> list[Saved]:
+    """The distinct activation storages one encoder block's forward keeps for backward."""
     enc = Encoder(EncoderConfig(dim=dim, depth=1, mixer=mixer, mixer_options=options))
-    seen: dict[int, int] = {}
+    seen: dict[int, Saved] = {}
 
     def pack(t):
         if t.dim() >= 2 and t.shape[0] in (batch, batch * length):
             storage = t.untyped_storage()
-            seen.setdefault(storage._cdata, storage.nbytes())
+            if storage._cdata not in seen:
+                frames = [f for f in traceback.extract_stack()[:-1]  # less the pack hooks that pass a save on
+                          if f"{os.sep}infomamba{os.sep}" in f.filename and f.name != "pack"]
+                where = (f"{os.path.basename(os.path.dirname(frames[-1].filename))}/"
+                         f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}") if frames else "autograd"
+                seen[storage._cdata] = Saved(storage.nbytes(), tuple(t.shape), t.dtype, where)
         return t
 
     with FakeTensorMode(allow_non_fake_inputs=True):
@@ -37,26 +57,41 @@ def saved_bytes_per_token(mixer: str, dim: int, options: dict, batch: int = 2, l
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
                 torch.autocast("cpu", dtype=torch.bfloat16):
             enc(x)
-    return sum(seen.values()) / (batch * length)
+    return list(seen.values())
+
+
+def saved_bytes_per_token(mixer: str, dim: int, options: dict, batch: int = 2, length: int = 256) -> float:
+    return sum(s.nbytes for s in saved_storages(mixer, dim, options, batch, length)) / (batch * length)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mixers", nargs="+", default=["infomamba", "attention", "mamba"])
+    p.add_argument("--mixers", nargs="+", default=["infomamba", "attention", "mamba"],
+                   help="mixer names or NAME{yaml} entries, as `infomamba bench --mixers`")
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=12)
     p.add_argument("--tokens", type=int, default=4096, help="tokens a sample in the projection (1024 px: 4096)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--size-matched", default="configs/size_matched.yaml")
+    p.add_argument("--by-tensor", action="store_true", help="also list each kept storage, largest first")
     args = p.parse_args(argv)
     os.environ["INFOMAMBA_KERNELS"] = "triton"
     matched = size_matched_options(args.size_matched, args.dim, args.depth)
     print(f"| mixer | saved bytes / token / layer | activations at batch {args.batch} x {args.tokens} tokens "
           f"x {args.depth} layers (GiB) |\n|---|---|---|")
-    for mixer in args.mixers:
-        per_token = saved_bytes_per_token(mixer, args.dim, matched.get(mixer, {}), length=args.tokens)
+    listings = []
+    for label, name, options in map(parse_mixer_entry, args.mixers):
+        kept = saved_storages(name, args.dim, {**matched.get(name, {}), **options}, length=args.tokens)
+        per_token = sum(s.nbytes for s in kept) / (2 * args.tokens)
         total = per_token * args.batch * args.tokens * args.depth / 2**30
-        print(f"| {mixer} | {per_token:,.0f} | {total:.1f} |", flush=True)
+        print(f"| {label} | {per_token:,.0f} | {total:.1f} |", flush=True)
+        listings.append((label, kept))
+    for label, kept in listings if args.by_tensor else ():
+        print(f"\n{label}, one block at batch 2 x {args.tokens} tokens:\n\n| bytes / token | shape | dtype | saved at |"
+              "\n|---|---|---|---|")
+        for s in sorted(kept, key=lambda s: -s.nbytes):
+            print(f"| {s.nbytes / (2 * args.tokens):,.0f} | {tuple(s.shape)} | {str(s.dtype).removeprefix('torch.')} "
+                  f"| {s.where} |")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 The count predicts the measured H200 training peak of attention at 1024 px within 2.5%
 (docs/benchmarks.md), so the fused-SSM issue's memory goal is checked here before a GPU is at hand."""
 import pytest
+import torch
 
 from benchmark_scripts import REPO, load
 
@@ -30,3 +31,18 @@ def test_infomamba_keeps_no_more_than_attention(saved, monkeypatch, tokens):
     infomamba, attention = saved("infomamba", tokens), saved("attention", tokens)
     assert infomamba <= 0.967 * attention, \
         f"infomamba keeps {infomamba:,.0f} B/token/layer, attention {attention:,.0f} ({infomamba / attention:.3f}x)"
+
+
+
+def test_the_concept_filter_keeps_its_token_by_concept_tensors_once_in_bf16(monkeypatch):
+    """The issue's lean filter: of the (B, L, k) assignment tensors autograd keeps R and R_bar (for the assignment's
+    backward and Eq. 8's term), each once and in bf16 under autocast: no fp32 copy, no cast copy beside them. Each
+    kept storage is traced to the line that saved it."""
+    monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
+    module = load("saved_activations")
+    k_max, length = 100, 256
+    kept = module.saved_storages("infomamba", 64, {"k_max": k_max}, length=length)
+    by_concept = [s for s in kept if length in s.shape and k_max in s.shape]  # in any layout
+    assert all(s.dtype == torch.bfloat16 for s in by_concept), by_concept
+    assert sum(s.nbytes for s in by_concept) == 2 * (2 * length * k_max * 2), by_concept
+    assert all(s.where != "autograd" for s in by_concept), by_concept
