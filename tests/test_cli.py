@@ -55,13 +55,25 @@ def test_unknown_config_key_is_rejected(tmp_path, monkeypatch, capsys):
 
 def test_unknown_mixer_is_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises((SystemExit, ValueError), match="nope"):
+    with pytest.raises(SystemExit, match="nope"):
         main(["fit", *TEXT, "--model.encoder.mixer=nope", "--trainer.fast_dev_run=true"])
+
+
+def test_a_bad_mixer_option_is_one_line_naming_it_and_what_is_accepted(tmp_path, monkeypatch):
+    """A value the model's constructors reject (here a misspelt mixer option) ends the command with one line, not a
+    traceback through LightningCLI and jsonargparse."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", *TEXT, "--model.encoder.mixer_options={k_max: 8, ssm_head: 2}", "--trainer.fast_dev_run=true"])
+    message = str(stop.value.code)
+    assert "\n" not in message and "invalid configuration" in message
+    assert "'ssm_head'" in message and "ssm_heads" in message  # what was given, and what is accepted
+    assert not list(tmp_path.glob("runs/text/version_*/checkpoints/*.ckpt"))
 
 
 def test_missing_data_root_is_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no_such_dir"):
+    with pytest.raises(SystemExit, match="invalid configuration: data.root .*no_such_dir"):
         main(["fit", *TEXT, f"--data.root={tmp_path / 'no_such_dir'}", "--trainer.fast_dev_run=true"])
 
 

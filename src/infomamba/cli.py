@@ -280,6 +280,12 @@ def main(argv: list[str] | None = None) -> None:
                     self.config = self.parser.parse_args(extended)
             place_run(self.config[self.subcommand], resumed)
 
+        def instantiate_classes(self):
+            try:
+                super().instantiate_classes()
+            except (ValueError, FileNotFoundError) as err:  # what the constructors reject of the config: one line
+                raise SystemExit(f"infomamba --task {name} {self.subcommand}: invalid configuration: {err}") from None
+
     # sys.argv stays whole: Lightning's DDP launcher re-runs it (with --task) in every child process.
     quiet()
     try:
