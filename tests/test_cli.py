@@ -77,6 +77,15 @@ def test_missing_data_root_is_named(tmp_path, monkeypatch):
         main(["fit", *TEXT, f"--data.root={tmp_path / 'no_such_dir'}", "--trainer.fast_dev_run=true"])
 
 
+def test_a_fast_dev_run_writes_nothing(tmp_path, monkeypatch, capsys):
+    """Lightning disables checkpoints under fast_dev_run but for save_last's at the end of fit, which wrote last.ckpt
+    outside any run folder (the logger is a dummy), beside an empty claimed version_N."""
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.fast_dev_run=true"])
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.glob("runs/text/version_*"))
+    assert "fast_dev_run, no checkpoint written" in capsys.readouterr().out
+
+
 def test_task_selection():
     assert pop_task(["fit", "--task", "asr", "--x=1"]) == ("asr", ["fit", "--x=1"])
     assert pop_task(["fit", "--task=image"]) == ("image", ["fit"])

@@ -208,11 +208,14 @@ def folder_logger_args(config, required: bool = True):
 
 def place_run(config, resumed: Path | None) -> None:
     """Point the logger (so the checkpoints and config.yaml too) at this run's folder: the resumed one,
-    `--run_dir`, or a newly claimed `version_N` (only rank 0 claims; Lightning broadcasts its log_dir)."""
+    `--run_dir`, or a newly claimed `version_N` (only rank 0 claims; Lightning broadcasts its log_dir); none for a
+    new `fast_dev_run`, which writes nothing."""
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     from .tasks.run_dir import LAST, claim_folder, claim_version
 
+    if resumed is None and config.trainer.fast_dev_run:  # Lightning swaps the logger for a dummy: no folder
+        return
     folder = resumed or (Path(config.run_dir) if config.run_dir else None)
     logger = folder_logger_args(config, required=folder is not None)
     if logger is None:
@@ -285,6 +288,13 @@ def main(argv: list[str] | None = None) -> None:
                 super().instantiate_classes()
             except (ValueError, FileNotFoundError) as err:  # what the constructors reject of the config: one line
                 raise SystemExit(f"infomamba --task {name} {self.subcommand}: invalid configuration: {err}") from None
+
+        def instantiate_trainer(self, **kwargs):
+            trainer = super().instantiate_trainer(**kwargs)
+            if trainer.fast_dev_run:  # Lightning writes no checkpoint then, but for save_last's at the end of fit
+                for checkpoint in trainer.checkpoint_callbacks:
+                    checkpoint.save_last = False
+            return trainer
 
     # sys.argv stays whole: Lightning's DDP launcher re-runs it (with --task) in every child process.
     quiet()

@@ -34,8 +34,8 @@ class EpochSummary(Callback):
             return
         line = f"[infomamba] fit done in {time.perf_counter() - self._fit_start:.0f}s (step {trainer.global_step})"
         best = trainer.checkpoint_callback
-        if best is None:
-            say(line + ": checkpointing is off")
+        if best is None or trainer.fast_dev_run:
+            say(line + (": fast_dev_run, no checkpoint written" if trainer.fast_dev_run else ": checkpointing is off"))
             return
         if best.best_model_score is not None:
             line += f": best {best.best_model_path} ({best.monitor}={float(best.best_model_score):.4f})"
