@@ -36,7 +36,10 @@ class Saved(NamedTuple):
     where: str
 
 
-def saved_storages(mixer: str, dim: int, options: dict, batch: int = 2, length: int = 256) -> list[Saved]:
+PROBE_BATCH = 2  # samples of the counted forward: the batch dim tells activations from weights
+
+
+def saved_storages(mixer: str, dim: int, options: dict, batch: int = PROBE_BATCH, length: int = 256) -> list[Saved]:
     """The distinct activation storages one encoder block's forward keeps for backward."""
     enc = Encoder(EncoderConfig(dim=dim, depth=1, mixer=mixer, mixer_options=options))
     seen: dict[int, Saved] = {}
@@ -60,7 +63,7 @@ def saved_storages(mixer: str, dim: int, options: dict, batch: int = 2, length: 
     return list(seen.values())
 
 
-def saved_bytes_per_token(mixer: str, dim: int, options: dict, batch: int = 2, length: int = 256) -> float:
+def saved_bytes_per_token(mixer: str, dim: int, options: dict, batch: int = PROBE_BATCH, length: int = 256) -> float:
     return sum(s.nbytes for s in saved_storages(mixer, dim, options, batch, length)) / (batch * length)
 
 
@@ -82,16 +85,16 @@ def main(argv=None):
     listings = []
     for label, name, options in map(parse_mixer_entry, args.mixers):
         kept = saved_storages(name, args.dim, {**matched.get(name, {}), **options}, length=args.tokens)
-        per_token = sum(s.nbytes for s in kept) / (2 * args.tokens)
+        per_token = sum(s.nbytes for s in kept) / (PROBE_BATCH * args.tokens)
         total = per_token * args.batch * args.tokens * args.depth / 2**30
         print(f"| {label} | {per_token:,.0f} | {total:.1f} |", flush=True)
         listings.append((label, kept))
     for label, kept in listings if args.by_tensor else ():
-        print(f"\n{label}, one block at batch 2 x {args.tokens} tokens:\n\n| bytes / token | shape | dtype | saved at |"
-              "\n|---|---|---|---|")
+        print(f"\n{label}, one block at batch {PROBE_BATCH} x {args.tokens} tokens:\n\n| bytes / token | shape | dtype "
+              "| saved at |\n|---|---|---|---|")
         for s in sorted(kept, key=lambda s: -s.nbytes):
-            print(f"| {s.nbytes / (2 * args.tokens):,.0f} | {tuple(s.shape)} | {str(s.dtype).removeprefix('torch.')} "
-                  f"| {s.where} |")
+            dtype = str(s.dtype).removeprefix("torch.")
+            print(f"| {s.nbytes / (PROBE_BATCH * args.tokens):,.0f} | {tuple(s.shape)} | {dtype} | {s.where} |")
 
 
 if __name__ == "__main__":
