@@ -106,7 +106,8 @@ for part in "$@"; do
              --resolutions 224 512 1024 --lengths 1024 4096 16384 --max-tokens-attention 16384 --batch 64 --dim 384 \
              --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --timm --cuda-graphs --out $OUT/bench_ssd_bench \
              > $OUT/bench_ssd_bench.log 2>&1; echo "bench rc=$?" >> $OUT/bench_ssd_bench.log
-           rm -f $OUT/bench_ssd_bench/bench.md; grep -v Warning $OUT/bench_ssd_bench.log | tail -45 ;;
+           rm -f $OUT/bench_ssd_bench/bench.md; grep -v Warning $OUT/bench_ssd_bench.log | tail -45
+           python3 benchmarks/ssm_goals.py $OUT/bench_ssd_bench/bench.csv --mixers infomamba 'infomamba{ssm_heads: 12}' ;;
     quicktests) timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ops/test_concept_assign_triton.py \
              tests/ops/test_causal_conv_triton.py > $OUT/quicktests.log 2>&1; echo "quicktests rc=$?" >> $OUT/quicktests.log
            tail -3 $OUT/quicktests.log ;;

@@ -1,0 +1,138 @@
+"""The fused-SSM issue's goals, read from one `infomamba bench` CSV: each given mixer against the size-matched
+attention (and, for one goal, mamba) of the same run in the same mode (eager, `+graphs`, `+compile`, ...).
+
+    python benchmarks/ssm_goals.py docs/runs/bench_ssd_bench_d5651f7_h200.csv \
+        --mixers infomamba 'infomamba{ssm_heads: 12}'
+
+The bench's own `*_x_attn` columns divide by eager attention whatever the row's mode; here a `+graphs` row is
+compared with `attention +graphs`. Peaks: a row that replays CUDA graphs allocates its graph pool while the first
+steps record, so its training footprint is the first step's peak (`train_first_peak_gib`); other rows use the peak
+of the timed steps. A goal whose rows the run lacks reads "n/a".
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from typing import NamedTuple
+
+
+class Goal(NamedTuple):
+    """One line of the issue's goals: `ratio(row, reference row)` compared with `bound` (at most, or at least)."""
+    text: str
+    sweep: str
+    size: int  # resolution (px) or tokens
+    reference: str  # mixer whose row of the same mode and size is the reference
+    measure: str
+    bound: float
+    at_most: bool
+
+
+GOALS = [
+    *(Goal("train peak <= attention's", "resolution", px, "attention", "peak", 1.0, True) for px in (224, 512, 1024)),
+    Goal("train step <= 1.2x attention's", "resolution", 224, "attention", "step", 1.2, True),
+    Goal("train step <= 0.8x attention's", "resolution", 512, "attention", "step", 0.8, True),
+    Goal("train step <= 0.4x attention's", "resolution", 1024, "attention", "step", 0.4, True),
+    Goal("inference >= 1.0x attention's", "resolution", 224, "attention", "throughput", 1.0, False),
+    Goal("inference >= 1.5x attention's", "resolution", 512, "attention", "throughput", 1.5, False),
+    Goal("inference >= 2.5x attention's", "resolution", 1024, "attention", "throughput", 2.5, False),
+    *(Goal("train step within 1.3x of mamba's", "resolution", px, "mamba", "step", 1.3, True)
+      for px in (224, 512, 1024)),
+    *(Goal("inference latency within 1.3x of mamba's", "resolution", px, "mamba", "latency", 1.3, True)
+      for px in (224, 512, 1024)),
+    Goal("tokens/s >= 3x attention's", "length", 16384, "attention", "speedup", 3.0, False),
+    Goal("train peak <= attention's", "length", 16384, "attention", "peak", 1.0, True),
+]
+
+MODES = (" +compile(reduce-overhead)", " +compile", " +graphs")  # longest first: a label ends with at most one
+
+
+def split_mode(label: str) -> tuple[str, str]:
+    """("infomamba{ssm_heads: 12}", " +graphs") from "infomamba{ssm_heads: 12} +graphs"; ("attention", "")."""
+    for mode in MODES:
+        if label.endswith(mode):
+            return label[: -len(mode)], mode
+    return label, ""
+
+
+def peak(row: dict, mode: str) -> float:
+    replays = mode == " +graphs" or "reduce-overhead" in mode
+    return float(row["train_first_peak_gib" if replays else "train_peak_gib"])
+
+
+def ratio(goal: Goal, row: dict, ref: dict, mode: str) -> float:
+    """The goal's measure of `row` against `ref` (both rows of one size and mode)."""
+    if goal.measure == "peak":
+        return peak(row, mode) / peak(ref, mode)
+    if goal.measure == "step":
+        return float(row["train_step_ms"]) / float(ref["train_step_ms"])
+    if goal.measure == "latency":
+        return float(row["latency_ms"]) / float(ref["latency_ms"])
+    if goal.measure == "throughput":
+        return float(row["throughput"]) / float(ref["throughput"])
+    return float(ref["train_step_ms"]) / float(row["train_step_ms"])  # speedup: the same tokens a step
+
+
+def rows_by_key(rows: list[dict]) -> dict[tuple[str, str, str, int], dict]:
+    """(mixer label, mode, sweep, size) -> row, size the resolution or, in the length sweep, the tokens."""
+    table = {}
+    for row in rows:
+        mixer, mode = split_mode(row["model"])
+        size = row["resolution"] if row["sweep"] == "resolution" else row["tokens"]
+        if size and row.get("train_step_ms"):
+            table[(mixer, mode, row["sweep"], int(size))] = row
+    return table
+
+
+def assess(rows: list[dict], mixer: str) -> list[tuple[Goal, dict[str, tuple[float, bool] | None]]]:
+    """Per goal, per mode the mixer has rows in: (ratio, met), or None where the run lacks a row it needs."""
+    table = rows_by_key(rows)
+    modes = sorted({mode for (m, mode, _, _) in table if m == mixer}, key=lambda m: (m != "", m))
+    out = []
+    for goal in GOALS:
+        cells: dict[str, tuple[float, bool] | None] = {}
+        for mode in modes:
+            row = table.get((mixer, mode, goal.sweep, goal.size))
+            ref = table.get((goal.reference, mode, goal.sweep, goal.size))
+            if row is None or ref is None:
+                cells[mode] = None
+                continue
+            value = ratio(goal, row, ref, mode)
+            cells[mode] = (value, value <= goal.bound if goal.at_most else value >= goal.bound)
+        out.append((goal, cells))
+    return out
+
+
+def markdown(mixer: str, assessed) -> str:
+    """A table of the goals the run measured (a column per mode), then a line naming those it did not."""
+    modes = list(assessed[0][1]) if assessed else []
+    lines = [f"| {mixer}: goal | size | " + " | ".join(m.strip() or "eager" for m in modes) + " |",
+             "|---|---|" + "---|" * len(modes)]
+    missing = []
+    for goal, cells in assessed:
+        size = f"{goal.size} px" if goal.sweep == "resolution" else f"{goal.size:,} tokens"
+        if not any(cells.values()):
+            missing.append(f"{goal.text} at {size}")
+            continue
+        shown = [f"{c[0]:.2f}x ({'met' if c[1] else 'not met'})" if c else "n/a" for c in cells.values()]
+        lines.append(f"| {goal.text} | {size} | " + " | ".join(shown) + " |")
+    if missing:
+        lines.append(f"\nNot in this run: {'; '.join(missing)}.")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("csv", help="bench.csv of one `infomamba bench --train` run")
+    p.add_argument("--mixers", nargs="+", default=["infomamba"], help="row labels as the bench wrote them")
+    args = p.parse_args(argv)
+    with open(args.csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    labels = {split_mode(r["model"])[0] for r in rows}
+    for mixer in args.mixers:
+        if mixer not in labels:
+            raise SystemExit(f"{args.csv} has no rows of {mixer!r}; its mixers: {', '.join(sorted(labels))}")
+        print(markdown(mixer, assess(rows, mixer)) + "\n")
+
+
+if __name__ == "__main__":
+    main()

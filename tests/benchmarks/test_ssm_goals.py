@@ -1,0 +1,59 @@
+"""benchmarks/ssm_goals.py: the fused-SSM issue's goals from one bench CSV, each mode against its own attention."""
+import csv
+
+import pytest
+
+from benchmark_scripts import load
+
+COLUMNS = ["sweep", "model", "resolution", "tokens", "latency_ms", "throughput", "train_first_peak_gib",
+           "train_step_ms", "train_peak_gib"]
+
+
+def row(model, sweep, size, step, throughput=100.0, latency=10.0, peak=4.0, first_peak=None):
+    return {"sweep": sweep, "model": model, "resolution": size if sweep == "resolution" else "",
+            "tokens": size if sweep == "length" else 196, "latency_ms": latency, "throughput": throughput,
+            "train_first_peak_gib": peak if first_peak is None else first_peak, "train_step_ms": step,
+            "train_peak_gib": peak}
+
+
+@pytest.fixture
+def goals():
+    return load("ssm_goals")
+
+
+def cells(assessed, text, size):
+    return next(c for g, c in assessed if g.text == text and g.size == size)
+
+
+def test_each_mode_is_compared_with_attention_in_the_same_mode(goals):
+    rows = [row("attention", "resolution", 224, 30.0, throughput=1000.0),
+            row("attention +graphs", "resolution", 224, 15.0, throughput=2000.0, peak=0.5, first_peak=4.0),
+            row("ssm{heads: 2}", "resolution", 224, 60.0, throughput=500.0, peak=3.0),
+            row("ssm{heads: 2} +graphs", "resolution", 224, 17.0, throughput=1900.0, peak=0.4, first_peak=5.0)]
+    assessed = goals.assess([{k: str(v) for k, v in r.items()} for r in rows], "ssm{heads: 2}")
+    step = cells(assessed, "train step <= 1.2x attention's", 224)
+    assert step[""] == (pytest.approx(2.0), False)
+    assert step[" +graphs"] == (pytest.approx(17 / 15), True)  # not 17 / 30, eager attention's
+    inference = cells(assessed, "inference >= 1.0x attention's", 224)
+    assert inference[""] == (pytest.approx(0.5), False) and inference[" +graphs"] == (pytest.approx(0.95), False)
+    peak = cells(assessed, "train peak <= attention's", 224)
+    assert peak[""] == (pytest.approx(0.75), True)
+    assert peak[" +graphs"] == (pytest.approx(1.25), False)  # first-step peaks: the graph pool is recorded there
+    assert cells(assessed, "train step within 1.3x of mamba's", 224) == {"": None, " +graphs": None}
+
+
+def test_the_long_sequence_goal_is_a_speedup_at_most_attentions_memory(goals, tmp_path, capsys):
+    rows = [row("attention", "length", 16384, 900.0, peak=30.0), row("mamba", "length", 16384, 400.0),
+            row("infomamba", "length", 16384, 250.0, peak=26.0)]
+    path = tmp_path / "bench.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    goals.main([str(path), "--mixers", "infomamba"])
+    out = capsys.readouterr().out
+    assert "| tokens/s >= 3x attention's | 16,384 tokens | 3.60x (met) |" in out
+    assert "| train peak <= attention's | 16,384 tokens | 0.87x (met) |" in out
+    assert "Not in this run: train peak <= attention's at 224 px;" in out
+    with pytest.raises(SystemExit, match="no rows of 'vim'"):
+        goals.main([str(path), "--mixers", "vim"])
