@@ -192,3 +192,19 @@ def test_the_iterator_starts_at_the_first_batch():
     placed = [batch.tolist() for batch in iterator]
     sampler.set_epoch(1)
     assert placed == list(sampler)[2:] and len(placed) == 2
+
+
+def test_loader_workers_are_capped_at_the_cpus_the_process_may_use(monkeypatch, caplog):
+    """A recipe's num_workers (8, set for a GPU machine) on a 2-CPU machine: 2 workers, said once; fewer stay."""
+    import os
+
+    import infomamba.tasks.sampling as sampling
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    sampling._say_capped.cache_clear()
+    with caplog.at_level("INFO"):
+        loaders = [ResumableDataLoader(list(range(8)), batch_size=4, num_workers=n) for n in (8, 8, 2, 1, 0)]
+    assert [loader.num_workers for loader in loaders] == [2, 2, 2, 1, 0]
+    assert sum("data.num_workers=8" in r.getMessage() for r in caplog.records) == 1
+    batches = list(ResumableDataLoader(list(range(8)), batch_size=4, num_workers=8))
+    assert sorted(torch.cat(batches).tolist()) == list(range(8))

@@ -37,11 +37,14 @@ alone: not on which worker loaded it, nor on where an interrupted epoch resumed.
 
 from __future__ import annotations
 
+import functools
+import os
 import random
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Sampler, get_worker_info
 
 
@@ -256,6 +259,21 @@ class _DeferredIterator:
         return next(self._iterator)
 
 
+def usable_workers(requested: int) -> int:
+    """`requested` loader workers, at most the CPUs this process may run on (a recipe's `num_workers` was set for
+    a GPU machine; on a laptop the extra workers only contend, and PyTorch warns that they may freeze). A batch's
+    random draws in a worker are seeded by the batch (`SeedsEachBatch`), so the cap leaves the run's data as it is."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if requested > cpus:
+        _say_capped(requested, cpus)
+    return min(requested, cpus)
+
+
+@functools.cache
+def _say_capped(requested: int, cpus: int) -> None:
+    rank_zero_info(f"data.num_workers={requested}: this process may run on {cpus} CPUs, so {cpus} workers")
+
+
 class ResumableDataLoader(DataLoader):
     """A DataLoader that a mid-epoch resume can place before it loads anything, and that leaves the run's
     random stream alone.
@@ -271,6 +289,7 @@ class ResumableDataLoader(DataLoader):
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("generator", torch.Generator().manual_seed(torch.initial_seed()))
+        kwargs["num_workers"] = usable_workers(kwargs.get("num_workers", 0))
         super().__init__(*args, **kwargs)
 
     def __iter__(self) -> _DeferredIterator:
