@@ -108,6 +108,13 @@ for part in "$@"; do
              > $OUT/bench_ssd_bench.log 2>&1; echo "bench rc=$?" >> $OUT/bench_ssd_bench.log
            rm -f $OUT/bench_ssd_bench/bench.md; grep -v Warning $OUT/bench_ssd_bench.log | tail -45
            python3 benchmarks/ssm_goals.py $OUT/bench_ssd_bench/bench.csv --mixers infomamba 'infomamba{ssm_heads: 12}' ;;
+    # the SSD form through the whole Fashion-MNIST recipe as its Mamba-1 numbers were made (8-minute guard, one
+    # seed a call, SEED=0/1/2; carry .devdata/fashion-mnist): the evidence the SSD-as-default question waits for
+    ssd_recipe) timeout 575 python3 benchmarks/reproduce.py --table ssd_fashion_mnist --rows infomamba_ssd \
+             --seeds ${SEED:-0} --jobs 1 --out /tmp/ssd_recipe -- --data.root .devdata/fashion-mnist \
+             --data.num_workers=12 --trainer.max_time=00:00:08:05 > $OUT/ssd_recipe.log 2>&1
+           echo "ssd_recipe rc=$?" >> $OUT/ssd_recipe.log
+           cp /tmp/ssd_recipe/table.md /tmp/ssd_recipe/results.json $OUT/ 2>/dev/null; tail -4 $OUT/ssd_recipe.log ;;
     quicktests) timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ops/test_concept_assign_triton.py \
              tests/ops/test_causal_conv_triton.py > $OUT/quicktests.log 2>&1; echo "quicktests rc=$?" >> $OUT/quicktests.log
            tail -3 $OUT/quicktests.log ;;
