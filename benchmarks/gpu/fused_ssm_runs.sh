@@ -118,7 +118,8 @@ for part in "$@"; do
     # the SSD form compiled at 224 px, both compile modes, beside attention (a284d51: 353 s of the call)
     compile_ssd) TORCH_LOGS=recompiles timeout 470 python3 -m infomamba.bench \
              --mixers attention 'infomamba{ssm_heads: 12}' --resolutions 224 --batch 64 --dim 384 --depth 12 \
-             --dtype bf16 --warmup 3 --repeats 10 --train --compile --compile-modes reduce-overhead default --out $OUT/bench_compile_ssd > $OUT/bench_compile_ssd.log 2>&1
+             --dtype bf16 --warmup 3 --repeats 10 --train --compile --compile-modes reduce-overhead default \
+             --out $OUT/bench_compile_ssd > $OUT/bench_compile_ssd.log 2>&1
            echo "bench rc=$?" >> $OUT/bench_compile_ssd.log
            grep -v Warning $OUT/bench_compile_ssd.log | grep "rc=\|^| " | tail -8
            python3 benchmarks/ssm_goals.py $OUT/bench_compile_ssd/bench.csv --mixers 'infomamba{ssm_heads: 12}' ;;
