@@ -103,3 +103,33 @@ def test_ssm_directions_pass_heads_to_every_direction():
     both = ssm_directions(12, causal=False, dt_rank=2, d_state=4, heads=3)
     assert [(s.reverse, s.heads, tuple(s.A_log.shape)) for s in both] == [(False, 3, (3,)), (True, 3, (3,))]
     assert [s.heads for s in ssm_directions(12, causal=True, dt_rank=2)] == [None]
+
+
+@pytest.mark.parametrize("heads", [None, 2], ids=["mamba1", "ssd"])
+def test_projection_weights_cast_before_the_op_give_what_casting_inside_gave(monkeypatch, heads):
+    """Under bf16 autocast the layer hands the fused op x_proj's and dt_proj's weights cast once (`compute_dtype`),
+    so the op's backward neither casts them again nor its gradients back (the cast's own backward does). Output and
+    every gradient equal, bit for bit, the op fed the fp32 weights (which it casts itself both ways); the weights'
+    gradients stay fp32. The Triton kernels (the interpreter on CPU)."""
+    from infomamba.ops.ssm_inner import ssm_inner
+
+    monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
+    torch.manual_seed(0)
+    inner = 32 if heads else 16
+    ssm = SelectiveSSM(inner, dt_rank=2, d_state=16 if heads else 4, heads=heads).to(DEVICE)
+    x = torch.randn(2, 24, inner, device=DEVICE)
+
+    def run(forward):
+        ssm.zero_grad()
+        xin = x.clone().requires_grad_()
+        with torch.autocast(DEVICE, dtype=torch.bfloat16):
+            y = forward(xin.to(torch.bfloat16))
+        y.float().square().sum().backward()
+        return [y, xin.grad] + [p.grad for p in ssm.parameters()]
+
+    cast_outside = run(ssm)
+    cast_inside = run(lambda u: ssm_inner(u, ssm.conv.weight[:, 0], ssm.conv.bias, None, None, ssm.x_proj.weight,
+                                          ssm.dt_proj.weight, ssm.dt_proj.bias, ssm.A_log, ssm.D, None, ssm.reverse))
+    assert ssm.x_proj.weight.grad.dtype == ssm.dt_proj.weight.grad.dtype == torch.float32
+    for got, want in zip(cast_outside, cast_inside, strict=True):
+        assert torch.equal(got, want)

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..ops.ssm_inner import ssm_inner
+from .precision import compute_dtype
 
 
 def dt_rank_auto(dim: int) -> int:
@@ -79,11 +80,15 @@ class SelectiveSSM(nn.Module):
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 h: torch.Tensor | None = None, p: torch.Tensor | None = None) -> torch.Tensor:
-        """x, h: (B, L, inner), p: (inner,) -> readout r: (B, L, inner), through the one inner-path op."""
+        """x, h: (B, L, inner), p: (inner,) -> readout r: (B, L, inner), through the one inner-path op.
+
+        The projections' weights enter in autocast's dtype, cast here once a forward: the op's backward then reuses
+        them as they are and returns their gradients in that dtype, which the cast's own backward takes to fp32
+        (four casts a block fewer than casting inside the op both ways; the same values)."""
         conv_w = self.conv.weight[:, 0] if self.conv is not None else None
         conv_b = self.conv.bias if self.conv is not None else None
-        return ssm_inner(x, conv_w, conv_b, h, p, self.x_proj.weight, self.dt_proj.weight, self.dt_proj.bias,
-                         self.A_log, self.D, padding_mask, self.reverse)
+        return ssm_inner(x, conv_w, conv_b, h, p, compute_dtype(self.x_proj.weight), compute_dtype(self.dt_proj.weight),
+                         self.dt_proj.bias, self.A_log, self.D, padding_mask, self.reverse)
 
 
 def ssm_directions(inner: int, causal: bool, **options) -> nn.ModuleList:
