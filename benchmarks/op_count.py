@@ -1,11 +1,11 @@
 """Kernel launches of a training step, device-independent: the ops one encoder block dispatches in a
 bf16-autocast forward and its backward, per mixer, counted on fake tensors (FakeTensorMode: no data, no kernel
 run) with INFOMAMBA_KERNELS=triton. The fused SSM op (`infomamba::ssm_inner` and its backward) is counted from
-inside: its eager glue op by op, each of its Triton launches once (stubbed: nothing runs); other custom ops
-(the concept assignment) count once. Views, aliases, allocations and metadata queries launch nothing and are
-not counted. At 224 px the eager step is launch-bound (docs/benchmarks.md: the GPU idles most of an InfoMamba
-step), so this count is what the eager step time follows there; under torch.compile the fused op's glue stays
-eager (a custom op is opaque to Inductor).
+inside: its eager glue op by op, its launchers' own included, each Triton kernel once (stubbed: nothing runs);
+other custom ops (the concept assignment) count once. Views, aliases, allocations and metadata queries launch
+nothing and are not counted. At 224 px the eager step is launch-bound (docs/benchmarks.md: the GPU idles most of an
+InfoMamba step), so this count is what the eager step time follows there; under torch.compile the fused op's glue
+stays eager (a custom op is opaque to Inductor).
 
     python benchmarks/op_count.py --mixers infomamba mamba attention
     python benchmarks/op_count.py --mixers 'infomamba{ssm_heads: 12}' --by-line   # the SSD form, op by source line
@@ -79,33 +79,13 @@ FUSED_SSM = {"ssm_inner": "ssm_inner_op", "ssm_inner_backward": "ssm_inner_backw
 
 @contextlib.contextmanager
 def stubbed_ssm_kernels(counter: _Counter):
-    """The fused SSM op's Triton launchers replaced by one counted launch each that returns empty outputs of the
-    launcher's shapes and dtypes (the op's glue around them then runs, and is counted, on fake tensors); a kernel
-    the op launches itself (the injection backward) is counted at its launch, its outputs allocated as usual."""
+    """The fused SSM op's Triton kernels replaced by one counted launch each that runs nothing: the op's glue around
+    them (allocations, the sums of partials, casts) runs, and is counted, on fake tensors. The Mamba-1 scan's
+    autotuner takes its first candidate untimed (INFOMAMBA_SCAN_AUTOTUNE=0)."""
+    from infomamba.ops.causal_conv import triton as conv
     from infomamba.ops.selective_scan import triton as scan
     from infomamba.ops.ssd_scan import triton as ssd
     from infomamba.ops.ssm_inner import triton as inner
-
-    f32 = torch.float32
-
-    def launch(name, outputs):
-        counter.count(name)
-        return outputs
-
-    def conv_forward(x, *args, **kwargs):
-        return launch("conv_fwd_kernel", x.new_empty(x.shape))
-
-    def conv_backward(x, w, *args, **kwargs):
-        return launch("conv_bwd_kernel", (x.new_empty(x.shape), w.new_empty(w.shape, dtype=f32),
-                                          w.new_empty(w.shape[0], dtype=f32)))
-
-    def scan_forward(u, *args, **kwargs):
-        return launch("scan_fwd_kernel", u.new_empty(u.shape))
-
-    def scan_backward(u, dt, At, B, C, D, *args, **kwargs):
-        return launch("scan_bwd_kernel", (u.new_empty(u.shape), dt.new_empty(dt.shape),
-                                          At.new_empty(At.t().shape, dtype=f32), B.new_empty(B.shape),
-                                          C.new_empty(C.shape), D.new_empty(D.shape, dtype=f32)))
 
     class Kernel:
         """A @triton.jit kernel's launch, `kernel[grid](...)`, counted and not run."""
@@ -116,11 +96,13 @@ def stubbed_ssm_kernels(counter: _Counter):
         def __getitem__(self, grid):
             return lambda *args, **kwargs: counter.count(self.name)
 
-    with mock.patch.object(inner, "conv_forward", conv_forward), mock.patch.object(inner, "conv_backward",
-                                                                                 conv_backward), \
-            mock.patch.object(scan, "_forward", scan_forward), mock.patch.object(scan, "_backward", scan_backward), \
-            mock.patch.object(inner, "_injection_bwd_kernel", Kernel("injection_bwd_kernel")), \
-            mock.patch.multiple(ssd, **{k: Kernel(k.strip("_")) for k in SSD_KERNELS}):
+    def stubs(module, names):
+        return mock.patch.multiple(module, **{k: Kernel(k.strip("_")) for k in names})
+
+    with mock.patch.dict(os.environ, {"INFOMAMBA_SCAN_AUTOTUNE": "0"}), \
+            stubs(conv, ("_conv_fwd_kernel", "_conv_bwd_kernel")), \
+            stubs(scan, ("_scan_fwd_kernel", "_scan_bwd_kernel")), stubs(inner, ("_injection_bwd_kernel",)), \
+            stubs(ssd, SSD_KERNELS):
         yield
 
 
