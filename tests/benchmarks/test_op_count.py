@@ -45,12 +45,13 @@ def test_the_fused_ssm_op_reads_its_inputs_in_place(op_count):
     layout, tests/ops/test_selective_scan_compiles.py), 7 and 17; taking x_proj's and dt_proj's weights in
     autocast's dtype (cast once a forward in `layers/ssm.py`, whose cast's backward takes their gradients to fp32),
     5 and 13. The backward counts 23 since the launchers' own glue is counted too (the conv's and the scan's sums of
-    partials, their copies, dB and dC zeroed and cast), not only their launches."""
+    partials, their copies, dB and dC zeroed and cast), not only their launches; 21 with dB and dC side by side in
+    one buffer (one zero, one cast)."""
     counts = op_count.block_ops("mamba", 64, {})
     op_folders = ("ssm_inner", "selective_scan", "causal_conv")
     inside = {phase: sum(v for (p, where, _), v in counts.items() if p == phase and where.split("/")[0] in op_folders)
               for phase in ("forward", "backward")}
-    assert inside == {"forward": 2 * 5, "backward": 2 * 23}, inside
+    assert inside == {"forward": 2 * 5, "backward": 2 * 21}, inside
 
 
 def test_the_ssd_form_forms_dt_and_a_inside_its_kernels(op_count):
@@ -59,7 +60,7 @@ def test_the_ssd_form_forms_dt_and_a_inside_its_kernels(op_count):
     around the kernels; 6 and 24 with the kernels reading dt_pre, the bias, the mask and A_log; 6 and 22 with dB and
     dC side by side in one tensor (one sum over heads, one cast); 4 and 18 with the projections' weights taken in
     autocast's dtype; 4 and 21 counting the conv backward's sums and copies too. The Mamba-1 form's backward takes
-    23: its scan zeroes dB and dC, casts each, and copies dA transposed."""
+    21 too: the state-adjoint pass and the sums over heads here, dA's transposed copy there."""
     counts = op_count.block_ops("mamba", 64, {"ssm_heads": 8})
     op_folders = ("ssm_inner", "ssd_scan", "causal_conv")
     inside = collections.Counter()
@@ -93,13 +94,14 @@ def test_eq8_bucketing_is_one_kernel_each(op_count):
     85 and 129 since F h and its add run inside the gate's kernel (`layers/gate.py`'s `gated_readout`); 83 forward
     since k_eff counts the concepts any real token weights (`any`, one sum, one mean); 125 backward since the SSM
     op takes its projections' weights in autocast's dtype (`layers/ssm.py`); 145 counting the glue inside the conv's
-    and the scan's launchers too (`benchmarks/op_count.py` had stubbed those launchers whole)."""
+    and the scan's launchers too (`benchmarks/op_count.py` had stubbed those launchers whole); 141 with the scan's dB
+    and dC side by side in one buffer."""
     counts = op_count.block_ops("infomamba", 384, {})
     ops = collections.Counter(name for (phase, _, name) in counts.elements() if phase == "forward")
     assert ops["gumbel_bucket"] == ops["bucket_nll"] == ops["bucket_members"] == ops["exponential_"] == 1
     assert "argmax" not in ops  # eval's bucket only
     assert "_log_softmax" not in ops and ops["_softmax"] == 1  # Eq. 9's softmax among the concepts only
-    assert totals(counts) == {"forward": 83, "backward": 145}
+    assert totals(counts) == {"forward": 83, "backward": 141}
 
 
 def test_the_gate_is_one_kernel_each_way(op_count):
@@ -108,8 +110,8 @@ def test_the_gate_is_one_kernel_each_way(op_count):
     directions no longer starts with an add of 0 (Python's `sum`); 116 since the scan kernels read A_log, 108 since
     they add dt's bias, 104 with the backward's weight casts made once, 108 with A_log handed to them transposed, 104
     with the projections' weights taken in autocast's dtype; 124 counting the glue inside the conv's and the scan's
-    launchers too."""
+    launchers too; 120 with the scan's dB and dC side by side in one buffer."""
     counts = op_count.block_ops("mamba", 384, {})
     gate = {(phase, name): v for (phase, where, name), v in counts.items() if where.startswith("silu_gate/")}
     assert gate == {("forward", "silu_gate"): 1, ("backward", "silu_gate_backward"): 1}, gate
-    assert totals(counts) == {"forward": 37, "backward": 87}
+    assert totals(counts) == {"forward": 37, "backward": 83}

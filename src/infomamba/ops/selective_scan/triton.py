@@ -321,10 +321,11 @@ def _load_tile(p, L, x_base, n_base, bc_base, offs_d, mask_d, offs_n, mask_n, DI
     """Offsets, masks and the raw (input dtype) dt, u, dy, x^f, B, C tiles at scan positions p: every load the
     backward's passes make per tile, issued together so that PREFETCH can move them one tile ahead (a pass that
     does not use a tile drops its load at compile time). B and C are read from bc_base, rows BC_ROW apart; the
-    (rows, n) offsets returned are those of the contiguous dB and dC (from n_base, rows NSTATE apart)."""
+    (rows, n) offsets returned are those of dB and dC, side by side in one contiguous (batch, L, 2n) tensor (from
+    n_base, rows 2 NSTATE apart; dC's pointer is dB's + NSTATE)."""
     x_offs, x_mask, bc_offs, n_mask = _tile_offsets(p, L, x_base, bc_base, offs_d, mask_d, offs_n, mask_n, DIM,
                                                     BC_ROW, REVERSE)
-    n_offs, _ = _n_offsets(p, L, n_base, offs_n, mask_n, NSTATE, REVERSE)
+    n_offs, _ = _n_offsets(p, L, n_base, offs_n, mask_n, 2 * NSTATE, REVERSE)
     return (x_offs, x_mask, n_offs, n_mask, tl.load(dt_ptr + x_offs, mask=x_mask, other=0.0),
             tl.load(u_ptr + x_offs, mask=x_mask, other=0.0), tl.load(dy_ptr + x_offs, mask=x_mask, other=0.0),
             tl.load(xf_ptr + x_offs, mask=x_mask, other=0.0), tl.load(B_ptr + bc_offs, mask=n_mask, other=0.0),
@@ -364,7 +365,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, At_ptr, B_ptr, C_ptr, D_ptr, pad_ptr, dtb_pt
     A2 = A * LOG2E
     rows = tl.arange(0, BLOCK_T)
     x_base = pid_b * L * DIM
-    n_base = pid_b * L * NSTATE
+    n_base = pid_b * L * 2 * NSTATE  # dB and dC side by side: rows 2 NSTATE apart
     bc_base = pid_b * BC_BATCH
     ckpt_base = pid_b * N_CHUNKS * NSTATE * DIM
     first_row = rows[:, None, None, None] == 0
@@ -795,7 +796,9 @@ def _forward_key(u, delta, B, C, D, padding_mask, dt_softplus: bool) -> tuple:
 
 def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = False, padding_mask=None,
               a_log: bool = False, dt_bias=None):
-    """(du, ddelta, dA, dB, dC, dD); with dt_softplus (see `_forward`) ddelta is the gradient of dt before
+    """(du, ddelta, dA, dBC, dD) with dBC = [dB, dC] (batch, L, 2n) fp32, the gradients of B and C side by side (one
+    buffer to zero, one cast for a caller that wants them in another dtype); with dt_softplus (see `_forward`) ddelta
+    is the gradient of dt before
     its bias and softplus (the bias' gradient is its sum over tokens), in delta's dtype; with a_log (see
     `_forward`) dA is the gradient of A_log, (d, n)."""
     batch, length, dim = u.shape
@@ -804,7 +807,7 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
     n_saved = triton.cdiv(length, CHUNK)
     f32 = dict(device=u.device, dtype=torch.float32)
     du, ddelta = torch.empty_like(u), torch.empty_like(delta)
-    dB, dC = torch.empty(batch, length, nstate, **f32), torch.empty(batch, length, nstate, **f32)  # zeroed per launch
+    dBC = torch.empty(batch, length, 2 * nstate, **f32)  # [dB, dC] side by side, zeroed per launch
     ckpt = torch.empty(batch, n_saved, nstate, dim, **f32)
     xf = torch.empty(batch, length, dim, **f32)
 
@@ -820,14 +823,13 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
         delta_sum = torch.empty(batch * n_chunks, dim, **f32) if chunked else u
         dA_part = torch.empty(batch * n_chunks, nstate, dim, **f32)
         dD_part = torch.empty(batch * n_chunks, dim, **f32) if D is not None else dA_part
-        dB.zero_()
-        dC.zero_()
+        dBC.zero_()
         grid = (triton.cdiv(dim, cfg.block_d), batch, n_chunks)
         for adjoint_only in ((True, False) if n_chunks > 1 else (False,)):
             _scan_bwd_kernel[grid](u, delta, At, B, C, D if D is not None else u,
                                    padding_mask if padding_mask is not None else u,
                                    dt_bias if dt_bias is not None else u, dy,
-                                   du, ddelta, dA_part, dB, dC, dD_part,
+                                   du, ddelta, dA_part, dBC, dBC[..., nstate:], dD_part,
                                    ckpt, xf, S, W, delta_sum, length, dim, nstate, *_bc_strides(B, C), n_saved,
                                    per_chunk, n_chunks,
                                    HAS_D=D is not None, REVERSE=reverse, DT_SOFTPLUS=dt_softplus,
@@ -840,7 +842,7 @@ def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = Fals
 
     dA_part, dD_part = launch(_pick_config("bwd", _shape_key(u, u, delta, B, C, D, dy, padding_mask) + (dt_softplus,),
                                            block_n, launch, _variants(u)))
-    return du, ddelta, dA_part.sum(0).t().contiguous(), dB, dC, dD_part.sum(0) if D is not None else None
+    return du, ddelta, dA_part.sum(0).t().contiguous(), dBC, dD_part.sum(0) if D is not None else None
 
 
 class SelectiveScanFn(torch.autograd.Function):
@@ -860,7 +862,8 @@ class SelectiveScanFn(torch.autograd.Function):
     def backward(ctx, dy):
         u, delta, A, At, B, C, D = ctx.saved_tensors
         with on_device(u):
-            du, ddelta, dA, dB, dC, dD = _backward(u, delta, At, B, C, D, dy.contiguous(), ctx.reverse)
+            du, ddelta, dA, dBC, dD = _backward(u, delta, At, B, C, D, dy.contiguous(), ctx.reverse)
+        dB, dC = dBC.split(B.shape[-1], dim=-1)
         return (du, ddelta, dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
                 dD.to(D.dtype) if D is not None else None, None)
 

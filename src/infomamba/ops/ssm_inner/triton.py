@@ -152,10 +152,10 @@ def _ssd_forward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor,
 
 def _ssd_backward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor, D: Tensor, dy: Tensor,
                   reverse: bool, padding_mask: Tensor | None, dt_bias: Tensor
-                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(du, d dt_pre in its dtype, dA_log, [dB, dC] side by side (B, L, 2N) fp32, dD) of `_ssd_forward`, as the
-    Mamba-1 scan's `_backward` returns them but for dB and dC in one tensor (d dt_pre = ddt sigmoid(dt_pre + bias),
-    0 at padding, and dA_log = dA A formed in the kernels)."""
+    Mamba-1 scan's `_backward` returns them (d dt_pre = ddt sigmoid(dt_pre + bias), 0 at padding, and dA_log = dA A
+    formed in the kernels)."""
     heads = A_log.shape[0]
     du, d_pre, dA_log, dBC, dD = ssd._backward(u.unflatten(-1, (heads, -1)), dt_pre, A_log.contiguous(), B, C, D,
                                                dy.unflatten(-1, (heads, -1)), reverse, dt_bias=dt_bias.contiguous(),
@@ -193,19 +193,17 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
         if A_log.dim() == 1:
             du_scan, g, dA_log, dBC, dD = _ssd_backward(u, dt_pre, A_log, B, C, D.contiguous(), dy.contiguous(),
                                                         reverse, padding_mask, dt_proj_b)
-            d_bc = [dBC.to(u.dtype)]
         else:
-            du_scan, g, dA_log, dB, dC, dD = scan._backward(u, dt_pre, A_log.t().contiguous(), B, C, D.contiguous(),
-                                                            dy.contiguous(), reverse, dt_softplus=True,
-                                                            padding_mask=_pad(padding_mask), a_log=True,
-                                                            dt_bias=dt_proj_b.contiguous())
-            d_bc = [dB.to(u.dtype), dC.to(u.dtype)]
+            du_scan, g, dA_log, dBC, dD = scan._backward(u, dt_pre, A_log.t().contiguous(), B, C, D.contiguous(),
+                                                         dy.contiguous(), reverse, dt_softplus=True,
+                                                         padding_mask=_pad(padding_mask), a_log=True,
+                                                         dt_bias=dt_proj_b.contiguous())
         # Each (B, L, E) tensor is released right after its last use: the next ones are allocated while
         # this backward still holds what the mixer saved, at the step's peak.
         del dt_pre, B, C
         d_dt_b = g.sum((0, 1), dtype=torch.float32)
         d_dt_w = g.flatten(0, 1).t() @ dt_low.flatten(0, 1)
-        d_xdbl = torch.cat([g @ dt_w, *d_bc], dim=-1)
+        d_xdbl = torch.cat([g @ dt_w, dBC.to(u.dtype)], dim=-1)
         del g
         d_x_w = d_xdbl.flatten(0, 1).t() @ u.flatten(0, 1)
         du, dh, dp = _injection_backward(du_scan, d_xdbl @ x_w, h, p, padding_mask)
