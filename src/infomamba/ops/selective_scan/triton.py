@@ -797,10 +797,9 @@ def _forward_key(u, delta, B, C, D, padding_mask, dt_softplus: bool) -> tuple:
 def _backward(u, delta, At, B, C, D, dy, reverse: bool, dt_softplus: bool = False, padding_mask=None,
               a_log: bool = False, dt_bias=None):
     """(du, ddelta, dA, dBC, dD) with dBC = [dB, dC] (batch, L, 2n) fp32, the gradients of B and C side by side (one
-    buffer to zero, one cast for a caller that wants them in another dtype); with dt_softplus (see `_forward`) ddelta
-    is the gradient of dt before
-    its bias and softplus (the bias' gradient is its sum over tokens), in delta's dtype; with a_log (see
-    `_forward`) dA is the gradient of A_log, (d, n)."""
+    buffer to zero, one cast for a caller that wants them in another dtype). With dt_softplus (see `_forward`)
+    ddelta is the gradient of dt before its bias and softplus (the bias' gradient is its sum over tokens), in
+    delta's dtype; with a_log (see `_forward`) dA is the gradient of A_log, (d, n)."""
     batch, length, dim = u.shape
     nstate = At.shape[0]
     block_n = triton.next_power_of_2(nstate)
