@@ -23,6 +23,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import infomamba
 from infomamba import Encoder, EncoderConfig
 from infomamba.bench import parse_mixer_entry
 from infomamba.summary import size_matched_options
@@ -33,9 +34,18 @@ NO_LAUNCH = {"detach", "view", "_unsafe_view", "t", "expand", "unsqueeze", "slic
              "scalar_tensor"}
 
 
-def _short(path: str) -> str:
-    """A source file as its folder and name ("ssm_inner/triton.py"): every op folder has a triton.py."""
-    return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+PACKAGE = os.path.dirname(os.path.abspath(infomamba.__file__)) + os.sep
+
+
+def source_site(skip: tuple[str, ...] = ()) -> str:
+    """The innermost line of the infomamba package on the stack, as its folder, file and line
+    ("ssm_inner/triton.py:208": every op folder has a triton.py), frames of the functions named in `skip` left out;
+    "autograd" when there is none (the engine's own work)."""
+    frames = [f for f in traceback.extract_stack() if f.filename.startswith(PACKAGE) and f.name not in skip]
+    if not frames:
+        return "autograd"
+    path = frames[-1].filename
+    return f"{os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))}:{frames[-1].lineno}"
 
 
 class _Counter(TorchDispatchMode):
@@ -48,9 +58,7 @@ class _Counter(TorchDispatchMode):
         self.fused_calls: list = []
 
     def count(self, name: str) -> None:
-        frames = [f for f in traceback.extract_stack() if f"{os.sep}infomamba{os.sep}" in f.filename]
-        where = f"{_short(frames[-1].filename)}:{frames[-1].lineno}" if frames else "autograd"
-        self.counts[(self.phase, where, name)] += 1
+        self.counts[(self.phase, source_site(), name)] += 1
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.__name__.split(".")[0]

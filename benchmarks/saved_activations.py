@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import traceback
+import sys
 from typing import NamedTuple
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from infomamba import Encoder, EncoderConfig
-from infomamba.bench import parse_mixer_entry
-from infomamba.summary import size_matched_options
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from op_count import source_site  # noqa: E402  (benchmarks/ is a folder of scripts)
+
+from infomamba import Encoder, EncoderConfig  # noqa: E402
+from infomamba.bench import parse_mixer_entry  # noqa: E402
+from infomamba.summary import size_matched_options  # noqa: E402
 
 
 class Saved(NamedTuple):
@@ -47,12 +50,8 @@ def saved_storages(mixer: str, dim: int, options: dict, batch: int = PROBE_BATCH
     def pack(t):
         if t.dim() >= 2 and t.shape[0] in (batch, batch * length):
             storage = t.untyped_storage()
-            if storage._cdata not in seen:
-                frames = [f for f in traceback.extract_stack()[:-1]  # less the pack hooks that pass a save on
-                          if f"{os.sep}infomamba{os.sep}" in f.filename and f.name != "pack"]
-                where = (f"{os.path.basename(os.path.dirname(frames[-1].filename))}/"
-                         f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}") if frames else "autograd"
-                seen[storage._cdata] = Saved(storage.nbytes(), tuple(t.shape), t.dtype, where)
+            if storage._cdata not in seen:  # the site less the pack hooks that pass a save on
+                seen[storage._cdata] = Saved(storage.nbytes(), tuple(t.shape), t.dtype, source_site(skip=("pack",)))
         return t
 
     with FakeTensorMode(allow_non_fake_inputs=True):

@@ -175,8 +175,7 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     the adjoint of the state leaving it (dst). x, dy and dx share strides; ddt (batch, L, H) contiguous, the
     gradient of dt as read (with DT_SOFTPLUS of dt_pre: ddt sigmoid(dt_pre + bias), 0 at padding), in its dtype;
     dB and dC side by side in one (batch, L, H, 2N) fp32 contiguous tensor (dC_ptr = dB_ptr + N); dA
-    (batch * H * chunks,) partials (with A_LOG of A_log: dA A) and
-    dD (batch * H * chunks, P)."""
+    (batch * H * chunks,) partials (with A_LOG of A_log: dA A) and dD (batch * H * chunks, P)."""
     pid = tl.program_id(0)
     bh = pid // n_chunks
     c = pid % n_chunks
@@ -294,10 +293,10 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor |
 
 def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, dy: Tensor, reverse: bool,
               dt_bias: Tensor | None = None, padding_mask: Tensor | None = None, a_log: bool = False
-              ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
     """(dx in x's dtype, ddt, dA, dBC, dD fp32 or None) with dBC = [dB, dC] (batch, L, 2n) fp32, the gradients of B
-    and C side by side; dy strided as x. With `_forward`'s fused form
-    (dt_bias, padding_mask, a_log) ddt is the gradient of dt_pre in its dtype and dA that of A_log; else ddt fp32."""
+    and C side by side; dy strided as x. With `_forward`'s fused form (dt_bias, padding_mask, a_log) ddt is the
+    gradient of dt_pre in its dtype and dA that of A_log; else ddt fp32."""
     batch, length, heads, p = x.shape
     n = B.shape[-1]
     step = _step_args(dt, A, dt_bias, padding_mask, a_log)
