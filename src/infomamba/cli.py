@@ -147,6 +147,7 @@ def trainer_defaults(task: TaskSpec, checkpointing: bool = True) -> dict:
 
     from .tasks.epoch_summary import EpochSummary
     from .tasks.interrupt import StopOnSignal
+    from .tasks.latest_checkpoint import LatestCheckpoint
     from .tasks.prediction_writer import JsonLinesPredictionWriter
     from .tasks.resume import ResumeMidEpoch
     from .tasks.schedule_budget import ScheduleBudget
@@ -155,7 +156,7 @@ def trainer_defaults(task: TaskSpec, checkpointing: bool = True) -> dict:
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     checkpoints = [
         ModelCheckpoint(monitor=monitor, mode=mode, filename="best-{epoch}-{step}"),
-        ModelCheckpoint(filename="latest-{epoch}-{step}", save_last="link"),  # last.ckpt: every epoch
+        LatestCheckpoint(),  # last.ckpt
     ] if checkpointing else []
     return {
         "default_root_dir": f"runs/{task.name}",
