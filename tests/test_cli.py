@@ -37,12 +37,14 @@ def test_text_fit_test_predict_roundtrip(tmp_path, monkeypatch, capsys):
     assert "test/acc" in capsys.readouterr().out
 
     texts = tmp_path / "inputs.txt"
-    texts.write_text("[MAX 2 9 [MIN 4 7 ] 0 ]\n[SM 1 2 3 ]\n")
-    main(["predict", "--task", "text", "--ckpt_path", str(ckpt), "--data.predict_path", str(texts)])
+    inputs = ["[SM 1 2 ]", "[MAX 2 9 [MIN 4 7 ] 0 ]", "[SM 1 2 ]", "[MIN 3 [MAX 1 2 ] 5 ]", "[SM 1 2 3 ]"]
+    texts.write_text("\n".join(inputs) + "\n")  # the loader batches them by length: longest first
+    main(["predict", "--task", "text", "--ckpt_path", str(ckpt), "--data.predict_path", str(texts),
+          "--data.batch_size=2"])
     out = capsys.readouterr().out
     written = Path(out.split("predictions to ")[-1].split()[0])
     rows = [json.loads(line) for line in written.read_text().splitlines()]
-    assert [r["text"] for r in rows] == texts.read_text().splitlines()
+    assert [(r["index"], r["text"]) for r in rows] == list(enumerate(inputs))
     assert all(r["label"] in [str(i) for i in range(10)] and 0 <= r["score"] <= 1 for r in rows)
 
 
@@ -75,6 +77,58 @@ def test_missing_data_root_is_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match="invalid configuration: data.root .*no_such_dir"):
         main(["fit", *TEXT, f"--data.root={tmp_path / 'no_such_dir'}", "--trainer.fast_dev_run=true"])
+
+
+def test_what_setup_rejects_of_the_data_is_one_line_and_the_failed_run_leaves_no_folder(tmp_path, monkeypatch):
+    """An error the data module raises in setup (a missing split, a malformed file) ends the command with one line,
+    and the run folder it had claimed, still empty, is taken back: the same --run_dir is free once the data is
+    mended."""
+    from infomamba.tasks.text.datamodule import TextDataModule
+
+    monkeypatch.chdir(tmp_path)
+    setup = TextDataModule.setup
+
+    def broken(self, stage):
+        raise ValueError("data/train.csv: line 3 has 7 fields; expected 3")
+
+    monkeypatch.setattr(TextDataModule, "setup", broken)
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", *TEXT, "--trainer.max_steps=1", "--run_dir=runs/one"])
+    assert stop.value.code == "infomamba --task text fit: invalid data: data/train.csv: line 3 has 7 fields; expected 3"
+    with pytest.raises(SystemExit):
+        main(["fit", *TEXT, "--trainer.max_steps=1"])
+    assert not (tmp_path / "runs" / "one").exists() and not list(tmp_path.glob("runs/text/version_*"))
+    monkeypatch.setattr(TextDataModule, "setup", setup)
+    main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--run_dir=runs/one"])
+    assert (tmp_path / "runs" / "one" / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize("command", ["fit", "validate", "test", "predict"])
+def test_a_ckpt_path_that_is_no_file_is_one_line_before_anything_is_read(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=rf"^infomamba --task text {command}: --ckpt_path runs/x/last.ckpt is not a"):
+        main([command, *TEXT, "--ckpt_path=runs/x/last.ckpt", f"--data.predict_path={tmp_path / 'none.txt'}"])
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("command", ["validate", "test", "predict"])
+def test_evaluating_without_a_checkpoint_is_refused(tmp_path, monkeypatch, command):
+    """Without --ckpt_path the model would be the untrained one its config builds: a table of chance-level metrics
+    that looks like a result."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=f"text {command} needs --ckpt_path .*untrained"):
+        main([command, *TEXT])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_evaluating_a_run_dir_run_writes_inside_its_folder(tmp_path, monkeypatch):
+    """A --run_dir run's config names its logger "" with the folder as version; validate/test/predict with it claim
+    their version_N inside that folder, not beside it among other runs."""
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--run_dir=exps/one"])
+    main(["validate", "--task", "text", "--ckpt_path=exps/one/checkpoints/last.ckpt", "--trainer.limit_val_batches=1"])
+    assert (tmp_path / "exps" / "one" / "version_0" / "metrics.csv").is_file()
+    assert sorted(p.name for p in (tmp_path / "exps").iterdir()) == ["one"]
 
 
 def test_a_fast_dev_run_writes_nothing(tmp_path, monkeypatch, capsys):

@@ -11,6 +11,7 @@ import torch
 
 from infomamba import EncoderConfig
 from infomamba.cli import main as cli_main
+from infomamba.diagnose import diagnose as main_report
 from infomamba.diagnose import main
 from infomamba.diagnostics.exponential_fit import DEFAULT_ORDERS
 
@@ -70,14 +71,43 @@ def test_diagnose_a_tiny_attention_checkpoint(tmp_path, monkeypatch, capsys):
     assert "| `encoder.stack.blocks.1.mixer` | 1 |" in text and "ε_exp m=8" in text
 
 
-def test_a_model_with_nothing_to_diagnose_is_refused(tmp_path):
+def linformer_checkpoint(path: Path, vocab_size: int) -> Path:
+    """A checkpoint of an untrained text classifier (Linformer: no attention or SSM layer) at `path`."""
     from infomamba.tasks.text.module import TextClassifier
 
-    model = TextClassifier(num_classes=2, vocab_size=10,
+    model = TextClassifier(num_classes=2, vocab_size=vocab_size,
                            encoder=EncoderConfig(dim=16, depth=1, mixer="linformer", mixer_options={"proj_len": 4}))
-    ckpt = tmp_path / "linformer.ckpt"
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                "pytorch-lightning_version": lightning.__version__}, ckpt)
+                "pytorch-lightning_version": lightning.__version__}, path)
+    return path
+
+
+def test_agreement_batches_compare_the_same_samples_across_batch_sizes(tmp_path, monkeypatch):
+    """One model saved in two runs whose configs batch the 8 test reviews by 8 and by 4: --agreement_batches 1
+    compares the samples of the first run's first batch in both directions, so the model agrees with itself on
+    every one (the other run reads as many samples, not batches)."""
+    monkeypatch.setenv("INFOMAMBA_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "reviews"
+    write_reviews(data)
+    torch.manual_seed(0)
+    ckpt = {}
+    for batch_size in (8, 4):
+        run = tmp_path / f"batch{batch_size}"
+        run.mkdir()
+        (run / "config.yaml").write_text(f"data:\n  root: {data}\n  tokenizer: bytes\n  batch_size: {batch_size}\n")
+        ckpt[batch_size] = linformer_checkpoint(run / "model.ckpt", vocab_size=258)  # the byte tokenizer's ids
+    for mine, other in ((8, 4), (4, 8)):
+        report = main_report(["--task", "text", "--ckpt_path", str(ckpt[mine]), "--other_ckpt", str(ckpt[other]),
+                              "--agreement_batches", "1", "--device", "cpu"])
+        assert report["agreement"]["n"] == mine
+        assert report["agreement"]["same_prediction"] == 1.0
+    with pytest.raises(SystemExit, match="--agreement_batches 0: give at least 1 batch"):
+        main_report(["--task", "text", "--ckpt_path", str(ckpt[8]), "--other_ckpt", str(ckpt[4]),
+                     "--agreement_batches", "0"])
+
+
+def test_a_model_with_nothing_to_diagnose_is_refused(tmp_path):
+    ckpt = linformer_checkpoint(tmp_path / "linformer.ckpt", vocab_size=10)
     with pytest.raises(SystemExit, match="has no attention or SSM layer to diagnose"):
         main(["--task", "text", "--ckpt_path", str(ckpt)])
     with pytest.raises(SystemExit, match="horizon of at least 16"):

@@ -45,6 +45,8 @@ QUIET_WARNINGS = (
     "You're resuming from a checkpoint that ended before the epoch ended",
     # A resumed run writes into its own run folder.
     "Checkpoint directory .* exists and is not empty",
+    # validate / test / predict from a checkpoint: its callbacks' state is the fit's, whose folder it names.
+    "The dirpath has changed from",
     # Predict: LengthBucketBatchSampler in evaluation mode yields every sample once.
     "You are using a custom batch sampler `LengthBucketBatchSampler` for prediction",
 )
@@ -76,16 +78,31 @@ def pop_task(argv: list[str]) -> tuple[str, list[str]]:
     return task, rest
 
 
-def run_config_for(argv: list[str]) -> list[str]:
-    """For validate/test/predict with --ckpt_path and no --config: prepend the run's saved config.yaml."""
-    if not argv or argv[0] not in ("validate", "test", "predict") or any(a.startswith("--config") for a in argv):
-        return argv
+def ckpt_arg(argv: list[str]) -> str | None:
+    """The value of --ckpt_path on the command line (the last one given), or None."""
     ckpt = None
     for i, arg in enumerate(argv):
         if arg == "--ckpt_path" and i + 1 < len(argv):
             ckpt = argv[i + 1]
         elif arg.startswith("--ckpt_path="):
             ckpt = arg.split("=", 1)[1]
+    return ckpt
+
+
+def check_ckpt(argv: list[str], task: str) -> None:
+    """A --ckpt_path file that does not exist ends the command with one line, before any data is read or any run
+    folder is claimed."""
+    ckpt = ckpt_arg(argv)
+    if ckpt and ckpt.lower() not in ("last", "best", "none", "null") and not Path(ckpt).is_file():
+        raise SystemExit(f"infomamba --task {task} {argv[0]}: --ckpt_path {ckpt} is not a file (give a checkpoint, "
+                         f"e.g. runs/{task}/version_N/checkpoints/last.ckpt)")
+
+
+def run_config_for(argv: list[str]) -> list[str]:
+    """For validate/test/predict with --ckpt_path and no --config: prepend the run's saved config.yaml."""
+    if not argv or argv[0] not in ("validate", "test", "predict") or any(a.startswith("--config") for a in argv):
+        return argv
+    ckpt = ckpt_arg(argv)
     if not ckpt or ckpt in ("last", "best"):
         return argv
     for folder in Path(ckpt).resolve().parents[:3]:
@@ -207,30 +224,57 @@ def folder_logger_args(config, required: bool = True):
     return None
 
 
-def place_run(config, resumed: Path | None) -> None:
+def place_run(config, resumed: Path | None, subcommand: str) -> Path | None:
     """Point the logger (so the checkpoints and config.yaml too) at this run's folder: the resumed one,
     `--run_dir`, or a newly claimed `version_N` (only rank 0 claims; Lightning broadcasts its log_dir); none for a
-    new `fast_dev_run`, which writes nothing."""
+    new `fast_dev_run`, which writes nothing. validate/test/predict with the config of a `--run_dir` run (a logger
+    named "" whose version is the run's folder) claim their `version_N` inside that folder. Returns the folder this
+    call created (rank 0), or None."""
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     from .tasks.run_dir import LAST, claim_folder, claim_version
 
     if resumed is None and config.trainer.fast_dev_run:  # Lightning swaps the logger for a dummy: no folder
-        return
+        return None
     folder = resumed or (Path(config.run_dir) if config.run_dir else None)
     logger = folder_logger_args(config, required=folder is not None)
     if logger is None:
-        return
+        return None
+    claimed = None
     if folder is not None:
         logger.save_dir, logger.name, logger.version = str(folder.parent), "", folder.name
         if resumed is None and rank_zero_only.rank == 0:
             claim_folder(folder)
+            claimed = folder
     else:
+        if subcommand != "fit" and not logger.name and isinstance(logger.version, str):
+            logger.name = logger.version
         root = Path(logger.save_dir) / (logger.name or "")
         logger.version = claim_version(root) if rank_zero_only.rank == 0 else None
+        claimed = root / f"version_{logger.version}" if logger.version is not None else None
     if resumed is not None:
         config.ckpt_path = str(resumed / LAST)
     config.run_dir = None
+    return claimed
+
+
+def remove_if_empty(folder: Path | None) -> None:
+    """Take back a run folder that a failed command claimed and wrote nothing into (so that the same command, once
+    mended, can claim it again)."""
+    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def checked_setup(setup, label: str):
+    """The data module's `setup`, with what it rejects of the data (ValueError, FileNotFoundError: a missing split,
+    no readable input, a malformed file) ending the command with one line instead of a traceback through Lightning's
+    loops."""
+    def setup_or_exit(stage: str):
+        try:
+            return setup(stage)
+        except (ValueError, FileNotFoundError) as err:
+            raise SystemExit(f"{label}: invalid data: {err}") from None
+    return setup_or_exit
 
 
 def load_task(name: str) -> tuple[TaskSpec, type, type]:
@@ -268,7 +312,10 @@ def main(argv: list[str] | None = None) -> None:
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    if rest and rest[0] in ("fit", "validate", "test", "predict"):
+        check_ckpt(rest, name)
     args = run_config_for(rest)
+    claimed: list[Path | None] = []
 
     class TaskCLI(LightningCLI):
         def add_arguments_to_parser(self, parser):
@@ -277,18 +324,25 @@ def main(argv: list[str] | None = None) -> None:
             parser.add_argument("--run_dir", type=str | None, default=None, help=RUN_DIR_HELP)
 
         def before_instantiate_classes(self):
-            resumed = resumed_run(self.config[self.subcommand], self.subcommand)
+            config = self.config[self.subcommand]
+            if self.subcommand in ("validate", "test", "predict") and config.ckpt_path is None:
+                raise SystemExit(f"infomamba --task {name} {self.subcommand} needs --ckpt_path (a trained "
+                                 f"checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt): without one "
+                                 f"the model is untrained")
+            resumed = resumed_run(config, self.subcommand)
             if resumed and (resumed / "config.yaml").is_file():
                 extended = with_config(args, resumed / "config.yaml")
                 if extended is not args:
                     self.config = self.parser.parse_args(extended)
-            place_run(self.config[self.subcommand], resumed)
+            claimed.append(place_run(self.config[self.subcommand], resumed, self.subcommand))
 
         def instantiate_classes(self):
+            label = f"infomamba --task {name} {self.subcommand}"
             try:
                 super().instantiate_classes()
             except (ValueError, FileNotFoundError) as err:  # what the constructors reject of the config: one line
-                raise SystemExit(f"infomamba --task {name} {self.subcommand}: invalid configuration: {err}") from None
+                raise SystemExit(f"{label}: invalid configuration: {err}") from None
+            self.datamodule.setup = checked_setup(self.datamodule.setup, label)
 
         def instantiate_trainer(self, **kwargs):
             trainer = super().instantiate_trainer(**kwargs)
@@ -306,6 +360,10 @@ def main(argv: list[str] | None = None) -> None:
                 parser_kwargs={"prog": f"infomamba --task {name}"})
     except SIGTERMException as stop:  # Lightning raises it bare (exit status 0) when it stops on SIGTERM
         raise SystemExit(stop.code or 128 + signal.SIGTERM) from None
+    except BaseException:
+        for folder in claimed:
+            remove_if_empty(folder)
+        raise
     leave_process_group()
 
 

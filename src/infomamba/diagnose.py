@@ -17,6 +17,8 @@ in its folder or up to three folders above, as `infomamba validate` finds it; or
 diagnostics read the first --batches batches of --split (default val); agreement reads the whole
 --agreement_split (default test; val when the data module has no test split), each model with the data
 module of its own run, aligned by sample id where the batches carry one (text: index; speech: utt_ids).
+--agreement_batches N limits it to the samples of the first N batches of the checkpoint's run, which the
+other model reads too, whatever its run's batch size.
 
 "Right" is the predicted class for text and images, and the whole transcript for speech (so the
 reported accuracy of an ASR model is its exact-match rate). A checkpoint with neither attention nor SSM
@@ -177,8 +179,10 @@ def batches(datamodule, loader, device, input_key: str, limit: int | None):
         yield batch
 
 
-def predictions(task: str, model, datamodule, loader, device, limit: int | None = None):
-    """(predictions, labels, sample ids or None) over the loader."""
+def predictions(task: str, model, datamodule, loader, device, limit: int | None = None,
+                samples: int | None = None):
+    """(predictions, labels, sample ids or None) over the loader: its first `limit` batches, or (for another
+    run's loader, whose batch size may differ) its first `samples` samples, the last batch cut to them."""
     input_key, run = RUNNERS[task]
     preds, labels, ids = [], [], []
     with torch.no_grad():
@@ -187,6 +191,10 @@ def predictions(task: str, model, datamodule, loader, device, limit: int | None 
             preds += p
             labels += y
             ids = None if i is None or ids is None else ids + i
+            if samples is not None and len(labels) >= samples:
+                break
+    if samples is not None:
+        preds, labels, ids = preds[:samples], labels[:samples], None if ids is None else ids[:samples]
     return preds, labels, ids
 
 
@@ -229,7 +237,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--other_ckpt", default=None, help="a second checkpoint of the same task: agreement (§5.5)")
     p.add_argument("--other_config", default=None, help="its config.yaml (default: found next to it)")
     p.add_argument("--agreement_split", choices=["val", "test"], default="test")
-    p.add_argument("--agreement_batches", type=int, default=None, help="limit the agreement to N batches")
+    p.add_argument("--agreement_batches", type=int, default=None,
+                   help="limit the agreement to the samples of N batches of --ckpt_path's data (the other model "
+                   "reads the same samples, whatever its run's batch size)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--out", default=None, help="report folder (default <run>/diagnostics/<checkpoint name>)")
     return p
@@ -251,6 +261,8 @@ def diagnose(argv: list[str]) -> dict:
         orders = list(check_orders(orders, args.horizon))
     except ValueError as err:
         raise SystemExit(f"diagnose: {err}") from None
+    if args.agreement_batches is not None and args.agreement_batches < 1:
+        raise SystemExit(f"diagnose: --agreement_batches {args.agreement_batches}: give at least 1 batch")
     overrides = parse_overrides(extra, args.root)
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
@@ -309,7 +321,11 @@ def compare(args, model, datamodule, config_path: Path, overrides: dict, module_
     loader, split = loader_for(datamodule, args.agreement_split, fallback=True)
     mine = predictions(args.task, model, datamodule, loader, device, args.agreement_batches)
     other_loader, _ = loader_for(other_data, split)
-    theirs = predictions(args.task, other, other_data, other_loader, device, args.agreement_batches)
+    # --agreement_batches counts this run's batches; the other run may batch the split otherwise (another
+    # batch size or token budget), so it reads as many samples, not batches. Evaluation loaders order the
+    # samples independently of the batch size (`LengthBucketBatchSampler`), so these are the same samples.
+    samples = None if args.agreement_batches is None else len(mine[1])
+    theirs = predictions(args.task, other, other_data, other_loader, device, samples=samples)
     a, b, labels = aligned(mine, theirs)
     return {"split": split, **agreement(a, b, labels)}
 

@@ -12,6 +12,7 @@ batch `batch`, no padding.
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,15 +103,44 @@ def summary_table(mixers: list[str], dim: int, depth: int, seq_len: int,
     return "\n".join(summary_lines(mixers, dim, depth, seq_len, options_by_mixer, flops=flops))
 
 
-def size_matched_options(path: str | None, dim: int, depth: int) -> dict[str, dict]:
-    """The mixer_options of the size-matched setting for (dim, depth) in a size_matched.yaml, or {}."""
-    if not path or not Path(path).is_file():
+SIZE_MATCHED = Path(__file__).resolve().parents[2] / "configs" / "size_matched.yaml"
+"""The repository's size-matched mixer options (src/infomamba/ -> configs/), the default of `summary` and
+`bench`: found from any working directory of a checkout or an editable install, absent beside a package
+installed without the repository."""
+
+
+def size_matched_options(path: str | Path | None, dim: int, depth: int) -> dict[str, dict]:
+    """The mixer_options of the size-matched setting for (dim, depth) in a size_matched.yaml; {} when the file
+    has no such setting, or for no path (size matching off). A path that is not a file is a FileNotFoundError
+    naming it: a misspelt file must not pass for one without the setting."""
+    if not path:
         return {}
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"size-matched options: no file {path}")
     table = yaml.safe_load(Path(path).read_text())
     for setting in table.get("settings", {}).values():
         if setting.get("dim") == dim and setting.get("depth") == depth:
             return {k: dict(v or {}) for k, v in setting["mixer_options"].items()}
     return {}
+
+
+def command_size_matched_options(path: str | None, dim: int, depth: int, prog: str) -> dict[str, dict]:
+    """The options of `--size-matched` for `infomamba summary` and `infomamba bench`: the file given, none for
+    '' (asked off), the repository's `SIZE_MATCHED` when the flag is left out. Rows not size-matched that were
+    not asked to be so (no repository file beside an installed package; no setting for this dim and depth) get
+    one line on stderr saying so: their parameter and speed ratios compare other model sizes. A given file that
+    does not exist is a FileNotFoundError (`size_matched_options`)."""
+    if path is None and not SIZE_MATCHED.is_file():
+        print(f"{prog}: rows NOT size-matched (every mixer with its default options): no {SIZE_MATCHED} beside "
+              "this installed package; pass the repository's configs/size_matched.yaml with --size-matched FILE",
+              file=sys.stderr, flush=True)
+        return {}
+    path = SIZE_MATCHED if path is None else path
+    options = size_matched_options(path, dim, depth)
+    if path and not options:
+        print(f"{prog}: rows NOT size-matched (every mixer with its default options): {path} has no setting for "
+              f"dim {dim}, depth {depth}", file=sys.stderr, flush=True)
+    return options
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,14 +150,22 @@ def main(argv: list[str] | None = None) -> None:
     from .mixers import list_mixers
 
     p = argparse.ArgumentParser(prog="infomamba summary", description=main.__doc__)
-    p.add_argument("--dim", type=int, default=384)
-    p.add_argument("--depth", type=int, default=12)
-    p.add_argument("--seq-len", type=int, default=196)
-    p.add_argument("--mixers", nargs="+", default=None)
-    p.add_argument("--size-matched", default="configs/size_matched.yaml")
+    p.add_argument("--dim", type=int, default=384, help="encoder width (default %(default)s)")
+    p.add_argument("--depth", type=int, default=12, help="encoder blocks (default %(default)s)")
+    p.add_argument("--seq-len", type=int, default=196,
+                   help="tokens per sequence of the FLOP count (default %(default)s: 224 px in 16 px patches)")
+    p.add_argument("--mixers", nargs="+", default=None, choices=list_mixers(), metavar="MIXER",
+                   help=f"mixers to compare (default every one: {', '.join(list_mixers())}); "
+                   "the 'vs infomamba' column needs infomamba among them")
+    p.add_argument("--size-matched", default=None, metavar="FILE",
+                   help="YAML of size-matched mixer options, its setting for --dim and --depth applied (default "
+                   "the repository's configs/size_matched.yaml, from any folder; '' for each mixer's defaults)")
     p.add_argument("--no-flops", action="store_true", help="parameters only (instant)")
     args = p.parse_args(argv)
-    options = size_matched_options(args.size_matched, args.dim, args.depth)
+    try:
+        options = command_size_matched_options(args.size_matched, args.dim, args.depth, p.prog)
+    except FileNotFoundError as err:
+        p.error(str(err))
     mixers = args.mixers or list_mixers()
     start = time.perf_counter()
     for line in summary_lines(mixers, args.dim, args.depth, args.seq_len, options, flops=not args.no_flops):

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 
 from infomamba.console import say
 
@@ -21,8 +22,8 @@ class EpochSummary(Callback):
         self._start = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
+        if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != TrainerFn.FITTING:
+            return  # `validate` prints its own table, and its trainer counts no epoch or step
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                    if k.startswith(("val/", "train/")) and v.numel() == 1}
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))

@@ -1,10 +1,11 @@
-"""Writes `predict` results as JSON lines, atomically, next to the run's logs."""
+"""Writes `predict` results as JSON lines in the order of the inputs, atomically, next to the run's logs."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
+import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from infomamba.console import say
@@ -18,19 +19,36 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def in_input_order(rows: list[dict], indices: list[int]) -> list[dict]:
+    """The rows sorted by the index of their input, each with that index first ("index": i)."""
+    if len(indices) != len(rows):
+        raise ValueError(f"{len(rows)} predictions but {len(indices)} input indices")
+    return [{"index": i, **row} for i, row in sorted(zip(indices, rows), key=lambda pair: pair[0])]
+
+
+def gathered(items: list, world_size: int) -> list:
+    """Every rank's `items`, concatenated (the rank's own where there is one process)."""
+    if world_size == 1 or not dist.is_initialized():
+        return items
+    parts: list = [None] * world_size
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
+
+
 class JsonLinesPredictionWriter(BasePredictionWriter):
-    """Each predict_step returns a list of dicts; all are written to `<log_dir>/predictions.jsonl`
-    (one file per rank, `predictions.rank<N>.jsonl`, under DDP), and the path is printed."""
+    """Each predict_step returns a list of dicts, one per input. They are written to `<log_dir>/predictions.jsonl`
+    in the order of the inputs, each with its input's index ("index": 0, 1, ...), whatever order the length-bucketed
+    batches ran in and whichever DDP rank ran them (rank 0 writes the one file); the path is printed."""
 
     def __init__(self, filename: str = "predictions.jsonl"):
         super().__init__(write_interval="epoch")
         self.filename = filename
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
-        rows = [row for batch in predictions for row in batch]
-        name = self.filename
-        if trainer.world_size > 1:
-            name = name.replace(".jsonl", f".rank{trainer.global_rank}.jsonl")
-        path = Path(trainer.log_dir or trainer.default_root_dir) / name
-        atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+        rows = gathered([row for batch in predictions for row in batch], trainer.world_size)
+        indices = gathered([i for batch in batch_indices[0] for i in batch], trainer.world_size)
+        path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename  # log_dir: every rank takes part
+        if not trainer.is_global_zero:
+            return
+        atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in in_input_order(rows, indices)))
         say(f"[infomamba] wrote {len(rows)} predictions to {path}")

@@ -4,6 +4,8 @@ import json
 import logging
 import math
 import random
+import re
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,7 +20,7 @@ from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
 from infomamba.tasks.asr.datamodule import ASRDataModule, collate_asr, hold_out, speaker_of
 from infomamba.tasks.asr.module import CTCSpeechRecognizer
-from infomamba.tasks.asr.sources import Utterance
+from infomamba.tasks.asr.sources import Utterance, read_manifest
 
 WORDS = "THE QUICK BROWN FOX JUMPS OVER A LAZY DOG IT'S TIME TO SPEAK CLEARLY NOW".split()
 MEL = LogMel()
@@ -107,6 +109,12 @@ def tree(tmp_path_factory) -> Tree:
     t.chapter("test-ogg", 41, 410, [(i, float(rng.uniform(0.6, 1.5)), _words(rng, 4)) for i in range(3)],
               ext="ogg", sr=22050)
     return t
+
+
+def _wav(path: Path, seconds: float = 0.5, sr: int = 16000) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, _audio(np.random.default_rng(0), sr, seconds), sr)
+    return path
 
 
 def make_dm(tree: Tree, **kwargs) -> ASRDataModule:
@@ -212,15 +220,15 @@ def test_root_may_be_the_folder_holding_librispeech(tree):
     assert [dm.split_stats[n]["utterances"] for n in dm.test_split_names] == [5, 3]
 
 
-def test_heldout_validation_when_no_val_split(tree, caplog):
+def test_heldout_validation_when_val_splits_is_empty(tree, caplog):
     with caplog.at_level(logging.INFO, logger="infomamba.tasks.asr.datamodule"):
-        dm = make_dm(tree, val_splits=["dev-other"], val_fraction=0.2, seed=3)
+        dm = make_dm(tree, val_splits=[], val_fraction=0.2, seed=3)
         dm.setup("fit")
     assert dm.val_split_names == ["heldout"]
     held = {u.utt_id for u in dm._val["heldout"].utts}
     train = {u.utt_id for u in dm._train.utts}
     assert len(held) == 2 and not held & train and len(held | train) == 11
-    assert any("held out" in r.getMessage() or "holding out" in r.getMessage() for r in caplog.records)
+    assert any("holding out 2 of 11" in r.getMessage() for r in caplog.records)
     again = make_dm(tree, val_splits=[], val_fraction=0.2, seed=3)
     again.setup("fit")
     assert {u.utt_id for u in again._val["heldout"].utts} == held
@@ -297,6 +305,90 @@ def test_nemo_manifests(tree, tmp_path):
     (tmp_path / "bad.json").write_text('{"audio_filepath": "x.wav"}\n')
     with pytest.raises(ValueError, match=r"bad.json:1"):
         make_dm(tree, test_splits=["bad"], manifests={"bad": str(tmp_path / "bad.json")}).setup("test")
+
+
+@pytest.mark.parametrize("line, problem", [
+    (b'{"audio_filepath": "b.wav", "text": null}', r"'text' must be a string, got null"),
+    (b'{"audio_filepath": "b.wav", "text": 12345}', r"'text' must be a string, got 12345"),
+    (b'{"audio_filepath": ["b.wav"], "text": "hi"}',
+     "'audio_filepath' must be a string, got " + re.escape('["b.wav"]')),
+    (b'{"audio_filepath": "b.wav", "text": "hi", "duration": "1.5"}',
+     r"'duration' must be a positive number of seconds \(or absent\), got " + re.escape('"1.5"')),
+    (b'{"audio_filepath": "b.wav", "text": "hi", "duration": NaN}', r"'duration' must be .*, got NaN"),
+    (b'{"audio_filepath": "b.wav", "text": "hi", "duration": true}', r"'duration' must be .*, got true"),
+    (b'{"audio_filepath": "b.wav"}', r"not a manifest line with 'audio_filepath' and 'text' \(no 'text'\)"),
+    (b'["b.wav", "hi"]', "not a manifest line with 'audio_filepath' and 'text' " + re.escape('(got ["b.wav", "hi"])')),
+    (b'{"audio_filepath": "b.wav", "text": "hi"', r"not JSON \(.* at column 41\)"),
+    ('{"audio_filepath": "b.wav", "text": "caf\xe9"}'.encode("latin-1"), r"not UTF-8 text \(byte 0xe9\)"),
+], ids=["text null", "text number", "path list", "duration string", "duration NaN", "duration bool", "no text",
+        "not an object", "not JSON", "not UTF-8"])
+def test_bad_manifest_line_is_a_one_line_error_naming_file_line_and_key(tmp_path, line, problem):
+    """Raised while reading, as a ValueError without a chained decoder exception; integer and null durations
+    on the lines before it are fine."""
+    for name in ("a", "b"):
+        _wav(tmp_path / f"{name}.wav")
+    good = [{"audio_filepath": "a.wav", "text": "hello", "duration": 1},
+            {"audio_filepath": "a.wav", "text": "hello", "duration": None, "id": "a2"}]
+    manifest = tmp_path / "m.json"
+    manifest.write_bytes("".join(json.dumps(row) + "\n\n" for row in good).encode() + line + b"\n")
+    with pytest.raises(ValueError) as info:
+        read_manifest(manifest)
+    assert re.fullmatch(rf"{re.escape(str(manifest))}:5: {problem}", str(info.value))
+    assert info.value.__cause__ is None and (info.value.__context__ is None or info.value.__suppress_context__)
+
+
+def test_a_named_validation_split_that_does_not_exist_is_an_error_listing_those_that_do(tree):
+    with pytest.raises(FileNotFoundError) as info:
+        make_dm(tree, val_splits=["dev-clen"]).setup("fit")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("validation split(s) ['dev-clen'] not found")
+    assert f"split folders under {tree.root}: ['dev-clean', 'test-8k', 'test-ogg', 'train-clean-100']" in message
+
+
+def test_unset_val_splits_takes_dev_clean_or_holds_out_with_a_warning(tree, tmp_path):
+    """Without data.val_splits: dev-clean where it exists; else a hold-out, with a warning (not an INFO log, which
+    the CLI does not show) unless val_splits is [] (the hold-out asked for)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dm = make_dm(tree, val_splits=None)
+        dm.setup("fit")
+    assert dm.val_split_names == ["dev-clean"] and not [w for w in caught if "validation" in str(w.message)]
+    audio = sorted((tree.root / "train-clean-100").rglob("*.flac"))
+    rows = [{"audio_filepath": str(p), "text": tree.texts[p.stem]} for p in audio if p.stem in tree.texts]
+    (tmp_path / "train.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = dict(manifests={"train": str(tmp_path / "train.json")}, train_splits=["train"], test_splits=[],
+                max_duration=3.0, val_fraction=0.2, seed=3)
+    dm = ASRDataModule(**args)
+    with pytest.warns(UserWarning, match=r"^no validation split: data.val_splits is not set .* 'dev-clean' .*"
+                                         r"holding out 2 of 11 .* set it to \[\]"):
+        dm.setup("fit")
+    assert dm.val_split_names == ["heldout"] and len(dm._train) == 9
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ASRDataModule(**args, val_splits=[]).setup("fit")
+    assert not [w for w in caught if "validation" in str(w.message)]
+
+
+def test_predict_reads_a_nemo_manifest(tree, tmp_path):
+    """Relative paths against the manifest's folder, absolute ones as they are, text optional, a missing file
+    counted; a line without an audio_filepath is a one-line error when the data module is built."""
+    clips = [_wav(tmp_path / "clips" / f"{name}.wav") for name in ("a", "b")]
+    elsewhere = sorted((tree.root / "test-ogg").rglob("*.ogg"))[0]
+    rows = [{"audio_filepath": "clips/a.wav", "duration": 0.5, "text": "alpha"}, {"audio_filepath": str(elsewhere)},
+            {"audio_filepath": "clips/gone.wav"}, {"audio_filepath": "clips/b.wav", "text": ""}]
+    for suffix in (".json", ".jsonl"):
+        manifest = tmp_path / f"inputs{suffix}"
+        manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        dm = ASRDataModule(predict_path=str(manifest), batch_size=2)
+        dm.setup("predict")
+        batches = drain(dm, dm.predict_dataloader())
+        assert sorted(p for b in batches for p in b["audio_filepath"]) == sorted(map(str, [*clips, elsewhere]))
+        assert dm.split_stats["predict"]["skipped"] == {"no_audio": 1}
+    (tmp_path / "bad.jsonl").write_text('{"audio_filepath": "clips/a.wav"}\n{"text": "no path"}\n')
+    one_line = rf"^{re.escape(str(tmp_path / 'bad.jsonl'))}:2: not a manifest line with 'audio_filepath' " \
+               rf"\(no 'audio_filepath'\)$"
+    with pytest.raises(ValueError, match=one_line):
+        ASRDataModule(predict_path=str(tmp_path / "bad.jsonl"))
 
 
 def test_max_frames_budget(tree):

@@ -11,6 +11,7 @@ import torch
 
 from infomamba.tasks.text.datamodule import TextDataModule
 from infomamba.tasks.text.listops import evaluate_listops
+from infomamba.tasks.text.sources import read_predict_texts
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma".split()
 
@@ -85,6 +86,59 @@ def test_agnews_test_only_is_carved_with_a_warning(tmp_path):
     assert sizes == (72, 8, 20)
     parts = [set(d.texts) for d in (dm.train_dataset, dm.val_dataset, dm.test_dataset)]
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+
+
+def test_agnews_row_errors_name_the_file_and_line(tmp_path):
+    rows = '"1","Two lines","first\nsecond"\n'
+    rows += "".join(f'"{i % 4 + 1}","T{i}","{t}"\n' for i, t in enumerate(_texts(8)))
+    for bad, message in (('"x","T","t"', r"line 11: class 'x' is not an AG-News class"),
+                         ('"2","a","b","c","d","e","f"', r"line 11 has 7 fields; expected 3"),
+                         ('"0","T","t"', r"line 11: class '0' is not an AG-News class")):
+        (tmp_path / "train.csv").write_text(rows + bad + "\n")
+        with pytest.raises(ValueError, match=rf"^\S*train\.csv: {message}[^\n]*$"):
+            TextDataModule(root=str(tmp_path)).setup("fit")
+
+
+def test_agnews_class_out_of_range_is_reported_as_written_in_the_file(tmp_path):
+    for name in ("official", "carved"):
+        (tmp_path / name).mkdir()
+    _write_agnews(tmp_path / "official" / "train.csv", 40)
+    (tmp_path / "official" / "test.csv").write_text('"2","T","a b"\n"7","T","c d"\n')
+    with pytest.raises(ValueError, match=r"test\.csv: label 7 is not a class id of the training labels \(1\.\.4\)"):
+        _dm(tmp_path / "official")
+    _write_agnews(tmp_path / "carved" / "test.csv", 40)  # carved splits keep how the file writes classes
+    with open(tmp_path / "carved" / "test.csv", "a") as f:
+        f.write('"5","T","e f"\n')
+    (tmp_path / "carved" / "classes.txt").write_text("World\nSports\nBusiness\nSci/Tech\n")
+    with pytest.warns(UserWarning, match="NOT comparable"), pytest.raises(ValueError, match=r"label 5 .*\(1\.\.4\)"):
+        _dm(tmp_path / "carved")
+
+
+def test_agnews_rows_without_text_are_skipped_and_counted(tmp_path):
+    _write_agnews(tmp_path / "train.csv", 40)
+    with open(tmp_path / "train.csv", "a") as f:
+        f.write('"2","Lone title",""\n"3","","Lone description"\n"4","",""\n"1","  ","  "\n')
+    with pytest.warns(UserWarning, match=r"skipped 2 empty texts in \S*train\.csv"):
+        dm = _dm(tmp_path)
+    datasets = (dm.train_dataset, dm.val_dataset, dm.test_dataset)
+    labelled = {t: y for d in datasets for t, y in zip(d.texts, d.labels)}
+    assert len(labelled) == 42
+    assert labelled["Lone title"] == 1 and labelled["Lone description"] == 2
+    assert labelled["Title 0. " + _texts(1)[0]] == 0
+
+
+def test_byte_order_marks_are_dropped(tmp_path):
+    _write_agnews(tmp_path / "train.csv", 40)
+    for name, text in (("train.csv", (tmp_path / "train.csv").read_text()),
+                       ("classes.txt", "World\nSports\nBusiness\nSci/Tech\n"), ("new.txt", "BOM first line\nnext\n")):
+        (tmp_path / name).write_text("\ufeff" + text)
+    dm = _dm(tmp_path, predict_path=str(tmp_path / "new.txt"))
+    assert dm.class_names == ["World", "Sports", "Business", "Sci/Tech"]
+    assert "Title 0. " + _texts(1)[0] in dm.train_dataset.texts + dm.val_dataset.texts + dm.test_dataset.texts
+    dm.setup("predict")
+    assert sorted(t for b in dm.predict_dataloader() for t in b["texts"]) == ["BOM first line", "next"]
+    (tmp_path / "new.jsonl").write_text('\ufeff{"text": "a b"}\n{"text": "c"}\n')
+    assert read_predict_texts(tmp_path / "new.jsonl", "text") == (["a b", "c"], [0, 1])
 
 
 @pytest.mark.parametrize("point_at_acl", [False, True])
@@ -212,12 +266,20 @@ def test_predict_errors_name_the_file_before_any_data_is_read(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.txt does not exist"):
         TextDataModule(root=str(data), predict_path=str(tmp_path / "missing.txt"))
     pd.DataFrame({"body": ["a b"]}).to_csv(tmp_path / "p.csv", index=False)
-    with pytest.raises(KeyError, match=r"p\.csv.*\['text'\].*\['body'\]"):
+    with pytest.raises(ValueError, match=r"p\.csv.*\['text'\].*\['body'\]"):
         TextDataModule(root=str(data), predict_path=str(tmp_path / "p.csv"))
     for name, content in (("empty.txt", ""), ("blank.txt", "\n  \n<br />\n")):
         (tmp_path / name).write_text(content)
         with pytest.raises(ValueError, match=rf"^data.predict_path \S*{name} holds no text to predict[^\n]*$"):
             TextDataModule(root=str(data), predict_path=str(tmp_path / name))
+    for name in ("latin.txt", "latin.csv"):
+        (tmp_path / name).write_bytes("text\ncaf\u00e9 au lait\n".encode("latin-1"))
+        with pytest.raises(ValueError, match=rf"^data.predict_path \S*{name}: line 2 is not UTF-8 \(byte 0xe9\); "
+                                             r"expected UTF-8 text\.$"):
+            TextDataModule(root=str(data), predict_path=str(tmp_path / name))
+    (tmp_path / "ragged.csv").write_text("text,label\na,1\nb,2,3\n")
+    with pytest.raises(ValueError, match=r"^data.predict_path \S*ragged\.csv: not a valid \.csv table \([^\n]*line 3"):
+        TextDataModule(root=str(data), predict_path=str(tmp_path / "ragged.csv"))
 
 
 def test_input_errors(tmp_path):
@@ -227,7 +289,7 @@ def test_input_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no recognised layout"):
         TextDataModule(root=str(tmp_path / "empty")).setup("fit")
     pd.DataFrame({"review": ["a b"], "label": [1]}).to_csv(tmp_path / "train.csv", index=False)
-    with pytest.raises(KeyError, match=r"train\.csv.*\['text'\].*\['review', 'label'\]"):
+    with pytest.raises(ValueError, match=r"train\.csv.*\['text'\].*\['review', 'label'\]"):
         TextDataModule(root=str(tmp_path)).setup("fit")
     other = tmp_path / "other"
     other.mkdir()

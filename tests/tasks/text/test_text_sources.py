@@ -65,3 +65,14 @@ def test_text_that_is_not_utf8_is_kept_and_counted(tmp_path):
         dm.setup()
     texts = dm.train_dataset.texts + dm.val_dataset.texts + dm.test_dataset.texts
     assert "caf\ufffd group sci.space" in texts
+
+
+def test_byte_order_mark_of_a_class_file_is_dropped(tmp_path):
+    _write_class_folders(tmp_path, 6)
+    (tmp_path / "sci.space" / "51099").write_text("\ufeffbom group sci.space")
+    (tmp_path / "rec.autos" / "51098").write_bytes(b"\xef\xbb\xbfcaf\xe9 group rec.autos")
+    dm = TextDataModule(root=str(tmp_path), vocab_size=200)
+    with pytest.warns(UserWarning, match="not valid UTF-8"):
+        dm.setup()
+    texts = dm.train_dataset.texts + dm.val_dataset.texts + dm.test_dataset.texts
+    assert "bom group sci.space" in texts and "caf\ufffd group rec.autos" in texts

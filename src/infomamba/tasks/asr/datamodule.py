@@ -33,7 +33,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
@@ -56,6 +56,7 @@ from ..cache import user_cache_dir
 log = logging.getLogger(__name__)
 
 HELDOUT = "heldout"  # name of the validation set carved from the training data
+DEFAULT_VAL = "dev-clean"  # validation split used when val_splits is not set
 VAL_BY = ("utterance", "speaker")
 
 
@@ -169,9 +170,10 @@ class ASRDataModule(L.LightningDataModule):
             ``<speaker>-<chapter>.trans.txt`` files; ``root`` may also be the folder that holds
             ``LibriSpeech/``.
         train_splits: splits concatenated for training.
-        val_splits: validation splits, one loader each. If none of them exists (or the list is
-            empty), ``val_fraction`` of the training utterances is held out with ``seed`` (logged) and
-            named ``"heldout"``. Listing some existing and some missing val splits is an error.
+        val_splits: validation splits, one loader each; one that does not exist is an error listing the
+            splits that do. Empty: ``val_fraction`` of the training utterances is held out with ``seed``
+            and named ``"heldout"``. None (the default): ``dev-clean`` if the manifests or ``root`` hold
+            it, else that hold-out with a warning (a misspelt or absent split is never replaced silently).
         test_splits: test splits, one loader each; a missing one is an error when testing.
         manifests: split name -> NeMo JSON-lines manifest (``audio_filepath``, ``duration``, ``text``;
             relative paths against the manifest's folder).
@@ -204,9 +206,11 @@ class ASRDataModule(L.LightningDataModule):
             ``<speaker>-`` prefix): validation on unseen voices, as LibriSpeech's dev sets and the offline
             set's test-synth are.
         subsampling: the encoder's time subsampling factor, for the CTC length filter.
-        predict_path: a folder (recursive ``.wav/.flac/.ogg``), one audio file, or a list file of paths
-            (one per line, relative to the list's folder) to transcribe; listed when the data module is
-            built, so an input naming no audio is a one-line error before any training data is read.
+        predict_path: a folder (recursive ``.wav/.flac/.ogg``), one audio file, a NeMo manifest
+            (``.json`` / ``.jsonl``; ``audio_filepath`` relative to the manifest's folder, ``text`` not
+            needed) or a list file of paths (one per line, relative to the list's folder) to transcribe;
+            listed when the data module is built, so an input naming no audio is a one-line error before
+            any training data is read.
         speed_perturb: speed perturbation of training audio (Ko et al. 2015): one factor per utterance
             and epoch, drawn uniformly from these (e.g. ``[0.9, 1.0, 1.1]``), plays it that many times
             faster (tempo and pitch together, length / factor). Empty: off. Training lengths are then
@@ -229,7 +233,7 @@ class ASRDataModule(L.LightningDataModule):
         self,
         root: str | None = None,
         train_splits: list[str] = ["train-clean-100"],  # noqa: B006 - copied, never mutated
-        val_splits: list[str] = ["dev-clean"],  # noqa: B006
+        val_splits: list[str] | None = None,
         test_splits: list[str] = ["test-clean", "test-other"],  # noqa: B006
         manifests: dict[str, str] | None = None,
         hub_id: str | None = None,
@@ -279,7 +283,7 @@ class ASRDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         self.root = root
         self.train_splits = list(train_splits)
-        self.val_splits = list(val_splits)
+        self.val_splits = None if val_splits is None else list(val_splits)
         self.test_splits = list(test_splits)
         self.manifests = dict(manifests or {})
         self.hub_id = hub_id
@@ -389,30 +393,49 @@ class ASRDataModule(L.LightningDataModule):
 
     # ---- building ---------------------------------------------------------------------------------
     def _setup_fit(self) -> None:
-        """Training set (all train splits) and the validation sets, carving one if none exists."""
-        found = [name for name in self.val_splits if self._locate(name) is not None]
-        missing = [name for name in self.val_splits if name not in found]
-        if found and missing:
-            raise FileNotFoundError(f"validation split(s) {missing} not found ({self._where()})")
+        """Training set (all train splits) and the validation sets (``_val_split_names``), carving one if there
+        are none."""
+        found = self._val_split_names()
         train = [u for name in self.train_splits for u in self._filter(name, self._read(name), True)]
         if not train:
             raise ValueError(f"no usable training utterances in {self.train_splits}; see the skip log")
         for name in found:
             self._val[name] = self._build(name, self._read(name), train=False)
-        if not found and self.val_fraction > 0:
-            train, val = hold_out(train, self.val_fraction, self.seed, self.val_by)
-            speakers = f" of {len({speaker_of(u.utt_id) for u in val})} speaker(s)" * (self.val_by == "speaker")
-            _log_info(f"no validation split among {self.val_splits}: holding out {len(val)} of "
-                      f"{len(val) + len(train)} training utterances{speakers} as {HELDOUT!r} "
-                      f"(val_fraction={self.val_fraction}, val_by={self.val_by}, seed={self.seed}); "
-                      f"{len(train)} remain for training")
-            self._val[HELDOUT] = self._dataset(val)
-            self._record(HELDOUT, val, SkipLog(), kept_infeasible=0)
+        if not found:
+            if self.val_fraction > 0:
+                train, val = hold_out(train, self.val_fraction, self.seed, self.val_by)
+                speakers = f" of {len({speaker_of(u.utt_id) for u in val})} speaker(s)" * (self.val_by == "speaker")
+                plan = (f"holding out {len(val)} of {len(val) + len(train)} training utterances{speakers} as "
+                        f"{HELDOUT!r} (val_fraction={self.val_fraction}, val_by={self.val_by}, seed={self.seed}); "
+                        f"{len(train)} remain for training")
+                self._val[HELDOUT] = self._dataset(val)
+                self._record(HELDOUT, val, SkipLog(), kept_infeasible=0)
+            else:
+                plan = "no validation (val_fraction=0)"
+            if self.val_splits is None:
+                rank_zero_warn(f"no validation split: data.val_splits is not set and neither the manifests nor root "
+                               f"hold {DEFAULT_VAL!r} ({self._where()}); {plan}. Name a split in data.val_splits, "
+                               f"or set it to [] for this without the warning")
+            else:
+                _log_info(f"data.val_splits is empty: {plan}")
         self._train = ASRDataset(train, self.vocab, self.features, self.sample_rate, self.augment)
+
+    def _val_split_names(self) -> list[str]:
+        """The validation splits to read: every one of ``val_splits`` (each must exist), or with
+        ``val_splits`` None ``DEFAULT_VAL`` where the manifests or ``root`` hold it (no hub look-up)."""
+        if self.val_splits is None:
+            where = self._locate(DEFAULT_VAL)
+            return [DEFAULT_VAL] if where is not None and where[0] != "hub" else []
+        missing = [name for name in self.val_splits if self._locate(name) is None]
+        if missing:
+            raise FileNotFoundError(f"validation split(s) {missing} not found ({self._where()}); name existing "
+                                    f"ones in data.val_splits, or set it to [] to hold out val_fraction of the "
+                                    f"training utterances")
+        return self.val_splits
 
     def _setup_predict(self) -> None:
         if self._predict_files is None:
-            raise ValueError("predict needs predict_path (a folder, an audio file or a list file)")
+            raise ValueError("predict needs predict_path (a folder, an audio file, a NeMo manifest or a list file)")
         utts, skips = read_predict_inputs(self._predict_files)
         kept = []
         for u in utts:

@@ -6,7 +6,8 @@ Supported inputs:
 - NeMo manifest: JSON lines with ``audio_filepath``, ``duration`` (optional: read from the header
   if absent) and ``text``; relative paths are resolved against the manifest's folder.
 - HF hub split (``datasets``, online users only): an audio column and a text column.
-- Prediction inputs: a folder (recursive), one audio file, or a list file of paths.
+- Prediction inputs: a folder (recursive), one audio file, a NeMo manifest (``.json`` / ``.jsonl``,
+  ``audio_filepath`` only) or a list file of paths.
 
 Transcripts are normalised here (``normalize_transcript(strict=True)``), durations come from the
 manifest or the file header (``soundfile.info``). Skip reasons recorded here:
@@ -21,9 +22,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ from .audio import AUDIO_EXTENSIONS, AudioError, AudioSource, audio_duration
 from .vocab import OOVError, normalize_transcript
 
 _EXAMPLES_PER_REASON = 3
+MANIFEST_SUFFIXES = (".json", ".jsonl")
 
 
 @dataclass(frozen=True)
@@ -140,24 +143,21 @@ def read_librispeech_split(split_dir: str | os.PathLike) -> tuple[list[Utterance
 
 
 def read_manifest(manifest: str | os.PathLike) -> tuple[list[Utterance], SkipLog]:
-    """Utterances of a NeMo JSON-lines manifest, in file order. Malformed lines raise ``ValueError``."""
+    """Utterances of a NeMo JSON-lines manifest, in file order.
+
+    A line that is not a record with a string ``audio_filepath`` and a string ``text`` (and, if given, a
+    positive number ``duration``) raises a one-line ``ValueError`` naming the file, the line and the key.
+    Such a line is a fault of the tool that wrote the manifest, not of one recording: skipping it would
+    silently drop every utterance that tool got wrong (all of them, if it writes ``"text": null``), and the
+    line to mend is known. A well-formed line whose audio file is missing is different (a corpus partly
+    downloaded or pruned) and is counted as ``no_audio``.
+    """
     manifest = Path(manifest)
     skips = SkipLog()
     entries = []
     seen: set[str] = set()
-    for lineno, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            path, text = row["audio_filepath"], row["text"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(
-                f"{manifest}:{lineno}: not a manifest line with 'audio_filepath' and 'text' ({err})"
-            ) from err
-        if row.get("offset", 0):
-            raise ValueError(f"{manifest}:{lineno}: segments ('offset' != 0) are not supported")
-        path = Path(path) if Path(path).is_absolute() else manifest.parent / path
+    for lineno, row in _manifest_rows(manifest, ("audio_filepath", "text")):
+        path = _resolve(manifest, row["audio_filepath"])
         utt_id = str(row.get("utt_id", row.get("id", path.stem)))
         if utt_id in seen:
             skips.add("duplicate_id", utt_id, f"{manifest.name}:{lineno}")
@@ -167,8 +167,66 @@ def read_manifest(manifest: str | os.PathLike) -> tuple[list[Utterance], SkipLog
             skips.add("no_audio", utt_id, str(path))
             continue
         duration = row.get("duration")
-        entries.append((utt_id, str(path), None if duration is None else float(duration), text))
+        entries.append((utt_id, str(path), None if duration is None else float(duration), row["text"]))
     return _finish(entries, skips, audio_duration), skips
+
+
+def _manifest_rows(manifest: Path, keys: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) of each non-blank line of a NeMo manifest, every line checked by
+    ``_manifest_problem``; a ``ValueError`` naming the file and line otherwise, raised without the
+    decoder's exception (its message is in the error's)."""
+    data = manifest.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        lineno = data[:err.start].count(b"\n") + 1
+        raise ValueError(f"{manifest}:{lineno}: not UTF-8 text (byte {data[err.start]:#04x})") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            problem = f"not JSON ({err.msg} at column {err.colno})"
+        else:
+            problem = _manifest_problem(row, keys)
+        if problem:
+            raise ValueError(f"{manifest}:{lineno}: {problem}")
+        yield lineno, row
+
+
+def _manifest_problem(row: Any, keys: tuple[str, ...]) -> str | None:
+    """What makes a decoded manifest line unusable, or None: not an object holding ``keys`` as strings, a
+    ``duration`` that is not a positive number of seconds (absent or null: read from the header), or a
+    segment (``offset``)."""
+    wanted = f"not a manifest line with {' and '.join(repr(key) for key in keys)}"
+    if not isinstance(row, dict):
+        return f"{wanted} (got {_shown(row)})"
+    missing = [key for key in keys if key not in row]
+    if missing:
+        return f"{wanted} (no {' or '.join(repr(key) for key in missing)})"
+    for key in keys:
+        if not isinstance(row[key], str):
+            return f"{key!r} must be a string, got {_shown(row[key])}"
+    duration = row.get("duration")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                                 or not 0 < duration < math.inf):
+        return f"'duration' must be a positive number of seconds (or absent), got {_shown(duration)}"
+    if row.get("offset", 0):
+        return "segments ('offset' != 0) are not supported"
+    return None
+
+
+def _shown(value: Any) -> str:
+    """``value`` as JSON, cut to 60 characters."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _resolve(listing: Path, name: str) -> Path:
+    """A path named in ``listing`` (a manifest or list file): absolute, or relative to the listing's folder."""
+    path = Path(name)
+    return path if path.is_absolute() else listing.parent / path
 
 
 def read_hub_split(hub_id: str, config: str | None, split: str) -> tuple[list[Utterance], SkipLog]:
@@ -202,12 +260,15 @@ def read_hub_split(hub_id: str, config: str | None, split: str) -> tuple[list[Ut
 
 
 def predict_files(path: str | os.PathLike) -> list[Path]:
-    """The audio files to transcribe: a folder (recursive, sorted), one audio file, or a list file (one
-    path per line, ``#`` comments and blank lines ignored, relative to the list's folder). An input that
-    names no audio file is an error naming it; a listed file that is missing is skipped later (counted).
+    """The audio files to transcribe: a folder (recursive, sorted), one audio file, a NeMo manifest
+    (``.json`` / ``.jsonl``: the ``audio_filepath`` of each line, resolved and checked as ``read_manifest``
+    does; ``text`` is not needed), or a list file (one path per line, ``#`` comments and blank lines ignored,
+    relative to the list's folder). An input that names no audio file, or a manifest line without an
+    ``audio_filepath`` string, is an error naming it; a listed file that is missing is skipped later (counted).
     """
     path = Path(path)
-    expected = f"a folder of {'/'.join(AUDIO_EXTENSIONS)} files, one such file, or a list file of their paths"
+    expected = (f"a folder of {'/'.join(AUDIO_EXTENSIONS)} files, one such file, a NeMo manifest "
+                f"({'/'.join(MANIFEST_SUFFIXES)}) or a list file of their paths")
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
         if not files:
@@ -217,11 +278,14 @@ def predict_files(path: str | os.PathLike) -> list[Path]:
         raise FileNotFoundError(f"predict_path {path} does not exist (expected {expected})")
     if path.suffix.lower() in AUDIO_EXTENSIONS:
         return [path]
-    lines = (ln.strip() for ln in path.read_text(encoding="utf-8").splitlines())
-    names = [ln for ln in lines if ln and not ln.startswith("#")]
-    if not names:
+    if path.suffix.lower() in MANIFEST_SUFFIXES:
+        files = [_resolve(path, row["audio_filepath"]) for _, row in _manifest_rows(path, ("audio_filepath",))]
+    else:
+        lines = (ln.strip() for ln in path.read_text(encoding="utf-8").splitlines())
+        files = [_resolve(path, ln) for ln in lines if ln and not ln.startswith("#")]
+    if not files:
         raise ValueError(f"predict_path {path} lists no audio file (expected {expected})")
-    return [Path(n) if Path(n).is_absolute() else path.parent / n for n in names]
+    return files
 
 
 def read_predict_inputs(files: list[Path]) -> tuple[list[Utterance], SkipLog]:

@@ -14,7 +14,7 @@ official test split alone (a carved one needs its pool), ``predict`` only ``pred
 and checked when the data module is built, so an empty file is a one-line error before anything else.
 
 The tokenizer (bytes | bpe | wordpiece | a pretrained HF name) is built from the training split only;
-bpe/wordpiece are cached in the user cache (`tokenizer.user_cache_dir`), never in the data folder. The
+bpe/wordpiece are cached in the user cache (`cache.user_cache_dir`), never in the data folder. The
 tokenizer and the class names are also kept there as a data card, keyed by these settings and the size
 and modification time of every data file: a test or predict run, whose model takes ``vocab_size``,
 ``class_names`` and the tokenizer from this module before its checkpoint is loaded, gets them without
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
+from infomamba.tasks.cache import user_cache_dir
 from infomamba.tasks.sampling import LengthBucketBatchSampler, ResumableDataLoader, padded_length
 from infomamba.tasks.text.listops import NUM_CLASSES as LISTOPS_CLASSES
 from infomamba.tasks.text.listops import generate_listops, listops_tokenizer
@@ -54,7 +56,6 @@ from infomamba.tasks.text.tokenizer import (
     RECIPE_VERSION,
     TextTokenizer,
     build_tokenizer,
-    user_cache_dir,
     write_atomic,
 )
 
@@ -152,7 +153,7 @@ class TextDataModule(L.LightningDataModule):
             only) or no train split (offline AG-News, whose only split is test).
         seed: seed of the carved splits, of the batch shuffling (plus the epoch), of the evaluation
             order and of ListOps.
-        predict_path: texts for ``predict``: a .txt file (one text per line) or csv/jsonl/json/parquet
+        predict_path: texts for ``predict``: a UTF-8 .txt file (one text per line) or csv/jsonl/json/parquet
             with ``text_column``; read when the data module is built.
         listops_size: number of generated ListOps training expressions (validation and test a quarter
             of it each).
@@ -502,6 +503,6 @@ def _take(split: Split, fraction: float, rng: np.random.Generator) -> tuple[Spli
     taken, rest = sorted(order[:count].tolist()), sorted(order[count:].tolist())
 
     def subset(indices: list[int]) -> Split:
-        return Split([split.texts[i] for i in indices], [split.labels[i] for i in indices], split.source)
+        return replace(split, texts=[split.texts[i] for i in indices], labels=[split.labels[i] for i in indices])
 
     return subset(rest), subset(taken)

@@ -5,8 +5,8 @@ Layouts (`open_source`), tried in this order:
   and the release's other files are not read.
 - table folder: ``train.{csv,jsonl,json,parquet}`` (+ ``test.*``) with a text and a label column; string
   labels map to ids by sorted unique training labels, integer labels are ids. AG-News's headerless csv
-  (class 1-4, title, description; text = title + ". " + description, labels 0-3) is recognised, class
-  names from ``classes.txt`` if present.
+  (class 1-4, title, description; text = title + ". " + description, or the one of them a row has; labels
+  0-3) is recognised by its first row, class names from ``classes.txt`` if present.
 - class folders: ``root/train/<class>/*`` (+ ``root/test/<class>/*``, the 20 Newsgroups layout) or
   ``root/<class>/*`` (one pool): every non-hidden file of a class folder is one text, labelled with the
   folder's name; class names are the sorted folder names.
@@ -14,14 +14,18 @@ Layouts (`open_source`), tried in this order:
 - ``hub_id``: ``datasets.load_dataset(hub_id)`` splits ``train`` (+ ``test``), online users only.
 
 A `Source` reads each official split only when asked (`Source.read`), so a run that needs the test split
-alone reads nothing else; ``Source.files`` lists the files that hold a local source's data. Texts are
-cleaned (`clean_text`); empty ones are skipped and counted.
+alone reads nothing else; ``Source.files`` lists the files that hold a local source's data. Text files
+are UTF-8 (a leading byte-order mark is dropped); other bytes are an error naming the file and line, except
+in class folders (replaced, counted). Texts are cleaned (`clean_text`); empty ones are skipped and counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import codecs
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -47,11 +51,13 @@ LAYOUTS = (
 
 @dataclass
 class Split:
-    """Texts with their labels (raw values: str or int ids) and where they came from."""
+    """Texts with their labels (raw values: str or int ids) and where they came from; ``label_base``: the
+    value the file writes for label id 0 (AG-News classes start at 1), for messages."""
 
     texts: list[str]
     labels: list[Any]
     source: str
+    label_base: int = 0
 
 
 @dataclass
@@ -109,9 +115,9 @@ def read_predict_texts(path: Path, text_column: str) -> tuple[list[str], list[in
     if not path.is_file():
         raise FileNotFoundError(f"data.predict_path {path} does not exist.")
     if path.suffix == ".txt":
-        texts = path.read_text(encoding="utf-8").splitlines()
+        texts = read_text(path, f"data.predict_path {path}").splitlines()
     elif path.suffix in TABLE_SUFFIXES:
-        frame = read_frame(path)
+        frame = read_frame(path, f"data.predict_path {path}")
         check_columns(list(frame.columns), (text_column,), str(path))
         texts = frame[text_column].tolist()
     else:
@@ -125,24 +131,46 @@ def read_predict_texts(path: Path, text_column: str) -> tuple[list[str], list[in
     return drop_empty(cleaned, list(range(len(texts))), str(path))
 
 
-def read_frame(path: Path) -> pd.DataFrame:
+def read_text(path: Path, source: str) -> str:
+    """The text of a UTF-8 file, a leading byte-order mark dropped; bytes that are not UTF-8 are an error
+    naming ``source`` and the (1-based) line."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{source}: line {line} is not UTF-8 (byte 0x{data[error.start]:02x}); expected UTF-8 text."
+        ) from error
+
+
+def read_frame(path: Path, source: str) -> pd.DataFrame:
     """A csv (with header) / jsonl / json / parquet file as a DataFrame."""
-    if path.suffix == ".csv":
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
-    if path.suffix == ".jsonl":
-        return pd.read_json(path, lines=True)
-    if path.suffix == ".json":
-        try:
-            return pd.read_json(path)
-        except ValueError:
-            return pd.read_json(path, lines=True)
-    return pd.read_parquet(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return _parse_frame(read_text(path, source), path.suffix, source)
+
+
+def _parse_frame(text: str, suffix: str, source: str) -> pd.DataFrame:
+    """The csv (with header) / jsonl / json ``text`` as a DataFrame; what pandas cannot parse is an error
+    naming ``source``."""
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
+        if suffix == ".json":
+            try:
+                return pd.read_json(io.StringIO(text))
+            except ValueError:
+                pass
+        return pd.read_json(io.StringIO(text), lines=True)
+    except ValueError as error:
+        raise ValueError(f"{source}: not a valid {suffix} table ({' '.join(str(error).split())}).") from error
 
 
 def check_columns(columns: list[str], needed: tuple[str, ...], source: str) -> None:
     missing = [c for c in needed if c not in columns]
     if missing:
-        raise KeyError(
+        raise ValueError(
             f"{source}: column(s) {missing} not found; columns are {list(columns)}. Set data.text_column / "
             "data.label_column."
         )
@@ -198,9 +226,9 @@ def _read_class_files(folder: Path, entries: list[tuple[str, list[Path]]]) -> Sp
         for path in files:
             data = path.read_bytes()
             try:
-                texts.append(data.decode("utf-8"))
+                texts.append(data.decode("utf-8-sig"))
             except UnicodeDecodeError:
-                texts.append(data.decode("utf-8", errors="replace"))
+                texts.append(data.decode("utf-8-sig", errors="replace"))
                 not_utf8.append(path.name)
             labels.append(name)
     if not_utf8:
@@ -224,28 +252,54 @@ def _class_names_file(folder: Path) -> list[str] | None:
     classes = folder / "classes.txt"
     if not classes.is_file():
         return None
-    return [line.strip() for line in classes.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in read_text(classes, str(classes)).splitlines() if line.strip()]
 
 
-def _is_agnews_csv(path: Path) -> bool:
-    """A headerless csv of 3 fields whose first field is an integer class (AG-News original layout)."""
-    if path.suffix != ".csv":
-        return False
-    head = pd.read_csv(path, header=None, nrows=5, dtype=str, keep_default_na=False)
-    return head.shape[1] == 3 and bool(head[0].str.fullmatch(r"\d+").all())
+def _csv_rows(text: str, source: str) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank records of csv ``text`` with the (1-based) line each starts on; a record the csv module
+    refuses is an error naming ``source`` and the line."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    line = 1
+    try:
+        for row in reader:
+            if row:
+                yield line, row
+            line = reader.line_num + 1
+    except csv.Error as error:
+        raise ValueError(f"{source}: line {line} is not a valid csv record ({error}).") from error
+
+
+def _is_agnews(text: str, source: str) -> bool:
+    """Csv text whose first record is 3 fields, the first an integer class (AG-News's headerless layout)."""
+    _, first = next(_csv_rows(text, source), (0, []))
+    return len(first) == 3 and first[0].isdecimal()
+
+
+def _read_agnews(text: str, source: str) -> Split:
+    """AG-News csv rows (class 1, 2, ..., title, description): labels 0, 1, ...; a row whose title and
+    description are both empty is skipped and counted; a malformed row is an error naming its line."""
+    texts, labels = [], []
+    for line, row in _csv_rows(text, source):
+        if len(row) != 3:
+            raise ValueError(
+                f"{source}: line {line} has {len(row)} fields; expected 3 (AG-News: class, title, description)."
+            )
+        if not row[0].isdecimal() or int(row[0]) < 1:
+            raise ValueError(f"{source}: line {line}: class {row[0]!r} is not an AG-News class (1, 2, ...).")
+        labels.append(int(row[0]) - 1)
+        texts.append(". ".join(part for part in (row[1].strip(), row[2].strip()) if part))
+    return _clean(Split(texts, labels, source, label_base=1))
 
 
 def _read_table(path: Path, text_column: str, label_column: str) -> Split:
     """One split from a table file (AG-News headerless csv detected automatically)."""
-    if _is_agnews_csv(path):
-        names = ["label", "title", "description"]
-        frame = pd.read_csv(path, header=None, names=names, dtype=str, keep_default_na=False)
-        classes = frame["label"].astype(int) - 1
-        if (classes < 0).any():
-            raise ValueError(f"{path}: AG-News classes start at 1, found {int(classes.min()) + 1}.")
-        texts = (frame["title"].str.strip() + ". " + frame["description"].str.strip()).tolist()
-        return _clean(Split(texts, classes.tolist(), str(path)))
-    frame = read_frame(path)
+    if path.suffix == ".csv":
+        text = read_text(path, str(path))
+        if _is_agnews(text, str(path)):
+            return _read_agnews(text, str(path))
+        frame = _parse_frame(text, path.suffix, str(path))
+    else:
+        frame = read_frame(path, str(path))
     check_columns(list(frame.columns), (text_column, label_column), str(path))
     labels = _label_values(frame[label_column].tolist(), str(path), label_column)
     return _clean(Split(frame[text_column].tolist(), labels, str(path)))
@@ -316,11 +370,14 @@ def label_ids(split: Split, class_names: list[str], by_name: bool) -> list[int]:
                     f"{split.source}: label {value!r} does not occur in the training labels {class_names}."
                 )
         return [lookup[v] for v in split.labels]
-    count = len(class_names)
+    count, base = len(class_names), split.label_base
     for value in split.labels:
-        if not isinstance(value, (int, np.integer)) or not 0 <= value < count:
+        is_id = isinstance(value, (int, np.integer))
+        if not is_id or not 0 <= value < count:
+            shown = value + base if is_id else value
             raise ValueError(
-                f"{split.source}: label {value!r} is not a class id of the training labels (0..{count - 1})."
+                f"{split.source}: label {shown!r} is not a class id of the training labels "
+                f"({base}..{count - 1 + base})."
             )
     return [int(v) for v in split.labels]
 
@@ -328,4 +385,4 @@ def label_ids(split: Split, class_names: list[str], by_name: bool) -> list[int]:
 def _clean(split: Split) -> Split:
     """The split with cleaned texts, empty ones skipped (counted)."""
     texts, labels = drop_empty([clean_text(t) for t in split.texts], split.labels, split.source)
-    return Split(texts, labels, split.source)
+    return replace(split, texts=texts, labels=labels)

@@ -4,7 +4,7 @@ Kinds:
 - ``bytes``: UTF-8 bytes, id = byte + 2 (vocabulary 258, nothing to train).
 - ``bpe`` / ``wordpiece``: trained with Hugging Face ``tokenizers`` on the training texts only;
   normalisation NFKC + lowercase, BERT pre-tokenisation (split on whitespace and punctuation).
-  `build_tokenizer` caches them as ``tokenizer.json`` in the user cache (`user_cache_dir`, never in the
+  `build_tokenizer` caches them as ``tokenizer.json`` in the user cache (`cache.user_cache_dir`, never in the
   data folder) keyed by kind, vocabulary size, recipe version and a hash of the training texts themselves
   (so a changed split or seed retrains).
 - ``word``: a fixed whitespace-level vocabulary (used by ListOps).
@@ -27,7 +27,6 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-from infomamba.tasks.cache import user_cache_dir
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
