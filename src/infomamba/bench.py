@@ -17,8 +17,10 @@ with the row labelled plain `attention` of the same sweep and size.
 Warm-up runs, CUDA synchronisation, median of repeats; the device and software versions head the
 output. Writes <out>/bench.csv, <out>/bench.md and <out>/bench.png (throughput vs resolution,
 log-log, one line per mixer); on the GPU bench.md ends with the scan launches the autotuner picked.
-Size-matched mixer options come from configs/size_matched.yaml when given (--size-matched FILE).
-Runs on CPU too (use tiny --resolutions and --batch).
+Size-matched mixer options come from the repository's configs/size_matched.yaml, found from any working
+folder (--size-matched FILE for another file, '' for each mixer's defaults); rows that are not size-matched
+are said so on stderr. Runs on CPU too: the defaults are sized for a GPU, so shrink them (--batch, --dim,
+--depth, --resolutions, --warmup, --repeats, --dtype fp32; a line up front names those left at a default).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import csv
 import gc
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -40,7 +43,7 @@ from .cuda_graphs import graphed_forward, graphed_train_step
 from .encoder import Encoder
 from .mixers import build_mixer
 from .ops.dispatch import optional_import
-from .summary import size_matched_options
+from .summary import command_size_matched_options
 
 
 class SequenceModel(nn.Module):
@@ -258,7 +261,27 @@ def plot(rows: list[dict], path: Path, x: str, xlabel: str, ylabel: str) -> None
     plt.close(fig)
 
 
-RATIOS = (("throughput", "infer_x_attn"), ("train_step_ms", "train_x_attn"), ("train_added_gib", "mem_x_attn"))
+class Ratio(NamedTuple):
+    """A `versus_attention` column: `column` = the row's `measure` / the attention row's; `heading` names the
+    column in the printed and markdown tables with the direction that is better, which differs between them
+    (throughput: higher; step time and memory: lower). The CSV keeps the bare `column`."""
+    measure: str
+    column: str
+    heading: str
+
+
+RATIOS = (Ratio("throughput", "infer_x_attn", "infer_x_attn (throughput, higher = faster)"),
+          Ratio("train_step_ms", "train_x_attn", "train_x_attn (step time, lower = faster)"),
+          Ratio("train_added_gib", "mem_x_attn", "mem_x_attn (memory added, lower = less)"))
+HEADINGS = {ratio.column: ratio.heading for ratio in RATIOS}
+
+
+def cell(value) -> str:
+    """A value as the printed and markdown tables show it: floats to 2 decimals, NaN (what was not measured,
+    e.g. CUDA memory on a CPU, or a row that ran out of memory) as n/a, anything else as it is."""
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:.2f}"
+    return str(value)
 
 
 def versus_attention(rows: list[dict], reference: str = "attention") -> list[dict]:
@@ -270,7 +293,7 @@ def versus_attention(rows: list[dict], reference: str = "attention") -> list[dic
         ref = base.get((r["sweep"], r.get("resolution"), r["tokens"]))
         extra = {}
         if ref is not None and r["model"] != reference:
-            for key, name in RATIOS:
+            for key, name, _ in RATIOS:
                 if isinstance(r.get(key), float) and isinstance(ref.get(key), float) and ref[key] > 0:
                     extra[name] = r[key] / ref[key]
         out.append({**r, **extra})
@@ -286,10 +309,9 @@ def write_outputs(rows: list[dict], out: Path, header: str, quiet: bool = False)
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
-    lines = [header, "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines = [header, "", "| " + " | ".join(HEADINGS.get(k, k) for k in keys) + " |", "|" + "---|" * len(keys)]
     for r in rows:
-        lines.append("| " + " | ".join(f"{r.get(k):.2f}" if isinstance(r.get(k), float) else str(r.get(k, ""))
-                                       for k in keys) + " |")
+        lines.append("| " + " | ".join(cell(r.get(k, "")) for k in keys) + " |")
     (out / "bench.md").write_text("\n".join(lines) + "\n")
     if not quiet:
         print("\n".join(lines), flush=True)
@@ -314,6 +336,26 @@ def scan_config_lines(tuned: dict) -> list[str]:
                      f"{cfg.block_t}, {cfg.d_in}, {cfg.d_lanes}, {cfg.num_warps} | {cfg.chunks} | "
                      f"{'yes' if kind == 'fwd' or cfg.prefetch else 'no'} |")
     return lines
+
+
+CPU_SIZES = {"batch": 2, "dim": 64, "depth": 2, "resolutions": [32, 64], "warmup": 1, "repeats": 3, "dtype": "fp32"}
+"""The options whose defaults are sized for a GPU, each with a value sized for a CPU (`cpu_hint`)."""
+
+
+def _flag(name: str, value) -> str:
+    return f"--{name} " + (" ".join(map(str, value)) if isinstance(value, list) else str(value))
+
+
+def cpu_hint(p: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The line printed up front when there is no CUDA device: the defaults (batch 64, dim 384, depth 12,
+    224-1024 px, bf16, 5 warm-ups + 20 repeats) take minutes per row on a CPU, silent until the first row. It
+    names the `CPU_SIZES` options left at their defaults and a smaller value of each; None when none is left."""
+    left = [name for name in CPU_SIZES if getattr(args, name) == p.get_default(name)]
+    if not left:
+        return None
+    return (f"{p.prog}: no CUDA device, and these defaults are sized for a GPU (minutes per row on a CPU): "
+            + ", ".join(_flag(name, p.get_default(name)) for name in left)
+            + "; shrink them, e.g. " + " ".join(_flag(name, CPU_SIZES[name]) for name in left))
 
 
 def parse_mixer_entry(entry: str) -> tuple[str, str, dict]:
@@ -353,16 +395,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cuda-graphs", action="store_true",
                    help="also time each mixer's eager forward and training step, each captured in one CUDA "
                    "graph and replayed (rows '<mixer> +graphs'; GPU only)")
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=64, help="images per batch of the resolution sweep")
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=12)
     p.add_argument("--dtype", choices=["fp32", "tf32", "bf16"], default="bf16")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs before the timed ones")
+    p.add_argument("--repeats", type=int, default=20, help="timed runs; the median is reported")
     p.add_argument("--train", action="store_true", help="also time a training step and record peak memory")
     p.add_argument("--kmax-sweep", nargs="*", type=int, default=[], help="InfoMamba k_max values (Fig. 4)")
     p.add_argument("--kmax-resolution", type=int, default=224)
-    p.add_argument("--size-matched", default="configs/size_matched.yaml", help="YAML of size-matched mixer options")
+    p.add_argument("--size-matched", default=None, metavar="FILE",
+                   help="YAML of size-matched mixer options, its setting for --dim and --depth applied (default the "
+                   "repository's configs/size_matched.yaml, from any folder; '' for each mixer's defaults)")
     p.add_argument("--timm", action="store_true", help="add timm's vit_small_patch16_224 as a reference row")
     p.add_argument("--max-tokens-attention", type=int, default=4096,
                    help="skip quadratic mixers above this many tokens (memory)")
@@ -372,6 +416,9 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.cuda_graphs and device.type != "cuda":
         p.error("--cuda-graphs needs a CUDA device (CUDA graphs replay GPU work)")
+    hint = cpu_hint(p, args) if device.type != "cuda" else None
+    if hint:
+        print(hint, file=sys.stderr, flush=True)
     torch.backends.cuda.matmul.allow_tf32 = args.dtype == "tf32"
     torch.backends.cudnn.allow_tf32 = args.dtype == "tf32"
     header = (f"{environment(device)}; dtype {args.dtype}; batch {args.batch}; dim {args.dim}; depth {args.depth}; "
@@ -380,7 +427,10 @@ def main(argv: list[str] | None = None) -> None:
     tokens = [(r // 16) ** 2 for r in args.resolutions] + list(args.lengths)
     if not tokens:
         p.error("nothing to measure: give --resolutions and/or --lengths")
-    matched = size_matched_options(args.size_matched, args.dim, args.depth)
+    try:
+        matched = command_size_matched_options(args.size_matched, args.dim, args.depth, p.prog)
+    except FileNotFoundError as err:
+        p.error(str(err))
     if "linformer" in matched:  # its static E/F tables must cover the longest sequence benchmarked
         matched["linformer"]["max_len"] = max(tokens)
     try:
@@ -416,8 +466,7 @@ def main(argv: list[str] | None = None) -> None:
             row = {"latency_ms": float("nan"), "throughput": float("nan"),
                    "note": f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"}
         rows.append({"sweep": sweep, "model": label, **extra, "params_m": round(params, 2), **row})
-        print(f"{label} {extra}: " + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
-                                              for k, v in row.items()), flush=True)
+        print(f"{label} {extra}: " + ", ".join(f"{k}={cell(v)}" for k, v in row.items()), flush=True)
         write_outputs(rows, Path(args.out), header, quiet=True)
 
     def too_long(model, tokens):
