@@ -34,10 +34,14 @@ def test_scan_config_lines_name_layout_time_chunks_and_prefetch():
     assert scan_config_lines({}) == []
 
 
-def test_bench_on_cpu_writes_a_row_per_mixer_with_ratios_to_attention(tmp_path):
+def test_bench_on_cpu_writes_a_row_per_mixer_with_ratios_to_attention(tmp_path, monkeypatch, capsys):
+    """The CSV keeps the ratio columns' names; the printed table (and bench.md) heads them with the better
+    direction and shows the CUDA memory that a CPU does not measure as n/a; a line up front names the
+    GPU-sized defaults left (here --dtype only)."""
     import csv
 
     from infomamba.bench import main
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     main(["--mixers", "attention", "mamba", "--resolutions", "32", "--batch", "2", "--dim", "32", "--depth", "1",
           "--train", "--warmup", "1", "--repeats", "2", "--out", str(tmp_path)])
     rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
@@ -47,6 +51,41 @@ def test_bench_on_cpu_writes_a_row_per_mixer_with_ratios_to_attention(tmp_path):
     assert float(mamba["train_x_attn"]) == pytest.approx(float(mamba["train_step_ms"]) /
                                                         float(rows[0]["train_step_ms"]), rel=1e-3)
     assert (tmp_path / "bench.md").exists() and (tmp_path / "bench.png").exists()
+    out, err = capsys.readouterr()
+    hint = next(line for line in err.splitlines() if "no CUDA device" in line)
+    assert "--dtype bf16" in hint and "--dtype fp32" in hint and "--batch" not in hint
+    table = out[out.index("| sweep |"):].splitlines()
+    assert table == (tmp_path / "bench.md").read_text().splitlines()[2:]
+    heads = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert "infer_x_attn (throughput: higher is better)" in heads
+    assert "train_x_attn (step time: lower is better)" in heads
+    cells = dict(zip(heads, (cell.strip() for cell in table[3].strip("|").split("|"))))
+    assert cells["model"] == "mamba" and cells["infer_peak_gib"] == cells["train_peak_gib"] == "n/a"
+
+
+def test_bench_refuses_a_size_matched_file_that_is_not_there(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--mixers", "attention", "--resolutions", "32", "--batch", "1", "--dim", "32", "--depth", "1",
+                    "--warmup", "0", "--repeats", "1", "--dtype", "fp32", "--size-matched",
+                    str(tmp_path / "size_matchd.yaml"), "--out", str(tmp_path)])
+    assert f"error: size-matched options: no file {tmp_path}/size_matchd.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "bench.csv").exists()
+
+
+def test_bench_builds_size_matched_models_from_any_folder(tmp_path, monkeypatch):
+    """Run from a folder without configs/, the models get the repository's size-matched options (the
+    measurement stubbed: the options are what is tested)."""
+    from pathlib import Path
+
+    import yaml
+    setting = yaml.safe_load((Path(__file__).parents[1] / "configs" / "size_matched.yaml").read_text())
+    setting = setting["settings"]["text"]
+    built = []
+    monkeypatch.setattr(bench, "measure", lambda model, *args: built.append(model) or {"throughput": 1.0})
+    monkeypatch.chdir(tmp_path)
+    bench.main(["--mixers", "attention", "--resolutions", "32", "--dim", str(setting["dim"]),
+                "--depth", str(setting["depth"]), "--out", str(tmp_path)])
+    assert built[0].encoder.config.mixer_options == setting["mixer_options"]["attention"]
 
 
 def test_the_1d_sweep_alone_covers_linformer_at_its_length(tmp_path):

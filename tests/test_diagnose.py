@@ -2,6 +2,7 @@
 ε_exp for every attention layer, head and m; agreement with a second checkpoint; a clear refusal for a
 model with nothing to diagnose."""
 import json
+import shutil
 from pathlib import Path
 
 import lightning
@@ -90,12 +91,13 @@ def test_agreement_batches_compare_the_same_samples_across_batch_sizes(tmp_path,
     data = tmp_path / "reviews"
     write_reviews(data)
     torch.manual_seed(0)
+    model = linformer_checkpoint(tmp_path / "model.ckpt", vocab_size=258)  # the byte tokenizer's ids
     ckpt = {}
     for batch_size in (8, 4):
         run = tmp_path / f"batch{batch_size}"
         run.mkdir()
         (run / "config.yaml").write_text(f"data:\n  root: {data}\n  tokenizer: bytes\n  batch_size: {batch_size}\n")
-        ckpt[batch_size] = linformer_checkpoint(run / "model.ckpt", vocab_size=258)  # the byte tokenizer's ids
+        ckpt[batch_size] = Path(shutil.copy(model, run / "model.ckpt"))
     for mine, other in ((8, 4), (4, 8)):
         report = main_report(["--task", "text", "--ckpt_path", str(ckpt[mine]), "--other_ckpt", str(ckpt[other]),
                               "--agreement_batches", "1", "--device", "cpu"])

@@ -74,3 +74,42 @@ def test_rows_come_one_mixer_at_a_time(monkeypatch):
     assert [next(lines) for _ in range(4)][0] == "dim 16, depth 1, seq_len 12, batch 1" and not counted
     assert next(lines).startswith("| attention |") and len(counted) == 1
     assert next(lines).startswith("| mamba |") and len(counted) == 2
+
+
+def test_the_size_matched_default_applies_from_any_folder(tmp_path, monkeypatch, capsys):
+    """Run from a folder without configs/, the rows still get the repository's size-matched options."""
+    monkeypatch.chdir(tmp_path)
+    setting = SIZE_MATCHED["settings"]["text"]
+    summary.main(["--dim", str(setting["dim"]), "--depth", str(setting["depth"]), "--mixers", "infomamba",
+                  "attention", "--no-flops"])
+    out, err = capsys.readouterr()
+    attention = next(line for line in out.splitlines() if line.startswith("| attention |"))
+    options = ", ".join(f"{k}={v}" for k, v in setting["mixer_options"]["attention"].items())
+    assert f"| attention | {options} |" in attention
+    assert abs(float(attention.split("|")[5].strip().rstrip("%"))) <= 100 * SIZE_MATCHED["tolerance"]
+    assert "NOT size-matched" not in err
+
+
+def test_rows_not_size_matched_are_an_error_or_said_so(tmp_path, monkeypatch, capsys):
+    """A --size-matched file that is not there is a one-line error; without the repository's file (an installed
+    package), or without a setting for the dim and depth, one line on stderr says the rows are not size-matched."""
+    with pytest.raises(SystemExit):
+        summary.main(["--size-matched", str(tmp_path / "size_matchd.yaml"), "--mixers", "attention", "--no-flops"])
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[-1].endswith(f"error: size-matched options: no file {tmp_path}/size_matchd.yaml")
+
+    monkeypatch.setattr(summary, "SIZE_MATCHED", tmp_path / "absent.yaml")
+    summary.main(["--mixers", "attention", "--no-flops"])
+    out, err = capsys.readouterr()
+    assert "| attention | defaults |" in out
+    assert len(err.splitlines()) == 1 and "NOT size-matched" in err and "--size-matched FILE" in err
+
+    summary.main(["--dim", "16", "--depth", "1", "--mixers", "attention", "--no-flops",
+                  "--size-matched", str(Path(__file__).parents[1] / "configs" / "size_matched.yaml")])
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "NOT size-matched" in err and "no setting for dim 16, depth 1" in err
+
+
+def test_every_summary_option_has_a_help_string():
+    assert all(action.help for action in summary.parser()._actions)

@@ -262,17 +262,21 @@ def plot(rows: list[dict], path: Path, x: str, xlabel: str, ylabel: str) -> None
 
 
 class Ratio(NamedTuple):
-    """A `versus_attention` column: `column` = the row's `measure` / the attention row's; `heading` names the
-    column in the printed and markdown tables with the direction that is better, which differs between them
-    (throughput: higher; step time and memory: lower). The CSV keeps the bare `column`."""
+    """A `versus_attention` column: `column` = the row's `measure` / the attention row's. The printed and
+    markdown tables head it with `better`, the direction that is better, which differs between the columns
+    (throughput: higher; step time and memory: lower); the CSV keeps the bare `column`."""
     measure: str
     column: str
-    heading: str
+    better: str
+
+    @property
+    def heading(self) -> str:
+        return f"{self.column} ({self.better})"
 
 
-RATIOS = (Ratio("throughput", "infer_x_attn", "infer_x_attn (throughput, higher = faster)"),
-          Ratio("train_step_ms", "train_x_attn", "train_x_attn (step time, lower = faster)"),
-          Ratio("train_added_gib", "mem_x_attn", "mem_x_attn (memory added, lower = less)"))
+RATIOS = (Ratio("throughput", "infer_x_attn", "throughput: higher is better"),
+          Ratio("train_step_ms", "train_x_attn", "step time: lower is better"),
+          Ratio("train_added_gib", "mem_x_attn", "memory added: lower is better"))
 HEADINGS = {ratio.column: ratio.heading for ratio in RATIOS}
 
 
@@ -353,9 +357,9 @@ def cpu_hint(p: argparse.ArgumentParser, args: argparse.Namespace) -> str | None
     left = [name for name in CPU_SIZES if getattr(args, name) == p.get_default(name)]
     if not left:
         return None
-    return (f"{p.prog}: no CUDA device, and these defaults are sized for a GPU (minutes per row on a CPU): "
-            + ", ".join(_flag(name, p.get_default(name)) for name in left)
-            + "; shrink them, e.g. " + " ".join(_flag(name, CPU_SIZES[name]) for name in left))
+    return (f"{p.prog}: no CUDA device, and the defaults are sized for a GPU (at all of them a row takes minutes on "
+            "a CPU); left at a default: " + ", ".join(_flag(name, p.get_default(name)) for name in left)
+            + "; smaller, e.g.: " + " ".join(_flag(name, CPU_SIZES[name]) for name in left))
 
 
 def parse_mixer_entry(entry: str) -> tuple[str, str, dict]:

@@ -11,6 +11,7 @@ batch `batch`, no padding.
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import sys
 import time
@@ -116,7 +117,7 @@ def size_matched_options(path: str | Path | None, dim: int, depth: int) -> dict[
     if not path:
         return {}
     if not Path(path).is_file():
-        raise FileNotFoundError(f"size-matched options: no file {path}")
+        raise FileNotFoundError(f"size-matched options: no file {Path(path).absolute()}")
     table = yaml.safe_load(Path(path).read_text())
     for setting in table.get("settings", {}).values():
         if setting.get("dim") == dim and setting.get("depth") == depth:
@@ -143,10 +144,8 @@ def command_size_matched_options(path: str | None, dim: int, depth: int, prog: s
     return options
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`infomamba summary`: parameters and forward FLOPs per mixer, size-matched where a preset exists."""
-    import argparse
-
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of `infomamba summary` (see `main`)."""
     from .mixers import list_mixers
 
     p = argparse.ArgumentParser(prog="infomamba summary", description=main.__doc__)
@@ -154,20 +153,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--depth", type=int, default=12, help="encoder blocks (default %(default)s)")
     p.add_argument("--seq-len", type=int, default=196,
                    help="tokens per sequence of the FLOP count (default %(default)s: 224 px in 16 px patches)")
-    p.add_argument("--mixers", nargs="+", default=None, choices=list_mixers(), metavar="MIXER",
-                   help=f"mixers to compare (default every one: {', '.join(list_mixers())}); "
-                   "the 'vs infomamba' column needs infomamba among them")
+    mixers = list_mixers()
+    p.add_argument("--mixers", nargs="+", default=mixers, choices=mixers, metavar="MIXER",
+                   help=f"mixers to compare (default every one: {', '.join(mixers)}); the 'vs infomamba' column "
+                   "needs infomamba among them")
     p.add_argument("--size-matched", default=None, metavar="FILE",
                    help="YAML of size-matched mixer options, its setting for --dim and --depth applied (default "
                    "the repository's configs/size_matched.yaml, from any folder; '' for each mixer's defaults)")
     p.add_argument("--no-flops", action="store_true", help="parameters only (instant)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`infomamba summary`: parameters and forward FLOPs per mixer, size-matched where a preset exists."""
+    p = parser()
     args = p.parse_args(argv)
     try:
         options = command_size_matched_options(args.size_matched, args.dim, args.depth, p.prog)
     except FileNotFoundError as err:
         p.error(str(err))
-    mixers = args.mixers or list_mixers()
     start = time.perf_counter()
-    for line in summary_lines(mixers, args.dim, args.depth, args.seq_len, options, flops=not args.no_flops):
+    for line in summary_lines(args.mixers, args.dim, args.depth, args.seq_len, options, flops=not args.no_flops):
         print(line, flush=True)
-    print(f"\n({len(mixers)} mixers in {time.perf_counter() - start:.1f}s)", flush=True)
+    print(f"\n({len(args.mixers)} mixers in {time.perf_counter() - start:.1f}s)", flush=True)
