@@ -26,7 +26,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import infomamba
 from infomamba import Encoder, EncoderConfig
 from infomamba.bench import parse_mixer_entry
-from infomamba.summary import size_matched_options
+from infomamba.summary import SIZE_MATCHED, size_matched_options
 
 NO_LAUNCH = {"detach", "view", "_unsafe_view", "t", "expand", "unsqueeze", "slice", "split", "split_with_sizes",
              "transpose", "permute", "select", "squeeze", "alias", "reshape", "as_strided", "unbind", "narrow",
@@ -138,7 +138,7 @@ def main(argv=None):
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--depth", type=int, default=12, help="with --dim, picks the size-matched options")
     p.add_argument("--tokens", type=int, default=196)
-    p.add_argument("--size-matched", default="configs/size_matched.yaml")
+    p.add_argument("--size-matched", default=str(SIZE_MATCHED))
     p.add_argument("--by-line", action="store_true", help="also list the ops by source line (forward, backward)")
     args = p.parse_args(argv)
     matched = size_matched_options(args.size_matched, args.dim, args.depth)

@@ -27,7 +27,7 @@ from torch.profiler import ProfilerActivity, profile
 from infomamba.bench import BenchModel, SequenceModel, parse_mixer_entry, scan_config_lines
 from infomamba.config import EncoderConfig
 from infomamba.ops.selective_scan import triton as scan
-from infomamba.summary import size_matched_options
+from infomamba.summary import SIZE_MATCHED, size_matched_options
 
 
 def op_table(events, rows: int) -> str:
@@ -89,7 +89,7 @@ def main(argv=None):
                    help="instead of torch.profiler, cProfile STEPS eager steps: the Python functions by own host time")
     args = p.parse_args(argv)
     device = torch.device("cuda")
-    matched = size_matched_options("configs/size_matched.yaml", args.dim, args.depth)
+    matched = size_matched_options(SIZE_MATCHED, args.dim, args.depth)
     for mixer, name, options in map(parse_mixer_entry, args.mixers):
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=name,
                                mixer_options={**matched.get(name, {}), **options})

@@ -26,7 +26,7 @@ from op_count import source_site  # noqa: E402  (benchmarks/ is a folder of scri
 
 from infomamba import Encoder, EncoderConfig  # noqa: E402
 from infomamba.bench import parse_mixer_entry  # noqa: E402
-from infomamba.summary import size_matched_options  # noqa: E402
+from infomamba.summary import SIZE_MATCHED, size_matched_options  # noqa: E402
 
 
 class Saved(NamedTuple):
@@ -74,7 +74,7 @@ def main(argv=None):
     p.add_argument("--depth", type=int, default=12)
     p.add_argument("--tokens", type=int, default=4096, help="tokens a sample in the projection (1024 px: 4096)")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--size-matched", default="configs/size_matched.yaml")
+    p.add_argument("--size-matched", default=str(SIZE_MATCHED))
     p.add_argument("--by-tensor", action="store_true", help="also list each kept storage, largest first")
     args = p.parse_args(argv)
     os.environ["INFOMAMBA_KERNELS"] = "triton"
