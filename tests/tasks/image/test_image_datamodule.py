@@ -1,5 +1,6 @@
 """ImageDataModule on generated fixtures: ImageFolder trees, idx files (raw, gz, corrupt), a local
-HF DatasetDict standing in for the hub, MixUp/CutMix soft labels, predict batches."""
+HF DatasetDict standing in for the hub, MixUp/CutMix soft labels, predict batches, and the errors for bad
+predict and test inputs."""
 
 import gzip
 import struct
@@ -74,6 +75,8 @@ def test_folder_batches_and_metadata(tmp_path):
     assert (dm.num_classes, dm.class_names, dm.in_chans, dm.image_size) == (3, CLASSES, 3, 16)
     assert dm.mean == IMAGENET_MEAN
     assert len(dm.train_set) + len(dm.val_set) == 30 and len(dm.val_set) == 3
+    assert dm.test_set is None  # fit reads train only; the test split is read by the test stage
+    dm.setup("test")
     assert len(dm.test_set) == 6
     for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
         batch = next(iter(loader))
@@ -82,7 +85,7 @@ def test_folder_batches_and_metadata(tmp_path):
         assert batch["labels"].dtype == torch.int64 and batch["labels"].ndim == 1
     test_labels = torch.cat([b["labels"] for b in dm.test_dataloader()])
     assert sorted(test_labels.tolist()) == [0, 0, 1, 1, 2, 2]
-    assert test_labels.tolist() == [dm.source.test.targets[i] for i in dm.test_set.indices]
+    assert test_labels.tolist() == [dm.test_set.base.targets[i] for i in dm.test_set.indices]
 
 
 def test_eval_resize_rule(tmp_path):
@@ -108,12 +111,14 @@ def test_carved_validation_is_disjoint_and_seeded(tmp_path):
 
 def test_folder_layout_rules(tmp_path):
     both = module(make_folder(tmp_path / "both", ("train", "val", "test")))
+    both.setup("test")
     assert (len(both.train_set), len(both.val_set), len(both.test_set)) == (30, 9, 6)
     only_val = module(make_folder(tmp_path / "imagenet", ("train", "val")))  # val is the test split
+    only_val.setup("test")
     assert (len(only_val.train_set), len(only_val.val_set), len(only_val.test_set)) == (27, 3, 9)
     only_train = module(make_folder(tmp_path / "train_only", ("train",)))
-    with pytest.raises(RuntimeError, match="no test split"):
-        only_train.test_dataloader()
+    with pytest.raises(ValueError, match=r"^ImageFolder tree .*train_only has no test split: "):
+        only_train.setup("test")
 
 
 def test_unknown_class_in_test_folder_raises(tmp_path):
@@ -128,8 +133,8 @@ def test_unknown_class_in_test_folder_raises(tmp_path):
 
 def test_grayscale_and_rgba_become_model_channels(tmp_path):
     dm = module(make_folder(tmp_path))
-    gray, _ = dm.source.train[0]  # cat_0.png is grayscale
-    rgba, _ = dm.source.train[1]  # cat_1.png is RGBA
+    gray, _ = dm.train_set.base[0]  # cat_0.png is grayscale
+    rgba, _ = dm.train_set.base[1]  # cat_1.png is RGBA
     assert gray.shape == (3, 30, 18) and gray.dtype == torch.uint8
     assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
     assert rgba.shape == (3, 20, 24)
@@ -145,6 +150,7 @@ def test_grayscale_and_rgba_become_model_channels(tmp_path):
 def test_idx_source(tmp_path, gz):
     root = make_idx(tmp_path, gz)
     dm = module(root, image_size=32, augment="none")
+    dm.setup("test")
     assert (dm.num_classes, dm.in_chans, dm.class_names) == (4, 1, ["0", "1", "2", "3"])
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (36, 4, 12)
     pixels = read_idx(root / f"train-images-idx3-ubyte{'.gz' if gz else ''}")  # official train file
@@ -191,7 +197,7 @@ def test_idx_not_gzip_and_dotted_names(tmp_path):
     root = make_idx(tmp_path, gz=False)
     for path in root.glob("train-*"):  # the `train-images.idx3-ubyte` spelling is found too
         path.rename(root / path.name.replace("-idx", ".idx"))
-    assert len(module(root).source.train) == 40
+    assert len(module(root).train_set.base) == 40
     (root / "t10k-labels-idx1-ubyte").unlink()
     (root / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip data")
     with pytest.raises(ValueError, match="cannot read idx file .*t10k-labels-idx1-ubyte.gz"):
@@ -293,7 +299,9 @@ def test_hub_unlabelled_test_falls_back_to_validation(monkeypatch):
 
 def test_argument_errors(tmp_path):
     with pytest.raises(ValueError, match="exactly one of root"):
-        ImageDataModule(root=str(tmp_path), hub_id="food101").setup("fit")
+        ImageDataModule(root=str(tmp_path), hub_id="food101")
+    with pytest.raises(ValueError, match="in_chans must be 1, 3 or None"):
+        ImageDataModule(root=str(tmp_path), in_chans=2)
     with pytest.raises(ValueError, match="neither an ImageFolder tree"):
         module(tmp_path)
     with pytest.raises(ValueError, match="val_fraction"):
@@ -301,9 +309,34 @@ def test_argument_errors(tmp_path):
     with pytest.raises(ValueError, match="mean and std"):
         ImageDataModule(root=str(tmp_path), mean=(0.5,))
     with pytest.raises(ValueError, match="mean has 2 values"):
-        module(make_folder(tmp_path / "f"), mean=(0.5, 0.5), std=(0.2, 0.2))
-    with pytest.raises(RuntimeError, match="call setup"):
-        ImageDataModule(root=str(tmp_path)).train_dataloader()
+        module(make_folder(tmp_path / "f"), mean=(0.5, 0.5), std=(0.2, 0.2)).train_dataloader()
+
+
+def test_predict_and_test_inputs_are_checked_early(tmp_path):
+    """A missing, unreadable or non-image predict_path is an error when the data module is built (which the CLI
+    prints as one line, before the model is built); predict without predict_path and test without a test split
+    are ValueErrors of their setup."""
+    root = make_folder(tmp_path / "data", ("train",))
+    (tmp_path / "bad.png").write_bytes(b"not a png at all")
+    (tmp_path / "notes.txt").write_text("a note")
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "notes.txt").write_text("a note")
+    for path, error, message in [
+        (tmp_path / "missing", FileNotFoundError, r"^predict_path .*missing does not exist$"),
+        (tmp_path / "bad.png", ValueError, r"bad.png is not a readable image: UnidentifiedImageError"),
+        (tmp_path / "notes.txt", ValueError, r"notes.txt is not an image file: its extension is not one of .jpg"),
+        (tmp_path / "none", ValueError, r"^no readable image \(.*\) under predict_path .*none; left out 1 file\(s\): "
+                                        r".*notes.txt \(unsupported extension\)$"),
+    ]:
+        with pytest.raises(error, match=message):
+            ImageDataModule(root=str(root), predict_path=str(path))
+    dm = ImageDataModule(root=str(root), num_workers=0)
+    with pytest.raises(ValueError, match=r"^predict needs data.predict_path: an image file or a folder of images$"):
+        dm.setup("predict")
+    with pytest.raises(ValueError, match=r"^ImageFolder tree .*data has no test split: an ImageFolder tree needs"):
+        dm.test_dataloader()
+    with pytest.raises(ValueError, match="^this image data module has no source: give data.root"):
+        ImageDataModule(predict_path=str(root / "train" / "cat" / "cat_0.png")).predict_dataloader()
 
 
 class TinyClassifier(L.LightningModule):

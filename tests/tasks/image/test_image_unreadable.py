@@ -1,6 +1,7 @@
 """Unreadable images (garbage, zero bytes, truncated data) are replaced at load time by readable images of
-the same split with their own labels, counted once and reported; the evaluation order mixes classes; a
-fit through the real CLI survives them and leaves the data folder as it was."""
+the same split with their own labels, counted once and reported; files of other extensions are left out and
+named once per split (GIFs are images); the evaluation order mixes classes; a fit through the real CLI survives
+them and leaves the data folder as it was."""
 
 import logging
 from types import SimpleNamespace
@@ -86,26 +87,57 @@ def test_first_batch_of_a_class_sorted_test_set_mixes_classes(tmp_path):
     write_colour_folder(tmp_path, {"train": 2, "test": 4}, broken_test=False)
     dm = ImageDataModule(root=str(tmp_path), image_size=8, batch_size=4, num_workers=0)
     dm.setup("test")
-    assert [dm.source.test.targets[i] for i in range(len(dm.test_set))] == sorted(dm.source.test.targets)
+    assert [dm.test_set.base.targets[i] for i in range(len(dm.test_set))] == sorted(dm.test_set.base.targets)
     assert len(set(next(iter(dm.test_dataloader()))["labels"].tolist())) > 1
     seen = []
     for rank in range(2):
         dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
         seen += [int(i) for b in dm.test_dataloader() for i in b["labels"]]
-    assert sorted(seen) == sorted(dm.source.test.targets)  # every test image once over the ranks
+    assert sorted(seen) == sorted(dm.test_set.base.targets)  # every test image once over the ranks
 
 
-def test_predict_skips_unreadable_files_at_setup(tmp_path, caplog):
+def test_predict_skips_unreadable_files_and_names_them(tmp_path, caplog):
     broken = write_colour_folder(tmp_path, {"train": 2})
     dm = ImageDataModule(root=str(tmp_path), image_size=8, batch_size=4, num_workers=0,
                          predict_path=str(tmp_path / "train"))
     with caplog.at_level(logging.INFO):
-        dm.setup("predict")
-    paths = [p for b in dm.predict_dataloader() for p in b["paths"]]
+        paths = [p for b in dm.predict_dataloader() for p in b["paths"]]
     assert len(paths) == 6 and not set(paths) & set(broken.values())
     summary = next(r.getMessage() for r in caplog.records if "Image data: predict" in r.getMessage())
     assert "predict 6 images" in summary and "skipped unreadable 2 file(s)" in summary
     assert broken["garbage"] in summary and broken["empty"] in summary
+
+
+def test_other_extensions_are_left_out_and_named_once_per_split(tmp_path, caplog):
+    """A GIF is an image like the PNGs, in a tree and in a predict folder; other files are left out, counted and
+    named: once per split read, and in the predict summary."""
+    write_colour_folder(tmp_path, {"train": 2, "test": 1}, broken_test=False)
+    pixels = np.zeros((12, 12, 3), dtype=np.uint8)
+    pixels[..., 2] = 220
+    gif = tmp_path / "train" / "2_blue" / "odd.gif"
+    Image.fromarray(pixels).convert("P").save(gif)  # a palette image, as GIFs are
+    notes, extra = tmp_path / "train" / "0_red" / "notes.txt", tmp_path / "test" / "1_green" / "labels.csv"
+    notes.write_text("not an image")
+    extra.write_text("not an image either")
+    dm = ImageDataModule(root=str(tmp_path), image_size=8, batch_size=4, num_workers=0, augment="none",
+                         predict_path=str(tmp_path / "train"))
+    with caplog.at_level(logging.INFO):
+        for stage in ("fit", "validate", "test", "fit"):
+            dm.setup(stage)
+        predicted = [p for b in drain(dm, dm.predict_dataloader()) for p in b["paths"]]
+        train = [b for loader in (dm.train_dataloader(), dm.val_dataloader()) for b in drain(dm, loader)]
+    assert str(gif) in {path for path, _ in dm.train_set.base.samples}
+    assert all(torch.equal(colour_labels(b["images"]), b["labels"]) for b in train)  # the GIF read as blue
+    assert sum(len(b["labels"]) for b in train) == 9  # 6 PNGs, the GIF and the 2 broken files' replacements
+    left_out = [r.getMessage() for r in caplog.records if "split: left out" in r.getMessage()]
+    assert left_out == [f"Image data: {split} split: left out 1 file(s): {path} (unsupported extension); image "
+                        "extensions are .jpg, .jpeg, .png, .ppm, .bmp, .pgm, .tif, .tiff, .webp, .gif"
+                        for split, path in (("train", notes), ("test", extra))]
+    assert str(gif) in predicted and len(predicted) == 7
+    summary = next(r.getMessage() for r in caplog.records if "Image data: predict" in r.getMessage())
+    assert "predict 7 images" in summary and f"skipped 1 file(s): {notes} (unsupported extension)" in summary
+    single = ImageDataModule(root=str(tmp_path), image_size=8, num_workers=0, predict_path=str(gif))
+    assert [p for b in single.predict_dataloader() for p in b["paths"]] == [str(gif)]
 
 
 def snapshot(folder):

@@ -13,8 +13,18 @@ label, so no label is ever paired with another file's image, every batch keeps i
 rank its number of batches. The batch carries the unreadable file's name to `on_before_batch_transfer`,
 which counts it (each file once) and warns at the first one; the total, naming a few, is reported when
 the stage ends (`teardown`). An evaluation metric then counts the replacement twice; the report says how
-often. Predict inputs are checked by their headers at setup instead (see `ImageFiles`), so every
-prediction row belongs to its file.
+often. Predict inputs are checked by their headers when the data module is built instead
+(`scan_image_files`), so every prediction row belongs to its file, and a missing or unreadable predict_path
+is an error before anything runs. Files whose extension is not an image's (`IMAGE_EXTENSIONS`, GIF included)
+are left out of ImageFolder splits and predict folders, counted and named once per split.
+
+Each stage reads only its splits: ``fit`` train and validation, ``validate`` validation (a carved one reads
+train), ``test`` the test split, ``predict`` only ``predict_path``. The normalisation and the channel count
+travel in the checkpoint (`state_dict`, which Lightning stores under this class's name); a run given a
+checkpoint takes them from it (`load_state_dict`), so ``test`` and ``predict`` read no training images for
+the statistics, and a predict data module opens no source unless asked for its class names (``root`` and
+``hub_id`` may then be None, or ``root`` gone). The class names, image size and channels also travel as the
+model's hyperparameters; `ImageClassifier.predict_images` predicts from the checkpoint alone.
 
 Evaluation samples (validation, test) are visited in an order shuffled once with ``seed``: an
 ImageFolder lists its files class by class, so partial evaluation (``limit_test_batches``) would
@@ -30,20 +40,22 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from ..optional_deps import require_torchvision
 from ..sampling import LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch
 from .augment import random_erase
 from .datasets import (
+    IMAGE_EXTENSIONS,
     UNREADABLE,
     ImageFiles,
     ImageSource,
     describe_error,
-    describe_unreadable,
+    describe_files,
     load_hub,
     open_source,
+    scan_image_files,
 )
 
 require_torchvision()
@@ -60,6 +72,8 @@ EVAL_CROP_PCT = 0.875
 SMALL_IMAGE = 64
 # v2.RandAugment's magnitude indexes 31 bins.
 MAX_RANDAUGMENT_MAGNITUDE = 30
+# The splits each stage reads.
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ()}
 
 
 def eval_transform(image_size: int) -> v2.Compose:
@@ -116,7 +130,7 @@ class TransformedSubset(SeedsEachBatch, Dataset):
                 unreadable.append((self.base.name(i), describe_error(err)))
                 continue
             return self.transform(image), target, unreadable
-        raise RuntimeError(f"no readable image in this split: {describe_unreadable(unreadable)}")
+        raise RuntimeError(f"no readable image in this split: {describe_files(unreadable)}")
 
 
 class ImageCollate:
@@ -175,15 +189,17 @@ class ImageDataModule(L.LightningDataModule):
     Unreadable images are replaced at load time and reported (see the module docstring); `unreadable`
     maps each such file met so far to the reason.
 
-    Sources (exactly one of `root` / `hub_id`):
+    Sources (at most one of `root` / `hub_id`):
         - idx folder: `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]` and the
           `t10k-*` pair (MNIST, Fashion-MNIST, KMNIST...). Test = t10k; validation is carved.
-        - ImageFolder tree: `root/train/<class>/*.jpg|png` plus `root/test/` and/or `root/val/`.
+        - ImageFolder tree: `root/train/<class>/*.jpg|png|...` plus `root/test/` and/or `root/val/`.
           Test = `test/` if present, else `val/` (ImageNet layout); `val/` is the validation split
           only when `test/` also exists, otherwise validation is carved from train.
         - hub: `datasets.load_dataset(hub_id)` (needs `datasets` and network or a warm cache).
           Same rule with the split names "test" (used only if labelled; imagenet-1k's is not) and
           "validation".
+        - neither: predict only, in a run given a checkpoint of this data module's fit (it supplies the
+          normalisation and channels; see the module docstring).
         A carved validation split is `val_fraction` of train, drawn with `seed`, disjoint from the
         training indices.
 
@@ -191,16 +207,17 @@ class ImageDataModule(L.LightningDataModule):
     MixUp/CutMix carry soft `labels` (B, num_classes) float32 instead (rows sum to 1; the loss must
     accept probabilities). Predict batches: `{"images", "paths"}`.
 
-    `num_classes`, `class_names` and `in_chans` open the source on first access (so a CLI can link
-    them to the model before `setup`); `mean` and `std` are resolved by `setup`.
+    `num_classes` and `class_names` open the source on first access (so a CLI can link them to the
+    model before `setup`), as `in_chans` does unless it was given or restored from a checkpoint; `mean`
+    and `std` are resolved on first use (see `mean`).
 
     Args:
         root: local data folder (idx files or an ImageFolder tree), or None with `hub_id`.
         hub_id: HF datasets id, e.g. "food101" or "imagenet-1k"; None with `root`.
         image_size: side of the square images fed to the model (e.g. 224; 28 or 32 for idx digits).
-        in_chans: channels fed to the model, 1 or 3; None keeps the source's (1 for idx files and
-            grayscale hub datasets, 3 otherwise). Grayscale is replicated to 3 channels; RGB is
-            reduced to luminance for 1.
+        in_chans: channels fed to the model, 1 or 3; None keeps the checkpoint's in a run given one,
+            else the source's (1 for idx files and grayscale hub datasets, 3 otherwise). Grayscale is
+            replicated to 3 channels; RGB is reduced to luminance for 1.
         batch_size: samples per batch (per device).
         num_workers: DataLoader worker processes.
         val_fraction: share of train carved out for validation when the source has no validation
@@ -221,12 +238,13 @@ class ImageDataModule(L.LightningDataModule):
         mixup_alpha: MixUp Beta(alpha, alpha) parameter for training batches; 0 disables.
         cutmix_alpha: CutMix Beta(alpha, alpha) parameter for training batches; 0 disables. With
             both on, each batch uses one of them, chosen at random.
-        mean: per-channel normalisation mean (1 or in_chans values); None: the official training
-            file's pixel mean for idx sources (Fashion-MNIST: 0.2860), ImageNet's for RGB, 0.449
-            for other grayscale sources.
+        mean: per-channel normalisation mean (1 or in_chans values); None: the checkpoint's in a run
+            given one, else the official training file's pixel mean for idx sources (Fashion-MNIST:
+            0.2860), ImageNet's for RGB, 0.449 for other grayscale sources.
         std: per-channel normalisation std, defaults as for `mean` (Fashion-MNIST: 0.3530, ImageNet,
             0.226).
-        predict_path: an image file or a folder of images (recursive) for `predict`.
+        predict_path: an image file or a folder of images (recursive) for `predict`; checked when the
+            data module is built.
         image_column: hub image column name.
         label_column: hub integer label column name.
     """
@@ -256,6 +274,10 @@ class ImageDataModule(L.LightningDataModule):
         label_column: str = "label",
     ) -> None:
         super().__init__()
+        if root is not None and hub_id is not None:
+            raise ValueError("give exactly one of root (a local folder) or hub_id (a HF dataset id)")
+        if in_chans not in (None, 1, 3):
+            raise ValueError(f"in_chans must be 1, 3 or None (inferred), got {in_chans}")
         if image_size < 1 or batch_size < 1 or num_workers < 0:
             raise ValueError(
                 f"need image_size >= 1, batch_size >= 1, num_workers >= 0; got {image_size}, "
@@ -297,16 +319,26 @@ class ImageDataModule(L.LightningDataModule):
         self.image_column, self.label_column = image_column, label_column
         self._image_size, self._in_chans = image_size, in_chans
         self._mean, self._std = mean, std
+        self._eval_tf = eval_transform(image_size)
+        self._train_tf = train_transform(image_size, augment, self.crop_scale, hflip, randaugment_ops,
+                                         randaugment_magnitude)
+        self._predict_files = None if predict_path is None else scan_image_files(predict_path)
         self._source: ImageSource | None = None
-        self.train_set = self.val_set = self.test_set = self.predict_set = None
+        self._read: dict[str, Dataset] = {}  # official splits read so far
+        self._checkpoint: dict[str, Any] | None = None  # normalisation and channels of a restored checkpoint
+        self._normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+        self.train_set = self.val_set = self.test_set = None
         self.unreadable: dict[str, str] = {}
 
     # ---- metadata -------------------------------------------------------------------------------
 
     @property
     def source(self) -> ImageSource:
-        """The opened source (official splits, class names, channels); opened on first access."""
+        """The opened source (class names, channels, official splits); opened on first access."""
         if self._source is None:
+            if self.root is None and self.hub_id is None:
+                raise ValueError("this image data module has no source: give data.root (a local folder) or "
+                                 "data.hub_id (a HF dataset id); only predict from a checkpoint does without")
             self._source = open_source(
                 self.root, self.hub_id, self._in_chans, self.image_column, self.label_column
             )
@@ -322,6 +354,11 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def in_chans(self) -> int:
+        """Channels fed to the model: `in_chans` if given, else the restored checkpoint's, else the source's."""
+        if self._in_chans is not None:
+            return self._in_chans
+        if self._checkpoint is not None:
+            return self._checkpoint["in_chans"]
         return self.source.channels
 
     @property
@@ -330,15 +367,30 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def mean(self) -> tuple[float, ...]:
-        """Normalisation mean per channel (resolved by `setup`)."""
-        self._require_setup()
-        return self._mean
+        """Normalisation mean per channel: data.mean if given, else the restored checkpoint's, else the
+        source's default (an idx source's training pixels are read for it)."""
+        return self._resolve_normalisation()[0]
 
     @property
     def std(self) -> tuple[float, ...]:
-        """Normalisation std per channel (resolved by `setup`)."""
-        self._require_setup()
-        return self._std
+        """Normalisation std per channel, resolved as `mean`."""
+        return self._resolve_normalisation()[1]
+
+    # ---- checkpoint -----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the data for later runs: the normalisation and the channel count."""
+        mean, std = self._resolve_normalisation()
+        return {"mean": list(mean), "std": list(std), "in_chans": self.in_chans}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take the checkpoint's normalisation and channels (Lightning calls this in a run given a
+        checkpoint, after `setup` and before the loaders): they are what the weights were trained with, and
+        test and predict then read no training images for them. data.mean/std and data.in_chans, when
+        given, still win."""
+        self._checkpoint = {"mean": tuple(state_dict["mean"]), "std": tuple(state_dict["std"]),
+                            "in_chans": int(state_dict["in_chans"])}
+        self._normalisation = None
 
     # ---- setup ----------------------------------------------------------------------------------
 
@@ -347,17 +399,18 @@ class ImageDataModule(L.LightningDataModule):
         if self.hub_id is not None:
             load_hub(self.hub_id)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Split, resolve normalisation and build the transformed datasets (idempotent)."""
-        if self.train_set is None:
-            self._build()
-        if self.predict_path is not None and self.predict_set is None:
-            files = ImageFiles(self.predict_path, self.in_chans)
-            self.predict_set = TransformedSubset(files, None, self._eval_tf)
-            message = f"Image data: predict {len(files)} images of {self.predict_path}"
-            if files.skipped:
-                message += f"; skipped unreadable {describe_unreadable(files.skipped)}"
-            rank_zero_info(message)
+    def setup(self, stage: str) -> None:
+        """Build the splits `stage` reads (see the module docstring; idempotent). A predict stage needs
+        predict_path; a test stage, a source with a test split."""
+        if stage == "predict":
+            if self._predict_files is None:
+                raise ValueError("predict needs data.predict_path: an image file or a folder of images")
+            return
+        built = [name for name in STAGE_SPLITS[stage] if getattr(self, f"{name}_set") is None]
+        for name in built:
+            self._build(name)
+        if built:
+            self._log_summary(built)
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Count the unreadable files a batch replaced (each file once); warn at the first one."""
@@ -374,39 +427,54 @@ class ImageDataModule(L.LightningDataModule):
         if self.unreadable:
             log.warning("Image data: replaced %s by other images of their split (labels and batch shapes stay "
                         "right; an evaluation metric counts each replacement twice); remove or fix them",
-                        describe_unreadable(list(self.unreadable.items())))
+                        describe_files(list(self.unreadable.items())))
 
-    def _build(self) -> None:
+    def _split(self, name: str) -> Dataset:
+        """Official split `name` of the source, read once; files of it left out for their extension are
+        reported then."""
+        if name not in self._read:
+            dataset = self.source.read(name)
+            unsupported = getattr(dataset, "unsupported", [])
+            if unsupported:
+                rank_zero_only(log.warning)(
+                    "Image data: %s split: left out %s; image extensions are %s", name,
+                    describe_files([(path, "unsupported extension") for path in unsupported]),
+                    ", ".join(IMAGE_EXTENSIONS))
+            self._read[name] = dataset
+        return self._read[name]
+
+    def _build(self, name: str) -> None:
+        """Set `<name>_set` ("train", "val" or "test"): the official split, or train's carved part."""
         source = self.source
-        train_idx, val_idx = self._carve(len(source.train)) if source.val is None else (None, None)
-        self._mean, self._std = self._normalisation(source)
-        self._eval_tf = eval_transform(self.image_size)
-        train_tf = train_transform(self.image_size, self.augment, self.crop_scale, self.hflip,
-                                   self.randaugment_ops, self.randaugment_magnitude)
-        self.train_set = TransformedSubset(source.train, train_idx, train_tf)
-        if source.val is None:
-            self.val_set = TransformedSubset(source.train, self._eval_order(val_idx), self._eval_tf)
+        if name == "test":
+            if "test" not in source.readers:
+                raise ValueError(f"{source.description} has no test split: an ImageFolder tree needs test/ or val/ "
+                                 "next to train/, idx files the t10k-images/t10k-labels pair, a hub dataset a "
+                                 "labelled 'test' or a 'validation' split")
+            test = self._split("test")
+            self.test_set = TransformedSubset(test, self._eval_order(np.arange(len(test))), self._eval_tf)
+        elif name == "val" and "val" in source.readers:
+            val = self._split("val")
+            self.val_set = TransformedSubset(val, self._eval_order(np.arange(len(val))), self._eval_tf)
         else:
-            val_idx = self._eval_order(np.arange(len(source.val)))
-            self.val_set = TransformedSubset(source.val, val_idx, self._eval_tf)
-        if source.test is not None:
-            test_idx = self._eval_order(np.arange(len(source.test)))
-            self.test_set = TransformedSubset(source.test, test_idx, self._eval_tf)
-        self._log_summary(source, carved=source.val is None)
+            train = self._split("train")
+            train_idx, val_idx = self._carve(len(train)) if "val" not in source.readers else (None, None)
+            if name == "train":
+                self.train_set = TransformedSubset(train, train_idx, self._train_tf)
+            else:
+                self.val_set = TransformedSubset(train, self._eval_order(val_idx), self._eval_tf)
 
     def _eval_order(self, indices: np.ndarray) -> np.ndarray:
         """``indices`` shuffled once with ``seed`` (see the module docstring)."""
         return indices[np.random.default_rng(self.seed).permutation(len(indices))]
 
-    def _log_summary(self, source: ImageSource, carved: bool) -> None:
-        carved_from = " (carved from train)" if carved else ""
-        sizes = [f"train {len(self.train_set)}", f"val {len(self.val_set)}{carved_from}"]
-        if self.test_set is not None:
-            sizes.append(f"test {len(self.test_set)}")
+    def _log_summary(self, built: list[str]) -> None:
+        source = self.source
+        carved = " (carved from train)" if "val" not in source.readers else ""
+        sizes = [f"{name} {len(getattr(self, f'{name}_set'))}{carved if name == 'val' else ''}" for name in built]
         rank_zero_info(
             f"Image data: {source.description}: {', '.join(sizes)}; {len(source.class_names)} classes "
-            f"{source.class_names[:10]}; {source.channels} channel(s) at {self.image_size} px; mean "
-            f"{tuple(round(m, 4) for m in self._mean)}, std {tuple(round(s, 4) for s in self._std)}; unreadable "
+            f"{source.class_names[:10]}; {source.channels} channel(s) at {self.image_size} px; unreadable "
             "files are counted when met."
         )
 
@@ -422,43 +490,47 @@ class ImageDataModule(L.LightningDataModule):
         perm = torch.randperm(n, generator=generator).numpy()
         return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
-    def _normalisation(self, source: ImageSource) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """User mean/std, else the statistics of the official idx training file (the usual
-        convention, e.g. Fashion-MNIST 0.2860 / 0.3530), else ImageNet's."""
-        channels = source.channels
+    def _resolve_normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per channel, resolved once (see `mean`) and logged with where they come from. An idx
+        source's default is its official training file's statistics (the usual convention, e.g.
+        Fashion-MNIST 0.2860 / 0.3530); other sources default to ImageNet's."""
+        if self._normalisation is not None:
+            return self._normalisation
+        channels = self.in_chans
         if self._mean is not None:
-            mean, std = tuple(self._mean), tuple(self._std)
-        elif source.train_pixels is not None:
-            counts = np.bincount(source.train_pixels.ravel(), minlength=256)  # exact, no float copy
+            mean, std, origin = tuple(self._mean), tuple(self._std), "data.mean and data.std"
+        elif self._checkpoint is not None:
+            mean, std, origin = self._checkpoint["mean"], self._checkpoint["std"], "the checkpoint"
+        elif self.source.train_statistics:
+            counts = np.bincount(self._split("train").images.ravel(), minlength=256)  # exact, no float copy
             values = np.arange(256) / 255.0
             n = int(counts.sum())
             mu = float(counts @ values) / n
             mean, std = (mu,), (math.sqrt(float(counts @ (values - mu) ** 2) / n),)
+            origin = "the training images"
         else:
             mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else (GRAY_MEAN, GRAY_STD)
+            origin = "ImageNet's"
         for name, values in (("mean", mean), ("std", std)):
             if len(values) not in (1, channels):
                 raise ValueError(f"{name} has {len(values)} values; need 1 or in_chans={channels}")
         if len(mean) == 1:
             mean, std = mean * channels, std * channels
-        return mean, std
-
-    def _require_setup(self) -> None:
-        if self.train_set is None:
-            raise RuntimeError("ImageDataModule: call setup() first")
+        self._normalisation = mean, std
+        rank_zero_info(f"Image data: normalisation mean {tuple(round(m, 4) for m in mean)}, std "
+                       f"{tuple(round(s, 4) for s in std)} ({origin})")
+        return self._normalisation
 
     # ---- loaders --------------------------------------------------------------------------------
 
-    def _loader(self, split: str, shuffle: bool = False, train: bool = False) -> DataLoader:
-        self._require_setup()
-        dataset = getattr(self, f"{split}_set")
-        if dataset is None:
-            raise RuntimeError(f"ImageDataModule: this source has no {split} split")
+    def _loader(self, dataset: Dataset, shuffle: bool = False, train: bool = False,
+                target_key: str = "labels") -> DataLoader:
+        mean, std = self._resolve_normalisation()
         collate = ImageCollate(
-            self._mean,
-            self._std,
-            target_key="paths" if split == "predict" else "labels",
-            num_classes=self.num_classes,
+            mean,
+            std,
+            target_key=target_key,
+            num_classes=self.num_classes if train else 0,
             mixup_alpha=self.mixup_alpha if train else 0.0,
             cutmix_alpha=self.cutmix_alpha if train else 0.0,
             random_erasing=self.random_erasing if train else 0.0,
@@ -476,15 +548,27 @@ class ImageDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True, train=True)
+        self.setup("fit")
+        return self._loader(self.train_set, shuffle=True, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        self.setup("validate")
+        return self._loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        self.setup("test")
+        return self._loader(self.test_set)
 
     def predict_dataloader(self) -> DataLoader:
-        if self.predict_path is None:
-            raise RuntimeError("ImageDataModule: set predict_path to predict")
-        return self._loader("predict")
+        """The predict_path images in `in_chans` channels, with the files left out named."""
+        self.setup("predict")
+        files = self._predict_files
+        message = f"Image data: predict {len(files.paths)} images of {self.predict_path}"
+        if files.unreadable:
+            message += f"; skipped unreadable {describe_files(files.unreadable)}"
+        if files.unsupported:
+            unsupported = describe_files([(path, "unsupported extension") for path in files.unsupported])
+            message += f"; skipped {unsupported}; image extensions are {', '.join(IMAGE_EXTENSIONS)}"
+        rank_zero_info(message)
+        dataset = TransformedSubset(ImageFiles(files.paths, self.in_chans), None, self._eval_tf)
+        return self._loader(dataset, target_key="paths")

@@ -2,16 +2,21 @@
 
 Every reader yields `(image, label)` with `image` a uint8 `tv_tensors.Image` (C, H, W) already in
 the requested channel count (grayscale replicated to RGB, RGB reduced to luminance), so the
-transforms downstream never care where a sample came from. `open_source` finds a source's official
-splits. The readers that decode images (files, hub rows; not the in-memory idx arrays) name their
-samples (`name(index)`: the file path, or the row) for messages about images that cannot be read;
-`UNREADABLE` lists what reading a broken image file raises.
+transforms downstream never care where a sample came from. `open_source` finds a source's class names,
+channels and official splits from names, headers and label files only; each split's images are read when
+`ImageSource.read` asks for that split, so a stage reads only the splits it uses. The readers that decode
+images (files, hub rows; not the in-memory idx arrays) name their samples (`name(index)`: the file path, or
+the row) for messages about images that cannot be read; `UNREADABLE` lists what reading a broken image file
+raises. Image files are recognised by their extension (`IMAGE_EXTENSIONS`), the same list for ImageFolder
+trees and predict inputs; other files are left out and listed (`FixedClassImageFolder.unsupported`,
+`ImageFileScan.unsupported`) for the data module to report.
 """
 
 from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,7 +31,6 @@ from ..optional_deps import require_torchvision
 require_torchvision()
 from torchvision import tv_tensors  # noqa: E402
 from torchvision.datasets import ImageFolder  # noqa: E402
-from torchvision.datasets.folder import IMG_EXTENSIONS  # noqa: E402
 from torchvision.transforms.v2 import functional as TF  # noqa: E402
 
 # idx type codes (third header byte) -> big-endian numpy dtype (LeCun's MNIST page).
@@ -44,21 +48,21 @@ PIL_MODES = {1: "L", 3: "RGB"}
 # is an OSError), truncated (OSError), malformed chunks (SyntaxError, ValueError, EOFError), too large.
 UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, PILImage.DecompressionBombError)
 GRAY_PIL_MODES = ("1", "L", "LA", "I", "I;16", "F")
+# Extensions of the image files read from folders and predict paths (lower case): torchvision's ImageFolder
+# list plus GIF, which PIL reads too (its first frame).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an idx file (raw or .gz) into a numpy array of its declared dtype and shape.
+def _open_idx(path: Path):
+    return (gzip.open if path.suffix == ".gz" else open)(path, "rb")
+
+
+def _idx_header(path: Path, data: bytes) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(dtype, shape, header length) an idx file declares in its first bytes `data`.
 
     Header: two zero bytes, a type code, the number of dims, then one big-endian uint32 per dim.
-    Raises ValueError naming the file if the magic number, type code or payload size is wrong.
+    Raises ValueError naming the file if the magic number or type code is wrong or the header is cut.
     """
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"cannot read idx file {path}: {err}") from err
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(
             f"{path} is not an idx file: magic number {data[:4].hex() or '(empty)'} "
@@ -70,15 +74,44 @@ def read_idx(path: str | Path) -> np.ndarray:
     if ndim == 0 or len(data) < 4 + 4 * ndim:
         raise ValueError(f"{path}: idx header declares {ndim} dims but is truncated or empty")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    dtype = IDX_DTYPES[code]
+    return IDX_DTYPES[code], shape, 4 + 4 * ndim
+
+
+def read_idx_header(path: str | Path) -> tuple[np.dtype, tuple[int, ...]]:
+    """The (dtype, shape) an idx file (raw or .gz) declares, from its header alone: nothing else is read
+    or decompressed. Raises ValueError naming the file as `read_idx` does."""
+    path = Path(path)
+    try:
+        with _open_idx(path) as f:
+            head = f.read(4)
+            if len(head) == 4:
+                head += f.read(4 * head[3])
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"cannot read idx file {path}: {err}") from err
+    dtype, shape, _ = _idx_header(path, head)
+    return dtype, shape
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an idx file (raw or .gz) into a numpy array of its declared dtype and shape.
+
+    Raises ValueError naming the file if the magic number, type code or payload size is wrong.
+    """
+    path = Path(path)
+    try:
+        with _open_idx(path) as f:
+            data = f.read()
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"cannot read idx file {path}: {err}") from err
+    dtype, shape, offset = _idx_header(path, data)
     expected = int(np.prod(shape)) * dtype.itemsize
-    payload = len(data) - 4 - 4 * ndim
+    payload = len(data) - offset
     if payload != expected:
         raise ValueError(
             f"{path}: header declares shape {shape} of {dtype.name} ({expected} bytes) "
             f"but the file holds {payload} bytes of data"
         )
-    array = np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim).reshape(shape)
+    array = np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
 
 
@@ -113,6 +146,11 @@ def _is_class_dir(path: Path) -> bool:
     return path.is_dir() and not path.name.startswith(".")
 
 
+def has_image_extension(path: str | Path) -> bool:
+    """Whether `path` ends in one of `IMAGE_EXTENSIONS` (any case)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
 def load_pil(image: PILImage.Image, channels: int) -> tv_tensors.Image:
     """PIL image of any mode -> uint8 `tv_tensors.Image` with `channels` (1 or 3) channels."""
     return tv_tensors.Image(TF.pil_to_tensor(image.convert(PIL_MODES[channels])))
@@ -125,29 +163,16 @@ def load_image_file(path: str, channels: int) -> tv_tensors.Image:
 
 
 class IdxDataset(Dataset):
-    """Images + labels from an MNIST-family idx pair (images N x H x W uint8, labels N); grayscale
-    is replicated when channels is 3.
+    """Images from an MNIST-family idx images file with their labels (N,), already read and checked
+    against the file's header by `open_idx`; grayscale is replicated when channels is 3.
 
-    Held in memory (Fashion-MNIST train is 47 MB).
+    The images are read when the dataset is built and held in memory (Fashion-MNIST train is 47 MB).
     Samples are (uint8 image (channels, H, W), label).
     """
 
-    def __init__(self, images_path: Path, labels_path: Path, channels: int = 1) -> None:
+    def __init__(self, images_path: Path, labels: np.ndarray, channels: int = 1) -> None:
         self.images = read_idx(images_path)
-        self.labels = read_idx(labels_path)
-        if self.images.ndim != 3 or self.images.dtype != np.uint8:
-            raise ValueError(
-                f"{images_path}: expected uint8 images of shape (N, H, W), got "
-                f"{self.images.dtype.name} {self.images.shape}"
-            )
-        if self.labels.ndim != 1:
-            raise ValueError(f"{labels_path}: expected labels (N,), got shape {self.labels.shape}")
-        if len(self.images) != len(self.labels):
-            raise ValueError(
-                f"{images_path} holds {len(self.images)} images but {labels_path} "
-                f"holds {len(self.labels)} labels"
-            )
-        self.labels = self.labels.astype(np.int64)
+        self.labels = labels
         self.channels = channels
 
     def __len__(self) -> int:
@@ -162,19 +187,21 @@ class FixedClassImageFolder(ImageFolder):
     """torchvision ImageFolder whose class list is given (the train split's), not re-discovered.
 
     Keeps label indices identical across train/val/test folders; a split may lack some classes
-    (`allow_empty`), but a class folder unknown to the training split is an error.
-    Samples are (uint8 image (channels, H, W), label).
+    (`allow_empty`). Files whose extension is not one of `IMAGE_EXTENSIONS` are left out and listed in
+    `unsupported`, for the data module to report. Samples are (uint8 image (channels, H, W), label).
     """
 
     def __init__(self, root: Path, classes: list[str], channels: int, allow_empty: bool) -> None:
         self.fixed_classes = classes
-        found = {p.name for p in Path(root).iterdir() if _is_class_dir(p)}
-        unknown = sorted(found - set(classes))
-        if unknown:
-            raise ValueError(f"{root} has class folders absent from the training split: {unknown}")
-        super().__init__(
-            str(root), loader=partial(load_image_file, channels=channels), allow_empty=allow_empty
-        )
+        self.unsupported: list[str] = []
+        super().__init__(str(root), loader=partial(load_image_file, channels=channels),
+                         is_valid_file=self._accepts, allow_empty=allow_empty)
+
+    def _accepts(self, path: str) -> bool:
+        if has_image_extension(path):
+            return True
+        self.unsupported.append(path)
+        return False
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         return self.fixed_classes, {name: i for i, name in enumerate(self.fixed_classes)}
@@ -210,38 +237,65 @@ class HubImageDataset(Dataset):
         return load_pil(row[self.image_column], self.channels), int(row[self.label_column])
 
 
-class ImageFiles(Dataset):
-    """Loose image files for prediction: a single file or every image under a folder (recursive,
-    sorted). Samples are (uint8 image (channels, H, W), path).
+def check_image_file(path: str | Path) -> Path:
+    """`path`, after checking that it is an image file: an accepted extension (`IMAGE_EXTENSIONS`) and a
+    header PIL identifies (nothing is decoded). Raises FileNotFoundError or ValueError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file {path} does not exist")
+    if not has_image_extension(path):
+        raise ValueError(f"{path} is not an image file: its extension is not one of {', '.join(IMAGE_EXTENSIONS)}")
+    reason = unreadable_header(path)
+    if reason is not None:
+        raise ValueError(f"{path} is not a readable image: {reason}")
+    return path
 
-    Each file's header is read when the dataset is built (no decoding): files that are not readable
-    images are left out and listed in ``skipped`` as (path, reason), so that no prediction row carries
-    a file it was not computed from. A folder with no readable image is an error.
+
+@dataclass
+class ImageFileScan:
+    """The files of a predict path: `paths` to predict, and those left out: `unreadable` (path, reason)
+    and `unsupported` (paths whose extension is not one of `IMAGE_EXTENSIONS`)."""
+
+    paths: list[Path]
+    unreadable: list[tuple[str, str]]
+    unsupported: list[str]
+
+
+def scan_image_files(path: str | Path) -> ImageFileScan:
+    """A single image file, or every image under a folder (recursive, sorted), for prediction.
+
+    Each file's header is read (no decoding), so that no prediction row carries a file it was not
+    computed from: in a folder, unreadable files and files of other extensions are left out and listed;
+    a single file must be a readable image. Raises FileNotFoundError for a missing path and ValueError
+    for a single file that is not a readable image or a folder without one.
     """
-
-    def __init__(self, path: str | Path, channels: int) -> None:
-        path = Path(path)
-        if path.is_file():
-            candidates = [path]
-        elif path.is_dir():
-            candidates = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS
-            )
+    path = Path(path)
+    if path.is_file():
+        return ImageFileScan([check_image_file(path)], [], [])
+    if not path.is_dir():
+        raise FileNotFoundError(f"predict_path {path} does not exist")
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    unsupported = [str(p) for p in files if not has_image_extension(p)]
+    scan = ImageFileScan([], [], unsupported)
+    for candidate in (p for p in files if has_image_extension(p)):
+        reason = unreadable_header(candidate)
+        if reason is None:
+            scan.paths.append(candidate)
         else:
-            raise FileNotFoundError(f"predict_path {path} does not exist")
-        if not candidates:
-            raise ValueError(f"no image files ({', '.join(IMG_EXTENSIONS)}) under {path}")
-        self.paths: list[Path] = []
-        self.skipped: list[tuple[str, str]] = []
-        for candidate in candidates:
-            reason = unreadable_header(candidate)
-            if reason is None:
-                self.paths.append(candidate)
-            else:
-                self.skipped.append((str(candidate), reason))
-        if not self.paths:
-            raise ValueError(f"no readable image under predict_path {path}: {describe_unreadable(self.skipped)}")
-        self.channels = channels
+            scan.unreadable.append((str(candidate), reason))
+    if not scan.paths:
+        left_out = scan.unreadable + [(p, "unsupported extension") for p in unsupported]
+        raise ValueError(f"no readable image ({', '.join(IMAGE_EXTENSIONS)}) under predict_path {path}"
+                         + (f"; left out {describe_files(left_out)}" if left_out else ""))
+    return scan
+
+
+class ImageFiles(Dataset):
+    """Image files (checked by `scan_image_files` or `check_image_file`), for prediction.
+    Samples are (uint8 image (channels, H, W), path)."""
+
+    def __init__(self, paths: list[Path], channels: int) -> None:
+        self.paths, self.channels = paths, channels
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -268,7 +322,7 @@ def describe_error(err: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def describe_unreadable(entries: list[tuple[str, str]], shown: int = 5) -> str:
+def describe_files(entries: list[tuple[str, str]], shown: int = 5) -> str:
     """``N file(s): path (reason), ...`` naming the first ``shown``."""
     named = ", ".join(f"{name} ({reason})" for name, reason in entries[:shown])
     more = f", and {len(entries) - shown} more" if len(entries) > shown else ""
@@ -277,19 +331,22 @@ def describe_unreadable(entries: list[tuple[str, str]], shown: int = 5) -> str:
 
 @dataclass
 class ImageSource:
-    """The official splits of one source, already converted to `channels`.
+    """One source, already converted to `channels`: its class names, and a reader per official split.
 
-    `val` is None when the source has no validation split (the data module then carves one from
-    `train`); `test` is None when it has no test split.
+    `readers` maps "train", and "val" / "test" where the source has them, to a function that reads that
+    split (`read`); without "val" the data module carves validation from train. `train_statistics`: the
+    source is normalised with its training images' pixel statistics (idx files) rather than ImageNet's.
     """
 
     description: str
     channels: int
-    train: Dataset
-    val: Dataset | None
-    test: Dataset | None
     class_names: list[str]
-    train_pixels: np.ndarray | None = None  # idx only: raw uint8 train pixels, for the statistics
+    readers: dict[str, Callable[[], Dataset]]
+    train_statistics: bool = False
+
+    def read(self, split: str) -> Dataset:
+        """The images of official split `split` ("train", "val" or "test")."""
+        return self.readers[split]()
 
 
 def open_source(
@@ -306,8 +363,6 @@ def open_source(
     """
     if (root is None) == (hub_id is None):
         raise ValueError("give exactly one of root (a local folder) or hub_id (a HF dataset id)")
-    if in_chans not in (None, 1, 3):
-        raise ValueError(f"in_chans must be 1, 3 or None (inferred), got {in_chans}")
     if hub_id is not None:
         return open_hub(load_hub(hub_id), image_column, label_column, in_chans, f"hub dataset {hub_id}")
     if not Path(root).is_dir():
@@ -329,27 +384,43 @@ def load_hub(hub_id: str):
     return datasets.load_dataset(hub_id)
 
 
+def _idx_labels(images_path: Path, labels_path: Path) -> np.ndarray:
+    """The labels of an idx pair, checked against the images file's header (which alone is read)."""
+    labels = read_idx(labels_path)
+    if labels.ndim != 1:
+        raise ValueError(f"{labels_path}: expected labels (N,), got shape {labels.shape}")
+    dtype, shape = read_idx_header(images_path)
+    if len(shape) != 3 or dtype != np.uint8:
+        raise ValueError(f"{images_path}: expected uint8 images of shape (N, H, W), got {dtype.name} {shape}")
+    if shape[0] != len(labels):
+        raise ValueError(f"{images_path} holds {shape[0]} images but {labels_path} holds {len(labels)} labels")
+    return labels.astype(np.int64)
+
+
 def open_idx(root: str | Path, channels: int) -> ImageSource:
-    """idx source: train-* is train, t10k-* the official test split; no validation split."""
+    """idx source: train-* is train, t10k-* the official test split; no validation split. The label
+    files and the images files' headers are read here, each images file when its split is read."""
     files = find_idx_files(root)
     if "train" not in files:
         raise ValueError(f"{root} has t10k idx files but no train-images/train-labels")
-    train = IdxDataset(*files["train"], channels=channels)
-    test = IdxDataset(*files["test"], channels=channels) if "test" in files else None
-    if len(train) == 0:
+    labels = {split: _idx_labels(*pair) for split, pair in files.items()}
+    if len(labels["train"]) == 0:
         raise ValueError(f"{files['train'][0]} holds no images")
-    labels = np.concatenate([split.labels for split in (train, test) if split is not None])
-    if labels.min() < 0:
-        raise ValueError(f"idx labels under {root} must be >= 0, found {labels.min()}")
-    class_names = [str(i) for i in range(int(labels.max()) + 1)]
-    return ImageSource(f"idx files {root}", channels, train, None, test, class_names, train.images)
+    every = np.concatenate(list(labels.values()))
+    if every.min() < 0:
+        raise ValueError(f"idx labels under {root} must be >= 0, found {every.min()}")
+    class_names = [str(i) for i in range(int(every.max()) + 1)]
+    readers = {split: partial(IdxDataset, files[split][0], labels[split], channels) for split in files}
+    return ImageSource(f"idx files {root}", channels, class_names, readers, train_statistics=True)
 
 
 def open_folder(root: str | Path, channels: int) -> ImageSource:
     """ImageFolder tree root/train/<class>/*, plus root/val and/or root/test.
 
     The official test split is root/test if present, else root/val (ImageNet ships train + val);
-    root/val is the validation split only when root/test also exists.
+    root/val is the validation split only when root/test also exists. Only the folder names are read
+    here (a class folder of val/ or test/ unknown to train/ is an error); each split's files are listed
+    when it is read.
     """
     root = Path(root)
     if not (root / "train").is_dir():
@@ -360,16 +431,20 @@ def open_folder(root: str | Path, channels: int) -> ImageSource:
     classes = sorted(p.name for p in (root / "train").iterdir() if _is_class_dir(p))
     if not classes:
         raise ValueError(f"{root / 'train'} has no class folders")
-
-    def folder(path: Path, allow_empty: bool) -> FixedClassImageFolder | None:
-        if not path.is_dir():
-            return None
-        return FixedClassImageFolder(path, classes, channels, allow_empty)
-
-    has_test = (root / "test").is_dir()
-    val = folder(root / "val", True) if has_test else None
-    test = folder(root / ("test" if has_test else "val"), True)
-    return ImageSource(f"ImageFolder tree {root}", channels, folder(root / "train", False), val, test, classes)
+    folders = {"train": root / "train"}
+    if (root / "test").is_dir():
+        folders["test"] = root / "test"
+        if (root / "val").is_dir():
+            folders["val"] = root / "val"
+    elif (root / "val").is_dir():
+        folders["test"] = root / "val"
+    for folder in folders.values():
+        unknown = sorted({p.name for p in folder.iterdir() if _is_class_dir(p)} - set(classes))
+        if unknown:
+            raise ValueError(f"{folder} has class folders absent from the training split: {unknown}")
+    readers = {split: partial(FixedClassImageFolder, folder, classes, channels, split != "train")
+               for split, folder in folders.items()}
+    return ImageSource(f"ImageFolder tree {root}", channels, classes, readers)
 
 
 def _has_labels(split, label_column: str) -> bool:
@@ -385,24 +460,25 @@ def open_hub(
     if "train" not in splits:
         raise ValueError(f"hub dataset has no 'train' split; splits: {list(splits)}")
     train = splits["train"]
-    if image_column not in train.column_names:
-        raise ValueError(
-            f"hub split has no column {image_column!r}; columns: {train.column_names} "
-            "(set image_column / label_column)"
-        )
+    for column in (image_column, label_column):
+        if column not in train.column_names:
+            raise ValueError(
+                f"hub split has no column {column!r}; columns: {train.column_names} "
+                "(set image_column / label_column)"
+            )
     channels = in_chans or (1 if train[0][image_column].mode in GRAY_PIL_MODES else 3)
-    has_test = "test" in splits and _has_labels(splits["test"], label_column)
-    val_name = "validation" if has_test and "validation" in splits else None
-    test_name = "test" if has_test else ("validation" if "validation" in splits else None)
-
-    def wrap(name: str | None) -> HubImageDataset | None:
-        if name is None:
-            return None
-        return HubImageDataset(splits[name], image_column, label_column, channels)
-
+    names = {"train": "train"}
+    if "test" in splits and _has_labels(splits["test"], label_column):
+        names["test"] = "test"
+        if "validation" in splits:
+            names["val"] = "validation"
+    elif "validation" in splits:
+        names["test"] = "validation"
+    readers = {split: partial(HubImageDataset, splits[name], image_column, label_column, channels)
+               for split, name in names.items()}
     feature = train.features.get(label_column)
     if hasattr(feature, "names"):
         class_names = list(feature.names)
     else:
         class_names = [str(i) for i in range(max(train.unique(label_column)) + 1)]
-    return ImageSource(description, channels, wrap("train"), wrap(val_name), wrap(test_name), class_names)
+    return ImageSource(description, channels, class_names, readers)

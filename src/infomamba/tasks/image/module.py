@@ -1,6 +1,9 @@
 """Image classification: PatchEmbed (keeps the grid) -> Encoder (bidirectional) -> mean pool -> head."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torchmetrics
@@ -12,6 +15,10 @@ from infomamba.layers.pooling import masked_mean
 from ..base import CompileOption, TaskModule, classification_loss
 from .frontend import PatchEmbed
 
+# Where a checkpoint keeps the image data module's state (Lightning stores a data module's `state_dict` under
+# its class name): the normalisation the weights were trained with.
+DATA_STATE_KEY = "ImageDataModule"
+
 
 class ImageClassifier(TaskModule):
     """Image classifier on the shared encoder; loss = CE (soft labels under MixUp/CutMix, optional label
@@ -20,6 +27,9 @@ class ImageClassifier(TaskModule):
     Args (beyond TaskModule's): num_classes, in_chans, image_size (the data's; the CLI links them),
     class_names (index = label id; None: "0", "1", ...), patch_size, pos ("learned" | "sincos"),
     label_smoothing, stem ("patch" | "conv": `frontend.PatchEmbed`).
+
+    The sizes and class names are hyperparameters and a checkpoint of a fit with `ImageDataModule` also keeps
+    its normalisation, so `ImageClassifier.load_from_checkpoint(path).predict_images([...])` needs no data.
     """
 
     def __init__(self, num_classes: int, encoder: EncoderConfig = EncoderConfig(dim=192, depth=6),
@@ -39,6 +49,8 @@ class ImageClassifier(TaskModule):
                                    "image_size": image_size, "patch_size": patch_size, "pos": pos, "stem": stem,
                                    "label_smoothing": label_smoothing})
         self.class_names = class_names
+        # (mean, std) per channel of the data the weights were trained with; set by `on_load_checkpoint`.
+        self.normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None
         dim = self.encoder_config.dim
         self.patch = PatchEmbed(in_chans, dim, patch_size, pos=pos, img_size=image_size, stem=stem)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, num_classes))
@@ -71,3 +83,40 @@ class ImageClassifier(TaskModule):
         score, pred = logits.float().softmax(-1).max(-1)
         return [{"path": str(p), "label": self.class_names[int(c)], "score": round(float(s), 6)}
                 for p, c, s in zip(batch["paths"], pred, score)]
+
+    @torch.no_grad()
+    def predict_images(self, paths: Sequence[str | Path], batch_size: int = 32) -> list[dict]:
+        """Classify image files with no data module and no Trainer: one {"path", "label", "score"} per file,
+        in the order given.
+
+        Each file is read in `in_chans` channels, resized and centre-cropped to `image_size` and normalised
+        as the data module's predict batches are, with the checkpoint's normalisation. A path that is not a
+        readable image file raises FileNotFoundError or ValueError naming it, before any is classified.
+        """
+        if self.normalisation is None:
+            raise RuntimeError("this model has no normalisation: load it with ImageClassifier.load_from_checkpoint "
+                               "from a checkpoint of a fit with ImageDataModule, which keeps it")
+        from .datamodule import ImageCollate, eval_transform  # torchvision: imported when images are read
+        from .datasets import ImageFiles, check_image_file
+
+        files = ImageFiles([check_image_file(path) for path in paths], self.hparams.in_chans)
+        transform = eval_transform(self.hparams.image_size)
+        collate = ImageCollate(*self.normalisation, target_key="paths")
+        was_training = self.training
+        self.eval()
+        try:
+            rows = []
+            for start in range(0, len(files), batch_size):
+                samples = [files[i] for i in range(start, min(start + batch_size, len(files)))]
+                batch = collate([(transform(image), path, []) for image, path in samples])
+                rows += self.predict_step({"images": batch["images"].to(self.device), "paths": batch["paths"]}, 0)
+        finally:
+            self.train(was_training)
+        return rows
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the normalisation the data module stored beside the weights, for `predict_images`."""
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get(DATA_STATE_KEY)
+        if state is not None:
+            self.normalisation = (tuple(state["mean"]), tuple(state["std"]))
