@@ -258,6 +258,24 @@ def place_run(config, resumed: Path | None, subcommand: str) -> Path | None:
     return claimed
 
 
+def checkpoint_hparams(ckpt_path: str, keys) -> dict:
+    """The model hyperparameters `keys` that a checkpoint file holds (read through a memory map: no weights are
+    loaded)."""
+    import torch
+
+    hparams = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False).get("hyper_parameters", {})
+    return {key: hparams[key] for key in keys if key in hparams}
+
+
+def linked_value(source: str, target: str, from_checkpoint: dict):
+    """The value a task links from its data module (`source`) to its model (`target`): the checkpoint's where
+    `predict` took it from one (the sizes the weights were trained with; a predict data module then need not open
+    the training data), else the data module's attribute."""
+    def value(datamodule):
+        return from_checkpoint[target] if target in from_checkpoint else getattr(datamodule, source)
+    return value
+
+
 def remove_if_empty(folder: Path | None) -> None:
     """Take back a run folder that a failed command claimed and wrote nothing into (so that the same command, once
     mended, can claim it again)."""
@@ -316,11 +334,13 @@ def main(argv: list[str] | None = None) -> None:
         check_ckpt(rest, name)
     args = run_config_for(rest)
     claimed: list[Path | None] = []
+    from_checkpoint: dict = {}
 
     class TaskCLI(LightningCLI):
         def add_arguments_to_parser(self, parser):
             for source, target in task.links.items():
-                parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
+                parser.link_arguments("data", f"model.{target}", apply_on="instantiate",
+                                      compute_fn=linked_value(source, target, from_checkpoint))
             parser.add_argument("--run_dir", type=str | None, default=None, help=RUN_DIR_HELP)
 
         def before_instantiate_classes(self):
@@ -329,6 +349,8 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"infomamba --task {name} {self.subcommand} needs --ckpt_path (a trained "
                                  f"checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt): without one "
                                  f"the model is untrained")
+            if self.subcommand == "predict":
+                from_checkpoint.update(checkpoint_hparams(config.ckpt_path, task.links.values()))
             resumed = resumed_run(config, self.subcommand)
             if resumed and (resumed / "config.yaml").is_file():
                 extended = with_config(args, resumed / "config.yaml")
@@ -341,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 super().instantiate_classes()
             except (ValueError, FileNotFoundError) as err:  # what the constructors reject of the config: one line
+                if isinstance(err.__cause__, (ValueError, FileNotFoundError)):  # raised inside a link's compute_fn
+                    err = err.__cause__
                 raise SystemExit(f"{label}: invalid configuration: {err}") from None
             self.datamodule.setup = checked_setup(self.datamodule.setup, label)
 

@@ -1,7 +1,7 @@
 """A trained image model predicts from its checkpoint alone: the checkpoint keeps the normalisation and the
 channel count beside the model's sizes and class names. After a tiny fit on idx files, the data is deleted,
-and `ImageClassifier.predict_images` and a Trainer run with a data module whose root is gone predict what
-`infomamba predict` wrote with the data present. `test` and `predict` read no training images."""
+and `ImageClassifier.predict_images`, a Trainer run with a data module whose root is gone and `infomamba predict`
+(which links the model's sizes from the checkpoint) predict what `infomamba predict` wrote with the data present. `test` and `predict` read no training images."""
 import shutil
 
 import lightning as L
@@ -38,8 +38,9 @@ def test_checkpoint_predicts_without_its_data(tmp_path, monkeypatch, capsys):
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     by_trainer = [row for batch in trainer.predict(model, datamodule=gone, ckpt_path=ckpt) for row in batch]
+    by_cli = cli_predictions(["--task", "image", "--ckpt_path", str(ckpt), f"--data.predict_path={inputs}"], capsys)
     assert len(paths) == 3
-    for rows in (by_library, by_trainer):
+    for rows in (by_library, by_trainer, by_cli):
         assert [row["path"] for row in rows] == paths
         assert [row["label"] for row in rows] == [row["label"] for row in expected]
         assert [row["score"] for row in rows] == pytest.approx([row["score"] for row in expected], abs=1e-5)
