@@ -556,7 +556,9 @@ class ASRDataModule(L.LightningDataModule):
         parts = []
         if self.manifests:
             parts.append(f"manifests for {sorted(self.manifests)}")
-        if self.root is not None:
+        if self.root is not None and not Path(self.root).is_dir():
+            parts.append(f"data.root {self.root} is not a folder (a relative root is read from {Path.cwd()})")
+        elif self.root is not None:
             base = Path(self.root)
             folders = sorted(p.name for b in (base, base / "LibriSpeech") if b.is_dir() for p in b.iterdir()
                              if p.is_dir() and p.name != "LibriSpeech")
