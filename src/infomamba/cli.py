@@ -349,9 +349,12 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"infomamba --task {name} {self.subcommand} needs --ckpt_path (a trained "
                                  f"checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt): without one "
                                  f"the model is untrained")
+            resumed = resumed_run(config, self.subcommand)
+            if self.subcommand != "fit" and not Path(config.ckpt_path).is_file():  # one from a config file
+                raise SystemExit(f"infomamba --task {name} {self.subcommand}: ckpt_path {config.ckpt_path} is not a "
+                                 "file")
             if self.subcommand == "predict":
                 from_checkpoint.update(checkpoint_hparams(config.ckpt_path, task.links.values()))
-            resumed = resumed_run(config, self.subcommand)
             if resumed and (resumed / "config.yaml").is_file():
                 extended = with_config(args, resumed / "config.yaml")
                 if extended is not args:

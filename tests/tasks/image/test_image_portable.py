@@ -1,7 +1,8 @@
 """A trained image model predicts from its checkpoint alone: the checkpoint keeps the normalisation and the
 channel count beside the model's sizes and class names. After a tiny fit on idx files, the data is deleted,
 and `ImageClassifier.predict_images`, a Trainer run with a data module whose root is gone and `infomamba predict`
-(which links the model's sizes from the checkpoint) predict what `infomamba predict` wrote with the data present. `test` and `predict` read no training images."""
+(which links the model's sizes from the checkpoint) predict what `infomamba predict` wrote with the data present.
+`test` and `predict` read no training images."""
 import shutil
 
 import lightning as L
