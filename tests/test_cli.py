@@ -227,6 +227,16 @@ def test_print_config_is_commented_and_compile_is_short_for_model_compile(capsys
     assert "# token width D. (type: int, default: 64)" in config and "\n  compile: true\n" in config
 
 
+@pytest.mark.parametrize("task", ["text", "image", "asr"])
+def test_every_model_option_has_help_in_the_printed_config(task, capsys):
+    """jsonargparse takes an option's help from the docstring's Args, one argument per line; an argument missing
+    there (or sharing a line with another) prints as an empty comment."""
+    with pytest.raises(SystemExit):
+        main(["fit", "--task", task, "--print_config"])
+    model = capsys.readouterr().out.split("\nmodel:")[1].split("\ndata:")[0]
+    assert "#  (type" not in model, [line for line in model.splitlines() if "#  (type" in line]
+
+
 def test_a_gloo_process_group_is_left_after_the_run(tmp_path):
     """Left to the interpreter's exit, a gloo group aborted DDP `predict` runs (exit -6) in CI."""
     import torch.distributed as dist

@@ -46,8 +46,11 @@ class LossWeights:
     """Eq. 14 weights: L = task + beta (NCE_h + NCE_r) + gamma red + mi_hash * MI-hash.
 
     Args:
-        beta: InfoNCE weight (0.1).  gamma: redundancy weight (0.01).  mi_hash: MI-hash weight.
-        tau_nce: Eq. 12 temperature.  use_nce: False for tasks without a class label (CTC).
+        beta: InfoNCE weight (Eq. 12, on both streams).
+        gamma: redundancy weight (Eq. 13).
+        mi_hash: MI-hash weight (Eq. 8).
+        tau_nce: Eq. 12 temperature.
+        use_nce: False for tasks without a class label (CTC): the InfoNCE terms are off.
     """
     beta: float = 0.1
     gamma: float = 0.01

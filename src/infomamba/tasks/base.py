@@ -82,7 +82,10 @@ class TaskModule(L.LightningModule):
         encoder: the backbone (`--model.encoder.mixer=attention`, `--model.encoder.dim=384`, ...); also
             the dict the hyperparameters hold, which is how `load_from_checkpoint` passes it back.
         loss: Eq. 14 weights (`--model.loss.beta=0 --model.loss.gamma=0` is Table 5's "w/o MI"); a dict too.
-        lr, weight_decay, betas: AdamW.  warmup_ratio: share of the steps spent warming up.
+        lr: AdamW's peak learning rate (after the warm-up, then cosine).
+        weight_decay: AdamW's decoupled weight decay (not on biases and other 1-D parameters: norms, scales).
+        betas: AdamW's betas.
+        warmup_ratio: share of the steps spent warming up linearly.
         min_lr_ratio: cosine floor as a share of lr.
         compile: torch.compile the encoder when a Trainer runs the model (`infomamba fit --compile`); it is
             compiled in place, so the state_dict keys and the checkpoints stay the same. A mode name

@@ -30,11 +30,23 @@ from .vocab import CharVocab, SubwordVocab, vocab_from_json
 
 
 class CTCSpeechRecognizer(TaskModule):
-    """Args (beyond TaskModule's): n_mels, subsampling (4 | 8), spec_augment (on/off), decoder ("greedy" |
-    "beam"), beam_size, lm_path (KenLM binary/arpa for the beam decoder), lm_weight, word_score; from the
-    data (the CLI links them): vocab_size (CTC outputs, blank included), sample_rate (of the waveforms
-    `transcribe` takes), vocab (None: characters when vocab_size fits them, else the checkpoint's,
-    restored by `load_from_checkpoint`).
+    """CTC speech recognition on the shared encoder.
+
+    TaskModule's arguments (encoder, loss, lr, ...) are documented there; these are the task's own.
+
+    Args:
+        n_mels: log-mel channels of the frontend.
+        subsampling: time subsampling of the frontend, 4 or 8.
+        spec_augment: SpecAugment on training batches.
+        decoder: "greedy" or "beam".
+        beam_size: beams of the beam decoder.
+        lm_path: a KenLM binary or arpa file for the beam decoder.
+        lm_weight: the language model's weight in the beam decoder.
+        word_score: the beam decoder's score per word.
+        vocab_size: CTC outputs, blank included (the data's; the CLI links it).
+        sample_rate: of the waveforms `transcribe` takes (the data's; linked).
+        vocab: the output symbols (linked); None: characters when vocab_size fits them, else the checkpoint's,
+            restored by `load_from_checkpoint`.
 
     The loss defaults to Eq. 14 without its MI terms: InfoNCE (beta) needs a class label, and Eq. 13's
     redundancy penalty at gamma 0.01 kept InfoMamba on CTC's blank plateau for whole runs on the offline

@@ -24,9 +24,17 @@ class ImageClassifier(TaskModule):
     """Image classifier on the shared encoder; loss = CE (soft labels under MixUp/CutMix, optional label
     smoothing) + Eq. 14's auxiliary terms (InfoNCE only on batches with hard labels).
 
-    Args (beyond TaskModule's): num_classes, in_chans, image_size (the data's; the CLI links them),
-    class_names (index = label id; None: "0", "1", ...), patch_size, pos ("learned" | "sincos"),
-    label_smoothing, stem ("patch" | "conv": `frontend.PatchEmbed`).
+    TaskModule's arguments (encoder, loss, lr, ...) are documented there; these are the task's own.
+
+    Args:
+        num_classes: classes of the head (the data's; the CLI links it).
+        in_chans: image channels, 1 or 3 (the data's; linked).
+        image_size: side of the square input in pixels (the data's; linked).
+        class_names: names of the classes (index = label id); None: "0", "1", ...
+        patch_size: side of a patch in pixels (the token grid is image_size / patch_size per side).
+        pos: position embedding, "learned" or "sincos".
+        label_smoothing: of the training loss only.
+        stem: "patch" (one strided conv) or "conv" (a small convolutional stem), `frontend.PatchEmbed`.
 
     The sizes and class names are hyperparameters and a checkpoint of a fit with `ImageDataModule` also keeps
     its normalisation, so `ImageClassifier.load_from_checkpoint(path).predict_images([...])` needs no data.

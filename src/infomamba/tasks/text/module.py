@@ -56,12 +56,17 @@ class TextClassifier(TaskModule):
     The sizes come from the data (the CLI links them from the data module); the tokenizer is kept in
     the checkpoint, so `TextClassifier.load_from_checkpoint(path).predict_texts(["..."])` needs no data.
 
-    Args (beyond TaskModule's):
-        num_classes: classes of the head.  vocab_size: embedding rows.  pad_id: the padding token's id.
+    TaskModule's arguments (encoder, loss, lr, ...) are documented there; these are the task's own.
+
+    Args:
+        num_classes: classes of the head.
+        vocab_size: embedding rows.
+        pad_id: the padding token's id.
         class_names: names of the classes (index = label id); None: "0", "1", ...
         tokenizer: the data's tokenizer; None when `load_from_checkpoint` restores it from the checkpoint.
         max_positions: size of the learned position table (>= data.max_length).
-        head_dropout: dropout before the classifier.  label_smoothing: of the training loss only.
+        head_dropout: dropout before the classifier.
+        label_smoothing: of the training loss only.
         token_dropout: in training, each token's embedding is zeroed with this probability, its position
             embedding kept (word dropout, Iyyer et al. 2015; on IMDb 0.1 adds a point, docs/results.md).
         bigram_buckets: with N > 0, each token's embedding adds a learned embedding of its (previous token, token)
