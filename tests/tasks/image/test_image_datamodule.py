@@ -116,6 +116,17 @@ def test_folder_layout_rules(tmp_path):
     only_val = module(make_folder(tmp_path / "imagenet", ("train", "val")))  # val is the test split
     only_val.setup("test")
     assert (len(only_val.train_set), len(only_val.val_set), len(only_val.test_set)) == (27, 3, 9)
+    for name, splits in (("hub_named", ("train", "val", "test")), ("hub_named_no_test", ("train", "val"))):
+        root = make_folder(tmp_path / name, splits)
+        (root / "val").rename(root / "validation")  # the name hub datasets give it
+        renamed = module(root)
+        renamed.setup("test")
+        assert len(renamed.test_set) == (6 if "test" in splits else 9)
+        renamed.setup("fit")
+        assert len(renamed.val_set) == (9 if "test" in splits else 3)
+    (tmp_path / "hub_named" / "val").mkdir()
+    with pytest.raises(ValueError, match="both val/ and validation/"):
+        module(tmp_path / "hub_named").class_names
     only_train = module(make_folder(tmp_path / "train_only", ("train",)))
     with pytest.raises(ValueError, match=r"^ImageFolder tree .*train_only has no test split: "):
         only_train.setup("test")

@@ -192,7 +192,8 @@ class ImageDataModule(L.LightningDataModule):
     Sources (at most one of `root` / `hub_id`):
         - idx folder: `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]` and the
           `t10k-*` pair (MNIST, Fashion-MNIST, KMNIST...). Test = t10k; validation is carved.
-        - ImageFolder tree: `root/train/<class>/*.jpg|png|...` plus `root/test/` and/or `root/val/`.
+        - ImageFolder tree: `root/train/<class>/*.jpg|png|...` plus `root/test/` and/or `root/val/` (or
+          `root/validation/`).
           Test = `test/` if present, else `val/` (ImageNet layout); `val/` is the validation split
           only when `test/` also exists, otherwise validation is carved from train.
         - hub: `datasets.load_dataset(hub_id)` (needs `datasets` and network or a warm cache).

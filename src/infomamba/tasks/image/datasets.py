@@ -415,7 +415,8 @@ def open_idx(root: str | Path, channels: int) -> ImageSource:
 
 
 def open_folder(root: str | Path, channels: int) -> ImageSource:
-    """ImageFolder tree root/train/<class>/*, plus root/val and/or root/test.
+    """ImageFolder tree root/train/<class>/*, plus root/val (or root/validation, as the hub names it) and/or
+    root/test.
 
     The official test split is root/test if present, else root/val (ImageNet ships train + val);
     root/val is the validation split only when root/test also exists. Only the folder names are read
@@ -431,13 +432,16 @@ def open_folder(root: str | Path, channels: int) -> ImageSource:
     classes = sorted(p.name for p in (root / "train").iterdir() if _is_class_dir(p))
     if not classes:
         raise ValueError(f"{root / 'train'} has no class folders")
+    named_val = [root / name for name in ("val", "validation") if (root / name).is_dir()]
+    if len(named_val) > 1:
+        raise ValueError(f"{root} has both val/ and validation/: keep the one that is the validation split")
     folders = {"train": root / "train"}
     if (root / "test").is_dir():
         folders["test"] = root / "test"
-        if (root / "val").is_dir():
-            folders["val"] = root / "val"
-    elif (root / "val").is_dir():
-        folders["test"] = root / "val"
+        if named_val:
+            folders["val"] = named_val[0]
+    elif named_val:
+        folders["test"] = named_val[0]
     for folder in folders.values():
         unknown = sorted({p.name for p in folder.iterdir() if _is_class_dir(p)} - set(classes))
         if unknown:
