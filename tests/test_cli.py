@@ -237,6 +237,15 @@ def test_every_model_option_has_help_in_the_printed_config(task, capsys):
     assert "#  (type" not in model, [line for line in model.splitlines() if "#  (type" in line]
 
 
+def test_an_optimizer_from_the_command_line_says_what_it_replaces(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--optimizer=SGD", "--optimizer.lr=0.1", "--trainer.fast_dev_run=true"])
+    out = capsys.readouterr().out
+    assert "[infomamba] --optimizer replaces the model's AdamW" in out and "--model.lr" in out
+    main(["fit", *TEXT, "--trainer.fast_dev_run=true"])
+    assert "the model's AdamW" not in capsys.readouterr().out
+
+
 def test_a_gloo_process_group_is_left_after_the_run(tmp_path):
     """Left to the interpreter's exit, a gloo group aborted DDP `predict` runs (exit -6) in CI."""
     import torch.distributed as dist

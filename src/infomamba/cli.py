@@ -119,6 +119,18 @@ def with_config(argv: list[str], config: Path) -> list[str]:
     return [argv[0], "--config", str(config), *argv[1:]]
 
 
+def optimizer_override_note(argv: list[str]) -> str | None:
+    """What `--optimizer` / `--lr_scheduler` (LightningCLI's) replace, said before a fit that gives them: the model's
+    own AdamW with its no-decay parameter groups and its warm-up + cosine schedule, so that the --model.lr,
+    weight_decay, betas, warmup_ratio and min_lr_ratio options no longer act."""
+    given = sorted({a.split("=", 1)[0].split(".", 1)[0] for a in argv
+                    if a.startswith(("--optimizer", "--lr_scheduler"))})
+    if not given or not argv or argv[0] != "fit":
+        return None
+    return (f"[infomamba] {' and '.join(given)} replace{'s' * (len(given) == 1)} the model's AdamW (no weight decay on biases and norms) and "
+            "its warm-up + cosine schedule: --model.lr, weight_decay, betas, warmup_ratio and min_lr_ratio do not act")
+
+
 def shorthands(argv: list[str]) -> list[str]:
     """`--compile` -> `--model.compile=true` (`--compile=MODE` -> `--model.compile=MODE`), `--cuda_graphs` ->
     `--model.cuda_graphs=true`; a bare `--print_config` prints comments (needs ruamel.yaml)."""
@@ -380,6 +392,11 @@ def main(argv: list[str] | None = None) -> None:
 
     # sys.argv stays whole: Lightning's DDP launcher re-runs it (with --task) in every child process.
     quiet()
+    note = optimizer_override_note(rest)
+    if note:
+        from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+        rank_zero_only(print)(note, flush=True)
     try:
         TaskCLI(module_cls, data_cls, args=args,
                 trainer_defaults=trainer_defaults(task, checkpointing=not checkpointing_off(rest)),
