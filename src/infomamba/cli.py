@@ -127,7 +127,8 @@ def optimizer_override_note(argv: list[str]) -> str | None:
                     if a.startswith(("--optimizer", "--lr_scheduler"))})
     if not given or not argv or argv[0] != "fit":
         return None
-    return (f"[infomamba] {' and '.join(given)} replace{'s' * (len(given) == 1)} the model's AdamW (no weight decay on biases and norms) and "
+    verb = "replaces" if len(given) == 1 else "replace"
+    return (f"[infomamba] {' and '.join(given)} {verb} the model's AdamW (no weight decay on biases and norms) and "
             "its warm-up + cosine schedule: --model.lr, weight_decay, betas, warmup_ratio and min_lr_ratio do not act")
 
 
