@@ -78,31 +78,16 @@ def pop_task(argv: list[str]) -> tuple[str, list[str]]:
     return task, rest
 
 
-def ckpt_arg(argv: list[str]) -> str | None:
-    """The value of --ckpt_path on the command line (the last one given), or None."""
+def run_config_for(argv: list[str]) -> list[str]:
+    """For validate/test/predict with --ckpt_path and no --config: prepend the run's saved config.yaml."""
+    if not argv or argv[0] not in ("validate", "test", "predict") or any(a.startswith("--config") for a in argv):
+        return argv
     ckpt = None
     for i, arg in enumerate(argv):
         if arg == "--ckpt_path" and i + 1 < len(argv):
             ckpt = argv[i + 1]
         elif arg.startswith("--ckpt_path="):
             ckpt = arg.split("=", 1)[1]
-    return ckpt
-
-
-def check_ckpt(argv: list[str], task: str) -> None:
-    """A --ckpt_path file that does not exist ends the command with one line, before any data is read or any run
-    folder is claimed."""
-    ckpt = ckpt_arg(argv)
-    if ckpt and ckpt.lower() not in ("last", "best", "none", "null") and not Path(ckpt).is_file():
-        raise SystemExit(f"infomamba --task {task} {argv[0]}: --ckpt_path {ckpt} is not a file (give a checkpoint, "
-                         f"e.g. runs/{task}/version_N/checkpoints/last.ckpt)")
-
-
-def run_config_for(argv: list[str]) -> list[str]:
-    """For validate/test/predict with --ckpt_path and no --config: prepend the run's saved config.yaml."""
-    if not argv or argv[0] not in ("validate", "test", "predict") or any(a.startswith("--config") for a in argv):
-        return argv
-    ckpt = ckpt_arg(argv)
     if not ckpt or ckpt in ("last", "best"):
         return argv
     for folder in Path(ckpt).resolve().parents[:3]:
@@ -343,8 +328,6 @@ def main(argv: list[str] | None = None) -> None:
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    if rest and rest[0] in ("fit", "validate", "test", "predict"):
-        check_ckpt(rest, name)
     args = run_config_for(rest)
     claimed: list[Path | None] = []
     from_checkpoint: dict = {}
@@ -363,9 +346,9 @@ def main(argv: list[str] | None = None) -> None:
                                  f"checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt): without one "
                                  f"the model is untrained")
             resumed = resumed_run(config, self.subcommand)
-            if self.subcommand != "fit" and not Path(config.ckpt_path).is_file():  # one from a config file
-                raise SystemExit(f"infomamba --task {name} {self.subcommand}: ckpt_path {config.ckpt_path} is not a "
-                                 "file")
+            if resumed is None and config.ckpt_path is not None and not Path(config.ckpt_path).is_file():
+                raise SystemExit(f"infomamba --task {name} {self.subcommand}: --ckpt_path {config.ckpt_path} is not "
+                                 f"a file (give a checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt)")
             if self.subcommand == "predict":
                 from_checkpoint.update(checkpoint_hparams(config.ckpt_path, task.links.values()))
             if resumed and (resumed / "config.yaml").is_file():
