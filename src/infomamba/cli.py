@@ -52,6 +52,7 @@ QUIET_WARNINGS = (
 )
 QUIET_LOGS = ("💡 Tip:",)
 APPS = ("bench", "summary", "diagnose")  # subcommands that are plain programs (`infomamba.<name>.main`)
+EVALUATIONS = ("validate", "test", "predict")  # subcommands that need a trained checkpoint
 RUN_DIR_HELP = ("this run's folder (logs, config.yaml, checkpoints/), created; default: a new "
                 "<logger save_dir>/<name>/version_N (runs/<task>/version_N). With fit --ckpt_path last: the run to "
                 "continue (default: the newest one with a checkpoints/last.ckpt).")
@@ -80,7 +81,7 @@ def pop_task(argv: list[str]) -> tuple[str, list[str]]:
 
 def run_config_for(argv: list[str]) -> list[str]:
     """For validate/test/predict with --ckpt_path and no --config: prepend the run's saved config.yaml."""
-    if not argv or argv[0] not in ("validate", "test", "predict") or any(a.startswith("--config") for a in argv):
+    if not argv or argv[0] not in EVALUATIONS or any(a.startswith("--config") for a in argv):
         return argv
     ckpt = None
     for i, arg in enumerate(argv):
@@ -256,21 +257,31 @@ def place_run(config, resumed: Path | None, subcommand: str) -> Path | None:
     return claimed
 
 
-def checkpoint_hparams(ckpt_path: str, keys) -> dict:
-    """The model hyperparameters `keys` that a checkpoint file holds (read through a memory map: no weights are
-    loaded)."""
+def checkpoint_contents(ckpt_path: str, keys, data_key: str) -> dict:
+    """What an evaluation takes from its checkpoint file before anything is built (read through a memory map: no
+    weights are loaded): "hparams", those of the model hyperparameters `keys` (the values a task links from its
+    data) that it keeps, and "data", the data module's state (under Lightning's key, the data module's class name;
+    {} when it kept none)."""
     import torch
 
-    hparams = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False).get("hyper_parameters", {})
-    return {key: hparams[key] for key in keys if key in hparams}
+    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False)
+    hparams = checkpoint.get("hyper_parameters", {})
+    return {"hparams": {key: hparams[key] for key in keys if key in hparams}, "data": checkpoint.get(data_key) or {}}
 
 
-def linked_value(source: str, target: str, from_checkpoint: dict):
-    """The value a task links from its data module (`source`) to its model (`target`): the checkpoint's where
-    `predict` took it from one (the sizes the weights were trained with; a predict data module then need not open
-    the training data), else the data module's attribute."""
+def linked_value(source: str, target: str, checkpoint: dict):
+    """The value a task links from its data module (`source`) to its model (`target`). In an evaluation,
+    `checkpoint` holds what its checkpoint keeps (`checkpoint_contents`): the value is the checkpoint's
+    hyperparameter where it keeps one (the sizes the weights were trained with), else the data module's attribute
+    read once the data module has taken the checkpoint's data state (the tokenizer or vocabulary the weights were
+    trained with; `load_state_dict` is idempotent). So a predict data module need not open the training data."""
     def value(datamodule):
-        return from_checkpoint[target] if target in from_checkpoint else getattr(datamodule, source)
+        hparams, state = checkpoint.get("hparams", {}), checkpoint.get("data")
+        if target in hparams:
+            return hparams[target]
+        if state:
+            datamodule.load_state_dict(state)
+        return getattr(datamodule, source)
     return value
 
 
@@ -330,18 +341,18 @@ def main(argv: list[str] | None = None) -> None:
 
     args = run_config_for(rest)
     claimed: list[Path | None] = []
-    from_checkpoint: dict = {}
+    checkpoint: dict = {}
 
     class TaskCLI(LightningCLI):
         def add_arguments_to_parser(self, parser):
             for source, target in task.links.items():
                 parser.link_arguments("data", f"model.{target}", apply_on="instantiate",
-                                      compute_fn=linked_value(source, target, from_checkpoint))
+                                      compute_fn=linked_value(source, target, checkpoint))
             parser.add_argument("--run_dir", type=str | None, default=None, help=RUN_DIR_HELP)
 
         def before_instantiate_classes(self):
             config = self.config[self.subcommand]
-            if self.subcommand in ("validate", "test", "predict") and config.ckpt_path is None:
+            if self.subcommand in EVALUATIONS and config.ckpt_path is None:
                 raise SystemExit(f"infomamba --task {name} {self.subcommand} needs --ckpt_path (a trained "
                                  f"checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt): without one "
                                  f"the model is untrained")
@@ -349,8 +360,8 @@ def main(argv: list[str] | None = None) -> None:
             if resumed is None and config.ckpt_path is not None and not Path(config.ckpt_path).is_file():
                 raise SystemExit(f"infomamba --task {name} {self.subcommand}: --ckpt_path {config.ckpt_path} is not "
                                  f"a file (give a checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt)")
-            if self.subcommand == "predict":
-                from_checkpoint.update(checkpoint_hparams(config.ckpt_path, task.links.values()))
+            if self.subcommand in EVALUATIONS:
+                checkpoint.update(checkpoint_contents(config.ckpt_path, task.links.values(), data_cls.__qualname__))
             if resumed and (resumed / "config.yaml").is_file():
                 extended = with_config(args, resumed / "config.yaml")
                 if extended is not args:
@@ -365,6 +376,8 @@ def main(argv: list[str] | None = None) -> None:
                 if isinstance(err.__cause__, (ValueError, FileNotFoundError)):  # raised inside a link's compute_fn
                     err = err.__cause__
                 raise SystemExit(f"{label}: invalid configuration: {err}") from None
+            if checkpoint.get("data"):  # before any hook reads data: an evaluation encodes as the weights were trained
+                self.datamodule.load_state_dict(checkpoint["data"])
             self.datamodule.setup = checked_setup(self.datamodule.setup, label)
 
         def instantiate_trainer(self, **kwargs):

@@ -1,7 +1,9 @@
 """A trained model loads from its checkpoint alone: sizes are hyperparameters and the tokenizer (text) or
-vocabulary (speech) travels in the checkpoint. After a tiny fit, the data and the tokenizer caches are
-deleted, and a fresh process predicts with `load_from_checkpoint` exactly what `infomamba predict` wrote."""
+vocabulary (speech) travels in the checkpoint, the model's and the data module's state. After a tiny fit, the
+data and the tokenizer caches are deleted, and a fresh process predicts with `load_from_checkpoint`, and
+`infomamba predict` again, exactly what `infomamba predict` wrote with the data present."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -51,7 +53,10 @@ def test_text_checkpoint_predicts_raw_strings_without_its_data(tmp_path, monkeyp
     inputs.write_text("\n".join(texts) + "\n")
     expected = cli_predictions(["--task", "text", "--ckpt_path", str(ckpt), f"--data.predict_path={inputs}"], capsys)
     shutil.rmtree(data)
+    shutil.rmtree(os.environ["INFOMAMBA_CACHE"])  # the data card and the trained tokenizer
 
+    again = cli_predictions(["--task", "text", "--ckpt_path", str(ckpt), f"--data.predict_path={inputs}"], capsys)
+    assert again == expected
     got = fresh_python(PREDICT_TEXTS, str(ckpt), *texts)
     assert got["kind"] == "bpe" and not got["datamodule"]
     by_text = {row["text"]: row for row in expected}
@@ -88,6 +93,9 @@ def test_asr_checkpoint_transcribes_without_its_data(tmp_path, monkeypatch, caps
                                capsys)
     shutil.rmtree(tmp_path / "LibriSpeech")
     shutil.rmtree(tmp_path / "vocab_cache")
+
+    again = cli_predictions(["--task", "asr", "--ckpt_path", str(ckpt), f"--data.predict_path={audio.parent}"], capsys)
+    assert again == expected
 
     got = fresh_python(TRANSCRIBE, str(ckpt), str(audio))
     assert got["vocab"] == "SubwordVocab" and got["size"] <= 40 and got["roundtrip"] == "ALPHA BRAVO"

@@ -593,3 +593,21 @@ def test_speed_and_telephone_draws_depend_on_the_batch_not_on_the_worker(tree):
     assert len(one) > 2
     for resumed_at, batches in ((0, features(2)), (2, features(2, resume_at=2))):
         assert all(torch.equal(a, b) for a, b in zip(batches, one[resumed_at:], strict=True))
+
+
+def test_a_checkpoints_vocabulary_replaces_the_one_the_splits_were_built_with(tree, tmp_path):
+    trained = make_dm(tree, vocab="bpe", vocab_size=40, cache_dir=str(tmp_path))
+    trained.prepare_data()
+    state = trained.state_dict()  # what a fit's checkpoint keeps
+    dm = make_dm(tree)  # data.vocab=char: what a changed config would build
+    dm.setup("fit")
+    dm.setup("test")
+    assert dm.state_dict()["vocab"] != state["vocab"]
+    with pytest.warns(UserWarning, match="checkpoint's vocabulary differs"):
+        dm.load_state_dict(state)  # as Lightning does after setup in a run given the checkpoint
+    assert dm.state_dict() == state
+    for loader in (dm.train_dataloader(), *dm.val_dataloader(), *dm.test_dataloader()):
+        for batch in drain(dm, loader):
+            check_batch(dm, batch, tree)  # targets decode with the checkpoint's subwords
+            assert int(batch["target_lengths"].sum()) < sum(len(t) for t in batch["transcripts"])
+    dm.load_state_dict(state)  # the same state again (the CLI's call, then Lightning's) changes nothing

@@ -12,6 +12,7 @@ import torch
 from infomamba.tasks.text.datamodule import TextDataModule
 from infomamba.tasks.text.listops import evaluate_listops
 from infomamba.tasks.text.sources import read_predict_texts
+from tiny_data import write_sentiment_csv
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma".split()
 
@@ -370,3 +371,25 @@ def test_first_batch_of_a_class_sorted_test_set_mixes_classes(tmp_path):
         dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
         seen += [t for batch in dm.test_dataloader() for t in batch["input_ids"].tolist()]
     assert sorted(seen) == sorted(ids.tolist() for ids in dm.test_dataset.ids)
+
+
+def test_a_checkpoints_tokenizer_and_class_order_replace_the_data_settings(tmp_path):
+    data = tmp_path / "reviews"
+    write_sentiment_csv(data)
+    trained = TextDataModule(root=str(data), vocab_size=60, cache_dir=str(tmp_path / "cache"))
+    trained.setup("fit")
+    state = {**trained.state_dict(), "class_names": ["pos", "neg"]}  # a checkpoint whose classes are the other way
+    dm = TextDataModule(root=str(data), tokenizer="bytes", batch_size=64, cache_dir=str(tmp_path / "cache"))
+    dm.setup("test")
+    before = dm.test_dataset
+    with pytest.warns(UserWarning, match="checkpoint's tokenizer or class names differ"):
+        dm.load_state_dict(state)
+    assert dm.state_dict() == state and dm.class_names == ["pos", "neg"]
+    batch = next(iter(dm.test_dataloader()))
+    after = dm.test_dataset
+    assert sorted(after.texts) == sorted(before.texts)
+    label_of = dict(zip(before.texts, before.labels))
+    assert after.labels == [1 - label_of[text] for text in after.texts]  # the checkpoint's label ids
+    tokenizer = trained.text_tokenizer
+    assert [ids.tolist() for ids in after.ids] == tokenizer.encode_batch(after.texts)
+    assert batch["input_ids"].max() < tokenizer.vocab_size < max(ids.max() for ids in before.ids)

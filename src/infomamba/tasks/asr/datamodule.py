@@ -50,7 +50,7 @@ from .sources import (
     read_manifest,
     read_predict_inputs,
 )
-from .vocab import CharVocab, SubwordVocab
+from .vocab import CharVocab, SubwordVocab, vocab_from_json
 from ..cache import user_cache_dir
 
 log = logging.getLogger(__name__)
@@ -342,6 +342,27 @@ class ASRDataModule(L.LightningDataModule):
         """Names of the test loaders, in ``test_dataloader`` order (after ``setup``)."""
         return list(self._test)
 
+    # ---- checkpoint -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the data: the vocabulary, so that evaluating or predicting with it trains
+        none and reads no training transcript."""
+        return {} if self._vocab is None else {"vocab": self._vocab.to_json()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take a checkpoint's vocabulary, the one its head was trained for. The CLI calls this before an
+        evaluation reads anything; Lightning again after ``setup`` in any run given the checkpoint. Splits
+        already filtered and encoded with another one (changed data.vocab or data.vocab_size) are built again,
+        with a warning."""
+        if not state_dict:
+            return
+        if self._vocab is not None:
+            if self._vocab.to_json() == state_dict["vocab"]:
+                return
+            rank_zero_warn("ASR data: the checkpoint's vocabulary differs from the one of these data.* settings; "
+                           "transcripts are encoded with the checkpoint's, which its head was trained for.")
+        self._vocab = vocab_from_json(state_dict["vocab"])
+        self._train, self._val, self._test = None, {}, {}
+
     # ---- Lightning hooks --------------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Train and cache a subword vocabulary once per node, before the ranks' ``setup``."""
@@ -365,16 +386,19 @@ class ASRDataModule(L.LightningDataModule):
             self._log_summary(built)
 
     def train_dataloader(self) -> DataLoader:
+        self.setup("fit")  # a no-op unless a checkpoint's vocabulary replaced the one the splits were built with
         if self._train is None:
-            raise RuntimeError("call setup('fit') first: no training data is set up")
+            raise RuntimeError("no training data: data.train_splits is empty")
         return self._loader(self._train, shuffle=True)
 
     def val_dataloader(self) -> list[DataLoader]:
         """One loader per validation split (``val_split_names``); empty list when there is none."""
+        self.setup("validate")
         return [self._loader(ds, shuffle=False) for ds in self._val.values()]
 
     def test_dataloader(self) -> list[DataLoader]:
         """One loader per test split (``test_split_names``)."""
+        self.setup("test")
         return [self._loader(ds, shuffle=False) for ds in self._test.values()]
 
     def predict_dataloader(self) -> DataLoader:

@@ -16,8 +16,9 @@ and checked when the data module is built, so an empty file is a one-line error 
 The tokenizer (bytes | bpe | wordpiece | a pretrained HF name) is built from the training split only;
 bpe/wordpiece are cached in the user cache (`cache.user_cache_dir`), never in the data folder. The
 tokenizer and the class names are also kept there as a data card, keyed by these settings and the size
-and modification time of every data file: a test or predict run, whose model takes ``vocab_size``,
-``class_names`` and the tokenizer from this module before its checkpoint is loaded, gets them without
+and modification time of every data file, and in a fit's checkpoint (`state_dict`). A test or predict
+run given a checkpoint takes them from it (`load_state_dict`, which the CLI calls before anything is read),
+so predict reads no data file and needs no data folder; without one, it gets them from the card without
 reading the training data (a hub dataset has no card and is read whole).
 
 All texts are tokenised once, truncated to ``max_length``, and batched by length (`LengthBucketBatchSampler`,
@@ -261,6 +262,33 @@ class TextDataModule(L.LightningDataModule):
             self._source = open_source(self.root, self.hub_id, self.text_column, self.label_column)
         return self._source
 
+    # ------------------------------------------------------------------------------------ checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the data: the tokenizer, the class names and whether labels are read as
+        names, so that evaluating or predicting with it reads no training data."""
+        if self._text_tokenizer is None:
+            return {}
+        return {"tokenizer": self._text_tokenizer.to_json(), "class_names": list(self._class_names),
+                "labels_by_name": self._labels_by_name}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take a checkpoint's tokenizer and class names: the weights' token ids and label ids mean what they
+        meant in training. The CLI calls this before an evaluation reads anything; Lightning again after
+        ``setup`` in any run given the checkpoint. What was already encoded with other ones (changed
+        data.tokenizer, data.vocab_size, data.seed) is encoded again, with a warning."""
+        if not state_dict:
+            return
+        meta = (state_dict["tokenizer"], list(state_dict["class_names"]), state_dict["labels_by_name"])
+        if self._text_tokenizer is not None:
+            if meta == (self._text_tokenizer.to_json(), self._class_names, self._labels_by_name):
+                return
+            rank_zero_warn("Text data: the checkpoint's tokenizer or class names differ from those of these data.* "
+                           "settings; the data is encoded with the checkpoint's, which its weights were trained with.")
+        self._text_tokenizer = TextTokenizer.from_json(meta[0], source="the checkpoint's data state")
+        self._class_names, self._labels_by_name = meta[1], meta[2]
+        self._labelled = None
+        self.train_dataset = self.val_dataset = self.test_dataset = self.predict_dataset = None
+
     # ------------------------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
         """Rank 0 trains and caches the tokenizer and writes the data card, so that the other ranks load
@@ -386,9 +414,10 @@ class TextDataModule(L.LightningDataModule):
             return
         raw = {name: self.source.read(name) for name in self.source.readers}
         splits = self._carve(raw.get("train"), raw.get("test"))
-        reference = raw["train"] if "train" in raw else raw["test"]
-        self._class_names = class_names_of(reference, self.source.class_names)
-        self._labels_by_name = all(isinstance(v, str) for v in reference.labels)
+        if self._class_names is None:  # else the data card's or the checkpoint's
+            reference = raw["train"] if "train" in raw else raw["test"]
+            self._class_names = class_names_of(reference, self.source.class_names)
+            self._labels_by_name = all(isinstance(v, str) for v in reference.labels)
         self._labelled = {
             name: Split(split.texts, label_ids(split, self._class_names, self._labels_by_name), split.source)
             for name, split in zip(SPLITS, splits)

@@ -211,14 +211,15 @@ class TextClassifier(TaskModule):
             checkpoint["tokenizer"] = self.tokenizer.to_json()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """The checkpoint's tokenizer is the one the weights were trained with; in a Trainer run, a different
-        one from the data (changed data.tokenizer or data.vocab_size) is reported, since its ids mean other
-        tokens."""
+        """The checkpoint's tokenizer is the one the weights were trained with, so it replaces the one this
+        model was built with; in a Trainer run a different one (changed data.tokenizer or data.vocab_size) is
+        reported, since its ids mean other tokens. (`TextDataModule.load_state_dict` makes the data module
+        encode with the checkpoint's too; the CLI builds an evaluation's model with none.)"""
         super().on_load_checkpoint(checkpoint)
         if "tokenizer" not in checkpoint:
             return
         data_tokenizer = self.tokenizer if self._trainer is not None else None
         if data_tokenizer is not None and data_tokenizer.to_json() != checkpoint["tokenizer"]:
-            rank_zero_warn("the data's tokenizer differs from the one this checkpoint was trained with; "
-                           "the data is encoded with the data's, predict_texts uses the checkpoint's")
+            rank_zero_warn("the model was built with another tokenizer than the one this checkpoint was trained "
+                           "with; the checkpoint's is used")
         self.tokenizer = TextTokenizer.from_json(checkpoint["tokenizer"])
