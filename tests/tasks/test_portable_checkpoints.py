@@ -4,6 +4,7 @@ data and the tokenizer caches are deleted, and a fresh process predicts with `lo
 `infomamba predict` again, exactly what `infomamba predict` wrote with the data present."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,3 +102,23 @@ def test_asr_checkpoint_transcribes_without_its_data(tmp_path, monkeypatch, caps
     assert got["vocab"] == "SubwordVocab" and got["size"] <= 40 and got["roundtrip"] == "ALPHA BRAVO"
     assert not got["datamodule"]
     assert got["texts"] == [expected[0]["text"]] * 2
+
+
+def test_text_evaluation_encodes_with_the_checkpoints_tokenizer_whatever_the_data_settings(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """`test` with data.* settings that would build another tokenizer (here bytes instead of the trained bpe) still
+    scores the checkpoint as trained: the model's sizes and the data's tokenizer come from the checkpoint."""
+    data = tmp_path / "reviews"
+    write_sentiment_csv(data)
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--task", "text", f"--data.root={data}", "--data.vocab_size=60", "--data.batch_size=8", *TINY_MODEL,
+          *FEW_STEPS])
+    ckpt = tmp_path / "runs" / "text" / "version_0" / "checkpoints" / "last.ckpt"
+
+    def test_loss(*overrides: str) -> float:
+        main(["test", "--task", "text", "--ckpt_path", str(ckpt), *overrides])
+        return float(re.search(r"test/loss\s+([0-9.]+)", capsys.readouterr().out).group(1))
+
+    as_trained = test_loss()
+    with pytest.warns(UserWarning, match=r"data.tokenizer=bytes is not the checkpoint's tokenizer \(bpe\)"):
+        assert test_loss("--data.tokenizer=bytes") == as_trained

@@ -279,12 +279,17 @@ class TextDataModule(L.LightningDataModule):
         if not state_dict:
             return
         meta = (state_dict["tokenizer"], list(state_dict["class_names"]), state_dict["labels_by_name"])
+        tokenizer = TextTokenizer.from_json(meta[0], source="the checkpoint's data state")
         if self._text_tokenizer is not None:
             if meta == (self._text_tokenizer.to_json(), self._class_names, self._labels_by_name):
                 return
             rank_zero_warn("Text data: the checkpoint's tokenizer or class names differ from those of these data.* "
                            "settings; the data is encoded with the checkpoint's, which its weights were trained with.")
-        self._text_tokenizer = TextTokenizer.from_json(meta[0], source="the checkpoint's data state")
+        elif not self._is_listops() and tokenizer.setting != self.tokenizer_name:
+            rank_zero_warn(f"Text data: data.tokenizer={self.tokenizer_name} is not the checkpoint's tokenizer "
+                           f"({tokenizer.setting}); the data is encoded with the checkpoint's, which its weights "
+                           "were trained with.")
+        self._text_tokenizer = tokenizer
         self._class_names, self._labels_by_name = meta[1], meta[2]
         self._labelled = None
         self.train_dataset = self.val_dataset = self.test_dataset = self.predict_dataset = None

@@ -140,6 +140,12 @@ class TextTokenizer:
         return self._backend.to_str()
 
     @property
+    def setting(self) -> str:
+        """The data.tokenizer value that builds a tokenizer of this kind: bytes, bpe, wordpiece or the pretrained
+        name (word: ListOps' own vocabulary)."""
+        return self._name if self.kind == "pretrained" else self.kind
+
+    @property
     def pad_id(self) -> int | None:
         """Id used for padding (0 for our kinds; the pad or else eos id of a pretrained tokenizer)."""
         if self.kind == "bytes":
