@@ -32,6 +32,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .config_errors import config_files, unknown_key_message, yaml_problem
 from .tasks.registry import TaskSpec, get_task, list_tasks
 
 # Printed by default runs (fit, a resumed fit, predict) with nothing for the user to do (lightning 2.6.6).
@@ -349,6 +350,30 @@ def main(argv: list[str] | None = None) -> None:
                 parser.link_arguments("data", f"model.{target}", apply_on="instantiate",
                                       compute_fn=linked_value(source, target, checkpoint))
             parser.add_argument("--run_dir", type=str | None, default=None, help=RUN_DIR_HELP)
+
+        def parse_arguments(self, parser, args):
+            """Parse errors as a few lines naming the file and key at fault, without the usage listing."""
+            from argparse import ArgumentError
+
+            files = config_files(args)
+            for problem in filter(None, map(yaml_problem, files)):
+                raise SystemExit(f"infomamba --task {name}: {problem}")
+            parsers = [parser, *self._subcommand_parsers.values()]
+            for each in parsers:
+                each.exit_on_error = False
+            try:
+                super().parse_arguments(parser, args)
+            except ArgumentError as err:
+                message = str(err).removeprefix("argument None: ").strip()
+                command = args[0] if args and args[0] in self._subcommand_parsers else None
+                accepted = [action.dest for action in self._subcommand_parsers[command]._actions] if command else []
+                unknown = unknown_key_message(message, accepted, files)
+                label = f"infomamba {command} --task {name}" if command else f"infomamba --task {name}"
+                raise SystemExit(f"{label}: {unknown or message}\n"
+                                 f"(every option: infomamba {command or 'fit'} --task {name} --help)") from None
+            finally:
+                for each in parsers:
+                    each.exit_on_error = True
 
         def before_instantiate_classes(self):
             config = self.config[self.subcommand]

@@ -1,0 +1,76 @@
+"""What the command line's parser rejects, said in one place: the file and key at fault and the nearest
+accepted key, instead of jsonargparse's usage listing of every option (about 100 lines) with a YAML
+parser's "<unicode string>" where the file's name belongs."""
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+# jsonargparse's words for a key that no option has: in a config file, and on the command line.
+UNKNOWN_KEY = re.compile(r"does not accept option '([^']+)'|unrecognized arguments: --([\w.]+)")
+
+
+def config_files(argv: Iterable[str]) -> list[Path]:
+    """The files given to --config / -c, in order."""
+    files, take = [], False
+    for arg in argv:
+        if take:
+            files.append(Path(arg))
+        take = arg in ("--config", "-c")
+        if arg.startswith("--config="):
+            files.append(Path(arg.split("=", 1)[1]))
+    return files
+
+
+def yaml_problem(path: Path) -> str | None:
+    """One line on why `path` cannot be read as YAML (where, and what was expected), or None if it can."""
+    import yaml
+
+    try:
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"--config {path}: no such file"
+    except (OSError, UnicodeDecodeError) as err:
+        return f"--config {path}: cannot be read ({err})"
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        return f"--config {path}: not valid YAML: {where}{problem}"
+    return None
+
+
+def flat_keys(tree: Mapping, prefix: str = "") -> set[str]:
+    """The dotted keys of a nested mapping, inner and leaf ones."""
+    keys = set()
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        keys.add(dotted)
+        if isinstance(value, Mapping):
+            keys |= flat_keys(value, f"{dotted}.")
+    return keys
+
+
+def where_given(key: str, files: Iterable[Path]) -> str:
+    """Where `key` was given: in the first --config file that sets it, else on the command line."""
+    import yaml
+
+    for path in files:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(tree, Mapping) and key in flat_keys(tree):
+            return f"in {path}"
+    return "on the command line"
+
+
+def unknown_key_message(message: str, accepted: Iterable[str], files: Iterable[Path]) -> str | None:
+    """For a parser error about a key no option has: which file (or the command line) gave it and the nearest
+    accepted key; None for any other error."""
+    found = UNKNOWN_KEY.search(message)
+    if found is None:
+        return None
+    key = next(group for group in found.groups() if group)
+    near = difflib.get_close_matches(key, sorted(accepted), n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]}?" if near else ""
+    return f"unknown key {key} {where_given(key, files)}{hint}"
