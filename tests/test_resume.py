@@ -126,6 +126,7 @@ def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(sig
     assert code == 0, out[-3000:]
     assert "Restoring states from the checkpoint path at runs/text/version_0/checkpoints/last.ckpt" in out
     assert not (tmp_path / "runs" / "text" / "version_1").exists()
+    assert "\n      version: 0\n" in (run / "config.yaml").read_text()  # the logger's (v_num), not "version_0"
     resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["global_step"] == TOTAL_STEPS
     assert not list((run / "checkpoints").glob("last-v*.ckpt"))

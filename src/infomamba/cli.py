@@ -242,7 +242,9 @@ def place_run(config, resumed: Path | None, subcommand: str) -> Path | None:
         return None
     claimed = None
     if folder is not None:
-        logger.save_dir, logger.name, logger.version = str(folder.parent), "", folder.name
+        # A resumed version_N keeps its number (the progress bar's v_num; the folder is save_dir/version_N either way)
+        logger.save_dir, logger.name = str(folder.parent), ""
+        logger.version = folder.name if config.run_dir else int(folder.name.removeprefix("version_"))
         if resumed is None and rank_zero_only.rank == 0:
             claim_folder(folder)
             claimed = folder

@@ -25,3 +25,13 @@ def test_reference_switch_can_name_op_folders(monkeypatch):
     assert not dispatch.reference_forced("selective_scan")
     assert dispatch.kernel_for(len, "ssm_inner", "op", on_cuda=True) is None
     assert dispatch.kernel_for(len, "selective_scan", "op", on_cuda=True) is len
+
+
+def test_only_the_first_rank_prints_a_path(monkeypatch, capsys):
+    monkeypatch.setattr(dispatch, "_announced", set())
+    monkeypatch.setattr(dispatch.torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(dispatch.torch.distributed, "get_rank", lambda: 1)
+    dispatch.announce("op a", "kernel")
+    monkeypatch.setattr(dispatch.torch.distributed, "get_rank", lambda: 0)
+    dispatch.announce("op b", "kernel")
+    assert capsys.readouterr().out.splitlines() == ["[infomamba] op b: using the kernel path"]

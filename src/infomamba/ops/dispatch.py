@@ -5,7 +5,7 @@ INFOMAMBA_KERNELS=reference forces the PyTorch references on CUDA too (debugging
 INFOMAMBA_KERNELS=reference:ssm_inner,concept_assign forces them for the listed op folders only;
 INFOMAMBA_KERNELS=triton runs the Triton kernels on CPU tensors as well, which only works under
 Triton's interpreter (TRITON_INTERPRET=1; tests). Each op announces its path once per process
-(stdout and the `infomamba.ops.dispatch` logger). The kernels' modules are imported with the op
+(stdout on the first rank, and the `infomamba.ops.dispatch` logger). The kernels' modules are imported with the op
 (`optional_import`), so that choosing a path inside `torch.compile` is plain attribute access.
 """
 from __future__ import annotations
@@ -27,11 +27,18 @@ _announced: set[tuple[str, str]] = set()
 
 def announce(op: str, path: str) -> None:
     """Print '<op>: using the <path> path' the first time this (op, path) pair runs (eagerly: not while
-    torch.compile traces)."""
+    torch.compile traces); under torch.distributed only the first rank prints, every rank logs."""
     if not torch.compiler.is_compiling() and (op, path) not in _announced:
         _announced.add((op, path))
         log.info("%s: using the %s path", op, path)
-        say(f"[infomamba] {op}: using the {path} path")
+        if first_rank():
+            say(f"[infomamba] {op}: using the {path} path")
+
+
+def first_rank() -> bool:
+    """Whether this process is rank 0 of an initialised process group, or in none."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def optional_import(module: str) -> ModuleType | None:
