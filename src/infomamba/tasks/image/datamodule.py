@@ -1,4 +1,4 @@
-"""ImageDataModule: image classification batches from idx files, ImageFolder trees or the HF hub.
+"""ImageDataModule: image classification batches from idx files, ImageFolder trees, class folders or the HF hub.
 
 Batches are dicts: `images` (B, C, H, W) float32, normalised, and `labels` (B,) int64, or (B, K)
 float32 soft labels on training batches when MixUp / CutMix is on (rows sum to 1). Predict batches
@@ -19,12 +19,13 @@ is an error before anything runs. Files whose extension is not an image's (`IMAG
 are left out of ImageFolder splits and predict folders, counted and named once per split.
 
 Each stage reads only its splits: ``fit`` train and validation, ``validate`` validation (a carved one reads
-train), ``test`` the test split, ``predict`` only ``predict_path``. The normalisation and the channel count
-travel in the checkpoint (`state_dict`, which Lightning stores under this class's name); a run given a
-checkpoint takes them from it (`load_state_dict`), so ``test`` and ``predict`` read no training images for
-the statistics, and a predict data module opens no source unless asked for its class names (``root`` and
-``hub_id`` may then be None, or ``root`` gone). The class names, image size and channels also travel as the
-model's hyperparameters; `ImageClassifier.predict_images` predicts from the checkpoint alone.
+train), ``test`` the test split (a carved one reads its pool), ``predict`` only ``predict_path``. The
+normalisation and the channel count travel in the checkpoint (`state_dict`, which Lightning stores under
+this class's name); a run given a checkpoint takes them from it (`load_state_dict`), so ``test`` and
+``predict`` read no training images for the statistics, and a predict data module opens no source unless
+asked for its class names (``root`` and ``hub_id`` may then be None, or ``root`` gone). The class names,
+image size and channels also travel as the model's hyperparameters; `ImageClassifier.predict_images`
+predicts from the checkpoint alone.
 
 Evaluation samples (validation, test) are visited in an order shuffled once with ``seed``: an
 ImageFolder lists its files class by class, so partial evaluation (``limit_test_batches``) would
@@ -106,6 +107,30 @@ def train_transform(
     return v2.Compose(steps)
 
 
+def stratified_take(
+    indices: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, taken): `count` (1 to all) of `indices`, taken evenly across their classes `labels[indices]`:
+    shuffled with `rng`, grouped by class, then every (len / count)-th, so each class gives its share of
+    `count` to within one sample, chosen at random within the class. Both sorted."""
+    order = indices[rng.permutation(len(indices))]
+    order = order[np.argsort(labels[order], kind="stable")]
+    taken = np.zeros(len(order), dtype=bool)
+    taken[((np.arange(count) + 0.5) * len(order) / count).astype(int)] = True
+    return np.sort(order[~taken]), np.sort(order[taken])
+
+
+def carve_pool(labels: np.ndarray, test_fraction: float, val_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """Disjoint "train", "val" and "test" indices of a labelled pool of 3 or more samples, drawn with `seed`
+    (`stratified_take`): test is `test_fraction` of the pool, validation `val_fraction` of the rest, each
+    rounded to at least one sample, and small enough that train keeps at least one."""
+    n = len(labels)
+    rng = np.random.default_rng(seed)
+    rest, test = stratified_take(np.arange(n), labels, min(max(1, round(n * test_fraction)), n - 2), rng)
+    train, val = stratified_take(rest, labels, min(max(1, round(len(rest) * val_fraction)), len(rest) - 1), rng)
+    return {"train": train, "val": val, "test": test}
+
+
 class TransformedSubset(SeedsEachBatch, Dataset):
     """`indices` of a reader's (image, target) samples, with `transform` applied to the image.
 
@@ -184,25 +209,31 @@ class ImageCollate:
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Image classification data: local idx files or ImageFolder trees, or a HF hub dataset.
+    """Image classification data: local idx files, ImageFolder trees or class folders, or a HF hub dataset.
 
     Unreadable images are replaced at load time and reported (see the module docstring); `unreadable`
     maps each such file met so far to the reason.
 
     Sources (at most one of `root` / `hub_id`):
         - idx folder: `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]` and the
-          `t10k-*` pair (MNIST, Fashion-MNIST, KMNIST...). Test = t10k; validation is carved.
+          `t10k-*` pair (MNIST, Fashion-MNIST, KMNIST...). Test = t10k; validation is carved. Class names:
+          `classes.txt` beside them (one per line), else Fashion-MNIST's for a folder named fashion-mnist
+          (see `datasets.is_fashion_mnist`), else the digits.
         - ImageFolder tree: `root/train/<class>/*.jpg|png|...` plus `root/test/` and/or `root/val/` (or
           `root/validation/`).
           Test = `test/` if present, else `val/` (ImageNet layout); `val/` is the validation split
           only when `test/` also exists, otherwise validation is carved from train.
+        - class folders: `root/<class>/*.jpg|png|...` with no train/, val/, validation/ or test/ folder
+          (torchvision ImageFolder's layout): one pool, from which test and validation are carved.
         - hub: `datasets.load_dataset(hub_id)` (needs `datasets` and network or a warm cache).
           Same rule with the split names "test" (used only if labelled; imagenet-1k's is not) and
           "validation".
         - neither: predict only, in a run given a checkpoint of this data module's fit (it supplies the
           normalisation and channels; see the module docstring).
         A carved validation split is `val_fraction` of train, drawn with `seed`, disjoint from the
-        training indices.
+        training indices. From a pool of class folders, test is `test_fraction` of it and validation
+        `val_fraction` of the rest, each at least one image, drawn with `seed` evenly across the classes
+        (`carve_pool`); every DDP rank lists the same files, so it carves the same splits.
 
     Batches: `{"images": (B, C, H, W) float32, "labels": (B,) int64}`; training batches with
     MixUp/CutMix carry soft `labels` (B, num_classes) float32 instead (rows sum to 1; the loss must
@@ -213,7 +244,7 @@ class ImageDataModule(L.LightningDataModule):
     and `std` are resolved on first use (see `mean`).
 
     Args:
-        root: local data folder (idx files or an ImageFolder tree), or None with `hub_id`.
+        root: local data folder (idx files, an ImageFolder tree or class folders), or None with `hub_id`.
         hub_id: HF datasets id, e.g. "food101" or "imagenet-1k"; None with `root`.
         image_size: side of the square images fed to the model (e.g. 224; 28 or 32 for idx digits).
         in_chans: channels fed to the model, 1 or 3; None keeps the checkpoint's in a run given one,
@@ -223,7 +254,9 @@ class ImageDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         val_fraction: share of train carved out for validation when the source has no validation
             split, in (0, 1); ignored otherwise.
-        seed: seed of the validation carve.
+        test_fraction: share of a pool of class folders carved out for test, in (0, 1); ignored for
+            other sources.
+        seed: seed of the carved splits.
         augment: "standard" (RandomResizedCrop + horizontal flip), "randaugment" (the same, then
             RandAugment) or "none" (the eval transform). Evaluation always uses the eval transform.
         crop_scale: RandomResizedCrop area range (min, max), e.g. (0.08, 1.0) for ImageNet,
@@ -259,6 +292,7 @@ class ImageDataModule(L.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 4,
         val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
         seed: int = 0,
         augment: Literal["standard", "randaugment", "none"] = "standard",
         crop_scale: tuple[float, float] = (0.08, 1.0),
@@ -284,8 +318,9 @@ class ImageDataModule(L.LightningDataModule):
                 f"need image_size >= 1, batch_size >= 1, num_workers >= 0; got {image_size}, "
                 f"{batch_size}, {num_workers}"
             )
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0.0 < fraction < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {fraction}")
         if augment not in ("standard", "randaugment", "none"):
             raise ValueError(f"augment must be 'standard', 'randaugment' or 'none', got {augment!r}")
         if randaugment_ops < 0:
@@ -312,7 +347,7 @@ class ImageDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         self.root, self.hub_id, self.predict_path = root, hub_id, predict_path
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.val_fraction, self.seed = val_fraction, seed
+        self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.augment, self.crop_scale, self.hflip = augment, tuple(crop_scale), hflip
         self.randaugment_ops, self.randaugment_magnitude = randaugment_ops, randaugment_magnitude
         self.random_erasing = random_erasing
@@ -326,6 +361,7 @@ class ImageDataModule(L.LightningDataModule):
         self._predict_files = None if predict_path is None else scan_image_files(predict_path)
         self._source: ImageSource | None = None
         self._read: dict[str, Dataset] = {}  # official splits read so far
+        self._carved_indices: dict[str, np.ndarray] | None = None
         self._checkpoint: dict[str, Any] | None = None  # normalisation and channels of a restored checkpoint
         self._normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None
         self.train_set = self.val_set = self.test_set = None
@@ -445,25 +481,39 @@ class ImageDataModule(L.LightningDataModule):
         return self._read[name]
 
     def _build(self, name: str) -> None:
-        """Set `<name>_set` ("train", "val" or "test"): the official split, or train's carved part."""
+        """Set `<name>_set` ("train", "val" or "test"): the official split, or its part carved from train."""
         source = self.source
-        if name == "test":
-            if "test" not in source.readers:
-                raise ValueError(f"{source.description} has no test split: an ImageFolder tree needs test/ or val/ "
-                                 "next to train/, idx files the t10k-images/t10k-labels pair, a hub dataset a "
-                                 "labelled 'test' or a 'validation' split")
-            test = self._split("test")
-            self.test_set = TransformedSubset(test, self._eval_order(np.arange(len(test))), self._eval_tf)
-        elif name == "val" and "val" in source.readers:
-            val = self._split("val")
-            self.val_set = TransformedSubset(val, self._eval_order(np.arange(len(val))), self._eval_tf)
+        if name == "test" and "test" not in source.readers and not source.pool:
+            raise ValueError(f"{source.description} has no test split: an ImageFolder tree needs test/ or val/ "
+                             "next to train/, idx files the t10k-images/t10k-labels pair, a hub dataset a "
+                             "labelled 'test' or a 'validation' split")
+        official = name in source.readers and (name != "train" or "val" in source.readers)
+        dataset = self._split(name if official else "train")
+        indices = np.arange(len(dataset)) if official else self._carved()[name]
+        if name == "train":
+            self.train_set = TransformedSubset(dataset, indices, self._train_tf)
         else:
-            train = self._split("train")
-            train_idx, val_idx = self._carve(len(train)) if "val" not in source.readers else (None, None)
-            if name == "train":
-                self.train_set = TransformedSubset(train, train_idx, self._train_tf)
+            setattr(self, f"{name}_set", TransformedSubset(dataset, self._eval_order(indices), self._eval_tf))
+
+    def _carved(self) -> dict[str, np.ndarray]:
+        """Indices of the splits carved from the train split, drawn once: train and validation (`_carve`), and
+        test from a pool of class folders (`carve_pool`, logged with its fractions and seed)."""
+        if self._carved_indices is None:
+            train, source = self._split("train"), self.source
+            if not source.pool:
+                self._carved_indices = dict(zip(("train", "val"), self._carve(len(train))))
+            elif len(train) < 3:
+                raise ValueError(f"{source.description} holds {len(train)} image(s): too few to carve train, "
+                                 "validation and test from (need 3)")
             else:
-                self.val_set = TransformedSubset(train, self._eval_order(val_idx), self._eval_tf)
+                self._carved_indices = carve_pool(np.asarray(train.targets), self.test_fraction, self.val_fraction,
+                                                  self.seed)
+                rank_zero_info(
+                    f"Image data: {source.description} has no test split; test ({self.test_fraction:.0%}) and "
+                    f"validation ({self.val_fraction:.0%} of the rest) are carved from its {len(train)} images, "
+                    f"evenly across the classes, with seed {self.seed}."
+                )
+        return self._carved_indices
 
     def _eval_order(self, indices: np.ndarray) -> np.ndarray:
         """``indices`` shuffled once with ``seed`` (see the module docstring)."""
@@ -471,7 +521,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def _log_summary(self, built: list[str]) -> None:
         source = self.source
-        carved = " (carved from train)" if "val" not in source.readers else ""
+        carved = " (carved from train)" if "val" not in source.readers and not source.pool else ""
         sizes = [f"{name} {len(getattr(self, f'{name}_set'))}{carved if name == 'val' else ''}" for name in built]
         rank_zero_info(
             f"Image data: {source.description}: {', '.join(sizes)}; {len(source.class_names)} classes "

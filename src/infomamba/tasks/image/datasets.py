@@ -1,9 +1,10 @@
-"""Image readers: MNIST-family idx files, ImageFolder trees, HF hub datasets, loose files.
+"""Image readers: MNIST-family idx files, ImageFolder trees and class folders, HF hub datasets, loose files.
 
 Every reader yields `(image, label)` with `image` a uint8 `tv_tensors.Image` (C, H, W) already in
 the requested channel count (grayscale replicated to RGB, RGB reduced to luminance), so the
 transforms downstream never care where a sample came from. `open_source` finds a source's class names,
-channels and official splits from names, headers and label files only; each split's images are read when
+channels and official splits from names, headers and label files only (class folders without split folders are
+also walked to their first image file, to tell them from other folders); each split's images are read when
 `ImageSource.read` asks for that split, so a stage reads only the splits it uses. The readers that decode
 images (files, hub rows; not the in-memory idx arrays) name their samples (`name(index)`: the file path, or
 the row) for messages about images that cannot be read; `UNREADABLE` lists what reading a broken image file
@@ -15,6 +16,7 @@ trees and predict inputs; other files are left out and listed (`FixedClassImageF
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +53,13 @@ GRAY_PIL_MODES = ("1", "L", "LA", "I", "I;16", "F")
 # Extensions of the image files read from folders and predict paths (lower case): torchvision's ImageFolder
 # list plus GIF, which PIL reads too (its first frame).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+# Split folders of an ImageFolder tree; class folders directly under root are a pool only when none exists.
+SPLIT_FOLDERS = ("train", "val", "validation", "test")
+# Names of the classes of idx files, one per line, beside them.
+CLASSES_FILE = "classes.txt"
+# Fashion-MNIST's classes, label order (torchvision's FashionMNIST.classes).
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot")
 
 
 def _open_idx(path: Path):
@@ -149,6 +158,12 @@ def _is_class_dir(path: Path) -> bool:
 def has_image_extension(path: str | Path) -> bool:
     """Whether `path` ends in one of `IMAGE_EXTENSIONS` (any case)."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def holds_image(folder: Path) -> bool:
+    """Whether `folder` or a folder under it holds a file of an image extension; walked as ImageFolder walks it
+    (links followed), stopping at the first such file."""
+    return any(has_image_extension(name) for _, _, names in os.walk(folder, followlinks=True) for name in names)
 
 
 def load_pil(image: PILImage.Image, channels: int) -> tv_tensors.Image:
@@ -334,8 +349,10 @@ class ImageSource:
     """One source, already converted to `channels`: its class names, and a reader per official split.
 
     `readers` maps "train", and "val" / "test" where the source has them, to a function that reads that
-    split (`read`); without "val" the data module carves validation from train. `train_statistics`: the
-    source is normalised with its training images' pixel statistics (idx files) rather than ImageNet's.
+    split (`read`); without "val" the data module carves validation from train. `pool`: "train" is the
+    source's one labelled pool (class folders without split folders), from which the data module carves
+    validation and test too. `train_statistics`: the source is normalised with its training images' pixel
+    statistics (idx files) rather than ImageNet's.
     """
 
     description: str
@@ -343,6 +360,7 @@ class ImageSource:
     class_names: list[str]
     readers: dict[str, Callable[[], Dataset]]
     train_statistics: bool = False
+    pool: bool = False
 
     def read(self, split: str) -> Dataset:
         """The images of official split `split` ("train", "val" or "test")."""
@@ -356,7 +374,7 @@ def open_source(
     image_column: str = "image",
     label_column: str = "label",
 ) -> ImageSource:
-    """Open exactly one of `root` (idx folder or ImageFolder tree) or `hub_id` (HF datasets).
+    """Open exactly one of `root` (idx folder, ImageFolder tree or class folders) or `hub_id` (HF datasets).
 
     `in_chans` None keeps the source's own channels: 1 for idx files and grayscale hub datasets,
     3 otherwise.
@@ -397,9 +415,47 @@ def _idx_labels(images_path: Path, labels_path: Path) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def is_fashion_mnist(root: str | Path) -> bool:
+    """Whether idx folder `root` is Fashion-MNIST, told by its name (the files are MNIST's in format and size):
+    "fashion-mnist" in any case, with "-", "_" or nothing between the words ("FashionMNIST", "fashion_mnist"),
+    or a folder "raw" inside such a folder (torchvision's FashionMNIST/raw). Symbolic links are not followed,
+    so a link named so counts."""
+    folder = Path(os.path.abspath(root))
+    if folder.name == "raw":
+        folder = folder.parent
+    return re.fullmatch(r"fashion[-_]?mnist", folder.name, re.IGNORECASE) is not None
+
+
+def idx_class_names(root: str | Path, count: int) -> list[str]:
+    """Names of the `count` classes (label i is the i-th name) of the idx files in `root`.
+
+    `root/classes.txt` (one name per line, blank lines skipped) when present; else Fashion-MNIST's names when
+    `root` is Fashion-MNIST (`is_fashion_mnist`) and its labels lie in 0-9; else the digits "0", "1", ...
+    Raises ValueError naming classes.txt when it is not UTF-8, repeats a name or does not hold `count` names.
+    """
+    path = Path(root) / CLASSES_FILE
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path} is not UTF-8 text: {err}") from err
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+        if len(names) != count:
+            raise ValueError(f"{path} has {len(names)} class names (one per line) but the idx labels under {root} "
+                             f"number {count} classes (0-{count - 1})")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{path} names {repeated} more than once; class names must differ")
+        return names
+    if count <= len(FASHION_MNIST_CLASSES) and is_fashion_mnist(root):
+        return list(FASHION_MNIST_CLASSES[:count])
+    return [str(i) for i in range(count)]
+
+
 def open_idx(root: str | Path, channels: int) -> ImageSource:
     """idx source: train-* is train, t10k-* the official test split; no validation split. The label
-    files and the images files' headers are read here, each images file when its split is read."""
+    files and the images files' headers are read here, each images file when its split is read; class names
+    as `idx_class_names` gives them."""
     files = find_idx_files(root)
     if "train" not in files:
         raise ValueError(f"{root} has t10k idx files but no train-images/train-labels")
@@ -409,14 +465,14 @@ def open_idx(root: str | Path, channels: int) -> ImageSource:
     every = np.concatenate(list(labels.values()))
     if every.min() < 0:
         raise ValueError(f"idx labels under {root} must be >= 0, found {every.min()}")
-    class_names = [str(i) for i in range(int(every.max()) + 1)]
+    class_names = idx_class_names(root, int(every.max()) + 1)
     readers = {split: partial(IdxDataset, files[split][0], labels[split], channels) for split in files}
     return ImageSource(f"idx files {root}", channels, class_names, readers, train_statistics=True)
 
 
 def open_folder(root: str | Path, channels: int) -> ImageSource:
     """ImageFolder tree root/train/<class>/*, plus root/val (or root/validation, as the hub names it) and/or
-    root/test.
+    root/test; or class folders root/<class>/* without those split folders (`open_class_folders`).
 
     The official test split is root/test if present, else root/val (ImageNet ships train + val);
     root/val is the validation split only when root/test also exists. Only the folder names are read
@@ -425,10 +481,7 @@ def open_folder(root: str | Path, channels: int) -> ImageSource:
     """
     root = Path(root)
     if not (root / "train").is_dir():
-        raise ValueError(
-            f"{root} is neither an ImageFolder tree (root/train/<class>/*.png|jpg, plus val/ or "
-            "test/) nor a folder of idx files (train-images-idx3-ubyte[.gz], ...)"
-        )
+        return open_class_folders(root, channels)
     classes = sorted(p.name for p in (root / "train").iterdir() if _is_class_dir(p))
     if not classes:
         raise ValueError(f"{root / 'train'} has no class folders")
@@ -449,6 +502,35 @@ def open_folder(root: str | Path, channels: int) -> ImageSource:
     readers = {split: partial(FixedClassImageFolder, folder, classes, channels, split != "train")
                for split, folder in folders.items()}
     return ImageSource(f"ImageFolder tree {root}", channels, classes, readers)
+
+
+def open_class_folders(root: Path, channels: int) -> ImageSource:
+    """Class folders root/<class>/* (torchvision ImageFolder's own layout) as one labelled pool, from which the
+    data module carves validation and test. Classes are the sorted names of root's folders; each is walked to
+    its first image file (`holds_image`), so that a folder of other folders is not taken for a pool.
+
+    Raises the one-line "not a recognised root" error when root has a split folder (val/, validation/, test/)
+    but no train/, or no folder holding an image; ValueError naming the class folders that hold none, or the
+    only one (a single class is most often the folder above the class folders).
+    """
+    classes = sorted(p.name for p in root.iterdir() if _is_class_dir(p))
+    split_named = any((root / name).is_dir() for name in SPLIT_FOLDERS)
+    holding = [] if split_named else [name for name in classes if holds_image(root / name)]
+    if not holding:
+        raise ValueError(
+            f"{root} is neither an ImageFolder tree (root/train/<class>/*.png|jpg, plus val/ or test/), class "
+            "folders (root/<class>/*.png|jpg, no split folders) nor a folder of idx files "
+            "(train-images-idx3-ubyte[.gz], ...)"
+        )
+    if len(holding) < len(classes):
+        empty = sorted(set(classes) - set(holding))
+        raise ValueError(f"class folders {empty} of {root} hold no image file ({', '.join(IMAGE_EXTENSIONS)}): "
+                         "add images or move them out of root")
+    if len(classes) == 1:
+        raise ValueError(f"{root} has one class folder, {classes[0]}/: class folders need two or more classes "
+                         "(is root the folder above them?)")
+    reader = partial(FixedClassImageFolder, root, classes, channels, False)
+    return ImageSource(f"class folders {root}", channels, classes, {"train": reader}, pool=True)
 
 
 def _has_labels(split, label_column: str) -> bool:
