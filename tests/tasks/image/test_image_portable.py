@@ -63,3 +63,26 @@ def test_test_and_predict_read_no_training_images(tmp_path):
     assert (dm.mean, dm.std) == (tuple(state["mean"]), tuple(state["std"]))
     with pytest.raises(ValueError, match="train-images-idx3-ubyte: header declares shape"):
         dm.setup("fit")  # the training stage does read them
+
+
+def test_evaluating_on_other_classes_is_an_error_naming_both(tmp_path):
+    """Label ids are positions in the class list: data of other classes (or another order) would be scored against
+    the wrong ones, so a labelled split of such data is refused once the checkpoint's state is taken."""
+    trained = ImageDataModule(root=str(write_fashion_like(tmp_path / "a")), image_size=28).state_dict()
+    assert trained["class_names"] == ["0", "1", "2", "3"]
+    other = write_fashion_like(tmp_path / "b")
+    (other / "classes.txt").write_text("w\nx\ny\nz\n")
+    dm = ImageDataModule(root=str(other), image_size=28, batch_size=8, num_workers=0)
+    dm.load_state_dict(trained)
+    with pytest.raises(ValueError, match=r"classes \['w', 'x', 'y', 'z'\], the checkpoint was trained on \['0'"):
+        dm.setup("test")
+    built = ImageDataModule(root=str(other), image_size=28, batch_size=8, num_workers=0)
+    built.setup("test")
+    with pytest.raises(ValueError, match="its label ids would mean other classes"):
+        built.load_state_dict(trained)  # as Lightning does after setup
+    same = ImageDataModule(root=str(write_fashion_like(tmp_path / "c")), image_size=28, batch_size=8, num_workers=0)
+    same.load_state_dict(trained)
+    same.setup("test")
+    old = {key: value for key, value in trained.items() if key != "class_names"}  # a checkpoint from before
+    dm.load_state_dict(old)
+    dm.setup("test")

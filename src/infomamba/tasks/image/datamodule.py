@@ -362,7 +362,7 @@ class ImageDataModule(L.LightningDataModule):
         self._source: ImageSource | None = None
         self._read: dict[str, Dataset] = {}  # official splits read so far
         self._carved_indices: dict[str, np.ndarray] | None = None
-        self._checkpoint: dict[str, Any] | None = None  # normalisation and channels of a restored checkpoint
+        self._checkpoint: dict[str, Any] | None = None  # normalisation, channels, classes of a checkpoint
         self._normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None
         self.train_set = self.val_set = self.test_set = None
         self.unreadable: dict[str, str] = {}
@@ -416,18 +416,32 @@ class ImageDataModule(L.LightningDataModule):
     # ---- checkpoint -----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint keeps of the data for later runs: the normalisation and the channel count."""
+        """What a checkpoint keeps of the data for later runs: the normalisation, the channel count and the
+        class names (label id order)."""
         mean, std = self._resolve_normalisation()
-        return {"mean": list(mean), "std": list(std), "in_chans": self.in_chans}
+        return {"mean": list(mean), "std": list(std), "in_chans": self.in_chans,
+                "class_names": list(self.source.class_names)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Take the checkpoint's normalisation and channels (Lightning calls this in a run given a
-        checkpoint, after `setup` and before the loaders): they are what the weights were trained with, and
-        test and predict then read no training images for them. data.mean/std and data.in_chans, when
-        given, still win."""
+        """Take the checkpoint's normalisation and channels (the CLI calls this before an evaluation reads
+        anything; Lightning in any run given a checkpoint, after `setup` and before the loaders): they are what
+        the weights were trained with, and test and predict then read no training images for them. data.mean/std
+        and data.in_chans, when given, still win. Labelled splits must have the checkpoint's classes
+        (`_check_classes`); checkpoints written before the class names were kept are not checked."""
         self._checkpoint = {"mean": tuple(state_dict["mean"]), "std": tuple(state_dict["std"]),
-                            "in_chans": int(state_dict["in_chans"])}
+                            "in_chans": int(state_dict["in_chans"]), "class_names": state_dict.get("class_names")}
         self._normalisation = None
+        if self._source is not None:
+            self._check_classes()
+
+    def _check_classes(self) -> None:
+        """A labelled split's label ids must mean the classes they meant in training: ValueError when the
+        source's classes are not the restored checkpoint's, in the same order."""
+        trained = self._checkpoint and self._checkpoint["class_names"]
+        if trained and list(trained) != list(self.source.class_names):
+            raise ValueError(f"{self.source.description} has the classes {self.source.class_names}, the checkpoint "
+                             f"was trained on {list(trained)}: its label ids would mean other classes; evaluate "
+                             "on data of the same classes (same folder names), or fit on this data")
 
     # ---- setup ----------------------------------------------------------------------------------
 
@@ -483,6 +497,7 @@ class ImageDataModule(L.LightningDataModule):
     def _build(self, name: str) -> None:
         """Set `<name>_set` ("train", "val" or "test"): the official split, or its part carved from train."""
         source = self.source
+        self._check_classes()
         if name == "test" and "test" not in source.readers and not source.pool:
             raise ValueError(f"{source.description} has no test split: an ImageFolder tree needs test/ or val/ "
                              "next to train/, idx files the t10k-images/t10k-labels pair, a hub dataset a "
