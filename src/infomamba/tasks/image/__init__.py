@@ -1,8 +1,8 @@
 """Image task: patch-embedding frontend and the image data module.
 
 `frontend.PatchEmbed` turns images into row-major token sequences with a 2-D grid (plain torch, importable
-without torchvision); `datamodule.ImageDataModule` reads ImageFolder trees, MNIST-family idx files or HF
-hub datasets (`datasets.py` holds the readers) and yields batches `{"images", "labels"}`. torchvision
+without torchvision); `datamodule.ImageDataModule` reads ImageFolder trees, class folders, MNIST-family idx files
+or HF hub datasets (`datasets.py` holds the readers) and yields batches `{"images", "labels"}`. torchvision
 is this task's only extra dependency (`pip install 'infomamba[image]'`); the data files ask for it with
 `require_torchvision`, which names that fix when it is missing or built for another torch.
 
