@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from infomamba.cli import QUIET_WARNINGS, main, pop_task, shorthands
 
@@ -272,3 +273,60 @@ def test_a_gloo_process_group_is_left_after_the_run(tmp_path):
     leave_process_group()
     assert not dist.is_initialized()
     leave_process_group()  # nothing to leave: a no-op
+
+
+def test_a_checkpoint_of_another_task_or_no_checkpoint_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0"])
+    ckpt = only("runs/text/version_*", tmp_path) / "checkpoints" / "last.ckpt"
+    with pytest.raises(SystemExit, match=rf"^--ckpt_path {ckpt} is a checkpoint of TextClassifier, not of --task "
+                                         r"image's model: use --task text$"):
+        main(["test", "--task", "image", "--ckpt_path", str(ckpt)])
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    with pytest.raises(SystemExit, match="^--ckpt_path notes.ckpt is not a checkpoint Lightning saved"):
+        main(["predict", "--task", "text", "--ckpt_path=notes.ckpt"])
+
+
+def test_resuming_refuses_a_changed_model_and_names_the_runs_it_passes_over(tmp_path, monkeypatch, capsys):
+    """`--ckpt_path last` restores the optimizer and one architecture: a changed model or data option would not act
+    or not load, so it is refused; a trainer option (more epochs) is the way to go on."""
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"])
+    (tmp_path / "runs" / "text" / "version_1").mkdir()  # a later run killed before its first checkpoint
+    with pytest.raises(SystemExit, match=r"continues runs/text/version_0, whose model and data this command changes "
+                                         r"\(model.encoder.depth 1 there, 2 here; model.lr 0.001 there, 0.5 here\)"):
+        main(["fit", "--task", "text", "--ckpt_path", "last", "--model.lr=0.5", "--model.encoder.depth=2"])
+    main(["fit", "--task", "text", "--ckpt_path", "last", "--trainer.max_epochs=2", "--data.num_workers=0"])
+    out = capsys.readouterr().out
+    assert "continues runs/text/version_0: the newer version_1 has no checkpoints/last.ckpt" in out
+    assert torch.load(tmp_path / "runs/text/version_0/checkpoints/last.ckpt", weights_only=False)["global_step"] == 4
+
+
+def test_a_limit_of_1_is_one_batch_as_lightning_reads_it(tmp_path, monkeypatch):
+    """jsonargparse tried the float of the Trainer's int | float first, so a written 1 was 1.0, the whole epoch."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "limits.yaml").write_text("trainer:\n  limit_val_batches: 1\n")
+    main(["fit", *TEXT, "--config", "limits.yaml", "--trainer.max_epochs=1", "--trainer.limit_train_batches", "1"])
+    run = only("runs/text/version_*", tmp_path)
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 1  # of 4 batches
+    assert "  limit_train_batches: 1\n  limit_val_batches: 1\n" in (run / "config.yaml").read_text()
+
+
+def test_a_package_a_data_module_needs_is_named_in_one_line(tmp_path, monkeypatch):
+    from infomamba.tasks.text.datamodule import TextDataModule
+
+    def missing(self):
+        raise ImportError("data.hub_id needs the HF `datasets` package: pip install 'infomamba[hub]'")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(TextDataModule, "num_classes", property(missing))
+    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: a missing package: data.hub_id needs the HF"):
+        main(["fit", *TEXT, "--trainer.fast_dev_run=true"])
+
+
+def test_infomamba_alone_lists_commands_and_tasks(capsys):
+    main([])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: infomamba {fit,validate,test,predict}") and "tasks: asr, image, text" in out
+    main(["--help"])
+    assert capsys.readouterr().out == out

@@ -33,7 +33,7 @@ import warnings
 from pathlib import Path
 
 from .config_errors import config_files, unknown_key_message, yaml_problem
-from .tasks.registry import TaskSpec, get_task, list_tasks
+from .tasks.registry import TaskSpec, class_path, get_task, list_tasks, tasks_of
 
 # Printed by default runs (fit, a resumed fit, predict) with nothing for the user to do (lightning 2.6.6).
 QUIET_WARNINGS = (
@@ -54,9 +54,28 @@ QUIET_WARNINGS = (
 QUIET_LOGS = ("💡 Tip:",)
 APPS = ("bench", "summary", "diagnose")  # subcommands that are plain programs (`infomamba.<name>.main`)
 EVALUATIONS = ("validate", "test", "predict")  # subcommands that need a trained checkpoint
+LIMITS = tuple(f"trainer.limit_{stage}_batches" for stage in ("train", "val", "test", "predict"))
 RUN_DIR_HELP = ("this run's folder (logs, config.yaml, checkpoints/), created; default: a new "
                 "<logger save_dir>/<name>/version_N (runs/<task>/version_N). With fit --ckpt_path last: the run to "
                 "continue (default: the newest one with a checkpoints/last.ckpt).")
+
+
+def overview() -> str:
+    """What `infomamba` and `infomamba --help` print: the commands, the tasks and where each one's options are."""
+    return f"""usage: infomamba {{fit,validate,test,predict}} [--task TASK] [--config FILE] [options]
+       infomamba {{bench,summary,diagnose}} [options]
+
+  fit        train a model (validating as it goes); --ckpt_path last continues the newest run
+  validate   score a checkpoint (--ckpt_path FILE) on the validation split
+  test       score a checkpoint on the test split
+  predict    write predictions.jsonl for data.predict_path with a checkpoint
+  bench      latency, throughput, training-step time and peak memory per mixer (a GPU)
+  summary    parameter counts and forward FLOPs of mixers, as a markdown table
+  diagnose   the paper's consistency-boundary diagnostics on a trained checkpoint
+
+tasks: {", ".join(list_tasks())} (default text: generated ListOps until data.root or data.hub_id is set)
+every option of a task, with its help: infomamba fit --task TASK --help (--print_config: as YAML)
+mixers (--model.encoder.mixer): python -c 'import infomamba; print(infomamba.list_mixers())'"""
 
 
 def pop_task(argv: list[str]) -> tuple[str, list[str]]:
@@ -80,16 +99,43 @@ def pop_task(argv: list[str]) -> tuple[str, list[str]]:
     return task, rest
 
 
-def run_config_for(argv: list[str]) -> list[str]:
-    """For validate/test/predict with --ckpt_path and no --config: prepend the run's saved config.yaml."""
-    if not argv or argv[0] not in EVALUATIONS or any(a.startswith("--config") for a in argv):
-        return argv
+def ckpt_path_arg(argv: list[str]) -> str | None:
+    """The --ckpt_path given on the command line (the last one), or None."""
     ckpt = None
     for i, arg in enumerate(argv):
         if arg == "--ckpt_path" and i + 1 < len(argv):
             ckpt = argv[i + 1]
         elif arg.startswith("--ckpt_path="):
             ckpt = arg.split("=", 1)[1]
+    return ckpt
+
+
+def check_checkpoint_task(ckpt: str | None, task: TaskSpec) -> None:
+    """A --ckpt_path file of another task's model ends the command with one line naming its task (before the
+    run's config.yaml, of that other task, would be read); a file that is no checkpoint, with one line too.
+    Checkpoints written before the model's class was kept pass."""
+    if not ckpt or ckpt in ("last", "best") or not Path(ckpt).is_file():
+        return
+    import torch
+
+    try:
+        saved = torch.load(ckpt, map_location="cpu", mmap=True, weights_only=False).get("infomamba_module")
+    except Exception as err:  # torch.load raises what the pickle or zip reader met
+        raise SystemExit(f"--ckpt_path {ckpt} is not a checkpoint Lightning saved (torch.load: "
+                         f"{type(err).__name__})") from None
+    if saved is None or saved == class_path(task.module):
+        return
+    owners = tasks_of(saved)
+    use = f"use --task {' or --task '.join(owners)}" if owners else "no registered task has that model"
+    raise SystemExit(f"--ckpt_path {ckpt} is a checkpoint of {saved.split(':')[-1]}, not of --task {task.name}'s "
+                     f"model: {use}")
+
+
+def run_config_for(argv: list[str]) -> list[str]:
+    """For validate/test/predict with --ckpt_path and no --config: prepend the run's saved config.yaml."""
+    if not argv or argv[0] not in EVALUATIONS or any(a.startswith("--config") for a in argv):
+        return argv
+    ckpt = ckpt_path_arg(argv)
     if not ckpt or ckpt in ("last", "best"):
         return argv
     for folder in Path(ckpt).resolve().parents[:3]:
@@ -191,7 +237,7 @@ def trainer_defaults(task: TaskSpec, checkpointing: bool = True) -> dict:
 
 def resumed_run(config, subcommand: str) -> Path | None:
     """The run folder `fit --ckpt_path last` continues (None for any other command)."""
-    from .tasks.run_dir import LAST, resumable_run
+    from .tasks.run_dir import LAST, newer_runs, resumable_run
 
     if config.ckpt_path in ("last", "best") and subcommand != "fit":
         raise SystemExit(f"{subcommand} --ckpt_path {config.ckpt_path}: give the checkpoint file, e.g. "
@@ -204,7 +250,31 @@ def resumed_run(config, subcommand: str) -> Path | None:
             raise SystemExit(f"--ckpt_path last: nothing to resume in --run_dir {run} (no {run / LAST})")
         return run
     logger = folder_logger_args(config)
-    return resumable_run(Path(logger.save_dir) / (logger.name or ""))
+    run = resumable_run(Path(logger.save_dir) / (logger.name or ""))
+    newer = newer_runs(run)
+    if newer:
+        from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+        rank_zero_only(print)(f"[infomamba] --ckpt_path last continues {run}: the newer {', '.join(newer)} "
+                              f"{'has' if len(newer) == 1 else 'have'} no {LAST} (stopped before a first checkpoint, "
+                              "or evaluations)", flush=True)
+    return run
+
+
+def refuse_changed_run(run: Path, saved: str, now: str) -> None:
+    """End `fit --ckpt_path last` with one line when this command changes the continued run's model or data
+    (`changed_settings`; `saved`, `now`: the run's config.yaml and this command's config, as YAML)."""
+    import yaml
+
+    from .tasks.run_dir import changed_settings
+
+    changed = changed_settings(yaml.safe_load(saved), yaml.safe_load(now))
+    if changed:
+        shown = "; ".join(f"{key} {before!r} there, {after!r} here" for key, before, after in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise SystemExit(f"--ckpt_path last continues {run}, whose model and data this command changes ({shown}"
+                         f"{more}): a resumed run keeps them; drop those options to continue it, or leave out "
+                         "--ckpt_path last to start a new run")
 
 
 def folder_logger_args(config, required: bool = True):
@@ -317,6 +387,17 @@ def load_task(name: str) -> tuple[TaskSpec, type, type]:
     return spec, module_cls, data_cls
 
 
+def read_limits_as_lightning_does(parser) -> None:
+    """Parse the Trainer's limit_*_batches as its signature types them, int before float: Lightning reads an int
+    as a number of batches and a float as a fraction of the epoch, and jsonargparse, which tries the union's
+    float first, made a written 1 (one batch) into 1.0 (the whole epoch)."""
+    from typing import Optional, Union
+
+    for action in parser._actions:
+        if action.dest in LIMITS and hasattr(action, "_typehint"):
+            action._typehint = Optional[Union[int, float]]
+
+
 def leave_process_group() -> None:
     """Wait for every rank, then take a gloo process group down before the interpreter exits.
 
@@ -336,9 +417,13 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in APPS:
         return importlib.import_module(f"infomamba.{argv[0]}").main(argv[1:])
+    if argv in ([], ["--help"], ["-h"]):
+        print(overview())
+        return None
     name, rest = pop_task(argv)
     rest = shorthands(rest)
     task, module_cls, data_cls = load_task(name)
+    check_checkpoint_task(ckpt_path_arg(rest), task)
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -348,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
 
     class TaskCLI(LightningCLI):
         def add_arguments_to_parser(self, parser):
+            read_limits_as_lightning_does(parser)
             for source, target in task.links.items():
                 parser.link_arguments("data", f"model.{target}", apply_on="instantiate",
                                       compute_fn=linked_value(source, target, checkpoint))
@@ -393,16 +479,20 @@ def main(argv: list[str] | None = None) -> None:
                 extended = with_config(args, resumed / "config.yaml")
                 if extended is not args:
                     self.config = self.parser.parse_args(extended)
+                refuse_changed_run(resumed, (resumed / "config.yaml").read_text(encoding="utf-8"),
+                                   self._subcommand_parsers["fit"].dump(self.config["fit"]))
             claimed.append(place_run(self.config[self.subcommand], resumed, self.subcommand))
 
         def instantiate_classes(self):
             label = f"infomamba --task {name} {self.subcommand}"
             try:
                 super().instantiate_classes()
-            except (ValueError, FileNotFoundError) as err:  # what the constructors reject of the config: one line
-                if isinstance(err.__cause__, (ValueError, FileNotFoundError)):  # raised inside a link's compute_fn
-                    err = err.__cause__
-                raise SystemExit(f"{label}: invalid configuration: {err}") from None
+            except (ValueError, FileNotFoundError, ImportError) as err:  # what the constructors reject: one line
+                cause = err.__cause__  # what a link's compute_fn raised, wrapped by jsonargparse
+                if isinstance(cause, (ValueError, FileNotFoundError, ImportError)):
+                    err = cause
+                what = "a missing package" if isinstance(err, ImportError) else "invalid configuration"
+                raise SystemExit(f"{label}: {what}: {err}") from None
             if checkpoint.get("data"):  # before any hook reads data: an evaluation encodes as the weights were trained
                 self.datamodule.load_state_dict(checkpoint["data"])
             self.datamodule.setup = checked_setup(self.datamodule.setup, label)

@@ -4,7 +4,8 @@ import threading
 
 import pytest
 
-from infomamba.tasks.run_dir import RunLogger, claim_folder, claim_version, resumable_run
+from infomamba.tasks.run_dir import (RunLogger, changed_settings, claim_folder, claim_version, newer_runs,
+                                      resumable_run)
 
 
 def test_concurrent_claims_get_distinct_versions(tmp_path):
@@ -51,3 +52,20 @@ def test_resumed_logger_appends_to_the_metrics_it_had(tmp_path):
     resumed.save()
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert [(r["step"], r["train/loss"], r["val/acc"]) for r in rows] == [("0", "2.0", ""), ("5", "1.0", "0.5")]
+
+
+def test_changed_settings_are_the_model_and_data_leaves_that_differ():
+    saved = {"model": {"lr": 0.001, "encoder": {"dim": 16, "mixer": "infomamba"}, "compile": False},
+             "data": {"root": "a", "num_workers": 0}, "trainer": {"max_epochs": 1}}
+    now = {"model": {"lr": 0.001, "encoder": {"dim": 32, "mixer": "infomamba"}, "compile": True},
+           "data": {"root": "a", "num_workers": 4, "seed": 1}, "trainer": {"max_epochs": 9}}
+    assert changed_settings(saved, now) == [("data.seed", None, 1), ("model.encoder.dim", 16, 32)]
+    assert changed_settings(saved, saved) == []
+
+
+def test_newer_runs_are_the_version_folders_numbered_after(tmp_path):
+    for n in (0, 2, 10):
+        (tmp_path / f"version_{n}").mkdir()
+    (tmp_path / "notes").mkdir()
+    assert newer_runs(tmp_path / "version_2") == ["version_10"]
+    assert newer_runs(tmp_path / "version_10") == []

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from infomamba import Encoder, EncoderConfig
 from infomamba.cuda_graphs import GraphedEncoder
 from infomamba.losses import LossWeights, total_loss, weighted_terms
+from infomamba.tasks.registry import class_path
 
 
 def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -152,7 +153,10 @@ class TaskModule(L.LightningModule):
         self._step(batch, "test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The random streams (see `on_load_checkpoint`), and the model's class, by which the CLI tells a
+        checkpoint of another task's model before it reads the run's config."""
         checkpoint["rng_states"] = gathered_rng_states()
+        checkpoint["infomamba_module"] = class_path(type(self))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A resumed run continues the random streams (dropout, Gumbel hash noise) where they stopped, each rank

@@ -90,3 +90,13 @@ def _resolve(target: type | str) -> type:
         return target
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def class_path(target: type | str) -> str:
+    """A class as "package.module:Class" (the form tasks register by), without importing a path given as one."""
+    return target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
+
+
+def tasks_of(module_path: str) -> list[str]:
+    """The names of the tasks whose model class is `module_path` ("package.module:Class")."""
+    return [name for name in list_tasks() if class_path(get_task(name).module) == module_path]

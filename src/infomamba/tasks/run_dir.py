@@ -60,6 +60,33 @@ def resumable_run(root: Path) -> Path:
     return found[-1]
 
 
+def newer_runs(run: Path) -> list[str]:
+    """The `version_N` folders beside `run` numbered after it (those `resumable_run` passed over: no last.ckpt)."""
+    number = int(_VERSION.fullmatch(run.name).group(1))
+    return [p.name for n, p in sorted(versions(run.parent).items()) if n > number]
+
+
+# Settings a resumed run may change: how its data is loaded and how its model is run, not what either is.
+RESUMABLE_CHANGES = ("data.num_workers", "data.predict_path", "model.compile", "model.cuda_graphs")
+
+
+def leaves(tree, prefix: str = "") -> dict:
+    """The leaves of a nested mapping by dotted key."""
+    if not isinstance(tree, dict):
+        return {prefix[:-1]: tree}
+    return {key: value for name, child in tree.items() for key, value in leaves(child, f"{prefix}{name}.").items()}
+
+
+def changed_settings(saved: dict, now: dict) -> list[tuple[str, object, object]]:
+    """(key, saved value, value now) of each model.* and data.* setting a resumed run's config.yaml (`saved`) and
+    this command's config (`now`, both as YAML loads them) disagree on, but `RESUMABLE_CHANGES`: a checkpoint
+    restores the optimizer and schedule and holds weights of one architecture, so a changed model or data
+    setting would either not act (the learning rate) or not load (the width)."""
+    before, after = (leaves({key: config.get(key) for key in ("model", "data")}) for config in (saved, now))
+    return [(key, before.get(key), after.get(key)) for key in sorted(before.keys() | after.keys())
+            if before.get(key) != after.get(key) and key not in RESUMABLE_CHANGES]
+
+
 class _AppendingWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:
         if self._fs.isfile(self.metrics_file_path):
