@@ -33,6 +33,7 @@ import warnings
 from pathlib import Path
 
 from .config_errors import config_files, unknown_key_message, yaml_problem
+from .plugins import PluginError, load_plugins
 from .tasks.registry import TaskSpec, class_path, get_task, list_tasks, tasks_of
 
 # Printed by default runs (fit, a resumed fit, predict) with nothing for the user to do (lightning 2.6.6).
@@ -415,6 +416,10 @@ def leave_process_group() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        plugins = load_plugins()  # the user's mixers and tasks, registered before any is looked up by name
+    except PluginError as err:
+        raise SystemExit(f"infomamba: {err}") from None
     if argv and argv[0] in APPS:
         return importlib.import_module(f"infomamba.{argv[0]}").main(argv[1:])
     if argv in ([], ["--help"], ["-h"]):
@@ -506,6 +511,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # sys.argv stays whole: Lightning's DDP launcher re-runs it (with --task) in every child process.
     quiet()
+    if plugins:
+        from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+        rank_zero_only(print)(f"[infomamba] plugins: {', '.join(plugins)}", flush=True)
     note = optimizer_override_note(rest)
     if note:
         from lightning.pytorch.utilities.rank_zero import rank_zero_only
