@@ -333,7 +333,7 @@ def test_predict_and_test_inputs_are_checked_early(tmp_path):
     (tmp_path / "none").mkdir()
     (tmp_path / "none" / "notes.txt").write_text("a note")
     for path, error, message in [
-        (tmp_path / "missing", FileNotFoundError, r"^predict_path .*missing does not exist$"),
+        (tmp_path / "missing", FileNotFoundError, r"^data.predict_path .*missing does not exist$"),
         (tmp_path / "bad.png", ValueError, r"bad.png is not a readable image: UnidentifiedImageError"),
         (tmp_path / "notes.txt", ValueError, r"notes.txt is not an image file: its extension is not one of .jpg"),
         (tmp_path / "none", ValueError, r"^no readable image \(.*\) under predict_path .*none; left out 1 file\(s\): "

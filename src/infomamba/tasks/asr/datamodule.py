@@ -52,6 +52,7 @@ from .sources import (
 )
 from .vocab import CharVocab, SubwordVocab, vocab_from_json
 from ..cache import user_cache_dir
+from ..paths import missing
 
 log = logging.getLogger(__name__)
 
@@ -370,7 +371,11 @@ class ASRDataModule(L.LightningDataModule):
             self.vocab  # noqa: B018 - property builds and caches it
 
     def setup(self, stage: str | None = None) -> None:
-        """Read, filter and wrap the splits ``stage`` needs (all labelled ones for ``None``); summarise them."""
+        """Read, filter and wrap the splits ``stage`` needs (all labelled ones for ``None``); summarise them. A
+        labelled stage whose only source is a data.root that is not a folder says so before anything else."""
+        if stage != "predict" and self.root is not None and not (self.manifests or self.hub_id) \
+                and not Path(self.root).is_dir():
+            raise FileNotFoundError(missing("data.root", self.root, "is not a folder"))
         built = []
         if stage in ("fit", "validate", None) and self._train is None and self.train_splits:
             self._setup_fit()
@@ -581,7 +586,7 @@ class ASRDataModule(L.LightningDataModule):
         if self.manifests:
             parts.append(f"manifests for {sorted(self.manifests)}")
         if self.root is not None and not Path(self.root).is_dir():
-            parts.append(f"data.root {self.root} is not a folder (a relative root is read from {Path.cwd()})")
+            parts.append(missing("data.root", self.root, "is not a folder"))
         elif self.root is not None:
             base = Path(self.root)
             folders = sorted(p.name for b in (base, base / "LibriSpeech") if b.is_dir() for p in b.iterdir()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .audio import AUDIO_EXTENSIONS, AudioError, AudioSource, audio_duration
+from ..paths import missing
 from .vocab import OOVError, normalize_transcript
 
 _EXAMPLES_PER_REASON = 3
@@ -275,7 +276,7 @@ def predict_files(path: str | os.PathLike) -> list[Path]:
             raise ValueError(f"predict_path {path} holds no audio file (expected {expected})")
         return files
     if not path.is_file():
-        raise FileNotFoundError(f"predict_path {path} does not exist (expected {expected})")
+        raise FileNotFoundError(f"{missing('predict_path', path)} (expected {expected})")
     if path.suffix.lower() in AUDIO_EXTENSIONS:
         return [path]
     if path.suffix.lower() in MANIFEST_SUFFIXES:

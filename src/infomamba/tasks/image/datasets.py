@@ -29,6 +29,7 @@ from PIL import Image as PILImage
 from torch.utils.data import Dataset
 
 from ..optional_deps import require_torchvision
+from ..paths import missing
 
 require_torchvision()
 from torchvision import tv_tensors  # noqa: E402
@@ -257,7 +258,7 @@ def check_image_file(path: str | Path) -> Path:
     header PIL identifies (nothing is decoded). Raises FileNotFoundError or ValueError naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image file {path} does not exist")
+        raise FileNotFoundError(missing("image file", path))
     if not has_image_extension(path):
         raise ValueError(f"{path} is not an image file: its extension is not one of {', '.join(IMAGE_EXTENSIONS)}")
     reason = unreadable_header(path)
@@ -288,7 +289,7 @@ def scan_image_files(path: str | Path) -> ImageFileScan:
     if path.is_file():
         return ImageFileScan([check_image_file(path)], [], [])
     if not path.is_dir():
-        raise FileNotFoundError(f"predict_path {path} does not exist")
+        raise FileNotFoundError(missing("data.predict_path", path))
     files = sorted(p for p in path.rglob("*") if p.is_file())
     unsupported = [str(p) for p in files if not has_image_extension(p)]
     scan = ImageFileScan([], [], unsupported)
@@ -384,7 +385,7 @@ def open_source(
     if hub_id is not None:
         return open_hub(load_hub(hub_id), image_column, label_column, in_chans, f"hub dataset {hub_id}")
     if not Path(root).is_dir():
-        raise FileNotFoundError(f"data root {root} is not a directory")
+        raise FileNotFoundError(missing("data.root", root, "is not a folder"))
     if find_idx_files(root):
         return open_idx(root, in_chans or 1)
     return open_folder(root, in_chans or 3)

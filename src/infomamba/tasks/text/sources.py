@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from lightning.pytorch.utilities import rank_zero_warn
 
+from infomamba.tasks.paths import missing
 from infomamba.tasks.text.tokenizer import clean_text
 
 SPLIT_FILES = ("train", "test")
@@ -84,7 +85,7 @@ def open_source(root: str | None, hub_id: str | None, text_column: str, label_co
         return _open_hub(hub_id, text_column, label_column)
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"data.root {root} does not exist. {LAYOUTS}")
+        raise FileNotFoundError(f"{missing('data.root', root)}. {LAYOUTS}")
     read_table = partial(_read_table, text_column=text_column, label_column=label_column)
     if root.is_file():
         if root.suffix not in TABLE_SUFFIXES:
@@ -113,7 +114,7 @@ def read_predict_texts(path: Path, text_column: str) -> tuple[list[str], list[in
     """Cleaned non-empty texts of a predict file (.txt: one per line; csv/jsonl/json/parquet: the
     ``text_column``) and their 0-based rows; a file with no text is an error naming it."""
     if not path.is_file():
-        raise FileNotFoundError(f"data.predict_path {path} does not exist.")
+        raise FileNotFoundError(missing("data.predict_path", path))
     if path.suffix == ".txt":
         texts = read_text(path, f"data.predict_path {path}").splitlines()
     elif path.suffix in TABLE_SUFFIXES:
