@@ -41,31 +41,40 @@ def measure(fn, x, weight, bias, reverse):
     return fwd, fwdbwd
 
 
+def launch_times(batch: int, length: int) -> dict[str, dict]:
+    """Median ms of the forward ("fwd") and backward ("bwd") launches alone per candidate config, at one shape;
+    its tensors are freed on return."""
+    kwargs = dict(warmup=25, rep=100, return_mode="median")
+    x = torch.randn(batch, length, 768, device="cuda", dtype=torch.bfloat16)
+    dy = torch.randn_like(x)
+    weight, bias = torch.randn(768, 4, device="cuda") * 0.5, torch.randn(768, device="cuda") * 0.1
+    return {"fwd": {c: triton.testing.do_bench(lambda: conv.conv_forward(x, weight, bias, False, c), **kwargs)
+                    for c in conv.FWD_CANDIDATES},
+            "bwd": {c: triton.testing.do_bench(lambda: conv.conv_backward(x, weight, bias, dy, False, c), **kwargs)
+                    for c in conv.BWD_CANDIDATES}}
+
+
 def sweep() -> None:
     """Median ms of the forward and backward launches alone for each candidate config (fastest first)."""
-    kwargs = dict(warmup=25, rep=100, return_mode="median")
     for batch, length in [(64, 196), (64, 1024), (64, 4096), (8, 16384)]:
-        x = torch.randn(batch, length, 768, device="cuda", dtype=torch.bfloat16)
-        dy = torch.randn_like(x)
-        weight, bias = torch.randn(768, 4, device="cuda") * 0.5, torch.randn(768, device="cuda") * 0.1
-        fwd = {c: triton.testing.do_bench(lambda: conv.conv_forward(x, weight, bias, False, c), **kwargs)
-               for c in conv.FWD_CANDIDATES}
-        bwd = {c: triton.testing.do_bench(lambda: conv.conv_backward(x, weight, bias, dy, False, c), **kwargs)
-               for c in conv.BWD_CANDIDATES}
-        for name, times, default in (("fwd", fwd, conv.FWD_CONFIG), ("bwd", bwd, conv.BWD_CONFIG)):
+        times_by = launch_times(batch, length)
+        for name, default in (("fwd", conv.FWD_CONFIG), ("bwd", conv.BWD_CONFIG)):
+            times = times_by[name]
             ranked = ", ".join(f"({c.block_t},{c.block_d},{c.num_warps}) {t:.3f}"
                                for c, t in sorted(times.items(), key=lambda kv: kv[1]))
             print(f"B{batch} L{length} {name} (default {times[default]:.3f} ms): {ranked}", flush=True)
-        del x, dy
         torch.cuda.empty_cache()
 
 
-def main() -> None:
-    if not torch.cuda.is_available():
-        raise SystemExit("bench_conv.py needs a CUDA GPU")
+def main(argv: list[str] | None = None) -> None:
+    """The table, or with --sweep the launch configs; the arguments are parsed before the CUDA check, so that
+    --help (and an argument error) works on a machine without a GPU."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sweep", action="store_true", help="time every candidate launch config instead")
-    if p.parse_args().sweep:
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_conv.py needs a CUDA GPU")
+    if args.sweep:
         return sweep()
     print(f"device: {torch.cuda.get_device_name()}; torch {torch.__version__}, triton {triton.__version__}; "
           f"D 768, K 4, bf16\n")

@@ -1,3 +1,5 @@
+import argparse
+
 import pytest
 import torch
 
@@ -54,8 +56,9 @@ def test_bench_on_cpu_writes_a_row_per_mixer_with_ratios_to_attention(tmp_path, 
     out, err = capsys.readouterr()
     hint = next(line for line in err.splitlines() if "no CUDA device" in line)
     assert "--dtype bf16" in hint and "--dtype fp32" in hint and "--batch" not in hint
-    table = out[out.index("| sweep |"):].splitlines()
+    *table, last = out[out.index("| sweep |"):].splitlines()
     assert table == (tmp_path / "bench.md").read_text().splitlines()[2:]
+    assert last == f"results in {tmp_path}: bench.csv, bench.md, bench.png"
     heads = [cell.strip() for cell in table[0].strip("|").split("|")]
     assert "infer_x_attn (throughput: higher is better)" in heads
     assert "train_x_attn (step time: lower is better)" in heads
@@ -159,3 +162,84 @@ def test_an_entry_with_options_gets_its_own_rows_built_with_them(tmp_path, monke
         bench.main(["--mixers", "mamba{ssm_heads: 8}", "--compile", "--compile-mixers", "mamba{ssm_heads:8}",
                     "--resolutions", "32", "--out", str(tmp_path)])
     assert "--compile-mixers entry 'mamba{ssm_heads:8}' matches no --mixers entry" in capsys.readouterr().err
+
+
+def stub_measure(monkeypatch):
+    """`bench.measure` replaced by a constant row: what is tested is around the measurement."""
+    monkeypatch.setattr(bench, "measure", lambda *args, **kwargs: {"latency_ms": 1.0, "throughput": 1.0})
+
+
+def test_a_1d_sweep_heads_its_sequence_batch_and_keeps_stdout_for_results(tmp_path, monkeypatch, capsys):
+    """A lengths-only run: the header names the batch its rows ran at (--seq-batch), not the unused image batch,
+    and no hint names --batch; the kernel paths go to stderr, not into the printed table; the last line says
+    where the results are (no bench.png: there are no resolution rows to plot)."""
+    from infomamba.ops import dispatch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(dispatch, "_announced", set())
+    out_dir = tmp_path / "r"
+    bench.main(["--mixers", "infomamba", "attention", "--resolutions", "--lengths", "32", "--seq-batch", "2",
+                "--dim", "32", "--depth", "1", "--warmup", "1", "--repeats", "1", "--dtype", "fp32",
+                "--size-matched", "", "--out", str(out_dir)])
+    out, err = capsys.readouterr()
+    header = out.splitlines()[0]
+    assert "; sequence batch 2;" in header and "image" not in header and "batch 64" not in header
+    assert not [line for line in out.splitlines() if line.startswith("[infomamba]")]
+    assert "[infomamba] hash bucketing: using the PyTorch reference (CPU) path" in err.splitlines()
+    assert "no CUDA device" not in err
+    assert out.splitlines()[-1] == f"results in {out_dir}: bench.csv, bench.md, bench_lengths.png"
+
+
+def test_the_header_names_the_batch_of_each_kind_of_row_present():
+    def text(resolutions=(), lengths=(), kmax_sweep=()):
+        return bench.batch_text(argparse.Namespace(resolutions=list(resolutions), lengths=list(lengths),
+                                                   kmax_sweep=list(kmax_sweep), batch=4, seq_batch=2))
+
+    assert text(resolutions=[32], lengths=[16]) == "image batch 4; sequence batch 2"
+    assert text(resolutions=[32]) == text(kmax_sweep=[25]) == "image batch 4"
+    assert text(lengths=[16]) == "sequence batch 2"
+
+
+def test_each_run_writes_a_folder_of_its_own(tmp_path, monkeypatch, capsys):
+    """Without --out a run claims the next runs/bench/version_N, so the next run does not overwrite it; an --out
+    folder that holds an earlier run's results is refused before anything is measured."""
+    stub_measure(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    command = ["--mixers", "attention", "--resolutions", "32", "--batch", "2", "--dim", "32", "--depth", "1",
+               "--size-matched", ""]
+    for n in range(2):
+        bench.main(command)
+        out, err = capsys.readouterr()
+        folder = tmp_path / "runs" / "bench" / f"version_{n}"
+        assert out.splitlines()[-1] == f"results in {folder.relative_to(tmp_path)}: bench.csv, bench.md, bench.png"
+        assert f"results in {folder.relative_to(tmp_path)} (rewritten after every row)" in err
+        assert (folder / "bench.csv").is_file()
+    earlier = (tmp_path / "runs" / "bench" / "version_0" / "bench.csv").read_text()
+    with pytest.raises(SystemExit):
+        bench.main([*command, "--out", "runs/bench/version_0"])
+    assert "--out runs/bench/version_0 holds an earlier run's bench.csv, bench.md, bench.png" in capsys.readouterr().err
+    assert (tmp_path / "runs" / "bench" / "version_0" / "bench.csv").read_text() == earlier
+    assert sorted(p.name for p in (tmp_path / "runs" / "bench").iterdir()) == ["version_0", "version_1"]
+
+
+def test_a_kmax_sweep_alone_is_something_to_measure(tmp_path, monkeypatch, capsys):
+    """`--resolutions` with no value and --kmax-sweep: image rows (the header says their batch) at their own
+    resolution and tokens (the ratios to attention look rows up by tokens)."""
+    import csv
+
+    stub_measure(monkeypatch)
+    bench.main(["--mixers", "infomamba", "--resolutions", "--kmax-sweep", "4", "--kmax-resolution", "32",
+                "--batch", "2", "--dim", "32", "--depth", "1", "--size-matched", "", "--out", str(tmp_path)])
+    assert "; image batch 2;" in capsys.readouterr().out.splitlines()[0]
+    rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
+    assert [(r["model"], r["resolution"], r["tokens"]) for r in rows] == [("infomamba k_max=4", "32", "4")]
+
+
+def test_every_bench_option_has_a_help_text_naming_its_default():
+    for action in bench.parser()._actions:
+        assert action.help, action.option_strings
+        default = action.default
+        if default not in (None, False, [], argparse.SUPPRESS):
+            shown = " ".join(map(str, default)) if isinstance(default, list) else str(default)
+            help_text = action.help % {**vars(action), "choices": ""}
+            assert f"default {shown}" in help_text or f"default: {shown}" in help_text, action.option_strings

@@ -1,5 +1,7 @@
-"""infomamba.console.say: a line starts a line of its own, also while a progress bar is drawn."""
+"""infomamba.console.say: a line starts a line of its own, also while a progress bar is drawn; a reader that went
+away drops the line, not the program."""
 import io
+import os
 import sys
 
 from tqdm import tqdm
@@ -32,3 +34,42 @@ def test_without_a_bar_the_line_is_one_write(monkeypatch):
     monkeypatch.setattr(sys, "stdout", Recorder())
     say("one line")
     assert writes == ["one line\n"]
+
+
+def test_a_line_to_another_stream_is_one_write_there(monkeypatch):
+    """Diagnostics (kernel paths) go to stderr, with the same single write; stdout gets nothing."""
+    writes = {"out": [], "err": []}
+
+    class Recorder(io.StringIO):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def write(self, s):
+            writes[self.name].append(s)
+            return len(s)
+
+    monkeypatch.setattr(sys, "stdout", Recorder("out"))
+    monkeypatch.setattr(sys, "stderr", Recorder("err"))
+    say("a diagnostic", file=sys.stderr)
+    assert writes == {"out": [], "err": ["a diagnostic\n"]}
+
+
+def test_a_reader_that_died_drops_the_lines_and_later_writes_do_not_raise(monkeypatch):
+    """`infomamba fit ... | tee log` with tee killed: stdout is a pipe with no reader (EPIPE). The lines are
+    dropped, and the stream no longer raises for anyone (a print, a progress bar, the flush at exit)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stream = open(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", stream)
+    say("epoch 0 done")
+    say("epoch 1 done")
+    print("a plain print", file=stream, flush=True)
+    stream.close()
+
+
+def test_a_closed_stream_drops_the_line(monkeypatch):
+    stream = io.StringIO()
+    stream.close()
+    monkeypatch.setattr(sys, "stdout", stream)
+    say("one line")

@@ -1,5 +1,6 @@
 """Parameter/FLOP summary, and the size-match proof: configs/size_matched.yaml keeps every mixer within
 ±10% of InfoMamba's total parameters."""
+import re
 from pathlib import Path
 
 import pytest
@@ -103,12 +104,33 @@ def test_rows_not_size_matched_are_an_error_or_said_so(tmp_path, monkeypatch, ca
     summary.main(["--mixers", "attention", "--no-flops"])
     out, err = capsys.readouterr()
     assert "| attention | defaults |" in out
-    assert len(err.splitlines()) == 1 and "NOT size-matched" in err and "--size-matched FILE" in err
+    assert len(notes(err)) == 1 and "NOT size-matched" in err and "--size-matched FILE" in err
 
     summary.main(["--dim", "16", "--depth", "1", "--mixers", "attention", "--no-flops",
                   "--size-matched", str(Path(__file__).parents[1] / "configs" / "size_matched.yaml")])
     err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and "NOT size-matched" in err and "no setting for dim 16, depth 1" in err
+    assert len(notes(err)) == 1 and "NOT size-matched" in err and "no setting for dim 16, depth 1" in err
+
+
+def notes(err: str) -> list[str]:
+    """The lines of stderr other than the time taken, which ends every run."""
+    lines = err.splitlines()
+    assert re.fullmatch(r"\(\d+ mixers in [\d.]+s\)", lines[-1]), lines
+    return lines[:-1]
+
+
+def test_stdout_is_the_table_alone(monkeypatch, capsys):
+    """`infomamba summary ... > table.md` is a markdown table: the kernel paths the FLOP count's forward announces
+    and the time taken go to stderr, not between the table's header and its rows."""
+    from infomamba.ops import dispatch
+
+    monkeypatch.setattr(dispatch, "_announced", set())
+    summary.main(["--dim", "16", "--depth", "1", "--mixers", "infomamba", "mamba", "--size-matched", ""])
+    out, err = capsys.readouterr()
+    caption, blank, *table = out.splitlines()
+    assert caption == "dim 16, depth 1, seq_len 196, batch 1" and blank == ""
+    assert [line.split("|")[1].strip() for line in table] == ["mixer", "---", "infomamba", "mamba"]
+    assert "using the PyTorch reference (CPU) path" in err
 
 
 def test_every_summary_option_has_a_help_string():

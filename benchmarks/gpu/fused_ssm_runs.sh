@@ -42,8 +42,8 @@ for part in "$@"; do
              > $OUT/curve32.log 2>&1; echo "curve32 rc=$?" >> $OUT/curve32.log; tail -2 $OUT/curve32.log ;;
     compile_small) timeout 300 python3 -m infomamba.bench --mixers infomamba attention --resolutions 224 1024 \
              --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 --train --compile \
-             --out $OUT/bench_compile > $OUT/bench_compile.log 2>&1; echo "compile rc=$?" >> $OUT/bench_compile.log
-           grep -v Warning $OUT/bench_compile.log | tail -12 ;;
+             --out $OUT/bench_compile_small > $OUT/bench_compile_small.log 2>&1
+           echo "compile rc=$?" >> $OUT/bench_compile_small.log; grep -v Warning $OUT/bench_compile_small.log | tail -12 ;;
     curve_ssm) timeout 75 python3 benchmarks/curve_equality.py --mixers infomamba --steps 200 --reference-ops ssm_inner \
              --out $OUT > $OUT/curve_ssm.log 2>&1; echo "curve_ssm rc=$?" >> $OUT/curve_ssm.log; tail -2 $OUT/curve_ssm.log ;;
     final) timeout 370 python3 -m infomamba.bench --mixers attention infomamba mamba --resolutions 224 1024 \

@@ -14,9 +14,14 @@ A --mixers entry is a mixer name, or NAME{yaml} with options (a YAML flow mappin
 size-matched options; its rows carry the entry as given as their label. The *_x_attn columns compare each row
 with the row labelled plain `attention` of the same sweep and size.
 
-Warm-up runs, CUDA synchronisation, median of repeats; the device and software versions head the
-output. Writes <out>/bench.csv, <out>/bench.md and <out>/bench.png (throughput vs resolution,
-log-log, one line per mixer); on the GPU bench.md ends with the scan launches the autotuner picked.
+Warm-up runs, CUDA synchronisation, median of repeats; the device, software versions and batches (images:
+--batch, sequences: --seq-batch) head the output. Each run writes into a folder of its own, named up front (on
+stderr) and at the end: a new runs/bench/version_N (one past the highest there, as `infomamba fit` numbers its
+runs), or --out FOLDER, refused where it holds an earlier run's results. There go bench.csv, bench.md,
+bench.png (throughput vs resolution, log-log, one line per mixer) and bench_lengths.png (likewise vs length),
+rewritten after every row, so a cut run keeps its rows; on the GPU bench.md ends with the scan launches the
+autotuner picked.
+
 Size-matched mixer options come from the repository's configs/size_matched.yaml, found from any working
 folder (--size-matched FILE for another file, '' for each mixer's defaults); rows that are not size-matched
 are said so on stderr. Runs on CPU too: the defaults are sized for a GPU, so shrink them (--batch, --dim,
@@ -247,7 +252,8 @@ def plot(rows: list[dict], path: Path, x: str, xlabel: str, ylabel: str) -> None
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label in dict.fromkeys(r["model"] for r in rows):
-        pts = sorted((r[x], r["throughput"]) for r in rows if r["model"] == label and r["throughput"] == r["throughput"])
+        pts = sorted((r[x], r["throughput"]) for r in rows
+                     if r["model"] == label and r["throughput"] == r["throughput"])
         if pts:
             ax.plot(*zip(*pts), marker="o", label=label)
     ax.set_xscale("log")
@@ -304,8 +310,16 @@ def versus_attention(rows: list[dict], reference: str = "attention") -> list[dic
     return out
 
 
+PLOTS = (("resolution", "bench.png", "resolution", "resolution (px, patch 16)", "throughput (img/s)"),
+         ("length", "bench_lengths.png", "tokens", "sequence length (tokens)", "throughput (sequences/s)"))
+"""The plots: (sweep, file name, x column, x label, y label); each drawn where the run has rows of its sweep."""
+
+OUTPUTS = ("bench.csv", "bench.md", *(name for _, name, *_ in PLOTS))
+"""The files a run writes (`write_outputs`)."""
+
+
 def write_outputs(rows: list[dict], out: Path, header: str, quiet: bool = False) -> None:
-    """CSV, markdown and PNG of the rows so far (rewritten after every row, so a cut run keeps its data)."""
+    """CSV, markdown and PNGs of the rows so far (rewritten after every row, so a cut run keeps its data)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = versus_attention(rows)
     keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -319,11 +333,10 @@ def write_outputs(rows: list[dict], out: Path, header: str, quiet: bool = False)
     (out / "bench.md").write_text("\n".join(lines) + "\n")
     if not quiet:
         print("\n".join(lines), flush=True)
-    plot([r for r in rows if r.get("sweep") == "resolution"], out / "bench.png", "resolution",
-         "resolution (px, patch 16)", "throughput (img/s)")
-    if any(r.get("sweep") == "length" for r in rows):
-        plot([r for r in rows if r.get("sweep") == "length"], out / "bench_lengths.png", "tokens",
-             "sequence length (tokens)", "throughput (sequences/s)")
+    for sweep, name, x, xlabel, ylabel in PLOTS:
+        swept = [r for r in rows if r.get("sweep") == sweep]
+        if swept:
+            plot(swept, out / name, x, xlabel, ylabel)
 
 
 def scan_config_lines(tuned: dict) -> list[str]:
@@ -353,13 +366,57 @@ def _flag(name: str, value) -> str:
 def cpu_hint(p: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
     """The line printed up front when there is no CUDA device: the defaults (batch 64, dim 384, depth 12,
     224-1024 px, bf16, 5 warm-ups + 20 repeats) take minutes per row on a CPU, silent until the first row. It
-    names the `CPU_SIZES` options left at their defaults and a smaller value of each; None when none is left."""
-    left = [name for name in CPU_SIZES if getattr(args, name) == p.get_default(name)]
+    names the `CPU_SIZES` options left at their defaults and a smaller value of each (--batch only where the run
+    has image rows: a 1-D sweep does not use it); None when none is left."""
+    left = [name for name in CPU_SIZES if getattr(args, name) == p.get_default(name)
+            and (name != "batch" or has_image_rows(args))]
     if not left:
         return None
     return (f"{p.prog}: no CUDA device, and the defaults are sized for a GPU (at all of them a row takes minutes on "
             "a CPU); left at a default: " + ", ".join(_flag(name, p.get_default(name)) for name in left)
             + "; smaller, e.g.: " + " ".join(_flag(name, CPU_SIZES[name]) for name in left))
+
+
+def has_image_rows(args: argparse.Namespace) -> bool:
+    """Whether the run has image rows, which take --batch: a resolution sweep (and its --timm rows) or a
+    --kmax-sweep."""
+    return bool(args.resolutions or args.kmax_sweep)
+
+
+def batch_text(args: argparse.Namespace) -> str:
+    """The header's batch of each kind of row the run has, and only those: images (--batch: the resolution sweep,
+    --kmax-sweep and --timm) and sequences (--seq-batch: --lengths). One bare "batch" would name the image batch
+    also where every row is a sequence row."""
+    kinds = {"image batch": args.batch if has_image_rows(args) else None,
+             "sequence batch": args.seq_batch if args.lengths else None}
+    return "; ".join(f"{kind} {n}" for kind, n in kinds.items() if n is not None)
+
+
+DEFAULT_ROOT = Path("runs") / "bench"
+"""Where the runs go without --out, each in a `version_N` folder of its own, as `infomamba fit` runs go in
+runs/<task>/version_N."""
+
+
+def results_folder(out: str | None) -> Path:
+    """The folder of this run's results, created: `out`, or for None a new `DEFAULT_ROOT/version_N` (one past the
+    highest there). A run never overwrites another's: an `out` that holds a file of `OUTPUTS` is refused, a
+    FileExistsError naming them."""
+    if out is None:
+        from .tasks.run_dir import claim_version  # Lightning's import time, only where it is used
+
+        return DEFAULT_ROOT / f"version_{claim_version(DEFAULT_ROOT)}"
+    folder = Path(out)
+    earlier = [name for name in OUTPUTS if (folder / name).exists()]
+    if earlier:
+        raise FileExistsError(f"--out {folder} holds an earlier run's {', '.join(earlier)}: give a new folder, or "
+                              f"leave --out out for a new {DEFAULT_ROOT}/version_N")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def written_line(folder: Path) -> str:
+    """The run's last line: where its results are."""
+    return f"results in {folder}: " + ", ".join(name for name in OUTPUTS if (folder / name).exists())
 
 
 def parse_mixer_entry(entry: str) -> tuple[str, str, dict]:
@@ -380,41 +437,67 @@ def parse_mixer_entry(entry: str) -> tuple[str, str, dict]:
     return entry, name.strip(), options
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of `infomamba bench` (the module docstring is its description); every option's help
+    names its default."""
     p = argparse.ArgumentParser(prog="infomamba bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mixers", nargs="+", default=["infomamba", "attention"],
+    p.add_argument("--mixers", nargs="+", default=["infomamba", "attention"], metavar="MIXER",
                    help="mixer names, or NAME{yaml} with options over the size-matched ones (quote it in a shell), "
-                   "e.g. 'infomamba{ssm_heads: 12}'; the row label is the entry as given")
-    p.add_argument("--resolutions", nargs="*", type=int, default=[224, 384, 512, 1024])
-    p.add_argument("--lengths", nargs="*", type=int, default=[], help="1-D sweep: sequence lengths (tokens)")
-    p.add_argument("--seq-batch", type=int, default=8, help="batch of the 1-D sweep")
-    p.add_argument("--compile", action="store_true", help="also time the mixers under torch.compile")
-    p.add_argument("--compile-mixers", nargs="*", default=None,
+                   "e.g. 'infomamba{ssm_heads: 12}'; the row label is the entry as given (default infomamba "
+                   "attention)")
+    p.add_argument("--resolutions", nargs="*", type=int, default=[224, 384, 512, 1024], metavar="PX",
+                   help="image sizes (px, 16 px patches) of the resolution sweep; the flag alone for none, a 1-D "
+                   "sweep only (default 224 384 512 1024)")
+    p.add_argument("--lengths", nargs="*", type=int, default=[], metavar="TOKENS",
+                   help="sequence lengths of the 1-D sweep: (batch, length, dim) tokens into the same encoder, no "
+                   "frontend (default none)")
+    p.add_argument("--batch", type=int, default=64,
+                   help="images per batch of the resolution sweep, --kmax-sweep and --timm (default %(default)s)")
+    p.add_argument("--seq-batch", type=int, default=8,
+                   help="sequences per batch of the 1-D sweep, --lengths (default %(default)s)")
+    p.add_argument("--dim", type=int, default=384, help="encoder width (default %(default)s)")
+    p.add_argument("--depth", type=int, default=12, help="encoder blocks (default %(default)s)")
+    p.add_argument("--dtype", choices=["fp32", "tf32", "bf16"], default="bf16",
+                   help="fp32; tf32: fp32 with TF32 matmuls; bf16: fp32 weights under bf16 autocast "
+                   "(default %(default)s)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs before the timed ones (default %(default)s)")
+    p.add_argument("--repeats", type=int, default=20,
+                   help="timed runs, the median reported; a training step is timed over half as many "
+                   "(default %(default)s)")
+    p.add_argument("--train", action="store_true", help="also time an AdamW training step and record peak memory")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the mixers under torch.compile (rows '<mixer> +compile')")
+    p.add_argument("--compile-mixers", nargs="*", default=None, metavar="MIXER",
                    help="with --compile: only these --mixers entries get compiled rows (default: every one); "
                    "an entry with options matches by name and options")
-    p.add_argument("--compile-modes", nargs="+", default=["default"],
+    p.add_argument("--compile-modes", nargs="+", default=["default"], metavar="MODE",
                    choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
-                   help="with --compile: one row per torch.compile mode (reduce-overhead replays CUDA graphs)")
+                   help="with --compile: one row per torch.compile mode, of %(choices)s (reduce-overhead replays "
+                   "CUDA graphs; default: default)")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="also time each mixer's eager forward and training step, each captured in one CUDA "
                    "graph and replayed (rows '<mixer> +graphs'; GPU only)")
-    p.add_argument("--batch", type=int, default=64, help="images per batch of the resolution sweep")
-    p.add_argument("--dim", type=int, default=384)
-    p.add_argument("--depth", type=int, default=12)
-    p.add_argument("--dtype", choices=["fp32", "tf32", "bf16"], default="bf16")
-    p.add_argument("--warmup", type=int, default=5, help="untimed runs before the timed ones")
-    p.add_argument("--repeats", type=int, default=20, help="timed runs; the median is reported")
-    p.add_argument("--train", action="store_true", help="also time a training step and record peak memory")
-    p.add_argument("--kmax-sweep", nargs="*", type=int, default=[], help="InfoMamba k_max values (Fig. 4)")
-    p.add_argument("--kmax-resolution", type=int, default=224)
+    p.add_argument("--kmax-sweep", nargs="*", type=int, default=[], metavar="K",
+                   help="Fig. 4: one InfoMamba row per k_max value, at --kmax-resolution (default none)")
+    p.add_argument("--kmax-resolution", type=int, default=224, metavar="PX",
+                   help="image size of the --kmax-sweep rows (default %(default)s)")
     p.add_argument("--size-matched", default=None, metavar="FILE",
                    help="YAML of size-matched mixer options, its setting for --dim and --depth applied (default the "
                    "repository's configs/size_matched.yaml, from any folder; '' for each mixer's defaults)")
-    p.add_argument("--timm", action="store_true", help="add timm's vit_small_patch16_224 as a reference row")
-    p.add_argument("--max-tokens-attention", type=int, default=4096,
-                   help="skip quadratic mixers above this many tokens (memory)")
-    p.add_argument("--out", default="runs/bench")
+    p.add_argument("--timm", action="store_true",
+                   help="add timm's vit_small_patch16_224 as a reference row at each resolution")
+    p.add_argument("--max-tokens-attention", type=int, default=4096, metavar="TOKENS",
+                   help="skip quadratic mixers (and --timm) above this many tokens: their memory grows with the "
+                   "square (default %(default)s)")
+    p.add_argument("--out", default=None, metavar="FOLDER",
+                   help="the folder of this run's bench.csv, bench.md and plots, created; refused where it holds "
+                   f"an earlier run's (default: a new {DEFAULT_ROOT}/version_N, one past the highest there)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser()
     args = p.parse_args(argv)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -425,12 +508,13 @@ def main(argv: list[str] | None = None) -> None:
         print(hint, file=sys.stderr, flush=True)
     torch.backends.cuda.matmul.allow_tf32 = args.dtype == "tf32"
     torch.backends.cudnn.allow_tf32 = args.dtype == "tf32"
-    header = (f"{environment(device)}; dtype {args.dtype}; batch {args.batch}; dim {args.dim}; depth {args.depth}; "
+    pixels = args.resolutions + ([args.kmax_resolution] if args.kmax_sweep else [])
+    tokens = [(r // 16) ** 2 for r in pixels] + list(args.lengths)
+    if not tokens:
+        p.error("nothing to measure: give --resolutions, --lengths and/or --kmax-sweep")
+    header = (f"{environment(device)}; dtype {args.dtype}; {batch_text(args)}; dim {args.dim}; depth {args.depth}; "
               f"median of {args.repeats} after {args.warmup} warm-up")
     print(header, flush=True)
-    tokens = [(r // 16) ** 2 for r in args.resolutions] + list(args.lengths)
-    if not tokens:
-        p.error("nothing to measure: give --resolutions and/or --lengths")
     try:
         matched = command_size_matched_options(args.size_matched, args.dim, args.depth, p.prog)
     except FileNotFoundError as err:
@@ -455,6 +539,11 @@ def main(argv: list[str] | None = None) -> None:
         except (ValueError, TypeError) as err:
             p.error(f"--mixers entry {label!r}: {str(err).splitlines()[0]}")
         configs[label] = config
+    try:
+        folder = results_folder(args.out)
+    except FileExistsError as err:
+        p.error(str(err))
+    print(f"{p.prog}: results in {folder} (rewritten after every row)", file=sys.stderr, flush=True)
     rows: list[dict] = []
 
     def run(label, model, inputs, sweep, extra, runner=EAGER, may_fail=False):
@@ -471,7 +560,7 @@ def main(argv: list[str] | None = None) -> None:
                    "note": f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"}
         rows.append({"sweep": sweep, "model": label, **extra, "params_m": round(params, 2), **row})
         print(f"{label} {extra}: " + ", ".join(f"{k}={cell(v)}" for k, v in row.items()), flush=True)
-        write_outputs(rows, Path(args.out), header, quiet=True)
+        write_outputs(rows, folder, header, quiet=True)
 
     def too_long(model, tokens):
         return not model.encoder.stack.blocks[0].mixer.linear_time and tokens > args.max_tokens_attention
@@ -525,21 +614,23 @@ def main(argv: list[str] | None = None) -> None:
                 if (res // 16) ** 2 <= args.max_tokens_attention:
                     vit = timm.create_model("vit_small_patch16_224", img_size=res, num_classes=1000).to(device)
                     images = torch.randn(args.batch, 3, res, res, device=device)
-                    run("timm vit_small_patch16", vit, images, "resolution", {"resolution": res, "tokens": (res // 16) ** 2})
+                    run("timm vit_small_patch16", vit, images, "resolution",
+                        {"resolution": res, "tokens": (res // 16) ** 2})
                     del vit
     for k in args.kmax_sweep:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer="infomamba",
                                mixer_options={**matched.get("infomamba", {}), "k_max": k})
         images = torch.randn(args.batch, 3, args.kmax_resolution, args.kmax_resolution, device=device)
         run(f"infomamba k_max={k}", BenchModel(config).to(device), images, "kmax",
-            {"resolution": args.kmax_resolution, "k_max": k})
-    write_outputs(rows, Path(args.out), header)
+            {"resolution": args.kmax_resolution, "tokens": (args.kmax_resolution // 16) ** 2, "k_max": k})
+    write_outputs(rows, folder, header)
     scan = optional_import("infomamba.ops.selective_scan.triton")
     lines = scan_config_lines(scan.tuned_configs() if scan is not None else {})
     if lines:
-        with open(Path(args.out) / "bench.md", "a") as f:
+        with open(folder / "bench.md", "a") as f:
             f.write("\n".join(lines) + "\n")
         print("\n".join(lines), flush=True)
+    print(written_line(folder), flush=True)
 
 
 if __name__ == "__main__":

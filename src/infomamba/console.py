@@ -1,22 +1,50 @@
-"""One line to stdout in one write, so that the lines of DDP ranks sharing a pipe never interleave, and not in the
-middle of a progress bar."""
+"""One line to stdout (or another stream) in one write, so that the lines of DDP ranks sharing a pipe never
+interleave, and not in the middle of a progress bar; a reader of the stream that died drops the line, not the run."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+from typing import TextIO
 
 
-def say(line: str) -> None:
-    """Write `line` and its newline with a single write and flush (atomic on a pipe up to 4 KiB), with any tqdm bar
-    (Lightning's progress bars) lifted off the terminal meanwhile and drawn again after it: else the line starts
-    where a bar left the cursor, on the bar's own line."""
-    with _bars_lifted():
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+def say(line: str, file: TextIO | None = None) -> None:
+    """Write `line` and its newline to `file` (default stdout; diagnostics pass sys.stderr) with a single write and
+    flush (atomic on a pipe up to 4 KiB), with any tqdm bar (Lightning's progress bars) lifted off the terminal
+    meanwhile and drawn again after it: else the line starts where a bar left the cursor, on the bar's own line.
+
+    A stream that is closed, or whose reader died (`infomamba fit ... | tee log` with tee killed: a broken pipe),
+    drops the line instead of raising: a training run must not end because its log reader did."""
+    stream = sys.stdout if file is None else file
+    if stream is None or stream.closed:
+        return
+    with _bars_lifted(stream):
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            _to_devnull(stream)
 
 
-def _bars_lifted():
+def _to_devnull(stream: TextIO) -> None:
+    """Point the file descriptor of `stream`, whose reader is gone, at /dev/null: the bytes left in its buffer and
+    every later write to it (a line, a print elsewhere in the run, a progress bar) then go nowhere instead of
+    raising the broken pipe again. A stream without a descriptor (a StringIO) is left as it is."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def _bars_lifted(stream: TextIO):
+    """The tqdm bars drawn where a line to `stream` shows (on it, or on the terminal that stdout and stderr share)
+    cleared for the line, and drawn again after it."""
     tqdm = sys.modules.get("tqdm.std")  # a bar exists only if tqdm was imported: never import it here
     if tqdm is None or not getattr(tqdm.tqdm, "_instances", None):
         return contextlib.nullcontext()
-    return tqdm.tqdm.external_write_mode()
+    return tqdm.tqdm.external_write_mode(file=stream)

@@ -165,7 +165,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`infomamba summary`: parameters and forward FLOPs per mixer, size-matched where a preset exists."""
+    """`infomamba summary`: parameters and forward FLOPs per mixer, size-matched where a preset exists, as a
+    markdown table on stdout (`infomamba summary > table.md` keeps the table alone: notes, such as the kernel
+    paths and the time taken, go to stderr)."""
     p = parser()
     args = p.parse_args(argv)
     try:
@@ -175,4 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     for line in summary_lines(args.mixers, args.dim, args.depth, args.seq_len, options, flops=not args.no_flops):
         print(line, flush=True)
-    print(f"\n({len(args.mixers)} mixers in {time.perf_counter() - start:.1f}s)", flush=True)
+    print(f"({len(args.mixers)} mixers in {time.perf_counter() - start:.1f}s)", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

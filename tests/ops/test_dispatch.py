@@ -14,9 +14,11 @@ def test_a_path_is_announced_once_per_op(monkeypatch, capsys):
         dispatch.announce("op a", "kernel")
     dispatch.announce("op a", "reference")
     dispatch.announce("op b", "kernel")
-    assert capsys.readouterr().out.splitlines() == [
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
         "[infomamba] op a: using the kernel path", "[infomamba] op a: using the reference path",
         "[infomamba] op b: using the kernel path"]
+    assert out == ""  # stdout is for results (the tables of summary and bench), not diagnostics
 
 
 def test_reference_switch_can_name_op_folders(monkeypatch):
@@ -34,4 +36,4 @@ def test_only_the_first_rank_prints_a_path(monkeypatch, capsys):
     dispatch.announce("op a", "kernel")
     monkeypatch.setattr(dispatch.torch.distributed, "get_rank", lambda: 0)
     dispatch.announce("op b", "kernel")
-    assert capsys.readouterr().out.splitlines() == ["[infomamba] op b: using the kernel path"]
+    assert capsys.readouterr().err.splitlines() == ["[infomamba] op b: using the kernel path"]

@@ -5,7 +5,7 @@ INFOMAMBA_KERNELS=reference forces the PyTorch references on CUDA too (debugging
 INFOMAMBA_KERNELS=reference:ssm_inner,concept_assign forces them for the listed op folders only;
 INFOMAMBA_KERNELS=triton runs the Triton kernels on CPU tensors as well, which only works under
 Triton's interpreter (TRITON_INTERPRET=1; tests). Each op announces its path once per process
-(stdout on the first rank, and the `infomamba.ops.dispatch` logger). The kernels' modules are imported with the op
+(stderr on the first rank, and the `infomamba.ops.dispatch` logger). The kernels' modules are imported with the op
 (`optional_import`), so that choosing a path inside `torch.compile` is plain attribute access.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import logging
 import os
+import sys
 from types import ModuleType
 
 import torch
@@ -27,12 +28,13 @@ _announced: set[tuple[str, str]] = set()
 
 def announce(op: str, path: str) -> None:
     """Print '<op>: using the <path> path' the first time this (op, path) pair runs (eagerly: not while
-    torch.compile traces); under torch.distributed only the first rank prints, every rank logs."""
+    torch.compile traces); under torch.distributed only the first rank prints, every rank logs. On stderr: a
+    diagnostic, which on stdout would land inside the tables that `infomamba summary` and `bench` print there."""
     if not torch.compiler.is_compiling() and (op, path) not in _announced:
         _announced.add((op, path))
         log.info("%s: using the %s path", op, path)
         if first_rank():
-            say(f"[infomamba] {op}: using the {path} path")
+            say(f"[infomamba] {op}: using the {path} path", file=sys.stderr)
 
 
 def first_rank() -> bool:
