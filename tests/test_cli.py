@@ -330,3 +330,18 @@ def test_infomamba_alone_lists_commands_and_tasks(capsys):
     assert out.startswith("usage: infomamba {fit,validate,test,predict}") and "tasks: asr, image, text" in out
     main(["--help"])
     assert capsys.readouterr().out == out
+
+
+def test_a_fit_goes_on_when_the_reader_of_its_output_dies(tmp_path):
+    """`infomamba fit ... | tee log` with tee killed: the progress bar and the closing lines meet a broken pipe,
+    and the fit still ends normally with its checkpoint."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFOMAMBA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    args = ["fit", *TEXT[:-2], "--trainer.max_epochs=2", "--trainer.limit_train_batches=2",
+            "--trainer.limit_val_batches=1"]
+    child = subprocess.Popen([sys.executable, "-m", "infomamba.cli", *args], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # the reader is gone before the first line
+    _, err = child.communicate(timeout=240)
+    assert child.returncode == 0, err.decode()[-3000:]
+    ckpt = tmp_path / "runs" / "text" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=False)["global_step"] == 4

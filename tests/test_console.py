@@ -6,7 +6,7 @@ import sys
 
 from tqdm import tqdm
 
-from infomamba.console import say
+from infomamba.console import PipeSafe, guard_pipes, say
 
 
 def test_a_line_said_under_a_progress_bar_starts_its_own_line(monkeypatch):
@@ -73,3 +73,21 @@ def test_a_closed_stream_drops_the_line(monkeypatch):
     stream.close()
     monkeypatch.setattr(sys, "stdout", stream)
     say("one line")
+
+
+def test_a_guarded_stream_survives_its_reader_whoever_writes_first(monkeypatch):
+    """The first write to meet the dead pipe may be a progress bar's or a print's, not a `say`: a `PipeSafe` stream
+    drops it and carries on, where the bare stream raised BrokenPipeError."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    bare = open(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", bare)
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    guard_pipes()
+    guard_pipes()  # once is enough: not wrapped twice
+    assert isinstance(sys.stdout, PipeSafe) and sys.stdout._stream is bare
+    for step in tqdm(range(3), file=sys.stdout, mininterval=0):
+        print(f"step {step}", flush=True)
+    say("done")
+    assert not sys.stdout.closed and sys.stdout.fileno() == write_end
+    bare.close()

@@ -33,6 +33,7 @@ import warnings
 from pathlib import Path
 
 from .config_errors import config_files, unknown_key_message, yaml_problem
+from .console import guard_pipes
 from .plugins import PluginError, load_plugins
 from .tasks.registry import TaskSpec, class_path, get_task, list_tasks, tasks_of
 
@@ -416,6 +417,7 @@ def leave_process_group() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    guard_pipes()
     try:
         plugins = load_plugins()  # the user's mixers and tasks, registered before any is looked up by name
     except PluginError as err:

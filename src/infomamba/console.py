@@ -41,6 +41,37 @@ def _to_devnull(stream: TextIO) -> None:
         os.close(devnull)
 
 
+class PipeSafe:
+    """`stream` whose reader may die: a write or flush that meets a broken pipe points the descriptor at /dev/null
+    (`_to_devnull`) and is dropped, so whatever writes there (Lightning's progress bars, print) goes on. Everything
+    else is the stream's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            _to_devnull(self._stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _to_devnull(self._stream)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def guard_pipes() -> None:
+    """Make stdout and stderr `PipeSafe` for the rest of the process: `infomamba fit ... | tee log` goes on training
+    (and checkpointing) when tee dies, instead of ending at the next progress-bar update."""
+    sys.stdout, sys.stderr = (s if isinstance(s, PipeSafe) else PipeSafe(s) for s in (sys.stdout, sys.stderr))
+
+
 def _bars_lifted(stream: TextIO):
     """The tqdm bars drawn where a line to `stream` shows (on it, or on the terminal that stdout and stderr share)
     cleared for the line, and drawn again after it."""
