@@ -90,6 +90,9 @@ def test_asr_checkpoint_transcribes_without_its_data(tmp_path, monkeypatch, caps
             f"--data.cache_dir={tmp_path / 'vocab_cache'}", *TINY_MODEL]
     main(["fit", *args, *FEW_STEPS])
     ckpt = tmp_path / "runs" / "asr" / "version_0" / "checkpoints" / "last.ckpt"
+    main(["test", "--task", "asr", "--ckpt_path", str(ckpt), "--data.test_splits=[dev-clean]"])
+    table = capsys.readouterr().out
+    assert "test/dev-clean/wer" in table and not re.search(r"test/wer\b", table)  # each split named, none merged
     expected = cli_predictions(["--task", "asr", "--ckpt_path", str(ckpt), f"--data.predict_path={audio.parent}"],
                                capsys)
     shutil.rmtree(tmp_path / "LibriSpeech")

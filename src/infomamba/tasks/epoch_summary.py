@@ -24,8 +24,8 @@ class EpochSummary(Callback):
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != TrainerFn.FITTING:
             return  # `validate` prints its own table, and its trainer counts no epoch or step
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                   if k.startswith(("val/", "train/")) and v.numel() == 1}
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()  # epoch values: not a step's copy
+                   if k.startswith(("val/", "train/")) and not k.endswith("_step") and v.numel() == 1}
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
         elapsed = time.perf_counter() - self._start
         say(f"[infomamba] epoch {trainer.current_epoch} step {trainer.global_step} ({elapsed:.0f}s): {shown}")

@@ -163,7 +163,7 @@ class CTCSpeechRecognizer(TaskModule):
             metric(hyps, refs)
             self.log(f"{stage}/{names[dataloader_idx]}/{kind}", metric, batch_size=len(refs),
                      add_dataloader_idx=False)
-            if dataloader_idx == 0:
+            if dataloader_idx == 0 and stage == "val":  # the checkpoint's monitor: one name whatever the split
                 self.log(f"{stage}/{kind}", metric, batch_size=len(refs), add_dataloader_idx=False, prog_bar=True)
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
