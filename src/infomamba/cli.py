@@ -513,14 +513,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # sys.argv stays whole: Lightning's DDP launcher re-runs it (with --task) in every child process.
     quiet()
-    if plugins:
-        from lightning.pytorch.utilities.rank_zero import rank_zero_only
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-        rank_zero_only(print)(f"[infomamba] plugins: {', '.join(plugins)}", flush=True)
-    note = optimizer_override_note(rest)
-    if note:
-        from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
+    notes = [f"[infomamba] plugins: {', '.join(plugins)}" if plugins else None, optimizer_override_note(rest)]
+    for note in filter(None, notes):
         rank_zero_only(print)(note, flush=True)
     try:
         TaskCLI(module_cls, data_cls, args=args,
