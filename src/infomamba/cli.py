@@ -392,12 +392,12 @@ def load_task(name: str) -> tuple[TaskSpec, type, type]:
 def read_limits_as_lightning_does(parser) -> None:
     """Parse the Trainer's limit_*_batches as its signature types them, int before float: Lightning reads an int
     as a number of batches and a float as a fraction of the epoch, and jsonargparse, which tries the union's
-    float first, made a written 1 (one batch) into 1.0 (the whole epoch)."""
-    from typing import Optional, Union
-
+    float first, made a written 1 (one batch) into 1.0 (the whole epoch). `int | float | None`, not
+    `Optional[Union[int, float]]`: typing caches unions regardless of order, so once anything (torchaudio does) has
+    built `Optional[Union[float, int]]`, the latter is that, float first."""
     for action in parser._actions:
         if action.dest in LIMITS and hasattr(action, "_typehint"):
-            action._typehint = Optional[Union[int, float]]
+            action._typehint = int | float | None
 
 
 def leave_process_group() -> None:
