@@ -5,12 +5,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+import typing
 from typing import Optional, Union
 
 import pytest
 import torch
 
-from infomamba.cli import QUIET_WARNINGS, main, pop_task, shorthands
+from infomamba.cli import QUIET_WARNINGS, main, pop_task, read_limits_as_lightning_does, shorthands
 
 TINY = ["--model.encoder.dim=16", "--model.encoder.depth=1",
         "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8, chunk: 8}",
@@ -304,9 +305,7 @@ def test_resuming_refuses_a_changed_model_and_names_the_runs_it_passes_over(tmp_
 
 
 def test_a_limit_of_1_is_one_batch_as_lightning_reads_it(tmp_path, monkeypatch):
-    """jsonargparse tried the float of the Trainer's int | float first, so a written 1 was 1.0, the whole epoch.
-    The float-first union is built first here, as torchaudio's import does (typing caches unions by their set)."""
-    assert str(Optional[Union[float, int]]) == "typing.Union[float, int, NoneType]"
+    """jsonargparse tried the float of the Trainer's int | float first, so a written 1 was 1.0, the whole epoch."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "limits.yaml").write_text("trainer:\n  limit_val_batches: 1\n")
     main(["fit", *TEXT, "--config", "limits.yaml", "--trainer.max_epochs=1", "--trainer.limit_train_batches", "1"])
@@ -348,3 +347,20 @@ def test_a_fit_goes_on_when_the_reader_of_its_output_dies(tmp_path):
     assert child.returncode == 0, err.decode()[-3000:]
     ckpt = tmp_path / "runs" / "text" / "version_0" / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=False)["global_step"] == 4
+
+
+def test_the_limits_are_typed_int_first_whatever_union_typing_has_cached():
+    """typing caches unions by their members' set: once torchaudio (the asr task) has built Optional[Union[float,
+    int]], Optional[Union[int, float]] is that one, float first, and asr runs read a written 1 as 1.0 again."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.cli import LightningArgumentParser
+
+    parser = LightningArgumentParser()
+    parser.add_lightning_class_args(Trainer, "trainer")
+    for clear in typing._cleanups:
+        clear()
+    assert Optional[Union[float, int]] == Optional[Union[int, float]]
+    assert Optional[Union[int, float]].__args__[0] is float  # the cache as torchaudio leaves it
+    read_limits_as_lightning_does(parser)
+    assert parser.parse_args(["--trainer.limit_val_batches=1"]).trainer.limit_val_batches == 1
+    assert type(parser.parse_args(["--trainer.limit_val_batches=1"]).trainer.limit_val_batches) is int
