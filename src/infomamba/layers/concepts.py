@@ -80,9 +80,14 @@ def pool_concepts(x: torch.Tensor, R_bar: torch.Tensor, padding_mask: torch.Tens
     num = w.transpose(-1, -2).to(x.dtype) @ x
     mass = w.sum(2, dtype=torch.float32)
     if chunk:
-        num = num.cumsum(1) - num
-        mass = mass.cumsum(1) - mass
+        num, mass = exclusive_prefix(num), exclusive_prefix(mass)
     return num / mass.clamp_min(1e-6).unsqueeze(-1), mass
+
+
+def exclusive_prefix(t: torch.Tensor) -> torch.Tensor:
+    """Sums over the groups before each one along dim 1 (zero for the first), formed from those groups alone: the
+    inclusive cumsum minus the group itself would round with the group's own (its tokens' future) values."""
+    return torch.cat([torch.zeros_like(t[:, :1]), t[:, :-1].cumsum(1)], 1)
 
 
 def readout(Z_mixed: torch.Tensor, R_bar: torch.Tensor, w_u: nn.Linear,
@@ -152,6 +157,9 @@ class ConceptFilter(nn.Module):
                  tau_assign: float = 0.7, n_buckets: int = 16, tau_hash: float = 0.1, q_max: int = 8,
                  chunk: int | None = None, mix: bool = True, static_len: int | None = None):
         super().__init__()
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise ValueError(f"the concept filter's chunk must be an int >= 1 (causal) or None (bidirectional), "
+                             f"got {chunk!r}")
         self.k_max, self.tau_assign, self.tau_hash, self.q_max, self.chunk = k_max, tau_assign, tau_hash, q_max, chunk
         self.static_len = static_len
         if static_len:

@@ -71,6 +71,9 @@ class InfoMambaMixer(Mixer):
         self.causal = causal
         if variant not in VARIANTS:
             raise ValueError(f"infomamba variant must be one of {VARIANTS}, got {variant!r}")
+        if causal and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise ValueError(f"causal infomamba needs chunk, an int >= 1 (the chunk-causal filter's chunk), got "
+                             f"{chunk!r}: without chunks the concept filter pools the whole sequence, the future too")
         self.variant = variant
         self.has_ssm = variant not in ("no_ssm", "no_filter_no_ssm")
         self.has_filter = variant not in ("no_filter", "no_filter_no_ssm")
