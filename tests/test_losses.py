@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from infomamba.losses import LossWeights, redundancy, supervised_info_nce, total_loss
@@ -69,3 +70,26 @@ def test_redundancy_of_independent_streams_is_about_width_over_batch():
         values = torch.stack([redundancy(torch.randn(M, E, generator=g), torch.randn(M, E, generator=g))
                               for _ in range(8)])
         assert abs(values.mean().item() / (E / (M - 1)) - 1) < 0.03, (M, E, values.mean().item())
+
+
+@pytest.mark.parametrize("mixer", ["mamba", "vmamba", "localmamba", "mambavision", "attention", "linformer", "vmisa"])
+def test_a_baseline_trains_on_the_task_loss_alone(mixer):
+    """Eq. 12-14 are InfoMamba's objective: a baseline's recurrent readout must not get Eq. 12's InfoNCE (the
+    SSM baselines had reported it, and so trained with beta * NCE_r besides the task loss)."""
+    from infomamba import Encoder, EncoderConfig
+
+    options = {"linformer": {"max_len": 8}}.get(mixer, {})
+    out = Encoder(EncoderConfig(dim=16, depth=1, mixer=mixer, mixer_options=options))(torch.randn(4, 8, 16))
+    task = out.hidden.square().mean()
+    parts = total_loss(task, out.aux, torch.tensor([0, 1, 0, 1]), LossWeights())
+    assert set(parts) == {"task", "loss"} and torch.equal(parts["loss"], task)
+
+
+def test_infomamba_and_its_table5_variants_keep_the_objective():
+    from infomamba import Encoder, EncoderConfig
+
+    for variant, terms in (("full", {"nce_h", "nce_r", "red", "mi_hash"}), ("no_filter", {"nce_r"})):
+        config = EncoderConfig(dim=16, depth=1, mixer="infomamba", mixer_options={"k_max": 8, "variant": variant})
+        out = Encoder(config)(torch.randn(4, 8, 16))
+        parts = total_loss(out.hidden.square().mean(), out.aux, torch.tensor([0, 1, 0, 1]), LossWeights())
+        assert set(parts) - {"task", "loss"} == terms, variant

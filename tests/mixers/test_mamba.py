@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from infomamba.mixers import build_mixer
+from infomamba.mixers import MixerAux, build_mixer
 
 DIM, L = 16, 14
 
@@ -22,7 +22,7 @@ def test_output_is_the_gated_sum_of_both_streams():
     xs, z = m.in_proj(x).chunk(2, dim=-1)
     r_fwd, r_bwd = (s(xs) for s in m.ssm)
     torch.testing.assert_close(y, m.out_proj(r_fwd * F.silu(z)) + m.out_proj(r_bwd * F.silu(z)))
-    torch.testing.assert_close(aux.r_pool, (r_fwd + r_bwd).mean(1))
+    assert aux == MixerAux()  # a baseline reports no stream: it trains on the task loss alone
 
 
 def test_bidirectional_reads_the_future():

@@ -21,12 +21,15 @@ import torch.nn as nn
 class MixerAux:
     """What a mixer reports beside its output, for the losses (`infomamba.losses`) and logging.
 
-    Every field means the same in every mixer; a mixer without the quantity leaves it None.
+    Every field means the same in every mixer; a mixer without the quantity leaves it None. The losses train
+    every stream reported here, so only InfoMamba layers (every Table 5 variant) report h_pool and r_pool: a
+    baseline (mamba, vmamba, ...) has a recurrent readout too, but is trained as published, on the task loss
+    alone (DESIGN.md: Eq. 12-13 act on every InfoMamba layer's streams).
 
     Args:
         h_pool: (B, E) the filter stream h_t (InfoMamba Eq. 10) averaged over each sample's real
             tokens: h_bar of Eq. 12-13.
-        r_pool: (B, E) the recurrent readout r_t = C_t s_t (Eq. 11, with its D skip) averaged over each
+        r_pool: (B, E) InfoMamba's recurrent readout r_t = C_t s_t (Eq. 11, with its D skip) averaged over each
             sample's real tokens: r_bar of Eq. 12-13.
         mi_hash: scalar, the MI-hash loss (Eq. 8) over the batch's real tokens.
         k_eff: scalar, concepts used by at least one real token of a sample, averaged over samples.

@@ -121,4 +121,4 @@ class LocalMambaMixer(Mixer):
         readouts = self.scans(xs, padding_mask, hw)
         gate = F.silu(z)
         y = functools.reduce(torch.add, (self.attn(r * gate, padding_mask) for r in readouts))
-        return self.out_proj(y), MixerAux(r_pool=masked_mean(functools.reduce(torch.add, readouts), padding_mask))
+        return self.out_proj(y), MixerAux()

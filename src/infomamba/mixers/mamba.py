@@ -18,7 +18,6 @@ import torch
 import torch.nn as nn
 
 from ..layers.gate import gated_projection
-from ..layers.pooling import masked_mean
 from ..layers.ssm import dt_rank_auto, ssm_directions
 from . import Mixer, MixerAux, register_mixer
 
@@ -51,4 +50,4 @@ class MambaMixer(Mixer):
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
         xs, z = self.in_proj(x).chunk(2, dim=-1)
         r = functools.reduce(torch.add, (direction(xs, padding_mask) for direction in self.ssm))
-        return gated_projection(r, z, self.out_proj.weight), MixerAux(r_pool=masked_mean(r, padding_mask))
+        return gated_projection(r, z, self.out_proj.weight), MixerAux()

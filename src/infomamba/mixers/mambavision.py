@@ -28,7 +28,6 @@ import torch.nn.functional as F
 
 from ..layers.attention import SelfAttention
 from ..layers.grid import GridConv
-from ..layers.pooling import masked_mean
 from ..layers.ssm import SelectiveSSM, dt_rank_auto
 from . import Mixer, MixerAux, register_mixer
 
@@ -91,4 +90,4 @@ class MambaVisionMixer(Mixer):
         xs, z = self.in_proj(x).chunk(2, dim=-1)
         r = self.ssm(self.conv_x(xs, padding_mask, line), padding_mask)
         y = torch.cat([r, F.silu(self.conv_z(z, padding_mask, line))], dim=-1)
-        return self.out_proj(y), MixerAux(r_pool=masked_mean(r, padding_mask))
+        return self.out_proj(y), MixerAux()

@@ -28,7 +28,6 @@ import torch.nn as nn
 
 from ..layers.grid import GridConv, MultiScan, grid_shape
 from ..layers.gate import gated_projection
-from ..layers.pooling import masked_mean
 from ..layers.ssm import dt_rank_auto
 from . import Mixer, MixerAux, register_mixer
 
@@ -68,4 +67,4 @@ class VMambaMixer(Mixer):
         hw = grid_shape(x.shape[1], padding_mask, grid, self.causal)
         xs, z = self.in_proj(x).chunk(2, dim=-1)
         r = functools.reduce(torch.add, self.scans(self.conv(xs, padding_mask, hw), padding_mask, hw))
-        return gated_projection(self.out_norm(r), z, self.out_proj.weight), MixerAux(r_pool=masked_mean(r, padding_mask))
+        return gated_projection(self.out_norm(r), z, self.out_proj.weight), MixerAux()
