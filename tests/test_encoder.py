@@ -103,3 +103,14 @@ def test_a_training_step_never_waits_for_the_device(mixer):
         out = enc(x, mask)
         total_loss(out.hidden.mean(1).sum(), out.aux, torch.tensor([0, 1, 0, 2]), LossWeights())["loss"].backward()
     assert syncs.seen == []
+
+
+@pytest.mark.parametrize("mixer", list_mixers())
+def test_a_model_cast_to_bfloat16_runs_in_bfloat16(mixer):
+    """`model.to(torch.bfloat16)` (no autocast): every op meets bf16 weights with bf16 inputs (InfoMamba's concept
+    pooling had divided by its fp32 mass and handed an fp32 Z to a bf16 linear)."""
+    options = {"linformer": {"max_len": 16}}.get(mixer, {})
+    encoder = Encoder(EncoderConfig(dim=16, depth=1, mixer=mixer, mixer_options=options)).eval().to(torch.bfloat16)
+    with torch.no_grad():
+        hidden = encoder(torch.randn(2, 9, 16, dtype=torch.bfloat16)).hidden
+    assert hidden.dtype == torch.bfloat16 and torch.isfinite(hidden).all()

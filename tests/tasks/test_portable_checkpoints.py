@@ -73,7 +73,9 @@ import soundfile
 from infomamba.tasks.asr.module import CTCSpeechRecognizer
 model = CTCSpeechRecognizer.load_from_checkpoint(sys.argv[1], map_location="cpu")
 wav, rate = soundfile.read(sys.argv[2], dtype="float32")
-print(json.dumps({"texts": model.transcribe([sys.argv[2], wav]), "vocab": type(model.vocab).__name__,
+texts = model.transcribe([sys.argv[2], wav])
+assert model.double().transcribe([wav]) == texts[1:]  # the features follow the model's dtype
+print(json.dumps({"texts": texts, "vocab": type(model.vocab).__name__,
                   "size": len(model.vocab), "roundtrip": model.vocab.decode(model.vocab.encode("ALPHA BRAVO")),
                   "datamodule": "infomamba.tasks.asr.datamodule" in sys.modules}))
 """

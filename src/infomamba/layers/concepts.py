@@ -81,7 +81,7 @@ def pool_concepts(x: torch.Tensor, R_bar: torch.Tensor, padding_mask: torch.Tens
     mass = w.sum(2, dtype=torch.float32)
     if chunk:
         num, mass = exclusive_prefix(num), exclusive_prefix(mass)
-    return num / mass.clamp_min(1e-6).unsqueeze(-1), mass
+    return (num / mass.clamp_min(1e-6).unsqueeze(-1)).to(num.dtype), mass  # mass is fp32: keep a bf16 model bf16
 
 
 def exclusive_prefix(t: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,9 @@ def test_checkpoint_predicts_without_its_data(tmp_path, monkeypatch, capsys):
     model = ImageClassifier.load_from_checkpoint(ckpt, map_location="cpu")
     paths = [row["path"] for row in expected]
     by_library = model.predict_images(paths, batch_size=2)
+    in_float64 = model.double().predict_images(paths, batch_size=2)  # the images follow the model's dtype
+    assert [row["label"] for row in in_float64] == [row["label"] for row in by_library]
+    model.float()
     gone = ImageDataModule(root=str(data), predict_path=str(inputs), image_size=16, num_workers=0)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)

@@ -135,7 +135,7 @@ class CTCSpeechRecognizer(TaskModule):
             for start in range(0, len(feats), batch_size):
                 chunk = feats[start:start + batch_size]
                 lengths = torch.tensor([f.shape[0] for f in chunk], device=self.device)
-                batch = pad_sequence(chunk, batch_first=True).to(self.device)
+                batch = pad_sequence(chunk, batch_first=True).to(self.device, self.dtype)
                 log_probs, out_lengths, _ = self(batch, lengths)
                 texts += self.decode(log_probs, out_lengths)
         finally:

@@ -117,7 +117,8 @@ class ImageClassifier(TaskModule):
             for start in range(0, len(files), batch_size):
                 samples = [files[i] for i in range(start, min(start + batch_size, len(files)))]
                 batch = collate([(transform(image), path, []) for image, path in samples])
-                rows += self.predict_step({"images": batch["images"].to(self.device), "paths": batch["paths"]}, 0)
+                images = batch["images"].to(self.device, self.dtype)
+                rows += self.predict_step({"images": images, "paths": batch["paths"]}, 0)
         finally:
             self.train(was_training)
         return rows
