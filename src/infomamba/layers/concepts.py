@@ -18,7 +18,9 @@ Causal mode (chunk-causal, DESIGN.md): tokens are grouped in chunks of `chunk`; 
 chunk j are the sums over chunks < j (an exclusive prefix over chunk totals), mixing runs once per
 chunk boundary, and the tokens of chunk j read the mixed concepts of chunks < j. The first chunk
 reads nothing (h = 0 there); its own tokens reach it through the causal scan. Cost
-O(n k d + (n / C) k^2 d), memory O((n / C) k d).
+O(n k d + (n / C) k^2 d), memory O((n / C) k d). Chunks start at position 0, so causal mode is padding-invariant
+for right padding (what every task's collator does); left padding would move the chunk boundaries of a sample's
+real tokens and change its outputs (an open limitation: aligning chunks per sample costs two gathers a layer).
 
 Readings where the paper is open:
 - Z is mass-normalised (sum_t R_bar_ti x_t / sum_t R_bar_ti): Eq. 9's softmax would otherwise see
