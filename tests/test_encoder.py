@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -114,3 +116,18 @@ def test_a_model_cast_to_bfloat16_runs_in_bfloat16(mixer):
     with torch.no_grad():
         hidden = encoder(torch.randn(2, 9, 16, dtype=torch.bfloat16)).hidden
     assert hidden.dtype == torch.bfloat16 and torch.isfinite(hidden).all()
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("dim", 16.0, "encoder.dim must be int, got 16.0 (float)"),
+    ("depth", True, "encoder.depth must be int, got True (bool)"),
+    ("causal", "no", "encoder.causal must be bool, got 'no' (str)"),
+    ("mlp_ratio", -1, "encoder.dim, encoder.depth and encoder.mlp_ratio must be positive"),
+    ("mixer_options", None, "encoder.mixer_options must be dict, got None"),
+    ("cross_layer_options", {"stride": 2}, "without encoder.cross_layer: set cross_layer: sparx"),
+])
+def test_a_config_value_of_the_wrong_kind_is_one_line_naming_the_key(key, value, words):
+    """A wrong type had surfaced as a raw Python error deep in the build (or, for causal="no", built a causal
+    model)."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        Encoder(EncoderConfig(**{"dim": 16, "depth": 1, "mixer": "attention", key: value}))

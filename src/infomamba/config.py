@@ -40,8 +40,15 @@ class EncoderConfig:
         """Raise ValueError naming the key and what was expected."""
         from .mixers import list_mixers
 
-        if self.dim <= 0 or self.depth <= 0:
-            raise ValueError(f"encoder.dim and encoder.depth must be positive, got dim={self.dim} depth={self.depth}")
+        for key, kind in (("dim", int), ("depth", int), ("causal", bool), ("mlp_ratio", (int, float)),
+                          ("mixer_options", dict), ("cross_layer_options", dict)):
+            value = getattr(self, key)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                expected = getattr(kind, "__name__", "a number")
+                raise ValueError(f"encoder.{key} must be {expected}, got {value!r} ({type(value).__name__})")
+        if self.dim <= 0 or self.depth <= 0 or self.mlp_ratio <= 0:
+            raise ValueError(f"encoder.dim, encoder.depth and encoder.mlp_ratio must be positive, got dim={self.dim} "
+                             f"depth={self.depth} mlp_ratio={self.mlp_ratio}")
         if self.mixer not in list_mixers():
             raise ValueError(f"encoder.mixer={self.mixer!r} is not registered; available: {', '.join(list_mixers())}")
         if self.norm not in ("layernorm", "rmsnorm"):
@@ -50,3 +57,6 @@ class EncoderConfig:
             raise ValueError("encoder.dropout and encoder.drop_path must lie in [0, 1)")
         if self.cross_layer not in (None, "sparx"):
             raise ValueError(f"encoder.cross_layer must be null or 'sparx', got {self.cross_layer!r}")
+        if self.cross_layer is None and self.cross_layer_options:
+            raise ValueError(f"encoder.cross_layer_options {self.cross_layer_options} without encoder.cross_layer: "
+                             "set cross_layer: sparx, or drop the options")

@@ -16,7 +16,7 @@ import torch.nn as nn
 from .config import EncoderConfig
 from .layers.pooling import zero_padding
 from .layers.precision import compute_dtype
-from .mixers import MixerAux, build_mixer
+from .mixers import MixerAux, build_mixer, contract_output
 
 
 @dataclass
@@ -64,7 +64,8 @@ class Block(nn.Module):
         self.drop_path = DropPath(rate)
 
     def forward(self, x, padding_mask=None, grid=None):
-        y, aux = self.mixer(compute_dtype(self.norm1(x)), padding_mask, grid)
+        normed = compute_dtype(self.norm1(x))
+        y, aux = contract_output(self.mixer(normed, padding_mask, grid), normed, self.mixer)
         x = x + self.drop_path(self.dropout(y))
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return zero_padding(x, padding_mask), aux

@@ -125,3 +125,58 @@ def test_audit_catches_a_dense_token_product():
     with ShapeAudit() as audit:
         (q @ q.transpose(1, 2)).softmax(-1) @ q
     assert audit.quadratic(L)
+
+
+@pytest.fixture
+def own_registry(monkeypatch):
+    """Mixers registered by a test leave the registry with it."""
+    import infomamba.mixers as mixers
+
+    list_mixers()
+    monkeypatch.setattr(mixers, "_REGISTRY", dict(mixers._REGISTRY))
+
+
+def test_a_mixer_that_breaks_the_contract_is_named_by_the_encoder(own_registry):
+    """A bare tensor would be unpacked along the batch, a (B, 1, D) output broadcast, a dict taken for the aux:
+    each a silently wrong model, stopped at the first forward with the mixer named."""
+    from infomamba import Encoder, EncoderConfig
+    from infomamba.mixers import Mixer, register_mixer
+
+    class Broken(Mixer):
+        causal_capable = linear_time = True
+
+        def __init__(self, dim, *, causal=False, layer_idx=0, depth=1, returns="tensor"):
+            super().__init__()
+            self.causal, self.returns, self.proj = causal, returns, torch.nn.Linear(dim, dim)
+
+        def forward(self, x, padding_mask=None, grid=None):
+            y = self.proj(x)
+            return {"tensor": y, "pooled": (y[:, :1], MixerAux()), "dict": (y, {})}[self.returns]
+
+    register_mixer("broken_for_contract_test")(Broken)
+    x = torch.randn(2, 5, DIM)
+    cases = (("tensor", TypeError, "must return \\(y, MixerAux\\), got Tensor"),
+             ("pooled", ValueError, "returned y of shape \\(2, 1, 16\\) for an input of shape"),
+             ("dict", TypeError, "must return a MixerAux beside y, got dict"))
+    for returns, error, words in cases:
+        config = EncoderConfig(dim=DIM, depth=1, mixer="broken_for_contract_test", mixer_options={"returns": returns})
+        with pytest.raises(error, match=f"mixer Broken {words}"):
+            Encoder(config)(x)
+
+
+def test_a_custom_mixer_that_cannot_be_causal_is_refused(own_registry):
+    from infomamba.mixers import Mixer, register_mixer
+
+    class Peek(Mixer):
+        causal_capable, linear_time = False, True
+
+        def __init__(self, dim, *, causal=False, layer_idx=0, depth=1):
+            super().__init__()
+            self.causal = causal
+
+        def forward(self, x, padding_mask=None, grid=None):
+            return x.mean(1, keepdim=True).expand_as(x), MixerAux()
+
+    register_mixer("peek_for_contract_test")(Peek)
+    with pytest.raises(ValueError, match="mixer 'peek_for_contract_test' cannot be causal"):
+        build_mixer("peek_for_contract_test", DIM, causal=True)

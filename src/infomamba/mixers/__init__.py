@@ -107,12 +107,32 @@ def mixer_options(name: str) -> dict[str, object]:
     return {k: p.default for k, p in params.items() if k not in contract and p.kind == p.KEYWORD_ONLY}
 
 
+def contract_output(result, x: torch.Tensor, mixer: nn.Module) -> tuple[torch.Tensor, MixerAux]:
+    """`result` of `mixer(x, ...)` as (y, aux), checked against the contract (DESIGN.md): a pair of y with x's shape
+    and a `MixerAux`. A mixer that breaks it is named in one line here, instead of being unpacked along the batch
+    (a bare tensor) or broadcast (a wrong length) into a silently wrong output."""
+    name = type(mixer).__name__
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise TypeError(f"mixer {name} must return (y, MixerAux), got {type(result).__name__}")
+    y, aux = result
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        raise ValueError(f"mixer {name} returned y of shape {tuple(getattr(y, 'shape', ()))} for an input of shape "
+                         f"{tuple(x.shape)}; y must have the input's shape")
+    if not isinstance(aux, MixerAux):
+        raise TypeError(f"mixer {name} must return a MixerAux beside y, got {type(aux).__name__}")
+    return y, aux
+
+
 def build_mixer(name: str, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
                 **options) -> Mixer:
-    """Build a registered mixer; unknown options are rejected with the list of accepted ones."""
+    """Build a registered mixer; unknown options are rejected with the list of accepted ones, and `causal` with a
+    mixer whose class is not `causal_capable` (the built-in ones refuse it themselves, saying why)."""
     cls = mixer_class(name)
     accepted = mixer_options(name)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"mixer {name!r} got unknown option(s) {unknown}; accepted: {sorted(accepted)}")
-    return cls(dim, causal=causal, layer_idx=layer_idx, depth=depth, **options)
+    mixer = cls(dim, causal=causal, layer_idx=layer_idx, depth=depth, **options)  # its own refusal says why
+    if causal and not cls.causal_capable:
+        raise ValueError(f"mixer {name!r} cannot be causal (its class declares causal_capable = False)")
+    return mixer
