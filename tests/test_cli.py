@@ -364,3 +364,22 @@ def test_the_limits_are_typed_int_first_whatever_union_typing_has_cached():
     read_limits_as_lightning_does(parser)
     assert parser.parse_args(["--trainer.limit_val_batches=1"]).trainer.limit_val_batches == 1
     assert type(parser.parse_args(["--trainer.limit_val_batches=1"]).trainer.limit_val_batches) is int
+
+
+def test_options_given_with_a_checkpoint_file_win_or_are_refused(tmp_path, monkeypatch, capsys):
+    """Lightning puts a --ckpt_path file's hyperparameters over the command line's model options, so that e.g.
+    `predict --model.decoder=beam` silently decoded greedily: an option given wins (and is named), one the weights
+    fix is refused, and `fit --ckpt_path FILE`, which continues that training, refuses a changed one."""
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0"])
+    ckpt = str(only("runs/text/version_*", tmp_path) / "checkpoints" / "last.ckpt")
+    capsys.readouterr()
+    main(["validate", "--task", "text", "--ckpt_path", ckpt, "--model.head_dropout=0.5",
+          "--trainer.limit_val_batches=1"])
+    out = capsys.readouterr().out
+    assert "over the checkpoint's model options: model.head_dropout 0.5 (the checkpoint's: 0.1)" in out
+    assert "  head_dropout: 0.5\n" in (tmp_path / "runs" / "text" / "version_1" / "config.yaml").read_text()
+    with pytest.raises(SystemExit, match=r"model.encoder.dim 16 there, 32 here\): the weights were trained with them"):
+        main(["test", "--task", "text", "--ckpt_path", ckpt, "--model.encoder.dim=32"])
+    with pytest.raises(SystemExit, match=r"model.lr 0.001 there, 0.5 here\): fit --ckpt_path FILE continues"):
+        main(["fit", *TEXT, "--ckpt_path", ckpt, "--model.lr=0.5"])

@@ -32,7 +32,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config_errors import config_files, unknown_key_message, yaml_problem
+from .config_errors import config_files, given_keys, unknown_key_message, yaml_problem
 from .console import guard_pipes
 from .plugins import PluginError, load_plugins
 from .tasks.registry import TaskSpec, class_path, get_task, list_tasks, tasks_of
@@ -400,6 +400,32 @@ def read_limits_as_lightning_does(parser) -> None:
             action._typehint = int | float | None
 
 
+def keep_given(before, after, command: str, given: set[str], weight_keys: tuple[str, ...]):
+    """`after` (the config once Lightning put a --ckpt_path file's hyperparameters over the model options) with the
+    model options this command gives itself (`given`, with their values in `before`) put back, and a note naming
+    them. Refused in one line: for `fit` any of them (it continues that checkpoint's training: weights, optimizer
+    and schedule), for an evaluation those of the weights (`weight_keys`: key prefixes such as "model.encoder")."""
+    from .tasks.run_dir import RESUMABLE_CHANGES
+
+    changed = [(key, after.get(f"{command}.{key}"), before.get(f"{command}.{key}")) for key in sorted(given)
+               if before.get(f"{command}.{key}") != after.get(f"{command}.{key}")]
+    fixed = [c for c in changed if c[0] not in RESUMABLE_CHANGES and (command == "fit" or c[0].startswith(weight_keys))]
+    if fixed:
+        shown = "; ".join(f"{key} {saved!r} there, {value!r} here" for key, saved, value in fixed[:4])
+        why = ("fit --ckpt_path FILE continues that checkpoint's training (weights, optimizer, schedule)"
+               if command == "fit" else "the weights were trained with them")
+        raise SystemExit(f"--ckpt_path: this command changes the checkpoint's model options ({shown}): {why}; drop "
+                         "those options")
+    for key, _, value in changed:
+        after[f"{command}.{key}"] = value
+    if changed:
+        from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+        shown = ", ".join(f"{key} {value!r} (the checkpoint's: {saved!r})" for key, saved, value in changed)
+        rank_zero_only(print)(f"[infomamba] over the checkpoint's model options: {shown}", flush=True)
+    return after
+
+
 def leave_process_group() -> None:
     """Wait for every rank, then take a gloo process group down before the interpreter exits.
 
@@ -469,6 +495,16 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 for each in parsers:
                     each.exit_on_error = True
+
+        def _parse_ckpt_path(self):
+            """Lightning puts a --ckpt_path file's hyperparameters over every parsed model option; those this
+            command gives itself win again, or are refused where the checkpoint fixes them (`keep_given`)."""
+            before = self.config.clone()
+            super()._parse_ckpt_path()
+            command = self.config.get("subcommand")
+            if command:
+                weights = ("model.encoder", *(f"model.{target}" for target in task.links.values()))
+                self.config = keep_given(before, self.config, command, given_keys(rest, "model"), weights)
 
         def before_instantiate_classes(self):
             config = self.config[self.subcommand]

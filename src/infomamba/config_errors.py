@@ -1,6 +1,6 @@
 """What the command line's parser rejects, said in one place: the file and key at fault and the nearest
 accepted key, instead of jsonargparse's usage listing of every option (about 100 lines) with a YAML
-parser's "<unicode string>" where the file's name belongs."""
+parser's "<unicode string>" where the file's name belongs; and which keys the user gave (`given_keys`)."""
 from __future__ import annotations
 
 import difflib
@@ -74,3 +74,33 @@ def unknown_key_message(message: str, accepted: Iterable[str], files: Iterable[P
     near = difflib.get_close_matches(key, sorted(accepted), n=1, cutoff=0.6)
     hint = f"; did you mean {near[0]}?" if near else ""
     return f"unknown key {key} {where_given(key, files)}{hint}"
+
+
+def given_keys(argv: list[str], prefix: str) -> set[str]:
+    """The dotted keys under `prefix` (e.g. "model") that `argv` gives: as --prefix.a.b options, and as leaves of
+    the `prefix` section of its --config files (a dict-valued option counts as one key)."""
+    import yaml
+
+    keys = set()
+    for path in config_files(argv):
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        section = tree.get(prefix) if isinstance(tree, Mapping) else None
+        if isinstance(section, Mapping):
+            keys |= {f"{prefix}.{key}" for key in _leaves(section)}
+    for arg in argv:
+        if arg.startswith(f"--{prefix}."):
+            keys.add(arg[2:].split("=", 1)[0])
+    return keys
+
+
+def _leaves(tree: Mapping, dotted: str = "") -> set[str]:
+    """Dotted keys of the leaves of a nested mapping, a mapping under a key that names a dict option (ending in
+    "options") counted as one leaf."""
+    found = set()
+    for key, value in tree.items():
+        name = f"{dotted}{key}"
+        if isinstance(value, Mapping) and value and not str(key).endswith("options"):
+            found |= _leaves(value, f"{name}.")
+        else:
+            found.add(name)
+    return found
