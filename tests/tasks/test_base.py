@@ -79,7 +79,9 @@ def test_cuda_graphs_keep_the_state_dict_and_a_copy_gets_its_own_encoder():
 
 
 @pytest.mark.parametrize("trainer_state, message", [({"world_size": 2, "accumulate_grad_batches": 1}, "one device"),
-                                                     ({"world_size": 1, "accumulate_grad_batches": 4}, "set it to 1")])
+                                                     ({"world_size": 1, "accumulate_grad_batches": 4}, "set it to 1"),
+                                                     ({"world_size": 1, "accumulate_grad_batches": 1},
+                                                      "needs a CUDA device; this fit runs on cpu")])
 def test_cuda_graphs_refuse_what_a_replay_cannot_do(trainer_state, message):
     model = _text_model(cuda_graphs=True)
     model._trainer = types.SimpleNamespace(**trainer_state)

@@ -133,6 +133,9 @@ class TaskModule(L.LightningModule):
             raise ValueError("model.cuda_graphs: each replay overwrites the previous batch's gradients, so "
                              f"trainer.accumulate_grad_batches={self.trainer.accumulate_grad_batches} would lose "
                              "them; set it to 1")
+        if self.device.type != "cuda":
+            raise ValueError(f"model.cuda_graphs needs a CUDA device; this fit runs on {self.device.type} (drop "
+                             "--cuda_graphs: the encoder would run eagerly while config.yaml said graphs)")
 
     def encode(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                grid: tuple[int, int] | None = None):
