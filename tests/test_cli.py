@@ -383,3 +383,14 @@ def test_options_given_with_a_checkpoint_file_win_or_are_refused(tmp_path, monke
         main(["test", "--task", "text", "--ckpt_path", ckpt, "--model.encoder.dim=32"])
     with pytest.raises(SystemExit, match=r"model.lr 0.001 there, 0.5 here\): fit --ckpt_path FILE continues"):
         main(["fit", *TEXT, "--ckpt_path", ckpt, "--model.lr=0.5"])
+
+
+def test_a_run_that_fails_setting_up_its_model_gives_its_folder_back(tmp_path, monkeypatch):
+    """The folder then holds only the config it was given, restated: taken back, so the mended command may claim it
+    (it had been refused as an existing run, and --ckpt_path last found no checkpoint in it)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        main(["fit", *TEXT, "--trainer.max_steps=1", "--model.init_from=missing.ckpt", "--run_dir=runs/two"])
+    assert not (tmp_path / "runs" / "two").exists()
+    main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--run_dir=runs/two"])
+    assert (tmp_path / "runs" / "two" / "checkpoints" / "last.ckpt").is_file()

@@ -360,10 +360,20 @@ def linked_value(source: str, target: str, checkpoint: dict):
     return value
 
 
+# What a run writes before it has done anything: the config it was given, restated.
+RESTATED = ("config.yaml", "hparams.yaml")
+
+
 def remove_if_empty(folder: Path | None) -> None:
-    """Take back a run folder that a failed command claimed and wrote nothing into (so that the same command, once
-    mended, can claim it again)."""
-    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+    """Take back a run folder that a failed command claimed and wrote nothing of its own into, only its config
+    restated (`RESTATED`): so that the same command, once mended, can claim it again (a `--run_dir` run that
+    failed setting up its model had blocked its own re-run, and `--ckpt_path last` found nothing to continue)."""
+    if folder is None or not folder.is_dir():
+        return
+    entries = list(folder.iterdir())
+    if all(entry.name in RESTATED and entry.is_file() for entry in entries):
+        for entry in entries:
+            entry.unlink()
         folder.rmdir()
 
 
