@@ -394,3 +394,19 @@ def test_a_run_that_fails_setting_up_its_model_gives_its_folder_back(tmp_path, m
     assert not (tmp_path / "runs" / "two").exists()
     main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--run_dir=runs/two"])
     assert (tmp_path / "runs" / "two" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_an_evaluation_covers_the_whole_split_unless_it_limits_it_itself(tmp_path, monkeypatch, capsys):
+    """validate/test read the run's config.yaml, whose trainer.limit_val_batches was the fit's: a few batches had
+    been scored as if they were the split."""
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=1"])
+    ckpt = str(only("runs/text/version_*", tmp_path) / "checkpoints" / "last.ckpt")
+    capsys.readouterr()
+    main(["validate", "--task", "text", "--ckpt_path", ckpt])
+    out = capsys.readouterr().out
+    assert "validate covers the whole split: the run's config.yaml had trainer.limit_val_batches=1" in out
+    assert "  limit_val_batches: null\n" in (tmp_path / "runs" / "text" / "version_1" / "config.yaml").read_text()
+    main(["validate", "--task", "text", "--ckpt_path", ckpt, "--trainer.limit_val_batches=1"])
+    assert "covers the whole split" not in capsys.readouterr().out
+    assert "  limit_val_batches: 1\n" in (tmp_path / "runs" / "text" / "version_2" / "config.yaml").read_text()

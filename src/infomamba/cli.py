@@ -410,6 +410,21 @@ def read_limits_as_lightning_does(parser) -> None:
             action._typehint = int | float | None
 
 
+def whole_split(trainer, command: str, given: set[str]) -> None:
+    """Lift the limit on an evaluation's split (`limit_val_batches` for validate, ...) that it inherits from the
+    run's config.yaml, saying so: a checkpoint is scored on the whole split unless this command limits it (the
+    fit's limit, e.g. 3 validation batches, had scored a few batches without a word)."""
+    key = {"validate": "limit_val_batches", "test": "limit_test_batches", "predict": "limit_predict_batches"}[command]
+    inherited = trainer.get(key)
+    if f"trainer.{key}" in given or inherited is None or (isinstance(inherited, float) and inherited == 1.0):
+        return  # (an int 1 is one batch)
+    trainer[key] = None
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    rank_zero_only(print)(f"[infomamba] {command} covers the whole split: the run's config.yaml had "
+                          f"trainer.{key}={inherited!r}, which this command does not give", flush=True)
+
+
 def keep_given(before, after, command: str, given: set[str], weight_keys: tuple[str, ...]):
     """`after` (the config once Lightning put a --ckpt_path file's hyperparameters over the model options) with the
     model options this command gives itself (`given`, with their values in `before`) put back, and a note naming
@@ -528,6 +543,8 @@ def main(argv: list[str] | None = None) -> None:
                                  f"a file (give a checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt)")
             if self.subcommand in EVALUATIONS:
                 checkpoint.update(checkpoint_contents(config.ckpt_path, task.links.values(), data_cls.__qualname__))
+                if args is not rest:  # the run's config.yaml was read
+                    whole_split(config.trainer, self.subcommand, given_keys(rest, "trainer"))
             if resumed and (resumed / "config.yaml").is_file():
                 extended = with_config(args, resumed / "config.yaml")
                 if extended is not args:
