@@ -24,7 +24,7 @@ from infomamba.losses import LossWeights
 
 from ..base import CompileOption, TaskModule
 from .audio import LogMel, SpecAugment, load_audio
-from .beam import BeamDecoder
+from .beam import BeamDecoder, check_beam_options
 from .subsampling import ConvSubsampling
 from .vocab import CharVocab, SubwordVocab, vocab_from_json
 
@@ -64,6 +64,8 @@ class CTCSpeechRecognizer(TaskModule):
                  compile: CompileOption = False, cuda_graphs: bool = False):
         if decoder not in ("greedy", "beam"):
             raise ValueError(f"model.decoder must be 'greedy' or 'beam', got {decoder!r}")
+        if decoder == "beam":
+            check_beam_options(lm_path)
         if vocab is None and vocab_size == len(CharVocab()):
             vocab = CharVocab()
         if vocab is not None and len(vocab) != vocab_size:
