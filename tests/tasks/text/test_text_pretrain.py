@@ -1,3 +1,4 @@
+import logging
 import math
 from types import SimpleNamespace
 from unittest import mock
@@ -58,13 +59,17 @@ def _checkpoint(tmp_path, model, tokenizer=None):
     return path
 
 
-def test_init_from_copies_the_frontend_and_encoder_and_keeps_the_head(tmp_path):
+def test_init_from_copies_the_frontend_and_encoder_and_keeps_the_head(tmp_path, caplog):
     torch.manual_seed(0)
     pretrained = MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=ENCODER)
     torch.manual_seed(1)
     model = TextClassifier(num_classes=3, vocab_size=60, encoder=ENCODER)
     head = {k: v.clone() for k, v in model.head.state_dict().items()}
-    model.load_pretrained(_checkpoint(tmp_path, pretrained))
+    with caplog.at_level(logging.INFO):
+        model.load_pretrained(_checkpoint(tmp_path, pretrained))
+    loaded = sum(key == "pos" or key.startswith(("embed.", "encoder.")) for key in model.state_dict())
+    assert "frontend and encoder tensors loaded; the head starts fresh" in caplog.text
+    assert f": {loaded} frontend and encoder tensors loaded" in caplog.text  # the run says what it carried over
     theirs = pretrained.state_dict()
     for key, value in model.state_dict().items():
         if key.startswith("head."):

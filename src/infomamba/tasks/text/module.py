@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torchmetrics
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 
 from infomamba import EncoderConfig
@@ -155,6 +155,8 @@ class TextClassifier(TaskModule):
                                  f"{tuple(value.shape)} here; pretrain with the same model.encoder, data.vocab_size, "
                                  "model.max_positions and model.bigram_buckets")
         self.load_state_dict(theirs, strict=False)
+        rank_zero_info(f"model.init_from {path}: {len(theirs)} frontend and encoder tensors loaded; the head starts "
+                       "fresh")
 
     def _step(self, batch, stage: str):
         logits, out = self(batch["input_ids"], batch["padding_mask"])
