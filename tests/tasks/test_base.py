@@ -1,13 +1,14 @@
 """TaskModule options shared by every task."""
 import copy
 import types
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from infomamba import EncoderConfig
-from infomamba.tasks.base import classification_loss, gathered_rng_states, own_rng_states
+from infomamba.tasks.base import classification_loss, gathered_rng_states, list_of_inputs, own_rng_states
 from infomamba.tasks.text.module import TextClassifier
 
 
@@ -97,3 +98,11 @@ def test_each_rank_takes_its_own_saved_random_states():
     assert own_rng_states(by_rank, 1) == {"rank": 1}
     assert own_rng_states(by_rank, 2) is None  # a rank the saving run did not have starts from the seed
     assert own_rng_states(None, 0) is None
+
+
+@pytest.mark.parametrize("one", ["a great film", b"bytes", Path("a.flac")])
+def test_a_single_input_where_a_list_is_taken_is_refused_saying_how(one):
+    """A bare str was read character by character ("3 text(s) give no token", "cannot use audio /")."""
+    with pytest.raises(TypeError, match=r"predict_texts takes a list of inputs; got one \w+: pass \["):
+        _text_model().predict_texts(one)
+    assert list_of_inputs(("a", "b"), "predict_texts") == ("a", "b")

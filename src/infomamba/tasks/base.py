@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 from dataclasses import asdict
 from typing import Literal
@@ -24,6 +25,14 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
         return (step + 1) / max(warmup, 1)
     progress = min(1.0, (step - warmup) / max(total - warmup, 1))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def list_of_inputs(items, method: str):
+    """`items`, a list of inputs for `method` (predict_texts, predict_images, transcribe), refused as one input: a
+    bare str or path would be read character by character ("3 text(s) give no token")."""
+    if isinstance(items, (str, bytes, os.PathLike)):
+        raise TypeError(f"{method} takes a list of inputs; got one {type(items).__name__}: pass [{items!r}]")
+    return items
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float, stage: str) -> torch.Tensor:

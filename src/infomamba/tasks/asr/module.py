@@ -22,7 +22,7 @@ from torch.nn.utils.rnn import pad_sequence
 from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
 
-from ..base import CompileOption, TaskModule
+from ..base import CompileOption, TaskModule, list_of_inputs
 from .audio import LogMel, SpecAugment, load_audio
 from .beam import BeamDecoder, check_beam_options
 from .subsampling import ConvSubsampling
@@ -120,6 +120,7 @@ class CTCSpeechRecognizer(TaskModule):
                    batch_size: int = 8) -> list[str]:
         """Transcripts of mono waveforms (1-D, at `sample_rate`) or audio files (any rate; resampled), with
         no data module and no Trainer: features are computed as the data module computes them."""
+        audio = list_of_inputs(audio, "transcribe")
         features = LogMel(sample_rate=self.hparams.sample_rate, n_mels=self.hparams.n_mels)
         feats = []
         for item in audio:

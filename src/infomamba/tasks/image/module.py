@@ -12,7 +12,7 @@ from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
 from infomamba.layers.pooling import masked_mean
 
-from ..base import CompileOption, TaskModule, classification_loss
+from ..base import CompileOption, TaskModule, classification_loss, list_of_inputs
 from .frontend import PatchEmbed
 
 # Where a checkpoint keeps the image data module's state (Lightning stores a data module's `state_dict` under
@@ -101,6 +101,7 @@ class ImageClassifier(TaskModule):
         as the data module's predict batches are, with the checkpoint's normalisation. A path that is not a
         readable image file raises FileNotFoundError or ValueError naming it, before any is classified.
         """
+        paths = list_of_inputs(paths, "predict_images")
         if self.normalisation is None:
             raise RuntimeError("this model has no normalisation: load it with ImageClassifier.load_from_checkpoint "
                                "from a checkpoint of a fit with ImageDataModule, which keeps it")

@@ -15,7 +15,7 @@ from infomamba import EncoderConfig
 from infomamba.layers.pooling import masked_mean
 from infomamba.losses import LossWeights
 
-from ..base import CompileOption, TaskModule, classification_loss
+from ..base import CompileOption, TaskModule, classification_loss, list_of_inputs
 from .tokenizer import TextTokenizer, clean_text
 
 
@@ -184,6 +184,7 @@ class TextClassifier(TaskModule):
         Texts are cleaned and tokenised as the data module does, truncated to `max_length` tokens (the
         head is kept; None: `max_positions`; pass the training `data.max_length` to match it exactly).
         """
+        texts = list_of_inputs(texts, "predict_texts")
         if self.tokenizer is None:
             raise RuntimeError("this model has no tokenizer: build it with tokenizer=..., or load it with "
                                "TextClassifier.load_from_checkpoint, which restores the one it was trained with")
