@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checks import require_positive
+
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention over (B, L, D) tokens.
@@ -27,6 +29,7 @@ class SelfAttention(nn.Module):
                  causal: bool = False):
         super().__init__()
         self.causal = causal
+        require_positive("attention", heads=heads, inner_dim=inner_dim)
         inner = inner_dim or dim
         self.heads = heads or max(1, inner // 64)
         if inner % self.heads:

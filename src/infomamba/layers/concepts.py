@@ -46,6 +46,7 @@ import torch.nn.functional as F
 
 from ..ops.concept_assign import sparse_assign
 from ..ops.hash_bucket import bucket_members, bucket_nll, gumbel_bucket, one_hot
+from .checks import require_positive
 from .pooling import masked_token_mean
 
 
@@ -162,6 +163,11 @@ class ConceptFilter(nn.Module):
         if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
             raise ValueError(f"the concept filter's chunk must be an int >= 1 (causal) or None (bidirectional), "
                              f"got {chunk!r}")
+        require_positive("infomamba", k_max=k_max, d_concept=d_concept, tau_assign=tau_assign, n_buckets=n_buckets,
+                         tau_hash=tau_hash, q_max=q_max, static_len=static_len)
+        if q_max > k_max:
+            raise ValueError(f"infomamba: q_max {q_max} exceeds k_max {k_max} (a token keeps at most q_max of the "
+                             "k_max concepts)")
         self.k_max, self.tau_assign, self.tau_hash, self.q_max, self.chunk = k_max, tau_assign, tau_hash, q_max, chunk
         self.static_len = static_len
         if static_len:

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..ops.ssm_inner import ssm_inner
+from .checks import require_positive
 from .precision import compute_dtype
 
 
@@ -58,6 +59,7 @@ class SelectiveSSM(nn.Module):
     def __init__(self, inner: int, dt_rank: int, d_state: int = 16, d_conv: int = 4,
                  reverse: bool = False, dt_min: float = 1e-3, dt_max: float = 0.1, heads: int | None = None):
         super().__init__()
+        require_positive("the selective SSM", d_state=d_state, d_conv=d_conv, dt_rank=dt_rank, inner=inner)
         if heads is not None and (heads < 1 or inner % heads):
             raise ValueError(f"SSD heads must divide the SSM's inner width: inner {inner}, heads {heads}")
         self.reverse = reverse

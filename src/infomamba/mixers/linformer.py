@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..layers.checks import require_positive
 from ..layers.positions import real_positions
 from . import Mixer, MixerAux, register_mixer
 
@@ -54,6 +55,7 @@ class LinformerMixer(Mixer):
                              "into each projected key/value; use 'attention', 'mamba' or 'infomamba' for causal models")
         if sharing not in SHARING:
             raise ValueError(f"linformer sharing must be one of {SHARING}, got {sharing!r}")
+        require_positive("linformer", heads=heads, inner_dim=inner_dim, proj_len=proj_len, max_len=max_len)
         inner = inner_dim or dim
         self.heads = heads or max(1, inner // 64)
         if inner % self.heads:

@@ -1,0 +1,19 @@
+"""A size or temperature that is not > 0 is refused when the mixer is built, naming it: it had built an empty
+concept filter (k_max 0), NaN outputs (tau_assign 0), a state of width 0, or silently the default (heads 0)."""
+import pytest
+
+from infomamba.mixers import build_mixer
+
+
+@pytest.mark.parametrize("mixer, options, words", [
+    ("infomamba", {"k_max": 0}, "infomamba: k_max must be > 0, got 0"),
+    ("infomamba", {"tau_assign": 0.0}, "infomamba: tau_assign must be > 0, got 0.0"),
+    ("infomamba", {"k_max": 4, "q_max": 8}, "infomamba: q_max 8 exceeds k_max 4"),
+    ("mamba", {"d_state": 0}, "the selective SSM: d_state must be > 0, got 0"),
+    ("mamba", {"d_conv": 0}, "the selective SSM: d_conv must be > 0, got 0"),
+    ("attention", {"heads": 0}, "attention: heads must be > 0, got 0"),
+    ("linformer", {"proj_len": 0}, "linformer: proj_len must be > 0, got 0"),
+])
+def test_a_size_that_is_not_positive_is_named(mixer, options, words):
+    with pytest.raises(ValueError, match=words):
+        build_mixer(mixer, 16, **options)
