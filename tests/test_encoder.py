@@ -131,3 +131,10 @@ def test_a_config_value_of_the_wrong_kind_is_one_line_naming_the_key(key, value,
     model)."""
     with pytest.raises(ValueError, match=re.escape(words)):
         Encoder(EncoderConfig(**{"dim": 16, "depth": 1, "mixer": "attention", key: value}))
+
+
+def test_an_unknown_cross_layer_option_is_named_with_the_accepted_ones():
+    with pytest.raises(ValueError, match=r"cross_layer_options got unknown option\(s\) \['strid'\]; accepted: "
+                                         r"\['stride', 'window', 'groups', 'causal'\]"):
+        Encoder(EncoderConfig(dim=16, depth=2, mixer="attention", cross_layer="sparx",
+                              cross_layer_options={"strid": 2}))

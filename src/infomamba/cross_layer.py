@@ -74,6 +74,9 @@ class DMCA(nn.Module):
         return zero_padding(out, padding_mask)
 
 
+SPARX_OPTIONS = ("stride", "window", "groups", "causal")  # encoder.cross_layer_options (causal: encoder.causal)
+
+
 class SparXStack(nn.Module):
     """Blocks with SparX connections: `stack(x, padding_mask, grid) -> (x, [aux of every block])`.
 

@@ -95,9 +95,12 @@ class Encoder(nn.Module):
         self.config = config
         blocks = nn.ModuleList(Block(config, i) for i in range(config.depth))
         if config.cross_layer == "sparx":
-            from .cross_layer import SparXStack
-            options = {"causal": config.causal, **config.cross_layer_options}
-            self.stack = SparXStack(blocks, config.dim, **options)
+            from .cross_layer import SPARX_OPTIONS, SparXStack
+            unknown = sorted(set(config.cross_layer_options) - set(SPARX_OPTIONS))
+            if unknown:
+                raise ValueError(f"encoder.cross_layer_options got unknown option(s) {unknown}; accepted: "
+                                 f"{list(SPARX_OPTIONS)}")
+            self.stack = SparXStack(blocks, config.dim, **{"causal": config.causal, **config.cross_layer_options})
         else:
             self.stack = PlainStack(blocks)
         self.norm = make_norm(config.norm, config.dim)
