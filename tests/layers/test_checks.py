@@ -8,7 +8,6 @@ from infomamba.mixers import build_mixer
 @pytest.mark.parametrize("mixer, options, words", [
     ("infomamba", {"k_max": 0}, "infomamba: k_max must be > 0, got 0"),
     ("infomamba", {"tau_assign": 0.0}, "infomamba: tau_assign must be > 0, got 0.0"),
-    ("infomamba", {"k_max": 4, "q_max": 8}, "infomamba: q_max 8 exceeds k_max 4"),
     ("mamba", {"d_state": 0}, "the selective SSM: d_state must be > 0, got 0"),
     ("mamba", {"d_conv": 0}, "the selective SSM: d_conv must be > 0, got 0"),
     ("attention", {"heads": 0}, "attention: heads must be > 0, got 0"),

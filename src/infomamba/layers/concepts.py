@@ -165,9 +165,6 @@ class ConceptFilter(nn.Module):
                              f"got {chunk!r}")
         require_positive("infomamba", k_max=k_max, d_concept=d_concept, tau_assign=tau_assign, n_buckets=n_buckets,
                          tau_hash=tau_hash, q_max=q_max, static_len=static_len)
-        if q_max > k_max:
-            raise ValueError(f"infomamba: q_max {q_max} exceeds k_max {k_max} (a token keeps at most q_max of the "
-                             "k_max concepts)")
         self.k_max, self.tau_assign, self.tau_hash, self.q_max, self.chunk = k_max, tau_assign, tau_hash, q_max, chunk
         self.static_len = static_len
         if static_len:
