@@ -180,3 +180,28 @@ def test_a_custom_mixer_that_cannot_be_causal_is_refused(own_registry):
     register_mixer("peek_for_contract_test")(Peek)
     with pytest.raises(ValueError, match="mixer 'peek_for_contract_test' cannot be causal"):
         build_mixer("peek_for_contract_test", DIM, causal=True)
+
+
+def test_a_class_defined_again_replaces_its_registration_and_another_is_refused(own_registry):
+    """A notebook cell run twice defines the class again (same module and name): it replaces the first, where it had
+    been refused as registered twice; a different class under a taken name still is."""
+    from infomamba.mixers import Mixer, register_mixer
+
+    def define():
+        class Cell(Mixer):
+            causal_capable = linear_time = True
+
+            def __init__(self, dim, *, causal=False, layer_idx=0, depth=1):
+                super().__init__()
+                self.causal = causal
+
+            def forward(self, x, padding_mask=None, grid=None):
+                return x, MixerAux()
+        return Cell
+
+    first, again = define(), define()
+    register_mixer("cell_for_contract_test")(first)
+    register_mixer("cell_for_contract_test")(again)
+    assert mixer_class("cell_for_contract_test") is again
+    with pytest.raises(ValueError, match="mixer 'attention' registered twice"):
+        register_mixer("attention")(again)

@@ -68,13 +68,16 @@ _REGISTRY: dict[str, type[Mixer]] = {}
 
 
 def register_mixer(name: str) -> Callable[[type[Mixer]], type[Mixer]]:
-    """Class decorator: make a `Mixer` subclass buildable as `build_mixer(name, ...)`."""
+    """Class decorator: make a `Mixer` subclass buildable as `build_mixer(name, ...)`. A class of the same module
+    and name replaces the one registered (a notebook cell or a reloaded module defines it again); another class under
+    a taken name is refused."""
 
     def wrap(cls: type[Mixer]) -> type[Mixer]:
         if not issubclass(cls, Mixer):
             raise TypeError(f"mixer {name!r} ({cls.__module__}.{cls.__name__}) must subclass infomamba.mixers.Mixer")
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"mixer {name!r} registered twice ({_REGISTRY[name].__module__}, {cls.__module__})")
+        taken = _REGISTRY.get(name)
+        if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"mixer {name!r} registered twice ({taken.__module__}, {cls.__module__})")
         _REGISTRY[name] = cls
         cls.mixer_name = name
         return cls
