@@ -24,6 +24,7 @@ torchvision, which would otherwise break `import lightning` (see `infomamba.task
 from __future__ import annotations
 
 import datetime
+import functools
 import importlib
 import importlib.util
 import logging
@@ -112,16 +113,36 @@ def ckpt_path_arg(argv: list[str]) -> str | None:
     return ckpt
 
 
+@functools.lru_cache(maxsize=1)
+def read_checkpoint(path: str) -> dict:
+    """The checkpoint file at `path` through a memory map (no weights read), once per command: the task check and
+    an evaluation's sizes and data state both read it before anything is built."""
+    import torch
+
+    return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+
+
+def note(line: str) -> None:
+    """Print `line` once, on the first rank (under DDP every rank runs the CLI)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    rank_zero_only(print)(line, flush=True)
+
+
+def shown_changes(changes, limit: int = 4) -> str:
+    """(key, value there, value here) triples as "key A there, B here; ...", at most `limit` of them."""
+    shown = "; ".join(f"{key} {there!r} there, {here!r} here" for key, there, here in changes[:limit])
+    return shown + (f" and {len(changes) - limit} more" if len(changes) > limit else "")
+
+
 def check_checkpoint_task(ckpt: str | None, task: TaskSpec) -> None:
     """A --ckpt_path file of another task's model ends the command with one line naming its task (before the
     run's config.yaml, of that other task, would be read); a file that is no checkpoint, with one line too.
     Checkpoints written before the model's class was kept pass."""
     if not ckpt or ckpt in ("last", "best") or not Path(ckpt).is_file():
         return
-    import torch
-
     try:
-        saved = torch.load(ckpt, map_location="cpu", mmap=True, weights_only=False).get("infomamba_module")
+        saved = read_checkpoint(ckpt).get("infomamba_module")
     except Exception as err:  # torch.load raises what the pickle or zip reader met
         raise SystemExit(f"--ckpt_path {ckpt} is not a checkpoint Lightning saved (torch.load: "
                          f"{type(err).__name__})") from None
@@ -255,11 +276,8 @@ def resumed_run(config, subcommand: str) -> Path | None:
     run = resumable_run(Path(logger.save_dir) / (logger.name or ""))
     newer = newer_runs(run)
     if newer:
-        from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
-        rank_zero_only(print)(f"[infomamba] --ckpt_path last continues {run}: the newer {', '.join(newer)} "
-                              f"{'has' if len(newer) == 1 else 'have'} no {LAST} (stopped before a first checkpoint, "
-                              "or evaluations)", flush=True)
+        note(f"[infomamba] --ckpt_path last continues {run}: the newer {', '.join(newer)} "
+             f"{'has' if len(newer) == 1 else 'have'} no {LAST} (stopped before a first checkpoint, or evaluations)")
     return run
 
 
@@ -272,11 +290,9 @@ def refuse_changed_run(run: Path, saved: str, now: str) -> None:
 
     changed = changed_settings(yaml.safe_load(saved), yaml.safe_load(now))
     if changed:
-        shown = "; ".join(f"{key} {before!r} there, {after!r} here" for key, before, after in changed[:4])
-        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        raise SystemExit(f"--ckpt_path last continues {run}, whose model and data this command changes ({shown}"
-                         f"{more}): a resumed run keeps them; drop those options to continue it, or leave out "
-                         "--ckpt_path last to start a new run")
+        raise SystemExit(f"--ckpt_path last continues {run}, whose model and data this command changes "
+                         f"({shown_changes(changed)}): a resumed run keeps them; drop those options to continue it, "
+                         "or leave out --ckpt_path last to start a new run")
 
 
 def folder_logger_args(config, required: bool = True):
@@ -337,9 +353,7 @@ def checkpoint_contents(ckpt_path: str, keys, data_key: str) -> dict:
     weights are loaded): "hparams", those of the model hyperparameters `keys` (the values a task links from its
     data) that it keeps, and "data", the data module's state (under Lightning's key, the data module's class name;
     {} when it kept none)."""
-    import torch
-
-    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=False)
+    checkpoint = read_checkpoint(ckpt_path)
     hparams = checkpoint.get("hyper_parameters", {})
     return {"hparams": {key: hparams[key] for key in keys if key in hparams}, "data": checkpoint.get(data_key) or {}}
 
@@ -419,10 +433,8 @@ def whole_split(trainer, command: str, given: set[str]) -> None:
     if f"trainer.{key}" in given or inherited is None or (isinstance(inherited, float) and inherited == 1.0):
         return  # (an int 1 is one batch)
     trainer[key] = None
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
-    rank_zero_only(print)(f"[infomamba] {command} covers the whole split: the run's config.yaml had "
-                          f"trainer.{key}={inherited!r}, which this command does not give", flush=True)
+    note(f"[infomamba] {command} covers the whole split: the run's config.yaml had trainer.{key}={inherited!r}, "
+         "which this command does not give")
 
 
 def keep_given(before, after, command: str, given: set[str], weight_keys: tuple[str, ...]):
@@ -436,18 +448,15 @@ def keep_given(before, after, command: str, given: set[str], weight_keys: tuple[
                if before.get(f"{command}.{key}") != after.get(f"{command}.{key}")]
     fixed = [c for c in changed if c[0] not in RESUMABLE_CHANGES and (command == "fit" or c[0].startswith(weight_keys))]
     if fixed:
-        shown = "; ".join(f"{key} {saved!r} there, {value!r} here" for key, saved, value in fixed[:4])
         why = ("fit --ckpt_path FILE continues that checkpoint's training (weights, optimizer, schedule)"
                if command == "fit" else "the weights were trained with them")
-        raise SystemExit(f"--ckpt_path: this command changes the checkpoint's model options ({shown}): {why}; drop "
-                         "those options")
+        raise SystemExit(f"--ckpt_path: this command changes the checkpoint's model options "
+                         f"({shown_changes(fixed)}): {why}; drop those options")
     for key, _, value in changed:
         after[f"{command}.{key}"] = value
     if changed:
-        from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
         shown = ", ".join(f"{key} {value!r} (the checkpoint's: {saved!r})" for key, saved, value in changed)
-        rank_zero_only(print)(f"[infomamba] over the checkpoint's model options: {shown}", flush=True)
+        note(f"[infomamba] over the checkpoint's model options: {shown}")
     return after
 
 
@@ -468,6 +477,7 @@ def leave_process_group() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    read_checkpoint.cache_clear()  # once per command: a file read by an earlier one may have been written since
     guard_pipes()
     try:
         plugins = load_plugins()  # the user's mixers and tasks, registered before any is looked up by name
@@ -576,11 +586,9 @@ def main(argv: list[str] | None = None) -> None:
 
     # sys.argv stays whole: Lightning's DDP launcher re-runs it (with --task) in every child process.
     quiet()
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
-    notes = [f"[infomamba] plugins: {', '.join(plugins)}" if plugins else None, optimizer_override_note(rest)]
-    for note in filter(None, notes):
-        rank_zero_only(print)(note, flush=True)
+    for line in filter(None, [f"[infomamba] plugins: {', '.join(plugins)}" if plugins else None,
+                              optimizer_override_note(rest)]):
+        note(line)
     try:
         TaskCLI(module_cls, data_cls, args=args,
                 trainer_defaults=trainer_defaults(task, checkpointing=not checkpointing_off(rest)),
