@@ -179,6 +179,12 @@ for part in "$@"; do
              --resolutions 224 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 6 --repeats 10 --train \
              --compile --compile-modes reduce-overhead --out $OUT/bench_ro > $OUT/bench_ro.log 2>&1
            echo "bench_ro rc=$?" >> $OUT/bench_ro.log; grep -v Warning $OUT/bench_ro.log | grep "rc=\|^| \|skip\|cudagraph" | head -30 ;;
+    # what changed in the kernels and the SSM layer since the last GPU tests (d5651f7): the Mamba-1 scan's dB and dC
+    # side by side (4b4b335), the projections' weights cast before the op (a828a54), the causal exclusive prefix
+    tests_since) timeout 500 python3 -m pytest -q -p no:cacheprovider tests/ops/test_selective_scan_triton.py \
+             tests/layers/test_ssm.py tests/ops/test_ssm_inner.py tests/mixers/test_infomamba.py \
+             tests/mixers/test_compile.py > $OUT/tests_since.log 2>&1; echo "tests_since rc=$?" >> $OUT/tests_since.log
+           tail -3 $OUT/tests_since.log ;;
     tests_scan) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
              tests/ops/test_selective_scan_triton.py > $OUT/tests_scan.log 2>&1; echo "tests_scan rc=$?" >> $OUT/tests_scan.log
            tail -3 $OUT/tests_scan.log ;;
