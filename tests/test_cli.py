@@ -150,6 +150,16 @@ def test_evaluating_a_run_dir_run_writes_inside_its_folder(tmp_path, monkeypatch
     assert sorted(p.name for p in (tmp_path / "exps").iterdir()) == ["one"]
 
 
+def test_cuda_graphs_on_a_cpu_fit_is_one_line_and_leaves_no_run(tmp_path, monkeypatch):
+    """The trainer's device is known only when the fit starts (`on_fit_start`): its refusal still ends the command
+    with one line, and the run folder it claimed goes with it."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: model.cuda_graphs needs a CUDA device; this "
+                                         r"fit runs on cpu \(drop --cuda_graphs"):
+        main(["fit", *TEXT, "--cuda_graphs", "--trainer.max_steps=1", "--trainer.accelerator=cpu"])
+    assert not list(tmp_path.glob("runs/text/version_*"))
+
+
 def test_a_fast_dev_run_writes_nothing(tmp_path, monkeypatch, capsys):
     """Lightning disables checkpoints under fast_dev_run but for save_last's at the end of fit, which wrote last.ckpt
     outside any run folder (the logger is a dummy), beside an empty claimed version_N."""

@@ -495,6 +495,8 @@ def main(argv: list[str] | None = None) -> None:
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from .tasks.base import FitRefused
+
     args = run_config_for(rest)
     claimed: list[Path | None] = []
     checkpoint: dict = {}
@@ -596,6 +598,10 @@ def main(argv: list[str] | None = None) -> None:
                 parser_kwargs={"prog": f"infomamba --task {name}"})
     except SIGTERMException as stop:  # Lightning raises it bare (exit status 0) when it stops on SIGTERM
         raise SystemExit(stop.code or 128 + signal.SIGTERM) from None
+    except FitRefused as err:
+        for folder in claimed:
+            remove_if_empty(folder)
+        raise SystemExit(f"infomamba --task {name} fit: {err}") from None
     except BaseException:
         for folder in claimed:
             remove_if_empty(folder)

@@ -83,6 +83,11 @@ CompileOption = bool | Literal["default", "reduce-overhead", "max-autotune"]
 """`compile`: off, on (torch.compile's default mode), or one of its modes by name."""
 
 
+class FitRefused(ValueError):
+    """A fit this module cannot run as configured, found once the trainer is known (`on_fit_start`); the CLI
+    ends the command with its message as one line."""
+
+
 class TaskModule(L.LightningModule):
     """Shared training logic. Subclasses build their frontend and head in `__init__` from size arguments
     (`num_classes`, `vocab_size`, ...) that the CLI links from the data module, and save them as
@@ -136,14 +141,14 @@ class TaskModule(L.LightningModule):
         if self.graphed_encoder is None:
             return
         if self.trainer.world_size > 1:
-            raise ValueError(f"model.cuda_graphs runs on one device; this fit has {self.trainer.world_size} "
+            raise FitRefused(f"model.cuda_graphs runs on one device; this fit has {self.trainer.world_size} "
                              "processes (use --compile=reduce-overhead for DDP)")
         if self.trainer.accumulate_grad_batches > 1:
-            raise ValueError("model.cuda_graphs: each replay overwrites the previous batch's gradients, so "
+            raise FitRefused("model.cuda_graphs: each replay overwrites the previous batch's gradients, so "
                              f"trainer.accumulate_grad_batches={self.trainer.accumulate_grad_batches} would lose "
                              "them; set it to 1")
         if self.device.type != "cuda":
-            raise ValueError(f"model.cuda_graphs needs a CUDA device; this fit runs on {self.device.type} (drop "
+            raise FitRefused(f"model.cuda_graphs needs a CUDA device; this fit runs on {self.device.type} (drop "
                              "--cuda_graphs: the encoder would run eagerly while config.yaml said graphs)")
 
     def encode(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
