@@ -27,6 +27,18 @@ def test_public_api_and_output():
     assert out.hidden.shape == (2, 24, 16)
 
 
+def test_the_package_exports_what_a_mixer_plugin_and_a_caller_of_the_encoder_name():
+    """A plugin subclasses Mixer and registers it; a caller reads EncoderOutput and MixerAux: all from the top."""
+    import infomamba
+    from infomamba.encoder import EncoderOutput
+    from infomamba.mixers import Mixer, build_mixer, register_mixer
+
+    assert {"Mixer", "MixerAux", "EncoderOutput", "build_mixer", "register_mixer"} <= set(infomamba.__all__)
+    assert (infomamba.Mixer, infomamba.MixerAux, infomamba.EncoderOutput) == (Mixer, MixerAux, EncoderOutput)
+    assert (infomamba.build_mixer, infomamba.register_mixer) == (build_mixer, register_mixer)
+    assert all(hasattr(infomamba, name) for name in infomamba.__all__)
+
+
 def test_every_parameter_gets_a_gradient_from_the_total_loss():
     enc = make().train()
     x = torch.randn(4, 30, 16)

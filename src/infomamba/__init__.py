@@ -1,9 +1,10 @@
 """InfoMamba: one modality-agnostic encoder with swappable token mixers."""
 from .config import EncoderConfig
-from .encoder import Encoder
-from .mixers import list_mixers
+from .encoder import Encoder, EncoderOutput
+from .mixers import Mixer, MixerAux, build_mixer, list_mixers, register_mixer
 
-__all__ = ["Encoder", "EncoderConfig", "list_mixers", "list_tasks"]
+__all__ = ["Encoder", "EncoderConfig", "EncoderOutput", "Mixer", "MixerAux", "build_mixer", "list_mixers",
+           "list_tasks", "register_mixer"]
 
 
 def list_tasks() -> list[str]:
