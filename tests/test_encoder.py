@@ -88,6 +88,9 @@ def test_config_errors_are_specific():
         enc(torch.randn(1, 5, 16), torch.zeros(1, 5))
     with pytest.raises(ValueError, match=r"\(B, L, 16\)"):
         enc(torch.randn(1, 5, 8))
+    for grid, length in [((2, 3), 5), ((2, 3, 1), 6), ((6,), 6)]:  # (2, 3, 1) had passed as (2, 3)
+        with pytest.raises(ValueError, match=rf"grid {re.escape(str(grid))} is not an \(H, W\) pair covering the"):
+            enc(torch.randn(1, length, 16), grid=grid)
 
 
 class _HostSyncs(TorchDispatchMode):

@@ -112,8 +112,8 @@ class Encoder(nn.Module):
         if padding_mask is not None and (padding_mask.shape != x.shape[:2] or padding_mask.dtype != torch.bool):
             raise ValueError(f"padding_mask must be bool of shape {tuple(x.shape[:2])}, "
                              f"got {padding_mask.dtype} {tuple(padding_mask.shape)}")
-        if grid is not None and grid[0] * grid[1] != x.shape[1]:
-            raise ValueError(f"grid {grid} does not cover {x.shape[1]} tokens")
+        if grid is not None and (len(grid) != 2 or grid[0] * grid[1] != x.shape[1]):
+            raise ValueError(f"grid {tuple(grid)} is not an (H, W) pair covering the {x.shape[1]} tokens")
         x = zero_padding(x, padding_mask)
         x, aux = self.stack(x, padding_mask, grid)
         return EncoderOutput(zero_padding(self.norm(x), padding_mask), padding_mask, aux)
