@@ -140,7 +140,9 @@ class TextDataModule(L.LightningDataModule):
             HF tokenizer name (needs ``transformers``). ListOps always uses its own word-level vocabulary.
         vocab_size: target vocabulary size of a trained bpe/wordpiece tokenizer. The real size (embedding
             rows) is the ``vocab_size`` property.
-        max_length: texts are truncated to this many tokens (the head is kept).
+        max_length: texts are truncated to this many tokens (the head is kept). A checkpoint keeps it among this
+            data module's hyperparameters, which the model reads (`TextClassifier.trained_max_length`): its
+            ``predict_texts`` truncates as the fit did.
         batch_size: samples per batch (ignored when ``max_tokens`` is set).
         max_tokens: padding-aware token budget per batch (samples x longest sample); replaces
             ``batch_size`` when set; must be >= the longest sample (<= ``max_length``).

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torchmetrics
+from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 
@@ -54,7 +55,8 @@ class TextClassifier(TaskModule):
     """Sequence classifier on the shared encoder; loss = CE + Eq. 14's auxiliary terms.
 
     The sizes come from the data (the CLI links them from the data module); the tokenizer is kept in
-    the checkpoint, so `TextClassifier.load_from_checkpoint(path).predict_texts(["..."])` needs no data.
+    the checkpoint, so `TextClassifier.load_from_checkpoint(path).predict_texts(["..."])` needs no data, and
+    truncates as the fit did (`trained_max_length`).
 
     TaskModule's arguments (encoder, loss, lr, ...) are documented there; these are the task's own.
 
@@ -102,6 +104,9 @@ class TextClassifier(TaskModule):
                                    "init_from": init_from})
         self.class_names = class_names
         self.tokenizer = tokenizer
+        # data.max_length of the fit that trained the weights (None: unknown), predict_texts' default: set when a
+        # fit starts, restored from the data module hyperparameters Lightning keeps in a checkpoint.
+        self.trained_max_length: int | None = None
         dim = self.encoder_config.dim
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
         self.bigrams = nn.Embedding(bigram_buckets, dim, _weight=torch.zeros(bigram_buckets, dim)) \
@@ -133,6 +138,16 @@ class TextClassifier(TaskModule):
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.hparams.init_from and self.trainer.ckpt_path is None:
             self.load_pretrained(self.hparams.init_from)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        self.trained_max_length = self._data_max_length()
+
+    def _data_max_length(self) -> int | None:
+        """The data.max_length of the Trainer's data module; None without a Trainer, a data module or that
+        hyperparameter (batches from plain dataloaders: their truncation is unknown here)."""
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        return datamodule.hparams.get("max_length") if datamodule is not None else None
 
     def load_pretrained(self, path: str | Path) -> None:
         """Copy the frontend and encoder (`pretrained_key`) of the checkpoint at `path` into this model."""
@@ -181,14 +196,16 @@ class TextClassifier(TaskModule):
     def predict_texts(self, texts: Sequence[str], batch_size: int = 32, max_length: int | None = None) -> list[dict]:
         """Classify raw strings with no data module and no Trainer: one {"text", "label", "score"} per text.
 
-        Texts are cleaned and tokenised as the data module does, truncated to `max_length` tokens (the
-        head is kept; None: `max_positions`; pass the training `data.max_length` to match it exactly).
+        Texts are cleaned and tokenised as the data module does, truncated to `max_length` tokens (the head is
+        kept; None: `trained_max_length`, the data.max_length the weights were trained with, as the evaluation
+        saw them; `max_positions` where that is unknown, a checkpoint of a fit without a data module). Never more
+        than `max_positions`.
         """
         texts = list_of_inputs(texts, "predict_texts")
         if self.tokenizer is None:
             raise RuntimeError("this model has no tokenizer: build it with tokenizer=..., or load it with "
                                "TextClassifier.load_from_checkpoint, which restores the one it was trained with")
-        limit = min(max_length or self.hparams.max_positions, self.hparams.max_positions)
+        limit = min(max_length or self.trained_max_length or self.hparams.max_positions, self.hparams.max_positions)
         ids = self.tokenizer.encode_batch([clean_text(t) for t in texts])
         empty = [t for t, i in zip(texts, ids) if not i]
         if empty:
@@ -217,8 +234,20 @@ class TextClassifier(TaskModule):
         """The checkpoint's tokenizer is the one the weights were trained with, so it replaces the one this
         model was built with; in a Trainer run a different one (changed data.tokenizer or data.vocab_size) is
         reported, since its ids mean other tokens. (`TextDataModule.load_state_dict` makes the data module
-        encode with the checkpoint's too; the CLI builds an evaluation's model with none.)"""
+        encode with the checkpoint's too; the CLI builds an evaluation's model with none.)
+
+        `trained_max_length` becomes the checkpoint's data.max_length (None in a checkpoint without its data
+        module's hyperparameters); a Trainer run whose data module truncates elsewhere is reported. Its setting
+        holds, as it may be a choice, but the model then sees other texts than in training (longer ones reach
+        positions that were never trained)."""
         super().on_load_checkpoint(checkpoint)
+        data_hparams = checkpoint.get(LightningDataModule.CHECKPOINT_HYPER_PARAMS_KEY) or {}
+        self.trained_max_length = data_hparams.get("max_length")
+        running = self._data_max_length()
+        if None not in (self.trained_max_length, running) and running != self.trained_max_length:
+            rank_zero_warn(f"this run's data.max_length={running} is not the data.max_length="
+                           f"{self.trained_max_length} the checkpoint was trained with; texts are truncated at "
+                           f"{running} (set data.max_length={self.trained_max_length} to evaluate as trained)")
         if "tokenizer" not in checkpoint:
             return
         data_tokenizer = self.tokenizer if self._trainer is not None else None
