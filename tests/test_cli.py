@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,25 @@ def test_text_fit_test_predict_roundtrip(tmp_path, monkeypatch, capsys):
     rows = [json.loads(line) for line in written.read_text().splitlines()]
     assert [(r["index"], r["text"]) for r in rows] == list(enumerate(inputs))
     assert all(r["label"] in [str(i) for i in range(10)] and 0 <= r["score"] <= 1 for r in rows)
+
+
+def test_a_checkpoint_moved_from_its_run_is_evaluated_at_the_length_it_was_trained_with(tmp_path, monkeypatch, capsys):
+    """Without the run's config.yaml beside it, a checkpoint's evaluation had cut texts at the default 512 tokens
+    whatever the fit used; the trained data.max_length now comes from the checkpoint unless the command gives one."""
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--data.max_length=48", "--trainer.max_steps=1", "--trainer.limit_val_batches=0"])
+    moved = tmp_path / "moved.ckpt"
+    shutil.copy(only("runs/text/version_*", tmp_path) / "checkpoints" / "last.ckpt", moved)
+    texts = tmp_path / "inputs.txt"
+    texts.write_text("[SM 1 2 ]\n")
+    capsys.readouterr()
+    main(["predict", "--task", "text", "--ckpt_path", str(moved), "--data.predict_path", str(texts)])
+    assert "data.max_length=48 as the checkpoint was trained (not 512" in capsys.readouterr().out
+    assert "max_length: 48" in (tmp_path / "runs" / "text" / "version_1" / "config.yaml").read_text()
+    main(["predict", "--task", "text", "--ckpt_path", str(moved), "--data.predict_path", str(texts),
+          "--data.max_length=32"])
+    assert "as the checkpoint was trained" not in capsys.readouterr().out
+    assert "max_length: 32" in (tmp_path / "runs" / "text" / "version_2" / "config.yaml").read_text()
 
 
 def test_a_misspelt_key_is_named_with_where_it_was_given_and_the_nearest_option(tmp_path, monkeypatch, capsys):

@@ -351,11 +351,24 @@ def place_run(config, resumed: Path | None, subcommand: str) -> Path | None:
 def checkpoint_contents(ckpt_path: str, keys, data_key: str) -> dict:
     """What an evaluation takes from its checkpoint file before anything is built (read through a memory map: no
     weights are loaded): "hparams", those of the model hyperparameters `keys` (the values a task links from its
-    data) that it keeps, and "data", the data module's state (under Lightning's key, the data module's class name;
-    {} when it kept none)."""
+    data) that it keeps, "data", the data module's state (under Lightning's key, the data module's class name;
+    {} when it kept none), and "data_hparams", the data module's hyperparameters ({} when it kept none)."""
     checkpoint = read_checkpoint(ckpt_path)
     hparams = checkpoint.get("hyper_parameters", {})
-    return {"hparams": {key: hparams[key] for key in keys if key in hparams}, "data": checkpoint.get(data_key) or {}}
+    return {"hparams": {key: hparams[key] for key in keys if key in hparams}, "data": checkpoint.get(data_key) or {},
+            "data_hparams": checkpoint.get("datamodule_hyper_parameters") or {}}
+
+
+def trained_data(data, trained: dict, keys: tuple[str, ...], given: set[str]) -> None:
+    """Set the data options `keys` (a task's `trained_data`) that this command does not give (`given`) to the
+    checkpoint's (`trained`, its data module's hyperparameters), saying which: a checkpoint moved away from its
+    run folder, whose config.yaml would have given them, had been evaluated at the defaults (text cut at 512 tokens
+    where it was trained at 1,024)."""
+    for key in keys:
+        if f"data.{key}" not in given and key in trained and data.get(key) != trained[key]:
+            note(f"[infomamba] data.{key}={trained[key]!r} as the checkpoint was trained (not {data.get(key)!r}; "
+                 f"give --data.{key} to change it)")
+            data[key] = trained[key]
 
 
 def linked_value(source: str, target: str, checkpoint: dict):
@@ -555,6 +568,7 @@ def main(argv: list[str] | None = None) -> None:
                                  f"a file (give a checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt)")
             if self.subcommand in EVALUATIONS:
                 checkpoint.update(checkpoint_contents(config.ckpt_path, task.links.values(), data_cls.__qualname__))
+                trained_data(config.data, checkpoint["data_hparams"], task.trained_data, given_keys(rest, "data"))
                 if args is not rest:  # the run's config.yaml was read
                     whole_split(config.trainer, self.subcommand, given_keys(rest, "trainer"))
             if resumed and (resumed / "config.yaml").is_file():

@@ -34,6 +34,9 @@ class TaskSpec:
         max_epochs: the trainer's default number of epochs.
         links: datamodule attribute -> model constructor argument, read from the built data module
             (LightningCLI `link_arguments(..., apply_on="instantiate")`), e.g. {"num_classes": "num_classes"}.
+        trained_data: data options that shape what the weights see (text: max_length): an evaluation takes them
+            from its checkpoint unless the command gives them, so a checkpoint moved away from its run folder is
+            still scored as trained.
     """
 
     name: str
@@ -42,6 +45,7 @@ class TaskSpec:
     monitor: tuple[str, str]
     max_epochs: int
     links: Mapping[str, str] = field(default_factory=dict)
+    trained_data: tuple[str, ...] = ()
 
     def load(self) -> tuple[type, type]:
         """The (module, datamodule) classes, importing them if they were registered by path."""
@@ -53,7 +57,7 @@ _TASKS: dict[str, TaskSpec] = {}
 
 def register_task(name: str, module_cls: type | str, datamodule_cls: type | str, *,
                   monitor: tuple[str, str] = ("val/loss", "min"), max_epochs: int = 10,
-                  links: Mapping[str, str] | None = None) -> TaskSpec:
+                  links: Mapping[str, str] | None = None, trained_data: tuple[str, ...] = ()) -> TaskSpec:
     """Make a task available to `infomamba --task NAME` (see `TaskSpec` for the arguments).
 
     Registering the same task again is a no-op; registering another pair under a taken name is an error,
@@ -64,7 +68,8 @@ def register_task(name: str, module_cls: type | str, datamodule_cls: type | str,
         raise ValueError(f"monitor mode must be 'min' or 'max', got {monitor[1]!r}")
     if name in BUILTIN_TASKS and name not in _TASKS:
         importlib.import_module(BUILTIN_TASKS[name])
-    spec = TaskSpec(name, module_cls, datamodule_cls, tuple(monitor), max_epochs, dict(links or {}))
+    spec = TaskSpec(name, module_cls, datamodule_cls, tuple(monitor), max_epochs, dict(links or {}),
+                    tuple(trained_data))
     if name in _TASKS and _TASKS[name] != spec:
         raise ValueError(f"task {name!r} is already registered ({_TASKS[name].module} + {_TASKS[name].datamodule})")
     _TASKS[name] = spec

@@ -13,9 +13,10 @@ LINKS = {"num_classes": "num_classes", "class_names": "class_names", "vocab_size
          "text_tokenizer": "tokenizer"}
 register_task(
     "text", "infomamba.tasks.text.module:TextClassifier", "infomamba.tasks.text.datamodule:TextDataModule",
-    monitor=("val/acc", "max"), max_epochs=3, links=LINKS,
+    monitor=("val/acc", "max"), max_epochs=3, links=LINKS, trained_data=("max_length",),
 )
 register_task(
     "text_mlm", "infomamba.tasks.text.pretrain:MaskedTextPretraining",
     "infomamba.tasks.text.datamodule:TextDataModule", monitor=("val/loss", "min"), max_epochs=3, links=LINKS,
+    trained_data=("max_length",),
 )
