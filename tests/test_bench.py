@@ -75,6 +75,19 @@ def test_bench_refuses_a_size_matched_file_that_is_not_there(tmp_path, capsys):
     assert not (tmp_path / "bench.csv").exists()
 
 
+@pytest.mark.parametrize("option, value, message", [("--resolutions", "30", "30 px is not a multiple of the 16 px"),
+                                                    ("--lengths", "0", "0: give at least 1"),
+                                                    ("--dim", "-8", "-8: give at least 1"),
+                                                    ("--batch", "x", "'x' is not a whole number")])
+def test_a_size_the_encoder_cannot_take_is_a_usage_error(tmp_path, capsys, option, value, message):
+    """Each had been a traceback from inside the model (a patch embedding, a reshape of 0 elements)."""
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--mixers", "attention", "--resolutions", "32", "--dim", "32", "--depth", "1", "--dtype", "fp32",
+                    option, value, "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_bench_builds_size_matched_models_from_any_folder(tmp_path, monkeypatch):
     """Run from a folder without configs/, the models get the repository's size-matched options (the
     measurement stubbed: the options are what is tested)."""

@@ -135,3 +135,17 @@ def test_stdout_is_the_table_alone(monkeypatch, capsys):
 
 def test_every_summary_option_has_a_help_string():
     assert all(action.help for action in summary.parser()._actions)
+
+
+def test_a_tiny_models_row_shows_its_size():
+    """Below 0.1 M parameters or GFLOPs the cells keep two significant digits (they read 0.00)."""
+    row = summary_table(["attention"], 8, 1, 4).splitlines()[-1]
+    cells = [cell.strip() for cell in row.split("|")[3:7]]
+    assert cells[2] == "-" and all(float(cells[i]) > 0 for i in (0, 1, 3)), row
+
+
+@pytest.mark.parametrize("option", ["--dim", "--depth", "--seq-len"])
+def test_a_size_below_one_is_a_one_line_error(option, capsys):
+    with pytest.raises(SystemExit):
+        summary.main([option, "0", "--mixers", "attention"])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"argument {option}: 0: give at least 1")

@@ -47,6 +47,7 @@ from .config import EncoderConfig
 from .cuda_graphs import graphed_forward, graphed_train_step
 from .encoder import Encoder
 from .mixers import build_mixer
+from .arguments import positive
 from .ops.dispatch import optional_import
 from .summary import command_size_matched_options
 
@@ -437,6 +438,15 @@ def parse_mixer_entry(entry: str) -> tuple[str, str, dict]:
     return entry, name.strip(), options
 
 
+def patch_multiple(text: str) -> int:
+    """An image size of the sweeps: a positive multiple of the 16 px patch."""
+    value = positive(text)
+    if value % 16:
+        raise argparse.ArgumentTypeError(f"{value} px is not a multiple of the 16 px patch "
+                                         f"(e.g. {value // 16 * 16 or 16})")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `infomamba bench` (the module docstring is its description); every option's help
     names its default."""
@@ -446,23 +456,23 @@ def parser() -> argparse.ArgumentParser:
                    help="mixer names, or NAME{yaml} with options over the size-matched ones (quote it in a shell), "
                    "e.g. 'infomamba{ssm_heads: 12}'; the row label is the entry as given (default infomamba "
                    "attention)")
-    p.add_argument("--resolutions", nargs="*", type=int, default=[224, 384, 512, 1024], metavar="PX",
+    p.add_argument("--resolutions", nargs="*", type=patch_multiple, default=[224, 384, 512, 1024], metavar="PX",
                    help="image sizes (px, 16 px patches) of the resolution sweep; the flag alone for none, a 1-D "
                    "sweep only (default 224 384 512 1024)")
-    p.add_argument("--lengths", nargs="*", type=int, default=[], metavar="TOKENS",
+    p.add_argument("--lengths", nargs="*", type=positive, default=[], metavar="TOKENS",
                    help="sequence lengths of the 1-D sweep: (batch, length, dim) tokens into the same encoder, no "
                    "frontend (default none)")
-    p.add_argument("--batch", type=int, default=64,
+    p.add_argument("--batch", type=positive, default=64,
                    help="images per batch of the resolution sweep, --kmax-sweep and --timm (default %(default)s)")
-    p.add_argument("--seq-batch", type=int, default=8,
+    p.add_argument("--seq-batch", type=positive, default=8,
                    help="sequences per batch of the 1-D sweep, --lengths (default %(default)s)")
-    p.add_argument("--dim", type=int, default=384, help="encoder width (default %(default)s)")
-    p.add_argument("--depth", type=int, default=12, help="encoder blocks (default %(default)s)")
+    p.add_argument("--dim", type=positive, default=384, help="encoder width (default %(default)s)")
+    p.add_argument("--depth", type=positive, default=12, help="encoder blocks (default %(default)s)")
     p.add_argument("--dtype", choices=["fp32", "tf32", "bf16"], default="bf16",
                    help="fp32; tf32: fp32 with TF32 matmuls; bf16: fp32 weights under bf16 autocast "
                    "(default %(default)s)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs before the timed ones (default %(default)s)")
-    p.add_argument("--repeats", type=int, default=20,
+    p.add_argument("--repeats", type=positive, default=20,
                    help="timed runs, the median reported; a training step is timed over half as many "
                    "(default %(default)s)")
     p.add_argument("--train", action="store_true", help="also time an AdamW training step and record peak memory")
@@ -478,16 +488,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cuda-graphs", action="store_true",
                    help="also time each mixer's eager forward and training step, each captured in one CUDA "
                    "graph and replayed (rows '<mixer> +graphs'; GPU only)")
-    p.add_argument("--kmax-sweep", nargs="*", type=int, default=[], metavar="K",
+    p.add_argument("--kmax-sweep", nargs="*", type=positive, default=[], metavar="K",
                    help="Fig. 4: one InfoMamba row per k_max value, at --kmax-resolution (default none)")
-    p.add_argument("--kmax-resolution", type=int, default=224, metavar="PX",
+    p.add_argument("--kmax-resolution", type=patch_multiple, default=224, metavar="PX",
                    help="image size of the --kmax-sweep rows (default %(default)s)")
     p.add_argument("--size-matched", default=None, metavar="FILE",
                    help="YAML of size-matched mixer options, its setting for --dim and --depth applied (default the "
                    "repository's configs/size_matched.yaml, from any folder; '' for each mixer's defaults)")
     p.add_argument("--timm", action="store_true",
                    help="add timm's vit_small_patch16_224 as a reference row at each resolution")
-    p.add_argument("--max-tokens-attention", type=int, default=4096, metavar="TOKENS",
+    p.add_argument("--max-tokens-attention", type=positive, default=4096, metavar="TOKENS",
                    help="skip quadratic mixers (and --timm) above this many tokens: their memory grows with the "
                    "square (default %(default)s)")
     p.add_argument("--out", default=None, metavar="FOLDER",

@@ -36,7 +36,7 @@ from pathlib import Path
 from .config_errors import config_files, given_keys, unknown_key_message, yaml_problem
 from .console import guard_pipes
 from .plugins import PluginError, load_plugins
-from .tasks.registry import TaskSpec, class_path, get_task, list_tasks, tasks_of
+from .tasks.registry import TaskSpec, get_task, list_tasks, other_task_model
 
 # Printed by default runs (fit, a resumed fit, predict) with nothing for the user to do (lightning 2.6.6).
 QUIET_WARNINGS = (
@@ -146,12 +146,9 @@ def check_checkpoint_task(ckpt: str | None, task: TaskSpec) -> None:
     except Exception as err:  # torch.load raises what the pickle or zip reader met
         raise SystemExit(f"--ckpt_path {ckpt} is not a checkpoint Lightning saved (torch.load: "
                          f"{type(err).__name__})") from None
-    if saved is None or saved == class_path(task.module):
-        return
-    owners = tasks_of(saved)
-    use = f"use --task {' or --task '.join(owners)}" if owners else "no registered task has that model"
-    raise SystemExit(f"--ckpt_path {ckpt} is a checkpoint of {saved.split(':')[-1]}, not of --task {task.name}'s "
-                     f"model: {use}")
+    problem = other_task_model(saved, task.name, task.module)
+    if problem:
+        raise SystemExit(f"--ckpt_path {ckpt} {problem}")
 
 
 def run_config_for(argv: list[str]) -> list[str]:

@@ -23,6 +23,7 @@ import yaml
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from .arguments import positive
 from .config import EncoderConfig
 from .encoder import Encoder
 from .layers.ssm import SelectiveSSM
@@ -78,6 +79,12 @@ def summarize(config: EncoderConfig, seq_len: int, batch: int = 1, grid=None, *,
     return result
 
 
+def _amount(value: float) -> str:
+    """Millions of parameters or GFLOPs for the table: two decimals, two significant digits below 0.1 (a tiny
+    model's 0.0045 M parameters had read 0.00)."""
+    return f"{value:.2f}" if value >= 0.1 or value == 0 else f"{value:.2g}"
+
+
 def summary_lines(mixers: list[str], dim: int, depth: int, seq_len: int,
                   options_by_mixer: dict[str, dict] | None = None, *, flops: bool = True) -> Iterator[str]:
     """The lines of `summary_table`, each row as soon as its mixer is counted (parameters first, for all)."""
@@ -93,8 +100,8 @@ def summary_lines(mixers: list[str], dim: int, depth: int, seq_len: int,
     for name, row in params.items():
         options = ", ".join(f"{k}={v}" for k, v in options_by_mixer.get(name, {}).items()) or "defaults"
         ratio = f"{row['params_total'] / reference['params_total'] - 1:+.1%}" if reference else "-"
-        gflops = f"{summarize(configs[name], seq_len)['flops'] / 1e9:.2f}" if flops else "-"
-        yield (f"| {name} | {options} | {row['params_total'] / 1e6:.2f} | {row['params_mixer'] / 1e6:.2f} "
+        gflops = _amount(summarize(configs[name], seq_len)["flops"] / 1e9) if flops else "-"
+        yield (f"| {name} | {options} | {_amount(row['params_total'] / 1e6)} | {_amount(row['params_mixer'] / 1e6)} "
                f"| {ratio} | {gflops} |")
 
 
@@ -144,14 +151,16 @@ def command_size_matched_options(path: str | None, dim: int, depth: int, prog: s
     return options
 
 
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `infomamba summary` (see `main`)."""
     from .mixers import list_mixers
 
     p = argparse.ArgumentParser(prog="infomamba summary", description=main.__doc__)
-    p.add_argument("--dim", type=int, default=384, help="encoder width (default %(default)s)")
-    p.add_argument("--depth", type=int, default=12, help="encoder blocks (default %(default)s)")
-    p.add_argument("--seq-len", type=int, default=196,
+    p.add_argument("--dim", type=positive, default=384, help="encoder width (default %(default)s)")
+    p.add_argument("--depth", type=positive, default=12, help="encoder blocks (default %(default)s)")
+    p.add_argument("--seq-len", type=positive, default=196,
                    help="tokens per sequence of the FLOP count (default %(default)s: 224 px in 16 px patches)")
     mixers = list_mixers()
     p.add_argument("--mixers", nargs="+", default=mixers, choices=mixers, metavar="MIXER",

@@ -66,3 +66,25 @@ def test_files_are_written_with_strict_json(tmp_path):
     write_report(report, tmp_path / "out")
     assert not (tmp_path / "out" / "ssm_spectrum.png").exists()
     assert np.isfinite(loaded["attention"][0]["eps_exp_mean"]["1"])
+
+
+def test_a_report_cut_short_leaves_the_earlier_one_whole(tmp_path, monkeypatch):
+    """Ctrl-C (or an error) while the plots are drawn: the earlier report's files are those of the earlier report,
+    every one, and no partial or temporary file is left in the folder."""
+    from infomamba.diagnostics import report as report_module
+
+    report = {"task": "text", "ckpt_path": "x.ckpt", "config": "config.yaml", "method": "pencil", "horizon": K,
+              "orders": [1, 2], "max_queries": 8, "max_kernels": 100, "split": "val", "batches": 1, "samples": 4,
+              "accuracy": 0.75, "attention": [summarize_attention(record(), [1, 2])], "ssm": [], "agreement": None}
+    out = tmp_path / "out"
+    write_report(report, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(report, path):
+        path.write_bytes(b"half a PNG")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_module, "plot_example", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report({**report, "accuracy": 0.5, "samples": 8}, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

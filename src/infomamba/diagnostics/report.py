@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -117,7 +118,7 @@ def _num(value, digits: int = 4) -> str:
 
 def markdown(report: dict) -> str:
     """The report's tables in markdown."""
-    lines = [f"# Consistency-boundary diagnostics (paper §3.2, §5.5)", "",
+    lines = ["# Consistency-boundary diagnostics (paper §3.2, §5.5)", "",
              f"- checkpoint: `{report['ckpt_path']}` (task {report['task']})",
              f"- data: {report['split']} split, {report['samples']} samples in {report['batches']} batches"
              + (f"; accuracy {_num(report['accuracy'])}" if report.get("accuracy") is not None else ""),
@@ -253,21 +254,25 @@ def plot_ssm(report: dict, path: Path) -> bool:
 
 
 def write_report(report: dict, folder: Path) -> list[Path]:
-    """Write the JSON, the markdown and the plots that apply into `folder`; returns the written paths."""
+    """Write the JSON, the markdown and the plots that apply into `folder`; returns the written paths.
+
+    Every file is written aside (a hidden temporary name in `folder`) and renamed over its final name only once all
+    of them are: a report cut short (an error, Ctrl-C) leaves an earlier report whole and no partial file."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    path = folder / "diagnostics.json"
-    path.write_text(json.dumps(strict_json(report), indent=1, allow_nan=False) + "\n")
-    written.append(path)
-    path = folder / "diagnostics.md"
-    path.write_text(markdown(report) + "\n")
-    written.append(path)
-    for name, plot in (("eps_exp.png", plot_eps_exp), ("example_kernel.png", plot_example),
-                       ("ssm_spectrum.png", plot_ssm)):
-        stale = folder / name
-        if plot(report, stale):
-            written.append(stale)
-        elif stale.exists():
-            stale.unlink()  # a plot of an earlier run that no longer applies
-    return written
+    aside = {name: folder / f".{os.getpid()}-{name}" for name in FILES}
+    try:
+        aside["diagnostics.json"].write_text(json.dumps(strict_json(report), indent=1, allow_nan=False) + "\n")
+        aside["diagnostics.md"].write_text(markdown(report) + "\n")
+        made = {"diagnostics.json", "diagnostics.md"}
+        made |= {name for name, plot in (("eps_exp.png", plot_eps_exp), ("example_kernel.png", plot_example),
+                                         ("ssm_spectrum.png", plot_ssm)) if plot(report, aside[name])}
+        for name in FILES:
+            if name in made:
+                os.replace(aside[name], folder / name)
+            elif (folder / name).exists():
+                (folder / name).unlink()  # a plot of an earlier run that no longer applies
+    finally:
+        for path in aside.values():
+            path.unlink(missing_ok=True)
+    return [folder / name for name in FILES if name in made]

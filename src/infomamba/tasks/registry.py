@@ -105,3 +105,13 @@ def class_path(target: type | str) -> str:
 def tasks_of(module_path: str) -> list[str]:
     """The names of the tasks whose model class is `module_path` ("package.module:Class")."""
     return [name for name in list_tasks() if class_path(get_task(name).module) == module_path]
+
+
+def other_task_model(saved: str | None, task: str, module: type | str) -> str | None:
+    """Why a checkpoint whose model class is `saved` (its "infomamba_module") cannot be loaded by `task`'s model
+    `module`, naming the tasks it belongs to; None when it can (or, saved before checkpoints kept it, may)."""
+    if saved is None or saved == class_path(module):
+        return None
+    owners = tasks_of(saved)
+    use = f"use --task {' or --task '.join(owners)}" if owners else "no registered task has that model"
+    return f"is a checkpoint of {saved.split(':')[-1]}, not of --task {task}'s model: {use}"
