@@ -71,6 +71,16 @@ def test_a_checkpoint_moved_from_its_run_is_evaluated_at_the_length_it_was_train
     assert "max_length: 32" in (tmp_path / "runs" / "text" / "version_2" / "config.yaml").read_text()
 
 
+@pytest.mark.parametrize("argv, nearest", [(["tables"], "test"), (["--task", "image", "fitt"], "fit"),
+                                           (["benchmark"], "bench")])
+def test_an_unknown_command_is_one_line_naming_every_command(argv, nearest):
+    """Lightning's parser had named only fit/validate/test/predict, under the text task the user never gave."""
+    with pytest.raises(SystemExit, match=rf"^infomamba: unknown command '{argv[-1]}'; did you mean {nearest}\? "
+                                         r"\(commands: fit, validate, test, predict with --task; bench, summary, "
+                                         r"diagnose\)$"):
+        main(argv)
+
+
 def test_a_misspelt_key_is_named_with_where_it_was_given_and_the_nearest_option(tmp_path, monkeypatch, capsys):
     """No usage listing of every option: the key, the file that gave it (or the command line), the nearest keys."""
     monkeypatch.chdir(tmp_path)

@@ -56,6 +56,7 @@ QUIET_WARNINGS = (
 )
 QUIET_LOGS = ("💡 Tip:",)
 APPS = ("bench", "summary", "diagnose")  # subcommands that are plain programs (`infomamba.<name>.main`)
+TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 EVALUATIONS = ("validate", "test", "predict")  # subcommands that need a trained checkpoint
 LIMITS = tuple(f"trainer.limit_{stage}_batches" for stage in ("train", "val", "test", "predict"))
 RUN_DIR_HELP = ("this run's folder (logs, config.yaml, checkpoints/), created; default: a new "
@@ -79,6 +80,19 @@ def overview() -> str:
 tasks: {", ".join(list_tasks())} (default text: generated ListOps until data.root or data.hub_id is set)
 every option of a task, with its help: infomamba fit --task TASK --help (--print_config: as YAML)
 mixers (--model.encoder.mixer): python -c 'import infomamba; print(infomamba.list_mixers())'"""
+
+
+def check_command(argv: list[str]) -> None:
+    """A first word that is no command (`infomamba tables`, `infomamba fitt`) is one line naming every command and
+    the nearest; Lightning's parser had named only the trainer's four, under a task the user never gave."""
+    import difflib
+
+    commands = TRAINER_COMMANDS + APPS
+    if not argv or argv[0].startswith("-") or argv[0] in commands:
+        return
+    near = difflib.get_close_matches(argv[0], commands, n=1)
+    raise SystemExit(f"infomamba: unknown command {argv[0]!r}{f'; did you mean {near[0]}?' if near else ''} "
+                     f"(commands: {', '.join(TRAINER_COMMANDS)} with --task; {', '.join(APPS)})")
 
 
 def pop_task(argv: list[str]) -> tuple[str, list[str]]:
@@ -499,6 +513,7 @@ def main(argv: list[str] | None = None) -> None:
         print(overview())
         return None
     name, rest = pop_task(argv)
+    check_command(rest)
     rest = shorthands(rest)
     task, module_cls, data_cls = load_task(name)
     check_checkpoint_task(ckpt_path_arg(rest), task)
