@@ -1,6 +1,5 @@
 import pytest
 import torch
-import torch.nn.functional as F
 
 from infomamba.layers.concepts import (ConceptFilter, ConceptMixing, effective_concepts, pool_concepts, readout,
                                       scatter_concepts)
@@ -165,3 +164,61 @@ def test_effective_concepts_counts_concepts_with_weight_from_a_real_token():
     pad[1, 3] = True
     assert effective_concepts(R_bar, pad).item() == 1.5
     assert effective_concepts(R_bar, None).item() == 2.0
+
+
+def causal_filter(chunk=4):
+    """A float64 causal filter in eval mode (hash buckets by argmax): its output is a function of its input."""
+    torch.manual_seed(0)
+    return ConceptFilter(8, 6, k_max=12, d_concept=8, n_buckets=2, q_max=3, chunk=chunk).double().eval()
+
+
+def padded(x, lefts, rights):
+    """Sample i of the batch: `lefts[i]` padding tokens (random, as a collator's garbage), x (1, n, D), then
+    `rights[i]`; every row as long as the longest. Returns the batch and its padding mask."""
+    length = x.shape[1] + max(l + r for l, r in zip(lefts, rights))
+    batch = torch.randn(len(lefts), length, x.shape[2], dtype=x.dtype)
+    mask = torch.ones(len(lefts), length, dtype=torch.bool)
+    for i, left in enumerate(lefts):
+        batch[i, left:left + x.shape[1]] = x[0]
+        mask[i, left:left + x.shape[1]] = False
+    return batch, mask
+
+
+@pytest.mark.parametrize("left", [1, 2, 3, 5, 7])
+def test_causal_filter_is_invariant_to_left_padding(left):
+    """A sample left-padded by tokens that are no multiple of the chunk gives, at its real positions, the output it
+    gives alone: its chunks are counted from its first real token, not from position 0."""
+    filt, n = causal_filter(), 18
+    x = torch.randn(1, n, 8, dtype=torch.float64)
+    batch, mask = padded(x, [left], [0])
+    with torch.no_grad():
+        alone, got = filt(x)[0], filt(batch, mask)[0]
+    assert alone[:, 4:].abs().min() > 0  # every chunk after the first reads concepts
+    torch.testing.assert_close(got[:, left:], alone)
+
+
+def test_causal_filter_is_invariant_to_left_and_right_padding_in_one_batch():
+    """Samples padded on the left, the right or both, each by its own amount, in one batch."""
+    filt, n = causal_filter(), 18
+    x = torch.randn(1, n, 8, dtype=torch.float64)
+    lefts, rights = [0, 1, 3, 6, 0, 9], [5, 2, 0, 3, 9, 1]
+    batch, mask = padded(x, lefts, rights)
+    with torch.no_grad():
+        alone, got = filt(x)[0], filt(batch, mask)[0]
+    for i, left in enumerate(lefts):
+        torch.testing.assert_close(got[i, left:left + n], alone[0])
+
+
+@pytest.mark.parametrize("left,t0", [(3, 9), (6, 13), (0, 11)])
+def test_causal_filter_with_padding_is_exactly_causal(left, t0):
+    """With left and right padding, outputs before t0 ignore the real tokens from t0 on, bitwise (float64: not even
+    through rounding); t0 lies inside a chunk of the sample's real tokens. Outputs in later chunks do change."""
+    filt, n = causal_filter(), 18
+    x = torch.randn(1, n, 8, dtype=torch.float64)
+    batch, mask = padded(x, [left], [2])
+    later = batch.clone()
+    later[:, t0:left + n] = torch.randn(1, left + n - t0, 8, dtype=torch.float64)
+    with torch.no_grad():
+        y, y2 = filt(batch, mask)[0], filt(later, mask)[0]
+    assert torch.equal(y[:, :t0], y2[:, :t0])
+    assert (y[:, t0:left + n] - y2[:, t0:left + n]).abs().max() > 1e-6

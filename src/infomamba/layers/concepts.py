@@ -18,9 +18,13 @@ Causal mode (chunk-causal, DESIGN.md): tokens are grouped in chunks of `chunk`; 
 chunk j are the sums over chunks < j (an exclusive prefix over chunk totals), mixing runs once per
 chunk boundary, and the tokens of chunk j read the mixed concepts of chunks < j. The first chunk
 reads nothing (h = 0 there); its own tokens reach it through the causal scan. Cost
-O(n k d + (n / C) k^2 d), memory O((n / C) k d). Chunks start at position 0, so causal mode is padding-invariant
-for right padding (what every task's collator does); left padding would move the chunk boundaries of a sample's
-real tokens and change its outputs (an open limitation: aligning chunks per sample costs two gathers a layer).
+O(n k d + (n / C) k^2 d), memory O((n / C) k d). Chunks are counted in each sample's real tokens: a real token's
+index is the number of real tokens before it, and chunk j holds indices j C .. (j + 1) C - 1, so a sample's output
+at its real tokens does not depend on where its padding lies (left, right or both). With a padding mask, the
+pooling Z = R_bar^T X (Eq. 9's input) and Eq. 10's scatter run on each sample's real tokens moved to the front
+(`chunk_layout`), and h is moved back: three row gathers and O(B L) index work a layer. They run for every mask,
+right padding too: telling left padding apart would take a host sync, which CUDA-graph capture refuses and
+torch.compile breaks its graph at. Without a mask the tokens stay in place.
 
 Readings where the paper is open:
 - Z is mass-normalised (sum_t R_bar_ti x_t / sum_t R_bar_ti): Eq. 9's softmax would otherwise see
@@ -38,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -59,6 +63,32 @@ def effective_concepts(R_bar: torch.Tensor, padding_mask: torch.Tensor | None) -
     """k_eff: concepts with weight from at least one real token of a sample, averaged over samples."""
     used = masked_rows(R_bar.detach(), padding_mask).any(1)  # R_bar >= 0: a concept is used where any weight is
     return used.sum(-1, dtype=torch.float32).mean()
+
+
+class Readback(NamedTuple):
+    """How Eq. 10 reads the mixed concepts back (`token_stream`): R_bar (B, L, k) in the layout its concepts were
+    pooled in, and slot (B, L), the row of R_bar that holds each position's token (None: every token in place)."""
+    R_bar: torch.Tensor
+    slot: torch.Tensor | None = None
+
+
+def take_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """t[b, index[b, i]] for (B, L, F) t and (B, L) index."""
+    return t.gather(1, index.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+
+
+def chunk_layout(x: torch.Tensor, R_bar: torch.Tensor, padding_mask: torch.Tensor | None,
+                 chunk: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(x, R_bar, padding_mask, slot) for pooling. Causal with a padding mask: each sample's real tokens first, in
+    order (a real token's slot is the number of real tokens before it), then its padding, with R_bar zeroed there;
+    chunk j then holds a sample's real tokens j C .. (j + 1) C - 1 wherever its padding lies. Else as they are."""
+    if not chunk or padding_mask is None:
+        return x, R_bar, padding_mask, None
+    real = ~padding_mask
+    slot = torch.where(real, real.cumsum(1), real.sum(1, keepdim=True) + padding_mask.cumsum(1)) - 1
+    positions = torch.arange(slot.shape[1], device=slot.device).expand_as(slot)
+    order = torch.empty_like(slot).scatter_(1, slot, positions)
+    return take_rows(x, order), take_rows(masked_rows(R_bar, padding_mask), order), None, slot
 
 
 def split_chunks(t: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -93,26 +123,28 @@ def exclusive_prefix(t: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(t[:, :1]), t[:, :-1].cumsum(1)], 1)
 
 
-def readout(Z_mixed: torch.Tensor, R_bar: torch.Tensor, w_u: nn.Linear,
-            chunk: int | None) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
+def readout(Z_mixed: torch.Tensor, R_bar: torch.Tensor, w_u: nn.Linear, chunk: int | None,
+            slot: torch.Tensor | None = None) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
     """h = W_U sum_i R_bar_{t,i} z~_i (Eq. 10), with W_U applied on whichever side has fewer rows: the
     (B, G, k, .) concepts when G k < L (then no (B, L, d) scatter output exists), else the tokens. Returns h and
     its recipe: a function that makes h again from what its own backward keeps (the last matmul alone)."""
     groups, k = Z_mixed.shape[1], Z_mixed.shape[2]
     if groups * k < R_bar.shape[1]:
         concepts = w_u(Z_mixed)
-        return (scatter_concepts(concepts, R_bar, chunk),
-                functools.partial(scatter_concepts, concepts.detach(), R_bar.detach(), chunk))
-    tokens = scatter_concepts(Z_mixed, R_bar, chunk)
+        return (scatter_concepts(concepts, R_bar, chunk, slot),
+                functools.partial(scatter_concepts, concepts.detach(), R_bar.detach(), chunk, slot))
+    tokens = scatter_concepts(Z_mixed, R_bar, chunk, slot)
     return w_u(tokens), functools.partial(w_u, tokens.detach())
 
 
-def scatter_concepts(Z_mixed: torch.Tensor, R_bar: torch.Tensor, chunk: int | None) -> torch.Tensor:
-    """sum_i R_bar_{t,i} z~_i for every token, reading its chunk group's concepts (Eq. 10 before W_U)."""
+def scatter_concepts(Z_mixed: torch.Tensor, R_bar: torch.Tensor, chunk: int | None,
+                     slot: torch.Tensor | None = None) -> torch.Tensor:
+    """sum_i R_bar_{t,i} z~_i for every token, reading its chunk group's concepts (Eq. 10 before W_U); with
+    `slot` (`chunk_layout`), R_bar's rows are in the chunk layout and each position takes its token's row."""
     if not chunk:
         return R_bar.to(Z_mixed.dtype) @ Z_mixed[:, 0]
-    out = split_chunks(R_bar, chunk).to(Z_mixed.dtype) @ Z_mixed
-    return out.flatten(1, 2)[:, : R_bar.shape[1]]
+    out = (split_chunks(R_bar, chunk).to(Z_mixed.dtype) @ Z_mixed).flatten(1, 2)[:, : R_bar.shape[1]]
+    return out if slot is None else take_rows(out, slot)
 
 
 class ConceptMixing(nn.Module):
@@ -212,8 +244,9 @@ class ConceptFilter(nn.Module):
                                  padding_mask)
 
     def mixed_concepts(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
-        """Eq. 7-9: the mixed concepts Z~ (B, G, k, D), the sparse assignment R_bar (B, L, k) that Eq. 10 reads
-        them back with (`token_stream`), and aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
+        """Eq. 7-9: the mixed concepts Z~ (B, G, k, D), the `Readback` (the sparse assignment R_bar, in the layout
+        the concepts were pooled in) that Eq. 10 reads them back with (`token_stream`), and
+        aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
         logits = self.assign_logits(x)
         if self.static_len:
             R, R_bar = sparse_assign(logits, torch.ones_like(logits, dtype=torch.float32), self.q_max)
@@ -223,14 +256,16 @@ class ConceptFilter(nn.Module):
             b, candidate = self.hash_tokens(x, bucket_dirs)
             R, R_bar = sparse_assign(logits, candidate, self.q_max)
             mi_hash = self.mi_hash_loss(R, b, bucket_dirs, padding_mask)
+        aux = {"mi_hash": mi_hash, "k_eff": effective_concepts(R_bar, padding_mask)}
+        x, R_bar, padding_mask, slot = chunk_layout(x, R_bar, padding_mask, self.chunk)
         Z, mass = pool_concepts(x, R_bar, padding_mask, self.chunk)
-        return self.mixing(Z, mass), R_bar, {"mi_hash": mi_hash, "k_eff": effective_concepts(R_bar, padding_mask)}
+        return self.mixing(Z, mass), Readback(R_bar, slot), aux
 
-    def token_stream(self, Z_mixed: torch.Tensor, R_bar: torch.Tensor):
-        """Eq. 10: h (B, L, out_dim) from the mixed concepts and R_bar, and h's recipe (`readout`)."""
-        return readout(Z_mixed, R_bar, self.w_u, self.chunk)
+    def token_stream(self, Z_mixed: torch.Tensor, readback: Readback):
+        """Eq. 10: h (B, L, out_dim) from the mixed concepts and the `Readback`, and h's recipe (`readout`)."""
+        return readout(Z_mixed, readback.R_bar, self.w_u, self.chunk, readback.slot)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
         """Returns h (B, L, out_dim) and aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
-        Z_mixed, R_bar, aux = self.mixed_concepts(x, padding_mask)
-        return self.token_stream(Z_mixed, R_bar)[0], aux
+        Z_mixed, readback, aux = self.mixed_concepts(x, padding_mask)
+        return self.token_stream(Z_mixed, readback)[0], aux

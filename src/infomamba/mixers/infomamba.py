@@ -105,8 +105,8 @@ class InfoMambaMixer(Mixer):
             z = self.in_proj(x)
         h, recipe = None, None
         if self.has_filter:
-            Z_mixed, R_bar, filter_aux = self.filter.mixed_concepts(x, padding_mask)
-            h, recipe = self.filter.token_stream(Z_mixed, R_bar)
+            Z_mixed, readback, filter_aux = self.filter.mixed_concepts(x, padding_mask)
+            h, recipe = self.filter.token_stream(Z_mixed, readback)
             aux.mi_hash, aux.k_eff = filter_aux["mi_hash"], filter_aux["k_eff"]
             aux.h_pool = masked_mean(h, padding_mask)
         with saved_as_recipe(h, recipe):
