@@ -60,6 +60,7 @@ def test_files_are_written_with_strict_json(tmp_path):
     text = (tmp_path / "out" / "diagnostics.md").read_text()
     assert text == markdown(report) + "\n"
     assert "| `encoder.stack.blocks.3.mixer` | 3 | True | 2 | 10 |" in text and "## Agreement" in text
+    assert "4 samples in 1 batches; accuracy 0.7500 on these samples only" in text  # not the split's accuracy
     for name in ("eps_exp.png", "example_kernel.png", "ssm_spectrum.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report["ssm"] = []   # a plot that no longer applies is removed on the next write

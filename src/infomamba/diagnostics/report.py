@@ -121,7 +121,9 @@ def markdown(report: dict) -> str:
     lines = ["# Consistency-boundary diagnostics (paper §3.2, §5.5)", "",
              f"- checkpoint: `{report['ckpt_path']}` (task {report['task']})",
              f"- data: {report['split']} split, {report['samples']} samples in {report['batches']} batches"
-             + (f"; accuracy {_num(report['accuracy'])}" if report.get("accuracy") is not None else ""),
+             + (f"; accuracy {_num(report['accuracy'])} on these samples only (the loader's first batches, by "
+                f"length: `infomamba validate` / `test` score the whole split)"
+                if report.get("accuracy") is not None else ""),
              f"- ε_exp: {report['method']}",
              f"- horizon K = {report['horizon']} lags, up to {report['max_queries']} query rows per sequence, "
              f"at most {report['max_kernels']} query rows per layer (one kernel per head each)", ""]
