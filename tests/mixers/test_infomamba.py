@@ -85,6 +85,18 @@ def test_static_rr_assignment_ignores_the_input_and_no_mix_is_value_only():
     torch.testing.assert_close(nomix(Z, torch.ones(1, 1, 20)), nomix.v(Z))
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_static_rr_reads_r0_by_real_token_so_left_padding_changes_nothing(causal):
+    """R_0's rows had been taken by absolute position: 3 left pads gave the real tokens rows 3.. instead of 0.."""
+    m = build("static_rr", causal=causal).double()
+    x = torch.randn(1, L - 3, DIM, dtype=torch.float64)
+    padded = torch.cat([torch.randn(1, 3, DIM, dtype=torch.float64), x], 1)
+    mask = torch.zeros(1, L, dtype=torch.bool)
+    mask[:, :3] = True
+    with torch.no_grad():
+        torch.testing.assert_close(m(padded, mask, None)[0][:, 3:], m(x, None, None)[0], rtol=1e-6, atol=1e-7)
+
+
 def test_causal_filter_carries_information_across_chunks():
     """The global path stays alive in causal mode: with no SSM at all, chunk 3 still reads chunk 0."""
     m = build("no_ssm", causal=True)

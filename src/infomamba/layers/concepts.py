@@ -209,14 +209,17 @@ class ConceptFilter(nn.Module):
         self.mixing = ConceptMixing(dim, d_concept, mix)
         self.w_u = nn.Linear(dim, out_dim, bias=False)
 
-    def assign_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Eq. 7's logits <W_r x_t, u_i> / tau (B, L, k_max); `static_rr` reads R_0's first L rows instead."""
+    def assign_logits(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 7's logits <W_r x_t, u_i> / tau (B, L, k_max); `static_rr` reads R_0's rows instead, row j for a
+        sample's j-th real token (where its padding lies, left or right, does not move them)."""
         if self.static_len:
             L = x.shape[1]
             if L > self.static_len:
                 raise ValueError(f"static_rr holds R_0 for {self.static_len} positions, got a sequence of {L}; "
                                  f"raise mixer_options.static_len")
-            return self.R0[:L].unsqueeze(0).expand(x.shape[0], -1, -1)
+            if padding_mask is None:
+                return self.R0[:L].unsqueeze(0).expand(x.shape[0], -1, -1)
+            return self.R0[((~padding_mask).cumsum(1) - 1).clamp(min=0)]
         return self.w_r(x) @ self.centers.t() / self.tau_assign
 
     def bucket_dirs(self) -> torch.Tensor:
@@ -247,7 +250,7 @@ class ConceptFilter(nn.Module):
         """Eq. 7-9: the mixed concepts Z~ (B, G, k, D), the `Readback` (the sparse assignment R_bar, in the layout
         the concepts were pooled in) that Eq. 10 reads them back with (`token_stream`), and
         aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
-        logits = self.assign_logits(x)
+        logits = self.assign_logits(x, padding_mask)
         if self.static_len:
             R, R_bar = sparse_assign(logits, torch.ones_like(logits, dtype=torch.float32), self.q_max)
             mi_hash = x.new_zeros((), dtype=torch.float32)
