@@ -87,7 +87,10 @@ class PlainStack(nn.Module):
 
 
 class Encoder(nn.Module):
-    """`Encoder(EncoderConfig(...))(x, padding_mask=None, grid=None) -> EncoderOutput`."""
+    """`Encoder(EncoderConfig(...))(x, padding_mask=None, grid=None) -> EncoderOutput`.
+
+    grid: (H, W) of image tokens in row-major order; None reads them as a 1 x L row, which the 2-D mixers (vmamba,
+    localmamba, vmisa) then scan as a sequence: pass it for images."""
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
