@@ -62,6 +62,10 @@ def main(argv=None) -> None:
         if not rows:
             raise SystemExit(f"{log}: no '[infomamba] epoch' lines")
         groups.setdefault(group, {})[label or log.stem] = rows
+    found = {key for runs in groups.values() for rows in runs.values() for row in rows for key in row}
+    if args.metric not in found:
+        raise SystemExit(f"no log has {args.metric}; they have: {', '.join(sorted(found - {'epoch', 'step'}))}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     plot(groups, args.metric, args.out)
     print(f"wrote {args.out} ({sum(map(len, groups.values()))} runs, {len(groups)} panels)")
 

@@ -95,7 +95,10 @@ class Table:
 
 
 def load_table(name: str, path: Path = TABLES) -> Table:
-    tables = yaml.safe_load(path.read_text()) or {}
+    try:
+        tables = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise SystemExit(f"--tables {path}: {err}") from None
     if name not in tables:
         raise SystemExit(f"no table {name!r} in {path}; tables: {', '.join(tables)}")
     spec = dict(tables[name])
@@ -158,6 +161,21 @@ def fit_args(table: Table, row: str, extra: list[str]) -> list[str]:
     return ["--task", table.task, *table.base, *table.rows[row], *QUIET, *extra]
 
 
+def data_roots(args: list[str]) -> list[Path]:
+    """The data folders a fit reads: `--data.root` on its command line and `data.root` of its --config files."""
+    roots = []
+    for group in option_groups(args):
+        key, _, value = group[0].partition("=")
+        value = value or (group[1] if len(group) > 1 else "")
+        if key == "--config" and (REPO / value).is_file():
+            value = ((yaml.safe_load((REPO / value).read_text()) or {}).get("data") or {}).get("root") or ""
+        elif key != "--data.root":
+            continue
+        if value:
+            roots.append((REPO / value).resolve())
+    return roots
+
+
 def fit_command(cli: list[str], args: list[str], seed: int, run_dir: Path, resume: bool = False) -> list[str]:
     return [*cli, "fit", *args, "--seed_everything", str(seed), "--run_dir", str(run_dir),
             *(["--ckpt_path", "last"] if resume else [])]
@@ -202,11 +220,19 @@ def best_checkpoint(fit_dir: Path) -> Path:
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
+    """Replace `path` whole (temp file + rename), keeping its mode (a new file: the umask's, not mkstemp's 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        mode = path.stat().st_mode & 0o7777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -218,7 +244,7 @@ class Results:
 
     def __init__(self, out: Path, table: str):
         self.path, self.table = out / "results.json", table
-        data = json.loads(self.path.read_text()) if self.path.is_file() else {"table": table, "runs": []}
+        data = read_json(self.path) or {"table": table, "runs": []}
         if data.get("table") != table:
             raise SystemExit(f"{self.path} holds table {data.get('table')!r}, not {table!r}: use another --out")
         self.runs = {(r["row"], r["seed"]): r for r in data["runs"]}
@@ -285,7 +311,7 @@ def ordered(table: Table, records: list[dict]) -> dict[str, list[dict]]:
 def markdown_table(table: Table, records: list[dict]) -> str:
     unit = " (%)" if table.percent else ""
     head = ["row", "n", *(f"{m}{unit}" for m in table.metrics), f"{table.metrics[0]} by seed",
-            f"best {table.val_metric}{unit}", "fit wall (s, mean)"]
+            f"best {table.val_metric}{unit}", "epochs", "fit wall (s, mean)"]
     if table.paper:
         head.insert(2 + len(table.metrics), "paper")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -301,6 +327,7 @@ def markdown_table(table: Table, records: list[dict]) -> str:
         cells.append(", ".join(f"{r['seed']}: {r['test'][main] * scale:.2f}" for r in runs if main in r["test"]))
         vals = [r["val_best"] for r in runs if r.get("val_best") is not None]
         cells.append(fmt(*aggregate(vals)[:2], table.percent) if vals else "–")
+        cells.append(", ".join(map(str, sorted({r["epochs"] for r in runs if "epochs" in r}))) or "–")
         cells.append(f"{statistics.fmean(r['fit_s'] for r in runs):.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -407,9 +434,8 @@ def write_reports(table: Table, results: Results, out: Path, docs: Path | None =
     plot_curves(table, records, out / "curves.png")
     if docs is not None:
         png, csv_name, json_name = (f"reproduce_{table.name}.{ext}" for ext in ("png", "csv", "json"))
-        shutil.copyfile(out / "curves.png", docs.parent / png)
-        shutil.copyfile(out / "runs.csv", docs.parent / csv_name)
-        shutil.copyfile(results.path, docs.parent / json_name)
+        for source, name in ((out / "curves.png", png), (out / "runs.csv", csv_name), (results.path, json_name)):
+            atomic_write(docs.parent / name, source.read_bytes())
         text = docs.read_text() if docs.is_file() else "# Training results (measured)\n"
         section = docs_section(table, records, png, csv_name, json_name)
         atomic_write(docs, replace_section(text, table.name, section))
@@ -437,7 +463,10 @@ def git_commit() -> str:
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"{path}: not JSON ({err})") from None
 
 
 class Run:
@@ -464,8 +493,9 @@ class Run:
         if not state["fit_done"]:
             resume = bool(read_json(self.state_path).get("args") == self.args
                           and (self.fit_dir / "checkpoints" / "last.ckpt").is_file())
-            if not resume:
+            if not resume:  # a fresh start: the time of an attempt thrown away is not this fit's
                 shutil.rmtree(self.dir, ignore_errors=True)
+                state = {"args": self.args, "fit_s": 0.0, "fit_done": False}
             self.dir.mkdir(parents=True, exist_ok=True)
             atomic_write(self.state_path, json.dumps(state))
             self.stage = "fit (resumed from last.ckpt)" if resume else "fit"
@@ -683,8 +713,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"table {table.name} has no row {', '.join(unknown)}; rows: {', '.join(table.rows)}")
     rows = [r for r in table.rows if r in (args.rows or table.rows)]
     seeds = args.seeds if args.seeds is not None else table.seeds
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise SystemExit(f"seed {', '.join(map(str, twice))} given twice: each row x seed is one run and folder")
     out = (args.out or Path("runs/reproduce") / table.name).resolve()
     cli = shlex.split(args.cli)
+    for root in {root for row in rows for root in data_roots(fit_args(table, row, extra))}:
+        for flag, target in (("--out", out), ("--docs", args.docs and args.docs.resolve().parent)):
+            if target and (target == root or root in target.parents):
+                raise SystemExit(f"{flag} {target} is inside the data folder {root}: write results elsewhere")
     command = "python benchmarks/reproduce.py " + shlex.join(argv)
 
     lock = OutLock(out) if args.merge else None  # merging writes results.json: no runner may write it meanwhile
@@ -692,6 +729,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.merge:
         say(f"merged {results.merge(path)} run(s) of {path}")
     if args.report_only:
+        if not results.runs:
+            raise SystemExit(f"--report-only: no runs recorded in {results.path} (nor merged): nothing to report")
         write_reports(table, results, out, args.docs)
         say(f"reports of {len(results.runs)} recorded run(s) written to {out}"
             + (f" and {args.docs}" if args.docs else ""))

@@ -36,3 +36,12 @@ def test_plot_writes_the_figure(tmp_path):
     rows = curves.epoch_metrics(LOG)
     curves.plot({"g": {"run": rows, "other": [{"epoch": 0.0}]}}, "train/task", tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_a_metric_no_log_has_is_an_error_not_an_empty_plot(tmp_path):
+    (tmp_path / "run.log").write_text(LOG)
+    with pytest.raises(SystemExit, match="no log has val/acc; they have: train/k_eff, train/task, val/cer"):
+        curves.main([str(tmp_path / "run.log"), "--metric", "val/acc", "--out", str(tmp_path / "c.png")])
+    assert not (tmp_path / "c.png").exists()
+    curves.main([str(tmp_path / "run.log"), "--metric", "val/cer", "--out", str(tmp_path / "new" / "c.png")])
+    assert (tmp_path / "new" / "c.png").stat().st_size > 1000

@@ -1,8 +1,10 @@
 """benchmarks/reproduce.py: aggregation, resume, the docs section, Table-5 commands, and one real CPU table."""
 import json
 import math
+import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -16,9 +18,10 @@ rp = load("reproduce")
 
 # A stand-in for `python -m infomamba.cli` (no torch, milliseconds): fit writes config.yaml, metrics.csv with
 # two validations and the checkpoints into --run_dir; test writes test/acc = 0.5 + seed / 100. Every call is
-# appended to $FAKE_CALLS; FAKE_FAIL=<substring> makes a fit whose command contains it stop after last.ckpt.
+# appended to $FAKE_CALLS; FAKE_FAIL=<substring> makes a fit whose command contains it stop after last.ckpt;
+# FAKE_CRASH=<substring> makes it fail after a second, before writing anything.
 FAKE_CLI = r'''
-import os, sys
+import os, sys, time
 from pathlib import Path
 argv = sys.argv[1:]
 with open(os.environ["FAKE_CALLS"], "a") as f:
@@ -27,6 +30,9 @@ def value(key):
     return argv[argv.index(key) + 1]
 run = Path(value("--run_dir"))
 if argv[0] == "fit":
+    if os.environ.get("FAKE_CRASH") and os.environ["FAKE_CRASH"] in " ".join(argv):
+        time.sleep(1)
+        sys.exit(1)
     resume = "--ckpt_path" in argv
     if not resume:
         run.mkdir(parents=True)
@@ -67,6 +73,7 @@ def fake(tmp_path, monkeypatch):
     calls.touch()
     monkeypatch.setenv("FAKE_CALLS", str(calls))
     monkeypatch.delenv("FAKE_FAIL", raising=False)
+    monkeypatch.delenv("FAKE_CRASH", raising=False)
     out = tmp_path / "out"
     # the device query imports torch (seconds); the end-to-end test below runs the real one
     monkeypatch.setattr(rp, "device_query", lambda env: subprocess.Popen(
@@ -83,8 +90,9 @@ def fake(tmp_path, monkeypatch):
     return run, called, out
 
 
-def record(row, seed, acc, val=0.3, curve=None):
+def record(row, seed, acc, val=0.3, curve=None, epochs=2):
     return {"row": row, "seed": seed, "test": {"test/acc": acc}, "val_best": val, "fit_s": 10.0, "test_s": 1.0,
+            "epochs": epochs,
             "curve": curve or [[9, 0, val - 0.1], [19, 1, val]], "command": "python benchmarks/reproduce.py x",
             "device": "CPU (2 cores)", "commit": "abc", "finished": "2026-12-02T10:00:00+00:00"}
 
@@ -101,7 +109,8 @@ def test_aggregate_one_and_three_seeds():
     md = rp.markdown_table(table, [record("one", 0, 0.8), *(record("three", s, v) for s, v in
                                                             zip((0, 1, 2), (0.80, 0.85, 0.90)))])
     lines = md.splitlines()
-    assert lines[0] == ("| row | n | test/acc (%) | paper | test/acc by seed | best val/acc (%) | fit wall (s, mean) |")
+    assert lines[0] == ("| row | n | test/acc (%) | paper | test/acc by seed | best val/acc (%) | epochs "
+                        "| fit wall (s, mean) |")
     assert lines[2].startswith("| one | 1 | 80.00 ± – |  | 0: 80.00 |")
     assert lines[3].startswith("| three | 3 | 85.00 ± 5.00 | 85.1 | 0: 80.00, 1: 85.00, 2: 90.00 |")
 
@@ -284,3 +293,93 @@ tiny:
     assert "| infomamba | 2 |" in table and "| attention | 2 |" in table
     assert (out / "curves.png").is_file() and len((out / "runs.csv").read_text().splitlines()) == 5
     assert "<!-- reproduce:tiny start -->" in docs.read_text() and (tmp_path / "reproduce_tiny.png").is_file()
+
+
+def test_table_shows_how_many_epochs_each_row_ran():
+    """Runs a --trainer.max_time guard stopped early (50 and 59 of 64 epochs) are not shown as the full recipe."""
+    table = rp.Table(name="t", rows={"cut": [], "full": []})
+    md = rp.markdown_table(table, [record("cut", 1, 0.93, epochs=59), record("cut", 2, 0.94, epochs=50),
+                                   record("full", 0, 0.9, epochs=64), record("full", 1, 0.9, epochs=64)])
+    assert "| 50, 59 | 10 |" in md.splitlines()[2] and "| 64 | 10 |" in md.splitlines()[3]
+
+
+def test_a_seed_given_twice_is_refused(fake):
+    """Two runs of one row x seed would share one folder (and run at once with --jobs 2)."""
+    run, called, out = fake
+    with pytest.raises(SystemExit, match="seed 1 given twice"):
+        run("--seeds", "0", "1", "1", "--jobs", "2")
+    assert called() == [] and not out.exists()
+
+
+def test_unreadable_tables_results_or_merge_file_is_one_line(fake, tmp_path):
+    run, called, out = fake
+    with pytest.raises(SystemExit, match="--tables .*missing.yaml"):
+        rp.main(["--table", "two", "--tables", str(tmp_path / "missing.yaml"), "--dry-run"])
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(SystemExit, match="broken.json: not JSON"):
+        run("--merge", str(broken), "--report-only")
+    out.mkdir(exist_ok=True)
+    (out / "results.json").write_text("")
+    with pytest.raises(SystemExit, match="results.json: not JSON"):
+        run()
+    assert called() == []
+
+
+def test_report_only_without_records_is_an_error_not_a_report(fake):
+    run, called, out = fake
+    with pytest.raises(SystemExit, match="no runs recorded"):
+        run("--report-only")
+    assert not (out / "table.md").exists()
+
+
+def test_fit_time_leaves_out_an_attempt_thrown_away(fake, monkeypatch):
+    """A fit that crashed before its first checkpoint starts again from scratch: its time is not the new fit's."""
+    run, called, out = fake
+    monkeypatch.setenv("FAKE_CRASH", "runs/a/seed0/fit")
+    assert run("--rows", "a", "--seeds", "0") == 1
+    monkeypatch.delenv("FAKE_CRASH")
+    assert run("--rows", "a", "--seeds", "0") == 0
+    (record_a0,) = json.loads((out / "results.json").read_text())["runs"]
+    assert record_a0["fit_s"] < 1.0 and not record_a0["resumed"]
+
+
+def test_out_or_docs_inside_a_data_folder_is_refused(fake, tmp_path):
+    """Every run reads the data; results written into it would mix with it."""
+    run, called, out = fake
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("x\n")
+    inside = ["--out", str(data / "results")]
+    with pytest.raises(SystemExit, match=f"--out {data / 'results'} is inside the data folder {data}"):
+        run(*inside, extra=["--data.root", str(data)])
+    config = tmp_path / "recipe.yaml"
+    config.write_text(f"data:\n  root: {data}\n")
+    with pytest.raises(SystemExit, match="inside the data folder"):
+        run(*inside, "--merge", str(tmp_path / "none.json"), "--report-only", extra=["--config", str(config)])
+    with pytest.raises(SystemExit, match=f"--docs {data} is inside the data folder"):
+        run("--docs", str(data / "results.md"), extra=[f"--data.root={data}"])
+    assert called() == [] and sorted(p.name for p in data.iterdir()) == ["train.csv"]
+
+
+def test_reports_keep_the_docs_mode_and_are_replaced_whole(fake, tmp_path):
+    """--docs replaces results.md and its copies (temp file + rename): a reader of the old copy keeps it whole,
+    and the files keep their mode (mkstemp's 0600 would hide them from other users of a shared machine)."""
+    run, called, out = fake
+    assert run("--seeds", "0") == 0
+    docs = tmp_path / "docs" / "results.md"
+    docs.parent.mkdir()
+    docs.write_text("# Results\n")
+    docs.chmod(0o644)
+    old_csv = docs.parent / "reproduce_two.csv"
+    old_csv.write_text("old\n")
+    os.link(old_csv, tmp_path / "held.csv")  # what a reader holding the old file sees
+    assert run("--report-only", "--docs", str(docs)) == 0
+    assert (tmp_path / "held.csv").read_text() == "old\n" and old_csv.read_text().startswith("row,seed")
+    assert stat.S_IMODE(docs.stat().st_mode) == 0o644
+    umask = os.umask(0o022)
+    try:
+        rp.atomic_write(tmp_path / "new.txt", "x")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644
