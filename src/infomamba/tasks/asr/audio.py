@@ -1,7 +1,8 @@
 """Audio input for ASR: reading (soundfile + torchaudio resampling), log-mel features, SpecAugment.
 
-Files are read with ``soundfile`` (libsndfile: WAV, FLAC, Ogg Vorbis, ...), never ``torchaudio.load``,
-whose backends vary between installs. Any failure to read a file becomes ``AudioError`` with the path.
+Files are read with ``soundfile`` (libsndfile: WAV, FLAC, Ogg Vorbis and Opus, MP3 from libsndfile 1.1), never
+``torchaudio.load``, whose backends vary between installs. Any failure to read a file becomes ``AudioError`` with
+the path. ``AUDIO_EXTENSIONS`` are the extensions (any case) taken for audio files in folders and lists.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 import torchaudio
 from torch import nn
 
-AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg")
+AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".opus", ".mp3")
 AudioSource = str | os.PathLike | io.IOBase
 
 

@@ -264,8 +264,10 @@ def predict_files(path: str | os.PathLike) -> list[Path]:
     """The audio files to transcribe: a folder (recursive, sorted), one audio file, a NeMo manifest
     (``.json`` / ``.jsonl``: the ``audio_filepath`` of each line, resolved and checked as ``read_manifest``
     does; ``text`` is not needed), or a list file (one path per line, ``#`` comments and blank lines ignored,
-    relative to the list's folder). An input that names no audio file, or a manifest line without an
-    ``audio_filepath`` string, is an error naming it; a listed file that is missing is skipped later (counted).
+    relative to the list's folder). An input that names no audio file, a manifest line without an
+    ``audio_filepath`` string, or a file of another extension that is no list (not UTF-8 text, e.g. audio of a
+    format not in ``AUDIO_EXTENSIONS``) is an error naming it; a listed file that is missing is skipped later
+    (counted).
     """
     path = Path(path)
     expected = (f"a folder of {'/'.join(AUDIO_EXTENSIONS)} files, one such file, a NeMo manifest "
@@ -282,7 +284,12 @@ def predict_files(path: str | os.PathLike) -> list[Path]:
     if path.suffix.lower() in MANIFEST_SUFFIXES:
         files = [_resolve(path, row["audio_filepath"]) for _, row in _manifest_rows(path, ("audio_filepath",))]
     else:
-        lines = (ln.strip() for ln in path.read_text(encoding="utf-8").splitlines())
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"predict_path {path} is not UTF-8 text, so not a list file, and its extension is not "
+                             f"an audio file's (expected {expected})") from None
+        lines = (ln.strip() for ln in text.splitlines())
         files = [_resolve(path, ln) for ln in lines if ln and not ln.startswith("#")]
     if not files:
         raise ValueError(f"predict_path {path} lists no audio file (expected {expected})")

@@ -2,7 +2,9 @@
 
 Every reader yields `(image, label)` with `image` a uint8 `tv_tensors.Image` (C, H, W) already in
 the requested channel count (grayscale replicated to RGB, RGB reduced to luminance), so the
-transforms downstream never care where a sample came from. `open_source` finds a source's class names,
+transforms downstream never care where a sample came from. Decoded images are put upright as their EXIF
+orientation says (phone photos), composited on white where they have transparency (alpha, or a palette's
+transparent colour) and, at 16 bits a sample, scaled to 8 (`load_pil`). `open_source` finds a source's class names,
 channels and official splits from names, headers and label files only (class folders without split folders are
 also walked to their first image file, to tell them from other folders); each split's images are read when
 `ImageSource.read` asks for that split, so a stage reads only the splits it uses. The readers that decode
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import ImageOps
 from PIL import Image as PILImage
 from torch.utils.data import Dataset
 
@@ -50,7 +53,12 @@ PIL_MODES = {1: "L", 3: "RGB"}
 # What PIL raises for a file that is not a readable image: empty or unidentified (UnidentifiedImageError
 # is an OSError), truncated (OSError), malformed chunks (SyntaxError, ValueError, EOFError), too large.
 UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, PILImage.DecompressionBombError)
-GRAY_PIL_MODES = ("1", "L", "LA", "I", "I;16", "F")
+SIXTEEN_BIT_PIL_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+GRAY_PIL_MODES = ("1", "L", "LA", "La", "I", "F") + SIXTEEN_BIT_PIL_MODES
+ALPHA_PIL_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+# White, what a viewer shows behind a transparent image, not the arbitrary colours its transparent pixels hold.
+TRANSPARENT_BACKGROUND = (255, 255, 255, 255)
+EXIF_ORIENTATION = 0x0112
 # Extensions of the image files read from folders and predict paths (lower case): torchvision's ImageFolder
 # list plus GIF, which PIL reads too (its first frame).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
@@ -168,7 +176,16 @@ def holds_image(folder: Path) -> bool:
 
 
 def load_pil(image: PILImage.Image, channels: int) -> tv_tensors.Image:
-    """PIL image of any mode -> uint8 `tv_tensors.Image` with `channels` (1 or 3) channels."""
+    """PIL image of any mode -> uint8 `tv_tensors.Image` with `channels` (1 or 3) channels, as a viewer shows it:
+    turned upright by its EXIF orientation tag, composited on white (`TRANSPARENT_BACKGROUND`) where it has
+    transparency, and 16-bit grayscale scaled to 8 bits (PIL's own conversion clips every value above 255)."""
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    if image.mode in SIXTEEN_BIT_PIL_MODES:
+        image = PILImage.fromarray(np.round(np.asarray(image) / 257.0).astype(np.uint8))
+    if image.mode in ALPHA_PIL_MODES or "transparency" in image.info:
+        image = PILImage.alpha_composite(PILImage.new("RGBA", image.size, TRANSPARENT_BACKGROUND),
+                                         image.convert("RGBA"))
     return tv_tensors.Image(TF.pil_to_tensor(image.convert(PIL_MODES[channels])))
 
 

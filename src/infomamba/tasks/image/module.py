@@ -99,14 +99,15 @@ class ImageClassifier(TaskModule):
 
         Each file is read in `in_chans` channels, resized and centre-cropped to `image_size` and normalised
         as the data module's predict batches are, with the checkpoint's normalisation. A path that is not a
-        readable image file raises FileNotFoundError or ValueError naming it, before any is classified.
+        readable image file raises FileNotFoundError or ValueError naming it: a missing file or one whose header
+        PIL does not identify before any is classified, one whose data is cut short or corrupt when it is read.
         """
         paths = list_of_inputs(paths, "predict_images")
         if self.normalisation is None:
             raise RuntimeError("this model has no normalisation: load it with ImageClassifier.load_from_checkpoint "
                                "from a checkpoint of a fit with ImageDataModule, which keeps it")
         from .datamodule import ImageCollate, eval_transform  # torchvision: imported when images are read
-        from .datasets import ImageFiles, check_image_file
+        from .datasets import UNREADABLE, ImageFiles, check_image_file, describe_error
 
         files = ImageFiles([check_image_file(path) for path in paths], self.hparams.in_chans)
         transform = eval_transform(self.hparams.image_size)
@@ -116,7 +117,12 @@ class ImageClassifier(TaskModule):
         try:
             rows = []
             for start in range(0, len(files), batch_size):
-                samples = [files[i] for i in range(start, min(start + batch_size, len(files)))]
+                samples = []
+                for i in range(start, min(start + batch_size, len(files))):
+                    try:
+                        samples.append(files[i])
+                    except UNREADABLE as err:
+                        raise ValueError(f"{files.name(i)} is not a readable image: {describe_error(err)}") from err
                 batch = collate([(transform(image), path, []) for image, path in samples])
                 images = batch["images"].to(self.device, self.dtype)
                 rows += self.predict_step({"images": images, "paths": batch["paths"]}, 0)
