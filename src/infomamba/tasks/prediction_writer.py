@@ -51,4 +51,6 @@ class JsonLinesPredictionWriter(BasePredictionWriter):
         if not trainer.is_global_zero:
             return
         atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in in_input_order(rows, indices)))
-        say(f"[infomamba] wrote {len(rows)} predictions to {path}")
+        failed = sum("error" in row for row in rows)
+        say(f"[infomamba] wrote {len(rows)} predictions to {path}"
+            + (f" ({failed} of them inputs that failed to load: their rows hold the error)" if failed else ""))

@@ -17,7 +17,8 @@ returns a drop marker instead of crashing the worker, ``collate_asr`` leaves the
 it under ``dropped_utt_ids``, and ``on_before_batch_transfer`` (main process) removes that key, logs a
 warning naming the utterances and counts them in ``load_failures``. A batch whose every utterance
 failed reaches the LightningModule as ``None``; its step should return None (Lightning then skips it;
-under DDP a skipped step on one rank stalls the others, so remove files the warnings name). Because
+under DDP a skipped step on one rank stalls the others, so remove files the warnings name). A predict batch
+keeps its failed inputs under ``failed`` instead: each gets a row with ``"text": null`` and its ``"error"``. Because
 this data module defines ``on_before_batch_transfer``, Lightning uses it instead of a LightningModule's.
 """
 
@@ -112,7 +113,8 @@ class ASRDataset(SeedsEachBatch, Dataset):
                 raise AudioError(utt.audio_name, f"only {wav.numel()} samples")
         except AudioError as err:
             log.warning("dropping utterance %s at load time: %s", utt.utt_id, err)
-            return {"utt_id": utt.utt_id, "error": str(err)}
+            dropped = {"utt_id": utt.utt_id, "error": str(err)}
+            return dropped if self.vocab is not None else {**dropped, "audio_filepath": utt.audio_name}
         with torch.no_grad():
             item = {"utt_id": utt.utt_id, "audio_filepath": utt.audio_name, "features": self.features(wav)}
         if utt.text is not None and self.vocab is not None:
@@ -126,12 +128,15 @@ def collate_asr(items: list[dict[str, Any]], pad_multiple: int | None = None) ->
     longest item's frames, or with ``pad_multiple`` up to the next multiple of it (``sampling.padded_length``).
 
     Returns the batch keys of the module docstring plus ``dropped_utt_ids`` (always present, usually
-    empty). If every item failed, only ``dropped_utt_ids`` is returned.
+    empty), and for a predict batch with failed items ``failed``: (position in the batch, audio_filepath, error)
+    of each, so that every input still gets its row. If every item failed, only those two are returned.
     """
     dropped = [it["utt_id"] for it in items if "error" in it]
+    failed = [(i, it["audio_filepath"], it["error"]) for i, it in enumerate(items) if "error" in it and
+              "audio_filepath" in it]
     items = [it for it in items if "error" not in it]
     if not items:
-        return {"dropped_utt_ids": dropped}
+        return {"dropped_utt_ids": dropped, **({"failed": failed} if failed else {})}
     features = pad_sequence([it["features"] for it in items], batch_first=True)
     extra = padded_length(features.shape[1], pad_multiple) - features.shape[1]
     batch: dict[str, Any] = {
@@ -146,6 +151,8 @@ def collate_asr(items: list[dict[str, Any]], pad_multiple: int | None = None) ->
     else:
         batch["audio_filepath"] = [it["audio_filepath"] for it in items]
     batch["dropped_utt_ids"] = dropped
+    if failed:
+        batch["failed"] = failed
     return batch
 
 
@@ -412,13 +419,14 @@ class ASRDataModule(L.LightningDataModule):
         return self._loader(self._predict, shuffle=False)
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any] | None:
-        """Count and log utterances dropped at load time; ``None`` when the whole batch failed."""
+        """Count and log utterances dropped at load time; ``None`` when the whole batch failed (a predict batch
+        goes on with its ``failed`` inputs, which get rows of their own)."""
         dropped = batch.pop("dropped_utt_ids", [])
         if dropped:
             self.load_failures.extend(dropped)
             log.warning("dropped %d utterance(s) that failed to load: %s (total so far %d)",
                         len(dropped), ", ".join(dropped), len(self.load_failures))
-        return batch if "features" in batch else None
+        return batch if "features" in batch or "failed" in batch else None
 
     # ---- building ---------------------------------------------------------------------------------
     def _setup_fit(self) -> None:

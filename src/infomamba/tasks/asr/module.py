@@ -194,6 +194,13 @@ class CTCSpeechRecognizer(TaskModule):
         self._beam = None
 
     def predict_step(self, batch, batch_idx):
-        log_probs, lengths, _ = self(batch["features"], batch["feature_lengths"])
-        return [{"audio_filepath": str(p), "text": t}
-                for p, t in zip(batch["audio_filepath"], self.decode(log_probs, lengths))]
+        """One row per input of the batch, in its order: {"audio_filepath", "text"}, or for a file that failed to
+        load {"audio_filepath", "text": None, "error"}."""
+        rows = []
+        if "features" in batch:
+            log_probs, lengths, _ = self(batch["features"], batch["feature_lengths"])
+            rows = [{"audio_filepath": str(p), "text": t}
+                    for p, t in zip(batch["audio_filepath"], self.decode(log_probs, lengths))]
+        for position, path, error in batch.get("failed", []):  # ascending: each lands at its input's place
+            rows.insert(position, {"audio_filepath": str(path), "text": None, "error": error})
+        return rows

@@ -1,0 +1,39 @@
+"""A predict file whose header reads but whose samples do not (NaN audio) gets a row of its own with the error; the
+other inputs keep theirs, in input order. It had ended the whole run after every batch ran ("11 predictions but 12
+input indices"), or with a TypeError when it was a batch's only input, and no predictions were written."""
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+import soundfile
+
+from infomamba import EncoderConfig
+from infomamba.losses import LossWeights
+from infomamba.tasks.asr.datamodule import ASRDataModule
+from infomamba.tasks.asr.module import CTCSpeechRecognizer
+from infomamba.tasks.prediction_writer import JsonLinesPredictionWriter
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])  # 1: the failed file alone in its batch
+def test_a_file_that_fails_to_load_gets_an_error_row_and_the_rest_are_written(tmp_path, batch_size, capsys):
+    rng = np.random.default_rng(0)
+    names = ["a.wav", "b.wav", "c.wav", "d.wav"]
+    for i, name in enumerate(names):
+        wav = (0.1 * rng.standard_normal(16000 + 800 * i)).astype(np.float32)
+        if name == "c.wav":
+            wav[100] = np.nan
+        soundfile.write(tmp_path / name, wav, 16000, subtype="FLOAT")
+    data = ASRDataModule(predict_path=str(tmp_path), batch_size=batch_size)
+    model = CTCSpeechRecognizer(EncoderConfig(dim=16, depth=1, mixer_options={"k_max": 4, "d_state": 4}),
+                                LossWeights(use_nce=False)).eval()
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path / "out", callbacks=[JsonLinesPredictionWriter()])
+    trainer.predict(model, datamodule=data, return_predictions=False)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert [row["audio_filepath"].split("/")[-1] for row in rows] == names
+    assert [row["index"] for row in rows] == [0, 1, 2, 3]
+    failed = rows[2]
+    assert failed["text"] is None and "non-finite samples" in failed["error"]
+    assert all(isinstance(row["text"], str) and "error" not in row for row in rows[:2] + rows[3:])
+    assert "wrote 4 predictions" in capsys.readouterr().out and data.load_failures
