@@ -156,3 +156,39 @@ def test_cli_fit_survives_a_corrupt_and_an_empty_image(tmp_path, monkeypatch, ca
     report = caplog.records[-1].getMessage()
     assert "replaced 2 file(s)" in report and broken["garbage"] in report and broken["empty"] in report
     assert snapshot(data) == before
+
+
+def test_a_predict_file_that_fails_to_decode_gets_its_own_error_row(tmp_path, caplog):
+    """Its header passes the scan, its pixels do not decode: it had been replaced by the next image, whose row then
+    came twice while the file had none."""
+    import json
+
+    import lightning as L
+
+    from infomamba import EncoderConfig
+    from infomamba.tasks.image.module import ImageClassifier
+    from infomamba.tasks.prediction_writer import JsonLinesPredictionWriter
+
+    write_colour_folder(tmp_path / "data", {"train": 1, "test": 2}, broken_test=False)
+    cut = tmp_path / "data" / "test" / "2_blue" / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(cut)
+    cut.write_bytes(cut.read_bytes()[:len(cut.read_bytes()) // 2])  # passes the header scan, fails to decode
+    model = ImageClassifier(num_classes=3, encoder=EncoderConfig(dim=16, depth=1), in_chans=3, image_size=8,
+                            patch_size=4, class_names=CLASSES)
+    model.normalisation = ((0.5,) * 3, (0.5,) * 3)
+    for batch_size in (1, 4):
+        out = tmp_path / f"out{batch_size}"
+        dm = ImageDataModule(image_size=8, batch_size=batch_size, num_workers=0,
+                             predict_path=str(tmp_path / "data" / "test"))
+        dm.load_state_dict({"mean": [0.5] * 3, "std": [0.5] * 3, "in_chans": 3, "class_names": CLASSES})
+        trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            default_root_dir=out, callbacks=[JsonLinesPredictionWriter()])
+        with caplog.at_level(logging.WARNING):
+            trainer.predict(model, datamodule=dm, return_predictions=False)
+        rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+        files = sorted(str(p) for p in (tmp_path / "data" / "test").rglob("*") if p.is_file())
+        assert sorted(row["path"] for row in rows) == files and len(rows) == 7
+        failed = [row for row in rows if "error" in row]
+        assert [row["path"] for row in failed] == [str(cut)] and failed[0]["label"] is None
+        assert all(row["label"] in CLASSES for row in rows if "error" not in row)
+    assert any("failed to decode" in r.getMessage() and str(cut) in r.getMessage() for r in caplog.records)

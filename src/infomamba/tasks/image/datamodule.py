@@ -14,8 +14,9 @@ rank its number of batches. The batch carries the unreadable file's name to `on_
 which counts it (each file once) and warns at the first one; the total, naming a few, is reported when
 the stage ends (`teardown`). An evaluation metric then counts the replacement twice; the report says how
 often. Predict inputs are checked by their headers when the data module is built instead
-(`scan_image_files`), so every prediction row belongs to its file, and a missing or unreadable predict_path
-is an error before anything runs. Files whose extension is not an image's (`IMAGE_EXTENSIONS`, GIF included)
+(`scan_image_files`), so that a missing or unreadable predict_path is an error before anything runs; one whose
+data fails to decode later (a truncated file) is not replaced but gets a row of its own with `"label": null` and
+its `"error"`, so every prediction row belongs to its file. Files whose extension is not an image's (`IMAGE_EXTENSIONS`, GIF included)
 are left out of ImageFolder splits and predict folders, counted and named once per split.
 
 Each stage reads only its splits: ``fit`` train and validation, ``validate`` validation (a carved one reads
@@ -135,11 +136,13 @@ class TransformedSubset(SeedsEachBatch, Dataset):
     """`indices` of a reader's (image, target) samples, with `transform` applied to the image.
 
     Samples are (image, target, unreadable): a sample whose file cannot be read is replaced by the next
-    readable one in `indices` (wrapping), and `unreadable` lists the skipped files as (name, reason).
+    readable one in `indices` (wrapping), and `unreadable` lists the skipped files as (name, reason). With
+    `replace` False (predict: every input gets its own row) it is (None, its file's name, [(name, reason)]).
     """
 
-    def __init__(self, base: Dataset, indices: np.ndarray | None, transform: v2.Compose) -> None:
-        self.base, self.transform = base, transform
+    def __init__(self, base: Dataset, indices: np.ndarray | None, transform: v2.Compose,
+                 replace: bool = True) -> None:
+        self.base, self.transform, self.replace = base, transform, replace
         self.indices = np.arange(len(base)) if indices is None else np.asarray(indices)
 
     def __len__(self) -> int:
@@ -153,6 +156,8 @@ class TransformedSubset(SeedsEachBatch, Dataset):
                 image, target = self.base[i]
             except UNREADABLE as err:
                 unreadable.append((self.base.name(i), describe_error(err)))
+                if not self.replace:
+                    return None, self.base.name(i), unreadable
                 continue
             return self.transform(image), target, unreadable
         raise RuntimeError(f"no readable image in this split: {describe_files(unreadable)}")
@@ -160,7 +165,9 @@ class TransformedSubset(SeedsEachBatch, Dataset):
 
 class ImageCollate:
     """Stack (uint8 image, target, unreadable) samples into {"images": (B, C, H, W) float32, target_key:
-    ...}, plus "unreadable" (the replaced files, as (name, reason)) when a sample replaced any.
+    ...}, plus "unreadable" (the replaced files, as (name, reason)) when a sample replaced any. Samples without
+    an image (a predict file that failed to load) are left out and listed under "failed" as (position in the
+    batch, name, reason); a batch of only those has no "images".
 
     Images are scaled to [0, 1] and normalised with `mean`/`std` once per batch (cheaper than per
     sample, and workers ship uint8). Labels are stacked to (B,) int64; paths stay a list. With
@@ -191,7 +198,18 @@ class ImageCollate:
             mixers.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
         self.mix = v2.RandomChoice(mixers) if len(mixers) == 2 else (mixers or [None])[0]
 
-    def __call__(self, samples: list[tuple[torch.Tensor, object, list]]) -> dict[str, object]:
+    def __call__(self, samples: list[tuple[torch.Tensor | None, object, list]]) -> dict[str, object]:
+        failed = [(i, entries[-1][0], entries[-1][1]) for i, (image, _, entries) in enumerate(samples)
+                  if image is None]
+        samples = [sample for sample in samples if sample[0] is not None]
+        if not samples:
+            return {"failed": failed}
+        batch = self.stack(samples)
+        if failed:
+            batch["failed"] = failed
+        return batch
+
+    def stack(self, samples: list[tuple[torch.Tensor, object, list]]) -> dict[str, object]:
         images = torch.stack([image.as_subclass(torch.Tensor) for image, _, _ in samples])
         images = (images.float() - self.mean) * self.inv_std
         if self.random_erasing > 0:
@@ -464,7 +482,10 @@ class ImageDataModule(L.LightningDataModule):
             self._log_summary(built)
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """Count the unreadable files a batch replaced (each file once); warn at the first one."""
+        """Count the unreadable files a batch replaced (each file once); warn at the first one. A predict input
+        that failed to decode is named (its row holds the error)."""
+        for _, name, reason in batch.get("failed", []):
+            log.warning("Image data: predict input %s failed to decode (%s); its row holds the error", name, reason)
         for name, reason in batch.pop("unreadable", []):
             if name not in self.unreadable:
                 if not self.unreadable:
@@ -636,5 +657,5 @@ class ImageDataModule(L.LightningDataModule):
             unsupported = describe_files([(path, "unsupported extension") for path in files.unsupported])
             message += f"; skipped {unsupported}; image extensions are {', '.join(IMAGE_EXTENSIONS)}"
         rank_zero_info(message)
-        dataset = TransformedSubset(ImageFiles(files.paths, self.in_chans), None, self._eval_tf)
+        dataset = TransformedSubset(ImageFiles(files.paths, self.in_chans), None, self._eval_tf, replace=False)
         return self._loader(dataset, target_key="paths")

@@ -87,10 +87,17 @@ class ImageClassifier(TaskModule):
         return loss
 
     def predict_step(self, batch, batch_idx):
-        logits, _ = self(batch["images"])
-        score, pred = logits.float().softmax(-1).max(-1)
-        return [{"path": str(p), "label": self.class_names[int(c)], "score": round(float(s), 6)}
-                for p, c, s in zip(batch["paths"], pred, score)]
+        """One row per input of the batch, in its order: {"path", "label", "score"}, or for a file that failed to
+        decode {"path", "label": None, "score": None, "error"}."""
+        rows = []
+        if "images" in batch:
+            logits, _ = self(batch["images"])
+            score, pred = logits.float().softmax(-1).max(-1)
+            rows = [{"path": str(p), "label": self.class_names[int(c)], "score": round(float(s), 6)}
+                    for p, c, s in zip(batch["paths"], pred, score)]
+        for position, path, reason in batch.get("failed", []):  # ascending: each lands at its input's place
+            rows.insert(position, {"path": str(path), "label": None, "score": None, "error": reason})
+        return rows
 
     @torch.no_grad()
     def predict_images(self, paths: Sequence[str | Path], batch_size: int = 32) -> list[dict]:
