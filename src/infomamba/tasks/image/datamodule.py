@@ -16,8 +16,9 @@ the stage ends (`teardown`). An evaluation metric then counts the replacement tw
 often. Predict inputs are checked by their headers when the data module is built instead
 (`scan_image_files`), so that a missing or unreadable predict_path is an error before anything runs; one whose
 data fails to decode later (a truncated file) is not replaced but gets a row of its own with `"label": null` and
-its `"error"`, so every prediction row belongs to its file. Files whose extension is not an image's (`IMAGE_EXTENSIONS`, GIF included)
-are left out of ImageFolder splits and predict folders, counted and named once per split.
+its `"error"`, so every prediction row belongs to its file. Files whose extension is not an image's
+(`IMAGE_EXTENSIONS`, GIF included) are left out of ImageFolder splits and predict folders, counted and named once
+per split.
 
 Each stage reads only its splits: ``fit`` train and validation, ``validate`` validation (a carved one reads
 train), ``test`` the test split (a carved one reads its pool), ``predict`` only ``predict_path``. The
