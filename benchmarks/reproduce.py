@@ -22,12 +22,15 @@ Resumable: a finished run is recorded in `<out>/results.json` (written atomicall
 same command is given again; a run recorded with other arguments stops the runner (use another --out,
 or --redo). An unfinished run continues: a fit that stopped (Ctrl-C, SIGTERM, a crash after its first
 checkpoint) resumes from its `last.ckpt` with `--ckpt_path last`; a finished fit is not run again.
-Ctrl-C or SIGTERM to the runner stops the running fits at their next step with last.ckpt written.
+Ctrl-C, SIGTERM or SIGHUP (a closed terminal; not under nohup) to the runner stops the running fits at their next
+step with last.ckpt written: the fits run in their own sessions and would otherwise go on unwatched.
 
+While a fit runs, each of its epochs is shown as one line (with the table's val_metric); with --jobs N and no
+OMP_NUM_THREADS set, each run gets cores / N threads.
 After every finished run: `<out>/runs.csv` (one line per run, every test metric), `<out>/table.md`
-(mean ± std per row, n seeds, each seed's value), `<out>/curves.png` (validation curves, mean over seeds
-per row, ± std shaded). `--docs docs/results.md` also writes (or replaces) the table's section there,
-between `<!-- reproduce:NAME start -->` and `<!-- reproduce:NAME end -->`, with the command, device,
+(mean ± std per row, n seeds, each seed's value, the epochs the runs did), `<out>/curves.png` (validation
+curves, mean over seeds per row, ± std shaded). `--docs docs/results.md` also writes (or replaces) the table's
+section there, between `<!-- reproduce:NAME start -->` and `<!-- reproduce:NAME end -->`, with the command, device,
 commit, dates and seeds, and copies the CSV, the PNG and results.json (as reproduce_NAME.json) next to it.
 `--report-only` rewrites all of these from results.json without running anything (e.g. after copying
 results.json back from a GPU machine). `--merge` adds the runs of other results.json files of the table
@@ -48,6 +51,7 @@ import io
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -69,6 +73,7 @@ QUIET = ["--trainer.enable_progress_bar=false"]  # progress bars make unreadable
 TEST_TRAINER_OPTIONS = ("accelerator", "precision", "limit_test_batches", "enable_progress_bar",
                         "enable_model_summary", "deterministic")
 LOWER_IS_BETTER = ("wer", "cer", "loss")
+EPOCH_LINE = re.compile(r"^\[infomamba\] epoch (\d+) step (\d+) \(([^)]*)\): (.*)$")
 
 
 # ---- tables -----------------------------------------------------------------------------------------
@@ -477,7 +482,7 @@ class Run:
         self.dir = out / "runs" / row / f"seed{seed}"
         self.fit_dir, self.test_dir, self.state_path = self.dir / "fit", self.dir / "test", self.dir / "state.json"
         self.args = fit_args(table, row, extra)
-        self.stage, self.ckpt = "", None
+        self.stage, self.ckpt, self.log_offset = "", None, 0
 
     @property
     def label(self) -> str:
@@ -503,6 +508,21 @@ class Run:
         shutil.rmtree(self.test_dir, ignore_errors=True)
         self.stage, self.ckpt = "test", best_checkpoint(self.fit_dir)
         return test_command(cli, self.table.task, self.fit_dir, self.ckpt, self.test_dir, self.extra)
+
+    def progress(self, log: Path) -> list[str]:
+        """The epoch lines the running stage logged since the last call: 'epoch N step S (..s) <val_metric>=v'."""
+        with log.open("rb") as f:
+            f.seek(self.log_offset)
+            text = f.read()
+        complete = text[:text.rfind(b"\n") + 1]
+        self.log_offset += len(complete)
+        shown = []
+        for line in complete.decode(errors="replace").splitlines():
+            match = EPOCH_LINE.match(line.strip())
+            if match:
+                value = [p for p in match[4].split() if p.startswith(self.table.val_metric + "=")]
+                shown.append(" ".join([f"epoch {match[1]} step {match[2]} ({match[3]})", *value]))
+        return shown
 
     def stage_done(self, seconds: float) -> None:
         if self.stage.startswith("fit"):
@@ -566,6 +586,10 @@ def run_all(runs: list[Run], table: Table, results: Results, out: Path, cli: lis
     env = dict(os.environ)
     if devices:
         env["CUDA_VISIBLE_DEVICES"] = devices[0]
+    if jobs > 1 and "OMP_NUM_THREADS" not in env:  # as torchrun does: N runs of all cores each would thrash
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+        say(f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']} for each of {jobs} runs at once "
+            f"({os.cpu_count()} cores; set it to choose)")
     query, device = device_query(env), None
     commit = git_commit()
     pending, active, failed, done = list(runs), {}, [], 0
@@ -578,7 +602,8 @@ def run_all(runs: list[Run], table: Table, results: Results, out: Path, cli: lis
         for proc in active:
             proc.send_signal(signal.SIGINT)
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    handled = [signal.SIGINT, signal.SIGTERM] + [signal.SIGHUP] * (signal.getsignal(signal.SIGHUP) != signal.SIG_IGN)
+    old = {s: signal.signal(s, on_signal) for s in handled}
     try:
         while active or (pending and not stopping):
             free = [i for i in range(jobs) if i not in {slot for _, _, _, slot in active.values()}]
@@ -586,6 +611,9 @@ def run_all(runs: list[Run], table: Table, results: Results, out: Path, cli: lis
                 run, slot = pending.pop(0), free.pop(0)
                 launch(run, slot, active, cli, env, devices, start=True, total=len(runs), done=done)
             time.sleep(0.2)
+            for run, log, _, _ in active.values():
+                for line in run.progress(Path(log.name)):
+                    say(f"      {run.label}: {line}")
             for proc in [p for p in active if p.poll() is not None]:
                 run, log, began, slot = active.pop(proc)
                 log.close()
@@ -650,6 +678,7 @@ def launch(run: Run, slot: int, active: dict, cli: list[str], env: dict, devices
     log = open(run.dir / f"{run.stage.split()[0]}.log", "a")
     log.write(f"$ {shlex.join(cmd)}\n")
     log.flush()
+    run.log_offset = log.tell()
     # Own session: a Ctrl-C at the terminal reaches the runner only, which passes one SIGINT on.
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=run_env, start_new_session=True)
     active[proc] = (run, log, time.time(), slot)
@@ -717,6 +746,10 @@ def main(argv: list[str] | None = None) -> int:
     if twice:
         raise SystemExit(f"seed {', '.join(map(str, twice))} given twice: each row x seed is one run and folder")
     out = (args.out or Path("runs/reproduce") / table.name).resolve()
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out} is a file: give a folder")
+    if args.docs and args.docs.is_dir():
+        raise SystemExit(f"--docs {args.docs} is a folder: give the markdown file (e.g. docs/results.md)")
     cli = shlex.split(args.cli)
     for root in {root for row in rows for root in data_roots(fit_args(table, row, extra))}:
         for flag, target in (("--out", out), ("--docs", args.docs and args.docs.resolve().parent)):

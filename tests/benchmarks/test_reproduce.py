@@ -4,6 +4,7 @@ import math
 import os
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -19,7 +20,8 @@ rp = load("reproduce")
 # A stand-in for `python -m infomamba.cli` (no torch, milliseconds): fit writes config.yaml, metrics.csv with
 # two validations and the checkpoints into --run_dir; test writes test/acc = 0.5 + seed / 100. Every call is
 # appended to $FAKE_CALLS; FAKE_FAIL=<substring> makes a fit whose command contains it stop after last.ckpt;
-# FAKE_CRASH=<substring> makes it fail after a second, before writing anything.
+# FAKE_CRASH=<substring> makes it fail after a second, before writing anything; FAKE_SLOW=<folder> makes every fit
+# write its pid there and sleep a minute; FAKE_ENV=<file> gets each call's OMP_NUM_THREADS.
 FAKE_CLI = r'''
 import os, sys, time
 from pathlib import Path
@@ -30,6 +32,12 @@ def value(key):
     return argv[argv.index(key) + 1]
 run = Path(value("--run_dir"))
 if argv[0] == "fit":
+    if os.environ.get("FAKE_ENV"):
+        with open(os.environ["FAKE_ENV"], "a") as f:
+            f.write(os.environ.get("OMP_NUM_THREADS", "unset") + "\n")
+    if os.environ.get("FAKE_SLOW"):
+        Path(os.environ["FAKE_SLOW"], str(os.getpid())).touch()
+        time.sleep(60)
     if os.environ.get("FAKE_CRASH") and os.environ["FAKE_CRASH"] in " ".join(argv):
         time.sleep(1)
         sys.exit(1)
@@ -45,6 +53,7 @@ if argv[0] == "fit":
     (run / "checkpoints" / "best-epoch=1-step=20.ckpt").write_text("x")
     val = 0.4 + seed / 100
     (run / "metrics.csv").write_text("epoch,step,train/loss,val/acc\n0,4,1.0,\n0,9,,0.3\n1,19,,%s\n" % val)
+    print("[infomamba] epoch 1 step 20 (0s): train/loss=1.0000 val/acc=%.4f" % val, flush=True)
 else:
     run.mkdir(parents=True)
     seed = int(Path(value("--config")).read_text().split()[-1])
@@ -383,3 +392,63 @@ def test_reports_keep_the_docs_mode_and_are_replaced_whole(fake, tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644
+
+
+def test_a_closed_terminal_stops_the_fits_with_the_runner(fake, tmp_path):
+    """SIGHUP ends the runner; the fits, in their own sessions, must not go on unwatched (a rerun would resume them
+    into the folders they are still writing)."""
+    run, called, out = fake
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    env = {**os.environ, "FAKE_SLOW": str(pids)}
+    runner = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "reproduce.py"), "--table", "two", "--tables",
+                               str(tmp_path / "tables.yaml"), "--out", str(out), "--jobs", "2", "--cli",
+                               shlex.join([sys.executable, str(tmp_path / "fake_cli.py")])], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 30
+    while len(list(pids.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    runner.send_signal(signal.SIGHUP)
+    status, log, left = runner.wait(timeout=30), runner.stdout.read(), []
+    for pid in (int(p.name) for p in pids.iterdir()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            left.append(pid)
+        except ProcessLookupError:
+            pass
+    assert status == 130 and "SIGHUP: no new runs" in log
+    assert len(list(pids.iterdir())) == 2 and left == []
+
+
+def test_the_runner_shows_each_epoch_of_a_running_fit(fake, capsys):
+    """A recipe's fit runs for an hour: its epochs (and the table's validation metric) show as they finish."""
+    run, called, out = fake
+    assert run("--rows", "a", "--seeds", "1") == 0
+    assert "[reproduce]       a seed 1: epoch 1 step 20 (0s) val/acc=0.4100\n" in capsys.readouterr().out
+
+
+def test_out_a_file_or_docs_a_folder_is_one_line(fake, tmp_path):
+    """Before: a FileExistsError traceback; with --docs a folder, the copies written beside it, then a traceback."""
+    run, called, out = fake
+    assert run("--seeds", "0") == 0
+    with pytest.raises(SystemExit, match="--docs .* is a folder"):
+        run("--report-only", "--docs", str(tmp_path))
+    assert not list(tmp_path.parent.glob("reproduce_two.*"))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(SystemExit, match="--out .*afile is a file"):
+        rp.main(["--table", "two", "--tables", str(tmp_path / "tables.yaml"), "--out", str(afile)])
+
+
+def test_runs_at_once_share_the_cores(fake, tmp_path, monkeypatch):
+    """Two CPU runs at once on 2 cores with 2 threads each took 52 s where 1 thread each took 24 s."""
+    run, called, out = fake
+    threads = tmp_path / "threads.txt"
+    monkeypatch.setenv("FAKE_ENV", str(threads))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(rp.os, "cpu_count", lambda: 4)
+    assert run("--jobs", "2") == 0
+    assert set(threads.read_text().split()) == {"2"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice stands
+    assert run("--jobs", "2", "--redo") == 0
+    assert set(threads.read_text().split()) == {"2", "3"}
