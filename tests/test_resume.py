@@ -138,6 +138,31 @@ def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(sig
     assert min(steps) < STEP + 1 <= max(steps), "the resumed run appends to the interrupted run's metrics.csv"
 
 
+@pytest.mark.parametrize("step", [STEPS_PER_EPOCH - 1, TOTAL_STEPS - 1], ids=["first-epoch", "last-epoch"])
+def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, tmp_path):
+    """Stopped before the epoch's validation, the resumed run found the epoch's batches done and never validated it:
+    the best checkpoint was chosen without that epoch."""
+    run = tmp_path / "runs" / "text" / "version_0"
+    child = cli(["fit", *SIGNALLED, "--trainer.callbacks+=test_resume.PauseAtStep", f"--trainer.callbacks.step={step}"],
+                tmp_path, stdin=subprocess.PIPE)
+    seen = []
+    for line in child.stdout:
+        seen.append(line)
+        if line.startswith(f"paused at step {step}"):
+            child.send_signal(signal.SIGINT)
+            child.stdin.write("\n")
+            child.stdin.flush()
+    child.wait(timeout=120)
+    out = "".join(seen)
+    assert child.returncode == 128 + signal.SIGINT, out[-3000:]
+    assert f"SIGINT: stopped at epoch {step // STEPS_PER_EPOCH} step {step + 1}, wrote" in out
+    code, out = finish(cli(["fit", "--task", "text", "--ckpt_path", "last"], tmp_path, stdin=subprocess.DEVNULL))
+    assert code == 0, out[-3000:]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == TOTAL_STEPS
+    validated = [row for row in csv.DictReader((run / "metrics.csv").open()) if row.get("val/acc")]
+    assert sorted({int(row["epoch"]) for row in validated}) == [0, 1] and len(validated) == 2, validated
+
+
 def test_ckpt_path_last_with_nothing_to_resume_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match=r"--ckpt_path last: nothing to resume, no runs/text/version_\*/checkpoints"):

@@ -8,7 +8,8 @@ at each batch start under DDP); the fit loop can restart from a checkpoint writt
 through the trainer's checkpoint IO (`AtomicCheckpointIO`: temp file + rename). `StopOnSignal` adds
 what is missing: SIGINT is recorded like SIGTERM instead of raising `KeyboardInterrupt` wherever the
 program happens to be (mid-backward, mid-optimizer-step: a checkpoint of that state would be torn), the
-stop happens after the running training step, and `last.ckpt` is written before the process exits.
+stop happens after the running training step (after an epoch's last step: once that epoch is validated), and
+`last.ckpt` is written before the process exits.
 A second Ctrl-C stops at once, without a checkpoint.
 """
 from __future__ import annotations
@@ -39,6 +40,15 @@ class StopOnSignal(Callback):
         self._sigint = True
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx + 1 < trainer.num_training_batches:
+            self._stop_if_signalled(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        """A signal during an epoch's last step stops here, after that epoch's validation: stopped before it, the
+        resumed run found the epoch's batches done and went on without ever validating it."""
+        self._stop_if_signalled(trainer)
+
+    def _stop_if_signalled(self, trainer) -> None:
         signum = signal.SIGINT if self._sigint else signal.SIGTERM if trainer.received_sigterm else None
         if trainer.strategy.reduce_boolean_decision(signum is not None, all=False):
             raise SIGTERMException(128 + (signum or signal.SIGTERM))
