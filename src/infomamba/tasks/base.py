@@ -149,7 +149,8 @@ class TaskModule(L.LightningModule):
                              "them; set it to 1")
         if self.device.type != "cuda":
             raise FitRefused(f"model.cuda_graphs needs a CUDA device; this fit runs on {self.device.type} (drop "
-                             "--cuda_graphs: the encoder would run eagerly while config.yaml said graphs)")
+                             "--cuda_graphs, or give --model.cuda_graphs=false over a config that sets it: the "
+                             "encoder would run eagerly while config.yaml said graphs)")
 
     def encode(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                grid: tuple[int, int] | None = None):
