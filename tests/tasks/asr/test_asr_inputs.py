@@ -33,3 +33,37 @@ def test_a_binary_file_of_another_extension_is_a_one_line_error(tmp_path):
     soundfile.write(tmp_path / "talk.aiff", TONE, 16000, format="AIFF")
     with pytest.raises(ValueError, match=r"talk\.aiff is not UTF-8 text, so not a list file"):
         predict_files(tmp_path / "talk.aiff")
+
+
+def tiny_recognizer():
+    import torch
+
+    from infomamba import EncoderConfig
+    from infomamba.losses import LossWeights
+    from infomamba.tasks.asr.module import CTCSpeechRecognizer
+
+    torch.manual_seed(0)
+    return CTCSpeechRecognizer(EncoderConfig(dim=16, depth=1, mixer_options={"k_max": 4, "d_state": 4}),
+                               LossWeights(use_nce=False), spec_augment=False).eval()
+
+
+@pytest.mark.parametrize("bad, words", [((TONE * 32767).astype(np.int16), "int16 samples; give float samples"),
+                                        (np.full(16000, np.nan, dtype=np.float32), "non-finite samples"),
+                                        (TONE[:100], "100 samples at 16000 Hz, shorter than one analysis window"),
+                                        (np.stack([TONE, TONE]), "must be 1-D")])
+def test_transcribe_names_the_waveform_it_cannot_use(bad, words):
+    """int16 PCM had been read as floats 32,767 times too loud, NaN samples transcribed as '', a short one raised
+    without saying which input it was."""
+    with pytest.raises(ValueError, match=rf"^input 1 \(a waveform\): .*{words}"):
+        tiny_recognizer().transcribe([TONE, bad])
+
+
+def test_transcribe_resamples_a_waveform_given_its_rate_and_reads_an_open_file(tmp_path):
+    import io
+
+    model = tiny_recognizer()
+    tone_8k = TONE[::2].copy()  # the 440 Hz tone at 8 kHz
+    soundfile.write(tmp_path / "tone8k.wav", tone_8k, 8000, subtype="FLOAT")
+    from_file = model.transcribe([tmp_path / "tone8k.wav"])
+    assert model.transcribe([tone_8k], sample_rate=8000) == from_file != model.transcribe([tone_8k])  # read as 16 kHz
+    assert model.transcribe([io.BytesIO((tmp_path / "tone8k.wav").read_bytes())]) == from_file

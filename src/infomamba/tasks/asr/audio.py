@@ -11,6 +11,7 @@ import io
 import os
 
 import soundfile
+import numpy as np
 import torch
 import torchaudio
 from torch import nn
@@ -73,6 +74,23 @@ def load_audio(source: AudioSource, target_sr: int = 16000) -> torch.Tensor:
         raise AudioError(_name(source), "non-finite samples")
     if sr != target_sr:
         wav = torchaudio.functional.resample(wav, orig_freq=sr, new_freq=target_sr)
+    return wav
+
+
+def waveform_input(samples: torch.Tensor | np.ndarray, sample_rate: int, target_sr: int, label: str) -> torch.Tensor:
+    """An in-memory waveform as `load_audio` gives a file's: mono float32 (N,) at ``target_sr``, resampled from
+    ``sample_rate``. Floating samples only (integer PCM has no agreed scale: give ``x / 32768`` for int16), 1-D,
+    finite; anything else is a ValueError naming ``label`` (which input it is)."""
+    wav = torch.as_tensor(samples, device="cpu")
+    if not wav.is_floating_point():
+        raise ValueError(f"{label}: {wav.dtype} samples; give float samples in [-1, 1] (int16 PCM: x / 32768)")
+    if wav.dim() != 1:
+        raise ValueError(f"{label}: a waveform must be 1-D (mono samples), got shape {tuple(wav.shape)}")
+    wav = wav.float()
+    if wav.numel() == 0 or not torch.isfinite(wav).all():
+        raise ValueError(f"{label}: {'no samples' if wav.numel() == 0 else 'non-finite samples'}")
+    if sample_rate != target_sr:
+        wav = torchaudio.functional.resample(wav, orig_freq=sample_rate, new_freq=target_sr)
     return wav
 
 

@@ -8,6 +8,7 @@ first validation split's, for checkpointing. Loss = CTC + Eq. 14's redundancy an
 """
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 
@@ -23,7 +24,7 @@ from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
 
 from ..base import CompileOption, TaskModule, list_of_inputs
-from .audio import LogMel, SpecAugment, load_audio
+from .audio import LogMel, SpecAugment, load_audio, waveform_input
 from .beam import BeamDecoder, check_beam_options
 from .subsampling import ConvSubsampling
 from .vocab import CharVocab, SubwordVocab, vocab_from_json
@@ -116,20 +117,26 @@ class CTCSpeechRecognizer(TaskModule):
         return self.vocab.ctc_greedy_decode(log_probs, lengths)
 
     @torch.no_grad()
-    def transcribe(self, audio: Sequence[torch.Tensor | np.ndarray | str | os.PathLike],
-                   batch_size: int = 8) -> list[str]:
-        """Transcripts of mono waveforms (1-D, at `sample_rate`) or audio files (any rate; resampled), with
-        no data module and no Trainer: features are computed as the data module computes them."""
+    def transcribe(self, audio: Sequence[torch.Tensor | np.ndarray | str | os.PathLike | io.IOBase],
+                   batch_size: int = 8, sample_rate: int | None = None) -> list[str]:
+        """Transcripts of mono float waveforms (1-D, at `sample_rate`, default the model's; resampled) or audio
+        files and open binary files (any rate; resampled), with no data module and no Trainer: features are
+        computed as the data module computes them. An input that cannot be used (integer or non-finite samples,
+        too short for one analysis window, an unreadable file) is an error naming it and its position."""
         audio = list_of_inputs(audio, "transcribe")
-        features = LogMel(sample_rate=self.hparams.sample_rate, n_mels=self.hparams.n_mels)
+        rate = self.hparams.sample_rate
+        features = LogMel(sample_rate=rate, n_mels=self.hparams.n_mels)
         feats = []
-        for item in audio:
-            if isinstance(item, (str, os.PathLike)):
-                wav = load_audio(item, self.hparams.sample_rate)
+        for index, item in enumerate(audio):
+            if isinstance(item, (str, os.PathLike, io.IOBase)):
+                label = f"input {index} ({getattr(item, 'name', item)})"
+                wav = load_audio(item, rate)
             else:
-                wav = torch.as_tensor(item, dtype=torch.float32, device="cpu")
-                if wav.dim() != 1:
-                    raise ValueError(f"a waveform must be 1-D (mono samples), got shape {tuple(wav.shape)}")
+                label = f"input {index} (a waveform)"
+                wav = waveform_input(item, sample_rate or rate, rate, label)
+            if wav.numel() < features.min_samples:
+                raise ValueError(f"{label}: {wav.numel()} samples at {rate} Hz, shorter than one analysis window "
+                                 f"({features.min_samples})")
             feats.append(features(wav))
         was_training = self.training
         self.eval()
