@@ -86,6 +86,16 @@ print(json.dumps({name: sorted(getattr(dm, name + "_set").indices.tolist()) for 
 """
 
 
+@pytest.mark.parametrize("link, target", [("cat/self", ".."), ("dog/cats", "../cat")], ids=["loop", "two-classes"])
+def test_a_link_to_a_folder_already_read_is_refused(tmp_path, link, target):
+    """ImageFolder follows links: a loop had made cat's 10 images 210 samples, and a class folder linked into
+    another class had given its images two labels."""
+    root = write_class_folders(tmp_path / "flat")
+    os.symlink(target, root / link)
+    with pytest.raises(ValueError, match=r"again, reached through a link .* its images would be read twice"):
+        pool_module(root).setup("fit")
+
+
 def test_carve_is_the_same_in_every_process_and_follows_seed_and_fractions(tmp_path):
     root = write_class_folders(tmp_path / "flat")
     dm = pool_module(root)

@@ -216,6 +216,18 @@ class IdxDataset(Dataset):
         return tv_tensors.Image(image), int(self.labels[index])
 
 
+def refuse_folders_read_twice(root: Path, folders: set[str]) -> None:
+    """ImageFolder follows links: a link to a folder already read (a loop such as `cat/self -> ../cat`, or one
+    folder linked into two classes) makes its images count again, or under two labels. A ValueError names both."""
+    seen: dict[str, str] = {}
+    for folder in sorted(folders, key=lambda f: (f.count(os.sep), f)):
+        real = os.path.realpath(folder)
+        if real in seen:
+            raise ValueError(f"{root}: {folder} is {seen[real]} again, reached through a link (a loop, or one folder "
+                             "in two places): its images would be read twice; remove the link")
+        seen[real] = folder
+
+
 class FixedClassImageFolder(ImageFolder):
     """torchvision ImageFolder whose class list is given (the train split's), not re-discovered.
 
@@ -229,6 +241,7 @@ class FixedClassImageFolder(ImageFolder):
         self.unsupported: list[str] = []
         super().__init__(str(root), loader=partial(load_image_file, channels=channels),
                          is_valid_file=self._accepts, allow_empty=allow_empty)
+        refuse_folders_read_twice(root, {os.path.dirname(path) for path, _ in self.samples})
 
     def _accepts(self, path: str) -> bool:
         if has_image_extension(path):
