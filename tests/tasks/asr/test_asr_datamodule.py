@@ -188,6 +188,8 @@ def test_collate_all_failed_batch_becomes_none():
     batch = collate_asr([{"utt_id": "a", "error": "x"}, {"utt_id": "b", "error": "y"}])
     assert dm.on_before_batch_transfer(batch, 0) is None
     assert dm.load_failures == ["a", "b"]
+    dm.on_before_batch_transfer(collate_asr([{"utt_id": "a", "error": "x"}, {"utt_id": "c", "error": "z"}]), 0)
+    assert dm.load_failures == ["a", "b", "c"]  # a file met again (next epoch, next validation) counts once
 
 
 def test_eval_loaders_one_per_split_with_names(tree):

@@ -15,11 +15,12 @@ Predict batch: features, feature_lengths, audio_filepath list[str].
 Corrupt files found only at load time (the header read at setup passed, decoding fails): the dataset
 returns a drop marker instead of crashing the worker, ``collate_asr`` leaves the utterance out and lists
 it under ``dropped_utt_ids``, and ``on_before_batch_transfer`` (main process) removes that key, logs a
-warning naming the utterances and counts them in ``load_failures``. A batch whose every utterance
-failed reaches the LightningModule as ``None``; its step should return None (Lightning then skips it;
-under DDP a skipped step on one rank stalls the others, so remove files the warnings name). A predict batch
-keeps its failed inputs under ``failed`` instead: each gets a row with ``"text": null`` and its ``"error"``. Because
-this data module defines ``on_before_batch_transfer``, Lightning uses it instead of a LightningModule's.
+warning naming the utterances and counts them in ``load_failures`` (each once, however often it is met). A
+batch whose every utterance failed reaches the LightningModule as ``None``; its step should return None
+(Lightning then skips it; under DDP a skipped step on one rank stalls the others, so remove files the warnings
+name). A predict batch keeps its failed inputs under ``failed`` instead: each gets a row with ``"text": null``
+and its ``"error"``. Because this data module defines ``on_before_batch_transfer``, Lightning uses it instead
+of a LightningModule's.
 """
 
 from __future__ import annotations
@@ -422,10 +423,11 @@ class ASRDataModule(L.LightningDataModule):
         """Count and log utterances dropped at load time; ``None`` when the whole batch failed (a predict batch
         goes on with its ``failed`` inputs, which get rows of their own)."""
         dropped = batch.pop("dropped_utt_ids", [])
-        if dropped:
-            self.load_failures.extend(dropped)
-            log.warning("dropped %d utterance(s) that failed to load: %s (total so far %d)",
-                        len(dropped), ", ".join(dropped), len(self.load_failures))
+        new = [utt for utt in dict.fromkeys(dropped) if utt not in self.load_failures]
+        self.load_failures.extend(new)
+        if new:  # a file that failed in an earlier epoch (or validation) is not counted again
+            log.warning("dropped %d utterance(s) that failed to load: %s (%d different so far)",
+                        len(new), ", ".join(new), len(self.load_failures))
         return batch if "features" in batch or "failed" in batch else None
 
     # ---- building ---------------------------------------------------------------------------------
