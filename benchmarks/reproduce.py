@@ -66,6 +66,8 @@ from pathlib import Path
 
 import yaml
 
+from infomamba.arguments import positive
+
 REPO = Path(__file__).resolve().parents[1]
 TABLES = Path(__file__).with_name("tables.yaml")
 CLI = [sys.executable, "-m", "infomamba.cli"]
@@ -710,7 +712,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--out", type=Path, help="results folder (default: runs/reproduce/<table or name>)")
     parser.add_argument("--max-steps", type=int, help="--trainer.max_steps for every fit (smoke runs)")
     parser.add_argument("--max-epochs", type=int, help="--trainer.max_epochs for every fit")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
+    parser.add_argument("--jobs", type=positive, default=1, help="runs at once (default 1)")
     parser.add_argument("--devices", nargs="+", default=[],
                         help="CUDA devices handed out round-robin, one per job slot (CUDA_VISIBLE_DEVICES)")
     parser.add_argument("--redo", action="store_true", help="run the selected rows x seeds again even if recorded")
@@ -800,7 +802,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     say(f"{table.name}: {len(runs)} run(s) ({len(rows)} row(s) x seeds {' '.join(map(str, seeds))}, "
         f"{len(skipped)} already recorded), results in {out}")
-    status = run_all(runs, table, results, out, cli, max(args.jobs, 1), args.devices, command, args.docs,
+    status = run_all(runs, table, results, out, cli, args.jobs, args.devices, command, args.docs,
                      args.drop_checkpoints, args.summary)
     if results.runs:
         say(f"table: {out / 'table.md'}\n" + (out / "table.md").read_text())

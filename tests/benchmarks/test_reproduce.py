@@ -320,6 +320,14 @@ def test_a_seed_given_twice_is_refused(fake):
     assert called() == [] and not out.exists()
 
 
+def test_jobs_below_one_is_a_usage_error(fake, capsys):
+    """--jobs 0 had been taken as 1 without a word."""
+    run, called, out = fake
+    with pytest.raises(SystemExit):
+        run("--jobs", "0")
+    assert "--jobs: 0: give at least 1" in capsys.readouterr().err and called() == [] and not out.exists()
+
+
 def test_unreadable_tables_results_or_merge_file_is_one_line(fake, tmp_path):
     run, called, out = fake
     with pytest.raises(SystemExit, match="--tables .*missing.yaml"):
