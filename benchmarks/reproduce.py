@@ -67,6 +67,7 @@ from pathlib import Path
 import yaml
 
 from infomamba.arguments import positive
+from infomamba.tasks.registry import get_task
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = Path(__file__).with_name("tables.yaml")
@@ -74,7 +75,6 @@ CLI = [sys.executable, "-m", "infomamba.cli"]
 QUIET = ["--trainer.enable_progress_bar=false"]  # progress bars make unreadable log files
 TEST_TRAINER_OPTIONS = ("accelerator", "precision", "limit_test_batches", "enable_progress_bar",
                         "enable_model_summary", "deterministic")
-LOWER_IS_BETTER = ("wer", "cer", "loss")
 EPOCH_LINE = re.compile(r"^\[infomamba\] epoch (\d+) step (\d+) \(([^)]*)\): (.*)$")
 
 
@@ -89,16 +89,23 @@ class Table:
     paper: dict[str, float] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
     metrics: list[str] = field(default_factory=lambda: ["test/acc"])
-    val_metric: str = "val/acc"
+    val_metric: str = ""
     mode: str = ""
     percent: bool = True
     title: str = ""
 
     def __post_init__(self):
-        self.mode = self.mode or ("min" if self.val_metric.rsplit("/", 1)[-1] in LOWER_IS_BETTER else "max")
+        """val_metric and mode default to what the task picks its best checkpoint by (its `monitor`), and must
+        be that: the tested checkpoint is the best by it, so "best val" by another metric would not be its."""
+        try:
+            monitor = get_task(self.task).monitor
+        except KeyError as err:
+            raise SystemExit(f"table {self.name}: {err.args[0]}") from None
+        self.val_metric, self.mode = self.val_metric or monitor[0], self.mode or monitor[1]
         self.title = self.title or self.name
-        if self.mode not in ("min", "max"):
-            raise SystemExit(f"table {self.name}: mode must be min or max, not {self.mode!r}")
+        if (self.val_metric, self.mode) != tuple(monitor):
+            raise SystemExit(f"table {self.name}: val_metric {self.val_metric} ({self.mode}) is not what --task "
+                             f"{self.task} chooses its best checkpoint by ({monitor[0]}, {monitor[1]})")
 
 
 def load_table(name: str, path: Path = TABLES) -> Table:

@@ -320,6 +320,19 @@ def test_a_seed_given_twice_is_refused(fake):
     assert called() == [] and not out.exists()
 
 
+def test_best_val_is_what_the_task_picks_its_checkpoint_by():
+    """An ad-hoc speech row had reported "best val/acc" (no such metric) while its checkpoint was the best by
+    val/wer; a table naming another metric than the task's monitor is refused."""
+    assert (rp.adhoc_table("x", ["--task", "asr"]).val_metric, rp.adhoc_table("x", ["--task", "asr"]).mode) == \
+        ("val/wer", "min")
+    assert rp.Table(name="t", task="text_mlm").val_metric == "val/loss"
+    with pytest.raises(SystemExit, match=r"val_metric val/loss \(max\) is not what --task text chooses its best "
+                                         r"checkpoint by \(val/acc, max\)"):
+        rp.Table(name="t", task="text", val_metric="val/loss")
+    with pytest.raises(SystemExit, match="unknown task 'nope'"):
+        rp.Table(name="t", task="nope")
+
+
 def test_jobs_below_one_is_a_usage_error(fake, capsys):
     """--jobs 0 had been taken as 1 without a word."""
     run, called, out = fake
