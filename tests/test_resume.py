@@ -35,6 +35,15 @@ class PauseAtStep(Callback):
             sys.stdin.readline()
 
 
+class PauseAtTestBatch(Callback):
+    """Prints a line before the first test batch and waits for a line on stdin (the test sends Ctrl-C meanwhile)."""
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        if batch_idx == 0:
+            print("paused at test batch 0", flush=True)
+            sys.stdin.readline()
+
+
 ARGS = ["--task", "text", "--data.listops_size=48", "--data.batch_size=16", "--model.encoder.dim=16",
         "--model.encoder.depth=1", "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8}",
         "--model.head_dropout=0.2", "--trainer.enable_progress_bar=false", "--trainer.num_sanity_val_steps=0",
@@ -161,6 +170,20 @@ def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, tmp_pa
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == TOTAL_STEPS
     validated = [row for row in csv.DictReader((run / "metrics.csv").open()) if row.get("val/acc")]
     assert sorted({int(row["epoch"]) for row in validated}) == [0, 1] and len(validated) == 2, validated
+
+
+def test_ctrl_c_during_an_evaluation_exits_with_130(tmp_path):
+    """Lightning catches the KeyboardInterrupt of an evaluation and exits with 1, as if it had failed."""
+    code, out = finish(cli(["fit", *SIGNALLED, "--trainer.max_steps=1", "--trainer.limit_val_batches=0"], tmp_path))
+    assert code == 0, out[-3000:]
+    child = cli(["test", "--task", "text", "--ckpt_path", "runs/text/version_0/checkpoints/last.ckpt",
+                 "--trainer.callbacks+=test_resume.PauseAtTestBatch"], tmp_path, stdin=subprocess.PIPE)
+    for line in child.stdout:
+        if line.startswith("paused at test batch 0"):
+            child.send_signal(signal.SIGINT)
+            child.stdin.write("\n")
+            child.stdin.flush()
+    assert child.wait(timeout=120) == 128 + signal.SIGINT
 
 
 def test_ckpt_path_last_with_nothing_to_resume_is_a_one_line_error(tmp_path, monkeypatch):

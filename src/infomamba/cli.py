@@ -30,6 +30,7 @@ import importlib.util
 import logging
 import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -80,6 +81,27 @@ def overview() -> str:
 tasks: {", ".join(list_tasks())} (default text: generated ListOps until data.root or data.hub_id is set)
 every option of a task, with its help: infomamba fit --task TASK --help (--print_config: as YAML)
 mixers (--model.encoder.mixer): python -c 'import infomamba; print(infomamba.list_mixers())'"""
+
+
+class Interrupts(list):
+    """Ctrl-C's, noted before each interrupts as usual (KeyboardInterrupt): Lightning catches that of an evaluation
+    and exits with 1, which the CLI then turns into the shell's 130 (a fit stops by `StopOnSignal`); `restore`
+    puts the handler before it back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.main = threading.current_thread() is threading.main_thread()
+        self.previous = signal.getsignal(signal.SIGINT)
+        if self.main:
+            signal.signal(signal.SIGINT, self.on_sigint)
+
+    def on_sigint(self, signum, frame):
+        self.append(signum)
+        raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self.main:
+            signal.signal(signal.SIGINT, signal.SIG_DFL if self.previous is None else self.previous)
 
 
 def check_command(argv: list[str]) -> None:
@@ -617,6 +639,7 @@ def main(argv: list[str] | None = None) -> None:
     for line in filter(None, [f"[infomamba] plugins: {', '.join(plugins)}" if plugins else None,
                               optimizer_override_note(rest)]):
         note(line)
+    interrupted = Interrupts()
     try:
         TaskCLI(module_cls, data_cls, args=args,
                 trainer_defaults=trainer_defaults(task, checkpointing=not checkpointing_off(rest)),
@@ -624,6 +647,12 @@ def main(argv: list[str] | None = None) -> None:
                 parser_kwargs={"prog": f"infomamba --task {name}"})
     except SIGTERMException as stop:  # Lightning raises it bare (exit status 0) when it stops on SIGTERM
         raise SystemExit(stop.code or 128 + signal.SIGTERM) from None
+    except SystemExit as stop:
+        for folder in claimed:
+            remove_if_empty(folder)
+        if interrupted and stop.code == 1:  # Lightning's exit after a KeyboardInterrupt it caught
+            raise SystemExit(128 + signal.SIGINT) from None
+        raise
     except FitRefused as err:
         for folder in claimed:
             remove_if_empty(folder)
@@ -632,6 +661,8 @@ def main(argv: list[str] | None = None) -> None:
         for folder in claimed:
             remove_if_empty(folder)
         raise
+    finally:
+        interrupted.restore()
     leave_process_group()
 
 
