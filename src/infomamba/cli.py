@@ -171,20 +171,31 @@ def shown_changes(changes, limit: int = 4) -> str:
     return shown + (f" and {len(changes) - limit} more" if len(changes) > limit else "")
 
 
+def checkpoint_problem(ckpt: str | Path, task: str, module) -> str | None:
+    """Why the file `ckpt` cannot be loaded by `task`'s model `module`: it is no checkpoint, or one of another
+    task's model (`other_task_model`); None when it can (checkpoints written before the model's class was kept
+    pass)."""
+    try:
+        saved = read_checkpoint(str(ckpt)).get("infomamba_module")
+    except Exception as err:  # torch.load raises what the pickle or zip reader met
+        return f"is not a checkpoint Lightning saved (torch.load: {type(err).__name__})"
+    return other_task_model(saved, task, module)
+
+
 def check_checkpoint_task(ckpt: str | None, task: TaskSpec) -> None:
     """A --ckpt_path file of another task's model ends the command with one line naming its task (before the
-    run's config.yaml, of that other task, would be read); a file that is no checkpoint, with one line too.
-    Checkpoints written before the model's class was kept pass."""
+    run's config.yaml, of that other task, would be read); a file that is no checkpoint, with one line too."""
     if not ckpt or ckpt in ("last", "best") or not Path(ckpt).is_file():
         return
-    try:
-        saved = read_checkpoint(ckpt).get("infomamba_module")
-    except Exception as err:  # torch.load raises what the pickle or zip reader met
-        raise SystemExit(f"--ckpt_path {ckpt} is not a checkpoint Lightning saved (torch.load: "
-                         f"{type(err).__name__})") from None
-    problem = other_task_model(saved, task.name, task.module)
+    problem = checkpoint_problem(ckpt, task.name, task.module)
     if problem:
         raise SystemExit(f"--ckpt_path {ckpt} {problem}")
+
+
+def saved_config(ckpt: str | Path) -> Path | None:
+    """The run's config.yaml beside a checkpoint: in its folder or up to three folders above it, or None."""
+    return next((folder / "config.yaml" for folder in Path(ckpt).resolve().parents[:3]
+                 if (folder / "config.yaml").is_file()), None)
 
 
 def run_config_for(argv: list[str]) -> list[str]:
@@ -194,11 +205,11 @@ def run_config_for(argv: list[str]) -> list[str]:
     ckpt = ckpt_path_arg(argv)
     if not ckpt or ckpt in ("last", "best"):
         return argv
-    for folder in Path(ckpt).resolve().parents[:3]:
-        if (folder / "config.yaml").is_file():
-            print(f"[infomamba] using the run's config {folder / 'config.yaml'}", flush=True)
-            return with_config(argv, folder / "config.yaml")
-    return argv
+    config = saved_config(ckpt)
+    if config is None:
+        return argv
+    print(f"[infomamba] using the run's config {config}", flush=True)
+    return with_config(argv, config)
 
 
 def with_config(argv: list[str], config: Path) -> list[str]:
@@ -647,19 +658,13 @@ def main(argv: list[str] | None = None) -> None:
                 parser_kwargs={"prog": f"infomamba --task {name}"})
     except SIGTERMException as stop:  # Lightning raises it bare (exit status 0) when it stops on SIGTERM
         raise SystemExit(stop.code or 128 + signal.SIGTERM) from None
-    except SystemExit as stop:
+    except BaseException as err:
         for folder in claimed:
             remove_if_empty(folder)
-        if interrupted and stop.code == 1:  # Lightning's exit after a KeyboardInterrupt it caught
+        if isinstance(err, FitRefused):
+            raise SystemExit(f"infomamba --task {name} fit: {err}") from None
+        if interrupted and isinstance(err, SystemExit) and err.code == 1:  # Lightning's exit after Ctrl-C
             raise SystemExit(128 + signal.SIGINT) from None
-        raise
-    except FitRefused as err:
-        for folder in claimed:
-            remove_if_empty(folder)
-        raise SystemExit(f"infomamba --task {name} fit: {err}") from None
-    except BaseException:
-        for folder in claimed:
-            remove_if_empty(folder)
         raise
     finally:
         interrupted.restore()

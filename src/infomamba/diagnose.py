@@ -46,12 +46,12 @@ import torch
 import yaml
 
 from .arguments import positive
+from .cli import checkpoint_problem, saved_config
 from .diagnostics.agreement import agreement
 from .diagnostics.attention_kernels import AttentionRecorder
 from .diagnostics.exponential_fit import DEFAULT_ORDERS, check_orders
 from .diagnostics.report import summarize_attention, write_report
 from .diagnostics.ssm_spectrum import SSMSpectrumRecorder
-from .tasks.registry import other_task_model
 
 METHOD = ("normalised least-squares residual ||w - ŵ||² / ||w||² per query, averaged over queries; m-term "
           "mixture Σ β_i λ_i^ℓ with poles from the matrix pencil (|λ| <= 1) and β by least squares; "
@@ -82,12 +82,6 @@ RUNNERS: dict[str, tuple[str, Callable]] = {"text": ("input_ids", _text), "image
 
 
 # --- loading ------------------------------------------------------------------------------------------------
-
-def saved_config(ckpt: Path) -> Path | None:
-    """The config.yaml next to the checkpoint, in its folder or up to three folders above it, or None."""
-    return next((folder / "config.yaml" for folder in ckpt.resolve().parents[:3]
-                 if (folder / "config.yaml").is_file()), None)
-
 
 def run_folder(ckpt: Path) -> Path:
     """The checkpoint's run: the folder of its config.yaml, else the folder above its checkpoints/ (or its own)."""
@@ -154,12 +148,7 @@ def check_checkpoint(ckpt: Path, option: str, task: str, module_cls) -> None:
     if not ckpt.is_file():
         what = "a folder; give a checkpoint file in it" if ckpt.is_dir() else "no such file"
         raise SystemExit(f"diagnose: {option} {ckpt}: {what}")
-    try:
-        saved = torch.load(ckpt, map_location="cpu", mmap=True, weights_only=False).get("infomamba_module")
-    except Exception as err:  # torch.load raises what the pickle or zip reader met
-        raise SystemExit(f"diagnose: {option} {ckpt} is not a checkpoint Lightning saved (torch.load: "
-                         f"{type(err).__name__})") from None
-    problem = other_task_model(saved, task, module_cls)
+    problem = checkpoint_problem(ckpt, task, module_cls)
     if problem:
         raise SystemExit(f"diagnose: {option} {ckpt} {problem}")
 
