@@ -144,7 +144,7 @@ def test_pool_leaves_out_other_files_and_replaces_unreadable_images(tmp_path, ca
         dm.setup("test")
         batches = [b for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader())
                    for b in drain(dm, loader)]
-    assert dm.class_names == list(SIZES) and dm.train_set.base.unsupported == [str(notes)]
+    assert dm.class_names == list(SIZES) and dm.train_set.base.left_out == [(str(notes), "unsupported extension")]
     assert sum(len(b["labels"]) for b in batches) == 21 and list(dm.unreadable) == [str(broken)]
     assert all(torch.equal(colour_labels(b["images"]), b["labels"]) for b in batches)
     assert any(f"left out 1 file(s): {notes} (unsupported extension)" in r.getMessage() for r in caplog.records)

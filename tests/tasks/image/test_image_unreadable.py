@@ -140,6 +140,36 @@ def test_other_extensions_are_left_out_and_named_once_per_split(tmp_path, caplog
     assert [p for b in single.predict_dataloader() for p in b["paths"]] == [str(gif)]
 
 
+def test_hidden_files_are_left_out_not_read_as_broken_images(tmp_path, caplog):
+    """A tree copied from a Mac holds a `._x.png` of metadata beside each image, and Jupyter a hidden
+    `.ipynb_checkpoints` folder in a class folder: none of them is a sample (none replaced as unreadable, none
+    predicted); each split and the predict summary name them as hidden."""
+    write_colour_folder(tmp_path, {"train": 2, "test": 1}, broken_test=False)
+    for path in [tmp_path / "train" / "0_red" / "broken.jpg", tmp_path / "train" / "1_green" / "empty.png"]:
+        path.unlink()
+    apple = [tmp_path / split / name / f"._{name}_0.png" for split in ("train", "test") for name in CLASSES]
+    for path in apple:
+        path.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    checkpoints = tmp_path / "train" / "2_blue" / ".ipynb_checkpoints"
+    checkpoints.mkdir()
+    Image.new("RGB", (12, 12), (200, 0, 0)).save(checkpoints / "2_blue_0-checkpoint.png")  # red under blue
+    dm = ImageDataModule(root=str(tmp_path), image_size=8, batch_size=4, num_workers=0, augment="none",
+                         predict_path=str(tmp_path / "train"))
+    with caplog.at_level(logging.INFO):
+        dm.setup("fit")
+        dm.setup("test")
+        batches = [b for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader())
+                   for b in drain(dm, loader)]
+        predicted = [p for b in drain(dm, dm.predict_dataloader()) for p in b["paths"]]
+    assert sum(len(b["labels"]) for b in batches) == 9 and not dm.unreadable
+    assert all(torch.equal(colour_labels(b["images"]), b["labels"]) for b in batches)
+    assert len(predicted) == 6 and not any("/." in p for p in predicted)
+    hidden = sorted(path for path, reason in dm.train_set.base.left_out if reason == "hidden")
+    assert hidden == sorted(map(str, apple[:3] + [checkpoints / "2_blue_0-checkpoint.png"]))
+    summary = next(r.getMessage() for r in caplog.records if "Image data: predict" in r.getMessage())
+    assert "predict 6 images" in summary and "skipped 4 file(s)" in summary and "(hidden)" in summary
+
+
 def snapshot(folder):
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in [folder, *folder.rglob("*")]}
 

@@ -507,12 +507,10 @@ class ImageDataModule(L.LightningDataModule):
         reported then."""
         if name not in self._read:
             dataset = self.source.read(name)
-            unsupported = getattr(dataset, "unsupported", [])
-            if unsupported:
-                rank_zero_only(log.warning)(
-                    "Image data: %s split: left out %s; image extensions are %s", name,
-                    describe_files([(path, "unsupported extension") for path in unsupported]),
-                    ", ".join(IMAGE_EXTENSIONS))
+            left_out = getattr(dataset, "left_out", [])
+            if left_out:
+                rank_zero_only(log.warning)("Image data: %s split: left out %s; image extensions are %s", name,
+                                            describe_files(left_out), ", ".join(IMAGE_EXTENSIONS))
             self._read[name] = dataset
         return self._read[name]
 
@@ -654,9 +652,9 @@ class ImageDataModule(L.LightningDataModule):
         message = f"Image data: predict {len(files.paths)} images of {self.predict_path}"
         if files.unreadable:
             message += f"; skipped unreadable {describe_files(files.unreadable)}"
-        if files.unsupported:
-            unsupported = describe_files([(path, "unsupported extension") for path in files.unsupported])
-            message += f"; skipped {unsupported}; image extensions are {', '.join(IMAGE_EXTENSIONS)}"
+        if files.left_out:
+            message += f"; skipped {describe_files(files.left_out)}; image extensions are "
+            message += ", ".join(IMAGE_EXTENSIONS)
         rank_zero_info(message)
         dataset = TransformedSubset(ImageFiles(files.paths, self.in_chans), None, self._eval_tf, replace=False)
         return self._loader(dataset, target_key="paths")

@@ -11,8 +11,9 @@ also walked to their first image file, to tell them from other folders); each sp
 images (files, hub rows; not the in-memory idx arrays) name their samples (`name(index)`: the file path, or
 the row) for messages about images that cannot be read; `UNREADABLE` lists what reading a broken image file
 raises. Image files are recognised by their extension (`IMAGE_EXTENSIONS`), the same list for ImageFolder
-trees and predict inputs; other files are left out and listed (`FixedClassImageFolder.unsupported`,
-`ImageFileScan.unsupported`) for the data module to report.
+trees and predict inputs; other files, and hidden ones (a name or a folder under the root starting with ".": macOS's
+`._x.png` and `.DS_Store`, `.ipynb_checkpoints`), are left out and listed with the reason
+(`FixedClassImageFolder.left_out`, `ImageFileScan.left_out`) for the data module to report.
 """
 
 from __future__ import annotations
@@ -169,10 +170,25 @@ def has_image_extension(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def is_hidden(path: str | Path, root: str | Path) -> bool:
+    """Whether `path` or a folder between `root` and it has a name starting with "." (macOS writes a `._x.png`
+    of metadata beside every `x.png` it copies to other file systems)."""
+    return any(part.startswith(".") for part in Path(os.path.relpath(path, root)).parts)
+
+
+def left_out_reason(path: str | Path, root: str | Path) -> str | None:
+    """Why an image tree or predict folder leaves out the file `path`: "hidden" or "unsupported extension";
+    None for an image file to read."""
+    if is_hidden(path, root):
+        return "hidden"
+    return None if has_image_extension(path) else "unsupported extension"
+
+
 def holds_image(folder: Path) -> bool:
-    """Whether `folder` or a folder under it holds a file of an image extension; walked as ImageFolder walks it
+    """Whether `folder` or a folder under it holds an image file that is not hidden; walked as ImageFolder walks it
     (links followed), stopping at the first such file."""
-    return any(has_image_extension(name) for _, _, names in os.walk(folder, followlinks=True) for name in names)
+    return any(left_out_reason(os.path.join(at, name), folder) is None
+               for at, _, names in os.walk(folder, followlinks=True) for name in names)
 
 
 def load_pil(image: PILImage.Image, channels: int) -> tv_tensors.Image:
@@ -232,22 +248,23 @@ class FixedClassImageFolder(ImageFolder):
     """torchvision ImageFolder whose class list is given (the train split's), not re-discovered.
 
     Keeps label indices identical across train/val/test folders; a split may lack some classes
-    (`allow_empty`). Files whose extension is not one of `IMAGE_EXTENSIONS` are left out and listed in
-    `unsupported`, for the data module to report. Samples are (uint8 image (channels, H, W), label).
+    (`allow_empty`). Hidden files and files whose extension is not one of `IMAGE_EXTENSIONS` are left out and
+    listed in `left_out` (path, reason), for the data module to report. Samples are (uint8 image (channels, H, W),
+    label).
     """
 
     def __init__(self, root: Path, classes: list[str], channels: int, allow_empty: bool) -> None:
-        self.fixed_classes = classes
-        self.unsupported: list[str] = []
+        self.fixed_classes, self.root_path = classes, root
+        self.left_out: list[tuple[str, str]] = []
         super().__init__(str(root), loader=partial(load_image_file, channels=channels),
                          is_valid_file=self._accepts, allow_empty=allow_empty)
         refuse_folders_read_twice(root, {os.path.dirname(path) for path, _ in self.samples})
 
     def _accepts(self, path: str) -> bool:
-        if has_image_extension(path):
-            return True
-        self.unsupported.append(path)
-        return False
+        reason = left_out_reason(path, self.root_path)
+        if reason is not None:
+            self.left_out.append((path, reason))
+        return reason is None
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         return self.fixed_classes, {name: i for i, name in enumerate(self.fixed_classes)}
@@ -299,19 +316,19 @@ def check_image_file(path: str | Path) -> Path:
 
 @dataclass
 class ImageFileScan:
-    """The files of a predict path: `paths` to predict, and those left out: `unreadable` (path, reason)
-    and `unsupported` (paths whose extension is not one of `IMAGE_EXTENSIONS`)."""
+    """The files of a predict path: `paths` to predict, and those left out, as (path, reason): `unreadable`
+    and `left_out` (hidden, or an extension not one of `IMAGE_EXTENSIONS`)."""
 
     paths: list[Path]
     unreadable: list[tuple[str, str]]
-    unsupported: list[str]
+    left_out: list[tuple[str, str]]
 
 
 def scan_image_files(path: str | Path) -> ImageFileScan:
     """A single image file, or every image under a folder (recursive, sorted), for prediction.
 
     Each file's header is read (no decoding), so that no prediction row carries a file it was not
-    computed from: in a folder, unreadable files and files of other extensions are left out and listed;
+    computed from: in a folder, unreadable files, hidden files and files of other extensions are left out and listed;
     a single file must be a readable image. Raises FileNotFoundError for a missing path and ValueError
     for a single file that is not a readable image or a folder without one.
     """
@@ -321,16 +338,16 @@ def scan_image_files(path: str | Path) -> ImageFileScan:
     if not path.is_dir():
         raise FileNotFoundError(missing("data.predict_path", path))
     files = sorted(p for p in path.rglob("*") if p.is_file())
-    unsupported = [str(p) for p in files if not has_image_extension(p)]
-    scan = ImageFileScan([], [], unsupported)
-    for candidate in (p for p in files if has_image_extension(p)):
+    reasons = {p: left_out_reason(p, path) for p in files}
+    scan = ImageFileScan([], [], [(str(p), reason) for p, reason in reasons.items() if reason])
+    for candidate in (p for p, reason in reasons.items() if reason is None):
         reason = unreadable_header(candidate)
         if reason is None:
             scan.paths.append(candidate)
         else:
             scan.unreadable.append((str(candidate), reason))
     if not scan.paths:
-        left_out = scan.unreadable + [(p, "unsupported extension") for p in unsupported]
+        left_out = scan.unreadable + scan.left_out
         raise ValueError(f"no readable image ({', '.join(IMAGE_EXTENSIONS)}) under predict_path {path}"
                          + (f"; left out {describe_files(left_out)}" if left_out else ""))
     return scan
