@@ -76,6 +76,7 @@ QUIET = ["--trainer.enable_progress_bar=false"]  # progress bars make unreadable
 TEST_TRAINER_OPTIONS = ("accelerator", "precision", "limit_test_batches", "enable_progress_bar",
                         "enable_model_summary", "deterministic")
 EPOCH_LINE = re.compile(r"^\[infomamba\] epoch (\d+) step (\d+) \(([^)]*)\): (.*)$")
+FIT_DONE_LINE = re.compile(r"^\[infomamba\] fit done in \S+ \(step (\d+)\)")
 
 
 # ---- tables -----------------------------------------------------------------------------------------
@@ -222,9 +223,19 @@ def last_values(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def val_curve(rows: list[dict[str, float]], key: str) -> list[list[float]]:
-    """[[step, epoch, value], ...] of every validation, by step (a resumed run's repeated step: the last)."""
+    """[[step, epoch, value], ...] of every validation, by step (a resumed run's repeated step: the last). The step
+    is the one logged: Lightning logs a validation at the 0-based index of the training step before it."""
     by_step = {row["step"]: [row["step"], row.get("epoch", math.nan), row[key]] for row in rows if key in row}
     return [by_step[s] for s in sorted(by_step)]
+
+
+def steps_trained(fit_log: Path) -> int | None:
+    """The optimizer steps a finished fit trained, from the last "fit done ... (step N)" line of its log (attempts
+    are appended to one log); None without one. metrics.csv cannot say: a fit stopped between two logged steps
+    (max_steps, max_time) trained past the last one."""
+    text = fit_log.read_text(errors="replace") if fit_log.is_file() else ""
+    done = [FIT_DONE_LINE.match(line.strip()) for line in text.splitlines()]
+    return next((int(match[1]) for match in reversed(done) if match), None)
 
 
 def best_checkpoint(fit_dir: Path) -> Path:
@@ -364,12 +375,13 @@ def runs_csv(table: Table, records: list[dict]) -> str:
 
 
 def mean_curve(runs: list[dict]) -> tuple[list[float], list[float], list[float]]:
-    """Validation curves of several seeds aligned by validation index: (mean step, mean, std)."""
+    """Validation curves of several seeds aligned by validation index: (mean steps trained, mean, std); a
+    validation logged at step s (0-based) follows s + 1 steps of training."""
     curves = [r["curve"] for r in runs if r.get("curve")]
     steps, means, stds = [], [], []
     for k in range(max((len(c) for c in curves), default=0)):
         points = [c[k] for c in curves if k < len(c)]
-        steps.append(statistics.fmean(p[0] for p in points))
+        steps.append(statistics.fmean(p[0] + 1 for p in points))
         values = [p[2] for p in points]
         means.append(statistics.fmean(values))
         stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
@@ -394,7 +406,7 @@ def plot_curves(table: Table, records: list[dict], path: Path) -> None:
         if curves > 1:
             ax.fill_between(steps, [m - s * scale for m, s in zip(mean, stds)],
                             [m + s * scale for m, s in zip(mean, stds)], color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("training step")
+    ax.set_xlabel("training steps")
     ax.set_ylabel(table.val_metric + (" (%)" if table.percent else ""))
     ax.set_title(textwrap.fill(f"{table.title}: validation, mean ± std over seeds", 90), fontsize=10)
     ax.grid(alpha=0.3)
@@ -561,7 +573,7 @@ class Run:
             "val_best": (max if self.table.mode == "max" else min)(values) if values else None,
             "curve": curve,
             "epochs": int(max((r["epoch"] for r in fit_rows if "epoch" in r), default=-1)) + 1,
-            "steps": int(max((r["step"] for r in fit_rows if "step" in r), default=-1)) + 1,  # logged 0-based
+            "steps": steps_trained(self.dir / "fit.log"),
             "fit_s": round(state["fit_s"], 1), "test_s": round(test_s, 1), "resumed": bool(state.get("resumed")),
             "checkpoint": str(self.ckpt.relative_to(out)), "run_dir": str(self.dir.relative_to(out)),
             "fit_args": self.args, "command": command, "device": device, "commit": commit,

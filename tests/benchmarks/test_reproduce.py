@@ -54,6 +54,7 @@ if argv[0] == "fit":
     val = 0.4 + seed / 100
     (run / "metrics.csv").write_text("epoch,step,train/loss,val/acc\n0,4,1.0,\n0,9,,0.3\n1,19,,%s\n" % val)
     print("[infomamba] epoch 1 step 20 (0s): train/loss=1.0000 val/acc=%.4f" % val, flush=True)
+    print("[infomamba] fit done in 0s (step 21): best ...", flush=True)  # stopped past the last logged step
 else:
     run.mkdir(parents=True)
     seed = int(Path(value("--config")).read_text().split()[-1])
@@ -125,7 +126,7 @@ def test_aggregate_one_and_three_seeds():
 
     steps, means, stds = rp.mean_curve([record("x", 0, 0.5, curve=[[9, 0, 0.2], [19, 1, 0.4]]),
                                         record("x", 1, 0.5, curve=[[11, 0, 0.4], [21, 1, 0.6]])])
-    assert steps == [10, 20] and means == pytest.approx([0.3, 0.5]) and stds == pytest.approx([0.1414, 0.1414], 1e-3)
+    assert steps == [11, 21] and means == pytest.approx([0.3, 0.5]) and stds == pytest.approx([0.1414, 0.1414], 1e-3)
 
 
 def test_markdown_section_is_appended_then_replaced_between_markers():
@@ -185,7 +186,7 @@ def test_finished_runs_are_skipped_and_a_stopped_fit_resumes(fake, capsys, monke
     assert sorted((r["row"], r["seed"]) for r in results["runs"]) == [("a", 0), ("a", 1), ("b", 0)]
     a1 = next(r for r in results["runs"] if (r["row"], r["seed"]) == ("a", 1))
     assert a1["test"] == {"test/acc": 0.51, "test/loss": 1.5} and a1["val_best"] == pytest.approx(0.41)
-    assert a1["curve"] == [[9, 0, 0.3], [19, 1, pytest.approx(0.41)]] and a1["epochs"] == 2 and a1["steps"] == 20
+    assert a1["curve"] == [[9, 0, 0.3], [19, 1, pytest.approx(0.41)]] and a1["epochs"] == 2 and a1["steps"] == 21
     assert a1["checkpoint"] == "runs/a/seed1/fit/checkpoints/best-epoch=1-step=20.ckpt"
     assert a1["device"] and a1["commit"] and not a1["resumed"]
 
