@@ -423,7 +423,9 @@ def markers(name: str) -> tuple[str, str]:
 
 
 def replace_section(text: str, name: str, body: str) -> str:
-    """`text` with what lies between the markers of `name` replaced by `body` (appended if absent)."""
+    """`text` with what lies between the markers of `name` replaced by `body` (appended if absent). A section
+    moved under another heading keeps its heading's level: `body`'s first line, a heading, takes the level of the
+    one it replaces."""
     start, end = markers(name)
     body = "\n" + body.strip("\n") + "\n"
     i, j = text.find(start), text.find(end)
@@ -431,6 +433,9 @@ def replace_section(text: str, name: str, body: str) -> str:
         return text.rstrip("\n") + "\n\n" + start + body + end + "\n"
     if i < 0 or j < i:
         raise SystemExit(f"the markers {start} ... {end} are not in order (or one is missing): fix them by hand")
+    old = re.match(r"\n(#+) ", text[i + len(start):j])
+    if old:
+        body = re.sub(r"^\n#+ ", f"\n{old[1]} ", body)
     return text[:i + len(start)] + body + text[j:]
 
 

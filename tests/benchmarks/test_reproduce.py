@@ -139,6 +139,8 @@ def test_markdown_section_is_appended_then_replaced_between_markers():
     assert rp.replace_section(twice, "table5_imdb", "## Table 5\n\n| b |") == twice
     other = rp.replace_section(twice, "mixers_imdb", "## mixers")  # another table: a section of its own
     assert "| b |" in other and other.count("<!-- reproduce:") == 4
+    nested = twice.replace("## Table 5", "### Table 5")  # moved under a heading of the document's own
+    assert rp.replace_section(nested, "table5_imdb", "## Table 5\n\n| c |") == nested.replace("| b |", "| c |")
     with pytest.raises(SystemExit, match="markers"):
         rp.replace_section(f"{end}\n{start}\n", "table5_imdb", "x")
 
