@@ -61,6 +61,12 @@ def test_a_module_named_in_the_environment_registers_its_mixer(tmp_path, monkeyp
     assert y.shape == (2, 5, 8)
 
 
+def test_a_mixer_of_a_plugin_not_loaded_is_refused_saying_how_to_load_it():
+    with pytest.raises(ValueError, match=r"^encoder.mixer='mlpmix' is not registered; available: attention, .*"
+                                         r"name the module in INFOMAMBA_PLUGINS or an infomamba.plugins entry point"):
+        infomamba.EncoderConfig(mixer="mlpmix").validate()
+
+
 def test_the_working_folder_is_searched_last(tmp_path, monkeypatch):
     """The console script's sys.path lacks the working folder: it is appended, so a plugin file there is found."""
     monkeypatch.chdir(write(tmp_path, {"mymixers.py": MIXER}))

@@ -50,7 +50,9 @@ class EncoderConfig:
             raise ValueError(f"encoder.dim, encoder.depth and encoder.mlp_ratio must be positive, got dim={self.dim} "
                              f"depth={self.depth} mlp_ratio={self.mlp_ratio}")
         if self.mixer not in list_mixers():
-            raise ValueError(f"encoder.mixer={self.mixer!r} is not registered; available: {', '.join(list_mixers())}")
+            raise ValueError(f"encoder.mixer={self.mixer!r} is not registered; available: {', '.join(list_mixers())} "
+                             "(a mixer of your own registers when its module is imported: name the module in "
+                             "INFOMAMBA_PLUGINS or an infomamba.plugins entry point)")
         if self.norm not in ("layernorm", "rmsnorm"):
             raise ValueError(f"encoder.norm must be 'layernorm' or 'rmsnorm', got {self.norm!r}")
         if not 0.0 <= self.drop_path < 1.0 or not 0.0 <= self.dropout < 1.0:
