@@ -429,7 +429,7 @@ def test_a_run_that_fails_setting_up_its_model_gives_its_folder_back(tmp_path, m
     """The folder then holds only the config it was given, restated: taken back, so the mended command may claim it
     (it had been refused as an existing run, and --ckpt_path last found no checkpoint in it)."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: model.init_from missing.ckpt is not a file"):
         main(["fit", *TEXT, "--trainer.max_steps=1", "--model.init_from=missing.ckpt", "--run_dir=runs/two"])
     assert not (tmp_path / "runs" / "two").exists()
     main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--run_dir=runs/two"])

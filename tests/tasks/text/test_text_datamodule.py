@@ -393,3 +393,75 @@ def test_a_checkpoints_tokenizer_and_class_order_replace_the_data_settings(tmp_p
     tokenizer = trained.text_tokenizer
     assert [ids.tolist() for ids in after.ids] == tokenizer.encode_batch(after.texts)
     assert batch["input_ids"].max() < tokenizer.vocab_size < max(ids.max() for ids in before.ids)
+
+
+def test_a_predict_line_holding_a_form_feed_or_line_separator_stays_one_text(tmp_path):
+    lines = ["first\u2028still first", "second\x0cstill second", "", "fourth\x1cstill fourth"]
+    (tmp_path / "new.txt").write_text("\r\n".join(lines) + "\r\n", newline="")
+    assert read_predict_texts(tmp_path / "new.txt", "text") == ([lines[0], lines[1], lines[3]], [0, 1, 3])
+
+
+def test_integer_labels_from_1_are_reported_as_leaving_class_0_untrained(tmp_path):
+    _write(_frame(30, [1, 2]), tmp_path / "train.csv")
+    _write(_frame(10, [2, 1], offset=1000), tmp_path / "test.csv")
+    with pytest.warns(UserWarning, match=r"class id\(s\) \[0\] of \['0', '1', '2'\] never occur in \S*train\.csv"):
+        assert _dm(tmp_path, tokenizer="bytes").class_names == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_text_column_of_numbers_is_an_error_naming_the_column_and_row(tmp_path, suffix):
+    frame = _frame(20, ["a", "b"]).assign(id=range(7, 27))
+    _write(frame, tmp_path / f"train{suffix}")
+    with pytest.raises(ValueError, match=rf"train\{suffix}: column 'id' holds 7 in data row 1, not a text"):
+        _dm(tmp_path, tokenizer="bytes", text_column="id")
+
+
+def test_a_jsonl_record_that_is_not_json_is_an_error_naming_its_line(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"text": "a b", "label": "x"}\n\n{"text": "c" "label": "y"}\n')
+    with pytest.raises(ValueError, match=r"train\.jsonl: line 3 is not a JSON record"):
+        _dm(tmp_path, tokenizer="bytes")
+
+
+def test_editing_the_classes_txt_beside_a_single_file_is_not_answered_from_the_cached_card(tmp_path):
+    _write(_frame(20, [0, 1]), tmp_path / "pool.csv")
+    (tmp_path / "classes.txt").write_text("cat\ndog\n")
+    assert TextDataModule(root=str(tmp_path / "pool.csv"), tokenizer="bytes").class_names == ["cat", "dog"]
+    (tmp_path / "classes.txt").write_text("negative\npositive\n")
+    assert TextDataModule(root=str(tmp_path / "pool.csv"), tokenizer="bytes").class_names == ["negative", "positive"]
+
+
+def test_an_evaluation_of_a_moved_checkpoint_validates_on_the_split_it_held_out(tmp_path):
+    """Without its run's config.yaml, an evaluation had carved validation with the default seed and fraction, out of
+    texts the checkpoint trained on; it takes them from the checkpoint's data hyperparameters now."""
+    from infomamba.cli import trained_data
+    from infomamba.tasks.registry import get_task
+
+    _write(_frame(60, ["a", "b"]), tmp_path / "train.csv")
+    fit = _dm(tmp_path, tokenizer="bytes", seed=3, val_fraction=0.5)
+    for task in ("text", "text_mlm"):
+        data = {"root": str(tmp_path), "tokenizer": "bytes", "seed": 0, "val_fraction": 0.1, "test_fraction": 0.2}
+        trained_data(data, dict(fit.hparams), get_task(task).trained_data, given=set())
+        evaluation = _dm(**data)
+        assert set(evaluation.val_dataset.texts) == set(fit.val_dataset.texts)
+
+
+def test_kaggles_ag_news_csv_with_its_header_is_read_as_ag_news(tmp_path):
+    """Its header had made it a generic table: the user named `Class Index` the label column and got 5 classes
+    (0 never trained) and texts without their titles."""
+    for split, n, offset in (("train", 40, 0), ("test", 12, 500)):
+        _write_agnews(tmp_path / f"{split}.csv", n, offset)
+        rows = (tmp_path / f"{split}.csv").read_text()
+        (tmp_path / f"{split}.csv").write_text('"Class Index","Title","Description"\n' + rows)
+    dm = _dm(tmp_path, tokenizer="bytes")
+    assert dm.class_names == ["0", "1", "2", "3"] and len(dm.test_dataset) == 12
+    first = dm.test_dataset.texts.index("Title 500. " + _texts(1, 500)[0])
+    assert dm.test_dataset.labels[first] == 0
+
+
+def test_a_validation_file_beside_train_is_said_to_be_unread(tmp_path):
+    """Validation is carved from train: a dev.csv beside it had been ignored without a word."""
+    _write(_frame(20, ["a", "b"]), tmp_path / "train.csv")
+    _write(_frame(6, ["a", "b"], offset=500), tmp_path / "dev.csv")
+    with pytest.warns(UserWarning, match=r"\['dev\.csv'\] in \S+ not read: validation is carved from the training"):
+        dm = _dm(tmp_path, tokenizer="bytes")
+    assert not set(dm.val_dataset.texts) & set(_texts(6, 500))

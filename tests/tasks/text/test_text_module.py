@@ -1,8 +1,14 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from infomamba import EncoderConfig
+from infomamba.tasks.base import FitRefused
+from infomamba.tasks.prediction_writer import in_input_order
+from infomamba.tasks.text.datamodule import TextDataModule
 from infomamba.tasks.text.module import TextClassifier, bigram_ids, drop_tokens
+from tiny_data import write_sentiment_csv
 
 
 def test_drop_tokens_zeroes_whole_tokens_at_rate_p_and_leaves_the_rest_unscaled():
@@ -88,3 +94,28 @@ def test_bigram_embedding_changes_the_output_and_ignores_padding():
 def test_negative_bigram_buckets_are_refused():
     with pytest.raises(ValueError, match="bigram_buckets"):
         TextClassifier(num_classes=2, vocab_size=50, bigram_buckets=-1)
+
+
+def test_predictions_carry_the_line_of_their_text_in_the_predict_file(tmp_path):
+    """The writer's index counts the texts kept: without the line in each row, every skipped empty line shifted the
+    index of the predictions after it."""
+    write_sentiment_csv(tmp_path / "reviews")
+    (tmp_path / "new.txt").write_text("\na great film\n\n  \nan awful dull film\n")
+    dm = TextDataModule(root=str(tmp_path / "reviews"), tokenizer="bytes", predict_path=str(tmp_path / "new.txt"))
+    dm.setup("predict")
+    model = TextClassifier(num_classes=2, vocab_size=dm.vocab_size, encoder=EncoderConfig(dim=16, depth=1)).eval()
+    loader = dm.predict_dataloader()
+    positions = [i for batch in loader.batch_sampler for i in batch]
+    with torch.no_grad():
+        rows = [row for batch in loader for row in model.predict_step(batch, 0)]
+    assert [(r["index"], r["text"]) for r in in_input_order(rows, positions)] == [(1, "a great film"),
+                                                                                   (4, "an awful dull film")]
+
+
+def test_a_fit_whose_texts_outgrow_the_position_table_is_refused_before_its_first_step():
+    model = TextClassifier(num_classes=2, vocab_size=50, encoder=EncoderConfig(dim=16, depth=1), max_positions=8)
+    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(hparams={"max_length": 16}))
+    with pytest.raises(FitRefused, match=r"data.max_length=16 exceeds model.max_positions=8"):
+        model.on_fit_start()
+    model._trainer.datamodule.hparams["max_length"] = 8
+    model.on_fit_start()

@@ -57,6 +57,17 @@ def test_class_folder_errors_name_the_folder(tmp_path):
         TextDataModule(root=str(tmp_path / "b")).setup("fit")
 
 
+def test_a_test_folder_without_class_folders_is_an_error_naming_it_not_an_empty_test(tmp_path):
+    """Its test split had been empty: `test` ended deep in the sampler, naming no folder."""
+    _write_class_folders(tmp_path / "train", 4)
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "README").write_text("test texts go in one folder per class")
+    dm = TextDataModule(root=str(tmp_path), tokenizer="bytes")
+    dm.setup("fit")
+    with pytest.raises(ValueError, match=r"the test split \(\S*test\) holds no text"):
+        dm.setup("test")
+
+
 def test_text_that_is_not_utf8_is_kept_and_counted(tmp_path):
     _write_class_folders(tmp_path, 6)
     (tmp_path / "sci.space" / "51099").write_bytes("café group sci.space".encode("latin-1"))

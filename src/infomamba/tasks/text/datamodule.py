@@ -483,11 +483,14 @@ class TextDataModule(L.LightningDataModule):
         return carved_train, val, carved_test
 
     def _encode(self, split: Split, name: str, rows: list[int] | None = None) -> EncodedTexts:
-        """Tokenise and truncate; texts that give no token are skipped (counted in the log). Validation and
-        test samples are shuffled once with ``seed`` (see the module docstring)."""
+        """Tokenise and truncate; texts that give no token are skipped (counted in the log), a labelled split left
+        with none is an error naming it. Validation and test samples are shuffled once with ``seed`` (see the
+        module docstring)."""
         encoded = self._text_tokenizer.encode_batch(split.texts)
         keep = [i for i, ids in enumerate(encoded) if ids]
         where = f"{name} split ({split.source})"
+        if not keep and rows is None:
+            raise ValueError(f"Text data: the {where} holds no text (none, or none that gives a token).")
         if len(keep) < len(encoded):
             rank_zero_warn(f"Text data: skipped {len(encoded) - len(keep)} texts with no token in {where}.")
         if name in ("val", "test"):

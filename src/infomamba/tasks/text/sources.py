@@ -6,7 +6,9 @@ Layouts (`open_source`), tried in this order:
 - table folder: ``train.{csv,jsonl,json,parquet}`` (+ ``test.*``) with a text and a label column; string
   labels map to ids by sorted unique training labels, integer labels are ids. AG-News's headerless csv
   (class 1-4, title, description; text = title + ". " + description, or the one of them a row has; labels
-  0-3) is recognised by its first row, class names from ``classes.txt`` if present.
+  0-3) is recognised by its first row, as is Kaggle's copy of it, whose header is ``Class Index,Title,
+  Description``; class names from ``classes.txt`` if present. A validation split beside ``train`` (``val``,
+  ``valid``, ``validation``, ``dev``: a table file or a class-folder tree) is not read, with a warning.
 - class folders: ``root/train/<class>/*`` (+ ``root/test/<class>/*``, the 20 Newsgroups layout) or
   ``root/<class>/*`` (one pool): every non-hidden file of a class folder is one text, labelled with the
   folder's name; class names are the sorted folder names.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
@@ -40,9 +43,12 @@ from infomamba.tasks.text.tokenizer import clean_text
 SPLIT_FILES = ("train", "test")
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 IMDB_CLASSES = ("neg", "pos")
+VALIDATION_NAMES = ("val", "valid", "validation", "dev")
+AGNEWS_HEADER = ["class index", "title", "description"]  # the header of Kaggle's copy of AG-News
 LAYOUTS = (
     "Accepted data.root layouts: (1) AG-News CSV folder: train.csv/test.csv without header (class 1-4, "
-    "title, description), optional classes.txt; (2) IMDb folders: aclImdb/{train,test}/{pos,neg}/*.txt "
+    "title, description) or with Kaggle's header (Class Index,Title,Description), optional classes.txt; (2) IMDb "
+    "folders: aclImdb/{train,test}/{pos,neg}/*.txt "
     "(root = aclImdb or its parent); (3) a folder with train.{csv,jsonl,json,parquet} (and optionally "
     "test.*) holding text and label columns; (4) class folders: root/<class>/* or root/train/<class>/* "
     "(+ root/test/<class>/*), one text per file; (5) a single csv/jsonl/json/parquet file (validation and "
@@ -90,15 +96,17 @@ def open_source(root: str | None, hub_id: str | None, text_column: str, label_co
     if root.is_file():
         if root.suffix not in TABLE_SUFFIXES:
             raise ValueError(f"data.root {root}: unsupported file type {root.suffix!r}. {LAYOUTS}")
-        return Source(f"file {root}", {"train": partial(read_table, root)}, [root], _class_names_file(root.parent))
+        return Source(f"file {root}", {"train": partial(read_table, root)}, [root, *_names_file(root.parent)],
+                      _class_names_file(root.parent))
     for imdb in (root, root / "aclImdb"):
         if (imdb / "train" / "pos").is_dir() or (imdb / "test" / "pos").is_dir():
             folders = {split: imdb / split for split in SPLIT_FILES if (imdb / split).is_dir()}
             return _class_folders(f"IMDb folders {imdb}", folders, list(IMDB_CLASSES), fixed=True)
     tables = {split: path for split in SPLIT_FILES if (path := _split_file(root, split)) is not None}
+    if tables or _subfolders(root / "train"):
+        _warn_unread_validation(root)
     if tables:
-        names = root / "classes.txt"
-        files = [*tables.values(), *([names] if names.is_file() else [])]
+        files = [*tables.values(), *_names_file(root)]
         readers = {split: partial(read_table, path) for split, path in tables.items()}
         return Source(f"folder {root}", readers, files, _class_names_file(root))
     if _subfolders(root / "train"):
@@ -116,11 +124,11 @@ def read_predict_texts(path: Path, text_column: str) -> tuple[list[str], list[in
     if not path.is_file():
         raise FileNotFoundError(missing("data.predict_path", path))
     if path.suffix == ".txt":
-        texts = read_text(path, f"data.predict_path {path}").splitlines()
+        texts = _text_lines(read_text(path, f"data.predict_path {path}"))
     elif path.suffix in TABLE_SUFFIXES:
         frame = read_frame(path, f"data.predict_path {path}")
         check_columns(list(frame.columns), (text_column,), str(path))
-        texts = frame[text_column].tolist()
+        texts = _text_values(frame[text_column].tolist(), str(path), text_column)
     else:
         raise ValueError(f"data.predict_path {path}: use .txt or one of {TABLE_SUFFIXES}.")
     cleaned = [clean_text(t) for t in texts]
@@ -145,6 +153,12 @@ def read_text(path: Path, source: str) -> str:
         ) from error
 
 
+def _text_lines(text: str) -> list[str]:
+    """The lines of ``text``, split at \\n, \\r\\n and \\r only (`str.splitlines` also splits at form feeds, U+2028
+    and other separators that texts copied from the web or from PDFs hold): one line, one text."""
+    return io.StringIO(text, newline=None).readlines()
+
+
 def read_frame(path: Path, source: str) -> pd.DataFrame:
     """A csv (with header) / jsonl / json / parquet file as a DataFrame."""
     if path.suffix == ".parquet":
@@ -165,7 +179,20 @@ def _parse_frame(text: str, suffix: str, source: str) -> pd.DataFrame:
                 pass
         return pd.read_json(io.StringIO(text), lines=True)
     except ValueError as error:
-        raise ValueError(f"{source}: not a valid {suffix} table ({' '.join(str(error).split())}).") from error
+        line = _bad_json_line(text) if suffix == ".jsonl" else None
+        what = f"line {line} is not a JSON record" if line else f"not a valid {suffix} table"
+        raise ValueError(f"{source}: {what} ({' '.join(str(error).split())}).") from error
+
+
+def _bad_json_line(text: str) -> int | None:
+    """The (1-based) number of the first non-blank line of json-lines ``text`` that is not valid JSON, if any."""
+    for number, line in enumerate(_text_lines(text), 1):
+        try:
+            if line.strip():
+                json.loads(line)
+        except ValueError:
+            return number
+    return None
 
 
 def check_columns(columns: list[str], needed: tuple[str, ...], source: str) -> None:
@@ -240,12 +267,28 @@ def _read_class_files(folder: Path, entries: list[tuple[str, list[Path]]]) -> Sp
     return _clean(Split(texts, labels, str(folder)))
 
 
+def _warn_unread_validation(root: Path) -> None:
+    """Say so when ``root`` holds a validation split (``val.csv``, ``dev/``, ...): it is not read, validation is
+    carved from the training split."""
+    unread = sorted(p.name for p in root.iterdir() if p.stem.lower() in VALIDATION_NAMES
+                    and (p.is_dir() or p.suffix in TABLE_SUFFIXES))
+    if unread:
+        rank_zero_warn(f"Text data: {unread} in {root} not read: validation is carved from the training split "
+                       "(data.val_fraction, data.seed).")
+
+
 def _split_file(root: Path, split: str) -> Path | None:
     """The one ``<split>.<csv|jsonl|json|parquet>`` in ``root`` (error if several)."""
     found = [root / f"{split}{suffix}" for suffix in TABLE_SUFFIXES if (root / f"{split}{suffix}").is_file()]
     if len(found) > 1:
         raise ValueError(f"data.root {root}: several {split} files {[p.name for p in found]}; keep one.")
     return found[0] if found else None
+
+
+def _names_file(folder: Path) -> list[Path]:
+    """``folder/classes.txt`` if present: one of the files a source's data card is keyed by."""
+    names = folder / "classes.txt"
+    return [names] if names.is_file() else []
 
 
 def _class_names_file(folder: Path) -> list[str] | None:
@@ -270,17 +313,25 @@ def _csv_rows(text: str, source: str) -> Iterator[tuple[int, list[str]]]:
         raise ValueError(f"{source}: line {line} is not a valid csv record ({error}).") from error
 
 
+def _is_agnews_header(row: list[str]) -> bool:
+    return [field.strip().lower() for field in row] == AGNEWS_HEADER
+
+
 def _is_agnews(text: str, source: str) -> bool:
-    """Csv text whose first record is 3 fields, the first an integer class (AG-News's headerless layout)."""
+    """Csv text whose first record is 3 fields, the first an integer class (AG-News's headerless layout), or
+    Kaggle's AG-News header."""
     _, first = next(_csv_rows(text, source), (0, []))
-    return len(first) == 3 and first[0].isdecimal()
+    return len(first) == 3 and (first[0].isdecimal() or _is_agnews_header(first))
 
 
 def _read_agnews(text: str, source: str) -> Split:
-    """AG-News csv rows (class 1, 2, ..., title, description): labels 0, 1, ...; a row whose title and
-    description are both empty is skipped and counted; a malformed row is an error naming its line."""
+    """AG-News csv rows (class 1, 2, ..., title, description), after Kaggle's header if there is one: labels 0, 1,
+    ...; a row whose title and description are both empty is skipped and counted; a malformed row is an error
+    naming its line."""
     texts, labels = [], []
-    for line, row in _csv_rows(text, source):
+    for number, (line, row) in enumerate(_csv_rows(text, source)):
+        if number == 0 and _is_agnews_header(row):
+            continue
         if len(row) != 3:
             raise ValueError(
                 f"{source}: line {line} has {len(row)} fields; expected 3 (AG-News: class, title, description)."
@@ -293,7 +344,7 @@ def _read_agnews(text: str, source: str) -> Split:
 
 
 def _read_table(path: Path, text_column: str, label_column: str) -> Split:
-    """One split from a table file (AG-News headerless csv detected automatically)."""
+    """One split from a table file (AG-News csv, headerless or Kaggle's, detected automatically)."""
     if path.suffix == ".csv":
         text = read_text(path, str(path))
         if _is_agnews(text, str(path)):
@@ -303,7 +354,7 @@ def _read_table(path: Path, text_column: str, label_column: str) -> Split:
         frame = read_frame(path, str(path))
     check_columns(list(frame.columns), (text_column, label_column), str(path))
     labels = _label_values(frame[label_column].tolist(), str(path), label_column)
-    return _clean(Split(frame[text_column].tolist(), labels, str(path)))
+    return _clean(Split(_text_values(frame[text_column].tolist(), str(path), text_column), labels, str(path)))
 
 
 def _open_hub(hub_id: str, text_column: str, label_column: str) -> Source:
@@ -334,10 +385,22 @@ def _open_hub(hub_id: str, text_column: str, label_column: str) -> Source:
 def _read_hub_split(part: Any, source: str, text_column: str, label_column: str) -> Split:
     check_columns(part.column_names, (text_column, label_column), source)
     labels = _label_values(list(part[label_column]), source, label_column)
-    return _clean(Split(list(part[text_column]), labels, source))
+    return _clean(Split(_text_values(list(part[text_column]), source, text_column), labels, source))
 
 
-# ----------------------------------------------------------------------------------------- labels
+# ----------------------------------------------------------------------------------------- values
+def _text_values(values: list[Any], source: str, column: str) -> list[Any]:
+    """The texts of ``column``: strings, or missing (None, NaN: empty, skipped and counted later); any other value
+    (a number: the wrong column?) is an error naming its row."""
+    for row, value in enumerate(values):
+        if not (isinstance(value, str) or value is None or (isinstance(value, float) and np.isnan(value))):
+            raise ValueError(
+                f"{source}: column {column!r} holds {value!r} in data row {row + 1}, not a text; set "
+                "data.text_column to the column of the texts."
+            )
+    return values
+
+
 def _label_values(values: list[Any], source: str, column: str) -> list[Any]:
     """Labels as all-int ids or all-str names; missing, mixed or fractional labels are errors."""
     missing = sum(v is None or (isinstance(v, float) and np.isnan(v)) for v in values)
@@ -353,16 +416,24 @@ def _label_values(values: list[Any], source: str, column: str) -> list[Any]:
 
 def class_names_of(reference: Split, source_names: list[str] | None) -> list[str]:
     """Class names, index = label id: the sorted unique string labels of ``reference`` (the training split,
-    or the pool it is carved from), else the source's names of integer ids, else "0", "1", ..."""
+    or the pool it is carved from), else the source's names of integer ids, else "0", "1", ...; integer ids
+    that ``reference`` lacks (1-based labels leave 0 out) are reported: their classes are never trained."""
     if all(isinstance(v, str) for v in reference.labels):
         return sorted(set(reference.labels))
-    return source_names or [str(i) for i in range(max(reference.labels) + 1)]
+    names = source_names or [str(i) for i in range(max(reference.labels) + 1)]
+    absent = sorted(set(range(len(names))) - set(reference.labels))
+    if absent:
+        rank_zero_warn(
+            f"Text data: class id(s) {absent[:10]} of {names[:10]} never occur in {reference.source} (integer "
+            "labels are class ids, from 0): the model has a class for each, never trained."
+        )
+    return names
 
 
 def label_ids(split: Split, class_names: list[str], by_name: bool) -> list[int]:
     """Label ids of ``split``: looked up in ``class_names`` if the training labels are names (``by_name``),
-    else integer ids checked against their number; a label the training split lacks is an error naming
-    the file."""
+    else integer ids checked against their number; a label outside the training labels' names or ids is an error
+    naming the file (an id below the largest that training lacks is reported by `class_names_of`)."""
     if by_name:
         lookup = {name: i for i, name in enumerate(class_names)}
         for value in split.labels:
