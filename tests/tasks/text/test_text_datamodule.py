@@ -465,3 +465,20 @@ def test_a_validation_file_beside_train_is_said_to_be_unread(tmp_path):
     with pytest.warns(UserWarning, match=r"\['dev\.csv'\] in \S+ not read: validation is carved from the training"):
         dm = _dm(tmp_path, tokenizer="bytes")
     assert not set(dm.val_dataset.texts) & set(_texts(6, 500))
+
+
+def test_string_labels_are_read_without_the_blanks_around_them(tmp_path):
+    """"pos " had been a class of its own beside "pos" (a csv written with a space after each comma)."""
+    _write(_frame(20, ["neg", "pos", " pos", "neg "]), tmp_path / "train.csv")
+    _write(_frame(6, ["pos ", "neg"], offset=500), tmp_path / "test.csv")
+    dm = _dm(tmp_path, tokenizer="bytes")
+    assert dm.class_names == ["neg", "pos"] and sorted(set(dm.test_dataset.labels)) == [0, 1]
+
+
+def test_rows_without_a_label_are_an_error_naming_the_first(tmp_path):
+    frame = _frame(20, ["neg", "pos"])
+    frame.loc[[6, 9], "label"] = ["  ", None]
+    _write(frame, tmp_path / "train.jsonl")
+    with pytest.raises(ValueError, match=r"train\.jsonl: 2 rows have no label in column 'label' \(the first: data "
+                                         r"row 7\)"):
+        _dm(tmp_path, tokenizer="bytes")

@@ -402,10 +402,13 @@ def _text_values(values: list[Any], source: str, column: str) -> list[Any]:
 
 
 def _label_values(values: list[Any], source: str, column: str) -> list[Any]:
-    """Labels as all-int ids or all-str names; missing, mixed or fractional labels are errors."""
-    missing = sum(v is None or (isinstance(v, float) and np.isnan(v)) for v in values)
+    """Labels as all-int ids or all-str names, a name without the blanks around it ("pos " is "pos", as a csv
+    written with spaces after its commas has it); missing (blank too), mixed or fractional labels are errors."""
+    values = [v.strip() if isinstance(v, str) else v for v in values]
+    missing = [row for row, v in enumerate(values) if v is None or v == "" or (isinstance(v, float) and np.isnan(v))]
     if missing:
-        raise ValueError(f"{source}: {missing} rows have no label in column {column!r}.")
+        raise ValueError(f"{source}: {len(missing)} rows have no label in column {column!r} (the first: data row "
+                         f"{missing[0] + 1}).")
     if all(isinstance(v, str) for v in values):
         return values
     numeric = (int, np.integer, float, np.floating)
