@@ -387,7 +387,7 @@ def test_predict_reads_a_nemo_manifest(tree, tmp_path):
         dm = ASRDataModule(predict_path=str(manifest), batch_size=2)
         dm.setup("predict")
         batches = drain(dm, dm.predict_dataloader())
-        assert sorted(p for b in batches for p in b["audio_filepath"]) == sorted(map(str, [*clips, elsewhere]))
+        assert sorted(p for b in batches for p in b.get("audio_filepath", [])) == sorted(map(str, [*clips, elsewhere]))
         assert dm.split_stats["predict"]["skipped"] == {"no_audio": 1}
     (tmp_path / "bad.jsonl").write_text('{"audio_filepath": "clips/a.wav"}\n{"text": "no path"}\n')
     one_line = rf"^{re.escape(str(tmp_path / 'bad.jsonl'))}:2: not a manifest line with 'audio_filepath' " \
@@ -436,7 +436,7 @@ def test_predict_folder_file_and_list(tree, tmp_path):
     for path, expected in cases.items():
         dm = ASRDataModule(predict_path=path, batch_size=2)
         dm.setup("predict")
-        batches = drain(dm, dm.predict_dataloader())
+        batches = [b for b in drain(dm, dm.predict_dataloader()) if "features" in b]  # not there.wav: "failed" only
         assert set(batches[0]) == {"features", "feature_lengths", "audio_filepath"}
         assert sorted(p for b in batches for p in b["audio_filepath"]) == sorted(expected)
         for b in batches:
@@ -614,3 +614,26 @@ def test_a_checkpoints_vocabulary_replaces_the_one_the_splits_were_built_with(tr
             check_batch(dm, batch, tree)  # targets decode with the checkpoint's subwords
             assert int(batch["target_lengths"].sum()) < sum(len(t) for t in batch["transcripts"])
     dm.load_state_dict(state)  # the same state again (the CLI's call, then Lightning's) changes nothing
+
+
+def test_a_manifests_files_of_one_name_in_different_folders_are_all_kept(tmp_path):
+    """spk1/001.wav and spk2/001.wav had one id (the file name): the second was skipped as a duplicate."""
+    rows = [{"audio_filepath": str(_wav(tmp_path / spk / "001.wav").relative_to(tmp_path)), "text": spk}
+            for spk in ("alpha", "bravo")]
+    rows.append(rows[0])  # the same file listed again: a duplicate
+    (tmp_path / "m.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    utts, skips = read_manifest(tmp_path / "m.json")
+    assert [u.text for u in utts] == ["ALPHA", "BRAVO"]
+    assert dict(skips.counts) == {"duplicate_id": 1} and "m.json:3" in skips.describe()
+
+
+def test_an_evaluation_split_left_with_no_usable_utterance_is_an_error_naming_it(tmp_path):
+    """A test split whose every transcript held a digit came out as a traceback from the loader ("max() arg is an
+    empty sequence", or the sampler's "got no samples"), naming neither the split nor why it was empty."""
+    _wav(tmp_path / "a.wav")
+    (tmp_path / "train.json").write_text(json.dumps({"audio_filepath": "a.wav", "text": "alpha"}) + "\n")
+    (tmp_path / "test.json").write_text(json.dumps({"audio_filepath": "a.wav", "text": "room 101"}) + "\n")
+    dm = ASRDataModule(manifests={"tr": str(tmp_path / "train.json"), "te": str(tmp_path / "test.json")},
+                       train_splits=["tr"], val_splits=[], test_splits=["te"], max_frames=1000)
+    with pytest.raises(ValueError, match=r"^split 'te' has no usable utterance \(skipped oov=1\)$"):
+        dm.setup("test")

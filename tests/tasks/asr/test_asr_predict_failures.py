@@ -37,3 +37,42 @@ def test_a_file_that_fails_to_load_gets_an_error_row_and_the_rest_are_written(tm
     assert failed["text"] is None and "non-finite samples" in failed["error"]
     assert all(isinstance(row["text"], str) and "error" not in row for row in rows[:2] + rows[3:])
     assert "wrote 4 predictions" in capsys.readouterr().out and data.load_failures
+
+
+def test_inputs_skipped_at_setup_get_an_error_row_at_their_index(tmp_path, capsys):
+    """A missing, a non-audio and a too short input were left out of predictions.jsonl: the rows after them took
+    their indices (the listing's fifth file came out as index 1), though every input should have its row."""
+    rng = np.random.default_rng(0)
+    for name in ("a.wav", "e.wav"):
+        soundfile.write(tmp_path / name, (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    soundfile.write(tmp_path / "short.wav", np.zeros(10, np.float32), 16000)
+    (tmp_path / "text.wav").write_text("not audio")
+    names = ["a.wav", "gone.wav", "text.wav", "short.wav", "e.wav"]
+    (tmp_path / "inputs.txt").write_text("\n".join(names) + "\n")
+    data = ASRDataModule(predict_path=str(tmp_path / "inputs.txt"), batch_size=2)
+    model = CTCSpeechRecognizer(EncoderConfig(dim=16, depth=1, mixer_options={"k_max": 4, "d_state": 4}),
+                                LossWeights(use_nce=False)).eval()
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path / "out", callbacks=[JsonLinesPredictionWriter()])
+    trainer.predict(model, datamodule=data, return_predictions=False)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert [(row["index"], row["audio_filepath"].split("/")[-1]) for row in rows] == list(enumerate(names))
+    errors = {row["audio_filepath"].split("/")[-1]: row.get("error") for row in rows}
+    assert "file not found" in errors["gone.wav"] and "Format not recognised" in errors["text.wav"]
+    assert "only 10 samples" in errors["short.wav"] and errors["a.wav"] is errors["e.wav"] is None
+    assert data.split_stats["predict"]["skipped"] == {"no_audio": 1, "unreadable": 1, "too_short": 1}
+    assert "wrote 5 predictions" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option", [{"sample_rate": 8000}, {"n_mels": 40}])
+def test_data_whose_features_are_not_the_models_is_refused_naming_both(tmp_path, option):
+    """An 8 kHz data module fed a 16 kHz model other features without a word (40 bins: a shape error in a batch)."""
+    soundfile.write(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    data = ASRDataModule(predict_path=str(tmp_path / "a.wav"), **option)
+    model = CTCSpeechRecognizer(EncoderConfig(dim=16, depth=1, mixer_options={"k_max": 4, "d_state": 4}),
+                                LossWeights(use_nce=False))
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)
+    (key, value), = option.items()
+    with pytest.raises(ValueError, match=rf"^data.{key}={value} but model.{key}="):
+        trainer.predict(model, datamodule=data, return_predictions=False)

@@ -1,5 +1,7 @@
 """Transcript normalisation, character / subword vocabularies and CTC greedy decoding."""
 
+import re
+
 import pytest
 import torch
 
@@ -147,3 +149,17 @@ def test_subword_vocab_argument_errors():
         SubwordVocab.train([], kind="bpe")
     with pytest.raises(ValueError, match="character"):
         SubwordVocab.train(["not normalised"], kind="bpe")
+
+
+@pytest.mark.parametrize("apostrophe", ["\u2019", "\u2018", "\u02bc"])
+def test_typographic_apostrophes_are_apostrophes_not_word_breaks(apostrophe):
+    """"isn’t" (as word processors and many corpora write it) had become "ISN T": a wrong label, silently."""
+    assert normalize_transcript(f"It isn{apostrophe}t \u2018mine\u2019", strict=True) == "IT ISN'T MINE"
+
+
+@pytest.mark.parametrize(("raw", "char"), [("Tom & Jerry", "&"), ("ten % off", "%"), ("a $ sign", "$"),
+                                           ("one \u20ac", "\u20ac"), ("one + one", "+")])
+def test_normalize_strict_names_symbols_that_are_read_aloud(raw, char):
+    """"Tom & Jerry" had become "TOM JERRY", the spoken "and" lost from the label without a word."""
+    with pytest.raises(OOVError, match=re.escape(repr(char))):
+        normalize_transcript(raw, strict=True)

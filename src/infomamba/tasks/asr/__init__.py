@@ -21,4 +21,5 @@ register_task(
     "asr", "infomamba.tasks.asr.module:CTCSpeechRecognizer", "infomamba.tasks.asr.datamodule:ASRDataModule",
     monitor=("val/wer", "min"), max_epochs=30,
     links={"num_classes": "vocab_size", "vocab": "vocab", "sample_rate": "sample_rate"},
+    trained_data=("sample_rate", "n_mels"),
 )

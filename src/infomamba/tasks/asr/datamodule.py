@@ -19,8 +19,8 @@ warning naming the utterances and counts them in ``load_failures`` (each once, h
 batch whose every utterance failed reaches the LightningModule as ``None``; its step should return None
 (Lightning then skips it; under DDP a skipped step on one rank stalls the others, so remove files the warnings
 name). A predict batch keeps its failed inputs under ``failed`` instead: each gets a row with ``"text": null``
-and its ``"error"``. Because this data module defines ``on_before_batch_transfer``, Lightning uses it instead
-of a LightningModule's.
+and its ``"error"``, as do the inputs that setup already skipped (counted there), so that every input has its
+row. Because this data module defines ``on_before_batch_transfer``, Lightning uses it instead of a LightningModule's.
 """
 
 from __future__ import annotations
@@ -301,6 +301,7 @@ class ASRDataModule(L.LightningDataModule):
         self.vocab_size = vocab_size
         self.cache_dir = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "asr"
         self.sample_rate = sample_rate
+        self.n_mels = n_mels
         self.min_duration = min_duration
         self.max_duration = max_duration
         self.filter_eval = filter_eval
@@ -473,6 +474,8 @@ class ASRDataModule(L.LightningDataModule):
         return self.val_splits
 
     def _setup_predict(self) -> None:
+        """The inputs of ``predict_path``, every one at its index: one skipped here (missing, unreadable, too short)
+        fails again when loaded, so it gets a row with its error instead of shifting the others' indices."""
         if self._predict_files is None:
             raise ValueError("predict needs predict_path (a folder, an audio file, a NeMo manifest or a list file)")
         utts, skips = read_predict_inputs(self._predict_files)
@@ -485,10 +488,17 @@ class ASRDataModule(L.LightningDataModule):
         if not kept:
             raise ValueError(f"no readable audio in predict_path {self.predict_path}: {skips.describe()}")
         self._record("predict", kept, skips, kept_infeasible=0)
-        self._predict = ASRDataset(kept, None, self.features, self.sample_rate)
+        usable = {u.utt_id: u for u in kept}
+        every = [usable.get(str(file), Utterance(str(file), str(file), 0.0, None)) for file in self._predict_files]
+        self._predict = ASRDataset(every, None, self.features, self.sample_rate)
 
     def _build(self, name: str, raw: tuple[list[Utterance], SkipLog], train: bool) -> ASRDataset:
-        return self._dataset(self._filter(name, raw, train))
+        """An evaluation split's dataset; one left with no usable utterance is an error naming its skips."""
+        utts = self._filter(name, raw, train)
+        if not utts:
+            skipped = " ".join(f"{reason}={n}" for reason, n in sorted(self.split_stats[name]["skipped"].items()))
+            raise ValueError(f"split {name!r} has no usable utterance ({f'skipped {skipped}' if skipped else 'empty'})")
+        return self._dataset(utts)
 
     def _dataset(self, utts: list[Utterance]) -> ASRDataset:
         return ASRDataset(utts, self.vocab, self.features, self.sample_rate)

@@ -36,7 +36,7 @@ class CTCSpeechRecognizer(TaskModule):
     TaskModule's arguments (encoder, loss, lr, ...) are documented there; these are the task's own.
 
     Args:
-        n_mels: log-mel channels of the frontend.
+        n_mels: log-mel channels of the frontend (data.n_mels must match).
         subsampling: time subsampling of the frontend, 4 or 8.
         spec_augment: SpecAugment on training batches.
         decoder: "greedy" or "beam".
@@ -88,9 +88,14 @@ class CTCSpeechRecognizer(TaskModule):
                                "CTCSpeechRecognizer.load_from_checkpoint, which restores the one it was trained with")
 
     def setup(self, stage: str) -> None:
-        """One WER/CER pair per evaluation split of the data module (metrics hold no weights)."""
+        """One WER/CER pair per evaluation split of the data module (metrics hold no weights). Data whose features
+        are not the model's (another sample rate or number of mel bins) is refused, naming both."""
         self._require_vocab()
         datamodule = self.trainer.datamodule
+        for key in ("sample_rate", "n_mels"):
+            if getattr(datamodule, key, self.hparams[key]) != self.hparams[key]:
+                raise ValueError(f"data.{key}={getattr(datamodule, key)} but model.{key}={self.hparams[key]}: the "
+                                 f"model reads features of its {key} (a checkpoint's: as it was trained)")
         self.val_names = list(datamodule.val_split_names) if hasattr(datamodule, "val_split_names") else ["val"]
         self.test_names = list(datamodule.test_split_names) if hasattr(datamodule, "test_split_names") else ["test"]
         self.metrics = nn.ModuleDict({

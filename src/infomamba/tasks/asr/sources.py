@@ -151,19 +151,21 @@ def read_manifest(manifest: str | os.PathLike) -> tuple[list[Utterance], SkipLog
     Such a line is a fault of the tool that wrote the manifest, not of one recording: skipping it would
     silently drop every utterance that tool got wrong (all of them, if it writes ``"text": null``), and the
     line to mend is known. A well-formed line whose audio file is missing is different (a corpus partly
-    downloaded or pruned) and is counted as ``no_audio``.
+    downloaded or pruned) and is counted as ``no_audio``. A line naming an audio file an earlier line named is
+    counted as ``duplicate_id``; files of one name in different folders (``spk1/001.wav``, ``spk2/001.wav``) are
+    different recordings, all kept.
     """
     manifest = Path(manifest)
     skips = SkipLog()
     entries = []
-    seen: set[str] = set()
+    seen: set[Path] = set()
     for lineno, row in _manifest_rows(manifest, ("audio_filepath", "text")):
         path = _resolve(manifest, row["audio_filepath"])
         utt_id = str(row.get("utt_id", row.get("id", path.stem)))
-        if utt_id in seen:
-            skips.add("duplicate_id", utt_id, f"{manifest.name}:{lineno}")
+        if (key := path.resolve()) in seen:
+            skips.add("duplicate_id", utt_id, f"{manifest.name}:{lineno} lists {path} again")
             continue
-        seen.add(utt_id)
+        seen.add(key)
         if not path.is_file():
             skips.add("no_audio", utt_id, str(path))
             continue

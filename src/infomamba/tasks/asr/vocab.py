@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tempfile
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ BLANK = "<blank>"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 ALPHABET = " '" + LETTERS  # every character a normalised transcript can contain
 _NOT_KEPT = re.compile(r"[^A-Za-z' ]")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})  # typographic: "isn’t" is "ISN'T"
+_SPOKEN_SYMBOLS = "&%+=@#"  # read aloud ("and", "percent", ...), unlike punctuation; so are currency signs
 
 
 class OOVError(ValueError):
@@ -37,26 +40,35 @@ class OOVError(ValueError):
 def normalize_transcript(text: str, strict: bool = False) -> str:
     """LibriSpeech-style normalisation, exactly as the offline speech data was built.
 
-    Hyphens -> space; every character other than A-Z, a-z and the ASCII apostrophe -> space;
-    apostrophes at word edges stripped (quotes); uppercase; words joined by single spaces.
-    ``"Rock-'n'-roll, isn't it?"`` -> ``"ROCK N ROLL ISN'T IT"``.
+    Typographic apostrophes (U+2019, U+2018, U+02BC) -> ASCII apostrophe; hyphens -> space; every other
+    character but A-Z, a-z and the apostrophe -> space; apostrophes at word edges stripped (quotes);
+    uppercase; words joined by single spaces. ``"Rock-'n'-roll, isn’t it?"`` -> ``"ROCK N ROLL ISN'T IT"``.
 
     Args:
         text: raw transcript.
         strict: if True, raise ``OOVError`` (a ``ValueError``) naming the character when the text
-            holds spoken content the normalisation would silently delete: a digit or a letter outside
-            A-Z/a-z (``"1"``, ``"é"``). Punctuation is never an error.
+            holds spoken content the normalisation would silently delete: a digit, a letter outside
+            A-Z/a-z (``"1"``, ``"é"``) or a symbol read aloud (``"&"``, ``"%"``, ``"$"``). Punctuation is
+            never an error.
     """
+    text = text.translate(_APOSTROPHES)
     if strict:
         for ch in text:
-            if ch.isalnum() and not ("A" <= ch <= "Z" or "a" <= ch <= "z"):
+            if _spoken_but_dropped(ch):
                 raise OOVError(
-                    ch, text, "the normalisation would drop this spoken content; spell digits out "
-                    "as words and transliterate letters outside A-Z",
+                    ch, text, "the normalisation would drop this spoken content; spell digits and symbols "
+                    "out as words and transliterate letters outside A-Z",
                 )
     cleaned = _NOT_KEPT.sub(" ", text.replace("-", " "))
     words = (w.strip("'") for w in cleaned.split())
     return " ".join(w for w in words if w).upper()
+
+
+def _spoken_but_dropped(ch: str) -> bool:
+    """Whether ``ch`` is spoken (alphanumeric, a symbol read aloud) but not kept by the normalisation."""
+    if "A" <= ch <= "Z" or "a" <= ch <= "z":
+        return False
+    return ch.isalnum() or ch in _SPOKEN_SYMBOLS or unicodedata.category(ch) == "Sc"
 
 
 def check_alphabet(text: str, alphabet: str = ALPHABET) -> None:
