@@ -2,12 +2,15 @@
 single file of an audio format not listed is a one-line error naming it, not a UnicodeDecodeError from reading it
 as a list file."""
 
+import json
+
 import numpy as np
 import pytest
 import soundfile
 
 from infomamba.tasks.asr.audio import load_audio
-from infomamba.tasks.asr.sources import predict_files
+from infomamba.tasks.asr.sources import predict_files, read_librispeech_split
+from tiny_data import write_librispeech
 
 TONE = (0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
 
@@ -67,3 +70,35 @@ def test_transcribe_resamples_a_waveform_given_its_rate_and_reads_an_open_file(t
     from_file = model.transcribe([tmp_path / "tone8k.wav"])
     assert model.transcribe([tone_8k], sample_rate=8000) == from_file != model.transcribe([tone_8k])  # read as 16 kHz
     assert model.transcribe([io.BytesIO((tmp_path / "tone8k.wav").read_bytes())]) == from_file
+
+
+def test_files_as_other_systems_write_them(tmp_path):
+    """A tree copied from a Mac holds a `._x.flac` of metadata beside each file (read, it was a `no_transcript`
+    skip, or an error row in predict; its `._x.trans.txt` a UnicodeDecodeError); a transcript file separated by
+    tabs had left every utterance without its transcript; a list or manifest saved with a byte-order mark had lost
+    its first path."""
+    write_librispeech(tmp_path, utterances=2)
+    chapter = tmp_path / "dev-clean" / "100" / "7"
+    (chapter / "._100-7-0000.flac").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+    (chapter / "._100-7.trans.txt").write_bytes(b"\x00\x05\x16\x07\xff\xfe")
+    trans = chapter / "100-7.trans.txt"
+    trans.write_text(trans.read_text().replace(" ", "\t", 1))
+    utts, skips = read_librispeech_split(tmp_path / "dev-clean")
+    assert [u.utt_id for u in utts] == ["100-7-0000", "100-7-0001", "101-7-0000", "101-7-0001"]
+    assert all(u.text for u in utts) and dict(skips.counts) == {"hidden": 2}
+    assert predict_files(chapter) == sorted(chapter.glob("1*.flac"))
+    listed = tmp_path / "inputs.txt"
+    listed.write_text("\ufeff" + "\n".join(p.name for p in sorted(chapter.glob("1*.flac"))), encoding="utf-8")
+    listed.rename(chapter / "inputs.txt")
+    assert predict_files(chapter / "inputs.txt") == sorted(chapter.glob("1*.flac"))
+    manifest = chapter / "m.jsonl"
+    manifest.write_text("\ufeff" + json.dumps({"audio_filepath": "100-7-0001.flac"}) + "\n", encoding="utf-8")
+    assert predict_files(manifest) == [chapter / "100-7-0001.flac"]
+
+
+def test_a_transcript_file_that_is_not_utf8_is_one_line_naming_it(tmp_path):
+    write_librispeech(tmp_path, utterances=1)
+    trans = tmp_path / "dev-clean" / "101" / "7" / "101-7.trans.txt"
+    trans.write_bytes(b"101-7-0000 CAF\xc9\n")
+    with pytest.raises(ValueError, match=r"101-7\.trans\.txt:1: not UTF-8 text \(byte 0xc9\)$"):
+        read_librispeech_split(tmp_path / "dev-clean")

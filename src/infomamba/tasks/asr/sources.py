@@ -14,7 +14,9 @@ manifest or the file header (``soundfile.info``). Skip reasons recorded here:
 ``no_transcript`` (audio file without a transcript line), ``no_audio`` (transcript line or manifest
 entry whose audio file is missing), ``unreadable`` (the header could not be read, or 0 frames),
 ``empty_transcript``, ``oov`` (a digit or a letter outside A-Z in the transcript),
-``duplicate_id``. Filters that need the vocabulary or the model (duration, CTC length) live in the
+``duplicate_id``, ``hidden`` (a file under a LibriSpeech split whose name, or a folder's, starts with ".": not
+read). Text files (transcripts, manifests, list files) are UTF-8, a byte-order mark allowed; a transcript line's id
+ends at its first space or tab. Filters that need the vocabulary or the model (duration, CTC length) live in the
 data module.
 """
 
@@ -106,6 +108,29 @@ class SkipLog:
         )
 
 
+def read_utf8(path: Path) -> str:
+    """The text of ``path``, UTF-8 with or without a byte-order mark (as Windows editors save it); a
+    ``ValueError`` naming the file, the line and the byte otherwise."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        lineno = data[:err.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{lineno}: not UTF-8 text (byte {data[err.start]:#04x})") from None
+
+
+def is_hidden(path: Path, root: Path) -> bool:
+    """Whether a name between ``root`` and ``path`` starts with "." (macOS writes a ``._x.flac`` of metadata
+    beside every ``x.flac`` it copies to other file systems)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def audio_files(folder: Path) -> list[Path]:
+    """The audio files under ``folder`` (recursive, sorted), hidden ones left out."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file() and not is_hidden(p, folder))
+
+
 def find_librispeech_split(root: str | os.PathLike, split: str) -> Path | None:
     """The folder of ``split`` under ``root`` or ``root/LibriSpeech`` (the archive's top folder), or None."""
     for base in (Path(root), Path(root) / "LibriSpeech"):
@@ -119,17 +144,19 @@ def read_librispeech_split(split_dir: str | os.PathLike) -> tuple[list[Utterance
     split_dir = Path(split_dir)
     skips = SkipLog()
     texts: dict[str, str] = {}
-    for trans in sorted(split_dir.rglob("*.trans.txt")):
-        for line in trans.read_text(encoding="utf-8").splitlines():
+    for hidden in sorted(p for p in split_dir.rglob(".*") if p.is_file()):
+        skips.add("hidden", hidden.name, str(hidden))
+    for trans in sorted(p for p in split_dir.rglob("*.trans.txt") if not is_hidden(p, split_dir)):
+        for line in read_utf8(trans).splitlines():
             if not line.strip():
                 continue
-            utt_id, _, text = line.strip().partition(" ")
+            utt_id, text = (line.split(maxsplit=1) + [""])[:2]  # a tab or spaces after the id
             if utt_id in texts:
                 skips.add("duplicate_id", utt_id, f"second transcript line in {trans.name}")
                 continue
             texts[utt_id] = text
     audio: dict[str, str] = {}
-    for path in sorted(p for p in split_dir.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()):
+    for path in audio_files(split_dir):
         if path.stem in audio:
             skips.add("duplicate_id", path.stem, f"second audio file {path.name}")
         elif path.stem not in texts:
@@ -178,13 +205,7 @@ def _manifest_rows(manifest: Path, keys: tuple[str, ...]) -> Iterator[tuple[int,
     """(line number, record) of each non-blank line of a NeMo manifest, every line checked by
     ``_manifest_problem``; a ``ValueError`` naming the file and line otherwise, raised without the
     decoder's exception (its message is in the error's)."""
-    data = manifest.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        lineno = data[:err.start].count(b"\n") + 1
-        raise ValueError(f"{manifest}:{lineno}: not UTF-8 text (byte {data[err.start]:#04x})") from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(read_utf8(manifest).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -263,8 +284,8 @@ def read_hub_split(hub_id: str, config: str | None, split: str) -> tuple[list[Ut
 
 
 def predict_files(path: str | os.PathLike) -> list[Path]:
-    """The audio files to transcribe: a folder (recursive, sorted), one audio file, a NeMo manifest
-    (``.json`` / ``.jsonl``: the ``audio_filepath`` of each line, resolved and checked as ``read_manifest``
+    """The audio files to transcribe: a folder (recursive, sorted, hidden files left out), one audio file, a NeMo
+    manifest (``.json`` / ``.jsonl``: the ``audio_filepath`` of each line, resolved and checked as ``read_manifest``
     does; ``text`` is not needed), or a list file (one path per line, ``#`` comments and blank lines ignored,
     relative to the list's folder). An input that names no audio file, a manifest line without an
     ``audio_filepath`` string, or a file of another extension that is no list (not UTF-8 text, e.g. audio of a
@@ -275,7 +296,7 @@ def predict_files(path: str | os.PathLike) -> list[Path]:
     expected = (f"a folder of {'/'.join(AUDIO_EXTENSIONS)} files, one such file, a NeMo manifest "
                 f"({'/'.join(MANIFEST_SUFFIXES)}) or a list file of their paths")
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        files = audio_files(path)
         if not files:
             raise ValueError(f"predict_path {path} holds no audio file (expected {expected})")
         return files
@@ -287,8 +308,8 @@ def predict_files(path: str | os.PathLike) -> list[Path]:
         files = [_resolve(path, row["audio_filepath"]) for _, row in _manifest_rows(path, ("audio_filepath",))]
     else:
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
+            text = read_utf8(path)
+        except ValueError:
             raise ValueError(f"predict_path {path} is not UTF-8 text, so not a list file, and its extension is not "
                              f"an audio file's (expected {expected})") from None
         lines = (ln.strip() for ln in text.splitlines())
