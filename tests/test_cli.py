@@ -95,6 +95,29 @@ def test_a_misspelt_key_is_named_with_where_it_was_given_and_the_nearest_option(
     assert "usage:" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("abbreviated, full", [("--trainer.max_epoch=1", "trainer.max_epochs"),
+                                                ("--model.head_drop=0.5", "model.head_dropout")])
+def test_an_abbreviated_key_is_refused_as_a_misspelt_one(abbreviated, full, tmp_path, monkeypatch):
+    """argparse had expanded a unique prefix; the CLI's own reading of the command line (which options it gives over
+    a checkpoint's, which limits it sets) knows only full keys, so `test --ckpt_path C --model.head_drop=0.5` had
+    its option replaced by the checkpoint's without a word."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=rf"unknown key {abbreviated[2:].split('=')[0]} on the command line; did you "
+                                         rf"mean {full}\?"):
+        main(["fit", *TEXT, abbreviated])
+
+
+def test_a_checkpoint_with_hyperparameters_this_version_lacks_is_one_line(tmp_path, monkeypatch, capsys):
+    """A checkpoint of a newer version (an encoder option added since) had ended in the usage listing of every
+    option, then "Parsing of ckpt_path hyperparameters failed!"."""
+    monkeypatch.chdir(tmp_path)
+    torch.save({"hyper_parameters": {"encoder": {"dim": 16, "new_option": 1}}}, tmp_path / "newer.ckpt")
+    with pytest.raises(SystemExit, match=r"^--ckpt_path newer.ckpt: its model hyperparameters are not this version's "
+                                         r"options .*'model.encoder.new_option'"):
+        main(["test", "--task", "text", "--ckpt_path", "newer.ckpt"])
+    assert "usage:" not in capsys.readouterr().err
+
+
 def test_a_config_file_that_is_not_yaml_is_named_with_line_and_column(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "broken.yaml").write_text("data:\n  batch_size: [1\nmodel:\n")
@@ -238,11 +261,24 @@ def test_every_mixer_fits_the_text_task(mixer, tmp_path, monkeypatch):
           "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"])
 
 
-def test_checkpointing_can_be_switched_off(tmp_path, monkeypatch):
+@pytest.mark.parametrize("off", [["--trainer.enable_checkpointing=false"], ["--config", "off.yaml"]])
+def test_checkpointing_can_be_switched_off(off, tmp_path, monkeypatch):
+    """On the command line or in a config file (there Lightning had refused the default ModelCheckpoint)."""
     monkeypatch.chdir(tmp_path)
-    main(["fit", *TEXT, "--trainer.enable_checkpointing=false", "--trainer.max_epochs=1",
-          "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"])
+    (tmp_path / "off.yaml").write_text("trainer:\n  enable_checkpointing: false\n")
+    main(["fit", *TEXT, *off, "--trainer.max_epochs=1", "--trainer.limit_train_batches=1",
+          "--trainer.limit_val_batches=1"])
     assert not list(tmp_path.glob("runs/text/version_0/checkpoints/*.ckpt"))
+
+
+def test_a_trainer_setting_lightning_refuses_is_one_line_and_takes_back_the_run_folder(tmp_path, monkeypatch):
+    """Lightning's MisconfigurationException (no GPU for accelerator=gpu, devices=0, a strategy's missing package)
+    had ended the command with a traceback."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid configuration: `Trainer\(devices='0'\)`"
+                                         r" value is not a valid input using cpu accelerator"):
+        main(["fit", *TEXT, "--trainer.accelerator=cpu", "--trainer.devices=0"])
+    assert not list((tmp_path / "runs" / "text").iterdir())
 
 
 def test_two_runs_started_together_in_one_folder_get_their_own_run_folder(tmp_path):

@@ -25,7 +25,8 @@ DDP = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=d
 
 def cli(args: list[str], cwd: Path, returncode: int = 0) -> str:
     """Run `python -m infomamba.cli ...` as users do (Lightning re-launches it per rank)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "infomamba.cli", *args], cwd=cwd, env=env, text=True,
                           capture_output=True, timeout=600, start_new_session=True)
     assert done.returncode == returncode, done.stdout[-3000:] + done.stderr[-3000:]

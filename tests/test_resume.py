@@ -82,7 +82,8 @@ def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
 
 
 def cli(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "infomamba.cli", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
 
@@ -147,10 +148,12 @@ def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(sig
     assert min(steps) < STEP + 1 <= max(steps), "the resumed run appends to the interrupted run's metrics.csv"
 
 
-@pytest.mark.parametrize("step", [STEPS_PER_EPOCH - 1, TOTAL_STEPS - 1], ids=["first-epoch", "last-epoch"])
-def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, tmp_path):
+@pytest.mark.parametrize("step, signum", [(STEPS_PER_EPOCH - 1, signal.SIGINT), (TOTAL_STEPS - 1, signal.SIGINT),
+                                          (STEPS_PER_EPOCH - 1, signal.SIGTERM)],
+                         ids=["first-epoch", "last-epoch", "first-epoch-SIGTERM"])
+def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, signum, tmp_path):
     """Stopped before the epoch's validation, the resumed run found the epoch's batches done and never validated it:
-    the best checkpoint was chosen without that epoch."""
+    the best checkpoint was chosen without that epoch. SIGTERM too (Lightning's handling stopped there)."""
     run = tmp_path / "runs" / "text" / "version_0"
     child = cli(["fit", *SIGNALLED, "--trainer.callbacks+=test_resume.PauseAtStep", f"--trainer.callbacks.step={step}"],
                 tmp_path, stdin=subprocess.PIPE)
@@ -158,13 +161,15 @@ def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, tmp_pa
     for line in child.stdout:
         seen.append(line)
         if line.startswith(f"paused at step {step}"):
-            child.send_signal(signal.SIGINT)
+            child.send_signal(signum)
             child.stdin.write("\n")
             child.stdin.flush()
     child.wait(timeout=120)
     out = "".join(seen)
-    assert child.returncode == 128 + signal.SIGINT, out[-3000:]
-    assert f"SIGINT: stopped at epoch {step // STEPS_PER_EPOCH} step {step + 1}, wrote" in out
+    assert child.returncode == 128 + signum, out[-3000:]
+    assert f"{signum.name}: stopped at epoch {step // STEPS_PER_EPOCH} step {step + 1}, wrote" in out
+    if step < STEPS_PER_EPOCH:  # the first validation is the best so far: its checkpoint is saved before the stop
+        assert list((run / "checkpoints").glob(f"best-epoch=0-step={step + 1}.ckpt"))
     code, out = finish(cli(["fit", "--task", "text", "--ckpt_path", "last"], tmp_path, stdin=subprocess.DEVNULL))
     assert code == 0, out[-3000:]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == TOTAL_STEPS
@@ -194,6 +199,40 @@ def test_ckpt_path_last_with_nothing_to_resume_is_a_one_line_error(tmp_path, mon
         main(["fit", *ARGS, "--ckpt_path", "last", "--run_dir", "elsewhere"])
     with pytest.raises(SystemExit, match="test --ckpt_path last: give the checkpoint file"):
         main(["test", *ARGS, "--ckpt_path", "last"])
+
+
+def test_ckpt_path_last_to_a_damaged_checkpoint_is_a_one_line_error(tmp_path, monkeypatch):
+    """A last.ckpt cut short (a full disk, a copy interrupted) had ended the resume with a traceback from torch.load."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "exp" / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(SystemExit, match=r"^--ckpt_path last continues exp, whose checkpoints/last.ckpt is not a "
+                                         r"checkpoint Lightning saved \(torch.load: "):
+        main(["fit", *ARGS, "--ckpt_path", "last", "--run_dir", "exp"])
+
+
+def test_a_resumed_runs_config_with_a_key_no_option_has_is_named(tmp_path, monkeypatch):
+    """A run's config.yaml from an older version, with an option since removed: two lines naming the file and the key
+    (it had been jsonargparse's usage listing of every option)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp" / "checkpoints").mkdir(parents=True)
+    torch.save({}, tmp_path / "exp" / "checkpoints" / "last.ckpt")
+    (tmp_path / "exp" / "config.yaml").write_text("model:\n  old_option: 3\n")
+    with pytest.raises(SystemExit, match=r"^infomamba fit --task text: unknown key model.old_option in "
+                                         r"exp/config.yaml"):
+        main(["fit", *ARGS, "--ckpt_path", "last", "--run_dir", "exp"])
+
+
+def test_a_resumed_run_with_lightnings_csv_logger_keeps_the_metrics_it_had(tmp_path, monkeypatch):
+    """Lightning's CSVLogger deletes the metrics.csv of the folder it writes into: `--ckpt_path last` had lost the
+    metrics of the run it continued."""
+    monkeypatch.chdir(tmp_path)
+    short = ["--trainer.logger=CSVLogger", "--trainer.logger.init_args.save_dir=runs", "--trainer.log_every_n_steps=1",
+             "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1", "--run_dir", "exp"]
+    main(["fit", *ARGS, *short, "--trainer.max_epochs=1"])
+    main(["fit", *ARGS, *short, "--trainer.max_epochs=2", "--ckpt_path", "last"])
+    with open(tmp_path / "exp" / "metrics.csv") as file:
+        assert [row["step"] for row in csv.DictReader(file) if row["val/acc"]] == ["0", "1"]
 
 
 def test_run_dir_names_the_run_folder_and_is_resumed_in_place(tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ torchvision, which would otherwise break `import lightning` (see `infomamba.task
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import importlib
@@ -252,6 +253,19 @@ def shorthands(argv: list[str]) -> list[str]:
     return out
 
 
+@contextlib.contextmanager
+def parse_errors_raised(parsers):
+    """jsonargparse's parse errors raised as `ArgumentError` (for the CLI to say in a line or two) instead of printed
+    with the usage listing of every option."""
+    for each in parsers:
+        each.exit_on_error = False
+    try:
+        yield
+    finally:
+        for each in parsers:
+            each.exit_on_error = True
+
+
 def _not_quieted(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith(QUIET_LOGS)
 
@@ -264,14 +278,15 @@ def quiet() -> None:
         logging.getLogger(name).addFilter(_not_quieted)
 
 
-def checkpointing_off(argv: list[str]) -> bool:
-    """Whether the command line turns checkpointing off (then no ModelCheckpoint is added by default)."""
-    joined = " ".join(argv).replace("=", " ").split()
-    return any(a == "--trainer.enable_checkpointing" and i + 1 < len(joined) and joined[i + 1].lower() == "false"
-               for i, a in enumerate(joined))
+def without_checkpoints(callbacks: list) -> list:
+    """`callbacks` less the `ModelCheckpoint`s, for a fit with `trainer.enable_checkpointing` false, which Lightning
+    refuses beside one."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
 
 
-def trainer_defaults(task: TaskSpec, checkpointing: bool = True) -> dict:
+def trainer_defaults(task: TaskSpec) -> dict:
     import torch
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
@@ -284,15 +299,12 @@ def trainer_defaults(task: TaskSpec, checkpointing: bool = True) -> dict:
 
     monitor, mode = task.monitor
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    checkpoints = [
-        ModelCheckpoint(monitor=monitor, mode=mode, filename="best-{epoch}-{step}"),
-        LatestCheckpoint(),  # last.ckpt
-    ] if checkpointing else []
     return {
         "default_root_dir": f"runs/{task.name}",
         "logger": {"class_path": "infomamba.tasks.run_dir.RunLogger",
                    "init_args": {"save_dir": "runs", "name": task.name}},
-        "callbacks": [*checkpoints, LearningRateMonitor(logging_interval="step"), EpochSummary(),
+        "callbacks": [ModelCheckpoint(monitor=monitor, mode=mode, filename="best-{epoch}-{step}"),
+                      LatestCheckpoint(), LearningRateMonitor(logging_interval="step"), EpochSummary(),
                       JsonLinesPredictionWriter(), ResumeMidEpoch(), StopOnSignal(), ScheduleBudget()],
         "plugins": [{"class_path": "infomamba.tasks.checkpoint_io.AtomicCheckpointIO"}],
         "use_distributed_sampler": False,
@@ -357,14 +369,14 @@ def folder_logger_args(config, required: bool = True):
 
 
 def place_run(config, resumed: Path | None, subcommand: str) -> Path | None:
-    """Point the logger (so the checkpoints and config.yaml too) at this run's folder: the resumed one,
-    `--run_dir`, or a newly claimed `version_N` (only rank 0 claims; Lightning broadcasts its log_dir); none for a
-    new `fast_dev_run`, which writes nothing. validate/test/predict with the config of a `--run_dir` run (a logger
-    named "" whose version is the run's folder) claim their `version_N` inside that folder. Returns the folder this
-    call created (rank 0), or None."""
+    """Point the logger (so the checkpoints and config.yaml too) at this run's folder: the resumed one (into whose
+    metrics.csv a CSVLogger appends: `run_dir.appending`), `--run_dir`, or a newly claimed `version_N` (only rank 0
+    claims; Lightning broadcasts its log_dir); none for a new `fast_dev_run`, which writes nothing. validate/test/
+    predict with the config of a `--run_dir` run (a logger named "" whose version is the run's folder) claim their
+    `version_N` inside that folder. Returns the folder this call created (rank 0), or None."""
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-    from .tasks.run_dir import LAST, claim_folder, claim_version
+    from .tasks.run_dir import LAST, appending, claim_folder, claim_version
 
     if resumed is None and config.trainer.fast_dev_run:  # Lightning swaps the logger for a dummy: no folder
         return None
@@ -388,6 +400,7 @@ def place_run(config, resumed: Path | None, subcommand: str) -> Path | None:
         claimed = root / f"version_{logger.version}" if logger.version is not None else None
     if resumed is not None:
         config.ckpt_path = str(resumed / LAST)
+        config.trainer.logger.class_path = appending(config.trainer.logger.class_path)
     config.run_dir = None
     return claimed
 
@@ -551,9 +564,10 @@ def main(argv: list[str] | None = None) -> None:
     task, module_cls, data_cls = load_task(name)
     check_checkpoint_task(ckpt_path_arg(rest), task)
     from lightning.pytorch.cli import LightningCLI
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
     from .tasks.base import FitRefused
+    from .tasks.run_dir import LAST
 
     args = run_config_for(rest)
     claimed: list[Path | None] = []
@@ -574,11 +588,9 @@ def main(argv: list[str] | None = None) -> None:
             files = config_files(args)
             for problem in filter(None, map(yaml_problem, files)):
                 raise SystemExit(f"infomamba --task {name}: {problem}")
-            parsers = [parser, *self._subcommand_parsers.values()]
-            for each in parsers:
-                each.exit_on_error = False
             try:
-                super().parse_arguments(parser, args)
+                with parse_errors_raised([parser, *self._subcommand_parsers.values()]):
+                    super().parse_arguments(parser, args)
             except ArgumentError as err:
                 message = str(err).removeprefix("argument None: ").strip()
                 command = args[0] if args and args[0] in self._subcommand_parsers else None
@@ -587,15 +599,20 @@ def main(argv: list[str] | None = None) -> None:
                 label = f"infomamba {command} --task {name}" if command else f"infomamba --task {name}"
                 raise SystemExit(f"{label}: {unknown or message}\n"
                                  f"(every option: infomamba {command or 'fit'} --task {name} --help)") from None
-            finally:
-                for each in parsers:
-                    each.exit_on_error = True
 
         def _parse_ckpt_path(self):
             """Lightning puts a --ckpt_path file's hyperparameters over every parsed model option; those this
             command gives itself win again, or are refused where the checkpoint fixes them (`keep_given`)."""
+            from argparse import ArgumentError
+
             before = self.config.clone()
-            super()._parse_ckpt_path()
+            try:
+                with parse_errors_raised([self.parser, *self._subcommand_parsers.values()]):
+                    super()._parse_ckpt_path()
+            except ArgumentError as err:
+                ckpt = before[before.subcommand].ckpt_path
+                raise SystemExit(f"--ckpt_path {ckpt}: its model hyperparameters are not this version's options "
+                                 f"(a checkpoint of another version of infomamba?): {err}") from None
             command = self.config.get("subcommand")
             if command:
                 weights = ("model.encoder", *(f"model.{target}" for target in task.links.values()))
@@ -608,6 +625,11 @@ def main(argv: list[str] | None = None) -> None:
                                  f"checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt): without one "
                                  f"the model is untrained")
             resumed = resumed_run(config, self.subcommand)
+            problem = resumed and checkpoint_problem(resumed / LAST, task.name, task.module)
+            if problem:
+                raise SystemExit(f"--ckpt_path last continues {resumed}, whose {LAST} {problem}")
+            if config.trainer.enable_checkpointing is False:
+                self.trainer_defaults["callbacks"] = without_checkpoints(self.trainer_defaults["callbacks"])
             if resumed is None and config.ckpt_path is not None and not Path(config.ckpt_path).is_file():
                 raise SystemExit(f"infomamba --task {name} {self.subcommand}: --ckpt_path {config.ckpt_path} is not "
                                  f"a file (give a checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt)")
@@ -619,7 +641,7 @@ def main(argv: list[str] | None = None) -> None:
             if resumed and (resumed / "config.yaml").is_file():
                 extended = with_config(args, resumed / "config.yaml")
                 if extended is not args:
-                    self.config = self.parser.parse_args(extended)
+                    self.parse_arguments(self.parser, extended)
                 refuse_changed_run(resumed, (resumed / "config.yaml").read_text(encoding="utf-8"),
                                    self._subcommand_parsers["fit"].dump(self.config["fit"]))
             claimed.append(place_run(self.config[self.subcommand], resumed, self.subcommand))
@@ -628,7 +650,7 @@ def main(argv: list[str] | None = None) -> None:
             label = f"infomamba --task {name} {self.subcommand}"
             try:
                 super().instantiate_classes()
-            except (ValueError, FileNotFoundError, ImportError) as err:  # what the constructors reject: one line
+            except (ValueError, FileNotFoundError, ImportError, MisconfigurationException) as err:  # rejected: one line
                 cause = err.__cause__  # what a link's compute_fn raised, wrapped by jsonargparse
                 if isinstance(cause, (ValueError, FileNotFoundError, ImportError)):
                     err = cause
@@ -653,9 +675,9 @@ def main(argv: list[str] | None = None) -> None:
     interrupted = Interrupts()
     try:
         TaskCLI(module_cls, data_cls, args=args,
-                trainer_defaults=trainer_defaults(task, checkpointing=not checkpointing_off(rest)),
+                trainer_defaults=trainer_defaults(task),
                 save_config_kwargs={"overwrite": True}, seed_everything_default=0,
-                parser_kwargs={"prog": f"infomamba --task {name}"})
+                parser_kwargs={"prog": f"infomamba --task {name}", "allow_abbrev": False})
     except SIGTERMException as stop:  # Lightning raises it bare (exit status 0) when it stops on SIGTERM
         raise SystemExit(stop.code or 128 + signal.SIGTERM) from None
     except BaseException as err:

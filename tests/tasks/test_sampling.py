@@ -37,6 +37,16 @@ def test_eval_covers_every_sample_exactly_once_over_ranks(budget):
 
 
 @pytest.mark.parametrize("budget", [{"batch_size": 16}, {"max_tokens": 4000}])
+def test_eval_gives_every_rank_a_batch_when_the_split_fits_in_fewer_batches_than_ranks(budget):
+    """Lightning stops a DDP run whose loader is empty on a rank (a validation split of 5 samples, batch 16,
+    on 4 ranks crashed the fit); the samples are spread so that each rank has one."""
+    lengths = [40, 7, 300, 12, 3]
+    per_rank, _ = _rank_batches(lengths, world=4, shuffle=False, **budget)
+    assert all(per_rank)
+    assert sorted(i for batches in per_rank for b in batches for i in b) == list(range(5))
+
+
+@pytest.mark.parametrize("budget", [{"batch_size": 16}, {"max_tokens": 4000}])
 def test_train_ranks_disjoint_equal_counts(budget):
     lengths = _lengths(1003)
     per_rank, samplers = _rank_batches(lengths, shuffle=True, **budget)

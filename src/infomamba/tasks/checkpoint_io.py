@@ -9,12 +9,17 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """A crash mid-save leaves the previous checkpoint intact (local paths; remote ones use fsspec as is)."""
+    """A crash mid-save leaves the previous checkpoint intact and no temporary file (local paths; remote ones use
+    fsspec as is)."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         if get_filesystem(path).protocol not in ("file", ("file", "local")) and "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        try:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)
+        except BaseException:  # a full disk: no partial file left to hold its space
+            tmp.unlink(missing_ok=True)
+            raise

@@ -12,11 +12,16 @@ from infomamba.console import say
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename over it (never a half-written file)."""
+    """Write to a temporary file beside `path`, then rename over it (never a half-written file, nor a temporary one
+    left by a failed write)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def in_input_order(rows: list[dict], indices: list[int]) -> list[dict]:

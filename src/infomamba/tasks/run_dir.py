@@ -4,11 +4,13 @@ A run's folder holds its config.yaml, metrics.csv, hparams.yaml and checkpoints/
 next free `version_N` with `os.mkdir`, which fails when the folder exists, so two runs started at once in
 the same place never share a folder. `resumable_run` finds the folder `--ckpt_path last` continues: the
 newest one with a `checkpoints/last.ckpt`. A resumed run writes into the folder it continues, so
-`RunLogger` appends to its metrics.csv where Lightning's CSVLogger would delete it.
+`RunLogger` appends to its metrics.csv where Lightning's CSVLogger would delete it (a resumed run given that
+logger takes `RunLogger` instead: `appending`).
 """
 from __future__ import annotations
 
 import csv
+import importlib
 import re
 from pathlib import Path
 
@@ -103,3 +105,12 @@ class RunLogger(CSVLogger):
         if self._experiment is None:
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def appending(class_path: str) -> str:
+    """The logger class a resumed run uses for its config's `class_path`: `RunLogger` for Lightning's CSVLogger,
+    which deletes the metrics.csv of the run it continues; any other as given."""
+    module, _, name = class_path.rpartition(".")
+    if getattr(importlib.import_module(module), name) is CSVLogger:
+        return f"{RunLogger.__module__}.{RunLogger.__qualname__}"
+    return class_path

@@ -174,7 +174,11 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
     def _global_batches(self) -> list[list[int]]:
         """All batches of the epoch, in the order they are dealt to the ranks."""
         if not self._shuffle:
-            return self._pack(np.argsort(-self._lengths, kind="stable"))
+            order = np.argsort(-self._lengths, kind="stable")
+            batches = self._pack(order)
+            if len(batches) < self._num_replicas:  # a rank left without a batch stops Lightning (under DDP)
+                return [part.tolist() for part in np.array_split(order, min(self._num_replicas, order.size))]
+            return batches
         rng = np.random.default_rng(self._seed + self.epoch)
         perm = rng.permutation(self._lengths.size)
         bucket = self._bucket_samples()
