@@ -566,7 +566,7 @@ def main(argv: list[str] | None = None) -> None:
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-    from .tasks.base import FitRefused
+    from .tasks.base import RunRefused
     from .tasks.run_dir import LAST
 
     args = run_config_for(rest)
@@ -683,8 +683,8 @@ def main(argv: list[str] | None = None) -> None:
     except BaseException as err:
         for folder in claimed:
             remove_if_empty(folder)
-        if isinstance(err, FitRefused):
-            raise SystemExit(f"infomamba --task {name} fit: {err}") from None
+        if isinstance(err, RunRefused):
+            raise SystemExit(f"infomamba --task {name} {args[0]}: {err}") from None
         if interrupted and isinstance(err, SystemExit) and err.code == 1:  # Lightning's exit after Ctrl-C
             raise SystemExit(128 + signal.SIGINT) from None
         raise

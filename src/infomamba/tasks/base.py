@@ -83,9 +83,9 @@ CompileOption = bool | Literal["default", "reduce-overhead", "max-autotune"]
 """`compile`: off, on (torch.compile's default mode), or one of its modes by name."""
 
 
-class FitRefused(ValueError):
-    """A fit this module cannot run as configured, found once the trainer is known (`on_fit_start`); the CLI
-    ends the command with its message as one line."""
+class RunRefused(ValueError):
+    """A fit or an evaluation this module cannot run as configured, found once the trainer is known (`setup`,
+    `on_fit_start`); the CLI ends the command with its message as one line."""
 
 
 class TaskModule(L.LightningModule):
@@ -141,14 +141,14 @@ class TaskModule(L.LightningModule):
         if self.graphed_encoder is None:
             return
         if self.trainer.world_size > 1:
-            raise FitRefused(f"model.cuda_graphs runs on one device; this fit has {self.trainer.world_size} "
+            raise RunRefused(f"model.cuda_graphs runs on one device; this fit has {self.trainer.world_size} "
                              "processes (use --compile=reduce-overhead for DDP)")
         if self.trainer.accumulate_grad_batches > 1:
-            raise FitRefused("model.cuda_graphs: each replay overwrites the previous batch's gradients, so "
+            raise RunRefused("model.cuda_graphs: each replay overwrites the previous batch's gradients, so "
                              f"trainer.accumulate_grad_batches={self.trainer.accumulate_grad_batches} would lose "
                              "them; set it to 1")
         if self.device.type != "cuda":
-            raise FitRefused(f"model.cuda_graphs needs a CUDA device; this fit runs on {self.device.type} (drop "
+            raise RunRefused(f"model.cuda_graphs needs a CUDA device; this fit runs on {self.device.type} (drop "
                              "--cuda_graphs, or give --model.cuda_graphs=false over a config that sets it: the "
                              "encoder would run eagerly while config.yaml said graphs)")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from infomamba import EncoderConfig
-from infomamba.tasks.base import FitRefused
+from infomamba.tasks.base import RunRefused
 from infomamba.tasks.prediction_writer import in_input_order
 from infomamba.tasks.text.datamodule import TextDataModule
 from infomamba.tasks.text.module import TextClassifier, bigram_ids, drop_tokens
@@ -115,7 +115,7 @@ def test_predictions_carry_the_line_of_their_text_in_the_predict_file(tmp_path):
 def test_a_fit_whose_texts_outgrow_the_position_table_is_refused_before_its_first_step():
     model = TextClassifier(num_classes=2, vocab_size=50, encoder=EncoderConfig(dim=16, depth=1), max_positions=8)
     model._trainer = SimpleNamespace(datamodule=SimpleNamespace(hparams={"max_length": 16}))
-    with pytest.raises(FitRefused, match=r"data.max_length=16 exceeds model.max_positions=8"):
+    with pytest.raises(RunRefused, match=r"data.max_length=16 exceeds model.max_positions=8"):
         model.on_fit_start()
     model._trainer.datamodule.hparams["max_length"] = 8
     model.on_fit_start()

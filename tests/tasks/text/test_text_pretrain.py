@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from infomamba import EncoderConfig
-from infomamba.tasks.base import FitRefused
+from infomamba.tasks.base import RunRefused
 from infomamba.tasks.text.module import TextClassifier
 from infomamba.tasks.text.pretrain import MaskedTextPretraining, mask_positions
 
@@ -100,13 +100,13 @@ def test_init_from_refuses_another_shape_tokenizer_or_file(tmp_path):
 
 
 def test_an_init_from_that_cannot_start_the_fit_refuses_it_in_one_line(tmp_path):
-    """FitRefused, which the CLI ends the command with as one line; a missing file had been a FileNotFoundError and
+    """RunRefused, which the CLI ends the command with as one line; a missing file had been a FileNotFoundError and
     the others a ValueError, each a traceback through Lightning's setup."""
     model = TextClassifier(num_classes=2, vocab_size=60, encoder=ENCODER)
-    with pytest.raises(FitRefused, match=r"^model.init_from \S*absent.ckpt is not a file$"):
+    with pytest.raises(RunRefused, match=r"^model.init_from \S*absent.ckpt is not a file$"):
         model.load_pretrained(tmp_path / "absent.ckpt")
     wider = MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=EncoderConfig(dim=32, depth=1))
-    with pytest.raises(FitRefused, match=r"pos is \(4096, 32\) there"):
+    with pytest.raises(RunRefused, match=r"pos is \(4096, 32\) there"):
         model.load_pretrained(_checkpoint(tmp_path, wider))
 
 

@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pad_sequence
 from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
 
-from ..base import CompileOption, TaskModule, list_of_inputs
+from ..base import CompileOption, RunRefused, TaskModule, list_of_inputs
 from .audio import LogMel, SpecAugment, load_audio, waveform_input
 from .beam import BeamDecoder, check_beam_options
 from .subsampling import ConvSubsampling
@@ -94,7 +94,7 @@ class CTCSpeechRecognizer(TaskModule):
         datamodule = self.trainer.datamodule
         for key in ("sample_rate", "n_mels"):
             if getattr(datamodule, key, self.hparams[key]) != self.hparams[key]:
-                raise ValueError(f"data.{key}={getattr(datamodule, key)} but model.{key}={self.hparams[key]}: the "
+                raise RunRefused(f"data.{key}={getattr(datamodule, key)} but model.{key}={self.hparams[key]}: the "
                                  f"model reads features of its {key} (a checkpoint's: as it was trained)")
         self.val_names = list(datamodule.val_split_names) if hasattr(datamodule, "val_split_names") else ["val"]
         self.test_names = list(datamodule.test_split_names) if hasattr(datamodule, "test_split_names") else ["test"]

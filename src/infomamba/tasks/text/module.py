@@ -16,7 +16,7 @@ from infomamba import EncoderConfig
 from infomamba.layers.pooling import masked_mean
 from infomamba.losses import LossWeights
 
-from ..base import CompileOption, FitRefused, TaskModule, classification_loss, list_of_inputs
+from ..base import CompileOption, RunRefused, TaskModule, classification_loss, list_of_inputs
 from ..paths import missing
 from .tokenizer import TextTokenizer, clean_text
 
@@ -145,7 +145,7 @@ class TextClassifier(TaskModule):
         self.trained_max_length = self._data_max_length()
         positions = self.hparams.max_positions
         if self.trained_max_length is not None and self.trained_max_length > positions:
-            raise FitRefused(f"data.max_length={self.trained_max_length} exceeds model.max_positions={positions}: the "
+            raise RunRefused(f"data.max_length={self.trained_max_length} exceeds model.max_positions={positions}: the "
                              f"first batch with a text longer than {positions} tokens would stop the fit; set "
                              "model.max_positions >= data.max_length")
 
@@ -157,25 +157,25 @@ class TextClassifier(TaskModule):
 
     def load_pretrained(self, path: str | Path) -> None:
         """Copy the frontend and encoder (`pretrained_key`) of the checkpoint at `path` into this model; a checkpoint
-        that cannot start it is refused (`FitRefused`: the CLI ends the fit with its message as one line)."""
+        that cannot start it is refused (`RunRefused`: the CLI ends the fit with its message as one line)."""
         if not Path(path).is_file():
-            raise FitRefused(missing("model.init_from", path, "is not a file"))
+            raise RunRefused(missing("model.init_from", path, "is not a file"))
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         if "state_dict" not in checkpoint:
-            raise FitRefused(f"model.init_from {path}: not a Lightning checkpoint (it has no state_dict)")
+            raise RunRefused(f"model.init_from {path}: not a Lightning checkpoint (it has no state_dict)")
         ours = self.tokenizer.to_json() if self.tokenizer is not None else None
         if ours is not None and checkpoint.get("tokenizer", ours) != ours:
-            raise FitRefused(f"model.init_from {path}: its tokenizer differs from the data's, so its embeddings "
+            raise RunRefused(f"model.init_from {path}: its tokenizer differs from the data's, so its embeddings "
                              "belong to other ids; pretrain on the same data.root, data.tokenizer and data.vocab_size")
         own = {k: v for k, v in self.state_dict().items() if pretrained_key(k)}
         theirs = {k: v for k, v in checkpoint["state_dict"].items() if pretrained_key(k)}
         differ = sorted(own.keys() ^ theirs.keys())
         if differ:
-            raise FitRefused(f"model.init_from {path}: {len(differ)} frontend or encoder tensor(s) are in only one "
+            raise RunRefused(f"model.init_from {path}: {len(differ)} frontend or encoder tensor(s) are in only one "
                              f"of the two models (e.g. {differ[0]}); pretrain the same model.encoder")
         for key, value in own.items():
             if theirs[key].shape != value.shape:
-                raise FitRefused(f"model.init_from {path}: {key} is {tuple(theirs[key].shape)} there and "
+                raise RunRefused(f"model.init_from {path}: {key} is {tuple(theirs[key].shape)} there and "
                                  f"{tuple(value.shape)} here; pretrain with the same model.encoder, data.vocab_size, "
                                  "model.max_positions and model.bigram_buckets")
         self.load_state_dict(theirs, strict=False)
