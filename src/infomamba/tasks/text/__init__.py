@@ -1,8 +1,8 @@
 """Text classification: datamodule, tokenizers and the generated ListOps task; masked-LM self-pretraining.
 
-Registered as `--task text` (and `--task text_mlm`, the pretraining on the same data) by class paths, so
-importing this folder imports neither Lightning nor the task's modules. `hide_broken_torchvision` runs before
-they can be imported: Lightning's torchmetrics imports torchvision, which a text run does not need (see
+Registered as `--task text` (and `--task text_mlm`, the pretraining on the same data or on texts without labels)
+by class paths, so importing this folder imports neither Lightning nor the task's modules. `hide_broken_torchvision`
+runs before they can be imported: Lightning's torchmetrics imports torchvision, which a text run does not need (see
 `optional_deps`).
 """
 from ..optional_deps import hide_broken_torchvision
@@ -20,6 +20,6 @@ register_task(
 )
 register_task(
     "text_mlm", "infomamba.tasks.text.pretrain:MaskedTextPretraining",
-    "infomamba.tasks.text.datamodule:TextDataModule", monitor=("val/loss", "min"), max_epochs=3, links=LINKS,
+    "infomamba.tasks.text.datamodule:MaskedTextDataModule", monitor=("val/loss", "min"), max_epochs=3, links=LINKS,
     trained_data=TRAINED_DATA,
 )

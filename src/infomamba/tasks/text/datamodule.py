@@ -1,4 +1,5 @@
-"""TextDataModule: text classification batches from local files, the HF hub, or generated ListOps.
+"""TextDataModule: text classification batches from local files, the HF hub, or generated ListOps;
+MaskedTextDataModule: the same sources as texts alone, unlabelled ones too, for masked-LM pretraining.
 
 Sources (``data.root`` or ``data.hub_id``; neither = generated ListOps): IMDb folders, AG-News and generic
 csv/jsonl/json/parquet tables, one folder per class (``root/<class>/*``, ``root/{train,test}/<class>/*``),
@@ -13,7 +14,8 @@ Each stage reads only what it needs: ``fit`` train and validation, ``validate`` 
 official test split alone (a carved one needs its pool), ``predict`` only ``predict_path``, which is read
 and checked when the data module is built, so an empty file is a one-line error before anything else.
 
-The tokenizer (bytes | bpe | wordpiece | a pretrained HF name) is built from the training split only;
+The tokenizer (bytes | bpe | wordpiece | a pretrained HF name | a file holding one) is built from the training
+split only;
 bpe/wordpiece are cached in the user cache (`cache.user_cache_dir`), never in the data folder. The
 tokenizer and the class names are also kept there as a data card, keyed by these settings and the size
 and modification time of every data file, and in a fit's checkpoint (`state_dict`). A test or predict
@@ -57,6 +59,7 @@ from infomamba.tasks.text.tokenizer import (
     RECIPE_VERSION,
     TextTokenizer,
     build_tokenizer,
+    tokenizer_files,
     write_atomic,
 )
 
@@ -135,9 +138,12 @@ class TextDataModule(L.LightningDataModule):
         hub_id: Hugging Face dataset id, e.g. ``ag_news`` or ``stanfordnlp/imdb`` (needs ``datasets``
             and network). Exclusive with ``root``.
         text_column: column holding the text (csv/jsonl/json/parquet, hub).
-        label_column: column holding the label (strings or integer ids).
-        tokenizer: ``bytes`` | ``bpe`` | ``wordpiece`` (trained on the training split) or a pretrained
-            HF tokenizer name (needs ``transformers``). ListOps always uses its own word-level vocabulary.
+        label_column: column holding the label (strings or integer ids). With ``--task text_mlm`` the labels
+            are never read; null there makes a labelled table a corpus (validation carved, no test).
+        tokenizer: ``bytes`` | ``bpe`` | ``wordpiece`` (trained on the training split), a pretrained
+            HF tokenizer name (needs ``transformers``), or a file: a checkpoint (``.ckpt``, its tokenizer: e.g.
+            the masked-LM pretraining's, to fine-tune its weights with the ids they were trained on) or a
+            ``tokenizer.json``. ListOps always uses its own word-level vocabulary.
         vocab_size: target vocabulary size of a trained bpe/wordpiece tokenizer. The real size (embedding
             rows) is the ``vocab_size`` property.
         max_length: texts are truncated to this many tokens (the head is kept). A checkpoint keeps it among this
@@ -164,12 +170,14 @@ class TextDataModule(L.LightningDataModule):
             (``$INFOMAMBA_CACHE``, else ``$XDG_CACHE_HOME/infomamba``, else ``~/.cache/infomamba``).
     """
 
+    labels = True  # the classifier's: every text has a label (`MaskedTextDataModule`: texts alone)
+
     def __init__(
         self,
         root: str | None = None,
         hub_id: str | None = None,
         text_column: str = "text",
-        label_column: str = "label",
+        label_column: str | None = "label",
         tokenizer: str = "bpe",
         vocab_size: int = 8000,
         max_length: int = 512,
@@ -261,7 +269,7 @@ class TextDataModule(L.LightningDataModule):
     def source(self) -> Source:
         """The local or hub source (its layout found from names; splits are read when a stage needs them)."""
         if self._source is None:
-            self._source = open_source(self.root, self.hub_id, self.text_column, self.label_column)
+            self._source = open_source(self.root, self.hub_id, self.text_column, self.label_column, self.labels)
         return self._source
 
     # ------------------------------------------------------------------------------------ checkpoint
@@ -287,7 +295,8 @@ class TextDataModule(L.LightningDataModule):
                 return
             rank_zero_warn("Text data: the checkpoint's tokenizer or class names differ from those of these data.* "
                            "settings; the data is encoded with the checkpoint's, which its weights were trained with.")
-        elif not self._is_listops() and tokenizer.setting != self.tokenizer_name:
+        elif not self._is_listops() and tokenizer.setting != self.tokenizer_name \
+                and not tokenizer_files(self.tokenizer_name):
             rank_zero_warn(f"Text data: data.tokenizer={self.tokenizer_name} is not the checkpoint's tokenizer "
                            f"({tokenizer.setting}); the data is encoded with the checkpoint's, which its weights "
                            "were trained with.")
@@ -365,7 +374,7 @@ class TextDataModule(L.LightningDataModule):
             return
         if self._is_listops():
             self._text_tokenizer = listops_tokenizer()
-            self._class_names = [str(d) for d in range(LISTOPS_CLASSES)]
+            self._class_names = [str(d) for d in range(LISTOPS_CLASSES)] if self.labels else []
             return
         card = self._card_path()
         if card is not None and card.is_file():
@@ -392,9 +401,10 @@ class TextDataModule(L.LightningDataModule):
         identity = {
             "card": CARD_VERSION,
             "root": str(Path(self.root).resolve()),
-            "files": [[str(path), stat.st_size, stat.st_mtime_ns] for path in files for stat in (path.stat(),)],
+            "files": [[str(path), stat.st_size, stat.st_mtime_ns]
+                      for path in [*files, *tokenizer_files(self.tokenizer_name)] for stat in (path.stat(),)],
             "settings": [self.text_column, self.label_column, self.tokenizer_name, self.target_vocab_size,
-                         RECIPE_VERSION, self.seed, self.val_fraction, self.test_fraction],
+                         RECIPE_VERSION, self.seed, self.val_fraction, self.test_fraction, self.labels],
         }
         key = hashlib.sha256(json.dumps(identity).encode("utf-8")).hexdigest()[:24]
         return self._cache() / "text-data" / f"{key}.json"
@@ -407,10 +417,19 @@ class TextDataModule(L.LightningDataModule):
         split (read and carved once)."""
         official_test = not self._is_listops() and set(self.source.readers) == {"train", "test"}
         if self._labelled is None and name == "test" and official_test:
-            test = self.source.read("test")
-            return Split(test.texts, label_ids(test, self._class_names, self._labels_by_name), test.source)
+            return self._with_label_ids(self.source.read("test"))
         self._read_labelled()
+        if name not in self._labelled:
+            raise ValueError(f"Text data: {self.source.description} holds unlabelled texts and no test file: they "
+                             f"are a corpus, carved into train and validation ({self.val_fraction:.0%}, data.seed "
+                             f"{self.seed}) only; evaluate with validate, or put a test.txt beside a train.txt.")
         return self._labelled[name]
+
+    def _with_label_ids(self, split: Split) -> Split:
+        """``split`` with label ids in place of its labels (the classifier's); unchanged for texts alone."""
+        if not self.labels:
+            return split
+        return Split(split.texts, label_ids(split, self._class_names, self._labels_by_name), split.source)
 
     def _read_labelled(self) -> None:
         """Read and carve every split, with label ids; set the class names, and the tokenizer if unset."""
@@ -421,14 +440,13 @@ class TextDataModule(L.LightningDataModule):
             return
         raw = {name: self.source.read(name) for name in self.source.readers}
         splits = self._carve(raw.get("train"), raw.get("test"))
+        if self._class_names is None and not self.labels:
+            self._class_names = []
         if self._class_names is None:  # else the data card's or the checkpoint's
             reference = raw["train"] if "train" in raw else raw["test"]
             self._class_names = class_names_of(reference, self.source.class_names)
             self._labels_by_name = all(isinstance(v, str) for v in reference.labels)
-        self._labelled = {
-            name: Split(split.texts, label_ids(split, self._class_names, self._labels_by_name), split.source)
-            for name, split in zip(SPLITS, splits)
-        }
+        self._labelled = {name: self._with_label_ids(split) for name, split in zip(SPLITS, splits) if split is not None}
         if self._text_tokenizer is None:
             self._text_tokenizer = build_tokenizer(
                 self.tokenizer_name, splits[0].texts, self.target_vocab_size, self._cache()
@@ -458,13 +476,16 @@ class TextDataModule(L.LightningDataModule):
         )
         return splits
 
-    def _carve(self, train: Split | None, test: Split | None) -> tuple[Split, Split, Split]:
-        """Train, validation and test splits; carved parts drawn with ``seed``."""
+    def _carve(self, train: Split | None, test: Split | None) -> tuple[Split, Split, Split | None]:
+        """Train, validation and test splits; carved parts drawn with ``seed``. A labelled layout is carved as the
+        classifier carves it, texts alone or not; a corpus (`_carve_corpus`) into train and validation."""
         rng = np.random.default_rng(self.seed)
+        pool = train if train is not None else test
+        if not pool.labelled:
+            return self._carve_corpus(train, test, rng)
         if train is not None and test is not None:
             train, val = _take(train, self.val_fraction, rng)
             return train, val, test
-        pool = train if train is not None else test
         rest, carved_test = _take(pool, self.test_fraction, rng)
         carved_train, val = _take(rest, self.val_fraction, rng)
         if train is None:
@@ -481,6 +502,19 @@ class TextDataModule(L.LightningDataModule):
                 f"{self.seed}."
             )
         return carved_train, val, carved_test
+
+    def _carve_corpus(self, train: Split | None, test: Split | None,
+                      rng: np.random.Generator) -> tuple[Split, Split, Split | None]:
+        """A corpus of texts alone (masked-LM pretraining): ``val_fraction`` of its training texts validate (drawn
+        with ``seed``), the rest train; its test file, if any, is the test split. A test file alone is refused:
+        pretraining on it would train on test texts (naming the file itself as data.root asks for that)."""
+        if train is None:
+            raise ValueError(f"Text data: {self.source.description} has only a test file ({test.source}), which "
+                             "would pretrain on test texts; to pretrain on it anyway, give that file as data.root.")
+        rest, val = _take(train, self.val_fraction, rng)
+        rank_zero_info(f"Text data: {self.source.description} holds texts without labels: validation "
+                       f"({self.val_fraction:.0%}) carved from {train.source} with seed {self.seed}.")
+        return rest, val, test
 
     def _encode(self, split: Split, name: str, rows: list[int] | None = None) -> EncodedTexts:
         """Tokenise and truncate; texts that give no token are skipped (counted in the log), a labelled split left
@@ -504,7 +538,7 @@ class TextDataModule(L.LightningDataModule):
         return EncodedTexts(
             ids,
             [split.texts[i] for i in keep],
-            None if rows is not None else [split.labels[i] for i in keep],
+            [split.labels[i] for i in keep] if rows is None and self.labels else None,
             None if rows is None else [rows[i] for i in keep],
         )
 
@@ -525,11 +559,38 @@ class TextDataModule(L.LightningDataModule):
         sizes = ", ".join(f"{name} {len(d)}" for name, d in zip(names, datasets))
         description = "generated ListOps" if self._is_listops() else self.source.description
         mean = float(np.mean(datasets[0].lengths)) if datasets[0].lengths else 0.0
+        classes = f"{self.num_classes} classes {self._class_names[:10]}" if self.labels else "texts alone"
         rank_zero_info(
-            f"Text data: {description}: {sizes}; {self.num_classes} classes {self._class_names[:10]}; tokenizer "
+            f"Text data: {description}: {sizes}; {classes}; tokenizer "
             f"{self._text_tokenizer.kind} ({self.vocab_size} ids); mean {names[0]} length {mean:.0f} tokens "
             f"(max_length {self.max_length})."
         )
+
+
+class MaskedTextDataModule(TextDataModule):
+    """The texts of the same sources, labels never read, for masked-LM pretraining (`--task text_mlm`); every
+    option is `TextDataModule`'s.
+
+    Unlabelled sources are accepted: a ``.txt`` file (one text per line), a folder of ``.txt`` files (every line
+    one text, e.g. ``aclImdb/train/unsup``: IMDb's 50,000 unlabelled reviews), ``train.txt`` (+ ``test.txt``),
+    csv/jsonl/json/parquet with a text column only (or with ``data.label_column=null``). Such a corpus is carved
+    into train and validation (``val_fraction``, with ``seed``); its test split is a test file beside it, or none.
+    A labelled layout (IMDb folders, class folders, AG-News, tables with the label column) is carved exactly as
+    `--task text` carves it from the same data.* options, its labels unread: the classifier's validation and test
+    texts never pretrain the encoder, and the tokenizer, trained on the same training texts, is the classifier's.
+    Nothing else is read: IMDb's ``unsup`` folder only when named as data.root, a test split only by test runs.
+
+    The tokenizer is trained on the pretraining's training texts. A classifier started from the checkpoint
+    (``--model.init_from``) must encode with it, or its embeddings mean other tokens (``init_from`` refuses a
+    checkpoint whose tokenizer is not the data's): on the same data.root and data.* options it is the same;
+    pretrained on another corpus, give the classifier ``--data.tokenizer=<the pretraining's checkpoint>`` (the
+    Hugging Face way: a fine-tuning takes its pretrained model's tokenizer), which also keeps its vocabulary. That
+    choice (the pretraining's tokenizer rather than the labelled split's) fits a corpus larger than the labelled
+    data, which is why one pretrains on it; to pretrain with a given tokenizer instead, name its file (a
+    classifier's ``.ckpt`` or a ``tokenizer.json``) as data.tokenizer here.
+    """
+
+    labels = False
 
 
 def _take(split: Split, fraction: float, rng: np.random.Generator) -> tuple[Split, Split]:

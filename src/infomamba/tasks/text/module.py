@@ -77,7 +77,8 @@ class TextClassifier(TaskModule):
             Every mixer gets the same frontend; it adds N x dim parameters outside the encoder.
         init_from: a checkpoint whose frontend and encoder (`pretrained_key`) start this model's fit, e.g. the
             `--task text_mlm` self-pretraining of `pretrain.py` on the same data; read when a fit begins (not
-            when it resumes: the run's own checkpoint has them then). Its tokenizer must be the data's.
+            when it resumes: the run's own checkpoint has them then). Its tokenizer must be the data's: the same
+            data.* options give it, or ``data.tokenizer`` naming that checkpoint (pretrained on another corpus).
     """
 
     def __init__(self, num_classes: int, vocab_size: int, encoder: EncoderConfig = EncoderConfig(dim=64, depth=2),
@@ -113,8 +114,13 @@ class TextClassifier(TaskModule):
         self.bigrams = nn.Embedding(bigram_buckets, dim, _weight=torch.zeros(bigram_buckets, dim)) \
             if bigram_buckets else None  # from zero: training starts from the unigram model
         self.pos = nn.Parameter(torch.randn(max_positions, dim) * 0.02)
-        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(head_dropout), nn.Linear(dim, num_classes))
+        self.head = self.make_head(dim)
         self.metrics = accuracy_metrics(num_classes)
+
+    def make_head(self, dim: int) -> nn.Module | None:
+        """The classifier on the pooled hidden state."""
+        return nn.Sequential(nn.LayerNorm(dim), nn.Dropout(self.hparams.head_dropout),
+                             nn.Linear(dim, self.hparams.num_classes))
 
     def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, L) ids -> (B, L, D): the token embedding (+ the bigram embedding)."""
@@ -166,7 +172,8 @@ class TextClassifier(TaskModule):
         ours = self.tokenizer.to_json() if self.tokenizer is not None else None
         if ours is not None and checkpoint.get("tokenizer", ours) != ours:
             raise RunRefused(f"model.init_from {path}: its tokenizer differs from the data's, so its embeddings "
-                             "belong to other ids; pretrain on the same data.root, data.tokenizer and data.vocab_size")
+                             f"belong to other ids; encode the data with it (--data.tokenizer={path}), or pretrain on "
+                             "the same data.root, data.tokenizer and data.vocab_size")
         own = {k: v for k, v in self.state_dict().items() if pretrained_key(k)}
         theirs = {k: v for k, v in checkpoint["state_dict"].items() if pretrained_key(k)}
         differ = sorted(own.keys() ^ theirs.keys())

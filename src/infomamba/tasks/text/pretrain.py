@@ -1,9 +1,18 @@
-"""Self-pretraining of the text encoder on the task's own training texts: masked language modelling (Devlin et al.
-2019, BERT's corruption: 15 % of the real tokens are predicted, 80 % of them blanked, 10 % replaced by a random
-token, 10 % kept), whose checkpoint then starts the classifier (`--model.init_from`). No outside text: the
-pretraining reads the data module's training split, so the validation carve and the test split never train it.
-Amos et al. 2024 ("Never Train from Scratch") find such self-pretraining on the downstream data lifts both
-attention and SSMs on long-sequence benchmarks and narrows the gap between them.
+"""Self-pretraining of the text encoder on the task's own training texts, or on texts without labels (a corpus):
+masked language modelling (Devlin et al. 2019, BERT's corruption: 15 % of the real tokens are predicted, 80 % of
+them blanked, 10 % replaced by a random token, 10 % kept), whose checkpoint then starts the classifier
+(`--model.init_from`). Amos et al. 2024 ("Never Train from Scratch") find such self-pretraining on the downstream
+data lifts both attention and SSMs on long-sequence benchmarks and narrows the gap between them.
+
+Data (`MaskedTextDataModule`, whose docstring has the details): labels are never read. A labelled data.root is
+carved as `--task text` carves it and only its training split trains, so the classifier's validation and test
+texts never do; an unlabelled one (a .txt file, one text per line; a folder of .txt files; a table with a text
+column only) is a corpus, data.val_fraction of it validating (drawn with data.seed). Reported: train/loss and
+val/loss (the masked tokens' cross-entropy, plus Eq. 14's terms without the NCE ones; the checkpoint metric) and
+train/acc, val/acc: the accuracy of the masked-token predictions.
+
+The classifier must encode with the pretraining's tokenizer (`init_from` refuses another): the same data.* options
+give it; after pretraining on another corpus, `--data.tokenizer=<its checkpoint>` does.
 
 Where the paper leaves a gap: a blanked token's embedding is a learned mask vector rather than a [MASK] id (the
 tokenizers here have none), and the output layer is the input embedding, transposed (tied) plus a bias, applied
@@ -13,6 +22,9 @@ log(vocab).
 
     infomamba fit --task text_mlm --config configs/imdb_mlm.yaml
     infomamba fit --task text --config configs/imdb.yaml --model.init_from runs/text_mlm/<run>/checkpoints/last.ckpt
+    infomamba fit --task text_mlm --config configs/imdb_mlm.yaml --data.root aclImdb/train/unsup --run_dir runs/unsup
+    infomamba fit --task text --config configs/imdb.yaml --data.tokenizer runs/unsup/checkpoints/last.ckpt \
+        --model.init_from runs/unsup/checkpoints/last.ckpt
 """
 from __future__ import annotations
 
@@ -53,11 +65,13 @@ class MaskedTextPretraining(TextClassifier):
             raise ValueError("model.bigram_buckets with --task text_mlm: a token's bigram with the next one would "
                              "give a blanked token away; pretrain without bigrams")
         self.save_hyperparameters({"mask_rate": mask_rate})
-        self.head = None
         dim = self.encoder_config.dim
         self.mask_embedding = nn.Parameter(torch.randn(dim) * 0.02)
         self.lm_bias = nn.Parameter(torch.zeros(self.hparams.vocab_size))
         self.metrics = accuracy_metrics(self.hparams.vocab_size)
+
+    def make_head(self, dim: int) -> None:
+        """None: the masked LM predicts tokens (`masked_logits`), not classes."""
 
     def masked_logits(self, input_ids: torch.Tensor, padding_mask: torch.Tensor,
                       generator: torch.Generator | None = None):

@@ -1,19 +1,29 @@
-"""Text classification sources: find the layout of ``data.root`` (or open a hub dataset), read its splits.
+"""Text sources: find the layout of ``data.root`` (or open a hub dataset), read its splits.
 
-Layouts (`open_source`), tried in this order:
+Layouts (`open_source`), tried in this order (those marked *unlabelled* only with ``labels=False``, the masked-LM
+pretraining's texts; the classifier refuses them in one line naming the file and the missing labels):
 - IMDb folders: ``aclImdb/{train,test}/{pos,neg}/*.txt`` (root = ``aclImdb`` or its parent); ``unsup``
   and the release's other files are not read.
-- table folder: ``train.{csv,jsonl,json,parquet}`` (+ ``test.*``) with a text and a label column; string
+- table folder: ``train.{csv,jsonl,json,parquet,txt}`` (+ ``test.*``) with a text and a label column; string
   labels map to ids by sorted unique training labels, integer labels are ids. AG-News's headerless csv
   (class 1-4, title, description; text = title + ". " + description, or the one of them a row has; labels
   0-3) is recognised by its first row, as is Kaggle's copy of it, whose header is ``Class Index,Title,
   Description``; class names from ``classes.txt`` if present. A validation split beside ``train`` (``val``,
   ``valid``, ``validation``, ``dev``: a table file or a class-folder tree) is not read, with a warning.
+  *Unlabelled*: ``train.txt`` (one text per line), or tables without the label column.
 - class folders: ``root/train/<class>/*`` (+ ``root/test/<class>/*``, the 20 Newsgroups layout) or
   ``root/<class>/*`` (one pool): every non-hidden file of a class folder is one text, labelled with the
   folder's name; class names are the sorted folder names.
-- one csv/jsonl/json/parquet file: the training pool.
+- one csv/jsonl/json/parquet file: the training pool. *Unlabelled*: a .txt file, one text per line, or a table
+  without the label column.
+- *unlabelled* folder of .txt files (``aclImdb/train/unsup``, a domain corpus): every line of every non-hidden
+  ``*.txt`` file is one text (as Hugging Face's ``text`` loader reads them), files in sorted order; one pool.
 - ``hub_id``: ``datasets.load_dataset(hub_id)`` splits ``train`` (+ ``test``), online users only.
+
+With ``labels=False`` labels are not read (a table's label column is not checked; a class folder's name is kept
+but unused) and each split says whether its layout labels its texts (`Split.labelled`): the masked-LM data carves
+a labelled layout exactly as the classifier does, so that the classifier's validation and test texts never
+pretrain it.
 
 A `Source` reads each official split only when asked (`Source.read`), so a run that needs the test split
 alone reads nothing else; ``Source.files`` lists the files that hold a local source's data. Text files
@@ -42,6 +52,7 @@ from infomamba.tasks.text.tokenizer import clean_text
 
 SPLIT_FILES = ("train", "test")
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+SPLIT_SUFFIXES = (*TABLE_SUFFIXES, ".txt")
 IMDB_CLASSES = ("neg", "pos")
 VALIDATION_NAMES = ("val", "valid", "validation", "dev")
 AGNEWS_HEADER = ["class index", "title", "description"]  # the header of Kaggle's copy of AG-News
@@ -52,19 +63,22 @@ LAYOUTS = (
     "(root = aclImdb or its parent); (3) a folder with train.{csv,jsonl,json,parquet} (and optionally "
     "test.*) holding text and label columns; (4) class folders: root/<class>/* or root/train/<class>/* "
     "(+ root/test/<class>/*), one text per file; (5) a single csv/jsonl/json/parquet file (validation and "
-    "test carved from it). Or data.hub_id=<Hugging Face dataset id> when online."
+    "test carved from it). Or data.hub_id=<Hugging Face dataset id> when online. Unlabelled texts (--task "
+    "text_mlm only): a .txt file (one text per line), a folder of .txt files, a table without the label column."
 )
 
 
 @dataclass
 class Split:
-    """Texts with their labels (raw values: str or int ids) and where they came from; ``label_base``: the
-    value the file writes for label id 0 (AG-News classes start at 1), for messages."""
+    """Texts with their labels (raw values: str or int ids; None where not read) and where they came from;
+    ``label_base``: the value the file writes for label id 0 (AG-News classes start at 1), for messages;
+    ``labelled``: whether the layout gives each text a label (False: a corpus of texts alone)."""
 
     texts: list[str]
     labels: list[Any]
     source: str
     label_base: int = 0
+    labelled: bool = True
 
 
 @dataclass
@@ -85,16 +99,19 @@ class Source:
         return self.readers[split]()
 
 
-def open_source(root: str | None, hub_id: str | None, text_column: str, label_column: str) -> Source:
-    """The source at ``root`` (layout detected from names only; nothing is read yet) or on the hub."""
+def open_source(root: str | None, hub_id: str | None, text_column: str, label_column: str | None,
+                labels: bool = True) -> Source:
+    """The source at ``root`` (layout detected from names only; nothing is read yet) or on the hub. ``labels``:
+    read the labels (the classifier); False: the texts alone (masked-LM pretraining), unlabelled layouts too.
+    ``label_column`` None: a table's texts are a corpus (no label read even if the column is there)."""
     if hub_id is not None:
-        return _open_hub(hub_id, text_column, label_column)
+        return _open_hub(hub_id, text_column, label_column, labels)
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{missing('data.root', root)}. {LAYOUTS}")
-    read_table = partial(_read_table, text_column=text_column, label_column=label_column)
+    read_table = partial(_read_split_file, text_column=text_column, label_column=label_column, labels=labels)
     if root.is_file():
-        if root.suffix not in TABLE_SUFFIXES:
+        if root.suffix not in SPLIT_SUFFIXES:
             raise ValueError(f"data.root {root}: unsupported file type {root.suffix!r}. {LAYOUTS}")
         return Source(f"file {root}", {"train": partial(read_table, root)}, [root, *_names_file(root.parent)],
                       _class_names_file(root.parent))
@@ -114,6 +131,9 @@ def open_source(root: str | None, hub_id: str | None, text_column: str, label_co
         return _class_folders(f"class folders {root}/{{train,test}}", folders, _subfolders(root / "train"))
     if _subfolders(root):
         return _class_folders(f"class folders {root}", {"train": root}, _subfolders(root))
+    corpus = _text_files(root)
+    if corpus:
+        return Source(f"text files {root}", {"train": partial(_read_text_files, root, corpus, labels)}, corpus)
     found = sorted(p.name for p in root.iterdir())[:20]
     raise FileNotFoundError(f"data.root {root}: no recognised layout (found {found}). {LAYOUTS}")
 
@@ -271,15 +291,15 @@ def _warn_unread_validation(root: Path) -> None:
     """Say so when ``root`` holds a validation split (``val.csv``, ``dev/``, ...): it is not read, validation is
     carved from the training split."""
     unread = sorted(p.name for p in root.iterdir() if p.stem.lower() in VALIDATION_NAMES
-                    and (p.is_dir() or p.suffix in TABLE_SUFFIXES))
+                    and (p.is_dir() or p.suffix in SPLIT_SUFFIXES))
     if unread:
         rank_zero_warn(f"Text data: {unread} in {root} not read: validation is carved from the training split "
                        "(data.val_fraction, data.seed).")
 
 
 def _split_file(root: Path, split: str) -> Path | None:
-    """The one ``<split>.<csv|jsonl|json|parquet>`` in ``root`` (error if several)."""
-    found = [root / f"{split}{suffix}" for suffix in TABLE_SUFFIXES if (root / f"{split}{suffix}").is_file()]
+    """The one ``<split>.<csv|jsonl|json|parquet|txt>`` in ``root`` (error if several)."""
+    found = [root / f"{split}{suffix}" for suffix in SPLIT_SUFFIXES if (root / f"{split}{suffix}").is_file()]
     if len(found) > 1:
         raise ValueError(f"data.root {root}: several {split} files {[p.name for p in found]}; keep one.")
     return found[0] if found else None
@@ -343,8 +363,42 @@ def _read_agnews(text: str, source: str) -> Split:
     return _clean(Split(texts, labels, source, label_base=1))
 
 
-def _read_table(path: Path, text_column: str, label_column: str) -> Split:
-    """One split from a table file (AG-News csv, headerless or Kaggle's, detected automatically)."""
+def _text_files(folder: Path) -> list[Path]:
+    """The sorted non-hidden ``*.txt`` files of ``folder`` (a corpus; ``classes.txt`` names classes, not texts)."""
+    return sorted(p for p in folder.glob("*.txt") if p.is_file() and not p.name.startswith(".")
+                  and p.name != "classes.txt")
+
+
+def refuse_unlabelled(source: str, what: str) -> None:
+    """The classifier's one-line error for texts without labels (``what`` says which are missing)."""
+    raise ValueError(f"{source}: {what}; --task text needs a label per text (a table's data.label_column, or one "
+                     "folder per class); pretrain on these texts with --task text_mlm.")
+
+
+def _unlabelled(texts: list[str], source: str) -> Split:
+    return _clean(Split(texts, [None] * len(texts), source, labelled=False))
+
+
+def _read_text_files(folder: Path, paths: list[Path], labels: bool) -> Split:
+    """Every line of every file of a folder of .txt files, one text each, without labels."""
+    if labels:
+        refuse_unlabelled(f"data.root {folder}", f"{len(paths)} .txt files of texts without labels")
+    texts = [text for path in paths for text in _text_lines(read_text(path, str(path)))]
+    return _unlabelled(texts, f"{folder} ({len(paths)} .txt files)")
+
+
+def _read_split_file(path: Path, text_column: str, label_column: str | None, labels: bool) -> Split:
+    """One split from a .txt file (one text per line, unlabelled) or a table file (`_read_table`)."""
+    if path.suffix != ".txt":
+        return _read_table(path, text_column, label_column, labels)
+    if labels:
+        refuse_unlabelled(str(path), "one text per line, without labels")
+    return _unlabelled(_text_lines(read_text(path, str(path))), str(path))
+
+
+def _read_table(path: Path, text_column: str, label_column: str | None, labels: bool) -> Split:
+    """One split from a table file (AG-News csv, headerless or Kaggle's, detected automatically); without
+    ``labels`` the label column is not read, and the split is unlabelled where the table has none."""
     if path.suffix == ".csv":
         text = read_text(path, str(path))
         if _is_agnews(text, str(path)):
@@ -352,12 +406,17 @@ def _read_table(path: Path, text_column: str, label_column: str) -> Split:
         frame = _parse_frame(text, path.suffix, str(path))
     else:
         frame = read_frame(path, str(path))
-    check_columns(list(frame.columns), (text_column, label_column), str(path))
-    labels = _label_values(frame[label_column].tolist(), str(path), label_column)
-    return _clean(Split(_text_values(frame[text_column].tolist(), str(path), text_column), labels, str(path)))
+    columns = list(frame.columns)
+    check_columns(columns, (text_column,), str(path))
+    texts = _text_values(frame[text_column].tolist(), str(path), text_column)
+    if not labels:
+        return _clean(Split(texts, [None] * len(texts), str(path), labelled=label_column in columns))
+    if label_column not in columns:
+        refuse_unlabelled(str(path), f"no label column {label_column!r} (columns are {columns})")
+    return _clean(Split(texts, _label_values(frame[label_column].tolist(), str(path), label_column), str(path)))
 
 
-def _open_hub(hub_id: str, text_column: str, label_column: str) -> Source:
+def _open_hub(hub_id: str, text_column: str, label_column: str | None, labels: bool) -> Source:
     """``datasets.load_dataset(hub_id)``: its train and test splits."""
     try:
         import datasets
@@ -376,16 +435,20 @@ def _open_hub(hub_id: str, text_column: str, label_column: str) -> Source:
         if class_names is None and hasattr(feature, "names"):
             class_names = list(feature.names)
     readers = {
-        name: partial(_read_hub_split, loaded[name], f"hub {hub_id} [{name}]", text_column, label_column)
+        name: partial(_read_hub_split, loaded[name], f"hub {hub_id} [{name}]", text_column, label_column, labels)
         for name in names
     }
     return Source(f"hub dataset {hub_id}", readers, None, class_names)
 
 
-def _read_hub_split(part: Any, source: str, text_column: str, label_column: str) -> Split:
-    check_columns(part.column_names, (text_column, label_column), source)
-    labels = _label_values(list(part[label_column]), source, label_column)
-    return _clean(Split(_text_values(list(part[text_column]), source, text_column), labels, source))
+def _read_hub_split(part: Any, source: str, text_column: str, label_column: str | None, labels: bool) -> Split:
+    check_columns(part.column_names, (text_column,), source)
+    texts = _text_values(list(part[text_column]), source, text_column)
+    if not labels:
+        return _clean(Split(texts, [None] * len(texts), source, labelled=label_column in part.column_names))
+    if label_column not in part.column_names:
+        refuse_unlabelled(source, f"no label column {label_column!r} (columns are {part.column_names})")
+    return _clean(Split(texts, _label_values(list(part[label_column]), source, label_column), source))
 
 
 # ----------------------------------------------------------------------------------------- values

@@ -8,6 +8,8 @@ Kinds:
   data folder) keyed by kind, vocabulary size, recipe version and a hash of the training texts themselves
   (so a changed split or seed retrains).
 - ``word``: a fixed whitespace-level vocabulary (used by ListOps).
+- a file: the tokenizer it holds, a checkpoint's (``.ckpt``: the one its weights were trained with) or a
+  ``tokenizer.json`` (`read_tokenizer_file`); how a fine-tuning gets its pretraining's ids.
 - any other name: a pretrained tokenizer through ``transformers.AutoTokenizer`` (optional dependency),
   used without adding special tokens.
 
@@ -209,10 +211,30 @@ def texts_fingerprint(texts: Iterable[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def tokenizer_files(setting: str) -> list[Path]:
+    """The file a data.tokenizer ``setting`` names, in a list ([] for a kind or a pretrained name)."""
+    named = setting not in ("bytes", *TRAINED_KINDS) and Path(setting).is_file()
+    return [Path(setting)] if named else []
+
+
+def read_tokenizer_file(path: Path) -> TextTokenizer:
+    """The tokenizer of a checkpoint (``.ckpt``, `--task text` or `text_mlm`: the one its weights were trained with,
+    read through a memory map, no weights loaded) or of a ``tokenizer.json``."""
+    if path.suffix != ".ckpt":
+        return TextTokenizer.load(path)
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    if "tokenizer" not in checkpoint:
+        raise ValueError(f"data.tokenizer {path}: the checkpoint holds no tokenizer (not a text task's).")
+    return TextTokenizer.from_json(checkpoint["tokenizer"], source=str(path))
+
+
 def build_tokenizer(
     kind: str, train_texts: Sequence[str], vocab_size: int = 8000, cache_dir: str | Path | None = None
 ) -> TextTokenizer:
-    """The tokenizer of ``kind`` (bytes | bpe | wordpiece | pretrained name) for these training texts.
+    """The tokenizer of ``kind`` (bytes | bpe | wordpiece | a file, `read_tokenizer_file` | pretrained name) for
+    these training texts.
 
     ``bpe``/``wordpiece`` are trained on ``train_texts`` (the training split only, never validation or
     test) and cached in ``cache_dir/tokenizers/<kind>-<vocab>-v<recipe>-<hash of texts>/tokenizer.json``;
@@ -220,6 +242,10 @@ def build_tokenizer(
     """
     if kind == "bytes":
         return TextTokenizer.utf8_bytes()
+    if tokenizer_files(kind):
+        tokenizer = read_tokenizer_file(Path(kind))
+        rank_zero_info(f"Tokenizer: {tokenizer.kind} ({tokenizer.vocab_size} tokens) of {kind}, not trained")
+        return tokenizer
     if kind not in TRAINED_KINDS:
         return TextTokenizer.pretrained(kind)
     path = None
