@@ -105,4 +105,11 @@ def test_a_single_input_where_a_list_is_taken_is_refused_saying_how(one):
     """A bare str was read character by character ("3 text(s) give no token", "cannot use audio /")."""
     with pytest.raises(TypeError, match=r"predict_texts takes a list of inputs; got one \w+: pass \["):
         _text_model().predict_texts(one)
-    assert list_of_inputs(("a", "b"), "predict_texts") == ("a", "b")
+    assert list_of_inputs(("a", "b"), "predict_texts", 1) == ("a", "b")
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_a_batch_size_that_is_not_a_positive_whole_number_is_refused(batch_size):
+    """0 had been range()'s "arg 3 must not be zero", 2.5 a slice's TypeError, deep in the method."""
+    with pytest.raises(ValueError, match=r"^predict_texts: batch_size must be a whole number >= 1, got "):
+        _text_model().predict_texts(["a great film"], batch_size=batch_size)

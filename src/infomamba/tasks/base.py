@@ -27,11 +27,14 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def list_of_inputs(items, method: str):
+def list_of_inputs(items, method: str, batch_size: int):
     """`items`, a list of inputs for `method` (predict_texts, predict_images, transcribe), refused as one input: a
-    bare str or path would be read character by character ("3 text(s) give no token")."""
+    bare str or path would be read character by character ("3 text(s) give no token"); so is a `batch_size` that
+    is not a whole number >= 1 (0 had been range()'s error, 2.5 a slice's)."""
     if isinstance(items, (str, bytes, os.PathLike)):
         raise TypeError(f"{method} takes a list of inputs; got one {type(items).__name__}: pass [{items!r}]")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"{method}: batch_size must be a whole number >= 1, got {batch_size!r}")
     return items
 
 

@@ -128,7 +128,7 @@ class CTCSpeechRecognizer(TaskModule):
         files and open binary files (any rate; resampled), with no data module and no Trainer: features are
         computed as the data module computes them. An input that cannot be used (integer or non-finite samples,
         too short for one analysis window, an unreadable file) is an error naming it and its position."""
-        audio = list_of_inputs(audio, "transcribe")
+        audio = list_of_inputs(audio, "transcribe", batch_size)
         rate = self.hparams.sample_rate
         features = LogMel(sample_rate=rate, n_mels=self.hparams.n_mels)
         feats = []

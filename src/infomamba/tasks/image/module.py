@@ -109,7 +109,7 @@ class ImageClassifier(TaskModule):
         readable image file raises FileNotFoundError or ValueError naming it: a missing file or one whose header
         PIL does not identify before any is classified, one whose data is cut short or corrupt when it is read.
         """
-        paths = list_of_inputs(paths, "predict_images")
+        paths = list_of_inputs(paths, "predict_images", batch_size)
         if self.normalisation is None:
             raise RuntimeError("this model has no normalisation: load it with ImageClassifier.load_from_checkpoint "
                                "from a checkpoint of a fit with ImageDataModule, which keeps it")

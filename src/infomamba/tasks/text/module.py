@@ -219,7 +219,7 @@ class TextClassifier(TaskModule):
         saw them; `max_positions` where that is unknown, a checkpoint of a fit without a data module). Never more
         than `max_positions`.
         """
-        texts = list_of_inputs(texts, "predict_texts")
+        texts = list_of_inputs(texts, "predict_texts", batch_size)
         if self.tokenizer is None:
             raise RuntimeError("this model has no tokenizer: build it with tokenizer=..., or load it with "
                                "TextClassifier.load_from_checkpoint, which restores the one it was trained with")
