@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from infomamba.cli import main
+from infomamba.tasks.base import rescheduled
 
 
 class StopAfterFirstEpoch(Callback):
@@ -230,9 +231,21 @@ def test_a_resumed_run_with_lightnings_csv_logger_keeps_the_metrics_it_had(tmp_p
     short = ["--trainer.logger=CSVLogger", "--trainer.logger.init_args.save_dir=runs", "--trainer.log_every_n_steps=1",
              "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1", "--run_dir", "exp"]
     main(["fit", *ARGS, *short, "--trainer.max_epochs=1"])
-    main(["fit", *ARGS, *short, "--trainer.max_epochs=2", "--ckpt_path", "last"])
+    with pytest.warns(UserWarning, match=r"schedule was laid over 1 steps and is now laid over 2 \(max_epochs or "
+                                         r"max_steps changed\): from step 1 the learning rate is "):
+        main(["fit", *ARGS, *short, "--trainer.max_epochs=2", "--ckpt_path", "last"])
     with open(tmp_path / "exp" / "metrics.csv") as file:
         assert [row["step"] for row in csv.DictReader(file) if row["val/acc"]] == ["0", "1"]
+
+
+def test_a_resumed_schedule_laid_over_another_length_is_noted_with_the_learning_rates():
+    """A larger max_epochs given to --ckpt_path last re-lays warm-up + cosine over the new total: the learning rate
+    jumps back up, which the run did not say."""
+    assert rescheduled(None, 100, 0.1, 0.0) is None and rescheduled((100, 50), 100, 0.1, 0.0) is None
+    assert rescheduled((None, 50), 200, 0.1, 0.0) is None  # a checkpoint written before schedules were kept
+    note = rescheduled((100, 100), 200, 0.1, 0.0)
+    assert "laid over 100 steps and is now laid over 200" in note
+    assert "from step 100 the learning rate is 0.587 x lr, not 0 x lr" in note
 
 
 def test_run_dir_names_the_run_folder_and_is_resumed_in_place(tmp_path, monkeypatch):

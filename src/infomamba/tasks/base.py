@@ -12,6 +12,7 @@ import numpy as np
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
 
 from infomamba import Encoder, EncoderConfig
 from infomamba.cuda_graphs import GraphedEncoder
@@ -25,6 +26,21 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
         return (step + 1) / max(warmup, 1)
     progress = min(1.0, (step - warmup) / max(total - warmup, 1))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def rescheduled(before: tuple[int, int] | None, total: int, warmup_ratio: float, min_ratio: float) -> str | None:
+    """A note for a resumed fit whose schedule is laid over `total` steps where its checkpoint's was laid over
+    another number (`before`: that total and the step it stopped at; a larger max_epochs given again): from that
+    step the learning rate follows the new schedule, which is where neither an uninterrupted run of the old length
+    nor one of the new would be. None when nothing changed (or the checkpoint does not say)."""
+    if before is None or before[0] in (None, total):
+        return None
+    old_total, step = before
+    old = warmup_cosine(step, int(warmup_ratio * old_total), old_total, min_ratio)
+    new = warmup_cosine(step, int(warmup_ratio * total), total, min_ratio)
+    return (f"the learning-rate schedule was laid over {old_total} steps and is now laid over {total} (max_epochs or "
+            f"max_steps changed): from step {step} the learning rate is {new:.3g} x lr, not {old:.3g} x lr, and the "
+            f"run does not end as an uninterrupted {total}-step run would")
 
 
 def list_of_inputs(items, method: str, batch_size: int):
@@ -135,6 +151,8 @@ class TaskModule(L.LightningModule):
         self.encoder = Encoder(self.encoder_config)
         self.graphed_encoder = GraphedEncoder(self.encoder) if cuda_graphs else None
         self.recorded_terms: dict[str, torch.Tensor] | None = None
+        self._schedule_steps: int | None = None  # the steps the learning-rate schedule is laid over
+        self._resumed_schedule: tuple[int, int] | None = None  # a resumed checkpoint's: (its schedule steps, step)
 
     def configure_model(self) -> None:
         if self.hparams.compile:
@@ -178,6 +196,7 @@ class TaskModule(L.LightningModule):
         checkpoint of another task's model before it reads the run's config."""
         checkpoint["rng_states"] = gathered_rng_states()
         checkpoint["infomamba_module"] = class_path(type(self))
+        checkpoint["schedule_steps"] = self._schedule_steps
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A resumed run continues the random streams (dropout, Gumbel hash noise) where they stopped, each rank
@@ -185,6 +204,7 @@ class TaskModule(L.LightningModule):
         `load_from_checkpoint` (no trainer: a model loaded for use) leaves the caller's streams alone."""
         if self._trainer is None:
             return
+        self._resumed_schedule = checkpoint.get("schedule_steps"), checkpoint.get("global_step", 0)
         states = own_rng_states(checkpoint.get("rng_states"), self.trainer.global_rank)
         if states:
             set_rng_states(states)
@@ -214,6 +234,10 @@ class TaskModule(L.LightningModule):
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr, betas=tuple(hp.betas))
         total = max(int(self.trainer.estimated_stepping_batches), 1)
+        note = rescheduled(self._resumed_schedule, total, hp.warmup_ratio, hp.min_lr_ratio)
+        if note:
+            rank_zero_warn(note)
+        self._schedule_steps = total
         warmup = int(hp.warmup_ratio * total)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: warmup_cosine(step, warmup, total, hp.min_lr_ratio))
