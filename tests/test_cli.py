@@ -457,8 +457,12 @@ def test_options_given_with_a_checkpoint_file_win_or_are_refused(tmp_path, monke
     assert "  head_dropout: 0.5\n" in (tmp_path / "runs" / "text" / "version_1" / "config.yaml").read_text()
     with pytest.raises(SystemExit, match=r"model.encoder.dim 16 there, 32 here\): the weights were trained with them"):
         main(["test", "--task", "text", "--ckpt_path", ckpt, "--model.encoder.dim=32"])
+    capsys.readouterr()
     with pytest.raises(SystemExit, match=r"model.lr 0.001 there, 0.5 here\): fit --ckpt_path FILE continues"):
         main(["fit", *TEXT, "--ckpt_path", ckpt, "--model.lr=0.5"])
+    config = tmp_path / "runs" / "text" / "version_0" / "config.yaml"  # the fit's data options are not the defaults
+    assert (f"this fit starts from {ckpt} with this command's data and trainer options, not those of its run "
+            f"({config}); give --config {config}") in capsys.readouterr().out
 
 
 def test_a_run_that_fails_setting_up_its_model_gives_its_folder_back(tmp_path, monkeypatch):

@@ -200,14 +200,21 @@ def saved_config(ckpt: str | Path) -> Path | None:
 
 
 def run_config_for(argv: list[str]) -> list[str]:
-    """For validate/test/predict with --ckpt_path and no --config: prepend the run's saved config.yaml."""
-    if not argv or argv[0] not in EVALUATIONS or any(a.startswith("--config") for a in argv):
+    """For validate/test/predict with --ckpt_path and no --config: prepend the run's saved config.yaml. A fit from
+    a checkpoint file (a new run from its training state) takes this command's options, said in a note when the
+    run's config.yaml is there: its data options are not the defaults this fit reads with."""
+    if not argv or any(a.startswith("--config") for a in argv):
         return argv
     ckpt = ckpt_path_arg(argv)
-    if not ckpt or ckpt in ("last", "best"):
+    if not ckpt or ckpt in ("last", "best") or argv[0] not in (*EVALUATIONS, "fit"):
         return argv
     config = saved_config(ckpt)
     if config is None:
+        return argv
+    if argv[0] == "fit":
+        print(f"[infomamba] note: this fit starts from {ckpt} with this command's data and trainer options, not "
+              f"those of its run ({config}); give --config {config} to train on the same data, or --ckpt_path last "
+              "to continue that run", flush=True)
         return argv
     print(f"[infomamba] using the run's config {config}", flush=True)
     return with_config(argv, config)
