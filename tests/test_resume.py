@@ -256,6 +256,16 @@ def test_run_dir_names_the_run_folder_and_is_resumed_in_place(tmp_path, monkeypa
     assert "run_dir: null" in (tmp_path / "exp" / "one" / "config.yaml").read_text()
     with pytest.raises(SystemExit, match="--run_dir exp/one exists: add --ckpt_path last"):
         main(["fit", *ARGS, *short, "--run_dir", "exp/one"])
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open('exp/one/.lock', "
+                               "os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:  # the run still going elsewhere: a resume beside it would write the same checkpoints and metrics
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(SystemExit, match=r"^exp/one is in use by another fit \(it holds exp/one/.lock\)"):
+            main(["fit", *ARGS, *short, "--run_dir", "exp/one", "--ckpt_path", "last"])
+    finally:
+        holder.kill()
+        holder.wait()
     main(["fit", *ARGS, "--trainer.max_epochs=2", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
           "--run_dir", "exp/one", "--ckpt_path", "last"])
     assert torch.load(tmp_path / "exp" / "one" / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1

@@ -457,12 +457,14 @@ RESTATED = ("config.yaml", "hparams.yaml")
 
 def remove_if_empty(folder: Path | None) -> None:
     """Take back a run folder that a failed command claimed and wrote nothing of its own into, only its config
-    restated (`RESTATED`): so that the same command, once mended, can claim it again (a `--run_dir` run that
+    restated (`RESTATED`) and its lock: so that the same command, once mended, can claim it again (a `--run_dir` run that
     failed setting up its model had blocked its own re-run, and `--ckpt_path last` found nothing to continue)."""
+    from .tasks.run_dir import LOCK
+
     if folder is None or not folder.is_dir():
         return
     entries = list(folder.iterdir())
-    if all(entry.name in RESTATED and entry.is_file() for entry in entries):
+    if all(entry.name in (*RESTATED, LOCK) and entry.is_file() for entry in entries):
         for entry in entries:
             entry.unlink()
         folder.rmdir()
@@ -574,7 +576,9 @@ def main(argv: list[str] | None = None) -> None:
     from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
     from .tasks.base import RunRefused
-    from .tasks.run_dir import LAST
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    from .tasks.run_dir import LAST, hold, release
 
     args = run_config_for(rest)
     claimed: list[Path | None] = []
@@ -652,6 +656,8 @@ def main(argv: list[str] | None = None) -> None:
                 refuse_changed_run(resumed, (resumed / "config.yaml").read_text(encoding="utf-8"),
                                    self._subcommand_parsers["fit"].dump(self.config["fit"]))
             claimed.append(place_run(self.config[self.subcommand], resumed, self.subcommand))
+            if self.subcommand == "fit" and (resumed or claimed[-1]) and rank_zero_only.rank == 0:
+                hold(resumed or claimed[-1])
 
         def instantiate_classes(self):
             label = f"infomamba --task {name} {self.subcommand}"
@@ -697,6 +703,7 @@ def main(argv: list[str] | None = None) -> None:
         raise
     finally:
         interrupted.restore()
+        release()
     leave_process_group()
 
 

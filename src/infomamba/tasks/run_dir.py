@@ -5,12 +5,16 @@ next free `version_N` with `os.mkdir`, which fails when the folder exists, so tw
 the same place never share a folder. `resumable_run` finds the folder `--ckpt_path last` continues: the
 newest one with a `checkpoints/last.ckpt`. A resumed run writes into the folder it continues, so
 `RunLogger` appends to its metrics.csv where Lightning's CSVLogger would delete it (a resumed run given that
-logger takes `RunLogger` instead: `appending`).
+logger takes `RunLogger` instead: `appending`). A fit holds its folder (`hold`) while it runs, so that a
+`--ckpt_path last` of a run still going (a job restarted by hand beside the one the scheduler requeued) is refused
+instead of writing the same checkpoints and metrics.
 """
 from __future__ import annotations
 
 import csv
+import fcntl
 import importlib
+import os
 import re
 from pathlib import Path
 
@@ -19,6 +23,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 LAST = Path("checkpoints") / "last.ckpt"
+LOCK = ".lock"
+_HELD: list[int] = []  # the lock files' descriptors, open (so locked) until `release` or the process's end
 _VERSION = re.compile(r"version_(\d+)")
 
 
@@ -27,6 +33,25 @@ def versions(root: Path) -> dict[int, Path]:
     if not root.is_dir():
         return {}
     return {int(m.group(1)): p for p in root.iterdir() if p.is_dir() and (m := _VERSION.fullmatch(p.name))}
+
+
+def hold(folder: Path) -> None:
+    """Lock `folder` (an exclusive `flock` on its `LOCK` file) for the rest of this process; a SystemExit naming it
+    when another process holds it. The kernel releases the lock when the process ends, however it ends."""
+    descriptor = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise SystemExit(f"{folder} is in use by another fit (it holds {folder / LOCK}): wait for it to end, or stop "
+                         "it, before continuing this run") from None
+    _HELD.append(descriptor)
+
+
+def release() -> None:
+    """Unlock the folders this process holds (a second fit in the same process may hold one of them again)."""
+    while _HELD:
+        os.close(_HELD.pop())
 
 
 def claim_version(root: Path) -> int:
