@@ -1,4 +1,6 @@
 """SparX: ganglion/normal layer pattern, the sliding window of connections, DMCA, padding, causality."""
+import re
+
 import pytest
 import torch
 
@@ -82,3 +84,13 @@ def test_causal_blocks_need_the_causal_aggregator():
     encoder = Encoder(EncoderConfig(dim=DIM, depth=2, mixer="infomamba", causal=True, cross_layer="sparx",
                                     mixer_options={"k_max": 8, "d_concept": 8, "d_state": 4}))
     assert all(agg.causal for agg in encoder.stack.aggregators.values())
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"stride": 2.5}, "got {'stride': 2.5}"),                     # had made block 4 alone a ganglion
+    ({"window": 2.0}, "got {'window': 2.0}"),                     # had been a slicing TypeError
+    ({"groups": 0, "stride": 0}, "got {'stride': 0, 'groups': 0}"),  # groups 0: a ZeroDivisionError
+])
+def test_sparx_sizes_are_positive_ints(options, words):
+    with pytest.raises(ValueError, match="sparx stride, window and groups must be ints >= 1, " + re.escape(words)):
+        Encoder(EncoderConfig(dim=16, depth=4, mixer="attention", cross_layer="sparx", cross_layer_options=options))

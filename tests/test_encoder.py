@@ -88,7 +88,8 @@ def test_config_errors_are_specific():
         enc(torch.randn(1, 5, 16), torch.zeros(1, 5))
     with pytest.raises(ValueError, match=r"\(B, L, 16\)"):
         enc(torch.randn(1, 5, 8))
-    for grid, length in [((2, 3), 5), ((2, 3, 1), 6), ((6,), 6)]:  # (2, 3, 1) had passed as (2, 3)
+    # (2, 3, 1) had passed as (2, 3), (-2, -3) as its product, (2.0, 3.0) truncated
+    for grid, length in [((2, 3), 5), ((2, 3, 1), 6), ((6,), 6), ((-2, -3), 6), ((2.0, 3.0), 6)]:
         with pytest.raises(ValueError, match=rf"grid {re.escape(str(grid))} is not an \(H, W\) pair covering the"):
             enc(torch.randn(1, length, 16), grid=grid)
 
@@ -139,6 +140,10 @@ def test_a_model_cast_to_bfloat16_runs_in_bfloat16(mixer):
     ("causal", "no", "encoder.causal must be bool, got 'no' (str)"),
     ("mlp_ratio", -1, "encoder.dim, encoder.depth and encoder.mlp_ratio must be positive"),
     ("mixer_options", None, "encoder.mixer_options must be dict, got None"),
+    ("dropout", "0.1", "encoder.dropout must be a number, got '0.1' (str)"),
+    ("drop_path", None, "encoder.drop_path must be a number, got None (NoneType)"),
+    ("mixer_options", {"causal": True}, "encoder.mixer_options cannot set ['causal']: the encoder passes them"),
+    ("mlp_ratio", 0.01, "encoder.mlp_ratio=0.01 leaves the MLP no hidden unit at dim=16"),  # had built a bias-only MLP
     ("cross_layer_options", {"stride": 2}, "without encoder.cross_layer: set cross_layer: sparx"),
 ])
 def test_a_config_value_of_the_wrong_kind_is_one_line_naming_the_key(key, value, words):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from torch.utils.flop_counter import FlopCounterMode
 
 from infomamba import Encoder, EncoderConfig, list_mixers
 from infomamba import summary
@@ -58,6 +59,14 @@ def test_flops_grow_linearly_for_mamba_and_quadratically_for_attention():
 
     assert growth("mamba") == 1.0
     assert growth("attention") > 1.0
+
+
+def test_the_ssd_forms_scan_is_counted_once():
+    """ssm_heads: the SSD scan is chunked matmuls the counter sees whole; Mamba-1's 9 B L E N had been added on top."""
+    config = EncoderConfig(dim=16, depth=1, mixer="mamba", mixer_options={"ssm_heads": 4})
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        Encoder(config).eval()(torch.randn(1, 24, 16))
+    assert summarize(config, 24)["flops"] == counter.get_total_flops()
 
 
 @pytest.mark.parametrize("mixer", list_mixers())

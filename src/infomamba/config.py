@@ -41,7 +41,8 @@ class EncoderConfig:
         from .mixers import list_mixers
 
         for key, kind in (("dim", int), ("depth", int), ("causal", bool), ("mlp_ratio", (int, float)),
-                          ("mixer_options", dict), ("cross_layer_options", dict)):
+                          ("dropout", (int, float)), ("drop_path", (int, float)), ("mixer_options", dict),
+                          ("cross_layer_options", dict)):
             value = getattr(self, key)
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 expected = getattr(kind, "__name__", "a number")
@@ -49,10 +50,17 @@ class EncoderConfig:
         if self.dim <= 0 or self.depth <= 0 or self.mlp_ratio <= 0:
             raise ValueError(f"encoder.dim, encoder.depth and encoder.mlp_ratio must be positive, got dim={self.dim} "
                              f"depth={self.depth} mlp_ratio={self.mlp_ratio}")
+        if int(self.dim * self.mlp_ratio) < 1:
+            raise ValueError(f"encoder.mlp_ratio={self.mlp_ratio} leaves the MLP no hidden unit at dim={self.dim} "
+                             "(hidden width int(dim * mlp_ratio) = 0)")
         if self.mixer not in list_mixers():
             raise ValueError(f"encoder.mixer={self.mixer!r} is not registered; available: {', '.join(list_mixers())} "
                              "(a mixer of your own registers when its module is imported: name the module in "
                              "INFOMAMBA_PLUGINS or an infomamba.plugins entry point)")
+        contract = [key for key in ("dim", "causal", "layer_idx", "depth") if key in self.mixer_options]
+        if contract:
+            raise ValueError(f"encoder.mixer_options cannot set {contract}: the encoder passes them to every mixer "
+                             "(set encoder.dim, encoder.causal or encoder.depth; layer_idx is each block's own)")
         if self.norm not in ("layernorm", "rmsnorm"):
             raise ValueError(f"encoder.norm must be 'layernorm' or 'rmsnorm', got {self.norm!r}")
         if not 0.0 <= self.drop_path < 1.0 or not 0.0 <= self.dropout < 1.0:

@@ -91,8 +91,10 @@ class SparXStack(nn.Module):
     def __init__(self, blocks: nn.ModuleList, dim: int, stride: int = 2, window: int = 2, groups: int = 4,
                  causal: bool = False):
         super().__init__()
-        if stride < 1 or window < 1:
-            raise ValueError(f"sparx stride and window must be >= 1, got stride={stride} window={window}")
+        sizes = {"stride": stride, "window": window, "groups": groups}
+        bad = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+        if bad:
+            raise ValueError(f"sparx stride, window and groups must be ints >= 1, got {bad}")
         if dim % groups:
             raise ValueError(f"sparx groups={groups} must divide dim={dim}")
         if not causal and any(block.mixer.causal for block in blocks):

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from .config import EncoderConfig
+from .layers.grid import check_grid
 from .layers.pooling import zero_padding
 from .layers.precision import compute_dtype
 from .mixers import MixerAux, build_mixer, contract_output
@@ -115,8 +116,8 @@ class Encoder(nn.Module):
         if padding_mask is not None and (padding_mask.shape != x.shape[:2] or padding_mask.dtype != torch.bool):
             raise ValueError(f"padding_mask must be bool of shape {tuple(x.shape[:2])}, "
                              f"got {padding_mask.dtype} {tuple(padding_mask.shape)}")
-        if grid is not None and (len(grid) != 2 or grid[0] * grid[1] != x.shape[1]):
-            raise ValueError(f"grid {tuple(grid)} is not an (H, W) pair covering the {x.shape[1]} tokens")
+        if grid is not None:
+            grid = check_grid(grid, x.shape[1])
         x = zero_padding(x, padding_mask)
         x, aux = self.stack(x, padding_mask, grid)
         return EncoderOutput(zero_padding(self.norm(x), padding_mask), padding_mask, aux)

@@ -3,9 +3,10 @@
 FLOPs: `torch.utils.flop_counter.FlopCounterMode` counts matmuls, convolutions and attention (2 per
 multiply-add; the CPU flash-attention op, which torch leaves out, gets torch's own attention
 formula); softmax, norms and elementwise ops are not counted. The counter does not see the selective
-scan's recurrence, so every `SelectiveSSM` call adds the scan's analytic cost 9 B L E N (Mamba's
-count for one direction of width E, state N) in place of the readout contraction C_t s_t
-(2 B L E N) that the counter does see in the CPU reference scan. The forward runs on the meta device
+scan's recurrence, so every `SelectiveSSM` call in the Mamba-1 form adds the scan's analytic cost 9 B L E N
+(Mamba's count for one direction of width E, state N) in place of the readout contraction C_t s_t
+(2 B L E N) that the counter does see in the CPU reference scan. The SSD form (`ssm_heads`) scans by chunked
+matmuls (`ops/ssd_scan`), which the counter sees whole: nothing is added. The forward runs on the meta device
 (shapes only, no arithmetic: the counts are those of the CPU reference path, in a fraction of its time),
 batch `batch`, no padding.
 """
@@ -46,8 +47,9 @@ def _scan_flops(encoder: Encoder, x: torch.Tensor, grid) -> tuple[int, int]:
 
     def hook(module: SelectiveSSM, args, out: torch.Tensor) -> None:
         nonlocal correction
-        B, L, E = out.shape
-        correction += (9 - 2) * B * L * E * module.d_state
+        if module.heads is None:
+            B, L, E = out.shape
+            correction += (9 - 2) * B * L * E * module.d_state
 
     handles = [m.register_forward_hook(hook) for m in encoder.modules() if isinstance(m, SelectiveSSM)]
     try:

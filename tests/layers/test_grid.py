@@ -40,6 +40,17 @@ def test_grid_shape_and_its_refusals():
         grid_shape(12, None, (3, 4), causal=True)
     with pytest.raises(ValueError, match="no padding"):
         grid_shape(12, torch.zeros(1, 12, dtype=torch.bool), (3, 4), causal=False)
+    for grid in [(3, 5), (-3, -4), (3.0, 4.0), (12,), 12]:
+        with pytest.raises(ValueError, match=r"is not an \(H, W\) pair covering the 12 tokens"):
+            grid_shape(12, None, grid, causal=False)
+
+
+@pytest.mark.parametrize("name", ["vmamba", "localmamba", "vmisa"])
+def test_a_2d_mixer_refuses_a_grid_that_does_not_cover_its_tokens(name):
+    from infomamba.mixers import build_mixer
+
+    with pytest.raises(ValueError, match=r"grid \(3, 5\) is not an \(H, W\) pair covering the 16 tokens"):
+        build_mixer(name, 8)(torch.randn(1, 16, 8), None, (3, 5))
 
 
 def test_multiscan_checks_directions_and_flips_reverse_the_scan():

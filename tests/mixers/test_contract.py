@@ -69,6 +69,26 @@ def test_forward_backward_every_shape(name, shape):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in mixer.parameters()) or not list(mixer.parameters())
 
 
+VARIANTS = {f"infomamba-{v}": ("infomamba", {"variant": v}) for v in ("no_imf", "no_ssm", "no_filter", "static_rr",
+                                                                        "no_mix")}
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("name", CONFIGS | VARIANTS)
+def test_every_parameter_learns(name, causal):
+    """Every parameter gets a non-zero gradient from the output and the aux terms the losses train (a parameter
+    with no path to them is dead weight that the size-matched counts still include)."""
+    mixer_name, options = {**CONFIGS, **VARIANTS}[name]
+    try:
+        mixer = build(mixer_name, causal, **options).train()
+    except ValueError:
+        pytest.skip(f"{name} refuses causal mode")
+    y, aux = mixer(torch.randn(2, L, DIM), None, None)
+    streams = [t.square().sum() for t in (aux.h_pool, aux.r_pool, aux.mi_hash) if t is not None]
+    sum(streams, y.square().sum()).backward()
+    assert [n for n, p in mixer.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0] == []
+
+
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("name", CONFIGS)
 def test_padding_invariance(name, causal):

@@ -70,6 +70,18 @@ def test_parameter_sets_of_the_variants():
     assert set(nomix) == {"v.weight"}
 
 
+def test_no_ssm_has_no_p_and_loads_a_state_dict_that_had_one():
+    """no_ssm is y = F h: P (the injection into the state) had been built with no path to the output."""
+    m = build("no_ssm")
+    assert not hasattr(m, "p") and hasattr(m, "f")
+    m.load_state_dict({**m.state_dict(), "p": torch.zeros(2 * DIM)})
+
+
+def test_an_integer_fusion_init_is_a_float_start():
+    m = build(fusion_init=0)
+    assert m.p.dtype == m.f.dtype == torch.float32 and torch.count_nonzero(m.p) == 0
+
+
 def test_no_filter_no_ssm_mixer_is_zero():
     y, aux = build("no_filter_no_ssm")(torch.randn(2, L, DIM), None, None)
     assert torch.count_nonzero(y) == 0 and aux == MixerAux()

@@ -9,6 +9,7 @@ order (flipped ones its reverse).
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from functools import lru_cache
 
@@ -22,19 +23,36 @@ from .ssm import SelectiveSSM
 _DIRECTION = re.compile(r"^(h|v|w[1-9][0-9]*)(_flip)?$")
 
 
+def is_size(side) -> bool:
+    """An integer (a symbolic one under torch.compile's dynamic shapes too, left unspecialised), not a bool."""
+    return isinstance(side, (numbers.Integral, torch.SymInt)) and not isinstance(side, bool)
+
+
+def check_grid(grid, length: int) -> tuple[int, int]:
+    """(H, W) of `grid`, or a ValueError unless it is a pair of positive integers with H * W = length (a float side
+    had been truncated, a negative pair had passed for its product, and a mixer had met a wrong product as a reshape
+    error or not at all)."""
+    H, W = tuple(grid) if isinstance(grid, (tuple, list)) and len(grid) == 2 else (0, 0)
+    if not (is_size(H) and is_size(W)) or H < 1 or W < 1 or H * W != length:
+        raise ValueError(f"grid {grid!r} is not an (H, W) pair covering the {length} tokens (H, W positive integers, "
+                         "H * W = L)")
+    return H, W
+
+
 def grid_shape(length: int, padding_mask: torch.Tensor | None, grid, causal: bool) -> tuple[int, int]:
-    """(H, W) the tokens lie on: the grid, or 1 x L for a 1-D sequence.
+    """(H, W) the tokens lie on: the grid (`check_grid`), or 1 x L for a 1-D sequence.
 
     Raises where a 2-D mixer cannot honour the contract: padding on a grid (images have none) and
     causal mode on a grid (a 2-D neighbourhood is not raster-causal).
     """
     if grid is None:
         return 1, length
+    hw = check_grid(grid, length)
     if causal:
-        raise ValueError(f"causal mode reads 1-D sequences only; got grid {tuple(grid)}")
+        raise ValueError(f"causal mode reads 1-D sequences only; got grid {hw}")
     if padding_mask is not None:
-        raise ValueError(f"a grid {tuple(grid)} comes with no padding_mask (images have no padding)")
-    return int(grid[0]), int(grid[1])
+        raise ValueError(f"a grid {hw} comes with no padding_mask (images have no padding)")
+    return hw
 
 
 def check_direction(direction: str) -> None:

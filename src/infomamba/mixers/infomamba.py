@@ -19,9 +19,12 @@ mostly re-parameterise it at 2 E^2 extra parameters.
 Bidirectional mode runs a forward and a reverse scan (separate parameters, as Vim) on the same
 u and sums their readouts; causal mode runs the forward scan and the chunk-causal filter.
 
-Table 5 variants (`variant=`): `full`; `no_imf` y = r + h (no injection, no F); `no_ssm` y = F h;
+Table 5 variants (`variant=`): `full`; `no_imf` y = r + h (no injection, no F); `no_ssm` y = F h (no P: no state);
 `no_filter` h = 0 (a plain selective SSM); `no_filter_no_ssm` the mixer outputs 0 (block = MLP only);
 `static_rr` input-agnostic R_0; `no_mix` Psi = I.
+
+Training mode samples each token's hash bucket (Eq. 8, straight-through Gumbel-softmax; DESIGN.md), so two
+training-mode forwards of one input differ even without dropout; eval mode takes the argmax and is deterministic.
 """
 from __future__ import annotations
 
@@ -91,9 +94,15 @@ class InfoMambaMixer(Mixer):
                 dim, inner, k_max=k_max, d_concept=d_concept, tau_assign=tau_assign, n_buckets=n_buckets,
                 tau_hash=tau_hash, q_max=q_max, chunk=chunk if causal else None, mix=variant != "no_mix",
                 static_len=static_len if variant == "static_rr" else None)
+            if self.fused and self.has_ssm:
+                self.p = nn.Parameter(torch.full((inner,), float(fusion_init)))
             if self.fused:
-                self.p = nn.Parameter(torch.full((inner,), fusion_init))
-                self.f = nn.Parameter(torch.full((inner,), fusion_init))
+                self.f = nn.Parameter(torch.full((inner,), float(fusion_init)))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if self.variant == "no_ssm":
+            state_dict.pop(prefix + "p", None)  # written before no_ssm dropped P, which had no path to the output
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
         aux = MixerAux()

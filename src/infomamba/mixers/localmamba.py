@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..layers.checks import require_positive
 from ..layers.grid import MultiScan, grid_shape
 from ..layers.pooling import masked_mean
 from ..layers.ssm import dt_rank_auto
@@ -96,6 +97,10 @@ class LocalMambaMixer(Mixer):
                  directions: list | None = None, expand: float = 2, d_state: int = 16, d_conv: int = 4,
                  dt_rank: int | None = None, attn_ratio: float = 0.125, ssm_heads: int | None = None):
         super().__init__()
+        require_positive("localmamba", attn_ratio=attn_ratio)
+        if isinstance(directions, str):
+            raise ValueError(f"localmamba directions must be a list of scan directions (or one list per layer), got "
+                             f"the string {directions!r}: write [{directions!r}]")
         if directions is None:
             directions = DEFAULT_CAUSAL if causal else DEFAULT
         if directions and not isinstance(directions[0], str):

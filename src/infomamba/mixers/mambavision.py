@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..layers.attention import SelfAttention
+from ..layers.checks import require_positive
 from ..layers.grid import GridConv
 from ..layers.ssm import SelectiveSSM, dt_rank_auto
 from . import Mixer, MixerAux, register_mixer
@@ -73,6 +74,7 @@ class MambaVisionMixer(Mixer):
             self.attention = SelfAttention(dim, heads=heads, inner_dim=attn_inner_dim, causal=causal)
             return
         inner = int(expand * dim)
+        require_positive("mambavision", inner=inner, d_conv=d_conv)
         if inner % 2:
             raise ValueError(f"mambavision inner width expand * dim = {inner} must be even (two halves)")
         half = inner // 2

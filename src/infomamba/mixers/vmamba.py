@@ -26,6 +26,7 @@ import functools
 import torch
 import torch.nn as nn
 
+from ..layers.checks import require_positive
 from ..layers.grid import GridConv, MultiScan, grid_shape
 from ..layers.gate import gated_projection
 from ..layers.ssm import dt_rank_auto
@@ -56,6 +57,7 @@ class VMambaMixer(Mixer):
                              "and its 2-D conv sees both sides; use the 'mamba' mixer (forward scan) for causal models")
         self.causal = causal
         inner = int(expand * dim)
+        require_positive("vmamba", inner=inner, d_conv=d_conv)
         self.in_proj = nn.Linear(dim, 2 * inner, bias=False)
         self.conv = GridConv(inner, (d_conv, d_conv))
         self.scans = MultiScan(inner, self.routes, d_state=d_state, d_conv=1, heads=ssm_heads,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..layers.checks import require_positive
 from ..layers.grid import GridConv, grid_shape
 from ..layers.pooling import zero_padding
 from ..layers.positions import real_positions
@@ -48,6 +49,7 @@ class VMISAMixer(Mixer):
         self.causal = causal
         self.max_len = max_len
         inner = int(expand * dim)
+        require_positive("vmisa", inner=inner, conv_size=conv_size, max_len=max_len)
         self.conv = GridConv(dim, (conv_size, conv_size), causal)
         self.w1 = nn.Linear(dim, inner, bias=False)
         self.w2 = nn.Linear(dim, inner, bias=False)
