@@ -109,6 +109,17 @@ def test_carved_validation_is_disjoint_and_seeded(tmp_path):
     assert len(c.val_set) == 6 and not set(c.val_set.indices) <= set(a.val_set.indices)
 
 
+
+def test_carved_validation_takes_each_class_its_share(tmp_path):
+    """A plain random draw had given a class of a tenth of the training images 0 to 4 of the 10 carved."""
+    labels = np.array([0] * 36 + [1] * 4)
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((40, 8, 8)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+    for seed in range(5):
+        dm = module(tmp_path, seed=seed, val_fraction=0.25, image_size=8)
+        assert np.bincount(labels[dm.val_set.indices]).tolist() == [9, 1]
+        assert not set(dm.train_set.indices) & set(dm.val_set.indices)
+
 def test_folder_layout_rules(tmp_path):
     both = module(make_folder(tmp_path / "both", ("train", "val", "test")))
     both.setup("test")
@@ -131,6 +142,19 @@ def test_folder_layout_rules(tmp_path):
     with pytest.raises(ValueError, match=r"^ImageFolder tree .*train_only has no test split: "):
         only_train.setup("test")
 
+
+
+def test_an_official_split_without_an_image_is_an_error_naming_its_folder(tmp_path):
+    """An empty val/, or a test/ of loose files without class folders, had stopped the run in its first loader
+    ("LengthBucketBatchSampler got no samples")."""
+    root = make_folder(tmp_path, ("train",))
+    (root / "val" / "cat").mkdir(parents=True)
+    (root / "test").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "test" / "loose.png")
+    for stage, split in (("fit", "val"), ("test", "test")):
+        with pytest.raises(ValueError, match=rf"^the {split} split of ImageFolder tree .* holds no image \(an "
+                                             rf"ImageFolder split reads .*{split}/<class>/\*\)$"):
+            ImageDataModule(root=str(root), image_size=16, num_workers=0).setup(stage)
 
 def test_unknown_class_in_test_folder_raises(tmp_path):
     root = make_folder(tmp_path)
@@ -286,6 +310,7 @@ def test_hub_source(monkeypatch, mode):
     dm = ImageDataModule(hub_id="toy", image_column="img", label_column="fine", image_size=8,
                          batch_size=4, num_workers=0)
     dm.setup("fit")
+    dm.setup("test")
     assert (dm.num_classes, dm.class_names, dm.in_chans) == (2, ["a", "b"], 1 if mode == "L" else 3)
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (20, 6, 4)
     batch = next(iter(dm.test_dataloader()))
@@ -300,7 +325,9 @@ def test_hub_unlabelled_test_falls_back_to_validation(monkeypatch):
     dm = ImageDataModule(hub_id="toy", image_column="img", label_column="fine", image_size=8,
                          num_workers=0, val_fraction=0.25)
     dm.setup("fit")
+    dm.setup("test")
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (15, 5, 6)
+    assert sorted(np.bincount(np.array([0, 1] * 10)[dm.val_set.indices])) == [2, 3]  # carved evenly by class
     with pytest.raises(ValueError, match="no column 'image'"):
         ImageDataModule(hub_id="toy", label_column="fine").setup("fit")
 
@@ -322,6 +349,12 @@ def test_argument_errors(tmp_path):
     with pytest.raises(ValueError, match="mean has 2 values"):
         module(make_folder(tmp_path / "f"), mean=(0.5, 0.5), std=(0.2, 0.2)).train_dataloader()
 
+
+
+def test_root_and_hub_id_together_say_how_to_replace_a_configs_source(tmp_path):
+    """configs/food101.yaml sets hub_id, and its header had said that --data.root alone reads a folder instead."""
+    with pytest.raises(ValueError, match=r"hub_id='food101'; .*\(e\.g\. --data\.root DIR --data\.hub_id=null\)"):
+        ImageDataModule(root=str(tmp_path), hub_id="food101")
 
 def test_predict_and_test_inputs_are_checked_early(tmp_path):
     """A missing, unreadable or non-image predict_path is an error when the data module is built (which the CLI

@@ -155,3 +155,13 @@ def test_tokens_are_row_major_in_memory(stem):
     tokens, _ = embed(torch.randn(2, 3, 32, 48))
     assert tokens.is_contiguous()
     assert (tokens + torch.randn_like(tokens)).is_contiguous()
+
+
+@pytest.mark.parametrize("pos", POS)
+def test_an_image_size_the_patches_do_not_divide_is_refused_when_the_model_is_built(pos):
+    """With sin-cos positions such a model had been built, and the fit stopped with a traceback in its first batch."""
+    from infomamba import EncoderConfig
+    from infomamba.tasks.image.module import ImageClassifier
+
+    with pytest.raises(ValueError, match=r"image_size 30 is not divisible by patch_size 4: .* \(e\.g\. 28\)"):
+        ImageClassifier(num_classes=2, encoder=EncoderConfig(dim=16, depth=1), image_size=30, patch_size=4, pos=pos)

@@ -2,12 +2,14 @@
 channel count beside the model's sizes and class names. After a tiny fit on idx files, the data is deleted,
 and `ImageClassifier.predict_images`, a Trainer run with a data module whose root is gone and `infomamba predict`
 (which links the model's sizes from the checkpoint) predict what `infomamba predict` wrote with the data present.
-`test` and `predict` read no training images."""
+`test` and `predict` read no training images. An evaluation of a moved checkpoint takes its image size, carve and
+channels from it."""
 import shutil
 
 import lightning as L
 import pytest
 import torch
+from PIL import Image
 
 from infomamba.cli import main
 from infomamba.tasks.image.datamodule import ImageDataModule
@@ -89,3 +91,60 @@ def test_evaluating_on_other_classes_is_an_error_naming_both(tmp_path):
     old = {key: value for key, value in trained.items() if key != "class_names"}  # a checkpoint from before
     dm.load_state_dict(old)
     dm.setup("test")
+
+
+def test_an_evaluation_of_a_moved_checkpoint_takes_its_image_size_and_carve(tmp_path):
+    """Without its run's config.yaml, an evaluation had read 224 px images for a model trained at 16 (the learned
+    positions resampled, silently) and carved test out of images the checkpoint trained on (default seed and
+    fraction); it takes them from the checkpoint's data hyperparameters now."""
+    from infomamba.cli import trained_data
+    from infomamba.tasks.registry import get_task
+    from test_image_sources import write_class_folders
+
+    root = write_class_folders(tmp_path / "pool", {"a": 10, "b": 10})
+    fit = ImageDataModule(root=str(root), image_size=16, seed=3, test_fraction=0.5, num_workers=0)
+    fit.setup("test")
+    data = {"root": str(root), "image_size": 224, "seed": 0, "val_fraction": 0.1, "test_fraction": 0.2,
+            "num_workers": 0}
+    trained_data(data, dict(fit.hparams), get_task("image").trained_data, given=set())
+    evaluation = ImageDataModule(**data)
+    evaluation.setup("test")
+    assert evaluation.image_size == 16
+    assert sorted(evaluation.test_set.indices) == sorted(fit.test_set.indices)
+
+
+def test_data_in_chans_other_than_the_checkpoints_is_an_error_naming_both(tmp_path):
+    """The model takes its checkpoint's channels: data.in_chans=3 given to evaluate a 1-channel model had stopped the
+    run with a shape error in its first batch."""
+    root = write_fashion_like(tmp_path)
+    trained = ImageDataModule(root=str(root), image_size=28).state_dict()
+    dm = ImageDataModule(root=str(root), image_size=28, in_chans=3, batch_size=8, num_workers=0,
+                         predict_path=str(root / "predict"))
+    dm.setup("test")  # Lightning restores the checkpoint after setup, before the loaders
+    dm.load_state_dict(trained)
+    for loader in (dm.test_dataloader, dm.predict_dataloader):
+        with pytest.raises(ValueError, match=r"data\.in_chans=3, but the checkpoint's model takes 1 channel"):
+            loader()
+    same = ImageDataModule(root=str(root), image_size=28, in_chans=1, batch_size=8, num_workers=0)
+    same.load_state_dict(trained)
+    assert next(iter(same.test_dataloader()))["images"].shape[1] == 1
+
+
+def test_labelled_splits_are_read_in_the_checkpoints_channels(tmp_path):
+    """A model trained on 1-channel idx files and tested on an RGB ImageFolder tree of the same classes (or the
+    reverse) had been fed the source's own channels, and the run stopped at its first batch."""
+    idx = write_fashion_like(tmp_path / "idx")
+    for split in ("train", "test"):
+        for name in ("0", "1", "2", "3"):
+            (tmp_path / "tree" / split / name).mkdir(parents=True)
+            Image.new("RGB", (28, 28), (200, 30, 30)).save(tmp_path / "tree" / split / name / "x.png")
+    gray = ImageDataModule(root=str(idx), image_size=28).state_dict()
+    rgb = {**gray, "mean": [0.5] * 3, "std": [0.25] * 3, "in_chans": 3}
+    for root, state in ((tmp_path / "tree", gray), (idx, rgb)):
+        for restored_first in (True, False):  # as the CLI does it, and as Lightning does
+            dm = ImageDataModule(root=str(root), image_size=28, batch_size=8, num_workers=0)
+            if restored_first:
+                dm.load_state_dict(state)
+            dm.setup("test")
+            dm.load_state_dict(state)
+            assert next(iter(dm.test_dataloader()))["images"].shape[1] == state["in_chans"]

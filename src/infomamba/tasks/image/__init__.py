@@ -12,9 +12,13 @@ from ..optional_deps import hide_broken_torchvision
 from ..registry import register_task
 
 hide_broken_torchvision()
+# What an evaluation takes from its checkpoint unless given: the resolution the weights saw, and the carve (seed and
+# fractions) and columns of the data, so that a moved checkpoint is scored at its size on images it did not train on.
+TRAINED_DATA = ("image_size", "seed", "val_fraction", "test_fraction", "image_column", "label_column")
 register_task(
     "image", "infomamba.tasks.image.module:ImageClassifier", "infomamba.tasks.image.datamodule:ImageDataModule",
     monitor=("val/acc", "max"), max_epochs=10,
     links={"num_classes": "num_classes", "class_names": "class_names", "in_chans": "in_chans",
            "image_size": "image_size"},
+    trained_data=TRAINED_DATA,
 )

@@ -249,10 +249,10 @@ class ImageDataModule(L.LightningDataModule):
           "validation".
         - neither: predict only, in a run given a checkpoint of this data module's fit (it supplies the
           normalisation and channels; see the module docstring).
-        A carved validation split is `val_fraction` of train, drawn with `seed`, disjoint from the
-        training indices. From a pool of class folders, test is `test_fraction` of it and validation
-        `val_fraction` of the rest, each at least one image, drawn with `seed` evenly across the classes
-        (`carve_pool`); every DDP rank lists the same files, so it carves the same splits.
+        A carved validation split is `val_fraction` of train, drawn with `seed` evenly across the classes
+        (`stratified_take`), disjoint from the training indices. From a pool of class folders, test is
+        `test_fraction` of it and validation `val_fraction` of the rest, each at least one image, drawn the same
+        way (`carve_pool`); every DDP rank lists the same files, so it carves the same splits.
 
     Batches: `{"images": (B, C, H, W) float32, "labels": (B,) int64}`; training batches with
     MixUp/CutMix carry soft `labels` (B, num_classes) float32 instead (rows sum to 1; the loss must
@@ -266,9 +266,9 @@ class ImageDataModule(L.LightningDataModule):
         root: local data folder (idx files, an ImageFolder tree or class folders), or None with `hub_id`.
         hub_id: HF datasets id, e.g. "food101" or "imagenet-1k"; None with `root`.
         image_size: side of the square images fed to the model (e.g. 224; 28 or 32 for idx digits).
-        in_chans: channels fed to the model, 1 or 3; None keeps the checkpoint's in a run given one,
-            else the source's (1 for idx files and grayscale hub datasets, 3 otherwise). Grayscale is
-            replicated to 3 channels; RGB is reduced to luminance for 1.
+        in_chans: channels fed to the model, 1 or 3; None keeps the checkpoint's in a run given one (where
+            another value is an error), else the source's (1 for idx files and grayscale hub datasets, 3
+            otherwise). Grayscale is replicated to 3 channels; RGB is reduced to luminance for 1.
         batch_size: samples per batch (per device).
         num_workers: DataLoader worker processes.
         val_fraction: share of train carved out for validation when the source has no validation
@@ -329,7 +329,9 @@ class ImageDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if root is not None and hub_id is not None:
-            raise ValueError("give exactly one of root (a local folder) or hub_id (a HF dataset id)")
+            raise ValueError(f"give exactly one of root (a local folder) or hub_id (a HF dataset id), not both: "
+                             f"root={root!r}, hub_id={hub_id!r}; to replace the one a config gives, set it to null "
+                             "(e.g. --data.root DIR --data.hub_id=null)")
         if in_chans not in (None, 1, 3):
             raise ValueError(f"in_chans must be 1, 3 or None (inferred), got {in_chans}")
         if image_size < 1 or batch_size < 1 or num_workers < 0:
@@ -390,14 +392,14 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def source(self) -> ImageSource:
-        """The opened source (class names, channels, official splits); opened on first access."""
+        """The opened source (class names, channels, official splits); opened on first access, in data.in_chans
+        channels, else a restored checkpoint's, else its own."""
         if self._source is None:
             if self.root is None and self.hub_id is None:
                 raise ValueError("this image data module has no source: give data.root (a local folder) or "
                                  "data.hub_id (a HF dataset id); only predict from a checkpoint does without")
-            self._source = open_source(
-                self.root, self.hub_id, self._in_chans, self.image_column, self.label_column
-            )
+            channels = self._in_chans or (self._checkpoint or {}).get("in_chans")
+            self._source = open_source(self.root, self.hub_id, channels, self.image_column, self.label_column)
         return self._source
 
     @property
@@ -444,14 +446,27 @@ class ImageDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Take the checkpoint's normalisation and channels (the CLI calls this before an evaluation reads
         anything; Lightning in any run given a checkpoint, after `setup` and before the loaders): they are what
-        the weights were trained with, and test and predict then read no training images for them. data.mean/std
-        and data.in_chans, when given, still win. Labelled splits must have the checkpoint's classes
-        (`_check_classes`); checkpoints written before the class names were kept are not checked."""
+        the weights were trained with, and test and predict then read no training images for them. data.mean/std,
+        when given, still win; data.in_chans must be the checkpoint's (`_check_channels`). Labelled splits must have
+        the checkpoint's classes (`_check_classes`); checkpoints written before the class names were kept are not
+        checked. Splits already read in other channels (a source's own, before the checkpoint came) are read
+        again, in the checkpoint's."""
         self._checkpoint = {"mean": tuple(state_dict["mean"]), "std": tuple(state_dict["std"]),
                             "in_chans": int(state_dict["in_chans"]), "class_names": state_dict.get("class_names")}
         self._normalisation = None
+        if self._source is not None and self._source.channels != self.in_chans:
+            self._source, self._read = None, {}
+            self.train_set = self.val_set = self.test_set = None
         if self._source is not None:
             self._check_classes()
+
+    def _check_channels(self) -> None:
+        """ValueError when data.in_chans is given and is not the restored checkpoint's: its weights take that many
+        channels, and every batch would stop the run."""
+        trained = self._checkpoint and self._checkpoint["in_chans"]
+        if trained and self._in_chans not in (None, trained):
+            raise ValueError(f"data.in_chans={self._in_chans}, but the checkpoint's model takes {trained} channel(s): "
+                             "leave data.in_chans unset (the images are converted to the model's channels)")
 
     def _check_classes(self) -> None:
         """A labelled split's label ids must mean the classes they meant in training: ValueError when the
@@ -471,7 +486,9 @@ class ImageDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         """Build the splits `stage` reads (see the module docstring; idempotent). A predict stage needs
-        predict_path; a test stage, a source with a test split."""
+        predict_path; a test stage, a source with a test split. Every loader calls it, so that a checkpoint restored
+        after it (as Lightning restores one) is checked too (`_check_channels`)."""
+        self._check_channels()
         if stage == "predict":
             if self._predict_files is None:
                 raise ValueError("predict needs data.predict_path: an image file or a folder of images")
@@ -515,7 +532,8 @@ class ImageDataModule(L.LightningDataModule):
         return self._read[name]
 
     def _build(self, name: str) -> None:
-        """Set `<name>_set` ("train", "val" or "test"): the official split, or its part carved from train."""
+        """Set `<name>_set` ("train", "val" or "test"): the official split, or its part carved from train. An
+        official split without an image is a ValueError naming it."""
         source = self.source
         self._check_classes()
         if name == "test" and "test" not in source.readers and not source.pool:
@@ -524,6 +542,9 @@ class ImageDataModule(L.LightningDataModule):
                              "labelled 'test' or a 'validation' split")
         official = name in source.readers and (name != "train" or "val" in source.readers)
         dataset = self._split(name if official else "train")
+        if not len(dataset):
+            where = f" (an ImageFolder split reads {dataset.root}/<class>/*)" if hasattr(dataset, "root") else ""
+            raise ValueError(f"the {name} split of {source.description} holds no image{where}")
         indices = np.arange(len(dataset)) if official else self._carved()[name]
         if name == "train":
             self.train_set = TransformedSubset(dataset, indices, self._train_tf)
@@ -536,7 +557,7 @@ class ImageDataModule(L.LightningDataModule):
         if self._carved_indices is None:
             train, source = self._split("train"), self.source
             if not source.pool:
-                self._carved_indices = dict(zip(("train", "val"), self._carve(len(train))))
+                self._carved_indices = dict(zip(("train", "val"), self._carve(np.asarray(train.targets))))
             elif len(train) < 3:
                 raise ValueError(f"{source.description} holds {len(train)} image(s): too few to carve train, "
                                  "validation and test from (need 3)")
@@ -564,17 +585,17 @@ class ImageDataModule(L.LightningDataModule):
             "files are counted when met."
         )
 
-    def _carve(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Seeded disjoint (train, val) index split of n training samples."""
+    def _carve(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Seeded disjoint (train, val) index split of the training samples of `labels`, validation taken evenly
+        across the classes (`stratified_take`), so that a small class is not left out of it by chance."""
+        n = len(labels)
         n_val = round(n * self.val_fraction)
         if not 0 < n_val < n:
             raise ValueError(
                 f"val_fraction={self.val_fraction} of {n} training samples leaves an empty "
                 "train or validation split"
             )
-        generator = torch.Generator().manual_seed(self.seed)
-        perm = torch.randperm(n, generator=generator).numpy()
-        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+        return stratified_take(np.arange(n), labels, n_val, np.random.default_rng(self.seed))
 
     def _resolve_normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """(mean, std) per channel, resolved once (see `mean`) and logged with where they come from. An idx

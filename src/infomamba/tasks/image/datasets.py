@@ -227,6 +227,11 @@ class IdxDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def targets(self) -> np.ndarray:
+        """Every sample's label, under the name torchvision's ImageFolder gives them."""
+        return self.labels
+
     def __getitem__(self, index: int) -> tuple[tv_tensors.Image, int]:
         image = torch.from_numpy(self.images[index]).unsqueeze(0).repeat(self.channels, 1, 1)
         return tv_tensors.Image(image), int(self.labels[index])
@@ -294,6 +299,11 @@ class HubImageDataset(Dataset):
 
     def name(self, index: int) -> str:
         return f"hub row {index}"
+
+    @property
+    def targets(self) -> list[int]:
+        """Every sample's label (the label column alone is read), as torchvision's ImageFolder names them."""
+        return list(self.split[self.label_column])
 
     def __getitem__(self, index: int) -> tuple[tv_tensors.Image, int]:
         row = self.split[index]

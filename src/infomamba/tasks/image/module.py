@@ -29,7 +29,7 @@ class ImageClassifier(TaskModule):
     Args:
         num_classes: classes of the head (the data's; the CLI links it).
         in_chans: image channels, 1 or 3 (the data's; linked).
-        image_size: side of the square input in pixels (the data's; linked).
+        image_size: side of the square input in pixels (the data's; linked), a multiple of patch_size.
         class_names: names of the classes (index = label id); None: "0", "1", ...
         patch_size: side of a patch in pixels (the token grid is image_size / patch_size per side).
         pos: position embedding, "learned" or "sincos".
@@ -53,6 +53,10 @@ class ImageClassifier(TaskModule):
         super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile, cuda_graphs)
         if self.encoder_config.causal:
             raise ValueError("image classification uses a bidirectional encoder: set model.encoder.causal=false")
+        if image_size % patch_size:
+            multiple = max(patch_size, image_size // patch_size * patch_size)
+            raise ValueError(f"image_size {image_size} is not divisible by patch_size {patch_size}: set "
+                             f"data.image_size to a multiple of it (e.g. {multiple})")
         self.save_hyperparameters({"num_classes": num_classes, "class_names": class_names, "in_chans": in_chans,
                                    "image_size": image_size, "patch_size": patch_size, "pos": pos, "stem": stem,
                                    "label_smoothing": label_smoothing})
