@@ -165,3 +165,12 @@ def test_an_image_size_the_patches_do_not_divide_is_refused_when_the_model_is_bu
 
     with pytest.raises(ValueError, match=r"image_size 30 is not divisible by patch_size 4: .* \(e\.g\. 28\)"):
         ImageClassifier(num_classes=2, encoder=EncoderConfig(dim=16, depth=1), image_size=30, patch_size=4, pos=pos)
+
+
+def test_top5_accuracy_is_logged_only_where_it_can_be_below_one():
+    """Of 5 classes or fewer every label is among the top 5: `acc5` had been logged as a constant 1."""
+    from infomamba.tasks.image.module import ImageClassifier, accuracies
+
+    assert accuracies(2) == accuracies(5) == {"acc": 1} and accuracies(10) == {"acc": 1, "acc5": 5}
+    assert set(ImageClassifier(num_classes=3, in_chans=1, image_size=8, patch_size=4).metrics) == {
+        "train_acc", "val_acc", "test_acc"}

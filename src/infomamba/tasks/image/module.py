@@ -20,6 +20,12 @@ from .frontend import PatchEmbed
 DATA_STATE_KEY = "ImageDataModule"
 
 
+def accuracies(num_classes: int) -> dict[str, int]:
+    """The accuracies logged, name -> top k: top-1, and top-5 where there are more than 5 classes (of 5 or fewer,
+    every label is among the top 5: a metric that is always 1)."""
+    return {"acc": 1, **({"acc5": 5} if num_classes > 5 else {})}
+
+
 class ImageClassifier(TaskModule):
     """Image classifier on the shared encoder; loss = CE (soft labels under MixUp/CutMix, optional label
     smoothing) + Eq. 14's auxiliary terms (InfoNCE only on batches with hard labels).
@@ -66,12 +72,12 @@ class ImageClassifier(TaskModule):
         dim = self.encoder_config.dim
         self.patch = PatchEmbed(in_chans, dim, patch_size, pos=pos, img_size=image_size, stem=stem)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, num_classes))
-        top5 = min(5, num_classes)
+        self.accuracies = accuracies(num_classes)
         # validate_args=False: the checks call unique() on every update, a device sync per step; the
         # data module guarantees labels in range.
         self.metrics = nn.ModuleDict({
             f"{s}_{k}": torchmetrics.Accuracy(task="multiclass", num_classes=num_classes, top_k=t, validate_args=False)
-            for s in ("train", "val", "test") for k, t in (("acc", 1), ("acc5", top5))})
+            for s in ("train", "val", "test") for k, t in self.accuracies.items()})
 
     def forward(self, images: torch.Tensor):
         tokens, grid = self.patch(images)
@@ -84,7 +90,7 @@ class ImageClassifier(TaskModule):
         task = classification_loss(logits, labels, self.hparams.label_smoothing, stage)
         loss = self.objective(task, out, labels, stage)
         hard = labels if labels.dim() == 1 else labels.argmax(-1)
-        for k in ("acc", "acc5"):
+        for k in self.accuracies:
             metric = self.metrics[f"{stage}_{k}"]
             metric(logits, hard)
             self.log(f"{stage}/{k}", metric, batch_size=len(hard), prog_bar=k == "acc")
