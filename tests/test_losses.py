@@ -93,3 +93,46 @@ def test_infomamba_and_its_table5_variants_keep_the_objective():
         out = Encoder(config)(torch.randn(4, 8, 16))
         parts = total_loss(out.hidden.square().mean(), out.aux, torch.tensor([0, 1, 0, 1]), LossWeights())
         assert set(parts) - {"task", "loss"} == terms, variant
+
+
+def test_eq12_and_eq13_run_in_fp32_under_bf16_autocast():
+    """bf16-mixed training: the similarity logits (up to 1 / tau) and batch correlations are not bf16 matmuls."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(8)
+    z = 3 * torch.randn(4, 64, generator=g)[labels] + 0.3 * torch.randn(32, 64, generator=g)
+    h, r = torch.randn(32, 96, generator=g), torch.randn(32, 96, generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        nce, red = supervised_info_nce(z, labels), redundancy(h, r)
+    assert nce.dtype == red.dtype == torch.float32
+    torch.testing.assert_close(nce, supervised_info_nce(z.double(), labels).float(), rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(red, redundancy(h.double(), r.double()).float(), rtol=1e-5, atol=0)
+
+
+def test_a_sample_without_real_tokens_changes_no_other_samples_terms():
+    """An all-padding sample pools to zero: no cosine, no batch member; the others' Eq. 12-13 are unchanged."""
+    from infomamba import Encoder, EncoderConfig
+
+    torch.manual_seed(0)
+    encoder = Encoder(EncoderConfig(dim=16, depth=1, mixer="infomamba", mixer_options={"k_max": 8})).eval()
+    x = torch.randn(5, 8, 16, requires_grad=True)
+    padding = torch.zeros(5, 8, dtype=torch.bool)
+    padding[1, 5:], padding[4] = True, True
+    labels = torch.tensor([0, 1, 0, 1, 0])
+    full = total_loss(torch.zeros(()), encoder(x, padding).aux, labels, LossWeights())
+    kept = total_loss(torch.zeros(()), encoder(x[:4], padding[:4]).aux, labels[:4], LossWeights())
+    for name in ("nce_h", "nce_r", "red", "mi_hash", "loss"):
+        torch.testing.assert_close(full[name], kept[name], msg=name)
+    full["loss"].backward()
+    assert torch.isfinite(x.grad).all() and x.grad[4].eq(0).all()
+
+
+def test_info_nce_excludes_pairs_at_any_temperature():
+    z, labels, tau = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0, 1]), 5e-5
+    want = torch.tensor(1 / tau)  # anchors 0 and 1: log of the denominator 0 (anchor 2), of the numerator -1 / tau
+    torch.testing.assert_close(supervised_info_nce(z, labels, tau), want)
+
+
+@pytest.mark.parametrize("option", [{"gamma": -0.01}, {"beta": float("nan")}, {"mi_hash": -1.0}, {"tau_nce": 0.0}])
+def test_loss_weights_refuse_negative_weights_and_temperatures(option):
+    with pytest.raises(ValueError, match=f"loss.{next(iter(option))}"):
+        LossWeights(**option)

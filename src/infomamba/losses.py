@@ -1,4 +1,11 @@
-"""InfoMamba's training objective (§4.1.2, §4.2.2-4.2.3): Eq. 8, 12, 13, 14."""
+"""InfoMamba's training objective (§4.1.2, §4.2.2-4.2.3): Eq. 8, 12, 13, 14.
+
+Eq. 12 and 13 run in fp32 whatever autocast is on: their similarity logits (up to 1 / tau = 10) and batch
+correlations would lose most of their precision in bf16 matmuls. A sample whose pooled stream is exactly zero has
+no real token (an all-padding sample: `masked_mean` gives it 0), or a stream that reads nothing (the causal
+filter's first chunk): Eq. 12's cosine is undefined there and Eq. 13's batch statistics would count it, so both
+leave such a sample out, as anchor, candidate and batch member alike.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,48 +15,77 @@ import torch.nn.functional as F
 
 from .mixers import MixerAux
 
-_EXCLUDED = -1e4  # the logit of a pair Eq. 12 leaves out (|sim| / tau <= 1 / tau)
+_EXCLUDED = -1e4  # less 1 / tau: the logit of a pair Eq. 12 leaves out, 1e4 below any kept (|sim| / tau <= 1 / tau)
+
+
+def present(z: torch.Tensor) -> torch.Tensor:
+    """(M,) True for the samples whose pooled stream z (M, E) is not all zeros (see the module docstring)."""
+    return z.detach().ne(0).any(-1)
 
 
 def supervised_info_nce(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
-    """Eq. 12: -1/M sum_i log( sum_{p in P(i)} e^{sim(i,p)/tau} / sum_{a != i} e^{sim(i,a)/tau} ).
+    """Eq. 12: -1/M' sum_i log( sum_{p in P(i)} e^{sim(i,p)/tau} / sum_{a != i} e^{sim(i,a)/tau} ).
 
-    z: (M, E) pooled stream; labels: (M,). Anchors with no positive in the batch are skipped; a
-    batch with none returns 0 (still attached to the graph). No host synchronisation: excluded pairs
-    get a logit of -1e4 (exp underflows to exactly 0 in fp32, as -inf would, but rows with nothing left
-    stay finite, so masking them out passes no NaN to the gradient).
+    z: (M, E) pooled stream; labels: (M,). The sum runs over the M' anchors that have a positive in the batch
+    (Eq. 12's 1/M counts all M, but the log of an empty sum is undefined: the other anchors are skipped, and the mean
+    is over those left); a batch with none returns 0 (still attached to the graph). Samples with an all-zero z are
+    neither anchors nor in any P(i) or denominator (module docstring). No host synchronisation: excluded pairs get a
+    logit of -1e4 - 1 / tau (exp underflows to exactly 0 in fp32, as -inf would, but rows with nothing left stay
+    finite, so masking them out passes no NaN to the gradient).
     """
-    z = F.normalize(z.float(), dim=-1)
-    sim = z @ z.t() / tau
-    eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
-    sim = sim.masked_fill(eye, _EXCLUDED)
-    positives = (labels[:, None] == labels[None, :]) & ~eye
-    has_pos = positives.any(1)
-    log_num = torch.logsumexp(sim.masked_fill(~positives, _EXCLUDED), dim=1)
-    log_den = torch.logsumexp(sim, dim=1)
-    per_anchor = torch.where(has_pos, log_den - log_num, 0.0)
-    return per_anchor.sum() / has_pos.sum().clamp_min(1)
+    with torch.autocast(z.device.type, enabled=False):
+        keep = present(z)
+        z = F.normalize(z.float(), dim=-1)
+        sim = z @ z.t() / tau
+        pairs = keep[:, None] & keep[None, :] & ~torch.eye(len(z), dtype=torch.bool, device=z.device)
+        excluded = _EXCLUDED - 1.0 / tau
+        sim = sim.masked_fill(~pairs, excluded)
+        positives = (labels[:, None] == labels[None, :]) & pairs
+        has_pos = positives.any(1)
+        log_num = torch.logsumexp(sim.masked_fill(~positives, excluded), dim=1)
+        log_den = torch.logsumexp(sim, dim=1)
+        per_anchor = torch.where(has_pos, log_den - log_num, 0.0)
+        return per_anchor.sum() / has_pos.sum().clamp_min(1)
 
 
 def redundancy(h: torch.Tensor, r: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Eq. 13: ||1/M sum_i h~_i r~_i^T||_F^2 on batch-standardised streams, divided by the width E
-    (a departure: keeps gamma's scale independent of the model width)."""
-    h, r = h.float(), r.float()
-    h = (h - h.mean(0)) / (h.std(0, unbiased=False) + eps)
-    r = (r - r.mean(0)) / (r.std(0, unbiased=False) + eps)
-    cross = h.t() @ r / h.shape[0]
-    return cross.pow(2).sum() / h.shape[1]
+    (a departure: keeps gamma's scale independent of the model width).
+
+    mu and sigma are the batch mean and (population) standard deviation per dimension, sigma + eps in the
+    denominator; M counts the samples where both streams are not all zeros (module docstring), and fewer than two
+    give 0 (a single sample standardises to zero)."""
+    with torch.autocast(h.device.type, enabled=False):
+        w = (present(h) & present(r)).float()[:, None]
+        n = w.sum().clamp_min(1)
+        h, r = standardised(h.float(), w, n, eps), standardised(r.float(), w, n, eps)
+        cross = h.t() @ r / n
+        return cross.pow(2).sum() / h.shape[1]
+
+
+def standardised(x: torch.Tensor, w: torch.Tensor, n: torch.Tensor, eps: float) -> torch.Tensor:
+    """(x - mu) / (sigma + eps) over the n rows where w (M, 1) is 1, zero on the other rows."""
+    mean = (w * x).sum(0) / n
+    centred = w * (x - mean)
+    var = centred.pow(2).sum(0) / n
+    spread = var > 0  # the sqrt's gradient is infinite at 0; torch.std's is 0 there, and so is this one's
+    return centred / (torch.where(spread, torch.where(spread, var, 1.0).sqrt(), 0.0) + eps)
 
 
 @dataclass
 class LossWeights:
     """Eq. 14 weights: L = task + beta (NCE_h + NCE_r) + gamma red + mi_hash * MI-hash.
 
+    The MI-hash term is a departure from Eq. 14, which leaves it out: §4.1.2 says the hash head is optimised with
+    Eq. 8 but gives it no weight, so it is added to the total with its own (0.01, the project's choice). Table 5's
+    "w/o MI loss (beta = gamma = 0)" therefore keeps it (configs/ablations/no_mi.yaml); mi_hash = 0 drops it too.
+    Each weight scales exactly the terms it names; a term with weight 0 is still computed and logged.
+
     Args:
-        beta: InfoNCE weight (Eq. 12, on both streams).
-        gamma: redundancy weight (Eq. 13).
-        mi_hash: MI-hash weight (Eq. 8).
-        tau_nce: Eq. 12 temperature.
+        beta: InfoNCE weight (Eq. 12, on both streams), >= 0.
+        gamma: redundancy weight (Eq. 13), >= 0.
+        mi_hash: MI-hash weight (Eq. 8), >= 0.
+        tau_nce: Eq. 12 temperature, > 0.
         use_nce: False for tasks without a class label (CTC): the InfoNCE terms are off.
     """
     beta: float = 0.1
@@ -57,6 +93,13 @@ class LossWeights:
     mi_hash: float = 0.01
     tau_nce: float = 0.1
     use_nce: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("beta", "gamma", "mi_hash"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"loss.{name} must be a weight >= 0, got {getattr(self, name)!r}")
+        if not self.tau_nce > 0:
+            raise ValueError(f"loss.tau_nce must be a temperature > 0, got {self.tau_nce!r}")
 
 
 def auxiliary_losses(aux: list[MixerAux], labels: torch.Tensor | None,
