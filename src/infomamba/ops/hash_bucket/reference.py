@@ -50,5 +50,6 @@ def bucket_nll_reference(u: torch.Tensor, b: torch.Tensor, bucket_dirs: torch.Te
 
     u: (..., d) concept mixtures, b: (..., n_buckets) bucket weights (one-hot values), bucket_dirs: (n_buckets, d)
     unit bucket embeddings. |u| is clamped at 1e-12 as F.normalize does."""
-    sim = F.normalize(u.float(), dim=-1) @ bucket_dirs.float().t() / tau_hash
-    return -(b.float() * sim.log_softmax(-1)).sum(-1)
+    with torch.autocast(u.device.type, enabled=False):  # autocast would run the product in bf16
+        sim = F.normalize(u.float(), dim=-1) @ bucket_dirs.float().t() / tau_hash
+        return -(b.float() * sim.log_softmax(-1)).sum(-1)
