@@ -457,8 +457,9 @@ RESTATED = ("config.yaml", "hparams.yaml")
 
 def remove_if_empty(folder: Path | None) -> None:
     """Take back a run folder that a failed command claimed and wrote nothing of its own into, only its config
-    restated (`RESTATED`) and its lock: so that the same command, once mended, can claim it again (a `--run_dir` run that
-    failed setting up its model had blocked its own re-run, and `--ckpt_path last` found nothing to continue)."""
+    restated (`RESTATED`) and its lock: so that the same command, once mended, can claim it again (a `--run_dir`
+    run that failed setting up its model had blocked its own re-run, and `--ckpt_path last` found nothing to
+    continue)."""
     from .tasks.run_dir import LOCK
 
     if folder is None or not folder.is_dir():

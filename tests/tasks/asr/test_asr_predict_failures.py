@@ -15,6 +15,16 @@ from infomamba.tasks.asr.module import CTCSpeechRecognizer
 from infomamba.tasks.prediction_writer import JsonLinesPredictionWriter
 
 
+def predicted_rows(data, out):
+    """The rows of predictions.jsonl after `infomamba predict` of a tiny untrained model on `data`."""
+    model = CTCSpeechRecognizer(EncoderConfig(dim=16, depth=1, mixer_options={"k_max": 4, "d_state": 4}),
+                                LossWeights(use_nce=False)).eval()
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=out,
+                        callbacks=[JsonLinesPredictionWriter()])
+    trainer.predict(model, datamodule=data, return_predictions=False)
+    return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+
 @pytest.mark.parametrize("batch_size", [1, 3])  # 1: the failed file alone in its batch
 def test_a_file_that_fails_to_load_gets_an_error_row_and_the_rest_are_written(tmp_path, batch_size, capsys):
     rng = np.random.default_rng(0)
@@ -25,12 +35,7 @@ def test_a_file_that_fails_to_load_gets_an_error_row_and_the_rest_are_written(tm
             wav[100] = np.nan
         soundfile.write(tmp_path / name, wav, 16000, subtype="FLOAT")
     data = ASRDataModule(predict_path=str(tmp_path), batch_size=batch_size)
-    model = CTCSpeechRecognizer(EncoderConfig(dim=16, depth=1, mixer_options={"k_max": 4, "d_state": 4}),
-                                LossWeights(use_nce=False)).eval()
-    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        default_root_dir=tmp_path / "out", callbacks=[JsonLinesPredictionWriter()])
-    trainer.predict(model, datamodule=data, return_predictions=False)
-    rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    rows = predicted_rows(data, tmp_path / "out")
     assert [row["audio_filepath"].split("/")[-1] for row in rows] == names
     assert [row["index"] for row in rows] == [0, 1, 2, 3]
     failed = rows[2]
@@ -50,12 +55,7 @@ def test_inputs_skipped_at_setup_get_an_error_row_at_their_index(tmp_path, capsy
     names = ["a.wav", "gone.wav", "text.wav", "short.wav", "e.wav"]
     (tmp_path / "inputs.txt").write_text("\n".join(names) + "\n")
     data = ASRDataModule(predict_path=str(tmp_path / "inputs.txt"), batch_size=2)
-    model = CTCSpeechRecognizer(EncoderConfig(dim=16, depth=1, mixer_options={"k_max": 4, "d_state": 4}),
-                                LossWeights(use_nce=False)).eval()
-    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        default_root_dir=tmp_path / "out", callbacks=[JsonLinesPredictionWriter()])
-    trainer.predict(model, datamodule=data, return_predictions=False)
-    rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    rows = predicted_rows(data, tmp_path / "out")
     assert [(row["index"], row["audio_filepath"].split("/")[-1]) for row in rows] == list(enumerate(names))
     errors = {row["audio_filepath"].split("/")[-1]: row.get("error") for row in rows}
     assert "file not found" in errors["gone.wav"] and "Format not recognised" in errors["text.wav"]
