@@ -28,6 +28,9 @@ def test_explicit_attention_layers():
     assert build_mixer("mambavision", DIM, layer_idx=0, depth=4, attn_layers=[0]).uses_attention
     with pytest.raises(ValueError, match="outside"):
         build_mixer("mambavision", DIM, depth=4, attn_layers=[4])
+    for odd in ([True], [1.0]):  # True had been read as layer 1
+        with pytest.raises(ValueError, match=r"attn_layers must be layer indices \(ints\), got \["):
+            build_mixer("mambavision", DIM, depth=4, attn_layers=odd)
 
 
 def _reach(causal: bool) -> list[bool]:

@@ -39,6 +39,9 @@ def attention_layers(attn_layers: str | list[int], depth: int) -> list[int]:
         return list(range(depth // 2 + 1, depth)) if depth % 2 else list(range(depth // 2, depth))
     if isinstance(attn_layers, str):
         raise ValueError(f"mambavision attn_layers must be 'last_half' or a list of layer indices, got {attn_layers!r}")
+    odd = [i for i in attn_layers if isinstance(i, bool) or not isinstance(i, int)]
+    if odd:
+        raise ValueError(f"mambavision attn_layers must be layer indices (ints), got {odd} in {attn_layers!r}")
     outside = [i for i in attn_layers if not 0 <= i < depth]
     if outside:
         raise ValueError(f"mambavision attn_layers {outside} lie outside the {depth} layers")
