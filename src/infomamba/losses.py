@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .layers.precision import full_precision
 from .mixers import MixerAux
 
 _EXCLUDED = -1e4  # less 1 / tau: the logit of a pair Eq. 12 leaves out, 1e4 below any kept (|sim| / tau <= 1 / tau)
@@ -33,7 +34,7 @@ def supervised_info_nce(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1)
     logit of -1e4 - 1 / tau (exp underflows to exactly 0 in fp32, as -inf would, but rows with nothing left stay
     finite, so masking them out passes no NaN to the gradient).
     """
-    with torch.autocast(z.device.type, enabled=False):
+    with full_precision(z.device.type):
         keep = present(z)
         z = F.normalize(z.float(), dim=-1)
         sim = z @ z.t() / tau
@@ -55,7 +56,7 @@ def redundancy(h: torch.Tensor, r: torch.Tensor, eps: float = 1e-5) -> torch.Ten
     mu and sigma are the batch mean and (population) standard deviation per dimension, sigma + eps in the
     denominator; M counts the samples where both streams are not all zeros (module docstring), and fewer than two
     give 0 (a single sample standardises to zero)."""
-    with torch.autocast(h.device.type, enabled=False):
+    with full_precision(h.device.type):
         w = (present(h) & present(r)).float()[:, None]
         n = w.sum().clamp_min(1)
         h, r = standardised(h.float(), w, n, eps), standardised(r.float(), w, n, eps)

@@ -4,6 +4,7 @@ import torch
 from infomamba.layers.concepts import (ConceptFilter, ConceptMixing, effective_concepts, pool_concepts, readout,
                                       scatter_concepts)
 from infomamba.ops.concept_assign import entropy_budget, sparse_assign_reference
+from infomamba.ops.hash_bucket import bucket_nll_reference
 
 
 def test_entropy_budget_spans_one_to_q_max():
@@ -153,6 +154,24 @@ def test_mi_hash_loss_averages_over_real_tokens_only():
     real = [v for v, p in zip(per_token, pad.flatten()) if not p]
     torch.testing.assert_close(filt.mi_hash_loss(R, b, dirs, pad), torch.stack(real).mean())
     torch.testing.assert_close(filt.mi_hash_loss(R, b, dirs, None), torch.stack(per_token).mean())
+
+
+def test_the_mi_hash_likelihood_is_fp32_under_bf16_autocast_as_the_kernel_computes_it():
+    """The CPU reference's product ran in bf16 under autocast, where the Triton kernel computes in fp32; on the meta
+    device (`infomamba summary`) there is no autocast to turn off."""
+    filt = ConceptFilter(8, 8, k_max=10, d_concept=8, n_buckets=4).eval()
+    x = torch.randn(2, 6, 8)
+    b, candidate = filt.hash_tokens(x, filt.bucket_dirs())
+    R, _ = sparse_assign_reference(filt.assign_logits(x), candidate, 4)
+    dirs = filt.bucket_dirs()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        u = R @ filt.centers  # in bf16 on either path
+        got = filt.mi_hash_loss(R, b, dirs, None)
+    expected = bucket_nll_reference(u, b, dirs, filt.tau_hash).mean()
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    meta = ConceptFilter(8, 8, k_max=10, d_concept=8, n_buckets=4).to("meta")
+    assert meta.mi_hash_loss(R.to("meta"), b.to("meta"), meta.bucket_dirs(), None).device.type == "meta"
 
 
 def test_effective_concepts_counts_concepts_with_weight_from_a_real_token():

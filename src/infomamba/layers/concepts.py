@@ -52,6 +52,7 @@ from ..ops.concept_assign import sparse_assign
 from ..ops.hash_bucket import bucket_members, bucket_nll, gumbel_bucket, one_hot
 from .checks import require_positive
 from .pooling import masked_token_mean
+from .precision import full_precision
 
 
 def masked_rows(t: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
@@ -242,9 +243,11 @@ class ConceptFilter(nn.Module):
 
     def mi_hash_loss(self, R: torch.Tensor, b: torch.Tensor, bucket_dirs: torch.Tensor,
                      padding_mask: torch.Tensor | None) -> torch.Tensor:
-        """Eq. 8: -log p(b_t | u_t) with u_t = sum_i R_ti u_i, over the real tokens (`ops.hash_bucket`)."""
-        return masked_token_mean(bucket_nll(R @ self.centers.to(R.dtype), b, bucket_dirs, self.tau_hash),
-                                 padding_mask)
+        """Eq. 8: -log p(b_t | u_t) with u_t = sum_i R_ti u_i, over the real tokens (`ops.hash_bucket`), the
+        likelihood in fp32 on either path (autocast off: it would run the reference's product in bf16)."""
+        u = R @ self.centers.to(R.dtype)
+        with full_precision(u.device.type):
+            return masked_token_mean(bucket_nll(u, b, bucket_dirs, self.tau_hash), padding_mask)
 
     def mixed_concepts(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
         """Eq. 7-9: the mixed concepts Z~ (B, G, k, D), the `Readback` (the sparse assignment R_bar, in the layout

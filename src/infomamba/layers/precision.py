@@ -1,5 +1,8 @@
-"""The compute dtype of mixed precision, applied once per tensor that several layers read."""
+"""The compute dtype of mixed precision, applied once per tensor that several layers read; and the terms that
+must not take it (`full_precision`)."""
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -17,7 +20,18 @@ def compute_dtype(x: torch.Tensor) -> torch.Tensor:
     autocast such as meta, is a function dynamo cannot trace: it would break the encoder's graph at every block).
     """
     device = x.device.type
-    available = torch.compiler.is_compiling() or torch.amp.is_autocast_available(device)
-    if available and torch.is_autocast_enabled(device) and x.is_floating_point():
+    if autocasts(device) and torch.is_autocast_enabled(device) and x.is_floating_point():
         return x.to(torch.get_autocast_dtype(device))
     return x
+
+
+def autocasts(device: str) -> bool:
+    """Whether autocast exists for `device` (not for meta, which `summary` runs on); under torch.compile the device
+    is a real one, and the query is not traced (see `compute_dtype`)."""
+    return torch.compiler.is_compiling() or torch.amp.is_autocast_available(device)
+
+
+def full_precision(device: str):
+    """A context with autocast off on `device`: the losses whose `.float()` inputs autocast would otherwise feed to
+    bf16 matmuls (Eq. 8's bucket likelihood, Eq. 12, Eq. 13)."""
+    return torch.autocast(device, enabled=False) if autocasts(device) else contextlib.nullcontext()

@@ -46,10 +46,10 @@ def gumbel_bucket_reference(logits: torch.Tensor, noise: torch.Tensor) -> torch.
 
 def bucket_nll_reference(u: torch.Tensor, b: torch.Tensor, bucket_dirs: torch.Tensor, tau_hash: float
                          ) -> torch.Tensor:
-    """nll (...,) fp32: -sum_j b_j log softmax_j(<u / |u|, e_j> / tau_hash), computed in fp32.
+    """nll (...,) fp32: -sum_j b_j log softmax_j(<u / |u|, e_j> / tau_hash), computed in fp32 (called with autocast
+    off: `ConceptFilter.mi_hash_loss`).
 
     u: (..., d) concept mixtures, b: (..., n_buckets) bucket weights (one-hot values), bucket_dirs: (n_buckets, d)
     unit bucket embeddings. |u| is clamped at 1e-12 as F.normalize does."""
-    with torch.autocast(u.device.type, enabled=False):  # autocast would run the product in bf16
-        sim = F.normalize(u.float(), dim=-1) @ bucket_dirs.float().t() / tau_hash
-        return -(b.float() * sim.log_softmax(-1)).sum(-1)
+    sim = F.normalize(u.float(), dim=-1) @ bucket_dirs.float().t() / tau_hash
+    return -(b.float() * sim.log_softmax(-1)).sum(-1)
