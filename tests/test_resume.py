@@ -111,23 +111,28 @@ def uninterrupted(tmp_path_factory):
     return final_weights
 
 
+def signalled_fit(args: list[str], step: int, signum: int, folder) -> tuple[int, str]:
+    """(exit status, output) of a fit in `folder` sent `signum` while `PauseAtStep` holds it after step `step`."""
+    child = cli(["fit", *SIGNALLED, *args, "--trainer.callbacks+=test_resume.PauseAtStep",
+                 f"--trainer.callbacks.step={step}"], folder, stdin=subprocess.PIPE)
+    seen = []
+    for line in child.stdout:
+        seen.append(line)
+        if line.startswith(f"paused at step {step}"):
+            child.send_signal(signum)
+            child.stdin.write("\n")
+            child.stdin.flush()
+    child.wait(timeout=120)
+    return child.returncode, "".join(seen)
+
+
 @pytest.mark.parametrize("signum, workers", [(signal.SIGINT, 0), (signal.SIGTERM, 0), (signal.SIGTERM, 2)],
                          ids=["SIGINT", "SIGTERM", "SIGTERM-2-workers"])
 def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(signum, workers, uninterrupted, tmp_path):
     """With loader workers too: they start only once the resumed epoch's sampler is placed."""
     run = tmp_path / "runs" / "text" / "version_0"
-    child = cli(["fit", *SIGNALLED, f"--data.num_workers={workers}", "--trainer.callbacks+=test_resume.PauseAtStep",
-                 f"--trainer.callbacks.step={STEP}"], tmp_path, stdin=subprocess.PIPE)
-    seen = []
-    for line in child.stdout:
-        seen.append(line)
-        if line.startswith(f"paused at step {STEP}"):
-            child.send_signal(signum)
-            child.stdin.write("\n")
-            child.stdin.flush()
-    child.wait(timeout=120)
-    out = "".join(seen)
-    assert child.returncode == 128 + signum, out[-3000:]
+    code, out = signalled_fit([f"--data.num_workers={workers}"], STEP, signum, tmp_path)
+    assert code == 128 + signum, out[-3000:]
     assert f"{signum.name}: stopped at epoch 0 step {STEP + 1}, wrote" in out
     stopped = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert stopped["global_step"] == STEP + 1 and stopped["global_step"] % STEPS_PER_EPOCH
@@ -156,18 +161,8 @@ def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, signum
     """Stopped before the epoch's validation, the resumed run found the epoch's batches done and never validated it:
     the best checkpoint was chosen without that epoch. SIGTERM too (Lightning's handling stopped there)."""
     run = tmp_path / "runs" / "text" / "version_0"
-    child = cli(["fit", *SIGNALLED, "--trainer.callbacks+=test_resume.PauseAtStep", f"--trainer.callbacks.step={step}"],
-                tmp_path, stdin=subprocess.PIPE)
-    seen = []
-    for line in child.stdout:
-        seen.append(line)
-        if line.startswith(f"paused at step {step}"):
-            child.send_signal(signum)
-            child.stdin.write("\n")
-            child.stdin.flush()
-    child.wait(timeout=120)
-    out = "".join(seen)
-    assert child.returncode == 128 + signum, out[-3000:]
+    code, out = signalled_fit([], step, signum, tmp_path)
+    assert code == 128 + signum, out[-3000:]
     assert f"{signum.name}: stopped at epoch {step // STEPS_PER_EPOCH} step {step + 1}, wrote" in out
     if step < STEPS_PER_EPOCH:  # the first validation is the best so far: its checkpoint is saved before the stop
         assert list((run / "checkpoints").glob(f"best-epoch=0-step={step + 1}.ckpt"))

@@ -5,7 +5,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from infomamba.tasks.checkpoint_io import AtomicCheckpointIO
-from infomamba.tasks.prediction_writer import atomic_write_text
+from infomamba.tasks.paths import write_atomic
 
 
 def test_crash_mid_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -26,13 +26,13 @@ def test_crash_mid_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
 def test_a_failed_write_of_predictions_leaves_no_temporary_file(tmp_path, monkeypatch):
     target = tmp_path / "predictions.jsonl"
-    atomic_write_text(target, "old\n")
+    write_atomic(target, "old\n")
 
-    def crash(self, text):
+    def crash(self, text, **kwargs):
         open(self, "w").write(text[:2])
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Path, "write_text", crash)
     with pytest.raises(OSError, match="No space left"):
-        atomic_write_text(target, "new\n")
+        write_atomic(target, "new\n")
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.jsonl"] and target.read_bytes() == b"old\n"

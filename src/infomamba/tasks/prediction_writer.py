@@ -2,26 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from infomamba.console import say
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename over it (never a half-written file, nor a temporary one
-    left by a failed write)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+from infomamba.tasks.paths import write_atomic
 
 
 def in_input_order(rows: list[dict], indices: list[int]) -> list[dict]:
@@ -55,7 +42,7 @@ class JsonLinesPredictionWriter(BasePredictionWriter):
         path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename  # log_dir: every rank takes part
         if not trainer.is_global_zero:
             return
-        atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in in_input_order(rows, indices)))
+        write_atomic(path, "".join(json.dumps(row) + "\n" for row in in_input_order(rows, indices)))
         failed = sum("error" in row for row in rows)
         say(f"[infomamba] wrote {len(rows)} predictions to {path}"
             + (f" ({failed} of them inputs that failed to load: their rows hold the error)" if failed else ""))

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .audio import AUDIO_EXTENSIONS, AudioError, AudioSource, audio_duration
-from ..paths import missing
+from ..paths import is_hidden, missing
 from .vocab import OOVError, normalize_transcript
 
 _EXAMPLES_PER_REASON = 3
@@ -117,12 +117,6 @@ def read_utf8(path: Path) -> str:
     except UnicodeDecodeError as err:
         lineno = data[:err.start].count(b"\n") + 1
         raise ValueError(f"{path}:{lineno}: not UTF-8 text (byte {data[err.start]:#04x})") from None
-
-
-def is_hidden(path: Path, root: Path) -> bool:
-    """Whether a name between ``root`` and ``path`` starts with "." (macOS writes a ``._x.flac`` of metadata
-    beside every ``x.flac`` it copies to other file systems)."""
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def audio_files(folder: Path) -> list[Path]:

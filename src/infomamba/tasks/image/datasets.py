@@ -33,7 +33,7 @@ from PIL import Image as PILImage
 from torch.utils.data import Dataset
 
 from ..optional_deps import require_torchvision
-from ..paths import missing
+from ..paths import is_hidden, missing
 
 require_torchvision()
 from torchvision import tv_tensors  # noqa: E402
@@ -168,12 +168,6 @@ def _is_class_dir(path: Path) -> bool:
 def has_image_extension(path: str | Path) -> bool:
     """Whether `path` ends in one of `IMAGE_EXTENSIONS` (any case)."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def is_hidden(path: str | Path, root: str | Path) -> bool:
-    """Whether `path` or a folder between `root` and it has a name starting with "." (macOS writes a `._x.png`
-    of metadata beside every `x.png` it copies to other file systems)."""
-    return any(part.startswith(".") for part in Path(os.path.relpath(path, root)).parts)
 
 
 def left_out_reason(path: str | Path, root: str | Path) -> str | None:

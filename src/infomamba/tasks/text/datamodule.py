@@ -51,6 +51,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from infomamba.tasks.cache import user_cache_dir
+from infomamba.tasks.paths import write_atomic
 from infomamba.tasks.sampling import LengthBucketBatchSampler, ResumableDataLoader, padded_length
 from infomamba.tasks.text.listops import NUM_CLASSES as LISTOPS_CLASSES
 from infomamba.tasks.text.listops import generate_listops, listops_tokenizer
@@ -60,7 +61,6 @@ from infomamba.tasks.text.tokenizer import (
     TextTokenizer,
     build_tokenizer,
     tokenizer_files,
-    write_atomic,
 )
 
 SPLITS = ("train", "val", "test")
