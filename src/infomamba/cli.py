@@ -555,6 +555,14 @@ def leave_process_group() -> None:
         dist.destroy_process_group()
 
 
+def signal_exit_status(code: int | None, rank: int) -> int:
+    """The exit status of a fit stopped by a signal: 128 + the signal's number on rank 0, 0 on the other ranks, whose
+    part ended cleanly with last.ckpt written. A rank that exits non-zero first is a failed rank to Lightning's DDP
+    launcher and to torchrun, which then kill rank 0 while it is still exiting (seen: SIGKILL, and a loader worker of
+    rank 0 left holding its output)."""
+    return (code or 128 + signal.SIGTERM) if rank == 0 else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     read_checkpoint.cache_clear()  # once per command: a file read by an earlier one may have been written since
@@ -693,7 +701,7 @@ def main(argv: list[str] | None = None) -> None:
                 save_config_kwargs={"overwrite": True}, seed_everything_default=0,
                 parser_kwargs={"prog": f"infomamba --task {name}", "allow_abbrev": False})
     except SIGTERMException as stop:  # Lightning raises it bare (exit status 0) when it stops on SIGTERM
-        raise SystemExit(stop.code or 128 + signal.SIGTERM) from None
+        raise SystemExit(signal_exit_status(stop.code, rank_zero_only.rank)) from None
     except BaseException as err:
         for folder in claimed:
             remove_if_empty(folder)
