@@ -185,6 +185,11 @@ for part in "$@"; do
              tests/layers/test_ssm.py tests/ops/test_ssm_inner.py tests/mixers/test_infomamba.py \
              tests/mixers/test_compile.py > $OUT/tests_since.log 2>&1; echo "tests_since rc=$?" >> $OUT/tests_since.log
            tail -3 $OUT/tests_since.log ;;
+    # what changed after bfc024b without a GPU run: the mixer's Eq. 12/13 and MI-hash terms in fp32 under autocast
+    tests_mixers) timeout 400 python3 -m pytest -q -p no:cacheprovider tests/mixers/test_infomamba.py \
+             tests/mixers/test_compile.py tests/layers/test_concepts.py tests/layers/test_precision.py \
+             tests/test_losses.py tests/test_cuda_graphs.py > $OUT/tests_mixers.log 2>&1
+           echo "tests_mixers rc=$?" >> $OUT/tests_mixers.log; tail -3 $OUT/tests_mixers.log ;;
     tests_scan) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
              tests/ops/test_selective_scan_triton.py > $OUT/tests_scan.log 2>&1; echo "tests_scan rc=$?" >> $OUT/tests_scan.log
            tail -3 $OUT/tests_scan.log ;;
