@@ -272,13 +272,16 @@ def test_checkpointing_can_be_switched_off(off, tmp_path, monkeypatch):
     assert not list(tmp_path.glob("runs/text/version_0/checkpoints/*.ckpt"))
 
 
-def test_a_trainer_setting_lightning_refuses_is_one_line_and_takes_back_the_run_folder(tmp_path, monkeypatch):
+@pytest.mark.parametrize("devices, says", [
+    ("0", r"`Trainer\(devices='0'\)` value is not a valid input using cpu accelerator"),
+    ("two", r"trainer: `devices` selected with `CPUAccelerator` should be an int > 0\.$")])
+def test_a_trainer_setting_lightning_refuses_is_one_line_and_takes_back_the_run_folder(tmp_path, monkeypatch,
+                                                                                        devices, says):
     """Lightning's MisconfigurationException (no GPU for accelerator=gpu, devices=0, a strategy's missing package)
-    had ended the command with a traceback."""
+    and its TypeError (devices=two) had ended the command with a traceback."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid configuration: `Trainer\(devices='0'\)`"
-                                         r" value is not a valid input using cpu accelerator"):
-        main(["fit", *TEXT, "--trainer.accelerator=cpu", "--trainer.devices=0"])
+    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid configuration: " + says):
+        main(["fit", *TEXT, "--trainer.accelerator=cpu", f"--trainer.devices={devices}"])
     assert not list((tmp_path / "runs" / "text").iterdir())
 
 

@@ -683,7 +683,10 @@ def main(argv: list[str] | None = None) -> None:
             self.datamodule.setup = checked_setup(self.datamodule.setup, label)
 
         def instantiate_trainer(self, **kwargs):
-            trainer = super().instantiate_trainer(**kwargs)
+            try:
+                trainer = super().instantiate_trainer(**kwargs)
+            except TypeError as err:  # Lightning's check of a setting's type (devices=two): instantiate_classes's line
+                raise ValueError(f"trainer: {err}") from None
             if trainer.fast_dev_run:  # Lightning writes no checkpoint then, but for save_last's at the end of fit
                 for checkpoint in trainer.checkpoint_callbacks:
                     checkpoint.save_last = False
