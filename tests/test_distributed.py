@@ -99,6 +99,13 @@ def test_text_ddp_fit_validate_predict(tmp_path, monkeypatch):
     rows = [json.loads(line) for line in files.pop().read_text().splitlines()]
     assert [(r["index"], r["text"]) for r in rows] == list(enumerate(lines))
 
+    (tmp_path / "one.txt").write_text(lines[3] + "\n")  # fewer inputs than ranks: rank 1 is dealt none
+    out = cli(["predict", *args, *DDP, "--ckpt_path", str(ckpt), f"--data.predict_path={tmp_path / 'one.txt'}"],
+              tmp_path)
+    written = Path(re.search(r"predictions to (\S+?\.jsonl)", out)[1])
+    rows = [json.loads(line) for line in written.read_text().splitlines()]
+    assert [(r["index"], r["text"]) for r in rows] == [(0, lines[3])]
+
 
 def test_ddp_sigterm_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(tmp_path):
     """Two ranks with two loader workers each, stopped at step 2 of 4 in the first epoch: the resumed run ends

@@ -30,15 +30,33 @@ def gathered(items: list, world_size: int) -> list:
 class JsonLinesPredictionWriter(BasePredictionWriter):
     """Each predict_step returns a list of dicts, one per input. They are written to `<log_dir>/predictions.jsonl`
     in the order of the inputs, each with its input's index ("index": 0, 1, ...), whatever order the length-bucketed
-    batches ran in and whichever DDP rank ran them (rank 0 writes the one file); the path is printed."""
+    batches ran in and whichever DDP rank ran them (rank 0 writes the one file); the path is printed.
+
+    The ranks' rows are gathered in `teardown`, which every rank reaches: a rank dealt no input (fewer inputs than
+    ranks, allowed in `setup`) skips Lightning's predict loop and with it `write_on_epoch_end`."""
 
     def __init__(self, filename: str = "predictions.jsonl"):
         super().__init__(write_interval="epoch")
         self.filename = filename
+        self._rows: list[dict] = []
+        self._indices: list[int] = []
+        self._allowed = False
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage == "predict":
+            self._allowed = pl_module.allow_zero_length_dataloader_with_multiple_devices
+            pl_module.allow_zero_length_dataloader_with_multiple_devices = True
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
-        rows = gathered([row for batch in predictions for row in batch], trainer.world_size)
-        indices = gathered([i for batch in batch_indices[0] for i in batch], trainer.world_size)
+        self._rows = [row for batch in predictions for row in batch]
+        self._indices = [i for batch in batch_indices[0] for i in batch]
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if stage != "predict":
+            return
+        pl_module.allow_zero_length_dataloader_with_multiple_devices = self._allowed
+        rows, indices = (gathered(part, trainer.world_size) for part in (self._rows, self._indices))
+        self._rows, self._indices = [], []
         path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename  # log_dir: every rank takes part
         if not trainer.is_global_zero:
             return
