@@ -19,6 +19,15 @@ def is_hidden(path: str | Path, root: str | Path) -> bool:
     return any(part.startswith(".") for part in Path(os.path.relpath(path, root)).parts)
 
 
+OS_METADATA = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})  # what Windows writes into folders it shows
+
+
+def is_os_metadata(path: str | Path) -> bool:
+    """Whether `path` is a file the operating system writes beside a user's files (Windows' Thumbs.db thumbnail
+    cache, desktop.ini), which a reader of every file in a folder would otherwise take for data."""
+    return Path(path).name.lower() in OS_METADATA
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` (UTF-8) to a temporary file beside `path`, then rename it over `path`: never a half-written
     file, nor a temporary one left by a failed write."""

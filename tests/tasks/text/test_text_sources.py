@@ -46,6 +46,19 @@ def test_one_pool_of_class_folders_is_carved(tmp_path):
         assert _labels_follow_folders(dataset, dm.class_names)
 
 
+def test_system_files_in_class_folders_are_left_out_and_named(tmp_path):
+    """Windows' Thumbs.db (binary) had been read as a text of its folder's class."""
+    _write_class_folders(tmp_path / "news" / "train", 4)
+    (tmp_path / "news" / "train" / "rec.autos" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0\x00" * 20)
+    (tmp_path / "news" / "train" / "sci.space" / "desktop.ini").write_text("[.ShellClassInfo]\n")
+    dm = TextDataModule(root=str(tmp_path / "news"), vocab_size=200, val_fraction=0.25)
+    with pytest.warns(UserWarning, match=r"left out 1 system file\(s\) in \S*rec.autos: \['Thumbs.db'\]"):
+        dm.setup()
+    assert len(dm.train_dataset) + len(dm.val_dataset) + len(dm.test_dataset) == 12
+    for dataset in (dm.train_dataset, dm.val_dataset, dm.test_dataset):
+        assert _labels_follow_folders(dataset, dm.class_names)
+
+
 def test_class_folder_errors_name_the_folder(tmp_path):
     _write_class_folders(tmp_path / "a" / "train", 4)
     (tmp_path / "a" / "train" / "talk.politics").mkdir()

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from lightning.pytorch.utilities import rank_zero_warn
 
-from infomamba.tasks.paths import missing
+from infomamba.tasks.paths import is_os_metadata, missing
 from infomamba.tasks.text.tokenizer import clean_text
 
 SPLIT_FILES = ("train", "test")
@@ -241,7 +241,8 @@ def _subfolders(folder: Path) -> list[str]:
 
 
 def _class_folders(description: str, folders: dict[str, Path], classes: list[str], fixed: bool = False) -> Source:
-    """Split folders holding one folder per class; every non-hidden file of a class folder is one text.
+    """Split folders holding one folder per class; every file of a class folder is one text, but for hidden ones and
+    the system's (Thumbs.db, desktop.ini: left out with a warning naming them).
 
     ``fixed`` (IMDb): every split has all ``classes``, other folders (``unsup``) are ignored. Otherwise the
     classes are the training folders and a test folder unknown to them is an error. An empty class folder
@@ -259,6 +260,11 @@ def _class_folders(description: str, folders: dict[str, Path], classes: list[str
         listed[split] = []
         for name in present:
             files = sorted(p for p in (folder / name).iterdir() if p.is_file() and not p.name.startswith("."))
+            system = [p for p in files if is_os_metadata(p)]
+            if system:
+                rank_zero_warn(f"Text data: left out {len(system)} system file(s) in {folder / name}: "
+                               f"{[p.name for p in system]}")
+            files = [p for p in files if not is_os_metadata(p)]
             if not files:
                 raise ValueError(f"class folder {folder / name} holds no file (expected one text per file).")
             listed[split].append((name, files))
