@@ -285,6 +285,16 @@ def test_a_trainer_setting_lightning_refuses_is_one_line_and_takes_back_the_run_
     assert not list((tmp_path / "runs" / "text").iterdir())
 
 
+def test_a_strategy_that_spawns_its_processes_is_one_line(tmp_path, monkeypatch):
+    """ddp_spawn pickles the model and the data module into each new process, and the links between them do not
+    pickle: the command had ended with multiprocessing's traceback ("Can't pickle local object")."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid configuration: trainer.strategy starts "
+                                         r"its processes with spawn \(ddp_spawn\), .* --trainer.strategy=ddp "):
+        main(["fit", *TEXT, "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp_spawn"])
+    assert not list((tmp_path / "runs" / "text").iterdir())
+
+
 def test_two_runs_started_together_in_one_folder_get_their_own_run_folder(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "infomamba.cli", "fit", *TEXT, "--trainer.max_steps=1",

@@ -226,8 +226,9 @@ def test_a_resumed_run_with_lightnings_csv_logger_keeps_the_metrics_it_had(tmp_p
     short = ["--trainer.logger=CSVLogger", "--trainer.logger.init_args.save_dir=runs", "--trainer.log_every_n_steps=1",
              "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1", "--run_dir", "exp"]
     main(["fit", *ARGS, *short, "--trainer.max_epochs=1"])
-    with pytest.warns(UserWarning, match=r"schedule was laid over 1 steps and is now laid over 2 \(max_epochs or "
-                                         r"max_steps changed\): from step 1 the learning rate is "):
+    with pytest.warns(UserWarning, match=r"schedule was laid over 1 steps and is now laid over 2 \(max_epochs, "
+                                         r"max_steps, the data or the number of processes changed\): from step 1 the "
+                                         r"learning rate is "):
         main(["fit", *ARGS, *short, "--trainer.max_epochs=2", "--ckpt_path", "last"])
     with open(tmp_path / "exp" / "metrics.csv") as file:
         assert [row["step"] for row in csv.DictReader(file) if row["val/acc"]] == ["0", "1"]

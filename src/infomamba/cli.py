@@ -555,6 +555,19 @@ def leave_process_group() -> None:
         dist.destroy_process_group()
 
 
+def spawned_ranks(strategy) -> str | None:
+    """Why the trainer's `strategy` cannot run this command, or None. One that starts its processes with
+    multiprocessing's spawn or forkserver (ddp_spawn) pickles the model and the data module into each of them, and
+    the links from the data module to the model (`linked_value`) are closures, which do not pickle: it had ended with
+    multiprocessing's traceback ("Can't pickle local object"). ddp re-runs the command per rank; ddp_fork forks."""
+    method = getattr(getattr(strategy, "launcher", None), "_start_method", None)
+    if method not in ("spawn", "forkserver"):
+        return None
+    return (f"trainer.strategy starts its processes with {method}{' (ddp_spawn)' if method == 'spawn' else ''}, which "
+            "cannot carry this command's model and data to them: give --trainer.strategy=ddp (each rank runs the "
+            "command again) or ddp_fork")
+
+
 def signal_exit_status(code: int | None, rank: int) -> int:
     """The exit status of a fit stopped by a signal: 128 + the signal's number on rank 0, 0 on the other ranks, whose
     part ended cleanly with last.ckpt written. A rank that exits non-zero first is a failed rank to Lightning's DDP
@@ -687,6 +700,9 @@ def main(argv: list[str] | None = None) -> None:
                 trainer = super().instantiate_trainer(**kwargs)
             except TypeError as err:  # Lightning's check of a setting's type (devices=two): instantiate_classes's line
                 raise ValueError(f"trainer: {err}") from None
+            problem = spawned_ranks(trainer.strategy)
+            if problem:
+                raise ValueError(problem)
             if trainer.fast_dev_run:  # Lightning writes no checkpoint then, but for save_last's at the end of fit
                 for checkpoint in trainer.checkpoint_callbacks:
                     checkpoint.save_last = False

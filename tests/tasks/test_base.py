@@ -1,11 +1,13 @@
 """TaskModule options shared by every task."""
 import copy
 import types
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 
 from infomamba import EncoderConfig
 from infomamba.tasks.base import classification_loss, gathered_rng_states, list_of_inputs, own_rng_states
@@ -98,6 +100,30 @@ def test_each_rank_takes_its_own_saved_random_states():
     assert own_rng_states(by_rank, 1) == {"rank": 1}
     assert own_rng_states(by_rank, 2) is None  # a rank the saving run did not have starts from the seed
     assert own_rng_states(None, 0) is None
+
+
+@pytest.mark.parametrize("fn, before, world_size, warned", [
+    (TrainerFn.FITTING, 2, 1, True), (TrainerFn.FITTING, 1, 2, True), (TrainerFn.FITTING, 2, 2, False),
+    (TrainerFn.FITTING, None, 2, False), (TrainerFn.VALIDATING, 2, 1, False)])
+def test_a_fit_resumed_on_another_number_of_processes_is_told_how_it_differs(fn, before, world_size, warned):
+    """A DDP fit of 2 ranks stopped mid-epoch and resumed with --trainer.devices=1 re-trained some of the epoch's
+    batches and skipped others, and the schedule note blamed max_epochs, which the user had not changed. A checkpoint
+    written before checkpoints kept the number (None) says nothing."""
+    model = _text_model()
+    model._trainer = types.SimpleNamespace(world_size=before or 1, global_rank=0, state=types.SimpleNamespace(fn=fn),
+                                           datamodule=None)
+    checkpoint = {}
+    model.on_save_checkpoint(checkpoint)
+    assert checkpoint["world_size"] == (before or 1)
+    checkpoint["world_size"] = before
+    model._trainer.world_size = world_size
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.on_load_checkpoint({**checkpoint, "global_step": 3})
+    notes = [str(w.message) for w in caught if "resumes on" in str(w.message)]
+    assert len(notes) == warned
+    assert not warned or notes[0].startswith(f"this fit resumes on {world_size} process(es) (DDP ranks) a checkpoint "
+                                             f"written by {before}: ") and f"resume on {before} process(es)" in notes[0]
 
 
 @pytest.mark.parametrize("one", ["a great film", b"bytes", Path("a.flac")])

@@ -7,6 +7,7 @@ import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
 from torch.utils.data import DataLoader, Dataset
 
+from infomamba.tasks.base import RunRefused
 from infomamba.tasks.sampling import LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch
 
 
@@ -119,7 +120,8 @@ def test_errors():
         LengthBucketBatchSampler([3, 4], batch_size=2, shuffle=False, drop_last=True)
     with pytest.raises(ValueError, match="rank"):
         LengthBucketBatchSampler([3, 4], batch_size=2, num_replicas=2, rank=2)
-    with pytest.raises(ValueError, match="ranks"):
+    with pytest.raises(RunRefused, match=r"^the training split makes 1 batch\(es\) of its 2 sample\(s\) for 2 "
+                                         r"processes \(DDP ranks\), .*or fewer devices$"):  # the CLI's one line
         len(LengthBucketBatchSampler([3, 4], batch_size=2, num_replicas=2))
 
 

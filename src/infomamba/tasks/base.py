@@ -12,6 +12,7 @@ import numpy as np
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 
 from infomamba import Encoder, EncoderConfig
@@ -38,9 +39,23 @@ def rescheduled(before: tuple[int, int] | None, total: int, warmup_ratio: float,
     old_total, step = before
     old = warmup_cosine(step, int(warmup_ratio * old_total), old_total, min_ratio)
     new = warmup_cosine(step, int(warmup_ratio * total), total, min_ratio)
-    return (f"the learning-rate schedule was laid over {old_total} steps and is now laid over {total} (max_epochs or "
-            f"max_steps changed): from step {step} the learning rate is {new:.3g} x lr, not {old:.3g} x lr, and the "
-            f"run does not end as an uninterrupted {total}-step run would")
+    return (f"the learning-rate schedule was laid over {old_total} steps and is now laid over {total} (max_epochs, "
+            f"max_steps, the data or the number of processes changed): from step {step} the learning rate is "
+            f"{new:.3g} x lr, not {old:.3g} x lr, and the run does not end as an uninterrupted {total}-step run would")
+
+
+def other_processes(before: int | None, world_size: int) -> str | None:
+    """A note for a fit resumed on `world_size` processes from a checkpoint written by a fit of `before`. Each rank's
+    share of an epoch changes: the steps per epoch, and a checkpoint written mid-epoch cannot say which of the epoch's
+    batches are left (each rank had done its own), so some are trained on twice and others not at all, and ranks new
+    to the run start their random streams from the seed. None when the number is the same or the checkpoint does not
+    say (one written before checkpoints kept it)."""
+    if before is None or before == world_size:
+        return None
+    return (f"this fit resumes on {world_size} process(es) (DDP ranks) a checkpoint written by {before}: each rank's "
+            "share of an epoch, and with it the steps per epoch, changes, and the rest of an epoch stopped midway is "
+            "not the batches the interrupted run had left, so the run does not continue as it would have; resume on "
+            f"{before} process(es) (trainer.devices x trainer.num_nodes) to continue it exactly")
 
 
 def list_of_inputs(items, method: str, batch_size: int):
@@ -192,19 +207,24 @@ class TaskModule(L.LightningModule):
         self._step(batch, "test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """The random streams (see `on_load_checkpoint`), and the model's class, by which the CLI tells a
-        checkpoint of another task's model before it reads the run's config."""
+        """The random streams (see `on_load_checkpoint`), the number of processes that fit, and the model's class, by
+        which the CLI tells a checkpoint of another task's model before it reads the run's config."""
         checkpoint["rng_states"] = gathered_rng_states()
         checkpoint["infomamba_module"] = class_path(type(self))
         checkpoint["schedule_steps"] = self._schedule_steps
+        checkpoint["world_size"] = self.trainer.world_size
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A resumed run continues the random streams (dropout, Gumbel hash noise) where they stopped, each rank
-        its own (`infomamba.tasks.resume` sets them once more when the run resumes mid-epoch).
+        its own (`infomamba.tasks.resume` sets them once more when the run resumes mid-epoch); a fit resumed on
+        another number of processes is told how it differs (`other_processes`).
         `load_from_checkpoint` (no trainer: a model loaded for use) leaves the caller's streams alone."""
         if self._trainer is None:
             return
         self._resumed_schedule = checkpoint.get("schedule_steps"), checkpoint.get("global_step", 0)
+        note = other_processes(checkpoint.get("world_size"), self.trainer.world_size)
+        if note and self.trainer.state.fn == TrainerFn.FITTING:
+            rank_zero_warn(note)
         states = own_rng_states(checkpoint.get("rng_states"), self.trainer.global_rank)
         if states:
             set_rng_states(states)

@@ -14,7 +14,10 @@ comes first, so an out-of-memory error shows at once), cut into batches, and bat
 ``i % R``. Every sample is seen exactly once over all ranks (no padding with duplicates, unlike
 ``DistributedSampler``), so a metric whose state is summed over ranks (torchmetrics) equals the metric
 over the whole set. Rank batch counts may differ by one: sync metrics at epoch end (torchmetrics
-``compute``), never with a per-step collective.
+``compute``), never with a per-step collective. Every rank must have a batch (its collectives at epoch end):
+``every_rank_evaluates`` refuses a split with fewer samples than ranks, or a fractional ``limit_val_batches`` that
+leaves the smaller shares none (``limit_leaves_every_rank_a_batch``, predict too). Training: fewer batches than
+ranks is refused (`RunRefused`, one line).
 
 Batch size is either a fixed count (``batch_size``) or a padding-aware token budget (``max_tokens``):
 ``len(batch) * max(length in batch) <= max_tokens``.
@@ -38,6 +41,7 @@ alone: not on which worker loaded it, nor on where an interrupted epoch resumed.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import random
 from collections.abc import Iterator, Sequence
@@ -46,6 +50,8 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Sampler, get_worker_info
+
+from .base import RunRefused
 
 
 class LengthBucketBatchSampler(Sampler[list[int]]):
@@ -153,6 +159,11 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return len(self._rank_batches())
 
+    def fewest_batches(self) -> int:
+        """The fewest batches a rank dealt any has this epoch (in evaluation the ranks' counts differ by at most one;
+        with fewer samples than ranks, the ranks dealt one have one batch)."""
+        return max(1, len(self._global_batches()) // self._num_replicas)
+
     def _rank_batches(self) -> list[list[int]]:
         """This rank's batches for the current epoch (cached per epoch)."""
         if self._cache is None or self._cache[0] != self.epoch:
@@ -161,9 +172,10 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             if self._shuffle:
                 per_rank = len(batches) // step
                 if per_rank == 0:
-                    raise ValueError(
-                        f"Only {len(batches)} training batch(es) for {step} ranks: use a smaller batch "
-                        "(batch_size / max_tokens) or fewer ranks."
+                    raise RunRefused(
+                        f"the training split makes {len(batches)} batch(es) of its {self._lengths.size} sample(s) "
+                        f"for {step} processes (DDP ranks), and every rank needs one per step: use a smaller batch "
+                        "(data.batch_size / data.max_tokens) or fewer devices"
                     )
                 mine = batches[self._rank : per_rank * step : step]
             else:
@@ -215,6 +227,41 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         if current:
             batches.append(current)
         return batches
+
+
+def every_rank_evaluates(split: str, loader: DataLoader, trainer, limit: str) -> DataLoader:
+    """``loader`` of the evaluated ``split``, refused (`RunRefused`, one line) where a DDP rank would evaluate none
+    of it (``trainer`` None: no trainer, one process; ``limit``: the trainer's setting that limits the split,
+    ``limit_val_batches`` or ``limit_test_batches``).
+
+    A rank dealt no batch stops Lightning with a traceback on that rank alone; were it allowed, the rank would skip
+    the evaluation loop and with it the collectives that sync the metrics at the epoch's end, which the other ranks
+    then wait in (filling it with a repeated sample would count that sample twice in the synced metric). A rank has
+    none when the split has fewer samples than ranks, or by ``limit`` (`limit_leaves_every_rank_a_batch`). Predict
+    allows a rank dealt no input (`JsonLinesPredictionWriter` gathers in ``teardown``)."""
+    ranks = trainer.world_size if trainer is not None else 1
+    samples = len(loader.dataset)
+    if 0 < samples < ranks:
+        raise RunRefused(f"the {split} split has {samples} sample(s) for {ranks} processes (DDP ranks), and every "
+                         f"rank must evaluate at least one: evaluate it on at most {samples} device(s) "
+                         f"(--trainer.devices={samples}) or give it more samples")
+    return limit_leaves_every_rank_a_batch(split, loader, trainer, limit)
+
+
+def limit_leaves_every_rank_a_batch(split: str, loader: DataLoader, trainer, limit: str) -> DataLoader:
+    """``loader``, refused (`RunRefused`, one line) where the trainer's fractional ``limit`` (``limit_val_batches``,
+    ``limit_test_batches``, ``limit_predict_batches``) leaves a rank that was dealt batches none of them. Lightning
+    applies the fraction to each rank's share and stops the rank it rounds to none with a traceback, on that rank
+    alone, while the others wait for it: the ranks' evaluation shares differ by one batch, so 0.5 of 3 batches on 2
+    ranks (2 and 1) did, where one process evaluates 1 of the 3."""
+    fraction = getattr(trainer, limit, 1.0)
+    fewest = loader.batch_sampler.fewest_batches()
+    if isinstance(fraction, float) and 0.0 < fraction and int(fewest * fraction) == 0:
+        ranks = trainer.world_size if trainer is not None else 1
+        raise RunRefused(f"trainer.{limit}={fraction} leaves a rank none of the {split} split: its {ranks} "
+                         f"process(es) take {fewest} batch(es) or more each, and {fraction} x {fewest} < 1; give "
+                         f"{limit} at least {math.ceil(1000 / fewest) / 1000:g}, or a whole number of batches")
+    return loader
 
 
 def padded_length(longest: int, multiple: int | None, cap: int | None = None) -> int:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from infomamba.tasks.base import RunRefused
 from infomamba.tasks.text.datamodule import TextDataModule
 from infomamba.tasks.text.listops import evaluate_listops
 from infomamba.tasks.text.sources import read_predict_texts
@@ -482,3 +483,43 @@ def test_rows_without_a_label_are_an_error_naming_the_first(tmp_path):
     with pytest.raises(ValueError, match=r"train\.jsonl: 2 rows have no label in column 'label' \(the first: data "
                                          r"row 7\)"):
         _dm(tmp_path, tokenizer="bytes")
+
+
+def test_an_evaluated_split_with_fewer_samples_than_ranks_is_refused_in_one_line(tmp_path):
+    """Rank 1 would be dealt no sample of the one validation text: Lightning had stopped that rank alone with a
+    traceback ("has zero length") while rank 0 waited in the metric sync. Predict still allows such a rank."""
+    (tmp_path / "p.txt").write_text("[MAX 1 2 ]\n")
+    dm = TextDataModule(listops_size=4, predict_path=str(tmp_path / "p.txt"))
+    dm.trainer = SimpleNamespace(global_rank=1, world_size=2)
+    for split, loader in (("validation", dm.val_dataloader), ("test", dm.test_dataloader)):
+        with pytest.raises(RunRefused, match=rf"^the {split} split has 1 sample\(s\) for 2 processes \(DDP ranks\), "
+                                             r"and every rank must evaluate .* \(--trainer.devices=1\)"):
+            loader()
+    assert len(dm.predict_dataloader()) == 0
+    dm.trainer = SimpleNamespace(global_rank=0, world_size=1)
+    assert len(dm.val_dataloader()) == 1
+
+
+def test_a_fractional_limit_that_leaves_a_rank_no_evaluation_batch_is_refused_in_one_line():
+    """3 validation batches on 2 ranks are 2 and 1: limit_val_batches=0.5 is 1 batch for rank 0 and none for rank
+    1, where Lightning stopped with a traceback while rank 0 waited in the metric sync (one process: 1 of 3)."""
+    dm = TextDataModule(listops_size=96, batch_size=8)
+    dm.trainer = SimpleNamespace(global_rank=0, world_size=2, limit_val_batches=0.5, limit_test_batches=0.5)
+    for split, loader in (("validation", dm.val_dataloader), ("test", dm.test_dataloader)):
+        with pytest.raises(RunRefused, match=rf"limit_(val|test)_batches=0.5 leaves a rank none of the {split} split: "
+                                             r"its 2 process\(es\) take 1 batch\(es\) or more each, .* at least 1"):
+            loader()
+    for rank, world, limit, batches in ((0, 2, 1.0, 2), (1, 2, 1, 1), (1, 2, 0.0, 1), (0, 1, 0.5, 3)):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=world, limit_val_batches=limit)
+        assert len(dm.val_dataloader()) == batches
+
+
+def test_a_fractional_predict_limit_that_leaves_a_rank_no_batch_is_refused_in_one_line(tmp_path):
+    """21 inputs in 3 batches on 2 ranks: limit_predict_batches=0.5 had stopped rank 1 with a traceback."""
+    (tmp_path / "p.txt").write_text("".join(f"[MAX {i} 2 ]\n" for i in range(21)))
+    dm = TextDataModule(listops_size=64, batch_size=8, predict_path=str(tmp_path / "p.txt"))
+    dm.trainer = SimpleNamespace(global_rank=1, world_size=2, limit_predict_batches=0.5)
+    with pytest.raises(RunRefused, match=r"^trainer.limit_predict_batches=0.5 leaves a rank none of the predict split"):
+        dm.predict_dataloader()
+    dm.trainer = SimpleNamespace(global_rank=1, world_size=2, limit_predict_batches=1.0)
+    assert len(dm.predict_dataloader()) == 1

@@ -39,7 +39,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from ..sampling import LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch, padded_length
+from ..sampling import (LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch, every_rank_evaluates,
+                        limit_leaves_every_rank_a_batch, padded_length)
 from .audio import AudioError, LogMel, load_audio
 from .augment import WaveformAugment, speed_perturbed_length
 from .sources import (
@@ -408,17 +409,20 @@ class ASRDataModule(L.LightningDataModule):
     def val_dataloader(self) -> list[DataLoader]:
         """One loader per validation split (``val_split_names``); empty list when there is none."""
         self.setup("validate")
-        return [self._loader(ds, shuffle=False) for ds in self._val.values()]
+        return [every_rank_evaluates(f"validation {name}", self._loader(ds, shuffle=False), self.trainer,
+                                     "limit_val_batches") for name, ds in self._val.items()]
 
     def test_dataloader(self) -> list[DataLoader]:
         """One loader per test split (``test_split_names``)."""
         self.setup("test")
-        return [self._loader(ds, shuffle=False) for ds in self._test.values()]
+        return [every_rank_evaluates(f"test {name}", self._loader(ds, shuffle=False), self.trainer,
+                                     "limit_test_batches") for name, ds in self._test.items()]
 
     def predict_dataloader(self) -> DataLoader:
         if self._predict is None:
             raise RuntimeError("set predict_path and call setup('predict') first")
-        return self._loader(self._predict, shuffle=False)
+        return limit_leaves_every_rank_a_batch("predict", self._loader(self._predict, shuffle=False), self.trainer,
+                                               "limit_predict_batches")
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any] | None:
         """Count and log utterances dropped at load time; ``None`` when the whole batch failed (a predict batch

@@ -47,7 +47,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from ..optional_deps import require_torchvision
-from ..sampling import LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch
+from ..sampling import (LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch, every_rank_evaluates,
+                        limit_leaves_every_rank_a_batch)
 from .augment import random_erase
 from .datasets import (
     IMAGE_EXTENSIONS,
@@ -660,11 +661,11 @@ class ImageDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         self.setup("validate")
-        return self._loader(self.val_set)
+        return every_rank_evaluates("validation", self._loader(self.val_set), self.trainer, "limit_val_batches")
 
     def test_dataloader(self) -> DataLoader:
         self.setup("test")
-        return self._loader(self.test_set)
+        return every_rank_evaluates("test", self._loader(self.test_set), self.trainer, "limit_test_batches")
 
     def predict_dataloader(self) -> DataLoader:
         """The predict_path images in `in_chans` channels, with the files left out named."""
@@ -678,4 +679,5 @@ class ImageDataModule(L.LightningDataModule):
             message += ", ".join(IMAGE_EXTENSIONS)
         rank_zero_info(message)
         dataset = TransformedSubset(ImageFiles(files.paths, self.in_chans), None, self._eval_tf, replace=False)
-        return self._loader(dataset, target_key="paths")
+        return limit_leaves_every_rank_a_batch("predict", self._loader(dataset, target_key="paths"), self.trainer,
+                                               "limit_predict_batches")

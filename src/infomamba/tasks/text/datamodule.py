@@ -52,7 +52,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from infomamba.tasks.cache import user_cache_dir
 from infomamba.tasks.paths import write_atomic
-from infomamba.tasks.sampling import LengthBucketBatchSampler, ResumableDataLoader, padded_length
+from infomamba.tasks.sampling import (LengthBucketBatchSampler, ResumableDataLoader, every_rank_evaluates,
+                                      limit_leaves_every_rank_a_batch, padded_length)
 from infomamba.tasks.text.listops import NUM_CLASSES as LISTOPS_CLASSES
 from infomamba.tasks.text.listops import generate_listops, listops_tokenizer
 from infomamba.tasks.text.sources import Source, Split, class_names_of, label_ids, open_source, read_predict_texts
@@ -330,15 +331,18 @@ class TextDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         self.setup("validate")
-        return self._loader(self.val_dataset, shuffle=False)
+        return every_rank_evaluates("validation", self._loader(self.val_dataset, shuffle=False), self.trainer,
+                                    "limit_val_batches")
 
     def test_dataloader(self) -> DataLoader:
         self.setup("test")
-        return self._loader(self.test_dataset, shuffle=False)
+        return every_rank_evaluates("test", self._loader(self.test_dataset, shuffle=False), self.trainer,
+                                    "limit_test_batches")
 
     def predict_dataloader(self) -> DataLoader:
         self.setup("predict")
-        return self._loader(self.predict_dataset, shuffle=False)
+        return limit_leaves_every_rank_a_batch("predict", self._loader(self.predict_dataset, shuffle=False),
+                                               self.trainer, "limit_predict_batches")
 
     def _loader(self, dataset: EncodedTexts, shuffle: bool) -> DataLoader:
         """Length-bucketed loader; this process's share when a (distributed) trainer is attached."""
