@@ -3,6 +3,7 @@ equals the single-process metric over the same data, and a SIGTERM'd run resumes
 import atexit
 import csv
 import json
+import multiprocessing
 import os
 import re
 import signal
@@ -48,6 +49,11 @@ class SlowExitOnRankZero(Callback):
     def on_exception(self, trainer, pl_module, exception):
         if trainer.is_global_zero:
             atexit.register(time.sleep, 8)
+
+
+class SaysHowWorkersStart(Callback):
+    def on_train_start(self, trainer, pl_module):
+        print(f"[test] rank {trainer.global_rank}: loader workers start by {multiprocessing.get_start_method()}")
 
 
 class SigtermAtStep(Callback):
@@ -119,8 +125,11 @@ def test_ddp_sigterm_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_ru
     (tmp_path / "whole").mkdir()
     cli(args, tmp_path / "whole")
     out = cli([*args, "--trainer.callbacks+=test_distributed.SigtermAtStep", "--trainer.callbacks.step=2",
-               "--trainer.callbacks+=test_distributed.SlowExitOnRankZero"], tmp_path, returncode=128 + signal.SIGTERM)
+               "--trainer.callbacks+=test_distributed.SlowExitOnRankZero",
+               "--trainer.callbacks+=test_distributed.SaysHowWorkersStart"], tmp_path, returncode=128 + signal.SIGTERM)
     assert "SIGTERM: stopped at epoch 0 step" in out
+    for rank in (0, 1):  # not by forking a rank that runs gloo's and Lightning's threads (a worker had hung)
+        assert f"[test] rank {rank}: loader workers start by forkserver" in out
     cli(["fit", "--task", "text", "--ckpt_path", "last"], tmp_path)
     whole, resumed = (torch.load(root / "runs/text/version_0/checkpoints/last.ckpt", weights_only=False)
                       for root in (tmp_path / "whole", tmp_path))

@@ -29,6 +29,7 @@ import functools
 import importlib
 import importlib.util
 import logging
+import multiprocessing
 import signal
 import sys
 import threading
@@ -735,5 +736,24 @@ def main(argv: list[str] | None = None) -> None:
     leave_process_group()
 
 
-if __name__ == "__main__":
+def start_workers_from_a_fork_server() -> None:
+    """Loader workers of this process start from a fork server (a process of one thread that imported torch once), not
+    by forking the training process: a fork copies the locks that other threads hold at that moment (under DDP:
+    gloo's, Lightning's watcher of the other ranks) and a worker that then waits on one never starts. Seen as a DDP
+    fit that hung, a worker stuck in Python's after-fork handler, its rank waiting for the batch and the other rank
+    in the gradient all-reduce. Set by the command only (a program that imports infomamba keeps its start method: a
+    fork server re-imports the program's main module, which must then guard its code); where there is no fork server
+    (Windows), the platform's default."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        multiprocessing.set_start_method("forkserver", force=True)
+        multiprocessing.set_forkserver_preload(["__main__", "torch", "infomamba.tasks.sampling"])
+
+
+def run() -> None:
+    """The `infomamba` command and `python -m infomamba.cli`."""
+    start_workers_from_a_fork_server()
     main()
+
+
+if __name__ == "__main__":
+    run()
