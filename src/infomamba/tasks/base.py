@@ -212,7 +212,8 @@ class TaskModule(L.LightningModule):
         checkpoint["rng_states"] = gathered_rng_states()
         checkpoint["infomamba_module"] = class_path(type(self))
         checkpoint["schedule_steps"] = self._schedule_steps
-        checkpoint["world_size"] = self.trainer.world_size
+        if self._trainer is not None:  # (a checkpoint written by hand from a model: no number of processes)
+            checkpoint["world_size"] = self.trainer.world_size
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A resumed run continues the random streams (dropout, Gumbel hash noise) where they stopped, each rank
