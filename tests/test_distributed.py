@@ -95,9 +95,6 @@ def test_text_ddp_fit_validate_predict(tmp_path, monkeypatch):
     ckpt = newest_run(tmp_path, "text") / "checkpoints" / "last.ckpt"
     single, ddp = validate_both_ways(args, ckpt, tmp_path, "text")
     assert ddp["val/acc"] == pytest.approx(single["val/acc"], abs=1e-6)
-    out = cli(["validate", *args, "--data.listops_size=4", *DDP, "--ckpt_path", str(ckpt)], tmp_path, returncode=1)
-    assert "validate: the validation split has 1 sample(s) for 2 processes (DDP ranks)" in out  # one rank had no data
-    assert "Traceback" not in out
 
     lines = [f"[MAX {i // 10} {i % 10} ]" for i in range(21)]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
