@@ -572,8 +572,8 @@ def spawned_ranks(strategy) -> str | None:
 def signal_exit_status(code: int | None, rank: int) -> int:
     """The exit status of a fit stopped by a signal: 128 + the signal's number on rank 0, 0 on the other ranks, whose
     part ended cleanly with last.ckpt written. A rank that exits non-zero first is a failed rank to Lightning's DDP
-    launcher and to torchrun, which then kill rank 0 while it is still exiting (seen: SIGKILL, and a loader worker of
-    rank 0 left holding its output)."""
+    launcher and to torchrun, which then kill rank 0 while it is still exiting (reproduced: a rank 0 slower than the
+    launcher's 5 s check ended with SIGKILL's -9)."""
     return (code or 128 + signal.SIGTERM) if rank == 0 else 0
 
 
