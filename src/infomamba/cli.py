@@ -746,7 +746,7 @@ def start_workers_from_a_fork_server() -> None:
     (Windows), the platform's default."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         multiprocessing.set_start_method("forkserver", force=True)
-        multiprocessing.set_forkserver_preload(["__main__", "torch", "infomamba.tasks.sampling"])
+        multiprocessing.set_forkserver_preload(["__main__", "infomamba.tasks.sampling"])  # (and torch)
 
 
 def run() -> None:
