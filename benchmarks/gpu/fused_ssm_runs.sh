@@ -225,5 +225,14 @@ for part in "$@"; do
              --max-tokens-attention 16384 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train \
              --out $OUT/bench_1d > $OUT/bench_1d.log 2>&1; echo "bench_1d rc=$?" >> $OUT/bench_1d.log
            grep -v Warning $OUT/bench_1d.log | grep "rc=\|^| " ;;
+    # what the concept filter costs: the SSD form with and without it (variant no_filter: a plain selective SSM at
+    # InfoMamba's widths) beside attention, eager and graphed, then one profiled 224 px step of each
+    attribution) timeout 330 python3 -m infomamba.bench --mixers 'infomamba{ssm_heads: 12}' \
+             'infomamba{ssm_heads: 12, variant: no_filter}' attention --resolutions 224 512 1024 --batch 64 --dim 384 \
+             --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs --out $OUT/bench_attribution \
+             > $OUT/bench_attribution.log 2>&1; echo "bench rc=$?" >> $OUT/bench_attribution.log
+           rm -f $OUT/bench_attribution/bench.md; grep -v Warning $OUT/bench_attribution.log | grep "rc=\|^| "
+           profiled profile_attribution_224 --mixers 'infomamba{ssm_heads: 12}' \
+             'infomamba{ssm_heads: 12, variant: no_filter}' attention --resolution 224 --top 40 --top-ops 60 ;;
   esac
 done
