@@ -9,7 +9,7 @@ import torch
 from infomamba import EncoderConfig
 from infomamba.tasks.base import RunRefused
 from infomamba.tasks.text.module import TextClassifier
-from infomamba.tasks.text.pretrain import MaskedTextPretraining, mask_positions
+from infomamba.tasks.text.pretrain import MaskedTextPretraining, mask_positions, sample_seeded_masks
 
 ENCODER = EncoderConfig(dim=16, depth=1)
 
@@ -34,17 +34,19 @@ def test_a_blanked_token_is_not_seen_by_the_model():
     model = MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=ENCODER, mask_rate=0.3).eval()
     ids = torch.randint(1, 60, (2, 40))
     padding = torch.zeros_like(ids, dtype=torch.bool)
-    predicted, blanked, _ = mask_positions(ids, padding, 0.3, 60, torch.Generator().manual_seed(3))
+    def masks(t):  # the draws do not depend on the ids: the same positions for ids and other
+        return mask_positions(t, padding, 0.3, 60, torch.Generator().manual_seed(3))
+    predicted, blanked, _ = masks(ids)
     b, t = blanked.nonzero()[0].tolist()
     other = ids.clone()
     other[b, t] = ids[b, t] % 59 + 1
-    logits, targets, _ = model.masked_logits(ids, padding, torch.Generator().manual_seed(3))
-    logits2, targets2, _ = model.masked_logits(other, padding, torch.Generator().manual_seed(3))
+    logits, targets, _ = model.masked_logits(ids, padding, masks(ids))
+    logits2, targets2, _ = model.masked_logits(other, padding, masks(other))
     assert torch.allclose(logits, logits2) and logits.shape == (int(predicted.sum()), 60)
     assert (targets != targets2).sum() == 1
     seen = (~predicted).nonzero()[0].tolist()  # a token not predicted is seen: changing it changes the logits
     other[b, t], other[seen[0], seen[1]] = ids[b, t], ids[seen[0], seen[1]] % 59 + 1
-    assert not torch.allclose(logits, model.masked_logits(other, padding, torch.Generator().manual_seed(3))[0])
+    assert not torch.allclose(logits, model.masked_logits(other, padding, masks(other))[0])
 
 
 def test_mlm_refuses_bigrams_and_bad_rates():
@@ -147,13 +149,48 @@ def test_a_batch_with_no_predicted_token_has_a_finite_zero_task_loss():
     assert loss.item() == 0.0
 
 
+def test_a_texts_validation_masks_do_not_depend_on_its_batch():
+    """Each text keeps its masked tokens whether it is evaluated alone or padded in a batch with others (as DDP
+    and another batch size split the validation set), and texts with other ids get other masks."""
+    torch.manual_seed(0)
+    texts = [torch.randint(1, 500, (n,)) for n in (37, 80, 12, 80)]
+    batch = torch.zeros(len(texts), 90, dtype=torch.long)
+    padding = torch.ones_like(batch, dtype=torch.bool)
+    for i, t in enumerate(texts):
+        batch[i, 3:3 + len(t)], padding[i, 3:3 + len(t)] = t, False  # padding on both sides
+    together = sample_seeded_masks(batch, padding, 0.3, 500)
+    assert not together[0][padding].any() and torch.equal(together[2][padding], batch[padding])
+    for i, t in enumerate(texts):
+        alone = sample_seeded_masks(t[None], torch.zeros(1, len(t), dtype=torch.bool), 0.3, 500)
+        assert all(torch.equal(a[0], b[i][~padding[i]]) for a, b in zip(alone, together)), i
+    assert not torch.equal(together[0][1][~padding[1]], together[0][3][~padding[3]])  # same length, other ids
+
+
+def test_validation_scores_the_same_masked_tokens_in_any_batch_split():
+    """The module's val step: the targets of two texts evaluated as one batch are those of the two evaluated one
+    at a time (a batch-seeded generator gave each split other masks)."""
+    model = MaskedTextPretraining(num_classes=2, vocab_size=500, encoder=ENCODER, mask_rate=0.3).eval()
+    texts = [torch.randint(1, 500, (1, 60), generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+    seen = []
+    def record(ids, padding_mask, masks):
+        seen.append(ids[masks[0]])
+        return torch.zeros(int(masks[0].sum()), 500), ids[masks[0]], None
+    with mock.patch.object(model, "masked_logits", record), mock.patch.object(model, "objective"), \
+            mock.patch.object(model, "log"):
+        model._step({"input_ids": torch.cat(texts), "padding_mask": torch.zeros(2, 60, dtype=torch.bool)}, "val")
+        for t in texts:
+            model._step({"input_ids": t, "padding_mask": torch.zeros(1, 60, dtype=torch.bool)}, "val")
+    assert seen[0].numel() > 0 and torch.equal(seen[0], torch.cat(seen[1:]))
+
+
 @pytest.mark.parametrize("dim", [16, 128])
 def test_the_untrained_model_starts_near_a_uniform_guess(dim):
     torch.manual_seed(0)
     vocab = 4000
     model = MaskedTextPretraining(num_classes=2, vocab_size=vocab, encoder=EncoderConfig(dim=dim, depth=1)).eval()
     ids = torch.randint(1, vocab, (4, 200))
-    logits, targets, _ = model.masked_logits(ids, torch.zeros_like(ids, dtype=torch.bool),
-                                             torch.Generator().manual_seed(0))
+    padding = torch.zeros_like(ids, dtype=torch.bool)
+    logits, targets, _ = model.masked_logits(ids, padding, mask_positions(ids, padding, 0.15, vocab,
+                                                                          torch.Generator().manual_seed(0)))
     loss = torch.nn.functional.cross_entropy(logits, targets).item()
     assert abs(loss - math.log(vocab)) < 1.0, loss

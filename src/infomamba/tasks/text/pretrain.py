@@ -28,6 +28,8 @@ log(vocab).
 """
 from __future__ import annotations
 
+import zlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -49,12 +51,30 @@ def mask_positions(input_ids: torch.Tensor, padding_mask: torch.Tensor, rate: fl
     return predicted, blanked, torch.where(swapped, random_ids, input_ids)
 
 
+def sample_seeded_masks(input_ids: torch.Tensor, padding_mask: torch.Tensor, rate: float, vocab_size: int
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`mask_positions` drawn for each sample over its real tokens alone, from a generator seeded by their ids
+    (CRC-32): a text gets the same masks whatever batch, padding, batch size or number of processes evaluates it,
+    so validation scores the same masked tokens every epoch and under DDP as in one process. Drawn on the CPU
+    (one small generator a sample) and moved to the ids' device."""
+    ids, real = input_ids.cpu(), ~padding_mask.cpu()
+    predicted, blanked, corrupted = torch.zeros_like(real), torch.zeros_like(real), ids.clone()
+    for i, (row, keep) in enumerate(zip(ids, real)):
+        tokens = row[keep][None]
+        seed = zlib.crc32(tokens.numpy().tobytes())
+        p, b, c = mask_positions(tokens, torch.zeros_like(tokens, dtype=torch.bool), rate, vocab_size,
+                                 torch.Generator().manual_seed(seed))
+        predicted[i, keep], blanked[i, keep], corrupted[i, keep] = p[0], b[0], c[0]
+    return tuple(t.to(input_ids.device) for t in (predicted, blanked, corrupted))
+
+
 class MaskedTextPretraining(TextClassifier):
     """Masked language model on the text task's frontend and encoder (same parameter names as `TextClassifier`,
     so that its checkpoint initialises one); the classifier's head is dropped.
 
-    Args (beyond TextClassifier's): mask_rate: share of the real tokens predicted. Validation and test draw the
-    same masks every epoch (a generator seeded by the batch's contents), so val/loss is comparable across epochs.
+    Args (beyond TextClassifier's): mask_rate: share of the real tokens predicted. Validation and test draw each
+    text's masks from its own ids (`sample_seeded_masks`): the same every epoch, and the same whatever the batch
+    size or number of processes, so val/acc is comparable across epochs and runs.
     """
 
     def __init__(self, *args, mask_rate: float = 0.15, **kwargs):
@@ -74,10 +94,10 @@ class MaskedTextPretraining(TextClassifier):
         """None: the masked LM predicts tokens (`masked_logits`), not classes."""
 
     def masked_logits(self, input_ids: torch.Tensor, padding_mask: torch.Tensor,
-                      generator: torch.Generator | None = None):
-        """(logits at the predicted positions (N, vocab), their true ids (N,), the `EncoderOutput`)."""
-        predicted, blanked, corrupted = mask_positions(input_ids, padding_mask, self.hparams.mask_rate,
-                                                       self.hparams.vocab_size, generator)
+                      masks: tuple[torch.Tensor, torch.Tensor, torch.Tensor]):
+        """(logits at the predicted positions (N, vocab), their true ids (N,), the `EncoderOutput`) under `masks`,
+        `mask_positions`' (predicted, blanked, corrupted ids)."""
+        predicted, blanked, corrupted = masks
         tokens = self.embed_tokens(corrupted)
         tokens = torch.where(blanked.unsqueeze(-1), self.mask_embedding.to(tokens.dtype), tokens)
         out = self.encode_tokens(tokens, padding_mask)
@@ -86,11 +106,10 @@ class MaskedTextPretraining(TextClassifier):
             input_ids[predicted], out
 
     def _step(self, batch, stage: str):
-        ids = batch["input_ids"]
-        generator = None
-        if stage != "train":
-            generator = torch.Generator(ids.device).manual_seed(int(ids.sum()) * 1_000_003 + ids.numel())
-        logits, targets, out = self.masked_logits(ids, batch["padding_mask"], generator)
+        ids, padding_mask = batch["input_ids"], batch["padding_mask"]
+        draw = mask_positions if stage == "train" else sample_seeded_masks
+        masks = draw(ids, padding_mask, self.hparams.mask_rate, self.hparams.vocab_size)
+        logits, targets, out = self.masked_logits(ids, padding_mask, masks)
         # a sum over the predicted tokens, not a mean: a batch of a few short texts may draw none of them
         task_loss = F.cross_entropy(logits.float(), targets, reduction="sum") / max(targets.numel(), 1)
         loss = self.objective(task_loss, out, None, stage)
