@@ -7,6 +7,7 @@ import logging
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -222,3 +223,22 @@ def test_a_predict_file_that_fails_to_decode_gets_its_own_error_row(tmp_path, ca
         assert [row["path"] for row in failed] == [str(cut)] and failed[0]["label"] is None
         assert all(row["label"] in CLASSES for row in rows if "error" not in row)
     assert any("failed to decode" in r.getMessage() and str(cut) in r.getMessage() for r in caplog.records)
+
+
+def test_a_split_without_a_readable_image_refuses_the_fit_in_one_line(tmp_path, monkeypatch, capsys):
+    """Every file garbage: the first batch's loader worker (the sanity check's, of the carved validation split) finds
+    none to read, and the command ends with one line that names the split and its files (not a worker's
+    traceback); the data folder is left as it was."""
+    for name in CLASSES[:2]:
+        (tmp_path / "data" / "train" / name).mkdir(parents=True)
+        for i in range(4):
+            (tmp_path / "data" / "train" / name / f"{i}.png").write_bytes(b"not a png")
+    before = snapshot(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--task", "image", "--data.root", "data", "--data.num_workers=1", *TINY_MODEL,
+              "--trainer.max_epochs=1"])
+    message = str(stop.value.code)
+    assert message.count("\n") == 0 and "Traceback" not in message, message
+    assert "no image of the val split can be read" in message and "data/train/" in message, message
+    assert "UnidentifiedImageError" in message and snapshot(tmp_path / "data") == before

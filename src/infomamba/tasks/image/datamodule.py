@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import lightning as L
 import numpy as np
@@ -46,6 +46,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
+from ..base import RunRefused
 from ..optional_deps import require_torchvision
 from ..sampling import (LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch, every_rank_evaluates,
                         limit_leaves_every_rank_a_batch)
@@ -134,17 +135,26 @@ def carve_pool(labels: np.ndarray, test_fraction: float, val_fraction: float, se
     return {"train": train, "val": val, "test": test}
 
 
+class UnreadableSplit(NamedTuple):
+    """The target of a sample drawn from a split in which no file can be read: the split's name and its files,
+    (name, reason) each. The batch carries it to `on_before_batch_transfer`, which refuses the run in one line
+    (raised in a loader worker, the error would reach the command as a worker's traceback)."""
+    split: str
+    files: list
+
+
 class TransformedSubset(SeedsEachBatch, Dataset):
-    """`indices` of a reader's (image, target) samples, with `transform` applied to the image.
+    """`indices` of a reader's (image, target) samples of split `split`, with `transform` applied to the image.
 
     Samples are (image, target, unreadable): a sample whose file cannot be read is replaced by the next
-    readable one in `indices` (wrapping), and `unreadable` lists the skipped files as (name, reason). With
-    `replace` False (predict: every input gets its own row) it is (None, its file's name, [(name, reason)]).
+    readable one in `indices` (wrapping), and `unreadable` lists the skipped files as (name, reason); where none
+    can be read, the sample is (None, `UnreadableSplit`, []). With `replace` False (predict: every input gets its
+    own row) it is (None, its file's name, [(name, reason)]).
     """
 
     def __init__(self, base: Dataset, indices: np.ndarray | None, transform: v2.Compose,
-                 replace: bool = True) -> None:
-        self.base, self.transform, self.replace = base, transform, replace
+                 replace: bool = True, split: str = "predict") -> None:
+        self.base, self.transform, self.replace, self.split = base, transform, replace, split
         self.indices = np.arange(len(base)) if indices is None else np.asarray(indices)
 
     def __len__(self) -> int:
@@ -162,7 +172,7 @@ class TransformedSubset(SeedsEachBatch, Dataset):
                     return None, self.base.name(i), unreadable
                 continue
             return self.transform(image), target, unreadable
-        raise RuntimeError(f"no readable image in this split: {describe_files(unreadable)}")
+        return None, UnreadableSplit(self.split, unreadable), []
 
 
 class ImageCollate:
@@ -201,6 +211,9 @@ class ImageCollate:
         self.mix = v2.RandomChoice(mixers) if len(mixers) == 2 else (mixers or [None])[0]
 
     def __call__(self, samples: list[tuple[torch.Tensor | None, object, list]]) -> dict[str, object]:
+        for _, target, _ in samples:
+            if isinstance(target, UnreadableSplit):
+                return {"unreadable_split": target}
         failed = [(i, entries[-1][0], entries[-1][1]) for i, (image, _, entries) in enumerate(samples)
                   if image is None]
         samples = [sample for sample in samples if sample[0] is not None]
@@ -502,7 +515,12 @@ class ImageDataModule(L.LightningDataModule):
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Count the unreadable files a batch replaced (each file once); warn at the first one. A predict input
-        that failed to decode is named (its row holds the error)."""
+        that failed to decode is named (its row holds the error). A split of which no file can be read refuses the
+        run (`UnreadableSplit`)."""
+        if "unreadable_split" in batch:
+            split, files = batch["unreadable_split"]
+            raise RunRefused(f"Image data: no image of the {split} split can be read, {describe_files(files)}; fix "
+                             f"or remove them")
         for _, name, reason in batch.get("failed", []):
             log.warning("Image data: predict input %s failed to decode (%s); its row holds the error", name, reason)
         for name, reason in batch.pop("unreadable", []):
@@ -548,9 +566,10 @@ class ImageDataModule(L.LightningDataModule):
             raise ValueError(f"the {name} split of {source.description} holds no image{where}")
         indices = np.arange(len(dataset)) if official else self._carved()[name]
         if name == "train":
-            self.train_set = TransformedSubset(dataset, indices, self._train_tf)
+            self.train_set = TransformedSubset(dataset, indices, self._train_tf, split=name)
         else:
-            setattr(self, f"{name}_set", TransformedSubset(dataset, self._eval_order(indices), self._eval_tf))
+            setattr(self, f"{name}_set", TransformedSubset(dataset, self._eval_order(indices), self._eval_tf,
+                                                           split=name))
 
     def _carved(self) -> dict[str, np.ndarray]:
         """Indices of the splits carved from the train split, drawn once: train and validation (`_carve`), and
