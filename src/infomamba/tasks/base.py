@@ -240,10 +240,11 @@ class TaskModule(L.LightningModule):
         batch_size = out.hidden.shape[0]
         for name, value in parts.items():
             self.log(f"{stage}/{name}", value.detach(), batch_size=batch_size, sync_dist=stage != "train",
-                     prog_bar=name == "loss")
+                     prog_bar=name == "loss", on_epoch=True)
         k_eff = [a.k_eff for a in out.aux if a.k_eff is not None]
         if k_eff:
-            self.log(f"{stage}/k_eff", torch.stack(k_eff).mean(), batch_size=batch_size, sync_dist=stage != "train")
+            self.log(f"{stage}/k_eff", torch.stack(k_eff).mean(), batch_size=batch_size, sync_dist=stage != "train",
+                     on_epoch=True)
         return parts["loss"]
 
     def configure_optimizers(self):

@@ -1,12 +1,16 @@
 """One line per epoch with the logged metrics, for logs that outlive the progress bar, and one when fit ends:
-the best checkpoint, its monitored value, last.ckpt and the wall time."""
+the best checkpoint, its monitored value, last.ckpt and the wall time.
+
+The epoch line is written when the training epoch ends, after its validation: train/ values are the epoch's means
+(the tasks log them with on_epoch; metrics.csv holds them as `train/<name>_epoch`, each step's as
+`train/<name>_step`), on rank 0's batches under DDP (they are not synced), and val/ values are those of the
+validation that ran in this epoch, left out of an epoch that ran none."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.trainer.states import TrainerFn
 
 from infomamba.console import say
 
@@ -14,18 +18,24 @@ from infomamba.console import say
 class EpochSummary(Callback):
     def __init__(self):
         self._fit_start = self._start = time.perf_counter()
+        self._validated = False
 
     def on_fit_start(self, trainer, pl_module):
         self._fit_start = self._start = time.perf_counter()  # a run resumed mid-epoch starts no epoch
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._start = time.perf_counter()
+        self._validated = False
 
     def on_validation_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != TrainerFn.FITTING:
-            return  # `validate` prints its own table, and its trainer counts no epoch or step
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()  # epoch values: not a step's copy
-                   if k.startswith(("val/", "train/")) and not k.endswith("_step") and v.numel() == 1}
+        self._validated = self._validated or not trainer.sanity_checking
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not trainer.is_global_zero:
+            return
+        stages = ("val/", "train/") if self._validated else ("train/",)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()  # the epoch's values, by their plain names
+                   if k.startswith(stages) and not k.endswith(("_step", "_epoch")) and v.numel() == 1}
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
         elapsed = time.perf_counter() - self._start
         say(f"[infomamba] epoch {trainer.current_epoch} step {trainer.global_step} ({elapsed:.0f}s): {shown}")

@@ -93,7 +93,7 @@ class ImageClassifier(TaskModule):
         for k in self.accuracies:
             metric = self.metrics[f"{stage}_{k}"]
             metric(logits, hard)
-            self.log(f"{stage}/{k}", metric, batch_size=len(hard), prog_bar=k == "acc")
+            self.log(f"{stage}/{k}", metric, batch_size=len(hard), prog_bar=k == "acc", on_epoch=True)
         return loss
 
     def predict_step(self, batch, batch_idx):

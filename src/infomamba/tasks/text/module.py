@@ -196,7 +196,7 @@ class TextClassifier(TaskModule):
                               stage)
         metric = self.metrics[f"{stage}_acc"]
         metric(logits.argmax(-1), labels)
-        self.log(f"{stage}/acc", metric, batch_size=len(labels), prog_bar=True)
+        self.log(f"{stage}/acc", metric, batch_size=len(labels), prog_bar=True, on_epoch=True)
         return loss
 
     def predict_step(self, batch, batch_idx):

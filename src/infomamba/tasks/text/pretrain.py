@@ -116,7 +116,7 @@ class MaskedTextPretraining(TextClassifier):
         metric = self.metrics[f"{stage}_acc"]
         if targets.numel():
             metric(logits.argmax(-1), targets)
-        self.log(f"{stage}/acc", metric, batch_size=len(ids), prog_bar=True)
+        self.log(f"{stage}/acc", metric, batch_size=len(ids), prog_bar=True, on_epoch=True)
         return loss
 
     def predict_step(self, batch, batch_idx):

@@ -1,0 +1,46 @@
+"""tasks/epoch_summary.py: the epoch line, through the real CLI."""
+import csv
+import re
+
+import pytest
+
+from infomamba.cli import main
+
+TEXT = ["--task", "text", "--data.listops_size=64", "--data.batch_size=16", "--model.encoder.dim=16",
+        "--model.encoder.depth=1", "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8, chunk: 8}",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        "--trainer.log_every_n_steps=1", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=1"]
+
+
+def epoch_lines(out: str) -> list[dict[str, float]]:
+    return [dict((k, float(v)) for k, v in re.findall(r"(\S+)=(\S+)", line))
+            for line in out.splitlines() if line.startswith("[infomamba] epoch ")]
+
+
+def test_the_epoch_line_shows_the_epochs_train_means_and_its_validation(tmp_path, monkeypatch, capsys):
+    """train/ values are the means over the epoch's steps (equal batches: the plain mean of the logged step values,
+    also written as train/<name>_epoch), not the last step's; val/ values are the epoch's validation."""
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_epochs=2", "--run_dir=run"])
+    lines = epoch_lines(capsys.readouterr().out)
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(lines) == 2
+    for epoch, line in enumerate(lines):
+        steps = [float(r["train/task_step"]) for r in rows if r["train/task_step"] and int(r["epoch"]) == epoch]
+        ends = [r for r in rows if r["train/task_epoch"] and int(r["epoch"]) == epoch]
+        assert len(steps) == 3 and len(ends) == 1
+        assert line["train/task"] == pytest.approx(sum(steps) / 3, abs=1e-4)
+        assert abs(steps[-1] - sum(steps) / 3) > 1e-3  # the last step's value would show otherwise
+        assert line["train/task"] == pytest.approx(float(ends[0]["train/task_epoch"]), abs=1e-4)
+        val = [float(r["val/acc"]) for r in rows if r["val/acc"] and int(r["epoch"]) == epoch]
+        assert line["val/acc"] == pytest.approx(val[-1], abs=1e-4)
+
+
+def test_an_epoch_without_validation_shows_no_earlier_validation(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_epochs=2", "--trainer.check_val_every_n_epoch=2",
+          "--trainer.enable_checkpointing=false"])
+    first, second = epoch_lines(capsys.readouterr().out)
+    assert "train/loss" in first and not any(k.startswith("val/") for k in first)
+    assert "val/acc" in second and "train/loss" in second
