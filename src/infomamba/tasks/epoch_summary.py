@@ -3,7 +3,8 @@ the best checkpoint, its monitored value, last.ckpt and the wall time.
 
 The epoch line is written when the training epoch ends, after its validation: train/ values are the epoch's means
 (the tasks log them with on_epoch; metrics.csv holds them as `train/<name>_epoch`, each step's as
-`train/<name>_step`), on rank 0's batches under DDP (they are not synced), and val/ values are those of the
+`train/<name>_step`); under DDP the loss terms are rank 0's batches' (not synced: sync_dist would all-reduce every
+step's value) and accuracies every rank's (torchmetrics syncs its epoch value). val/ values are those of the
 validation that ran in this epoch, left out of an epoch that ran none."""
 from __future__ import annotations
 
@@ -31,10 +32,11 @@ class EpochSummary(Callback):
         self._validated = self._validated or not trainer.sanity_checking
 
     def on_train_epoch_end(self, trainer, pl_module):
+        logged = trainer.callback_metrics  # on every rank: a torchmetrics metric's epoch value is a collective
         if not trainer.is_global_zero:
             return
         stages = ("val/", "train/") if self._validated else ("train/",)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()  # the epoch's values, by their plain names
+        metrics = {k: float(v) for k, v in logged.items()  # the epoch's values, by their plain names
                    if k.startswith(stages) and not k.endswith(("_step", "_epoch")) and v.numel() == 1}
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
         elapsed = time.perf_counter() - self._start
