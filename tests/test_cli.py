@@ -153,8 +153,8 @@ def test_missing_data_root_is_named(tmp_path, monkeypatch):
 
 def test_what_setup_rejects_of_the_data_is_one_line_and_the_failed_run_leaves_no_folder(tmp_path, monkeypatch):
     """An error the data module raises in setup (a missing split, a malformed file) ends the command with one line,
-    and the run folder it had claimed, still empty, is taken back: the same --run_dir is free once the data is
-    mended."""
+    and the run folder it had claimed, still empty, is taken back with the parents it created (a first run's
+    runs/<task>/): the same --run_dir is free once the data is mended."""
     from infomamba.tasks.text.datamodule import TextDataModule
 
     monkeypatch.chdir(tmp_path)
@@ -169,7 +169,11 @@ def test_what_setup_rejects_of_the_data_is_one_line_and_the_failed_run_leaves_no
     assert stop.value.code == "infomamba --task text fit: invalid data: data/train.csv: line 3 has 7 fields; expected 3"
     with pytest.raises(SystemExit):
         main(["fit", *TEXT, "--trainer.max_steps=1"])
-    assert not (tmp_path / "runs" / "one").exists() and not list(tmp_path.glob("runs/text/version_*"))
+    assert not (tmp_path / "runs").exists()  # nor the runs/ and runs/text/ that the first run created
+    (tmp_path / "runs" / "text").mkdir(parents=True)  # folders the user made are theirs, empty or not
+    with pytest.raises(SystemExit):
+        main(["fit", *TEXT, "--trainer.max_steps=1"])
+    assert (tmp_path / "runs" / "text").is_dir() and not list(tmp_path.glob("runs/text/*"))
     monkeypatch.setattr(TextDataModule, "setup", setup)
     main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--run_dir=runs/one"])
     assert (tmp_path / "runs" / "one" / "checkpoints" / "last.ckpt").is_file()
@@ -282,7 +286,7 @@ def test_a_trainer_setting_lightning_refuses_is_one_line_and_takes_back_the_run_
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid configuration: " + says):
         main(["fit", *TEXT, "--trainer.accelerator=cpu", f"--trainer.devices={devices}"])
-    assert not list((tmp_path / "runs" / "text").iterdir())
+    assert not (tmp_path / "runs").exists()  # the run folder and the runs/text/ it was made in
 
 
 def test_a_strategy_that_spawns_its_processes_is_one_line(tmp_path, monkeypatch):
@@ -292,7 +296,7 @@ def test_a_strategy_that_spawns_its_processes_is_one_line(tmp_path, monkeypatch)
     with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid configuration: trainer.strategy starts "
                                          r"its processes with spawn \(ddp_spawn\), .* --trainer.strategy=ddp "):
         main(["fit", *TEXT, "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp_spawn"])
-    assert not list((tmp_path / "runs" / "text").iterdir())
+    assert not (tmp_path / "runs").exists()
 
 
 def test_two_runs_started_together_in_one_folder_get_their_own_run_folder(tmp_path):

@@ -35,6 +35,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 from .config_errors import config_files, given_keys, unknown_key_message, yaml_problem
 from .console import guard_pipes
@@ -56,6 +57,8 @@ QUIET_WARNINGS = (
     "The dirpath has changed from",
     # Predict: LengthBucketBatchSampler in evaluation mode yields every sample once.
     "You are using a custom batch sampler `LengthBucketBatchSampler` for prediction",
+    # DDP: train values are logged for their epoch means too, unsynced (sync_dist would all-reduce every step's).
+    r"It is recommended to use `self.log\('train/",
 )
 QUIET_LOGS = ("💡 Tip:",)
 APPS = ("bench", "summary", "diagnose")  # subcommands that are plain programs (`infomamba.<name>.main`)
@@ -376,15 +379,22 @@ def folder_logger_args(config, required: bool = True):
     return None
 
 
-def place_run(config, resumed: Path | None, subcommand: str) -> Path | None:
+class Claim(NamedTuple):
+    """A run folder this command created, and the outermost folder it created for it (the run folder itself, or
+    the first of its parents that did not exist: `runs/` on a first run)."""
+    folder: Path
+    top: Path
+
+
+def place_run(config, resumed: Path | None, subcommand: str) -> Claim | None:
     """Point the logger (so the checkpoints and config.yaml too) at this run's folder: the resumed one (into whose
     metrics.csv a CSVLogger appends: `run_dir.appending`), `--run_dir`, or a newly claimed `version_N` (only rank 0
     claims; Lightning broadcasts its log_dir); none for a new `fast_dev_run`, which writes nothing. validate/test/
     predict with the config of a `--run_dir` run (a logger named "" whose version is the run's folder) claim their
-    `version_N` inside that folder. Returns the folder this call created (rank 0), or None."""
+    `version_N` inside that folder. Returns the `Claim` of the folder this call created (rank 0), or None."""
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-    from .tasks.run_dir import LAST, appending, claim_folder, claim_version
+    from .tasks.run_dir import LAST, appending, claim_folder, claim_version, outermost_missing
 
     if resumed is None and config.trainer.fast_dev_run:  # Lightning swaps the logger for a dummy: no folder
         return None
@@ -398,14 +408,19 @@ def place_run(config, resumed: Path | None, subcommand: str) -> Path | None:
         logger.save_dir, logger.name = str(folder.parent), ""
         logger.version = folder.name if config.run_dir else int(folder.name.removeprefix("version_"))
         if resumed is None and rank_zero_only.rank == 0:
+            top = outermost_missing(folder)
             claim_folder(folder)
-            claimed = folder
+            claimed = Claim(folder, top or folder)
     else:
         if subcommand != "fit" and not logger.name and isinstance(logger.version, str):
             logger.name = logger.version
         root = Path(logger.save_dir) / (logger.name or "")
-        logger.version = claim_version(root) if rank_zero_only.rank == 0 else None
-        claimed = root / f"version_{logger.version}" if logger.version is not None else None
+        if rank_zero_only.rank == 0:
+            top = outermost_missing(root)
+            logger.version = claim_version(root)
+            claimed = Claim(root / f"version_{logger.version}", top or root / f"version_{logger.version}")
+        else:
+            logger.version = None
     if resumed is not None:
         config.ckpt_path = str(resumed / LAST)
         config.trainer.logger.class_path = appending(config.trainer.logger.class_path)
@@ -457,14 +472,18 @@ RESTATED = ("config.yaml", "hparams.yaml")
 
 
 def remove_if_empty(folder: Path | None) -> None:
-    """Take back a run folder that a failed command claimed and wrote nothing of its own into, only its config
-    restated (`RESTATED`) and its lock: so that the same command, once mended, can claim it again (a `--run_dir`
-    run that failed setting up its model had blocked its own re-run, and `--ckpt_path last` found nothing to
-    continue)."""
+    """Take back a folder that a failed command created and wrote nothing of its own into, only its config restated
+    (`RESTATED`), its lock and folders of the same kind (the parents a first run creates, `runs/<task>/`): so that
+    the same command, once mended, can claim it again (a `--run_dir` run that failed setting up its model had
+    blocked its own re-run, and `--ckpt_path last` found nothing to continue), and a refused first run leaves no
+    empty `runs/`."""
     from .tasks.run_dir import LOCK
 
     if folder is None or not folder.is_dir():
         return
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            remove_if_empty(entry)
     entries = list(folder.iterdir())
     if all(entry.name in (*RESTATED, LOCK) and entry.is_file() for entry in entries):
         for entry in entries:
@@ -604,7 +623,7 @@ def main(argv: list[str] | None = None) -> None:
     from .tasks.run_dir import LAST, hold, release
 
     args = run_config_for(rest)
-    claimed: list[Path | None] = []
+    claimed: list[Claim | None] = []
     checkpoint: dict = {}
 
     class TaskCLI(LightningCLI):
@@ -680,7 +699,7 @@ def main(argv: list[str] | None = None) -> None:
                                    self._subcommand_parsers["fit"].dump(self.config["fit"]))
             claimed.append(place_run(self.config[self.subcommand], resumed, self.subcommand))
             if self.subcommand == "fit" and (resumed or claimed[-1]) and rank_zero_only.rank == 0:
-                hold(resumed or claimed[-1])
+                hold(resumed or claimed[-1].folder)
 
         def instantiate_classes(self):
             label = f"infomamba --task {name} {self.subcommand}"
@@ -723,8 +742,8 @@ def main(argv: list[str] | None = None) -> None:
     except SIGTERMException as stop:  # Lightning raises it bare (exit status 0) when it stops on SIGTERM
         raise SystemExit(signal_exit_status(stop.code, rank_zero_only.rank)) from None
     except BaseException as err:
-        for folder in claimed:
-            remove_if_empty(folder)
+        for claim in filter(None, claimed):
+            remove_if_empty(claim.top)
         if isinstance(err, RunRefused):
             raise SystemExit(f"infomamba --task {name} {args[0]}: {err}") from None
         if interrupted and isinstance(err, SystemExit) and err.code == 1:  # Lightning's exit after Ctrl-C

@@ -54,6 +54,16 @@ def release() -> None:
         os.close(_HELD.pop())
 
 
+def outermost_missing(folder: Path) -> Path | None:
+    """The outermost of `folder` and its parents that does not exist yet (what creating `folder` creates), or None."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return missing
+        missing = path
+    return missing
+
+
 def claim_version(root: Path) -> int:
     """Create and return the next free `root/version_N` (one past the highest; the next one if another run
     created it first)."""
