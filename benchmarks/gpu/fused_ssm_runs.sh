@@ -234,5 +234,17 @@ for part in "$@"; do
            rm -f $OUT/bench_attribution/bench.md; grep -v Warning $OUT/bench_attribution.log | grep "rc=\|^| "
            profiled profile_attribution_224 --mixers 'infomamba{ssm_heads: 12}' \
              'infomamba{ssm_heads: 12, variant: no_filter}' attention --resolution 224 --top 40 --top-ops 60 ;;
+    # the readout gate's backward in a runtime loop of small tiles (72 registers, from 238): its GPU tests, the gate
+    # kernels alone beside the kernel file before it (carry .devdata/silu_gate_triton_01d2ffd.py, made by
+    # `git show 01d2ffd:src/infomamba/ops/silu_gate/triton.py`), then the SSD form and attention, eager and graphed
+    gate) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_silu_gate_triton.py \
+             tests/layers/test_gate.py > $OUT/tests_gate.log 2>&1; echo "tests_gate rc=$?" >> $OUT/tests_gate.log; tail -2 $OUT/tests_gate.log
+           timeout 120 python3 benchmarks/bench_gate.py --baseline .devdata/silu_gate_triton_01d2ffd.py \
+             > $OUT/bench_gate.log 2>&1; echo "bench_gate rc=$?" >> $OUT/bench_gate.log; cat $OUT/bench_gate.log
+           timeout 200 python3 -m infomamba.bench --mixers 'infomamba{ssm_heads: 12}' attention --resolutions 224 1024 \
+             --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs \
+             --out $OUT/bench_gate_model > $OUT/bench_gate_model.log 2>&1
+           echo "bench rc=$?" >> $OUT/bench_gate_model.log
+           rm -f $OUT/bench_gate_model/bench.md; grep -v Warning $OUT/bench_gate_model.log | grep "rc=\|^| " ;;
   esac
 done

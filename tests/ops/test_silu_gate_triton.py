@@ -105,11 +105,13 @@ def compile_every_variant() -> dict:
                      if n.endswith("_ptr") else "i32" for n in kernel.arg_names
                      if n not in ("HAS_H", "BLOCK_R", "BLOCK_E", "TILES")}
             for has_h in (False, True):
-                for block_r, block_e in ((16, 256), (1024, 4)):
-                    constants = dict(HAS_H=has_h, BLOCK_R=block_r, BLOCK_E=block_e)
+                readout_bwd = has_h and "TILES" in kernel.arg_names  # the launches `_gate_backward` makes
+                elements = sg._READOUT_TILE if readout_bwd else sg._ELEMENTS_PER_PROGRAM
+                for block_e in (256, 4):
+                    constants = dict(HAS_H=has_h, BLOCK_R=elements // block_e, BLOCK_E=block_e)
                     if "TILES" in kernel.arg_names:
                         constants["TILES"] = sg._READOUT_TILES if has_h else 1
-                    jobs[f"{kernel.fn.__name__} out={out} readout={has_h} {block_r}x{block_e}"] = (
+                    jobs[f"{kernel.fn.__name__} out={out} readout={has_h} {elements // block_e}x{block_e}"] = (
                         kernel, types, constants, 4)
     return compile_all(jobs)
 

@@ -25,7 +25,8 @@ import triton.language as tl
 from ..dispatch import on_device
 
 _ELEMENTS_PER_PROGRAM = 4096  # 32 a thread at 4 warps
-_READOUT_TILES = 8  # row tiles a readout backward program walks, summing its df partial row in registers
+_READOUT_TILE = 1024  # elements of a readout backward tile: 8 a thread at 4 warps (a 16-byte load of bf16)
+_READOUT_TILES = 32  # tiles a readout backward program walks (128 rows at E >= 256), its df partials in a tile
 
 
 @triton.jit
@@ -60,9 +61,14 @@ def _gate_bwd_kernel(y_ptr, z_ptr, dg_ptr, g_ptr, dy_ptr, dz_ptr, n_rows, E, y_r
                      BLOCK_R: tl.constexpr, BLOCK_E: tl.constexpr, TILES: tl.constexpr):
     """g = y z s, dy = dg z s, dz = dg y s (1 + z (1 - s)) with s = sigmoid(z), for TILES tiles of rows (outputs
     contiguous). With HAS_H (the readout form, y = r + f h) also dh = f dy in h's dtype and this program's row of
-    df partials, the sum over its rows of h dy (fp32), both from dy in fp32."""
-    df = tl.zeros([BLOCK_E], dtype=tl.float32)
-    for tile in tl.static_range(TILES):
+    df partials, the sum over its rows of h dy (fp32), both from dy in fp32: the products are summed into a tile
+    across the row loop and reduced over rows once, after it (a reduction a tile cost a barrier each and, with the
+    loop unrolled, 238 registers a thread in the sm_90 compile)."""
+    columns = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    if HAS_H:
+        f = tl.load(f_ptr + columns, mask=columns < E, other=0.0).to(tl.float32)[None, :]
+    h_dy = tl.zeros([BLOCK_R, BLOCK_E], dtype=tl.float32)
+    for tile in range(TILES):
         rows, cols, mask = _tile(tl.program_id(0) * TILES + tile, tl.program_id(1), n_rows, E, BLOCK_R, BLOCK_E)
         y = tl.load(y_ptr + rows * y_row + cols, mask=mask, other=0.0).to(tl.float32)
         z = tl.load(z_ptr + rows * z_row + cols, mask=mask, other=0.0).to(tl.float32)
@@ -75,12 +81,10 @@ def _gate_bwd_kernel(y_ptr, z_ptr, dg_ptr, g_ptr, dy_ptr, dz_ptr, n_rows, E, y_r
         tl.store(dy_ptr + out, dy.to(dy_ptr.dtype.element_ty), mask=mask)
         tl.store(dz_ptr + out, (dg * y * s * (1.0 + z * (1.0 - s))).to(dz_ptr.dtype.element_ty), mask=mask)
         if HAS_H:
-            f = tl.load(f_ptr + cols, mask=cols < E, other=0.0).to(tl.float32)
             tl.store(dh_ptr + out, (f * dy).to(dh_ptr.dtype.element_ty), mask=mask)
-            df += tl.sum(tl.load(h_ptr + rows * h_row + cols, mask=mask, other=0.0).to(tl.float32) * dy, axis=0)
+            h_dy += tl.load(h_ptr + rows * h_row + cols, mask=mask, other=0.0).to(tl.float32) * dy
     if HAS_H:
-        cols = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
-        tl.store(part_ptr + tl.program_id(0).to(tl.int64) * E + cols, df, mask=cols < E)
+        tl.store(part_ptr + tl.program_id(0).to(tl.int64) * E + columns, tl.sum(h_dy, axis=0), mask=columns < E)
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
@@ -89,9 +93,10 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
-def _grid(n_rows: int, E: int, tiles: int = 1) -> tuple[tuple[int, int], int, int]:
+def _grid(n_rows: int, E: int, tiles: int = 1, elements: int = _ELEMENTS_PER_PROGRAM
+          ) -> tuple[tuple[int, int], int, int]:
     block_e = min(triton.next_power_of_2(E), 256)
-    block_r = max(1, _ELEMENTS_PER_PROGRAM // block_e)
+    block_r = max(1, elements // block_e)
     return (triton.cdiv(n_rows, block_r * tiles), triton.cdiv(E, block_e)), block_r, block_e
 
 
@@ -120,10 +125,10 @@ def _gate_backward(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, g_dtype: 
     dh = torch.empty(y.shape, device=y.device, dtype=h.dtype) if h is not None else None
     if g.numel() == 0:
         return (g, dy, dz) if h is None else (g, dy, dz, dh, torch.zeros_like(f))
-    tiles = _READOUT_TILES if h is not None else 1
+    tiles, elements = (_READOUT_TILES, _READOUT_TILE) if h is not None else (1, _ELEMENTS_PER_PROGRAM)
     y2, z2, dg2 = _rows(y), _rows(z), _rows(dg)
     h2 = _rows(h) if h is not None else y2
-    grid, block_r, block_e = _grid(*y2.shape, tiles)
+    grid, block_r, block_e = _grid(*y2.shape, tiles, elements)
     part = torch.empty(grid[0], y.shape[-1], device=y.device, dtype=torch.float32) if h is not None else None
     with on_device(y):
         _gate_bwd_kernel[grid](y2, z2, dg2, g, dy, dz, *y2.shape, y2.stride(0), z2.stride(0), dg2.stride(0), h2,
