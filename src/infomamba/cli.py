@@ -408,9 +408,8 @@ def place_run(config, resumed: Path | None, subcommand: str) -> Claim | None:
         logger.save_dir, logger.name = str(folder.parent), ""
         logger.version = folder.name if config.run_dir else int(folder.name.removeprefix("version_"))
         if resumed is None and rank_zero_only.rank == 0:
-            top = outermost_missing(folder)
+            claimed = Claim(folder, outermost_missing(folder) or folder)  # claim_folder refuses an existing one
             claim_folder(folder)
-            claimed = Claim(folder, top or folder)
     else:
         if subcommand != "fit" and not logger.name and isinstance(logger.version, str):
             logger.name = logger.version
@@ -418,7 +417,8 @@ def place_run(config, resumed: Path | None, subcommand: str) -> Claim | None:
         if rank_zero_only.rank == 0:
             top = outermost_missing(root)
             logger.version = claim_version(root)
-            claimed = Claim(root / f"version_{logger.version}", top or root / f"version_{logger.version}")
+            run = root / f"version_{logger.version}"
+            claimed = Claim(run, top or run)
         else:
             logger.version = None
     if resumed is not None:
