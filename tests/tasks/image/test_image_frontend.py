@@ -157,6 +157,25 @@ def test_tokens_are_row_major_in_memory(stem):
     assert (tokens + torch.randn_like(tokens)).is_contiguous()
 
 
+@pytest.mark.parametrize("chans", [1, 3])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_patchify_is_the_strided_conv(chans, channels_last):
+    """The patch stem's matmul gives the conv of kernel = stride = patch over a non-square image, token r * W + c from
+    patch row r, column c (a permute that swaps the patch's rows and columns, or the grid's, fails this)."""
+    from infomamba.tasks.image.frontend import patchify
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(2, chans, 24, 40, generator=g)
+    if channels_last:
+        images = images.to(memory_format=torch.channels_last)
+    weight, bias = torch.randn(16, chans, 8, 8, generator=g), torch.randn(16, generator=g)
+    want = torch.nn.functional.conv2d(images, weight, bias, stride=8).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(patchify(images, weight, bias, 8), want, rtol=1e-5, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = patchify(images, weight, bias, 8)
+    assert got.dtype == torch.bfloat16
+    assert (got.float() - want).abs().max() < 1e-2 * want.abs().max()  # bf16 operands, fp32 sums
+
+
 @pytest.mark.parametrize("pos", POS)
 def test_an_image_size_the_patches_do_not_divide_is_refused_when_the_model_is_built(pos):
     """With sin-cos positions such a model had been built, and the fit stopped with a traceback in its first batch."""
