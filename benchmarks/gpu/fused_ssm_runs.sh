@@ -33,6 +33,8 @@ for part in "$@"; do
              tests/mixers/test_compile.py > $OUT/gpu_tests2.log 2>&1; echo "tests2 rc=$?" >> $OUT/gpu_tests2.log; tail -3 $OUT/gpu_tests2.log ;;
     profile) profiled profile --mixers infomamba mamba attention --resolution 224 ;;
     profile_1024) profiled profile_1024 --mixers infomamba mamba --resolution 1024 --top 25 --top-ops 45 ;;
+    profile_ssd_1024) profiled profile_ssd_1024 --mixers 'infomamba{ssm_heads: 12}' attention --resolution 1024 --top 45 \
+             --top-ops 45 ;;
     profile_16k) profiled profile_16k --mixers infomamba attention --length 16384 --batch 8 --top 25 --top-ops 45 ;;
     profile_inference) for size in "1024 --resolution 1024" "224 --resolution 224" "16k --length 16384 --batch 8"; do
              read -r name shape <<< "$size"
@@ -237,9 +239,9 @@ for part in "$@"; do
     # the readout gate's backward in a runtime loop of small tiles (72 registers, from 238): its GPU tests, the gate
     # kernels alone beside the kernel file before it (carry .devdata/silu_gate_triton_01d2ffd.py, made by
     # `git show 01d2ffd:src/infomamba/ops/silu_gate/triton.py`), then the SSD form and attention, eager and graphed
-    gate) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_silu_gate_triton.py \
+    gate) timeout 120 python3 -m pytest -q -p no:cacheprovider tests/ops/test_silu_gate_triton.py \
              tests/layers/test_gate.py > $OUT/tests_gate.log 2>&1; echo "tests_gate rc=$?" >> $OUT/tests_gate.log; tail -2 $OUT/tests_gate.log
-           timeout 120 python3 benchmarks/bench_gate.py --baseline .devdata/silu_gate_triton_01d2ffd.py \
+           timeout 90 python3 benchmarks/bench_gate.py --baseline .devdata/silu_gate_triton_01d2ffd.py \
              > $OUT/bench_gate.log 2>&1; echo "bench_gate rc=$?" >> $OUT/bench_gate.log; cat $OUT/bench_gate.log
            timeout 200 python3 -m infomamba.bench --mixers 'infomamba{ssm_heads: 12}' attention --resolutions 224 1024 \
              --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs \
