@@ -14,6 +14,7 @@ q_max 8, 16 buckets), bf16 autocast, forward and forward+backward medians (trito
   mixer         infomamba / mamba   one InfoMamba mixer vs one Vim-style mixer of the same width
 
     python benchmarks/bench_filter.py            # needs a CUDA GPU
+    python benchmarks/bench_filter.py --shapes 64x4096 --k 104   # 1024 px tokens; k a multiple of 8
     python benchmarks/bench_filter.py --profile  # also a torch.profiler table of one encoder forward
 """
 from __future__ import annotations
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--q-max", type=int, default=8)
     parser.add_argument("--reps-ms", type=int, default=100)
+    parser.add_argument("--shapes", nargs="+", default=[f"{b}x{n}" for b, n in SHAPES], metavar="BxL")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -114,7 +116,7 @@ def main() -> None:
           f"inner {2 * args.dim}, k {args.k}, q_max {args.q_max}, bf16 autocast\n")
     print("| batch | L | stage | impl | fwd ms | fwd+bwd ms |")
     print("|---|---|---|---|---|---|")
-    for batch, length in SHAPES:
+    for batch, length in (tuple(int(v) for v in shape.split("x")) for shape in args.shapes):
         torch.manual_seed(0)
         dev = dict(device="cuda")
         x = torch.randn(batch, length, args.dim, **dev, requires_grad=True)
