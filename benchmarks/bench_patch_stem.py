@@ -66,8 +66,6 @@ def main(argv=None) -> None:
         for name, fn in rows.items():
             fwd, both = timed(fn, (weight, bias))
             print(f"| {size} | {name} | {fwd:.3f} | {both:.3f} | {diff:.1e} |", flush=True)
-        del images
-        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":
