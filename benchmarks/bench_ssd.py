@@ -9,7 +9,8 @@ forward+backward peak memory and each SSD row's largest deviation from the Mamba
 SSD kernels at other launch configs (each `BLOCK_P,WARPS,STAGES/WARPS,STAGES`, forward / backward) and `--chunks`
 at other chunk lengths. `--profile` adds, per shape, the SSD Triton op's kernel-only GPU time (torch.profiler, 10
 steps averaged) of a forward and of a forward+backward at its shipped launch, their backward / forward ratio, and
-each kernel's share: where the backward's time goes, and the ratio free of host time.
+each kernel's share: where the backward's time goes, and the ratio free of host time; and the forward kernel's two
+walks timed apart (writing y, and writing only the chunk states, as the backward recomputes them).
 
     python benchmarks/bench_ssd.py                           # B64 L1024, B16 L4096, B8 L16384; d 768 = 12 x 64
     python benchmarks/bench_ssd.py --shapes 64x196 --chunks 32 64 --configs 64,4,2/8,1 32,4,2/4,1
@@ -108,6 +109,19 @@ def kernel_split(fn, args, steps: int = 10) -> str:
     return "\n".join(lines)
 
 
+def walk_modes(x, dt, A, B, C, D) -> str:
+    """GPU ms of the forward kernel's two walks (`triton.testing.do_bench_cudagraph`, no host time): writing y (the
+    forward) and writing only the state entering every chunk (the backward's recompute)."""
+    import triton.testing
+
+    from infomamba.ops.ssd_scan import triton as ssd
+    xs, dts, As, Bs, Cs, Ds = ssd._inputs(x, dt, A, B, C, D)
+    y_ms = triton.testing.do_bench_cudagraph(lambda: ssd._forward(xs, dts, As, Bs, Cs, Ds, False), rep=100)
+    states_ms = triton.testing.do_bench_cudagraph(
+        lambda: ssd._forward(xs, dts, As, Bs, Cs, None, False, write_y=False, save_states=True), rep=100)
+    return f"  forward kernel: {y_ms:.3f} ms writing y, {states_ms:.3f} ms writing the chunk states only (the recompute)"
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", nargs="+", default=["64x1024", "16x4096", "8x16384"], metavar="BxL")
@@ -168,7 +182,8 @@ def main(argv=None) -> None:
         if args.profile:
             ssd.CHUNK, ssd.FWD_CONFIG, ssd.BWD_CONFIG = chunks[0], *configs[0]
             print(f"\n{batch} x {length}, SSD Triton, kernels of one forward+backward:\n"
-                  f"{kernel_split(ssd.ssd_scan_triton, (x, dt, A, B, C, D))}\n", flush=True)
+                  f"{kernel_split(ssd.ssd_scan_triton, (x, dt, A, B, C, D))}\n{walk_modes(x, dt, A, B, C, D)}\n",
+                  flush=True)
         del x, dt, A, B, C, D, u, delta, A1
         torch.cuda.empty_cache()
 
