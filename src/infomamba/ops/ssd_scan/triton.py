@@ -27,10 +27,11 @@ W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
 
 B and C are shared by every head, so dB and dC come back per head, side by side in one fp32 (batch, L, heads, 2n)
 tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample,
-head, chunk). Launch configs (chunk 64, `FWD_CONFIG`, `BWD_CONFIG`) are the best forward+backward of a sweep on an
-H200 (`benchmarks/bench_ssd.py --chunks --configs`, docs/benchmarks.md); no autotuning. `reverse=True` maps scan
-position t to L - 1 - t (index arithmetic, no flipped copies); positions past L load as dt = x = 0, which leaves
-the state unchanged, as padding does.
+head, chunk). Launch configs (chunk 64, `FWD_CONFIG`, `BWD_CONFIG`; no autotuning): the chunk and the backward's
+from a sweep on an H200, the chunk walks' from a later sweep and a whole-model A/B on an H100, where a whole head a
+program and three pipeline stages made the 1024 px training step 5 % faster (`benchmarks/bench_ssd.py --configs`,
+docs/benchmarks.md; not measured on an H200). `reverse=True` maps scan position t to L - 1 - t (index arithmetic,
+no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged, as padding does.
 
 The fused SSM op (`ops/ssm_inner`) launches the kernels in its own form, as the Mamba-1 scan's: dt_pre before
 its bias and softplus in the activation dtype (DT_SOFTPLUS: dt = softplus(dt_pre + bias_h), a padded position
@@ -53,7 +54,7 @@ from . import tile_width
 
 LOG2E = tl.constexpr(1.4426950408889634)
 CHUNK = 64  # Q: positions a chunk; the forward saves the state entering each for the backward
-FWD_CONFIG = (32, 4, 2)  # (block of p channels, warps, pipeline stages) of the chunk walks (forward, dS pass)
+FWD_CONFIG = (64, 4, 3)  # (block of p channels, warps, pipeline stages) of the chunk walks (forward, dS pass)
 BWD_CONFIG = (4, 2)  # (warps, stages) of the backward's chunk-parallel kernel, a program per (sample, head, chunk)
 
 
