@@ -119,7 +119,8 @@ def walk_modes(x, dt, A, B, C, D) -> str:
     y_ms = triton.testing.do_bench_cudagraph(lambda: ssd._forward(xs, dts, As, Bs, Cs, Ds, False), rep=100)
     states_ms = triton.testing.do_bench_cudagraph(
         lambda: ssd._forward(xs, dts, As, Bs, Cs, None, False, write_y=False, save_states=True), rep=100)
-    return f"  forward kernel: {y_ms:.3f} ms writing y, {states_ms:.3f} ms writing the chunk states only (the recompute)"
+    return (f"  forward kernel: {y_ms:.3f} ms writing y, {states_ms:.3f} ms writing the chunk states only "
+            "(the recompute)")
 
 
 def main(argv=None) -> None:
