@@ -64,9 +64,9 @@ def patchify(images: Tensor, weight: Tensor, bias: Tensor | None, patch: int) ->
     """The conv of kernel = stride = `patch` (weight (dim, C, patch, patch)) as one matmul over the flattened
     non-overlapping patches: images (B, C, H_img, W_img) -> tokens (B, H * W, dim), row-major and contiguous.
 
-    The same sums as `F.conv2d`. cuDNN ran that conv on a generic kernel for 3-channel bf16 images (at 1024 px,
-    batch 64: 8.2 ms forward and 5.4 ms for the weight gradient on the H200, in every model's step); here it is a
-    cast, one copy that lays the patches out as rows, and a GEMM of (B H W, C patch^2) by (C patch^2, dim).
+    The same sums as `F.conv2d`. cuDNN ran that conv on a generic kernel for 3-channel bf16 images; here it is a
+    cast, one copy that lays the patches out as rows, and a GEMM of (B H W, C patch^2) by (C patch^2, dim): at 1024
+    px, batch 64, forward+backward 1.7 ms against the conv's 15.1 on an H100 (`benchmarks/bench_patch_stem.py`).
     """
     B, C, height, width = images.shape
     H, W = height // patch, width // patch
