@@ -248,5 +248,13 @@ for part in "$@"; do
              --out $OUT/bench_gate_model > $OUT/bench_gate_model.log 2>&1
            echo "bench rc=$?" >> $OUT/bench_gate_model.log
            rm -f $OUT/bench_gate_model/bench.md; grep -v Warning $OUT/bench_gate_model.log | grep "rc=\|^| " ;;
+    # the SSD chunk walks at their H100-picked launch (FWD_CONFIG (64, 4, 3), 7886440): the kernels' and the fused
+    # op's GPU tests (not run at this launch yet), then the old and new launch on this GPU (an H200 never timed them)
+    walks) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
+             tests/ops/test_ssm_inner_ssd_triton.py > $OUT/tests_walks.log 2>&1; echo "tests_walks rc=$?" >> $OUT/tests_walks.log
+           tail -2 $OUT/tests_walks.log
+           timeout 150 python3 benchmarks/bench_ssd.py --shapes 64x4096 8x16384 --no-reference --reps-ms 60 \
+             --configs 32,4,2/4,2 32,4,3/4,2 64,4,3/4,2 > $OUT/bench_walks.log 2>&1; echo "rc=$?" >> $OUT/bench_walks.log
+           grep "SSD\|rc=" $OUT/bench_walks.log ;;
   esac
 done
