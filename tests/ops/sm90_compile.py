@@ -32,7 +32,7 @@ def arg_types(kernel, fp32_pointers: set, ints: set) -> dict:
     return {name: arg_type(name) for name in kernel.arg_names}
 
 
-def _compiled(kernel, arg_types: dict, constants: dict, num_warps: int):
+def _compiled(kernel, arg_types: dict, constants: dict, num_warps: int, num_stages: int = 3):
     """`kernel` compiled for sm_90 with these argument types ("*bf16", "i32", ..., "constexpr") and constexpr values."""
     import triton
     from triton.backends.compiler import GPUTarget
@@ -41,13 +41,14 @@ def _compiled(kernel, arg_types: dict, constants: dict, num_warps: int):
     names = kernel.arg_names
     source = ASTSource(kernel, {n: arg_types.get(n, "constexpr") for n in names},
                        constexprs={(names.index(n),): v for n, v in constants.items()})
-    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                          options={"num_warps": num_warps, "num_stages": num_stages})
 
 
-def compile_sm90(kernel, arg_types: dict, constants: dict, num_warps: int) -> str:
+def compile_sm90(kernel, arg_types: dict, constants: dict, num_warps: int, num_stages: int = 3) -> str:
     """'' if `kernel` compiles to an sm_90 cubin (`_compiled`'s arguments), else the error."""
     try:
-        return "" if _compiled(kernel, arg_types, constants, num_warps).asm.get("cubin") else "no cubin"
+        return "" if _compiled(kernel, arg_types, constants, num_warps, num_stages).asm.get("cubin") else "no cubin"
     except Exception as e:  # reported per variant by the tests
         return f"{type(e).__name__}: {e}"[:400]
 
@@ -77,8 +78,9 @@ def layouts_and_registers_sm90(kernel, arg_types: dict, constants: dict, num_war
 
 
 def compile_all(jobs: dict) -> dict:
-    """{variant: error or ''} for jobs {variant: (kernel, arg_types, constants, num_warps)} (`compile_sm90`), compiled
-    on every core at once (ptxas and the MLIR passes run outside the GIL; each compile has its own context)."""
+    """{variant: error or ''} for jobs {variant: (kernel, arg_types, constants, num_warps[, num_stages])}
+    (`compile_sm90`; Triton's default of 3 stages where a job gives none), compiled on every core at once (ptxas and
+    the MLIR passes run outside the GIL; each compile has its own context)."""
     variants = list(jobs)
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         return dict(zip(variants, pool.map(lambda variant: compile_sm90(*jobs[variant]), variants)))

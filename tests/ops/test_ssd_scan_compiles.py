@@ -1,8 +1,8 @@
 """Every launch variant of the SSD scan kernels compiles for the GPU (sm_90) on a machine without one
 (`sm90_compile`; the interpreter tests never compile): the forward with y and without (the backward's state pass),
 with and without D; the state-adjoint pass; the chunk-parallel backward with and without D; x, B, C in bf16
-(both directions) and in fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`, `CHUNK`),
-p 64 and n 16; and each kernel in the fused SSM op's form (dt_pre in bf16 with its bias and the padding mask, A_log).
+(both directions) and in fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`, `CHUNK`:
+block, warps and pipeline stages), p 64 and n 16; and each kernel in the fused SSM op's form (dt_pre in bf16 with its bias and the padding mask, A_log).
 """
 import pytest
 
@@ -31,8 +31,8 @@ def types(kernel, dtype: str, fused: bool = False) -> dict:
 def compile_every_variant() -> dict:
     from infomamba.ops.ssd_scan import triton as ssd
 
-    block_p, fwd_warps, _ = ssd.FWD_CONFIG
-    bwd_warps, _ = ssd.BWD_CONFIG
+    block_p, *walk = ssd.FWD_CONFIG  # (warps, stages) of the chunk walks, as launched
+    bwd = ssd.BWD_CONFIG
     jobs = {}
     for dtype in ("bf16", "fp32"):
         shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="ieee" if dtype == "fp32" else "tf32")
@@ -41,22 +41,22 @@ def compile_every_variant() -> dict:
                 jobs[f"fwd {dtype} reverse={reverse} y={write_y} states={save} D={has_d}"] = (
                     ssd._ssd_fwd_kernel, types(ssd._ssd_fwd_kernel, dtype),
                     dict(shape, **STEP, BLOCK_P=block_p, HAS_D=has_d, REVERSE=reverse, WRITE_Y=write_y,
-                         SAVE_STATES=save), fwd_warps)
+                         SAVE_STATES=save), *walk)
             jobs[f"dS {dtype} reverse={reverse}"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, dtype),
-                                                     dict(shape, **STEP, BLOCK_P=block_p, REVERSE=reverse), fwd_warps)
+                                                     dict(shape, **STEP, BLOCK_P=block_p, REVERSE=reverse), *walk)
             for has_d in (True, False):
                 jobs[f"chunk bwd {dtype} reverse={reverse} D={has_d}"] = (
                     ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, dtype),
-                    dict(shape, **STEP, HAS_D=has_d, REVERSE=reverse), bwd_warps)
+                    dict(shape, **STEP, HAS_D=has_d, REVERSE=reverse), *bwd)
     shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="tf32", **FUSED_STEP, REVERSE=True)
     for write_y, save in ((True, False), (False, True)):
         jobs[f"fused fwd bf16 y={write_y} states={save}"] = (
             ssd._ssd_fwd_kernel, types(ssd._ssd_fwd_kernel, "bf16", fused=True),
-            dict(shape, BLOCK_P=block_p, HAS_D=write_y, WRITE_Y=write_y, SAVE_STATES=save), fwd_warps)
+            dict(shape, BLOCK_P=block_p, HAS_D=write_y, WRITE_Y=write_y, SAVE_STATES=save), *walk)
     jobs["fused dS bf16"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, "bf16", fused=True),
-                             dict(shape, BLOCK_P=block_p), fwd_warps)
+                             dict(shape, BLOCK_P=block_p), *walk)
     jobs["fused chunk bwd bf16"] = (ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, "bf16", fused=True),
-                                    dict(shape, HAS_D=True), bwd_warps)
+                                    dict(shape, HAS_D=True), *bwd)
     return compile_all(jobs)
 
 
