@@ -2,7 +2,8 @@
 (`sm90_compile`; the interpreter tests never compile): the forward with y and without (the backward's state pass),
 with and without D; the state-adjoint pass; the chunk-parallel backward with and without D; x, B, C in bf16
 (both directions) and in fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`, `CHUNK`:
-block, warps and pipeline stages), p 64 and n 16; and each kernel in the fused SSM op's form (dt_pre in bf16 with its bias and the padding mask, A_log).
+block, warps and pipeline stages), p 64 and n 16; and each kernel in the fused SSM op's form (dt_pre in bf16 with its
+bias and the padding mask, A_log).
 """
 import pytest
 
