@@ -133,3 +133,39 @@ def test_projection_weights_cast_before_the_op_give_what_casting_inside_gave(mon
     assert ssm.x_proj.weight.grad.dtype == ssm.dt_proj.weight.grad.dtype == torch.float32
     for got, want in zip(cast_outside, cast_inside, strict=True):
         assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("heads", [None, 2], ids=["mamba1", "ssd"])
+def test_both_directions_run_as_one_op_unless_a_direction_is_hooked(monkeypatch, heads):
+    """Two directions run as the pair op (`ssm_inner_pair`), one op call; with a hook on a direction (the diagnostics
+    observe each call) each direction runs alone and the hook sees it. Readout and every gradient (x, h, p and both
+    directions' parameters) agree between the two paths, padding included. The Triton kernels (the interpreter on
+    CPU)."""
+    from infomamba.layers import ssm as layer
+
+    monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
+    torch.manual_seed(0)
+    inner = 32 if heads else 16
+    both = layer.ssm_directions(inner, causal=False, dt_rank=2, d_state=16 if heads else 4, heads=heads).to(DEVICE)
+    x, h = (torch.randn(2, 21, inner, device=DEVICE, requires_grad=True) for _ in range(2))
+    p = torch.randn(inner, device=DEVICE, requires_grad=True)
+    mask = torch.zeros(2, 21, dtype=torch.bool, device=DEVICE)
+    mask[1, 15:] = True
+    pairs, pair = [], layer.ssm_inner_pair
+    monkeypatch.setattr(layer, "ssm_inner_pair", lambda *a: pairs.append(1) or pair(*a))
+
+    def run():
+        both.zero_grad()
+        r = both(x, mask, h, p)
+        grads = torch.autograd.grad(r.square().sum(), [x, h, p, *both.parameters()])
+        return [r, *grads]
+
+    fused = run()
+    assert pairs == [1]
+    seen = []
+    handle = both[1].register_forward_hook(lambda module, args, out: seen.append(module.reverse))
+    apart = run()
+    handle.remove()
+    assert pairs == [1] and seen == [True]
+    for got, want in zip(fused, apart, strict=True):
+        torch.testing.assert_close(got, want, rtol=2e-4, atol=2e-5)

@@ -30,17 +30,20 @@ def test_forward_and_backward_trace_without_graph_breaks(name):
     assert explained.graph_count == 1
 
 
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
 @pytest.mark.parametrize("name", ["infomamba", "mamba"])
-def test_the_ssd_form_traces_without_graph_breaks(name):
+def test_the_ssd_form_traces_without_graph_breaks(name, causal):
     """ssm_heads: the fused SSM op in the SSD form (2 heads of 16 channels, 16 states: the SSD kernels' path, not
-    the reference's) traces as one graph too."""
-    mixer = build_mixer(name, 16, ssm_heads=2).to(DEVICE)
+    the reference's) traces as one graph too: both directions as the pair op, a causal mixer's one as the single
+    direction's."""
+    mixer = build_mixer(name, 16, ssm_heads=2, causal=causal).to(DEVICE)
     x = torch.randn(2, 24, 16, device=DEVICE, requires_grad=True)
     explained = torch._dynamo.explain(mixer)(x)
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1
-    assert any(node.target is torch.ops.infomamba.ssm_inner.default
-               for graph in explained.graphs for node in graph.graph.nodes)
+    ops = {node.target for graph in explained.graphs for node in graph.graph.nodes}
+    pair, single = torch.ops.infomamba.ssm_inner_pair.default, torch.ops.infomamba.ssm_inner.default
+    assert (single in ops, pair in ops) == ((True, False) if causal else (False, True))
 
 
 @pytest.mark.parametrize("name", ["infomamba", "attention"])

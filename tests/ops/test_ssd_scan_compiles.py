@@ -3,7 +3,7 @@
 with and without D; the state-adjoint pass; the chunk-parallel backward with and without D; x, B, C in bf16
 (both directions) and in fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`, `CHUNK`:
 block, warps and pipeline stages), p 64 and n 16; and each kernel in the fused SSM op's form (dt_pre in bf16 with its
-bias and the padding mask, A_log).
+bias and the padding mask, A_log), the forward also adding y into the other direction's readout.
 """
 import pytest
 
@@ -42,7 +42,7 @@ def compile_every_variant() -> dict:
                 jobs[f"fwd {dtype} reverse={reverse} y={write_y} states={save} D={has_d}"] = (
                     ssd._ssd_fwd_kernel, types(ssd._ssd_fwd_kernel, dtype),
                     dict(shape, **STEP, BLOCK_P=block_p, HAS_D=has_d, REVERSE=reverse, WRITE_Y=write_y,
-                         SAVE_STATES=save), *walk)
+                         SAVE_STATES=save, ACC=False), *walk)
             jobs[f"dS {dtype} reverse={reverse}"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, dtype),
                                                      dict(shape, **STEP, BLOCK_P=block_p, REVERSE=reverse), *walk)
             for has_d in (True, False):
@@ -50,10 +50,10 @@ def compile_every_variant() -> dict:
                     ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, dtype),
                     dict(shape, **STEP, HAS_D=has_d, REVERSE=reverse), *bwd)
     shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="tf32", **FUSED_STEP, REVERSE=True)
-    for write_y, save in ((True, False), (False, True)):
-        jobs[f"fused fwd bf16 y={write_y} states={save}"] = (
+    for write_y, save, acc in ((True, False, False), (True, False, True), (False, True, False)):
+        jobs[f"fused fwd bf16 y={write_y} states={save} added into={acc}"] = (
             ssd._ssd_fwd_kernel, types(ssd._ssd_fwd_kernel, "bf16", fused=True),
-            dict(shape, BLOCK_P=block_p, HAS_D=write_y, WRITE_Y=write_y, SAVE_STATES=save), *walk)
+            dict(shape, BLOCK_P=block_p, HAS_D=write_y, WRITE_Y=write_y, SAVE_STATES=save, ACC=acc), *walk)
     jobs["fused dS bf16"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, "bf16", fused=True),
                              dict(shape, BLOCK_P=block_p), *walk)
     jobs["fused chunk bwd bf16"] = (ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, "bf16", fused=True),
@@ -62,4 +62,4 @@ def compile_every_variant() -> dict:
 
 
 def test_every_ssd_kernel_variant_compiles_for_sm90(tmp_path):
-    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 3 * (3 + 1 + 2) + 4)
+    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 3 * (3 + 1 + 2) + 5)

@@ -233,13 +233,14 @@ def compile_injection_variants() -> dict:
     jobs = {}
     for has_h, has_p, has_pad in ((False, False, False), (False, False, True), (True, False, True), (True, True, False),
                                   (True, True, True)):
-        constants = dict(HAS_H=has_h, HAS_P=has_p, HAS_PAD=has_pad, BLOCK_R=block_r, BLOCK_E=block_e,
-                         TILES=inner._INJECTION_TILES)
-        jobs[f"HAS_H={has_h} HAS_P={has_p} HAS_PAD={has_pad}"] = (kernel, types, constants, 4)
+        for acc in (False, True) if has_h else (False,):
+            constants = dict(HAS_H=has_h, HAS_P=has_p, HAS_PAD=has_pad, BLOCK_R=block_r, BLOCK_E=block_e,
+                             TILES=inner._INJECTION_TILES, ACC=acc)
+            jobs[f"HAS_H={has_h} HAS_P={has_p} HAS_PAD={has_pad} ACC={acc}"] = (kernel, types, constants, 4)
     return compile_all(jobs)
 
 
 def test_the_injection_backward_kernel_compiles_for_sm90(tmp_path):
     from sm90_compile import assert_every_variant_compiles
 
-    assert_every_variant_compiles(__file__, "compile_injection_variants", tmp_path / "triton-cache", 5)
+    assert_every_variant_compiles(__file__, "compile_injection_variants", tmp_path / "triton-cache", 8)

@@ -18,8 +18,8 @@ def _small_chunk(monkeypatch):
     monkeypatch.setattr(ssd, "CHUNK", 16)
 
 
-def make_inputs(B=2, L=37, E=32, H=2, N=16, R=2, K=4, conv=True, inject=True, pad=None, dtype=torch.float32):
-    g = torch.Generator().manual_seed(0)
+def make_inputs(B=2, L=37, E=32, H=2, N=16, R=2, K=4, conv=True, inject=True, pad=None, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
 
     def randn(*shape, scale=1.0):
         return (torch.randn(*shape, generator=g) * scale).to(DEVICE)

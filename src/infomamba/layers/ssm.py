@@ -18,12 +18,13 @@ the Triton kernels run, its PyTorch reference elsewhere.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn as nn
 
-from ..ops.ssm_inner import ssm_inner
+from ..ops.ssm_inner import ssm_inner, ssm_inner_pair
 from .checks import require_positive
 from .precision import compute_dtype
 
@@ -87,14 +88,40 @@ class SelectiveSSM(nn.Module):
         The projections' weights enter in autocast's dtype, cast here once a forward: the op's backward then reuses
         them as they are and returns their gradients in that dtype, which the cast's own backward takes to fp32
         (four casts a block fewer than casting inside the op both ways; the same values)."""
+        conv_w, conv_b, *rest = self.op_params()
+        return ssm_inner(x, conv_w, conv_b, h, p, *rest, padding_mask, self.reverse)
+
+    def op_params(self) -> tuple:
+        """(conv_w, conv_b, x_proj_w, dt_proj_w, dt_proj_b, A_log, D) as the inner-path ops take them."""
         conv_w = self.conv.weight[:, 0] if self.conv is not None else None
         conv_b = self.conv.bias if self.conv is not None else None
-        return ssm_inner(x, conv_w, conv_b, h, p, compute_dtype(self.x_proj.weight), compute_dtype(self.dt_proj.weight),
-                         self.dt_proj.bias, self.A_log, self.D, padding_mask, self.reverse)
+        return (conv_w, conv_b, compute_dtype(self.x_proj.weight), compute_dtype(self.dt_proj.weight),
+                self.dt_proj.bias, self.A_log, self.D)
 
 
-def ssm_directions(inner: int, causal: bool, **options) -> nn.ModuleList:
+class SSMDirections(nn.ModuleList):
+    """The scan directions of one mixer over the same x, h and p; called, the sum of their readouts.
+
+    A forward and a reverse scan run as one op (`ops.ssm_inner.ssm_inner_pair`): the reverse scan's forward kernel
+    adds its readout into the forward scan's, and the backward's conv and injection kernels add the gradients of x
+    and h of one direction into the other's, where autograd would add each pair of (B, L, E) tensors apart. A
+    direction with hooks (the diagnostics' and the FLOP count's observe each call) runs alone, with the same values.
+    """
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, h: torch.Tensor | None = None,
+                p: torch.Tensor | None = None) -> torch.Tensor:
+        if len(self) == 2 and not any(_hooked(d) for d in self):
+            forward, reverse = self
+            return ssm_inner_pair(x, h, p, padding_mask, forward.op_params(), reverse.op_params())
+        return functools.reduce(torch.add, (direction(x, padding_mask, h, p) for direction in self))
+
+
+def _hooked(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
+def ssm_directions(inner: int, causal: bool, **options) -> SSMDirections:
     """Forward scan only when causal, forward + reverse scans (separate parameters, Vim) otherwise; `options`
     go to every `SelectiveSSM` (`heads=H` for the SSD form, None or absent for Mamba-1)."""
     dirs = [False] if causal else [False, True]
-    return nn.ModuleList(SelectiveSSM(inner, reverse=r, **options) for r in dirs)
+    return SSMDirections(SelectiveSSM(inner, reverse=r, **options) for r in dirs)

@@ -17,7 +17,8 @@ W_U (Eq. 10) is already a full learned map into R^E right before them, so full P
 mostly re-parameterise it at 2 E^2 extra parameters.
 
 Bidirectional mode runs a forward and a reverse scan (separate parameters, as Vim) on the same
-u and sums their readouts; causal mode runs the forward scan and the chunk-causal filter.
+u and sums their readouts (one op, `layers/ssm.py`'s `SSMDirections`); causal mode runs the forward scan and the
+chunk-causal filter.
 
 Table 5 variants (`variant=`): `full`; `no_imf` y = r + h (no injection, no F); `no_ssm` y = F h (no P: no state);
 `no_filter` h = 0 (a plain selective SSM); `no_filter_no_ssm` the mixer outputs 0 (block = MLP only);
@@ -27,8 +28,6 @@ Training mode samples each token's hash bucket (Eq. 8, straight-through Gumbel-s
 training-mode forwards of one input differ even without dropout; eval mode takes the argmax and is deterministic.
 """
 from __future__ import annotations
-
-import functools
 
 import torch
 import torch.nn as nn
@@ -122,7 +121,7 @@ class InfoMambaMixer(Mixer):
             if not self.has_ssm:
                 return gated_projection(self.f.to(h.dtype) * h, z, self.out_proj.weight), aux
             h_in, p_in = (h, self.p) if (h is not None and self.fused) else (None, None)
-            r = functools.reduce(torch.add, (direction(xs, padding_mask, h_in, p_in) for direction in self.ssm))
+            r = self.ssm(xs, padding_mask, h_in, p_in)
             aux.r_pool = masked_mean(r, padding_mask)
             if h is not None and self.fused:
                 return gated_readout(r, h, self.f, z, self.out_proj.weight), aux

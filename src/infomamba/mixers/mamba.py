@@ -12,8 +12,6 @@ sample's real tokens only. A grid is ignored: tokens are read in raster order, a
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn as nn
 
@@ -49,5 +47,5 @@ class MambaMixer(Mixer):
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
         xs, z = self.in_proj(x).chunk(2, dim=-1)
-        r = functools.reduce(torch.add, (direction(xs, padding_mask) for direction in self.ssm))
+        r = self.ssm(xs, padding_mask)
         return gated_projection(r, z, self.out_proj.weight), MixerAux()

@@ -181,10 +181,10 @@ def _scan_row(x_row, pad_row, dy_row, j, j0, L, d, d_ok, HAS_PAD: tl.constexpr):
 @triton.jit
 def _conv_bwd_kernel(x_ptr, w_ptr, b_ptr, pad_ptr, dy_ptr, dx_ptr, part_ptr, L, D, stride_b, stride_l,
                      K: tl.constexpr, S: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_PAD: tl.constexpr,
-                     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr):
+                     CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, ACC: tl.constexpr):
     """dx (0 at padding) at the CHUNK scan positions from j0 = program_id(0) CHUNK, BLOCK_D channels of sample
     program_id(2), one row a step, and their dw, db partial sums as row (program_id(2), program_id(0)) of part
-    (rows, K + 1, D)."""
+    (rows, K + 1, D). ACC: dx is added to what dx_ptr holds, in fp32 before one rounding."""
     d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     d_ok = d < D
     sample = tl.program_id(2).to(tl.int64)
@@ -237,6 +237,8 @@ def _conv_bwd_kernel(x_ptr, w_ptr, b_ptr, pad_ptr, dy_ptr, dx_ptr, part_ptr, L, 
             # loaded again, not carried: compiled by Triton 3.6, scalar i1 values carried through this loop in a
             # tuple were dropped when ROWS_AHEAD was 1 (dx at padding followed the first row's realness)
             dx = tl.where(tl.load(pad_dx_row, mask=ok, other=1) == 0, dx, 0.0)
+        if ACC:
+            dx += tl.load(dx_row + d, mask=d_ok & ok, other=0.0).to(tl.float32)
         tl.store(dx_row + d, dx.to(dx_ptr.dtype.element_ty), mask=d_ok & ok)
         dx_row, pad_dx_row = dx_row - S * D, pad_dx_row - S
         dpre = tl.where(j < j0 + CHUNK, pw[K - 1], 0.0)
@@ -283,16 +285,20 @@ def conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
 
 def conv_backward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dy: torch.Tensor,
-                  reverse: bool, config: ConvConfig | None = None, padding_mask: torch.Tensor | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  reverse: bool, config: ConvConfig | None = None, padding_mask: torch.Tensor | None = None,
+                  into: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx (0 at padding), dweight (D, K) fp32, dbias (D,) fp32) of <dy, SiLU(conv(x~))>: the backward launch
     (BWD_CONFIG unless given), no autograd. x and padding_mask as in `conv_forward`, dy contiguous; dx is
-    contiguous in x's dtype."""
+    contiguous in x's dtype. `into` (contiguous, x's shape and dtype): dx is added to it in place and it is
+    returned as dx (the other scan direction's dx)."""
     config = config or BWD_CONFIG
     x = _rows(x)
     B, L, D = x.shape
     K = weight.shape[1]
-    dx = torch.empty(x.shape, device=x.device, dtype=x.dtype)
+    if into is not None and (into.shape != x.shape or not into.is_contiguous() or into.dtype != x.dtype):
+        raise ValueError(f"conv_backward adds dx into a contiguous tensor of x's shape and dtype {tuple(x.shape)}, "
+                         f"{x.dtype}; got {tuple(into.shape)}, {into.dtype}, contiguous={into.is_contiguous()}")
+    dx = into if into is not None else torch.empty(x.shape, device=x.device, dtype=x.dtype)
     if dx.numel() == 0:
         part = torch.zeros(K + 1, D, device=x.device, dtype=torch.float32)
     else:
@@ -302,7 +308,7 @@ def conv_backward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
             _conv_bwd_kernel[(n_chunks, triton.cdiv(D, config.block_d), B)](
                 x, weight, bias if bias is not None else weight, padding_mask if padding_mask is not None else dy,
                 dy, dx, part, L, D, x.stride(0), x.stride(1), K=K, S=1 if reverse else -1, HAS_BIAS=bias is not None,
-                HAS_PAD=padding_mask is not None, CHUNK=config.block_t, BLOCK_D=config.block_d,
+                HAS_PAD=padding_mask is not None, CHUNK=config.block_t, BLOCK_D=config.block_d, ACC=into is not None,
                 num_warps=config.num_warps)
         part = part.sum(0)
     return dx, part[:K].t().contiguous(), part[K].clone()

@@ -102,9 +102,11 @@ def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr,
                     s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
                     P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr, BLOCK_P: tl.constexpr,
                     HAS_D: tl.constexpr, REVERSE: tl.constexpr, WRITE_Y: tl.constexpr, SAVE_STATES: tl.constexpr,
-                    DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
+                    DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr,
+                    ACC: tl.constexpr):
     """y (and with SAVE_STATES the state entering every chunk) of one (sample, head, p block); x and y share strides,
-    states (batch * heads, chunks, N, P) contiguous; dt, A as `_chunk_dt` and `_rate` read them."""
+    states (batch * heads, chunks, N, P) contiguous; dt, A as `_chunk_dt` and `_rate` read them. ACC: y is added to
+    what y_ptr holds (the other scan direction's readout), in fp32 before one rounding."""
     b, h, rq, rn, rp, A2 = _walk_program(A_ptr, H, Q, N, BLOCK_P, A_LOG)
     if HAS_D:
         Dv = tl.load(D_ptr + h * P + rp).to(tl.float32)
@@ -134,6 +136,8 @@ def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr,
             y += tl.dot((Cm.to(tl.float32) * tl.exp2(cs)[:, None]).to(x.dtype), S.to(x.dtype), input_precision=PREC)
             if HAS_D:
                 y += Dv[None, :] * xf
+            if ACC:
+                y += tl.load(y_base + pos[:, None] * s_xl + rp[None, :], mask=ok[:, None], other=0.0).to(tl.float32)
             tl.store(y_base + pos[:, None] * s_xl + rp[None, :], y.to(y_ptr.dtype.element_ty), mask=ok[:, None])
         w = tl.exp2(total - cs) * dt
         S = S * tl.exp2(total) + tl.dot(tl.trans((Bm.to(tl.float32) * w[:, None]).to(x.dtype)), x,
@@ -272,23 +276,28 @@ def _step_args(dt: Tensor, A: Tensor, dt_bias: Tensor | None, padding_mask: Tens
 
 def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, reverse: bool,
              write_y: bool = True, save_states: bool = False, dt_bias: Tensor | None = None,
-             padding_mask: Tensor | None = None, a_log: bool = False) -> tuple[Tensor, Tensor | None]:
+             padding_mask: Tensor | None = None, a_log: bool = False, into: Tensor | None = None
+             ) -> tuple[Tensor, Tensor | None]:
     """(y or None, states or None) for x (batch, L, heads, p) with its last two dims contiguous, dt (batch, L, heads)
     fp32, A (heads,) fp32, B and C (batch, L, n) with unit last stride, D (heads * p,) or None. The fused SSM op's
     form: dt_bias (heads,) given, dt is dt_pre (any float dtype) and dt = softplus(dt_pre + dt_bias), 0 at the
-    positions padding_mask (batch, L, contiguous bool) marks; a_log: A holds A_log, A = -exp(A_log)."""
+    positions padding_mask (batch, L, contiguous bool) marks; a_log: A holds A_log, A = -exp(A_log). `into` (x's
+    shape and strides): y is added to it in place and it is returned as y."""
     batch, length, heads, p = x.shape
     n = B.shape[-1]
     n_chunks = triton.cdiv(length, CHUNK)
     block_p, warps, stages = _walk_config(p)
-    y = torch.empty_like(x) if write_y else None
+    if into is not None and (into.shape != x.shape or into.stride() != x.stride() or into.dtype != x.dtype):
+        raise ValueError(f"the SSD forward adds y into a tensor of x's shape, strides and dtype {tuple(x.shape)}, "
+                         f"{x.stride()}, {x.dtype}; got {tuple(into.shape)}, {into.stride()}, {into.dtype}")
+    y = into if into is not None else torch.empty_like(x) if write_y else None
     states = x.new_empty(batch * heads, n_chunks, n, p, dtype=torch.float32) if save_states else None
     _ssd_fwd_kernel[(batch * heads, p // block_p)](
         x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, y_ptr=y if y is not None else x,
         st_ptr=states if states is not None else dt, L=length, H=heads, n_chunks=n_chunks,
         **_stride_args(x, dt, B, C), **_step_args(dt, A, dt_bias, padding_mask, a_log), P=p, N=n, Q=CHUNK,
         BLOCK_P=block_p, HAS_D=D is not None, REVERSE=reverse, WRITE_Y=write_y, SAVE_STATES=save_states,
-        PREC=_precision(x), num_warps=warps, num_stages=stages)
+        PREC=_precision(x), ACC=into is not None, num_warps=warps, num_stages=stages)
     return y, states
 
 

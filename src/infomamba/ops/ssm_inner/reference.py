@@ -106,3 +106,14 @@ def ssm_inner_reference(x: torch.Tensor, conv_w: torch.Tensor | None, conv_b: to
     _, u = scan_input(x, conv_w, conv_b, h, p, keep, reverse)
     _, B, C, dt_pre = projections(u, x_proj_w, dt_proj_w, dt_proj_b, state_size(x_proj_w, dt_proj_w))
     return scan(u, step_size(dt_pre, keep), state_matrix(A_log), B, C, D, reverse)
+
+
+def ssm_inner_pair_reference(x: torch.Tensor, h: torch.Tensor | None, p: torch.Tensor | None,
+                             padding_mask: torch.Tensor | None, forward: tuple, reverse: tuple) -> torch.Tensor:
+    """r_forward + r_reverse: a forward and a reverse scan over the same x, h, p (a bidirectional mixer's two
+    directions), each direction's parameters a tuple (conv_w, conv_b, x_proj_w, dt_proj_w, dt_proj_b, A_log, D) as
+    `ssm_inner_reference` takes them."""
+    def readout(params, backwards):
+        conv_w, conv_b, *rest = params
+        return ssm_inner_reference(x, conv_w, conv_b, h, p, *rest, padding_mask, backwards)
+    return readout(forward, False) + readout(reverse, True)

@@ -88,10 +88,11 @@ _INJECTION_TILES = 8  # tiles of rows a program walks, summing its dp partial ro
 @triton.jit
 def _injection_bwd_kernel(a_ptr, b_ptr, h_ptr, p_ptr, pad_ptr, du_ptr, dh_ptr, part_ptr, n_rows, E,
                           HAS_H: tl.constexpr, HAS_P: tl.constexpr, HAS_PAD: tl.constexpr,
-                          BLOCK_R: tl.constexpr, BLOCK_E: tl.constexpr, TILES: tl.constexpr):
+                          BLOCK_R: tl.constexpr, BLOCK_E: tl.constexpr, TILES: tl.constexpr, ACC: tl.constexpr):
     """du = (a + b) at real tokens (0 at padding) in du's dtype; with HAS_H, dh = p du (du with P = I) in h's dtype
-    and this program's row of dp partials, sum over its rows of du h (fp32), for TILES tiles of BLOCK_R rows
-    (tokens) x BLOCK_E channels; every tensor (rows, E) contiguous, the mask one byte a row, True at padding."""
+    (ACC: added to what dh_ptr holds, in fp32 before one rounding) and this program's row of dp partials, sum over
+    its rows of du h (fp32), for TILES tiles of BLOCK_R rows (tokens) x BLOCK_E channels; every tensor (rows, E)
+    contiguous, the mask one byte a row, True at padding."""
     cols = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     col_ok = cols < E
     dp = tl.zeros([BLOCK_E], dtype=tl.float32)
@@ -111,7 +112,10 @@ def _injection_bwd_kernel(a_ptr, b_ptr, h_ptr, p_ptr, pad_ptr, du_ptr, dh_ptr, p
         tl.store(du_ptr + offs, du, mask=mask)
         if HAS_H:
             du = du.to(tl.float32)
-            tl.store(dh_ptr + offs, (du * p[None, :] if HAS_P else du).to(dh_ptr.dtype.element_ty), mask=mask)
+            dh = du * p[None, :] if HAS_P else du
+            if ACC:
+                dh += tl.load(dh_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            tl.store(dh_ptr + offs, dh.to(dh_ptr.dtype.element_ty), mask=mask)
             if HAS_P:
                 h = tl.load(h_ptr + offs, mask=mask, other=0.0).to(du_ptr.dtype.element_ty).to(tl.float32)
                 dp += tl.sum(du * h, axis=0)
@@ -120,13 +124,14 @@ def _injection_bwd_kernel(a_ptr, b_ptr, h_ptr, p_ptr, pad_ptr, du_ptr, dh_ptr, p
 
 
 def _injection_backward(du_scan: Tensor, du_proj: Tensor, h: Tensor | None, p: Tensor | None,
-                        padding_mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+                        padding_mask: Tensor | None, dh_into: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """(du, dh, dp): du = du_scan + du_proj at real tokens, 0 at padding, in du_scan's dtype (contiguous
-    (B, L, E) both); dh = P du in h's dtype and dp = sum over tokens of du h in p's dtype (empty without h, p)."""
+    (B, L, E) both); dh = P du in h's dtype and dp = sum over tokens of du h in p's dtype (empty without h, p).
+    `dh_into` (h's shape and dtype, contiguous): dh is added to it in place and it is returned as dh."""
     E = du_scan.shape[-1]
     n_rows = du_scan.numel() // E
     du = torch.empty_like(du_scan)
-    dh = torch.empty_like(h) if h is not None else _none(du_scan)
+    dh = dh_into if dh_into is not None else torch.empty_like(h) if h is not None else _none(du_scan)
     block_r, block_e = _INJECTION_BLOCK
     grid = (triton.cdiv(n_rows, block_r * _INJECTION_TILES), triton.cdiv(E, block_e))
     part = torch.empty(grid[0], E, device=du.device, dtype=torch.float32) if p is not None else du
@@ -135,19 +140,21 @@ def _injection_backward(du_scan: Tensor, du_proj: Tensor, h: Tensor | None, p: T
                                     p if p is not None else du, _pad(padding_mask) if padding_mask is not None else du,
                                     du, dh, part, n_rows, E, HAS_H=h is not None, HAS_P=p is not None,
                                     HAS_PAD=padding_mask is not None, BLOCK_R=block_r, BLOCK_E=block_e,
-                                    TILES=_INJECTION_TILES, num_warps=4)
+                                    TILES=_INJECTION_TILES, ACC=dh_into is not None, num_warps=4)
     dp = part.sum(0).to(p.dtype) if p is not None else _none(du_scan)
     return du, dh, dp
 
 
 def _ssd_forward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor, D: Tensor, reverse: bool,
-                 padding_mask: Tensor | None, dt_bias: Tensor) -> Tensor:
+                 padding_mask: Tensor | None, dt_bias: Tensor, into: Tensor | None) -> Tensor:
     """The scan in the SSD form (`ops/ssd_scan`): r (B, L, E) from u (B, L, E) contiguous, dt before its bias and
     softplus (B, L, H) contiguous, A_log (H,); the kernels form dt = softplus(dt_pre + bias), 0 at padding, and
-    A = -exp(A_log) themselves, as the Mamba-1 scan's do."""
+    A = -exp(A_log) themselves, as the Mamba-1 scan's do. `into` (u's shape and dtype, contiguous): r is added to
+    it in the forward kernel, which returns it."""
     heads = A_log.shape[0]
     return ssd._forward(u.unflatten(-1, (heads, -1)), dt_pre, A_log.contiguous(), B, C, D, reverse,
-                        dt_bias=dt_bias.contiguous(), padding_mask=_pad(padding_mask), a_log=True)[0].flatten(2)
+                        dt_bias=dt_bias.contiguous(), padding_mask=_pad(padding_mask), a_log=True,
+                        into=into.unflatten(-1, (heads, -1)) if into is not None else None)[0].flatten(2)
 
 
 def _ssd_backward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor, D: Tensor, dy: Tensor,
@@ -163,29 +170,29 @@ def _ssd_backward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor
     return du.flatten(2), d_pre, dA_log, dBC, dD
 
 
-@torch.library.custom_op("infomamba::ssm_inner", mutates_args=())
-def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], h: Optional[Tensor],
-                 p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
-                 padding_mask: Optional[Tensor], reverse: bool) -> Tensor:
+def _forward(x: Tensor, conv_w: Tensor | None, conv_b: Tensor | None, h: Tensor | None, p: Tensor | None,
+             x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
+             padding_mask: Tensor | None, reverse: bool, into: Tensor | None = None) -> Tensor:
+    """r of one direction (no autograd); `into`: r is added to it in place and it is returned (the other direction's
+    readout: the SSD forward kernel adds it before its one rounding; the Mamba-1 scan, whose autotuner times its
+    launches on the output, leaves the add to torch)."""
     with torch.no_grad(), _no_autocast(x), on_device(x):
         _, u, _, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w,
                                            state_size(x_proj_w, dt_proj_w), padding_mask, reverse)
         if A_log.dim() == 1:
-            return _ssd_forward(u, dt_pre, A_log, B, C, D.contiguous(), reverse, padding_mask, dt_proj_b)
-        return scan._forward(u, dt_pre, A_log.t().contiguous(), B, C, D.contiguous(), reverse, dt_softplus=True,
-                             padding_mask=_pad(padding_mask), a_log=True, dt_bias=dt_proj_b.contiguous())
+            return _ssd_forward(u, dt_pre, A_log, B, C, D.contiguous(), reverse, padding_mask, dt_proj_b, into)
+        r = scan._forward(u, dt_pre, A_log.t().contiguous(), B, C, D.contiguous(), reverse, dt_softplus=True,
+                          padding_mask=_pad(padding_mask), a_log=True, dt_bias=dt_proj_b.contiguous())
+        return into.add_(r) if into is not None else r
 
 
-@ssm_inner_op.register_fake
-def _(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse):
-    return torch.empty_like(x)
-
-
-@torch.library.custom_op("infomamba::ssm_inner_backward", mutates_args=())
-def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor],
-                          h: Optional[Tensor], p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor,
-                          dt_proj_b: Tensor, A_log: Tensor, D: Tensor, padding_mask: Optional[Tensor], reverse: bool
-                          ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+def _backward(dy: Tensor, x: Tensor, conv_w: Tensor | None, conv_b: Tensor | None, h: Tensor | None,
+              p: Tensor | None, x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
+              padding_mask: Tensor | None, reverse: bool, dx_into: Tensor | None = None,
+              dh_into: Tensor | None = None) -> tuple[Tensor, ...]:
+    """The gradients of one direction's inputs x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D
+    (absent ones empty), no autograd. `dx_into`, `dh_into` (the other direction's dx and dh): dx and dh are added to
+    them in place, in the conv's and the injection's backward kernels, and they are returned as dx and dh."""
     with torch.no_grad(), _no_autocast(x), on_device(x):
         x_w, dt_w = x_proj_w.to(x.dtype), dt_proj_w.to(x.dtype)  # cast once: recompute and chain rule
         xm, u, dt_low, B, C, dt_pre = _recompute(x, conv_w, conv_b, h, p, x_w, dt_w, state_size(x_proj_w, dt_proj_w),
@@ -206,15 +213,16 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
         d_xdbl = torch.cat([g @ dt_w, dBC.to(u.dtype)], dim=-1)
         del g
         d_x_w = d_xdbl.flatten(0, 1).t() @ u.flatten(0, 1)
-        du, dh, dp = _injection_backward(du_scan, d_xdbl @ x_w, h, p, padding_mask)
+        du, dh, dp = _injection_backward(du_scan, d_xdbl @ x_w, h, p, padding_mask, dh_into)
         del u, du_scan, d_xdbl
         if conv_w is None:
             s = torch.sigmoid(xm.float())
             dx = masked((du.float() * s * (1 + xm.float() * (1 - s))).to(x.dtype), keep_mask(padding_mask, x))
+            dx = dx_into.add_(dx) if dx_into is not None else dx
             d_conv_w, d_conv_b = _none(x), _none(x)
         else:
             dx, d_conv_w, d_conv_b = conv_backward(x, conv_w.contiguous(), conv_b, du, reverse,
-                                                   padding_mask=_pad(padding_mask))
+                                                   padding_mask=_pad(padding_mask), into=dx_into)
             d_conv_w = d_conv_w.to(conv_w.dtype)
             d_conv_b = d_conv_b.to(conv_b.dtype) if conv_b is not None else _none(x)
         return (dx, d_conv_w, d_conv_b, dh, dp,
@@ -222,12 +230,33 @@ def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_
                 dA_log.to(A_log.dtype), dD.to(D.dtype))
 
 
+def _like(t: Tensor | None, x: Tensor) -> Tensor:
+    return torch.empty_like(t) if t is not None else _none(x)
+
+
+@torch.library.custom_op("infomamba::ssm_inner", mutates_args=())
+def ssm_inner_op(x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor], h: Optional[Tensor],
+                 p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
+                 padding_mask: Optional[Tensor], reverse: bool) -> Tensor:
+    return _forward(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse)
+
+
+@ssm_inner_op.register_fake
+def _(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("infomamba::ssm_inner_backward", mutates_args=())
+def ssm_inner_backward_op(dy: Tensor, x: Tensor, conv_w: Optional[Tensor], conv_b: Optional[Tensor],
+                          h: Optional[Tensor], p: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor,
+                          dt_proj_b: Tensor, A_log: Tensor, D: Tensor, padding_mask: Optional[Tensor], reverse: bool
+                          ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    return _backward(dy, x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse)
+
+
 @ssm_inner_backward_op.register_fake
 def _(dy, x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse):
-    def like(t):
-        return torch.empty_like(t) if t is not None else _none(x)
-    return (like(x), like(conv_w), like(conv_b), like(h), like(p), like(x_proj_w), like(dt_proj_w), like(dt_proj_b),
-            like(A_log), like(D))
+    return tuple(_like(t, x) for t in (x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D))
 
 
 def _setup_context(ctx, inputs, output):
@@ -237,24 +266,100 @@ def _setup_context(ctx, inputs, output):
     ctx.reverse = reverse
 
 
-def _backward(ctx, dy):
+def _backward_autograd(ctx, dy):
     grads = ssm_inner_backward_op(dy, *ctx.saved_tensors, ctx.reverse)
     present = ctx.present
     # inputs: x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse
     return (*(g if given else None for g, given in zip(grads, present[:10])), None, None)
 
 
-ssm_inner_op.register_autograd(_backward, setup_context=_setup_context)
+ssm_inner_op.register_autograd(_backward_autograd, setup_context=_setup_context)
 
 
-def ssm_inner_triton(x: Tensor, conv_w: Tensor | None, conv_b: Tensor | None, h: Tensor | None, p: Tensor | None,
-                     x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
-                     padding_mask: Tensor | None, reverse: bool) -> Tensor:
-    """The fused inner path; the contract of `reference.ssm_inner_reference`."""
+def _direction(params, x, h, p, padding_mask, reverse) -> tuple:
+    """`_forward`'s arguments from one direction's parameters in the pair ops' order: conv_w, conv_b, x_proj_w,
+    dt_proj_w, dt_proj_b, A_log, D."""
+    conv_w, conv_b, *rest = params
+    return (x, conv_w, conv_b, h, p, *rest, padding_mask, reverse)
+
+
+@torch.library.custom_op("infomamba::ssm_inner_pair", mutates_args=())
+def ssm_inner_pair_op(x: Tensor, h: Optional[Tensor], p: Optional[Tensor], padding_mask: Optional[Tensor],
+                      conv_w: Optional[Tensor], conv_b: Optional[Tensor], x_proj_w: Tensor, dt_proj_w: Tensor,
+                      dt_proj_b: Tensor, A_log: Tensor, D: Tensor, conv_w_r: Optional[Tensor],
+                      conv_b_r: Optional[Tensor], x_proj_w_r: Tensor, dt_proj_w_r: Tensor, dt_proj_b_r: Tensor,
+                      A_log_r: Tensor, D_r: Tensor) -> Tensor:
+    params = (conv_w, conv_b, x_proj_w, dt_proj_w, dt_proj_b, A_log, D)
+    params_r = (conv_w_r, conv_b_r, x_proj_w_r, dt_proj_w_r, dt_proj_b_r, A_log_r, D_r)
+    r = _forward(*_direction(params, x, h, p, padding_mask, False))
+    return _forward(*_direction(params_r, x, h, p, padding_mask, True), into=r)
+
+
+@ssm_inner_pair_op.register_fake
+def _(x, h, p, padding_mask, *params):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("infomamba::ssm_inner_pair_backward", mutates_args=())
+def ssm_inner_pair_backward_op(dy: Tensor, x: Tensor, h: Optional[Tensor], p: Optional[Tensor],
+                               padding_mask: Optional[Tensor], conv_w: Optional[Tensor], conv_b: Optional[Tensor],
+                               x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
+                               conv_w_r: Optional[Tensor], conv_b_r: Optional[Tensor], x_proj_w_r: Tensor,
+                               dt_proj_w_r: Tensor, dt_proj_b_r: Tensor, A_log_r: Tensor, D_r: Tensor
+                               ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                                          Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(dx, dh, dp, then the forward and the reverse direction's parameter gradients in `_direction`'s order):
+    the reverse direction first, then the forward one, whose kernels add their dx and dh into the reverse one's."""
+    params = (conv_w, conv_b, x_proj_w, dt_proj_w, dt_proj_b, A_log, D)
+    params_r = (conv_w_r, conv_b_r, x_proj_w_r, dt_proj_w_r, dt_proj_b_r, A_log_r, D_r)
+    dx_r, dcw_r, dcb_r, dh_r, dp_r, *rest_r = _backward(dy, *_direction(params_r, x, h, p, padding_mask, True))
+    dx, dcw, dcb, dh, dp, *rest = _backward(dy, *_direction(params, x, h, p, padding_mask, False), dx_into=dx_r,
+                                            dh_into=dh_r if h is not None else None)
+    return dx, dh, dp + dp_r if p is not None else dp, dcw, dcb, *rest, dcw_r, dcb_r, *rest_r
+
+
+@ssm_inner_pair_backward_op.register_fake
+def _(dy, x, h, p, padding_mask, *params):
+    return tuple(_like(t, x) for t in (x, h, p, *params))
+
+
+def _setup_pair(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+    ctx.present = [t is not None for t in inputs]
+
+
+def _backward_pair(ctx, dy):
+    x, h, p, padding_mask, *params = ctx.saved_tensors
+    dx, dh, dp, *grads = ssm_inner_pair_backward_op(dy, x, h, p, padding_mask, *params)
+    return tuple(g if given else None for g, given in zip((dx, dh, dp, None, *grads), ctx.present))
+
+
+ssm_inner_pair_op.register_autograd(_backward_pair, setup_context=_setup_pair)
+
+
+def _check(x: Tensor, conv_w: Tensor | None, x_proj_w: Tensor, dt_proj_w: Tensor, A_log: Tensor) -> None:
+    """One-line errors for what the kernels do not take, before any launch."""
     if x.shape[1] * max(x.shape[2], x_proj_w.shape[0]) >= 2**31:  # x_proj's output rows hold R + 2N >= N
         raise ValueError("ssm_inner_triton indexes one sample with int32: L * max(E, R + 2N) must be < 2**31")
     if conv_w is not None and not 1 <= conv_w.shape[1] <= 8:
         raise ValueError(f"ssm_inner_triton's conv kernel takes 1..8 taps, got {conv_w.shape[1]}")
     if A_log.dim() == 1:
         ssd.check_widths(x.shape[-1] // A_log.shape[0], state_size(x_proj_w, dt_proj_w))
+
+
+def ssm_inner_triton(x: Tensor, conv_w: Tensor | None, conv_b: Tensor | None, h: Tensor | None, p: Tensor | None,
+                     x_proj_w: Tensor, dt_proj_w: Tensor, dt_proj_b: Tensor, A_log: Tensor, D: Tensor,
+                     padding_mask: Tensor | None, reverse: bool) -> Tensor:
+    """The fused inner path; the contract of `reference.ssm_inner_reference`."""
+    _check(x, conv_w, x_proj_w, dt_proj_w, A_log)
     return ssm_inner_op(x, conv_w, conv_b, h, p, x_proj_w, dt_proj_w, dt_proj_b, A_log, D, padding_mask, reverse)
+
+
+def ssm_inner_pair_triton(x: Tensor, h: Tensor | None, p: Tensor | None, padding_mask: Tensor | None,
+                          forward: tuple, reverse: tuple) -> Tensor:
+    """The fused inner path of a forward and a reverse scan over the same x, h, p, their readouts summed; the
+    contract of `reference.ssm_inner_pair_reference`."""
+    for params in (forward, reverse):
+        conv_w, _, x_proj_w, dt_proj_w, _, A_log, _ = params
+        _check(x, conv_w, x_proj_w, dt_proj_w, A_log)
+    return ssm_inner_pair_op(x, h, p, padding_mask, *forward, *reverse)
