@@ -1,7 +1,7 @@
 """The selective-SSM inner path (conv + SiLU -> x_proj -> dt/B/C -> scan), dispatched: one fused,
 recomputing custom op (`triton.py`) where the Triton kernels run, the PyTorch reference
-(`reference.py`) elsewhere; `ssm_inner_pair` runs a bidirectional mixer's two directions as one op. Mamba-1 (per-channel dt and A) or SSD form (dt and A shared within a head), told
-apart by A_log's rank (`reference.py`)."""
+(`reference.py`) elsewhere; `ssm_inner_pair` runs a bidirectional mixer's two directions as one op. Mamba-1
+(per-channel dt and A) or SSD form (dt and A shared within a head), told apart by A_log's rank (`reference.py`)."""
 from __future__ import annotations
 
 from ..dispatch import announce, kernel_for, optional_import
