@@ -256,21 +256,22 @@ for part in "$@"; do
            timeout 150 python3 benchmarks/bench_ssd.py --shapes 64x4096 8x16384 --no-reference --reps-ms 60 \
              --configs 32,4,2/4,2 32,4,3/4,2 64,4,3/4,2 > $OUT/bench_walks.log 2>&1; echo "rc=$?" >> $OUT/bench_walks.log
            grep "SSD\|rc=" $OUT/bench_walks.log ;;
-    # both scan directions as one op (e38b8d2): its GPU tests and those of the kernels it changed (durations listed);
-    # then the SSD form, mamba and attention on the code before it (carry .devdata/base, made by `mkdir -p
-    # .devdata/base && git archive 956ad3e src configs | tar -x -C .devdata/base`: configs for the size-matched
-    # mixers) and on this, one process after the other on one machine (pair_base, pair_new)
+    # both scan directions as one op (e38b8d2): its GPU tests and those of the kernels it changed (durations listed)
     pair) timeout 100 python3 -m pytest -q -p no:cacheprovider --durations=5 tests/ops/test_ssm_inner_pair.py \
              tests/layers/test_ssm.py > $OUT/tests_pair.log 2>&1; echo "tests_pair rc=$?" >> $OUT/tests_pair.log
            grep "passed\|failed\|rc=\|Error" $OUT/tests_pair.log
            timeout 200 python3 -m pytest -q -p no:cacheprovider --durations=5 tests/ops/test_ssm_inner_ssd_triton.py \
              tests/ops/test_ssm_inner.py tests/mixers/test_infomamba.py > $OUT/tests_pair_more.log 2>&1
            echo "tests_pair_more rc=$?" >> $OUT/tests_pair_more.log; grep "passed\|failed\|rc=" $OUT/tests_pair_more.log ;;
-    pair_base|pair_new) src=$([ $part = pair_base ] && echo $PWD/.devdata/base/src:)
-           PYTHONPATH=$src$PYTHONPATH python3 -c "import infomamba.ops.ssm_inner as m; print(m.__file__,
-             'pair op:', hasattr(m, 'ssm_inner_pair'))"
+    # a change's before and after, one process after the other on one machine: the SSD form and mamba (AB_MIXERS to
+    # add others) on the code of an earlier commit (carry .devdata/base, made by `c=<commit>; mkdir -p .devdata/base &&
+    # git archive $c src configs | tar -x -C .devdata/base && echo $c > .devdata/base/COMMIT`; configs for the
+    # size-matched rows), then on this code
+    ab_base|ab_new) src=$([ $part = ab_base ] && echo $PWD/.devdata/base/src:)
+           PYTHONPATH=$src$PYTHONPATH python3 -c "import infomamba; print(infomamba.__file__)"
+           [ $part = ab_base ] && echo "base commit $(cat .devdata/base/COMMIT)"
            PYTHONPATH=$src$PYTHONPATH timeout 290 python3 -m infomamba.bench --mixers 'infomamba{ssm_heads: 12}' mamba \
-             attention --resolutions 224 1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 \
+             ${AB_MIXERS:-} --resolutions 224 1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 \
              --train --cuda-graphs --out $OUT/bench_$part > $OUT/bench_$part.log 2>&1
            echo "bench rc=$?" >> $OUT/bench_$part.log
            rm -f $OUT/bench_$part/bench.md; grep -v Warning $OUT/bench_$part.log | grep "rc=\|^| " ;;

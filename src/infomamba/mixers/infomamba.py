@@ -36,6 +36,7 @@ from ..layers.concepts import ConceptFilter
 from ..layers.gate import gated_projection, gated_readout
 from ..layers.pooling import masked_mean
 from ..layers.recompute import saved_as_recipe
+from ..layers.split_projection import split_projection
 from ..layers.ssm import dt_rank_auto, ssm_directions
 from . import Mixer, MixerAux, register_mixer
 
@@ -108,7 +109,7 @@ class InfoMambaMixer(Mixer):
         if self.variant == "no_filter_no_ssm":
             return torch.zeros_like(x), aux
         if self.has_ssm:
-            xs, z = self.in_proj(x).chunk(2, dim=-1)
+            xs, z = split_projection(x, self.in_proj.weight, 2)
         else:
             z = self.in_proj(x)
         h, recipe = None, None

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from ..layers.checks import require_positive
 from ..layers.grid import MultiScan, grid_shape
 from ..layers.pooling import masked_mean
+from ..layers.split_projection import split_projection
 from ..layers.ssm import dt_rank_auto
 from . import Mixer, MixerAux, register_mixer
 
@@ -122,7 +123,7 @@ class LocalMambaMixer(Mixer):
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
         hw = grid_shape(x.shape[1], padding_mask, grid, self.causal)
-        xs, z = self.in_proj(x).chunk(2, dim=-1)
+        xs, z = split_projection(x, self.in_proj.weight, 2)
         readouts = self.scans(xs, padding_mask, hw)
         gate = F.silu(z)
         y = functools.reduce(torch.add, (self.attn(r * gate, padding_mask) for r in readouts))

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from ..layers.gate import gated_projection
+from ..layers.split_projection import split_projection
 from ..layers.ssm import dt_rank_auto, ssm_directions
 from . import Mixer, MixerAux, register_mixer
 
@@ -46,6 +47,6 @@ class MambaMixer(Mixer):
         self.out_proj = nn.Linear(inner, dim, bias=False)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
-        xs, z = self.in_proj(x).chunk(2, dim=-1)
+        xs, z = split_projection(x, self.in_proj.weight, 2)
         r = self.ssm(xs, padding_mask)
         return gated_projection(r, z, self.out_proj.weight), MixerAux()

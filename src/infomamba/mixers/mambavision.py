@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ..layers.attention import SelfAttention
 from ..layers.checks import require_positive
 from ..layers.grid import GridConv
+from ..layers.split_projection import split_projection
 from ..layers.ssm import SelectiveSSM, dt_rank_auto
 from . import Mixer, MixerAux, register_mixer
 
@@ -92,7 +93,7 @@ class MambaVisionMixer(Mixer):
         if self.uses_attention:
             return self.attention(x, padding_mask), MixerAux()
         line = (1, x.shape[1])
-        xs, z = self.in_proj(x).chunk(2, dim=-1)
+        xs, z = split_projection(x, self.in_proj.weight, 2)
         r = self.ssm(self.conv_x(xs, padding_mask, line), padding_mask)
         y = torch.cat([r, F.silu(self.conv_z(z, padding_mask, line))], dim=-1)
         return self.out_proj(y), MixerAux()

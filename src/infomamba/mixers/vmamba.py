@@ -29,6 +29,7 @@ import torch.nn as nn
 from ..layers.checks import require_positive
 from ..layers.grid import GridConv, MultiScan, grid_shape
 from ..layers.gate import gated_projection
+from ..layers.split_projection import split_projection
 from ..layers.ssm import dt_rank_auto
 from . import Mixer, MixerAux, register_mixer
 
@@ -67,6 +68,6 @@ class VMambaMixer(Mixer):
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
         hw = grid_shape(x.shape[1], padding_mask, grid, self.causal)
-        xs, z = self.in_proj(x).chunk(2, dim=-1)
+        xs, z = split_projection(x, self.in_proj.weight, 2)
         r = functools.reduce(torch.add, self.scans(self.conv(xs, padding_mask, hw), padding_mask, hw))
         return gated_projection(self.out_norm(r), z, self.out_proj.weight), MixerAux()
