@@ -41,7 +41,7 @@ class _SplitProjection(torch.autograd.Function):
                     continue
                 dy = dy.reshape(-1, dy.shape[-1])
                 du = dy @ w if du is None else du.addmm_(dy, w)
-            du = du.view(u.shape) if du is not None else torch.zeros_like(u)
+            du = du.view(u.shape) if du is not None else None
         if ctx.needs_input_grad[1]:
             dweight = torch.empty_like(weight)
             for dy, rows_out in zip(grads, dweight.chunk(ctx.parts, dim=0)):

@@ -34,6 +34,11 @@ fake implementations and registered autograd, so `torch.compile` keeps the whole
 fuses the glue around it. Matmuls run in x's dtype (bf16 under mixed precision); weight gradients are
 returned in the parameters' dtype. Absent optional inputs give empty gradients inside the op
 (a custom op returns tensors only), mapped back to None for autograd.
+
+A bidirectional mixer's forward and reverse scans over the same x, h and p run as a second pair of custom ops
+(`infomamba::ssm_inner_pair` and its backward), on the same two bodies (`_forward`, `_backward`): the reverse scan's
+SSD forward kernel adds its readout into the forward scan's, and the forward direction's conv and injection backward
+kernels add its dx and dh into the reverse direction's, so that autograd adds none of these (B, L, E) pairs apart.
 """
 from __future__ import annotations
 
