@@ -1,9 +1,9 @@
 """Kernel launches of a training step, device-independent: the ops one encoder block dispatches in a
 bf16-autocast forward and its backward, per mixer, counted on fake tensors (FakeTensorMode: no data, no kernel
 run) with INFOMAMBA_KERNELS=triton. The fused SSM ops (`infomamba::ssm_inner`, `infomamba::ssm_inner_pair` and
-their backwards) are counted from inside: their eager glue op by op, their launchers' own included, each Triton kernel
-once (stubbed: nothing runs); other custom ops (the concept assignment) count once. Views, aliases, allocations and metadata queries launch
-nothing and are not counted. At 224 px the eager step is launch-bound (docs/benchmarks.md: the GPU idles most of an
+their backwards) are counted from inside: their eager glue op by op, their launchers' own included, each Triton
+kernel once (stubbed: nothing runs); other custom ops (the concept assignment) count once. Views, aliases,
+allocations and metadata queries launch nothing and are not counted. At 224 px the eager step is launch-bound (docs/benchmarks.md: the GPU idles most of an
 InfoMamba step), so this count is what the eager step time follows there; under torch.compile the fused op's glue
 stays eager (a custom op is opaque to Inductor).
 

@@ -37,7 +37,8 @@ def compile_every_variant() -> dict:
     for S in (-1, 1):
         jobs[f"bwd {tuple(cfg)} S={S} adding dx into the other direction's"] = (
             cc._conv_bwd_kernel, arg_types(cc._conv_bwd_kernel, *CONV_ARGS),
-            dict(K=4, S=S, HAS_BIAS=True, HAS_PAD=True, BLOCK_D=cfg.block_d, CHUNK=cfg.block_t, ACC=True), cfg.num_warps)
+            dict(K=4, S=S, HAS_BIAS=True, HAS_PAD=True, BLOCK_D=cfg.block_d, CHUNK=cfg.block_t, ACC=True),
+            cfg.num_warps)
     return compile_all(jobs)
 
 
