@@ -3,9 +3,9 @@ bf16-autocast forward and its backward, per mixer, counted on fake tensors (Fake
 run) with INFOMAMBA_KERNELS=triton. The fused SSM ops (`infomamba::ssm_inner`, `infomamba::ssm_inner_pair` and
 their backwards) are counted from inside: their eager glue op by op, their launchers' own included, each Triton
 kernel once (stubbed: nothing runs); other custom ops (the concept assignment) count once. Views, aliases,
-allocations and metadata queries launch nothing and are not counted. At 224 px the eager step is launch-bound (docs/benchmarks.md: the GPU idles most of an
-InfoMamba step), so this count is what the eager step time follows there; under torch.compile the fused op's glue
-stays eager (a custom op is opaque to Inductor).
+allocations and metadata queries launch nothing and are not counted. At 224 px the eager step is launch-bound
+(docs/benchmarks.md: the GPU idles most of an InfoMamba step), so this count is what the eager step time follows
+there; under torch.compile the fused op's glue stays eager (a custom op is opaque to Inductor).
 
     python benchmarks/op_count.py --mixers infomamba mamba attention
     python benchmarks/op_count.py --mixers 'infomamba{ssm_heads: 12}' --by-line   # the SSD form, op by source line
