@@ -48,6 +48,7 @@ def leaf_names(x, h, p, forward, reverse) -> list[str]:
 
 
 CASES = [("mamba1", dict(conv=True, inject="p", pad="left")), ("mamba1", dict(conv=False, inject=None, pad=None)),
+         ("mamba1", dict(conv=True, inject="identity", pad="right")),
          ("ssd", dict(conv=True, inject=True, pad="right")), ("ssd", dict(conv=False, inject=True, pad=None)),
          ("ssd", dict(conv=True, inject=False, pad="left"))]
 IDS = [f"{form}-{'-'.join(map(str, options.values()))}" for form, options in CASES]
@@ -68,7 +69,7 @@ def test_pair_matches_the_sum_of_its_directions(form, options):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("form,options", CASES[::2], ids=IDS[::2])
+@pytest.mark.parametrize("form,options", CASES, ids=IDS)
 def test_pair_adds_what_the_single_direction_ops_give(form, options, dtype):
     """In the activation dtype, against the single-direction op run once a direction and summed by autograd: every
     parameter's gradient is the same computation, bit for bit (but where atomics sum); the readout, dx and dh differ
