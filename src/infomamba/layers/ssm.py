@@ -102,9 +102,10 @@ class SelectiveSSM(nn.Module):
 class SSMDirections(nn.ModuleList):
     """The scan directions of one mixer over the same x, h and p; called, the sum of their readouts.
 
-    A forward and a reverse scan run as one op (`ops.ssm_inner.ssm_inner_pair`): the reverse scan's forward kernel
-    adds its readout into the forward scan's, and the backward's conv and injection kernels add the gradients of x
-    and h of one direction into the other's, where autograd would add each pair of (B, L, E) tensors apart. A
+    A forward and a reverse scan run as one op (`ops.ssm_inner.ssm_inner_pair`): the reverse scan's SSD forward
+    kernel adds its readout into the forward scan's, and the backward's conv and injection kernels add the gradients
+    of x and h of one direction into the other's, where autograd would add each pair of (B, L, E) tensors apart (the
+    Mamba-1 scan's readout, and dx without a conv, are added by torch inside the op). A
     direction with hooks (the diagnostics' and the FLOP count's observe each call) runs alone, with the same values.
     """
 
