@@ -263,15 +263,28 @@ for part in "$@"; do
            timeout 200 python3 -m pytest -q -p no:cacheprovider --durations=5 tests/ops/test_ssm_inner_ssd_triton.py \
              tests/ops/test_ssm_inner.py tests/mixers/test_infomamba.py > $OUT/tests_pair_more.log 2>&1
            echo "tests_pair_more rc=$?" >> $OUT/tests_pair_more.log; grep "passed\|failed\|rc=" $OUT/tests_pair_more.log ;;
-    # a change's before and after, one process after the other on one machine: the SSD form and mamba (AB_MIXERS to
-    # add others) on the code of an earlier commit (carry .devdata/base, made by `c=<commit>; mkdir -p .devdata/base &&
-    # git archive $c src configs | tar -x -C .devdata/base && echo $c > .devdata/base/COMMIT`; configs for the
-    # size-matched rows), then on this code
+    # the SSD kernels alone (benchmarks/bench_ssd.py at 224 and 1024 px's shapes, each kernel's GPU time) on the code
+    # of .devdata/base (see ab_base), of each src folder's parent in SSD_VARIANTS (other kernel files to compare,
+    # e.g. .devdata/loopB), then on this code at its launch and SSD_CONFIGS's; one log; then the SSD kernels' GPU tests
+    ssd_ab) for src in .devdata/base ${SSD_VARIANTS:-} .; do
+             echo "== $src $(cat $src/COMMIT 2>/dev/null)" >> $OUT/ssd_ab.log
+             PYTHONPATH=$([ $src = . ] || echo $PWD/$src/src:)$PYTHONPATH timeout 150 python3 benchmarks/bench_ssd.py \
+               --shapes 64x196 64x4096 --no-reference --reps-ms 60 --profile $([ $src = . ] && echo ${SSD_CONFIGS:-}) \
+               >> $OUT/ssd_ab.log 2>&1; echo "rc=$?" >> $OUT/ssd_ab.log
+           done
+           grep "^==\|SSD Triton\|GPU ms\|_ssd_bwd_chunk\|sum\|rc=" $OUT/ssd_ab.log
+           timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
+             tests/ops/test_ssm_inner_ssd_triton.py tests/ops/test_ssm_inner_pair.py > $OUT/tests_ssd_ab.log 2>&1
+           echo "tests rc=$?" >> $OUT/tests_ssd_ab.log; grep "passed\|failed\|rc=" $OUT/tests_ssd_ab.log ;;
+    # a change's before and after, one process after the other on one machine: the SSD form and mamba (AB_MIXERS in
+    # its place: others, or none with AB_MIXERS=" ") on the code of an earlier commit (carry .devdata/base, made by
+    # `c=<commit>; mkdir -p .devdata/base && git archive $c src configs | tar -x -C .devdata/base &&
+    # echo $c > .devdata/base/COMMIT`; configs for the size-matched rows), then on this code
     ab_base|ab_new) src=$([ $part = ab_base ] && echo $PWD/.devdata/base/src:)
            PYTHONPATH=$src$PYTHONPATH python3 -c "import infomamba; print(infomamba.__file__)"
            [ $part = ab_base ] && echo "base commit $(cat .devdata/base/COMMIT)"
-           PYTHONPATH=$src$PYTHONPATH timeout 290 python3 -m infomamba.bench --mixers 'infomamba{ssm_heads: 12}' mamba \
-             ${AB_MIXERS:-} --resolutions 224 1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 \
+           PYTHONPATH=$src$PYTHONPATH timeout 290 python3 -m infomamba.bench --mixers 'infomamba{ssm_heads: 12}' \
+             ${AB_MIXERS-mamba} --resolutions 224 1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 \
              --train --cuda-graphs --out $OUT/bench_$part > $OUT/bench_$part.log 2>&1
            echo "bench rc=$?" >> $OUT/bench_$part.log
            rm -f $OUT/bench_$part/bench.md; grep -v Warning $OUT/bench_$part.log | grep "rc=\|^| " ;;
