@@ -16,8 +16,8 @@ products too, as mamba-ssm's chunk kernels do) and accumulates in fp32; the carr
 Backward, in three launches (nothing is kept from the forward, as in `ops/ssm_inner`): the forward kernel rewrites
 the state entering every chunk (fp32, (batch * heads, chunks, n, p)); a reverse walk per (sample, head, p block)
 writes the state adjoint dS leaving every chunk (of S_out; dS_in = exp(T) dS + (exp(cs) o C)^T dy); then one program
-per (sample, chunk), all chunks at once, walks the chunk's heads and forms for each, with M = (C B^T) o exp(cs_t - cs_s)
-(lower triangle), W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
+per (sample, head, chunk), all chunks at once, forms with M = (C B^T) o exp(cs_t - cs_s) (lower triangle),
+W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
 
     dx~   = M^T dy + exp(T - cs) o (B dS)                dx = dt dx~ + D dy,   ddt = sum_p dx~ x + A da
     dC    = W B + exp(cs) o (dy S_in^T)                  dB = W^T C + exp(T - cs) o (x~ dS^T)
@@ -25,13 +25,13 @@ per (sample, chunk), all chunks at once, walks the chunk's heads and forms for e
     da_r  = sum_{t >= r} dcs_t + sum_s v_s + exp(T) <dS, S_in>     (T = sum of the chunk's a)
     dA    = sum dt da
 
-B and C are shared by every head, so a program loads them once and sums dB and dC over its heads in registers
-(in head order: deterministic, no atomics), written once side by side in one fp32 (batch, L, 2n) tensor; dA and dD
-per (sample, head, chunk). Launch configs (chunk 64, `FWD_CONFIG`, `BWD_CONFIG`; no autotuning): the chunk and the
-backward's from a sweep on an H200, the chunk walks' from a later sweep and a whole-model A/B on an H100, where a
-whole head a program and three pipeline stages made the 1024 px training step 5 % faster (`benchmarks/bench_ssd.py
---configs`, docs/benchmarks.md; not measured on an H200). `reverse=True` maps scan position t to L - 1 - t (index
-arithmetic, no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged, as padding does.
+B and C are shared by every head, so dB and dC come back per head, side by side in one fp32 (batch, L, heads, 2n)
+tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample,
+head, chunk). Launch configs (chunk 64, `FWD_CONFIG`, `BWD_CONFIG`; no autotuning): the chunk and the backward's
+from a sweep on an H200, the chunk walks' from a later sweep and a whole-model A/B on an H100, where a whole head a
+program and three pipeline stages made the 1024 px training step 5 % faster (`benchmarks/bench_ssd.py --configs`,
+docs/benchmarks.md; not measured on an H200). `reverse=True` maps scan position t to L - 1 - t (index arithmetic,
+no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged, as padding does.
 
 The fused SSM op (`ops/ssm_inner`) launches the kernels in its own form, as the Mamba-1 scan's: dt_pre before
 its bias and softplus in the activation dtype (DT_SOFTPLUS: dt = softplus(dt_pre + bias_h), a padded position
@@ -55,7 +55,7 @@ from . import tile_width
 LOG2E = tl.constexpr(1.4426950408889634)
 CHUNK = 64  # Q: positions a chunk; the forward saves the state entering each for the backward
 FWD_CONFIG = (64, 4, 3)  # (block of p channels, warps, pipeline stages) of the chunk walks (forward, dS pass)
-BWD_CONFIG = (4, 2)  # (warps, stages) of the backward's chunk-parallel kernel, a program per (sample, chunk)
+BWD_CONFIG = (4, 2)  # (warps, stages) of the backward's chunk-parallel kernel, a program per (sample, head, chunk)
 
 
 @triton.jit
@@ -176,79 +176,72 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
                           P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
                           HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
                           HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
-    """Gradients of one (sample, chunk) (the module docstring's backward), walking its heads in order, from the
-    state entering the chunk (st) and the adjoint of the state leaving it (dst). B, C and C B^T are shared by every
-    head: loaded and formed once, and dB and dC summed over the heads in registers (fp32, in head order) and written
-    once, side by side in one (batch, L, 2N) fp32 contiguous tensor (dC_ptr = dB_ptr + N). x, dy and dx share
-    strides; ddt (batch, L, H) contiguous, the gradient of dt as read (with DT_SOFTPLUS of dt_pre: ddt
-    sigmoid(dt_pre + bias), 0 at padding), in its dtype; dA (batch * H * chunks,) partials (with A_LOG of A_log:
-    dA A) and dD (batch * H * chunks, P)."""
+    """Gradients of one (sample, head, chunk) (the module docstring's backward) from the state entering it (st) and
+    the adjoint of the state leaving it (dst). x, dy and dx share strides; ddt (batch, L, H) contiguous, the
+    gradient of dt as read (with DT_SOFTPLUS of dt_pre: ddt sigmoid(dt_pre + bias), 0 at padding), in its dtype;
+    dB and dC side by side in one (batch, L, H, 2N) fp32 contiguous tensor (dC_ptr = dB_ptr + N); dA
+    (batch * H * chunks,) partials (with A_LOG of A_log: dA A) and dD (batch * H * chunks, P)."""
     pid = tl.program_id(0)
-    b = pid // n_chunks
+    bh = pid // n_chunks
     c = pid % n_chunks
+    b = bh // H
+    h = bh % H
     rq = tl.arange(0, Q)
     rn = tl.arange(0, N)
     rp = tl.arange(0, P)
+    A = _rate(A_ptr, h, A_LOG)
+    A2 = A * LOG2E
     t = c * Q + rq
     ok = t < L
     pos = L - 1 - t if REVERSE else t
-    Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0)
-    Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0)
-    causal = rq[:, None] >= rq[None, :]
-    dB = tl.zeros((Q, N), dtype=tl.float32)
-    dC = tl.zeros((Q, N), dtype=tl.float32)
-    for h in range(H):
-        prog = (b * H + h) * n_chunks + c
-        A = _rate(A_ptr, h, A_LOG)
-        A2 = A * LOG2E
-        off = b.to(tl.int64) * s_xb + (pos * s_xl + h * P)[:, None] + rp[None, :]
-        dt = _chunk_dt(dt_ptr, dtb_ptr, pad_ptr, b, h, pos, ok, L, s_dtb, s_dtl, DT_SOFTPLUS, HAS_PAD)
-        x = tl.load(x_ptr + off, mask=ok[:, None], other=0.0)
-        dy = tl.load(dy_ptr + off, mask=ok[:, None], other=0.0)
-        Bh = Bm.to(x.dtype)
-        Ch = Cm.to(x.dtype)
-        st = (prog.to(tl.int64) * N + rn[:, None]) * P + rp[None, :]
-        S_in = tl.load(st_ptr + st)
-        dS = tl.load(dst_ptr + st)
-        a = dt * A2
-        cs = tl.cumsum(a, axis=0)
-        total = tl.sum(a, axis=0)
-        e = tl.exp2(cs)
-        eb = tl.exp2(total - cs)
-        xf = x.to(tl.float32)
-        dyf = dy.to(tl.float32)
-        xdt = (xf * dt[:, None]).to(x.dtype)
-        decay = tl.exp2(tl.where(causal, cs[:, None] - cs[None, :], float("-inf")))
-        CB = tl.dot(Ch, tl.trans(Bh), input_precision=PREC)
-        W = tl.dot(dy, tl.trans(xdt), input_precision=PREC) * decay
-        G = W * CB
-        dcs = tl.sum(G, axis=1) - tl.sum(G, axis=0)
-        dxdt = tl.dot(tl.trans(CB * decay).to(x.dtype), dy, input_precision=PREC)
-        Wc = W.to(x.dtype)
-        dC += tl.dot(Wc, Bh, input_precision=PREC)
-        dB += tl.dot(tl.trans(Wc), Ch, input_precision=PREC)
-        BdS = tl.dot(Bh, dS.to(x.dtype), input_precision=PREC)
-        dxdt += eb[:, None] * BdS
-        dx = dxdt * dt[:, None]
-        if HAS_D:
-            dx += tl.load(D_ptr + h * P + rp).to(tl.float32)[None, :] * dyf
-            tl.store(dD_ptr + prog.to(tl.int64) * P + rp, tl.sum(dyf * xf, axis=0))
-        tl.store(dx_ptr + off, dx.to(dx_ptr.dtype.element_ty), mask=ok[:, None])
-        dC += e[:, None] * tl.dot(dy, tl.trans(S_in.to(x.dtype)), input_precision=PREC)
-        dB += eb[:, None] * tl.dot(xdt, tl.trans(dS.to(x.dtype)), input_precision=PREC)
-        v = eb * tl.sum(BdS * xdt.to(tl.float32), axis=1)
-        ystate = tl.dot((Cm.to(tl.float32) * e[:, None]).to(x.dtype), S_in.to(x.dtype), input_precision=PREC)
-        dcs += tl.sum(dyf * ystate, axis=1) - v
-        extra = tl.sum(v, axis=0) + tl.exp2(total) * tl.sum(tl.sum(dS * S_in, axis=1), axis=0)
-        da = tl.sum(dcs, axis=0) - tl.cumsum(dcs, axis=0) + dcs + extra
-        ddt = tl.sum(dxdt * xf, axis=1) + A * da
-        if DT_SOFTPLUS:
-            ddt *= _softplus_slope(dt)
-        tl.store(ddt_ptr + (b * L + pos).to(tl.int64) * H + h, ddt.to(ddt_ptr.dtype.element_ty), mask=ok)
-        tl.store(dA_ptr + prog, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
-    row = (b * L + pos).to(tl.int64)[:, None] * (2 * N) + rn[None, :]
-    tl.store(dB_ptr + row, dB, mask=ok[:, None])
-    tl.store(dC_ptr + row, dC, mask=ok[:, None])
+    off = b.to(tl.int64) * s_xb + h * P + pos[:, None] * s_xl + rp[None, :]
+    dt = _chunk_dt(dt_ptr, dtb_ptr, pad_ptr, b, h, pos, ok, L, s_dtb, s_dtl, DT_SOFTPLUS, HAS_PAD)
+    x = tl.load(x_ptr + off, mask=ok[:, None], other=0.0)
+    dy = tl.load(dy_ptr + off, mask=ok[:, None], other=0.0)
+    Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
+    Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
+    st = (pid.to(tl.int64) * N + rn[:, None]) * P + rp[None, :]
+    S_in = tl.load(st_ptr + st)
+    dS = tl.load(dst_ptr + st)
+    a = dt * A2
+    cs = tl.cumsum(a, axis=0)
+    total = tl.sum(a, axis=0)
+    e = tl.exp2(cs)
+    eb = tl.exp2(total - cs)
+    xf = x.to(tl.float32)
+    dyf = dy.to(tl.float32)
+    xdt = (xf * dt[:, None]).to(x.dtype)
+    decay = tl.exp2(tl.where(rq[:, None] >= rq[None, :], cs[:, None] - cs[None, :], float("-inf")))
+    CB = tl.dot(Cm, tl.trans(Bm), input_precision=PREC)
+    W = tl.dot(dy, tl.trans(xdt), input_precision=PREC) * decay
+    G = W * CB
+    dcs = tl.sum(G, axis=1) - tl.sum(G, axis=0)
+    dxdt = tl.dot(tl.trans(CB * decay).to(x.dtype), dy, input_precision=PREC)
+    Wc = W.to(x.dtype)
+    dC = tl.dot(Wc, Bm, input_precision=PREC)
+    dB = tl.dot(tl.trans(Wc), Cm, input_precision=PREC)
+    BdS = tl.dot(Bm, dS.to(x.dtype), input_precision=PREC)
+    dxdt += eb[:, None] * BdS
+    dx = dxdt * dt[:, None]
+    if HAS_D:
+        dx += tl.load(D_ptr + h * P + rp).to(tl.float32)[None, :] * dyf
+        tl.store(dD_ptr + pid.to(tl.int64) * P + rp, tl.sum(dyf * xf, axis=0))
+    tl.store(dx_ptr + off, dx.to(dx_ptr.dtype.element_ty), mask=ok[:, None])
+    dC += e[:, None] * tl.dot(dy, tl.trans(S_in.to(x.dtype)), input_precision=PREC)
+    dB += eb[:, None] * tl.dot(xdt, tl.trans(dS.to(x.dtype)), input_precision=PREC)
+    v = eb * tl.sum(BdS * xdt.to(tl.float32), axis=1)
+    ystate = tl.dot((Cm.to(tl.float32) * e[:, None]).to(x.dtype), S_in.to(x.dtype), input_precision=PREC)
+    dcs += tl.sum(dyf * ystate, axis=1) - v
+    extra = tl.sum(v, axis=0) + tl.exp2(total) * tl.sum(tl.sum(dS * S_in, axis=1), axis=0)
+    da = tl.sum(dcs, axis=0) - tl.cumsum(dcs, axis=0) + dcs + extra
+    row = (b * L + pos).to(tl.int64) * H + h
+    ddt = tl.sum(dxdt * xf, axis=1) + A * da
+    if DT_SOFTPLUS:
+        ddt *= _softplus_slope(dt)
+    tl.store(ddt_ptr + row, ddt.to(ddt_ptr.dtype.element_ty), mask=ok)
+    tl.store(dB_ptr + row[:, None] * (2 * N) + rn[None, :], dB, mask=ok[:, None])
+    tl.store(dC_ptr + row[:, None] * (2 * N) + rn[None, :], dC, mask=ok[:, None])
+    tl.store(dA_ptr + pid, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
 
 
 def _precision(x: Tensor) -> str:
@@ -330,17 +323,17 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
     dx = torch.empty_like(x)
     f32 = dict(device=x.device, dtype=torch.float32)
     ddt = torch.empty(batch, length, heads, device=x.device, dtype=dt.dtype if dt_bias is not None else torch.float32)
-    dBC = torch.empty(batch, length, 2 * n, **f32)
+    dBC = torch.empty(batch, length, heads, 2 * n, **f32)
     dA = torch.empty(batch * heads * n_chunks, **f32)
     dD = torch.empty(batch * heads * n_chunks, p, **f32) if D is not None else None
     warps, stages = BWD_CONFIG
-    _ssd_bwd_chunk_kernel[(batch * n_chunks,)](
+    _ssd_bwd_chunk_kernel[(batch * heads * n_chunks,)](
         x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, dy_ptr=dy, st_ptr=states, dst_ptr=d_states,
         dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dBC, dC_ptr=dBC[..., n:], dA_ptr=dA, dD_ptr=dD if dD is not None else dA,
         L=length, H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, HAS_D=D is not None,
         REVERSE=reverse, PREC=_precision(x), num_warps=warps, num_stages=stages)
     dD = dD.view(batch, heads, n_chunks, p).sum((0, 2)).flatten() if D is not None else None
-    return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dBC, dD
+    return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dBC.sum(2), dD
 
 
 def _inputs(x, dt, A, B, C, D):
