@@ -276,6 +276,16 @@ for part in "$@"; do
            timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
              tests/ops/test_ssm_inner_ssd_triton.py tests/ops/test_ssm_inner_pair.py > $OUT/tests_ssd_ab.log 2>&1
            echo "tests rc=$?" >> $OUT/tests_ssd_ab.log; grep "passed\|failed\|rc=" $OUT/tests_ssd_ab.log ;;
+    # the injection backward forming x_proj's input gradient itself: its GPU tests and those of the ops around it,
+    # then the kernel alone against .devdata/base's (matmul + kernel) and at other blocks
+    injection) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
+             tests/ops/test_ssm_inner_pair.py tests/ops/test_ssm_inner_ssd_triton.py tests/layers/test_ssm.py \
+             > $OUT/tests_injection.log 2>&1; echo "tests rc=$?" >> $OUT/tests_injection.log
+           grep "passed\|failed\|rc=" $OUT/tests_injection.log
+           timeout 100 python3 benchmarks/bench_injection.py --rows 64x196 64x4096 \
+             --baseline .devdata/base/src/infomamba/ops/ssm_inner/triton.py \
+             --configs 16,8192,8,4 32,4096,4,4 64,4096,2,4 16,16384,8,8 32,8192,4,8 > $OUT/bench_injection.log 2>&1
+           echo "rc=$?" >> $OUT/bench_injection.log; cat $OUT/bench_injection.log ;;
     # a change's before and after, one process after the other on one machine: the SSD form and mamba (AB_MIXERS in
     # its place: others, or none with AB_MIXERS=" ") on the code of an earlier commit (carry .devdata/base, made by
     # `c=<commit>; mkdir -p .devdata/base && git archive $c src configs | tar -x -C .devdata/base &&

@@ -19,11 +19,13 @@ itself) and the chain rule by hand:
     dh = p du;  dp = sum h du;  dx, dconv_w, dconv_b = conv backward kernel(x, du)  (x~ and dx masked in it)
     dA_log = dA * A                      (A = -exp(A_log); both formed in the scan kernels, which read A_log)
 
-du, dh and dp come from one elementwise kernel (`_injection_bwd_kernel`): it adds the scan's du and the x_proj
-term, zeroes padding, rounds du to u's dtype as the reference does, and from that du writes dh and per-program fp32
-partial rows of dp (summed by torch: deterministic, no atomics), where PyTorch took about nine launches per
-direction (the add, the mask and its cast, P's and h's casts, two products, the sum, the casts back). Its
-product du h is formed in fp32 where the reference rounds it to u's dtype before summing in fp32.
+du, dh and dp come from one kernel (`_injection_bwd_kernel`): it forms the x_proj term [d dt~, dB, dC] W_x itself
+(a tensor-core product of K = R + 2N, fp32 accumulation: the (B, L, E) product is never written and read back),
+adds the scan's du, zeroes padding, rounds du to u's dtype as the reference does, and from that du writes dh and
+per-program fp32 partial rows of dp (summed by torch: deterministic, no atomics), where PyTorch took a matmul and
+about nine launches per direction (the add, the mask and its cast, P's and h's casts, two products, the sum, the
+casts back). The reference rounds the x_proj term and the product du h to u's dtype; the kernel keeps both in
+fp32 until du and dp.
 
 Per direction and layer, training therefore keeps no (B, L, E) tensor beyond x and h, which the
 mixer holds anyway (P h is formed inside, so even the injected product is not kept), against about
@@ -86,33 +88,40 @@ def _pad(padding_mask: Tensor | None) -> Tensor | None:
     return padding_mask.contiguous() if padding_mask is not None else None
 
 
-_INJECTION_BLOCK = (16, 256)  # (rows, channels) of a tile: 4096 elements, 32 a thread at 4 warps
+_INJECTION_ROWS = 16  # rows (tokens) of a tile; its channels: 256 where x_proj's K = R + 2N fits a block of 64
+_INJECTION_TILE_WEIGHTS = 16384  # elements of W_x's (K, channels) block a program holds: 64 x 256 (64 a thread)
 _INJECTION_TILES = 8  # tiles of rows a program walks, summing its dp partial row in registers
+_INJECTION_WARPS = 4
 
 
 @triton.jit
-def _injection_bwd_kernel(a_ptr, b_ptr, h_ptr, p_ptr, pad_ptr, du_ptr, dh_ptr, part_ptr, n_rows, E,
-                          HAS_H: tl.constexpr, HAS_P: tl.constexpr, HAS_PAD: tl.constexpr,
-                          BLOCK_R: tl.constexpr, BLOCK_E: tl.constexpr, TILES: tl.constexpr, ACC: tl.constexpr):
-    """du = (a + b) at real tokens (0 at padding) in du's dtype; with HAS_H, dh = p du (du with P = I) in h's dtype
-    (ACC: added to what dh_ptr holds, in fp32 before one rounding) and this program's row of dp partials, sum over
-    its rows of du h (fp32), for TILES tiles of BLOCK_R rows (tokens) x BLOCK_E channels; every tensor (rows, E)
-    contiguous, the mask one byte a row, True at padding."""
+def _injection_bwd_kernel(a_ptr, d_ptr, w_ptr, h_ptr, p_ptr, pad_ptr, du_ptr, dh_ptr, part_ptr, n_rows, E, K,
+                          HAS_H: tl.constexpr, HAS_P: tl.constexpr, HAS_PAD: tl.constexpr, BLOCK_R: tl.constexpr,
+                          BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, TILES: tl.constexpr, ACC: tl.constexpr,
+                          PREC: tl.constexpr):
+    """du = a + d W at real tokens (0 at padding) in du's dtype, d W (x_proj's input gradient, d (rows, K) and W
+    (K, E) in du's dtype) formed here as a tensor-core product with fp32 accumulation; with HAS_H, dh = p du (du
+    with P = I) in h's dtype (ACC: added to what dh_ptr holds, in fp32 before one rounding) and this program's row
+    of dp partials, sum over its rows of du h (fp32), for TILES tiles of BLOCK_R rows (tokens) x BLOCK_E channels;
+    every tensor (rows, E) or (rows, K) contiguous, the mask one byte a row, True at padding."""
     cols = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     col_ok = cols < E
+    ks = tl.arange(0, BLOCK_K)
+    w = tl.load(w_ptr + ks[:, None] * E + cols[None, :], mask=(ks < K)[:, None] & col_ok[None, :], other=0.0)
     dp = tl.zeros([BLOCK_E], dtype=tl.float32)
     p = tl.zeros([BLOCK_E], dtype=tl.float32)
     if HAS_P:
         p = tl.load(p_ptr + cols, mask=col_ok, other=0.0).to(du_ptr.dtype.element_ty).to(tl.float32)
-    for tile in tl.static_range(TILES):
+    for tile in range(TILES):
         rows = (tl.program_id(0) * TILES + tile) * BLOCK_R + tl.arange(0, BLOCK_R)
         row_ok = rows < n_rows
         if HAS_PAD:
             row_ok = row_ok & (tl.load(pad_ptr + rows, mask=row_ok, other=1) == 0)
         offs = rows.to(tl.int64)[:, None] * E + cols[None, :]
         mask = (rows < n_rows)[:, None] & col_ok[None, :]
-        du = tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32) + tl.load(b_ptr + offs, mask=mask,
-                                                                                   other=0.0).to(tl.float32)
+        d = tl.load(d_ptr + rows.to(tl.int64)[:, None] * K + ks[None, :],
+                    mask=(rows < n_rows)[:, None] & (ks < K)[None, :], other=0.0)
+        du = tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32) + tl.dot(d, w, input_precision=PREC)
         du = tl.where(row_ok[:, None], du, 0.0).to(du_ptr.dtype.element_ty)
         tl.store(du_ptr + offs, du, mask=mask)
         if HAS_H:
@@ -128,24 +137,34 @@ def _injection_bwd_kernel(a_ptr, b_ptr, h_ptr, p_ptr, pad_ptr, du_ptr, dh_ptr, p
         tl.store(part_ptr + tl.program_id(0).to(tl.int64) * E + cols, dp, mask=col_ok)
 
 
-def _injection_backward(du_scan: Tensor, du_proj: Tensor, h: Tensor | None, p: Tensor | None,
+def injection_blocks(E: int, K: int) -> tuple[int, int]:
+    """(channels, K) of the injection backward's blocks: K padded to a power of two >= 16 (a tensor-core product's
+    least), and as many channels (up to 256, at least 16) as `_INJECTION_TILE_WEIGHTS` allows beside it."""
+    block_k = max(16, triton.next_power_of_2(K))
+    return max(16, min(256, triton.next_power_of_2(E), _INJECTION_TILE_WEIGHTS // block_k)), block_k
+
+
+def _injection_backward(du_scan: Tensor, d_proj: Tensor, w_proj: Tensor, h: Tensor | None, p: Tensor | None,
                         padding_mask: Tensor | None, dh_into: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """(du, dh, dp): du = du_scan + du_proj at real tokens, 0 at padding, in du_scan's dtype (contiguous
-    (B, L, E) both); dh = P du in h's dtype and dp = sum over tokens of du h in p's dtype (empty without h, p).
+    """(du, dh, dp): du = du_scan + d_proj w_proj at real tokens, 0 at padding, in du_scan's dtype (du_scan
+    contiguous (B, L, E), d_proj (B, L, K) the gradient of x_proj's output and w_proj (K, E) its weight, both in
+    du_scan's dtype); dh = P du in h's dtype and dp = sum over tokens of du h in p's dtype (empty without h, p).
     `dh_into` (h's shape and dtype, contiguous): dh is added to it in place and it is returned as dh."""
-    E = du_scan.shape[-1]
+    E, K = du_scan.shape[-1], w_proj.shape[0]
     n_rows = du_scan.numel() // E
     du = torch.empty_like(du_scan)
     dh = dh_into if dh_into is not None else torch.empty_like(h) if h is not None else _none(du_scan)
-    block_r, block_e = _INJECTION_BLOCK
-    grid = (triton.cdiv(n_rows, block_r * _INJECTION_TILES), triton.cdiv(E, block_e))
+    block_e, block_k = injection_blocks(E, K)
+    grid = (triton.cdiv(n_rows, _INJECTION_ROWS * _INJECTION_TILES), triton.cdiv(E, block_e))
     part = torch.empty(grid[0], E, device=du.device, dtype=torch.float32) if p is not None else du
     if n_rows:
-        _injection_bwd_kernel[grid](du_scan, du_proj.contiguous(), h.contiguous() if h is not None else du,
-                                    p if p is not None else du, _pad(padding_mask) if padding_mask is not None else du,
-                                    du, dh, part, n_rows, E, HAS_H=h is not None, HAS_P=p is not None,
-                                    HAS_PAD=padding_mask is not None, BLOCK_R=block_r, BLOCK_E=block_e,
-                                    TILES=_INJECTION_TILES, ACC=dh_into is not None, num_warps=4)
+        _injection_bwd_kernel[grid](du_scan, d_proj.contiguous(), w_proj.contiguous(),
+                                    h.contiguous() if h is not None else du, p if p is not None else du,
+                                    _pad(padding_mask) if padding_mask is not None else du, du, dh, part, n_rows, E, K,
+                                    HAS_H=h is not None, HAS_P=p is not None, HAS_PAD=padding_mask is not None,
+                                    BLOCK_R=_INJECTION_ROWS, BLOCK_E=block_e, BLOCK_K=block_k, TILES=_INJECTION_TILES,
+                                    ACC=dh_into is not None, PREC=ssd._precision(du_scan),
+                                    num_warps=_INJECTION_WARPS)
     dp = part.sum(0).to(p.dtype) if p is not None else _none(du_scan)
     return du, dh, dp
 
@@ -218,7 +237,7 @@ def _backward(dy: Tensor, x: Tensor, conv_w: Tensor | None, conv_b: Tensor | Non
         d_xdbl = torch.cat([g @ dt_w, dBC.to(u.dtype)], dim=-1)
         del g
         d_x_w = d_xdbl.flatten(0, 1).t() @ u.flatten(0, 1)
-        du, dh, dp = _injection_backward(du_scan, d_xdbl @ x_w, h, p, padding_mask, dh_into)
+        du, dh, dp = _injection_backward(du_scan, d_xdbl, x_w, h, p, padding_mask, dh_into)
         del u, du_scan, d_xdbl
         if conv_w is None:
             s = torch.sigmoid(xm.float())
