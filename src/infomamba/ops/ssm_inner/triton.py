@@ -88,9 +88,12 @@ def _pad(padding_mask: Tensor | None) -> Tensor | None:
     return padding_mask.contiguous() if padding_mask is not None else None
 
 
-_INJECTION_ROWS = 16  # rows (tokens) of a tile; its channels: 256 where x_proj's K = R + 2N fits a block of 64
-_INJECTION_TILE_WEIGHTS = 16384  # elements of W_x's (K, channels) block a program holds: 64 x 256 (64 a thread)
-_INJECTION_TILES = 8  # tiles of rows a program walks, summing its dp partial row in registers
+# The injection backward's blocks (`benchmarks/bench_injection.py --configs` on an H100, docs/benchmarks.md): tiles of
+# 64 rows (tokens) by as many channels as a block of 4096 of W_x's weights leaves beside x_proj's K (64 channels at
+# K = R + 2N = 56, padded to 64), two tiles a program (its dp partial row summed in registers), four warps
+_INJECTION_ROWS = 64
+_INJECTION_TILE_WEIGHTS = 4096
+_INJECTION_TILES = 2
 _INJECTION_WARPS = 4
 
 
