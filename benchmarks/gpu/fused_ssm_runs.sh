@@ -286,6 +286,13 @@ for part in "$@"; do
              --baseline .devdata/base/src/infomamba/ops/ssm_inner/triton.py \
              --configs 16,8192,8,4 32,4096,4,4 64,4096,2,4 16,16384,8,8 32,8192,4,8 > $OUT/bench_injection.log 2>&1
            echo "rc=$?" >> $OUT/bench_injection.log; cat $OUT/bench_injection.log ;;
+    # the injection kernel at its shipped blocks: its GPU tests, and timed alone against .devdata/base's
+    injection_final) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
+             tests/ops/test_ssm_inner_pair.py > $OUT/tests_injection_final.log 2>&1
+           echo "tests rc=$?" >> $OUT/tests_injection_final.log; grep "passed\|failed\|rc=" $OUT/tests_injection_final.log
+           timeout 60 python3 benchmarks/bench_injection.py --rows 64x196 64x4096 \
+             --baseline .devdata/base/src/infomamba/ops/ssm_inner/triton.py > $OUT/bench_injection_final.log 2>&1
+           echo "rc=$?" >> $OUT/bench_injection_final.log; cat $OUT/bench_injection_final.log ;;
     # a change's before and after, one process after the other on one machine: the SSD form and mamba (AB_MIXERS in
     # its place: others, or none with AB_MIXERS=" ") on the code of an earlier commit (carry .devdata/base, made by
     # `c=<commit>; mkdir -p .devdata/base && git archive $c src configs | tar -x -C .devdata/base &&
