@@ -293,6 +293,15 @@ for part in "$@"; do
            timeout 60 python3 benchmarks/bench_injection.py --rows 64x196 64x4096 \
              --baseline .devdata/base/src/infomamba/ops/ssm_inner/triton.py > $OUT/bench_injection_final.log 2>&1
            echo "rc=$?" >> $OUT/bench_injection_final.log; cat $OUT/bench_injection_final.log ;;
+    # the pooled streams' gradients inside the filter (h_pool from the concepts) and the gate's backward kernel (r_pool):
+    # their GPU tests
+    pools) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_silu_gate_triton.py tests/layers/test_gate.py \
+             tests/layers/test_concepts.py tests/mixers/test_infomamba.py > $OUT/tests_pools.log 2>&1
+           echo "tests rc=$?" >> $OUT/tests_pools.log; grep "passed\|failed\|rc=" $OUT/tests_pools.log ;;
+    # the SSD form's 200-step curve, fused against reference (curve_glue's second half)
+    curve_ssd) timeout 190 python3 benchmarks/curve_equality.py --mixers 'infomamba{ssm_heads: 4}' --steps 200 \
+             --reference-ops ssm_inner silu_gate --out $OUT > $OUT/curve_ssd.log 2>&1
+           echo "curve rc=$?" >> $OUT/curve_ssd.log; rm -f $OUT/*.csv; tail -2 $OUT/curve_ssd.log ;;
     # a change's before and after, one process after the other on one machine: the SSD form and mamba (AB_MIXERS in
     # its place: others, or none with AB_MIXERS=" ") on the code of an earlier commit (carry .devdata/base, made by
     # `c=<commit>; mkdir -p .devdata/base && git archive $c src configs | tar -x -C .devdata/base &&

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from infomamba.layers.gate import gated_projection, gated_readout
+from infomamba.layers.pooling import masked_mean
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -48,19 +49,28 @@ def _readout_args(dtype):
     return r, h, f, z, w
 
 
+@pytest.mark.parametrize("pad", [False, True], ids=["unpadded", "padded"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_readout_matches_plain_autograd(dtype):
-    """(r + f h) * SiLU(z) through W: the value and the gradients of r, h, f, z and W."""
+def test_readout_matches_plain_autograd(dtype, pad):
+    """(r + f h) * SiLU(z) through W, and r's mean over each sample's real tokens: the values and the gradients of
+    r, h, f, z and W from both outputs (the mean's gradient reaches r only, at its real tokens)."""
     r, h, f, z, w = args = _readout_args(dtype)
-    dout = torch.randn(2, 7, 5, dtype=dtype)
-    got = torch.autograd.grad(gated_readout(*args), args, dout)
-    want = torch.autograd.grad(F.linear((r + f * h) * F.silu(z), w), args, dout)
+    mask = torch.tensor([[False] * 7, [True, True] + [False] * 4 + [True]]) if pad else None
+    dout, dpool = torch.randn(2, 7, 5, dtype=dtype), torch.randn(2, 12, dtype=dtype)
+    out, pooled = gated_readout(*args, mask)
+    got = torch.autograd.grad((out, pooled), args, (dout, dpool))
+    want_out, want_pooled = F.linear((r + f * h) * F.silu(z), w), masked_mean(r, mask)
+    torch.testing.assert_close(out, want_out)
+    torch.testing.assert_close(pooled, want_pooled)
+    want = torch.autograd.grad((want_out, want_pooled), args, (dout, dpool))
     for g, e in zip(got, want):
         torch.testing.assert_close(g, e)
 
 
 def test_readout_gradcheck():
-    assert torch.autograd.gradcheck(gated_readout, _readout_args(torch.float64))
+    r, h, f, z, w = _readout_args(torch.float64)
+    mask = torch.tensor([[False] * 7, [True] + [False] * 6])
+    assert torch.autograd.gradcheck(lambda *a: gated_readout(*a, mask), (r, h, f, z, w))
 
 
 def test_readout_keeps_y_z_h_f_w_and_not_r():
@@ -69,7 +79,7 @@ def test_readout_keeps_y_z_h_f_w_and_not_r():
     r, h, f, z, w = _readout_args(torch.float32)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        out = gated_readout(r, h, f, z, w)
+        out, _ = gated_readout(r, h, f, z, w)
     ptrs = {t.data_ptr() for t in saved}
     assert r.data_ptr() not in ptrs and {h.data_ptr(), f.data_ptr(), z.data_ptr(), w.data_ptr()} <= ptrs
     assert len(ptrs) == 5

@@ -101,23 +101,29 @@ def compile_every_variant() -> dict:
     jobs = {}
     for kernel, out_ptrs in ((sg._gate_fwd_kernel, ("g_ptr",)), (sg._gate_bwd_kernel, ("g_ptr", "dy_ptr", "dz_ptr"))):
         for out in ("bf16", "fp32"):
-            types = {n: ("*" + ("fp32" if n in ("f_ptr", "part_ptr") else out if n in out_ptrs else "bf16"))
+            types = {n: ("*" + ("fp32" if n in ("f_ptr", "part_ptr", "share_ptr") else "i1" if n == "pad_ptr"
+                                else out if n in out_ptrs else "bf16"))
                      if n.endswith("_ptr") else "i32" for n in kernel.arg_names
-                     if n not in ("HAS_H", "BLOCK_R", "BLOCK_E", "TILES")}
+                     if n not in ("HAS_H", "HAS_SHARE", "HAS_PAD", "BLOCK_R", "BLOCK_E", "TILES")}
             for has_h in (False, True):
                 readout_bwd = has_h and "TILES" in kernel.arg_names  # the launches `_gate_backward` makes
                 elements = sg._READOUT_TILE if readout_bwd else sg._ELEMENTS_PER_PROGRAM
                 for block_e in (256, 4):
                     constants = dict(HAS_H=has_h, BLOCK_R=elements // block_e, BLOCK_E=block_e)
+                    shares = ((False, False),)
                     if "TILES" in kernel.arg_names:
                         constants["TILES"] = sg._READOUT_TILES if has_h else 1
-                    jobs[f"{kernel.fn.__name__} out={out} readout={has_h} {elements // block_e}x{block_e}"] = (
-                        kernel, types, constants, 4)
+                        shares = ((False, False), (True, False), (True, True)) if has_h else ((False, False),)
+                    for share, pad in shares:
+                        if "TILES" in kernel.arg_names:
+                            constants = dict(constants, HAS_SHARE=share, HAS_PAD=pad)
+                        jobs[f"{kernel.fn.__name__} out={out} readout={has_h} {elements // block_e}x{block_e} "
+                             f"share={share} pad={pad}"] = (kernel, types, constants, 4)
     return compile_all(jobs)
 
 
 def test_every_kernel_variant_compiles_for_sm90(tmp_path):
-    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 16)
+    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 24)
 
 
 def _readout_inputs(dtype, strided: bool):
@@ -147,6 +153,31 @@ def test_readout_form_matches_the_reference(dtype, strided):
         _close(g_, w, dtype if g_.dtype != FP32 else FP32)
     assert got[4].dtype == FP32 and got[4].shape == f.shape
     torch.testing.assert_close(got[4], want[4], rtol=1e-4, atol=1e-4 * want[4].abs().max().item())
+
+
+@pytest.mark.parametrize("dtype", [FP32, BF16])
+@pytest.mark.parametrize("pad", [False, True], ids=["unpadded", "padded"])
+def test_readout_backward_adds_the_pooled_readouts_gradient_into_r_only(dtype, pad):
+    """With dr_pool, the gradient of r's mean over each sample's real tokens, the returned dy is r's gradient:
+    dy + dr_pool / count at the real tokens of its own sample (rows of 4 samples of 300 tokens, so the backward's
+    row tiles cross samples), 0 more at padding; dh and df stay those of y's gradient."""
+    r, h, f, z, dg = _readout_inputs(dtype, strided=True)
+    y, _ = readout_gate_triton(r, h, f, z)
+    dr_pool = torch.randn(r.shape[0], r.shape[-1], generator=torch.Generator().manual_seed(7)).to(DEVICE)
+    mask = None
+    if pad:
+        mask = torch.zeros(r.shape[:2], dtype=torch.bool, device=DEVICE)
+        mask[0, :37] = mask[2, 250:] = True
+    got = readout_gate_backward_triton(y, z, dg, h, f, FP32, dr_pool, mask)
+    want = readout_gate_backward_reference(y, z, dg, h, f, FP32, dr_pool, mask)
+    plain = readout_gate_backward_reference(y, z, dg, h, f, FP32)
+    for g_, w in zip(got[:4], want[:4]):
+        _close(g_, w, dtype if g_.dtype != FP32 else FP32)
+    torch.testing.assert_close(got[4], plain[4], rtol=1e-4, atol=1e-4 * plain[4].abs().max().item())
+    _close(got[3], plain[3], dtype)
+    count = 300 if mask is None else (~mask).sum(1, keepdim=True)
+    added = (dr_pool / count).unsqueeze(1) * (1.0 if mask is None else (~mask).unsqueeze(-1))
+    _close(got[1], (plain[1].float() + added).to(dtype), dtype)
 
 
 def test_readout_form_checks_f_and_handles_empty_inputs():

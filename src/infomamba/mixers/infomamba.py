@@ -6,7 +6,8 @@
     y_t  = C_t s_t + D u_t + F h_t                                                  (Eq. 11, readout)
     out  = out_proj(y * SiLU(z))
 
-F h, its add and the gate run as one kernel (`layers/gate.py`'s `gated_readout`). h is not kept for backward:
+F h, its add and the gate run as one kernel (`layers/gate.py`'s `gated_readout`, which also returns r_pool, whose
+gradient its backward kernel adds into r's). h is not kept for backward:
 the SSM op (for P's gradient and the recomputed input u) and the gated readout (for F's gradient) save it as its
 recipe (`layers/recompute.py`), Eq. 10's last matmul over tensors that its own backward keeps: one
 (B, L, k) x (B, k, E) matmul in backward instead of a (B, L, E) tensor a layer until then.
@@ -122,7 +123,8 @@ class InfoMambaMixer(Mixer):
                 return gated_projection(self.f.to(h.dtype) * h, z, self.out_proj.weight), aux
             h_in, p_in = (h, self.p) if (h is not None and self.fused) else (None, None)
             r = self.ssm(xs, padding_mask, h_in, p_in)
-            aux.r_pool = masked_mean(r, padding_mask)
             if h is not None and self.fused:
-                return gated_readout(r, h, self.f, z, self.out_proj.weight), aux
+                out, aux.r_pool = gated_readout(r, h, self.f, z, self.out_proj.weight, padding_mask)
+                return out, aux
+            aux.r_pool = masked_mean(r, padding_mask)
             return gated_projection(r if h is None else r + h, z, self.out_proj.weight), aux

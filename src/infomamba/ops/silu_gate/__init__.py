@@ -41,9 +41,10 @@ def readout_gate(r: torch.Tensor, h: torch.Tensor, f: torch.Tensor, z: torch.Ten
 
 
 def readout_gate_backward(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, h: torch.Tensor, f: torch.Tensor,
-                          g_dtype: torch.dtype):
+                          g_dtype: torch.dtype, dr_pool: torch.Tensor | None = None,
+                          padding_mask: torch.Tensor | None = None):
     """(g, dy, dz, dh, df); contract of `readout_gate_backward_reference`."""
     kernels = _kernels(y, z)
     if kernels:
-        return kernels.readout_gate_backward_triton(y, z, dg, h, f, g_dtype)
-    return readout_gate_backward_reference(y, z, dg, h, f, g_dtype)
+        return kernels.readout_gate_backward_triton(y, z, dg, h, f, g_dtype, dr_pool, padding_mask)
+    return readout_gate_backward_reference(y, z, dg, h, f, g_dtype, dr_pool, padding_mask)

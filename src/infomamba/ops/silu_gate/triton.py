@@ -18,11 +18,14 @@ the mixers that use them without a graph break; the autograd wiring is the calle
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import triton
 import triton.language as tl
 
 from ..dispatch import on_device
+from .reference import mean_share
 
 _ELEMENTS_PER_PROGRAM = 4096  # 32 a thread at 4 warps
 _READOUT_TILE = 1024  # elements of a readout backward tile: 8 a thread at 4 warps (a 16-byte load of bf16)
@@ -57,13 +60,16 @@ def _gate_fwd_kernel(y_ptr, z_ptr, g_ptr, n_rows, E, y_row, z_row, h_ptr, f_ptr,
 
 @triton.jit
 def _gate_bwd_kernel(y_ptr, z_ptr, dg_ptr, g_ptr, dy_ptr, dz_ptr, n_rows, E, y_row, z_row, dg_row,
-                     h_ptr, f_ptr, dh_ptr, part_ptr, h_row, HAS_H: tl.constexpr,
+                     h_ptr, f_ptr, dh_ptr, part_ptr, h_row, share_ptr, pad_ptr, L, HAS_H: tl.constexpr,
+                     HAS_SHARE: tl.constexpr, HAS_PAD: tl.constexpr,
                      BLOCK_R: tl.constexpr, BLOCK_E: tl.constexpr, TILES: tl.constexpr):
     """g = y z s, dy = dg z s, dz = dg y s (1 + z (1 - s)) with s = sigmoid(z), for TILES tiles of rows (outputs
     contiguous). With HAS_H (the readout form, y = r + f h) also dh = f dy in h's dtype and this program's row of
     df partials, the sum over its rows of h dy (fp32), both from dy in fp32: the products are summed into a tile
     across the row loop and reduced over rows once, after it (a reduction a tile cost a barrier each and, with the
-    loop unrolled, 238 registers a thread in the sm_90 compile)."""
+    loop unrolled, 238 registers a thread in the sm_90 compile). With HAS_SHARE the dy written is r's gradient: dy
+    plus share (batch, E) fp32, the row's sample's, at rows that are real tokens (HAS_PAD: pad (rows,) True at
+    padding; rows are a sample's L tokens in order)."""
     columns = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     if HAS_H:
         f = tl.load(f_ptr + columns, mask=columns < E, other=0.0).to(tl.float32)[None, :]
@@ -78,7 +84,13 @@ def _gate_bwd_kernel(y_ptr, z_ptr, dg_ptr, g_ptr, dy_ptr, dz_ptr, n_rows, E, y_r
         dy = dg * silu
         out = rows * E + cols
         tl.store(g_ptr + out, (y * silu).to(g_ptr.dtype.element_ty), mask=mask)
-        tl.store(dy_ptr + out, dy.to(dy_ptr.dtype.element_ty), mask=mask)
+        dr = dy
+        if HAS_SHARE:
+            real = mask
+            if HAS_PAD:
+                real = real & (tl.load(pad_ptr + rows, mask=rows < n_rows, other=1) == 0)
+            dr += tl.load(share_ptr + (rows // L) * E + cols, mask=real, other=0.0)
+        tl.store(dy_ptr + out, dr.to(dy_ptr.dtype.element_ty), mask=mask)
         tl.store(dz_ptr + out, (dg * y * s * (1.0 + z * (1.0 - s))).to(dz_ptr.dtype.element_ty), mask=mask)
         if HAS_H:
             tl.store(dh_ptr + out, (f * dy).to(dh_ptr.dtype.element_ty), mask=mask)
@@ -118,8 +130,10 @@ def _gate_forward(y: torch.Tensor, z: torch.Tensor, h: torch.Tensor | None, f: t
 
 
 def _gate_backward(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, g_dtype: torch.dtype, h: torch.Tensor | None,
-                   f: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-    """(g, dy, dz), with h and f also (dh, df); the launch of both backward ops."""
+                   f: torch.Tensor | None, dr_pool: torch.Tensor | None = None,
+                   padding_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """(g, dy, dz), with h and f also (dh, df), and with dr_pool (B, E) dy as r's gradient
+    (`readout_gate_backward_reference`); the launch of both backward ops."""
     g = torch.empty(y.shape, device=y.device, dtype=g_dtype)
     dy, dz = torch.empty(y.shape, device=y.device, dtype=y.dtype), torch.empty(y.shape, device=y.device, dtype=z.dtype)
     dh = torch.empty(y.shape, device=y.device, dtype=h.dtype) if h is not None else None
@@ -130,10 +144,14 @@ def _gate_backward(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, g_dtype: 
     h2 = _rows(h) if h is not None else y2
     grid, block_r, block_e = _grid(*y2.shape, tiles, elements)
     part = torch.empty(grid[0], y.shape[-1], device=y.device, dtype=torch.float32) if h is not None else None
+    share = mean_share(dr_pool, padding_mask, y.shape[-2]).contiguous() if dr_pool is not None else None
+    pad = padding_mask.contiguous() if dr_pool is not None and padding_mask is not None else None
     with on_device(y):
         _gate_bwd_kernel[grid](y2, z2, dg2, g, dy, dz, *y2.shape, y2.stride(0), z2.stride(0), dg2.stride(0), h2,
                                f if f is not None else y2, dh if dh is not None else dy,
-                               part if part is not None else dy, h2.stride(0), HAS_H=h is not None,
+                               part if part is not None else dy, h2.stride(0), share if share is not None else dy,
+                               pad if pad is not None else dy, y.shape[-2] if y.dim() > 1 else 1,
+                               HAS_H=h is not None, HAS_SHARE=share is not None, HAS_PAD=pad is not None,
                                BLOCK_R=block_r, BLOCK_E=block_e, TILES=tiles, num_warps=4)
     if h is None:
         return g, dy, dz
@@ -175,13 +193,14 @@ def _(r, h, f, z):
 
 @torch.library.custom_op("infomamba::readout_gate_backward", mutates_args=())
 def readout_gate_backward_op(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, h: torch.Tensor, f: torch.Tensor,
-                             g_dtype: torch.dtype
+                             g_dtype: torch.dtype, dr_pool: Optional[torch.Tensor],
+                             padding_mask: Optional[torch.Tensor]
                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _gate_backward(y, z, dg, g_dtype, h, f)
+    return _gate_backward(y, z, dg, g_dtype, h, f, dr_pool, padding_mask)
 
 
 @readout_gate_backward_op.register_fake
-def _(y, z, dg, h, f, g_dtype):
+def _(y, z, dg, h, f, g_dtype, dr_pool, padding_mask):
     return (y.new_empty(y.shape, dtype=g_dtype), torch.empty_like(y), y.new_empty(y.shape, dtype=z.dtype),
             torch.empty_like(h), torch.empty_like(f))
 
@@ -217,7 +236,11 @@ def readout_gate_triton(r: torch.Tensor, h: torch.Tensor, f: torch.Tensor, z: to
 
 
 def readout_gate_backward_triton(y: torch.Tensor, z: torch.Tensor, dg: torch.Tensor, h: torch.Tensor,
-                                 f: torch.Tensor, g_dtype: torch.dtype):
+                                 f: torch.Tensor, g_dtype: torch.dtype, dr_pool: torch.Tensor | None = None,
+                                 padding_mask: torch.Tensor | None = None):
     """(g, dy, dz, dh, df); contract of `readout_gate_backward_reference`."""
     _readout_shapes(y, h, f, z, dg)
-    return readout_gate_backward_op(y, z, dg, h, f, g_dtype)
+    if dr_pool is not None and (y.dim() != 3 or dr_pool.shape != (y.shape[0], y.shape[2])):
+        raise ValueError(f"readout_gate_backward: dr_pool must be (B, E) for y (B, L, E) {tuple(y.shape)}, got "
+                         f"{tuple(dr_pool.shape)}")
+    return readout_gate_backward_op(y, z, dg, h, f, g_dtype, dr_pool, padding_mask)
