@@ -3,7 +3,6 @@ import torch
 
 from infomamba.layers.concepts import (ConceptFilter, ConceptMixing, effective_concepts, pool_concepts, readout,
                                       scatter_concepts)
-from infomamba.layers.pooling import masked_mean
 from infomamba.ops.concept_assign import entropy_budget, sparse_assign_reference
 from infomamba.ops.hash_bucket import bucket_nll_reference
 
@@ -67,47 +66,14 @@ def test_readout_is_eq10_whichever_side_w_u_acts_on(L, chunk):
     w_u = torch.nn.Linear(D, E, bias=False)
     saved_shapes = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved_shapes.append(tuple(t.shape)) or t, lambda t: t):
-        h, recipe, pooled = readout(Z, R_bar, w_u, chunk)
+        h, recipe = readout(Z, R_bar, w_u, chunk)
     torch.testing.assert_close(h, w_u(scatter_concepts(Z, R_bar, chunk)))
-    assert pooled is None
     token_rows = [shape for shape in saved_shapes if shape in ((B, L, D), (B * L, D))]
     assert bool(token_rows) == (groups * k >= L), saved_shapes
     with torch.no_grad():
         torch.testing.assert_close(recipe(), h, rtol=0, atol=0)
     h.sum().backward()
     assert Z.grad is not None and w_u.weight.grad is not None
-
-
-@pytest.mark.parametrize("pad", [False, True], ids=["unpadded", "padded"])
-@pytest.mark.parametrize("L,chunk", [(40, None), (5, None), (40, 4), (40, 14)],
-                         ids=["k<L", "k>L", "causal, W_U on tokens", "causal, W_U on concepts"])
-def test_pooled_stream_is_the_masked_mean_of_h(L, chunk, pad):
-    """h_pool formed from the concepts (`token_stream`'s third output) is the masked mean of the token stream h over
-    each sample's real tokens: values and the gradients of the input and of every parameter (float64; padding on the
-    left, the right and both, which the causal filter moves into its chunk layout)."""
-    torch.manual_seed(0)
-    filt = ConceptFilter(8, 6, k_max=12, d_concept=8, n_buckets=2, q_max=3, chunk=chunk).double().eval()
-    x = torch.randn(3, L, 8, dtype=torch.float64, requires_grad=True)
-    mask = None
-    if pad:
-        mask = torch.zeros(3, L, dtype=torch.bool)
-        mask[0, : L // 2] = mask[1, L - L // 3:] = True
-        mask[2, :1] = mask[2, L - 1:] = True
-    weight = torch.randn(3, 6, dtype=torch.float64)
-    leaves = [x, *(p for p in filt.parameters())]
-
-    def grads(pooled):
-        Z, readback, _ = filt.mixed_concepts(x, mask)
-        value = pooled(Z, readback)
-        return value, torch.autograd.grad((value * weight).sum(), leaves, allow_unused=True)
-
-    want, want_grads = grads(lambda Z, rb: masked_mean(filt.token_stream(Z, rb, mask)[0], mask))
-    got, got_grads = grads(lambda Z, rb: filt.token_stream(Z, rb, mask)[2])
-    torch.testing.assert_close(got, want)
-    for g, w in zip(got_grads, want_grads):
-        assert (g is None) == (w is None)
-        if g is not None:
-            torch.testing.assert_close(g, w)
 
 
 def test_causal_pooling_sees_completed_chunks_only():

@@ -125,28 +125,17 @@ def exclusive_prefix(t: torch.Tensor) -> torch.Tensor:
 
 
 def readout(Z_mixed: torch.Tensor, R_bar: torch.Tensor, w_u: nn.Linear, chunk: int | None,
-            slot: torch.Tensor | None = None, pool: torch.Tensor | None = None
-            ) -> tuple[torch.Tensor, Callable[[], torch.Tensor], torch.Tensor | None]:
+            slot: torch.Tensor | None = None) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
     """h = W_U sum_i R_bar_{t,i} z~_i (Eq. 10), with W_U applied on whichever side has fewer rows: the
-    (B, G, k, .) concepts when G k < L (then no (B, L, d) scatter output exists), else the tokens. Returns h,
-    its recipe (a function that makes h again from what its own backward keeps: the last matmul alone) and, given
-    `pool` (B, G, k), pooled = sum_g sum_i pool_gi W_U z~_gi (B, out_dim), else None: with pool_g the sum of R_bar's
-    rows of group g that a sum over tokens weighs, pooled is that sum of h, formed from the same concepts (Eq. 10 is
-    linear in R_bar and W_U has no bias) so that it keeps nothing the scatter does not."""
+    (B, G, k, .) concepts when G k < L (then no (B, L, d) scatter output exists), else the tokens. Returns h and
+    its recipe: a function that makes h again from what its own backward keeps (the last matmul alone)."""
     groups, k = Z_mixed.shape[1], Z_mixed.shape[2]
     if groups * k < R_bar.shape[1]:
         concepts = w_u(Z_mixed)
         return (scatter_concepts(concepts, R_bar, chunk, slot),
-                functools.partial(scatter_concepts, concepts.detach(), R_bar.detach(), chunk, slot),
-                pooled_concepts(concepts, pool) if pool is not None else None)
+                functools.partial(scatter_concepts, concepts.detach(), R_bar.detach(), chunk, slot))
     tokens = scatter_concepts(Z_mixed, R_bar, chunk, slot)
-    return (w_u(tokens), functools.partial(w_u, tokens.detach()),
-            w_u(pooled_concepts(Z_mixed, pool)) if pool is not None else None)
-
-
-def pooled_concepts(concepts: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
-    """sum_g sum_i pool_gi concepts_gi: (B, G, k, F) concepts weighed by (B, G, k) -> (B, F)."""
-    return (pool.unsqueeze(2).to(concepts.dtype) @ concepts).sum((1, 2))
+    return w_u(tokens), functools.partial(w_u, tokens.detach())
 
 
 def scatter_concepts(Z_mixed: torch.Tensor, R_bar: torch.Tensor, chunk: int | None,
@@ -278,18 +267,9 @@ class ConceptFilter(nn.Module):
         Z, mass = pool_concepts(x, R_bar, padding_mask, self.chunk)
         return self.mixing(Z, mass), Readback(R_bar, slot), aux
 
-    def token_stream(self, Z_mixed: torch.Tensor, readback: Readback, padding_mask: torch.Tensor | None = None):
-        """Eq. 10: h (B, L, out_dim) from the mixed concepts and the `Readback`, h's recipe (`readout`), and h
-        averaged over each sample's real tokens (B, out_dim), the mixer's h_pool for Eq. 12-13, formed from the
-        concepts (`readout`'s pool: R_bar's rows summed within each chunk group, its padding rows left out; in the
-        chunk layout, `readback.slot`, R_bar is 0 on them already). A (B, L, k) sum stands for the mean of the
-        (B, L, E) stream: no (B, L, E) read in the forward and no (B, L, E) gradient added into h's in the backward."""
-        R_bar = readback.R_bar
-        rows = R_bar if padding_mask is None or readback.slot is not None else masked_rows(R_bar, padding_mask)
-        pool = split_chunks(rows, self.chunk).sum(2) if self.chunk else rows.sum(1, keepdim=True)
-        count = R_bar.shape[1] if padding_mask is None else (~padding_mask).sum(1, keepdim=True).clamp_min(1)
-        h, recipe, pooled = readout(Z_mixed, R_bar, self.w_u, self.chunk, readback.slot, pool)
-        return h, recipe, pooled / count
+    def token_stream(self, Z_mixed: torch.Tensor, readback: Readback):
+        """Eq. 10: h (B, L, out_dim) from the mixed concepts and the `Readback`, and h's recipe (`readout`)."""
+        return readout(Z_mixed, readback.R_bar, self.w_u, self.chunk, readback.slot)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
         """Returns h (B, L, out_dim) and aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""

@@ -116,8 +116,9 @@ class InfoMambaMixer(Mixer):
         h, recipe = None, None
         if self.has_filter:
             Z_mixed, readback, filter_aux = self.filter.mixed_concepts(x, padding_mask)
-            h, recipe, aux.h_pool = self.filter.token_stream(Z_mixed, readback, padding_mask)
+            h, recipe = self.filter.token_stream(Z_mixed, readback)
             aux.mi_hash, aux.k_eff = filter_aux["mi_hash"], filter_aux["k_eff"]
+            aux.h_pool = masked_mean(h, padding_mask)
         with saved_as_recipe(h, recipe):
             if not self.has_ssm:
                 return gated_projection(self.f.to(h.dtype) * h, z, self.out_proj.weight), aux
