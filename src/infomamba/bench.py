@@ -9,6 +9,7 @@ sequence length on the same encoder fed (B, L, D) tokens (long text / speech).
     infomamba bench ... --cuda-graphs   # + each eager step captured in one CUDA graph (rows "<mixer> +graphs")
     infomamba bench --kmax-sweep 25 50 100 200          # Fig. 4: InfoMamba latency vs k_max
     infomamba bench --mixers infomamba 'infomamba{ssm_heads: 12}' attention   # a mixer with options of its own
+    infomamba bench ... --train --aux-loss   # the step optimises Eq. 14, as `infomamba fit` does, not cross-entropy
 
 A --mixers entry is a mixer name, or NAME{yaml} with options (a YAML flow mapping) merged over the name's
 size-matched options; its rows carry the entry as given as their label. The *_x_attn columns compare each row
@@ -46,6 +47,7 @@ import yaml
 from .config import EncoderConfig
 from .cuda_graphs import graphed_forward, graphed_train_step
 from .encoder import Encoder
+from .losses import LossWeights, total_loss
 from .mixers import build_mixer
 from .arguments import positive
 from .ops.dispatch import optional_import
@@ -53,31 +55,40 @@ from .summary import command_size_matched_options
 
 
 class SequenceModel(nn.Module):
-    """(B, L, D) tokens -> Encoder -> mean -> head: the 1-D sweep, no frontend."""
+    """(B, L, D) tokens -> Encoder -> mean -> head: the 1-D sweep, no frontend. `aux_loss`: the output is (logits,
+    the encoder's per-block `MixerAux`), for a training step that optimises Eq. 14 (`train_loss`)."""
 
-    def __init__(self, config: EncoderConfig, classes: int = 1000):
+    def __init__(self, config: EncoderConfig, classes: int = 1000, aux_loss: bool = False):
         super().__init__()
         self.encoder = Encoder(config)
         self.head = nn.Linear(config.dim, classes)
+        self.aux_loss = aux_loss
 
     def forward(self, tokens):
-        return self.head(self.encoder(tokens).hidden.mean(1))
+        out = self.encoder(tokens)
+        logits = self.head(out.hidden.mean(1))
+        return (logits, out.aux) if self.aux_loss else logits
 
 
 class BenchModel(nn.Module):
-    """Patch embedding (16 px, learned positions, resampled per resolution) -> Encoder -> mean -> head."""
+    """Patch embedding (16 px, learned positions, resampled per resolution) -> Encoder -> mean -> head; `aux_loss`
+    as `SequenceModel`'s."""
 
-    def __init__(self, config: EncoderConfig, patch: int = 16, classes: int = 1000, base: int = 224):
+    def __init__(self, config: EncoderConfig, patch: int = 16, classes: int = 1000, base: int = 224,
+                 aux_loss: bool = False):
         super().__init__()
         from infomamba.tasks.image.frontend import PatchEmbed
 
         self.patch = PatchEmbed(3, config.dim, patch, pos="learned", img_size=base)
         self.encoder = Encoder(config)
         self.head = nn.Linear(config.dim, classes)
+        self.aux_loss = aux_loss
 
     def forward(self, images):
         tokens, grid = self.patch(images)
-        return self.head(self.encoder(tokens, None, grid).hidden.mean(1))
+        out = self.encoder(tokens, None, grid)
+        logits = self.head(out.hidden.mean(1))
+        return (logits, out.aux) if self.aux_loss else logits
 
 
 def _sync(device):
@@ -131,8 +142,14 @@ def _autocast(inputs: torch.Tensor, dtype: str):
     return torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
 
 
-def _cross_entropy(labels: torch.Tensor):
-    return lambda logits: nn.functional.cross_entropy(logits, labels)
+def train_loss(model: nn.Module, labels: torch.Tensor) -> Callable[[object], torch.Tensor]:
+    """The loss a training step optimises from the model's output: cross-entropy of the logits, or for a model
+    built with `aux_loss` (its output (logits, aux)) Eq. 14 with the default weights (`losses.total_loss`: the
+    pooled streams' InfoNCE and redundancy terms and the MI-hash term beside it, as `infomamba fit` optimises)."""
+    if not getattr(model, "aux_loss", False):
+        return lambda logits: nn.functional.cross_entropy(logits, labels)
+    weights = LossWeights()
+    return lambda out: total_loss(nn.functional.cross_entropy(out[0], labels), out[1], labels, weights)["loss"]
 
 
 def eager_forward(model: nn.Module, inputs: torch.Tensor, dtype: str) -> Callable[[], object]:
@@ -148,7 +165,7 @@ def eager_train_step(model: nn.Module, inputs: torch.Tensor, labels: torch.Tenso
                      warmup: int) -> Callable[[], object]:
     """An AdamW training step of an eager or compiled row, after its warm-up steps (`train_warmup_steps`)."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    loss_fn = _cross_entropy(labels)
+    loss_fn = train_loss(model, labels)
 
     def step():
         new_step()
@@ -171,7 +188,7 @@ def graphed_train_step_call(model: nn.Module, inputs: torch.Tensor, labels: torc
                             warmup: int) -> Callable[[], object]:
     """The training step of a "+graphs" row: the eager AdamW step (capturable) captured in a CUDA graph."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, capturable=True)
-    return graphed_train_step(model, _cross_entropy(labels), opt, inputs, _autocast_dtype(dtype),
+    return graphed_train_step(model, train_loss(model, labels), opt, inputs, _autocast_dtype(dtype),
                               warmup=train_warmup_steps(warmup))
 
 
@@ -476,6 +493,10 @@ def parser() -> argparse.ArgumentParser:
                    help="timed runs, the median reported; a training step is timed over half as many "
                    "(default %(default)s)")
     p.add_argument("--train", action="store_true", help="also time an AdamW training step and record peak memory")
+    p.add_argument("--aux-loss", action="store_true",
+                   help="with --train: the step optimises Eq. 14, cross-entropy plus the mixers' auxiliary terms "
+                   "(InfoMamba's pooled-stream InfoNCE, redundancy and MI-hash), as `infomamba fit` does; without "
+                   "it cross-entropy alone, the same loss for every mixer (default off)")
     p.add_argument("--compile", action="store_true",
                    help="also time the mixers under torch.compile (rows '<mixer> +compile')")
     p.add_argument("--compile-mixers", nargs="*", default=None, metavar="MIXER",
@@ -513,6 +534,10 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.cuda_graphs and device.type != "cuda":
         p.error("--cuda-graphs needs a CUDA device (CUDA graphs replay GPU work)")
+    if args.aux_loss and not args.train:
+        p.error("--aux-loss sets the training step's loss: give --train too")
+    if args.aux_loss and args.compile:
+        p.error("--aux-loss with --compile is not supported: the compiled model would return the mixers' aux records")
     hint = cpu_hint(p, args) if device.type != "cuda" else None
     if hint:
         print(hint, file=sys.stderr, flush=True)
@@ -523,7 +548,8 @@ def main(argv: list[str] | None = None) -> None:
     if not tokens:
         p.error("nothing to measure: give --resolutions, --lengths and/or --kmax-sweep")
     header = (f"{environment(device)}; dtype {args.dtype}; {batch_text(args)}; dim {args.dim}; depth {args.depth}; "
-              f"median of {args.repeats} after {args.warmup} warm-up")
+              f"median of {args.repeats} after {args.warmup} warm-up"
+              + ("; train loss Eq. 14 (cross-entropy + auxiliary terms)" if args.aux_loss else ""))
     print(header, flush=True)
     try:
         matched = command_size_matched_options(args.size_matched, args.dim, args.depth, p.prog)
@@ -598,7 +624,7 @@ def main(argv: list[str] | None = None) -> None:
     for label, name, options in entries:
         config = configs[label]
         for suffix, wrap, runner in variants(name, options):
-            model = BenchModel(config).to(device)
+            model = BenchModel(config, aux_loss=args.aux_loss).to(device)
             fast = wrap(model)
             for res in args.resolutions:
                 if not too_long(model, (res // 16) ** 2):
@@ -606,7 +632,7 @@ def main(argv: list[str] | None = None) -> None:
                     run(label + suffix, fast, images, "resolution", {"resolution": res, "tokens": (res // 16) ** 2},
                         runner, may_fail=bool(suffix))
             del model, fast
-            model = SequenceModel(config).to(device)
+            model = SequenceModel(config, aux_loss=args.aux_loss).to(device)
             fast = wrap(model)
             for length in args.lengths:
                 if not too_long(model, length):
@@ -631,7 +657,7 @@ def main(argv: list[str] | None = None) -> None:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer="infomamba",
                                mixer_options={**matched.get("infomamba", {}), "k_max": k})
         images = torch.randn(args.batch, 3, args.kmax_resolution, args.kmax_resolution, device=device)
-        run(f"infomamba k_max={k}", BenchModel(config).to(device), images, "kmax",
+        run(f"infomamba k_max={k}", BenchModel(config, aux_loss=args.aux_loss).to(device), images, "kmax",
             {"resolution": args.kmax_resolution, "tokens": (args.kmax_resolution // 16) ** 2, "k_max": k})
     write_outputs(rows, folder, header)
     scan = optional_import("infomamba.ops.selective_scan.triton")
