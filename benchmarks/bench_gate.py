@@ -11,27 +11,21 @@ functions: the file's text before its custom ops, which are registered already).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import types
 
 import torch
 import triton
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernel_file import load_kernel_file  # noqa: E402  (benchmarks/ is a folder of scripts)
 
 from infomamba.ops.silu_gate import triton as current
 
 # (label, backward, readout, tensors of (rows, E) read and written)
 LAUNCHES = (("forward", False, False, 3), ("backward", True, False, 6), ("readout forward", False, True, 5),
             ("readout backward", True, True, 8))
-
-
-def load_baseline(path: str) -> types.ModuleType:
-    """The kernels and launch functions of an earlier ops/silu_gate/triton.py: its text up to its first custom op,
-    run as a module of the same package (its relative imports resolve)."""
-    text = open(path, encoding="utf-8").read()
-    module = types.ModuleType("infomamba.ops.silu_gate.baseline_file")
-    module.__package__ = "infomamba.ops.silu_gate"
-    module.__file__ = path  # triton.jit reads each kernel's source from its file
-    exec(compile(text[:text.index("@torch.library.custom_op")], path, "exec"), module.__dict__)
-    return module
 
 
 def launch(module: types.ModuleType, backward: bool, readout: bool, rows: int, dim: int):
@@ -56,7 +50,9 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=768, help="E, the SSM's inner width")
     p.add_argument("--baseline", help="an earlier ops/silu_gate/triton.py, timed beside the current one")
     args = p.parse_args()
-    modules = [("current", current)] + ([("baseline file", load_baseline(args.baseline))] if args.baseline else [])
+    modules = [("current", current)]
+    if args.baseline:
+        modules.append(("baseline file", load_kernel_file(args.baseline, "infomamba.ops.silu_gate")))
     print(torch.cuda.get_device_name(), "| bf16 inputs, E =", args.dim)
     print("| rows | launch | kernels | ms | GB moved | GB/s |\n|---|---|---|---|---|---|")
     for shape in args.rows:

@@ -12,23 +12,17 @@ block a program holds, tiles a program walks, warps).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import types
 
 import torch
 import triton
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernel_file import load_kernel_file  # noqa: E402  (benchmarks/ is a folder of scripts)
+
 from infomamba.ops.ssm_inner import triton as current
-
-
-def load_baseline(path: str) -> types.ModuleType:
-    """The kernels and launch functions of an earlier ops/ssm_inner/triton.py: its text up to its first custom op,
-    run as a module of the same package (its relative imports resolve)."""
-    text = open(path, encoding="utf-8").read()
-    module = types.ModuleType("infomamba.ops.ssm_inner.baseline_file")
-    module.__package__ = "infomamba.ops.ssm_inner"
-    module.__file__ = path  # triton.jit reads each kernel's source from its file
-    exec(compile(text[:text.index("@torch.library.custom_op")], path, "exec"), module.__dict__)
-    return module
 
 
 def launch(module: types.ModuleType, fused: bool, rows: int, dim: int, k: int, accumulate: bool):
@@ -56,6 +50,7 @@ def main() -> None:
     shipped = (current._INJECTION_ROWS, current._INJECTION_TILE_WEIGHTS, current._INJECTION_TILES,
                current._INJECTION_WARPS)
     configs = [shipped] + [tuple(int(v) for v in c.split(",")) for c in args.configs]
+    baseline = load_kernel_file(args.baseline, "infomamba.ops.ssm_inner") if args.baseline else None
     print(torch.cuda.get_device_name(), f"| bf16 inputs, E = {args.dim}, K = {args.k}")
     print("| rows | dh added into | code | blocks (rows, weights, tiles, warps) | ms | GB moved | GB/s |")
     print("|---|---|---|---|---|---|---|")
@@ -64,9 +59,9 @@ def main() -> None:
         rows = batch * tokens
         for accumulate in (False, True):
             moved = (4 + accumulate) * rows * args.dim * 2 / 1e9  # a, h, (dh), du, dh: the fused kernel's least
-            if args.baseline:
+            if baseline is not None:
                 ms = triton.testing.do_bench_cudagraph(
-                    launch(load_baseline(args.baseline), False, rows, args.dim, args.k, accumulate), rep=100)
+                    launch(baseline, False, rows, args.dim, args.k, accumulate), rep=100)
                 print(f"| {shape} | {accumulate} | baseline (matmul + kernel) | | {ms:.4f} | {moved:.3f} | "
                       f"{moved / ms * 1e3:,.0f} |", flush=True)
             for config in configs:
