@@ -293,8 +293,8 @@ for part in "$@"; do
            timeout 60 python3 benchmarks/bench_injection.py --rows 64x196 64x4096 \
              --baseline .devdata/base/src/infomamba/ops/ssm_inner/triton.py > $OUT/bench_injection_final.log 2>&1
            echo "rc=$?" >> $OUT/bench_injection_final.log; cat $OUT/bench_injection_final.log ;;
-    # the pooled streams' gradients inside the filter (h_pool from the concepts) and the gate's backward kernel (r_pool):
-    # their GPU tests
+    # the pooled readout's gradient inside the gate's backward kernel (r_pool, 699e16b): the GPU tests of the gate, the
+    # concept filter and the InfoMamba mixer
     pools) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_silu_gate_triton.py tests/layers/test_gate.py \
              tests/layers/test_concepts.py tests/mixers/test_infomamba.py > $OUT/tests_pools.log 2>&1
            echo "tests rc=$?" >> $OUT/tests_pools.log; grep "passed\|failed\|rc=" $OUT/tests_pools.log ;;
