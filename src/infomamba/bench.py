@@ -65,9 +65,7 @@ class SequenceModel(nn.Module):
         self.aux_loss = aux_loss
 
     def forward(self, tokens):
-        out = self.encoder(tokens)
-        logits = self.head(out.hidden.mean(1))
-        return (logits, out.aux) if self.aux_loss else logits
+        return head_output(self, self.encoder(tokens))
 
 
 class BenchModel(nn.Module):
@@ -86,9 +84,14 @@ class BenchModel(nn.Module):
 
     def forward(self, images):
         tokens, grid = self.patch(images)
-        out = self.encoder(tokens, None, grid)
-        logits = self.head(out.hidden.mean(1))
-        return (logits, out.aux) if self.aux_loss else logits
+        return head_output(self, self.encoder(tokens, None, grid))
+
+
+def head_output(model: nn.Module, out):
+    """A bench model's output from its encoder's: the head's logits of the mean token, with the blocks' `MixerAux`
+    beside them where the model was built with `aux_loss`."""
+    logits = model.head(out.hidden.mean(1))
+    return (logits, out.aux) if model.aux_loss else logits
 
 
 def _sync(device):

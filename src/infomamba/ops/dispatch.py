@@ -80,3 +80,9 @@ def kernel_unless_float64(kernel, op: str, label: str, *tensors: torch.Tensor):
 def on_device(t: torch.Tensor):
     """A Triton launch on the tensor's GPU (a no-op context for CPU tensors under TRITON_INTERPRET=1)."""
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+def dot_precision(x: torch.Tensor) -> str:
+    """A kernel's `tl.dot` input precision for operands of x's dtype: fp32 inputs get exact fp32 products ("ieee",
+    not tf32: the references' tolerances); 16-bit ones are exact anyway."""
+    return "ieee" if x.dtype == torch.float32 else "tf32"

@@ -48,7 +48,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..dispatch import on_device
+from ..dispatch import dot_precision, on_device
 from ..selective_scan.triton import _softplus
 from . import tile_width
 
@@ -244,11 +244,6 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     tl.store(dA_ptr + pid, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
 
 
-def _precision(x: Tensor) -> str:
-    """fp32 inputs get exact fp32 products ("ieee", not tf32: the oracle's tolerance); 16-bit ones are exact anyway."""
-    return "ieee" if x.dtype == torch.float32 else "tf32"
-
-
 def check_widths(p: int, n: int) -> None:
     """A one-line error unless the kernels take p channels a head and n states (`kernel_widths_fit`)."""
     for name, v in (("p (channels a head, E / ssm_heads)", p), ("n (states, d_state)", n)):
@@ -297,7 +292,7 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor |
         st_ptr=states if states is not None else dt, L=length, H=heads, n_chunks=n_chunks,
         **_stride_args(x, dt, B, C), **_step_args(dt, A, dt_bias, padding_mask, a_log), P=p, N=n, Q=CHUNK,
         BLOCK_P=block_p, HAS_D=D is not None, REVERSE=reverse, WRITE_Y=write_y, SAVE_STATES=save_states,
-        PREC=_precision(x), ACC=into is not None, num_warps=warps, num_stages=stages)
+        PREC=dot_precision(x), ACC=into is not None, num_warps=warps, num_stages=stages)
     return y, states
 
 
@@ -319,7 +314,7 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
     _ssd_bwd_state_kernel[(batch * heads, p // block_p)](
         dt, A, C_ptr=C, dy_ptr=dy, dst_ptr=d_states, L=length, H=heads, n_chunks=n_chunks,
         **{k: v for k, v in strides.items() if k not in ("s_bb", "s_bl")}, **step, P=p, N=n, Q=CHUNK,
-        BLOCK_P=block_p, REVERSE=reverse, PREC=_precision(x), num_warps=warps, num_stages=stages)
+        BLOCK_P=block_p, REVERSE=reverse, PREC=dot_precision(x), num_warps=warps, num_stages=stages)
     dx = torch.empty_like(x)
     f32 = dict(device=x.device, dtype=torch.float32)
     ddt = torch.empty(batch, length, heads, device=x.device, dtype=dt.dtype if dt_bias is not None else torch.float32)
@@ -331,7 +326,7 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
         x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, dy_ptr=dy, st_ptr=states, dst_ptr=d_states,
         dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dBC, dC_ptr=dBC[..., n:], dA_ptr=dA, dD_ptr=dD if dD is not None else dA,
         L=length, H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, HAS_D=D is not None,
-        REVERSE=reverse, PREC=_precision(x), num_warps=warps, num_stages=stages)
+        REVERSE=reverse, PREC=dot_precision(x), num_warps=warps, num_stages=stages)
     dD = dD.view(batch, heads, n_chunks, p).sum((0, 2)).flatten() if D is not None else None
     return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dBC.sum(2), dD
 

@@ -52,7 +52,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..causal_conv.triton import conv_backward, conv_forward
-from ..dispatch import on_device
+from ..dispatch import dot_precision, on_device
 from ..selective_scan import triton as scan
 from ..ssd_scan import triton as ssd
 from .reference import keep_mask, masked, projections, scan_input, state_size
@@ -166,7 +166,7 @@ def _injection_backward(du_scan: Tensor, d_proj: Tensor, w_proj: Tensor, h: Tens
                                     _pad(padding_mask) if padding_mask is not None else du, du, dh, part, n_rows, E, K,
                                     HAS_H=h is not None, HAS_P=p is not None, HAS_PAD=padding_mask is not None,
                                     BLOCK_R=_INJECTION_ROWS, BLOCK_E=block_e, BLOCK_K=block_k, TILES=_INJECTION_TILES,
-                                    ACC=dh_into is not None, PREC=ssd._precision(du_scan),
+                                    ACC=dh_into is not None, PREC=dot_precision(du_scan),
                                     num_warps=_INJECTION_WARPS)
     dp = part.sum(0).to(p.dtype) if p is not None else _none(du_scan)
     return du, dh, dp
