@@ -305,13 +305,14 @@ for part in "$@"; do
     # a change's before and after, one process after the other on one machine: the SSD form and mamba (AB_MIXERS in
     # its place: others, or none with AB_MIXERS=" ") on the code of an earlier commit (carry .devdata/base, made by
     # `c=<commit>; mkdir -p .devdata/base && git archive $c src configs | tar -x -C .devdata/base &&
-    # echo $c > .devdata/base/COMMIT`; configs for the size-matched rows), then on this code
+    # echo $c > .devdata/base/COMMIT`; configs for the size-matched rows), then on this code; AB_FLAGS adds bench
+    # options to both (AB_FLAGS=--aux-loss: a step that optimises Eq. 14, as a fit does; the base needs 30a3a42 or later)
     ab_base|ab_new) src=$([ $part = ab_base ] && echo $PWD/.devdata/base/src:)
            PYTHONPATH=$src$PYTHONPATH python3 -c "import infomamba; print(infomamba.__file__)"
            [ $part = ab_base ] && echo "base commit $(cat .devdata/base/COMMIT)"
            PYTHONPATH=$src$PYTHONPATH timeout 290 python3 -m infomamba.bench --mixers 'infomamba{ssm_heads: 12}' \
              ${AB_MIXERS-mamba} --resolutions 224 1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 \
-             --train --cuda-graphs --out $OUT/bench_$part > $OUT/bench_$part.log 2>&1
+             --train --cuda-graphs ${AB_FLAGS:-} --out $OUT/bench_$part > $OUT/bench_$part.log 2>&1
            echo "bench rc=$?" >> $OUT/bench_$part.log
            rm -f $OUT/bench_$part/bench.md; grep -v Warning $OUT/bench_$part.log | grep "rc=\|^| " ;;
   esac
