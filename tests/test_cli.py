@@ -508,3 +508,19 @@ def test_an_evaluation_covers_the_whole_split_unless_it_limits_it_itself(tmp_pat
     main(["validate", "--task", "text", "--ckpt_path", ckpt, "--trainer.limit_val_batches=1"])
     assert "covers the whole split" not in capsys.readouterr().out
     assert "  limit_val_batches: 1\n" in (tmp_path / "runs" / "text" / "version_2" / "config.yaml").read_text()
+
+
+def test_a_signal_outside_a_training_step_is_one_line_naming_the_folders_taken_back(tmp_path, capsys):
+    """Ctrl-C while a tokenizer trained or data loaded had printed a KeyboardInterrupt traceback; a SIGTERM there
+    (`Terminated`) ended the process with no word. Other errors are not this function's."""
+    from infomamba.cli import Claim, Terminated, stopped_outside_training
+
+    gone, kept = Claim(tmp_path / "gone", tmp_path / "gone"), Claim(tmp_path / "kept", tmp_path / "kept")
+    kept.folder.mkdir()
+    for err, signal_name, code in ((KeyboardInterrupt(), "SIGINT", 130), (Terminated(), "SIGTERM", 143)):
+        stop = stopped_outside_training(err, "infomamba --task text fit", [gone, None, kept])
+        assert stop.code == code
+        assert capsys.readouterr().err == (f"infomamba --task text fit: stopped by {signal_name} outside a training "
+                                           f"step (nothing trained was left to save); took back {gone.folder}, which "
+                                           "it had claimed\n")
+    assert stopped_outside_training(ValueError("bad"), "infomamba --task text fit", [gone]) is None

@@ -36,6 +36,15 @@ class PauseAtStep(Callback):
             sys.stdin.readline()
 
 
+class PauseAtSetup(Callback):
+    """Prints a line as the fit sets up (its data loaded, before Lightning's signal handling starts) and waits for a
+    line on stdin: the test sends its signal meanwhile."""
+
+    def setup(self, trainer, pl_module, stage):
+        print("paused at setup", flush=True)
+        sys.stdin.readline()
+
+
 class PauseAtTestBatch(Callback):
     """Prints a line before the first test batch and waits for a line on stdin (the test sends Ctrl-C meanwhile)."""
 
@@ -161,16 +170,45 @@ def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, signum
     """Stopped before the epoch's validation, the resumed run found the epoch's batches done and never validated it:
     the best checkpoint was chosen without that epoch. SIGTERM too (Lightning's handling stopped there)."""
     run = tmp_path / "runs" / "text" / "version_0"
+    epoch = step // STEPS_PER_EPOCH
     code, out = signalled_fit([], step, signum, tmp_path)
     assert code == 128 + signum, out[-3000:]
-    assert f"{signum.name}: stopped at epoch {step // STEPS_PER_EPOCH} step {step + 1}, wrote" in out
+    assert f"{signum.name}: stopped after epoch {epoch}, at step {step + 1}, wrote" in out
     if step < STEPS_PER_EPOCH:  # the first validation is the best so far: its checkpoint is saved before the stop
         assert list((run / "checkpoints").glob(f"best-epoch=0-step={step + 1}.ckpt"))
+    means = [row for row in csv.DictReader((run / "metrics.csv").open()) if row.get("train/loss_epoch")]
+    assert [int(row["epoch"]) for row in means] == list(range(epoch + 1)), "the stopped epoch's training means"
     code, out = finish(cli(["fit", "--task", "text", "--ckpt_path", "last"], tmp_path, stdin=subprocess.DEVNULL))
     assert code == 0, out[-3000:]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == TOTAL_STEPS
-    validated = [row for row in csv.DictReader((run / "metrics.csv").open()) if row.get("val/acc")]
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    validated = [row for row in rows if row.get("val/acc")]
     assert sorted({int(row["epoch"]) for row in validated}) == [0, 1] and len(validated) == 2, validated
+    assert [int(row["epoch"]) for row in rows if row.get("train/loss_epoch")] == [0, 1]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_a_fit_sets_up_takes_back_its_folder_in_one_line(signum, tmp_path):
+    """A SIGTERM (a requeued SLURM job) while the data loaded had killed the process with no word, leaving a run folder
+    that held only its lock: the same command then found the folder taken and nothing in it to continue. (Ctrl-C here,
+    inside Lightning's fit, gets Lightning's one line; outside it, `stopped_outside_training`'s, tests/test_cli.py.)"""
+    args = ["fit", *SIGNALLED, "--run_dir", "exp"]
+    child = cli([*args, "--trainer.callbacks+=test_resume.PauseAtSetup"], tmp_path, stdin=subprocess.PIPE)
+    for line in child.stdout:
+        if line.startswith("paused at setup"):
+            child.send_signal(signum)
+            child.stdin.write("\n")
+            child.stdin.flush()
+            break
+    out = child.communicate(timeout=120)[0]
+    assert child.returncode == 128 + signum, out[-3000:]
+    if signum == signal.SIGTERM:
+        assert "infomamba --task text fit: stopped by SIGTERM outside a training step (nothing trained was left to " \
+               "save); took back exp, which it had claimed" in out, out[-3000:]
+    assert "Traceback" not in out and not (tmp_path / "exp").exists()
+    code, out = finish(cli([*args, "--trainer.max_steps=1", "--trainer.limit_val_batches=0"], tmp_path,
+                           stdin=subprocess.DEVNULL))
+    assert code == 0, out[-3000:]
 
 
 def test_ctrl_c_during_an_evaluation_exits_with_130(tmp_path):

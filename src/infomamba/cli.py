@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .config_errors import config_files, given_keys, unknown_key_message, yaml_problem
-from .console import guard_pipes
+from .console import guard_pipes, say
 from .plugins import PluginError, load_plugins
 from .tasks.registry import TaskSpec, get_task, list_tasks, other_task_model
 
@@ -88,25 +88,53 @@ every option of a task, with its help: infomamba fit --task TASK --help (--print
 mixers (--model.encoder.mixer): python -c 'import infomamba; print(infomamba.list_mixers())'"""
 
 
+class Terminated(BaseException):
+    """A SIGTERM that no fit's training handles (`StopOnSignal` does from the first step): raised where the command
+    is, as Ctrl-C's KeyboardInterrupt, so that the folder it claimed is taken back as after any failure. Python's
+    default had ended the process at once, and a run killed while its data loaded left a folder holding only its
+    lock, which the requeued command could neither claim (it exists) nor continue (no checkpoint)."""
+
+
 class Interrupts(list):
     """Ctrl-C's, noted before each interrupts as usual (KeyboardInterrupt): Lightning catches that of an evaluation
-    and exits with 1, which the CLI then turns into the shell's 130 (a fit stops by `StopOnSignal`); `restore`
-    puts the handler before it back."""
+    and exits with 1, which the CLI then turns into the shell's 130 (a fit stops by `StopOnSignal`); a SIGTERM raises
+    `Terminated` (Lightning's own handler, from a fit's start, runs this one after its own); `restore` puts the
+    handlers before them back."""
 
     def __init__(self) -> None:
         super().__init__()
         self.main = threading.current_thread() is threading.main_thread()
-        self.previous = signal.getsignal(signal.SIGINT)
+        self.previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
         if self.main:
             signal.signal(signal.SIGINT, self.on_sigint)
+            signal.signal(signal.SIGTERM, self.on_sigterm)
 
     def on_sigint(self, signum, frame):
         self.append(signum)
         raise KeyboardInterrupt
 
+    @staticmethod
+    def on_sigterm(signum, frame):
+        raise Terminated
+
     def restore(self) -> None:
         if self.main:
-            signal.signal(signal.SIGINT, signal.SIG_DFL if self.previous is None else self.previous)
+            for signum, previous in self.previous.items():
+                signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+
+
+def stopped_outside_training(err: BaseException, label: str, claimed: list[Claim | None]) -> SystemExit | None:
+    """The one-line exit of a command that Ctrl-C or SIGTERM stopped outside a fit's training steps (setting up,
+    reading data; a fit's steps stop by `StopOnSignal`): 128 + the signal's number, and the folders it claimed that
+    were taken back. None for other errors."""
+    signum = {KeyboardInterrupt: signal.SIGINT, Terminated: signal.SIGTERM}.get(type(err))
+    if signum is None:
+        return None
+    taken_back = [str(claim.folder) for claim in filter(None, claimed) if not claim.folder.exists()]
+    said = f"; took back {', '.join(taken_back)}, which it had claimed" if taken_back else ""
+    say(f"{label}: stopped by {signum.name} outside a training step (nothing trained was left to save){said}",
+        file=sys.stderr)
+    return SystemExit(128 + signum)
 
 
 def check_command(argv: list[str]) -> None:
@@ -748,6 +776,9 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"infomamba --task {name} {args[0]}: {err}") from None
         if interrupted and isinstance(err, SystemExit) and err.code == 1:  # Lightning's exit after Ctrl-C
             raise SystemExit(128 + signal.SIGINT) from None
+        stopped = stopped_outside_training(err, f"infomamba --task {name} {args[0]}", claimed)
+        if stopped:
+            raise stopped from None
         raise
     finally:
         interrupted.restore()

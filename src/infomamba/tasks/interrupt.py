@@ -7,10 +7,11 @@ the trainer's checkpoint IO (`AtomicCheckpointIO`: temp file + rename). `StopOnS
 training runs, instead of `KeyboardInterrupt` raised wherever the program happens to be (mid-backward,
 mid-optimizer-step: a checkpoint of that state would be torn) and of Lightning's own SIGTERM handling, which stops
 mid-validation and after an epoch's last step before its validation (the resumed run never validated that epoch).
-The stop happens after the running training step (after an epoch's last step: once that epoch is validated), on every
-DDP rank at the same step, and `last.ckpt` is written before the process exits. A SIGTERM before training starts is
-Lightning's. A second Ctrl-C stops at once, without a checkpoint, through the SIGINT handler the fit started with (the
-CLI's, which makes Lightning's exit after it the shell's 130).
+The stop happens after the running training step (after an epoch's last step: once that epoch is validated and its
+training means logged), on every DDP rank at the same step, and `last.ckpt` is written before the process exits.
+Before training starts a signal ends the command where it is, with nothing trained to save (the CLI's handlers,
+`cli.Interrupts`). A second Ctrl-C stops at once, without a checkpoint, through the SIGINT handler the fit started
+with (the CLI's, which makes Lightning's exit after it the shell's 130).
 """
 from __future__ import annotations
 
@@ -28,10 +29,13 @@ class StopOnSignal(Callback):
     def __init__(self) -> None:
         self._received: set[int] = set()
         self._previous = None
+        self._stopping: int | None = None  # the signal the fit stops for
+        self._after_epoch: int | None = None  # the epoch it stops after, when it stops at an epoch's end
 
     def on_train_start(self, trainer, pl_module) -> None:
         # Lightning's signal connector puts the handlers from before the fit back when the trainer tears down.
         self._received = set()
+        self._stopping = self._after_epoch = None
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._on_signal)
             signal.signal(signal.SIGTERM, self._on_signal)
@@ -46,18 +50,20 @@ class StopOnSignal(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         signum = self._signalled(trainer) if batch_idx + 1 < trainer.num_training_batches else None
         if signum:
+            self._stopping = signum
             raise SIGTERMException(128 + signum)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        """A signal during an epoch's last step stops here, after that epoch's validation (stopped before it, the
-        resumed run found the epoch's batches done and went on without ever validating it), once the checkpoint
-        callbacks, which Lightning runs after this one, have saved the epoch (the best checkpoint had been chosen
-        without it)."""
+        """A signal during an epoch's last step stops the fit once that epoch is done: validated (stopped before its
+        validation, the resumed run found the epoch's batches done and went on without ever validating it), saved by
+        the checkpoint callbacks (the best checkpoint had been chosen without it), its training means logged (raised
+        here, the epoch's `train/*_epoch` row was never written, the resumed run's neither) and counted complete.
+        Lightning does all of that after this hook and then raises `SIGTERMException` itself where it has noted a
+        SIGTERM (`received_sigterm`), which is set here for either signal."""
         signum = self._signalled(trainer)
         if signum:
-            for checkpoint in trainer.checkpoint_callbacks:
-                checkpoint.on_train_epoch_end(trainer, pl_module)
-            raise SIGTERMException(128 + signum)
+            self._stopping, self._after_epoch = signum, trainer.current_epoch
+            trainer._signal_connector.received_sigterm = True
 
     def _signalled(self, trainer) -> int | None:
         """The signal to stop for, decided by every DDP rank together (one rank's signal stops them all); None to go
@@ -75,8 +81,11 @@ class StopOnSignal(Callback):
         for checkpoint in checkpoints:
             if checkpoint.save_last:  # saved with the state: the resumed run's next last.ckpt replaces this one
                 checkpoint.last_model_path = path
+        exception.code = 128 + (self._stopping or signal.SIGTERM)  # Lightning raises it bare at an epoch's end
         trainer.save_checkpoint(path, weights_only=False)
         if trainer.is_global_zero:
-            name = signal.Signals((exception.code or 128 + signal.SIGTERM) - 128).name
-            say(f"[infomamba] {name}: stopped at epoch {trainer.current_epoch} step {trainer.global_step}, wrote "
-                f"{path}; continue with the same command and --ckpt_path last")
+            name = signal.Signals(exception.code - 128).name
+            where = (f"at epoch {trainer.current_epoch} step" if self._after_epoch is None else
+                     f"after epoch {self._after_epoch}, at step")
+            say(f"[infomamba] {name}: stopped {where} {trainer.global_step}, wrote {path}; continue with the same "
+                f"command and --ckpt_path last")
