@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from infomamba.cli import main
+from test_resume import training_means
 
 TINY = ["--model.encoder.dim=16", "--model.encoder.depth=1",
         "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8, chunk: 8}",
@@ -133,6 +134,11 @@ def test_ddp_sigterm_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_ru
     assert resumed["global_step"] == whole["global_step"] == 8
     for name, value in whole["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][name], value, atol=1e-6, rtol=1e-5, msg=name)
+    whole_means, resumed_means = (training_means(root / "runs/text/version_0")
+                                  for root in (tmp_path / "whole", tmp_path))
+    assert resumed_means.keys() == whole_means.keys() == {0, 1}  # each rank's epoch sums, saved and added back
+    for epoch, logged in whole_means.items():
+        assert resumed_means[epoch] == pytest.approx(logged, rel=1e-5, abs=1e-6), epoch
 
 
 def test_image_ddp_metric_equals_single_process(tmp_path, monkeypatch):

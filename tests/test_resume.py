@@ -91,6 +91,16 @@ def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
     assert any((moved[n] - full[n]).abs().max() > 1e-4 for n in full)
 
 
+def training_means(run: Path) -> dict[int, dict[str, float]]:
+    """The train/*_epoch values of a run's metrics.csv, by epoch."""
+    means = {}
+    for row in csv.DictReader((run / "metrics.csv").open()):
+        logged = {k: float(v) for k, v in row.items() if k.startswith("train/") and k.endswith("_epoch") and v}
+        if logged:
+            means.setdefault(int(row["epoch"]), {}).update(logged)
+    return means
+
+
 def cli(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
     path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -105,16 +115,18 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """The final weights of an uninterrupted run with `workers` loader workers (each run once). Persistent
-    workers draw no new base seed at an epoch start, where a loader without workers does, so the two differ."""
+    """The final weights and the training means (`training_means`) of an uninterrupted run with `workers` loader
+    workers (each run once). Persistent workers draw no new base seed at an epoch start, where a loader without
+    workers does, so the two differ."""
     runs = {}
 
-    def final_weights(workers: int) -> dict[str, torch.Tensor]:
+    def final_weights(workers: int) -> tuple[dict[str, torch.Tensor], dict]:
         if workers not in runs:
             cwd = tmp_path_factory.mktemp(f"uninterrupted{workers}")
             code, out = finish(cli(["fit", *SIGNALLED, f"--data.num_workers={workers}"], cwd))
             assert code == 0, out[-3000:]
-            runs[workers] = weights(cwd / "runs" / "text" / "version_0" / "checkpoints" / "last.ckpt")
+            run = cwd / "runs" / "text" / "version_0"
+            runs[workers] = weights(run / "checkpoints" / "last.ckpt"), training_means(run)
         return runs[workers]
 
     return final_weights
@@ -155,12 +167,17 @@ def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(sig
     resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["global_step"] == TOTAL_STEPS
     assert not list((run / "checkpoints").glob("last-v*.ckpt"))
-    expected = uninterrupted(workers)
+    expected, expected_means = uninterrupted(workers)
     assert resumed["state_dict"].keys() == expected.keys()
     for name, value in expected.items():
         torch.testing.assert_close(resumed["state_dict"][name], value, atol=1e-6, rtol=1e-5, msg=name)
     steps = [int(row["step"]) for row in csv.DictReader((run / "metrics.csv").open())]
     assert min(steps) < STEP + 1 <= max(steps), "the resumed run appends to the interrupted run's metrics.csv"
+    means = training_means(run)  # the interrupted epoch's means over all its batches, not those since the resume
+    assert means.keys() == expected_means.keys() == {0, 1}
+    assert {"train/loss_epoch", "train/acc_epoch"} <= means[0].keys()
+    for epoch, logged in expected_means.items():
+        assert means[epoch] == pytest.approx(logged, rel=1e-5, abs=1e-6), epoch
 
 
 @pytest.mark.parametrize("step, signum", [(STEPS_PER_EPOCH - 1, signal.SIGINT), (TOTAL_STEPS - 1, signal.SIGINT),

@@ -329,6 +329,7 @@ def trainer_defaults(task: TaskSpec) -> dict:
     import torch
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
+    from .tasks.epoch_means import EpochMeansAcrossResume
     from .tasks.epoch_summary import EpochSummary
     from .tasks.interrupt import StopOnSignal
     from .tasks.latest_checkpoint import LatestCheckpoint
@@ -344,7 +345,8 @@ def trainer_defaults(task: TaskSpec) -> dict:
                    "init_args": {"save_dir": "runs", "name": task.name}},
         "callbacks": [ModelCheckpoint(monitor=monitor, mode=mode, filename="best-{epoch}-{step}"),
                       LatestCheckpoint(), LearningRateMonitor(logging_interval="step"), EpochSummary(),
-                      JsonLinesPredictionWriter(), ResumeMidEpoch(), StopOnSignal(), ScheduleBudget()],
+                      JsonLinesPredictionWriter(), ResumeMidEpoch(), EpochMeansAcrossResume(), StopOnSignal(),
+                      ScheduleBudget()],
         "plugins": [{"class_path": "infomamba.tasks.checkpoint_io.AtomicCheckpointIO"}],
         "use_distributed_sampler": False,
         "precision": "bf16-mixed" if bf16 else "32-true",
