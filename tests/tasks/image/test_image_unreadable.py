@@ -3,6 +3,7 @@ the same split with their own labels, counted once and reported; files of other 
 named once per split (GIFs are images); the evaluation order mixes classes; a fit through the real CLI survives
 them and leaves the data folder as it was."""
 
+import json
 import logging
 from types import SimpleNamespace
 
@@ -97,16 +98,50 @@ def test_first_batch_of_a_class_sorted_test_set_mixes_classes(tmp_path):
     assert sorted(seen) == sorted(dm.test_set.base.targets)  # every test image once over the ranks
 
 
-def test_predict_skips_unreadable_files_and_names_them(tmp_path, caplog):
-    broken = write_colour_folder(tmp_path, {"train": 2})
-    dm = ImageDataModule(root=str(tmp_path), image_size=8, batch_size=4, num_workers=0,
-                         predict_path=str(tmp_path / "train"))
+def predicted_rows(folder, out, batch_size):
+    """The rows of predictions.jsonl after a predict run of a tiny untrained 3-class model over `folder`."""
+    import lightning as L
+
+    from infomamba import EncoderConfig
+    from infomamba.tasks.image.module import ImageClassifier
+    from infomamba.tasks.prediction_writer import JsonLinesPredictionWriter
+
+    torch.manual_seed(0)
+    model = ImageClassifier(num_classes=3, encoder=EncoderConfig(dim=16, depth=1), in_chans=3, image_size=8,
+                            patch_size=4, class_names=CLASSES)
+    dm = ImageDataModule(image_size=8, batch_size=batch_size, num_workers=0, predict_path=str(folder))
+    dm.load_state_dict({"mean": [0.5] * 3, "std": [0.5] * 3, "in_chans": 3, "class_names": CLASSES})
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=out,
+                        callbacks=[JsonLinesPredictionWriter()])
+    trainer.predict(model, datamodule=dm, return_predictions=False)
+    return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])  # 1: the unreadable file alone in its batch
+def test_an_unreadable_predict_file_gets_a_row_with_its_error(tmp_path, batch_size, caplog, capsys):
+    """A file whose header PIL does not identify had been left out of predictions.jsonl, named only in a log line,
+    though every input should have its row (as an unreadable audio input has); the other rows stay as they were."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for i, name in enumerate(("a.png", "c.jpg")):
+        pixels = np.zeros((12, 12, 3), dtype=np.uint8)
+        pixels[..., i] = 210
+        Image.fromarray(pixels).save(folder / name)
+    bad = folder / "bad.png"
+    bad.write_bytes(b"not a png")
     with caplog.at_level(logging.INFO):
-        paths = [p for b in dm.predict_dataloader() for p in b["paths"]]
-    assert len(paths) == 6 and not set(paths) & set(broken.values())
+        rows = predicted_rows(folder, tmp_path / "with_bad", batch_size)
+    assert [(row["index"], row["path"]) for row in rows] == list(enumerate(map(str, [folder / "a.png", bad,
+                                                                                     folder / "c.jpg"])))
+    error = rows[1].pop("error")
+    assert rows[1] == {"index": 1, "path": str(bad), "label": None, "score": None}
+    assert error.startswith("UnidentifiedImageError: cannot identify image file '/")
     summary = next(r.getMessage() for r in caplog.records if "Image data: predict" in r.getMessage())
-    assert "predict 6 images" in summary and "skipped unreadable 2 file(s)" in summary
-    assert broken["garbage"] in summary and broken["empty"] in summary
+    assert "predict 3 images" in summary and f"unreadable 1 file(s): {bad} (UnidentifiedImageError" in summary
+    assert "wrote 3 predictions" in capsys.readouterr().out
+    bad.unlink()
+    good = predicted_rows(folder, tmp_path / "without", batch_size)
+    assert [{**row, "index": None} for row in rows[::2]] == [{**row, "index": None} for row in good]
 
 
 def test_other_extensions_are_left_out_and_named_once_per_split(tmp_path, caplog):
@@ -136,7 +171,8 @@ def test_other_extensions_are_left_out_and_named_once_per_split(tmp_path, caplog
                         for split, path in (("train", notes), ("test", extra))]
     assert str(gif) in predicted and len(predicted) == 7
     summary = next(r.getMessage() for r in caplog.records if "Image data: predict" in r.getMessage())
-    assert "predict 7 images" in summary and f"skipped 1 file(s): {notes} (unsupported extension)" in summary
+    assert "predict 9 images" in summary  # the 2 broken files too: each gets a row with its error
+    assert f"skipped 1 file(s): {notes} (unsupported extension)" in summary
     single = ImageDataModule(root=str(tmp_path), image_size=8, num_workers=0, predict_path=str(gif))
     assert [p for b in single.predict_dataloader() for p in b["paths"]] == [str(gif)]
 
@@ -222,7 +258,7 @@ def test_a_predict_file_that_fails_to_decode_gets_its_own_error_row(tmp_path, ca
         failed = [row for row in rows if "error" in row]
         assert [row["path"] for row in failed] == [str(cut)] and failed[0]["label"] is None
         assert all(row["label"] in CLASSES for row in rows if "error" not in row)
-    assert any("failed to decode" in r.getMessage() and str(cut) in r.getMessage() for r in caplog.records)
+    assert any("failed to load" in r.getMessage() and str(cut) in r.getMessage() for r in caplog.records)
 
 
 def test_a_split_without_a_readable_image_refuses_the_fit_in_one_line(tmp_path, monkeypatch, capsys):

@@ -14,11 +14,12 @@ rank its number of batches. The batch carries the unreadable file's name to `on_
 which counts it (each file once) and warns at the first one; the total, naming a few, is reported when
 the stage ends (`teardown`). An evaluation metric then counts the replacement twice; the report says how
 often. Predict inputs are checked by their headers when the data module is built instead
-(`scan_image_files`), so that a missing or unreadable predict_path is an error before anything runs; one whose
-data fails to decode later (a truncated file) is not replaced but gets a row of its own with `"label": null` and
-its `"error"`, so every prediction row belongs to its file. Files whose extension is not an image's
-(`IMAGE_EXTENSIONS`, GIF included) are left out of ImageFolder splits and predict folders, counted and named once
-per split.
+(`scan_image_files`), so that a missing predict_path, or one without a readable image, is an error before anything
+runs. An unreadable predict input, whether its header fails that check or its data fails to decode later (a
+truncated file), is not replaced but gets a row of its own with `"label": null` and its `"error"`, as an unreadable
+audio input does, so every input has its row and every row belongs to its file. Files whose extension is not an
+image's (`IMAGE_EXTENSIONS`, GIF included) are left out of ImageFolder splits and predict folders, counted and
+named once per split.
 
 Each stage reads only its splits: ``fit`` train and validation, ``validate`` validation (a carved one reads
 train), ``test`` the test split (a carved one reads its pool), ``predict`` only ``predict_path``. The
@@ -515,14 +516,14 @@ class ImageDataModule(L.LightningDataModule):
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Count the unreadable files a batch replaced (each file once); warn at the first one. A predict input
-        that failed to decode is named (its row holds the error). A split of which no file can be read refuses the
+        that failed to load is named (its row holds the error). A split of which no file can be read refuses the
         run (`UnreadableSplit`)."""
         if "unreadable_split" in batch:
             split, files = batch["unreadable_split"]
             raise RunRefused(f"Image data: no image of the {split} split can be read, {describe_files(files)}; fix "
                              f"or remove them")
         for _, name, reason in batch.get("failed", []):
-            log.warning("Image data: predict input %s failed to decode (%s); its row holds the error", name, reason)
+            log.warning("Image data: predict input %s failed to load (%s); its row holds the error", name, reason)
         for name, reason in batch.pop("unreadable", []):
             if name not in self.unreadable:
                 if not self.unreadable:
@@ -687,12 +688,13 @@ class ImageDataModule(L.LightningDataModule):
         return every_rank_evaluates("test", self._loader(self.test_set), self.trainer, "limit_test_batches")
 
     def predict_dataloader(self) -> DataLoader:
-        """The predict_path images in `in_chans` channels, with the files left out named."""
+        """The predict_path images in `in_chans` channels, with the unreadable ones (each gets a row with its error)
+        and the files left out named."""
         self.setup("predict")
         files = self._predict_files
         message = f"Image data: predict {len(files.paths)} images of {self.predict_path}"
         if files.unreadable:
-            message += f"; skipped unreadable {describe_files(files.unreadable)}"
+            message += f"; unreadable {describe_files(files.unreadable)}: their rows hold the error"
         if files.left_out:
             message += f"; skipped {describe_files(files.left_out)}; image extensions are "
             message += ", ".join(IMAGE_EXTENSIONS)

@@ -320,8 +320,9 @@ def check_image_file(path: str | Path) -> Path:
 
 @dataclass
 class ImageFileScan:
-    """The files of a predict path: `paths` to predict, and those left out, as (path, reason): `unreadable`
-    and `left_out` (hidden, or an extension not one of `IMAGE_EXTENSIONS`)."""
+    """The files of a predict path: `paths` to predict, each of which gets a row, and as (path, reason) the
+    `unreadable` among them (a header PIL does not identify: their rows hold the error) and those `left_out`
+    (hidden, or an extension not one of `IMAGE_EXTENSIONS`)."""
 
     paths: list[Path]
     unreadable: list[tuple[str, str]]
@@ -331,10 +332,10 @@ class ImageFileScan:
 def scan_image_files(path: str | Path) -> ImageFileScan:
     """A single image file, or every image under a folder (recursive, sorted), for prediction.
 
-    Each file's header is read (no decoding), so that no prediction row carries a file it was not
-    computed from: in a folder, unreadable files, hidden files and files of other extensions are left out and listed;
-    a single file must be a readable image. Raises FileNotFoundError for a missing path and ValueError
-    for a single file that is not a readable image or a folder without one.
+    Each file's header is read (no decoding): in a folder, hidden files and files of other extensions are left out
+    and listed, unreadable image files are kept in `paths` (their load fails again and their rows hold the error, as
+    an unreadable audio input's do) and listed; a single file must be a readable image. Raises FileNotFoundError for
+    a missing path and ValueError for a single file that is not a readable image or a folder without one.
     """
     path = Path(path)
     if path.is_file():
@@ -345,12 +346,11 @@ def scan_image_files(path: str | Path) -> ImageFileScan:
     reasons = {p: left_out_reason(p, path) for p in files}
     scan = ImageFileScan([], [], [(str(p), reason) for p, reason in reasons.items() if reason])
     for candidate in (p for p, reason in reasons.items() if reason is None):
+        scan.paths.append(candidate)
         reason = unreadable_header(candidate)
-        if reason is None:
-            scan.paths.append(candidate)
-        else:
+        if reason is not None:
             scan.unreadable.append((str(candidate), reason))
-    if not scan.paths:
+    if len(scan.unreadable) == len(scan.paths):
         left_out = scan.unreadable + scan.left_out
         raise ValueError(f"no readable image ({', '.join(IMAGE_EXTENSIONS)}) under predict_path {path}"
                          + (f"; left out {describe_files(left_out)}" if left_out else ""))
@@ -358,8 +358,8 @@ def scan_image_files(path: str | Path) -> ImageFileScan:
 
 
 class ImageFiles(Dataset):
-    """Image files (checked by `scan_image_files` or `check_image_file`), for prediction.
-    Samples are (uint8 image (channels, H, W), path)."""
+    """Image files (listed by `scan_image_files` or checked by `check_image_file`), for prediction.
+    Samples are (uint8 image (channels, H, W), path); a file that cannot be read raises one of `UNREADABLE`."""
 
     def __init__(self, paths: list[Path], channels: int) -> None:
         self.paths, self.channels = paths, channels
