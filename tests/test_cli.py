@@ -524,3 +524,12 @@ def test_a_signal_outside_a_training_step_is_one_line_naming_the_folders_taken_b
                                            f"step (nothing trained was left to save); took back {gone.folder}, which "
                                            "it had claimed\n")
     assert stopped_outside_training(ValueError("bad"), "infomamba --task text fit", [gone]) is None
+
+
+def test_a_fit_without_a_logger_runs(tmp_path, monkeypatch):
+    """`--trainer.logger=false` had stopped the fit with the learning-rate monitor's traceback (no logger to log to)."""
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--task", "text", "--data.listops_size=32", "--data.batch_size=16", "--model.encoder.dim=16",
+          "--model.encoder.depth=1", "--trainer.logger=false", "--trainer.max_steps=1", "--trainer.limit_val_batches=1",
+          "--trainer.enable_progress_bar=false"])
+    assert list(tmp_path.glob("runs/**/last.ckpt"))

@@ -1,7 +1,10 @@
 """The parser's errors said with the file and key at fault (`infomamba.config_errors`)."""
 from pathlib import Path
+from typing import Optional
 
-from infomamba.config_errors import config_files, unknown_key_message, yaml_problem
+import pytest
+
+from infomamba.config_errors import config_files, parse_error_message, unknown_key_message, yaml_problem
 
 
 def test_config_files_in_every_spelling():
@@ -29,3 +32,40 @@ def test_yaml_problems(tmp_path):
     assert yaml_problem(good) is None
     assert yaml_problem(bad).startswith(f"--config {bad}: not valid YAML: line 2, column 2: ")
     assert yaml_problem(tmp_path / "gone.yaml") == f"--config {tmp_path / 'gone.yaml'}: no such file"
+
+
+def parser_error(argv: list[str]) -> str:
+    """What jsonargparse says of `argv` for a few options of the CLI's types, as the CLI receives it."""
+    from argparse import ArgumentError
+
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_argument("--model.encoder.dim", type=int, default=64)
+    parser.add_argument("--model.encoder.mixer_options", type=dict, default={})
+    parser.add_argument("--data.max_tokens", type=Optional[int], default=None)
+    with pytest.raises(ArgumentError) as raised:
+        parser.parse_args(argv)
+    return str(raised.value)
+
+
+def test_a_value_of_the_wrong_type_is_named_with_the_file_that_gave_it(tmp_path):
+    """jsonargparse's 'Parser key "model.encoder.dim": Expected a <class 'int'>. Got value: big' named no file."""
+    config = tmp_path / "x.yaml"
+    config.write_text("model:\n  encoder:\n    dim: big\n")
+    assert parse_error_message(parser_error(["--config", str(config)]), [], [config]) == (
+        f"model.encoder.dim in {config}: expected int, got 'big'")
+    config.write_text("model:\n  encoder:\n    dim: 8\n")  # the command line's value, not the file's
+    assert parse_error_message(parser_error(["--config", str(config), "--model.encoder.dim=big"]), [], [config]) == (
+        "model.encoder.dim on the command line: expected int, got 'big'")
+    assert parse_error_message(parser_error(["--data.max_tokens=abc"]), [], []) == (
+        "data.max_tokens on the command line: expected int or null, got 'abc'")
+    assert parse_error_message("unrecognized arguments: --zzz=1", [], []) == "unknown key zzz on the command line"
+
+
+def test_a_mapping_without_the_space_after_its_colon_is_shown_written_right():
+    message = parser_error(["--model.encoder.mixer_options={k_max:5,d_state:4}"])
+    assert parse_error_message(message, [], []) == (
+        "model.encoder.mixer_options on the command line: expected dict, got '{k_max:5,d_state:4}' (a YAML mapping "
+        "needs a space after each colon: {k_max: 5,d_state: 4})")

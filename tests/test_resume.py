@@ -297,6 +297,9 @@ def test_a_resumed_schedule_laid_over_another_length_is_noted_with_the_learning_
     note = rescheduled((100, 100), 200, 0.1, 0.0)
     assert "laid over 100 steps and is now laid over 200" in note
     assert "from step 100 the learning rate is 0.587 x lr, not 0 x lr" in note
+    over = rescheduled((126, 126), 96, 0.1, 0.01)  # a larger batch size: fewer steps than were done
+    assert "now laid over 96" in over and "it ends before step 126, where the run stopped, so every step left " \
+        "trains at its floor, 0.01 x lr" in over
 
 
 def test_run_dir_names_the_run_folder_and_is_resumed_in_place(tmp_path, monkeypatch):

@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-from .config_errors import config_files, given_keys, unknown_key_message, yaml_problem
+from .config_errors import config_files, given_keys, parse_error_message, yaml_problem
 from .console import guard_pipes, say
 from .plugins import PluginError, load_plugins
 from .tasks.registry import TaskSpec, get_task, list_tasks, other_task_model
@@ -645,6 +645,7 @@ def main(argv: list[str] | None = None) -> None:
     task, module_cls, data_cls = load_task(name)
     check_checkpoint_task(ckpt_path_arg(rest), task)
     from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
     from .tasks.base import RunRefused
@@ -678,7 +679,7 @@ def main(argv: list[str] | None = None) -> None:
                 message = str(err).removeprefix("argument None: ").strip()
                 command = args[0] if args and args[0] in self._subcommand_parsers else None
                 accepted = [action.dest for action in self._subcommand_parsers[command]._actions] if command else []
-                unknown = unknown_key_message(message, accepted, files)
+                unknown = parse_error_message(message, accepted, files)
                 label = f"infomamba {command} --task {name}" if command else f"infomamba --task {name}"
                 raise SystemExit(f"{label}: {unknown or message}\n"
                                  f"(every option: infomamba {command or 'fit'} --task {name} --help)") from None
@@ -736,8 +737,10 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 super().instantiate_classes()
             except (ValueError, FileNotFoundError, ImportError, MisconfigurationException) as err:  # rejected: one line
-                cause = err.__cause__  # what a link's compute_fn raised, wrapped by jsonargparse
-                if isinstance(cause, (ValueError, FileNotFoundError, ImportError)):
+                cause = err.__cause__  # what a link's compute_fn raised, wrapped by jsonargparse; a constructor's
+                # own error arrives unwrapped and is kept, not what caused it (a UnicodeDecodeError naming no file)
+                if isinstance(cause, (ValueError, FileNotFoundError, ImportError)) and \
+                        str(err).startswith("Call to compute_fn of link"):
                     err = cause
                 what = "a missing package" if isinstance(err, ImportError) else "invalid configuration"
                 raise SystemExit(f"{label}: {what}: {err}") from None
@@ -753,6 +756,8 @@ def main(argv: list[str] | None = None) -> None:
             problem = spawned_ranks(trainer.strategy)
             if problem:
                 raise ValueError(problem)
+            if not trainer.loggers:  # --trainer.logger=false: its check had stopped the fit with a traceback
+                trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, LearningRateMonitor)]
             if trainer.fast_dev_run:  # Lightning writes no checkpoint then, but for save_last's at the end of fit
                 for checkpoint in trainer.checkpoint_callbacks:
                     checkpoint.save_last = False

@@ -1,6 +1,7 @@
 """What the command line's parser rejects, said in one place: the file and key at fault and the nearest
-accepted key, instead of jsonargparse's usage listing of every option (about 100 lines) with a YAML
-parser's "<unicode string>" where the file's name belongs; and which keys the user gave (`given_keys`)."""
+accepted key (or the type expected), instead of jsonargparse's usage listing of every option (about 100 lines)
+with a YAML parser's "<unicode string>" where the file's name belongs; and which keys the user gave
+(`given_keys`)."""
 from __future__ import annotations
 
 import difflib
@@ -10,6 +11,12 @@ from pathlib import Path
 
 # jsonargparse's words for a key that no option has: in a config file, and on the command line.
 UNKNOWN_KEY = re.compile(r"does not accept option '([^']+)'|unrecognized arguments: --([\w.]+)")
+# ... for a value of the wrong type: the key, the type (or a union's types) expected and the value given.
+WRONG_TYPE = re.compile(r'Parser key "([^"]+)":')
+EXPECTED = re.compile(r"Subtypes: \[(.*)\]|Expected a <class '(\w+)'>")
+GIVEN = re.compile(r"(?:Got|Given) value: (.*)")
+# A YAML flow mapping written without the space after a colon ({k_max:5}), which YAML reads as one string.
+CRAMPED_MAPPING = re.compile(r"^\{.*:[^\s}]")
 
 
 def config_files(argv: Iterable[str]) -> list[Path]:
@@ -42,24 +49,27 @@ def yaml_problem(path: Path) -> str | None:
     return None
 
 
-def flat_keys(tree: Mapping, prefix: str = "") -> set[str]:
-    """The dotted keys of a nested mapping, inner and leaf ones."""
-    keys = set()
+def flat_items(tree: Mapping, prefix: str = "") -> dict[str, object]:
+    """The values of a nested mapping by dotted key, inner and leaf ones."""
+    items = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
-        keys.add(dotted)
+        items[dotted] = value
         if isinstance(value, Mapping):
-            keys |= flat_keys(value, f"{dotted}.")
-    return keys
+            items |= flat_items(value, f"{dotted}.")
+    return items
 
 
-def where_given(key: str, files: Iterable[Path]) -> str:
-    """Where `key` was given: in the first --config file that sets it, else on the command line."""
+def where_given(key: str, files: Iterable[Path], value: str | None = None) -> str:
+    """Where `key` was given: in the first --config file that sets it (to `value`, as the parser wrote it, when
+    given: the command line may set the same key again, and the value is whose the error is), else on the command
+    line."""
     import yaml
 
     for path in files:
         tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if isinstance(tree, Mapping) and key in flat_keys(tree):
+        items = flat_items(tree) if isinstance(tree, Mapping) else {}
+        if key in items and (value is None or str(items[key]) == value):
             return f"in {path}"
     return "on the command line"
 
@@ -74,6 +84,35 @@ def unknown_key_message(message: str, accepted: Iterable[str], files: Iterable[P
     near = difflib.get_close_matches(key, sorted(accepted), n=1, cutoff=0.6)
     hint = f"; did you mean {near[0]}?" if near else ""
     return f"unknown key {key} {where_given(key, files)}{hint}"
+
+
+def wrong_type_message(message: str, files: Iterable[Path]) -> str | None:
+    """For a parser error about a value of the wrong type: the key, where it was given (the --config file that sets
+    it, else the command line), the type expected and the value, in one line (`mapping_hint` added). None for any
+    other error."""
+    found = WRONG_TYPE.search(message)
+    expected, given = EXPECTED.search(message), GIVEN.search(message)
+    if found is None or expected is None or given is None:
+        return None
+    key, value = found.group(1), given.group(1).strip()
+    kinds = re.findall(r"<class '(\w+)'>", expected.group(1) or f"<class '{expected.group(2)}'>")
+    wanted = " or ".join(kinds).replace("NoneType", "null")
+    return f"{key} {where_given(key, files, value)}: expected {wanted}, got {value!r}{mapping_hint(value, kinds)}"
+
+
+def mapping_hint(value: str, kinds: list[str]) -> str:
+    """How to write `value` where a dict (one of `kinds`) is expected and it is a YAML flow mapping without the space
+    after a colon ({k_max:5} is one string to YAML); else ""."""
+    if "dict" not in kinds or not CRAMPED_MAPPING.match(value):
+        return ""
+    spaced = re.sub(r":(?=\S)", ": ", value)
+    return f" (a YAML mapping needs a space after each colon: {spaced})"
+
+
+def parse_error_message(message: str, accepted: Iterable[str], files: Iterable[Path]) -> str | None:
+    """One line for a parser error the CLI can say better than jsonargparse (`unknown_key_message`,
+    `wrong_type_message`), or None."""
+    return unknown_key_message(message, accepted, files) or wrong_type_message(message, files)
 
 
 def given_keys(argv: list[str], prefix: str) -> set[str]:

@@ -10,8 +10,17 @@ import torch.nn.functional as F
 from lightning.pytorch.trainer.states import TrainerFn
 
 from infomamba import EncoderConfig
-from infomamba.tasks.base import classification_loss, gathered_rng_states, list_of_inputs, own_rng_states
+from infomamba.cli import main
+from infomamba.tasks.base import (RunRefused, check_optimizer_options, classification_loss, gathered_rng_states,
+                                  list_of_inputs, own_rng_states, refused_precision)
+from infomamba.tasks.asr.module import CTCSpeechRecognizer
+from infomamba.tasks.image.module import ImageClassifier
 from infomamba.tasks.text.module import TextClassifier
+
+TINY_TEXT = ["--task", "text", "--data.listops_size=48", "--data.batch_size=16", "--model.encoder.dim=16",
+             "--model.encoder.depth=1", "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8}",
+             "--trainer.enable_progress_bar=false", "--trainer.num_sanity_val_steps=0",
+             "--trainer.enable_model_summary=false", "--trainer.max_steps=1"]
 
 
 def test_compile_compiles_the_encoder_in_place_and_keeps_the_state_dict_keys():
@@ -139,3 +148,78 @@ def test_a_batch_size_that_is_not_a_positive_whole_number_is_refused(batch_size)
     """0 had been range()'s "arg 3 must not be zero", 2.5 a slice's TypeError, deep in the method."""
     with pytest.raises(ValueError, match=r"^predict_texts: batch_size must be a whole number >= 1, got "):
         _text_model().predict_texts(["a great film"], batch_size=batch_size)
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"lr": -1.0}, r"model: lr must be >= 0, got -1.0"),
+    ({"weight_decay": -0.1}, r"model: weight_decay must be >= 0, got -0.1"),
+    ({"warmup_ratio": 2.0}, r"model: warmup_ratio must be in \[0, 1\), got 2.0"),
+    ({"min_lr_ratio": 1.5}, r"model: min_lr_ratio must be in \[0, 1\], got 1.5"),
+    ({"betas": (0.9, 1.0)}, r"model: betas\[1\] must be in \[0, 1\), got 1.0"),
+    ({"lr": float("nan")}, r"model: lr must be >= 0, got nan"),
+])
+def test_optimizer_options_out_of_range_are_named(options, words):
+    given = {"lr": 1e-3, "weight_decay": 0.05, "betas": (0.9, 0.98), "warmup_ratio": 0.05, "min_lr_ratio": 0.01,
+             **options}
+    with pytest.raises(ValueError, match=f"^{words}$"):
+        check_optimizer_options(**given)
+
+
+def test_the_model_refuses_an_optimizer_option_when_built_and_the_cli_says_it_in_one_line(tmp_path, monkeypatch):
+    """A negative lr had been a 45-line traceback from torch's Adam; a warmup_ratio of 2 had been taken silently."""
+    with pytest.raises(ValueError, match=r"^model: warmup_ratio must be in \[0, 1\), got 2$"):
+        _text_model(warmup_ratio=2)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid configuration: model: lr must be >= 0, "
+                                         r"got -1.0$"):
+        main(["fit", *TINY_TEXT, "--model.lr=-1"])
+
+
+@pytest.mark.parametrize("build", [
+    lambda smoothing: _text_model(label_smoothing=smoothing),
+    lambda smoothing: ImageClassifier(num_classes=2, encoder=EncoderConfig(dim=16, depth=1), image_size=16,
+                                      patch_size=8, label_smoothing=smoothing),
+])
+def test_label_smoothing_out_of_range_is_refused_when_the_model_is_built(build):
+    """3 had stopped the first batch in cross_entropy."""
+    for smoothing in (3.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match=rf"^model: label_smoothing must be in \[0, 1\), got {smoothing}$"):
+            build(smoothing)
+    build(0.1)
+
+
+def test_load_from_checkpoint_names_the_model_a_checkpoint_of_another_task_belongs_to(tmp_path):
+    """It had been TextClassifier's TypeError about a missing num_classes."""
+    asr = tmp_path / "asr.ckpt"
+    torch.save({"infomamba_module": "infomamba.tasks.asr.module:CTCSpeechRecognizer", "hyper_parameters": {}}, asr)
+    with pytest.raises(ValueError, match=rf"^TextClassifier.load_from_checkpoint: {asr} is a checkpoint of "
+                                         r"CTCSpeechRecognizer \(--task asr\), not of TextClassifier: use "
+                                         r"CTCSpeechRecognizer.load_from_checkpoint$"):
+        TextClassifier.load_from_checkpoint(asr)
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(asr.read_bytes()[:100])
+    with pytest.raises(ValueError, match=rf"^ImageClassifier.load_from_checkpoint: {truncated} is not a checkpoint "
+                                         r"Lightning saved \(torch.load: RuntimeError\)$"):
+        ImageClassifier.load_from_checkpoint(truncated)
+
+
+def test_load_from_checkpoint_loads_its_own_models_checkpoint(tmp_path):
+    model = _text_model()
+    path = tmp_path / "text.ckpt"
+    torch.save({"infomamba_module": "infomamba.tasks.text.module:TextClassifier", "state_dict": model.state_dict(),
+                "hyper_parameters": dict(model.hparams), "pytorch-lightning_version": "2.6.6"}, path)
+    loaded = TextClassifier.load_from_checkpoint(path)
+    assert torch.equal(loaded.pos, model.pos)
+
+
+def test_64_bit_precision_is_refused_in_one_line_before_the_first_batch(tmp_path, monkeypatch):
+    """It had been a dtype mismatch 53 frames deep in the concept filter's hashing."""
+    assert [refused_precision(p) for p in ("32-true", "16-mixed", "bf16-mixed", "bf16-true", "16-true")] == [None] * 5
+    for model in (_text_model(), CTCSpeechRecognizer(EncoderConfig(dim=16, depth=1))):
+        model._trainer = types.SimpleNamespace(precision="64-true", ckpt_path=None)
+        with pytest.raises(RunRefused, match="^trainer.precision=64-true is not supported"):
+            model.setup("fit")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: trainer.precision=64-true is not supported .*; "
+                                         r"use 32-true, 16-mixed, bf16-mixed, bf16-true or 16-true$"):
+        main(["fit", *TINY_TEXT, "--trainer.precision=64"])

@@ -8,7 +8,7 @@ from lightning.fabric.utilities.data import _set_sampler_epoch
 from torch.utils.data import DataLoader, Dataset
 
 from infomamba.tasks.base import RunRefused
-from infomamba.tasks.sampling import LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch
+from infomamba.tasks.sampling import LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch, check_token_budget
 
 
 def _lengths(n=1000, seed=0):
@@ -220,3 +220,12 @@ def test_loader_workers_are_capped_at_the_cpus_the_process_may_use(monkeypatch, 
     assert sum("data.num_workers=8" in r.getMessage() for r in caplog.records) == 1
     batches = list(ResumableDataLoader(list(range(8)), batch_size=4, num_workers=8))
     assert sorted(torch.cat(batches).tolist()) == list(range(8))
+
+
+def test_token_budget_names_the_options_of_its_section():
+    check_token_budget(None, [5, 50])
+    check_token_budget(50, [5, 50])
+    check_token_budget(10, [])
+    with pytest.raises(ValueError, match=r"^data.max_tokens=10 is smaller than the longest sample \(50 tokens\); raise "
+                                         r"data.max_tokens or truncate the samples \(data.max_length\).$"):
+        check_token_budget(10, [5, 50], "data.")

@@ -16,6 +16,8 @@ from typing import Callable, ClassVar
 import torch
 import torch.nn as nn
 
+from ..layers.checks import require_types
+
 
 @dataclass
 class MixerAux:
@@ -110,6 +112,16 @@ def mixer_options(name: str) -> dict[str, object]:
     return {k: p.default for k, p in params.items() if k not in contract and p.kind == p.KEYWORD_ONLY}
 
 
+def option_hints(name: str) -> dict[str, object]:
+    """The type hints of a mixer's options (`mixer_options`), as types (its module's annotations are strings); left
+    as strings, and so unchecked, where one names what a plugin's module imports for type checkers only."""
+    try:
+        params = inspect.signature(mixer_class(name).__init__, eval_str=True).parameters
+    except NameError:
+        params = inspect.signature(mixer_class(name).__init__).parameters
+    return {k: p.annotation for k, p in params.items() if k in mixer_options(name)}
+
+
 def contract_output(result, x: torch.Tensor, mixer: nn.Module) -> tuple[torch.Tensor, MixerAux]:
     """`result` of `mixer(x, ...)` as (y, aux), checked against the contract (DESIGN.md): a pair of y with x's shape
     and a `MixerAux`. A mixer that breaks it is named in one line here, instead of being unpacked along the batch
@@ -128,13 +140,15 @@ def contract_output(result, x: torch.Tensor, mixer: nn.Module) -> tuple[torch.Te
 
 def build_mixer(name: str, dim: int, *, causal: bool = False, layer_idx: int = 0, depth: int = 1,
                 **options) -> Mixer:
-    """Build a registered mixer; unknown options are rejected with the list of accepted ones, and `causal` with a
-    mixer whose class is not `causal_capable` (the built-in ones refuse it themselves, saying why)."""
+    """Build a registered mixer; unknown options are rejected with the list of accepted ones, an option of the wrong
+    type (a float or a bool for a size) naming it and its value, and `causal` with a mixer whose class is not
+    `causal_capable` (the built-in ones refuse it themselves, saying why)."""
     cls = mixer_class(name)
     accepted = mixer_options(name)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"mixer {name!r} got unknown option(s) {unknown}; accepted: {sorted(accepted)}")
+    require_types(f"mixer {name!r}", option_hints(name), **options)
     mixer = cls(dim, causal=causal, layer_idx=layer_idx, depth=depth, **options)  # its own refusal says why
     if causal and not cls.causal_capable:
         raise ValueError(f"mixer {name!r} cannot be causal (its class declares causal_capable = False)")

@@ -55,7 +55,8 @@ class InfoMambaMixer(Mixer):
         ssm_heads: SSD (Mamba-2) form: dt and A shared within each of ssm_heads heads (must divide E);
             None: Mamba-1 per-channel form (`layers/ssm.py`).
         k_max, d_concept, tau_assign, n_buckets, tau_hash, q_max: the concept filter (§4.1, §5.3).
-        chunk: causal filter chunk size.  static_len: R_0 rows for `static_rr`.
+        chunk: causal filter chunk size (unused bidirectional, where it may be None).
+        static_len: R_0 rows for `static_rr`.
         fusion_init: initial value of the diagonal P and F (LayerScale-style; P h is formed inside the SSM op
             and F h inside the gate's kernel, so neither is a (B, L, E) tensor of its own). Measured on
             Fashion-MNIST (H100, 4 epochs, docs/results.md): with P = F = 1 at init the filter path (whose
@@ -70,7 +71,7 @@ class InfoMambaMixer(Mixer):
                  variant: str = "full", expand: float = 2, d_state: int = 16, d_conv: int = 4,
                  dt_rank: int | None = None, ssm_heads: int | None = None, k_max: int = 100,
                  d_concept: int = 64, tau_assign: float = 0.7, n_buckets: int = 16, tau_hash: float = 0.1,
-                 q_max: int = 8, chunk: int = 64, static_len: int = 4096, fusion_init: float = 0.1):
+                 q_max: int = 8, chunk: int | None = 64, static_len: int = 4096, fusion_init: float = 0.1):
         super().__init__()
         self.causal = causal
         if variant not in VARIANTS:

@@ -17,7 +17,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from infomamba import Encoder, EncoderConfig
 from infomamba.cuda_graphs import GraphedEncoder
+from infomamba.layers.checks import require_within
 from infomamba.losses import LossWeights, total_loss, weighted_terms
+from infomamba.tasks.checkpoint_file import other_model_problem
+from infomamba.tasks.compile_note import note_compile_on_cpu
 from infomamba.tasks.registry import class_path
 
 
@@ -37,11 +40,15 @@ def rescheduled(before: tuple[int, int] | None, total: int, warmup_ratio: float,
     if before is None or before[0] in (None, total):
         return None
     old_total, step = before
+    changed = (f"the learning-rate schedule was laid over {old_total} steps and is now laid over {total} (max_epochs, "
+               f"max_steps, the data or the number of processes changed)")
+    if total <= step:
+        return (f"{changed}: it ends before step {step}, where the run stopped, so every step left trains at its "
+                f"floor, {min_ratio:.3g} x lr")
     old = warmup_cosine(step, int(warmup_ratio * old_total), old_total, min_ratio)
     new = warmup_cosine(step, int(warmup_ratio * total), total, min_ratio)
-    return (f"the learning-rate schedule was laid over {old_total} steps and is now laid over {total} (max_epochs, "
-            f"max_steps, the data or the number of processes changed): from step {step} the learning rate is "
-            f"{new:.3g} x lr, not {old:.3g} x lr, and the run does not end as an uninterrupted {total}-step run would")
+    return (f"{changed}: from step {step} the learning rate is {new:.3g} x lr, not {old:.3g} x lr, and the run does "
+            f"not end as an uninterrupted {total}-step run would")
 
 
 def other_processes(before: int | None, world_size: int) -> str | None:
@@ -56,6 +63,16 @@ def other_processes(before: int | None, world_size: int) -> str | None:
             "share of an epoch, and with it the steps per epoch, changes, and the rest of an epoch stopped midway is "
             "not the batches the interrupted run had left, so the run does not continue as it would have; resume on "
             f"{before} process(es) (trainer.devices x trainer.num_nodes) to continue it exactly")
+
+
+def check_optimizer_options(lr: float, weight_decay: float, betas: tuple[float, float], warmup_ratio: float,
+                            min_lr_ratio: float) -> None:
+    """AdamW's and the schedule's options refused when the model is built, naming the option: a negative lr had
+    stopped the fit inside torch's AdamW (a traceback), and a warmup_ratio of 2 had warmed up for the whole run
+    without a word. An lr of 0 passes, as torch's does: a step that leaves the weights as they began."""
+    require_within("model", 0.0, lr=lr, weight_decay=weight_decay)
+    require_within("model", 0.0, 1.0, warmup_ratio=warmup_ratio, **dict(zip(("betas[0]", "betas[1]"), betas)))
+    require_within("model", 0.0, 1.0, include_high=True, min_lr_ratio=min_lr_ratio)
 
 
 def list_of_inputs(items, method: str, batch_size: int):
@@ -113,6 +130,18 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def refused_precision(precision: str) -> str | None:
+    """Why the model cannot run at the trainer's `precision` (Lightning's name for it), or None when it can. InfoMamba's
+    concept filter forms its bucket embeddings in float32 whatever the activations' dtype (`layers.concepts`), which
+    64-true's float64 activations meet in a product: the first batch had stopped with a dtype mismatch 50 frames deep.
+    The other mixers ran a CPU fit step in float64, but the GPU kernels compute in float32 and no recipe trains in
+    float64, so it is refused for every mixer, one rule for all. Each of the precisions named ran a CPU fit step."""
+    if precision != "64-true":
+        return None
+    return (f"trainer.precision={precision} is not supported (InfoMamba's concept filter and the GPU kernels compute "
+            "in float32); use 32-true, 16-mixed, bf16-mixed, bf16-true or 16-true")
+
+
 CompileOption = bool | Literal["default", "reduce-overhead", "max-autotune"]
 """`compile`: off, on (torch.compile's default mode), or one of its modes by name."""
 
@@ -131,11 +160,12 @@ class TaskModule(L.LightningModule):
         encoder: the backbone (`--model.encoder.mixer=attention`, `--model.encoder.dim=384`, ...); also
             the dict the hyperparameters hold, which is how `load_from_checkpoint` passes it back.
         loss: Eq. 14 weights (`--model.loss.beta=0 --model.loss.gamma=0` is Table 5's "w/o MI"); a dict too.
-        lr: AdamW's peak learning rate (after the warm-up, then cosine).
-        weight_decay: AdamW's decoupled weight decay (not on biases and other 1-D parameters: norms, scales).
-        betas: AdamW's betas.
-        warmup_ratio: share of the steps spent warming up linearly.
-        min_lr_ratio: cosine floor as a share of lr.
+        lr: AdamW's peak learning rate (after the warm-up, then cosine), >= 0.
+        weight_decay: AdamW's decoupled weight decay (not on biases and other 1-D parameters: norms, scales),
+            >= 0.
+        betas: AdamW's betas, each in [0, 1).
+        warmup_ratio: share of the steps spent warming up linearly, in [0, 1).
+        min_lr_ratio: cosine floor as a share of lr, in [0, 1].
         compile: torch.compile the encoder when a Trainer runs the model (`infomamba fit --compile`); it is
             compiled in place, so the state_dict keys and the checkpoints stay the same. A mode name
             instead of true picks torch.compile's mode: `--compile=reduce-overhead` also replays the step as
@@ -154,6 +184,7 @@ class TaskModule(L.LightningModule):
                  weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.98), warmup_ratio: float = 0.05,
                  min_lr_ratio: float = 0.01, compile: CompileOption = False, cuda_graphs: bool = False):
         super().__init__()
+        check_optimizer_options(lr, weight_decay, betas, warmup_ratio, min_lr_ratio)
         if compile and cuda_graphs:
             raise ValueError("model.compile and model.cuda_graphs are two ways to replay CUDA graphs; pick one "
                              "(--compile=reduce-overhead compiles, --cuda_graphs captures the eager encoder)")
@@ -169,9 +200,27 @@ class TaskModule(L.LightningModule):
         self._schedule_steps: int | None = None  # the steps the learning-rate schedule is laid over
         self._resumed_schedule: tuple[int, int] | None = None  # a resumed checkpoint's: (its schedule steps, step)
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        """Lightning's `load_from_checkpoint`, refusing in one line a checkpoint of another task's model (naming its
+        class) or a file that is no checkpoint, where the constructor had failed on an argument it lacked."""
+        problem = other_model_problem(checkpoint_path, cls)
+        if problem:
+            raise ValueError(problem)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
     def configure_model(self) -> None:
         if self.hparams.compile:
             self.encoder.compile(mode="default" if self.hparams.compile is True else self.hparams.compile)
+
+    def setup(self, stage: str) -> None:
+        """A precision the model cannot run is refused before the first batch (`refused_precision`); `compile` on a
+        CPU is noted (`note_compile_on_cpu`)."""
+        problem = refused_precision(self.trainer.precision)
+        if problem:
+            raise RunRefused(problem)
+        if self.hparams.compile:
+            note_compile_on_cpu(self.hparams.compile, self.trainer.strategy.root_device)
 
     def on_fit_start(self) -> None:
         if self.graphed_encoder is None:

@@ -54,6 +54,19 @@ from torch.utils.data import DataLoader, Sampler, get_worker_info
 from .base import RunRefused
 
 
+def check_token_budget(max_tokens: int | None, lengths: Sequence[int], prefix: str = "") -> None:
+    """ValueError when a batch of ``max_tokens`` (None: batches counted in samples) cannot hold the longest of
+    ``lengths`` alone; ``prefix`` ("data.") is the options' section. A data module checks its splits in ``setup``,
+    where the CLI says it in one line: the sampler is built in a dataloader hook, whose error had reached the user
+    as a traceback."""
+    longest = max(1, int(np.max(lengths, initial=0)))
+    if max_tokens is not None and max_tokens < longest:
+        raise ValueError(
+            f"{prefix}max_tokens={max_tokens} is smaller than the longest sample ({longest} tokens); raise "
+            f"{prefix}max_tokens or truncate the samples ({prefix}max_length)."
+        )
+
+
 class LengthBucketBatchSampler(Sampler[list[int]]):
     """Yields lists of dataset indices whose samples have similar lengths.
 
@@ -98,12 +111,7 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             )
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        longest = max(1, int(self._lengths.max()))
-        if max_tokens is not None and max_tokens < longest:
-            raise ValueError(
-                f"max_tokens={max_tokens} is smaller than the longest sample ({longest} tokens); raise "
-                "max_tokens or truncate the samples (max_length)."
-            )
+        check_token_budget(max_tokens, self._lengths)
         if drop_last and not shuffle:
             raise ValueError("drop_last=True with shuffle=False would skip evaluation samples; refused.")
         if num_replicas < 1 or not 0 <= rank < num_replicas:

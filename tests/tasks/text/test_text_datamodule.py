@@ -231,6 +231,15 @@ def test_max_tokens_batches(tmp_path):
         assert batch["input_ids"].numel() <= 256
 
 
+def test_a_token_budget_below_the_longest_text_is_refused_in_setup(tmp_path):
+    """setup, whose errors the CLI says in one line: the sampler, built in the dataloader hook, had raised it as a
+    22-frame traceback."""
+    _write(_frame(80, [0, 1]), tmp_path / "train.csv")
+    with pytest.raises(ValueError, match=r"^data.max_tokens=16 is smaller than the longest sample \(\d+ tokens\); "
+                                         r"raise data.max_tokens or truncate the samples \(data.max_length\).$"):
+        _dm(tmp_path, tokenizer="bytes", max_length=64, max_tokens=16)
+
+
 def test_ddp_ranks_share_the_evaluation_set_exactly_once(tmp_path):
     _write(_frame(100, [0, 1]), tmp_path / "train.csv")
     _write(_frame(37, [0, 1], offset=300), tmp_path / "test.csv")

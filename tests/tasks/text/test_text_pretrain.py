@@ -115,7 +115,7 @@ def test_an_init_from_that_cannot_start_the_fit_refuses_it_in_one_line(tmp_path)
 @pytest.mark.parametrize("ckpt_path, loads", [(None, True), ("last.ckpt", False)])
 def test_init_from_is_read_when_a_fit_begins_not_when_it_resumes(tmp_path, ckpt_path, loads):
     model = TextClassifier(num_classes=2, vocab_size=60, encoder=ENCODER, init_from=str(tmp_path / "p.ckpt"))
-    with mock.patch.object(TextClassifier, "trainer", SimpleNamespace(ckpt_path=ckpt_path)), \
+    with mock.patch.object(TextClassifier, "trainer", SimpleNamespace(ckpt_path=ckpt_path, precision="32-true")), \
             mock.patch.object(TextClassifier, "load_pretrained") as load:
         model.setup("fit")
         model.setup("test")

@@ -1,6 +1,8 @@
 """TextTokenizer kinds, save/load, and the training-data-keyed cache."""
 
 import importlib.util
+import sys
+import types
 
 import pytest
 
@@ -58,3 +60,46 @@ def test_cache_is_keyed_by_training_texts(tmp_path, monkeypatch):
 def test_pretrained_name_without_transformers_is_a_clear_error():
     with pytest.raises(ImportError, match="pip install transformers"):
         build_tokenizer("bert-base-uncased", CORPUS)
+
+
+@pytest.mark.parametrize("setting, is_path", [
+    ("runs/unsup/checkpoints/last.ckpt", True), ("/tmp/tokenizer", True), ("./tok", True), ("~/tok", True),
+    ("my/tokenizer.json", True), ("a/b/c", True), ("C:\\tok", True),
+    ("bert-base-uncased", False), ("google/bert_uncased_L-2_H-128_A-2", False),  # hub names: name, org/name
+])
+def test_a_setting_that_names_a_file_is_told_from_a_hub_name(setting, is_path):
+    assert tokenizer_module.looks_like_path(setting) is is_path
+
+
+def test_a_missing_file_or_a_near_miss_of_a_kind_is_not_read_as_a_hub_name(tmp_path):
+    """Both had been said as "needs pip install transformers"."""
+    with pytest.raises(FileNotFoundError, match=rf"^data.tokenizer {tmp_path}/gone.ckpt does not exist"):
+        build_tokenizer(str(tmp_path / "gone.ckpt"), CORPUS)
+    with pytest.raises(ValueError, match=r"^data.tokenizer='wordpeice' is not one of bytes, bpe, wordpiece or a "
+                                         r"tokenizer file; did you mean wordpiece\? \(another name is read as a "
+                                         r"pretrained Hugging Face tokenizer"):
+        build_tokenizer("wordpeice", CORPUS)
+
+
+def test_an_existing_folder_is_left_to_transformers_as_a_local_pretrained_tokenizer(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as where transformers is not installed
+    with pytest.raises(ImportError, match="pip install transformers"):
+        build_tokenizer(str(tmp_path), CORPUS)
+
+
+def test_a_tokenizer_checkpoint_that_torch_cannot_read_is_named(tmp_path):
+    (tmp_path / "cut.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ValueError, match=rf"^data.tokenizer {tmp_path}/cut.ckpt is not a checkpoint Lightning saved "
+                                         r"\(torch.load: \w+\)$"):
+        build_tokenizer(str(tmp_path / "cut.ckpt"), CORPUS)
+
+
+def test_a_pretrained_name_that_cannot_be_loaded_is_a_value_error(monkeypatch):
+    """An OSError, which the CLI does not say in one line, had ended the command with a traceback."""
+    def unreachable(name):
+        raise OSError("offline")
+
+    monkeypatch.setitem(sys.modules, "transformers", types.SimpleNamespace(
+        AutoTokenizer=types.SimpleNamespace(from_pretrained=unreachable)))
+    with pytest.raises(ValueError, match="Could not load the pretrained tokenizer 'org/name'"):
+        build_tokenizer("org/name", CORPUS)

@@ -90,6 +90,7 @@ class CTCSpeechRecognizer(TaskModule):
     def setup(self, stage: str) -> None:
         """One WER/CER pair per evaluation split of the data module (metrics hold no weights). Data whose features
         are not the model's (another sample rate or number of mel bins) is refused, naming both."""
+        super().setup(stage)
         self._require_vocab()
         datamodule = self.trainer.datamodule
         for key in ("sample_rate", "n_mels"):

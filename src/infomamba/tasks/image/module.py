@@ -10,6 +10,7 @@ import torchmetrics
 
 from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
+from infomamba.layers.checks import require_within
 from infomamba.layers.pooling import masked_mean
 
 from ..base import CompileOption, TaskModule, classification_loss, list_of_inputs
@@ -39,7 +40,7 @@ class ImageClassifier(TaskModule):
         class_names: names of the classes (index = label id); None: "0", "1", ...
         patch_size: side of a patch in pixels (the token grid is image_size / patch_size per side).
         pos: position embedding, "learned" or "sincos".
-        label_smoothing: of the training loss only.
+        label_smoothing: of the training loss only, in [0, 1).
         stem: "patch" (one strided conv) or "conv" (a small convolutional stem), `frontend.PatchEmbed`.
 
     The sizes and class names are hyperparameters and a checkpoint of a fit with `ImageDataModule` also keeps
@@ -56,6 +57,7 @@ class ImageClassifier(TaskModule):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
+        require_within("model", 0.0, 1.0, label_smoothing=label_smoothing)
         super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile, cuda_graphs)
         if self.encoder_config.causal:
             raise ValueError("image classification uses a bidirectional encoder: set model.encoder.causal=false")

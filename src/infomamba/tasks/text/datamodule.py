@@ -52,8 +52,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from infomamba.tasks.cache import user_cache_dir
 from infomamba.tasks.paths import write_atomic
-from infomamba.tasks.sampling import (LengthBucketBatchSampler, ResumableDataLoader, every_rank_evaluates,
-                                      limit_leaves_every_rank_a_batch, padded_length)
+from infomamba.tasks.sampling import (LengthBucketBatchSampler, ResumableDataLoader, check_token_budget,
+                                      every_rank_evaluates, limit_leaves_every_rank_a_batch, padded_length)
 from infomamba.tasks.text.listops import NUM_CLASSES as LISTOPS_CLASSES
 from infomamba.tasks.text.listops import generate_listops, listops_tokenizer
 from infomamba.tasks.text.sources import Source, Split, class_names_of, label_ids, open_source, read_predict_texts
@@ -317,13 +317,19 @@ class TextDataModule(L.LightningDataModule):
         self._ensure_meta()
         if stage == "predict":
             if self.predict_dataset is None:
-                self.predict_dataset = self._encode_predict()
+                self.predict_dataset = self._within_budget(self._encode_predict())
             return
         names = [name for name in STAGE_SPLITS[stage] if getattr(self, f"{name}_dataset") is None]
         for name in names:
-            setattr(self, f"{name}_dataset", self._encode(self._split(name), name))
+            setattr(self, f"{name}_dataset", self._within_budget(self._encode(self._split(name), name)))
         if names:
             self._log_summary(names)
+
+    def _within_budget(self, dataset: EncodedTexts) -> EncodedTexts:
+        """`dataset`, refused here (`setup`, whose errors the CLI says in one line) when data.max_tokens cannot hold
+        its longest text, rather than where its loader's sampler is built."""
+        check_token_budget(self.max_tokens, dataset.lengths, "data.")
+        return dataset
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")

@@ -13,10 +13,12 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 
 from infomamba import EncoderConfig
+from infomamba.layers.checks import require_within
 from infomamba.layers.pooling import masked_mean
 from infomamba.losses import LossWeights
 
 from ..base import CompileOption, RunRefused, TaskModule, classification_loss, list_of_inputs
+from ..checkpoint_file import read_checkpoint_file
 from ..paths import missing
 from .tokenizer import TextTokenizer, clean_text
 
@@ -69,7 +71,7 @@ class TextClassifier(TaskModule):
         tokenizer: the data's tokenizer; None when `load_from_checkpoint` restores it from the checkpoint.
         max_positions: size of the learned position table (>= data.max_length).
         head_dropout: dropout before the classifier.
-        label_smoothing: of the training loss only.
+        label_smoothing: of the training loss only, in [0, 1).
         token_dropout: in training, each token's embedding is zeroed with this probability, its position
             embedding kept (word dropout, Iyyer et al. 2015; on IMDb 0.1 adds a point, docs/results.md).
         bigram_buckets: with N > 0, each token's embedding adds a learned embedding of its (previous token, token)
@@ -89,8 +91,7 @@ class TextClassifier(TaskModule):
                  class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None,
                  init_from: str | None = None, compile: CompileOption = False, cuda_graphs: bool = False):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
-        if not 0.0 <= token_dropout < 1.0:
-            raise ValueError(f"token_dropout must be in [0, 1), got {token_dropout}")
+        require_within("model", 0.0, 1.0, label_smoothing=label_smoothing, token_dropout=token_dropout)
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
         if bigram_buckets < 0:
@@ -143,6 +144,7 @@ class TextClassifier(TaskModule):
         return self.head(masked_mean(out.hidden, padding_mask)), out
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         if stage == "fit" and self.hparams.init_from and self.trainer.ckpt_path is None:
             self.load_pretrained(self.hparams.init_from)
 
@@ -166,7 +168,10 @@ class TextClassifier(TaskModule):
         that cannot start it is refused (`RunRefused`: the CLI ends the fit with its message as one line)."""
         if not Path(path).is_file():
             raise RunRefused(missing("model.init_from", path, "is not a file"))
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            checkpoint = read_checkpoint_file(path, "model.init_from")
+        except ValueError as err:
+            raise RunRefused(str(err)) from err
         if "state_dict" not in checkpoint:
             raise RunRefused(f"model.init_from {path}: not a Lightning checkpoint (it has no state_dict)")
         ours = self.tokenizer.to_json() if self.tokenizer is not None else None

@@ -180,9 +180,13 @@ def _text_lines(text: str) -> list[str]:
 
 
 def read_frame(path: Path, source: str) -> pd.DataFrame:
-    """A csv (with header) / jsonl / json / parquet file as a DataFrame."""
+    """A csv (with header) / jsonl / json / parquet file as a DataFrame; a file that is none is an error naming
+    ``source``."""
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError (see `_parse_frame`)
+            raise ValueError(f"{source}: not a readable parquet file ({str(error).splitlines()[0]})") from error
     return _parse_frame(read_text(path, source), path.suffix, source)
 
 

@@ -11,13 +11,15 @@ Kinds:
 - a file: the tokenizer it holds, a checkpoint's (``.ckpt``: the one its weights were trained with) or a
   ``tokenizer.json`` (`read_tokenizer_file`); how a fine-tuning gets its pretraining's ids.
 - any other name: a pretrained tokenizer through ``transformers.AutoTokenizer`` (optional dependency),
-  used without adding special tokens.
+  used without adding special tokens; a path that does not exist and a near miss of the kinds above are refused
+  (`check_pretrained_name`).
 
 Our own kinds put ``[PAD]`` at id 0 and ``[UNK]`` at id 1 and add no other special token.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -28,7 +30,8 @@ from typing import Any
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-from infomamba.tasks.paths import write_atomic
+from infomamba.tasks.checkpoint_file import read_checkpoint_file
+from infomamba.tasks.paths import missing, write_atomic
 
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
@@ -99,8 +102,8 @@ class TextTokenizer:
             ) from error
         try:
             backend = AutoTokenizer.from_pretrained(name)
-        except OSError as error:
-            raise OSError(
+        except OSError as error:  # a ValueError: the CLI says those in one line
+            raise ValueError(
                 f"Could not load the pretrained tokenizer {name!r} (offline, or not a hub name / local "
                 "folder?). Use tokenizer=bytes|bpe|wordpiece to train one from the data instead."
             ) from error
@@ -222,12 +225,31 @@ def read_tokenizer_file(path: Path) -> TextTokenizer:
     read through a memory map, no weights loaded) or of a ``tokenizer.json``."""
     if path.suffix != ".ckpt":
         return TextTokenizer.load(path)
-    import torch
-
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    checkpoint = read_checkpoint_file(path, "data.tokenizer", mmap=True)
     if "tokenizer" not in checkpoint:
         raise ValueError(f"data.tokenizer {path}: the checkpoint holds no tokenizer (not a text task's).")
     return TextTokenizer.from_json(checkpoint["tokenizer"], source=str(path))
+
+
+def looks_like_path(setting: str) -> bool:
+    """Whether a data.tokenizer value names a file rather than a pretrained tokenizer: a .ckpt or .json name, an
+    absolute path, one starting with "." or "~", a backslash, or more than one "/" (a hub name is "org/name")."""
+    return (Path(setting).suffix in (".ckpt", ".json") or Path(setting).is_absolute() or "\\" in setting
+            or setting.startswith((".", "~")) or setting.count("/") > 1)
+
+
+def check_pretrained_name(setting: str) -> None:
+    """Refuse a data.tokenizer value that would be read as a pretrained Hugging Face name but is meant otherwise: a
+    path that does not exist (FileNotFoundError; an existing folder is a local pretrained tokenizer), or a near miss
+    of our kinds (ValueError naming them): either had been reported as a missing `transformers` package."""
+    if looks_like_path(setting) and not Path(setting).exists():
+        raise FileNotFoundError(missing("data.tokenizer", setting, "does not exist (a tokenizer file: a .ckpt of a "
+                                        "text task or a tokenizer.json)"))
+    near = difflib.get_close_matches(setting, ("bytes", *TRAINED_KINDS), n=1)
+    if near:
+        raise ValueError(f"data.tokenizer={setting!r} is not one of bytes, {', '.join(TRAINED_KINDS)} or a tokenizer "
+                         f"file; did you mean {near[0]}? (another name is read as a pretrained Hugging Face "
+                         "tokenizer, which needs `pip install transformers`)")
 
 
 def build_tokenizer(
@@ -247,6 +269,7 @@ def build_tokenizer(
         rank_zero_info(f"Tokenizer: {tokenizer.kind} ({tokenizer.vocab_size} tokens) of {kind}, not trained")
         return tokenizer
     if kind not in TRAINED_KINDS:
+        check_pretrained_name(kind)
         return TextTokenizer.pretrained(kind)
     path = None
     if cache_dir is not None:

@@ -1,0 +1,58 @@
+"""Bad input to the text task's commands ends in one line naming the file and option, never a traceback."""
+import pytest
+
+from infomamba.cli import main
+
+TINY = ["--task", "text", "--data.listops_size=48", "--data.batch_size=16", "--model.encoder.dim=16",
+        "--model.encoder.depth=1", "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8}",
+        "--trainer.enable_progress_bar=false", "--trainer.num_sanity_val_steps=0",
+        "--trainer.enable_model_summary=false", "--trainer.max_steps=1"]
+
+
+@pytest.fixture
+def checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TINY, "--run_dir", "fit"])
+    return tmp_path / "fit" / "checkpoints" / "last.ckpt"
+
+
+def test_unreadable_predict_inputs_are_named_with_their_line(checkpoint, tmp_path):
+    """A ValueError raised from the decoder's had reached the user as the bare cause: "'utf-8' codec can't decode
+    byte 0xff in position 33", naming neither the file nor the line."""
+    bad = {"bad.txt": b"good\n\xff\xfe bad\n", "bad.csv": b"text\ngood\n\xff bad\n",
+           "bad.jsonl": b'{"text": "good"}\n{"text": bad}\n', "bad.parquet": b"not parquet"}
+    said = {"bad.txt": r"line 2 is not UTF-8 \(byte 0xff\)", "bad.csv": r"line 3 is not UTF-8 \(byte 0xff\)",
+            "bad.jsonl": "line 2 is not a JSON record", "bad.parquet": "not a readable parquet file"}
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(SystemExit, match=rf"^infomamba --task text predict: invalid configuration: "
+                                             rf"data.predict_path \S*{name}: {said[name]}"):
+            main(["predict", "--task", "text", "--ckpt_path", str(checkpoint), "--data.predict_path", name])
+
+
+def test_a_truncated_init_from_is_refused_in_one_line(checkpoint, tmp_path):
+    """It had been a 44-line traceback from torch's zip reader."""
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.raises(SystemExit, match=rf"^infomamba --task text fit: model.init_from {truncated} is not a "
+                                         r"checkpoint Lightning saved \(torch.load: RuntimeError\)$"):
+        main(["fit", *TINY, "--model.init_from", str(truncated)])
+
+
+def test_a_token_budget_below_the_longest_text_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid data: data.max_tokens=4 is smaller "
+                                         r"than the longest sample \(\d+ tokens\)"):
+        main(["fit", *TINY, "--data.max_tokens=4"])
+
+
+@pytest.mark.parametrize("setting, said", [
+    ("gone/tokenizer.ckpt", r"data.tokenizer gone/tokenizer.ckpt does not exist \(a tokenizer file"),
+    ("bpe2", r"data.tokenizer='bpe2' is not one of bytes, bpe, wordpiece or a tokenizer file; did you mean bpe\?"),
+])
+def test_a_tokenizer_setting_that_is_neither_kind_nor_file_is_named(tmp_path, monkeypatch, setting, said):
+    """Both had been "a missing package: ... needs pip install transformers"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("text,label\n" + "".join(f"text number {i},{i % 2}\n" for i in range(40)))
+    with pytest.raises(SystemExit, match=rf"^infomamba --task text fit: invalid configuration: {said}"):
+        main(["fit", *TINY, "--data.root", "data.csv", "--data.tokenizer", setting])
