@@ -208,10 +208,12 @@ def checkpoint_problem(ckpt: str | Path, task: str, module) -> str | None:
     """Why the file `ckpt` cannot be loaded by `task`'s model `module`: it is no checkpoint, or one of another
     task's model (`other_task_model`); None when it can (checkpoints written before the model's class was kept
     pass)."""
+    from .tasks.checkpoint_file import not_a_checkpoint
+
     try:
         saved = read_checkpoint(str(ckpt)).get("infomamba_module")
     except Exception as err:  # torch.load raises what the pickle or zip reader met
-        return f"is not a checkpoint Lightning saved (torch.load: {type(err).__name__})"
+        return not_a_checkpoint(err)
     return other_task_model(saved, task, module)
 
 
