@@ -409,6 +409,17 @@ def test_max_frames_budget(tree):
             assert batch["features"].shape[0] == 1 or batch["features"].shape[0] * batch["features"].shape[1] <= 400
 
 
+def test_a_frame_budget_below_the_longest_training_utterance_is_refused_in_setup(tree):
+    """Refused where the sampler was built, in the training loader's hook, it had reached the user as a traceback."""
+    dm = make_dm(tree, max_frames=400)
+    dm.setup("fit")
+    longest = max(dm._lengths(dm._train, shuffle=True))
+    with pytest.raises(ValueError, match=rf"^data.max_frames={longest - 1} is smaller than the longest training "
+                                         rf"utterance \({longest} frames, at the slowest speed perturbation\)"):
+        make_dm(tree, max_frames=longest - 1).setup("fit")
+    make_dm(tree, max_frames=longest).setup("fit")
+
+
 def test_ranks_from_trainer_split_the_data(tree):
     per_rank = []
     for rank in range(2):

@@ -463,6 +463,11 @@ class ASRDataModule(L.LightningDataModule):
             else:
                 _log_info(f"data.val_splits is empty: {plan}")
         self._train = ASRDataset(train, self.vocab, self.features, self.sample_rate, self.augment)
+        longest = max(self._lengths(self._train, shuffle=True))
+        if self.max_frames is not None and self.max_frames < longest:
+            raise ValueError(f"data.max_frames={self.max_frames} is smaller than the longest training utterance "
+                             f"({longest} frames, at the slowest speed perturbation); raise data.max_frames or "
+                             f"lower data.max_duration")
 
     def _val_split_names(self) -> list[str]:
         """The validation splits to read: every one of ``val_splits`` (each must exist), or with
@@ -574,11 +579,16 @@ class ASRDataModule(L.LightningDataModule):
         samples = speed_perturbed_length(round(utt.duration * self.sample_rate), self.sample_rate, speed)
         return self.features.num_frames(samples)
 
+    def _lengths(self, dataset: ASRDataset, shuffle: bool) -> list[int]:
+        """Feature frames of each utterance of ``dataset`` as its loader batches them: a training (shuffled) one at
+        the slowest speed perturbation, the longest it can be."""
+        speed = min(self.augment.speed_perturb, default=1.0) if shuffle else 1.0
+        return [self._frames(u, speed) for u in dataset.utts]
+
     def _loader(self, dataset: ASRDataset, shuffle: bool) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        speed = min(self.augment.speed_perturb, default=1.0) if shuffle else 1.0
-        lengths = [self._frames(u, speed) for u in dataset.utts]
+        lengths = self._lengths(dataset, shuffle)
         max_tokens = self.max_frames
         if max_tokens is not None and not shuffle:
             max_tokens = max(max_tokens, max(lengths))
