@@ -47,6 +47,13 @@ def _dm(root, **kwargs):
     return dm
 
 
+def test_a_labelled_set_of_one_class_is_warned_of(tmp_path):
+    """A single-class training set trains to accuracy 1.0 without a word: a wrong label column, or the wrong file."""
+    _write(_frame(40, ["pos"]), tmp_path / "train.csv")
+    with pytest.warns(UserWarning, match=r"holds one class \('pos'\): a classifier of one class scores 1.0"):
+        _dm(tmp_path)
+
+
 def _write_agnews(path, n, offset=0):
     with open(path, "w", newline="") as f:
         writer = csv.writer(f, quoting=csv.QUOTE_ALL)

@@ -575,6 +575,9 @@ class TextDataModule(L.LightningDataModule):
             f"{self._text_tokenizer.kind} ({self.vocab_size} ids); mean {names[0]} length {mean:.0f} tokens "
             f"(max_length {self.max_length})."
         )
+        if self.labels and self.num_classes == 1:
+            rank_zero_warn(f"Text data: {description} holds one class ({self._class_names[0]!r}): a classifier of one "
+                           "class scores 1.0 without learning anything; check data.label_column and the data")
 
 
 class MaskedTextDataModule(TextDataModule):
