@@ -33,6 +33,7 @@ def test_every_n_steps_must_be_positive():
         LossGradientNorms(every_n_steps=0)
 
 
+@pytest.mark.filterwarnings("error:Trying to infer the")  # logged without a batch size, Lightning guessed one
 def test_fit_logs_a_norm_for_every_summand_on_the_recorded_steps(tmp_path, monkeypatch, capsys):
     """InfoMamba on the text task has all five summands; the callback is added as the module docstring says,
     and its norms reach the epoch line (the run's metrics). Gamma 0 gives the penalty's summand a zero gradient."""

@@ -42,4 +42,5 @@ class LossGradientNorms(Callback):
             return
         params = [p for p in pl_module.parameters() if p.requires_grad]
         for name, norm in gradient_norms(terms, params).items():
-            pl_module.log(f"train/grad_norm/{name}", norm, on_step=True, on_epoch=True)
+            # each recorded step weighs one in the epoch's mean (Lightning would guess a batch size from the batch)
+            pl_module.log(f"train/grad_norm/{name}", norm, on_step=True, on_epoch=True, batch_size=1)
