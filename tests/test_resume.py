@@ -115,19 +115,19 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """The final weights and the training means (`training_means`) of an uninterrupted run with `workers` loader
-    workers (each run once). Persistent workers draw no new base seed at an epoch start, where a loader without
-    workers does, so the two differ."""
+    """The final weights and the training means (`training_means`) of an uninterrupted run with these options
+    (each run once), e.g. loader workers: persistent workers draw no new base seed at an epoch start, where a loader
+    without workers does, so the two differ."""
     runs = {}
 
-    def final_weights(workers: int) -> tuple[dict[str, torch.Tensor], dict]:
-        if workers not in runs:
-            cwd = tmp_path_factory.mktemp(f"uninterrupted{workers}")
-            code, out = finish(cli(["fit", *SIGNALLED, f"--data.num_workers={workers}"], cwd))
+    def final_weights(*args: str) -> tuple[dict[str, torch.Tensor], dict]:
+        if args not in runs:
+            cwd = tmp_path_factory.mktemp("uninterrupted")
+            code, out = finish(cli(["fit", *SIGNALLED, *args], cwd))
             assert code == 0, out[-3000:]
             run = cwd / "runs" / "text" / "version_0"
-            runs[workers] = weights(run / "checkpoints" / "last.ckpt"), training_means(run)
-        return runs[workers]
+            runs[args] = weights(run / "checkpoints" / "last.ckpt"), training_means(run)
+        return runs[args]
 
     return final_weights
 
@@ -167,7 +167,7 @@ def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(sig
     resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["global_step"] == TOTAL_STEPS
     assert not list((run / "checkpoints").glob("last-v*.ckpt"))
-    expected, expected_means = uninterrupted(workers)
+    expected, expected_means = uninterrupted(f"--data.num_workers={workers}")
     assert resumed["state_dict"].keys() == expected.keys()
     for name, value in expected.items():
         torch.testing.assert_close(resumed["state_dict"][name], value, atol=1e-6, rtol=1e-5, msg=name)
@@ -178,6 +178,20 @@ def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(sig
     assert {"train/loss_epoch", "train/acc_epoch"} <= means[0].keys()
     for epoch, logged in expected_means.items():
         assert means[epoch] == pytest.approx(logged, rel=1e-5, abs=1e-6), epoch
+
+
+def test_a_signal_inside_a_gradient_accumulation_window_stops_at_its_end(uninterrupted, tmp_path):
+    """Stopped after a window's first micro-batch, the run had resumed with that batch's gradient lost to the next
+    optimizer step (a checkpoint holds no accumulated gradient): it no longer ended as an uninterrupted run."""
+    accumulate = "--trainer.accumulate_grad_batches=2"
+    code, out = signalled_fit([accumulate], 1, signal.SIGTERM, tmp_path)  # paused before batch 2, a window's first
+    assert code == 128 + signal.SIGTERM, out[-3000:]
+    assert "SIGTERM: stopped at epoch 0 step 2, wrote" in out  # after batch 3, the window's last
+    code, out = finish(cli(["fit", "--task", "text", "--ckpt_path", "last"], tmp_path, stdin=subprocess.DEVNULL))
+    assert code == 0, out[-3000:]
+    resumed = weights(tmp_path / "runs" / "text" / "version_0" / "checkpoints" / "last.ckpt")
+    for name, value in uninterrupted(accumulate)[0].items():
+        torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=1e-5, msg=name)
 
 
 @pytest.mark.parametrize("step, signum", [(STEPS_PER_EPOCH - 1, signal.SIGINT), (TOTAL_STEPS - 1, signal.SIGINT),

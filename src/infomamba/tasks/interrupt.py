@@ -48,7 +48,11 @@ class StopOnSignal(Callback):
         self._received.add(signum)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        signum = self._signalled(trainer) if batch_idx + 1 < trainer.num_training_batches else None
+        """Mid-epoch, a stop waits for the end of the running gradient-accumulation window (`accumulate_grad_batches`):
+        a checkpoint holds no accumulated gradient, so a run stopped inside a window had resumed with the window's
+        first micro-batches lost to its next optimizer step, not where an uninterrupted run would be."""
+        stepped = (batch_idx + 1) % trainer.accumulate_grad_batches == 0
+        signum = self._signalled(trainer) if stepped and batch_idx + 1 < trainer.num_training_batches else None
         if signum:
             self._stopping = signum
             raise SIGTERMException(128 + signum)
