@@ -32,6 +32,11 @@ def test_yaml_problems(tmp_path):
     assert yaml_problem(good) is None
     assert yaml_problem(bad).startswith(f"--config {bad}: not valid YAML: line 2, column 2: ")
     assert yaml_problem(tmp_path / "gone.yaml") == f"--config {tmp_path / 'gone.yaml'}: no such file"
+    for text, found in (("", "no options (it is empty)"), ("# nothing\n", "no options (it is empty)"),
+                        ("- a\n", "a YAML list")):  # jsonargparse had said "Unexpected config: - a", no file
+        (tmp_path / "odd.yaml").write_text(text)
+        assert yaml_problem(tmp_path / "odd.yaml") == (f"--config {tmp_path / 'odd.yaml'}: {found}; expected a "
+                                                       "mapping of options (trainer:, model:, data:)")
 
 
 def parser_error(argv: list[str]) -> str:

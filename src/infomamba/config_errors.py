@@ -32,11 +32,13 @@ def config_files(argv: Iterable[str]) -> list[Path]:
 
 
 def yaml_problem(path: Path) -> str | None:
-    """One line on why `path` cannot be read as YAML (where, and what was expected), or None if it can."""
+    """One line on why `path` cannot be read as a config (where, and what was expected), or None if it can: it must
+    be YAML holding a mapping of options (an empty file, a comment alone or a list had been jsonargparse's
+    "Unexpected config:", naming no file)."""
     import yaml
 
     try:
-        yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return f"--config {path}: no such file"
     except (OSError, UnicodeDecodeError) as err:
@@ -46,6 +48,9 @@ def yaml_problem(path: Path) -> str | None:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         return f"--config {path}: not valid YAML: {where}{problem}"
+    if not isinstance(loaded, Mapping):
+        found = "no options (it is empty)" if loaded is None else f"a YAML {type(loaded).__name__}"
+        return f"--config {path}: {found}; expected a mapping of options (trainer:, model:, data:)"
     return None
 
 
