@@ -119,7 +119,8 @@ def option_hints(name: str) -> dict[str, object]:
         params = inspect.signature(mixer_class(name).__init__, eval_str=True).parameters
     except NameError:
         params = inspect.signature(mixer_class(name).__init__).parameters
-    return {k: p.annotation for k, p in params.items() if k in mixer_options(name)}
+    accepted = mixer_options(name)
+    return {k: p.annotation for k, p in params.items() if k in accepted}
 
 
 def contract_output(result, x: torch.Tensor, mixer: nn.Module) -> tuple[torch.Tensor, MixerAux]:
