@@ -81,6 +81,16 @@ def _patch_interpreter() -> None:
     interpreter.InterpretedFunction.__call__ = call_helper
 
 
+def _share_cores() -> None:
+    """Under pytest-xdist, torch's intra-op threads of each worker get an equal share of the cores: every worker
+    running as many threads as there are cores oversubscribes them (2 workers on 2 cores: the ASR overfit test took
+    133 s in the suite against 20 s alone)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+_share_cores()
 if not torch.cuda.is_available() and importlib.util.find_spec("triton") is not None:
     os.environ.setdefault("TRITON_INTERPRET", "1")
     if os.environ["TRITON_INTERPRET"] == "1":
