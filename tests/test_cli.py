@@ -12,6 +12,7 @@ from typing import Optional, Union
 import pytest
 import torch
 
+from infomamba import cli
 from infomamba.cli import QUIET_WARNINGS, main, pop_task, read_limits_as_lightning_does, shorthands
 
 TINY = ["--model.encoder.dim=16", "--model.encoder.depth=1",
@@ -28,10 +29,14 @@ def only(pattern: str, root: Path) -> Path:
 
 def test_text_fit_test_predict_roundtrip(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    main(["fit", *TEXT, "--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=2"])
+    main(["fit", *TEXT, "--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=2",
+          "--data.cache_dir=cache"])
     run = only("runs/text/version_*", tmp_path)
     config = (run / "config.yaml").read_text()
     assert "mixer: infomamba" in config and "k_max: 8" in config
+    assert f"  cache_dir: {tmp_path / 'cache'}\n" in config  # kept absolute: evaluated below from another folder
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     metrics = (run / "metrics.csv").read_text()
     assert "val/acc" in metrics and "train/nce_h" in metrics and "train/red" in metrics
     ckpt = run / "checkpoints" / "last.ckpt"
@@ -350,6 +355,13 @@ def test_every_model_option_has_help_in_the_printed_config(task, capsys):
     assert "#  (type" not in model, [line for line in model.splitlines() if "#  (type" in line]
 
 
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_a_commands_help_shows_its_usage_as_typed(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--task", "image", "--help"])
+    assert capsys.readouterr().out.startswith(f"usage: infomamba {command} --task image [-c CONFIG]")
+
+
 def test_an_optimizer_from_the_command_line_says_what_it_replaces(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     main(["fit", *TEXT, "--optimizer=SGD", "--optimizer.lr=0.1", "--trainer.fast_dev_run=true"])
@@ -533,3 +545,15 @@ def test_a_fit_without_a_logger_runs(tmp_path, monkeypatch):
           "--model.encoder.depth=1", "--trainer.logger=false", "--trainer.max_steps=1", "--trainer.limit_val_batches=1",
           "--trainer.enable_progress_bar=false"])
     assert list(tmp_path.glob("runs/**/last.ckpt"))
+
+
+def test_ctrl_c_before_a_command_starts_is_one_line_and_130(monkeypatch, capsys):
+    """A Ctrl-C that `main` does not handle (while torch and Lightning import, the first seconds)."""
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "main", interrupted)
+    monkeypatch.setattr(cli, "start_workers_from_a_fork_server", lambda: None)
+    with pytest.raises(SystemExit) as stop:
+        cli.run()
+    assert stop.value.code == 130 and capsys.readouterr().err == "infomamba: stopped by SIGINT\n"

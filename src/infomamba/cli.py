@@ -653,7 +653,7 @@ def main(argv: list[str] | None = None) -> None:
     from .tasks.base import RunRefused
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-    from .tasks.run_dir import LAST, hold, release
+    from .tasks.run_dir import FOLDER_SETTINGS, LAST, anchored, hold, release
 
     args = run_config_for(rest)
     claimed: list[Claim | None] = []
@@ -666,6 +666,11 @@ def main(argv: list[str] | None = None) -> None:
                 parser.link_arguments("data", f"model.{target}", apply_on="instantiate",
                                       compute_fn=linked_value(source, target, checkpoint))
             parser.add_argument("--run_dir", type=str | None, default=None, help=RUN_DIR_HELP)
+
+        def _add_subcommands(self, parser, **kwargs):
+            super()._add_subcommands(parser, **kwargs)
+            for command, subparser in self._subcommand_parsers.items():  # usage as typed, not "... [options] fit"
+                subparser.prog = f"infomamba {command} --task {name}"
 
         def parse_arguments(self, parser, args):
             """Parse errors as a few lines naming the file and key at fault, without the usage listing."""
@@ -730,7 +735,11 @@ def main(argv: list[str] | None = None) -> None:
                     self.parse_arguments(self.parser, extended)
                 refuse_changed_run(resumed, (resumed / "config.yaml").read_text(encoding="utf-8"),
                                    self._subcommand_parsers["fit"].dump(self.config["fit"]))
-            claimed.append(place_run(self.config[self.subcommand], resumed, self.subcommand))
+            config = self.config[self.subcommand]  # (parsed again for a resumed run)
+            for key in FOLDER_SETTINGS:
+                if key in config:
+                    config[key] = anchored(config[key])
+            claimed.append(place_run(config, resumed, self.subcommand))
             if self.subcommand == "fit" and (resumed or claimed[-1]) and rank_zero_only.rank == 0:
                 hold(resumed or claimed[-1].folder)
 
@@ -811,7 +820,11 @@ def start_workers_from_a_fork_server() -> None:
 def run() -> None:
     """The `infomamba` command and `python -m infomamba.cli`."""
     start_workers_from_a_fork_server()
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # one that `main` left, as while modules import: one line and the shell's 130
+        say("infomamba: stopped by SIGINT", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None
 
 
 if __name__ == "__main__":

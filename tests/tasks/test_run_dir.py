@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from infomamba.tasks.run_dir import (RunLogger, changed_settings, claim_folder, claim_version, newer_runs,
+from infomamba.tasks.run_dir import (RunLogger, anchored, changed_settings, claim_folder, claim_version, newer_runs,
                                       resumable_run)
 
 
@@ -61,6 +61,16 @@ def test_changed_settings_are_the_model_and_data_leaves_that_differ():
            "data": {"root": "a", "num_workers": 4, "seed": 1}, "trainer": {"max_epochs": 9}}
     assert changed_settings(saved, now) == [("data.seed", None, 1), ("model.encoder.dim", 16, 32)]
     assert changed_settings(saved, saved) == []
+
+
+def test_folder_settings_are_compared_as_absolute_paths_from_the_working_folder(tmp_path, monkeypatch):
+    """A run's config.yaml keeps data.root absolute; the same folder given relative again is no change."""
+    monkeypatch.chdir(tmp_path)
+    saved = {"data": {"root": str(tmp_path / "data" / "x"), "cache_dir": "cache"}}
+    assert changed_settings(saved, {"data": {"root": "data/x", "cache_dir": str(tmp_path / "cache")}}) == []
+    assert changed_settings(saved, {"data": {"root": "data/y", "cache_dir": "cache"}}) == [
+        ("data.root", str(tmp_path / "data" / "x"), str(tmp_path / "data" / "y"))]
+    assert anchored(None) is None and anchored("/abs") == "/abs" and anchored("a/../b") == str(tmp_path / "b")
 
 
 def test_newer_runs_are_the_version_folders_numbered_after(tmp_path):

@@ -52,3 +52,29 @@ def test_where_max_steps_ends_the_schedule_it_is_max_steps_that_is_named(monkeyp
 @pytest.mark.parametrize("extra", [[], ["--trainer.max_time=00:00:05:00"]], ids=["no max_time", "time enough"])
 def test_nothing_is_said_when_the_schedule_fits(monkeypatch, tmp_path, extra):
     assert _fit(monkeypatch, tmp_path, 100.0 if not extra else 10.0, extra) == []
+
+
+def test_a_resumed_fit_whose_run_spent_its_max_time_says_it_trains_nothing(monkeypatch, tmp_path):
+    """max_time is the whole run's (Lightning's Timer carries the elapsed time in the checkpoint): a resume with the
+    same max_time stops before its first step, and says so; a larger one trains on without the note."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    args = [a for a in TINY_TEXT if a != "--trainer.enable_checkpointing=false" and "max_epochs" not in a]
+    args += ["--trainer.max_epochs=1000", "--trainer.limit_val_batches=1"]
+    last = tmp_path / "runs" / "text" / "version_0" / "checkpoints" / "last.ckpt"
+
+    def fit(max_time: str, *extra: str) -> tuple[list[str], int]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            main([*args, f"--trainer.max_time={max_time}", *extra])
+        said = [str(w.message) for w in caught if "spent its max_time" in str(w.message)]
+        return said, torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+
+    said, first = fit("00:00:00:01")
+    assert said == [] and first > 0
+    said, again = fit("00:00:00:01", "--ckpt_path", "last")
+    assert len(said) == 1 and "continue it with a larger --trainer.max_time" in said[0], said
+    assert again == first
+    said, more = fit("00:00:00:03", "--ckpt_path", "last")
+    assert said == [] and more > first

@@ -105,6 +105,14 @@ def newer_runs(run: Path) -> list[str]:
 
 # Settings a resumed run may change: how its data is loaded and how its model is run, not what either is.
 RESUMABLE_CHANGES = ("data.num_workers", "data.predict_path", "model.compile", "model.cuda_graphs")
+# Folders a run reads from or keeps files in, given relative to the working folder: its config.yaml keeps them
+# absolute, so that evaluating or continuing the run from another folder reads the same ones.
+FOLDER_SETTINGS = ("data.root", "data.cache_dir")
+
+
+def anchored(value):
+    """A relative folder setting as an absolute path, from the working folder; None or an absolute one as given."""
+    return os.path.abspath(value) if isinstance(value, str) and value and not os.path.isabs(value) else value
 
 
 def leaves(tree, prefix: str = "") -> dict:
@@ -116,10 +124,13 @@ def leaves(tree, prefix: str = "") -> dict:
 
 def changed_settings(saved: dict, now: dict) -> list[tuple[str, object, object]]:
     """(key, saved value, value now) of each model.* and data.* setting a resumed run's config.yaml (`saved`) and
-    this command's config (`now`, both as YAML loads them) disagree on, but `RESUMABLE_CHANGES`: a checkpoint
+    this command's config (`now`, both as YAML loads them; `FOLDER_SETTINGS` compared as absolute paths from the
+    working folder) disagree on, but `RESUMABLE_CHANGES`: a checkpoint
     restores the optimizer and schedule and holds weights of one architecture, so a changed model or data
     setting would either not act (the learning rate) or not load (the width)."""
-    before, after = (leaves({key: config.get(key) for key in ("model", "data")}) for config in (saved, now))
+    before, after = ({key: anchored(value) if key in FOLDER_SETTINGS else value
+                      for key, value in leaves({key: config.get(key) for key in ("model", "data")}).items()}
+                     for config in (saved, now))
     return [(key, before.get(key), after.get(key)) for key in sorted(before.keys() | after.keys())
             if before.get(key) != after.get(key) and key not in RESUMABLE_CHANGES]
 

@@ -6,13 +6,15 @@ of time stops with the learning rate still high. Seen on Fashion-MNIST (H200, do
 stopped at epoch 49 of 64 (77 % of its steps) reached 93.45 % where the same recipe stopped later reached 94.12 %.
 After the second epoch (the first includes Triton autotuning, CUDA-graph captures and compiling) this callback
 estimates the step and epoch the time allows, from the last epoch's wall time (its validation included), and says
-which `max_epochs` (or `max_steps`, where that is what ends the schedule) would finish it in time. It changes nothing
-in the run.
+which `max_epochs` (or `max_steps`, where that is what ends the schedule) would finish it in time. A resumed fit
+whose run has already spent its `max_time` (the whole run's budget: Lightning's Timer carries the elapsed time across
+resumes) trains nothing; it says so and which option would go on. It changes nothing in the run.
 """
 from __future__ import annotations
 
 import math
 import time
+from datetime import timedelta
 
 from lightning.pytorch.callbacks import Callback, Timer
 from lightning.pytorch.utilities import rank_zero_warn
@@ -23,6 +25,11 @@ def reachable(done: int, unit_seconds: float, seconds_left: float) -> int:
     return done + max(0, math.floor(seconds_left / unit_seconds)) if unit_seconds > 0 else 10**9
 
 
+def _timer(trainer) -> Timer | None:
+    """The fit's Timer (`trainer.max_time` given), or None."""
+    return next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+
+
 class ScheduleBudget(Callback):
     clock = staticmethod(time.monotonic)  # the epochs' wall clock (a test swaps it; Lightning's Timer keeps its own)
 
@@ -31,13 +38,21 @@ class ScheduleBudget(Callback):
         self._epoch_start_step = 0
         self._warned = False
 
+    def on_fit_start(self, trainer, pl_module):  # (after a resumed fit's Timer state is restored)
+        timer = _timer(trainer)
+        seconds_left = timer.time_remaining() if timer is not None else None
+        if seconds_left is not None and seconds_left <= 0:
+            rank_zero_warn(f"this run has spent its max_time ({timedelta(seconds=round(timer.time_elapsed()))} "
+                           "trained, across its resumes), so this fit trains nothing: continue it with a larger "
+                           "--trainer.max_time")
+
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_start = self.clock()
         self._epoch_start_step = trainer.global_step
 
     def on_train_epoch_end(self, trainer, pl_module):
         now = self.clock()
-        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        timer = _timer(trainer)
         steps = trainer.global_step - self._epoch_start_step
         if self._warned or timer is None or self._epoch_start is None or trainer.current_epoch < 1 or steps < 1:
             return
