@@ -5,12 +5,17 @@ backward) in the fused SSM op's form (bf16, dt_pre with its bias and the padding
 `CHUNK`) for sm_90 with Triton's own ptxas, at the launch the op uses and at the `--warps` given, and prints from each
 cubin (Triton's cuobjdump): registers a thread, the bytes a thread spills to local memory (STACK) and its spill
 stores and loads, shared memory a program, SASS instructions, and how many programs an SM holds by registers
-(65,536 a Hopper SM) and by shared memory (227 KiB a block at most, 228 KiB an SM). A kernel with no loop to pipeline
+(65,536 a Hopper SM) and by shared memory (227 KiB a block at most, 228 KiB an SM). Each kernel is compiled as Triton
+specialises it for the 1024 px launch (B 64, L 4096, 12 heads of 64): the tensors 16-byte aligned and L, the chunk
+count and x's and dt's batch and row strides multiples of 16 (`LAUNCH_DIVISIBLE`; B and C, views into a projection's
+output, and the head count are left unhinted); `--no-hints` compiles without (every x, dy and dx access a scalar
+load or store with its own address: more registers and spill than any launch has). A kernel with no loop to pipeline
 (the chunk backward: one chunk a program) hides its memory latency only with the other programs on its SM, so that
 count bounds it. Run it without TRITON_INTERPRET (under the interpreter nothing is compiled).
 
     python benchmarks/ssd_resources.py                    # the shipped launches
     python benchmarks/ssd_resources.py --warps 4 8        # the chunk backward at 4 and 8 warps too
+    python benchmarks/ssd_resources.py --no-hints         # without the launch's divisibility
 """
 from __future__ import annotations
 
@@ -27,11 +32,16 @@ from test_ssd_scan_compiles import FUSED_STEP, types  # noqa: E402
 
 REGISTERS_AN_SM = 65536
 SHARED_AN_SM = 228 * 1024
+# What the 1024 px launch passes as multiples of 16: every tensor but B and C, and these integers
+LAUNCH_DIVISIBLE = frozenset({"x_ptr", "dt_ptr", "A_ptr", "dtb_ptr", "pad_ptr", "D_ptr", "y_ptr", "st_ptr", "dy_ptr",
+                              "dst_ptr", "dx_ptr", "ddt_ptr", "dB_ptr", "dC_ptr", "dA_ptr", "dD_ptr",
+                              "L", "n_chunks", "s_xb", "s_xl", "s_dtb"})
 
 
-def resources(kernel, constants: dict, warps: int, stages: int) -> dict:
-    """Registers, spill and shared memory of `kernel` compiled for sm_90, and the programs an SM holds."""
-    compiled = _compiled(kernel, types(kernel, "bf16", fused=True), constants, warps, stages)
+def resources(kernel, constants: dict, warps: int, stages: int, divisible: frozenset = LAUNCH_DIVISIBLE) -> dict:
+    """Registers, spill and shared memory of `kernel` compiled for sm_90 (`divisible`: the arguments known to be
+    multiples of 16), and the programs an SM holds."""
+    compiled = _compiled(kernel, types(kernel, "bf16", fused=True), constants, warps, stages, divisible)
     usage = cuobjdump(compiled, "-res-usage")
     sass = cuobjdump(compiled, "-sass")
     registers = int(re.search(r"REG:(\d+)", usage).group(1))
@@ -68,6 +78,7 @@ def launches(warps: list[int]) -> list[tuple[str, object, dict, int, int]]:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--warps", type=int, nargs="*", default=[], help="also compile the chunk backward at these warps")
+    p.add_argument("--no-hints", action="store_true", help="compile without the launch's divisibility")
     args = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") == "1":
         raise SystemExit("ssd_resources.py compiles kernels: run it without TRITON_INTERPRET=1")
@@ -75,7 +86,7 @@ def main(argv=None):
           "programs an SM by registers / shared memory |")
     print("|---|---|---|---|---|---|---|")
     for name, kernel, constants, warps, stages in launches(args.warps):
-        r = resources(kernel, constants, warps, stages)
+        r = resources(kernel, constants, warps, stages, frozenset() if args.no_hints else LAUNCH_DIVISIBLE)
         print(f"| {name} | {warps}, {stages} | {r['registers']} | {r['spill_bytes']} ({r['spill_stores']} / "
               f"{r['spill_loads']}) | {r['shared_bytes'] / 1024:.1f} | {r['instructions']} | "
               f"{r['programs_by_registers']} / {r['programs_by_shared']} |")

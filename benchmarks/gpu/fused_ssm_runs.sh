@@ -277,7 +277,9 @@ for part in "$@"; do
              tests/ops/test_ssm_inner_ssd_triton.py tests/ops/test_ssm_inner_pair.py > $OUT/tests_ssd_ab.log 2>&1
            echo "tests rc=$?" >> $OUT/tests_ssd_ab.log; grep "passed\|failed\|rc=" $OUT/tests_ssd_ab.log ;;
     # a variant's SSD kernels (SPLIT=<folder holding its src/>, default .devdata/split: the chunk backward as two
-    # kernels): their GPU tests on the variant, then the kernels alone, this code's and the variant's (one log)
+    # kernels, carried, made by `mkdir -p .devdata/split && git archive HEAD src | tar -x -C .devdata/split &&
+    # git rev-parse HEAD > .devdata/split/COMMIT && patch -p1 -d .devdata/split < benchmarks/gpu/ssd_split_backward.patch`):
+    # its GPU tests on the variant, then the kernels alone, this code's and the variant's (one log)
     split) v=${SPLIT:-.devdata/split}
            PYTHONPATH=$PWD/$v/src:$PYTHONPATH timeout 200 python3 -m pytest -q -p no:cacheprovider \
              tests/ops/test_ssd_scan_triton.py tests/ops/test_ssm_inner_ssd_triton.py tests/ops/test_ssm_inner_pair.py \

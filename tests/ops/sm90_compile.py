@@ -32,15 +32,19 @@ def arg_types(kernel, fp32_pointers: set, ints: set) -> dict:
     return {name: arg_type(name) for name in kernel.arg_names}
 
 
-def _compiled(kernel, arg_types: dict, constants: dict, num_warps: int, num_stages: int = 3):
-    """`kernel` compiled for sm_90 with these argument types ("*bf16", "i32", ..., "constexpr") and constexpr values."""
+def _compiled(kernel, arg_types: dict, constants: dict, num_warps: int, num_stages: int = 3,
+              divisible: frozenset = frozenset()):
+    """`kernel` compiled for sm_90 with these argument types ("*bf16", "i32", ..., "constexpr") and constexpr values;
+    the arguments named in `divisible` are known multiples of 16 (pointers: 16-byte aligned), as Triton's launcher
+    specialises a kernel for the arguments of a launch that are (`tt.divisibility`)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     names = kernel.arg_names
     source = ASTSource(kernel, {n: arg_types.get(n, "constexpr") for n in names},
-                       constexprs={(names.index(n),): v for n, v in constants.items()})
+                       constexprs={(names.index(n),): v for n, v in constants.items()},
+                       attrs={(names.index(n),): [["tt.divisibility", 16]] for n in divisible if n in names})
     return triton.compile(source, target=GPUTarget("cuda", 90, 32),
                           options={"num_warps": num_warps, "num_stages": num_stages})
 
