@@ -686,9 +686,9 @@ def main(argv: list[str] | None = None) -> None:
                 message = str(err).removeprefix("argument None: ").strip()
                 command = args[0] if args and args[0] in self._subcommand_parsers else None
                 accepted = [action.dest for action in self._subcommand_parsers[command]._actions] if command else []
-                unknown = parse_error_message(message, accepted, files)
+                explained = parse_error_message(message, accepted, files)
                 label = f"infomamba {command} --task {name}" if command else f"infomamba --task {name}"
-                raise SystemExit(f"{label}: {unknown or message}\n"
+                raise SystemExit(f"{label}: {explained or message}\n"
                                  f"(every option: infomamba {command or 'fit'} --task {name} --help)") from None
 
         def _parse_ckpt_path(self):

@@ -219,8 +219,7 @@ class TaskModule(L.LightningModule):
         problem = refused_precision(self.trainer.precision)
         if problem:
             raise RunRefused(problem)
-        if self.hparams.compile:
-            note_compile_on_cpu(self.hparams.compile, self.trainer.strategy.root_device)
+        note_compile_on_cpu(self.hparams.compile, self.trainer.strategy.root_device)
 
     def on_fit_start(self) -> None:
         if self.graphed_encoder is None:

@@ -463,8 +463,7 @@ class ASRDataModule(L.LightningDataModule):
             else:
                 _log_info(f"data.val_splits is empty: {plan}")
         self._train = ASRDataset(train, self.vocab, self.features, self.sample_rate, self.augment)
-        longest = max(self._lengths(self._train, shuffle=True)) if self.max_frames is not None else None
-        if longest is not None and self.max_frames < longest:
+        if self.max_frames is not None and self.max_frames < (longest := max(self._lengths(self._train, shuffle=True))):
             raise ValueError(f"data.max_frames={self.max_frames} is smaller than the longest training utterance "
                              f"({longest} frames, at the slowest speed perturbation); raise data.max_frames or "
                              f"lower data.max_duration")
