@@ -219,7 +219,8 @@ class TaskModule(L.LightningModule):
         problem = refused_precision(self.trainer.precision)
         if problem:
             raise RunRefused(problem)
-        note_compile_on_cpu(self.hparams.compile, self.trainer.strategy.root_device)
+        if self.hparams.compile:  # (the device is asked for only then)
+            note_compile_on_cpu(self.hparams.compile, self.trainer.strategy.root_device)
 
     def on_fit_start(self) -> None:
         if self.graphed_encoder is None:
