@@ -276,21 +276,6 @@ for part in "$@"; do
            timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
              tests/ops/test_ssm_inner_ssd_triton.py tests/ops/test_ssm_inner_pair.py > $OUT/tests_ssd_ab.log 2>&1
            echo "tests rc=$?" >> $OUT/tests_ssd_ab.log; grep "passed\|failed\|rc=" $OUT/tests_ssd_ab.log ;;
-    # a variant's SSD kernels (SPLIT=<folder holding its src/>, default .devdata/split: the chunk backward as two
-    # kernels, carried, made by `mkdir -p .devdata/split && git archive HEAD src | tar -x -C .devdata/split &&
-    # git rev-parse HEAD > .devdata/split/COMMIT && patch -p1 -d .devdata/split < benchmarks/gpu/ssd_split_backward.patch`):
-    # its GPU tests on the variant, then the kernels alone, this code's and the variant's (one log)
-    split) v=${SPLIT:-.devdata/split}
-           PYTHONPATH=$PWD/$v/src:$PYTHONPATH timeout 200 python3 -m pytest -q -p no:cacheprovider \
-             tests/ops/test_ssd_scan_triton.py tests/ops/test_ssm_inner_ssd_triton.py tests/ops/test_ssm_inner_pair.py \
-             > $OUT/tests_split.log 2>&1; echo "tests rc=$?" >> $OUT/tests_split.log; grep "passed\|failed\|rc=" $OUT/tests_split.log
-           for src in . $v; do
-             echo "== $src $(cat $src/COMMIT 2>/dev/null)" >> $OUT/ssd_split.log
-             PYTHONPATH=$([ $src = . ] || echo $PWD/$src/src:)$PYTHONPATH timeout 150 python3 benchmarks/bench_ssd.py \
-               --shapes 64x196 64x4096 --no-reference --reps-ms 60 --profile >> $OUT/ssd_split.log 2>&1
-             echo "rc=$?" >> $OUT/ssd_split.log
-           done
-           grep "^==\|SSD Triton\|GPU ms\|_ssd_bwd\|sum\|rc=" $OUT/ssd_split.log ;;
     # the injection backward forming x_proj's input gradient itself: its GPU tests and those of the ops around it,
     # then the kernel alone against .devdata/base's (matmul + kernel) and at other blocks
     injection) timeout 240 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssm_inner.py \
@@ -322,7 +307,7 @@ for part in "$@"; do
     # `c=<commit>; mkdir -p .devdata/base && git archive $c src configs | tar -x -C .devdata/base &&
     # echo $c > .devdata/base/COMMIT`; configs for the size-matched rows), then on this code; AB_FLAGS adds bench
     # options to both (AB_FLAGS=--aux-loss: a step that optimises Eq. 14, as a fit does; the base needs 30a3a42 or later);
-    # AB_BASE=<another such folder> (e.g. .devdata/split, a variant of this code) is timed as the base instead
+    # AB_BASE=<another such folder> (e.g. this code with a commit reverted) is timed as the base instead
     ab_base|ab_new) base=${AB_BASE:-.devdata/base}; src=$([ $part = ab_base ] && echo $PWD/$base/src:)
            PYTHONPATH=$src$PYTHONPATH python3 -c "import infomamba; print(infomamba.__file__)"
            [ $part = ab_base ] && echo "base $base, commit $(cat $base/COMMIT)"
