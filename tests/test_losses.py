@@ -1,3 +1,5 @@
+import collections
+
 import pytest
 import torch
 
@@ -136,3 +138,70 @@ def test_info_nce_excludes_pairs_at_any_temperature():
 def test_loss_weights_refuse_negative_weights_and_temperatures(option):
     with pytest.raises(ValueError, match=f"loss.{next(iter(option))}"):
         LossWeights(**option)
+
+
+def layer_streams(seed: int, shapes: list[tuple[int, int]]) -> list[MixerAux]:
+    """One MixerAux a layer with h, r of the given (M, E) shapes (None for E = 0: a layer without streams), some
+    samples all zeros (no real token), and the MI-hash term."""
+    g = torch.Generator().manual_seed(seed)
+    layers = []
+    for M, E in shapes:
+        if not E:
+            layers.append(MixerAux(mi_hash=torch.rand((), generator=g).requires_grad_()))
+            continue
+        h, r = torch.randn(M, E, generator=g), torch.randn(M, E, generator=g)
+        h[1], r[1] = 0.0, 0.0
+        layers.append(MixerAux(h_pool=h.requires_grad_(), r_pool=r.requires_grad_(),
+                               mi_hash=torch.rand((), generator=g).requires_grad_()))
+    return layers
+
+
+def test_the_stacked_terms_equal_each_layers_terms_averaged():
+    """Eq. 12 and 13 run once on the streams of all layers of one shape stacked: the same values and gradients as
+    each layer's own term averaged over the layers, also with layers of two widths and a layer without streams."""
+    labels = torch.tensor([0, 1, 0, 1, 2, 2])
+    aux = layer_streams(0, [(6, 16), (6, 16), (6, 0), (6, 24), (6, 16)])
+    parts = total_loss(torch.tensor(0.5), aux, labels, LossWeights())
+    streams = [layer for layer in aux if layer.h_pool is not None]
+    want = {"nce_h": torch.stack([supervised_info_nce(layer.h_pool, labels) for layer in streams]).mean(),
+            "nce_r": torch.stack([supervised_info_nce(layer.r_pool, labels) for layer in streams]).mean(),
+            "red": torch.stack([redundancy(layer.h_pool, layer.r_pool) for layer in streams]).mean(),
+            "mi_hash": torch.stack([layer.mi_hash for layer in aux]).mean()}
+    inputs = [t for layer in aux for t in (layer.h_pool, layer.r_pool, layer.mi_hash) if t is not None]
+    for name, value in want.items():
+        torch.testing.assert_close(parts[name], value, msg=name)
+        got = torch.autograd.grad(parts[name], inputs, allow_unused=True, retain_graph=True)
+        expected = torch.autograd.grad(value, inputs, allow_unused=True)
+        for g, e in zip(got, expected):
+            assert (g is None) == (e is None), name
+            if g is not None:
+                torch.testing.assert_close(g, e, msg=name)
+
+
+def test_the_auxiliary_terms_launch_as_many_ops_at_any_depth():
+    """Eq. 14's auxiliary terms dispatch the same ops that launch work, forward and backward to the streams, for 2
+    layers as for 8: they run once on the layers stacked (run a layer at a time, they had been some 200 small kernels
+    a layer)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    views = {"view", "_unsafe_view", "unsqueeze", "squeeze", "select", "slice", "detach", "alias", "expand", "t",
+             "transpose", "unbind"}
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = collections.Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ not in views:
+                self.ops[func.overloadpacket.__name__] += 1
+            return func(*args, **(kwargs or {}))
+
+    def ops(depth: int) -> collections.Counter:
+        aux = layer_streams(depth, [(8, 16)] * depth)
+        inputs = [t for layer in aux for t in (layer.h_pool, layer.r_pool, layer.mi_hash)]
+        with Count() as count:
+            torch.autograd.grad(total_loss(torch.tensor(0.5), aux, torch.arange(8) % 3, LossWeights())["loss"], inputs)
+        return count.ops
+
+    assert ops(8) == ops(2)

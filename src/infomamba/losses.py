@@ -20,14 +20,15 @@ _EXCLUDED = -1e4  # less 1 / tau: the logit of a pair Eq. 12 leaves out, 1e4 bel
 
 
 def present(z: torch.Tensor) -> torch.Tensor:
-    """(M,) True for the samples whose pooled stream z (M, E) is not all zeros (see the module docstring)."""
+    """(..., M) True for the samples whose pooled stream z (..., M, E) is not all zeros (see the module docstring)."""
     return z.detach().ne(0).any(-1)
 
 
 def supervised_info_nce(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
     """Eq. 12: -1/M' sum_i log( sum_{p in P(i)} e^{sim(i,p)/tau} / sum_{a != i} e^{sim(i,a)/tau} ).
 
-    z: (M, E) pooled stream; labels: (M,). The sum runs over the M' anchors that have a positive in the batch
+    z: (..., M, E) pooled streams (leading dims: several layers' streams of one batch, each its own term); labels:
+    (M,). Returns the term of each leading index. The sum runs over the M' anchors that have a positive in the batch
     (Eq. 12's 1/M counts all M, but the log of an empty sum is undefined: the other anchors are skipped, and the mean
     is over those left); a batch with none returns 0 (still attached to the graph). Samples with an all-zero z are
     neither anchors nor in any P(i) or denominator (module docstring). No host synchronisation: excluded pairs get a
@@ -37,38 +38,39 @@ def supervised_info_nce(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1)
     with full_precision(z.device.type):
         keep = present(z)
         z = F.normalize(z.float(), dim=-1)
-        sim = z @ z.t() / tau
-        pairs = keep[:, None] & keep[None, :] & ~torch.eye(len(z), dtype=torch.bool, device=z.device)
+        sim = z @ z.transpose(-1, -2) / tau
+        pairs = keep[..., :, None] & keep[..., None, :] & ~torch.eye(z.shape[-2], dtype=torch.bool, device=z.device)
         excluded = _EXCLUDED - 1.0 / tau
         sim = sim.masked_fill(~pairs, excluded)
         positives = (labels[:, None] == labels[None, :]) & pairs
-        has_pos = positives.any(1)
-        log_num = torch.logsumexp(sim.masked_fill(~positives, excluded), dim=1)
-        log_den = torch.logsumexp(sim, dim=1)
+        has_pos = positives.any(-1)
+        log_num = torch.logsumexp(sim.masked_fill(~positives, excluded), dim=-1)
+        log_den = torch.logsumexp(sim, dim=-1)
         per_anchor = torch.where(has_pos, log_den - log_num, 0.0)
-        return per_anchor.sum() / has_pos.sum().clamp_min(1)
+        return per_anchor.sum(-1) / has_pos.sum(-1).clamp_min(1)
 
 
 def redundancy(h: torch.Tensor, r: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Eq. 13: ||1/M sum_i h~_i r~_i^T||_F^2 on batch-standardised streams, divided by the width E
     (a departure: keeps gamma's scale independent of the model width).
 
+    h, r: (..., M, E) (leading dims: several layers' streams, each its own term, as in `supervised_info_nce`).
     mu and sigma are the batch mean and (population) standard deviation per dimension, sigma + eps in the
     denominator; M counts the samples where both streams are not all zeros (module docstring), and fewer than two
     give 0 (a single sample standardises to zero)."""
     with full_precision(h.device.type):
-        w = (present(h) & present(r)).float()[:, None]
-        n = w.sum().clamp_min(1)
+        w = (present(h) & present(r)).float()[..., None]
+        n = w.sum(-2, keepdim=True).clamp_min(1)
         h, r = standardised(h.float(), w, n, eps), standardised(r.float(), w, n, eps)
-        cross = h.t() @ r / n
-        return cross.pow(2).sum() / h.shape[1]
+        cross = h.transpose(-1, -2) @ r / n
+        return cross.pow(2).sum((-1, -2)) / h.shape[-1]
 
 
 def standardised(x: torch.Tensor, w: torch.Tensor, n: torch.Tensor, eps: float) -> torch.Tensor:
-    """(x - mu) / (sigma + eps) over the n rows where w (M, 1) is 1, zero on the other rows."""
-    mean = (w * x).sum(0) / n
+    """(x - mu) / (sigma + eps) over the n rows (dim -2) where w (..., M, 1) is 1, zero on the other rows."""
+    mean = (w * x).sum(-2, keepdim=True) / n
     centred = w * (x - mean)
-    var = centred.pow(2).sum(0) / n
+    var = centred.pow(2).sum(-2, keepdim=True) / n
     spread = var > 0  # the sqrt's gradient is infinite at 0; torch.std's is 0 there, and so is this one's
     return centred / (torch.where(spread, torch.where(spread, var, 1.0).sqrt(), 0.0) + eps)
 
@@ -105,20 +107,38 @@ class LossWeights:
 
 def auxiliary_losses(aux: list[MixerAux], labels: torch.Tensor | None,
                      weights: LossWeights) -> dict[str, torch.Tensor]:
-    """Eq. 12, 13 and 8 averaged over the layers that provide the streams; keys absent when no layer does."""
+    """Eq. 12, 13 and 8 averaged over the layers that provide the streams; keys absent when no layer does.
+
+    Each term runs once for all the layers whose streams have the same shapes (`stacked_streams`), on their streams
+    stacked: a few dozen launches a step, where a term a layer took some two hundred small kernels a layer."""
+    nce = weights.use_nce and labels is not None and labels.dim() == 1
     parts: dict[str, list[torch.Tensor]] = {"nce_h": [], "nce_r": [], "red": [], "mi_hash": []}
-    for layer in aux:
-        h, r = layer.h_pool, layer.r_pool
-        if weights.use_nce and labels is not None and labels.dim() == 1:
-            if h is not None:
-                parts["nce_h"].append(supervised_info_nce(h, labels, weights.tau_nce))
-            if r is not None:
-                parts["nce_r"].append(supervised_info_nce(r, labels, weights.tau_nce))
-        if h is not None and r is not None and h.shape[0] > 1:
+    for h, r in stacked_streams(aux):
+        if nce and h is not None:
+            parts["nce_h"].append(supervised_info_nce(h, labels, weights.tau_nce))
+        if nce and r is not None:
+            parts["nce_r"].append(supervised_info_nce(r, labels, weights.tau_nce))
+        if h is not None and r is not None and h.shape[-2] > 1:
             parts["red"].append(redundancy(h, r))
-        if layer.mi_hash is not None:
-            parts["mi_hash"].append(layer.mi_hash)
-    return {k: torch.stack(v).mean() for k, v in parts.items() if v}
+    hashes = [layer.mi_hash for layer in aux if layer.mi_hash is not None]
+    if hashes:
+        parts["mi_hash"].append(torch.stack(hashes))
+    return {k: torch.cat(v).mean() for k, v in parts.items() if v}
+
+
+def stacked_streams(aux: list[MixerAux]) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
+    """(h, r): the pooled streams (layers, M, E) of each group of layers whose h and r have the same shapes and dtypes
+    (or are both absent), stacked; None for a stream the group's layers do not report."""
+    def signature(t):
+        return None if t is None else (t.shape, t.dtype)
+
+    groups: dict[tuple, list[MixerAux]] = {}
+    for layer in aux:
+        if layer.h_pool is not None or layer.r_pool is not None:
+            groups.setdefault((signature(layer.h_pool), signature(layer.r_pool)), []).append(layer)
+    return [tuple(None if key is None else torch.stack([getattr(layer, name) for layer in layers])
+                  for key, name in zip(keys, ("h_pool", "r_pool")))
+            for keys, layers in groups.items()]
 
 
 def weighted_terms(parts: dict[str, torch.Tensor], weights: LossWeights) -> dict[str, torch.Tensor]:
