@@ -26,6 +26,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import infomamba
 from infomamba import Encoder, EncoderConfig
 from infomamba.bench import parse_mixer_entry
+from infomamba.losses import LossWeights, total_loss
+from infomamba.mixers import MixerAux
 from infomamba.summary import SIZE_MATCHED, size_matched_options
 
 NO_LAUNCH = {"detach", "view", "_unsafe_view", "t", "expand", "unsqueeze", "slice", "split", "split_with_sizes",
@@ -132,6 +134,20 @@ def block_ops(mixer: str, dim: int, options: dict, batch: int = 2, length: int =
     return counter.counts
 
 
+def auxiliary_ops(depth: int, batch: int, width: int) -> tuple[int, int]:
+    """(forward, backward) ops of Eq. 14's auxiliary terms over `depth` InfoMamba layers' pooled streams (batch,
+    width): Eq. 12 on h and r and Eq. 13, each layer's Eq. 8 term given; backward to the streams."""
+    torch.manual_seed(0)
+    streams = [torch.randn(batch, width, requires_grad=True) for _ in range(2 * depth)]
+    aux = [MixerAux(h_pool=h, r_pool=r, mi_hash=torch.rand(())) for h, r in zip(streams[::2], streams[1::2])]
+    counter = _Counter()
+    with counter:
+        loss = total_loss(torch.zeros(()), aux, torch.arange(batch) % 10, LossWeights())["loss"]
+        counter.phase = "backward"
+        torch.autograd.grad(loss, streams)
+    return tuple(sum(v for (p, _, _), v in counter.counts.items() if p == phase) for phase in ("forward", "backward"))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mixers", nargs="+", default=["infomamba", "mamba", "attention"],
@@ -141,6 +157,8 @@ def main(argv=None):
     p.add_argument("--tokens", type=int, default=196)
     p.add_argument("--size-matched", default=str(SIZE_MATCHED))
     p.add_argument("--by-line", action="store_true", help="also list the ops by source line (forward, backward)")
+    p.add_argument("--aux-loss", action="store_true",
+                   help="also count Eq. 14's auxiliary terms over --depth layers (batch 64, the scanned width 2 dim)")
     args = p.parse_args(argv)
     matched = size_matched_options(args.size_matched, args.dim, args.depth)
     print("| mixer | forward ops / block | backward ops / block | per step at depth |\n|---|---|---|---|")
@@ -157,6 +175,10 @@ def main(argv=None):
             for where, c in sorted(lines.items(), key=lambda kv: -kv[1]["forward"] - kv[1]["backward"]):
                 ops = ", ".join(f"{op} {v}" for op, v in c.items() if op not in ("forward", "backward"))
                 print(f"    {c['forward']:4d} fwd {c['backward']:4d} bwd  {where}  ({ops})")
+    if args.aux_loss:
+        fwd, bwd = auxiliary_ops(args.depth, 64, 2 * args.dim)
+        print(f"Eq. 14's auxiliary terms (Eq. 12 on h and r, Eq. 13) over {args.depth} layers: {fwd} forward, "
+              f"{bwd} backward, {fwd + bwd:,} a step")
 
 
 if __name__ == "__main__":

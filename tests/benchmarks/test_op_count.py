@@ -125,3 +125,9 @@ def test_the_gate_is_one_kernel_each_way(op_count):
     gate = {(phase, name): v for (phase, where, name), v in counts.items() if where.startswith("silu_gate/")}
     assert gate == {("forward", "silu_gate"): 1, ("backward", "silu_gate_backward"): 1}, gate
     assert totals(counts) == {"forward": 36, "backward": 81}
+
+
+def test_the_auxiliary_terms_count_the_same_at_any_depth(op_count):
+    """Eq. 12-13 run once on every layer's streams stacked: 2 layers dispatch what 12 do."""
+    forward, backward = op_count.auxiliary_ops(12, 8, 16)
+    assert (forward, backward) == op_count.auxiliary_ops(2, 8, 16) and forward > 0 and backward > 0
