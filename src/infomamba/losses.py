@@ -110,7 +110,8 @@ def auxiliary_losses(aux: list[MixerAux], labels: torch.Tensor | None,
     """Eq. 12, 13 and 8 averaged over the layers that provide the streams; keys absent when no layer does.
 
     Each term runs once for all the layers whose streams have the same shapes (`stacked_streams`), on their streams
-    stacked: a few dozen launches a step, where a term a layer took some two hundred small kernels a layer."""
+    stacked: as many launches at any depth, where the terms run a layer at a time took some 200 small kernels a
+    layer (`benchmarks/op_count.py --aux-loss`)."""
     nce = weights.use_nce and labels is not None and labels.dim() == 1
     parts: dict[str, list[torch.Tensor]] = {"nce_h": [], "nce_r": [], "red": [], "mi_hash": []}
     for h, r in stacked_streams(aux):
@@ -127,8 +128,8 @@ def auxiliary_losses(aux: list[MixerAux], labels: torch.Tensor | None,
 
 
 def stacked_streams(aux: list[MixerAux]) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
-    """(h, r): the pooled streams (layers, M, E) of each group of layers whose h and r have the same shapes and dtypes
-    (or are both absent), stacked; None for a stream the group's layers do not report."""
+    """(h, r): the pooled streams (layers, M, E) of each group of layers whose h and r have the same shapes and dtypes,
+    stacked; None for a stream the group's layers do not report (a layer that reports neither is left out)."""
     def signature(t):
         return None if t is None else (t.shape, t.dtype)
 
