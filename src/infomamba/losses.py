@@ -122,24 +122,24 @@ def auxiliary_losses(aux: list[MixerAux], labels: torch.Tensor | None,
         if h is not None and r is not None and h.shape[-2] > 1:
             parts["red"].append(redundancy(h, r))
     hashes = [layer.mi_hash for layer in aux if layer.mi_hash is not None]
-    if hashes:
-        parts["mi_hash"].append(torch.stack(hashes))
+    parts["mi_hash"] = [torch.stack(hashes)] if hashes else []
     return {k: torch.cat(v).mean() for k, v in parts.items() if v}
 
 
 def stacked_streams(aux: list[MixerAux]) -> list[tuple[torch.Tensor | None, torch.Tensor | None]]:
     """(h, r): the pooled streams (layers, M, E) of each group of layers whose h and r have the same shapes and dtypes,
     stacked; None for a stream the group's layers do not report (a layer that reports neither is left out)."""
-    def signature(t):
-        return None if t is None else (t.shape, t.dtype)
-
-    groups: dict[tuple, list[MixerAux]] = {}
+    groups: dict[tuple, list[tuple]] = {}
     for layer in aux:
-        if layer.h_pool is not None or layer.r_pool is not None:
-            groups.setdefault((signature(layer.h_pool), signature(layer.r_pool)), []).append(layer)
-    return [tuple(None if key is None else torch.stack([getattr(layer, name) for layer in layers])
-                  for key, name in zip(keys, ("h_pool", "r_pool")))
-            for keys, layers in groups.items()]
+        streams = (layer.h_pool, layer.r_pool)
+        if any(t is not None for t in streams):
+            key = tuple(None if t is None else (t.shape, t.dtype) for t in streams)
+            groups.setdefault(key, []).append(streams)
+
+    def stack(tensors):
+        return None if tensors[0] is None else torch.stack(tensors)
+
+    return [(stack([h for h, _ in layers]), stack([r for _, r in layers])) for layers in groups.values()]
 
 
 def weighted_terms(parts: dict[str, torch.Tensor], weights: LossWeights) -> dict[str, torch.Tensor]:
