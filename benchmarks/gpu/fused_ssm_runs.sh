@@ -21,6 +21,10 @@ for part in "$@"; do
     tests) timeout 420 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/mixers/test_compile.py \
              tests/ops \
              > $OUT/gpu_tests.log 2>&1; echo "tests rc=$?" >> $OUT/gpu_tests.log; tail -5 $OUT/gpu_tests.log ;;
+    # the whole test suite on the GPU in worker processes (carry pytest-xdist's and execnet's wheels in .whl)
+    suite) timeout ${SUITE_GUARD:-540} python3 -m pytest -q -p no:cacheprovider -n ${WORKERS:-14} tests \
+             > $OUT/gpu_suite.log 2>&1; echo "suite rc=$?" >> $OUT/gpu_suite.log
+           grep -i "failed\|error" $OUT/gpu_suite.log | head -40; tail -3 $OUT/gpu_suite.log ;;
     tests_graphs) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/tasks/test_base.py \
              > $OUT/tests_graphs.log 2>&1; echo "tests_graphs rc=$?" >> $OUT/tests_graphs.log; tail -5 $OUT/tests_graphs.log ;;
     curve) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba mamba --steps 200 --out $OUT \

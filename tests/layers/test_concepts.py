@@ -3,6 +3,7 @@ import torch
 
 from infomamba.layers.concepts import (ConceptFilter, ConceptMixing, effective_concepts, pool_concepts, readout,
                                       scatter_concepts)
+from infomamba.layers.pooling import masked_mean
 from infomamba.ops.concept_assign import entropy_budget, sparse_assign_reference
 from infomamba.ops.hash_bucket import bucket_nll_reference
 
@@ -241,3 +242,35 @@ def test_causal_filter_with_padding_is_exactly_causal(left, t0):
         y, y2 = filt(batch, mask)[0], filt(later, mask)[0]
     assert torch.equal(y[:, :t0], y2[:, :t0])
     assert (y[:, t0:left + n] - y2[:, t0:left + n]).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("L,chunk,lefts,rights", [
+    (40, None, [0, 0], [0, 0]), (40, None, [0, 3], [5, 1]), (5, None, [0, 1], [2, 0]),
+    (18, 4, [0, 0], [0, 0]), (18, 4, [0, 3, 6], [5, 2, 0]), (18, 4, [5, 0], [0, 5])],
+    ids=["bidirectional", "bidirectional-padded", "k>L-padded", "causal", "causal-padded", "causal-one-all-padding"])
+def test_pooled_stream_is_the_mean_of_h_over_real_tokens_with_its_gradients(L, chunk, lefts, rights):
+    """`pooled_stream` (Eq. 10 folded into the mean) gives masked_mean(h) and the same gradients to the input and
+    every parameter, with W_U on either side, causal chunks, padding on either side and in the chunk layout, and a
+    sample that is all padding (its mean 0)."""
+    torch.manual_seed(0)
+    filt = ConceptFilter(8, 6, k_max=12, d_concept=8, n_buckets=2, q_max=3, chunk=chunk).double().eval()
+    x, mask = padded(torch.randn(1, L, 8, dtype=torch.float64), lefts, rights)
+    if lefts == [5, 0]:
+        mask[0] = True
+    weight = torch.randn(len(lefts), 6, dtype=torch.float64)
+
+    def grads(pool):
+        x_ = x.clone().requires_grad_()
+        filt.zero_grad()
+        Z_mixed, readback, _ = filt.mixed_concepts(x_, mask)
+        pooled = pool(Z_mixed, readback)
+        (pooled * weight).sum().backward()
+        return pooled.detach(), [x_.grad] + [p.grad for p in filt.parameters() if p.grad is not None]
+
+    want, want_grads = grads(lambda Z, readback: masked_mean(filt.token_stream(Z, readback)[0], mask))
+    got, got_grads = grads(lambda Z, readback: filt.pooled_stream(Z, readback, mask))
+    assert want.abs().max() > 1e-3
+    torch.testing.assert_close(got, want)
+    assert len(got_grads) == len(want_grads) > 3
+    for a, b in zip(got_grads, want_grads):
+        torch.testing.assert_close(a, b)

@@ -271,6 +271,24 @@ class ConceptFilter(nn.Module):
         """Eq. 10: h (B, L, out_dim) from the mixed concepts and the `Readback`, and h's recipe (`readout`)."""
         return readout(Z_mixed, readback.R_bar, self.w_u, self.chunk, readback.slot)
 
+    def pooled_stream(self, Z_mixed: torch.Tensor, readback: Readback,
+                      padding_mask: torch.Tensor | None) -> torch.Tensor:
+        """h's mean over each sample's real tokens (B, out_dim), fp32 or wider: the filter stream that Eq. 12-13
+        read, formed without reading h. Eq. 10 is linear in R_bar, so mean_t h_t = W_U sum_g w_g z~_g / n, where
+        w_g (B, G, k) sums R_bar over the real tokens of chunk group g (all of them bidirectional) and n counts them
+        (R_bar in the chunk layout, with `slot`, is already zero at padding). Its gradient reaches R_bar as a
+        (B, G, k) broadcast where h's mean would add a (B, L, out_dim) one into h's."""
+        R_bar = readback.R_bar if readback.slot is not None else masked_rows(readback.R_bar, padding_mask)
+        count = R_bar.shape[1] if padding_mask is None else (~padding_mask).sum(1, keepdim=True).clamp_min(1)
+        acc = torch.promote_types(Z_mixed.dtype, torch.float32)
+        with full_precision(R_bar.device.type):
+            if self.chunk:
+                weights = split_chunks(R_bar, self.chunk).sum(2, dtype=acc)
+            else:
+                weights = R_bar.sum(1, keepdim=True, dtype=acc)
+            pooled = (weights.unsqueeze(-1) * Z_mixed).sum((1, 2))  # keeps Z_mixed for backward, not a copy
+            return F.linear(pooled / count, self.w_u.weight.to(acc))
+
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
         """Returns h (B, L, out_dim) and aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
         Z_mixed, readback, aux = self.mixed_concepts(x, padding_mask)
