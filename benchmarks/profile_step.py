@@ -11,6 +11,7 @@ kernel; at the end, the selective-scan launches the autotuner picked. Complement
     python benchmarks/profile_step.py --inference --resolution 1024   # the bench's inference rows
     python benchmarks/profile_step.py --mixers 'infomamba{ssm_heads: 12}'   # a mixer with options (the SSD form)
     python benchmarks/profile_step.py --host 20   # where the eager step's host time goes: cProfile over 20 steps
+    python benchmarks/profile_step.py --aux-loss   # the step `infomamba fit` runs: Eq. 14, the auxiliary terms too
 """
 from __future__ import annotations
 
@@ -21,10 +22,9 @@ import pstats
 import time
 
 import torch
-import torch.nn as nn
 from torch.profiler import ProfilerActivity, profile
 
-from infomamba.bench import BenchModel, SequenceModel, parse_mixer_entry, scan_config_lines
+from infomamba.bench import BenchModel, SequenceModel, parse_mixer_entry, scan_config_lines, train_loss
 from infomamba.config import EncoderConfig
 from infomamba.ops.selective_scan import triton as scan
 from infomamba.summary import SIZE_MATCHED, size_matched_options
@@ -85,25 +85,32 @@ def main(argv=None):
     p.add_argument("--top-ops", type=int, default=30, help="rows of the op table (0: none)")
     p.add_argument("--compile", action="store_true", help="profile the torch.compile'd model")
     p.add_argument("--inference", action="store_true", help="profile an eval-mode forward instead of a train step")
+    p.add_argument("--aux-loss", action="store_true",
+                   help="the train step optimises Eq. 14 (cross-entropy plus the mixers' auxiliary terms), as "
+                        "`infomamba fit` and `infomamba bench --train --aux-loss` do")
     p.add_argument("--host", type=int, default=0, metavar="STEPS",
                    help="instead of torch.profiler, cProfile STEPS eager steps: the Python functions by own host time")
     args = p.parse_args(argv)
+    if args.aux_loss and (args.compile or args.inference):
+        p.error("--aux-loss sets the train step's loss: not with --compile or --inference")
     device = torch.device("cuda")
     matched = size_matched_options(SIZE_MATCHED, args.dim, args.depth)
     for mixer, name, options in map(parse_mixer_entry, args.mixers):
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer=name,
                                mixer_options={**matched.get(name, {}), **options})
-        model = (SequenceModel(config) if args.length else BenchModel(config)).to(device).train(not args.inference)
+        model = (SequenceModel if args.length else BenchModel)(config, aux_loss=args.aux_loss)
+        model = model.to(device).train(not args.inference)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         run = torch.compile(model, dynamic=False) if args.compile else model
         shape = ((args.batch, args.length, args.dim) if args.length
                  else (args.batch, 3, args.resolution, args.resolution))
         inputs = torch.randn(*shape, device=device)
         labels = torch.randint(0, 1000, (args.batch,), device=device)
+        loss_of = train_loss(model, labels)
 
         def train_step():
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = nn.functional.cross_entropy(run(inputs), labels)
+                loss = loss_of(run(inputs))
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -132,7 +139,8 @@ def main(argv=None):
         kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA and not e.is_user_annotation]
         busy = sum(e.self_device_time_total for e in kernels) / 1e3
         size = f"{args.length} tokens" if args.length else f"{args.resolution}px"
-        label = (f"{mixer}{' +compile' if args.compile else ''}{' inference' if args.inference else ''} {size} "
+        label = (f"{mixer}{' +compile' if args.compile else ''}{' inference' if args.inference else ''}"
+                 f"{' Eq. 14' if args.aux_loss else ''} {size} "
                  f"batch {args.batch}")
         print(f"\n== {label}: wall {wall:.1f} ms (profiled), "
               f"GPU busy {busy:.1f} ms, kernels {sum(e.count for e in kernels)}", flush=True)

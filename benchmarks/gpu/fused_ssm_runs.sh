@@ -25,6 +25,22 @@ for part in "$@"; do
     suite) timeout ${SUITE_GUARD:-540} python3 -m pytest -q -p no:cacheprovider -n ${WORKERS:-14} tests \
              > $OUT/gpu_suite.log 2>&1; echo "suite rc=$?" >> $OUT/gpu_suite.log
            grep -i "failed\|error" $OUT/gpu_suite.log | head -40; tail -3 $OUT/gpu_suite.log ;;
+    # the step `infomamba fit` runs (Eq. 14) on the src/ of each folder in AUX_BASES (made as ab_base's), then on this
+    # code beside attention; then where this code's Eq. 14 step goes at 224 and 1024 px
+    aux_chain) for src in ${AUX_BASES:-} .; do
+             name=$([ $src = . ] && echo new || basename $src)
+             echo "== $src $(cat $src/COMMIT 2>/dev/null)" > $OUT/bench_aux_$name.log
+             PYTHONPATH=$([ $src = . ] || echo $PWD/$src/src:)$PYTHONPATH timeout ${AUX_GUARD:-150} python3 -m \
+               infomamba.bench --mixers 'infomamba{ssm_heads: 12}' $([ $src = . ] && echo attention) --resolutions 224 \
+               1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs \
+               --aux-loss --out $OUT/bench_aux_$name >> $OUT/bench_aux_$name.log 2>&1
+             echo "rc=$?" >> $OUT/bench_aux_$name.log
+             rm -f $OUT/bench_aux_$name/bench.md; grep -v Warning $OUT/bench_aux_$name.log | grep "^==\|rc=\|^| "
+           done
+           for px in 224 1024; do
+             profiled profile_aux_$px --mixers 'infomamba{ssm_heads: 12}' --resolution $px --aux-loss --top 30 \
+               --top-ops 45
+           done ;;
     tests_graphs) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/tasks/test_base.py \
              > $OUT/tests_graphs.log 2>&1; echo "tests_graphs rc=$?" >> $OUT/tests_graphs.log; tail -5 $OUT/tests_graphs.log ;;
     curve) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba mamba --steps 200 --out $OUT \
