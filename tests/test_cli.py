@@ -334,21 +334,32 @@ def test_fit_ends_with_a_summary_line_and_without_the_known_noise(tmp_path, monk
     assert not noise
 
 
-def test_print_config_is_commented_and_compile_is_short_for_model_compile(capsys):
+COMMENTS_NEED = "jsonargparse prints the config's comments only with ruamel.yaml installed"
+
+
+def test_compile_is_short_for_model_compile(capsys):
     assert shorthands(["fit", "--compile"]) == ["fit", "--model.compile=true"]
     assert shorthands(["fit", "--compile=reduce-overhead"]) == ["fit", "--model.compile=reduce-overhead"]
     assert shorthands(["fit", "--cuda_graphs"]) == ["fit", "--model.cuda_graphs=true"]
     with pytest.raises(SystemExit) as done:
         main(["fit", "--task", "text", "--compile", "--print_config"])
     assert not done.value.code
-    config = capsys.readouterr().out
-    assert "# token width D. (type: int, default: 64)" in config and "\n  compile: true\n" in config
+    assert "\n  compile: true\n" in capsys.readouterr().out
+
+
+def test_print_config_is_commented(capsys):
+    pytest.importorskip("ruamel.yaml", reason=COMMENTS_NEED)
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--task", "text", "--print_config"])
+    assert not done.value.code
+    assert "# token width D. (type: int, default: 64)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("task", ["text", "image", "asr"])
 def test_every_model_option_has_help_in_the_printed_config(task, capsys):
     """jsonargparse takes an option's help from the docstring's Args, one argument per line; an argument missing
     there (or sharing a line with another) prints as an empty comment."""
+    pytest.importorskip("ruamel.yaml", reason=COMMENTS_NEED)
     with pytest.raises(SystemExit):
         main(["fit", "--task", task, "--print_config"])
     model = capsys.readouterr().out.split("\nmodel:")[1].split("\ndata:")[0]

@@ -54,6 +54,8 @@ class PauseAtTestBatch(Callback):
             sys.stdin.readline()
 
 
+# Runs whose weights are compared on CPU: GPU kernels with atomics (the scan's backward) differ run to run.
+CPU = "--trainer.accelerator=cpu"
 ARGS = ["--task", "text", "--data.listops_size=48", "--data.batch_size=16", "--model.encoder.dim=16",
         "--model.encoder.depth=1", "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8}",
         "--model.head_dropout=0.2", "--trainer.enable_progress_bar=false", "--trainer.num_sanity_val_steps=0",
@@ -63,7 +65,7 @@ ARGS = ["--task", "text", "--data.listops_size=48", "--data.batch_size=16", "--m
 SIGNALLED = ["--task", "text", "--data.listops_size=64", "--data.batch_size=8", "--model.encoder.dim=16",
              "--model.encoder.depth=1", "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8, chunk: 8}",
              "--model.head_dropout=0.2", "--model.lr=0.01", "--trainer.max_epochs=2", "--trainer.log_every_n_steps=1",
-             "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+             "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", CPU]
 STEP, STEPS_PER_EPOCH, TOTAL_STEPS = 3, 8, 16
 
 
@@ -73,12 +75,12 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    main(["fit", *ARGS, "--trainer.max_epochs=2", "--trainer.default_root_dir=a",
+    main(["fit", *ARGS, CPU, "--trainer.max_epochs=2", "--trainer.default_root_dir=a",
           "--trainer.logger.init_args.save_dir=a"])
-    main(["fit", *ARGS, "--trainer.max_epochs=2", "--trainer.default_root_dir=b",
+    main(["fit", *ARGS, CPU, "--trainer.max_epochs=2", "--trainer.default_root_dir=b",
           "--trainer.logger.init_args.save_dir=b", "--trainer.callbacks+=test_resume.StopAfterFirstEpoch"])
     first = next((tmp_path / "b").glob("text/version_0/checkpoints/last.ckpt"))
-    main(["fit", *ARGS, "--trainer.max_epochs=2", "--trainer.default_root_dir=b",
+    main(["fit", *ARGS, CPU, "--trainer.max_epochs=2", "--trainer.default_root_dir=b",
           "--trainer.logger.init_args.save_dir=b", "--ckpt_path", str(first)])
     full = weights(next((tmp_path / "a").glob("text/version_0/checkpoints/last.ckpt")))
     resumed_ckpt = next((tmp_path / "b").glob("text/version_1/checkpoints/last.ckpt"))

@@ -11,6 +11,18 @@ import pytest
 from tiny_data import TINY_MODEL, write_librispeech
 
 FEW_STEPS = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
+PROBES = """
+import importlib.metadata, importlib.util
+import pytest
+from infomamba.tasks.optional_deps import hide_broken_torchvision
+hide_broken_torchvision()
+assert importlib.util.find_spec("torchvision") is None
+with pytest.raises(ModuleNotFoundError):
+    import torchvision
+with pytest.raises(importlib.metadata.PackageNotFoundError):
+    importlib.metadata.version("torchvision")
+print("not installed")
+"""
 
 
 @pytest.fixture
@@ -40,6 +52,13 @@ def test_asr_fits(tmp_path, broken_torchvision):
                 "--data.test_splits=[]", "--data.batch_size=3", *TINY_MODEL, *FEW_STEPS], broken_torchvision, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(tmp_path.glob("runs/asr/version_0/checkpoints/last.ckpt"))
+
+
+def test_availability_probes_find_it_not_installed(tmp_path, broken_torchvision):
+    """As transformers does on import (torchmetrics imports it where it is installed): `find_spec` says None, as for a
+    package that is not installed, rather than raising."""
+    done = run(["-c", PROBES], broken_torchvision, tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "not installed", done.stderr[-3000:]
 
 
 def test_image_names_the_fix_in_one_line(tmp_path, broken_torchvision):

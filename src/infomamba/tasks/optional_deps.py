@@ -6,6 +6,11 @@ A torchvision built for another torch (pip pairs them loosely) then fails inside
 speech too. `hide_broken_torchvision()` runs before any task imports Lightning: it imports torchvision
 once and, if that fails, makes it look not installed (its import and its metadata both report it
 missing), so torchmetrics skips it; the failure is kept for the image task's message.
+
+Availability probes must see it missing too, not fail: transformers, which torchmetrics imports where it is
+installed, asks `importlib.util.find_spec("torchvision")` when imported. `None` in sys.modules is what makes
+that probe return None and `import torchvision` raise ModuleNotFoundError; a finder on sys.meta_path could only
+raise from the probe, since one returning None hands the search on to the finder that finds torchvision.
 """
 from __future__ import annotations
 
@@ -19,13 +24,10 @@ _failure: str | None = None  # why importing torchvision failed, in one line
 
 
 class _Hidden(importlib.abc.MetaPathFinder):
-    """First on sys.meta_path: `import torchvision` and `importlib.metadata.version("torchvision")` fail
-    as for a package that is not installed (ModuleNotFoundError / PackageNotFoundError)."""
+    """First on sys.meta_path: `importlib.metadata.version("torchvision")` fails as for a package that is not
+    installed (PackageNotFoundError); imports are left to sys.modules."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname.partition(".")[0] == "torchvision":
-            raise ModuleNotFoundError(f"torchvision is unusable here ({_failure}): {IMAGE_EXTRA}",
-                                      name=fullname)
         return None
 
     def find_distributions(self, context=importlib.metadata.DistributionFinder.Context()):
@@ -46,6 +48,7 @@ def hide_broken_torchvision() -> None:
         _failure = f"{type(err).__name__}: {err}".splitlines()[0]
         for name in [m for m in sys.modules if m.partition(".")[0] == "torchvision"]:
             del sys.modules[name]
+        sys.modules["torchvision"] = None
         sys.meta_path.insert(0, _Hidden())
 
 

@@ -16,7 +16,7 @@ from infomamba.tasks.image.datamodule import ImageDataModule
 from infomamba.tasks.image.datasets import read_idx
 from infomamba.tasks.image.module import ImageClassifier
 from test_image_augment import write_fashion_like
-from test_portable_checkpoints import cli_predictions
+from test_portable_checkpoints import CPU, cli_predictions
 from tiny_data import TINY_MODEL
 
 
@@ -25,7 +25,7 @@ def test_checkpoint_predicts_without_its_data(tmp_path, monkeypatch, capsys):
     inputs = shutil.move(data / "predict", tmp_path / "inputs")
     monkeypatch.chdir(tmp_path)
     main(["fit", "--task", "image", *TINY_MODEL, f"--data.root={data}", "--data.image_size=16",
-          "--data.batch_size=8", "--data.num_workers=0", "--model.patch_size=4", "--trainer.max_epochs=1"])
+          "--data.batch_size=8", "--data.num_workers=0", "--model.patch_size=4", "--trainer.max_epochs=1", CPU])
     ckpt = tmp_path / "runs" / "image" / "version_0" / "checkpoints" / "last.ckpt"
     pixels = read_idx(data / "train-images-idx3-ubyte") / 255.0
     kept = torch.load(ckpt, map_location="cpu", weights_only=False)["ImageDataModule"]
