@@ -67,7 +67,8 @@ def test_readout_is_eq10_whichever_side_w_u_acts_on(L, chunk):
     w_u = torch.nn.Linear(D, E, bias=False)
     saved_shapes = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved_shapes.append(tuple(t.shape)) or t, lambda t: t):
-        h, recipe = readout(Z, R_bar, w_u, chunk)
+        h, recipe, pooled = readout(Z, R_bar, w_u, chunk)
+    assert pooled is None
     torch.testing.assert_close(h, w_u(scatter_concepts(Z, R_bar, chunk)))
     token_rows = [shape for shape in saved_shapes if shape in ((B, L, D), (B * L, D))]
     assert bool(token_rows) == (groups * k >= L), saved_shapes
@@ -248,10 +249,10 @@ def test_causal_filter_with_padding_is_exactly_causal(left, t0):
     (40, None, [0, 0], [0, 0]), (40, None, [0, 3], [5, 1]), (5, None, [0, 1], [2, 0]),
     (18, 4, [0, 0], [0, 0]), (18, 4, [0, 3, 6], [5, 2, 0]), (18, 4, [5, 0], [0, 5])],
     ids=["bidirectional", "bidirectional-padded", "k>L-padded", "causal", "causal-padded", "causal-one-all-padding"])
-def test_pooled_stream_is_the_mean_of_h_over_real_tokens_with_its_gradients(L, chunk, lefts, rights):
-    """`pooled_stream` (Eq. 10 folded into the mean) gives masked_mean(h) and the same gradients to the input and
-    every parameter, with W_U on either side, causal chunks, padding on either side and in the chunk layout, and a
-    sample that is all padding (its mean 0)."""
+def test_the_pooled_stream_is_the_mean_of_h_over_real_tokens_with_its_gradients(L, chunk, lefts, rights):
+    """`token_stream`'s third output (Eq. 10 folded into the mean, `readout`) gives masked_mean(h) and the same
+    gradients to the input and every parameter, with W_U on either side, causal chunks, padding on either side and
+    in the chunk layout, and a sample that is all padding (its mean 0)."""
     torch.manual_seed(0)
     filt = ConceptFilter(8, 6, k_max=12, d_concept=8, n_buckets=2, q_max=3, chunk=chunk).double().eval()
     x, mask = padded(torch.randn(1, L, 8, dtype=torch.float64), lefts, rights)
@@ -262,13 +263,13 @@ def test_pooled_stream_is_the_mean_of_h_over_real_tokens_with_its_gradients(L, c
     def grads(pool):
         x_ = x.clone().requires_grad_()
         filt.zero_grad()
-        Z_mixed, readback, _ = filt.mixed_concepts(x_, mask)
-        pooled = pool(Z_mixed, readback)
+        h, _, pooled = filt.token_stream(*filt.mixed_concepts(x_, mask)[:2], mask)
+        pooled = pool(h, pooled)
         (pooled * weight).sum().backward()
         return pooled.detach(), [x_.grad] + [p.grad for p in filt.parameters() if p.grad is not None]
 
-    want, want_grads = grads(lambda Z, readback: masked_mean(filt.token_stream(Z, readback)[0], mask))
-    got, got_grads = grads(lambda Z, readback: filt.pooled_stream(Z, readback, mask))
+    want, want_grads = grads(lambda h, pooled: masked_mean(h, mask))
+    got, got_grads = grads(lambda h, pooled: pooled)
     assert want.abs().max() > 1e-3
     torch.testing.assert_close(got, want)
     assert len(got_grads) == len(want_grads) > 3

@@ -125,17 +125,49 @@ def exclusive_prefix(t: torch.Tensor) -> torch.Tensor:
 
 
 def readout(Z_mixed: torch.Tensor, R_bar: torch.Tensor, w_u: nn.Linear, chunk: int | None,
-            slot: torch.Tensor | None = None) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
+            slot: torch.Tensor | None = None, shares: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, Callable[[], torch.Tensor], torch.Tensor | None]:
     """h = W_U sum_i R_bar_{t,i} z~_i (Eq. 10), with W_U applied on whichever side has fewer rows: the
-    (B, G, k, .) concepts when G k < L (then no (B, L, d) scatter output exists), else the tokens. Returns h and
-    its recipe: a function that makes h again from what its own backward keeps (the last matmul alone)."""
+    (B, G, k, .) concepts when G k < L (then no (B, L, d) scatter output exists), else the tokens. Returns h, its
+    recipe: a function that makes h again from what its own backward keeps (the last matmul alone), and with
+    `shares` (`token_shares`) h's mean over those tokens (B, out_dim), fp32 or wider, else None.
+
+    Eq. 10 is linear in R_bar, so that mean is W_U sum_g sum_i shares_gi z~_gi: formed from the concepts the scatter
+    reads (which their matmul keeps anyway), its gradient reaches R_bar as a (B, G, k) broadcast where h's mean would
+    add a (B, L, out_dim) one into h's gradient."""
     groups, k = Z_mixed.shape[1], Z_mixed.shape[2]
     if groups * k < R_bar.shape[1]:
         concepts = w_u(Z_mixed)
+        pooled = None if shares is None else weighted_sum(shares, concepts)
         return (scatter_concepts(concepts, R_bar, chunk, slot),
-                functools.partial(scatter_concepts, concepts.detach(), R_bar.detach(), chunk, slot))
+                functools.partial(scatter_concepts, concepts.detach(), R_bar.detach(), chunk, slot), pooled)
     tokens = scatter_concepts(Z_mixed, R_bar, chunk, slot)
-    return w_u(tokens), functools.partial(w_u, tokens.detach())
+    pooled = None
+    if shares is not None:
+        pooled = weighted_sum(shares, Z_mixed)
+        with full_precision(pooled.device.type):
+            pooled = F.linear(pooled, w_u.weight.to(pooled.dtype))
+    return w_u(tokens), functools.partial(w_u, tokens.detach()), pooled
+
+
+def token_shares(R_bar: torch.Tensor, padding_mask: torch.Tensor | None, chunk: int | None,
+                 slot: torch.Tensor | None) -> torch.Tensor:
+    """(B, G, k), fp32 or wider: the sums of R_bar (`Readback`'s, in its layout) over the real tokens of each chunk
+    group (all tokens bidirectional), divided by the sample's real tokens: each concept row's weight in the mean of
+    Eq. 10's h over those tokens. R_bar in the chunk layout (`slot` given) is already zero at padding."""
+    if slot is None:
+        R_bar = masked_rows(R_bar, padding_mask)
+    acc = torch.promote_types(R_bar.dtype, torch.float32)
+    sums = split_chunks(R_bar, chunk).sum(2, dtype=acc) if chunk else R_bar.sum(1, keepdim=True, dtype=acc)
+    if padding_mask is None:
+        return sums / R_bar.shape[1]
+    return sums / (~padding_mask).sum(1).clamp_min(1)[:, None, None]
+
+
+def weighted_sum(shares: torch.Tensor, concepts: torch.Tensor) -> torch.Tensor:
+    """sum_g sum_i shares_gi c_gi (B, d) for shares (B, G, k) and concepts (B, G, k, d), in shares' dtype or wider;
+    keeps `concepts` for backward as it is (no cast copy)."""
+    return (shares.unsqueeze(-1) * concepts).sum((1, 2))
 
 
 def scatter_concepts(Z_mixed: torch.Tensor, R_bar: torch.Tensor, chunk: int | None,
@@ -267,29 +299,13 @@ class ConceptFilter(nn.Module):
         Z, mass = pool_concepts(x, R_bar, padding_mask, self.chunk)
         return self.mixing(Z, mass), Readback(R_bar, slot), aux
 
-    def token_stream(self, Z_mixed: torch.Tensor, readback: Readback):
-        """Eq. 10: h (B, L, out_dim) from the mixed concepts and the `Readback`, and h's recipe (`readout`)."""
-        return readout(Z_mixed, readback.R_bar, self.w_u, self.chunk, readback.slot)
-
-    def pooled_stream(self, Z_mixed: torch.Tensor, readback: Readback,
-                      padding_mask: torch.Tensor | None) -> torch.Tensor:
-        """h's mean over each sample's real tokens (B, out_dim), fp32 or wider: the filter stream that Eq. 12-13
-        read, formed without reading h. Eq. 10 is linear in R_bar, so mean_t h_t = W_U sum_g w_g z~_g / n, where
-        w_g (B, G, k) sums R_bar over the real tokens of chunk group g (all of them bidirectional) and n counts them
-        (R_bar in the chunk layout, with `slot`, is already zero at padding). Its gradient reaches R_bar as a
-        (B, G, k) broadcast where h's mean would add a (B, L, out_dim) one into h's."""
-        R_bar = readback.R_bar if readback.slot is not None else masked_rows(readback.R_bar, padding_mask)
-        count = R_bar.shape[1] if padding_mask is None else (~padding_mask).sum(1, keepdim=True).clamp_min(1)
-        acc = torch.promote_types(Z_mixed.dtype, torch.float32)
-        with full_precision(R_bar.device.type):
-            if self.chunk:
-                weights = split_chunks(R_bar, self.chunk).sum(2, dtype=acc)
-            else:
-                weights = R_bar.sum(1, keepdim=True, dtype=acc)
-            pooled = (weights.unsqueeze(-1) * Z_mixed).sum((1, 2))  # keeps Z_mixed for backward, not a copy
-            return F.linear(pooled / count, self.w_u.weight.to(acc))
+    def token_stream(self, Z_mixed: torch.Tensor, readback: Readback, padding_mask: torch.Tensor | None = None):
+        """Eq. 10: h (B, L, out_dim) from the mixed concepts and the `Readback`, h's recipe, and h's mean over each
+        sample's real tokens (B, out_dim), the filter stream Eq. 12-13 read (`readout`)."""
+        shares = token_shares(readback.R_bar, padding_mask, self.chunk, readback.slot)
+        return readout(Z_mixed, readback.R_bar, self.w_u, self.chunk, readback.slot, shares)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
         """Returns h (B, L, out_dim) and aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
         Z_mixed, readback, aux = self.mixed_concepts(x, padding_mask)
-        return self.token_stream(Z_mixed, readback)[0], aux
+        return self.token_stream(Z_mixed, readback, padding_mask)[0], aux

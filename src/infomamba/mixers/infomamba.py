@@ -8,7 +8,7 @@
 
 F h, its add and the gate run as one kernel (`layers/gate.py`'s `gated_readout`, which also returns r_pool, whose
 gradient its backward kernel adds into r's); h_pool, h's mean for Eq. 12-13, is formed from the concepts
-(`ConceptFilter.pooled_stream`), not from h. h is not kept for backward:
+(`layers/concepts.py`'s `readout`), not from h. h is not kept for backward:
 the SSM op (for P's gradient and the recomputed input u) and the gated readout (for F's gradient) save it as its
 recipe (`layers/recompute.py`), Eq. 10's last matmul over tensors that its own backward keeps: one
 (B, L, k) x (B, k, E) matmul in backward instead of a (B, L, E) tensor a layer until then.
@@ -118,9 +118,8 @@ class InfoMambaMixer(Mixer):
         h, recipe = None, None
         if self.has_filter:
             Z_mixed, readback, filter_aux = self.filter.mixed_concepts(x, padding_mask)
-            h, recipe = self.filter.token_stream(Z_mixed, readback)
+            h, recipe, aux.h_pool = self.filter.token_stream(Z_mixed, readback, padding_mask)
             aux.mi_hash, aux.k_eff = filter_aux["mi_hash"], filter_aux["k_eff"]
-            aux.h_pool = self.filter.pooled_stream(Z_mixed, readback, padding_mask)
         with saved_as_recipe(h, recipe):
             if not self.has_ssm:
                 return gated_projection(self.f.to(h.dtype) * h, z, self.out_proj.weight), aux
