@@ -222,6 +222,37 @@ def test_cuda_graphs_on_a_cpu_fit_is_one_line_and_leaves_no_run(tmp_path, monkey
     assert not list(tmp_path.glob("runs/text/version_*"))
 
 
+@pytest.mark.parametrize("accelerator, bf16, want", [
+    ("auto", True, "bf16-mixed"), ("gpu", True, "bf16-mixed"), ("cuda", True, "bf16-mixed"), ("cpu", True, "32-true"),
+    ("auto", False, "32-true"), ("mps", True, "32-true")])
+def test_the_default_precision_follows_the_accelerator(accelerator, bf16, want, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: bf16)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    assert cli.default_precision(accelerator) == want
+
+
+def test_a_cpu_fit_on_a_gpu_machine_runs_and_records_float32(tmp_path, monkeypatch, capsys):
+    """`--trainer.accelerator=cpu` where a bf16 GPU is present: the fit does not take the GPU's bf16-mixed default
+    (bf16 autocast on the CPU); its config.yaml records the precision it ran at. A given precision is kept. (The
+    GPU is there only where the default is chosen: elsewhere, the data loader would pin memory for it.)"""
+    chosen = cli.default_precision
+
+    def on_a_gpu_machine(accelerator):
+        with monkeypatch.context() as gpu:
+            gpu.setattr(torch.cuda, "is_available", lambda: True)
+            gpu.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+            return chosen(accelerator)
+
+    assert on_a_gpu_machine("auto") == "bf16-mixed"
+    monkeypatch.setattr(cli, "default_precision", on_a_gpu_machine)
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--trainer.accelerator=cpu"])
+    assert "\n  precision: 32-true\n" in only("runs/text/version_0", tmp_path).joinpath("config.yaml").read_text()
+    main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--trainer.accelerator=cpu",
+          "--trainer.precision=bf16-mixed"])
+    assert "\n  precision: bf16-mixed\n" in only("runs/text/version_1", tmp_path).joinpath("config.yaml").read_text()
+
+
 def test_a_fast_dev_run_writes_nothing(tmp_path, monkeypatch, capsys):
     """Lightning disables checkpoints under fast_dev_run but for save_last's at the end of fit, which wrote last.ckpt
     outside any run folder (the logger is a dummy), beside an empty claimed version_N."""

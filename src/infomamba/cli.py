@@ -328,7 +328,6 @@ def without_checkpoints(callbacks: list) -> list:
 
 
 def trainer_defaults(task: TaskSpec) -> dict:
-    import torch
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
     from .tasks.epoch_means import EpochMeansAcrossResume
@@ -340,7 +339,6 @@ def trainer_defaults(task: TaskSpec) -> dict:
     from .tasks.schedule_budget import ScheduleBudget
 
     monitor, mode = task.monitor
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return {
         "default_root_dir": f"runs/{task.name}",
         "logger": {"class_path": "infomamba.tasks.run_dir.RunLogger",
@@ -351,10 +349,19 @@ def trainer_defaults(task: TaskSpec) -> dict:
                       ScheduleBudget()],
         "plugins": [{"class_path": "infomamba.tasks.checkpoint_io.AtomicCheckpointIO"}],
         "use_distributed_sampler": False,
-        "precision": "bf16-mixed" if bf16 else "32-true",
+        "precision": None,  # `default_precision`, once the accelerator is known
         "log_every_n_steps": 10,
         "max_epochs": task.max_epochs,
     }
+
+
+def default_precision(accelerator) -> str:
+    """The precision of a run that names none: bf16-mixed where its accelerator may be a CUDA GPU with bf16 ("auto",
+    "gpu", "cuda"), else 32-true; `--trainer.accelerator=cpu` on a GPU machine runs in float32, as on any CPU."""
+    import torch
+
+    gpu = isinstance(accelerator, str) and accelerator.lower() in ("auto", "gpu", "cuda")
+    return "bf16-mixed" if gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
 
 
 def resumed_run(config, subcommand: str) -> Path | None:
@@ -736,6 +743,8 @@ def main(argv: list[str] | None = None) -> None:
                 refuse_changed_run(resumed, (resumed / "config.yaml").read_text(encoding="utf-8"),
                                    self._subcommand_parsers["fit"].dump(self.config["fit"]))
             config = self.config[self.subcommand]  # (parsed again for a resumed run)
+            if config.trainer.precision is None:  # set here, so the run's config.yaml records the one it ran at
+                config.trainer.precision = default_precision(config.trainer.accelerator)
             for key in FOLDER_SETTINGS:
                 if key in config:
                     config[key] = anchored(config[key])
