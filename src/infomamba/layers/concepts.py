@@ -299,7 +299,7 @@ class ConceptFilter(nn.Module):
         Z, mass = pool_concepts(x, R_bar, padding_mask, self.chunk)
         return self.mixing(Z, mass), Readback(R_bar, slot), aux
 
-    def token_stream(self, Z_mixed: torch.Tensor, readback: Readback, padding_mask: torch.Tensor | None = None):
+    def token_stream(self, Z_mixed: torch.Tensor, readback: Readback, padding_mask: torch.Tensor | None):
         """Eq. 10: h (B, L, out_dim) from the mixed concepts and the `Readback`, h's recipe, and h's mean over each
         sample's real tokens (B, out_dim), the filter stream Eq. 12-13 read (`readout`)."""
         shares = token_shares(readback.R_bar, padding_mask, self.chunk, readback.slot)
