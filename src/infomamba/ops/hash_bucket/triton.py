@@ -16,9 +16,11 @@ Backward, with y = softmax(l + g), b the one-hot value, p = softmax(s), s_j = <u
              de_j = sum_t dc_tj u^_t     (per-program partial sums, added up by the caller: deterministic)
 
 One program owns BLOCK_T tokens; a row of n_buckets (a constexpr: a model has one) and of d lanes is whole inside
-it. The cosines are n_buckets products and row sums (no tl.dot: n_buckets may be below tl.dot's 16, and fp32 dots
-would run in tf32). The sample's backward recomputes y from l and the noise, the term's backward recomputes the
-cosines from u: nothing but the inputs is kept.
+it. The term's three products (the cosines u^ E^T, du^ = dc E and the partial de = dc^T u^) are `tl.dot`s in exact
+fp32 ("ieee", not tf32), their blocks padded with zeros to tl.dot's 16 where n_buckets or d is smaller, where
+summing them lane by lane took a reduction across the block's rows for each bucket's partial de. The sample's
+backward recomputes y from l and the noise, the term's backward recomputes the cosines from u: nothing but the
+inputs is kept.
 
 All five launches are `torch.library` custom ops with fake implementations and registered autograd, so
 `torch.compile` traces the concept filter through them.
@@ -33,13 +35,19 @@ from ..dispatch import on_device
 
 _ELEMENTS_PER_PROGRAM = 2048  # 16 fp32 a thread at 4 warps
 _NORM_EPS = tl.constexpr(1e-12)
+_DOT_MIN = 16  # tl.dot's smallest block side
 
 
-def _launch(t: torch.Tensor, width: int) -> tuple[int, int, int]:
-    """(tokens, BLOCK_T, programs): the rows of t's last dimension, BLOCK_T of them a program whose rows are
-    `width` lanes wide."""
+def _dot_block(n: int) -> int:
+    """A block side for n lanes that tl.dot takes: the next power of two, at least _DOT_MIN."""
+    return max(_DOT_MIN, triton.next_power_of_2(n))
+
+
+def _launch(t: torch.Tensor, width: int, min_rows: int = 1) -> tuple[int, int, int]:
+    """(tokens, BLOCK_T, programs): the rows of t's last dimension, BLOCK_T (at least `min_rows`) of them a program
+    whose rows are `width` lanes wide."""
     n_rows = t.numel() // max(t.shape[-1], 1)
-    block_t = max(1, _ELEMENTS_PER_PROGRAM // triton.next_power_of_2(width))
+    block_t = max(min_rows, _ELEMENTS_PER_PROGRAM // triton.next_power_of_2(width))
     return n_rows, block_t, triton.cdiv(n_rows, block_t)
 
 
@@ -107,29 +115,28 @@ def _gumbel_bwd_kernel(logits_ptr, noise_ptr, db_ptr, dlogits_ptr, n_rows, NB: t
 @triton.jit
 def _cosine_log_softmax(u_ptr, e_ptr, rows, row_ok, D, inv_tau, NB: tl.constexpr, BLOCK_NB: tl.constexpr,
                         BLOCK_D: tl.constexpr):
-    """(u^, n, logp, cols, col_ok): u^ = u / max(|u|, eps) (BLOCK_T, BLOCK_D), n = |u|, and
-    logp = log softmax(<u^, e_j> / tau) over the real buckets (BLOCK_T, BLOCK_NB; 0 in padded columns)."""
+    """(u^, n, logp, E, cols, col_ok): u^ = u / max(|u|, eps) (BLOCK_T, BLOCK_D), n = |u|,
+    logp = log softmax(<u^, e_j> / tau) over the real buckets (BLOCK_T, BLOCK_NB; 0 in padded columns) and the
+    bucket embeddings E (BLOCK_NB, BLOCK_D; 0 in padded rows and lanes). The cosines are one exact fp32 product."""
     dims = tl.arange(0, BLOCK_D)[None, :]
     u = tl.load(u_ptr + rows[:, None] * D + dims, mask=row_ok[:, None] & (dims < D), other=0.0).to(tl.float32)
     norm = tl.sqrt(tl.sum(u * u, 1))
     un = u / tl.maximum(norm, _NORM_EPS)[:, None]
+    buckets = tl.arange(0, BLOCK_NB)[:, None]
+    E = tl.load(e_ptr + buckets * D + dims, mask=(buckets < NB) & (dims < D), other=0.0).to(tl.float32)
     cols = tl.arange(0, BLOCK_NB)[None, :]
     col_ok = cols < NB
-    s = tl.zeros((u.shape[0], BLOCK_NB), dtype=tl.float32)
-    for j in tl.static_range(NB):
-        e_j = tl.load(e_ptr + j * D + dims, mask=dims < D, other=0.0).to(tl.float32)
-        s = tl.where(cols == j, tl.sum(un * e_j, 1)[:, None] * inv_tau, s)
-    s = tl.where(col_ok, s, float("-inf"))
+    s = tl.where(col_ok, tl.dot(un, tl.trans(E), input_precision="ieee") * inv_tau, float("-inf"))
     shifted = s - tl.max(s, 1)[:, None]
     logp = shifted - tl.log(tl.sum(tl.exp(shifted), 1))[:, None]
-    return un, norm, tl.where(col_ok, logp, 0.0), cols, col_ok
+    return un, norm, tl.where(col_ok, logp, 0.0), E, cols, col_ok
 
 
 @triton.jit
 def _nll_fwd_kernel(u_ptr, b_ptr, e_ptr, nll_ptr, n_rows, D, inv_tau, NB: tl.constexpr, BLOCK_T: tl.constexpr,
                     BLOCK_NB: tl.constexpr, BLOCK_D: tl.constexpr):
     rows, row_ok = _rows(tl.program_id(0), n_rows, BLOCK_T)
-    _, _, logp, cols, col_ok = _cosine_log_softmax(u_ptr, e_ptr, rows, row_ok, D, inv_tau, NB, BLOCK_NB, BLOCK_D)
+    _, _, logp, _, cols, col_ok = _cosine_log_softmax(u_ptr, e_ptr, rows, row_ok, D, inv_tau, NB, BLOCK_NB, BLOCK_D)
     b = tl.load(b_ptr + rows[:, None] * NB + cols, mask=row_ok[:, None] & col_ok, other=0.0).to(tl.float32)
     tl.store(nll_ptr + rows, -tl.sum(b * logp, 1), mask=row_ok)
 
@@ -140,8 +147,8 @@ def _nll_bwd_kernel(u_ptr, b_ptr, e_ptr, dnll_ptr, du_ptr, db_ptr, de_ptr, n_row
     """du, db for this program's tokens, and its partial de (NB, D) at de_ptr + program * NB * D."""
     pid = tl.program_id(0)
     rows, row_ok = _rows(pid, n_rows, BLOCK_T)
-    un, norm, logp, cols, col_ok = _cosine_log_softmax(u_ptr, e_ptr, rows, row_ok, D, inv_tau, NB, BLOCK_NB,
-                                                       BLOCK_D)
+    un, norm, logp, E, cols, col_ok = _cosine_log_softmax(u_ptr, e_ptr, rows, row_ok, D, inv_tau, NB, BLOCK_NB,
+                                                          BLOCK_D)
     offs = rows[:, None] * NB + cols
     mask = row_ok[:, None] & col_ok
     b = tl.load(b_ptr + offs, mask=mask, other=0.0).to(tl.float32)
@@ -150,12 +157,10 @@ def _nll_bwd_kernel(u_ptr, b_ptr, e_ptr, dnll_ptr, du_ptr, db_ptr, de_ptr, n_row
     p = tl.where(col_ok, tl.exp(logp), 0.0)
     dc = dnll * (p * tl.sum(b, 1)[:, None] - b) * inv_tau
     dims = tl.arange(0, BLOCK_D)[None, :]
-    dun = tl.zeros(un.shape, dtype=tl.float32)
-    for j in tl.static_range(NB):
-        e_j = tl.load(e_ptr + j * D + dims, mask=dims < D, other=0.0).to(tl.float32)
-        dc_j = tl.sum(tl.where(cols == j, dc, 0.0), 1)[:, None]
-        dun += dc_j * e_j
-        tl.store(de_ptr + (pid * NB + j) * D + dims, tl.sum(dc_j * un, 0)[None, :], mask=dims < D)
+    buckets = tl.arange(0, BLOCK_NB)[:, None]
+    tl.store(de_ptr + (pid * NB + buckets) * D + dims, tl.dot(tl.trans(dc), un, input_precision="ieee"),
+             mask=(buckets < NB) & (dims < D))
+    dun = tl.dot(dc, E, input_precision="ieee")
     n = norm[:, None]
     du = tl.where(n > _NORM_EPS, dun - un * tl.sum(un * dun, 1)[:, None], dun) / tl.maximum(n, _NORM_EPS)
     tl.store(du_ptr + rows[:, None] * D + dims, du.to(du_ptr.dtype.element_ty), mask=row_ok[:, None] & (dims < D))
@@ -230,13 +235,12 @@ gumbel_bucket_op.register_autograd(_gumbel_backward, setup_context=_gumbel_setup
 def bucket_nll_op(u: torch.Tensor, b: torch.Tensor, bucket_dirs: torch.Tensor, tau_hash: float) -> torch.Tensor:
     """nll (fp32, u's leading shape) for contiguous u, b and bucket_dirs (module docstring)."""
     nll = torch.empty(u.shape[:-1], device=u.device, dtype=torch.float32)
-    n_rows, block_t, programs = _launch(u, max(u.shape[-1], b.shape[-1]))
+    n_rows, block_t, programs = _launch(u, max(u.shape[-1], b.shape[-1]), _DOT_MIN)
     if n_rows:
         nb, d = bucket_dirs.shape
         with on_device(u):
             _nll_fwd_kernel[(programs,)](u, b, bucket_dirs, nll, n_rows, d, 1.0 / tau_hash, NB=nb, BLOCK_T=block_t,
-                                         BLOCK_NB=triton.next_power_of_2(nb), BLOCK_D=triton.next_power_of_2(d),
-                                         num_warps=4)
+                                         BLOCK_NB=_dot_block(nb), BLOCK_D=_dot_block(d), num_warps=4)
     return nll
 
 
@@ -250,14 +254,14 @@ def bucket_nll_backward_op(u: torch.Tensor, b: torch.Tensor, bucket_dirs: torch.
                            dnll: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(du in u's dtype, db in b's dtype, de (n_buckets, d) fp32)."""
     du, db = torch.empty_like(u), torch.empty_like(b)
-    n_rows, block_t, programs = _launch(u, max(u.shape[-1], b.shape[-1]))
+    n_rows, block_t, programs = _launch(u, max(u.shape[-1], b.shape[-1]), _DOT_MIN)
     nb, d = bucket_dirs.shape
     partial = torch.empty((programs, nb, d), device=u.device, dtype=torch.float32)
     if n_rows:
         with on_device(u):
             _nll_bwd_kernel[(programs,)](u, b, bucket_dirs, dnll.contiguous(), du, db, partial, n_rows, d,
-                                         1.0 / tau_hash, NB=nb, BLOCK_T=block_t, BLOCK_NB=triton.next_power_of_2(nb),
-                                         BLOCK_D=triton.next_power_of_2(d), num_warps=4)
+                                         1.0 / tau_hash, NB=nb, BLOCK_T=block_t, BLOCK_NB=_dot_block(nb),
+                                         BLOCK_D=_dot_block(d), num_warps=4)
     return du, db, partial.sum(0)
 
 
