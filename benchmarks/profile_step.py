@@ -24,7 +24,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from infomamba.bench import BenchModel, SequenceModel, parse_mixer_entry, scan_config_lines, train_loss
+from infomamba.bench import BenchModel, SequenceModel, adamw, parse_mixer_entry, scan_config_lines, train_loss
 from infomamba.config import EncoderConfig
 from infomamba.ops.selective_scan import triton as scan
 from infomamba.summary import SIZE_MATCHED, size_matched_options
@@ -100,7 +100,7 @@ def main(argv=None):
                                mixer_options={**matched.get(name, {}), **options})
         model = (SequenceModel if args.length else BenchModel)(config, aux_loss=args.aux_loss)
         model = model.to(device).train(not args.inference)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        opt = adamw(model)
         run = torch.compile(model, dynamic=False) if args.compile else model
         shape = ((args.batch, args.length, args.dim) if args.length
                  else (args.batch, 3, args.resolution, args.resolution))

@@ -41,6 +41,26 @@ for part in "$@"; do
              profiled profile_aux_$px --mixers 'infomamba{ssm_heads: 12}' --resolution $px --aux-loss --top 30 \
                --top-ops 45
            done ;;
+    # the cross-entropy step's goal rows (224 and 1024 px, graphed) of each folder in AB_BASES (made as the aux
+    # chain's) and of this code, each beside attention in its own run, and the goals read from each run
+    ab_step) for src in ${AB_BASES:-} .; do
+             name=$([ $src = . ] && echo new || basename $src)
+             echo "== $src $(cat $src/COMMIT 2>/dev/null)" > $OUT/bench_ce_$name.log
+             PYTHONPATH=$([ $src = . ] || echo $PWD/$src/src:)$PYTHONPATH timeout ${AB_GUARD:-170} python3 -m \
+               infomamba.bench --mixers 'infomamba{ssm_heads: 12}' attention --resolutions 224 1024 --batch 64 \
+               --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs \
+               --out $OUT/bench_ce_$name >> $OUT/bench_ce_$name.log 2>&1
+             echo "rc=$?" >> $OUT/bench_ce_$name.log
+             rm -f $OUT/bench_ce_$name/bench.md; grep -v Warning $OUT/bench_ce_$name.log | grep "^==\|rc=\|^| "
+             python3 benchmarks/ssm_goals.py $OUT/bench_ce_$name/bench.csv --mixers 'infomamba{ssm_heads: 12}' \
+               | tee -a $OUT/bench_ce_$name.log
+           done ;;
+    # the MI-hash term's kernels, beside the earlier file HASH_BASELINE; their tests and the optimizer's
+    hash) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_hash_bucket_triton.py \
+            tests/ops/test_hash_bucket.py tests/tasks/test_base.py tests/test_cuda_graphs.py tests/test_bench.py \
+            > $OUT/tests_hash.log 2>&1; echo "tests_hash rc=$?" >> $OUT/tests_hash.log; tail -3 $OUT/tests_hash.log
+          timeout 90 python3 benchmarks/bench_hash.py ${HASH_BASELINE:+--baseline $HASH_BASELINE} \
+            > $OUT/bench_hash.log 2>&1; echo "bench_hash rc=$?" >> $OUT/bench_hash.log; cat $OUT/bench_hash.log ;;
     tests_graphs) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/tasks/test_base.py \
              > $OUT/tests_graphs.log 2>&1; echo "tests_graphs rc=$?" >> $OUT/tests_graphs.log; tail -5 $OUT/tests_graphs.log ;;
     curve) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba mamba --steps 200 --out $OUT \

@@ -164,10 +164,17 @@ def eager_forward(model: nn.Module, inputs: torch.Tensor, dtype: str) -> Callabl
     return forward
 
 
+def adamw(model: nn.Module, capturable: bool = False) -> torch.optim.AdamW:
+    """The bench's optimizer, AdamW at lr 1e-4: torch's fused step where the parameters are on CUDA, as `infomamba
+    fit` builds it there (`tasks.base.fused_step`; the bench has no gradient scaler), else torch's default."""
+    on_cuda = all(p.is_cuda for p in model.parameters())
+    return torch.optim.AdamW(model.parameters(), lr=1e-4, capturable=capturable, fused=on_cuda or None)
+
+
 def eager_train_step(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, dtype: str,
                      warmup: int) -> Callable[[], object]:
     """An AdamW training step of an eager or compiled row, after its warm-up steps (`train_warmup_steps`)."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = adamw(model)
     loss_fn = train_loss(model, labels)
 
     def step():
@@ -190,7 +197,7 @@ def graphed_forward_call(model: nn.Module, inputs: torch.Tensor, dtype: str) -> 
 def graphed_train_step_call(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, dtype: str,
                             warmup: int) -> Callable[[], object]:
     """The training step of a "+graphs" row: the eager AdamW step (capturable) captured in a CUDA graph."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, capturable=True)
+    opt = adamw(model, capturable=True)
     return graphed_train_step(model, train_loss(model, labels), opt, inputs, _autocast_dtype(dtype),
                               warmup=train_warmup_steps(warmup))
 

@@ -11,8 +11,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from infomamba import EncoderConfig
 from infomamba.cli import main
-from infomamba.tasks.base import (RunRefused, check_optimizer_options, classification_loss, gathered_rng_states,
-                                  list_of_inputs, own_rng_states, refused_precision)
+from infomamba.tasks.base import (RunRefused, check_optimizer_options, classification_loss, fused_step,
+                                  gathered_rng_states, list_of_inputs, own_rng_states, refused_precision)
 from infomamba.tasks.asr.module import CTCSpeechRecognizer
 from infomamba.tasks.image.module import ImageClassifier
 from infomamba.tasks.text.module import TextClassifier
@@ -163,6 +163,25 @@ def test_optimizer_options_out_of_range_are_named(options, words):
              **options}
     with pytest.raises(ValueError, match=f"^{words}$"):
         check_optimizer_options(**given)
+
+
+@pytest.mark.parametrize("devices, precision, fused", [
+    ({"cuda"}, "bf16-mixed", True), ({"cuda"}, "32-true", True), ({"cuda"}, "16-true", True),
+    ({"cuda"}, "16-mixed", False), ({"cpu"}, "bf16-mixed", False), ({"cuda", "cpu"}, "32-true", False)])
+def test_adamw_is_fused_on_cuda_unless_a_gradient_scaler_unscales_before_clipping(devices, precision, fused):
+    assert fused_step(devices, precision) is fused
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_the_configured_adamw_is_fused_where_the_parameters_and_precision_allow(precision):
+    """On a CPU machine the step stays torch's default; on a GPU machine the model on CUDA gets the fused step
+    except under 16-mixed."""
+    model = _text_model()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)._trainer = types.SimpleNamespace(precision=precision, estimated_stepping_batches=10, world_size=1)
+    optimizer = model.configure_optimizers()["optimizer"]
+    assert bool(optimizer.defaults["fused"]) is (device == "cuda" and precision != "16-mixed")
+    assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(model.parameters()))
 
 
 def test_the_model_refuses_an_optimizer_option_when_built_and_the_cli_says_it_in_one_line(tmp_path, monkeypatch):
