@@ -16,11 +16,12 @@ Backward, with y = softmax(l + g), b the one-hot value, p = softmax(s), s_j = <u
              de_j = sum_t dc_tj u^_t     (per-program partial sums, added up by the caller: deterministic)
 
 One program owns BLOCK_T tokens; a row of n_buckets (a constexpr: a model has one) and of d lanes is whole inside
-it. The term's three products (the cosines u^ E^T, du^ = dc E and the partial de = dc^T u^) are `tl.dot`s in exact
-fp32 ("ieee", not tf32), their blocks padded with zeros to tl.dot's 16 where n_buckets or d is smaller, where
-summing them lane by lane took a reduction across the block's rows for each bucket's partial de. The sample's
-backward recomputes y from l and the noise, the term's backward recomputes the cosines from u: nothing but the
-inputs is kept.
+it. The cosines are n_buckets products and row sums. The backward's du^ = dc E and partial de = dc^T u^ are
+`tl.dot`s in exact fp32 ("ieee", not tf32), their blocks padded with zeros to tl.dot's 16 where n_buckets or d is
+smaller: summed lane by lane, each bucket's partial de took a reduction across the block's rows, and the backward
+ran 2.2x longer (H100, `benchmarks/bench_hash.py`); the cosines as a dot made the forward 3x slower there. The
+sample's backward recomputes y from l and the noise, the term's backward recomputes the cosines from u: nothing
+but the inputs is kept.
 
 All five launches are `torch.library` custom ops with fake implementations and registered autograd, so
 `torch.compile` traces the concept filter through them.
@@ -115,28 +116,29 @@ def _gumbel_bwd_kernel(logits_ptr, noise_ptr, db_ptr, dlogits_ptr, n_rows, NB: t
 @triton.jit
 def _cosine_log_softmax(u_ptr, e_ptr, rows, row_ok, D, inv_tau, NB: tl.constexpr, BLOCK_NB: tl.constexpr,
                         BLOCK_D: tl.constexpr):
-    """(u^, n, logp, E, cols, col_ok): u^ = u / max(|u|, eps) (BLOCK_T, BLOCK_D), n = |u|,
-    logp = log softmax(<u^, e_j> / tau) over the real buckets (BLOCK_T, BLOCK_NB; 0 in padded columns) and the
-    bucket embeddings E (BLOCK_NB, BLOCK_D; 0 in padded rows and lanes). The cosines are one exact fp32 product."""
+    """(u^, n, logp, cols, col_ok): u^ = u / max(|u|, eps) (BLOCK_T, BLOCK_D), n = |u|, and
+    logp = log softmax(<u^, e_j> / tau) over the real buckets (BLOCK_T, BLOCK_NB; 0 in padded columns)."""
     dims = tl.arange(0, BLOCK_D)[None, :]
     u = tl.load(u_ptr + rows[:, None] * D + dims, mask=row_ok[:, None] & (dims < D), other=0.0).to(tl.float32)
     norm = tl.sqrt(tl.sum(u * u, 1))
     un = u / tl.maximum(norm, _NORM_EPS)[:, None]
-    buckets = tl.arange(0, BLOCK_NB)[:, None]
-    E = tl.load(e_ptr + buckets * D + dims, mask=(buckets < NB) & (dims < D), other=0.0).to(tl.float32)
     cols = tl.arange(0, BLOCK_NB)[None, :]
     col_ok = cols < NB
-    s = tl.where(col_ok, tl.dot(un, tl.trans(E), input_precision="ieee") * inv_tau, float("-inf"))
+    s = tl.zeros((u.shape[0], BLOCK_NB), dtype=tl.float32)
+    for j in tl.static_range(NB):
+        e_j = tl.load(e_ptr + j * D + dims, mask=dims < D, other=0.0).to(tl.float32)
+        s = tl.where(cols == j, tl.sum(un * e_j, 1)[:, None] * inv_tau, s)
+    s = tl.where(col_ok, s, float("-inf"))
     shifted = s - tl.max(s, 1)[:, None]
     logp = shifted - tl.log(tl.sum(tl.exp(shifted), 1))[:, None]
-    return un, norm, tl.where(col_ok, logp, 0.0), E, cols, col_ok
+    return un, norm, tl.where(col_ok, logp, 0.0), cols, col_ok
 
 
 @triton.jit
 def _nll_fwd_kernel(u_ptr, b_ptr, e_ptr, nll_ptr, n_rows, D, inv_tau, NB: tl.constexpr, BLOCK_T: tl.constexpr,
                     BLOCK_NB: tl.constexpr, BLOCK_D: tl.constexpr):
     rows, row_ok = _rows(tl.program_id(0), n_rows, BLOCK_T)
-    _, _, logp, _, cols, col_ok = _cosine_log_softmax(u_ptr, e_ptr, rows, row_ok, D, inv_tau, NB, BLOCK_NB, BLOCK_D)
+    _, _, logp, cols, col_ok = _cosine_log_softmax(u_ptr, e_ptr, rows, row_ok, D, inv_tau, NB, BLOCK_NB, BLOCK_D)
     b = tl.load(b_ptr + rows[:, None] * NB + cols, mask=row_ok[:, None] & col_ok, other=0.0).to(tl.float32)
     tl.store(nll_ptr + rows, -tl.sum(b * logp, 1), mask=row_ok)
 
@@ -147,8 +149,8 @@ def _nll_bwd_kernel(u_ptr, b_ptr, e_ptr, dnll_ptr, du_ptr, db_ptr, de_ptr, n_row
     """du, db for this program's tokens, and its partial de (NB, D) at de_ptr + program * NB * D."""
     pid = tl.program_id(0)
     rows, row_ok = _rows(pid, n_rows, BLOCK_T)
-    un, norm, logp, E, cols, col_ok = _cosine_log_softmax(u_ptr, e_ptr, rows, row_ok, D, inv_tau, NB, BLOCK_NB,
-                                                          BLOCK_D)
+    un, norm, logp, cols, col_ok = _cosine_log_softmax(u_ptr, e_ptr, rows, row_ok, D, inv_tau, NB, BLOCK_NB,
+                                                       BLOCK_D)
     offs = rows[:, None] * NB + cols
     mask = row_ok[:, None] & col_ok
     b = tl.load(b_ptr + offs, mask=mask, other=0.0).to(tl.float32)
@@ -158,6 +160,7 @@ def _nll_bwd_kernel(u_ptr, b_ptr, e_ptr, dnll_ptr, du_ptr, db_ptr, de_ptr, n_row
     dc = dnll * (p * tl.sum(b, 1)[:, None] - b) * inv_tau
     dims = tl.arange(0, BLOCK_D)[None, :]
     buckets = tl.arange(0, BLOCK_NB)[:, None]
+    E = tl.load(e_ptr + buckets * D + dims, mask=(buckets < NB) & (dims < D), other=0.0).to(tl.float32)
     tl.store(de_ptr + (pid * NB + buckets) * D + dims, tl.dot(tl.trans(dc), un, input_precision="ieee"),
              mask=(buckets < NB) & (dims < D))
     dun = tl.dot(dc, E, input_precision="ieee")
