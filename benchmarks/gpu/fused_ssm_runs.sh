@@ -56,11 +56,16 @@ for part in "$@"; do
                | tee -a $OUT/bench_ce_$name.log
            done ;;
     # the MI-hash term's kernels, beside the earlier file HASH_BASELINE; their tests and the optimizer's
-    hash) timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_hash_bucket_triton.py \
+    hash) timeout 240 python3 -m pytest -q -p no:cacheprovider -n 8 --durations 15 tests/ops/test_hash_bucket_triton.py \
             tests/ops/test_hash_bucket.py tests/tasks/test_base.py tests/test_cuda_graphs.py tests/test_bench.py \
             > $OUT/tests_hash.log 2>&1; echo "tests_hash rc=$?" >> $OUT/tests_hash.log; tail -3 $OUT/tests_hash.log
           timeout 90 python3 benchmarks/bench_hash.py ${HASH_BASELINE:+--baseline $HASH_BASELINE} \
             > $OUT/bench_hash.log 2>&1; echo "bench_hash rc=$?" >> $OUT/bench_hash.log; cat $OUT/bench_hash.log ;;
+    # where the SSD form's inference forward goes, at 224 and 1024 px, beside attention
+    profile_inference_ssd) for px in 224 1024; do
+             profiled profile_inference_ssd_$px --inference --mixers 'infomamba{ssm_heads: 12}' attention \
+               --resolution $px --top 30 --top-ops 45
+           done ;;
     tests_graphs) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/tasks/test_base.py \
              > $OUT/tests_graphs.log 2>&1; echo "tests_graphs rc=$?" >> $OUT/tests_graphs.log; tail -5 $OUT/tests_graphs.log ;;
     curve) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba mamba --steps 200 --out $OUT \
