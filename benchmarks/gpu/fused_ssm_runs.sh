@@ -66,6 +66,19 @@ for part in "$@"; do
              profiled profile_inference_ssd_$px --inference --mixers 'infomamba{ssm_heads: 12}' attention \
                --resolution $px --top 30 --top-ops 45
            done ;;
+    # every goal row in one run of this code: the SSD form beside attention, mamba and timm's ViT-S at 224, 512 and
+    # 1024 px and 16,384 tokens, steps replayed as CUDA graphs, the goals read from it; then the SSD form's 200-step
+    # curve, the kernels against the references of the SSM op, the gate and the hash bucketing
+    goals) timeout ${GOALS_GUARD:-420} python3 -m infomamba.bench --mixers 'infomamba{ssm_heads: 12}' attention mamba \
+             --resolutions 224 512 1024 --lengths 16384 --max-tokens-attention 16384 --batch 64 --dim 384 --depth 12 \
+             --dtype bf16 --warmup 2 --repeats 5 --train --timm --cuda-graphs --out $OUT/bench_goals \
+             > $OUT/bench_goals.log 2>&1; echo "bench rc=$?" >> $OUT/bench_goals.log
+           rm -f $OUT/bench_goals/bench.md; grep -v Warning $OUT/bench_goals.log | grep "^| \|rc="
+           python3 benchmarks/ssm_goals.py $OUT/bench_goals/bench.csv --mixers 'infomamba{ssm_heads: 12}' \
+             | tee -a $OUT/bench_goals.log
+           timeout ${CURVE_GUARD:-130} python3 benchmarks/curve_equality.py --mixers 'infomamba{ssm_heads: 4}' --steps 200 \
+             --reference-ops ssm_inner silu_gate hash_bucket --out $OUT > $OUT/curve_goals.log 2>&1
+           echo "curve rc=$?" >> $OUT/curve_goals.log; rm -f $OUT/*.csv; tail -2 $OUT/curve_goals.log ;;
     tests_graphs) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/tasks/test_base.py \
              > $OUT/tests_graphs.log 2>&1; echo "tests_graphs rc=$?" >> $OUT/tests_graphs.log; tail -5 $OUT/tests_graphs.log ;;
     curve) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba mamba --steps 200 --out $OUT \
