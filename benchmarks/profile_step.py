@@ -26,6 +26,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from infomamba.bench import BenchModel, SequenceModel, adamw, parse_mixer_entry, scan_config_lines, train_loss
 from infomamba.config import EncoderConfig
+from infomamba.mixers import without_training_terms
 from infomamba.ops.selective_scan import triton as scan
 from infomamba.summary import SIZE_MATCHED, size_matched_options
 
@@ -116,7 +117,7 @@ def main(argv=None):
             opt.zero_grad(set_to_none=True)
 
         def forward():
-            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16), without_training_terms():
                 run(inputs)
 
         step = forward if args.inference else train_step

@@ -273,6 +273,23 @@ def test_aux_loss_steps_optimise_eq14_as_fit_does():
         assert (grad is not None and bool(grad.abs().sum() > 0)) == aux_loss
 
 
+def test_inference_rows_time_a_prediction_and_training_steps_keep_the_loss_terms():
+    """The inference call runs the mixers without the terms only a loss reads, as the tasks' predictions do; the
+    training step with them (its Eq. 14 reads them)."""
+    from infomamba.config import EncoderConfig
+    from infomamba.mixers import training_terms
+
+    config = EncoderConfig(dim=32, depth=1, mixer="infomamba", mixer_options={"k_max": 8, "d_concept": 8})
+    model = bench.SequenceModel(config, classes=2, aux_loss=True)
+    seen = []
+    model.encoder.stack.blocks[0].mixer.register_forward_pre_hook(lambda *_: seen.append(training_terms()))
+    tokens = torch.randn(2, 16, 32)
+    bench.eager_forward(model.eval(), tokens, "fp32")()
+    model.train()
+    bench.train_loss(model, torch.tensor([0, 1]))(model(tokens)).backward()
+    assert seen == [False, True]
+
+
 def test_aux_loss_rows_on_cpu_and_its_usage_errors(tmp_path, monkeypatch, capsys):
     import csv
 

@@ -48,7 +48,7 @@ from .config import EncoderConfig
 from .cuda_graphs import graphed_forward, graphed_train_step
 from .encoder import Encoder
 from .losses import LossWeights, total_loss
-from .mixers import build_mixer
+from .mixers import build_mixer, without_training_terms
 from .arguments import positive
 from .ops.dispatch import optional_import
 from .summary import command_size_matched_options
@@ -156,10 +156,11 @@ def train_loss(model: nn.Module, labels: torch.Tensor) -> Callable[[object], tor
 
 
 def eager_forward(model: nn.Module, inputs: torch.Tensor, dtype: str) -> Callable[[], object]:
-    """The inference call of an eager or compiled row."""
+    """The inference call of an eager or compiled row: a prediction, without the mixers' loss-only terms
+    (`without_training_terms`), as the tasks' predictions run."""
     def forward():
         new_step()
-        with torch.inference_mode(), _autocast(inputs, dtype):
+        with torch.inference_mode(), _autocast(inputs, dtype), without_training_terms():
             return model(inputs)
     return forward
 
@@ -190,8 +191,10 @@ def eager_train_step(model: nn.Module, inputs: torch.Tensor, labels: torch.Tenso
 
 
 def graphed_forward_call(model: nn.Module, inputs: torch.Tensor, dtype: str) -> Callable[[], object]:
-    """The inference call of a "+graphs" row: the eager forward captured in a CUDA graph (`cuda_graphs.py`)."""
-    return graphed_forward(model, inputs, _autocast_dtype(dtype))
+    """The inference call of a "+graphs" row: the eager forward (a prediction, as `eager_forward`'s) captured in a
+    CUDA graph (`cuda_graphs.py`)."""
+    with without_training_terms():
+        return graphed_forward(model, inputs, _autocast_dtype(dtype))
 
 
 def graphed_train_step_call(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, dtype: str,

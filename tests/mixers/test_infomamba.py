@@ -1,8 +1,10 @@
 """InfoMamba-specific properties: each Table 5 switch changes exactly what it names."""
+import dataclasses
+
 import pytest
 import torch
 
-from infomamba.mixers import MixerAux, build_mixer
+from infomamba.mixers import MixerAux, build_mixer, training_terms, without_training_terms
 from infomamba.mixers.infomamba import VARIANTS
 
 OPTS = dict(k_max=20, chunk=8, d_state=4, d_concept=8)
@@ -240,3 +242,42 @@ def test_a_chunk_that_is_no_whole_number_is_refused_either_way(chunk):
     for causal in (True, False):
         with pytest.raises(ValueError, match=rf"mixer 'infomamba': chunk must be a whole number or null, got {chunk}"):
             build_mixer("infomamba", 16, causal=causal, chunk=chunk)
+
+
+def _reported(aux: MixerAux) -> list[str]:
+    return [f.name for f in dataclasses.fields(aux) if getattr(aux, f.name) is not None]
+
+
+@pytest.mark.parametrize("variant, kernels, terms", [
+    ("full", "reference", ["h_pool", "r_pool", "mi_hash", "k_eff"]),
+    ("full", "triton", ["h_pool", "r_pool", "mi_hash", "k_eff"]),
+    ("no_imf", "reference", ["h_pool", "r_pool", "mi_hash", "k_eff"]),
+    ("static_rr", "reference", ["h_pool", "r_pool", "mi_hash", "k_eff"]),
+    ("no_ssm", "reference", ["h_pool", "mi_hash", "k_eff"]),
+    ("no_filter", "reference", ["r_pool"]),
+])
+def test_a_prediction_leaves_out_the_loss_terms_and_gives_the_same_output(variant, kernels, terms, monkeypatch):
+    """Inside `without_training_terms` no `MixerAux` field is formed and the output is bit for bit the one that
+    reports them (eval mode: buckets by argmax), with padding; after it the terms are reported again."""
+    monkeypatch.setenv("INFOMAMBA_KERNELS", kernels)
+    torch.manual_seed(0)
+    m = build(variant)
+    x = torch.randn(2, L, DIM)
+    mask = torch.zeros(2, L, dtype=torch.bool)
+    mask[1, 29:] = True
+    with torch.no_grad():
+        y, aux = m(x, mask, None)
+        with without_training_terms():
+            assert not training_terms()
+            y_predicted, aux_predicted = m(x, mask, None)
+        _, aux_after = m(x, mask, None)
+    assert torch.equal(y_predicted, y)
+    assert _reported(aux) == _reported(aux_after) == terms
+    assert _reported(aux_predicted) == []
+
+
+def test_the_terms_come_back_after_a_prediction_that_raised():
+    with pytest.raises(RuntimeError, match="stop"):
+        with without_training_terms():
+            raise RuntimeError("stop")
+    assert training_terms()

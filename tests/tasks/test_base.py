@@ -11,6 +11,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from infomamba import EncoderConfig
 from infomamba.cli import main
+from infomamba.mixers import Mixer, training_terms
 from infomamba.tasks.base import (RunRefused, check_optimizer_options, classification_loss, fused_step,
                                   gathered_rng_states, list_of_inputs, own_rng_states, refused_precision)
 from infomamba.tasks.asr.module import CTCSpeechRecognizer
@@ -242,3 +243,28 @@ def test_64_bit_precision_is_refused_in_one_line_before_the_first_batch(tmp_path
     with pytest.raises(SystemExit, match=r"^infomamba --task text fit: trainer.precision=64-true is not supported .*; "
                                          r"use 32-true, 16-mixed, bf16-mixed, bf16-true or 16-true$"):
         main(["fit", *TINY_TEXT, "--trainer.precision=64"])
+
+
+def test_predictions_leave_out_the_mixers_loss_terms_and_steps_keep_them():
+    """The predict step (Lightning's predictions and `predict_images`) runs the mixers without the terms only a loss
+    reads; a training step runs them with; `predicting` (the library's predictions) restores the mode and the terms
+    even when the prediction raised."""
+    torch.manual_seed(0)
+    model = ImageClassifier(num_classes=2, encoder=EncoderConfig(dim=16, depth=1), image_size=16, patch_size=4,
+                            class_names=["a", "b"])
+    seen = []
+    for module in model.modules():
+        if isinstance(module, Mixer):
+            module.register_forward_pre_hook(lambda *_: seen.append(training_terms()))
+    images = torch.randn(2, 3, 16, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log without a trainer
+        model._step({"images": images, "labels": torch.tensor([0, 1])}, "train")
+    with torch.no_grad():
+        rows = model.predict_step({"images": images, "paths": ["x.png", "y.png"]}, 0)
+    assert seen == [True, False] and [row["path"] for row in rows] == ["x.png", "y.png"]
+    with pytest.raises(RuntimeError, match="stop"):
+        with model.predicting():
+            assert not model.training and not training_terms()
+            raise RuntimeError("stop")
+    assert model.training and training_terms()

@@ -281,10 +281,10 @@ class ConceptFilter(nn.Module):
         with full_precision(u.device.type):
             return masked_token_mean(bucket_nll(u, b, bucket_dirs, self.tau_hash), padding_mask)
 
-    def mixed_concepts(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):
+    def mixed_concepts(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, terms: bool = True):
         """Eq. 7-9: the mixed concepts Z~ (B, G, k, D), the `Readback` (the sparse assignment R_bar, in the layout
         the concepts were pooled in) that Eq. 10 reads them back with (`token_stream`), and
-        aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}."""
+        aux {'mi_hash': loss, 'k_eff': mean concepts used per sample}, empty without `terms` (predictions)."""
         logits = self.assign_logits(x, padding_mask)
         if self.static_len:
             R, R_bar = sparse_assign(logits, torch.ones_like(logits, dtype=torch.float32), self.q_max)
@@ -293,16 +293,17 @@ class ConceptFilter(nn.Module):
             bucket_dirs = self.bucket_dirs()
             b, candidate = self.hash_tokens(x, bucket_dirs)
             R, R_bar = sparse_assign(logits, candidate, self.q_max)
-            mi_hash = self.mi_hash_loss(R, b, bucket_dirs, padding_mask)
-        aux = {"mi_hash": mi_hash, "k_eff": effective_concepts(R_bar, padding_mask)}
+            mi_hash = self.mi_hash_loss(R, b, bucket_dirs, padding_mask) if terms else None
+        aux = {"mi_hash": mi_hash, "k_eff": effective_concepts(R_bar, padding_mask)} if terms else {}
         x, R_bar, padding_mask, slot = chunk_layout(x, R_bar, padding_mask, self.chunk)
         Z, mass = pool_concepts(x, R_bar, padding_mask, self.chunk)
         return self.mixing(Z, mass), Readback(R_bar, slot), aux
 
-    def token_stream(self, Z_mixed: torch.Tensor, readback: Readback, padding_mask: torch.Tensor | None):
+    def token_stream(self, Z_mixed: torch.Tensor, readback: Readback, padding_mask: torch.Tensor | None,
+                     pooled: bool = True):
         """Eq. 10: h (B, L, out_dim) from the mixed concepts and the `Readback`, h's recipe, and h's mean over each
-        sample's real tokens (B, out_dim), the filter stream Eq. 12-13 read (`readout`)."""
-        shares = token_shares(readback.R_bar, padding_mask, self.chunk, readback.slot)
+        sample's real tokens (B, out_dim), the filter stream Eq. 12-13 read (`readout`; None without `pooled`)."""
+        shares = token_shares(readback.R_bar, padding_mask, self.chunk, readback.slot) if pooled else None
         return readout(Z_mixed, readback.R_bar, self.w_u, self.chunk, readback.slot, shares)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None):

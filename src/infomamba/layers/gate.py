@@ -29,12 +29,12 @@ from .pooling import masked_mean
 
 class _GatedProjection(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y, h, f, z, weight, padding_mask):
+    def forward(ctx, y, h, f, z, weight, padding_mask, pool):
         ctx.set_materialize_grads(False)  # r_pool unread: its gradient comes as None, not a tensor of zeros
         if h is None:
             g, r_pool = silu_gate(y, z), None
         else:
-            r_pool = masked_mean(y, padding_mask)
+            r_pool = masked_mean(y, padding_mask) if pool else None
             y, g = readout_gate(y, h, f, z)
         ctx.save_for_backward(y, z, h, f, weight, padding_mask)
         return F.linear(g, weight.to(g.dtype)), r_pool
@@ -50,18 +50,19 @@ class _GatedProjection(torch.autograd.Function):
         else:
             g, dy, dz, dh, df = readout_gate_backward(y, z, dg, h, f, dout.dtype, dr_pool, padding_mask)
         dweight = (dout.flatten(0, -2).t() @ g.flatten(0, -2)).to(weight.dtype)
-        return dy, dh, df, dz, dweight, None
+        return dy, dh, df, dz, dweight, None, None
 
 
 def gated_projection(y: torch.Tensor, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """F.linear(y * SiLU(z), weight) for y, z (..., E) and weight (D, E), without a bias."""
-    return _GatedProjection.apply(y, None, None, z, weight, None)[0]
+    return _GatedProjection.apply(y, None, None, z, weight, None, False)[0]
 
 
 def gated_readout(r: torch.Tensor, h: torch.Tensor, f: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
-                  padding_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  padding_mask: torch.Tensor | None = None, pool: bool = True
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(F.linear((r + f * h) * SiLU(z), weight), `masked_mean(r, padding_mask)`) for r, h, z (B, L, E), f (E,),
     weight (D, E) (no bias) and padding_mask (B, L), True at padding: `gated_projection` of y = r + f h, with y
-    formed inside the gate's kernel, and r's mean over each sample's real tokens, whose gradient the gate's backward
-    kernel adds into r's."""
-    return _GatedProjection.apply(r, h, f, z, weight, padding_mask)
+    formed inside the gate's kernel, and r's mean over each sample's real tokens (None without `pool`), whose
+    gradient the gate's backward kernel adds into r's."""
+    return _GatedProjection.apply(r, h, f, z, weight, padding_mask, pool)

@@ -7,6 +7,7 @@ subclasses `Mixer` and registers itself by name.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import pkgutil
@@ -40,6 +41,28 @@ class MixerAux:
     r_pool: torch.Tensor | None = None
     mi_hash: torch.Tensor | None = None
     k_eff: torch.Tensor | None = None
+
+
+_training_terms = True
+
+
+@contextlib.contextmanager
+def without_training_terms():
+    """Predictions: inside, the mixers leave out what only a loss or a log reads (every `MixerAux` field stays None:
+    InfoMamba's pooled streams, Eq. 8's term and k_eff) and compute the same output. The tasks' predictions and the
+    bench's inference rows run inside; training, validation and testing report them (Eq. 14's parts and k_eff are
+    logged there)."""
+    global _training_terms
+    before, _training_terms = _training_terms, False
+    try:
+        yield
+    finally:
+        _training_terms = before
+
+
+def training_terms() -> bool:
+    """Whether the mixers report `MixerAux`'s fields (False inside `without_training_terms`)."""
+    return _training_terms
 
 
 class Mixer(nn.Module):

@@ -40,7 +40,7 @@ from ..layers.pooling import masked_mean
 from ..layers.recompute import saved_as_recipe
 from ..layers.split_projection import split_projection
 from ..layers.ssm import dt_rank_auto, ssm_directions
-from . import Mixer, MixerAux, register_mixer
+from . import Mixer, MixerAux, register_mixer, training_terms
 
 VARIANTS = ("full", "no_imf", "no_ssm", "no_filter", "no_filter_no_ssm", "static_rr", "no_mix")
 
@@ -116,17 +116,18 @@ class InfoMambaMixer(Mixer):
         else:
             z = self.in_proj(x)
         h, recipe = None, None
+        terms = training_terms()
         if self.has_filter:
-            Z_mixed, readback, filter_aux = self.filter.mixed_concepts(x, padding_mask)
-            h, recipe, aux.h_pool = self.filter.token_stream(Z_mixed, readback, padding_mask)
-            aux.mi_hash, aux.k_eff = filter_aux["mi_hash"], filter_aux["k_eff"]
+            Z_mixed, readback, filter_aux = self.filter.mixed_concepts(x, padding_mask, terms)
+            h, recipe, aux.h_pool = self.filter.token_stream(Z_mixed, readback, padding_mask, terms)
+            aux.mi_hash, aux.k_eff = filter_aux.get("mi_hash"), filter_aux.get("k_eff")
         with saved_as_recipe(h, recipe):
             if not self.has_ssm:
                 return gated_projection(self.f.to(h.dtype) * h, z, self.out_proj.weight), aux
             h_in, p_in = (h, self.p) if (h is not None and self.fused) else (None, None)
             r = self.ssm(xs, padding_mask, h_in, p_in)
             if h is not None and self.fused:
-                out, aux.r_pool = gated_readout(r, h, self.f, z, self.out_proj.weight, padding_mask)
+                out, aux.r_pool = gated_readout(r, h, self.f, z, self.out_proj.weight, padding_mask, terms)
                 return out, aux
-            aux.r_pool = masked_mean(r, padding_mask)
+            aux.r_pool = masked_mean(r, padding_mask) if terms else None
             return gated_projection(r if h is None else r + h, z, self.out_proj.weight), aux

@@ -1,6 +1,7 @@
 """The LightningModule every task shares: encoder, Eq. 14 total loss, AdamW + warmup + cosine, logging."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -19,6 +20,7 @@ from infomamba import Encoder, EncoderConfig
 from infomamba.cuda_graphs import GraphedEncoder
 from infomamba.layers.checks import require_within
 from infomamba.losses import LossWeights, total_loss, weighted_terms
+from infomamba.mixers import without_training_terms
 from infomamba.tasks.checkpoint_file import other_model_problem
 from infomamba.tasks.compile_note import note_compile_on_cpu
 from infomamba.tasks.registry import class_path
@@ -250,6 +252,18 @@ class TaskModule(L.LightningModule):
                grid: tuple[int, int] | None = None):
         """The encoder's output (`EncoderOutput`), through its CUDA-graph replays where `cuda_graphs` is on."""
         return (self.graphed_encoder or self.encoder)(x, padding_mask, grid)
+
+    @contextlib.contextmanager
+    def predicting(self):
+        """Eval mode with the mixers' loss-only terms left out (`without_training_terms`: the same outputs), for the
+        library's predictions (`predict_texts`, `predict_images`, `transcribe`); the previous mode restored."""
+        was_training = self.training
+        self.eval()
+        try:
+            with without_training_terms():
+                yield
+        finally:
+            self.train(was_training)
 
     def _step(self, batch, stage: str):
         """Loss of one batch at `stage` ("train" / "val" / "test"), metrics logged."""

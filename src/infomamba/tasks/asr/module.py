@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
+from infomamba.mixers import without_training_terms
 
 from ..base import CompileOption, RunRefused, TaskModule, list_of_inputs
 from .audio import LogMel, SpecAugment, load_audio, waveform_input
@@ -144,18 +145,14 @@ class CTCSpeechRecognizer(TaskModule):
                 raise ValueError(f"{label}: {wav.numel()} samples at {rate} Hz, shorter than one analysis window "
                                  f"({features.min_samples})")
             feats.append(features(wav))
-        was_training = self.training
-        self.eval()
-        try:
-            texts = []
+        texts = []
+        with self.predicting():
             for start in range(0, len(feats), batch_size):
                 chunk = feats[start:start + batch_size]
                 lengths = torch.tensor([f.shape[0] for f in chunk], device=self.device)
                 batch = pad_sequence(chunk, batch_first=True).to(self.device, self.dtype)
                 log_probs, out_lengths, _ = self(batch, lengths)
                 texts += self.decode(log_probs, out_lengths)
-        finally:
-            self.train(was_training)
         return texts
 
     def _loss(self, batch, stage: str):
@@ -211,7 +208,8 @@ class CTCSpeechRecognizer(TaskModule):
         load {"audio_filepath", "text": None, "error"}."""
         rows = []
         if "features" in batch:
-            log_probs, lengths, _ = self(batch["features"], batch["feature_lengths"])
+            with without_training_terms():
+                log_probs, lengths, _ = self(batch["features"], batch["feature_lengths"])
             rows = [{"audio_filepath": str(p), "text": t}
                     for p, t in zip(batch["audio_filepath"], self.decode(log_probs, lengths))]
         for position, path, error in batch.get("failed", []):  # ascending: each lands at its input's place

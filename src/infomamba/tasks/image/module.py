@@ -9,9 +9,10 @@ import torch.nn as nn
 import torchmetrics
 
 from infomamba import EncoderConfig
-from infomamba.losses import LossWeights
 from infomamba.layers.checks import require_within
 from infomamba.layers.pooling import masked_mean
+from infomamba.losses import LossWeights
+from infomamba.mixers import without_training_terms
 
 from ..base import CompileOption, TaskModule, classification_loss, list_of_inputs
 from .frontend import PatchEmbed
@@ -103,7 +104,8 @@ class ImageClassifier(TaskModule):
         decode {"path", "label": None, "score": None, "error"}."""
         rows = []
         if "images" in batch:
-            logits, _ = self(batch["images"])
+            with without_training_terms():
+                logits, _ = self(batch["images"])
             score, pred = logits.float().softmax(-1).max(-1)
             rows = [{"path": str(p), "label": self.class_names[int(c)], "score": round(float(s), 6)}
                     for p, c, s in zip(batch["paths"], pred, score)]
@@ -131,10 +133,8 @@ class ImageClassifier(TaskModule):
         files = ImageFiles([check_image_file(path) for path in paths], self.hparams.in_chans)
         transform = eval_transform(self.hparams.image_size)
         collate = ImageCollate(*self.normalisation, target_key="paths")
-        was_training = self.training
-        self.eval()
-        try:
-            rows = []
+        rows = []
+        with self.predicting():
             for start in range(0, len(files), batch_size):
                 samples = []
                 for i in range(start, min(start + batch_size, len(files))):
@@ -145,8 +145,6 @@ class ImageClassifier(TaskModule):
                 batch = collate([(transform(image), path, []) for image, path in samples])
                 images = batch["images"].to(self.device, self.dtype)
                 rows += self.predict_step({"images": images, "paths": batch["paths"]}, 0)
-        finally:
-            self.train(was_training)
         return rows
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -16,6 +16,7 @@ from infomamba import EncoderConfig
 from infomamba.layers.checks import require_within
 from infomamba.layers.pooling import masked_mean
 from infomamba.losses import LossWeights
+from infomamba.mixers import without_training_terms
 
 from ..base import CompileOption, RunRefused, TaskModule, classification_loss, list_of_inputs
 from ..checkpoint_file import read_checkpoint_file
@@ -207,7 +208,8 @@ class TextClassifier(TaskModule):
     def predict_step(self, batch, batch_idx):
         """One row per text, with its "index": the 0-based line / row of `data.predict_path` it came from (the
         prediction writer's own index counts the texts kept, so it would shift at every skipped empty line)."""
-        logits, _ = self(batch["input_ids"], batch["padding_mask"])
+        with without_training_terms():
+            logits, _ = self(batch["input_ids"], batch["padding_mask"])
         return [{"index": int(i), **row} for i, row in zip(batch["index"], self._rows(batch["texts"], logits))]
 
     def _rows(self, texts: Sequence[str], logits: torch.Tensor) -> list[dict]:
@@ -233,10 +235,8 @@ class TextClassifier(TaskModule):
         empty = [t for t, i in zip(texts, ids) if not i]
         if empty:
             raise ValueError(f"{len(empty)} text(s) give no token, e.g. {empty[0]!r}")
-        was_training = self.training
-        self.eval()
-        try:
-            rows = []
+        rows = []
+        with self.predicting():
             for start in range(0, len(texts), batch_size):
                 chunk = [torch.tensor(i[:limit]) for i in ids[start:start + batch_size]]
                 lengths = torch.tensor([len(c) for c in chunk])
@@ -244,8 +244,6 @@ class TextClassifier(TaskModule):
                 padding_mask = torch.arange(input_ids.shape[1])[None, :] >= lengths[:, None]
                 logits, _ = self(input_ids.to(self.device), padding_mask.to(self.device))
                 rows += self._rows(texts[start:start + batch_size], logits)
-        finally:
-            self.train(was_training)
         return rows
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
