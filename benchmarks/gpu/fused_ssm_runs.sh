@@ -79,6 +79,21 @@ for part in "$@"; do
            timeout ${CURVE_GUARD:-130} python3 benchmarks/curve_equality.py --mixers 'infomamba{ssm_heads: 4}' --steps 200 \
              --reference-ops ssm_inner silu_gate hash_bucket --out $OUT > $OUT/curve_goals.log 2>&1
            echo "curve rc=$?" >> $OUT/curve_goals.log; rm -f $OUT/*.csv; tail -2 $OUT/curve_goals.log ;;
+    # the inference rows (224, 512 and 1024 px, graphed and eager) of each folder in AB_BASES and of this code, each
+    # beside attention in its own run; then the tests of predictions without the loss-only terms
+    ab_infer) for src in ${AB_BASES:-} .; do
+             name=$([ $src = . ] && echo new || basename $src)
+             echo "== $src $(cat $src/COMMIT 2>/dev/null)" > $OUT/bench_infer_$name.log
+             PYTHONPATH=$([ $src = . ] || echo $PWD/$src/src:)$PYTHONPATH timeout ${AB_GUARD:-150} python3 -m \
+               infomamba.bench --mixers 'infomamba{ssm_heads: 12}' attention --resolutions 224 512 1024 --batch 64 \
+               --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 --cuda-graphs \
+               --out $OUT/bench_infer_$name >> $OUT/bench_infer_$name.log 2>&1
+             echo "rc=$?" >> $OUT/bench_infer_$name.log
+             rm -f $OUT/bench_infer_$name/bench.md; grep -v Warning $OUT/bench_infer_$name.log | grep "^==\|rc=\|^| "
+           done
+           timeout 200 python3 -m pytest -q -p no:cacheprovider -n 8 tests/mixers/test_infomamba.py tests/test_bench.py \
+             tests/tasks/test_base.py tests/layers/test_gate.py tests/layers/test_concepts.py > $OUT/tests_infer.log 2>&1
+           echo "tests_infer rc=$?" >> $OUT/tests_infer.log; tail -3 $OUT/tests_infer.log ;;
     tests_graphs) timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/tasks/test_base.py \
              > $OUT/tests_graphs.log 2>&1; echo "tests_graphs rc=$?" >> $OUT/tests_graphs.log; tail -5 $OUT/tests_graphs.log ;;
     curve) timeout 150 python3 benchmarks/curve_equality.py --mixers infomamba mamba --steps 200 --out $OUT \
