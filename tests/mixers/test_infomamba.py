@@ -260,10 +260,11 @@ def test_a_prediction_leaves_out_the_loss_terms_and_gives_the_same_output(varian
     """Inside `without_training_terms` no `MixerAux` field is formed and the output is bit for bit the one that
     reports them (eval mode: buckets by argmax), with padding; after it the terms are reported again."""
     monkeypatch.setenv("INFOMAMBA_KERNELS", kernels)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    m = build(variant)
-    x = torch.randn(2, L, DIM)
-    mask = torch.zeros(2, L, dtype=torch.bool)
+    m = build(variant).to(device)
+    x = torch.randn(2, L, DIM, device=device)
+    mask = torch.zeros(2, L, dtype=torch.bool, device=device)
     mask[1, 29:] = True
     with torch.no_grad():
         y, aux = m(x, mask, None)
