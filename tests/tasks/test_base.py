@@ -185,6 +185,28 @@ def test_the_configured_adamw_is_fused_where_the_parameters_and_precision_allow(
     assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(model.parameters()))
 
 
+def test_a_fused_step_under_bf16_mixed_has_its_gradients_clipped(tmp_path, monkeypatch):
+    """Lightning's mixed-precision plugin refuses to clip gradients for a fused AdamW (a step that unscales inside),
+    though bf16-mixed has no scaler: the fit stopped at its first step. The task clips with Lightning's plain
+    precision there, at the configured norm. Fused AdamW on the CPU stands in for the GPU's."""
+    import infomamba.tasks.base as base
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(base, "fused_step", lambda devices, precision: True)
+    clipped, clip_norm = [], torch.nn.utils.clip_grad_norm_
+
+    def recording(parameters, max_norm, *args, **kwargs):
+        clipped.append(max_norm)
+        return clip_norm(parameters, max_norm, *args, **kwargs)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording)
+    fused = []
+    monkeypatch.setattr(base.TaskModule, "on_before_optimizer_step",
+                        lambda self, optimizer: fused.append(optimizer.defaults["fused"]), raising=False)
+    main(["fit", *TINY_TEXT, "--trainer.precision=bf16-mixed", "--trainer.gradient_clip_val=0.25",
+          "--trainer.accelerator=cpu", "--trainer.logger=false", "--trainer.enable_checkpointing=false"])
+    assert fused == [True] and clipped == [0.25]
+
+
 def test_the_model_refuses_an_optimizer_option_when_built_and_the_cli_says_it_in_one_line(tmp_path, monkeypatch):
     """A negative lr had been a 45-line traceback from torch's Adam; a warmup_ratio of 2 had been taken silently."""
     with pytest.raises(ValueError, match=r"^model: warmup_ratio must be in \[0, 1\), got 2$"):

@@ -13,8 +13,9 @@ import numpy as np
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import GradClipAlgorithmType, rank_zero_warn
 
 from infomamba import Encoder, EncoderConfig
 from infomamba.cuda_graphs import GraphedEncoder
@@ -147,7 +148,8 @@ def refused_precision(precision: str) -> str | None:
 def fused_step(device_types: set[str], precision: str) -> bool:
     """Whether AdamW runs as torch's fused kernels (`fused=True`) for parameters on `device_types` at the trainer's
     `precision`: where every parameter is on CUDA, except under 16-mixed, whose gradient scaler Lightning unscales
-    before it clips gradients, which it refuses for a step that unscales inside (a fused one). The fused step is
+    before it clips gradients, which it refuses for a step that unscales inside (a fused one; without a scaler,
+    `TaskModule.configure_gradient_clipping` clips for it). The fused step is
     a few launches where the default multi-tensor step is several per group of parameter tensors (InfoMamba-S
     holds 427); it computes the same update, up to rounding."""
     return device_types == {"cuda"} and precision != "16-mixed"
@@ -318,6 +320,18 @@ class TaskModule(L.LightningModule):
             self.log(f"{stage}/k_eff", torch.stack(k_eff).mean(), batch_size=batch_size, sync_dist=stage != "train",
                      on_epoch=True)
         return parts["loss"]
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Lightning's clipping, except for a fused step (`fused_step`) under a mixed precision without a gradient
+        scaler (bf16-mixed): Lightning's mixed-precision plugin refuses to clip for any step that unscales inside,
+        with a scaler or without one, so there its plain precision's clipping runs (no gradient is scaled)."""
+        plugin = self.trainer.precision_plugin
+        if (gradient_clip_val and getattr(optimizer, "_step_supports_amp_scaling", False)
+                and getattr(plugin, "scaler", False) is None):
+            algorithm = GradClipAlgorithmType((gradient_clip_algorithm or "norm").lower())
+            Precision.clip_gradients(plugin, optimizer, gradient_clip_val, algorithm)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self):
         hp = self.hparams
