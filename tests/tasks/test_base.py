@@ -185,25 +185,27 @@ def test_the_configured_adamw_is_fused_where_the_parameters_and_precision_allow(
     assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(model.parameters()))
 
 
-def test_a_fused_step_under_bf16_mixed_has_its_gradients_clipped(tmp_path, monkeypatch):
+@pytest.mark.parametrize("algorithm, clip", [("norm", "clip_grad_norm_"), ("value", "clip_grad_value_")])
+def test_a_fused_step_under_bf16_mixed_has_its_gradients_clipped(tmp_path, monkeypatch, algorithm, clip):
     """Lightning's mixed-precision plugin refuses to clip gradients for a fused AdamW (a step that unscales inside),
     though bf16-mixed has no scaler: the fit stopped at its first step. The task clips with Lightning's plain
-    precision there, at the configured norm. Fused AdamW on the CPU stands in for the GPU's."""
+    precision there, by the configured algorithm and value. Fused AdamW on the CPU stands in for the GPU's."""
     import infomamba.tasks.base as base
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(base, "fused_step", lambda devices, precision: True)
-    clipped, clip_norm = [], torch.nn.utils.clip_grad_norm_
+    clipped, clip_fn = [], getattr(torch.nn.utils, clip)
 
-    def recording(parameters, max_norm, *args, **kwargs):
-        clipped.append(max_norm)
-        return clip_norm(parameters, max_norm, *args, **kwargs)
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording)
+    def recording(parameters, *args, **kwargs):
+        clipped.append([*args, *kwargs.values()][0])  # the norm or value, positional or by keyword
+        return clip_fn(parameters, *args, **kwargs)
+    monkeypatch.setattr(torch.nn.utils, clip, recording)
     fused = []
     monkeypatch.setattr(base.TaskModule, "on_before_optimizer_step",
                         lambda self, optimizer: fused.append(optimizer.defaults["fused"]), raising=False)
     main(["fit", *TINY_TEXT, "--trainer.precision=bf16-mixed", "--trainer.gradient_clip_val=0.25",
-          "--trainer.accelerator=cpu", "--trainer.logger=false", "--trainer.enable_checkpointing=false"])
+          f"--trainer.gradient_clip_algorithm={algorithm}", "--trainer.accelerator=cpu", "--trainer.logger=false",
+          "--trainer.enable_checkpointing=false"])
     assert fused == [True] and clipped == [0.25]
 
 
