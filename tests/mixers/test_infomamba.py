@@ -1,5 +1,6 @@
 """InfoMamba-specific properties: each Table 5 switch changes exactly what it names."""
 import dataclasses
+import threading
 
 import pytest
 import torch
@@ -282,3 +283,35 @@ def test_the_terms_come_back_after_a_prediction_that_raised():
         with without_training_terms():
             raise RuntimeError("stop")
     assert training_terms()
+
+
+def test_a_prediction_in_one_thread_leaves_another_threads_terms_on():
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def predict():
+        with without_training_terms():
+            inside.set()
+            release.wait(10)
+    thread = threading.Thread(target=predict)
+    thread.start()
+    assert inside.wait(10)
+    seen.append(training_terms())
+    release.set()
+    thread.join()
+    assert seen == [True]
+
+
+def test_a_compiled_mixer_follows_the_switch(monkeypatch):
+    """torch.compile guards on the switch: the compiled mixer reports the terms in training and leaves them out in a
+    prediction, with no graph break either way."""
+    monkeypatch.setenv("INFOMAMBA_KERNELS", "triton")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch._dynamo.reset()
+    m = build().to(device)
+    x = torch.randn(2, L, DIM, device=device)
+    compiled = torch.compile(m, backend="eager", fullgraph=True)
+    with torch.no_grad():
+        reported = _reported(compiled(x, None, None)[1])
+        with without_training_terms():
+            predicted = _reported(compiled(x, None, None)[1])
+    assert reported == ["h_pool", "r_pool", "mi_hash", "k_eff"] and predicted == []

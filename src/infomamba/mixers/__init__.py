@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import inspect
 import pkgutil
+import threading
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -43,7 +44,7 @@ class MixerAux:
     k_eff: torch.Tensor | None = None
 
 
-_training_terms = True
+_predicting = threading.local()
 
 
 @contextlib.contextmanager
@@ -51,18 +52,19 @@ def without_training_terms():
     """Predictions: inside, the mixers leave out what only a loss or a log reads (every `MixerAux` field stays None:
     InfoMamba's pooled streams, Eq. 8's term and k_eff) and compute the same output. The tasks' predictions and the
     bench's inference rows run inside; training, validation and testing report them (Eq. 14's parts and k_eff are
-    logged there)."""
-    global _training_terms
-    before, _training_terms = _training_terms, False
+    logged there). Per thread: a prediction in one thread leaves another thread's training as it is; torch.compile
+    guards on it (a compiled model compiles once more for predictions)."""
+    before = getattr(_predicting, "on", False)
+    _predicting.on = True
     try:
         yield
     finally:
-        _training_terms = before
+        _predicting.on = before
 
 
 def training_terms() -> bool:
     """Whether the mixers report `MixerAux`'s fields (False inside `without_training_terms`)."""
-    return _training_terms
+    return not getattr(_predicting, "on", False)
 
 
 class Mixer(nn.Module):
