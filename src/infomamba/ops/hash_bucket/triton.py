@@ -19,7 +19,7 @@ One program owns BLOCK_T tokens; a row of n_buckets (a constexpr: a model has on
 it. The cosines are n_buckets products and row sums. The backward's du^ = dc E and partial de = dc^T u^ are
 `tl.dot`s in exact fp32 ("ieee", not tf32), their blocks padded with zeros to tl.dot's 16 where n_buckets or d is
 smaller: summed lane by lane, each bucket's partial de took a reduction across the block's rows, and the backward
-ran 2.2x longer (H100, `benchmarks/bench_hash.py`); the cosines as a dot made the forward 3x slower there. The
+ran 3.5x longer (H100, `benchmarks/bench_hash.py`); the cosines as a dot made the forward 3x slower there. The
 sample's backward recomputes y from l and the noise, the term's backward recomputes the cosines from u: nothing
 but the inputs is kept.
 
