@@ -16,6 +16,19 @@ profiled() {  # part name, then benchmarks/profile_step.py options
   timeout 200 python3 benchmarks/profile_step.py "$@" > $OUT/$name.log 2>&1; echo "$name rc=$?" >> $OUT/$name.log
   grep "^==" $OUT/$name.log
 }
+per_base() {  # label, guard (s), base folders (made as the aux chain's), then `infomamba.bench` options: the bench
+  # on each folder's src/, then on this code, one process each; log and results in $OUT/bench_<label>_<base or new>
+  local label=$1 guard=$2 bases=$3 src name log; shift 3
+  for src in $bases .; do
+    name=$([ $src = . ] && echo new || basename $src)
+    log=$OUT/bench_${label}_$name.log
+    echo "== $src $(cat $src/COMMIT 2>/dev/null)" > $log
+    PYTHONPATH=$([ $src = . ] || echo $PWD/$src/src:)$PYTHONPATH timeout $guard python3 -m infomamba.bench "$@" \
+      --out $OUT/bench_${label}_$name >> $log 2>&1
+    echo "rc=$?" >> $log
+    rm -f $OUT/bench_${label}_$name/bench.md; grep -v Warning $log | grep "^==\|rc=\|^| "
+  done
+}
 for part in "$@"; do
   case $part in
     tests) timeout 420 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/mixers/test_compile.py \
@@ -43,17 +56,10 @@ for part in "$@"; do
            done ;;
     # the cross-entropy step's goal rows (224 and 1024 px, graphed) of each folder in AB_BASES (made as the aux
     # chain's) and of this code, each beside attention in its own run, and the goals read from each run
-    ab_step) for src in ${AB_BASES:-} .; do
-             name=$([ $src = . ] && echo new || basename $src)
-             echo "== $src $(cat $src/COMMIT 2>/dev/null)" > $OUT/bench_ce_$name.log
-             PYTHONPATH=$([ $src = . ] || echo $PWD/$src/src:)$PYTHONPATH timeout ${AB_GUARD:-170} python3 -m \
-               infomamba.bench --mixers 'infomamba{ssm_heads: 12}' attention --resolutions 224 1024 --batch 64 \
-               --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs \
-               --out $OUT/bench_ce_$name >> $OUT/bench_ce_$name.log 2>&1
-             echo "rc=$?" >> $OUT/bench_ce_$name.log
-             rm -f $OUT/bench_ce_$name/bench.md; grep -v Warning $OUT/bench_ce_$name.log | grep "^==\|rc=\|^| "
-             python3 benchmarks/ssm_goals.py $OUT/bench_ce_$name/bench.csv --mixers 'infomamba{ssm_heads: 12}' \
-               | tee -a $OUT/bench_ce_$name.log
+    ab_step) per_base ce ${AB_GUARD:-170} "${AB_BASES:-}" --mixers 'infomamba{ssm_heads: 12}' attention --resolutions \
+               224 1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs
+           for run in $OUT/bench_ce_*/; do
+             python3 benchmarks/ssm_goals.py $run/bench.csv --mixers 'infomamba{ssm_heads: 12}' | tee -a ${run%/}.log
            done ;;
     # the MI-hash term's kernels, beside the earlier file HASH_BASELINE; their tests and the optimizer's
     hash) timeout 240 python3 -m pytest -q -p no:cacheprovider -n 8 --durations 15 tests/ops/test_hash_bucket_triton.py \
@@ -81,16 +87,9 @@ for part in "$@"; do
            echo "curve rc=$?" >> $OUT/curve_goals.log; rm -f $OUT/*.csv; tail -2 $OUT/curve_goals.log ;;
     # the inference rows (224, 512 and 1024 px, graphed and eager) of each folder in AB_BASES and of this code, each
     # beside attention in its own run; then the tests of predictions without the loss-only terms
-    ab_infer) for src in ${AB_BASES:-} .; do
-             name=$([ $src = . ] && echo new || basename $src)
-             echo "== $src $(cat $src/COMMIT 2>/dev/null)" > $OUT/bench_infer_$name.log
-             PYTHONPATH=$([ $src = . ] || echo $PWD/$src/src:)$PYTHONPATH timeout ${AB_GUARD:-150} python3 -m \
-               infomamba.bench --mixers 'infomamba{ssm_heads: 12}' attention --resolutions 224 512 1024 --batch 64 \
-               --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 --cuda-graphs \
-               --out $OUT/bench_infer_$name >> $OUT/bench_infer_$name.log 2>&1
-             echo "rc=$?" >> $OUT/bench_infer_$name.log
-             rm -f $OUT/bench_infer_$name/bench.md; grep -v Warning $OUT/bench_infer_$name.log | grep "^==\|rc=\|^| "
-           done
+    ab_infer) per_base infer ${AB_GUARD:-150} "${AB_BASES:-}" --mixers 'infomamba{ssm_heads: 12}' attention \
+               --resolutions 224 512 1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 \
+               --cuda-graphs
            timeout 200 python3 -m pytest -q -p no:cacheprovider -n 8 tests/mixers/test_infomamba.py tests/test_bench.py \
              tests/tasks/test_base.py tests/layers/test_gate.py tests/layers/test_concepts.py > $OUT/tests_infer.log 2>&1
            echo "tests_infer rc=$?" >> $OUT/tests_infer.log; tail -3 $OUT/tests_infer.log ;;

@@ -149,9 +149,9 @@ def fused_step(device_types: set[str], precision: str) -> bool:
     """Whether AdamW runs as torch's fused kernels (`fused=True`) for parameters on `device_types` at the trainer's
     `precision`: where every parameter is on CUDA, except under 16-mixed, whose gradient scaler Lightning unscales
     before it clips gradients, which it refuses for a step that unscales inside (a fused one; without a scaler,
-    `TaskModule.configure_gradient_clipping` clips for it). The fused step is
-    a few launches where the default multi-tensor step is several per group of parameter tensors (InfoMamba-S
-    holds 427); it computes the same update, up to rounding."""
+    `TaskModule.configure_gradient_clipping` clips for it). The fused step is a few launches where the default
+    multi-tensor step is several per group of parameter tensors (InfoMamba-S holds 427); it computes the same update,
+    up to rounding."""
     return device_types == {"cuda"} and precision != "16-mixed"
 
 

@@ -238,12 +238,13 @@ gumbel_bucket_op.register_autograd(_gumbel_backward, setup_context=_gumbel_setup
 def bucket_nll_op(u: torch.Tensor, b: torch.Tensor, bucket_dirs: torch.Tensor, tau_hash: float) -> torch.Tensor:
     """nll (fp32, u's leading shape) for contiguous u, b and bucket_dirs (module docstring)."""
     nll = torch.empty(u.shape[:-1], device=u.device, dtype=torch.float32)
-    n_rows, block_t, programs = _launch(u, max(u.shape[-1], b.shape[-1]), _DOT_MIN)
+    n_rows, block_t, programs = _launch(u, max(u.shape[-1], b.shape[-1]))
     if n_rows:
         nb, d = bucket_dirs.shape
         with on_device(u):
             _nll_fwd_kernel[(programs,)](u, b, bucket_dirs, nll, n_rows, d, 1.0 / tau_hash, NB=nb, BLOCK_T=block_t,
-                                         BLOCK_NB=_dot_block(nb), BLOCK_D=_dot_block(d), num_warps=4)
+                                         BLOCK_NB=triton.next_power_of_2(nb), BLOCK_D=triton.next_power_of_2(d),
+                                         num_warps=4)
     return nll
 
 
