@@ -5,15 +5,18 @@ within a head (A one scalar a head, for every state n). Rows per shape, at the s
 the Mamba-1 Triton scan (`ops/selective_scan`, dt and A repeated over each head's channels), the SSD chunked
 reference in plain PyTorch (`ops/ssd_scan/reference.py`: einsum, autograd backward) and the SSD Triton kernels
 (`ops/ssd_scan/triton.py`). Forward and forward+backward ms (do_bench medians), backward / forward, the
-forward+backward peak memory and each SSD row's largest deviation from the Mamba-1 output. `--configs` times the
-SSD kernels at other launch configs (each `BLOCK_P,WARPS,STAGES/WARPS,STAGES`, forward / backward) and `--chunks`
-at other chunk lengths. `--profile` adds, per shape, the SSD Triton op's kernel-only GPU time (torch.profiler, 10
-steps averaged) of a forward and of a forward+backward at its shipped launch, their backward / forward ratio, and
-each kernel's share: where the backward's time goes, and the ratio free of host time; and the forward kernel's two
-walks timed apart (writing y, and writing only the chunk states, as the backward recomputes them).
+forward+backward peak memory and each SSD row's largest deviation from the Mamba-1 output. `--configs` times the SSD
+kernels at other launch configs (each `BLOCK_P,WARPS,STAGES/WARPS,STAGES`, forward / backward) and `--chunks` at
+other chunk lengths (each `Q` for one chunk throughout, or `Y/Q`: chunks of Y in the forward that writes y and of Q
+in the backward; default the kernel's). `--profile` adds, per shape, the SSD Triton op's kernel-only GPU time
+(torch.profiler, 10 steps averaged) of a forward and of a forward+backward at its shipped launch, their backward /
+forward ratio, and each kernel's share: where the backward's time goes, and the ratio free of host time; and the
+forward kernel's two walks timed apart (writing y, and writing only the chunk states, as the backward recomputes
+them).
 
     python benchmarks/bench_ssd.py                           # B64 L1024, B16 L4096, B8 L16384; d 768 = 12 x 64
     python benchmarks/bench_ssd.py --shapes 64x196 --chunks 32 64 --configs 64,4,2/8,1 32,4,2/4,1
+    python benchmarks/bench_ssd.py --shapes 64x196 --graphs --no-reference --chunks 32 64 32/64   # GPU time alone
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
+import triton.testing
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_scan import time_ms  # noqa: E402  (benchmarks/ is a folder of scripts)
@@ -50,6 +54,12 @@ def inputs(batch: int, length: int, heads: int, p: int, n: int, dtype, device):
     return x, dt, A, B, C, randn(heads * p)
 
 
+def parse_chunks(text: str) -> tuple[int, int]:
+    """'Q' -> (Q, Q), 'Y/Q' -> (Y, Q): the chunk lengths of the forward that writes y and of the backward."""
+    y, _, q = text.partition("/")
+    return int(y), int(q or y)
+
+
 def parse_config(text: str) -> tuple[tuple[int, int, int], tuple[int, int]]:
     """'BLOCK_P,WARPS,STAGES/WARPS,STAGES' -> (forward config, backward config)."""
     fwd, bwd = text.split("/")
@@ -59,12 +69,20 @@ def parse_config(text: str) -> tuple[tuple[int, int, int], tuple[int, int]]:
     return f, b
 
 
-def timed(fn, args, reps_ms: int) -> dict:
-    """Forward ms, forward+backward ms (`bench_scan.time_ms`: do_bench medians) and the forward+backward peak GiB."""
+def timed(fn, args, reps_ms: int, graphs: bool = False) -> dict:
+    """Forward ms, forward+backward ms (`bench_scan.time_ms`: do_bench medians; with `graphs`, means of the calls
+    replayed as CUDA graphs, `triton.testing.do_bench_cudagraph`: no host time, which a do_bench median at a small
+    shape is) and the forward+backward peak GiB."""
     leaves = [a.detach().clone().requires_grad_() if a.is_floating_point() else a for a in args]
-    out = {"fwd": time_ms(lambda: fn(*args), reps_ms)}
     dy = torch.randn_like(fn(*leaves))
-    out["fwdbwd"] = time_ms(lambda: fn(*leaves).backward(dy), reps_ms, leaves)
+    if graphs:
+        inputs = [t for t in leaves if isinstance(t, torch.Tensor) and t.requires_grad]
+        out = {"fwd": triton.testing.do_bench_cudagraph(lambda: fn(*args), rep=reps_ms),
+               "fwdbwd": triton.testing.do_bench_cudagraph(
+                   lambda: torch.autograd.grad(fn(*leaves), inputs, dy), rep=reps_ms)}
+    else:
+        out = {"fwd": time_ms(lambda: fn(*args), reps_ms),
+               "fwdbwd": time_ms(lambda: fn(*leaves).backward(dy), reps_ms, leaves)}
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
@@ -112,8 +130,6 @@ def kernel_split(fn, args, steps: int = 10) -> str:
 def walk_modes(x, dt, A, B, C, D) -> str:
     """GPU ms of the forward kernel's two walks (`triton.testing.do_bench_cudagraph`, no host time): writing y (the
     forward) and writing only the state entering every chunk (the backward's recompute)."""
-    import triton.testing
-
     from infomamba.ops.ssd_scan import triton as ssd
     xs, dts, As, Bs, Cs, Ds = ssd._inputs(x, dt, A, B, C, D)
     y_ms = triton.testing.do_bench_cudagraph(lambda: ssd._forward(xs, dts, As, Bs, Cs, Ds, False), rep=100)
@@ -129,10 +145,13 @@ def main(argv=None) -> None:
     p.add_argument("--heads", type=int, default=12, help="heads x head width = d (768: ViT-S 384 x expand 2)")
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--n", type=int, default=16, help="states (the Mamba-1 scan's n; SSD's state is head-dim x n)")
-    p.add_argument("--chunks", type=int, nargs="+", default=None, help="SSD chunk lengths (default: the kernel's)")
+    p.add_argument("--chunks", type=parse_chunks, nargs="+", default=None,
+                   help="SSD chunk lengths, Q or Y/Q (default: the kernel's)")
     p.add_argument("--configs", nargs="+", default=None, help="SSD kernel configs (default: the kernel's)")
     p.add_argument("--no-reference", action="store_true", help="skip the PyTorch SSD reference row")
     p.add_argument("--reps-ms", type=int, default=100)
+    p.add_argument("--graphs", action="store_true",
+                   help="time the calls replayed as CUDA graphs (GPU time alone: small shapes are host-bound)")
     p.add_argument("--profile", action="store_true", help="per shape, each kernel's GPU ms in one fwd+bwd")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -140,7 +159,7 @@ def main(argv=None) -> None:
     from infomamba.ops.selective_scan.triton import selective_scan_triton
     from infomamba.ops.ssd_scan import triton as ssd
 
-    chunks = args.chunks or [ssd.CHUNK]
+    chunks = args.chunks or [(ssd.Y_CHUNK, ssd.CHUNK)]
     configs = [parse_config(c) for c in args.configs] if args.configs else [(ssd.FWD_CONFIG, ssd.BWD_CONFIG)]
     d = args.heads * args.head_dim
     print(f"device {torch.cuda.get_device_name()}; torch {torch.__version__}; bf16 inputs; d {d} = {args.heads} heads "
@@ -164,15 +183,16 @@ def main(argv=None) -> None:
             rows.append(("SSD chunked reference (PyTorch)", ssd_scan_reference, (x, dt, A, B, C, D),
                          err(ssd_scan_reference)))
         for name, fn, fn_args, err_cell in rows:
-            t = timed(fn, fn_args, args.reps_ms)
+            t = timed(fn, fn_args, args.reps_ms, args.graphs)
             print(f"| {batch} x {length} | {name} | {t['fwd']:.3f} | {t['fwdbwd']:.3f} | "
                   f"{(t['fwdbwd'] - t['fwd']) / t['fwd']:.1f}x | {t['peak_gib']:.2f} | {err_cell} |", flush=True)
         for chunk in chunks:
             for fwd_cfg, bwd_cfg in configs:
-                ssd.CHUNK, ssd.FWD_CONFIG, ssd.BWD_CONFIG = chunk, fwd_cfg, bwd_cfg
-                name = f"SSD Triton, chunk {chunk}, fwd {fwd_cfg}, bwd {bwd_cfg}"
+                (ssd.Y_CHUNK, ssd.CHUNK), ssd.FWD_CONFIG, ssd.BWD_CONFIG = chunk, fwd_cfg, bwd_cfg
+                label = chunk[1] if chunk[0] == chunk[1] else "%d/%d" % chunk
+                name = f"SSD Triton, chunk {label}, fwd {fwd_cfg}, bwd {bwd_cfg}"
                 try:
-                    t = timed(ssd.ssd_scan_triton, (x, dt, A, B, C, D), args.reps_ms)
+                    t = timed(ssd.ssd_scan_triton, (x, dt, A, B, C, D), args.reps_ms, args.graphs)
                     e = err(ssd.ssd_scan_triton)
                 except Exception as exc:  # a config the compiler refuses (shared memory, registers): say which
                     print(f"| {batch} x {length} | {name} | {type(exc).__name__}: {str(exc).splitlines()[0][:120]} "
@@ -181,7 +201,7 @@ def main(argv=None) -> None:
                 print(f"| {batch} x {length} | {name} | {t['fwd']:.3f} | {t['fwdbwd']:.3f} | "
                       f"{(t['fwdbwd'] - t['fwd']) / t['fwd']:.1f}x | {t['peak_gib']:.2f} | {e} |", flush=True)
         if args.profile:
-            ssd.CHUNK, ssd.FWD_CONFIG, ssd.BWD_CONFIG = chunks[0], *configs[0]
+            (ssd.Y_CHUNK, ssd.CHUNK), ssd.FWD_CONFIG, ssd.BWD_CONFIG = chunks[0], *configs[0]
             print(f"\n{batch} x {length}, SSD Triton, kernels of one forward+backward:\n"
                   f"{kernel_split(ssd.ssd_scan_triton, (x, dt, A, B, C, D))}\n{walk_modes(x, dt, A, B, C, D)}\n",
                   flush=True)

@@ -1,9 +1,9 @@
-"""Every launch variant of the SSD scan kernels compiles for the GPU (sm_90) on a machine without one
-(`sm90_compile`; the interpreter tests never compile): the forward with y and without (the backward's state pass),
-with and without D; the state-adjoint pass; the chunk-parallel backward with and without D; x, B, C in bf16
-(both directions) and in fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`, `CHUNK`:
-block, warps and pipeline stages), p 64 and n 16; and each kernel in the fused SSM op's form (dt_pre in bf16 with its
-bias and the padding mask, A_log), the forward also adding y into the other direction's readout.
+"""Every launch variant of the SSD scan kernels compiles for the GPU (sm_90) on a machine without one (`sm90_compile`;
+the interpreter tests never compile): the forward with y and without (the backward's state pass), with and without
+D; the state-adjoint pass; the chunk-parallel backward with and without D; x, B, C in bf16 (both directions) and in
+fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`, `CHUNK`, and `Y_CHUNK` for the
+forward with y: block, warps and pipeline stages), p 64 and n 16; and each kernel in the fused SSM op's form (dt_pre
+in bf16 with its bias and the padding mask, A_log), the forward also adding y into the other direction's readout.
 """
 import pytest
 
@@ -41,8 +41,8 @@ def compile_every_variant() -> dict:
             for write_y, save, has_d in ((True, False, True), (True, False, False), (False, True, False)):
                 jobs[f"fwd {dtype} reverse={reverse} y={write_y} states={save} D={has_d}"] = (
                     ssd._ssd_fwd_kernel, types(ssd._ssd_fwd_kernel, dtype),
-                    dict(shape, **STEP, BLOCK_P=block_p, HAS_D=has_d, REVERSE=reverse, WRITE_Y=write_y,
-                         SAVE_STATES=save, ACC=False), *walk)
+                    dict(shape, **STEP, Q=ssd.CHUNK if save else ssd.Y_CHUNK, BLOCK_P=block_p, HAS_D=has_d,
+                         REVERSE=reverse, WRITE_Y=write_y, SAVE_STATES=save, ACC=False), *walk)
             jobs[f"dS {dtype} reverse={reverse}"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, dtype),
                                                      dict(shape, **STEP, BLOCK_P=block_p, REVERSE=reverse), *walk)
             for has_d in (True, False):
@@ -53,7 +53,8 @@ def compile_every_variant() -> dict:
     for write_y, save, acc in ((True, False, False), (True, False, True), (False, True, False)):
         jobs[f"fused fwd bf16 y={write_y} states={save} added into={acc}"] = (
             ssd._ssd_fwd_kernel, types(ssd._ssd_fwd_kernel, "bf16", fused=True),
-            dict(shape, BLOCK_P=block_p, HAS_D=write_y, WRITE_Y=write_y, SAVE_STATES=save, ACC=acc), *walk)
+            dict(shape, Q=ssd.CHUNK if save else ssd.Y_CHUNK, BLOCK_P=block_p, HAS_D=write_y, WRITE_Y=write_y,
+                 SAVE_STATES=save, ACC=acc), *walk)
     jobs["fused dS bf16"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, "bf16", fused=True),
                              dict(shape, BLOCK_P=block_p), *walk)
     jobs["fused chunk bwd bf16"] = (ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, "bf16", fused=True),

@@ -24,8 +24,11 @@ NAMES = ("x", "dt", "A", "B", "C", "D")
 
 @pytest.fixture(autouse=True)
 def _small_chunk(monkeypatch):
-    """Chunks of 16 positions, so that L = 37 spans three chunks (one partial) and the state passes between them."""
+    """Chunks of 16 positions in the backward and of 32 in the forward that writes y, so that L = 37 spans three
+    chunks (one partial) and two, the state passes between them, and the backward's chunk boundaries are not the
+    forward's."""
     monkeypatch.setattr(ssd, "CHUNK", 16)
+    monkeypatch.setattr(ssd, "Y_CHUNK", 32)
 
 
 def make_inputs(batch=2, length=37, heads=2, p=16, n=16, dtype=torch.float32, has_d=True, seed=0):

@@ -25,6 +25,7 @@ def _small_chunks(monkeypatch):
     monkeypatch.setenv("INFOMAMBA_SCAN_AUTOTUNE", "0")
     monkeypatch.setattr(mamba1.scan, "CHUNK", 16)
     monkeypatch.setattr(ssd, "CHUNK", 16)
+    monkeypatch.setattr(ssd, "Y_CHUNK", 32)
 
 
 def pair_inputs(form: str, dtype: torch.dtype, **options):

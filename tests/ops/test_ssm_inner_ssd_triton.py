@@ -16,6 +16,7 @@ TOL = {torch.float32: 2e-4, torch.bfloat16: 5e-2}
 @pytest.fixture(autouse=True)
 def _small_chunk(monkeypatch):
     monkeypatch.setattr(ssd, "CHUNK", 16)
+    monkeypatch.setattr(ssd, "Y_CHUNK", 32)
 
 
 def make_inputs(B=2, L=37, E=32, H=2, N=16, R=2, K=4, conv=True, inject=True, pad=None, dtype=torch.float32, seed=0):

@@ -27,11 +27,14 @@ W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
 
 B and C are shared by every head, so dB and dC come back per head, side by side in one fp32 (batch, L, heads, 2n)
 tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample,
-head, chunk). Launch configs (chunk 64, `FWD_CONFIG`, `BWD_CONFIG`; no autotuning): the chunk and the backward's
-from a sweep on an H200, the chunk walks' from a later sweep and a whole-model A/B on an H100, where a whole head a
-program and three pipeline stages made the 1024 px training step 5 % faster (`benchmarks/bench_ssd.py --configs`,
-docs/benchmarks.md; not measured on an H200). `reverse=True` maps scan position t to L - 1 - t (index arithmetic,
-no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged, as padding does.
+head, chunk). Launch configs (`CHUNK`, `Y_CHUNK`, `FWD_CONFIG`, `BWD_CONFIG`; no autotuning): the backward's chunk
+and launch from a sweep on an H200, the chunk walks' from a later sweep and a whole-model A/B on an H100, where a
+whole head a program and three pipeline stages made the 1024 px training step 5 % faster (`benchmarks/bench_ssd.py
+--configs`, docs/benchmarks.md; not measured on an H200). `reverse=True` maps scan position t to L - 1 - t (index
+arithmetic, no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged, as padding
+does. The forward that writes y keeps no state, so its chunk is its own: chunks of 32 there (of 64 in the backward)
+took the forward 0.041 -> 0.025 ms at B64 x L196 and 0.151 -> 0.116 at B64 x L1024 (H200, kernels replayed as CUDA
+graphs, `benchmarks/bench_ssd.py --graphs`), where chunks of 32 throughout made the backward slower.
 
 The fused SSM op (`ops/ssm_inner`) launches the kernels in its own form, as the Mamba-1 scan's: dt_pre before
 its bias and softplus in the activation dtype (DT_SOFTPLUS: dt = softplus(dt_pre + bias_h), a padded position
@@ -280,7 +283,8 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor |
     shape and strides): y is added to it in place and it is returned as y."""
     batch, length, heads, p = x.shape
     n = B.shape[-1]
-    n_chunks = triton.cdiv(length, CHUNK)
+    chunk = CHUNK if save_states else Y_CHUNK
+    n_chunks = triton.cdiv(length, chunk)
     block_p, warps, stages = _walk_config(p)
     if into is not None and (into.shape != x.shape or into.stride() != x.stride() or into.dtype != x.dtype):
         raise ValueError(f"the SSD forward adds y into a tensor of x's shape, strides and dtype {tuple(x.shape)}, "
@@ -290,7 +294,7 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor |
     _ssd_fwd_kernel[(batch * heads, p // block_p)](
         x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, y_ptr=y if y is not None else x,
         st_ptr=states if states is not None else dt, L=length, H=heads, n_chunks=n_chunks,
-        **_stride_args(x, dt, B, C), **_step_args(dt, A, dt_bias, padding_mask, a_log), P=p, N=n, Q=CHUNK,
+        **_stride_args(x, dt, B, C), **_step_args(dt, A, dt_bias, padding_mask, a_log), P=p, N=n, Q=chunk,
         BLOCK_P=block_p, HAS_D=D is not None, REVERSE=reverse, WRITE_Y=write_y, SAVE_STATES=save_states,
         PREC=dot_precision(x), ACC=into is not None, num_warps=warps, num_stages=stages)
     return y, states
