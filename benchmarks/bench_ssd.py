@@ -8,11 +8,11 @@ reference in plain PyTorch (`ops/ssd_scan/reference.py`: einsum, autograd backwa
 forward+backward peak memory and each SSD row's largest deviation from the Mamba-1 output. `--configs` times the SSD
 kernels at other launch configs (each `BLOCK_P,WARPS,STAGES/WARPS,STAGES`, forward / backward) and `--chunks` at
 other chunk lengths (each `Q` for one chunk throughout, or `Y/Q`: chunks of Y in the forward that writes y and of Q
-in the backward; default the kernel's). `--profile` adds, per shape, the SSD Triton op's kernel-only GPU time
-(torch.profiler, 10 steps averaged) of a forward and of a forward+backward at its shipped launch, their backward /
-forward ratio, and each kernel's share: where the backward's time goes, and the ratio free of host time; and the
-forward kernel's two walks timed apart (writing y, and writing only the chunk states, as the backward recomputes
-them).
+in the backward, Y forced where `y_chunk` would pick another; default the kernel's). `--profile` adds, per shape,
+the SSD Triton op's kernel-only GPU time (torch.profiler, 10 steps averaged) of a forward and of a forward+backward
+at its shipped launch, their backward / forward ratio, and each kernel's share: where the backward's time goes, and
+the ratio free of host time; and the forward kernel's two walks timed apart (writing y, and writing only the chunk
+states, as the backward recomputes them).
 
     python benchmarks/bench_ssd.py                           # B64 L1024, B16 L4096, B8 L16384; d 768 = 12 x 64
     python benchmarks/bench_ssd.py --shapes 64x196 --chunks 32 64 --configs 64,4,2/8,1 32,4,2/4,1
@@ -58,6 +58,15 @@ def parse_chunks(text: str) -> tuple[int, int]:
     """'Q' -> (Q, Q), 'Y/Q' -> (Y, Q): the chunk lengths of the forward that writes y and of the backward."""
     y, _, q = text.partition("/")
     return int(y), int(q or y)
+
+
+def set_chunks(ssd, chunk: tuple[int, int] | None, shipped) -> None:
+    """The SSD kernels' chunk lengths: `chunk` (Y, Q) forced (the forward that writes y takes Y whatever
+    `ssd.y_chunk` would pick), or with None the `shipped` (y_chunk, CHUNK)."""
+    if chunk is None:
+        ssd.y_chunk, ssd.CHUNK = shipped
+    else:
+        ssd.y_chunk, ssd.CHUNK = (lambda programs, sms: chunk[0]), chunk[1]
 
 
 def parse_config(text: str) -> tuple[tuple[int, int, int], tuple[int, int]]:
@@ -159,7 +168,8 @@ def main(argv=None) -> None:
     from infomamba.ops.selective_scan.triton import selective_scan_triton
     from infomamba.ops.ssd_scan import triton as ssd
 
-    chunks = args.chunks or [(ssd.Y_CHUNK, ssd.CHUNK)]
+    shipped = (ssd.y_chunk, ssd.CHUNK)
+    chunks = args.chunks or [None]
     configs = [parse_config(c) for c in args.configs] if args.configs else [(ssd.FWD_CONFIG, ssd.BWD_CONFIG)]
     d = args.heads * args.head_dim
     print(f"device {torch.cuda.get_device_name()}; torch {torch.__version__}; bf16 inputs; d {d} = {args.heads} heads "
@@ -188,8 +198,10 @@ def main(argv=None) -> None:
                   f"{(t['fwdbwd'] - t['fwd']) / t['fwd']:.1f}x | {t['peak_gib']:.2f} | {err_cell} |", flush=True)
         for chunk in chunks:
             for fwd_cfg, bwd_cfg in configs:
-                (ssd.Y_CHUNK, ssd.CHUNK), ssd.FWD_CONFIG, ssd.BWD_CONFIG = chunk, fwd_cfg, bwd_cfg
-                label = chunk[1] if chunk[0] == chunk[1] else "%d/%d" % chunk
+                set_chunks(ssd, chunk, shipped)
+                ssd.FWD_CONFIG, ssd.BWD_CONFIG = fwd_cfg, bwd_cfg
+                label = (f"{ssd.Y_CHUNK} or {ssd.CHUNK} (y_chunk)/{ssd.CHUNK}" if chunk is None else chunk[1]
+                         if chunk[0] == chunk[1] else "%d/%d" % chunk)
                 name = f"SSD Triton, chunk {label}, fwd {fwd_cfg}, bwd {bwd_cfg}"
                 try:
                     t = timed(ssd.ssd_scan_triton, (x, dt, A, B, C, D), args.reps_ms, args.graphs)
@@ -201,7 +213,8 @@ def main(argv=None) -> None:
                 print(f"| {batch} x {length} | {name} | {t['fwd']:.3f} | {t['fwdbwd']:.3f} | "
                       f"{(t['fwdbwd'] - t['fwd']) / t['fwd']:.1f}x | {t['peak_gib']:.2f} | {e} |", flush=True)
         if args.profile:
-            (ssd.Y_CHUNK, ssd.CHUNK), ssd.FWD_CONFIG, ssd.BWD_CONFIG = chunks[0], *configs[0]
+            set_chunks(ssd, chunks[0], shipped)
+            ssd.FWD_CONFIG, ssd.BWD_CONFIG = configs[0]
             print(f"\n{batch} x {length}, SSD Triton, kernels of one forward+backward:\n"
                   f"{kernel_split(ssd.ssd_scan_triton, (x, dt, A, B, C, D))}\n{walk_modes(x, dt, A, B, C, D)}\n",
                   flush=True)

@@ -164,3 +164,9 @@ def test_step_form_reads_dt_pre_its_bias_the_mask_and_a_log(reverse):
     for name, gr, leaf in zip(("x", "dt_pre", "A_log", "B", "C", "D"), got, leaves):
         assert_close(gr, leaf.grad, 2e-4, name)
     assert (got[1][pad] == 0).all(), "no gradient reaches dt_pre at padding"
+
+
+def test_the_forward_walks_shorter_chunks_only_where_its_walks_fill_the_gpu():
+    """`y_chunk`: Y_CHUNK where the forward's walks are at least one a multiprocessor (and off a GPU), else CHUNK."""
+    assert ssd.y_chunk(768, 132) == ssd.y_chunk(132, 132) == ssd.y_chunk(4, None) == ssd.Y_CHUNK
+    assert ssd.y_chunk(131, 132) == ssd.y_chunk(96, 132) == ssd.CHUNK

@@ -32,9 +32,9 @@ and launch from a sweep on an H200, the chunk walks' from a later sweep and a wh
 whole head a program and three pipeline stages made the 1024 px training step 5 % faster (`benchmarks/bench_ssd.py
 --configs`, docs/benchmarks.md; not measured on an H200). `reverse=True` maps scan position t to L - 1 - t (index
 arithmetic, no flipped copies); positions past L load as dt = x = 0, which leaves the state unchanged, as padding
-does. The forward that writes y keeps no state, so its chunk is its own: chunks of 32 there (of 64 in the backward)
-took the forward 0.041 -> 0.025 ms at B64 x L196 and 0.151 -> 0.116 at B64 x L1024 (H200, kernels replayed as CUDA
-graphs, `benchmarks/bench_ssd.py --graphs`), where chunks of 32 throughout made the backward slower.
+does. The forward that writes y keeps no state, so its chunk is its own (`y_chunk`): chunks of 32 there (of 64 in
+the backward) took the forward 0.043 -> 0.027 ms at B64 x L196 and 0.573 -> 0.463 at B64 x L4096 (H100, kernels
+replayed as CUDA graphs, `benchmarks/bench_ssd.py --graphs`), where chunks of 32 throughout made the backward slower.
 
 The fused SSM op (`ops/ssm_inner`) launches the kernels in its own form, as the Mamba-1 scan's: dt_pre before
 its bias and softplus in the activation dtype (DT_SOFTPLUS: dt = softplus(dt_pre + bias_h), a padded position
@@ -56,7 +56,8 @@ from ..selective_scan.triton import _softplus
 from . import tile_width
 
 LOG2E = tl.constexpr(1.4426950408889634)
-CHUNK = 64  # Q: positions a chunk; the forward saves the state entering each for the backward
+CHUNK = 64  # Q of the backward: the state entering each chunk is rewritten for it, and its kernels walk these chunks
+Y_CHUNK = 32  # Q of the forward that writes y (and no states) where its programs fill the GPU (`y_chunk`)
 FWD_CONFIG = (64, 4, 3)  # (block of p channels, warps, pipeline stages) of the chunk walks (forward, dS pass)
 BWD_CONFIG = (4, 2)  # (warps, stages) of the backward's chunk-parallel kernel, a program per (sample, head, chunk)
 
@@ -261,6 +262,19 @@ def _walk_config(p: int) -> tuple[int, int, int]:
     return min(block_p, p), warps, stages
 
 
+def y_chunk(programs: int, sms: int | None) -> int:
+    """The chunk of the forward that writes y, whose boundaries nothing reads afterwards: Y_CHUNK where its `programs`
+    walks are at least one for each of the GPU's `sms` (None: not a GPU), else CHUNK. Shorter chunks form less of
+    the quadratic intra-chunk term a position, and each program walks twice as many of them one after the other:
+    with a walk or more a multiprocessor they ran faster (768 walks: B64 x L196 to L4096), with fewer slower (96 walks,
+    B8 x L16384 on 132 multiprocessors: 0.501 -> 0.624 ms; H100, `benchmarks/bench_ssd.py --graphs`)."""
+    return Y_CHUNK if sms is None or programs >= sms else CHUNK
+
+
+def _multiprocessors(device: torch.device) -> int | None:
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else None
+
+
 def _stride_args(x, dt, B, C) -> dict:
     return dict(s_xb=x.stride(0), s_xl=x.stride(1), s_dtb=dt.stride(0), s_dtl=dt.stride(1), s_bb=B.stride(0),
                 s_bl=B.stride(1), s_cb=C.stride(0), s_cl=C.stride(1))
@@ -283,15 +297,16 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor |
     shape and strides): y is added to it in place and it is returned as y."""
     batch, length, heads, p = x.shape
     n = B.shape[-1]
-    chunk = CHUNK if save_states else Y_CHUNK
-    n_chunks = triton.cdiv(length, chunk)
     block_p, warps, stages = _walk_config(p)
+    grid = (batch * heads, p // block_p)
+    chunk = CHUNK if save_states else y_chunk(grid[0] * grid[1], _multiprocessors(x.device))
+    n_chunks = triton.cdiv(length, chunk)
     if into is not None and (into.shape != x.shape or into.stride() != x.stride() or into.dtype != x.dtype):
         raise ValueError(f"the SSD forward adds y into a tensor of x's shape, strides and dtype {tuple(x.shape)}, "
                          f"{x.stride()}, {x.dtype}; got {tuple(into.shape)}, {into.stride()}, {into.dtype}")
     y = into if into is not None else torch.empty_like(x) if write_y else None
     states = x.new_empty(batch * heads, n_chunks, n, p, dtype=torch.float32) if save_states else None
-    _ssd_fwd_kernel[(batch * heads, p // block_p)](
+    _ssd_fwd_kernel[grid](
         x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, y_ptr=y if y is not None else x,
         st_ptr=states if states is not None else dt, L=length, H=heads, n_chunks=n_chunks,
         **_stride_args(x, dt, B, C), **_step_args(dt, A, dt_bias, padding_mask, a_log), P=p, N=n, Q=chunk,
