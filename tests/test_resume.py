@@ -36,6 +36,18 @@ class PauseAtStep(Callback):
             sys.stdin.readline()
 
 
+class PauseAtValidation(Callback):
+    """As `PauseAtStep`, before the first batch of a validation the fit runs after training step `step`."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        if not trainer.sanity_checking and trainer.global_step == self.step and batch_idx == 0:
+            print(f"paused at step {self.step}, validating", flush=True)
+            sys.stdin.readline()
+
+
 class PauseAtSetup(Callback):
     """Prints a line as the fit sets up (its data loaded, before Lightning's signal handling starts) and waits for a
     line on stdin: the test sends its signal meanwhile."""
@@ -134,9 +146,10 @@ def uninterrupted(tmp_path_factory):
     return final_weights
 
 
-def signalled_fit(args: list[str], step: int, signum: int, folder) -> tuple[int, str]:
-    """(exit status, output) of a fit in `folder` sent `signum` while `PauseAtStep` holds it after step `step`."""
-    child = cli(["fit", *SIGNALLED, *args, "--trainer.callbacks+=test_resume.PauseAtStep",
+def signalled_fit(args: list[str], step: int, signum: int, folder, pause: str = "PauseAtStep") -> tuple[int, str]:
+    """(exit status, output) of a fit in `folder` sent `signum` while the callback `pause` (`PauseAtStep`,
+    `PauseAtValidation`) holds it after step `step`."""
+    child = cli(["fit", *SIGNALLED, *args, f"--trainer.callbacks+=test_resume.{pause}",
                  f"--trainer.callbacks.step={step}"], folder, stdin=subprocess.PIPE)
     seen = []
     for line in child.stdout:
@@ -193,6 +206,28 @@ def test_a_signal_inside_a_gradient_accumulation_window_stops_at_its_end(uninter
     assert code == 0, out[-3000:]
     resumed = weights(tmp_path / "runs" / "text" / "version_0" / "checkpoints" / "last.ckpt")
     for name, value in uninterrupted(accumulate)[0].items():
+        torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_a_signal_during_a_validation_inside_an_epoch_stops_after_it(uninterrupted, tmp_path):
+    """Checked at the next step's end, the fit trained one step more after the validation before it stopped. It stops
+    after the validation (its checkpoint saved), and the resumed run neither validates there again nor ends
+    elsewhere than an uninterrupted run."""
+    run = tmp_path / "runs" / "text" / "version_0"
+    every = "--trainer.val_check_interval=4"  # validates after steps 4 and 8 of each 8-step epoch
+    code, out = signalled_fit([every], 4, signal.SIGTERM, tmp_path, pause="PauseAtValidation")
+    assert code == 128 + signal.SIGTERM, out[-3000:]
+    assert "SIGTERM: stopped at epoch 0 step 4, wrote" in out
+    assert list((run / "checkpoints").glob("best-epoch=0-step=4.ckpt"))
+    code, out = finish(cli(["fit", "--task", "text", "--ckpt_path", "last"], tmp_path, stdin=subprocess.DEVNULL))
+    assert code == 0, out[-3000:]
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    validated = [int(row["step"]) for row in rows if row.get("val/acc")]
+    assert validated == [3, 7, 11, 15], validated  # the steps an uninterrupted run logs them at
+    assert [int(row["step"]) for row in rows if row.get("train/loss_step")] == list(range(TOTAL_STEPS))
+    expected, _ = uninterrupted(every)
+    resumed = weights(run / "checkpoints" / "last.ckpt")
+    for name, value in expected.items():
         torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=1e-5, msg=name)
 
 

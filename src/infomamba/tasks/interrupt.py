@@ -2,13 +2,14 @@
 boundary with `last.ckpt` written there, and exit with 128 + the signal's number.
 
 Lightning's pieces do the work: the fit loop can restart from a checkpoint written in `on_train_batch_end` (it is
-where `ModelCheckpoint(every_n_train_steps=...)` saves), `SIGTERMException` ends the fit, and checkpoints go through
-the trainer's checkpoint IO (`AtomicCheckpointIO`: temp file + rename). `StopOnSignal` records both signals while
-training runs, instead of `KeyboardInterrupt` raised wherever the program happens to be (mid-backward,
-mid-optimizer-step: a checkpoint of that state would be torn) and of Lightning's own SIGTERM handling, which stops
-mid-validation and after an epoch's last step before its validation (the resumed run never validated that epoch).
-The stop happens after the running training step (after an epoch's last step: once that epoch is validated and its
-training means logged), on every DDP rank at the same step, and `last.ckpt` is written before the process exits.
+where `ModelCheckpoint(every_n_train_steps=...)` saves) or after a validation inside an epoch, `SIGTERMException`
+ends the fit, and checkpoints go through the trainer's checkpoint IO (`AtomicCheckpointIO`: temp file + rename).
+`StopOnSignal` records both signals while training runs, instead of `KeyboardInterrupt` raised wherever the program
+happens to be (mid-backward, mid-optimizer-step: a checkpoint of that state would be torn) and of Lightning's own
+SIGTERM handling, which stops mid-validation and after an epoch's last step before its validation (the resumed run
+never validated that epoch). The stop happens after the running training step (during a validation inside an epoch:
+after it; after an epoch's last step: once that epoch is validated and its training means logged), on every DDP rank
+at the same step, and `last.ckpt` is written before the process exits.
 Before training starts a signal ends the command where it is, with nothing trained to save (the CLI's handlers,
 `cli.Interrupts`). A second Ctrl-C stops at once, without a checkpoint, through the SIGINT handler the fit started
 with (the CLI's, which makes Lightning's exit after it the shell's 130).
@@ -31,11 +32,13 @@ class StopOnSignal(Callback):
         self._previous = None
         self._stopping: int | None = None  # the signal the fit stops for
         self._after_epoch: int | None = None  # the epoch it stops after, when it stops at an epoch's end
+        self._after_validation = False  # whether it stops after a validation inside an epoch
 
     def on_train_start(self, trainer, pl_module) -> None:
         # Lightning's signal connector puts the handlers from before the fit back when the trainer tears down.
         self._received = set()
         self._stopping = self._after_epoch = None
+        self._after_validation = False
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._on_signal)
             signal.signal(signal.SIGTERM, self._on_signal)
@@ -56,6 +59,22 @@ class StopOnSignal(Callback):
         if signum:
             self._stopping = signum
             raise SIGTERMException(128 + signum)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        """A signal during a validation inside an epoch (`val_check_interval`) stops the fit right after it, before
+        the next training step (checked at the next step's end, the fit had trained one step more). Lightning raises
+        `SIGTERMException` once the validation's checkpoints are saved (the checkpoint callbacks' own hook runs after
+        this one) where it has noted a SIGTERM, set here for either signal; a resumed run does not validate there
+        again. Inside a gradient-accumulation window it waits for the window's end, as mid-epoch; after an epoch's
+        last step, for that epoch's end (`on_train_epoch_end`)."""
+        progress = trainer.fit_loop.epoch_loop.batch_progress
+        if (trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking or progress.is_last_batch
+                or progress.current.completed % trainer.accumulate_grad_batches):
+            return
+        signum = self._signalled(trainer)
+        if signum:
+            self._stopping, self._after_validation = signum, True
+            trainer._signal_connector.received_sigterm = True
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         """A signal during an epoch's last step stops the fit once that epoch is done: validated (stopped before its
@@ -86,6 +105,11 @@ class StopOnSignal(Callback):
             if checkpoint.save_last:  # saved with the state: the resumed run's next last.ckpt replaces this one
                 checkpoint.last_model_path = path
         exception.code = 128 + (self._stopping or signal.SIGTERM)  # Lightning raises it bare at an epoch's end
+        if self._after_validation:
+            # Saved as `ModelCheckpoint` saves at a validation's end, before the step is counted for the loggers:
+            # Lightning resumes a checkpoint whose batch counters all show the batch done by running that batch's
+            # end again, which counts it (else the resumed run logs every step one later than an uninterrupted run).
+            trainer.fit_loop.epoch_loop._batches_that_stepped -= 1
         trainer.save_checkpoint(path, weights_only=False)
         if trainer.is_global_zero:
             name = signal.Signals(exception.code - 128).name
