@@ -85,7 +85,7 @@ class StopOnSignal(Callback):
         SIGTERM (`received_sigterm`), which is set here for either signal."""
         signum = self._signalled(trainer)
         if signum:
-            self._stopping, self._after_epoch = signum, trainer.current_epoch
+            self._stopping, self._after_epoch, self._after_validation = signum, trainer.current_epoch, False
             trainer._signal_connector.received_sigterm = True
 
     def _signalled(self, trainer) -> int | None:
