@@ -186,8 +186,11 @@ def test_signal_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(sig
     assert resumed["state_dict"].keys() == expected.keys()
     for name, value in expected.items():
         torch.testing.assert_close(resumed["state_dict"][name], value, atol=1e-6, rtol=1e-5, msg=name)
-    steps = [int(row["step"]) for row in csv.DictReader((run / "metrics.csv").open())]
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    steps = [int(row["step"]) for row in rows]
     assert min(steps) < STEP + 1 <= max(steps), "the resumed run appends to the interrupted run's metrics.csv"
+    # every step's row once, the one trained as the signal came too, at an uninterrupted run's steps
+    assert [int(row["step"]) for row in rows if row.get("train/loss_step")] == list(range(TOTAL_STEPS))
     means = training_means(run)  # the interrupted epoch's means over all its batches, not those since the resume
     assert means.keys() == expected_means.keys() == {0, 1}
     assert {"train/loss_epoch", "train/acc_epoch"} <= means[0].keys()
@@ -209,13 +212,16 @@ def test_a_signal_inside_a_gradient_accumulation_window_stops_at_its_end(uninter
         torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=1e-5, msg=name)
 
 
-def test_a_signal_during_a_validation_inside_an_epoch_stops_after_it(uninterrupted, tmp_path):
-    """Checked at the next step's end, the fit trained one step more after the validation before it stopped. It stops
-    after the validation (its checkpoint saved), and the resumed run neither validates there again nor ends
-    elsewhere than an uninterrupted run."""
+@pytest.mark.parametrize("pause, step", [("PauseAtValidation", 4), ("PauseAtStep", 3)],
+                         ids=["during-the-validation", "during-the-step-before-it"])
+def test_a_signal_during_a_validation_inside_an_epoch_stops_after_it(pause, step, uninterrupted, tmp_path):
+    """Checked at the next step's end, the fit trained one step more after the validation before it stopped; noted at
+    the end of the step before it, Lightning's loop stopped the validation after its first batch. It stops after the
+    whole validation (its checkpoint saved), and the resumed run neither validates there again nor ends elsewhere
+    than an uninterrupted run."""
     run = tmp_path / "runs" / "text" / "version_0"
     every = "--trainer.val_check_interval=4"  # validates after steps 4 and 8 of each 8-step epoch
-    code, out = signalled_fit([every], 4, signal.SIGTERM, tmp_path, pause="PauseAtValidation")
+    code, out = signalled_fit([every], step, signal.SIGTERM, tmp_path, pause=pause)
     assert code == 128 + signal.SIGTERM, out[-3000:]
     assert "SIGTERM: stopped at epoch 0 step 4, wrote" in out
     assert list((run / "checkpoints").glob("best-epoch=0-step=4.ckpt"))

@@ -1,15 +1,15 @@
 """Ctrl-C (SIGINT) and SIGTERM (what SLURM sends before a preemption) during fit: stop at the next step
 boundary with `last.ckpt` written there, and exit with 128 + the signal's number.
 
-Lightning's pieces do the work: the fit loop can restart from a checkpoint written in `on_train_batch_end` (it is
-where `ModelCheckpoint(every_n_train_steps=...)` saves) or after a validation inside an epoch, `SIGTERMException`
-ends the fit, and checkpoints go through the trainer's checkpoint IO (`AtomicCheckpointIO`: temp file + rename).
-`StopOnSignal` records both signals while training runs, instead of `KeyboardInterrupt` raised wherever the program
-happens to be (mid-backward, mid-optimizer-step: a checkpoint of that state would be torn) and of Lightning's own
-SIGTERM handling, which stops mid-validation and after an epoch's last step before its validation (the resumed run
-never validated that epoch). The stop happens after the running training step (during a validation inside an epoch:
-after it; after an epoch's last step: once that epoch is validated and its training means logged), on every DDP rank
-at the same step, and `last.ckpt` is written before the process exits.
+Lightning's pieces do the work: the fit loop can restart from a checkpoint written at a step's end (as
+`ModelCheckpoint` writes one at a validation's end), `SIGTERMException` ends the fit, and checkpoints go through the
+trainer's checkpoint IO (`AtomicCheckpointIO`: temp file + rename). `StopOnSignal` records both signals while
+training runs, instead of `KeyboardInterrupt` raised wherever the program happens to be (mid-backward,
+mid-optimizer-step: a checkpoint of that state would be torn) and of Lightning's own SIGTERM handling, which stops
+mid-validation and after an epoch's last step before its validation (the resumed run never validated that epoch).
+The stop happens after the running training step, its metrics logged (and after the validation due there, or running
+as the signal came; after an epoch's last step: once that epoch is validated and its training means logged), on
+every DDP rank at the same step, and `last.ckpt` is written before the process exits.
 Before training starts a signal ends the command where it is, with nothing trained to save (the CLI's handlers,
 `cli.Interrupts`). A second Ctrl-C stops at once, without a checkpoint, through the SIGINT handler the fit started
 with (the CLI's, which makes Lightning's exit after it the shell's 130).
@@ -32,13 +32,14 @@ class StopOnSignal(Callback):
         self._previous = None
         self._stopping: int | None = None  # the signal the fit stops for
         self._after_epoch: int | None = None  # the epoch it stops after, when it stops at an epoch's end
-        self._after_validation = False  # whether it stops after a validation inside an epoch
+        self._mid_epoch = False  # whether it stops inside an epoch, once the step (and its validation) is done
+        self._validated = False  # whether a validation ran at that step
 
     def on_train_start(self, trainer, pl_module) -> None:
         # Lightning's signal connector puts the handlers from before the fit back when the trainer tears down.
         self._received = set()
         self._stopping = self._after_epoch = None
-        self._after_validation = False
+        self._mid_epoch = self._validated = False
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._on_signal)
             signal.signal(signal.SIGTERM, self._on_signal)
@@ -51,30 +52,40 @@ class StopOnSignal(Callback):
         self._received.add(signum)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        """Mid-epoch, a stop waits for the end of the running gradient-accumulation window (`accumulate_grad_batches`):
-        a checkpoint holds no accumulated gradient, so a run stopped inside a window had resumed with the window's
+        """Mid-epoch, the fit stops once the step is done: Lightning raises `SIGTERMException` after the step's end
+        (its metrics logged: raised here, the step's row was never written) where it has noted a SIGTERM, set here
+        for either signal (`_stop_mid_epoch`), and after the validation due there, if one is (`on_validation_start`).
+        A stop waits for the end of the running gradient-accumulation window (`accumulate_grad_batches`): a
+        checkpoint holds no accumulated gradient, so a run stopped inside a window had resumed with the window's
         first micro-batches lost to its next optimizer step, not where an uninterrupted run would be."""
         stepped = (batch_idx + 1) % trainer.accumulate_grad_batches == 0
         signum = self._signalled(trainer) if stepped and batch_idx + 1 < trainer.num_training_batches else None
         if signum:
-            self._stopping = signum
-            raise SIGTERMException(128 + signum)
+            self._stop_mid_epoch(trainer, signum, validated=False)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        """A validation due after the step a stop was decided at runs whole (Lightning's loop stops a validation after
+        its running batch where it has noted a SIGTERM); `on_validation_end` notes the stop again."""
+        if self._mid_epoch:
+            trainer._signal_connector.received_sigterm = False
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        """A signal during a validation inside an epoch (`val_check_interval`) stops the fit right after it, before
-        the next training step (checked at the next step's end, the fit had trained one step more). Lightning raises
-        `SIGTERMException` once the validation's checkpoints are saved (the checkpoint callbacks' own hook runs after
-        this one) where it has noted a SIGTERM, set here for either signal; a resumed run does not validate there
-        again. Inside a gradient-accumulation window it waits for the window's end, as mid-epoch; after an epoch's
-        last step, for that epoch's end (`on_train_epoch_end`)."""
+        """A signal during a validation inside an epoch (`val_check_interval`) stops the fit right after it (checked
+        at the next step's end, the fit had trained one step more), once its checkpoints are saved (the checkpoint
+        callbacks' own hook runs after this one); a resumed run does not validate there again. Inside a
+        gradient-accumulation window it waits for the window's end; after an epoch's last step, for that epoch's end
+        (`on_train_epoch_end`)."""
         progress = trainer.fit_loop.epoch_loop.batch_progress
         if (trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking or progress.is_last_batch
                 or progress.current.completed % trainer.accumulate_grad_batches):
             return
         signum = self._signalled(trainer)
         if signum:
-            self._stopping, self._after_validation = signum, True
-            trainer._signal_connector.received_sigterm = True
+            self._stop_mid_epoch(trainer, signum, validated=True)
+
+    def _stop_mid_epoch(self, trainer, signum: int, validated: bool) -> None:
+        self._stopping, self._mid_epoch, self._validated = signum, True, validated
+        trainer._signal_connector.received_sigterm = True
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         """A signal during an epoch's last step stops the fit once that epoch is done: validated (stopped before its
@@ -85,7 +96,8 @@ class StopOnSignal(Callback):
         SIGTERM (`received_sigterm`), which is set here for either signal."""
         signum = self._signalled(trainer)
         if signum:
-            self._stopping, self._after_epoch, self._after_validation = signum, trainer.current_epoch, False
+            self._stopping, self._after_epoch = signum, trainer.current_epoch
+            self._mid_epoch = self._validated = False
             trainer._signal_connector.received_sigterm = True
 
     def _signalled(self, trainer) -> int | None:
@@ -105,10 +117,10 @@ class StopOnSignal(Callback):
             if checkpoint.save_last:  # saved with the state: the resumed run's next last.ckpt replaces this one
                 checkpoint.last_model_path = path
         exception.code = 128 + (self._stopping or signal.SIGTERM)  # Lightning raises it bare at an epoch's end
-        if self._after_validation:
+        if self._validated:
             # Saved as `ModelCheckpoint` saves at a validation's end, before the step is counted for the loggers:
-            # Lightning resumes a checkpoint whose batch counters all show the batch done by running that batch's
-            # end again, which counts it (else the resumed run logs every step one later than an uninterrupted run).
+            # Lightning resumes a checkpoint written at a step a validation ran at by running that step's end again,
+            # which counts it (else the resumed run logs every step one later than an uninterrupted run).
             trainer.fit_loop.epoch_loop._batches_that_stepped -= 1
         trainer.save_checkpoint(path, weights_only=False)
         if trainer.is_global_zero:
