@@ -116,7 +116,7 @@ class StopOnSignal(Callback):
         for checkpoint in checkpoints:
             if checkpoint.save_last:  # saved with the state: the resumed run's next last.ckpt replaces this one
                 checkpoint.last_model_path = path
-        exception.code = 128 + (self._stopping or signal.SIGTERM)  # Lightning raises it bare at an epoch's end
+        exception.code = 128 + (self._stopping or signal.SIGTERM)  # Lightning raises it bare
         if self._validated:
             # Saved as `ModelCheckpoint` saves at a validation's end, before the step is counted for the loggers:
             # Lightning resumes a checkpoint written at a step a validation ran at by running that step's end again,
