@@ -44,6 +44,7 @@ gradients of dt_pre (ddt sigmoid(dt_pre + bias), the sigmoid recovered from dt a
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -271,7 +272,9 @@ def y_chunk(programs: int, sms: int | None) -> int:
     return Y_CHUNK if sms is None or programs >= sms else CHUNK
 
 
+@functools.lru_cache(maxsize=None)
 def _multiprocessors(device: torch.device) -> int | None:
+    """The device's multiprocessors (None off a GPU), asked once a device: every forward launch reads it."""
     return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else None
 
 
