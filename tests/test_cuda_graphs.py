@@ -1,5 +1,6 @@
 """CUDA-graph capture of a forward and of a whole training step (`cuda_graphs.py`): replays must compute what the
 eager model computes, step for step. The GPU tests run on the lent GPU (benchmarks/gpu/fused_ssm_runs.sh tests)."""
+import contextlib
 import copy
 import threading
 
@@ -10,7 +11,10 @@ from infomamba.bench import SequenceModel, main
 from infomamba.config import EncoderConfig
 from infomamba import cuda_graphs
 from infomamba.cuda_graphs import GraphedEncoder, _FlatEncoder, graphed_forward, graphed_train_step
+from infomamba.cli import main as cli_main
 from infomamba.encoder import Encoder
+from infomamba.mixers import without_training_terms
+from test_distributed import last_metrics, newest_run
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 
@@ -152,20 +156,118 @@ def test_graphed_encoder_training_follows_the_eager_encoder(mixer, padded, autoc
 
 
 @cuda
-def test_graphed_encoder_captures_each_shape_up_to_its_cap_and_evaluates_eagerly():
+def test_graphed_encoder_captures_each_shape_up_to_its_cap():
     encoder = _encoder("mamba")
     graphed = GraphedEncoder(encoder, max_shapes=2)
     for length in (64, 32):
         _objective(graphed(torch.randn(2, length, 32, device="cuda"))).backward()
     assert sorted(key[0] for key in graphed.graphs) == [(2, 32, 32), (2, 64, 32)]
     x = torch.randn(2, 16, 32, device="cuda")
-    with pytest.warns(UserWarning, match="2 batch shapes captured"):
+    with pytest.warns(UserWarning, match="2 training batch shapes captured"):
         out = graphed(x)  # past the cap: the eager encoder, whose output is not a graph's static buffer
     torch.testing.assert_close(out.hidden, encoder(x).hidden, rtol=0, atol=0)
     encoder.eval()
-    x = torch.randn(2, 64, 32, device="cuda")
     with torch.no_grad():
-        torch.testing.assert_close(graphed(x).hidden, encoder(x).hidden, rtol=0, atol=0)
+        for length in (64, 16):
+            graphed(torch.randn(2, length, 32, device="cuda"))
+        assert len(graphed.eval_graphs) == 2 and len(graphed.graphs) == 2  # evaluation has a cap of its own
+        with pytest.warns(UserWarning, match="2 evaluation batch shapes captured"):
+            out = graphed(torch.randn(2, 8, 32, device="cuda"))
+        assert out.hidden.shape == (2, 8, 32)
+    with torch.enable_grad():  # neither training with gradients nor evaluation without: eager, nothing captured
+        x = torch.randn(2, 24, 32, device="cuda", requires_grad=True)
+        graphed(x).hidden.sum().backward()
+    assert x.grad is not None and len(graphed.eval_graphs) == 2
+
+
+def _aux_tensors(out) -> list:
+    return [getattr(aux, name) for aux in out.aux for name in ("h_pool", "r_pool", "mi_hash", "k_eff")]
+
+
+@cuda
+@pytest.mark.parametrize("mixer", ["infomamba", "mamba", "attention"])
+@pytest.mark.parametrize("padded, autocast, mode", [(False, None, "no_grad"), (True, None, "inference_mode"),
+                                                    (True, torch.bfloat16, "inference_mode"),
+                                                    (False, None, "predicting")])
+def test_graphed_encoder_evaluation_follows_the_eager_encoder(mixer, padded, autocast, mode):
+    """Evaluation replays (validation under no_grad or inference_mode, predictions without the loss-only terms) give
+    the eager encoder's hidden states and terms on new data each call, one capture for the signature; an output
+    handed out earlier is a copy that a later replay leaves as it was."""
+    encoder = _encoder(mixer).eval()
+    graphed = GraphedEncoder(encoder)
+    mask = torch.zeros(4, 64, dtype=torch.bool, device="cuda")
+    mask[1, 50:] = True
+    context = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
+               "predicting": _predicting}[mode]
+    outputs = []
+    with context(), torch.autocast("cuda", dtype=autocast or torch.float32, enabled=autocast is not None):
+        for step in range(3):
+            x = torch.randn(4, 64, 32, device="cuda", generator=torch.Generator("cuda").manual_seed(step))
+            if padded:
+                mask[2, 40 + step:] = True
+            got, want = graphed(x, mask if padded else None), encoder(x, mask if padded else None)
+            tol = dict(rtol=2e-2, atol=2e-2) if autocast else dict(rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(got.hidden, want.hidden, **tol)
+            for a, b in zip(_aux_tensors(got), _aux_tensors(want), strict=True):
+                assert (a is None) == (b is None)
+                if b is not None:
+                    torch.testing.assert_close(a, b, **tol)
+            outputs.append((got.hidden, got.hidden.clone()))
+    if mode == "predicting":
+        assert all(t is None for t in _aux_tensors(got))
+    assert len(graphed.eval_graphs) == 1 and not graphed.graphs
+    for handed_out, copy_then in outputs:
+        torch.testing.assert_close(handed_out, copy_then, rtol=0, atol=0)
+    assert not torch.equal(outputs[0][1], outputs[1][1])  # each replay read its new input
+
+
+@cuda
+def test_evaluation_captures_apart_what_changes_the_recorded_forward():
+    """A prediction (no loss-only terms) and an evaluation under inference_mode each get a capture of their own at the
+    same shape: a replay of another's graph would report the terms a prediction leaves out, or copy a no_grad call's
+    input into an inference tensor (which only inference mode may write)."""
+    encoder = _encoder("infomamba").eval()
+    graphed = GraphedEncoder(encoder)
+    x = torch.randn(2, 32, 32, device="cuda")
+    with torch.no_grad():
+        assert graphed(x).aux[0].h_pool is not None
+    with torch.inference_mode():
+        graphed(x)
+    with _predicting():
+        assert all(t is None for t in _aux_tensors(graphed(x)))
+    with torch.no_grad():
+        torch.testing.assert_close(graphed(x).hidden, encoder(x).hidden, rtol=1e-5, atol=1e-5)
+    assert len(graphed.eval_graphs) == 3
+
+
+@contextlib.contextmanager
+def _predicting():
+    with torch.inference_mode(), without_training_terms():
+        yield
+
+
+@cuda
+def test_a_validation_replaying_graphs_logs_what_an_eager_one_logs(tmp_path, monkeypatch):
+    """`validate` of a checkpoint with model.cuda_graphs (fp32) replays evaluation graphs and logs the metrics of the
+    same validation run eagerly; the fit before it validated through graphs as well."""
+    monkeypatch.chdir(tmp_path)
+    replays = []
+    replay = cuda_graphs._EvalGraph.__call__
+    monkeypatch.setattr(cuda_graphs._EvalGraph, "__call__", lambda self, *a: replays.append(1) or replay(self, *a))
+    args = ["--task", "text", "--data.listops_size=96", "--data.batch_size=8", "--data.pad_multiple=64",
+            "--model.encoder.dim=32", "--model.encoder.depth=2", "--trainer.precision=32",
+            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    cli_main(["fit", *args, "--cuda_graphs", "--trainer.max_epochs=1"])
+    assert replays
+    ckpt = newest_run(tmp_path, "text") / "checkpoints" / "last.ckpt"
+    logged = {}
+    for graphs in ("true", "false"):
+        replays.clear()
+        cli_main(["validate", *args, f"--model.cuda_graphs={graphs}", "--ckpt_path", str(ckpt)])
+        assert bool(replays) == (graphs == "true")
+        logged[graphs] = last_metrics(newest_run(tmp_path, "text"))
+    assert logged["true"].keys() == logged["false"].keys() and "val/loss" in logged["true"]
+    assert logged["true"] == pytest.approx(logged["false"], rel=1e-5, abs=1e-6)
 
 
 def test_the_encoder_is_captured_in_thread_local_mode(monkeypatch):

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from .encoder import EncoderOutput
-from .mixers import MixerAux
+from .mixers import MixerAux, training_terms
 
 
 def _autocast(dtype: torch.dtype | None):
@@ -42,11 +42,12 @@ def _warm_up(fn: Callable[[], object], steps: int) -> None:
     torch.cuda.current_stream().wait_stream(side)
 
 
-def _recorded(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
-    """`fn()` recorded once into a CUDA graph; returns a function that replays it and returns the tensor `fn`
-    returned while recording (each replay overwrites it)."""
+def _recorded(fn: Callable[[], object], pool=None) -> Callable[[], object]:
+    """`fn()` recorded once into a CUDA graph (in the memory pool `pool`, a `torch.cuda.graph_pool_handle()`, or a
+    pool of its own); returns a function that replays it and returns what `fn` returned while recording (each replay
+    overwrites it)."""
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+    with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
         output = fn()
 
     def replay() -> torch.Tensor:
@@ -55,16 +56,18 @@ def _recorded(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
     return replay
 
 
-def graphed_forward(model: nn.Module, inputs: torch.Tensor, autocast_dtype: torch.dtype | None = None,
-                    warmup: int = 3) -> Callable[[], torch.Tensor]:
-    """A function that replays `model(inputs)` (no gradients) and returns its output tensor, which each replay
-    overwrites."""
+def graphed_forward(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...],
+                    autocast_dtype: torch.dtype | None = None, warmup: int = 3, pool=None) -> Callable[[], object]:
+    """A function that replays `model(inputs)` (`model(*inputs)` for a tuple; no gradients) and returns its output,
+    which each replay overwrites; `pool` as `_recorded`'s."""
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
+
     def forward():
         with torch.no_grad(), _autocast(autocast_dtype):
-            return model(inputs)
+            return model(*args)
 
     _warm_up(forward, warmup)
-    return _recorded(forward)
+    return _recorded(forward, pool)
 
 
 def graphed_train_step(model: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor],
@@ -137,44 +140,79 @@ class _FlatEncoder(nn.Module):
         return EncoderOutput(flat[0], padding_mask, aux)
 
 
-class GraphedEncoder:
-    """An encoder's training forward and backward, each replayed as one CUDA graph (PyTorch's partial-network
-    capture, `torch.cuda.make_graphed_callables`): what `infomamba fit --model.cuda_graphs=true` runs. The
-    optimizer step, the loss and the task's frontend and head stay eager; gradients reach the parameters through
-    autograd as usual, so gradient clipping, schedulers and checkpoints are unchanged.
+class _EvalGraph:
+    """One evaluation signature's forward (no gradients) recorded in a CUDA graph: each call copies its input and
+    padding mask into the recorded buffers, replays, and returns clones of the outputs, which the next replay of any
+    evaluation graph may overwrite (they share one memory pool)."""
 
-    One capture per input signature (shape, dtype, padding-mask shape, grid, autocast dtype), at most
-    `max_shapes`: fixed-size batches (images; the last, smaller batch is a second capture) replay, and an input
-    seen after the cap, an eval or no-grad call or a CPU tensor runs the eager encoder. Capturing costs a few
-    eager steps (three warm-up steps on a side stream, then one recorded). Each capture keeps its activations
-    in its own memory pool for the rest of the run. A replay overwrites the gradients of the previous one, so
-    gradients must not be accumulated over several batches (`accumulate_grad_batches` > 1): the task refuses it.
+    def __init__(self, encoder: nn.Module, x: torch.Tensor, padding_mask: torch.Tensor | None,
+                 grid: tuple[int, int] | None, autocast: torch.dtype | None, pool):
+        self.flat = _FlatEncoder(encoder, grid)
+        self.inputs = tuple(t.clone() for t in (x, padding_mask) if t is not None)
+        self.replay = graphed_forward(self.flat, self.inputs, autocast, warmup=2, pool=pool)
+
+    def __call__(self, x: torch.Tensor, padding_mask: torch.Tensor | None) -> EncoderOutput:
+        for buffer, given in zip(self.inputs, (x, padding_mask)):
+            buffer.copy_(given)
+        return self.flat.output(tuple(t.clone() for t in self.replay()), padding_mask)
+
+
+class GraphedEncoder:
+    """An encoder replayed as CUDA graphs: what `infomamba fit --model.cuda_graphs=true` runs. Training: the forward
+    and backward, each one graph (PyTorch's partial-network capture, `torch.cuda.make_graphed_callables`); the
+    optimizer step, the loss and the task's frontend and head stay eager, and gradients reach the parameters through
+    autograd as usual, so gradient clipping, schedulers and checkpoints are unchanged. Evaluation (eval mode, no
+    gradients: validation, test, predictions): the forward as one graph (`_EvalGraph`), its outputs cloned.
+
+    One capture per input signature (shape, dtype, padding-mask shape, grid, autocast dtype; for evaluation also
+    whether the mixers report their loss terms and whether inference mode is on), at most `max_shapes` for training
+    and as many for evaluation: fixed-size batches (images; the last, smaller batch is a second capture) replay, and
+    an input seen after the cap, a CPU tensor, or a call that is neither training with gradients nor evaluation
+    without runs the eager encoder. Capturing costs a few eager calls (warm-up calls on a side stream, then one
+    recorded). Each training capture keeps its activations in its own memory pool for the rest of the run; the
+    evaluation captures share one. A training replay overwrites the gradients of the previous one, so gradients must
+    not be accumulated over several batches (`accumulate_grad_batches` > 1): the task refuses it.
     """
 
     def __init__(self, encoder: nn.Module, max_shapes: int = 4):
         self.encoder = encoder
         self.max_shapes = max_shapes
         self.graphs: dict[tuple, _FlatEncoder] = {}
-        self.warned = False
+        self.eval_graphs: dict[tuple, _EvalGraph] = {}
+        self.eval_pool = None
+        self.warned: set[str] = set()
 
     def __call__(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                  grid: tuple[int, int] | None = None):
-        if not (x.is_cuda and self.encoder.training and torch.is_grad_enabled()):
+        training = self.encoder.training
+        if not x.is_cuda or training != torch.is_grad_enabled():
             return self.encoder(x, padding_mask, grid)
         autocast = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else None
-        key = (tuple(x.shape), x.dtype, x.requires_grad, None if padding_mask is None else tuple(padding_mask.shape),
-               grid, autocast)
-        graphed = self.graphs.get(key)
-        if graphed is None:
-            if len(self.graphs) >= self.max_shapes:
-                if not self.warned:
-                    warnings.warn(f"cuda_graphs: {self.max_shapes} batch shapes captured; batches of other shapes "
-                                  f"(this one: {tuple(x.shape)}) run eagerly. Fixed shapes replay (text, speech: "
-                                  "data.pad_multiple)", stacklevel=2)
-                    self.warned = True
+        key = (tuple(x.shape), x.dtype, None if padding_mask is None else tuple(padding_mask.shape), grid, autocast)
+        if training:
+            graphed = self._captured(self.graphs, (*key, x.requires_grad), "training", x,
+                                     lambda: self._capture(x, padding_mask, grid, autocast))
+            if graphed is None:
                 return self.encoder(x, padding_mask, grid)
-            graphed = self.graphs[key] = self._capture(x, padding_mask, grid, autocast)
-        return graphed.output(graphed(x) if padding_mask is None else graphed(x, padding_mask), padding_mask)
+            return graphed.output(graphed(x) if padding_mask is None else graphed(x, padding_mask), padding_mask)
+        graphed = self._captured(self.eval_graphs, (*key, training_terms(), torch.is_inference_mode_enabled()),
+                                 "evaluation", x, lambda: self._capture_eval(x, padding_mask, grid, autocast))
+        return self.encoder(x, padding_mask, grid) if graphed is None else graphed(x, padding_mask)
+
+    def _captured(self, graphs: dict, key: tuple, kind: str, x: torch.Tensor, capture: Callable[[], object]):
+        """The capture of `key` in `graphs`, made by `capture()` if new and under the cap; None past the cap (warned
+        once for each `kind`)."""
+        graphed = graphs.get(key)
+        if graphed is None:
+            if len(graphs) >= self.max_shapes:
+                if kind not in self.warned:
+                    warnings.warn(f"cuda_graphs: {self.max_shapes} {kind} batch shapes captured; batches of other "
+                                  f"shapes (this one: {tuple(x.shape)}) run eagerly. Fixed shapes replay (text, "
+                                  "speech: data.pad_multiple)", stacklevel=3)
+                    self.warned.add(kind)
+                return None
+            graphed = graphs[key] = capture()
+        return graphed
 
     def _capture(self, x, padding_mask, grid, autocast: torch.dtype | None) -> _FlatEncoder:
         sample = (x.detach().clone().requires_grad_(x.requires_grad),)
@@ -182,6 +220,11 @@ class GraphedEncoder:
             sample += (padding_mask.clone(),)
         with _autocast(autocast):
             return _make_graphed(_FlatEncoder(self.encoder, grid), sample)
+
+    def _capture_eval(self, x, padding_mask, grid, autocast: torch.dtype | None) -> _EvalGraph:
+        if self.eval_pool is None:
+            self.eval_pool = torch.cuda.graph_pool_handle()
+        return _EvalGraph(self.encoder, x, padding_mask, grid, autocast, self.eval_pool)
 
     def __deepcopy__(self, memo):
         """A copy (an averaged model, say) gets the copied encoder and no captures (graphs cannot be copied)."""

@@ -187,10 +187,11 @@ class TaskModule(L.LightningModule):
             fixed shapes (images) more than length-bucketed text. In the default mode the kernel path traces the
             sequence length as a symbol (one graph for every length); the CPU reference scan loops over time in
             Python, so there each new length recompiles, up to dynamo's limit.
-        cuda_graphs: replay the encoder's training forward and backward as CUDA graphs, without torch.compile
-            (`infomamba.cuda_graphs.GraphedEncoder`; `infomamba fit --cuda_graphs`): capturing takes a few eager
-            steps where compiling takes minutes. One device, few batch shapes (images; text and speech with
-            `data.pad_multiple`), no gradient accumulation; eval and other shapes run eagerly. Not with `compile`.
+        cuda_graphs: replay the encoder's training forward and backward, and its evaluation forward (validation,
+            test, predictions), as CUDA graphs, without torch.compile (`infomamba.cuda_graphs.GraphedEncoder`;
+            `infomamba fit --cuda_graphs`): capturing takes a few eager steps where compiling takes minutes. One
+            device for training, few batch shapes (images; text and speech with `data.pad_multiple`), no gradient
+            accumulation; other shapes run eagerly. Not with `compile`.
     """
 
     def __init__(self, encoder: EncoderConfig = EncoderConfig(), loss: LossWeights = LossWeights(), lr: float = 1e-3,
