@@ -50,7 +50,7 @@ def _recorded(fn: Callable[[], object], pool=None) -> Callable[[], object]:
     with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
         output = fn()
 
-    def replay() -> torch.Tensor:
+    def replay() -> object:
         graph.replay()
         return output
     return replay
