@@ -263,8 +263,8 @@ def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, signum
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_while_a_fit_sets_up_takes_back_its_folder_in_one_line(signum, tmp_path):
     """A SIGTERM (a requeued SLURM job) while the data loaded had killed the process with no word, leaving a run folder
-    that held only its lock: the same command then found the folder taken and nothing in it to continue. (Ctrl-C here,
-    inside Lightning's fit, gets Lightning's one line; outside it, `stopped_outside_training`'s, tests/test_cli.py.)"""
+    that held only its lock: the same command then found the folder taken and nothing in it to continue. Ctrl-C here,
+    inside Lightning's fit, which catches it, gets the same line after Lightning's own."""
     args = ["fit", *SIGNALLED, "--run_dir", "exp"]
     child = cli([*args, "--trainer.callbacks+=test_resume.PauseAtSetup"], tmp_path, stdin=subprocess.PIPE)
     for line in child.stdout:
@@ -275,9 +275,8 @@ def test_a_signal_while_a_fit_sets_up_takes_back_its_folder_in_one_line(signum, 
             break
     out = child.communicate(timeout=120)[0]
     assert child.returncode == 128 + signum, out[-3000:]
-    if signum == signal.SIGTERM:
-        assert "infomamba --task text fit: stopped by SIGTERM outside a training step (nothing trained was left to " \
-               "save); took back exp, which it had claimed" in out, out[-3000:]
+    assert f"infomamba --task text fit: stopped by {signal.Signals(signum).name} outside a training step (nothing " \
+           "trained was left to save); took back exp, which it had claimed" in out, out[-3000:]
     assert "Traceback" not in out and not (tmp_path / "exp").exists()
     code, out = finish(cli([*args, "--trainer.max_steps=1", "--trainer.limit_val_batches=0"], tmp_path,
                            stdin=subprocess.DEVNULL))
@@ -285,17 +284,22 @@ def test_a_signal_while_a_fit_sets_up_takes_back_its_folder_in_one_line(signum, 
 
 
 def test_ctrl_c_during_an_evaluation_exits_with_130(tmp_path):
-    """Lightning catches the KeyboardInterrupt of an evaluation and exits with 1, as if it had failed."""
+    """Lightning catches the KeyboardInterrupt of an evaluation and exits with 1, as if it had failed: the command
+    exits with the shell's 130 and says so in one line."""
     code, out = finish(cli(["fit", *SIGNALLED, "--trainer.max_steps=1", "--trainer.limit_val_batches=0"], tmp_path))
     assert code == 0, out[-3000:]
     child = cli(["test", "--task", "text", "--ckpt_path", "runs/text/version_0/checkpoints/last.ckpt",
                  "--trainer.callbacks+=test_resume.PauseAtTestBatch"], tmp_path, stdin=subprocess.PIPE)
+    lines = []
     for line in child.stdout:
+        lines.append(line)
         if line.startswith("paused at test batch 0"):
             child.send_signal(signal.SIGINT)
             child.stdin.write("\n")
             child.stdin.flush()
-    assert child.wait(timeout=120) == 128 + signal.SIGINT
+    out = "".join(lines) + child.communicate(timeout=120)[0]
+    assert child.returncode == 128 + signal.SIGINT, out[-3000:]
+    assert "infomamba --task text test: stopped by SIGINT outside a training step" in out, out[-3000:]
 
 
 def test_ckpt_path_last_with_nothing_to_resume_is_a_one_line_error(tmp_path, monkeypatch):

@@ -802,7 +802,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(err, RunRefused):
             raise SystemExit(f"infomamba --task {name} {args[0]}: {err}") from None
         if interrupted and isinstance(err, SystemExit) and err.code == 1:  # Lightning's exit after Ctrl-C
-            raise SystemExit(128 + signal.SIGINT) from None
+            err = KeyboardInterrupt()
         stopped = stopped_outside_training(err, f"infomamba --task {name} {args[0]}", claimed)
         if stopped:
             raise stopped from None
