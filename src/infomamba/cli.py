@@ -97,7 +97,8 @@ class Terminated(BaseException):
 
 class Interrupts(list):
     """Ctrl-C's, noted before each interrupts as usual (KeyboardInterrupt): Lightning catches that of an evaluation
-    and exits with 1, which the CLI then turns into the shell's 130 (a fit stops by `StopOnSignal`); a SIGTERM raises
+    or of a fit setting up and exits with 1, which the CLI then ends as an uncaught one, with
+    `stopped_outside_training`'s line and the shell's 130 (a fit's steps stop by `StopOnSignal`); a SIGTERM raises
     `Terminated` (Lightning's own handler, from a fit's start, runs this one after its own); `restore` puts the
     handlers before them back."""
 
