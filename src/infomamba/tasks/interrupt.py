@@ -54,14 +54,14 @@ class StopOnSignal(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         """Mid-epoch, the fit stops once the step is done: Lightning raises `SIGTERMException` after the step's end
         (its metrics logged: raised here, the step's row was never written) where it has noted a SIGTERM, set here
-        for either signal (`_stop_mid_epoch`), and after the validation due there, if one is (`on_validation_start`).
+        for either signal (`_stop`), and after the validation due there, if one is (`on_validation_start`).
         A stop waits for the end of the running gradient-accumulation window (`accumulate_grad_batches`): a
         checkpoint holds no accumulated gradient, so a run stopped inside a window had resumed with the window's
         first micro-batches lost to its next optimizer step, not where an uninterrupted run would be."""
         stepped = (batch_idx + 1) % trainer.accumulate_grad_batches == 0
         signum = self._signalled(trainer) if stepped and batch_idx + 1 < trainer.num_training_batches else None
         if signum:
-            self._stop_mid_epoch(trainer, signum, validated=False)
+            self._stop(trainer, signum)
 
     def on_validation_start(self, trainer, pl_module) -> None:
         """A validation due after the step a stop was decided at runs whole (Lightning's loop stops a validation after
@@ -81,10 +81,13 @@ class StopOnSignal(Callback):
             return
         signum = self._signalled(trainer)
         if signum:
-            self._stop_mid_epoch(trainer, signum, validated=True)
+            self._stop(trainer, signum, validated=True)
 
-    def _stop_mid_epoch(self, trainer, signum: int, validated: bool) -> None:
-        self._stopping, self._mid_epoch, self._validated = signum, True, validated
+    def _stop(self, trainer, signum: int, after_epoch: int | None = None, validated: bool = False) -> None:
+        """Notes the stop, after epoch `after_epoch`'s end or inside an epoch (None; `validated`: a validation ran at
+        that step), as Lightning notes a SIGTERM: it raises `SIGTERMException` after the running step's end."""
+        self._stopping, self._after_epoch, self._validated = signum, after_epoch, validated
+        self._mid_epoch = after_epoch is None
         trainer._signal_connector.received_sigterm = True
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
@@ -96,9 +99,7 @@ class StopOnSignal(Callback):
         SIGTERM (`received_sigterm`), which is set here for either signal."""
         signum = self._signalled(trainer)
         if signum:
-            self._stopping, self._after_epoch = signum, trainer.current_epoch
-            self._mid_epoch = self._validated = False
-            trainer._signal_connector.received_sigterm = True
+            self._stop(trainer, signum, after_epoch=trainer.current_epoch)
 
     def _signalled(self, trainer) -> int | None:
         """The signal to stop for, decided by every DDP rank together (one rank's signal stops them all); None to go
