@@ -129,6 +129,15 @@ for part in "$@"; do
              --lengths 16384 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 3 --repeats 10 \
              --train --compile --out $OUT/bench_compile > $OUT/bench_compile.log 2>&1; echo "compile rc=$?" >> $OUT/bench_compile.log
            tail -40 $OUT/bench_compile.log ;;
+    # the goal rows under torch.compile (the "--compile rows"): the SSD form and attention, eager, replayed as
+    # CUDA graphs and compiled with reduce-overhead, at COMPILE_RES (default 224 512: a call each for 224 512 and 1024)
+    compile_goals) TORCH_LOGS=recompiles timeout ${COMPILE_GUARD:-560} python3 -m infomamba.bench \
+             --mixers 'infomamba{ssm_heads: 12}' attention --resolutions ${COMPILE_RES:-224 512} --batch 64 --dim 384 \
+             --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs --compile \
+             --compile-modes reduce-overhead --out $OUT/bench_$part > $OUT/bench_$part.log 2>&1
+           echo "bench rc=$?" >> $OUT/bench_$part.log
+           grep -v Warning $OUT/bench_$part.log | grep "rc=\|^| \|Recompiling" | tail -20
+           python3 benchmarks/ssm_goals.py $OUT/bench_$part/bench.csv --mixers 'infomamba{ssm_heads: 12}' ;;
     ssd) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py tests/ops/test_ssd_scan.py \
              > $OUT/tests_ssd.log 2>&1; echo "tests_ssd rc=$?" >> $OUT/tests_ssd.log; tail -3 $OUT/tests_ssd.log
          timeout 360 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 16x4096 8x16384 --chunks 32 64 \
