@@ -303,3 +303,30 @@ def test_aux_loss_rows_on_cpu_and_its_usage_errors(tmp_path, monkeypatch, capsys
     assert [r["model"] for r in rows] == ["infomamba", "attention"]
     assert all(float(r["train_step_ms"]) > 0 for r in rows)
     assert "train loss Eq. 14 (cross-entropy + auxiliary terms)" in (tmp_path / "bench.md").read_text()
+
+
+def test_the_rows_after_a_compiled_model_start_without_what_torch_compile_kept(tmp_path, monkeypatch):
+    """torch._dynamo.reset (which also frees reduce-overhead's CUDA-graph pools) runs between a compiled model's last
+    row and the next model's first: its image rows and its sequence rows, then the next mixer's rows."""
+    events = []
+    real_measure = bench.measure
+
+    def spy(model, *args, **kwargs):
+        events.append(("measure", model, getattr(model, "compiled_here", False)))
+        return real_measure(model, *args, **kwargs)
+
+    def identity_compile(model, **kwargs):
+        model.compiled_here = True
+        return model
+
+    monkeypatch.setattr(bench, "measure", spy)
+    monkeypatch.setattr(torch, "compile", identity_compile)
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: events.append(("reset", None, False)))
+    bench.main(["--mixers", "attention", "mamba", "--resolutions", "32", "--lengths", "16", "--batch", "2",
+                "--seq-batch", "2", "--dim", "32", "--depth", "1", "--warmup", "1", "--repeats", "1", "--compile",
+                "--compile-mixers", "attention", "--size-matched", "", "--out", str(tmp_path)])
+    measured = [(i, model, compiled) for i, (kind, model, compiled) in enumerate(events) if kind == "measure"]
+    assert [compiled for _, _, compiled in measured] == [False, False, True, True, False, False]
+    for (i, model, compiled), (j, after, _) in zip(measured, measured[1:]):
+        if compiled and after is not model:
+            assert ("reset", None, False) in events[i + 1:j], f"rows {i} -> {j}: no reset after the compiled model"

@@ -265,6 +265,16 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
     return row
 
 
+def forget_compiled() -> None:
+    """Drops what torch.compile kept of the models compiled so far (`torch._dynamo.reset`): their code caches, so the
+    next compiled model starts below the recompile limit, and reduce-overhead's CUDA-graph trees with their memory
+    pools. Called after each model's rows, so that no row runs beside what an earlier compiled model left reserved.
+    When the sweep reset only before each compile, attention's eager 1024 px training step, measured after InfoMamba
+    compiled at six sizes, ran out of memory on an 80 GB H100 where it trains in 59 GiB on its own
+    (docs/benchmarks.md)."""
+    torch._dynamo.reset()
+
+
 def environment(device) -> str:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     try:
@@ -620,7 +630,6 @@ def main(argv: list[str] | None = None) -> None:
             # faster but measured slower on the H200 (InfoMamba 224 px step 167 vs 135 ms: no fusion across
             # blocks, one guarded call per block), and under reduce-overhead its one graph, replayed with each
             # block's parameters at other addresses, is re-recorded on every call (a 793 ms step).
-            torch._dynamo.reset()  # each variant starts with an empty cache: no recompile limit reached
             return torch.compile(model, dynamic=False, mode=mode)
         return compile_model
 
@@ -645,6 +654,7 @@ def main(argv: list[str] | None = None) -> None:
                     run(label + suffix, fast, images, "resolution", {"resolution": res, "tokens": (res // 16) ** 2},
                         runner, may_fail=bool(suffix))
             del model, fast
+            forget_compiled()
             model = SequenceModel(config, aux_loss=args.aux_loss).to(device)
             fast = wrap(model)
             for length in args.lengths:
@@ -652,6 +662,7 @@ def main(argv: list[str] | None = None) -> None:
                     tokens = torch.randn(args.seq_batch, length, args.dim, device=device)
                     run(label + suffix, fast, tokens, "length", {"tokens": length}, runner, may_fail=bool(suffix))
             del model, fast
+            forget_compiled()
             torch.cuda.empty_cache() if device.type == "cuda" else None
     if args.timm:
         try:
