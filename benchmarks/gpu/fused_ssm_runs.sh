@@ -130,10 +130,11 @@ for part in "$@"; do
              --train --compile --out $OUT/bench_compile > $OUT/bench_compile.log 2>&1; echo "compile rc=$?" >> $OUT/bench_compile.log
            tail -40 $OUT/bench_compile.log ;;
     # the goal rows under torch.compile (the "--compile rows"): the SSD form and attention, eager, replayed as
-    # CUDA graphs and compiled with reduce-overhead, at COMPILE_RES (default 224 512: a call each for 224 512 and 1024)
+    # CUDA graphs and compiled with reduce-overhead, at COMPILE_RES (default 224 512: a call each for 224 512 and 1024);
+    # COMPILE_MORE adds --mixers entries and flags (the full set, a call a size: 'mamba infomamba --timm')
     compile_goals) TORCH_LOGS=recompiles timeout ${COMPILE_GUARD:-560} python3 -m infomamba.bench \
-             --mixers 'infomamba{ssm_heads: 12}' attention --resolutions ${COMPILE_RES:-224 512} --batch 64 --dim 384 \
-             --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs --compile \
+             --mixers 'infomamba{ssm_heads: 12}' attention ${COMPILE_MORE:-} --resolutions ${COMPILE_RES:-224 512} \
+             --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs --compile \
              --compile-modes reduce-overhead --out $OUT/bench_$part > $OUT/bench_$part.log 2>&1
            echo "bench rc=$?" >> $OUT/bench_$part.log
            grep -v Warning $OUT/bench_$part.log | grep "rc=\|^| \|Recompiling" | tail -20
