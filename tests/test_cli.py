@@ -1,5 +1,6 @@
 """The real entry point, in-process: fit / validate / test / predict on tiny generated data."""
 import json
+import math
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ from typing import Optional, Union
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from infomamba import cli
 from infomamba.cli import QUIET_WARNINGS, main, pop_task, read_limits_as_lightning_does, shorthands
@@ -293,13 +295,35 @@ def test_image_fit_on_a_generated_image_folder(tmp_path, monkeypatch):
 MIXER_OPTIONS = {"infomamba": "{k_max: 8, d_state: 4, d_concept: 8, chunk: 8}", "linformer": "{max_len: 512}"}
 
 
+class GradientsReachEveryMixer(Callback):
+    """Records, after each training batch, the loss and each block's mixer gradient norm (over the parameters that got
+    one) into `seen` (`--trainer.callbacks+=test_cli.GradientsReachEveryMixer`)."""
+    seen: list[tuple[float, list[float]]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.seen.append((float(loss), [mixer_grad_norm(block.mixer) for block in pl_module.encoder.stack.blocks]))
+
+
+def mixer_grad_norm(mixer: torch.nn.Module) -> float:
+    grads = [p.grad.detach().float() for p in mixer.parameters() if p.grad is not None]
+    return float(torch.cat([g.flatten() for g in grads]).norm()) if grads else 0.0
+
+
 @pytest.mark.parametrize("mixer", __import__("infomamba").list_mixers())
 def test_every_mixer_fits_the_text_task(mixer, tmp_path, monkeypatch):
+    """One training step of each mixer in the CLI: a finite loss, and a finite, non-zero gradient in every block's
+    mixer (the loss reaches each mixer's parameters)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(GradientsReachEveryMixer, "seen", [])
     main(["fit", "--task", "text", "--data.listops_size=32", "--data.batch_size=8", "--model.encoder.dim=16",
           "--model.encoder.depth=2", f"--model.encoder.mixer={mixer}",
           f"--model.encoder.mixer_options={MIXER_OPTIONS.get(mixer, '{}')}", "--trainer.fast_dev_run=true",
-          "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"])
+          "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+          "--trainer.callbacks+=test_cli.GradientsReachEveryMixer"])
+    [(loss, norms)] = GradientsReachEveryMixer.seen
+    assert math.isfinite(loss)
+    assert len(norms) == 2 and all(math.isfinite(n) and n > 0 for n in norms), norms
 
 
 @pytest.mark.parametrize("off", [["--trainer.enable_checkpointing=false"], ["--config", "off.yaml"]])
