@@ -1,4 +1,5 @@
 import argparse
+import sys
 
 import pytest
 import torch
@@ -330,3 +331,37 @@ def test_the_rows_after_a_compiled_model_start_without_what_torch_compile_kept(t
     for (i, model, compiled), (j, after, _) in zip(measured, measured[1:]):
         if compiled and after is not model:
             assert ("reset", None, False) in events[i + 1:j], f"rows {i} -> {j}: no reset after the compiled model"
+
+
+def test_the_timm_reference_gets_the_rows_the_mixers_get(tmp_path, monkeypatch):
+    """--timm adds ViT-S rows at each resolution (built for that image size), compiled too under --compile (torch.compile
+    replaced by a marker), but not when --compile-mixers picks mixers; timm itself is stubbed (absent here)."""
+    import csv
+    import types
+
+    built, compiled = [], []
+
+    def create_model(name, img_size, num_classes):
+        built.append((name, img_size))
+        nn = torch.nn
+        return nn.Sequential(nn.Conv2d(3, 8, 16, 16), nn.Flatten(2), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+                             nn.Linear(8, num_classes))
+
+    def marked_compile(model, **kwargs):
+        compiled.append(model)
+        return model
+
+    monkeypatch.setitem(sys.modules, "timm", types.SimpleNamespace(create_model=create_model))
+    monkeypatch.setattr(torch, "compile", marked_compile)
+    common = ["--mixers", "attention", "--resolutions", "32", "48", "--batch", "2", "--dim", "32", "--depth", "1",
+              "--warmup", "1", "--repeats", "1", "--timm", "--compile", "--size-matched", ""]
+    bench.main([*common, "--out", str(tmp_path / "all")])
+    rows = list(csv.DictReader(open(tmp_path / "all" / "bench.csv")))
+    timm_rows = [(r["model"], r["resolution"]) for r in rows if r["model"].startswith("timm")]
+    assert timm_rows == [("timm vit_small_patch16", "32"), ("timm vit_small_patch16", "48"),
+                         ("timm vit_small_patch16 +compile", "32"), ("timm vit_small_patch16 +compile", "48")]
+    assert built == [("vit_small_patch16_224", 32), ("vit_small_patch16_224", 48)] * 2
+    assert len(compiled) == 2 + 2  # attention's image and sequence models, then a ViT-S a resolution
+    bench.main([*common, "--compile-mixers", "attention", "--out", str(tmp_path / "picked")])
+    rows = list(csv.DictReader(open(tmp_path / "picked" / "bench.csv")))
+    assert [r["model"] for r in rows if r["model"].startswith("timm")] == ["timm vit_small_patch16"] * 2

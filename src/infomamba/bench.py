@@ -540,7 +540,9 @@ def parser() -> argparse.ArgumentParser:
                    help="YAML of size-matched mixer options, its setting for --dim and --depth applied (default the "
                    "repository's configs/size_matched.yaml, from any folder; '' for each mixer's defaults)")
     p.add_argument("--timm", action="store_true",
-                   help="add timm's vit_small_patch16_224 as a reference row at each resolution")
+                   help="add timm's vit_small_patch16_224 as a reference row at each resolution, with its +graphs "
+                   "and +compile rows where --cuda-graphs and --compile ask for them (--compile-mixers leaves it "
+                   "eager)")
     p.add_argument("--max-tokens-attention", type=positive, default=4096, metavar="TOKENS",
                    help="skip quadratic mixers (and --timm) above this many tokens: their memory grows with the "
                    "square (default %(default)s)")
@@ -670,13 +672,16 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError:
             print("timm is not installed: no ViT-S reference row", flush=True)
         else:
-            for res in args.resolutions:
-                if (res // 16) ** 2 <= args.max_tokens_attention:
-                    vit = timm.create_model("vit_small_patch16_224", img_size=res, num_classes=1000).to(device)
-                    images = torch.randn(args.batch, 3, res, res, device=device)
-                    run("timm vit_small_patch16", vit, images, "resolution",
-                        {"resolution": res, "tokens": (res // 16) ** 2})
-                    del vit
+            for suffix, wrap, runner in variants("timm", {}):
+                for res in args.resolutions:
+                    if (res // 16) ** 2 <= args.max_tokens_attention:
+                        vit = timm.create_model("vit_small_patch16_224", img_size=res, num_classes=1000).to(device)
+                        fast = wrap(vit)
+                        images = torch.randn(args.batch, 3, res, res, device=device)
+                        run("timm vit_small_patch16" + suffix, fast, images, "resolution",
+                            {"resolution": res, "tokens": (res // 16) ** 2}, runner, may_fail=bool(suffix))
+                        del vit, fast
+                        forget_compiled()
     for k in args.kmax_sweep:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer="infomamba",
                                mixer_options={**matched.get("infomamba", {}), "k_max": k})
