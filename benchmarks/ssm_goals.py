@@ -1,8 +1,12 @@
-"""The fused-SSM issue's goals, read from one `infomamba bench` CSV: each given mixer against the size-matched
+"""The fused-SSM issue's goals, read from `infomamba bench` CSVs: each given mixer against the size-matched
 attention (and, for one goal, mamba) of the same run in the same mode (eager, `+graphs`, `+compile`, ...).
 
     python benchmarks/ssm_goals.py docs/runs/bench_ssd_bench_d5651f7_h200.csv \
         --mixers infomamba 'infomamba{ssm_heads: 12}'
+    python benchmarks/ssm_goals.py docs/runs/bench_compile_all_{224,512,1024}_d4eba43_h100.csv  # a run a size
+
+Several CSVs make one table: each ratio is taken within one CSV (one process), and a goal that two of them measure
+in the same mode is refused.
 
 The bench's own `*_x_attn` columns divide by eager attention whatever the row's mode; here a `+graphs` row is
 compared with `attention +graphs`. Peaks: a row that replays CUDA graphs allocates its graph pool while the first
@@ -83,19 +87,26 @@ def rows_by_key(rows: list[dict]) -> dict[tuple[str, str, str, int], dict]:
     return table
 
 
-def assess(rows: list[dict], mixer: str) -> list[tuple[Goal, dict[str, tuple[float, bool] | None]]]:
-    """Per goal, per mode the mixer has rows in: (ratio, met), or None where the run lacks a row it needs."""
-    table = rows_by_key(rows)
-    modes = sorted({mode for (m, mode, _, _) in table if m == mixer}, key=lambda m: (m != "", m))
+def assess(runs: dict[str, list[dict]], mixer: str) -> list[tuple[Goal, dict[str, tuple[float, bool] | None]]]:
+    """Per goal, per mode the mixer has rows in: (ratio, met), or None where no run has both rows it needs. `runs`
+    maps a name (the CSV's path) to its rows; a ratio's two rows come from one run, and a goal that two runs measure
+    in one mode is a ValueError naming them."""
+    tables = {name: rows_by_key(rows) for name, rows in runs.items()}
+    modes = sorted({mode for table in tables.values() for (m, mode, _, _) in table if m == mixer},
+                   key=lambda m: (m != "", m))
     out = []
     for goal in GOALS:
         cells: dict[str, tuple[float, bool] | None] = {}
         for mode in modes:
-            row = table.get((mixer, mode, goal.sweep, goal.size))
-            ref = table.get((goal.reference, mode, goal.sweep, goal.size))
-            if row is None or ref is None:
+            keys = ((mixer, mode, goal.sweep, goal.size), (goal.reference, mode, goal.sweep, goal.size))
+            pairs = {name: [table[k] for k in keys] for name, table in tables.items() if all(k in table for k in keys)}
+            if len(pairs) > 1:
+                raise ValueError(f"{' and '.join(pairs)} both measure '{goal.text}' at {goal.size} "
+                                 f"({mode.strip() or 'eager'}): give one of them")
+            if not pairs:
                 cells[mode] = None
                 continue
+            [(row, ref)] = pairs.values()
             value = ratio(goal, row, ref, mode)
             cells[mode] = (value, value <= goal.bound if goal.at_most else value >= goal.bound)
         out.append((goal, cells))
@@ -116,22 +127,27 @@ def markdown(mixer: str, assessed) -> str:
         shown = [f"{c[0]:.2f}x ({'met' if c[1] else 'not met'})" if c else "n/a" for c in cells.values()]
         lines.append(f"| {goal.text} | {size} | " + " | ".join(shown) + " |")
     if missing:
-        lines.append(f"\nNot in this run: {'; '.join(missing)}.")
+        lines.append(f"\nNot measured: {'; '.join(missing)}.")
     return "\n".join(lines)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("csv", help="bench.csv of one `infomamba bench --train` run")
+    p.add_argument("csv", nargs="+", help="bench.csv of `infomamba bench --train` runs (one table of them all)")
     p.add_argument("--mixers", nargs="+", default=["infomamba"], help="row labels as the bench wrote them")
     args = p.parse_args(argv)
-    with open(args.csv, newline="") as f:
-        rows = list(csv.DictReader(f))
-    labels = {split_mode(r["model"])[0] for r in rows}
+    runs = {}
+    for path in args.csv:
+        with open(path, newline="") as f:
+            runs[path] = list(csv.DictReader(f))
+    labels = {split_mode(r["model"])[0] for rows in runs.values() for r in rows}
     for mixer in args.mixers:
         if mixer not in labels:
-            raise SystemExit(f"{args.csv} has no rows of {mixer!r}; its mixers: {', '.join(sorted(labels))}")
-        print(markdown(mixer, assess(rows, mixer)) + "\n")
+            raise SystemExit(f"{', '.join(args.csv)}: no rows of {mixer!r}; the mixers: {', '.join(sorted(labels))}")
+        try:
+            print(markdown(mixer, assess(runs, mixer)) + "\n")
+        except ValueError as err:
+            raise SystemExit(f"ssm_goals: {err}") from None
 
 
 if __name__ == "__main__":

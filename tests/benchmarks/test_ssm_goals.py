@@ -1,4 +1,4 @@
-"""benchmarks/ssm_goals.py: the fused-SSM issue's goals from one bench CSV, each mode against its own attention."""
+"""benchmarks/ssm_goals.py: the fused-SSM issue's goals from bench CSVs, each mode against its own attention."""
 import csv
 
 import pytest
@@ -16,6 +16,14 @@ def row(model, sweep, size, step, throughput=100.0, latency=10.0, peak=4.0, firs
             "train_peak_gib": peak}
 
 
+def write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 @pytest.fixture
 def goals():
     return load("ssm_goals")
@@ -30,7 +38,7 @@ def test_each_mode_is_compared_with_attention_in_the_same_mode(goals):
             row("attention +graphs", "resolution", 224, 15.0, throughput=2000.0, peak=0.5, first_peak=4.0),
             row("ssm{heads: 2}", "resolution", 224, 60.0, throughput=500.0, peak=3.0),
             row("ssm{heads: 2} +graphs", "resolution", 224, 17.0, throughput=1900.0, peak=0.4, first_peak=5.0)]
-    assessed = goals.assess([{k: str(v) for k, v in r.items()} for r in rows], "ssm{heads: 2}")
+    assessed = goals.assess({"run": [{k: str(v) for k, v in r.items()} for r in rows]}, "ssm{heads: 2}")
     step = cells(assessed, "train step <= 1.2x attention's", 224)
     assert step[""] == (pytest.approx(2.0), False)
     assert step[" +graphs"] == (pytest.approx(17 / 15), True)  # not 17 / 30, eager attention's
@@ -45,15 +53,31 @@ def test_each_mode_is_compared_with_attention_in_the_same_mode(goals):
 def test_the_long_sequence_goal_is_a_speedup_at_most_attentions_memory(goals, tmp_path, capsys):
     rows = [row("attention", "length", 16384, 900.0, peak=30.0), row("mamba", "length", 16384, 400.0),
             row("infomamba", "length", 16384, 250.0, peak=26.0)]
-    path = tmp_path / "bench.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    path = write_csv(tmp_path / "bench.csv", rows)
     goals.main([str(path), "--mixers", "infomamba"])
     out = capsys.readouterr().out
     assert "| tokens/s >= 3x attention's | 16,384 tokens | 3.60x (met) |" in out
     assert "| train peak <= attention's | 16,384 tokens | 0.87x (met) |" in out
-    assert "Not in this run: train peak <= attention's at 224 px;" in out
+    assert "Not measured: train peak <= attention's at 224 px;" in out
     with pytest.raises(SystemExit, match="no rows of 'vim'"):
         goals.main([str(path), "--mixers", "vim"])
+
+
+def test_runs_of_one_size_each_make_one_table_each_ratio_within_its_run(goals, tmp_path, capsys):
+    """A CSV a size (the bench in one process a size): one table; a ratio never pairs rows of two runs, and a goal
+    two runs both measure is refused in one line naming them."""
+    small = write_csv(tmp_path / "224.csv", [row("attention", "resolution", 224, 20.0),
+                                             row("infomamba", "resolution", 224, 30.0)])
+    large = write_csv(tmp_path / "1024.csv", [row("attention", "resolution", 1024, 600.0),
+                                              row("infomamba", "resolution", 1024, 300.0),
+                                              row("attention", "resolution", 224, 10.0)])
+    goals.main([str(small), str(large), "--mixers", "infomamba"])
+    out = capsys.readouterr().out
+    assert "| train step <= 1.2x attention's | 224 px | 1.50x (not met) |" in out  # 30 / 20, not 30 / 10
+    assert "| train step <= 0.4x attention's | 1024 px | 0.50x (not met) |" in out
+    assert out.count("| infomamba: goal |") == 1
+    again = write_csv(tmp_path / "224_again.csv", [row("attention", "resolution", 224, 20.0),
+                                                   row("infomamba", "resolution", 224, 20.0)])
+    refused = r"224.csv and .*224_again.csv both measure 'train peak <= attention's' at 224 \(eager\): give one"
+    with pytest.raises(SystemExit, match=refused):
+        goals.main([str(small), str(again), "--mixers", "infomamba"])
