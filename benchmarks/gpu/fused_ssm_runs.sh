@@ -139,6 +139,16 @@ for part in "$@"; do
            echo "bench rc=$?" >> $OUT/bench_$part.log
            grep -v Warning $OUT/bench_$part.log | grep "rc=\|^| \|Recompiling" | tail -20
            python3 benchmarks/ssm_goals.py $OUT/bench_$part/bench.csv --mixers 'infomamba{ssm_heads: 12}' ;;
+    # the 16,384-token goal row under torch.compile (SSD form, attention, mamba; eager, graphed, reduce-overhead); with
+    # COMPILE_RES='224 384 512 1024' the image sizes too, which checks the bench's reset after each model's rows (before
+    # it, attention's 1024 px step ran out of memory after InfoMamba's compiled sizes)
+    compile_lengths) TORCH_LOGS=recompiles timeout ${COMPILE_GUARD:-560} python3 -m infomamba.bench \
+             --mixers 'infomamba{ssm_heads: 12}' attention mamba --resolutions ${COMPILE_RES:-} --lengths 16384 \
+             --max-tokens-attention 16384 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train \
+             --cuda-graphs --compile --compile-modes reduce-overhead --out $OUT/bench_$part > $OUT/bench_$part.log 2>&1
+           echo "bench rc=$?" >> $OUT/bench_$part.log
+           grep -v Warning $OUT/bench_$part.log | grep "rc=\|^| \|Recompiling\|out of memory" | tail -30
+           python3 benchmarks/ssm_goals.py $OUT/bench_$part/bench.csv --mixers 'infomamba{ssm_heads: 12}' ;;
     ssd) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py tests/ops/test_ssd_scan.py \
              > $OUT/tests_ssd.log 2>&1; echo "tests_ssd rc=$?" >> $OUT/tests_ssd.log; tail -3 $OUT/tests_ssd.log
          timeout 360 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 16x4096 8x16384 --chunks 32 64 \
