@@ -334,8 +334,9 @@ def test_the_rows_after_a_compiled_model_start_without_what_torch_compile_kept(t
 
 
 def test_the_timm_reference_gets_the_rows_the_mixers_get(tmp_path, monkeypatch):
-    """--timm adds ViT-S rows at each resolution (built for that image size), compiled too under --compile (torch.compile
-    replaced by a marker), but not when --compile-mixers picks mixers; timm itself is stubbed (absent here)."""
+    """--timm adds ViT-S rows at each resolution (built for that image size), compiled too under --compile
+    (torch.compile replaced by a marker), but not when --compile-mixers picks mixers; timm itself is stubbed (absent
+    here)."""
     import csv
     import types
 

@@ -302,12 +302,9 @@ class GradientsReachEveryMixer(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        self.seen.append((float(loss), [mixer_grad_norm(block.mixer) for block in pl_module.encoder.stack.blocks]))
-
-
-def mixer_grad_norm(mixer: torch.nn.Module) -> float:
-    grads = [p.grad.detach().float() for p in mixer.parameters() if p.grad is not None]
-    return float(torch.cat([g.flatten() for g in grads]).norm()) if grads else 0.0
+        self.seen.append((float(loss), [float(torch.nn.utils.get_total_norm(
+            [p.grad for p in block.mixer.parameters() if p.grad is not None]))
+            for block in pl_module.encoder.stack.blocks]))
 
 
 @pytest.mark.parametrize("mixer", __import__("infomamba").list_mixers())
