@@ -133,6 +133,33 @@ def test_training_is_timed_after_the_steps_that_record_cuda_graphs(monkeypatch):
     assert train_warmup >= 2 and train_timed >= 1
 
 
+@pytest.mark.parametrize("repeats", [1, 2, 5, 20])
+def test_one_slow_training_step_does_not_move_the_reported_step_time(monkeypatch, repeats):
+    """The timed training steps have an odd count of at least three, so their median is a steady step's time even
+    when one of them is slow (a CUDA-graph recording that fell into them): with two, their median was their mean.
+    The clock is the test's: each call advances it by 1 ms, the first timed training step by 1,000 ms."""
+    clock = {"now": 0.0, "steps": 0}
+    warmup_steps = bench.train_warmup_steps(2)
+
+    def slow_once(*_):
+        clock["steps"] += 1
+        clock["now"] += 1.0 if clock["steps"] != warmup_steps + 1 else 1000.0
+
+    def eager_train_step(model, inputs, labels, dtype, warmup):
+        bench.time_ms(slow_once, inputs.device, 0, bench.train_warmup_steps(warmup))
+        return slow_once
+
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["now"] / 1e3)
+    def forward():
+        clock["now"] += 1.0
+
+    runner = bench.Runner(lambda model, inputs, dtype: forward, eager_train_step)
+    row = bench.measure(torch.nn.Linear(4, 1000), torch.randn(2, 4), torch.device("cpu"), "fp32", warmup=2,
+                        repeats=repeats, train=True, runner=runner)
+    assert row["train_step_ms"] == pytest.approx(1.0)
+    assert clock["steps"] - warmup_steps == bench.train_repeats(repeats) >= 3
+
+
 def test_a_mixers_entry_carries_options_in_yaml_braces():
     from infomamba.bench import parse_mixer_entry
     assert parse_mixer_entry("mamba") == ("mamba", "mamba", {})

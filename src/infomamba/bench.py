@@ -125,6 +125,13 @@ def train_warmup_steps(warmup: int) -> int:
     return max(2, warmup // 2)
 
 
+def train_repeats(repeats: int) -> int:
+    """Timed training steps: half the inference repeats, rounded up to an odd count of at least three, so that the
+    median is one step's time and a single slow step (a late CUDA-graph recording, say) cannot move it: the median
+    of two steps, what `--repeats 5` timed before, is their mean."""
+    return max(3, repeats // 2) | 1
+
+
 def _peak_gib(fn, device) -> float:
     """Peak GiB allocated while fn() runs (NaN off CUDA); the peak statistics are reset afterwards."""
     if device.type != "cuda":
@@ -251,7 +258,7 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
         try:
             row["train_first_peak_gib"] = _peak_gib(
                 lambda: steps.append(runner.train_step(model, inputs, labels, dtype, warmup)), device)
-            row["train_step_ms"] = time_ms(steps[0], device, 0, max(1, repeats // 2))
+            row["train_step_ms"] = time_ms(steps[0], device, 0, train_repeats(repeats))
             row["train_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
             row["train_added_gib"] = row["train_peak_gib"] - row.get("train_held_gib", float("nan"))
         except torch.OutOfMemoryError:
@@ -513,8 +520,8 @@ def parser() -> argparse.ArgumentParser:
                    "(default %(default)s)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs before the timed ones (default %(default)s)")
     p.add_argument("--repeats", type=positive, default=20,
-                   help="timed runs, the median reported; a training step is timed over half as many "
-                   "(default %(default)s)")
+                   help="timed runs, the median reported; a training step is timed over half as many, an odd "
+                   "count of at least 3 (default %(default)s)")
     p.add_argument("--train", action="store_true", help="also time an AdamW training step and record peak memory")
     p.add_argument("--aux-loss", action="store_true",
                    help="with --train: the step optimises Eq. 14, cross-entropy plus the mixers' auxiliary terms "
