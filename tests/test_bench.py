@@ -149,10 +149,10 @@ def test_one_slow_training_step_does_not_move_the_reported_step_time(monkeypatch
         bench.time_ms(slow_once, inputs.device, 0, bench.train_warmup_steps(warmup))
         return slow_once
 
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["now"] / 1e3)
     def forward():
         clock["now"] += 1.0
 
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["now"] / 1e3)
     runner = bench.Runner(lambda model, inputs, dtype: forward, eager_train_step)
     row = bench.measure(torch.nn.Linear(4, 1000), torch.randn(2, 4), torch.device("cpu"), "fp32", warmup=2,
                         repeats=repeats, train=True, runner=runner)

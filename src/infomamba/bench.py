@@ -127,8 +127,8 @@ def train_warmup_steps(warmup: int) -> int:
 
 def train_repeats(repeats: int) -> int:
     """Timed training steps: half the inference repeats, rounded up to an odd count of at least three, so that the
-    median is one step's time and a single slow step (a late CUDA-graph recording, say) cannot move it: the median
-    of two steps, what `--repeats 5` timed before, is their mean."""
+    median is one step's time and a single slow step (a late CUDA-graph recording, say) cannot move it, as it moves
+    the median of two, their mean."""
     return max(3, repeats // 2) | 1
 
 
