@@ -11,6 +11,15 @@ compiled() {  # part name, compile modes: attention then InfoMamba at 224 / 1024
     --out $OUT/bench_$name > $OUT/bench_$name.log 2>&1; echo "$name rc=$?" >> $OUT/bench_$name.log
   grep -v Warning $OUT/bench_$name.log | grep "rc=\|^| \|Recompiling" | tail -30
 }
+goal_bench() {  # part name, then `infomamba.bench` options: the compiled goal rows, then the goals read from them
+  local name=$1; shift
+  TORCH_LOGS=recompiles timeout ${COMPILE_GUARD:-560} python3 -m infomamba.bench "$@" --dim 384 --depth 12 \
+    --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs --compile --compile-modes reduce-overhead \
+    --out $OUT/bench_$name > $OUT/bench_$name.log 2>&1
+  echo "bench rc=$?" >> $OUT/bench_$name.log
+  grep -v Warning $OUT/bench_$name.log | grep "rc=\|^| \|Recompiling\|out of memory" | tail -30
+  python3 benchmarks/ssm_goals.py $OUT/bench_$name/bench.csv --mixers 'infomamba{ssm_heads: 12}'
+}
 profiled() {  # part name, then benchmarks/profile_step.py options
   local name=$1; shift
   timeout 200 python3 benchmarks/profile_step.py "$@" > $OUT/$name.log 2>&1; echo "$name rc=$?" >> $OUT/$name.log
@@ -132,23 +141,13 @@ for part in "$@"; do
     # the goal rows under torch.compile (the "--compile rows"): the SSD form and attention, eager, replayed as
     # CUDA graphs and compiled with reduce-overhead, at COMPILE_RES (default 224 512: a call each for 224 512 and 1024);
     # COMPILE_MORE adds --mixers entries and flags (the full set, a call a size: 'mamba infomamba --timm')
-    compile_goals) TORCH_LOGS=recompiles timeout ${COMPILE_GUARD:-560} python3 -m infomamba.bench \
-             --mixers 'infomamba{ssm_heads: 12}' attention ${COMPILE_MORE:-} --resolutions ${COMPILE_RES:-224 512} \
-             --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs --compile \
-             --compile-modes reduce-overhead --out $OUT/bench_$part > $OUT/bench_$part.log 2>&1
-           echo "bench rc=$?" >> $OUT/bench_$part.log
-           grep -v Warning $OUT/bench_$part.log | grep "rc=\|^| \|Recompiling" | tail -20
-           python3 benchmarks/ssm_goals.py $OUT/bench_$part/bench.csv --mixers 'infomamba{ssm_heads: 12}' ;;
+    compile_goals) goal_bench $part --mixers 'infomamba{ssm_heads: 12}' attention ${COMPILE_MORE:-} \
+             --resolutions ${COMPILE_RES:-224 512} --batch 64 ;;
     # the 16,384-token goal row under torch.compile (SSD form, attention, mamba; eager, graphed, reduce-overhead); with
     # COMPILE_RES='224 384 512 1024' the image sizes too, which checks the bench's reset after each model's rows (before
     # it, attention's 1024 px step ran out of memory after InfoMamba's compiled sizes)
-    compile_lengths) TORCH_LOGS=recompiles timeout ${COMPILE_GUARD:-560} python3 -m infomamba.bench \
-             --mixers 'infomamba{ssm_heads: 12}' attention mamba --resolutions ${COMPILE_RES:-} --lengths 16384 \
-             --max-tokens-attention 16384 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train \
-             --cuda-graphs --compile --compile-modes reduce-overhead --out $OUT/bench_$part > $OUT/bench_$part.log 2>&1
-           echo "bench rc=$?" >> $OUT/bench_$part.log
-           grep -v Warning $OUT/bench_$part.log | grep "rc=\|^| \|Recompiling\|out of memory" | tail -30
-           python3 benchmarks/ssm_goals.py $OUT/bench_$part/bench.csv --mixers 'infomamba{ssm_heads: 12}' ;;
+    compile_lengths) goal_bench $part --mixers 'infomamba{ssm_heads: 12}' attention mamba \
+             --resolutions ${COMPILE_RES:-} --lengths 16384 --max-tokens-attention 16384 ;;
     ssd) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py tests/ops/test_ssd_scan.py \
              > $OUT/tests_ssd.log 2>&1; echo "tests_ssd rc=$?" >> $OUT/tests_ssd.log; tail -3 $OUT/tests_ssd.log
          timeout 360 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 16x4096 8x16384 --chunks 32 64 \
