@@ -122,11 +122,11 @@ def test_training_is_timed_after_the_steps_that_record_cuda_graphs(monkeypatch):
     """Under reduce-overhead the first step warms up and the second records: neither may be timed."""
     calls = []
 
-    def fake_time_ms(fn, device, warmup, repeats):
+    def fake_step_times_ms(fn, device, warmup, repeats):
         calls.append(warmup + repeats)
-        return 1.0
+        return [1.0] * repeats
 
-    monkeypatch.setattr(bench, "time_ms", fake_time_ms)
+    monkeypatch.setattr(bench, "step_times_ms", fake_step_times_ms)
     bench.measure(torch.nn.Linear(4, 1000), torch.randn(2, 4), torch.device("cpu"), "fp32", warmup=2, repeats=5,
                   train=True)
     inference, train_warmup, train_timed = calls
@@ -157,6 +157,7 @@ def test_one_slow_training_step_does_not_move_the_reported_step_time(monkeypatch
     row = bench.measure(torch.nn.Linear(4, 1000), torch.randn(2, 4), torch.device("cpu"), "fp32", warmup=2,
                         repeats=repeats, train=True, runner=runner)
     assert row["train_step_ms"] == pytest.approx(1.0)
+    assert row["train_step_max_ms"] == pytest.approx(1000.0)
     assert clock["steps"] - warmup_steps == bench.train_repeats(repeats) >= 3
 
 

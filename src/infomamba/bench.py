@@ -99,8 +99,8 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_ms(fn, device, warmup: int, repeats: int) -> float:
-    """Median wall time of fn() in ms, after warm-up, with device synchronisation."""
+def step_times_ms(fn, device, warmup: int, repeats: int) -> list[float]:
+    """Wall time of each of `repeats` calls of fn() in ms, after warm-up, each ended by a device synchronisation."""
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -110,7 +110,12 @@ def time_ms(fn, device, warmup: int, repeats: int) -> float:
         fn()
         _sync(device)
         times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return times
+
+
+def time_ms(fn, device, warmup: int, repeats: int) -> float:
+    """Median wall time of fn() in ms (`step_times_ms`)."""
+    return statistics.median(step_times_ms(fn, device, warmup, repeats))
 
 
 def new_step() -> None:
@@ -235,7 +240,8 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
     that warm up and record the graph, whose memory pool then stays reserved); `train_peak_gib` that of the
     timed steps after them, the memory a run needs from then on; `train_added_gib` that peak less the held
     memory, what training adds, which `mem_x_attn` compares (rows measured later in a sweep can start with
-    more held, left by earlier rows)."""
+    more held, left by earlier rows). `train_step_ms` is the timed steps' median, `train_step_max_ms` the slowest of
+    them: far apart, a step was slow (a late graph recording, say) and the median stands for the others."""
     batch = inputs.shape[0]
     cuda = device.type == "cuda"
     row = {}
@@ -258,7 +264,8 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
         try:
             row["train_first_peak_gib"] = _peak_gib(
                 lambda: steps.append(runner.train_step(model, inputs, labels, dtype, warmup)), device)
-            row["train_step_ms"] = time_ms(steps[0], device, 0, train_repeats(repeats))
+            times = step_times_ms(steps[0], device, 0, train_repeats(repeats))
+            row["train_step_ms"], row["train_step_max_ms"] = statistics.median(times), max(times)
             row["train_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
             row["train_added_gib"] = row["train_peak_gib"] - row.get("train_held_gib", float("nan"))
         except torch.OutOfMemoryError:
