@@ -11,7 +11,9 @@ in the same mode is refused.
 The bench's own `*_x_attn` columns divide by eager attention whatever the row's mode; here a `+graphs` row is
 compared with `attention +graphs`. Peaks: a row that replays CUDA graphs allocates its graph pool while the first
 steps record, so its training footprint is the first step's peak (`train_first_peak_gib`); other rows use the peak
-of the timed steps. A goal whose rows the run lacks reads "n/a".
+of the timed steps. A goal whose rows the run lacks reads "n/a". Rows whose slowest timed training step is more
+than `UNEVEN` times their median (`train_step_max_ms`, bench CSVs from f4b736e on) are named after the tables: their
+median stands for the other steps, and the slow one wants a look.
 """
 from __future__ import annotations
 
@@ -46,6 +48,8 @@ GOALS = [
     Goal("tokens/s >= 3x attention's", "length", 16384, "attention", "speedup", 3.0, False),
     Goal("train peak <= attention's", "length", 16384, "attention", "peak", 1.0, True),
 ]
+
+UNEVEN = 1.5  # slowest timed step / median above which a row is named (`uneven`)
 
 MODES = (" +compile(reduce-overhead)", " +compile", " +graphs")  # longest first: a label ends with at most one
 
@@ -131,6 +135,18 @@ def markdown(mixer: str, assessed) -> str:
     return "\n".join(lines)
 
 
+def uneven(rows: list[dict]) -> list[str]:
+    """"label at size: median M ms, slowest S ms" for each row whose slowest timed training step is more than UNEVEN
+    times its median (rows without `train_step_max_ms`, from older CSVs, are skipped)."""
+    out = []
+    for row in rows:
+        median, slowest = row.get("train_step_ms"), row.get("train_step_max_ms")
+        if median and slowest and float(slowest) > UNEVEN * float(median):
+            size = f"{row['resolution']} px" if row["sweep"] == "resolution" else f"{int(row['tokens']):,} tokens"
+            out.append(f"{row['model']} at {size}: median {float(median):.2f} ms, slowest {float(slowest):.2f} ms")
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("csv", nargs="+", help="bench.csv of `infomamba bench --train` runs (one table of them all)")
@@ -148,6 +164,9 @@ def main(argv=None):
             print(markdown(mixer, assess(runs, mixer)) + "\n")
         except ValueError as err:
             raise SystemExit(f"ssm_goals: {err}") from None
+    slow = [line for rows in runs.values() for line in uneven(rows)]
+    if slow:
+        print(f"Rows with a timed training step over {UNEVEN}x their median: " + "; ".join(slow) + ".")
 
 
 if __name__ == "__main__":

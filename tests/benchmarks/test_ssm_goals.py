@@ -81,3 +81,18 @@ def test_runs_of_one_size_each_make_one_table_each_ratio_within_its_run(goals, t
     refused = r"224.csv and .*224_again.csv both measure 'train peak <= attention's' at 224 \(eager\): give one"
     with pytest.raises(SystemExit, match=refused):
         goals.main([str(small), str(again), "--mixers", "infomamba"])
+
+
+def test_a_row_with_one_slow_timed_step_is_named_after_the_tables(goals, tmp_path, capsys):
+    steady = dict(row("attention", "resolution", 1024, 580.0), train_step_max_ms=590.0)
+    slow = dict(row("ssm +compile(reduce-overhead)", "resolution", 1024, 550.0), train_step_max_ms=1500.0)
+    old_csv = row("ssm", "resolution", 1024, 600.0)  # written before train_step_max_ms: not named
+    path = tmp_path / "run.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS + ["train_step_max_ms"])
+        writer.writeheader()
+        writer.writerows([steady, slow, old_csv])
+    goals.main([str(path), "--mixers", "ssm"])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == ("Rows with a timed training step over 1.5x their median: ssm +compile(reduce-overhead) at 1024 px: "
+                    "median 550.00 ms, slowest 1500.00 ms.")
