@@ -12,8 +12,8 @@ The bench's own `*_x_attn` columns divide by eager attention whatever the row's 
 compared with `attention +graphs`. Peaks: a row that replays CUDA graphs allocates its graph pool while the first
 steps record, so its training footprint is the first step's peak (`train_first_peak_gib`); other rows use the peak
 of the timed steps. A goal whose rows the run lacks reads "n/a". Rows whose slowest timed training step is more
-than `UNEVEN` times their median (`train_step_max_ms`, bench CSVs from f4b736e on) are named after the tables: their
-median stands for the other steps, and the slow one wants a look.
+than `UNEVEN` times their median (`train_step_max_ms`; older CSVs lack it) are named after the tables: their median
+stands for the other steps, and the slow one wants a look.
 """
 from __future__ import annotations
 
@@ -136,8 +136,8 @@ def markdown(mixer: str, assessed) -> str:
 
 
 def uneven(rows: list[dict]) -> list[str]:
-    """"label at size: median M ms, slowest S ms" for each row whose slowest timed training step is more than UNEVEN
-    times its median (rows without `train_step_max_ms`, from older CSVs, are skipped)."""
+    """A line "label at size: median M ms, slowest S ms" for each row whose slowest timed training step is more than
+    UNEVEN times its median (rows without `train_step_max_ms`, from older CSVs, are skipped)."""
     out = []
     for row in rows:
         median, slowest = row.get("train_step_ms"), row.get("train_step_max_ms")
