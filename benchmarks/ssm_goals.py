@@ -80,12 +80,17 @@ def ratio(goal: Goal, row: dict, ref: dict, mode: str) -> float:
     return float(ref["train_step_ms"]) / float(row["train_step_ms"])  # speedup: the same tokens a step
 
 
+def row_size(row: dict) -> str:
+    """A CSV row's size as written: its resolution, or in the length sweep its tokens ("" where the row has none)."""
+    return row["resolution"] if row["sweep"] == "resolution" else row["tokens"]
+
+
 def rows_by_key(rows: list[dict]) -> dict[tuple[str, str, str, int], dict]:
     """(mixer label, mode, sweep, size) -> row, size the resolution or, in the length sweep, the tokens."""
     table = {}
     for row in rows:
         mixer, mode = split_mode(row["model"])
-        size = row["resolution"] if row["sweep"] == "resolution" else row["tokens"]
+        size = row_size(row)
         if size and row.get("train_step_ms"):
             table[(mixer, mode, row["sweep"], int(size))] = row
     return table
@@ -117,6 +122,11 @@ def assess(runs: dict[str, list[dict]], mixer: str) -> list[tuple[Goal, dict[str
     return out
 
 
+def size_label(sweep: str, size: int) -> str:
+    """A size as the tables print it: "224 px" in the resolution sweep, "16,384 tokens" in the length sweep."""
+    return f"{size} px" if sweep == "resolution" else f"{size:,} tokens"
+
+
 def markdown(mixer: str, assessed) -> str:
     """A table of the goals the run measured (a column per mode), then a line naming those it did not."""
     modes = list(assessed[0][1]) if assessed else []
@@ -124,7 +134,7 @@ def markdown(mixer: str, assessed) -> str:
              "|---|---|" + "---|" * len(modes)]
     missing = []
     for goal, cells in assessed:
-        size = f"{goal.size} px" if goal.sweep == "resolution" else f"{goal.size:,} tokens"
+        size = size_label(goal.sweep, goal.size)
         if not any(cells.values()):
             missing.append(f"{goal.text} at {size}")
             continue
@@ -142,7 +152,7 @@ def uneven(rows: list[dict]) -> list[str]:
     for row in rows:
         median, slowest = row.get("train_step_ms"), row.get("train_step_max_ms")
         if median and slowest and float(slowest) > UNEVEN * float(median):
-            size = f"{row['resolution']} px" if row["sweep"] == "resolution" else f"{int(row['tokens']):,} tokens"
+            size = size_label(row["sweep"], int(row_size(row)))
             out.append(f"{row['model']} at {size}: median {float(median):.2f} ms, slowest {float(slowest):.2f} ms")
     return out
 
