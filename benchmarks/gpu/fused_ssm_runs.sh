@@ -148,6 +148,17 @@ for part in "$@"; do
     # it, attention's 1024 px step ran out of memory after InfoMamba's compiled sizes)
     compile_lengths) goal_bench $part --mixers 'infomamba{ssm_heads: 12}' attention mamba \
              --resolutions ${COMPILE_RES:-} --lengths 16384 --max-tokens-attention 16384 ;;
+    # mamba's compiled 16,384-token row beside the SSD form's (compile_lengths's guard stops before it with attention)
+    compile_lengths_mamba) goal_bench $part --mixers 'infomamba{ssm_heads: 12}' mamba --resolutions --lengths 16384 ;;
+    # the Mamba-1 form compiled with reduce-overhead at 1024 px beside attention, three timed steps and the slowest of
+    # them; perf_hints logs a graph that reduce-overhead declines to replay ("cudagraph" in the log)
+    m1_compiled_1024) TORCH_LOGS=recompiles,perf_hints timeout ${M1_GUARD:-300} python3 -m infomamba.bench --mixers \
+             infomamba attention --resolutions 1024 --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 \
+             --train --compile --compile-modes reduce-overhead --out $OUT/bench_$part > $OUT/bench_$part.log 2>&1
+           echo "bench rc=$?" >> $OUT/bench_$part.log; rm -f $OUT/bench_$part/bench.md
+           grep -v Warning $OUT/bench_$part.log | grep "rc=\|^| \|Recompiling\|out of memory" | tail -20
+           grep -i cudagraph $OUT/bench_$part.log | sort | uniq -c | head -20
+           python3 benchmarks/ssm_goals.py $OUT/bench_$part/bench.csv | tail -4 ;;
     ssd) timeout 200 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py tests/ops/test_ssd_scan.py \
              > $OUT/tests_ssd.log 2>&1; echo "tests_ssd rc=$?" >> $OUT/tests_ssd.log; tail -3 $OUT/tests_ssd.log
          timeout 360 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 16x4096 8x16384 --chunks 32 64 \
