@@ -11,9 +11,11 @@ in the same mode is refused.
 The bench's own `*_x_attn` columns divide by eager attention whatever the row's mode; here a `+graphs` row is
 compared with `attention +graphs`. Peaks: a row that replays CUDA graphs allocates its graph pool while the first
 steps record, so its training footprint is the first step's peak (`train_first_peak_gib`); other rows use the peak
-of the timed steps. A goal whose rows the run lacks reads "n/a". Rows whose slowest timed training step is more
-than `UNEVEN` times their median (`train_step_max_ms`; older CSVs lack it) are named after the tables: their median
-stands for the other steps, and the slow one wants a look.
+of the timed steps. Either is taken less `train_carried_gib`, what earlier rows of the run left allocated when the
+row began (older CSVs lack it: their peaks are compared as they are, which favours the mixers measured first). A
+goal whose rows the run lacks reads "n/a". Rows whose slowest timed training step is more than `UNEVEN` times their
+median (`train_step_max_ms`; older CSVs lack it) are named after the tables: their median stands for the other
+steps, and the slow one wants a look.
 """
 from __future__ import annotations
 
@@ -63,8 +65,10 @@ def split_mode(label: str) -> tuple[str, str]:
 
 
 def peak(row: dict, mode: str) -> float:
+    """The row's own training footprint: its peak less the memory earlier rows left allocated."""
     replays = mode == " +graphs" or "reduce-overhead" in mode
-    return float(row["train_first_peak_gib" if replays else "train_peak_gib"])
+    allocated = float(row["train_first_peak_gib" if replays else "train_peak_gib"])
+    return allocated - float(row.get("train_carried_gib") or 0)
 
 
 def ratio(goal: Goal, row: dict, ref: dict, mode: str) -> float:

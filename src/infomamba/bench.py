@@ -228,20 +228,27 @@ EAGER = Runner(eager_forward, eager_train_step)
 GRAPHED = Runner(graphed_forward_call, graphed_train_step_call)
 
 
+def storage_gib(tensors) -> float:
+    """GiB of the distinct storages behind `tensors` (a tensor and its views count once)."""
+    sizes = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(sizes.values()) / 2**30
+
+
 def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: int, repeats: int,
             train: bool, runner: Runner = EAGER) -> dict:
     """Inference latency/throughput (and its peak memory), then optionally one AdamW training step's time
     and peak memory; a training OOM is recorded in the row and leaves the inference numbers.
 
-    `train_held_gib` is what was allocated when the training measurement began (the parameters, the inputs,
-    and anything an earlier row left alive), after a garbage collection: a row whose held memory exceeds its
-    model's and inputs' carries memory over, and its peak with it. `train_first_peak_gib` is the peak of the
-    warm-up steps (the first step creates AdamW's state and tunes the kernels; in a "+graphs" row, the steps
-    that warm up and record the graph, whose memory pool then stays reserved); `train_peak_gib` that of the
-    timed steps after them, the memory a run needs from then on; `train_added_gib` that peak less the held
-    memory, what training adds, which `mem_x_attn` compares (rows measured later in a sweep can start with
-    more held, left by earlier rows). `train_step_ms` is the timed steps' median, `train_step_max_ms` the slowest of
-    them: far apart, a step was slow (a late graph recording, say) and the median stands for the others."""
+    `train_held_gib` is what was allocated when the training measurement began (the parameters, the inputs, and
+    anything an earlier row left alive), after a garbage collection; `train_carried_gib` is that less the row's own
+    tensors (parameters, buffers, inputs, labels): what earlier rows and the process (cuBLAS workspaces, say) left
+    allocated, which every peak of the row includes and `benchmarks/ssm_goals.py` takes off before it compares peaks.
+    `train_first_peak_gib` is the peak of the warm-up steps (the first step creates AdamW's state and tunes the
+    kernels; in a "+graphs" row, the steps that warm up and record the graph, whose memory pool then stays reserved);
+    `train_peak_gib` that of the timed steps after them, the memory a run needs from then on; `train_added_gib` that
+    peak less the held memory, what training adds, which `mem_x_attn` compares. `train_step_ms` is the timed steps'
+    median, `train_step_max_ms` the slowest of them: far apart, a step was slow (a late graph recording, say) and the
+    median stands for the others."""
     batch = inputs.shape[0]
     cuda = device.type == "cuda"
     row = {}
@@ -260,6 +267,8 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
             gc.collect()
             torch.cuda.empty_cache()
             row["train_held_gib"] = torch.cuda.memory_allocated(device) / 2**30
+            own = storage_gib([*model.parameters(), *model.buffers(), inputs, labels])
+            row["train_carried_gib"] = row["train_held_gib"] - own
         steps = []
         try:
             row["train_first_peak_gib"] = _peak_gib(
@@ -666,17 +675,16 @@ def main(argv: list[str] | None = None) -> None:
             fast = wrap(model)
             for res in args.resolutions:
                 if not too_long(model, (res // 16) ** 2):
-                    images = torch.randn(args.batch, 3, res, res, device=device)
-                    run(label + suffix, fast, images, "resolution", {"resolution": res, "tokens": (res // 16) ** 2},
-                        runner, may_fail=bool(suffix))
+                    run(label + suffix, fast, torch.randn(args.batch, 3, res, res, device=device), "resolution",
+                        {"resolution": res, "tokens": (res // 16) ** 2}, runner, may_fail=bool(suffix))
             del model, fast
             forget_compiled()
             model = SequenceModel(config, aux_loss=args.aux_loss).to(device)
             fast = wrap(model)
             for length in args.lengths:
                 if not too_long(model, length):
-                    tokens = torch.randn(args.seq_batch, length, args.dim, device=device)
-                    run(label + suffix, fast, tokens, "length", {"tokens": length}, runner, may_fail=bool(suffix))
+                    run(label + suffix, fast, torch.randn(args.seq_batch, length, args.dim, device=device), "length",
+                        {"tokens": length}, runner, may_fail=bool(suffix))
             del model, fast
             forget_compiled()
             torch.cuda.empty_cache() if device.type == "cuda" else None
@@ -694,13 +702,13 @@ def main(argv: list[str] | None = None) -> None:
                         images = torch.randn(args.batch, 3, res, res, device=device)
                         run("timm vit_small_patch16" + suffix, fast, images, "resolution",
                             {"resolution": res, "tokens": (res // 16) ** 2}, runner, may_fail=bool(suffix))
-                        del vit, fast
+                        del vit, fast, images
                         forget_compiled()
     for k in args.kmax_sweep:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer="infomamba",
                                mixer_options={**matched.get("infomamba", {}), "k_max": k})
-        images = torch.randn(args.batch, 3, args.kmax_resolution, args.kmax_resolution, device=device)
-        run(f"infomamba k_max={k}", BenchModel(config, aux_loss=args.aux_loss).to(device), images, "kmax",
+        run(f"infomamba k_max={k}", BenchModel(config, aux_loss=args.aux_loss).to(device),
+            torch.randn(args.batch, 3, args.kmax_resolution, args.kmax_resolution, device=device), "kmax",
             {"resolution": args.kmax_resolution, "tokens": (args.kmax_resolution // 16) ** 2, "k_max": k})
     write_outputs(rows, folder, header)
     scan = optional_import("infomamba.ops.selective_scan.triton")

@@ -96,3 +96,21 @@ def test_a_row_with_one_slow_timed_step_is_named_after_the_tables(goals, tmp_pat
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == ("Rows with a timed training step over 1.5x their median: ssm +compile(reduce-overhead) at 1024 px: "
                     "median 550.00 ms, slowest 1500.00 ms.")
+
+
+def test_peaks_are_compared_less_what_earlier_rows_of_the_run_left_allocated(goals, tmp_path, capsys):
+    """attention measured after the SSM rows began with 0.7 GiB they left (`train_carried_gib`): its own peak is 3.3,
+    not 4.0, and the SSM's 3.3 is 1.00x of it, not 0.82x; a CSV without the column compares the peaks as they are."""
+    rows = [dict(row("ssm", "resolution", 224, 30.0, peak=3.3), train_carried_gib=0.0),
+            dict(row("attention", "resolution", 224, 20.0, peak=4.0), train_carried_gib=0.7)]
+    path = tmp_path / "run.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS + ["train_carried_gib"])
+        writer.writeheader()
+        writer.writerows(rows)
+    goals.main([str(path), "--mixers", "ssm"])
+    assert "| train peak <= attention's | 224 px | 1.00x (met) |" in capsys.readouterr().out
+    goals.main([str(write_csv(tmp_path / "old.csv", [row("ssm", "resolution", 224, 30.0, peak=3.3),
+                                                        row("attention", "resolution", 224, 20.0, peak=4.0)])),
+                "--mixers", "ssm"])
+    assert "| train peak <= attention's | 224 px | 0.82x (met) |" in capsys.readouterr().out
