@@ -150,6 +150,14 @@ for part in "$@"; do
              --resolutions ${COMPILE_RES:-} --lengths 16384 --max-tokens-attention 16384 ;;
     # mamba's compiled 16,384-token row beside the SSD form's (compile_lengths's guard stops before it with attention)
     compile_lengths_mamba) goal_bench $part --mixers 'infomamba{ssm_heads: 12}' mamba --resolutions --lengths 16384 ;;
+    # what each bench row starts with allocated, by the lines that allocated it and what holds it (the bench's rows
+    # at 224 px and 16,384 tokens, InfoMamba then attention, eager and graphed)
+    held_memory) timeout ${HELD_GUARD:-200} python3 benchmarks/held_memory.py --mixers 'infomamba{ssm_heads: 12}' \
+             attention --resolutions 224 --lengths 16384 --max-tokens-attention 16384 --batch 64 --dim 384 --depth 12 \
+             --dtype bf16 --warmup 2 --repeats 3 --train --cuda-graphs --out $OUT/bench_$part > $OUT/$part.log 2>&1
+           echo "rc=$?" >> $OUT/$part.log; rm -f $OUT/bench_$part/bench.md
+           grep -v Warning $OUT/$part.log | grep "^==\|MiB\|rc=" | cut -c1-180 | head -90
+           python3 benchmarks/ssm_goals.py $OUT/bench_$part/bench.csv --mixers 'infomamba{ssm_heads: 12}' | grep peak ;;
     # the Mamba-1 form compiled with reduce-overhead at 1024 px beside attention, three timed steps and the slowest of
     # them; perf_hints logs a graph that reduce-overhead declines to replay ("cudagraph" in the log)
     m1_compiled_1024) TORCH_LOGS=recompiles,perf_hints timeout ${M1_GUARD:-300} python3 -m infomamba.bench --mixers \
