@@ -45,14 +45,15 @@ def report(model: torch.nn.Module, inputs: torch.Tensor) -> None:
     gc.collect()
     torch.cuda.empty_cache()
     size, count = live_blocks(torch.cuda.memory._snapshot())
-    own = bench.storage_gib([*model.parameters(), *model.buffers(), inputs])
+    mine = [*model.parameters(), *model.buffers(), inputs]
+    own = bench.storage_gib(mine)
     print(f"== row of input {tuple(inputs.shape)}: allocated {torch.cuda.memory_allocated() / 2**30:.3f} GiB, "
           f"its parameters, buffers and input {own:.3f}", flush=True)
     for site, n in size.most_common(TOP):
         print(f"   {n / 2**20:9.1f} MiB {count[site]:5d} blocks  {site}", flush=True)
-    mine = {id(t) for t in [*model.parameters(), *model.buffers(), inputs]}
+    ids = {id(t) for t in mine}
     for obj in gc.get_objects():
-        if isinstance(obj, torch.Tensor) and obj.is_cuda and id(obj) not in mine \
+        if isinstance(obj, torch.Tensor) and obj.is_cuda and id(obj) not in ids \
                 and obj.untyped_storage().nbytes() >= MIN_TENSOR:
             holders = [type(r).__name__ for r in gc.get_referrers(obj)][:4]
             print(f"   reached from Python: {tuple(obj.shape)} {obj.dtype} "

@@ -16,9 +16,9 @@ def row(model, sweep, size, step, throughput=100.0, latency=10.0, peak=4.0, firs
             "train_peak_gib": peak}
 
 
-def write_csv(path, rows):
+def write_csv(path, rows, extra=()):
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=COLUMNS + list(extra))
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -87,11 +87,7 @@ def test_a_row_with_one_slow_timed_step_is_named_after_the_tables(goals, tmp_pat
     steady = dict(row("attention", "resolution", 1024, 580.0), train_step_max_ms=590.0)
     slow = dict(row("ssm +compile(reduce-overhead)", "resolution", 1024, 550.0), train_step_max_ms=1500.0)
     old_csv = row("ssm", "resolution", 1024, 600.0)  # written before train_step_max_ms: not named
-    path = tmp_path / "run.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS + ["train_step_max_ms"])
-        writer.writeheader()
-        writer.writerows([steady, slow, old_csv])
+    path = write_csv(tmp_path / "run.csv", [steady, slow, old_csv], extra=["train_step_max_ms"])
     goals.main([str(path), "--mixers", "ssm"])
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == ("Rows with a timed training step over 1.5x their median: ssm +compile(reduce-overhead) at 1024 px: "
@@ -103,11 +99,7 @@ def test_peaks_are_compared_less_what_earlier_rows_of_the_run_left_allocated(goa
     not 4.0, and the SSM's 3.3 is 1.00x of it, not 0.82x; a CSV without the column compares the peaks as they are."""
     rows = [dict(row("ssm", "resolution", 224, 30.0, peak=3.3), train_carried_gib=0.0),
             dict(row("attention", "resolution", 224, 20.0, peak=4.0), train_carried_gib=0.7)]
-    path = tmp_path / "run.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS + ["train_carried_gib"])
-        writer.writeheader()
-        writer.writerows(rows)
+    path = write_csv(tmp_path / "run.csv", rows, extra=["train_carried_gib"])
     goals.main([str(path), "--mixers", "ssm"])
     assert "| train peak <= attention's | 224 px | 1.00x (met) |" in capsys.readouterr().out
     goals.main([str(write_csv(tmp_path / "old.csv", [row("ssm", "resolution", 224, 30.0, peak=3.3),
