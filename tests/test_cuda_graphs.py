@@ -63,6 +63,23 @@ def test_a_replayed_forward_reads_new_data_copied_into_its_inputs(mixer):
 
 
 @cuda
+def test_captures_leave_no_memory_behind_once_their_replays_are_gone():
+    """Each stream cuBLAS runs a matmul on keeps a workspace of its own until the process ends: captures that warmed
+    up on a new pooled stream each left one more allocated (earlier tests' workspaces are cleared first)."""
+    torch._C._cuda_clearCublasWorkspaces()
+    model = torch.nn.Linear(64, 64).cuda()
+    inputs = torch.randn(8, 64, device="cuda")
+    allocated = []
+    for _ in range(4):
+        replay = graphed_forward(model, inputs, warmup=1)
+        replay()
+        del replay
+        torch.cuda.synchronize()
+        allocated.append(torch.cuda.memory_allocated())
+    assert allocated[1:] == allocated[:1] * 3, allocated
+
+
+@cuda
 @pytest.mark.parametrize("mixer", ["infomamba", "mamba", "attention"])
 def test_replayed_training_steps_follow_the_eager_steps(mixer):
     """Losses and weights after warm-up + 4 replays equal warm-up + 4 eager steps from the same start (InfoMamba

@@ -32,9 +32,17 @@ def _autocast(dtype: torch.dtype | None):
     return torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False)
 
 
+@functools.cache
+def _side_stream(device: int) -> torch.cuda.Stream:
+    """The one stream a device's warm-ups run on. cuBLAS gets a workspace for each stream it runs on (32 MiB on
+    sm_90, from the caching allocator, kept until the process ends), and `torch.cuda.Stream()` hands out the next of
+    32 pooled streams: a new stream per capture would leave up to 1 GiB of workspaces allocated."""
+    return torch.cuda.Stream(device)
+
+
 def _warm_up(fn: Callable[[], object], steps: int) -> None:
     """fn() `steps` times on a side stream, as capture requires of the work it records."""
-    side = torch.cuda.Stream()
+    side = _side_stream(torch.cuda.current_device())
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         for _ in range(steps):
