@@ -1,4 +1,5 @@
 import argparse
+import csv
 import gc
 import sys
 import weakref
@@ -43,7 +44,6 @@ def test_bench_on_cpu_writes_a_row_per_mixer_with_ratios_to_attention(tmp_path, 
     """The CSV keeps the ratio columns' names; the printed table (and bench.md) heads them with the better
     direction and shows the CUDA memory that a CPU does not measure as n/a; a line up front names the
     GPU-sized defaults left (here --dtype only)."""
-    import csv
 
     from infomamba.bench import main
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -109,7 +109,6 @@ def test_bench_builds_size_matched_models_from_any_folder(tmp_path, monkeypatch)
 
 def test_the_1d_sweep_alone_covers_linformer_at_its_length(tmp_path):
     """`--resolutions` with no value and `--lengths` only (a 1-D sweep): Linformer's tables cover the length."""
-    import csv
 
     from infomamba.bench import main
     main(["--mixers", "linformer", "--resolutions", "--lengths", "96", "--dim", "32", "--depth", "1",
@@ -179,7 +178,6 @@ def test_an_entry_with_options_gets_its_own_rows_built_with_them(tmp_path, monke
     """Rows labelled by the entry as given, the model built with the name's options and the entry's (seen
     inside the measured model), ratios against plain attention, and --compile-mixers matching the entry by name
     and options (torch.compile replaced by the identity: the filter is what is tested)."""
-    import csv
 
     measured = []
     real_measure = bench.measure
@@ -269,7 +267,6 @@ def test_each_run_writes_a_folder_of_its_own(tmp_path, monkeypatch, capsys):
 def test_a_kmax_sweep_alone_is_something_to_measure(tmp_path, monkeypatch, capsys):
     """`--resolutions` with no value and --kmax-sweep: image rows (the header says their batch) at their own
     resolution and tokens (the ratios to attention look rows up by tokens)."""
-    import csv
 
     stub_measure(monkeypatch)
     bench.main(["--mixers", "infomamba", "--resolutions", "--kmax-sweep", "4", "--kmax-resolution", "32",
@@ -322,7 +319,6 @@ def test_inference_rows_time_a_prediction_and_training_steps_keep_the_loss_terms
 
 
 def test_aux_loss_rows_on_cpu_and_its_usage_errors(tmp_path, monkeypatch, capsys):
-    import csv
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit):
@@ -367,7 +363,6 @@ def test_the_timm_reference_gets_the_rows_the_mixers_get(tmp_path, monkeypatch):
     """--timm adds ViT-S rows at each resolution (built for that image size), compiled too under --compile
     (torch.compile replaced by a marker), but not when --compile-mixers picks mixers; timm itself is stubbed (absent
     here)."""
-    import csv
     import types
 
     built, compiled = [], []
@@ -418,6 +413,20 @@ def test_no_row_starts_with_an_earlier_rows_input_alive(tmp_path, monkeypatch):
                 "--seq-batch", "2", "--dim", "32", "--depth", "1", "--warmup", "1", "--repeats", "1", "--kmax-sweep",
                 "4", "--kmax-resolution", "32", "--size-matched", "", "--out", str(tmp_path)])
     assert len(earlier) == 7
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="cuBLAS workspaces are CUDA's")
+def test_every_row_carries_the_process_workspaces_alike(tmp_path, monkeypatch):
+    """The first eager row and the first "+graphs" row start with as much carried memory as every later row: cuBLAS's
+    workspaces (one per stream and thread it runs on, kept for the life of the process) are made before the first row,
+    so no model holds them in its own peaks for having run first (cleared here first, as a fresh process has none)."""
+    torch._C._cuda_clearCublasWorkspaces()
+    monkeypatch.setattr(bench, "plot", lambda *args: None)
+    bench.main(["--mixers", "attention", "mamba", "--resolutions", "32", "--batch", "2", "--dim", "32", "--depth", "1",
+                "--warmup", "1", "--repeats", "1", "--train", "--cuda-graphs", "--size-matched", "",
+                "--out", str(tmp_path)])
+    carried_mib = [float(r["train_carried_gib"]) * 2**10 for r in csv.DictReader(open(tmp_path / "bench.csv"))]
+    assert len(carried_mib) == 4 and max(carried_mib) - min(carried_mib) < 2, carried_mib
 
 
 def test_storage_gib_counts_a_tensor_and_its_views_once():

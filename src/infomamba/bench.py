@@ -228,6 +228,26 @@ EAGER = Runner(eager_forward, eager_train_step)
 GRAPHED = Runner(graphed_forward_call, graphed_train_step_call)
 
 
+def make_process_workspaces(device, dtype: str, runners: list[Runner], train: bool) -> None:
+    """A small linear model through each row kind's inference call (and training step) before the first row. cuBLAS
+    keeps a workspace for every stream and thread it has run on, for the life of the process (32 MiB on sm_90), made
+    at its first matmul there: made here, every row carries them alike (`train_carried_gib`), where the first eager
+    row and the first "+graphs" row would each have held a share in their own peaks (H100: 32 and 65 MiB,
+    docs/benchmarks.md), whichever model ran first. CUDA only."""
+    if device.type != "cuda":
+        return
+    model = nn.Linear(16, 16).to(device)
+    inputs = torch.randn(8, 16, device=device)
+    labels = torch.zeros(8, dtype=torch.long, device=device)
+    for runner in runners:
+        runner.forward(model, inputs, dtype)()
+        if train:
+            runner.train_step(model, inputs, labels, dtype, 1)()
+    _sync(device)
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
 def storage_gib(tensors) -> float:
     """GiB of the distinct storages behind `tensors` (a tensor and its views count once)."""
     sizes = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
@@ -629,6 +649,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error(str(err))
     print(f"{p.prog}: results in {folder} (rewritten after every row)", file=sys.stderr, flush=True)
     rows: list[dict] = []
+    make_process_workspaces(device, args.dtype, [EAGER, GRAPHED] if args.cuda_graphs else [EAGER], args.train)
 
     def run(label, model, inputs, sweep, extra, runner=EAGER, may_fail=False):
         params = sum(p.numel() for p in model.parameters()) / 1e6
