@@ -44,7 +44,6 @@ def test_bench_on_cpu_writes_a_row_per_mixer_with_ratios_to_attention(tmp_path, 
     """The CSV keeps the ratio columns' names; the printed table (and bench.md) heads them with the better
     direction and shows the CUDA memory that a CPU does not measure as n/a; a line up front names the
     GPU-sized defaults left (here --dtype only)."""
-
     from infomamba.bench import main
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     main(["--mixers", "attention", "mamba", "--resolutions", "32", "--batch", "2", "--dim", "32", "--depth", "1",
@@ -109,7 +108,6 @@ def test_bench_builds_size_matched_models_from_any_folder(tmp_path, monkeypatch)
 
 def test_the_1d_sweep_alone_covers_linformer_at_its_length(tmp_path):
     """`--resolutions` with no value and `--lengths` only (a 1-D sweep): Linformer's tables cover the length."""
-
     from infomamba.bench import main
     main(["--mixers", "linformer", "--resolutions", "--lengths", "96", "--dim", "32", "--depth", "1",
           "--warmup", "1", "--repeats", "1", "--out", str(tmp_path)])
@@ -178,7 +176,6 @@ def test_an_entry_with_options_gets_its_own_rows_built_with_them(tmp_path, monke
     """Rows labelled by the entry as given, the model built with the name's options and the entry's (seen
     inside the measured model), ratios against plain attention, and --compile-mixers matching the entry by name
     and options (torch.compile replaced by the identity: the filter is what is tested)."""
-
     measured = []
     real_measure = bench.measure
 
@@ -267,7 +264,6 @@ def test_each_run_writes_a_folder_of_its_own(tmp_path, monkeypatch, capsys):
 def test_a_kmax_sweep_alone_is_something_to_measure(tmp_path, monkeypatch, capsys):
     """`--resolutions` with no value and --kmax-sweep: image rows (the header says their batch) at their own
     resolution and tokens (the ratios to attention look rows up by tokens)."""
-
     stub_measure(monkeypatch)
     bench.main(["--mixers", "infomamba", "--resolutions", "--kmax-sweep", "4", "--kmax-resolution", "32",
                 "--batch", "2", "--dim", "32", "--depth", "1", "--size-matched", "", "--out", str(tmp_path)])
@@ -319,7 +315,6 @@ def test_inference_rows_time_a_prediction_and_training_steps_keep_the_loss_terms
 
 
 def test_aux_loss_rows_on_cpu_and_its_usage_errors(tmp_path, monkeypatch, capsys):
-
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit):
         bench.main(["--aux-loss", "--resolutions", "32", "--out", str(tmp_path / "no_train")])

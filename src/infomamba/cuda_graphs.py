@@ -34,9 +34,9 @@ def _autocast(dtype: torch.dtype | None):
 
 @functools.cache
 def _side_stream(device: int) -> torch.cuda.Stream:
-    """The one stream a device's warm-ups run on. cuBLAS gets a workspace for each stream it runs on (32 MiB on
-    sm_90, from the caching allocator, kept until the process ends), and `torch.cuda.Stream()` hands out the next of
-    32 pooled streams: a new stream per capture would leave up to 1 GiB of workspaces allocated."""
+    """The one stream a device's warm-ups run on. cuBLAS gets a workspace for each stream (and thread) it runs on
+    (32 MiB on sm_90, from the caching allocator, kept until the process ends), and `torch.cuda.Stream()` hands out
+    the next of 32 pooled streams: a new stream per capture left two more workspaces each time, up to about 2 GiB."""
     return torch.cuda.Stream(device)
 
 
