@@ -45,7 +45,7 @@ def report(model: torch.nn.Module, inputs: torch.Tensor) -> None:
     gc.collect()
     torch.cuda.empty_cache()
     size, count = live_blocks(torch.cuda.memory._snapshot())
-    mine = [*model.parameters(), *model.buffers(), inputs]
+    mine = bench.row_tensors(model, inputs)
     own = bench.storage_gib(mine)
     print(f"== row of input {tuple(inputs.shape)}: allocated {torch.cuda.memory_allocated() / 2**30:.3f} GiB, "
           f"its parameters, buffers and input {own:.3f}", flush=True)

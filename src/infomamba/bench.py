@@ -248,6 +248,11 @@ def make_process_workspaces(device, dtype: str, runners: list[Runner], train: bo
     torch.cuda.empty_cache()
 
 
+def row_tensors(model: nn.Module, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    """A row's own tensors: its model's parameters and buffers, and `tensors` (inputs, labels)."""
+    return [*model.parameters(), *model.buffers(), *tensors]
+
+
 def storage_gib(tensors) -> float:
     """GiB of the distinct storages behind `tensors` (a tensor and its views count once)."""
     sizes = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
@@ -287,8 +292,7 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
             gc.collect()
             torch.cuda.empty_cache()
             row["train_held_gib"] = torch.cuda.memory_allocated(device) / 2**30
-            own = storage_gib([*model.parameters(), *model.buffers(), inputs, labels])
-            row["train_carried_gib"] = row["train_held_gib"] - own
+            row["train_carried_gib"] = row["train_held_gib"] - storage_gib(row_tensors(model, inputs, labels))
         steps = []
         try:
             row["train_first_peak_gib"] = _peak_gib(
