@@ -12,11 +12,15 @@ in the backward, Y forced where `y_chunk` would pick another; default the kernel
 the SSD Triton op's kernel-only GPU time (torch.profiler, 10 steps averaged) of a forward and of a forward+backward
 at its shipped launch, their backward / forward ratio, and each kernel's share: where the backward's time goes, and
 the ratio free of host time; and the forward kernel's two walks timed apart (writing y, and writing only the chunk
-states, as the backward recomputes them).
+states, as the backward recomputes them). `--mamba-ssm DIR` adds rows of Dao & Gu's own SSD Triton kernels
+(`mamba_chunk_scan_combined` from a clone of state-spaces/mamba, nothing built) on the same inputs, and with
+`--profile` their kernel split beside this project's.
 
     python benchmarks/bench_ssd.py                           # B64 L1024, B16 L4096, B8 L16384; d 768 = 12 x 64
     python benchmarks/bench_ssd.py --shapes 64x196 --chunks 32 64 --configs 64,4,2/8,1 32,4,2/4,1
     python benchmarks/bench_ssd.py --shapes 64x196 --graphs --no-reference --chunks 32 64 32/64   # GPU time alone
+    git clone https://github.com/state-spaces/mamba /tmp/mamba
+    python benchmarks/bench_ssd.py --shapes 64x196 64x1024 --no-reference --mamba-ssm /tmp/mamba --graphs --profile
 """
 from __future__ import annotations
 
@@ -148,6 +152,26 @@ def walk_modes(x, dt, A, B, C, D) -> str:
             "(the recompute)")
 
 
+def load_mamba_ssm(root: str):
+    """`mamba_chunk_scan_combined` (Dao & Gu's SSD Triton kernels) from `root`, a clone of state-spaces/mamba, to time
+    against: its packages are made without running their `__init__` files, which import the CUDA extensions a source
+    tree has not built; the SSD kernels need only Triton and einops."""
+    import importlib
+    import types
+    for name in ("mamba_ssm", "mamba_ssm.ops", "mamba_ssm.ops.triton", "mamba_ssm.utils"):
+        package = types.ModuleType(name)
+        package.__path__ = [os.path.join(root, *name.split("."))]
+        sys.modules[name] = package
+    return importlib.import_module("mamba_ssm.ops.triton.ssd_combined").mamba_chunk_scan_combined
+
+
+def as_mamba_ssm(fn, chunk: int):
+    """This project's SSD contract (x, dt, A, B, C, D) on mamba-ssm's: one B/C group, D a channel each, chunk `chunk`."""
+    def scan(x, dt, A, B, C, D):
+        return fn(x, dt, A, B[:, :, None], C[:, :, None], chunk, D=D.view(x.shape[2], x.shape[3]))
+    return scan
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", nargs="+", default=["64x1024", "16x4096", "8x16384"], metavar="BxL")
@@ -162,6 +186,10 @@ def main(argv=None) -> None:
     p.add_argument("--graphs", action="store_true",
                    help="time the calls replayed as CUDA graphs (GPU time alone: small shapes are host-bound)")
     p.add_argument("--profile", action="store_true", help="per shape, each kernel's GPU ms in one fwd+bwd")
+    p.add_argument("--mamba-ssm", metavar="DIR", default=None,
+                   help="a clone of state-spaces/mamba: time its SSD kernels (mamba_chunk_scan_combined) too")
+    p.add_argument("--mamba-ssm-chunks", type=int, nargs="+", default=[256, 64],
+                   help="mamba-ssm's chunk lengths (Mamba-2 trains with 256)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("bench_ssd.py times on a CUDA GPU")
@@ -169,6 +197,7 @@ def main(argv=None) -> None:
     from infomamba.ops.ssd_scan import triton as ssd
 
     shipped = (ssd.y_chunk, ssd.CHUNK)
+    mamba_ssm = load_mamba_ssm(args.mamba_ssm) if args.mamba_ssm else None
     chunks = args.chunks or [None]
     configs = [parse_config(c) for c in args.configs] if args.configs else [(ssd.FWD_CONFIG, ssd.BWD_CONFIG)]
     d = args.heads * args.head_dim
@@ -192,6 +221,9 @@ def main(argv=None) -> None:
         if not args.no_reference:
             rows.append(("SSD chunked reference (PyTorch)", ssd_scan_reference, (x, dt, A, B, C, D),
                          err(ssd_scan_reference)))
+        for q in args.mamba_ssm_chunks if mamba_ssm else ():
+            scan = as_mamba_ssm(mamba_ssm, q)
+            rows.append((f"mamba-ssm SSD (Triton), chunk {q}", scan, (x, dt, A, B, C, D), err(scan)))
         for name, fn, fn_args, err_cell in rows:
             t = timed(fn, fn_args, args.reps_ms, args.graphs)
             print(f"| {batch} x {length} | {name} | {t['fwd']:.3f} | {t['fwdbwd']:.3f} | "
@@ -218,6 +250,9 @@ def main(argv=None) -> None:
             print(f"\n{batch} x {length}, SSD Triton, kernels of one forward+backward:\n"
                   f"{kernel_split(ssd.ssd_scan_triton, (x, dt, A, B, C, D))}\n{walk_modes(x, dt, A, B, C, D)}\n",
                   flush=True)
+            for q in args.mamba_ssm_chunks if mamba_ssm else ():
+                print(f"{batch} x {length}, mamba-ssm SSD, chunk {q}, kernels of one forward+backward:\n"
+                      f"{kernel_split(as_mamba_ssm(mamba_ssm, q), (x, dt, A, B, C, D))}\n", flush=True)
         del x, dt, A, B, C, D, u, delta, A1
         torch.cuda.empty_cache()
 
