@@ -166,7 +166,7 @@ def load_mamba_ssm(root: str):
 
 
 def as_mamba_ssm(fn, chunk: int):
-    """This project's SSD contract (x, dt, A, B, C, D) on mamba-ssm's: one B/C group, D a channel each, chunk `chunk`."""
+    """This project's SSD contract (x, dt, A, B, C, D) on mamba-ssm's: one B/C group, D per channel, chunk `chunk`."""
     def scan(x, dt, A, B, C, D):
         return fn(x, dt, A, B[:, :, None], C[:, :, None], chunk, D=D.view(x.shape[2], x.shape[3]))
     return scan

@@ -76,6 +76,13 @@ for part in "$@"; do
             > $OUT/tests_hash.log 2>&1; echo "tests_hash rc=$?" >> $OUT/tests_hash.log; tail -3 $OUT/tests_hash.log
           timeout 90 python3 benchmarks/bench_hash.py ${HASH_BASELINE:+--baseline $HASH_BASELINE} \
             > $OUT/bench_hash.log 2>&1; echo "bench_hash rc=$?" >> $OUT/bench_hash.log; cat $OUT/bench_hash.log ;;
+    # this project's SSD kernels beside Dao & Gu's own (mamba_chunk_scan_combined), GPU time of the calls replayed as
+    # CUDA graphs and each kernel's share; carry MAMBA_SSM_DIR, a clone's Python files, e.g. made in .devdata/mamba by
+    # `git -C <clone> archive HEAD mamba_ssm/ops/triton mamba_ssm/utils | tar -x -C .devdata/mamba`
+    mamba_ssm) timeout ${MAMBA_SSM_GUARD:-170} python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 64x4096 8x16384 \
+                 --no-reference --graphs --profile --mamba-ssm ${MAMBA_SSM_DIR:-.devdata/mamba} \
+                 > $OUT/bench_ssd_mamba_ssm.log 2>&1; echo "bench_ssd rc=$?" >> $OUT/bench_ssd_mamba_ssm.log
+               grep "^|\|rc=\|GPU ms\|Error" $OUT/bench_ssd_mamba_ssm.log ;;
     # where the SSD form's inference forward goes, at 224 and 1024 px, beside attention
     profile_inference_ssd) for px in 224 1024; do
              profiled profile_inference_ssd_$px --inference --mixers 'infomamba{ssm_heads: 12}' attention \
