@@ -78,9 +78,12 @@ for part in "$@"; do
             > $OUT/bench_hash.log 2>&1; echo "bench_hash rc=$?" >> $OUT/bench_hash.log; cat $OUT/bench_hash.log ;;
     # this project's SSD kernels beside Dao & Gu's own (mamba_chunk_scan_combined), GPU time of the calls replayed as
     # CUDA graphs and each kernel's share; carry MAMBA_SSM_DIR, a clone's Python files, e.g. made in .devdata/mamba by
-    # `git -C <clone> archive HEAD mamba_ssm/ops/triton mamba_ssm/utils | tar -x -C .devdata/mamba`
-    mamba_ssm) timeout ${MAMBA_SSM_GUARD:-170} python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 64x4096 8x16384 \
-                 --no-reference --graphs --profile --mamba-ssm ${MAMBA_SSM_DIR:-.devdata/mamba} \
+    # `git -C <clone> archive HEAD mamba_ssm/ops/triton mamba_ssm/utils | tar -x -C .devdata/mamba`. mamba-ssm
+    # autotunes each shape and chunk for about a minute on an H100: MAMBA_SSM_SHAPES and MAMBA_SSM_CHUNKS split the
+    # four shapes (chunk 256, Mamba-2's) over calls
+    mamba_ssm) timeout ${MAMBA_SSM_GUARD:-420} python3 benchmarks/bench_ssd.py \
+                 --shapes ${MAMBA_SSM_SHAPES:-64x196 64x1024 64x4096 8x16384} --no-reference --graphs --profile \
+                 --mamba-ssm ${MAMBA_SSM_DIR:-.devdata/mamba} --mamba-ssm-chunks ${MAMBA_SSM_CHUNKS:-256} \
                  > $OUT/bench_ssd_mamba_ssm.log 2>&1; echo "bench_ssd rc=$?" >> $OUT/bench_ssd_mamba_ssm.log
                grep "^|\|rc=\|GPU ms\|Error" $OUT/bench_ssd_mamba_ssm.log ;;
     # where the SSD form's inference forward goes, at 224 and 1024 px, beside attention
