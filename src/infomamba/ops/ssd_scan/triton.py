@@ -11,7 +11,11 @@ One program owns one (sample, head, block of p channels) and carries S (n x p, f
 chunk: per chunk three tensor-core products, C B^T (Q x Q), the masked decay-weighted (C B^T) x~ (Q x p) and the
 state's C S and B^T x~, where the Mamba-1 scan pays an exp and its FMAs on every (t, channel, state) element.
 Every `tl.dot` takes its operands in the input dtype (bf16 under mixed precision, the state rounded to it for its
-products too, as mamba-ssm's chunk kernels do) and accumulates in fp32; the carried state stays fp32.
+products too, as mamba-ssm's chunk kernels do) and accumulates in fp32; the carried state stays fp32. The forward's
+y products round as few operands as mamba-ssm's `_chunk_scan_fwd_kernel`: dt inside the fp32 (Q x Q) matrix, which
+is rounded once, against x as loaded, and exp(cs) scaling C S_in after its product (rounding x dt and exp(cs) C
+first erred 1.75-1.81x the bf16 rounding of the exact y on average against 1.41-1.50x, emulated in fp64 by
+`benchmarks/ssd_rounding.py`).
 
 Backward, in three launches (nothing is kept from the forward, as in `ops/ssm_inner`): the forward kernel rewrites
 the state entering every chunk (fp32, (batch * heads, chunks, n, p)); a reverse walk per (sample, head, p block)
@@ -137,8 +141,8 @@ def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr,
         if WRITE_Y:
             CB = tl.dot(Cm, tl.trans(Bm), input_precision=PREC)
             decay = tl.exp2(tl.where(causal, cs[:, None] - cs[None, :], float("-inf")))
-            y = tl.dot((CB * decay).to(x.dtype), (xf * dt[:, None]).to(x.dtype), input_precision=PREC)
-            y += tl.dot((Cm.to(tl.float32) * tl.exp2(cs)[:, None]).to(x.dtype), S.to(x.dtype), input_precision=PREC)
+            y = tl.dot((CB * decay * dt[None, :]).to(x.dtype), x, input_precision=PREC)
+            y += tl.dot(Cm, S.to(x.dtype), input_precision=PREC) * tl.exp2(cs)[:, None]
             if HAS_D:
                 y += Dv[None, :] * xf
             if ACC:
