@@ -174,10 +174,10 @@ def test_the_forward_walks_shorter_chunks_only_where_its_walks_fill_the_gpu():
 
 @pytest.mark.skipif(not ON_CUDA, reason="bf16 products need the GPU (the interpreter's bf16 tl.dot is not the GPU's)")
 def test_bf16_forward_rounds_once_per_product_operand_beyond_its_inputs(monkeypatch):
-    """bf16 y, against the exact y (fp64 on the same bf16 inputs), errs on average at most 1.6x the rounding of the
-    exact y to bf16: each (Q x Q) product reads x as given with dt inside the fp32 matrix, and exp(cs) scales C S
-    after its product. Rounding x dt and C exp(cs) to bf16 before their products as well errs 1.76x at this length
-    (`benchmarks/ssd_rounding.py`, the kernel's walk emulated in fp64 with its bf16 casts)."""
+    """bf16 y errs on average at most 1.6x the bf16 rounding of the exact y (the reference's, fp32 inside, on the same
+    bf16 inputs): each (Q x Q) product reads x as given with dt inside the fp32 matrix, and exp(cs) scales C S after
+    its product. Emulated on these inputs (`benchmarks/ssd_rounding.py`: the kernel's walk in fp64 with its bf16
+    casts) that order errs 1.43x, and rounding x dt and C exp(cs) before their products as well 1.73x."""
     monkeypatch.setattr(ssd, "CHUNK", 64)
     monkeypatch.setattr(ssd, "Y_CHUNK", 32)
     g = torch.Generator().manual_seed(0)
