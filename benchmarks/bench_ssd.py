@@ -5,16 +5,18 @@ within a head (A one scalar a head, for every state n). Rows per shape, at the s
 the Mamba-1 Triton scan (`ops/selective_scan`, dt and A repeated over each head's channels), the SSD chunked
 reference in plain PyTorch (`ops/ssd_scan/reference.py`: einsum, autograd backward) and the SSD Triton kernels
 (`ops/ssd_scan/triton.py`). Forward and forward+backward ms (do_bench medians), backward / forward, the
-forward+backward peak memory and each SSD row's largest deviation from the Mamba-1 output. `--configs` times the SSD
-kernels at other launch configs (each `BLOCK_P,WARPS,STAGES/WARPS,STAGES`, forward / backward) and `--chunks` at
-other chunk lengths (each `Q` for one chunk throughout, or `Y/Q`: chunks of Y in the forward that writes y and of Q
-in the backward, Y forced where `y_chunk` would pick another; default the kernel's). `--profile` adds, per shape,
-the SSD Triton op's kernel-only GPU time (torch.profiler, 10 steps averaged) of a forward and of a forward+backward
-at its shipped launch, their backward / forward ratio, and each kernel's share: where the backward's time goes, and
-the ratio free of host time; and the forward kernel's two walks timed apart (writing y, and writing only the chunk
-states, as the backward recomputes them). `--mamba-ssm DIR` adds rows of Dao & Gu's own SSD Triton kernels
-(`mamba_chunk_scan_combined` from a clone of state-spaces/mamba, nothing built) on the same inputs, and with
-`--profile` their kernel split beside this project's.
+forward+backward peak memory, each SSD row's largest deviation from the Mamba-1 output, and every row's mean error
+against the exact y (the reference in fp32 on the same bf16 inputs) over that of the exact y rounded once to bf16
+(`rounding_ratio`). `--configs` times the SSD kernels at other launch configs (each
+`BLOCK_P,WARPS,STAGES/WARPS,STAGES`, forward / backward) and `--chunks` at other chunk lengths (each `Q` for one
+chunk throughout, or `Y/Q`: chunks of Y in the forward that writes y and of Q in the backward, Y forced where
+`y_chunk` would pick another; default the kernel's). `--profile` adds, per shape, the SSD Triton op's kernel-only
+GPU time (torch.profiler, 10 steps averaged) of a forward and of a forward+backward at its shipped launch, their
+backward / forward ratio, and each kernel's share: where the backward's time goes, and the ratio free of host time;
+and the forward kernel's two walks timed apart (writing y, and writing only the chunk states, as the backward
+recomputes them). `--mamba-ssm DIR` adds rows of Dao & Gu's own SSD Triton kernels (`mamba_chunk_scan_combined` from
+a clone of state-spaces/mamba, nothing built) on the same inputs, and with `--profile` their kernel split beside
+this project's.
 
     python benchmarks/bench_ssd.py                           # B64 L1024, B16 L4096, B8 L16384; d 768 = 12 x 64
     python benchmarks/bench_ssd.py --shapes 64x196 --chunks 32 64 --configs 64,4,2/8,1 32,4,2/4,1
@@ -80,6 +82,13 @@ def parse_config(text: str) -> tuple[tuple[int, int, int], tuple[int, int]]:
     if len(f) != 3 or len(b) != 2:
         raise ValueError(f"--configs entries are BLOCK_P,WARPS,STAGES/WARPS,STAGES, got {text!r}")
     return f, b
+
+
+def rounding_ratio(got: torch.Tensor, exact: torch.Tensor) -> float:
+    """Mean |got - exact| over the mean error of `exact` rounded once to bf16 (1.0: no error beyond y's own rounding;
+    `benchmarks/ssd_rounding.py` emulates where the SSD forward's roundings put it)."""
+    exact = exact.double()
+    return ((got.double() - exact).abs().mean() / (exact.to(torch.bfloat16).double() - exact).abs().mean()).item()
 
 
 def timed(fn, args, reps_ms: int, graphs: bool = False) -> dict:
@@ -203,21 +212,24 @@ def main(argv=None) -> None:
     d = args.heads * args.head_dim
     print(f"device {torch.cuda.get_device_name()}; torch {torch.__version__}; bf16 inputs; d {d} = {args.heads} heads "
           f"x {args.head_dim}; n {args.n}\n")
-    print("| batch x L | form | fwd ms | fwd+bwd ms | bwd / fwd | fwd+bwd peak GiB | max err vs Mamba-1 |")
-    print("|---|---|---|---|---|---|---|")
+    print("| batch x L | form | fwd ms | fwd+bwd ms | bwd / fwd | fwd+bwd peak GiB | max err vs Mamba-1 "
+          "| mean err / bf16 rounding of exact y |")
+    print("|---|---|---|---|---|---|---|---|")
     for shape in args.shapes:
         batch, length = (int(v) for v in shape.split("x"))
         x, dt, A, B, C, D = inputs(batch, length, args.heads, args.head_dim, args.n, torch.bfloat16, "cuda")
         u, delta, A1 = as_mamba1(x, dt, A, args.n)
         with torch.no_grad():
             want = selective_scan_triton(u, delta, A1, B, C, D).float()
+            exact = ssd_scan_reference(x.float(), dt, A, B.float(), C.float(), D).flatten(2)  # fp32, same inputs
+        mamba1_cells = f" | {rounding_ratio(want, exact):.2f}x"
 
         def err(fn):
             with torch.no_grad():
                 got = fn(x, dt, A, B, C, D).flatten(2).float()
-            return f"{((got - want).abs().max() / want.abs().max()).item():.1e}"
+            return f"{((got - want).abs().max() / want.abs().max()).item():.1e} | {rounding_ratio(got, exact):.2f}x"
 
-        rows = [("Mamba-1 scan (Triton)", selective_scan_triton, (u, delta, A1, B, C, D), "")]
+        rows = [("Mamba-1 scan (Triton)", selective_scan_triton, (u, delta, A1, B, C, D), mamba1_cells)]
         if not args.no_reference:
             rows.append(("SSD chunked reference (PyTorch)", ssd_scan_reference, (x, dt, A, B, C, D),
                          err(ssd_scan_reference)))
@@ -240,7 +252,7 @@ def main(argv=None) -> None:
                     e = err(ssd.ssd_scan_triton)
                 except Exception as exc:  # a config the compiler refuses (shared memory, registers): say which
                     print(f"| {batch} x {length} | {name} | {type(exc).__name__}: {str(exc).splitlines()[0][:120]} "
-                          "| | | | |", flush=True)
+                          "| | | | | |", flush=True)
                     continue
                 print(f"| {batch} x {length} | {name} | {t['fwd']:.3f} | {t['fwdbwd']:.3f} | "
                       f"{(t['fwdbwd'] - t['fwd']) / t['fwd']:.1f}x | {t['peak_gib']:.2f} | {e} |", flush=True)
@@ -253,7 +265,7 @@ def main(argv=None) -> None:
             for q in args.mamba_ssm_chunks if mamba_ssm else ():
                 print(f"{batch} x {length}, mamba-ssm SSD, chunk {q}, kernels of one forward+backward:\n"
                       f"{kernel_split(as_mamba_ssm(mamba_ssm, q), (x, dt, A, B, C, D))}\n", flush=True)
-        del x, dt, A, B, C, D, u, delta, A1
+        del x, dt, A, B, C, D, u, delta, A1, want, exact
         torch.cuda.empty_cache()
 
 

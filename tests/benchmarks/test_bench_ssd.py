@@ -1,5 +1,5 @@
-"""benchmarks/bench_ssd.py: its Mamba-1 rendering of an SSD problem is that problem, its config parsing, and its
-loading of mamba-ssm's SSD kernels."""
+"""benchmarks/bench_ssd.py: its Mamba-1 rendering of an SSD problem is that problem, its config parsing, its
+rounding-error ratio, and its loading of mamba-ssm's SSD kernels."""
 import sys
 
 import pytest
@@ -49,3 +49,12 @@ def test_mamba_ssm_loads_without_its_package_inits(tmp_path):
     finally:
         for name in [m for m in sys.modules if m.partition(".")[0] == "mamba_ssm"]:
             del sys.modules[name]
+
+
+def test_rounding_ratio_counts_error_beyond_one_rounding_of_the_exact_y():
+    """y rounded once to bf16 reads 1.0; y with an error on top of that rounding reads more."""
+    exact = torch.randn(4, 64, 32, dtype=torch.float64)
+    once = exact.to(torch.bfloat16)
+    assert bench_ssd.rounding_ratio(once, exact) == pytest.approx(1.0)
+    twice = (once.double() + 0.01 * torch.randn_like(exact)).to(torch.bfloat16)
+    assert bench_ssd.rounding_ratio(twice, exact) > 1.5
