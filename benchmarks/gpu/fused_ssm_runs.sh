@@ -90,15 +90,15 @@ for part in "$@"; do
     # chain's) and on this code: the SSD kernel tests (the bf16 one bounds y's mean error), then the kernels' GPU time
     ssd_order) for src in ${AB_BASES:-} .; do
                name=$([ $src = . ] && echo new || basename $src)
-               export PYTHONPATH=$([ $src = . ] || echo $PWD/$src/src:)/tmp/site
-               timeout 90 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
+               path=$([ $src = . ] || echo $PWD/$src/src:)$PYTHONPATH
+               PYTHONPATH=$path timeout 90 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
                  > $OUT/tests_ssd_$name.log 2>&1; echo "tests $name rc=$?" >> $OUT/tests_ssd_$name.log
                grep "^E .*mean error\|passed\|failed\|rc=" $OUT/tests_ssd_$name.log | tail -4
-               timeout 60 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 8x16384 --no-reference --graphs \
-                 > $OUT/bench_ssd_order_$name.log 2>&1; echo "bench $name rc=$?" >> $OUT/bench_ssd_order_$name.log
+               PYTHONPATH=$path timeout 60 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 8x16384 \
+                 --no-reference --graphs > $OUT/bench_ssd_order_$name.log 2>&1
+               echo "bench $name rc=$?" >> $OUT/bench_ssd_order_$name.log
                grep "^| [0-9]\|rc=" $OUT/bench_ssd_order_$name.log
-             done
-             export PYTHONPATH=/tmp/site ;;
+             done ;;
     # where the SSD form's inference forward goes, at 224 and 1024 px, beside attention
     profile_inference_ssd) for px in 224 1024; do
              profiled profile_inference_ssd_$px --inference --mixers 'infomamba{ssm_heads: 12}' attention \
