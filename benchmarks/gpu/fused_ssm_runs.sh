@@ -94,7 +94,7 @@ for part in "$@"; do
                PYTHONPATH=$path timeout 90 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
                  > $OUT/tests_ssd_$name.log 2>&1; echo "tests $name rc=$?" >> $OUT/tests_ssd_$name.log
                grep "^E .*mean error\|passed\|failed\|rc=" $OUT/tests_ssd_$name.log | tail -4
-               PYTHONPATH=$path timeout 60 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 8x16384 \
+               PYTHONPATH=$path timeout 120 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 8x16384 \
                  --no-reference --graphs > $OUT/bench_ssd_order_$name.log 2>&1
                echo "bench $name rc=$?" >> $OUT/bench_ssd_order_$name.log
                grep "^| [0-9]\|rc=" $OUT/bench_ssd_order_$name.log
