@@ -8,10 +8,11 @@ rounding, on the same bf16 inputs; `ops/ssd_scan/reference.py` works in fp32).
 
 In both the state S stays fp32 and is rounded to bf16 for its products, as in the kernels; y is rounded to bf16 once
 at the end. The floor is the exact y rounded to bf16. This is an emulation, not the GPU's kernel: tensor-core
-accumulation order is not modelled (fp64 here), and Triton's interpreter cannot stand in for it (its bf16 `tl.dot`
-is not the GPU's). The GPU's own figures are `tests/ops/test_ssd_scan_triton.py`'s bf16 test and `bench_ssd.py`'s
-`rounding_ratio`: on an H100 the test's inputs gave 1.73x early and 1.43x late, as emulated, and the bench's 1.73-1.74x
-and 1.43-1.45x (docs/benchmarks.md, 5074ad6).
+accumulation order is not modelled (fp64 here). With fp16 casts it is the kernel run in Triton's interpreter, whose
+fp16 products round as these do: over 99 % of y's elements equal (`tests/benchmarks/test_ssd_rounding.py`); the
+interpreter's bf16 `tl.dot` is not the GPU's. The GPU's own figures are `tests/ops/test_ssd_scan_triton.py`'s
+half-precision test and `bench_ssd.py`'s `rounding_ratio`: on an H100 the test's bf16 inputs gave 1.73x early and
+1.43x late, as emulated, and the bench's 1.73-1.74x and 1.43-1.45x (docs/benchmarks.md, 5074ad6).
 
     python benchmarks/ssd_rounding.py --lengths 196 2048 16384 --heads 4
 """
