@@ -86,8 +86,9 @@ for part in "$@"; do
                  --mamba-ssm ${MAMBA_SSM_DIR:-.devdata/mamba} --mamba-ssm-chunks ${MAMBA_SSM_CHUNKS:-256} \
                  > $OUT/bench_ssd_mamba_ssm.log 2>&1; echo "bench_ssd rc=$?" >> $OUT/bench_ssd_mamba_ssm.log
                grep "^|\|rc=\|GPU ms\|Error" $OUT/bench_ssd_mamba_ssm.log ;;
-    # the SSD forward's product order (benchmarks/ssd_rounding.py), on each folder of AB_BASES (made as the aux
-    # chain's) and on this code: the SSD kernel tests (the bf16 one bounds y's mean error), then the kernels' GPU time
+    # the SSD kernels' product order (benchmarks/ssd_rounding.py), on each folder of AB_BASES (made as the aux
+    # chain's) and on this code: the SSD kernel tests (the half-precision ones bound y's, dB's and dC's mean error),
+    # the kernels' GPU time, then their bf16 gradients' error (benchmarks/ssd_grad_rounding.py)
     ssd_order) for src in ${AB_BASES:-} .; do
                name=$([ $src = . ] && echo new || basename $src)
                path=$([ $src = . ] || echo $PWD/$src/src:)$PYTHONPATH
@@ -98,6 +99,9 @@ for part in "$@"; do
                  --no-reference --graphs > $OUT/bench_ssd_order_$name.log 2>&1
                echo "bench $name rc=$?" >> $OUT/bench_ssd_order_$name.log
                grep "^| [0-9]\|rc=" $OUT/bench_ssd_order_$name.log
+               PYTHONPATH=$path timeout 90 python3 benchmarks/ssd_grad_rounding.py --shapes 64x196 8x4096 \
+                 > $OUT/ssd_grad_rounding_$name.log 2>&1; echo "grads $name rc=$?" >> $OUT/ssd_grad_rounding_$name.log
+               grep "^| [0-9]\|rc=" $OUT/ssd_grad_rounding_$name.log
              done ;;
     # where the SSD form's inference forward goes, at 224 and 1024 px, beside attention
     profile_inference_ssd) for px in 224 1024; do
