@@ -31,8 +31,8 @@ W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
 
 Its products, as the forward's, read x as given: dt scales W's columns and the dS term's rows after their products,
 and exp(cs) scales C S_in after its product (in fp16, in Triton's interpreter, dB and dC err 1.55x / 1.53x the
-rounding of the exact ones, against 1.97x / 1.96x when x dt and C exp(cs) were rounded first; dx's 1.45x is unchanged; the GPU time of that
-order is not yet measured).
+rounding of the exact ones, against 1.97x / 1.96x when x dt and C exp(cs) were rounded first; dx's 1.45x is
+unchanged; the GPU time of that order is not yet measured).
 
 B and C are shared by every head, so dB and dC come back per head, side by side in one fp32 (batch, L, heads, 2n)
 tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample,
