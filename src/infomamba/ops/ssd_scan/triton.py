@@ -29,10 +29,12 @@ W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
     da_r  = sum_{t >= r} dcs_t + sum_s v_s + exp(T) <dS, S_in>     (T = sum of the chunk's a)
     dA    = sum dt da
 
-Its products, as the forward's, read x as given: dt scales W's columns and the dS term's rows after their products,
-and exp(cs) scales C S_in after its product (in fp16, in Triton's interpreter, dB and dC err 1.55x / 1.53x the
-rounding of the exact ones, against 1.97x / 1.96x when x dt and C exp(cs) were rounded first; dx's 1.45x is
-unchanged; the GPU time of that order is not yet measured).
+The kernel forms the transposes W^T = x~ dy^T o exp(cs_t - cs_s), G^T and M^T from B C^T: of the (Q x Q) matrices
+only W^T is transposed for a product (M and W were before). Its products, as the forward's, read x as given: dt scales W^T's rows and the dS term's rows after
+their products, and exp(cs) scales C S_in after its product. In fp16, in Triton's interpreter, dB and dC then err
+1.55x / 1.53x the rounding of the exact ones, against 1.97x / 1.96x when x dt and C exp(cs) were rounded first;
+dx's 1.45x is unchanged. Compiled for sm_90 (`benchmarks/ssd_resources.py`) it is 2,408 SASS instructions against
+2,576, with 40 bytes a thread spilled (none before). Its GPU time is not yet measured.
 
 B and C are shared by every head, so dB and dC come back per head, side by side in one fp32 (batch, L, heads, 2n)
 tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample,
@@ -224,15 +226,15 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     eb = tl.exp2(total - cs)
     xf = x.to(tl.float32)
     dyf = dy.to(tl.float32)
-    decay = tl.exp2(tl.where(rq[:, None] >= rq[None, :], cs[:, None] - cs[None, :], float("-inf")))
-    CB = tl.dot(Cm, tl.trans(Bm), input_precision=PREC)
-    W = tl.dot(dy, tl.trans(x), input_precision=PREC) * (decay * dt[None, :])
-    G = W * CB
-    dcs = tl.sum(G, axis=1) - tl.sum(G, axis=0)
-    dxdt = tl.dot(tl.trans(CB * decay).to(x.dtype), dy, input_precision=PREC)
-    Wc = W.to(x.dtype)
-    dC = tl.dot(Wc, Bm, input_precision=PREC)
-    dB = tl.dot(tl.trans(Wc), Cm, input_precision=PREC)
+    decay_t = tl.exp2(tl.where(rq[None, :] >= rq[:, None], cs[None, :] - cs[:, None], float("-inf")))
+    Wt = tl.dot(x, tl.trans(dy), input_precision=PREC) * (decay_t * dt[:, None])
+    BC = tl.dot(Bm, tl.trans(Cm), input_precision=PREC)
+    dxdt = tl.dot((BC * decay_t).to(x.dtype), dy, input_precision=PREC)
+    Gt = Wt * BC
+    dcs = tl.sum(Gt, axis=0) - tl.sum(Gt, axis=1)
+    Wc = Wt.to(x.dtype)
+    dC = tl.dot(tl.trans(Wc), Bm, input_precision=PREC)
+    dB = tl.dot(Wc, Cm, input_precision=PREC)
     BdS = tl.dot(Bm, dS.to(x.dtype), input_precision=PREC)
     dxdt += eb[:, None] * BdS
     dx = dxdt * dt[:, None]
