@@ -84,11 +84,11 @@ def parse_config(text: str) -> tuple[tuple[int, int, int], tuple[int, int]]:
     return f, b
 
 
-def rounding_ratio(got: torch.Tensor, exact: torch.Tensor) -> float:
-    """Mean |got - exact| over the mean error of `exact` rounded once to bf16 (1.0: no error beyond y's own rounding;
-    `benchmarks/ssd_rounding.py` emulates where the SSD forward's roundings put it)."""
+def rounding_ratio(got: torch.Tensor, exact: torch.Tensor, dtype: torch.dtype = torch.bfloat16) -> float:
+    """Mean |got - exact| over the mean error of `exact` rounded once to `dtype` (1.0: no error beyond that one
+    rounding; `benchmarks/ssd_rounding.py` emulates where the SSD forward's roundings put it)."""
     exact = exact.double()
-    return ((got.double() - exact).abs().mean() / (exact.to(torch.bfloat16).double() - exact).abs().mean()).item()
+    return ((got.double() - exact).abs().mean() / (exact.to(dtype).double() - exact).abs().mean()).item()
 
 
 def timed(fn, args, reps_ms: int, graphs: bool = False) -> dict:

@@ -25,7 +25,7 @@ if os.environ.get("TRITON_INTERPRET") == "1":
 
 import torch  # noqa: E402
 
-from bench_ssd import inputs  # noqa: E402  (benchmarks/ is a folder of scripts)
+from bench_ssd import inputs, rounding_ratio  # noqa: E402  (benchmarks/ is a folder of scripts)
 from infomamba.ops.ssd_scan import ssd_scan_reference  # noqa: E402
 from infomamba.ops.ssd_scan.triton import ssd_scan_triton  # noqa: E402
 
@@ -43,9 +43,8 @@ def gradient_errors(batch: int, length: int, heads: int, p: int, n: int, dtype, 
     exact = torch.autograd.grad(ssd_scan_reference(*exact_leaves), exact_leaves, dy.double())
     out = {}
     for name, g, e in zip(NAMES, got, exact):
-        err = (g.double() - e).abs().mean()
-        floor = (e.to(dtype).double() - e).abs().mean() if g.dtype == dtype else None
-        out[name] = (None if floor is None else (err / floor).item(), (err / e.abs().mean()).item())
+        ratio = rounding_ratio(g, e, dtype) if g.dtype == dtype else None
+        out[name] = (ratio, ((g.double() - e).abs().mean() / e.abs().mean()).item())
     return out
 
 
