@@ -18,8 +18,8 @@ first erred 1.75-1.81x the bf16 rounding of the exact y on average against 1.41-
 `benchmarks/ssd_rounding.py`; on an H100 1.73-1.74x against 1.43-1.45x, in the same kernel time).
 
 Backward, in three launches (nothing is kept from the forward, as in `ops/ssm_inner`): the forward kernel rewrites
-the state entering every chunk (fp32, (batch * heads, chunks, n, p)); a reverse walk per (sample, head, p block)
-writes the state adjoint dS leaving every chunk (of S_out; dS_in = exp(T) dS + (exp(cs) o C)^T dy); then one program
+the state entering every chunk ((batch * heads, chunks, n, p)); a reverse walk per (sample, head, p block) writes
+the state adjoint dS leaving every chunk (of S_out; dS_in = exp(T) dS + (exp(cs) o C)^T dy); then one program
 per (sample, head, chunk), all chunks at once, forms with M = (C B^T) o exp(cs_t - cs_s) (lower triangle),
 W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
 
@@ -36,6 +36,11 @@ in Triton's interpreter, dB and dC then err 1.55x / 1.53x the rounding of the ex
 x dt and C exp(cs) were rounded first; dx's 1.45x is unchanged. Compiled for sm_90 (`benchmarks/ssd_resources.py`)
 it is 2,408 SASS instructions against 2,576, with 40 bytes a thread spilled (none before). On an H100 the backward
 takes 8-9 % less time than before, and in bf16 dB and dC err 1.59-1.60x against 1.98-2.00x (docs/benchmarks.md).
+
+Both walks carry their state in fp32 and write it in x's dtype, as mamba-ssm's SSD backward keeps its states and
+their adjoints (`states_dtype=x.dtype`): every product the chunk backward forms from them rounds them to it anyway,
+and only exp(T) <dS, S_in> reads them otherwise (a term that exp(T), the decay over a whole chunk, keeps small). In
+bf16 the two tensors move half the bytes of fp32 ones (written once, read once).
 
 B and C are shared by every head, so dB and dC come back per head, side by side in one fp32 (batch, L, heads, 2n)
 tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample,
@@ -122,8 +127,8 @@ def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr,
                     DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr,
                     ACC: tl.constexpr):
     """y (and with SAVE_STATES the state entering every chunk) of one (sample, head, p block); x and y share strides,
-    states (batch * heads, chunks, N, P) contiguous; dt, A as `_chunk_dt` and `_rate` read them. ACC: y is added to
-    what y_ptr holds (the other scan direction's readout), in fp32 before one rounding."""
+    states (batch * heads, chunks, N, P) contiguous in x's dtype; dt, A as `_chunk_dt` and `_rate` read them. ACC: y
+    is added to what y_ptr holds (the other scan direction's readout), in fp32 before one rounding."""
     b, h, rq, rn, rp, A2 = _walk_program(A_ptr, H, Q, N, BLOCK_P, A_LOG)
     if HAS_D:
         Dv = tl.load(D_ptr + h * P + rp).to(tl.float32)
@@ -141,7 +146,7 @@ def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr,
         Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
         Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
         if SAVE_STATES:
-            tl.store(st_base + (c * N + rn[:, None]) * P + rp[None, :], S)
+            tl.store(st_base + (c * N + rn[:, None]) * P + rp[None, :], S.to(st_ptr.dtype.element_ty))
         a = dt * A2
         cs = tl.cumsum(a, axis=0)
         total = tl.sum(a, axis=0)
@@ -167,7 +172,7 @@ def _ssd_bwd_state_kernel(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_pt
                           BLOCK_P: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
                           HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
     """The state adjoint dS leaving every chunk (of S_out; 0 after the last), one (sample, head, p block) walking the
-    chunks in reverse: dS_in = exp(T) dS + (exp(cs) o C)^T dy. dst (batch * heads, chunks, N, P) fp32."""
+    chunks in reverse: dS_in = exp(T) dS + (exp(cs) o C)^T dy. dst (batch * heads, chunks, N, P) in x's dtype."""
     b, h, rq, rn, rp, A2 = _walk_program(A_ptr, H, Q, N, BLOCK_P, A_LOG)
     dy_base = dy_ptr + b.to(tl.int64) * s_xb + h * P
     dst_base = dst_ptr + (b * H + h).to(tl.int64) * n_chunks * N * P
@@ -180,7 +185,7 @@ def _ssd_bwd_state_kernel(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_pt
         dt = _chunk_dt(dt_ptr, dtb_ptr, pad_ptr, b, h, pos, ok, L, s_dtb, s_dtl, DT_SOFTPLUS, HAS_PAD)
         dy = tl.load(dy_base + pos[:, None] * s_xl + rp[None, :], mask=ok[:, None], other=0.0)
         Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0)
-        tl.store(dst_base + (c * N + rn[:, None]) * P + rp[None, :], dS)
+        tl.store(dst_base + (c * N + rn[:, None]) * P + rp[None, :], dS.to(dst_ptr.dtype.element_ty))
         a = dt * A2
         Ce = (Cm.to(tl.float32) * tl.exp2(tl.cumsum(a, axis=0))[:, None]).to(dy.dtype)
         dS = dS * tl.exp2(tl.sum(a, axis=0)) + tl.dot(tl.trans(Ce), dy, input_precision=PREC)
@@ -218,8 +223,8 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
     Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
     st = (pid.to(tl.int64) * N + rn[:, None]) * P + rp[None, :]
-    S_in = tl.load(st_ptr + st)
-    dS = tl.load(dst_ptr + st)
+    S_in = tl.load(st_ptr + st).to(x.dtype)
+    dS = tl.load(dst_ptr + st).to(x.dtype)
     a = dt * A2
     cs = tl.cumsum(a, axis=0)
     total = tl.sum(a, axis=0)
@@ -236,20 +241,21 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     Wc = Wt.to(x.dtype)
     dC = tl.dot(tl.trans(Wc), Bm, input_precision=PREC)
     dB = tl.dot(Wc, Cm, input_precision=PREC)
-    BdS = tl.dot(Bm, dS.to(x.dtype), input_precision=PREC)
+    BdS = tl.dot(Bm, dS, input_precision=PREC)
     dxdt += eb[:, None] * BdS
     dx = dxdt * dt[:, None]
     if HAS_D:
         dx += tl.load(D_ptr + h * P + rp).to(tl.float32)[None, :] * dyf
         tl.store(dD_ptr + pid.to(tl.int64) * P + rp, tl.sum(dyf * xf, axis=0))
     tl.store(dx_ptr + off, dx.to(dx_ptr.dtype.element_ty), mask=ok[:, None])
-    dC += e[:, None] * tl.dot(dy, tl.trans(S_in.to(x.dtype)), input_precision=PREC)
+    dC += e[:, None] * tl.dot(dy, tl.trans(S_in), input_precision=PREC)
     ebdt = eb * dt
-    dB += ebdt[:, None] * tl.dot(x, tl.trans(dS.to(x.dtype)), input_precision=PREC)
+    dB += ebdt[:, None] * tl.dot(x, tl.trans(dS), input_precision=PREC)
     v = ebdt * tl.sum(BdS * xf, axis=1)
-    ystate = tl.dot(Cm, S_in.to(x.dtype), input_precision=PREC) * e[:, None]
+    ystate = tl.dot(Cm, S_in, input_precision=PREC) * e[:, None]
     dcs += tl.sum(dyf * ystate, axis=1) - v
-    extra = tl.sum(v, axis=0) + tl.exp2(total) * tl.sum(tl.sum(dS * S_in, axis=1), axis=0)
+    carried = tl.sum(tl.sum(dS.to(tl.float32) * S_in.to(tl.float32), axis=1), axis=0)
+    extra = tl.sum(v, axis=0) + tl.exp2(total) * carried
     da = tl.sum(dcs, axis=0) - tl.cumsum(dcs, axis=0) + dcs + extra
     row = (b * L + pos).to(tl.int64) * H + h
     ddt = tl.sum(dxdt * xf, axis=1) + A * da
@@ -320,7 +326,7 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor |
         raise ValueError(f"the SSD forward adds y into a tensor of x's shape, strides and dtype {tuple(x.shape)}, "
                          f"{x.stride()}, {x.dtype}; got {tuple(into.shape)}, {into.stride()}, {into.dtype}")
     y = into if into is not None else torch.empty_like(x) if write_y else None
-    states = x.new_empty(batch * heads, n_chunks, n, p, dtype=torch.float32) if save_states else None
+    states = x.new_empty(batch * heads, n_chunks, n, p) if save_states else None
     _ssd_fwd_kernel[grid](
         x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, y_ptr=y if y is not None else x,
         st_ptr=states if states is not None else dt, L=length, H=heads, n_chunks=n_chunks,
