@@ -87,14 +87,16 @@ for part in "$@"; do
                  > $OUT/bench_ssd_mamba_ssm.log 2>&1; echo "bench_ssd rc=$?" >> $OUT/bench_ssd_mamba_ssm.log
                grep "^|\|rc=\|GPU ms\|Error" $OUT/bench_ssd_mamba_ssm.log ;;
     # the SSD kernels' product order (benchmarks/ssd_rounding.py), on each folder of AB_BASES (made as the aux
-    # chain's) and on this code: the SSD kernel tests (the half-precision ones bound y's, dB's and dC's mean error),
-    # the kernels' GPU time, then their bf16 gradients' error (benchmarks/ssd_grad_rounding.py)
+    # chain's) and on this code: the SSD kernel tests of this code (the half-precision ones bound y's, dB's and dC's
+    # mean error), the kernels' GPU time, then their bf16 gradients' error (benchmarks/ssd_grad_rounding.py)
     ssd_order) for src in ${AB_BASES:-} .; do
                name=$([ $src = . ] && echo new || basename $src)
                path=$([ $src = . ] || echo $PWD/$src/src:)$PYTHONPATH
-               PYTHONPATH=$path timeout 90 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
-                 > $OUT/tests_ssd_$name.log 2>&1; echo "tests $name rc=$?" >> $OUT/tests_ssd_$name.log
-               grep "^E .*mean error\|passed\|failed\|rc=" $OUT/tests_ssd_$name.log | tail -4
+               if [ $src = . ]; then  # the tests of this tree, on its own code
+                 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/ops/test_ssd_scan_triton.py \
+                   > $OUT/tests_ssd_$name.log 2>&1; echo "tests $name rc=$?" >> $OUT/tests_ssd_$name.log
+                 grep "^E .*mean error\|passed\|failed\|rc=" $OUT/tests_ssd_$name.log | tail -4
+               fi
                PYTHONPATH=$path timeout 120 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 8x16384 \
                  --no-reference --graphs > $OUT/bench_ssd_order_$name.log 2>&1
                echo "bench $name rc=$?" >> $OUT/bench_ssd_order_$name.log
@@ -103,6 +105,14 @@ for part in "$@"; do
                  > $OUT/ssd_grad_rounding_$name.log 2>&1; echo "grads $name rc=$?" >> $OUT/ssd_grad_rounding_$name.log
                grep "^| [0-9]\|rc=" $OUT/ssd_grad_rounding_$name.log
              done ;;
+    # the SSD backward's two launches (chunks; the walk at 4 and 8 warps, 1 and 2 stages) at four shapes, GPU time
+    # alone; then the kernel split of the walk at the two shapes where it and the chunks differ most
+    ssd_backward) timeout 300 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 16x4096 8x16384 --no-reference \
+               --graphs --backward chunks walk walk:8,2 walk:4,1 walk:8,1 > $OUT/bench_ssd_backward.log 2>&1
+               echo "bench rc=$?" >> $OUT/bench_ssd_backward.log; grep "^| [0-9]\|rc=" $OUT/bench_ssd_backward.log
+               timeout 150 python3 benchmarks/bench_ssd.py --shapes 64x1024 8x16384 --no-reference --graphs --profile \
+                 --backward walk > $OUT/bench_ssd_walk_profile.log 2>&1
+               echo "profile rc=$?" >> $OUT/bench_ssd_walk_profile.log; cat $OUT/bench_ssd_walk_profile.log ;;
     # where the SSD form's inference forward goes, at 224 and 1024 px, beside attention
     profile_inference_ssd) for px in 224 1024; do
              profiled profile_inference_ssd_$px --inference --mixers 'infomamba{ssm_heads: 12}' attention \
