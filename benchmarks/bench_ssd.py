@@ -10,27 +10,23 @@ against the exact y (the reference in fp32 on the same bf16 inputs) over that of
 (`rounding_ratio`). `--configs` times the SSD kernels at other launch configs (each
 `BLOCK_P,WARPS,STAGES/WARPS,STAGES`, forward / backward) and `--chunks` at other chunk lengths (each `Q` for one
 chunk throughout, or `Y/Q`: chunks of Y in the forward that writes y and of Q in the backward, Y forced where
-`y_chunk` would pick another; default the kernel's). `--backward` times the backward's two launches: `chunks` (the
-state adjoints written, then every chunk's gradients at once), `walk` or `walk:WARPS,STAGES` (a program per sample
-and head walking its chunks with the adjoint carried), default `auto` (`backward_walks` picks). `--profile` adds,
-per shape, the SSD Triton op's kernel-only GPU time (torch.profiler, 10 steps averaged) of a forward and of a
-forward+backward at its shipped launch, their backward / forward ratio, and each kernel's share: where the
-backward's time goes, and the ratio free of host time; and the forward kernel's two walks timed apart (writing y,
-and writing only the chunk states, as the backward recomputes them). `--mamba-ssm DIR` adds rows of Dao & Gu's own
-SSD Triton kernels (`mamba_chunk_scan_combined` from a clone of state-spaces/mamba, nothing built) on the same
-inputs, and with `--profile` their kernel split beside this project's.
+`y_chunk` would pick another; default the kernel's). `--profile` adds, per shape, the SSD Triton op's kernel-only
+GPU time (torch.profiler, 10 steps averaged) of a forward and of a forward+backward at its shipped launch, their
+backward / forward ratio, and each kernel's share: where the backward's time goes, and the ratio free of host time;
+and the forward kernel's two walks timed apart (writing y, and writing only the chunk states, as the backward
+recomputes them). `--mamba-ssm DIR` adds rows of Dao & Gu's own SSD Triton kernels (`mamba_chunk_scan_combined` from
+a clone of state-spaces/mamba, nothing built) on the same inputs, and with `--profile` their kernel split beside
+this project's.
 
     python benchmarks/bench_ssd.py                           # B64 L1024, B16 L4096, B8 L16384; d 768 = 12 x 64
     python benchmarks/bench_ssd.py --shapes 64x196 --chunks 32 64 --configs 64,4,2/8,1 32,4,2/4,1
     python benchmarks/bench_ssd.py --shapes 64x196 --graphs --no-reference --chunks 32 64 32/64   # GPU time alone
-    python benchmarks/bench_ssd.py --shapes 64x1024 8x16384 --graphs --no-reference --backward chunks walk walk:8,2
     git clone https://github.com/state-spaces/mamba /tmp/mamba
     python benchmarks/bench_ssd.py --shapes 64x196 64x1024 --no-reference --mamba-ssm /tmp/mamba --graphs --profile
 """
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 
@@ -86,24 +82,6 @@ def parse_config(text: str) -> tuple[tuple[int, int, int], tuple[int, int]]:
     if len(f) != 3 or len(b) != 2:
         raise ValueError(f"--configs entries are BLOCK_P,WARPS,STAGES/WARPS,STAGES, got {text!r}")
     return f, b
-
-
-def set_backward(ssd, mode: str, shipped) -> str:
-    """Force the backward's launch (`--backward`: auto, chunks, walk or walk:WARPS,STAGES); returns its label.
-    `shipped` (`backward_walks`, `WALK_BWD_CONFIG`) restores the kernel's own; None: nothing is forced (the code
-    under test may predate the walk)."""
-    if shipped is None:
-        return "auto"
-    ssd.backward_walks, ssd.WALK_BWD_CONFIG = shipped
-    if mode == "auto":
-        return "auto"
-    kind, _, config = mode.partition(":")
-    if kind not in ("chunks", "walk"):
-        raise ValueError(f"--backward entries are auto, chunks, walk or walk:WARPS,STAGES, got {mode!r}")
-    ssd.backward_walks = lambda walks, sms: kind == "walk"
-    if config:
-        ssd.WALK_BWD_CONFIG = tuple(int(v) for v in config.split(","))
-    return f"walk {ssd.WALK_BWD_CONFIG}" if kind == "walk" else "chunks"
 
 
 def rounding_ratio(got: torch.Tensor, exact: torch.Tensor, dtype: torch.dtype = torch.bfloat16) -> float:
@@ -212,8 +190,6 @@ def main(argv=None) -> None:
     p.add_argument("--chunks", type=parse_chunks, nargs="+", default=None,
                    help="SSD chunk lengths, Q or Y/Q (default: the kernel's)")
     p.add_argument("--configs", nargs="+", default=None, help="SSD kernel configs (default: the kernel's)")
-    p.add_argument("--backward", nargs="+", default=["auto"],
-                   help="the backward's launch: auto, chunks, walk or walk:WARPS,STAGES (default: auto)")
     p.add_argument("--no-reference", action="store_true", help="skip the PyTorch SSD reference row")
     p.add_argument("--reps-ms", type=int, default=100)
     p.add_argument("--graphs", action="store_true",
@@ -230,7 +206,6 @@ def main(argv=None) -> None:
     from infomamba.ops.ssd_scan import triton as ssd
 
     shipped = (ssd.y_chunk, ssd.CHUNK)
-    shipped_backward = (ssd.backward_walks, ssd.WALK_BWD_CONFIG) if args.backward != ["auto"] else None
     mamba_ssm = load_mamba_ssm(args.mamba_ssm) if args.mamba_ssm else None
     chunks = args.chunks or [None]
     configs = [parse_config(c) for c in args.configs] if args.configs else [(ssd.FWD_CONFIG, ssd.BWD_CONFIG)]
@@ -265,26 +240,25 @@ def main(argv=None) -> None:
             t = timed(fn, fn_args, args.reps_ms, args.graphs)
             print(f"| {batch} x {length} | {name} | {t['fwd']:.3f} | {t['fwdbwd']:.3f} | "
                   f"{(t['fwdbwd'] - t['fwd']) / t['fwd']:.1f}x | {t['peak_gib']:.2f} | {err_cell} |", flush=True)
-        for chunk, (fwd_cfg, bwd_cfg), backward in itertools.product(chunks, configs, args.backward):
-            set_chunks(ssd, chunk, shipped)
-            ssd.FWD_CONFIG, ssd.BWD_CONFIG = fwd_cfg, bwd_cfg
-            launch = set_backward(ssd, backward, shipped_backward)
-            label = (f"{ssd.Y_CHUNK} or {ssd.CHUNK} (y_chunk)/{ssd.CHUNK}" if chunk is None else chunk[1]
-                     if chunk[0] == chunk[1] else "%d/%d" % chunk)
-            name = f"SSD Triton, chunk {label}, fwd {fwd_cfg}, bwd {bwd_cfg}, backward {launch}"
-            try:
-                t = timed(ssd.ssd_scan_triton, (x, dt, A, B, C, D), args.reps_ms, args.graphs)
-                e = err(ssd.ssd_scan_triton)
-            except Exception as exc:  # a config the compiler refuses (shared memory, registers): say which
-                print(f"| {batch} x {length} | {name} | {type(exc).__name__}: {str(exc).splitlines()[0][:120]} "
-                      "| | | | | |", flush=True)
-                continue
-            print(f"| {batch} x {length} | {name} | {t['fwd']:.3f} | {t['fwdbwd']:.3f} | "
-                  f"{(t['fwdbwd'] - t['fwd']) / t['fwd']:.1f}x | {t['peak_gib']:.2f} | {e} |", flush=True)
+        for chunk in chunks:
+            for fwd_cfg, bwd_cfg in configs:
+                set_chunks(ssd, chunk, shipped)
+                ssd.FWD_CONFIG, ssd.BWD_CONFIG = fwd_cfg, bwd_cfg
+                label = (f"{ssd.Y_CHUNK} or {ssd.CHUNK} (y_chunk)/{ssd.CHUNK}" if chunk is None else chunk[1]
+                         if chunk[0] == chunk[1] else "%d/%d" % chunk)
+                name = f"SSD Triton, chunk {label}, fwd {fwd_cfg}, bwd {bwd_cfg}"
+                try:
+                    t = timed(ssd.ssd_scan_triton, (x, dt, A, B, C, D), args.reps_ms, args.graphs)
+                    e = err(ssd.ssd_scan_triton)
+                except Exception as exc:  # a config the compiler refuses (shared memory, registers): say which
+                    print(f"| {batch} x {length} | {name} | {type(exc).__name__}: {str(exc).splitlines()[0][:120]} "
+                          "| | | | | |", flush=True)
+                    continue
+                print(f"| {batch} x {length} | {name} | {t['fwd']:.3f} | {t['fwdbwd']:.3f} | "
+                      f"{(t['fwdbwd'] - t['fwd']) / t['fwd']:.1f}x | {t['peak_gib']:.2f} | {e} |", flush=True)
         if args.profile:
             set_chunks(ssd, chunks[0], shipped)
             ssd.FWD_CONFIG, ssd.BWD_CONFIG = configs[0]
-            set_backward(ssd, args.backward[0], shipped_backward)
             print(f"\n{batch} x {length}, SSD Triton, kernels of one forward+backward:\n"
                   f"{kernel_split(ssd.ssd_scan_triton, (x, dt, A, B, C, D))}\n{walk_modes(x, dt, A, B, C, D)}\n",
                   flush=True)

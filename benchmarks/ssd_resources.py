@@ -72,10 +72,6 @@ def launches(warps: list[int]) -> list[tuple[str, object, dict, int, int]]:
     for w in sorted({bwd_warps, *warps}):
         rows.append((f"chunk backward{' (shipped)' if w == bwd_warps else ''}", ssd._ssd_bwd_chunk_kernel,
                      dict(shape, HAS_D=True), w, bwd_stages))
-    walk_warps, walk_stages = ssd.WALK_BWD_CONFIG
-    for w in sorted({walk_warps, *warps}):
-        rows.append((f"backward walk{' (shipped)' if w == walk_warps else ''}", ssd._ssd_bwd_walk_kernel,
-                     dict(shape, HAS_D=True), w, walk_stages))
     return rows
 
 

@@ -105,14 +105,6 @@ for part in "$@"; do
                  > $OUT/ssd_grad_rounding_$name.log 2>&1; echo "grads $name rc=$?" >> $OUT/ssd_grad_rounding_$name.log
                grep "^| [0-9]\|rc=" $OUT/ssd_grad_rounding_$name.log
              done ;;
-    # the SSD backward's two launches (chunks; the walk at 4 and 8 warps, 1 and 2 stages) at four shapes, GPU time
-    # alone; then the kernel split of the walk at the two shapes where it and the chunks differ most
-    ssd_backward) timeout 300 python3 benchmarks/bench_ssd.py --shapes 64x196 64x1024 16x4096 8x16384 --no-reference \
-               --graphs --backward chunks walk walk:8,2 walk:4,1 walk:8,1 > $OUT/bench_ssd_backward.log 2>&1
-               echo "bench rc=$?" >> $OUT/bench_ssd_backward.log; grep "^| [0-9]\|rc=" $OUT/bench_ssd_backward.log
-               timeout 150 python3 benchmarks/bench_ssd.py --shapes 64x1024 8x16384 --no-reference --graphs --profile \
-                 --backward walk > $OUT/bench_ssd_walk_profile.log 2>&1
-               echo "profile rc=$?" >> $OUT/bench_ssd_walk_profile.log; cat $OUT/bench_ssd_walk_profile.log ;;
     # where the SSD form's inference forward goes, at 224 and 1024 px, beside attention
     profile_inference_ssd) for px in 224 1024; do
              profiled profile_inference_ssd_$px --inference --mixers 'infomamba{ssm_heads: 12}' attention \

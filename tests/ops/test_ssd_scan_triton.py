@@ -31,14 +31,6 @@ def _small_chunk(monkeypatch):
     monkeypatch.setattr(ssd, "Y_CHUNK", 32)
 
 
-@pytest.fixture(params=["chunks", "walk"])
-def backward(request, monkeypatch):
-    """Both backward launches: the state adjoints written, then every chunk's gradients at once (`chunks`, the only
-    one off a GPU), and a program per (sample, head) walking its chunks with the adjoint carried (`walk`)."""
-    monkeypatch.setattr(ssd, "backward_walks", lambda walks, sms: request.param == "walk")
-    return request.param
-
-
 def make_inputs(batch=2, length=37, heads=2, p=16, n=16, dtype=torch.float32, has_d=True, seed=0):
     g = torch.Generator().manual_seed(seed)
 
@@ -68,7 +60,7 @@ def assert_close(got, want, tol, name):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("has_d", [True, False], ids=["D", "noD"])
-def test_matches_reference(backward, dtype, reverse, has_d):
+def test_matches_reference(dtype, reverse, has_d):
     """y and the gradients of x, dt, A, B, C, D equal the chunked reference's (computed in fp32 on the same inputs)."""
     inputs = make_inputs(dtype=dtype, has_d=has_d)
     dy = torch.randn(inputs[0].shape, generator=torch.Generator().manual_seed(1)).to(DEVICE, dtype)
@@ -84,7 +76,7 @@ def test_matches_reference(backward, dtype, reverse, has_d):
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_matches_the_definition_across_chunk_boundaries(backward, reverse):
+def test_matches_the_definition_across_chunk_boundaries(reverse):
     """The kernel equals the Mamba-1 scan one token at a time with dt and A shared within heads (no chunked maths
     in the oracle), at a length of several chunks with a partial last one."""
     x, dt, A, B, C, D = make_inputs(batch=1, length=50, heads=3, seed=3)
@@ -95,7 +87,7 @@ def test_matches_the_definition_across_chunk_boundaries(backward, reverse):
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_padding_passes_the_state_unchanged(backward, reverse):
+def test_padding_passes_the_state_unchanged(reverse):
     """A sample padded on its tail with dt = x = 0 gives, at its real positions, the outputs and input gradients of
     the unpadded sample (forward: the padding comes after; reverse: the scan starts in the padding)."""
     x, dt, A, B, C, D = make_inputs(batch=1, length=40, seed=5)
@@ -145,7 +137,7 @@ def test_several_channel_blocks_a_head(monkeypatch, reverse):
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_step_form_reads_dt_pre_its_bias_the_mask_and_a_log(backward, reverse):
+def test_step_form_reads_dt_pre_its_bias_the_mask_and_a_log(reverse):
     """The fused SSM op's form of the kernels: dt_pre, dt's bias, the padding mask and A_log in, the gradients of
     dt_pre and A_log out, equal to the reference fed dt = softplus(dt_pre + bias), 0 at padding, and A = -exp(A_log)
     (autograd through both). The mask marks positions inside the sequence, where x, B and C are not 0, so that
@@ -180,15 +172,6 @@ def test_the_forward_walks_shorter_chunks_only_where_its_walks_fill_the_gpu():
     assert ssd.y_chunk(131, 132) == ssd.y_chunk(96, 132) == ssd.CHUNK
 
 
-def test_the_backward_walks_only_where_its_walks_fill_the_gpu():
-    """`backward_walks`: where the (sample, head) walks are WALK_BWD_MIN_WALKS a multiprocessor or more, never off a
-    GPU."""
-    sms = 132
-    at_least = ssd.WALK_BWD_MIN_WALKS * sms
-    assert ssd.backward_walks(at_least, sms) and ssd.backward_walks(768, sms)
-    assert not ssd.backward_walks(at_least - 1, sms) and not ssd.backward_walks(10**6, None)
-
-
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16] if ON_CUDA else [torch.float16])
 def test_half_precision_forward_rounds_once_per_product_operand_beyond_its_inputs(monkeypatch, dtype):
     """Half-precision y errs on average at most 1.6x the rounding of the exact y (the reference's, fp32 inside, on the
@@ -211,7 +194,7 @@ def test_half_precision_forward_rounds_once_per_product_operand_beyond_its_input
     assert err <= 1.6 * floor, f"mean error {err:.3e} is {err / floor:.2f}x the {dtype} rounding of the exact y"
 
 
-def test_fp16_backward_errs_in_dB_and_dC_little_beyond_their_rounding(backward, monkeypatch):
+def test_fp16_backward_errs_in_dB_and_dC_little_beyond_their_rounding(monkeypatch):
     """fp16 dB and dC err on average at most 1.75x the fp16 rounding of the exact ones (autograd through the reference
     in fp64 on the same inputs): the backward's products read x as given, with dt scaling W's columns and the dS term's
     rows after their products, and exp(cs) scaling C S_in after its product. Here they err 1.55x and 1.53x; the

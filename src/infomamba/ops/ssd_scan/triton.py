@@ -78,8 +78,6 @@ CHUNK = 64  # Q of the backward: the state entering each chunk is rewritten for 
 Y_CHUNK = 32  # Q of the forward that writes y (and no states) where its programs fill the GPU (`y_chunk`)
 FWD_CONFIG = (64, 4, 3)  # (block of p channels, warps, pipeline stages) of the chunk walks (forward, dS pass)
 BWD_CONFIG = (4, 2)  # (warps, stages) of the backward's chunk-parallel kernel, a program per (sample, head, chunk)
-WALK_BWD_CONFIG = (4, 2)  # (warps, stages) of the backward's walk, a program per (sample, head) (`backward_walks`)
-WALK_BWD_MIN_WALKS = 2  # walks a multiprocessor from which the backward walks (`backward_walks`)
 
 
 @triton.jit
@@ -194,19 +192,22 @@ def _ssd_bwd_state_kernel(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_pt
 
 
 @triton.jit
-def _chunk_grads(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, dx_ptr, ddt_ptr, dB_ptr,
-                 dC_ptr, dA_ptr, dD_ptr, S_in, dS, b, h, c, part, L, H,
-                 s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
-                 P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
-                 HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
-                 HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
-    """Writes the gradients of chunk c of (sample b, head h) (the module docstring's backward) from the state entering
-    it (S_in) and the adjoint of the state leaving it (dS), both (N, P) in x's dtype; its dA and dD partials at index
-    `part`. x, dy and dx share strides; ddt (batch, L, H) contiguous, the gradient of dt as read (with DT_SOFTPLUS
-    of dt_pre: ddt sigmoid(dt_pre + bias), 0 at padding), in its dtype; dB and dC side by side in one
-    (batch, L, H, 2N) fp32 contiguous tensor (dC_ptr = dB_ptr + N); dA (batch * H * chunks,) partials (with A_LOG
-    of A_log: dA A) and dD (batch * H * chunks, P). Returns (dy, C, cs, T), what the chunk's step of the state
-    adjoint reads (cs and T in log2 units)."""
+def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_ptr, dst_ptr,
+                          dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, L, H, n_chunks,
+                          s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
+                          P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
+                          HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
+                          HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
+    """Gradients of one (sample, head, chunk) (the module docstring's backward) from the state entering it (st) and
+    the adjoint of the state leaving it (dst). x, dy and dx share strides; ddt (batch, L, H) contiguous, the
+    gradient of dt as read (with DT_SOFTPLUS of dt_pre: ddt sigmoid(dt_pre + bias), 0 at padding), in its dtype;
+    dB and dC side by side in one (batch, L, H, 2N) fp32 contiguous tensor (dC_ptr = dB_ptr + N); dA
+    (batch * H * chunks,) partials (with A_LOG of A_log: dA A) and dD (batch * H * chunks, P)."""
+    pid = tl.program_id(0)
+    bh = pid // n_chunks
+    c = pid % n_chunks
+    b = bh // H
+    h = bh % H
     rq = tl.arange(0, Q)
     rn = tl.arange(0, N)
     rp = tl.arange(0, P)
@@ -221,6 +222,9 @@ def _chunk_grads(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy
     dy = tl.load(dy_ptr + off, mask=ok[:, None], other=0.0)
     Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
     Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
+    st = (pid.to(tl.int64) * N + rn[:, None]) * P + rp[None, :]
+    S_in = tl.load(st_ptr + st).to(x.dtype)
+    dS = tl.load(dst_ptr + st).to(x.dtype)
     a = dt * A2
     cs = tl.cumsum(a, axis=0)
     total = tl.sum(a, axis=0)
@@ -242,7 +246,7 @@ def _chunk_grads(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy
     dx = dxdt * dt[:, None]
     if HAS_D:
         dx += tl.load(D_ptr + h * P + rp).to(tl.float32)[None, :] * dyf
-        tl.store(dD_ptr + part.to(tl.int64) * P + rp, tl.sum(dyf * xf, axis=0))
+        tl.store(dD_ptr + pid.to(tl.int64) * P + rp, tl.sum(dyf * xf, axis=0))
     tl.store(dx_ptr + off, dx.to(dx_ptr.dtype.element_ty), mask=ok[:, None])
     dC += e[:, None] * tl.dot(dy, tl.trans(S_in), input_precision=PREC)
     ebdt = eb * dt
@@ -260,53 +264,7 @@ def _chunk_grads(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy
     tl.store(ddt_ptr + row, ddt.to(ddt_ptr.dtype.element_ty), mask=ok)
     tl.store(dB_ptr + row[:, None] * (2 * N) + rn[None, :], dB, mask=ok[:, None])
     tl.store(dC_ptr + row[:, None] * (2 * N) + rn[None, :], dC, mask=ok[:, None])
-    tl.store(dA_ptr + part, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
-    return dy, Cm, cs, total
-
-
-@triton.jit
-def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_ptr, dst_ptr,
-                          dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, L, H, n_chunks,
-                          s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
-                          P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
-                          HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
-                          HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
-    """`_chunk_grads` of one (sample, head, chunk), all chunks at once, from the state entering it (st) and the
-    adjoint of the state leaving it (dst), both (batch * H, chunks, N, P) in x's dtype."""
-    pid = tl.program_id(0)
-    bh = pid // n_chunks
-    st = (pid.to(tl.int64) * N + tl.arange(0, N)[:, None]) * P + tl.arange(0, P)[None, :]
-    _chunk_grads(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, dx_ptr, ddt_ptr, dB_ptr,
-                 dC_ptr, dA_ptr, dD_ptr, tl.load(st_ptr + st), tl.load(dst_ptr + st), bh // H, bh % H,
-                 pid % n_chunks, pid, L, H, s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl, P, N, Q, HAS_D,
-                 REVERSE, DT_SOFTPLUS, HAS_PAD, A_LOG, PREC)
-
-
-@triton.jit
-def _ssd_bwd_walk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_ptr,
-                         dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, L, H, n_chunks,
-                         s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
-                         P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
-                         HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
-                         HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
-    """The state-adjoint walk and the chunk backward in one: a program per (sample, head) walks its chunks in
-    reverse, `_chunk_grads` of each from the state entering it (st, as `_ssd_bwd_chunk_kernel` reads it) and the
-    adjoint it carries in fp32 (rounded to x's dtype for the chunk's products), then the adjoint's step, as
-    `_ssd_bwd_state_kernel`'s. Neither dS nor a second read of dy goes through memory."""
-    bh = tl.program_id(0)
-    rn = tl.arange(0, N)
-    rp = tl.arange(0, P)
-    dS = tl.zeros((N, P), dtype=tl.float32)
-    for i in range(n_chunks):
-        c = n_chunks - 1 - i
-        part = bh * n_chunks + c
-        S_in = tl.load(st_ptr + (part.to(tl.int64) * N + rn[:, None]) * P + rp[None, :])
-        dy, Cm, cs, total = _chunk_grads(
-            x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, dx_ptr, ddt_ptr, dB_ptr, dC_ptr,
-            dA_ptr, dD_ptr, S_in, dS.to(S_in.dtype), bh // H, bh % H, c, part, L, H, s_xb, s_xl, s_dtb, s_dtl,
-            s_bb, s_bl, s_cb, s_cl, P, N, Q, HAS_D, REVERSE, DT_SOFTPLUS, HAS_PAD, A_LOG, PREC)
-        Ce = (Cm.to(tl.float32) * tl.exp2(cs)[:, None]).to(dy.dtype)
-        dS = dS * tl.exp2(total) + tl.dot(tl.trans(Ce), dy, input_precision=PREC)
+    tl.store(dA_ptr + pid, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
 
 
 def check_widths(p: int, n: int) -> None:
@@ -321,13 +279,6 @@ def _walk_config(p: int) -> tuple[int, int, int]:
     no wider than the head)."""
     block_p, warps, stages = FWD_CONFIG
     return min(block_p, p), warps, stages
-
-
-def backward_walks(walks: int, sms: int | None) -> bool:
-    """Whether the backward walks each (sample, head)'s chunks in one program (`_ssd_bwd_walk_kernel`) rather than
-    writing the state adjoints and forming every chunk's gradients at once: where its `walks` are at least
-    WALK_BWD_MIN_WALKS for each of the GPU's `sms` (None: not a GPU: never)."""
-    return sms is not None and walks >= WALK_BWD_MIN_WALKS * sms
 
 
 def y_chunk(programs: int, sms: int | None) -> int:
@@ -398,30 +349,24 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
                          padding_mask=padding_mask, a_log=a_log)
     n_chunks = triton.cdiv(length, CHUNK)
     strides = _stride_args(x, dt, B, C)
+    d_states = torch.empty_like(states)
+    block_p, warps, stages = _walk_config(p)
+    _ssd_bwd_state_kernel[(batch * heads, p // block_p)](
+        dt, A, C_ptr=C, dy_ptr=dy, dst_ptr=d_states, L=length, H=heads, n_chunks=n_chunks,
+        **{k: v for k, v in strides.items() if k not in ("s_bb", "s_bl")}, **step, P=p, N=n, Q=CHUNK,
+        BLOCK_P=block_p, REVERSE=reverse, PREC=dot_precision(x), num_warps=warps, num_stages=stages)
     dx = torch.empty_like(x)
     f32 = dict(device=x.device, dtype=torch.float32)
     ddt = torch.empty(batch, length, heads, device=x.device, dtype=dt.dtype if dt_bias is not None else torch.float32)
     dBC = torch.empty(batch, length, heads, 2 * n, **f32)
     dA = torch.empty(batch * heads * n_chunks, **f32)
     dD = torch.empty(batch * heads * n_chunks, p, **f32) if D is not None else None
-    grads = dict(dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dBC, dC_ptr=dBC[..., n:], dA_ptr=dA,
-                 dD_ptr=dD if dD is not None else dA, L=length, H=heads, n_chunks=n_chunks, **strides, **step, P=p,
-                 N=n, Q=CHUNK, HAS_D=D is not None, REVERSE=reverse, PREC=dot_precision(x))
-    inputs = dict(x_ptr=x, dt_ptr=dt, A_ptr=A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, dy_ptr=dy,
-                  st_ptr=states)
-    if backward_walks(batch * heads, _multiprocessors(x.device)):
-        warps, stages = WALK_BWD_CONFIG
-        _ssd_bwd_walk_kernel[(batch * heads,)](**inputs, **grads, num_warps=warps, num_stages=stages)
-    else:
-        d_states = torch.empty_like(states)
-        block_p, warps, stages = _walk_config(p)
-        _ssd_bwd_state_kernel[(batch * heads, p // block_p)](
-            dt, A, C_ptr=C, dy_ptr=dy, dst_ptr=d_states, L=length, H=heads, n_chunks=n_chunks,
-            **{k: v for k, v in strides.items() if k not in ("s_bb", "s_bl")}, **step, P=p, N=n, Q=CHUNK,
-            BLOCK_P=block_p, REVERSE=reverse, PREC=dot_precision(x), num_warps=warps, num_stages=stages)
-        warps, stages = BWD_CONFIG
-        _ssd_bwd_chunk_kernel[(batch * heads * n_chunks,)](**inputs, dst_ptr=d_states, **grads, num_warps=warps,
-                                                            num_stages=stages)
+    warps, stages = BWD_CONFIG
+    _ssd_bwd_chunk_kernel[(batch * heads * n_chunks,)](
+        x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, dy_ptr=dy, st_ptr=states, dst_ptr=d_states,
+        dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dBC, dC_ptr=dBC[..., n:], dA_ptr=dA, dD_ptr=dD if dD is not None else dA,
+        L=length, H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, HAS_D=D is not None,
+        REVERSE=reverse, PREC=dot_precision(x), num_warps=warps, num_stages=stages)
     dD = dD.view(batch, heads, n_chunks, p).sum((0, 2)).flatten() if D is not None else None
     return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dBC.sum(2), dD
 
