@@ -105,6 +105,20 @@ for part in "$@"; do
                  > $OUT/ssd_grad_rounding_$name.log 2>&1; echo "grads $name rc=$?" >> $OUT/ssd_grad_rounding_$name.log
                grep "^| [0-9]\|rc=" $OUT/ssd_grad_rounding_$name.log
              done ;;
+    # each SSD kernel's DRAM bytes and time (Nsight Compute, benchmarks/ssd_bytes.py) at three shapes, and the
+    # backward's over the forward's
+    ssd_bytes) timeout 300 ncu --clock-control none --profile-from-start off --csv \
+                 --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum \
+                 python3 benchmarks/ssd_bytes.py --launch 64x196 64x1024 8x16384 > $OUT/ncu_ssd_bytes.csv \
+                 2> $OUT/ncu_ssd_bytes.log; echo "ncu rc=$?" >> $OUT/ncu_ssd_bytes.log; tail -3 $OUT/ncu_ssd_bytes.log
+               python3 benchmarks/ssd_bytes.py --ncu-csv $OUT/ncu_ssd_bytes.csv --shapes 64x196 64x1024 8x16384 \
+                 | tee $OUT/ssd_bytes.md ;;
+    # the goal rows at 224 and 1024 px beside attention, steps replayed as CUDA graphs: a change's spot check
+    spot) timeout 200 python3 -m infomamba.bench --mixers 'infomamba{ssm_heads: 12}' attention --resolutions 224 1024 \
+            --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs \
+            --out $OUT/bench_spot > $OUT/bench_spot.log 2>&1; echo "bench rc=$?" >> $OUT/bench_spot.log
+          rm -f $OUT/bench_spot/bench.md; grep -v Warning $OUT/bench_spot.log | grep "^| \|rc="
+          python3 benchmarks/ssm_goals.py $OUT/bench_spot/bench.csv --mixers 'infomamba{ssm_heads: 12}' ;;
     # where the SSD form's inference forward goes, at 224 and 1024 px, beside attention
     profile_inference_ssd) for px in 224 1024; do
              profiled profile_inference_ssd_$px --inference --mixers 'infomamba{ssm_heads: 12}' attention \

@@ -1,0 +1,138 @@
+"""The bytes the SSD scan's kernels move to and from DRAM, counted by Nsight Compute, against their time: whether the
+backward's time over the forward's follows its bytes over the forward's (both bandwidth-bound) or not.
+
+Two roles. On the GPU, under ncu, `--launch BxL ...` runs the SSD op (`infomamba::ssd_scan`) forward and its
+backward (`infomamba::ssd_scan_backward`, everything the backward of a training step launches: the states' recompute,
+the state-adjoint walk, the chunk backward, torch's sums and casts) once a shape after a warm-up, between
+cudaProfilerStart and cudaProfilerStop, at `bench_ssd.py`'s inputs (d 768 = 12 heads x 64, n 16, bf16). Then, on any
+machine, `--ncu-csv FILE` reads ncu's CSV (one row a kernel and metric) and prints each kernel's DRAM bytes read and
+written, its time and bandwidth, and per shape the backward's bytes and time over the forward's. Kernels are told
+apart by launch order: each shape launches one forward kernel, then the backward, which starts with the forward
+kernel again (its states' recompute).
+
+    ncu --clock-control none --profile-from-start off --print-units base --csv \\
+        --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum \\
+        python3 benchmarks/ssd_bytes.py --launch 64x196 64x1024 8x16384 > ncu_ssd_bytes.csv
+    python3 benchmarks/ssd_bytes.py --ncu-csv ncu_ssd_bytes.csv
+
+ncu flushes the caches before each kernel it measures (its default cache control), so each kernel's bytes are those
+of a cold L2, and its times are those of single launches, not graph replays (`bench_ssd.py --graphs`).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from collections import defaultdict
+
+METRICS = {"dram__bytes_read.sum": "read", "dram__bytes_write.sum": "written", "gpu__time_duration.sum": "ns"}
+SCALE = {"byte": 1, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9, "nsecond": 1, "usecond": 1e3, "msecond": 1e6,
+         "second": 1e9}
+FORWARD_KERNEL = "_ssd_fwd_kernel"
+
+
+def kernels(lines) -> list[dict]:
+    """One dict a profiled kernel, in launch order: {'name', 'read', 'written' (bytes), 'ns'} from ncu's CSV rows
+    (lines of other output are skipped)."""
+    rows = csv.reader(line for line in lines if line.startswith('"'))
+    header = next(rows, None)
+    if header is None:
+        raise ValueError("no ncu CSV rows (lines starting with a quote) in the input")
+    col = {name: header.index(name) for name in ("ID", "Kernel Name", "Metric Name", "Metric Unit", "Metric Value")}
+    by_id: dict[int, dict] = {}
+    for row in rows:
+        metric = row[col["Metric Name"]]
+        if metric not in METRICS:
+            continue
+        k = by_id.setdefault(int(row[col["ID"]]), {"name": row[col["Kernel Name"]]})
+        unit = row[col["Metric Unit"]]
+        if unit not in SCALE:
+            raise ValueError(f"ncu metric {metric} in unit {unit!r}; expected one of {sorted(SCALE)}")
+        k[METRICS[metric]] = float(row[col["Metric Value"]].replace(",", "")) * SCALE[unit]
+    return [by_id[i] for i in sorted(by_id)]
+
+
+def phases(launched: list[dict]) -> list[list[dict]]:
+    """The kernels split at each forward kernel launch: forward (that kernel alone), backward (the forward kernel's
+    states recompute and what follows), forward, backward, ..."""
+    out: list[list[dict]] = []
+    for k in launched:
+        if k["name"].startswith(FORWARD_KERNEL):
+            out.append([])
+        elif not out:
+            raise ValueError(f"the first profiled kernel is {k['name']!r}, not the SSD forward")
+        out[-1].append(k)
+    return out
+
+
+def table(launched: list[dict], shapes: list[str]) -> str:
+    """Each kernel's MB read and written, microseconds and GB/s, then per shape the backward over the forward."""
+    split = phases(launched)
+    if len(split) != 2 * len(shapes):
+        raise ValueError(f"{len(split)} forward/backward phases for {len(shapes)} shapes ({shapes}): expected "
+                         f"{2 * len(shapes)}")
+    lines = ["| batch x L | phase | kernel | MB read | MB written | us | GB/s |", "|---|---|---|---|---|---|---|"]
+    totals = defaultdict(lambda: [0.0, 0.0])
+    for i, ks in enumerate(split):
+        shape, phase = shapes[i // 2], ("forward", "backward")[i % 2]
+        for k in ks:
+            moved = k["read"] + k["written"]
+            lines.append(f"| {shape} | {phase} | {k['name'][:60]} | {k['read'] / 1e6:.1f} | {k['written'] / 1e6:.1f} | "
+                         f"{k['ns'] / 1e3:.1f} | {moved / k['ns']:.0f} |")
+            totals[shape, phase][0] += moved
+            totals[shape, phase][1] += k["ns"]
+    lines += ["", "| batch x L | forward MB / us | backward MB / us | backward / forward: bytes, time |",
+              "|---|---|---|---|"]
+    for shape in shapes:
+        (fb, ft), (bb, bt) = totals[shape, "forward"], totals[shape, "backward"]
+        lines.append(f"| {shape} | {fb / 1e6:.1f} / {ft / 1e3:.1f} | {bb / 1e6:.1f} / {bt / 1e3:.1f} | "
+                     f"{bb / fb:.2f}x, {bt / ft:.2f}x |")
+    return "\n".join(lines)
+
+
+def launch(shapes: list[str]) -> None:
+    """The SSD op's forward, then its backward, once a shape, between cudaProfilerStart and Stop (after a warm-up
+    that compiles every kernel)."""
+    import torch
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_ssd import inputs  # benchmarks/ is a folder of scripts
+
+    from infomamba.ops.ssd_scan.triton import ssd_scan_backward_op, ssd_scan_op
+
+    calls = []
+    for shape in shapes:
+        batch, length = (int(v) for v in shape.split("x"))
+        args = inputs(batch, length, 12, 64, 16, torch.bfloat16, "cuda")
+        dy = torch.randn_like(args[0])
+        calls.append((args, dy))
+        ssd_scan_op(*args, False)
+        ssd_scan_backward_op(dy, *args, False)
+    torch.cuda.synchronize()
+    torch.cuda.profiler.start()
+    for args, dy in calls:
+        ssd_scan_op(*args, False)
+        ssd_scan_backward_op(dy, *args, False)
+    torch.cuda.synchronize()
+    torch.cuda.profiler.stop()
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--launch", nargs="+", metavar="BxL", help="run the kernels for ncu (GPU)")
+    p.add_argument("--ncu-csv", help="ncu's CSV output of a --launch run")
+    p.add_argument("--shapes", nargs="+", default=["64x196", "64x1024", "8x16384"], metavar="BxL",
+                   help="the shapes the --launch run took, in order (for --ncu-csv)")
+    args = p.parse_args(argv)
+    if bool(args.launch) == bool(args.ncu_csv):
+        p.error("give one of --launch and --ncu-csv")
+    if args.launch:
+        launch(args.launch)
+        return
+    with open(args.ncu_csv) as f:
+        print(table(kernels(f), args.shapes))
+
+
+if __name__ == "__main__":
+    main()
