@@ -6,17 +6,20 @@ backward (`infomamba::ssd_scan_backward`, everything the backward of a training 
 the state-adjoint walk, the chunk backward, torch's sums and casts) once a shape after a warm-up, between
 cudaProfilerStart and cudaProfilerStop, at `bench_ssd.py`'s inputs (d 768 = 12 heads x 64, n 16, bf16). Then, on any
 machine, `--ncu-csv FILE` reads ncu's CSV (one row a kernel and metric) and prints each kernel's DRAM bytes read and
-written, its time and bandwidth, and per shape the backward's bytes and time over the forward's. Kernels are told
-apart by launch order: each shape launches one forward kernel, then the backward, which starts with the forward
-kernel again (its states' recompute).
+written, the bytes its SMs asked of L2 (where measured), its time and DRAM bandwidth, and per shape the backward's
+bytes and time over the forward's. Kernels are told apart by launch order: each shape launches one forward kernel,
+then the backward, which starts with the forward kernel again (its states' recompute).
 
-    ncu --clock-control none --profile-from-start off --print-units base --csv \\
-        --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum \\
-        python3 benchmarks/ssd_bytes.py --launch 64x196 64x1024 8x16384 > ncu_ssd_bytes.csv
-    python3 benchmarks/ssd_bytes.py --ncu-csv ncu_ssd_bytes.csv
+    M=dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum
+    M=$M,lts__t_sectors_srcunit_tex_op_read.sum,lts__t_sectors_srcunit_tex_op_write.sum
+    ncu --clock-control none --profile-from-start off --csv --metrics $M \\
+        python3 benchmarks/ssd_bytes.py --launch 64x196 64x1024 8x16384 > ncu_ssd_bytes.txt
+    python3 benchmarks/ssd_bytes.py --ncu-csv ncu_ssd_bytes.txt
 
-ncu flushes the caches before each kernel it measures (its default cache control), so each kernel's bytes are those
-of a cold L2, and its times are those of single launches, not graph replays (`bench_ssd.py --graphs`).
+ncu flushes the caches before each kernel it measures (its default cache control), so each kernel reads from a cold
+L2; what it writes is counted in DRAM only as far as L2 evicts it before the kernel ends (at B64 x L196 most of y
+stays there), so DRAM bytes written undercount small outputs, and the L2 column counts every byte asked. Times are
+those of single launches, not graph replays (`bench_ssd.py --graphs`).
 """
 from __future__ import annotations
 
@@ -26,15 +29,17 @@ import os
 import sys
 from collections import defaultdict
 
-METRICS = {"dram__bytes_read.sum": "read", "dram__bytes_write.sum": "written", "gpu__time_duration.sum": "ns"}
-SCALE = {"byte": 1, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9, "nsecond": 1, "usecond": 1e3, "msecond": 1e6,
-         "second": 1e9}
+METRICS = {"dram__bytes_read.sum": "read", "dram__bytes_write.sum": "written", "gpu__time_duration.sum": "ns",
+           "lts__t_sectors_srcunit_tex_op_read.sum": "l2_read", "lts__t_sectors_srcunit_tex_op_write.sum": "l2_written"}
+SCALE = {"byte": 1, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9, "sector": 32,  # to bytes (an L2 sector: 32 bytes)
+         "ns": 1, "nsecond": 1, "us": 1e3, "usecond": 1e3, "ms": 1e6, "msecond": 1e6}  # to nanoseconds
 FORWARD_KERNEL = "_ssd_fwd_kernel"
 
 
 def kernels(lines) -> list[dict]:
-    """One dict a profiled kernel, in launch order: {'name', 'read', 'written' (bytes), 'ns'} from ncu's CSV rows
-    (lines of other output are skipped)."""
+    """One dict a profiled kernel, in launch order: {'name', 'read', 'written' (DRAM bytes), 'ns'}, and 'l2_read',
+    'l2_written' (bytes the SMs asked of L2) where ncu measured them, from ncu's CSV rows (lines of other output are
+    skipped)."""
     rows = csv.reader(line for line in lines if line.startswith('"'))
     header = next(rows, None)
     if header is None:
@@ -67,27 +72,32 @@ def phases(launched: list[dict]) -> list[list[dict]]:
 
 
 def table(launched: list[dict], shapes: list[str]) -> str:
-    """Each kernel's MB read and written, microseconds and GB/s, then per shape the backward over the forward."""
+    """Each kernel's DRAM MB read and written, MB asked of L2 (where measured), microseconds and DRAM GB/s, then per
+    shape the backward's bytes and time over the forward's."""
     split = phases(launched)
     if len(split) != 2 * len(shapes):
         raise ValueError(f"{len(split)} forward/backward phases for {len(shapes)} shapes ({shapes}): expected "
                          f"{2 * len(shapes)}")
-    lines = ["| batch x L | phase | kernel | MB read | MB written | us | GB/s |", "|---|---|---|---|---|---|---|"]
-    totals = defaultdict(lambda: [0.0, 0.0])
+    lines = ["| batch x L | phase | kernel | DRAM MB read | DRAM MB written | L2 MB asked | us | DRAM GB/s |",
+             "|---|---|---|---|---|---|---|---|"]
+    totals = defaultdict(lambda: defaultdict(float))
     for i, ks in enumerate(split):
         shape, phase = shapes[i // 2], ("forward", "backward")[i % 2]
         for k in ks:
-            moved = k["read"] + k["written"]
+            dram = k["read"] + k["written"]
+            l2 = k.get("l2_read", 0.0) + k.get("l2_written", 0.0)
             lines.append(f"| {shape} | {phase} | {k['name'][:60]} | {k['read'] / 1e6:.1f} | {k['written'] / 1e6:.1f} | "
-                         f"{k['ns'] / 1e3:.1f} | {moved / k['ns']:.0f} |")
-            totals[shape, phase][0] += moved
-            totals[shape, phase][1] += k["ns"]
-    lines += ["", "| batch x L | forward MB / us | backward MB / us | backward / forward: bytes, time |",
-              "|---|---|---|---|"]
+                         f"{l2 / 1e6:.1f} | {k['ns'] / 1e3:.1f} | {dram / k['ns']:.0f} |")
+            for key, value in (("dram", dram), ("l2", l2), ("ns", k["ns"])):
+                totals[shape, phase][key] += value
+    lines += ["", "| batch x L | forward: DRAM MB, us, GB/s | backward: DRAM MB, us, GB/s | backward / forward: DRAM "
+              "bytes, L2 bytes, time |", "|---|---|---|---|"]
     for shape in shapes:
-        (fb, ft), (bb, bt) = totals[shape, "forward"], totals[shape, "backward"]
-        lines.append(f"| {shape} | {fb / 1e6:.1f} / {ft / 1e3:.1f} | {bb / 1e6:.1f} / {bt / 1e3:.1f} | "
-                     f"{bb / fb:.2f}x, {bt / ft:.2f}x |")
+        f, b = totals[shape, "forward"], totals[shape, "backward"]
+        l2 = f"{b['l2'] / f['l2']:.2f}x" if f["l2"] else "-"
+        lines.append(f"| {shape} | {f['dram'] / 1e6:.1f}, {f['ns'] / 1e3:.1f}, {f['dram'] / f['ns']:.0f} | "
+                     f"{b['dram'] / 1e6:.1f}, {b['ns'] / 1e3:.1f}, {b['dram'] / b['ns']:.0f} | "
+                     f"{b['dram'] / f['dram']:.2f}x, {l2}, {b['ns'] / f['ns']:.2f}x |")
     return "\n".join(lines)
 
 

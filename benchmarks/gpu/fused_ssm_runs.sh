@@ -107,11 +107,12 @@ for part in "$@"; do
              done ;;
     # each SSD kernel's DRAM bytes and time (Nsight Compute, benchmarks/ssd_bytes.py) at three shapes, and the
     # backward's over the forward's
-    ssd_bytes) timeout 300 ncu --clock-control none --profile-from-start off --csv \
-                 --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum \
-                 python3 benchmarks/ssd_bytes.py --launch 64x196 64x1024 8x16384 > $OUT/ncu_ssd_bytes.csv \
+    ssd_bytes) m=dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum
+               m=$m,lts__t_sectors_srcunit_tex_op_read.sum,lts__t_sectors_srcunit_tex_op_write.sum
+               timeout 300 ncu --clock-control none --profile-from-start off --csv --metrics $m \
+                 python3 benchmarks/ssd_bytes.py --launch 64x196 64x1024 8x16384 > $OUT/ncu_ssd_bytes.txt \
                  2> $OUT/ncu_ssd_bytes.log; echo "ncu rc=$?" >> $OUT/ncu_ssd_bytes.log; tail -3 $OUT/ncu_ssd_bytes.log
-               python3 benchmarks/ssd_bytes.py --ncu-csv $OUT/ncu_ssd_bytes.csv --shapes 64x196 64x1024 8x16384 \
+               python3 benchmarks/ssd_bytes.py --ncu-csv $OUT/ncu_ssd_bytes.txt --shapes 64x196 64x1024 8x16384 \
                  | tee $OUT/ssd_bytes.md ;;
     # the goal rows at 224 and 1024 px beside attention, steps replayed as CUDA graphs: a change's spot check
     spot) timeout 200 python3 -m infomamba.bench --mixers 'infomamba{ssm_heads: 12}' attention --resolutions 224 1024 \

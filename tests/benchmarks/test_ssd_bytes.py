@@ -15,7 +15,8 @@ def ncu_lines(launches):
     for i, (name, read, written, ns) in enumerate(launches):
         for metric, unit, value in (("dram__bytes_read.sum", "byte", f"{read:,}"),
                                     ("dram__bytes_write.sum", "Kbyte", str(written / 1e3)),
-                                    ("gpu__time_duration.sum", "usecond", str(ns / 1e3)),
+                                    ("gpu__time_duration.sum", "us", str(ns / 1e3)),
+                                    ("lts__t_sectors_srcunit_tex_op_read.sum", "sector", str(read // 32)),
                                     ("sm__cycles_elapsed.avg", "cycle", "5")):
             lines.append(f'"{i}","7","python3","host","{name}","1","7","Command line profiler metrics",'
                          f'"{metric}","{unit}","{value}"')
@@ -30,7 +31,13 @@ def ssd_bytes():
 
 def test_kernels_scale_units_and_skip_other_lines_and_metrics(ssd_bytes):
     got = ssd_bytes.kernels(ncu_lines([("_ssd_fwd_kernel", 2_000_000, 500_000, 40_000)]))
-    assert got == [{"name": "_ssd_fwd_kernel", "read": 2e6, "written": 5e5, "ns": 4e4}]
+    assert got == [{"name": "_ssd_fwd_kernel", "read": 2e6, "written": 5e5, "ns": 4e4, "l2_read": 2e6}]
+
+
+def test_kernels_name_a_unit_they_cannot_scale(ssd_bytes):
+    lines = ncu_lines([("_ssd_fwd_kernel", 1, 1, 1)])
+    with pytest.raises(ValueError, match="gpu__time_duration.sum in unit 'fortnight'"):
+        ssd_bytes.kernels([line.replace('"us"', '"fortnight"') for line in lines])
 
 
 def test_table_splits_each_shape_into_forward_and_backward(ssd_bytes):
@@ -40,8 +47,9 @@ def test_table_splits_each_shape_into_forward_and_backward(ssd_bytes):
                 ("_ssd_fwd_kernel", 1000, 1000, 100), ("_ssd_fwd_kernel", 2000, 1000, 200)]
     text = ssd_bytes.table(ssd_bytes.kernels(ncu_lines(launches)), ["2x64", "8x512"])
     summary = text.splitlines()[-2:]
-    assert summary[0] == "| 2x64 | 0.0 / 0.0 | 0.0 / 0.1 | 4.50x, 5.00x |"  # 900 bytes over 200; 50 ns over 10
-    assert summary[1].endswith("| 1.50x, 2.00x |")
+    # 900 DRAM bytes over 200; L2 (reads, whole sectors of 32 bytes) 576 over 96; 50 ns over 10
+    assert summary[0] == "| 2x64 | 0.0, 0.0, 20 | 0.0, 0.1, 18 | 4.50x, 6.00x, 5.00x |"
+    assert summary[1].endswith("| 1.50x, 2.00x, 2.00x |")
     assert text.count("| 2x64 | backward |") == 4 and text.count("| 2x64 | forward |") == 1
 
 
