@@ -8,18 +8,18 @@ reference in plain PyTorch (`ops/ssd_scan/reference.py`: einsum, autograd backwa
 forward+backward peak memory, each SSD row's largest deviation from the Mamba-1 output, and every row's mean error
 against the exact y (the reference in fp32 on the same bf16 inputs) over that of the exact y rounded once to bf16
 (`rounding_ratio`). `--configs` times the SSD kernels at other launch configs (each
-`BLOCK_P,WARPS,STAGES/WARPS,STAGES,LOOP_STAGES,PROGRAMS_AN_SM`, forward / backward) and `--chunks` at other chunk
-lengths (each `Q` for one chunk throughout, or `Y/Q`: chunks of Y in the forward that writes y and of Q in the
-backward, Y forced where `y_chunk` would pick another; default the kernel's). `--profile` adds, per shape, the SSD
-Triton op's kernel-only GPU time (torch.profiler, 10 steps averaged) of a forward and of a forward+backward at its
-shipped launch, their backward / forward ratio, and each kernel's share: where the backward's time goes, and the
-ratio free of host time; and the forward kernel's two walks timed apart (writing y, and writing only the chunk
-states, as the backward recomputes them). `--mamba-ssm DIR` adds rows of Dao & Gu's own SSD Triton kernels
-(`mamba_chunk_scan_combined` from a clone of state-spaces/mamba, nothing built) on the same inputs, and with
-`--profile` their kernel split beside this project's.
+`BLOCK_P,WARPS,STAGES/WARPS,STAGES`, forward / backward) and `--chunks` at other chunk lengths (each `Q` for one
+chunk throughout, or `Y/Q`: chunks of Y in the forward that writes y and of Q in the backward, Y forced where
+`y_chunk` would pick another; default the kernel's). `--profile` adds, per shape, the SSD Triton op's kernel-only
+GPU time (torch.profiler, 10 steps averaged) of a forward and of a forward+backward at its shipped launch, their
+backward / forward ratio, and each kernel's share: where the backward's time goes, and the ratio free of host time;
+and the forward kernel's two walks timed apart (writing y, and writing only the chunk states, as the backward
+recomputes them). `--mamba-ssm DIR` adds rows of Dao & Gu's own SSD Triton kernels (`mamba_chunk_scan_combined` from
+a clone of state-spaces/mamba, nothing built) on the same inputs, and with `--profile` their kernel split beside
+this project's.
 
     python benchmarks/bench_ssd.py                           # B64 L1024, B16 L4096, B8 L16384; d 768 = 12 x 64
-    python benchmarks/bench_ssd.py --shapes 64x196 --chunks 32 64 --configs 64,4,2/8,1,2,1 32,4,2/4,1,2,2
+    python benchmarks/bench_ssd.py --shapes 64x196 --chunks 32 64 --configs 64,4,2/8,1 32,4,2/4,1
     python benchmarks/bench_ssd.py --shapes 64x196 --graphs --no-reference --chunks 32 64 32/64   # GPU time alone
     git clone https://github.com/state-spaces/mamba /tmp/mamba
     python benchmarks/bench_ssd.py --shapes 64x196 64x1024 --no-reference --mamba-ssm /tmp/mamba --graphs --profile
@@ -75,13 +75,12 @@ def set_chunks(ssd, chunk: tuple[int, int] | None, shipped) -> None:
         ssd.y_chunk, ssd.CHUNK = (lambda programs, sms: chunk[0]), chunk[1]
 
 
-def parse_config(text: str) -> tuple[tuple[int, int, int], tuple[int, int, int, int]]:
-    """'BLOCK_P,WARPS,STAGES/WARPS,STAGES,LOOP_STAGES,PROGRAMS_AN_SM' -> (forward config, backward config)."""
+def parse_config(text: str) -> tuple[tuple[int, int, int], tuple[int, int]]:
+    """'BLOCK_P,WARPS,STAGES/WARPS,STAGES' -> (forward config, backward config)."""
     fwd, bwd = text.split("/")
     f, b = tuple(int(v) for v in fwd.split(",")), tuple(int(v) for v in bwd.split(","))
-    if len(f) != 3 or len(b) != 4:
-        raise ValueError(f"--configs entries are BLOCK_P,WARPS,STAGES/WARPS,STAGES,LOOP_STAGES,PROGRAMS_AN_SM, got "
-                         f"{text!r}")
+    if len(f) != 3 or len(b) != 2:
+        raise ValueError(f"--configs entries are BLOCK_P,WARPS,STAGES/WARPS,STAGES, got {text!r}")
     return f, b
 
 

@@ -61,7 +61,7 @@ def launches(warps: list[int]) -> list[tuple[str, object, dict, int, int]]:
 
     shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="tf32", REVERSE=True, **FUSED_STEP)
     block_p, walk_warps, walk_stages = ssd.FWD_CONFIG
-    bwd_warps, bwd_stages, loop_stages, _ = ssd.BWD_CONFIG
+    bwd_warps, bwd_stages = ssd.BWD_CONFIG
     rows = [("forward walk (y)", ssd._ssd_fwd_kernel,
              dict(shape, BLOCK_P=block_p, HAS_D=True, WRITE_Y=True, SAVE_STATES=False, ACC=False), walk_warps,
              walk_stages),
@@ -71,7 +71,7 @@ def launches(warps: list[int]) -> list[tuple[str, object, dict, int, int]]:
             ("state-adjoint walk", ssd._ssd_bwd_state_kernel, dict(shape, BLOCK_P=block_p), walk_warps, walk_stages)]
     for w in sorted({bwd_warps, *warps}):
         rows.append((f"chunk backward{' (shipped)' if w == bwd_warps else ''}", ssd._ssd_bwd_chunk_kernel,
-                     dict(shape, HAS_D=True, STAGES=loop_stages), w, bwd_stages))
+                     dict(shape, HAS_D=True), w, bwd_stages))
     return rows
 
 

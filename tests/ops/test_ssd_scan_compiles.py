@@ -13,7 +13,7 @@ from sm90_compile import assert_every_variant_compiles, compile_all  # noqa: E40
 FP32 = {"dt_ptr", "A_ptr", "dtb_ptr", "D_ptr", "ddt_ptr", "dB_ptr", "dC_ptr", "dA_ptr", "dD_ptr"}
 STEP = dict(DT_SOFTPLUS=False, HAS_PAD=False, A_LOG=False)
 FUSED_STEP = dict(DT_SOFTPLUS=True, HAS_PAD=True, A_LOG=True)
-INTS = {"L", "H", "n_chunks", "n_tiles", "s_xb", "s_xl", "s_dtb", "s_dtl", "s_bb", "s_bl", "s_cb", "s_cl"}
+INTS = {"L", "H", "n_chunks", "s_xb", "s_xl", "s_dtb", "s_dtl", "s_bb", "s_bl", "s_cb", "s_cl"}
 
 
 def types(kernel, dtype: str, fused: bool = False) -> dict:
@@ -33,8 +33,7 @@ def compile_every_variant() -> dict:
     from infomamba.ops.ssd_scan import triton as ssd
 
     block_p, *walk = ssd.FWD_CONFIG  # (warps, stages) of the chunk walks, as launched
-    bwd_warps, bwd_stages, loop_stages, _ = ssd.BWD_CONFIG
-    bwd = (bwd_warps, bwd_stages)
+    bwd = ssd.BWD_CONFIG
     jobs = {}
     for dtype in ("bf16", "fp32"):
         shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="ieee" if dtype == "fp32" else "tf32")
@@ -49,7 +48,7 @@ def compile_every_variant() -> dict:
             for has_d in (True, False):
                 jobs[f"chunk bwd {dtype} reverse={reverse} D={has_d}"] = (
                     ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, dtype),
-                    dict(shape, **STEP, HAS_D=has_d, REVERSE=reverse, STAGES=loop_stages), *bwd)
+                    dict(shape, **STEP, HAS_D=has_d, REVERSE=reverse), *bwd)
     shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="tf32", **FUSED_STEP, REVERSE=True)
     for write_y, save, acc in ((True, False, False), (True, False, True), (False, True, False)):
         jobs[f"fused fwd bf16 y={write_y} states={save} added into={acc}"] = (
@@ -59,7 +58,7 @@ def compile_every_variant() -> dict:
     jobs["fused dS bf16"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, "bf16", fused=True),
                              dict(shape, BLOCK_P=block_p), *walk)
     jobs["fused chunk bwd bf16"] = (ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, "bf16", fused=True),
-                                    dict(shape, HAS_D=True, STAGES=loop_stages), *bwd)
+                                    dict(shape, HAS_D=True), *bwd)
     return compile_all(jobs)
 
 

@@ -31,15 +31,6 @@ def _small_chunk(monkeypatch):
     monkeypatch.setattr(ssd, "Y_CHUNK", 32)
 
 
-@pytest.fixture(params=[1, 3], ids=["tile a program", "3 programs"])
-def tile_loop(request, monkeypatch):
-    """The chunk-parallel backward with a program per (sample, head, chunk) tile, and with three programs that each
-    loop over the tiles the grid strides them to (as on a GPU, where the programs are a few per multiprocessor)."""
-    if request.param != 1:
-        monkeypatch.setattr(ssd, "chunk_programs", lambda tiles, sms: min(tiles, request.param))
-    return request.param
-
-
 def make_inputs(batch=2, length=37, heads=2, p=16, n=16, dtype=torch.float32, has_d=True, seed=0):
     g = torch.Generator().manual_seed(seed)
 
@@ -69,7 +60,7 @@ def assert_close(got, want, tol, name):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("has_d", [True, False], ids=["D", "noD"])
-def test_matches_reference(tile_loop, dtype, reverse, has_d):
+def test_matches_reference(dtype, reverse, has_d):
     """y and the gradients of x, dt, A, B, C, D equal the chunked reference's (computed in fp32 on the same inputs)."""
     inputs = make_inputs(dtype=dtype, has_d=has_d)
     dy = torch.randn(inputs[0].shape, generator=torch.Generator().manual_seed(1)).to(DEVICE, dtype)
@@ -85,7 +76,7 @@ def test_matches_reference(tile_loop, dtype, reverse, has_d):
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_matches_the_definition_across_chunk_boundaries(tile_loop, reverse):
+def test_matches_the_definition_across_chunk_boundaries(reverse):
     """The kernel equals the Mamba-1 scan one token at a time with dt and A shared within heads (no chunked maths
     in the oracle), at a length of several chunks with a partial last one."""
     x, dt, A, B, C, D = make_inputs(batch=1, length=50, heads=3, seed=3)
@@ -96,7 +87,7 @@ def test_matches_the_definition_across_chunk_boundaries(tile_loop, reverse):
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_padding_passes_the_state_unchanged(tile_loop, reverse):
+def test_padding_passes_the_state_unchanged(reverse):
     """A sample padded on its tail with dt = x = 0 gives, at its real positions, the outputs and input gradients of
     the unpadded sample (forward: the padding comes after; reverse: the scan starts in the padding)."""
     x, dt, A, B, C, D = make_inputs(batch=1, length=40, seed=5)
@@ -146,7 +137,7 @@ def test_several_channel_blocks_a_head(monkeypatch, reverse):
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_step_form_reads_dt_pre_its_bias_the_mask_and_a_log(tile_loop, reverse):
+def test_step_form_reads_dt_pre_its_bias_the_mask_and_a_log(reverse):
     """The fused SSM op's form of the kernels: dt_pre, dt's bias, the padding mask and A_log in, the gradients of
     dt_pre and A_log out, equal to the reference fed dt = softplus(dt_pre + bias), 0 at padding, and A = -exp(A_log)
     (autograd through both). The mask marks positions inside the sequence, where x, B and C are not 0, so that
@@ -179,14 +170,6 @@ def test_the_forward_walks_shorter_chunks_only_where_its_walks_fill_the_gpu():
     """`y_chunk`: Y_CHUNK where the forward's walks are at least one a multiprocessor (and off a GPU), else CHUNK."""
     assert ssd.y_chunk(768, 132) == ssd.y_chunk(132, 132) == ssd.y_chunk(4, None) == ssd.Y_CHUNK
     assert ssd.y_chunk(131, 132) == ssd.y_chunk(96, 132) == ssd.CHUNK
-
-
-def test_the_chunk_backward_takes_a_few_programs_a_multiprocessor_on_a_gpu():
-    """`chunk_programs`: BWD_CONFIG's programs a multiprocessor at most, never more than the tiles; a tile a program
-    off a GPU."""
-    per_sm = ssd.BWD_CONFIG[3]
-    assert ssd.chunk_programs(12288, 132) == per_sm * 132
-    assert ssd.chunk_programs(7, 132) == 7 and ssd.chunk_programs(12288, None) == 12288
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16] if ON_CUDA else [torch.float16])
