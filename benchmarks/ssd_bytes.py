@@ -2,19 +2,20 @@
 backward's time over the forward's follows its bytes over the forward's (both bandwidth-bound) or not.
 
 Two roles. On the GPU, under ncu, `--launch BxL ...` runs the SSD op (`infomamba::ssd_scan`) forward and its
-backward (`infomamba::ssd_scan_backward`, everything the backward of a training step launches: the states' recompute,
-the state-adjoint walk, the chunk backward, torch's sums and casts) once a shape after a warm-up, between
+backward (`infomamba::ssd_scan_backward`, everything the backward of a training step launches: the states'
+recompute, the state-adjoint walk, the chunk backward, torch's sums and casts) once a shape after a warm-up, between
 cudaProfilerStart and cudaProfilerStop, at `bench_ssd.py`'s inputs (d 768 = 12 heads x 64, n 16, bf16). Then, on any
 machine, `--ncu-csv FILE` reads ncu's CSV (one row a kernel and metric) and prints each kernel's DRAM bytes read and
 written, the bytes its SMs asked of L2 (where measured), its time and DRAM bandwidth, and per shape the backward's
-bytes and time over the forward's. Kernels are told apart by launch order: each shape launches one forward kernel,
-then the backward, which starts with the forward kernel again (its states' recompute).
+bytes and time over the forward's (`--plot`: as bars, by what each kernel is for). Kernels are told apart by launch
+order: each shape launches one forward kernel, then the backward, which starts with the forward kernel again (its
+states' recompute).
 
     M=dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum
     M=$M,lts__t_sectors_srcunit_tex_op_read.sum,lts__t_sectors_srcunit_tex_op_write.sum
     ncu --clock-control none --profile-from-start off --csv --metrics $M \\
         python3 benchmarks/ssd_bytes.py --launch 64x196 64x1024 8x16384 > ncu_ssd_bytes.txt
-    python3 benchmarks/ssd_bytes.py --ncu-csv ncu_ssd_bytes.txt
+    python3 benchmarks/ssd_bytes.py --ncu-csv ncu_ssd_bytes.txt --plot ssd_bytes.png
 
 ncu flushes the caches before each kernel it measures (its default cache control), so each kernel reads from a cold
 L2; what it writes is counted in DRAM only as far as L2 evicts it before the kernel ends (at B64 x L196 most of y
@@ -101,6 +102,53 @@ def table(launched: list[dict], shapes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def part(kernel: dict, phase: str) -> str:
+    """What a kernel is for, by name and phase: the forward walk, the backward's states recompute (the forward kernel
+    in the backward), its state-adjoint walk, its chunk backward, or torch's sums and casts."""
+    name = kernel["name"]
+    if name.startswith(FORWARD_KERNEL):
+        return "forward walk (y)" if phase == "forward" else "states recompute"
+    if name.startswith("_ssd_bwd_state_kernel"):
+        return "state-adjoint walk"
+    if name.startswith("_ssd_bwd_chunk_kernel"):
+        return "chunk backward"
+    return "torch sums and casts"
+
+
+def plot(launched: list[dict], shapes: list[str], path: str) -> None:
+    """Per shape, the forward's and the backward's DRAM MB and microseconds as bars stacked by `part`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = ["forward walk (y)", "states recompute", "state-adjoint walk", "chunk backward", "torch sums and casts"]
+    sums = defaultdict(float)
+    for i, ks in enumerate(phases(launched)):
+        shape, phase = shapes[i // 2], ("forward", "backward")[i % 2]
+        for k in ks:
+            sums[shape, phase, part(k, phase), "MB"] += (k["read"] + k["written"]) / 1e6
+            sums[shape, phase, part(k, phase), "us"] += k["ns"] / 1e3
+    fig, axes = plt.subplots(2, len(shapes), figsize=(4 * len(shapes), 6), squeeze=False)
+    for col, shape in enumerate(shapes):
+        for row, unit in enumerate(("MB", "us")):
+            ax = axes[row][col]
+            for phase_i, phase in enumerate(("forward", "backward")):
+                bottom = 0.0
+                for part_i, name in enumerate(parts):
+                    value = sums[shape, phase, name, unit]
+                    ax.bar(phase_i, value, bottom=bottom, color=f"C{part_i}", label=name if phase_i and not col
+                           and not row else None)
+                    bottom += value
+                ax.text(phase_i, bottom, f"{bottom:.0f}", ha="center", va="bottom", fontsize=8)
+            ax.set_xticks([0, 1], ["forward", "backward"])
+            ax.set_title(f"B{shape.replace('x', ' x L')}: {'DRAM MB' if unit == 'MB' else 'kernel time, us'}",
+                         fontsize=9)
+    fig.legend(loc="lower center", ncol=len(parts), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=110)
+
+
 def launch(shapes: list[str]) -> None:
     """The SSD op's forward, then its backward, once a shape, between cudaProfilerStart and Stop (after a warm-up
     that compiles every kernel)."""
@@ -134,6 +182,7 @@ def main(argv=None) -> None:
     p.add_argument("--ncu-csv", help="ncu's CSV output of a --launch run")
     p.add_argument("--shapes", nargs="+", default=["64x196", "64x1024", "8x16384"], metavar="BxL",
                    help="the shapes the --launch run took, in order (for --ncu-csv)")
+    p.add_argument("--plot", metavar="PNG", help="with --ncu-csv: also draw each phase's bytes and time by part")
     args = p.parse_args(argv)
     if bool(args.launch) == bool(args.ncu_csv):
         p.error("give one of --launch and --ncu-csv")
@@ -141,7 +190,10 @@ def main(argv=None) -> None:
         launch(args.launch)
         return
     with open(args.ncu_csv) as f:
-        print(table(kernels(f), args.shapes))
+        launched = kernels(f)
+    print(table(launched, args.shapes))
+    if args.plot:
+        plot(launched, args.shapes, args.plot)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ for part in "$@"; do
                  python3 benchmarks/ssd_bytes.py --launch 64x196 64x1024 8x16384 > $OUT/ncu_ssd_bytes.txt \
                  2> $OUT/ncu_ssd_bytes.log; echo "ncu rc=$?" >> $OUT/ncu_ssd_bytes.log; tail -3 $OUT/ncu_ssd_bytes.log
                python3 benchmarks/ssd_bytes.py --ncu-csv $OUT/ncu_ssd_bytes.txt --shapes 64x196 64x1024 8x16384 \
-                 | tee $OUT/ssd_bytes.md ;;
+                 --plot $OUT/ssd_bytes.png | tee $OUT/ssd_bytes.md ;;
     # the goal rows at 224 and 1024 px beside attention, steps replayed as CUDA graphs: a change's spot check
     spot) timeout 200 python3 -m infomamba.bench --mixers 'infomamba{ssm_heads: 12}' attention --resolutions 224 1024 \
             --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs \

@@ -59,3 +59,15 @@ def test_table_refuses_phases_that_do_not_match_the_shapes(ssd_bytes):
         ssd_bytes.table(launched, ["2x64", "8x512"])
     with pytest.raises(ValueError, match="not the SSD forward"):
         ssd_bytes.phases(ssd_bytes.kernels(ncu_lines([("reduce_kernel", 1, 1, 1)])))
+
+
+def test_parts_name_each_kernel_by_its_phase_and_the_plot_is_drawn(ssd_bytes, tmp_path):
+    launched = ssd_bytes.kernels(ncu_lines([("_ssd_fwd_kernel", 1, 1, 1), ("_ssd_fwd_kernel", 1, 1, 1),
+                                            ("_ssd_bwd_state_kernel", 1, 1, 1), ("_ssd_bwd_chunk_kernel", 1, 1, 1),
+                                            ("reduce_kernel", 1, 1, 1)]))
+    forward, backward = ssd_bytes.phases(launched)
+    assert [ssd_bytes.part(k, "forward") for k in forward] == ["forward walk (y)"]
+    assert [ssd_bytes.part(k, "backward") for k in backward] == ["states recompute", "state-adjoint walk",
+                                                                  "chunk backward", "torch sums and casts"]
+    ssd_bytes.plot(launched, ["2x64"], str(tmp_path / "bytes.png"))
+    assert (tmp_path / "bytes.png").stat().st_size > 1000
