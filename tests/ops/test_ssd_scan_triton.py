@@ -117,6 +117,20 @@ def test_backward_keeps_no_state_from_the_forward():
     assert saved and all(t.data_ptr() in inputs for t in saved)
 
 
+def test_the_backward_keeps_its_chunk_states_in_the_inputs_dtype():
+    """The states the backward recomputes are written in x's dtype (half the bytes of fp32 in half precision), the
+    fp32 state carried by the walk rounded once: within fp16's rounding of the states the same walk writes from the
+    same inputs in fp32."""
+    x, dt, A, B, C, _ = make_inputs(length=64)
+    half = [t.half() for t in (x, B, C)]
+    _, states = ssd._forward(half[0], dt, A, half[1], C=half[2], D=None, reverse=False, write_y=False,
+                             save_states=True)
+    _, exact = ssd._forward(half[0].float(), dt, A, half[1].float(), C=half[2].float(), D=None, reverse=False,
+                            write_y=False, save_states=True)
+    assert states.dtype == torch.float16 and exact.dtype == torch.float32
+    assert_close(states, exact, 4e-3, "states")
+
+
 def test_rejects_unsupported_widths():
     x, dt, A, B, C, D = make_inputs(p=16)
     with pytest.raises(ValueError, match="p \\(channels a head, E / ssm_heads\\) a power of two >= 16, got 12"):
