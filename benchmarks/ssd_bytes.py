@@ -72,25 +72,30 @@ def phases(launched: list[dict]) -> list[list[dict]]:
     return out
 
 
-def table(launched: list[dict], shapes: list[str]) -> str:
-    """Each kernel's DRAM MB read and written, MB asked of L2 (where measured), microseconds and DRAM GB/s, then per
-    shape the backward's bytes and time over the forward's."""
+def labelled(launched: list[dict], shapes: list[str]):
+    """(shape, phase, kernel) for each kernel, its `phases` matched to the shapes in launch order."""
     split = phases(launched)
     if len(split) != 2 * len(shapes):
         raise ValueError(f"{len(split)} forward/backward phases for {len(shapes)} shapes ({shapes}): expected "
                          f"{2 * len(shapes)}")
+    for i, ks in enumerate(split):
+        for k in ks:
+            yield shapes[i // 2], ("forward", "backward")[i % 2], k
+
+
+def table(launched: list[dict], shapes: list[str]) -> str:
+    """Each kernel's DRAM MB read and written, MB asked of L2 (where measured), microseconds and DRAM GB/s, then per
+    shape the backward's bytes and time over the forward's."""
     lines = ["| batch x L | phase | kernel | DRAM MB read | DRAM MB written | L2 MB asked | us | DRAM GB/s |",
              "|---|---|---|---|---|---|---|---|"]
     totals = defaultdict(lambda: defaultdict(float))
-    for i, ks in enumerate(split):
-        shape, phase = shapes[i // 2], ("forward", "backward")[i % 2]
-        for k in ks:
-            dram = k["read"] + k["written"]
-            l2 = k.get("l2_read", 0.0) + k.get("l2_written", 0.0)
-            lines.append(f"| {shape} | {phase} | {k['name'][:60]} | {k['read'] / 1e6:.1f} | {k['written'] / 1e6:.1f} | "
-                         f"{l2 / 1e6:.1f} | {k['ns'] / 1e3:.1f} | {dram / k['ns']:.0f} |")
-            for key, value in (("dram", dram), ("l2", l2), ("ns", k["ns"])):
-                totals[shape, phase][key] += value
+    for shape, phase, k in labelled(launched, shapes):
+        dram = k["read"] + k["written"]
+        l2 = k.get("l2_read", 0.0) + k.get("l2_written", 0.0)
+        lines.append(f"| {shape} | {phase} | {k['name'][:60]} | {k['read'] / 1e6:.1f} | {k['written'] / 1e6:.1f} | "
+                     f"{l2 / 1e6:.1f} | {k['ns'] / 1e3:.1f} | {dram / k['ns']:.0f} |")
+        for key, value in (("dram", dram), ("l2", l2), ("ns", k["ns"])):
+            totals[shape, phase][key] += value
     lines += ["", "| batch x L | forward: DRAM MB, us, GB/s | backward: DRAM MB, us, GB/s | backward / forward: DRAM "
               "bytes, L2 bytes, time |", "|---|---|---|---|"]
     for shape in shapes:
@@ -102,17 +107,20 @@ def table(launched: list[dict], shapes: list[str]) -> str:
     return "\n".join(lines)
 
 
+PARTS = ("forward walk (y)", "states recompute", "state-adjoint walk", "chunk backward", "torch sums and casts")
+
+
 def part(kernel: dict, phase: str) -> str:
     """What a kernel is for, by name and phase: the forward walk, the backward's states recompute (the forward kernel
     in the backward), its state-adjoint walk, its chunk backward, or torch's sums and casts."""
     name = kernel["name"]
     if name.startswith(FORWARD_KERNEL):
-        return "forward walk (y)" if phase == "forward" else "states recompute"
+        return PARTS[0] if phase == "forward" else PARTS[1]
     if name.startswith("_ssd_bwd_state_kernel"):
-        return "state-adjoint walk"
+        return PARTS[2]
     if name.startswith("_ssd_bwd_chunk_kernel"):
-        return "chunk backward"
-    return "torch sums and casts"
+        return PARTS[3]
+    return PARTS[4]
 
 
 def plot(launched: list[dict], shapes: list[str], path: str) -> None:
@@ -122,20 +130,17 @@ def plot(launched: list[dict], shapes: list[str], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    parts = ["forward walk (y)", "states recompute", "state-adjoint walk", "chunk backward", "torch sums and casts"]
     sums = defaultdict(float)
-    for i, ks in enumerate(phases(launched)):
-        shape, phase = shapes[i // 2], ("forward", "backward")[i % 2]
-        for k in ks:
-            sums[shape, phase, part(k, phase), "MB"] += (k["read"] + k["written"]) / 1e6
-            sums[shape, phase, part(k, phase), "us"] += k["ns"] / 1e3
+    for shape, phase, k in labelled(launched, shapes):
+        sums[shape, phase, part(k, phase), "MB"] += (k["read"] + k["written"]) / 1e6
+        sums[shape, phase, part(k, phase), "us"] += k["ns"] / 1e3
     fig, axes = plt.subplots(2, len(shapes), figsize=(4 * len(shapes), 6), squeeze=False)
     for col, shape in enumerate(shapes):
         for row, unit in enumerate(("MB", "us")):
             ax = axes[row][col]
             for phase_i, phase in enumerate(("forward", "backward")):
                 bottom = 0.0
-                for part_i, name in enumerate(parts):
+                for part_i, name in enumerate(PARTS):
                     value = sums[shape, phase, name, unit]
                     ax.bar(phase_i, value, bottom=bottom, color=f"C{part_i}", label=name if phase_i and not col
                            and not row else None)
@@ -144,7 +149,7 @@ def plot(launched: list[dict], shapes: list[str], path: str) -> None:
             ax.set_xticks([0, 1], ["forward", "backward"])
             ax.set_title(f"B{shape.replace('x', ' x L')}: {'DRAM MB' if unit == 'MB' else 'kernel time, us'}",
                          fontsize=9)
-    fig.legend(loc="lower center", ncol=len(parts), fontsize=8)
+    fig.legend(loc="lower center", ncol=len(PARTS), fontsize=8)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
 

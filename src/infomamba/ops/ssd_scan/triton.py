@@ -33,18 +33,17 @@ The kernel forms the transposes W^T = x~ dy^T o exp(cs_t - cs_s), G^T and M^T fr
 only W^T is transposed for a product (M and W were before). Its products, as the forward's, read x as given: dt
 scales W^T's rows and the dS term's rows after their products, and exp(cs) scales C S_in after its product. In fp16,
 in Triton's interpreter, dB and dC then err 1.55x / 1.53x the rounding of the exact ones, against 1.97x / 1.96x when
-x dt and C exp(cs) were rounded first; dx's 1.45x is unchanged. Compiled for sm_90 (`benchmarks/ssd_resources.py`)
-it is 2,408 SASS instructions against 2,576, with 40 bytes a thread spilled (none before). On an H100 the backward
-takes 8-9 % less time than before, and in bf16 dB and dC err 1.59-1.60x against 1.98-2.00x (docs/benchmarks.md).
+x dt and C exp(cs) were rounded first; dx's 1.45x is unchanged. On an H100 the backward takes 8-9 % less time than
+in that order, and in bf16 dB and dC err 1.59-1.60x against 1.98-2.00x (docs/benchmarks.md).
 
 Both walks carry their state in fp32 and write it in x's dtype, as mamba-ssm's SSD backward keeps its states and
 their adjoints (`states_dtype=x.dtype`): every product the chunk backward forms from them rounds them to it anyway,
 and only exp(T) <dS, S_in> reads them otherwise (a term that exp(T), the decay over a whole chunk, keeps small). In
 bf16 the two tensors move half the bytes of fp32 ones (written once, read once), and the chunk backward compiles
-for sm_90 to 2,368 instructions with no spill: on an H100 a forward+backward took 0.619 ms against 0.642 at
-B64 x L1024 and 1.723 against 1.696 at B8 x L16384, with the bf16 gradients' errors the same to three digits
-(docs/benchmarks.md). A program per (sample, head) that walked its chunks carrying dS, so that
-neither dS nor a second read of dy went through memory, was 1.4-1.9x slower there: its chunks run one after another.
+for sm_90 (`benchmarks/ssd_resources.py`) to 2,368 SASS instructions with no spill: on an H100 a forward+backward
+took 0.619 ms against 0.642 at B64 x L1024 and 1.723 against 1.696 at B8 x L16384, with the bf16 gradients' errors
+the same to three digits (docs/benchmarks.md). A program per (sample, head) that walked its chunks carrying dS, so
+that neither dS nor a second read of dy went through memory, was 1.4-1.9x slower: its chunks run one after another.
 
 B and C are shared by every head, so dB and dC come back per head, side by side in one fp32 (batch, L, heads, 2n)
 tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample,
