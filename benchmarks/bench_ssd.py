@@ -75,14 +75,13 @@ def set_chunks(ssd, chunk: tuple[int, int] | None, shipped) -> None:
         ssd.y_chunk, ssd.CHUNK = (lambda programs, sms: chunk[0]), chunk[1]
 
 
-def parse_config(text: str) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    """'BLOCK_P,WARPS,STAGES/WARPS,STAGES[,SPLIT]' -> (forward config, backward config); the backward over whole
-    chunks (SPLIT 1, the default) or halves (2)."""
+def parse_config(text: str) -> tuple[tuple[int, int, int], tuple[int, int]]:
+    """'BLOCK_P,WARPS,STAGES/WARPS,STAGES' -> (forward config, backward config)."""
     fwd, bwd = text.split("/")
     f, b = tuple(int(v) for v in fwd.split(",")), tuple(int(v) for v in bwd.split(","))
-    if len(f) != 3 or len(b) not in (2, 3) or b[2:] not in ((), (1,), (2,)):
-        raise ValueError(f"--configs entries are BLOCK_P,WARPS,STAGES/WARPS,STAGES[,SPLIT 1 or 2], got {text!r}")
-    return f, b + (1,) * (3 - len(b))
+    if len(f) != 3 or len(b) != 2:
+        raise ValueError(f"--configs entries are BLOCK_P,WARPS,STAGES/WARPS,STAGES, got {text!r}")
+    return f, b
 
 
 def rounding_ratio(got: torch.Tensor, exact: torch.Tensor, dtype: torch.dtype = torch.bfloat16) -> float:

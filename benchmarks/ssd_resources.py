@@ -15,7 +15,6 @@ count bounds it. Run it without TRITON_INTERPRET (under the interpreter nothing 
 
     python benchmarks/ssd_resources.py                    # the shipped launches
     python benchmarks/ssd_resources.py --warps 4 8        # the chunk backward at 4 and 8 warps too
-    python benchmarks/ssd_resources.py --splits 1 2       # the chunk backward over whole chunks and halves
     python benchmarks/ssd_resources.py --no-hints         # without the launch's divisibility
 """
 from __future__ import annotations
@@ -55,14 +54,14 @@ def resources(kernel, constants: dict, warps: int, stages: int, divisible: froze
             "programs_by_shared": SHARED_AN_SM // shared if shared else None}
 
 
-def launches(warps: list[int], splits: list[int]) -> list[tuple[str, object, dict, int, int]]:
+def launches(warps: list[int]) -> list[tuple[str, object, dict, int, int]]:
     """(name, kernel, constexprs, warps, stages) of each kernel as the fused op launches it, and of the chunk backward
-    at each of `warps` and `splits` (whole chunks or halves)."""
+    at each of `warps`."""
     from infomamba.ops.ssd_scan import triton as ssd
 
     shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="tf32", REVERSE=True, **FUSED_STEP)
     block_p, walk_warps, walk_stages = ssd.FWD_CONFIG
-    bwd_warps, bwd_stages, bwd_split = ssd._chunk_config(ssd.CHUNK)
+    bwd_warps, bwd_stages = ssd.BWD_CONFIG
     rows = [("forward walk (y)", ssd._ssd_fwd_kernel,
              dict(shape, BLOCK_P=block_p, HAS_D=True, WRITE_Y=True, SAVE_STATES=False, ACC=False), walk_warps,
              walk_stages),
@@ -71,18 +70,14 @@ def launches(warps: list[int], splits: list[int]) -> list[tuple[str, object, dic
              walk_stages),
             ("state-adjoint walk", ssd._ssd_bwd_state_kernel, dict(shape, BLOCK_P=block_p), walk_warps, walk_stages)]
     for w in sorted({bwd_warps, *warps}):
-        for split in sorted({bwd_split, *splits}):
-            shipped = " (shipped)" if (w, split) == (bwd_warps, bwd_split) else ""
-            rows.append((f"chunk backward, {'halves' if split == 2 else 'whole chunks'}{shipped}",
-                         ssd._ssd_bwd_chunk_kernel, dict(shape, SPLIT=split, HAS_D=True), w, bwd_stages))
+        rows.append((f"chunk backward{' (shipped)' if w == bwd_warps else ''}", ssd._ssd_bwd_chunk_kernel,
+                     dict(shape, HAS_D=True), w, bwd_stages))
     return rows
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--warps", type=int, nargs="*", default=[], help="also compile the chunk backward at these warps")
-    p.add_argument("--splits", type=int, nargs="*", default=[], choices=(1, 2),
-                   help="also compile the chunk backward over whole chunks (1) or halves (2)")
     p.add_argument("--no-hints", action="store_true", help="compile without the launch's divisibility")
     args = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") == "1":
@@ -90,7 +85,7 @@ def main(argv=None):
     print("| kernel | warps, stages | registers | spill bytes (stores / loads) | shared KiB | SASS instructions | "
           "programs an SM by registers / shared memory |")
     print("|---|---|---|---|---|---|---|")
-    for name, kernel, constants, warps, stages in launches(args.warps, args.splits):
+    for name, kernel, constants, warps, stages in launches(args.warps):
         r = resources(kernel, constants, warps, stages, frozenset() if args.no_hints else LAUNCH_DIVISIBLE)
         print(f"| {name} | {warps}, {stages} | {r['registers']} | {r['spill_bytes']} ({r['spill_stores']} / "
               f"{r['spill_loads']}) | {r['shared_bytes'] / 1024:.1f} | {r['instructions']} | "

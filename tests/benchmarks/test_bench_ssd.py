@@ -23,11 +23,9 @@ def test_the_mamba1_row_scans_the_same_problem():
 
 
 def test_config_parsing():
-    assert bench_ssd.parse_config("32,4,2/8,1") == ((32, 4, 2), (8, 1, 1))
-    assert bench_ssd.parse_config("32,4,2/4,2,2") == ((32, 4, 2), (4, 2, 2))
-    for bad in ("32,4/8,1", "32,4,2/4,2,3"):
-        with pytest.raises(ValueError, match="BLOCK_P,WARPS,STAGES/WARPS,STAGES"):
-            bench_ssd.parse_config(bad)
+    assert bench_ssd.parse_config("32,4,2/8,1") == ((32, 4, 2), (8, 1))
+    with pytest.raises(ValueError, match="BLOCK_P,WARPS,STAGES/WARPS,STAGES"):
+        bench_ssd.parse_config("32,4/8,1")
 
 
 def test_mamba_ssm_loads_without_its_package_inits(tmp_path):

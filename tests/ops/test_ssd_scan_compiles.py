@@ -1,7 +1,6 @@
 """Every launch variant of the SSD scan kernels compiles for the GPU (sm_90) on a machine without one (`sm90_compile`;
 the interpreter tests never compile): the forward with y and without (the backward's state pass), with and without
-D; the state-adjoint pass; the chunk-parallel backward with and without D (in the fused form whole chunks and halves);
-x, B, C in bf16 (both directions) and in
+D; the state-adjoint pass; the chunk-parallel backward with and without D; x, B, C in bf16 (both directions) and in
 fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`, `CHUNK`, and `Y_CHUNK` for the
 forward with y: block, warps and pipeline stages), p 64 and n 16; and each kernel in the fused SSM op's form (dt_pre
 in bf16 with its bias and the padding mask, A_log), the forward also adding y into the other direction's readout.
@@ -34,7 +33,7 @@ def compile_every_variant() -> dict:
     from infomamba.ops.ssd_scan import triton as ssd
 
     block_p, *walk = ssd.FWD_CONFIG  # (warps, stages) of the chunk walks, as launched
-    *bwd, split = ssd._chunk_config(ssd.CHUNK)  # (warps, stages) and halves of the chunk backward, as launched
+    bwd = ssd.BWD_CONFIG
     jobs = {}
     for dtype in ("bf16", "fp32"):
         shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="ieee" if dtype == "fp32" else "tf32")
@@ -49,7 +48,7 @@ def compile_every_variant() -> dict:
             for has_d in (True, False):
                 jobs[f"chunk bwd {dtype} reverse={reverse} D={has_d}"] = (
                     ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, dtype),
-                    dict(shape, **STEP, SPLIT=split, HAS_D=has_d, REVERSE=reverse), *bwd)
+                    dict(shape, **STEP, HAS_D=has_d, REVERSE=reverse), *bwd)
     shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="tf32", **FUSED_STEP, REVERSE=True)
     for write_y, save, acc in ((True, False, False), (True, False, True), (False, True, False)):
         jobs[f"fused fwd bf16 y={write_y} states={save} added into={acc}"] = (
@@ -58,12 +57,10 @@ def compile_every_variant() -> dict:
                  SAVE_STATES=save, ACC=acc), *walk)
     jobs["fused dS bf16"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, "bf16", fused=True),
                              dict(shape, BLOCK_P=block_p), *walk)
-    for halves in (1, 2):  # whole chunks: the launch where a half would be narrower than 16
-        jobs[f"fused chunk bwd bf16 halves={halves}"] = (
-            ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, "bf16", fused=True),
-            dict(shape, SPLIT=halves, HAS_D=True), *bwd)
+    jobs["fused chunk bwd bf16"] = (ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, "bf16", fused=True),
+                                    dict(shape, HAS_D=True), *bwd)
     return compile_all(jobs)
 
 
 def test_every_ssd_kernel_variant_compiles_for_sm90(tmp_path):
-    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 3 * (3 + 1 + 2) + 6)
+    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 3 * (3 + 1 + 2) + 5)

@@ -22,15 +22,13 @@ TOL = {torch.float32: 2e-4, torch.bfloat16: 4e-2}
 NAMES = ("x", "dt", "A", "B", "C", "D")
 
 
-@pytest.fixture(autouse=True, params=[16, 32], ids=["whole-chunks", "halves"])
-def _small_chunk(request, monkeypatch):
-    """The backward over chunks of 16 positions, whole (a half would be narrower than `tl.dot`'s 16 rows), and over
-    chunks of 32 in halves of 16 (`BWD_CONFIG`'s split 2); the forward that writes y over chunks of 32. So L = 37
-    spans three backward chunks of 16 (one partial), or two of 32 whose second is half padding and half past the
-    end; the state passes between chunks and halves, and the backward's boundaries are not all the forward's."""
-    monkeypatch.setattr(ssd, "CHUNK", request.param)
+@pytest.fixture(autouse=True)
+def _small_chunk(monkeypatch):
+    """Chunks of 16 positions in the backward and of 32 in the forward that writes y, so that L = 37 spans three
+    chunks (one partial) and two, the state passes between them, and the backward's chunk boundaries are not the
+    forward's."""
+    monkeypatch.setattr(ssd, "CHUNK", 16)
     monkeypatch.setattr(ssd, "Y_CHUNK", 32)
-    monkeypatch.setattr(ssd, "BWD_CONFIG", ssd.BWD_CONFIG[:2] + (2,))
 
 
 def make_inputs(batch=2, length=37, heads=2, p=16, n=16, dtype=torch.float32, has_d=True, seed=0):
@@ -180,14 +178,6 @@ def test_step_form_reads_dt_pre_its_bias_the_mask_and_a_log(reverse):
     for name, gr, leaf in zip(("x", "dt_pre", "A_log", "B", "C", "D"), got, leaves):
         assert_close(gr, leaf.grad, 2e-4, name)
     assert (got[1][pad] == 0).all(), "no gradient reaches dt_pre at padding"
-
-
-def test_the_chunk_backward_splits_only_into_halves_of_16_rows_or_more(monkeypatch):
-    """`_chunk_config`: halves where each has `tl.dot`'s 16 rows at least, else whole chunks."""
-    monkeypatch.setattr(ssd, "BWD_CONFIG", (4, 2, 2))
-    assert [ssd._chunk_config(q)[2] for q in (16, 32, 64)] == [1, 2, 2]
-    monkeypatch.setattr(ssd, "BWD_CONFIG", (4, 2, 1))
-    assert ssd._chunk_config(64) == (4, 2, 1)
 
 
 def test_the_forward_walks_shorter_chunks_only_where_its_walks_fill_the_gpu():

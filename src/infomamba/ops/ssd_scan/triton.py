@@ -80,7 +80,7 @@ LOG2E = tl.constexpr(1.4426950408889634)
 CHUNK = 64  # Q of the backward: the state entering each chunk is rewritten for it, and its kernels walk these chunks
 Y_CHUNK = 32  # Q of the forward that writes y (and no states) where its programs fill the GPU (`y_chunk`)
 FWD_CONFIG = (64, 4, 3)  # (block of p channels, warps, pipeline stages) of the chunk walks (forward, dS pass)
-BWD_CONFIG = (4, 2, 2)  # (warps, stages, halves) of the backward's chunk-parallel kernel, a program a chunk
+BWD_CONFIG = (4, 2)  # (warps, stages) of the backward's chunk-parallel kernel, a program per (sample, head, chunk)
 
 
 @triton.jit
@@ -164,7 +164,9 @@ def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr,
             if ACC:
                 y += tl.load(y_base + pos[:, None] * s_xl + rp[None, :], mask=ok[:, None], other=0.0).to(tl.float32)
             tl.store(y_base + pos[:, None] * s_xl + rp[None, :], y.to(y_ptr.dtype.element_ty), mask=ok[:, None])
-        S = _state_update(S, Bm, x, dt, cs, total, PREC)
+        w = tl.exp2(total - cs) * dt
+        S = S * tl.exp2(total) + tl.dot(tl.trans((Bm.to(tl.float32) * w[:, None]).to(x.dtype)), x,
+                                        input_precision=PREC)
 
 
 @triton.jit
@@ -188,35 +190,33 @@ def _ssd_bwd_state_kernel(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_pt
         Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0)
         tl.store(dst_base + (c * N + rn[:, None]) * P + rp[None, :], dS.to(dst_ptr.dtype.element_ty))
         a = dt * A2
-        dS = _adjoint_update(dS, Cm, dy, tl.cumsum(a, axis=0), tl.sum(a, axis=0), PREC)
+        Ce = (Cm.to(tl.float32) * tl.exp2(tl.cumsum(a, axis=0))[:, None]).to(dy.dtype)
+        dS = dS * tl.exp2(tl.sum(a, axis=0)) + tl.dot(tl.trans(Ce), dy, input_precision=PREC)
 
 
 @triton.jit
-def _state_update(S, Bm, x, dt, cs, total, PREC: tl.constexpr):
-    """S_out = exp(T) S_in + sum_s exp(T - cs_s) dt_s B_s^T x_s of one chunk (fp32; Bm and x in x's dtype)."""
-    w = tl.exp2(total - cs) * dt
-    return S * tl.exp2(total) + tl.dot(tl.trans((Bm.to(tl.float32) * w[:, None]).to(x.dtype)), x, input_precision=PREC)
-
-
-@triton.jit
-def _adjoint_update(dS, Cm, dy, cs, total, PREC: tl.constexpr):
-    """dS_in = exp(T) dS_out + (exp(cs) o C)^T dy of one chunk (fp32)."""
-    Ce = (Cm.to(tl.float32) * tl.exp2(cs)[:, None]).to(dy.dtype)
-    return dS * tl.exp2(total) + tl.dot(tl.trans(Ce), dy, input_precision=PREC)
-
-
-@triton.jit
-def _chunk_grads(x_ptr, dt_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, dx_ptr, ddt_ptr, dB_ptr, dC_ptr,
-                 S_in, dS, b, h, t, A, L, H, s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
-                 P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr, HAS_D: tl.constexpr, REVERSE: tl.constexpr,
-                 DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr, PREC: tl.constexpr):
-    """The module docstring's backward over the Q positions t (scan order) from the state entering them (S_in) and
-    the adjoint of the state leaving them (dS), both in x's dtype: stores dx, ddt, dB and dC at their rows and
-    returns (sum dt da, sum dy o x over the positions (P,), 0 without HAS_D)."""
+def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_ptr, dst_ptr,
+                          dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, L, H, n_chunks,
+                          s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
+                          P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
+                          HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
+                          HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
+    """Gradients of one (sample, head, chunk) (the module docstring's backward) from the state entering it (st) and
+    the adjoint of the state leaving it (dst). x, dy and dx share strides; ddt (batch, L, H) contiguous, the
+    gradient of dt as read (with DT_SOFTPLUS of dt_pre: ddt sigmoid(dt_pre + bias), 0 at padding), in its dtype;
+    dB and dC side by side in one (batch, L, H, 2N) fp32 contiguous tensor (dC_ptr = dB_ptr + N); dA
+    (batch * H * chunks,) partials (with A_LOG of A_log: dA A) and dD (batch * H * chunks, P)."""
+    pid = tl.program_id(0)
+    bh = pid // n_chunks
+    c = pid % n_chunks
+    b = bh // H
+    h = bh % H
     rq = tl.arange(0, Q)
     rn = tl.arange(0, N)
     rp = tl.arange(0, P)
+    A = _rate(A_ptr, h, A_LOG)
     A2 = A * LOG2E
+    t = c * Q + rq
     ok = t < L
     pos = L - 1 - t if REVERSE else t
     off = b.to(tl.int64) * s_xb + h * P + pos[:, None] * s_xl + rp[None, :]
@@ -225,6 +225,9 @@ def _chunk_grads(x_ptr, dt_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, d
     dy = tl.load(dy_ptr + off, mask=ok[:, None], other=0.0)
     Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
     Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
+    st = (pid.to(tl.int64) * N + rn[:, None]) * P + rp[None, :]
+    S_in = tl.load(st_ptr + st).to(x.dtype)
+    dS = tl.load(dst_ptr + st).to(x.dtype)
     a = dt * A2
     cs = tl.cumsum(a, axis=0)
     total = tl.sum(a, axis=0)
@@ -246,9 +249,7 @@ def _chunk_grads(x_ptr, dt_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, d
     dx = dxdt * dt[:, None]
     if HAS_D:
         dx += tl.load(D_ptr + h * P + rp).to(tl.float32)[None, :] * dyf
-        dD = tl.sum(dyf * xf, axis=0)
-    else:
-        dD = tl.zeros((P,), dtype=tl.float32)
+        tl.store(dD_ptr + pid.to(tl.int64) * P + rp, tl.sum(dyf * xf, axis=0))
     tl.store(dx_ptr + off, dx.to(dx_ptr.dtype.element_ty), mask=ok[:, None])
     dC += e[:, None] * tl.dot(dy, tl.trans(S_in), input_precision=PREC)
     ebdt = eb * dt
@@ -266,76 +267,7 @@ def _chunk_grads(x_ptr, dt_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, d
     tl.store(ddt_ptr + row, ddt.to(ddt_ptr.dtype.element_ty), mask=ok)
     tl.store(dB_ptr + row[:, None] * (2 * N) + rn[None, :], dB, mask=ok[:, None])
     tl.store(dC_ptr + row[:, None] * (2 * N) + rn[None, :], dC, mask=ok[:, None])
-    return tl.sum(dt * da, axis=0), dD
-
-
-@triton.jit
-def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_ptr, dst_ptr,
-                          dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, L, H, n_chunks,
-                          s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
-                          P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr, SPLIT: tl.constexpr,
-                          HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
-                          HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
-    """Gradients of one (sample, head, chunk) (`_chunk_grads`) from the state entering it (st) and the adjoint of the
-    state leaving it (dst). x, dy and dx share strides; ddt (batch, L, H) contiguous, the gradient of dt as read (with
-    DT_SOFTPLUS of dt_pre: ddt sigmoid(dt_pre + bias), 0 at padding), in its dtype; dB and dC side by side in one
-    (batch, L, H, 2N) fp32 contiguous tensor (dC_ptr = dB_ptr + N); dA (batch * H * chunks,) partials (with A_LOG
-    of A_log: dA A) and dD (batch * H * chunks, P). SPLIT 2: the chunk as two halves of Q / 2, the later first: the
-    state between them (S_in carried through the first half) and its adjoint (dS carried back through the second)
-    formed here, in fp32 and rounded to x's dtype as the walks write theirs."""
-    pid = tl.program_id(0)
-    bh = pid // n_chunks
-    c = pid % n_chunks
-    b = bh // H
-    h = bh % H
-    rn = tl.arange(0, N)
-    rp = tl.arange(0, P)
-    A = _rate(A_ptr, h, A_LOG)
-    st = (pid.to(tl.int64) * N + rn[:, None]) * P + rp[None, :]
-    S_in = tl.load(st_ptr + st)
-    dS = tl.load(dst_ptr + st)
-    if SPLIT == 1:
-        t = c * Q + tl.arange(0, Q)
-        dA, dD = _chunk_grads(x_ptr, dt_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, dx_ptr, ddt_ptr, dB_ptr, dC_ptr,
-                              S_in, dS, b, h, t, A, L, H, s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl, P, N, Q,
-                              HAS_D, REVERSE, DT_SOFTPLUS, HAS_PAD, PREC)
-    else:
-        HALF: tl.constexpr = Q // 2
-        rq = tl.arange(0, HALF)
-        t1 = c * Q + rq
-        t2 = t1 + HALF
-        A2 = A * LOG2E
-        ok1 = t1 < L
-        pos1 = L - 1 - t1 if REVERSE else t1
-        dt1 = _chunk_dt(dt_ptr, dtb_ptr, pad_ptr, b, h, pos1, ok1, L, s_dtb, s_dtl, DT_SOFTPLUS, HAS_PAD)
-        x1 = tl.load(x_ptr + b.to(tl.int64) * s_xb + h * P + pos1[:, None] * s_xl + rp[None, :], mask=ok1[:, None],
-                     other=0.0)
-        B1 = tl.load(B_ptr + b * s_bb + pos1[:, None] * s_bl + rn[None, :], mask=ok1[:, None], other=0.0)
-        a1 = dt1 * A2
-        S_mid = _state_update(S_in.to(tl.float32), B1.to(x1.dtype), x1, dt1, tl.cumsum(a1, axis=0),
-                              tl.sum(a1, axis=0), PREC).to(S_in.dtype)
-        ok2 = t2 < L
-        pos2 = L - 1 - t2 if REVERSE else t2
-        dt2 = _chunk_dt(dt_ptr, dtb_ptr, pad_ptr, b, h, pos2, ok2, L, s_dtb, s_dtl, DT_SOFTPLUS, HAS_PAD)
-        dy2 = tl.load(dy_ptr + b.to(tl.int64) * s_xb + h * P + pos2[:, None] * s_xl + rp[None, :],
-                      mask=ok2[:, None], other=0.0)
-        C2 = tl.load(C_ptr + b * s_cb + pos2[:, None] * s_cl + rn[None, :], mask=ok2[:, None], other=0.0)
-        a2 = dt2 * A2
-        dS_mid = _adjoint_update(dS.to(tl.float32), C2, dy2, tl.cumsum(a2, axis=0), tl.sum(a2, axis=0),
-                                 PREC).to(dS.dtype)
-        dA = 0.0
-        dD = tl.zeros((P,), dtype=tl.float32)
-        for k in tl.range(2, num_stages=1):  # a loop, not two inlined copies the compiler would interleave
-            first = k == 1
-            dA_k, dD_k = _chunk_grads(x_ptr, dt_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, dx_ptr, ddt_ptr,
-                                      dB_ptr, dC_ptr, tl.where(first, S_in, S_mid), tl.where(first, dS_mid, dS), b, h,
-                                      tl.where(first, t1, t2), A, L, H, s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb,
-                                      s_cl, P, N, HALF, HAS_D, REVERSE, DT_SOFTPLUS, HAS_PAD, PREC)
-            dA += dA_k
-            dD += dD_k
-    if HAS_D:
-        tl.store(dD_ptr + pid.to(tl.int64) * P + rp, dD)
-    tl.store(dA_ptr + pid, dA * (A if A_LOG else 1.0))
+    tl.store(dA_ptr + pid, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
 
 
 def check_widths(p: int, n: int) -> None:
@@ -350,13 +282,6 @@ def _walk_config(p: int) -> tuple[int, int, int]:
     no wider than the head)."""
     block_p, warps, stages = FWD_CONFIG
     return min(block_p, p), warps, stages
-
-
-def _chunk_config(chunk: int) -> tuple[int, int, int]:
-    """(warps, stages, SPLIT) of the chunk backward (`BWD_CONFIG`) for chunks of `chunk`: split into halves only
-    where a half has the 16 rows `tl.dot` takes at least."""
-    warps, stages, split = BWD_CONFIG
-    return warps, stages, split if chunk // split >= 16 else 1
 
 
 def y_chunk(programs: int, sms: int | None) -> int:
@@ -439,11 +364,11 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
     dBC = torch.empty(batch, length, heads, 2 * n, **f32)
     dA = torch.empty(batch * heads * n_chunks, **f32)
     dD = torch.empty(batch * heads * n_chunks, p, **f32) if D is not None else None
-    warps, stages, split = _chunk_config(CHUNK)
+    warps, stages = BWD_CONFIG
     _ssd_bwd_chunk_kernel[(batch * heads * n_chunks,)](
         x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, dy_ptr=dy, st_ptr=states, dst_ptr=d_states,
         dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dBC, dC_ptr=dBC[..., n:], dA_ptr=dA, dD_ptr=dD if dD is not None else dA,
-        L=length, H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, SPLIT=split, HAS_D=D is not None,
+        L=length, H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, HAS_D=D is not None,
         REVERSE=reverse, PREC=dot_precision(x), num_warps=warps, num_stages=stages)
     dD = dD.view(batch, heads, n_chunks, p).sum((0, 2)).flatten() if D is not None else None
     return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dBC.sum(2), dD
