@@ -34,8 +34,7 @@ REGISTERS_AN_SM = 65536
 SHARED_AN_SM = 228 * 1024
 # What the 1024 px launch passes as multiples of 16: every tensor but B and C, and these integers
 LAUNCH_DIVISIBLE = frozenset({"x_ptr", "dt_ptr", "A_ptr", "dtb_ptr", "pad_ptr", "D_ptr", "y_ptr", "st_ptr", "dy_ptr",
-                              "dst_ptr", "dx_ptr", "ddt_ptr", "dB_ptr", "dC_ptr", "dBC_ptr", "arrived_ptr", "dA_ptr",
-                              "dD_ptr",
+                              "dst_ptr", "dx_ptr", "ddt_ptr", "dB_ptr", "dC_ptr", "dA_ptr", "dD_ptr",
                               "L", "n_chunks", "s_xb", "s_xl", "s_dtb"})
 
 

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("triton")
 from sm90_compile import assert_every_variant_compiles, compile_all  # noqa: E402
 
-FP32 = {"dt_ptr", "A_ptr", "dtb_ptr", "D_ptr", "ddt_ptr", "dB_ptr", "dC_ptr", "dBC_ptr", "dA_ptr", "dD_ptr"}
+FP32 = {"dt_ptr", "A_ptr", "dtb_ptr", "D_ptr", "ddt_ptr", "dB_ptr", "dC_ptr", "dA_ptr", "dD_ptr"}
 STEP = dict(DT_SOFTPLUS=False, HAS_PAD=False, A_LOG=False)
 FUSED_STEP = dict(DT_SOFTPLUS=True, HAS_PAD=True, A_LOG=True)
 INTS = {"L", "H", "n_chunks", "s_xb", "s_xl", "s_dtb", "s_dtl", "s_bb", "s_bl", "s_cb", "s_cl"}
@@ -21,8 +21,6 @@ def types(kernel, dtype: str, fused: bool = False) -> dict:
     def arg_type(name):
         if name == "pad_ptr":
             return "*i1"
-        if name == "arrived_ptr":
-            return "*i32"
         if fused and name in ("dt_ptr", "ddt_ptr"):
             return f"*{dtype}"
         if name.endswith("_ptr"):

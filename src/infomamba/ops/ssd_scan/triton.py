@@ -45,12 +45,9 @@ took 0.619 ms against 0.642 at B64 x L1024 and 1.723 against 1.696 at B8 x L1638
 the same to three digits (docs/benchmarks.md). A program per (sample, head) that walked its chunks carrying dS, so
 that neither dS nor a second read of dy went through memory, was 1.4-1.9x slower: its chunks run one after another.
 
-B and C are shared by every head, so each program writes its head's dB and dC side by side in one fp32 (batch, L,
-heads, 2n) tensor, and the heads of a (sample, chunk), launched one after another, are summed by the last of their
-programs to finish: it counts itself in with an atomic add (acq_rel, after a barrier that orders every thread's
-stores before it) and adds the heads' rows in head order, read from L2 where they were just written, so the sum has
-the same bits whichever program forms it. That takes the sum's read of the per-head tensor (100 MB at B64 x L1024)
-off DRAM, and its launch, where torch summed the heads in a reduction before. dA and dD per (sample, head, chunk). Launch configs (`CHUNK`, `Y_CHUNK`, `FWD_CONFIG`, `BWD_CONFIG`; no autotuning): the backward's chunk
+B and C are shared by every head, so dB and dC come back per head, side by side in one fp32 (batch, L, heads, 2n)
+tensor, and are summed over heads by torch in one reduction (deterministic, no atomics); dA and dD per (sample,
+head, chunk). Launch configs (`CHUNK`, `Y_CHUNK`, `FWD_CONFIG`, `BWD_CONFIG`; no autotuning): the backward's chunk
 and launch from a sweep on an H200, the chunk walks' from a later sweep and a whole-model A/B on an H100, where a
 whole head a program and three pipeline stages made the 1024 px training step 5 % faster (`benchmarks/bench_ssd.py
 --configs`, docs/benchmarks.md; not measured on an H200). `reverse=True` maps scan position t to L - 1 - t (index
@@ -199,7 +196,7 @@ def _ssd_bwd_state_kernel(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_pt
 
 @triton.jit
 def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_ptr, dst_ptr,
-                          dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dBC_ptr, arrived_ptr, dA_ptr, dD_ptr, L, H, n_chunks,
+                          dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, L, H, n_chunks,
                           s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
                           P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
                           HAS_D: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
@@ -207,17 +204,13 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     """Gradients of one (sample, head, chunk) (the module docstring's backward) from the state entering it (st) and
     the adjoint of the state leaving it (dst). x, dy and dx share strides; ddt (batch, L, H) contiguous, the
     gradient of dt as read (with DT_SOFTPLUS of dt_pre: ddt sigmoid(dt_pre + bias), 0 at padding), in its dtype;
-    this head's dB and dC side by side in one (batch, L, H, 2N) fp32 contiguous tensor (dC_ptr = dB_ptr + N), and
-    their sums over the heads in dBC (batch, L, 2N) fp32; dA (batch * H * chunks,) partials (with A_LOG of A_log: dA
-    A) and dD (batch * H * chunks, P). The H programs of a (sample, chunk) are consecutive; the last of them to
-    finish (counted in arrived_ptr, (batch * chunks,) int32 zeros) sums their dB and dC in head order, while they are
-    in L2, so the sum is the same whichever program forms it."""
+    dB and dC side by side in one (batch, L, H, 2N) fp32 contiguous tensor (dC_ptr = dB_ptr + N); dA
+    (batch * H * chunks,) partials (with A_LOG of A_log: dA A) and dD (batch * H * chunks, P)."""
     pid = tl.program_id(0)
-    h = pid % H
-    bc = pid // H
-    c = bc % n_chunks
-    b = bc // n_chunks
-    sid = (b * H + h) * n_chunks + c
+    bh = pid // n_chunks
+    c = pid % n_chunks
+    b = bh // H
+    h = bh % H
     rq = tl.arange(0, Q)
     rn = tl.arange(0, N)
     rp = tl.arange(0, P)
@@ -232,7 +225,7 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     dy = tl.load(dy_ptr + off, mask=ok[:, None], other=0.0)
     Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
     Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
-    st = (sid.to(tl.int64) * N + rn[:, None]) * P + rp[None, :]
+    st = (pid.to(tl.int64) * N + rn[:, None]) * P + rp[None, :]
     S_in = tl.load(st_ptr + st).to(x.dtype)
     dS = tl.load(dst_ptr + st).to(x.dtype)
     a = dt * A2
@@ -256,7 +249,7 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     dx = dxdt * dt[:, None]
     if HAS_D:
         dx += tl.load(D_ptr + h * P + rp).to(tl.float32)[None, :] * dyf
-        tl.store(dD_ptr + sid.to(tl.int64) * P + rp, tl.sum(dyf * xf, axis=0))
+        tl.store(dD_ptr + pid.to(tl.int64) * P + rp, tl.sum(dyf * xf, axis=0))
     tl.store(dx_ptr + off, dx.to(dx_ptr.dtype.element_ty), mask=ok[:, None])
     dC += e[:, None] * tl.dot(dy, tl.trans(S_in), input_precision=PREC)
     ebdt = eb * dt
@@ -274,16 +267,7 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     tl.store(ddt_ptr + row, ddt.to(ddt_ptr.dtype.element_ty), mask=ok)
     tl.store(dB_ptr + row[:, None] * (2 * N) + rn[None, :], dB, mask=ok[:, None])
     tl.store(dC_ptr + row[:, None] * (2 * N) + rn[None, :], dC, mask=ok[:, None])
-    tl.store(dA_ptr + sid, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
-    tl.debug_barrier()  # every thread's stores before the release below (the threadfence-reduction pattern)
-    if tl.atomic_add(arrived_ptr + bc, 1, sem="acq_rel") == H - 1:
-        r2 = tl.arange(0, 2 * N)
-        first = row - h  # head 0's row of each token
-        total_dBC = tl.zeros((Q, 2 * N), dtype=tl.float32)
-        for g in range(H):
-            total_dBC += tl.load(dB_ptr + (first + g)[:, None] * (2 * N) + r2[None, :], mask=ok[:, None], other=0.0,
-                                 cache_modifier=".cg")
-        tl.store(dBC_ptr + (first // H)[:, None] * (2 * N) + r2[None, :], total_dBC, mask=ok[:, None])
+    tl.store(dA_ptr + pid, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
 
 
 def check_widths(p: int, n: int) -> None:
@@ -377,20 +361,17 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
     dx = torch.empty_like(x)
     f32 = dict(device=x.device, dtype=torch.float32)
     ddt = torch.empty(batch, length, heads, device=x.device, dtype=dt.dtype if dt_bias is not None else torch.float32)
-    per_head = torch.empty(batch, length, heads, 2 * n, **f32)
-    dBC = torch.empty(batch, length, 2 * n, **f32)
-    arrived = torch.zeros(batch * n_chunks, device=x.device, dtype=torch.int32)
+    dBC = torch.empty(batch, length, heads, 2 * n, **f32)
     dA = torch.empty(batch * heads * n_chunks, **f32)
     dD = torch.empty(batch * heads * n_chunks, p, **f32) if D is not None else None
     warps, stages = BWD_CONFIG
     _ssd_bwd_chunk_kernel[(batch * heads * n_chunks,)](
         x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, dy_ptr=dy, st_ptr=states, dst_ptr=d_states,
-        dx_ptr=dx, ddt_ptr=ddt, dB_ptr=per_head, dC_ptr=per_head[..., n:], dBC_ptr=dBC, arrived_ptr=arrived, dA_ptr=dA,
-        dD_ptr=dD if dD is not None else dA,
+        dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dBC, dC_ptr=dBC[..., n:], dA_ptr=dA, dD_ptr=dD if dD is not None else dA,
         L=length, H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, HAS_D=D is not None,
         REVERSE=reverse, PREC=dot_precision(x), num_warps=warps, num_stages=stages)
     dD = dD.view(batch, heads, n_chunks, p).sum((0, 2)).flatten() if D is not None else None
-    return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dBC, dD
+    return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dBC.sum(2), dD
 
 
 def _inputs(x, dt, A, B, C, D):
