@@ -131,6 +131,19 @@ def test_the_backward_keeps_its_chunk_states_in_the_inputs_dtype():
     assert_close(states, exact, 4e-3, "states")
 
 
+@pytest.mark.skipif(not ON_CUDA, reason="programs run in one order in the interpreter; on a GPU in any")
+def test_the_backward_gives_the_same_bits_run_after_run():
+    """Every gradient has the same bits in every run (dB and dC summed over heads by torch, dA and dD over chunks,
+    none by atomics in arrival order), as reproducible training needs."""
+    inputs = make_inputs(batch=16, length=1000, heads=8, p=64, dtype=torch.bfloat16, seed=11)
+    dy = torch.randn(inputs[0].shape, generator=torch.Generator().manual_seed(12)).to(DEVICE, torch.bfloat16)
+    first = values_and_grads(ssd.ssd_scan_triton, inputs, dy)
+    for _ in range(5):
+        again = values_and_grads(ssd.ssd_scan_triton, inputs, dy)
+        for name, a, b in zip(("y",) + NAMES, first, again):
+            assert torch.equal(a, b), name
+
+
 def test_rejects_unsupported_widths():
     x, dt, A, B, C, D = make_inputs(p=16)
     with pytest.raises(ValueError, match="p \\(channels a head, E / ssm_heads\\) a power of two >= 16, got 12"):
