@@ -226,8 +226,8 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     Bm = tl.load(B_ptr + b * s_bb + pos[:, None] * s_bl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
     Cm = tl.load(C_ptr + b * s_cb + pos[:, None] * s_cl + rn[None, :], mask=ok[:, None], other=0.0).to(x.dtype)
     st = (pid.to(tl.int64) * N + rn[:, None]) * P + rp[None, :]
-    S_in = tl.load(st_ptr + st).to(x.dtype)
-    dS = tl.load(dst_ptr + st).to(x.dtype)
+    S_in = tl.load(st_ptr + st)  # in x's dtype, as the walks write it
+    dS = tl.load(dst_ptr + st)
     a = dt * A2
     cs = tl.cumsum(a, axis=0)
     total = tl.sum(a, axis=0)
