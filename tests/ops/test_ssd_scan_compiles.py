@@ -1,9 +1,10 @@
 """Every launch variant of the SSD scan kernels compiles for the GPU (sm_90) on a machine without one (`sm90_compile`;
 the interpreter tests never compile): the forward with y, with and without D; the backward's two walks in one
-kernel (the forward's state pass and the state-adjoint pass); the chunk-parallel backward with and without D; x, B, C in bf16 (both directions) and in
-fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`, `CHUNK`, and `Y_CHUNK` for the
-forward with y: block, warps and pipeline stages), p 64 and n 16; and each kernel in the fused SSM op's form (dt_pre
-in bf16 with its bias and the padding mask, A_log), the forward also adding y into the other direction's readout.
+kernel (the forward's state pass and the state-adjoint pass); the chunk-parallel backward with and without D; x, B,
+C in bf16 (both directions) and in fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`,
+`CHUNK`, and `Y_CHUNK` for the forward with y: block, warps and pipeline stages), p 64 and n 16; and each kernel in
+the fused SSM op's form (dt_pre in bf16 with its bias and the padding mask, A_log), the forward also adding y into
+the other direction's readout.
 """
 import pytest
 
