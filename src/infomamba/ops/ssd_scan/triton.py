@@ -171,10 +171,10 @@ def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr,
 
 
 @triton.jit
-def _ssd_bwd_state_kernel(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks, s_xb, s_xl,
-                          s_dtb, s_dtl, s_cb, s_cl, P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
-                          BLOCK_P: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
-                          HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
+def _state_adjoint_walk(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks, s_xb, s_xl, s_dtb,
+                        s_dtl, s_cb, s_cl, P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr, BLOCK_P: tl.constexpr,
+                        REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr, A_LOG: tl.constexpr,
+                        PREC: tl.constexpr):
     """The state adjoint dS leaving every chunk (of S_out; 0 after the last), one (sample, head, p block) walking the
     chunks in reverse: dS_in = exp(T) dS + (exp(cs) o C)^T dy. dst (batch * heads, chunks, N, P) in x's dtype."""
     b, h, rq, rn, rp, A2 = _walk_program(A_ptr, H, Q, N, BLOCK_P, A_LOG)
@@ -202,15 +202,15 @@ def _ssd_bwd_walks_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
                           HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
     """The backward's two chunk walks in one launch, the grid's third axis picking a program's walk: 0 the forward
     one writing the state entering every chunk (st, `_ssd_fwd_kernel` without y), 1 the reverse one writing the
-    state adjoint leaving it (dst, `_ssd_bwd_state_kernel`). Neither reads what the other writes, so their programs
+    state adjoint leaving it (dst, `_state_adjoint_walk`). Neither reads what the other writes, so their programs
     run side by side: twice the walks a launch where one walk's programs leave multiprocessors idle."""
     if tl.program_id(2) == 0:
         _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, A_ptr, x_ptr, st_ptr, L, H, n_chunks,
                         s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl, P, N, Q, BLOCK_P, False, REVERSE, False,
                         True, DT_SOFTPLUS, HAS_PAD, A_LOG, PREC, False)
     else:
-        _ssd_bwd_state_kernel(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks, s_xb, s_xl,
-                              s_dtb, s_dtl, s_cb, s_cl, P, N, Q, BLOCK_P, REVERSE, DT_SOFTPLUS, HAS_PAD, A_LOG, PREC)
+        _state_adjoint_walk(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks, s_xb, s_xl,
+                            s_dtb, s_dtl, s_cb, s_cl, P, N, Q, BLOCK_P, REVERSE, DT_SOFTPLUS, HAS_PAD, A_LOG, PREC)
 
 
 @triton.jit
