@@ -151,7 +151,8 @@ def kernel_split(fn, args, steps: int = 10) -> str:
 
 def walk_modes(x, dt, A, B, C, D) -> str:
     """GPU ms of the forward kernel's two walks (`triton.testing.do_bench_cudagraph`, no host time): writing y (the
-    forward) and writing only the state entering every chunk (the backward's recompute)."""
+    forward) and writing only the state entering every chunk (the backward's states walk, which it runs beside its
+    state-adjoint walk in one launch)."""
     from infomamba.ops.ssd_scan import triton as ssd
     xs, dts, As, Bs, Cs, Ds = ssd._inputs(x, dt, A, B, C, D)
     y_ms = triton.testing.do_bench_cudagraph(lambda: ssd._forward(xs, dts, As, Bs, Cs, Ds, False), rep=100)

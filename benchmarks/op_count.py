@@ -83,7 +83,7 @@ class _Counter(TorchDispatchMode):
                 getattr(inner, FUSED_SSM[name])._init_fn(*args, **kwargs)
 
 
-SSD_KERNELS = ("_ssd_fwd_kernel", "_ssd_bwd_state_kernel", "_ssd_bwd_chunk_kernel")  # the SSD form's launches
+SSD_KERNELS = ("_ssd_fwd_kernel", "_ssd_bwd_walks_kernel", "_ssd_bwd_chunk_kernel")  # the SSD form's launches
 FUSED_SSM = {"ssm_inner": "ssm_inner_op", "ssm_inner_backward": "ssm_inner_backward_op",  # op -> its object there
              "ssm_inner_pair": "ssm_inner_pair_op", "ssm_inner_pair_backward": "ssm_inner_pair_backward_op"}
 

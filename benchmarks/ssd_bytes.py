@@ -8,8 +8,8 @@ cudaProfilerStart and cudaProfilerStop, at `bench_ssd.py`'s inputs (d 768 = 12 h
 machine, `--ncu-csv FILE` reads ncu's CSV (one row a kernel and metric) and prints each kernel's DRAM bytes read and
 written, the bytes its SMs asked of L2 (where measured), its time and DRAM bandwidth, and per shape the backward's
 bytes and time over the forward's (`--plot`: as bars, by what each kernel is for). Kernels are told apart by launch
-order: each shape launches one forward kernel, then the backward, which starts with the forward kernel again (its
-states' recompute).
+order: each shape launches one forward kernel, then the backward's kernels (its two walks in one launch, the chunk
+backward, torch's sums and casts) until the next forward kernel.
 
     M=dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum
     M=$M,lts__t_sectors_srcunit_tex_op_read.sum,lts__t_sectors_srcunit_tex_op_write.sum
@@ -60,15 +60,16 @@ def kernels(lines) -> list[dict]:
 
 
 def phases(launched: list[dict]) -> list[list[dict]]:
-    """The kernels split at each forward kernel launch: forward (that kernel alone), backward (the forward kernel's
-    states recompute and what follows), forward, backward, ..."""
+    """The kernels split at each forward kernel launch: forward (that kernel alone), backward (the kernels after it
+    until the next forward kernel), forward, backward, ..."""
     out: list[list[dict]] = []
     for k in launched:
         if k["name"].startswith(FORWARD_KERNEL):
-            out.append([])
+            out += [[k], []]
         elif not out:
             raise ValueError(f"the first profiled kernel is {k['name']!r}, not the SSD forward")
-        out[-1].append(k)
+        else:
+            out[-1].append(k)
     return out
 
 
@@ -107,20 +108,17 @@ def table(launched: list[dict], shapes: list[str]) -> str:
     return "\n".join(lines)
 
 
-PARTS = ("forward walk (y)", "states recompute", "state-adjoint walk", "chunk backward", "torch sums and casts")
+PARTS = ("forward walk (y)", "walks (states, state adjoints)", "chunk backward", "torch sums and casts")
 
 
-def part(kernel: dict, phase: str) -> str:
-    """What a kernel is for, by name and phase: the forward walk, the backward's states recompute (the forward kernel
-    in the backward), its state-adjoint walk, its chunk backward, or torch's sums and casts."""
+def part(kernel: dict) -> str:
+    """What a kernel is for, by name: the forward walk, the backward's two walks (the states and their adjoints, one
+    launch), its chunk backward, or torch's sums and casts."""
     name = kernel["name"]
-    if name.startswith(FORWARD_KERNEL):
-        return PARTS[0] if phase == "forward" else PARTS[1]
-    if name.startswith("_ssd_bwd_state_kernel"):
-        return PARTS[2]
-    if name.startswith("_ssd_bwd_chunk_kernel"):
-        return PARTS[3]
-    return PARTS[4]
+    for prefix, what in zip((FORWARD_KERNEL, "_ssd_bwd_walks_kernel", "_ssd_bwd_chunk_kernel"), PARTS):
+        if name.startswith(prefix):
+            return what
+    return PARTS[-1]
 
 
 def plot(launched: list[dict], shapes: list[str], path: str) -> None:
@@ -132,8 +130,8 @@ def plot(launched: list[dict], shapes: list[str], path: str) -> None:
 
     sums = defaultdict(float)
     for shape, phase, k in labelled(launched, shapes):
-        sums[shape, phase, part(k, phase), "MB"] += (k["read"] + k["written"]) / 1e6
-        sums[shape, phase, part(k, phase), "us"] += k["ns"] / 1e3
+        sums[shape, phase, part(k), "MB"] += (k["read"] + k["written"]) / 1e6
+        sums[shape, phase, part(k), "us"] += k["ns"] / 1e3
     fig, axes = plt.subplots(2, len(shapes), figsize=(4 * len(shapes), 6), squeeze=False)
     for col, shape in enumerate(shapes):
         for row, unit in enumerate(("MB", "us")):

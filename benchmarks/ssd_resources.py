@@ -65,10 +65,8 @@ def launches(warps: list[int]) -> list[tuple[str, object, dict, int, int]]:
     rows = [("forward walk (y)", ssd._ssd_fwd_kernel,
              dict(shape, BLOCK_P=block_p, HAS_D=True, WRITE_Y=True, SAVE_STATES=False, ACC=False), walk_warps,
              walk_stages),
-            ("forward walk (states, the backward's)", ssd._ssd_fwd_kernel,
-             dict(shape, BLOCK_P=block_p, HAS_D=False, WRITE_Y=False, SAVE_STATES=True, ACC=False), walk_warps,
-             walk_stages),
-            ("state-adjoint walk", ssd._ssd_bwd_state_kernel, dict(shape, BLOCK_P=block_p), walk_warps, walk_stages)]
+            ("the backward's walks (states, state adjoints)", ssd._ssd_bwd_walks_kernel, dict(shape, BLOCK_P=block_p),
+             walk_warps, walk_stages)]
     for w in sorted({bwd_warps, *warps}):
         rows.append((f"chunk backward{' (shipped)' if w == bwd_warps else ''}", ssd._ssd_bwd_chunk_kernel,
                      dict(shape, HAS_D=True), w, bwd_stages))

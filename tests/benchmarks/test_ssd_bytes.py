@@ -41,20 +41,19 @@ def test_kernels_name_a_unit_they_cannot_scale(ssd_bytes):
 
 
 def test_table_splits_each_shape_into_forward_and_backward(ssd_bytes):
-    launches = [("_ssd_fwd_kernel", 100, 100, 10), ("_ssd_fwd_kernel", 100, 50, 5),
-                ("_ssd_bwd_state_kernel", 100, 50, 5), ("_ssd_bwd_chunk_kernel", 300, 200, 30),
-                ("reduce_kernel", 100, 0, 10),
-                ("_ssd_fwd_kernel", 1000, 1000, 100), ("_ssd_fwd_kernel", 2000, 1000, 200)]
+    launches = [("_ssd_fwd_kernel", 100, 100, 10), ("_ssd_bwd_walks_kernel", 200, 100, 10),
+                ("_ssd_bwd_chunk_kernel", 300, 200, 30), ("reduce_kernel", 100, 0, 10),
+                ("_ssd_fwd_kernel", 1000, 1000, 100), ("_ssd_bwd_walks_kernel", 2000, 1000, 200)]
     text = ssd_bytes.table(ssd_bytes.kernels(ncu_lines(launches)), ["2x64", "8x512"])
     summary = text.splitlines()[-2:]
     # 900 DRAM bytes over 200; L2 (reads, whole sectors of 32 bytes) 576 over 96; 50 ns over 10
     assert summary[0] == "| 2x64 | 0.0, 0.0, 20 | 0.0, 0.1, 18 | 4.50x, 6.00x, 5.00x |"
     assert summary[1].endswith("| 1.50x, 2.00x, 2.00x |")
-    assert text.count("| 2x64 | backward |") == 4 and text.count("| 2x64 | forward |") == 1
+    assert text.count("| 2x64 | backward |") == 3 and text.count("| 2x64 | forward |") == 1
 
 
 def test_table_refuses_phases_that_do_not_match_the_shapes(ssd_bytes):
-    launched = ssd_bytes.kernels(ncu_lines([("_ssd_fwd_kernel", 1, 1, 1), ("_ssd_fwd_kernel", 1, 1, 1)]))
+    launched = ssd_bytes.kernels(ncu_lines([("_ssd_fwd_kernel", 1, 1, 1), ("_ssd_bwd_walks_kernel", 1, 1, 1)]))
     with pytest.raises(ValueError, match="2 forward/backward phases for 2 shapes"):
         ssd_bytes.table(launched, ["2x64", "8x512"])
     with pytest.raises(ValueError, match="not the SSD forward"):
@@ -62,12 +61,11 @@ def test_table_refuses_phases_that_do_not_match_the_shapes(ssd_bytes):
 
 
 def test_parts_name_each_kernel_by_its_phase_and_the_plot_is_drawn(ssd_bytes, tmp_path):
-    launched = ssd_bytes.kernels(ncu_lines([("_ssd_fwd_kernel", 1, 1, 1), ("_ssd_fwd_kernel", 1, 1, 1),
-                                            ("_ssd_bwd_state_kernel", 1, 1, 1), ("_ssd_bwd_chunk_kernel", 1, 1, 1),
-                                            ("reduce_kernel", 1, 1, 1)]))
+    launched = ssd_bytes.kernels(ncu_lines([("_ssd_fwd_kernel", 1, 1, 1), ("_ssd_bwd_walks_kernel", 1, 1, 1),
+                                            ("_ssd_bwd_chunk_kernel", 1, 1, 1), ("reduce_kernel", 1, 1, 1)]))
     forward, backward = ssd_bytes.phases(launched)
-    assert [ssd_bytes.part(k, "forward") for k in forward] == ["forward walk (y)"]
-    assert [ssd_bytes.part(k, "backward") for k in backward] == ["states recompute", "state-adjoint walk",
-                                                                  "chunk backward", "torch sums and casts"]
+    assert [ssd_bytes.part(k) for k in forward] == ["forward walk (y)"]
+    assert [ssd_bytes.part(k) for k in backward] == ["walks (states, state adjoints)", "chunk backward",
+                                                      "torch sums and casts"]
     ssd_bytes.plot(launched, ["2x64"], str(tmp_path / "bytes.png"))
     assert (tmp_path / "bytes.png").stat().st_size > 1000

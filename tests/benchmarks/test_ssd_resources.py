@@ -21,8 +21,8 @@ def table(tmp_path, *args: str) -> list[list[str]]:
 
 def test_every_kernel_is_reported_with_the_programs_its_registers_and_shared_memory_allow(tmp_path):
     rows = table(tmp_path, "--warps", "8")
-    assert [row[0] for row in rows] == ["forward walk (y)", "forward walk (states, the backward's)",
-                                        "state-adjoint walk", "chunk backward (shipped)", "chunk backward"]
+    assert [row[0] for row in rows] == ["forward walk (y)", "the backward's walks (states, state adjoints)",
+                                        "chunk backward (shipped)", "chunk backward"]
     for name, launch, registers, spill, shared_kib, instructions, programs in rows:
         warps = int(launch.split(",")[0])
         by_registers, by_shared = map(int, programs.split(" / "))

@@ -1,9 +1,10 @@
 """Every launch variant of the SSD scan kernels compiles for the GPU (sm_90) on a machine without one (`sm90_compile`;
-the interpreter tests never compile): the forward with y and without (the backward's state pass), with and without
-D; the state-adjoint pass; the chunk-parallel backward with and without D; x, B, C in bf16 (both directions) and in
-fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`, `CHUNK`, and `Y_CHUNK` for the
-forward with y: block, warps and pipeline stages), p 64 and n 16; and each kernel in the fused SSM op's form (dt_pre
-in bf16 with its bias and the padding mask, A_log), the forward also adding y into the other direction's readout.
+the interpreter tests never compile): the forward with y, with and without D; the backward's two walks in one
+kernel (the forward's state pass and the state-adjoint pass); the chunk-parallel backward with and without D; x, B,
+C in bf16 (both directions) and in fp32 (forward), at the launch configs the op uses (`FWD_CONFIG`, `BWD_CONFIG`,
+`CHUNK`, and `Y_CHUNK` for the forward with y: block, warps and pipeline stages), p 64 and n 16; and each kernel in
+the fused SSM op's form (dt_pre in bf16 with its bias and the padding mask, A_log), the forward also adding y into
+the other direction's readout.
 """
 import pytest
 
@@ -38,29 +39,29 @@ def compile_every_variant() -> dict:
     for dtype in ("bf16", "fp32"):
         shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="ieee" if dtype == "fp32" else "tf32")
         for reverse in (False, True) if dtype == "bf16" else (False,):
-            for write_y, save, has_d in ((True, False, True), (True, False, False), (False, True, False)):
-                jobs[f"fwd {dtype} reverse={reverse} y={write_y} states={save} D={has_d}"] = (
+            for has_d in (True, False):
+                jobs[f"fwd {dtype} reverse={reverse} D={has_d}"] = (
                     ssd._ssd_fwd_kernel, types(ssd._ssd_fwd_kernel, dtype),
-                    dict(shape, **STEP, Q=ssd.CHUNK if save else ssd.Y_CHUNK, BLOCK_P=block_p, HAS_D=has_d,
-                         REVERSE=reverse, WRITE_Y=write_y, SAVE_STATES=save, ACC=False), *walk)
-            jobs[f"dS {dtype} reverse={reverse}"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, dtype),
-                                                     dict(shape, **STEP, BLOCK_P=block_p, REVERSE=reverse), *walk)
+                    dict(shape, **STEP, Q=ssd.Y_CHUNK, BLOCK_P=block_p, HAS_D=has_d, REVERSE=reverse, WRITE_Y=True,
+                         SAVE_STATES=False, ACC=False), *walk)
+            jobs[f"walks {dtype} reverse={reverse}"] = (
+                ssd._ssd_bwd_walks_kernel, types(ssd._ssd_bwd_walks_kernel, dtype),
+                dict(shape, **STEP, BLOCK_P=block_p, REVERSE=reverse), *walk)
             for has_d in (True, False):
                 jobs[f"chunk bwd {dtype} reverse={reverse} D={has_d}"] = (
                     ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, dtype),
                     dict(shape, **STEP, HAS_D=has_d, REVERSE=reverse), *bwd)
     shape = dict(P=64, N=16, Q=ssd.CHUNK, PREC="tf32", **FUSED_STEP, REVERSE=True)
-    for write_y, save, acc in ((True, False, False), (True, False, True), (False, True, False)):
-        jobs[f"fused fwd bf16 y={write_y} states={save} added into={acc}"] = (
+    for acc in (False, True):
+        jobs[f"fused fwd bf16 added into={acc}"] = (
             ssd._ssd_fwd_kernel, types(ssd._ssd_fwd_kernel, "bf16", fused=True),
-            dict(shape, Q=ssd.CHUNK if save else ssd.Y_CHUNK, BLOCK_P=block_p, HAS_D=write_y, WRITE_Y=write_y,
-                 SAVE_STATES=save, ACC=acc), *walk)
-    jobs["fused dS bf16"] = (ssd._ssd_bwd_state_kernel, types(ssd._ssd_bwd_state_kernel, "bf16", fused=True),
-                             dict(shape, BLOCK_P=block_p), *walk)
+            dict(shape, Q=ssd.Y_CHUNK, BLOCK_P=block_p, HAS_D=True, WRITE_Y=True, SAVE_STATES=False, ACC=acc), *walk)
+    jobs["fused walks bf16"] = (ssd._ssd_bwd_walks_kernel, types(ssd._ssd_bwd_walks_kernel, "bf16", fused=True),
+                                dict(shape, BLOCK_P=block_p), *walk)
     jobs["fused chunk bwd bf16"] = (ssd._ssd_bwd_chunk_kernel, types(ssd._ssd_bwd_chunk_kernel, "bf16", fused=True),
                                     dict(shape, HAS_D=True), *bwd)
     return compile_all(jobs)
 
 
 def test_every_ssd_kernel_variant_compiles_for_sm90(tmp_path):
-    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 3 * (3 + 1 + 2) + 5)
+    assert_every_variant_compiles(__file__, "compile_every_variant", tmp_path / "triton-cache", 3 * (2 + 1 + 2) + 4)

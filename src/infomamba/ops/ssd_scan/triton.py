@@ -1,4 +1,4 @@
-"""Triton SSD scan (Mamba-2 form): a forward that walks a sequence's chunks in order, a three-launch backward.
+"""Triton SSD scan (Mamba-2 form): a forward that walks a sequence's chunks in order, a two-launch backward.
 
 Math (`reference.py`; Dao & Gu 2024, Eq. 16 and the chunked algorithm): per head h, with x~_t = dt_t x_t,
 a_t = dt_t A_h and, within a chunk of Q positions, the cumulative log-decay cs_t = a_1 + ... + a_t (local
@@ -17,9 +17,10 @@ is rounded once, against x as loaded, and exp(cs) scaling C S_in after its produ
 first erred 1.75-1.81x the bf16 rounding of the exact y on average against 1.41-1.50x, emulated in fp64 by
 `benchmarks/ssd_rounding.py`; on an H100 1.73-1.74x against 1.43-1.45x, in the same kernel time).
 
-Backward, in three launches (nothing is kept from the forward, as in `ops/ssm_inner`): the forward kernel rewrites
-the state entering every chunk ((batch * heads, chunks, n, p)); a reverse walk per (sample, head, p block) writes
-the state adjoint dS leaving every chunk (of S_out; dS_in = exp(T) dS + (exp(cs) o C)^T dy); then one program
+Backward, in two launches (nothing is kept from the forward, as in `ops/ssm_inner`): two walks side by side in one
+launch (`_ssd_bwd_walks_kernel`), the forward kernel's rewriting the state entering every chunk ((batch * heads,
+chunks, n, p)) and a reverse one per (sample, head, p block) writing the state adjoint dS leaving every chunk (of
+S_out; dS_in = exp(T) dS + (exp(cs) o C)^T dy); then one program
 per (sample, head, chunk), all chunks at once, forms with M = (C B^T) o exp(cs_t - cs_s) (lower triangle),
 W = (dy x~^T) o exp(cs_t - cs_s) and G = W o (C B^T):
 
@@ -170,10 +171,10 @@ def _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr,
 
 
 @triton.jit
-def _ssd_bwd_state_kernel(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks, s_xb, s_xl,
-                          s_dtb, s_dtl, s_cb, s_cl, P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr,
-                          BLOCK_P: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
-                          HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
+def _state_adjoint_walk(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks, s_xb, s_xl, s_dtb,
+                        s_dtl, s_cb, s_cl, P: tl.constexpr, N: tl.constexpr, Q: tl.constexpr, BLOCK_P: tl.constexpr,
+                        REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr, HAS_PAD: tl.constexpr, A_LOG: tl.constexpr,
+                        PREC: tl.constexpr):
     """The state adjoint dS leaving every chunk (of S_out; 0 after the last), one (sample, head, p block) walking the
     chunks in reverse: dS_in = exp(T) dS + (exp(cs) o C)^T dy. dst (batch * heads, chunks, N, P) in x's dtype."""
     b, h, rq, rn, rp, A2 = _walk_program(A_ptr, H, Q, N, BLOCK_P, A_LOG)
@@ -195,6 +196,24 @@ def _ssd_bwd_state_kernel(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_pt
 
 
 @triton.jit
+def _ssd_bwd_walks_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, dy_ptr, st_ptr, dst_ptr, L, H, n_chunks,
+                          s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl, P: tl.constexpr, N: tl.constexpr,
+                          Q: tl.constexpr, BLOCK_P: tl.constexpr, REVERSE: tl.constexpr, DT_SOFTPLUS: tl.constexpr,
+                          HAS_PAD: tl.constexpr, A_LOG: tl.constexpr, PREC: tl.constexpr):
+    """The backward's two chunk walks in one launch, the grid's third axis picking a program's walk: 0 the forward
+    one writing the state entering every chunk (st, `_ssd_fwd_kernel` without y), 1 the reverse one writing the
+    state adjoint leaving it (dst, `_state_adjoint_walk`). Neither reads what the other writes, so their programs
+    run side by side: twice the walks a launch where one walk's programs leave multiprocessors idle."""
+    if tl.program_id(2) == 0:
+        _ssd_fwd_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, A_ptr, x_ptr, st_ptr, L, H, n_chunks,
+                        s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl, P, N, Q, BLOCK_P, False, REVERSE, False,
+                        True, DT_SOFTPLUS, HAS_PAD, A_LOG, PREC, False)
+    else:
+        _state_adjoint_walk(dt_ptr, A_ptr, dtb_ptr, pad_ptr, C_ptr, dy_ptr, dst_ptr, L, H, n_chunks, s_xb, s_xl,
+                            s_dtb, s_dtl, s_cb, s_cl, P, N, Q, BLOCK_P, REVERSE, DT_SOFTPLUS, HAS_PAD, A_LOG, PREC)
+
+
+@triton.jit
 def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, D_ptr, dy_ptr, st_ptr, dst_ptr,
                           dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, L, H, n_chunks,
                           s_xb, s_xl, s_dtb, s_dtl, s_bb, s_bl, s_cb, s_cl,
@@ -205,7 +224,8 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     the adjoint of the state leaving it (dst). x, dy and dx share strides; ddt (batch, L, H) contiguous, the
     gradient of dt as read (with DT_SOFTPLUS of dt_pre: ddt sigmoid(dt_pre + bias), 0 at padding), in its dtype;
     dB and dC side by side in one (batch, L, H, 2N) fp32 contiguous tensor (dC_ptr = dB_ptr + N); dA
-    (batch * H * chunks,) partials (with A_LOG of A_log: dA A) and dD (batch * H * chunks, P)."""
+    (H, batch * chunks) partials (with A_LOG of A_log: dA A) and dD (H, batch * chunks, P), head first: each head's
+    sum reads one contiguous run."""
     pid = tl.program_id(0)
     bh = pid // n_chunks
     c = pid % n_chunks
@@ -249,7 +269,7 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     dx = dxdt * dt[:, None]
     if HAS_D:
         dx += tl.load(D_ptr + h * P + rp).to(tl.float32)[None, :] * dyf
-        tl.store(dD_ptr + pid.to(tl.int64) * P + rp, tl.sum(dyf * xf, axis=0))
+        dD = tl.sum(dyf * xf, axis=0)
     tl.store(dx_ptr + off, dx.to(dx_ptr.dtype.element_ty), mask=ok[:, None])
     dC += e[:, None] * tl.dot(dy, tl.trans(S_in), input_precision=PREC)
     ebdt = eb * dt
@@ -267,7 +287,10 @@ def _ssd_bwd_chunk_kernel(x_ptr, dt_ptr, A_ptr, dtb_ptr, pad_ptr, B_ptr, C_ptr, 
     tl.store(ddt_ptr + row, ddt.to(ddt_ptr.dtype.element_ty), mask=ok)
     tl.store(dB_ptr + row[:, None] * (2 * N) + rn[None, :], dB, mask=ok[:, None])
     tl.store(dC_ptr + row[:, None] * (2 * N) + rn[None, :], dC, mask=ok[:, None])
-    tl.store(dA_ptr + pid, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
+    part = (h * (tl.num_programs(0) // (H * n_chunks)) + b) * n_chunks + c
+    tl.store(dA_ptr + part, tl.sum(dt * da, axis=0) * (A if A_LOG else 1.0))
+    if HAS_D:
+        tl.store(dD_ptr + part.to(tl.int64) * P + rp, dD)
 
 
 def check_widths(p: int, n: int) -> None:
@@ -348,16 +371,15 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
     batch, length, heads, p = x.shape
     n = B.shape[-1]
     step = _step_args(dt, A, dt_bias, padding_mask, a_log)
-    _, states = _forward(x, dt, A, B, C, None, reverse, write_y=False, save_states=True, dt_bias=dt_bias,
-                         padding_mask=padding_mask, a_log=a_log)
     n_chunks = triton.cdiv(length, CHUNK)
     strides = _stride_args(x, dt, B, C)
+    states = x.new_empty(batch * heads, n_chunks, n, p)
     d_states = torch.empty_like(states)
     block_p, warps, stages = _walk_config(p)
-    _ssd_bwd_state_kernel[(batch * heads, p // block_p)](
-        dt, A, C_ptr=C, dy_ptr=dy, dst_ptr=d_states, L=length, H=heads, n_chunks=n_chunks,
-        **{k: v for k, v in strides.items() if k not in ("s_bb", "s_bl")}, **step, P=p, N=n, Q=CHUNK,
-        BLOCK_P=block_p, REVERSE=reverse, PREC=dot_precision(x), num_warps=warps, num_stages=stages)
+    _ssd_bwd_walks_kernel[(batch * heads, p // block_p, 2)](
+        x, dt, A, B_ptr=B, C_ptr=C, dy_ptr=dy, st_ptr=states, dst_ptr=d_states, L=length, H=heads,
+        n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, BLOCK_P=block_p, REVERSE=reverse,
+        PREC=dot_precision(x), num_warps=warps, num_stages=stages)
     dx = torch.empty_like(x)
     f32 = dict(device=x.device, dtype=torch.float32)
     ddt = torch.empty(batch, length, heads, device=x.device, dtype=dt.dtype if dt_bias is not None else torch.float32)
@@ -370,8 +392,8 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
         dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dBC, dC_ptr=dBC[..., n:], dA_ptr=dA, dD_ptr=dD if dD is not None else dA,
         L=length, H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, HAS_D=D is not None,
         REVERSE=reverse, PREC=dot_precision(x), num_warps=warps, num_stages=stages)
-    dD = dD.view(batch, heads, n_chunks, p).sum((0, 2)).flatten() if D is not None else None
-    return dx, ddt, dA.view(batch, heads, n_chunks).sum((0, 2)), dBC.sum(2), dD
+    dD = dD.view(heads, -1, p).sum(1).flatten() if D is not None else None
+    return dx, ddt, dA.view(heads, -1).sum(1), dBC.sum(2), dD
 
 
 def _inputs(x, dt, A, B, C, D):
@@ -401,8 +423,8 @@ def ssd_scan_backward_op(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor
         xs, dts, As, Bs, Cs, Ds = _inputs(x, dt, A, B, C, D)
         dx, ddt, dA, dBC, dD = _backward(xs, dts, As, Bs, Cs, Ds, dy.contiguous(), reverse)
         n = B.shape[-1]
-        return (dx, ddt.to(dt.dtype), dA.to(A.dtype), dBC[..., :n].contiguous().to(B.dtype),
-                dBC[..., n:].contiguous().to(C.dtype),
+        return (dx, ddt.to(dt.dtype), dA.to(A.dtype), dBC[..., :n].to(B.dtype, copy=True),
+                dBC[..., n:].to(C.dtype, copy=True),
                 dD.to(D.dtype) if D is not None else x.new_empty(0))
 
 
