@@ -40,8 +40,10 @@ per_base() {  # label, guard (s), base folders (made as the aux chain's), then `
 }
 for part in "$@"; do
   case $part in
-    tests) timeout 420 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/mixers/test_compile.py \
-             tests/ops \
+    # the kernels', the CUDA graphs' and the compile tests in worker processes (serially they outlast the guard: 32 %
+    # in 420 s on an H100; carry pytest-xdist's and execnet's wheels in .whl)
+    tests) timeout 420 python3 -m pytest -q -p no:cacheprovider -n ${WORKERS:-14} tests/test_cuda_graphs.py \
+             tests/mixers/test_compile.py tests/ops \
              > $OUT/gpu_tests.log 2>&1; echo "tests rc=$?" >> $OUT/gpu_tests.log; tail -5 $OUT/gpu_tests.log ;;
     # the whole test suite on the GPU in worker processes (carry pytest-xdist's and execnet's wheels in .whl)
     suite) timeout ${SUITE_GUARD:-540} python3 -m pytest -q -p no:cacheprovider -n ${WORKERS:-14} tests \
