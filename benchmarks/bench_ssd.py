@@ -150,16 +150,15 @@ def kernel_split(fn, args, steps: int = 10) -> str:
 
 
 def walk_modes(x, dt, A, B, C, D) -> str:
-    """GPU ms of the forward kernel's two walks (`triton.testing.do_bench_cudagraph`, no host time): writing y (the
-    forward) and writing only the state entering every chunk (the backward's states walk, which it runs beside its
-    state-adjoint walk in one launch)."""
+    """GPU ms of the walks (`triton.testing.do_bench_cudagraph`, no host time): the forward's, writing y, and the
+    backward's launch of two, writing the state entering every chunk and the adjoint of the state leaving it."""
     from infomamba.ops.ssd_scan import triton as ssd
     xs, dts, As, Bs, Cs, Ds = ssd._inputs(x, dt, A, B, C, D)
+    dy = torch.randn_like(xs)
     y_ms = triton.testing.do_bench_cudagraph(lambda: ssd._forward(xs, dts, As, Bs, Cs, Ds, False), rep=100)
-    states_ms = triton.testing.do_bench_cudagraph(
-        lambda: ssd._forward(xs, dts, As, Bs, Cs, None, False, write_y=False, save_states=True), rep=100)
-    return (f"  forward kernel: {y_ms:.3f} ms writing y, {states_ms:.3f} ms writing the chunk states only "
-            "(the recompute)")
+    walks_ms = triton.testing.do_bench_cudagraph(lambda: ssd._walks(xs, dts, As, Bs, Cs, dy, False), rep=100)
+    return (f"  forward kernel: {y_ms:.3f} ms writing y; the backward's walks: {walks_ms:.3f} ms writing the chunk "
+            "states and their adjoints")
 
 
 def load_mamba_ssm(root: str):

@@ -123,10 +123,9 @@ def test_the_backward_keeps_its_chunk_states_in_the_inputs_dtype():
     same inputs in fp32."""
     x, dt, A, B, C, _ = make_inputs(length=64)
     half = [t.half() for t in (x, B, C)]
-    _, states = ssd._forward(half[0], dt, A, half[1], C=half[2], D=None, reverse=False, write_y=False,
-                             save_states=True)
-    _, exact = ssd._forward(half[0].float(), dt, A, half[1].float(), C=half[2].float(), D=None, reverse=False,
-                            write_y=False, save_states=True)
+    states, _ = ssd._walks(half[0], dt, A, half[1], half[2], dy=torch.zeros_like(half[0]), reverse=False)
+    exact, _ = ssd._walks(half[0].float(), dt, A, half[1].float(), half[2].float(),
+                          dy=torch.zeros_like(half[0], dtype=torch.float32), reverse=False)
     assert states.dtype == torch.float16 and exact.dtype == torch.float32
     assert_close(states, exact, 4e-3, "states")
 
@@ -178,7 +177,7 @@ def test_step_form_reads_dt_pre_its_bias_the_mask_and_a_log(reverse):
     pad[0, 10:14] = pad[1, 30:] = True
     dy = torch.randn(x.shape, generator=torch.Generator().manual_seed(9)).to(DEVICE)
     with torch.no_grad():
-        y, _ = ssd._forward(x, dt_pre, A_log, B, C, D, reverse, dt_bias=bias, padding_mask=pad, a_log=True)
+        y = ssd._forward(x, dt_pre, A_log, B, C, D, reverse, dt_bias=bias, padding_mask=pad, a_log=True)
         dx, d_pre, dA_log, dBC, dD = ssd._backward(x, dt_pre, A_log, B, C, D, dy, reverse, dt_bias=bias,
                                                    padding_mask=pad, a_log=True)
     got = (dx, d_pre, dA_log, dBC[..., :16], dBC[..., 16:], dD)  # dB and dC side by side

@@ -334,10 +334,9 @@ def _step_args(dt: Tensor, A: Tensor, dt_bias: Tensor | None, padding_mask: Tens
 
 
 def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, reverse: bool,
-             write_y: bool = True, save_states: bool = False, dt_bias: Tensor | None = None,
-             padding_mask: Tensor | None = None, a_log: bool = False, into: Tensor | None = None
-             ) -> tuple[Tensor, Tensor | None]:
-    """(y or None, states or None) for x (batch, L, heads, p) with its last two dims contiguous, dt (batch, L, heads)
+             dt_bias: Tensor | None = None, padding_mask: Tensor | None = None, a_log: bool = False,
+             into: Tensor | None = None) -> Tensor:
+    """y for x (batch, L, heads, p) with its last two dims contiguous, dt (batch, L, heads)
     fp32, A (heads,) fp32, B and C (batch, L, n) with unit last stride, D (heads * p,) or None. The fused SSM op's
     form: dt_bias (heads,) given, dt is dt_pre (any float dtype) and dt = softplus(dt_pre + dt_bias), 0 at the
     positions padding_mask (batch, L, contiguous bool) marks; a_log: A holds A_log, A = -exp(A_log). `into` (x's
@@ -346,20 +345,37 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor |
     n = B.shape[-1]
     block_p, warps, stages = _walk_config(p)
     grid = (batch * heads, p // block_p)
-    chunk = CHUNK if save_states else y_chunk(grid[0] * grid[1], _multiprocessors(x.device))
+    chunk = y_chunk(grid[0] * grid[1], _multiprocessors(x.device))
     n_chunks = triton.cdiv(length, chunk)
     if into is not None and (into.shape != x.shape or into.stride() != x.stride() or into.dtype != x.dtype):
         raise ValueError(f"the SSD forward adds y into a tensor of x's shape, strides and dtype {tuple(x.shape)}, "
                          f"{x.stride()}, {x.dtype}; got {tuple(into.shape)}, {into.stride()}, {into.dtype}")
-    y = into if into is not None else torch.empty_like(x) if write_y else None
-    states = x.new_empty(batch * heads, n_chunks, n, p) if save_states else None
+    y = into if into is not None else torch.empty_like(x)
     _ssd_fwd_kernel[grid](
-        x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, y_ptr=y if y is not None else x,
-        st_ptr=states if states is not None else dt, L=length, H=heads, n_chunks=n_chunks,
-        **_stride_args(x, dt, B, C), **_step_args(dt, A, dt_bias, padding_mask, a_log), P=p, N=n, Q=chunk,
-        BLOCK_P=block_p, HAS_D=D is not None, REVERSE=reverse, WRITE_Y=write_y, SAVE_STATES=save_states,
+        x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, y_ptr=y, st_ptr=dt, L=length, H=heads,
+        n_chunks=n_chunks, **_stride_args(x, dt, B, C), **_step_args(dt, A, dt_bias, padding_mask, a_log), P=p, N=n,
+        Q=chunk, BLOCK_P=block_p, HAS_D=D is not None, REVERSE=reverse, WRITE_Y=True, SAVE_STATES=False,
         PREC=dot_precision(x), ACC=into is not None, num_warps=warps, num_stages=stages)
-    return y, states
+    return y
+
+
+def _walks(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, dy: Tensor, reverse: bool,
+           dt_bias: Tensor | None = None, padding_mask: Tensor | None = None, a_log: bool = False
+           ) -> tuple[Tensor, Tensor]:
+    """The backward's two walks in one launch (`_ssd_bwd_walks_kernel`): (states, d_states), each (batch * heads,
+    chunks of `CHUNK`, n, p) in x's dtype, the state entering every chunk and the adjoint of the state leaving it;
+    inputs as `_forward`'s, dy strided as x."""
+    batch, length, heads, p = x.shape
+    n = B.shape[-1]
+    states = x.new_empty(batch * heads, triton.cdiv(length, CHUNK), n, p)
+    d_states = torch.empty_like(states)
+    block_p, warps, stages = _walk_config(p)
+    _ssd_bwd_walks_kernel[(batch * heads, p // block_p, 2)](
+        x, dt, A, B_ptr=B, C_ptr=C, dy_ptr=dy, st_ptr=states, dst_ptr=d_states, L=length, H=heads,
+        n_chunks=states.shape[1], **_stride_args(x, dt, B, C), **_step_args(dt, A, dt_bias, padding_mask, a_log),
+        P=p, N=n, Q=CHUNK, BLOCK_P=block_p, REVERSE=reverse, PREC=dot_precision(x), num_warps=warps,
+        num_stages=stages)
+    return states, d_states
 
 
 def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, dy: Tensor, reverse: bool,
@@ -370,16 +386,8 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
     gradient of dt_pre in its dtype and dA that of A_log; else ddt fp32."""
     batch, length, heads, p = x.shape
     n = B.shape[-1]
-    step = _step_args(dt, A, dt_bias, padding_mask, a_log)
-    n_chunks = triton.cdiv(length, CHUNK)
-    strides = _stride_args(x, dt, B, C)
-    states = x.new_empty(batch * heads, n_chunks, n, p)
-    d_states = torch.empty_like(states)
-    block_p, warps, stages = _walk_config(p)
-    _ssd_bwd_walks_kernel[(batch * heads, p // block_p, 2)](
-        x, dt, A, B_ptr=B, C_ptr=C, dy_ptr=dy, st_ptr=states, dst_ptr=d_states, L=length, H=heads,
-        n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, BLOCK_P=block_p, REVERSE=reverse,
-        PREC=dot_precision(x), num_warps=warps, num_stages=stages)
+    states, d_states = _walks(x, dt, A, B, C, dy, reverse, dt_bias, padding_mask, a_log)
+    n_chunks = states.shape[1]
     dx = torch.empty_like(x)
     f32 = dict(device=x.device, dtype=torch.float32)
     ddt = torch.empty(batch, length, heads, device=x.device, dtype=dt.dtype if dt_bias is not None else torch.float32)
@@ -390,7 +398,8 @@ def _backward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor 
     _ssd_bwd_chunk_kernel[(batch * heads * n_chunks,)](
         x, dt, A, B_ptr=B, C_ptr=C, D_ptr=D if D is not None else A, dy_ptr=dy, st_ptr=states, dst_ptr=d_states,
         dx_ptr=dx, ddt_ptr=ddt, dB_ptr=dBC, dC_ptr=dBC[..., n:], dA_ptr=dA, dD_ptr=dD if dD is not None else dA,
-        L=length, H=heads, n_chunks=n_chunks, **strides, **step, P=p, N=n, Q=CHUNK, HAS_D=D is not None,
+        L=length, H=heads, n_chunks=n_chunks, **_stride_args(x, dt, B, C),
+        **_step_args(dt, A, dt_bias, padding_mask, a_log), P=p, N=n, Q=CHUNK, HAS_D=D is not None,
         REVERSE=reverse, PREC=dot_precision(x), num_warps=warps, num_stages=stages)
     dD = dD.view(heads, -1, p).sum(1).flatten() if D is not None else None
     return dx, ddt, dA.view(heads, -1).sum(1), dBC.sum(2), dD
@@ -408,7 +417,7 @@ def _inputs(x, dt, A, B, C, D):
 @torch.library.custom_op("infomamba::ssd_scan", mutates_args=())
 def ssd_scan_op(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor], reverse: bool) -> Tensor:
     with torch.no_grad(), on_device(x):
-        return _forward(*_inputs(x, dt, A, B, C, D), reverse)[0]
+        return _forward(*_inputs(x, dt, A, B, C, D), reverse)
 
 
 @ssd_scan_op.register_fake

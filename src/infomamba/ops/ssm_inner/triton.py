@@ -181,7 +181,7 @@ def _ssd_forward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor,
     heads = A_log.shape[0]
     return ssd._forward(u.unflatten(-1, (heads, -1)), dt_pre, A_log.contiguous(), B, C, D, reverse,
                         dt_bias=dt_bias.contiguous(), padding_mask=_pad(padding_mask), a_log=True,
-                        into=into.unflatten(-1, (heads, -1)) if into is not None else None)[0].flatten(2)
+                        into=into.unflatten(-1, (heads, -1)) if into is not None else None).flatten(2)
 
 
 def _ssd_backward(u: Tensor, dt_pre: Tensor, A_log: Tensor, B: Tensor, C: Tensor, D: Tensor, dy: Tensor,
