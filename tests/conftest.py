@@ -100,3 +100,13 @@ if not torch.cuda.is_available() and importlib.util.find_spec("triton") is not N
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# Modules whose tests start fits in subprocesses (tens of seconds each, mostly waiting on their children's start):
+# collected first, so that pytest-xdist hands them out while the quick tests can still fill the other worker, and no
+# worker is left running one of them alone at the end.
+SUBPROCESS_FITS = ("test_distributed.py", "test_resume.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in SUBPROCESS_FITS)

@@ -239,7 +239,7 @@ def test_a_signal_during_a_validation_inside_an_epoch_stops_after_it(pause, step
 
 @pytest.mark.parametrize("step, signum", [(STEPS_PER_EPOCH - 1, signal.SIGINT), (TOTAL_STEPS - 1, signal.SIGTERM)],
                          ids=["first-epoch", "last-epoch-SIGTERM"])
-def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, signum, tmp_path):
+def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, signum, tmp_path, monkeypatch):
     """Stopped before the epoch's validation, the resumed run found the epoch's batches done and never validated it:
     the best checkpoint was chosen without that epoch. SIGTERM too (Lightning's handling stopped there)."""
     run = tmp_path / "runs" / "text" / "version_0"
@@ -251,8 +251,8 @@ def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, signum
         assert list((run / "checkpoints").glob(f"best-epoch=0-step={step + 1}.ckpt"))
     means = [row for row in csv.DictReader((run / "metrics.csv").open()) if row.get("train/loss_epoch")]
     assert [int(row["epoch"]) for row in means] == list(range(epoch + 1)), "the stopped epoch's training means"
-    code, out = finish(cli(["fit", "--task", "text", "--ckpt_path", "last"], tmp_path, stdin=subprocess.DEVNULL))
-    assert code == 0, out[-3000:]
+    monkeypatch.chdir(tmp_path)  # the resume in this process: no weights compared, so the thread count may differ
+    main(["fit", "--task", "text", "--ckpt_path", "last"])
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == TOTAL_STEPS
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     validated = [row for row in rows if row.get("val/acc")]
@@ -261,7 +261,7 @@ def test_a_signal_in_an_epochs_last_step_stops_after_its_validation(step, signum
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_while_a_fit_sets_up_takes_back_its_folder_in_one_line(signum, tmp_path):
+def test_a_signal_while_a_fit_sets_up_takes_back_its_folder_in_one_line(signum, tmp_path, monkeypatch):
     """A SIGTERM (a requeued SLURM job) while the data loaded had killed the process with no word, leaving a run folder
     that held only its lock: the same command then found the folder taken and nothing in it to continue. Ctrl-C here,
     inside Lightning's fit, which catches it, gets the same line after Lightning's own."""
@@ -278,16 +278,16 @@ def test_a_signal_while_a_fit_sets_up_takes_back_its_folder_in_one_line(signum, 
     assert f"infomamba --task text fit: stopped by {signal.Signals(signum).name} outside a training step (nothing " \
            "trained was left to save); took back exp, which it had claimed" in out, out[-3000:]
     assert "Traceback" not in out and not (tmp_path / "exp").exists()
-    code, out = finish(cli([*args, "--trainer.max_steps=1", "--trainer.limit_val_batches=0"], tmp_path,
-                           stdin=subprocess.DEVNULL))
-    assert code == 0, out[-3000:]
+    monkeypatch.chdir(tmp_path)  # the same command fits in that folder
+    main([*args, "--trainer.max_steps=1", "--trainer.limit_val_batches=0"])
+    assert (tmp_path / "exp" / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_ctrl_c_during_an_evaluation_exits_with_130(tmp_path):
+def test_ctrl_c_during_an_evaluation_exits_with_130(tmp_path, monkeypatch):
     """Lightning catches the KeyboardInterrupt of an evaluation and exits with 1, as if it had failed: the command
     exits with the shell's 130 and says so in one line."""
-    code, out = finish(cli(["fit", *SIGNALLED, "--trainer.max_steps=1", "--trainer.limit_val_batches=0"], tmp_path))
-    assert code == 0, out[-3000:]
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *SIGNALLED, "--trainer.max_steps=1", "--trainer.limit_val_batches=0"])
     child = cli(["test", "--task", "text", "--ckpt_path", "runs/text/version_0/checkpoints/last.ckpt",
                  "--trainer.callbacks+=test_resume.PauseAtTestBatch"], tmp_path, stdin=subprocess.PIPE)
     lines = []

@@ -55,19 +55,35 @@ def test_a_mixer_imports_layers_ops_and_the_registry_only(module):
     assert bad == [], f"infomamba.mixers.{module} imports {bad}"
 
 
+LIBRARY = ["infomamba", "infomamba.encoder", *(f"infomamba.mixers.{m}" for m in MIXER_MODULES)]
+# One interpreter that has imported torch (which imports no infomamba module and no torchvision) forks a child per
+# module; each child imports its module alone and reports what is loaded.
 PROBE = """
-import importlib, json, sys
-importlib.import_module(sys.argv[1])
-print(json.dumps(sorted(sys.modules)))
+import importlib, json, os, sys, torch
+for name in sys.argv[1:]:
+    read, write = os.pipe()
+    if os.fork() == 0:
+        importlib.import_module(name)
+        os.write(write, json.dumps(sorted(sys.modules)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        print(name, pipe.read())
+    assert os.wait()[1] == 0, name
 """
 
 
-@pytest.mark.parametrize("module", ["infomamba", "infomamba.encoder", *(f"infomamba.mixers.{m}" for m in MIXER_MODULES)])
-def test_library_imports_no_task_and_no_torchvision(module):
-    """Checked in a clean interpreter: the test session itself has imported whatever other tests need."""
-    out = subprocess.run([sys.executable, "-c", PROBE, module], capture_output=True, text=True, check=True).stdout
-    loaded = json.loads(out.splitlines()[-1])
-    assert [m for m in loaded if m == "infomamba.tasks" or m.startswith("infomamba.tasks.")] == []
-    assert [m for m in loaded if m.split(".")[0] == "torchvision"] == []
-    other_mixers = [m for m in loaded if m.startswith("infomamba.mixers.") and m != module]
+@pytest.fixture(scope="module")
+def loaded() -> dict[str, list[str]]:
+    """The modules loaded by importing each library module alone, checked in clean interpreters: the test session
+    itself has imported whatever other tests need."""
+    out = subprocess.run([sys.executable, "-c", PROBE, *LIBRARY], capture_output=True, text=True, check=True).stdout
+    return {name: json.loads(modules) for name, modules in (line.split(" ", 1) for line in out.splitlines())}
+
+
+@pytest.mark.parametrize("module", LIBRARY)
+def test_library_imports_no_task_and_no_torchvision(module, loaded):
+    assert [m for m in loaded[module] if m == "infomamba.tasks" or m.startswith("infomamba.tasks.")] == []
+    assert [m for m in loaded[module] if m.split(".")[0] == "torchvision"] == []
+    other_mixers = [m for m in loaded[module] if m.startswith("infomamba.mixers.") and m != module]
     assert other_mixers == [], f"{module} loads {other_mixers}"
