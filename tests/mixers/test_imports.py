@@ -77,8 +77,9 @@ for name in sys.argv[1:]:
 def loaded() -> dict[str, list[str]]:
     """The modules loaded by importing each library module alone, checked in clean interpreters: the test session
     itself has imported whatever other tests need."""
-    out = subprocess.run([sys.executable, "-c", PROBE, *LIBRARY], capture_output=True, text=True, check=True).stdout
-    return {name: json.loads(modules) for name, modules in (line.split(" ", 1) for line in out.splitlines())}
+    probe = subprocess.run([sys.executable, "-c", PROBE, *LIBRARY], capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr[-3000:]  # an import that raises: its traceback
+    return {name: json.loads(modules) for name, modules in (line.split(" ", 1) for line in probe.stdout.splitlines())}
 
 
 @pytest.mark.parametrize("module", LIBRARY)
