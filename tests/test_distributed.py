@@ -87,37 +87,44 @@ def validate_both_ways(task_args: list[str], ckpt: Path, cwd: Path, task: str) -
     return single, last_metrics(newest_run(cwd, task))
 
 
-def validated_and_predicted(args: list[str], ckpt: Path, cwd: Path) -> None:
+def test_text_ddp_validate_and_predict(tmp_path, monkeypatch):
     """A checkpoint validated by one process and by two ranks gives one accuracy; two ranks predict every input
     once, in the order of the inputs, also when one rank is dealt none."""
-    single, ddp = validate_both_ways(args, ckpt, cwd, "text")
+    monkeypatch.chdir(tmp_path)
+    args = ["--task", "text", "--data.listops_size=96", "--data.batch_size=8", *TINY]
+    main(["fit", *args, "--trainer.max_epochs=1"])
+    ckpt = newest_run(tmp_path, "text") / "checkpoints" / "last.ckpt"
+    single, ddp = validate_both_ways(args, ckpt, tmp_path, "text")
     assert ddp["val/acc"] == pytest.approx(single["val/acc"], abs=1e-6)
 
     lines = [f"[MAX {i // 10} {i % 10} ]" for i in range(21)]
-    (cwd / "in.txt").write_text("\n".join(lines) + "\n")
-    out = cli(["predict", *args, *DDP, "--ckpt_path", str(ckpt), f"--data.predict_path={cwd / 'in.txt'}"], cwd)
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    out = cli(["predict", *args, *DDP, "--ckpt_path", str(ckpt), f"--data.predict_path={tmp_path / 'in.txt'}"],
+              tmp_path)
     files = {Path(p) for p in re.findall(r"predictions to (\S+?\.jsonl)", out)}
     assert len(files) == 1  # rank 0 writes every rank's predictions, in the order of the inputs
     rows = [json.loads(line) for line in files.pop().read_text().splitlines()]
     assert [(r["index"], r["text"]) for r in rows] == list(enumerate(lines))
 
-    (cwd / "one.txt").write_text(lines[3] + "\n")  # fewer inputs than ranks: rank 1 is dealt none
-    out = cli(["predict", *args, *DDP, "--ckpt_path", str(ckpt), f"--data.predict_path={cwd / 'one.txt'}"], cwd)
+    (tmp_path / "one.txt").write_text(lines[3] + "\n")  # fewer inputs than ranks: rank 1 is dealt none
+    out = cli(["predict", *args, *DDP, "--ckpt_path", str(ckpt), f"--data.predict_path={tmp_path / 'one.txt'}"],
+              tmp_path)
     written = Path(re.search(r"predictions to (\S+?\.jsonl)", out)[1])
     rows = [json.loads(line) for line in written.read_text().splitlines()]
     assert [(r["index"], r["text"]) for r in rows] == [(0, lines[3])]
 
 
-def test_text_ddp_fit_sigterm_resume_validate_predict(tmp_path, monkeypatch):
+def test_ddp_sigterm_mid_epoch_then_ckpt_path_last_ends_like_an_uninterrupted_run(tmp_path):
     """Two ranks with two loader workers each, stopped at step 2 of 4 in the first epoch: the resumed run ends
     with the uninterrupted run's weights (every rank continues its own data and its own random streams). Rank 0
     exits slowly: it is not killed as the other rank ends (exit status 143, not SIGKILL's -9). The uninterrupted
-    run's checkpoint is then validated and predicted from (`validated_and_predicted`): one DDP fit serves both."""
-    task = ["--task", "text", "--data.listops_size=64", "--data.batch_size=8", "--model.head_dropout=0.2",
-            "--model.lr=0.01", *TINY]
-    args = ["fit", *task, "--data.num_workers=2", "--trainer.max_epochs=2", *DDP]
+    run's checkpoints were written whole (no temporary file left)."""
+    args = ["fit", "--task", "text", "--data.listops_size=64", "--data.batch_size=8", "--data.num_workers=2",
+            "--model.head_dropout=0.2", "--model.lr=0.01", "--trainer.max_epochs=2", *TINY, *DDP]
     (tmp_path / "whole").mkdir()
     cli(args, tmp_path / "whole")
+    checkpoints = list((tmp_path / "whole/runs/text/version_0/checkpoints").glob("*.ckpt"))
+    assert checkpoints and all(".tmp" not in c.name for c in checkpoints)
     out = cli([*args, "--trainer.callbacks+=test_distributed.SigtermAtStep", "--trainer.callbacks.step=2",
                "--trainer.callbacks+=test_distributed.SlowExitOnRankZero",
                "--trainer.callbacks+=test_distributed.SaysHowWorkersStart"], tmp_path, returncode=128 + signal.SIGTERM)
@@ -135,12 +142,6 @@ def test_text_ddp_fit_sigterm_resume_validate_predict(tmp_path, monkeypatch):
     assert resumed_means.keys() == whole_means.keys() == {0, 1}  # each rank's epoch sums, saved and added back
     for epoch, logged in whole_means.items():
         assert resumed_means[epoch] == pytest.approx(logged, rel=1e-5, abs=1e-6), epoch
-
-    checkpoints = list((tmp_path / "whole/runs/text/version_0/checkpoints").glob("*.ckpt"))
-    assert checkpoints and all(".tmp" not in c.name for c in checkpoints)
-    (tmp_path / "evaluate").mkdir()
-    monkeypatch.chdir(tmp_path / "evaluate")
-    validated_and_predicted(task, tmp_path / "whole/runs/text/version_0/checkpoints/last.ckpt", tmp_path / "evaluate")
 
 
 def test_image_ddp_metric_equals_single_process(tmp_path, monkeypatch):
