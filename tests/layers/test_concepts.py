@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from compiled_saves import compiled_saves
 from infomamba.layers.concepts import (ConceptFilter, ConceptMixing, effective_concepts, pool_concepts, readout,
                                       scatter_concepts)
 from infomamba.layers.pooling import masked_mean
@@ -76,6 +77,30 @@ def test_readout_is_eq10_whichever_side_w_u_acts_on(L, chunk):
         torch.testing.assert_close(recipe(), h, rtol=0, atol=0)
     h.sum().backward()
     assert Z.grad is not None and w_u.weight.grad is not None
+
+
+@pytest.mark.parametrize("L,chunk", [(40, None), (5, None), (40, 8)], ids=["k<L", "k>L", "causal"])
+def test_compiled_the_readers_of_h_keep_its_last_matmul_inputs_not_h(L, chunk):
+    """Under torch.compile h's recipe does not run (saved-tensor hooks are eager), so `readout` makes h with
+    `recomputed`: a reader that saves h (here h * h) leaves the partitioner to redo h's last matmul in the backward,
+    and no (B, L, E) tensor is saved; the gradients are the eager ones."""
+    B, k, D, E = 2, 7, 5, 9
+    groups = 1 if chunk is None else -(-L // chunk)
+    Z = torch.randn(B, groups, k, D, requires_grad=True)
+    R_bar = torch.rand(B, L, k) * (torch.rand(B, L, k) < 0.5)
+    w_u = torch.nn.Linear(D, E, bias=False)
+
+    def loss(Z):
+        h = readout(Z, R_bar, w_u, chunk)[0]
+        return (h * h).sum()
+
+    value, saved = compiled_saves(loss, Z)
+    assert (B, L, E) not in saved and (B * L, E) not in saved, saved
+    value.backward()
+    compiled_grads = Z.grad.clone(), w_u.weight.grad.clone()
+    Z.grad = w_u.weight.grad = None
+    loss(Z).backward()
+    torch.testing.assert_close(compiled_grads, (Z.grad, w_u.weight.grad))
 
 
 def test_causal_pooling_sees_completed_chunks_only():

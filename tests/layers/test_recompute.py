@@ -1,5 +1,6 @@
 """`saved_as_recipe`: the tensor is not kept for backward, the gradients are those of keeping it, every other
-saved tensor still reaches the hooks already active, and the recipe runs under the forward's autocast."""
+saved tensor still reaches the hooks already active, and the recipe runs under the forward's autocast. `recomputed`:
+compiled, the tensor is made again in the backward instead of saved, with the same gradients."""
 import contextlib
 import gc
 import weakref
@@ -7,7 +8,8 @@ import weakref
 import torch
 import torch.nn.functional as F
 
-from infomamba.layers.recompute import saved_as_recipe
+from compiled_saves import compiled_saves
+from infomamba.layers.recompute import recomputed, saved_as_recipe
 
 
 class Twice(torch.autograd.Function):
@@ -90,3 +92,28 @@ def test_without_grad_nothing_changes():
     t = torch.randn(3)
     with torch.no_grad(), saved_as_recipe(t, lambda: 1 / 0):
         assert torch.equal(t * 2, t + t)
+
+
+def test_compiled_a_recomputed_tensor_is_made_again_in_the_backward_not_saved():
+    """t = x w^T read by a product that saves it: compiled plainly, the partitioner saves t (a matmul's output is not
+    recomputed); made by `recomputed`, it saves x and w instead, and the gradients are the same."""
+    def loss(x, w, make):
+        t = make(F.linear, x, w)
+        return (t * t).sum()
+
+    def plain(fn, *args):
+        return fn(*args)
+
+    x, w = torch.randn(6, 5, requires_grad=True), torch.randn(4, 5, requires_grad=True)
+    got = {}
+    for make in (plain, recomputed):
+        value, saved = compiled_saves(lambda x, w: loss(x, w, make), x, w)
+        value.backward()
+        got[make.__name__] = (saved, value.detach(), x.grad.clone(), w.grad.clone())
+        x.grad = w.grad = None
+    assert (6, 4) in got["plain"][0] and (6, 4) not in got["recomputed"][0], got
+    for a, b in zip(got["plain"][1:], got["recomputed"][1:]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    eager = loss(x, w, recomputed)
+    eager.backward()
+    torch.testing.assert_close(eager, got["recomputed"][1])

@@ -53,6 +53,7 @@ from ..ops.hash_bucket import bucket_members, bucket_nll, gumbel_bucket, one_hot
 from .checks import require_positive
 from .pooling import masked_token_mean
 from .precision import full_precision
+from .recompute import recomputed
 
 
 def masked_rows(t: torch.Tensor, padding_mask: torch.Tensor | None) -> torch.Tensor:
@@ -139,7 +140,7 @@ def readout(Z_mixed: torch.Tensor, R_bar: torch.Tensor, w_u: nn.Linear, chunk: i
     if groups * k < R_bar.shape[1]:
         concepts = w_u(Z_mixed)
         pooled = None if shares is None else weighted_sum(shares, concepts)
-        return (scatter_concepts(concepts, R_bar, chunk, slot),
+        return (recomputed(scatter_concepts, concepts, R_bar, chunk, slot),
                 functools.partial(scatter_concepts, concepts.detach(), R_bar.detach(), chunk, slot), pooled)
     tokens = scatter_concepts(Z_mixed, R_bar, chunk, slot)
     pooled = None
@@ -147,7 +148,7 @@ def readout(Z_mixed: torch.Tensor, R_bar: torch.Tensor, w_u: nn.Linear, chunk: i
         pooled = weighted_sum(shares, Z_mixed)
         with full_precision(pooled.device.type):
             pooled = F.linear(pooled, w_u.weight.to(pooled.dtype))
-    return w_u(tokens), functools.partial(w_u, tokens.detach()), pooled
+    return recomputed(w_u, tokens), functools.partial(w_u, tokens.detach()), pooled
 
 
 def token_shares(R_bar: torch.Tensor, padding_mask: torch.Tensor | None, chunk: int | None,

@@ -6,7 +6,8 @@ cheap to make again from tensors autograd keeps anyway, `saved_as_recipe(t, reco
 first backward use of the token runs `recompute()` under the autocast state of the forward (so the same kernels
 give the same values); the later uses of the same backward share that result, which is dropped after the last one.
 Everything else saved inside the block goes to the saved-tensor hooks already active (e.g. `save_on_cpu`), or is
-kept as usual. Under torch.compile the block is a plain block (Inductor's partitioner decides what to recompute).
+kept as usual. Under torch.compile the block is a plain block: there `recomputed(fn, *args)`, where the tensor is
+made, marks fn's ops for Inductor's partitioner to run again in the backward rather than save their output.
 """
 from __future__ import annotations
 
@@ -15,6 +16,17 @@ import weakref
 from typing import Callable
 
 import torch
+from torch.utils.checkpoint import checkpoint
+
+
+def recomputed(fn: Callable[..., torch.Tensor], *args) -> torch.Tensor:
+    """fn(*args). While torch.compile traces with grad, fn runs as an activation-checkpoint region: its ops are
+    tagged for recomputation, so the partitioner keeps args (which fn's own backward keeps anyway) and makes the
+    output again in the backward instead of saving it for the ops that read it, as `saved_as_recipe` does eagerly.
+    Eagerly a plain call (a checkpoint there would not stop the readers outside fn from saving the output)."""
+    if torch.compiler.is_compiling() and torch.is_grad_enabled():
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
 
 
 def _outer_hooks():
