@@ -1,8 +1,8 @@
 """Where a bench row's training peak goes: `infomamba bench` with CUDA memory history recorded across each row's
 warm-up training steps (the steps whose peak is the row's `train_first_peak_gib`: AdamW's state made, and with
 torch.compile the compile run), the allocator's trace replayed to the event of the peak, and the blocks live then
-summed by the Python lines that allocated them (`held_memory.allocation_site`; a line of generated code, such as
-Inductor's, is printed with its source text), beside what was allocated before the steps began. Every argument goes
+summed by the Python lines that allocated them (`held_memory.allocation_site`; the lines of generated code, such as
+Inductor's, by their source text), beside what was allocated before the steps began. Every argument goes
 to `infomamba bench`, whose row line follows each report; CUDA only.
 
     python benchmarks/peak_memory.py --mixers 'infomamba{ssm_heads: 12}' attention --resolutions 224 --batch 64 \\
@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import linecache
 import os
+import re
 import sys
 from typing import NamedTuple
 
@@ -71,20 +72,25 @@ def peak_of_trace(events: list[dict], held: int, site=allocation_site) -> Peak:
 def report(held: int, peak: Peak, files: dict[str, str]) -> None:
     print(f"== training warm-up steps: allocated before them {held / 2**30:.3f} GiB, peak {peak.bytes / 2**30:.3f} "
           f"GiB, reached by an allocation at {peak.at}", flush=True)
-    for where, n in peak.by_site.most_common(TOP):
-        text = source_text(where, files)
-        print(f"   {n / 2**20:9.1f} MiB  {where}{'  | ' + text if text else ''}", flush=True)
-    rest = sum(n for _, n in peak.by_site.most_common()[TOP:])
-    print(f"   {rest / 2**20:9.1f} MiB  at {max(len(peak.by_site) - TOP, 0)} other sites", flush=True)
+    sites = by_source(peak.by_site, files)
+    for where, n in sites.most_common(TOP):
+        print(f"   {n / 2**20:9.1f} MiB  {where}", flush=True)
+    rest = sum(n for _, n in sites.most_common()[TOP:])
+    print(f"   {rest / 2**20:9.1f} MiB  at {max(len(sites) - TOP, 0)} other sites", flush=True)
 
 
-def source_text(where: str, files: dict[str, str]) -> str:
-    """The source text of a site's innermost line when its file is not the project's (generated code), else ''."""
-    name, _, line = where.split(" <- ")[0].rpartition(":")
-    path = files.get(name)
-    if not path or "/infomamba/" in path or not line.isdigit():
-        return ""
-    return linecache.getline(path, int(line)).strip()[:100]
+def by_source(by_site: collections.Counter, files: dict[str, str]) -> collections.Counter:
+    """`by_site` with each site whose innermost line is not the project's (a module Inductor generated, say, where
+    every buffer has a line of its own) keyed by that line's source text with buffer names left out and its file,
+    so that the buffers of one shape made by one module are summed."""
+    merged: collections.Counter = collections.Counter()
+    for where, n in by_site.items():
+        name, _, line = where.split(" <- ")[0].rpartition(":")
+        path = files.get(name)
+        text = linecache.getline(path, int(line)).strip() if path and "/infomamba/" not in path and line.isdigit() \
+            else ""
+        merged[f"{re.sub(r'buf[0-9]+', 'buf', text)[:100]}  [{name}]" if text else where] += n
+    return merged
 
 
 def frame_files(events: list[dict]) -> dict[str, str]:

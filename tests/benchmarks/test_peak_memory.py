@@ -1,4 +1,6 @@
 """benchmarks/peak_memory.py: the allocator trace replayed to its peak, the blocks live then summed by site."""
+import collections
+
 from benchmark_scripts import load
 
 
@@ -27,3 +29,18 @@ def test_a_trace_that_only_frees_peaks_where_it_began():
     peak = load("peak_memory")
     got = peak.peak_of_trace([free(9, 40)], held=100)
     assert (got.bytes, got.at, dict(got.by_site)) == (100, "(no allocation)", {peak.BEFORE: 100})
+
+
+def test_lines_of_generated_code_are_summed_by_their_source_text(tmp_path):
+    peak = load("peak_memory")
+    generated = tmp_path / "cabc.py"
+    generated.write_text("buf1 = empty_strided_cuda((4, 4), (4, 1), torch.bfloat16)\n"
+                         "buf27 = empty_strided_cuda((4, 4), (4, 1), torch.bfloat16)\n"
+                         "buf3 = empty_strided_cuda((8, 4), (4, 1), torch.bfloat16)\n")
+    files = {"cabc.py": str(generated), "concepts.py": "/a/infomamba/layers/concepts.py"}
+    sites = {"cabc.py:1 <- cabc.py:9": 16, "cabc.py:2 <- cabc.py:9": 16, "cabc.py:3 <- cabc.py:9": 32,
+             "concepts.py:141 <- infomamba.py:122": 5, peak.BEFORE: 7}
+    got = peak.by_source(collections.Counter(sites), files)
+    assert got == {"buf = empty_strided_cuda((4, 4), (4, 1), torch.bfloat16)  [cabc.py]": 32,
+                   "buf = empty_strided_cuda((8, 4), (4, 1), torch.bfloat16)  [cabc.py]": 32,
+                   "concepts.py:141 <- infomamba.py:122": 5, peak.BEFORE: 7}
