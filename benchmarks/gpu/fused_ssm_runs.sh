@@ -212,8 +212,8 @@ for part in "$@"; do
     # where each row's training peak goes (`benchmarks/peak_memory.py`): InfoMamba and attention at PEAK_RES px, eager
     # and compiled with reduce-overhead, the live blocks at the warm-up steps' peak by the lines that allocated them
     peak_memory) timeout ${PEAK_GUARD:-420} python3 benchmarks/peak_memory.py --mixers 'infomamba{ssm_heads: 12}' \
-             attention --resolutions ${PEAK_RES:-224} --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 3 \
-             --train --compile --compile-modes reduce-overhead --out $OUT/bench_$part > $OUT/$part.log 2>&1
+             attention --resolutions ${PEAK_RES:-224} --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 \
+             --repeats 3 --train --compile --compile-modes reduce-overhead --out $OUT/bench_$part > $OUT/$part.log 2>&1
            echo "rc=$?" >> $OUT/$part.log; rm -f $OUT/bench_$part/bench.md
            grep -v Warning $OUT/$part.log | grep "^==\|MiB\|rc=\|train_first_peak" | cut -c1-400 | head -120 ;;
     # the Mamba-1 form compiled with reduce-overhead at 1024 px beside attention, three timed steps and the slowest of

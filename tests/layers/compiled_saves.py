@@ -17,7 +17,8 @@ def compiled_saves(fn, *inputs, outputs: int = 1):
         return make_boxed_func(gm)
 
     def backend(gm, example_inputs):
-        return aot_module_simplified(gm, example_inputs, fw_compiler=forward_compiler, bw_compiler=lambda g, _: make_boxed_func(g),
+        return aot_module_simplified(gm, example_inputs, fw_compiler=forward_compiler,
+                                     bw_compiler=lambda g, _: make_boxed_func(g),
                                      partition_fn=min_cut_rematerialization_partition)
 
     torch._dynamo.reset()
