@@ -37,10 +37,12 @@ def test_lines_of_generated_code_are_summed_by_their_source_text(tmp_path):
     generated.write_text("buf1 = empty_strided_cuda((4, 4), (4, 1), torch.bfloat16)\n"
                          "buf27 = empty_strided_cuda((4, 4), (4, 1), torch.bfloat16)\n"
                          "buf3 = empty_strided_cuda((8, 4), (4, 1), torch.bfloat16)\n")
-    files = {"cabc.py": str(generated), "concepts.py": "/a/infomamba/layers/concepts.py"}
+    frames = [{"filename": str(generated), "line": 1}, {"filename": "/a/infomamba/layers/concepts.py", "line": 1}]
+    files = peak.generated_files([{"action": "alloc", "frames": frames}], str(tmp_path))
+    assert files == {"cabc.py": str(generated)}
     sites = {"cabc.py:1 <- cabc.py:9": 16, "cabc.py:2 <- cabc.py:9": 16, "cabc.py:3 <- cabc.py:9": 32,
-             "concepts.py:141 <- infomamba.py:122": 5, peak.BEFORE: 7}
+             "concepts.py:1 <- infomamba.py:122": 5, peak.BEFORE: 7}
     got = peak.by_source(collections.Counter(sites), files)
     assert got == {"buf = empty_strided_cuda((4, 4), (4, 1), torch.bfloat16)  [cabc.py]": 32,
                    "buf = empty_strided_cuda((8, 4), (4, 1), torch.bfloat16)  [cabc.py]": 32,
-                   "concepts.py:141 <- infomamba.py:122": 5, peak.BEFORE: 7}
+                   "concepts.py:1 <- infomamba.py:122": 5, peak.BEFORE: 7}
