@@ -173,7 +173,7 @@ def test_what_setup_rejects_of_the_data_is_one_line_and_the_failed_run_leaves_no
     monkeypatch.setattr(TextDataModule, "setup", broken)
     with pytest.raises(SystemExit) as stop:
         main(["fit", *TEXT, "--trainer.max_steps=1", "--run_dir=runs/one"])
-    assert stop.value.code == "infomamba --task text fit: invalid data: data/train.csv: line 3 has 7 fields; expected 3"
+    assert stop.value.code == "infomamba fit --task text: invalid data: data/train.csv: line 3 has 7 fields; expected 3"
     with pytest.raises(SystemExit):
         main(["fit", *TEXT, "--trainer.max_steps=1"])
     assert not (tmp_path / "runs").exists()  # nor the runs/ and runs/text/ that the first run created
@@ -189,7 +189,7 @@ def test_what_setup_rejects_of_the_data_is_one_line_and_the_failed_run_leaves_no
 @pytest.mark.parametrize("command", ["fit", "validate", "test", "predict"])
 def test_a_ckpt_path_that_is_no_file_is_one_line_before_anything_is_read(tmp_path, monkeypatch, command):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=rf"^infomamba --task text {command}: --ckpt_path runs/x/last.ckpt is not a"):
+    with pytest.raises(SystemExit, match=rf"^infomamba {command} --task text: --ckpt_path runs/x/last.ckpt is not a"):
         main([command, *TEXT, "--ckpt_path=runs/x/last.ckpt", f"--data.predict_path={tmp_path / 'none.txt'}"])
     assert not (tmp_path / "runs").exists()
 
@@ -199,7 +199,7 @@ def test_evaluating_without_a_checkpoint_is_refused(tmp_path, monkeypatch, comma
     """Without --ckpt_path the model would be the untrained one its config builds: a table of chance-level metrics
     that looks like a result."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=f"text {command} needs --ckpt_path .*untrained"):
+    with pytest.raises(SystemExit, match=f"infomamba {command} --task text needs --ckpt_path .*untrained"):
         main([command, *TEXT])
     assert not (tmp_path / "runs").exists()
 
@@ -218,7 +218,7 @@ def test_cuda_graphs_on_a_cpu_fit_is_one_line_and_leaves_no_run(tmp_path, monkey
     """The trainer's device is known only when the fit starts (`on_fit_start`): its refusal still ends the command
     with one line, and the run folder it claimed goes with it."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: model.cuda_graphs needs a CUDA device; this "
+    with pytest.raises(SystemExit, match=r"^infomamba fit --task text: model.cuda_graphs needs a CUDA device; this "
                                          r"fit runs on cpu \(drop --cuda_graphs"):
         main(["fit", *TEXT, "--cuda_graphs", "--trainer.max_steps=1", "--trainer.accelerator=cpu"])
     assert not list(tmp_path.glob("runs/text/version_*"))
@@ -341,7 +341,7 @@ def test_a_trainer_setting_lightning_refuses_is_one_line_and_takes_back_the_run_
     """Lightning's MisconfigurationException (no GPU for accelerator=gpu, devices=0, a strategy's missing package)
     and its TypeError (devices=two) had ended the command with a traceback."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid configuration: " + says):
+    with pytest.raises(SystemExit, match=r"^infomamba fit --task text: invalid configuration: " + says):
         main(["fit", *TEXT, "--trainer.accelerator=cpu", f"--trainer.devices={devices}"])
     assert not (tmp_path / "runs").exists()  # the run folder and the runs/text/ it was made in
 
@@ -350,7 +350,7 @@ def test_a_strategy_that_spawns_its_processes_is_one_line(tmp_path, monkeypatch)
     """ddp_spawn pickles the model and the data module into each new process, and the links between them do not
     pickle: the command had ended with multiprocessing's traceback ("Can't pickle local object")."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid configuration: trainer.strategy starts "
+    with pytest.raises(SystemExit, match=r"^infomamba fit --task text: invalid configuration: trainer.strategy starts "
                                          r"its processes with spawn \(ddp_spawn\), .* --trainer.strategy=ddp "):
         main(["fit", *TEXT, "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp_spawn"])
     assert not (tmp_path / "runs").exists()
@@ -491,7 +491,7 @@ def test_a_package_a_data_module_needs_is_named_in_one_line(tmp_path, monkeypatc
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(TextDataModule, "num_classes", property(missing))
-    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: a missing package: data.hub_id needs the HF"):
+    with pytest.raises(SystemExit, match=r"^infomamba fit --task text: a missing package: data.hub_id needs the HF"):
         main(["fit", *TEXT, "--trainer.fast_dev_run=true"])
 
 
@@ -562,7 +562,7 @@ def test_a_run_that_fails_setting_up_its_model_gives_its_folder_back(tmp_path, m
     """The folder then holds only the config it was given, restated: taken back, so the mended command may claim it
     (it had been refused as an existing run, and --ckpt_path last found no checkpoint in it)."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: model.init_from missing.ckpt is not a file"):
+    with pytest.raises(SystemExit, match=r"^infomamba fit --task text: model.init_from missing.ckpt is not a file"):
         main(["fit", *TEXT, "--trainer.max_steps=1", "--model.init_from=missing.ckpt", "--run_dir=runs/two"])
     assert not (tmp_path / "runs" / "two").exists()
     main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--run_dir=runs/two"])
@@ -593,12 +593,12 @@ def test_a_signal_outside_a_training_step_is_one_line_naming_the_folders_taken_b
     gone, kept = Claim(tmp_path / "gone", tmp_path / "gone"), Claim(tmp_path / "kept", tmp_path / "kept")
     kept.folder.mkdir()
     for err, signal_name, code in ((KeyboardInterrupt(), "SIGINT", 130), (Terminated(), "SIGTERM", 143)):
-        stop = stopped_outside_training(err, "infomamba --task text fit", [gone, None, kept])
+        stop = stopped_outside_training(err, "infomamba fit --task text", [gone, None, kept])
         assert stop.code == code
-        assert capsys.readouterr().err == (f"infomamba --task text fit: stopped by {signal_name} outside a training "
+        assert capsys.readouterr().err == (f"infomamba fit --task text: stopped by {signal_name} outside a training "
                                            f"step (nothing trained was left to save); took back {gone.folder}, which "
                                            "it had claimed\n")
-    assert stopped_outside_training(ValueError("bad"), "infomamba --task text fit", [gone]) is None
+    assert stopped_outside_training(ValueError("bad"), "infomamba fit --task text", [gone]) is None
 
 
 def test_a_fit_without_a_logger_runs(tmp_path, monkeypatch):

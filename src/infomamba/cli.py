@@ -366,7 +366,7 @@ def default_precision(accelerator) -> str:
 
 
 def resumed_run(config, subcommand: str) -> Path | None:
-    """The run folder `fit --ckpt_path last` continues (None for any other command)."""
+    """The run folder `fit --ckpt_path last` continues, named in a line (None for any other command)."""
     from .tasks.run_dir import LAST, newer_runs, resumable_run
 
     if config.ckpt_path in ("last", "best") and subcommand != "fit":
@@ -378,13 +378,14 @@ def resumed_run(config, subcommand: str) -> Path | None:
         run = Path(config.run_dir)
         if not (run / LAST).is_file():
             raise SystemExit(f"--ckpt_path last: nothing to resume in --run_dir {run} (no {run / LAST})")
+        note(f"[infomamba] --ckpt_path last continues {run}")
         return run
     logger = folder_logger_args(config)
     run = resumable_run(Path(logger.save_dir) / (logger.name or ""))
     newer = newer_runs(run)
-    if newer:
-        note(f"[infomamba] --ckpt_path last continues {run}: the newer {', '.join(newer)} "
-             f"{'has' if len(newer) == 1 else 'have'} no {LAST} (stopped before a first checkpoint, or evaluations)")
+    note(f"[infomamba] --ckpt_path last continues {run}" + (
+        f": the newer {', '.join(newer)} {'has' if len(newer) == 1 else 'have'} no {LAST} (stopped before a first "
+        "checkpoint, or evaluations)" if newer else ""))
     return run
 
 
@@ -720,7 +721,7 @@ def main(argv: list[str] | None = None) -> None:
         def before_instantiate_classes(self):
             config = self.config[self.subcommand]
             if self.subcommand in EVALUATIONS and config.ckpt_path is None:
-                raise SystemExit(f"infomamba --task {name} {self.subcommand} needs --ckpt_path (a trained "
+                raise SystemExit(f"infomamba {self.subcommand} --task {name} needs --ckpt_path (a trained "
                                  f"checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt): without one "
                                  f"the model is untrained")
             resumed = resumed_run(config, self.subcommand)
@@ -730,7 +731,7 @@ def main(argv: list[str] | None = None) -> None:
             if config.trainer.enable_checkpointing is False:
                 self.trainer_defaults["callbacks"] = without_checkpoints(self.trainer_defaults["callbacks"])
             if resumed is None and config.ckpt_path is not None and not Path(config.ckpt_path).is_file():
-                raise SystemExit(f"infomamba --task {name} {self.subcommand}: --ckpt_path {config.ckpt_path} is not "
+                raise SystemExit(f"infomamba {self.subcommand} --task {name}: --ckpt_path {config.ckpt_path} is not "
                                  f"a file (give a checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt)")
             if self.subcommand in EVALUATIONS:
                 checkpoint.update(checkpoint_contents(config.ckpt_path, task.links.values(), data_cls.__qualname__))
@@ -754,7 +755,7 @@ def main(argv: list[str] | None = None) -> None:
                 hold(resumed or claimed[-1].folder)
 
         def instantiate_classes(self):
-            label = f"infomamba --task {name} {self.subcommand}"
+            label = f"infomamba {self.subcommand} --task {name}"
             try:
                 super().instantiate_classes()
             except (ValueError, FileNotFoundError, ImportError, MisconfigurationException) as err:  # rejected: one line
@@ -801,10 +802,10 @@ def main(argv: list[str] | None = None) -> None:
         for claim in filter(None, claimed):
             remove_if_empty(claim.top)
         if isinstance(err, RunRefused):
-            raise SystemExit(f"infomamba --task {name} {args[0]}: {err}") from None
+            raise SystemExit(f"infomamba {args[0]} --task {name}: {err}") from None
         if interrupted and isinstance(err, SystemExit) and err.code == 1:  # Lightning's exit after Ctrl-C
             err = KeyboardInterrupt()
-        stopped = stopped_outside_training(err, f"infomamba --task {name} {args[0]}", claimed)
+        stopped = stopped_outside_training(err, f"infomamba {args[0]} --task {name}", claimed)
         if stopped:
             raise stopped from None
         raise

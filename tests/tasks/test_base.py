@@ -214,7 +214,7 @@ def test_the_model_refuses_an_optimizer_option_when_built_and_the_cli_says_it_in
     with pytest.raises(ValueError, match=r"^model: warmup_ratio must be in \[0, 1\), got 2$"):
         _text_model(warmup_ratio=2)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid configuration: model: lr must be >= 0, "
+    with pytest.raises(SystemExit, match=r"^infomamba fit --task text: invalid configuration: model: lr must be >= 0, "
                                          r"got -1.0$"):
         main(["fit", *TINY_TEXT, "--model.lr=-1"])
 
@@ -264,7 +264,7 @@ def test_64_bit_precision_is_refused_in_one_line_before_the_first_batch(tmp_path
         with pytest.raises(RunRefused, match="^trainer.precision=64-true is not supported"):
             model.setup("fit")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: trainer.precision=64-true is not supported .*; "
+    with pytest.raises(SystemExit, match=r"^infomamba fit --task text: trainer.precision=64-true is not supported .*; "
                                          r"use 32-true, 16-mixed, bf16-mixed, bf16-true or 16-true$"):
         main(["fit", *TINY_TEXT, "--trainer.precision=64"])
 

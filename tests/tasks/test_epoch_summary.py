@@ -44,3 +44,20 @@ def test_an_epoch_without_validation_shows_no_earlier_validation(tmp_path, monke
     first, second = epoch_lines(capsys.readouterr().out)
     assert "train/loss" in first and not any(k.startswith("val/") for k in first)
     assert "val/acc" in second and "train/loss" in second
+
+
+def test_a_resumed_run_that_had_ended_says_that_nothing_was_trained_and_how_to_go_on(tmp_path, monkeypatch, capsys):
+    """Lightning restores a finished run, runs the sanity validation and trains nothing, silently: the fit says so
+    (after the line that names the run it continues). Resumed with a larger max_epochs it trains on, without it."""
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_epochs=1", "--run_dir=run"])
+    capsys.readouterr()
+    main(["fit", *TEXT, "--run_dir=run", "--ckpt_path=last"])
+    out = capsys.readouterr().out
+    assert "[infomamba] --ckpt_path last continues run\n" in out
+    assert re.search(r"\[infomamba\] nothing to train: the run resumed from \S*last\.ckpt had already reached "
+                     r"max_epochs=1 \(epoch 1, step 3\); give a larger --trainer\.max_epochs", out), out
+    assert not epoch_lines(out)
+    main(["fit", *TEXT, "--run_dir=run", "--ckpt_path=last", "--trainer.max_epochs=2"])
+    out = capsys.readouterr().out
+    assert "nothing to train" not in out and len(epoch_lines(out)) == 1 and "(step 6)" in out, out

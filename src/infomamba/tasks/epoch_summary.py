@@ -1,5 +1,6 @@
 """One line per epoch with the logged metrics, for logs that outlive the progress bar, and one when fit ends:
-the best checkpoint, its monitored value, last.ckpt and the wall time.
+the best checkpoint, its monitored value, last.ckpt and the wall time; before it, a fit resumed from a checkpoint of a
+run that had already ended (Lightning then trains nothing and says nothing) says so and how to go on.
 
 The epoch line is written when the training epoch ends, after its validation: train/ values are the epoch's means
 (the tasks log them with on_epoch; metrics.csv holds them as `train/<name>_epoch`, each step's as
@@ -23,6 +24,10 @@ class EpochSummary(Callback):
 
     def on_fit_start(self, trainer, pl_module):
         self._fit_start = self._start = time.perf_counter()  # a run resumed mid-epoch starts no epoch
+        self._trained = False
+
+    def on_train_start(self, trainer, pl_module):
+        self._trained = True  # not called where the restored loop is already done
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._start = time.perf_counter()
@@ -45,6 +50,10 @@ class EpochSummary(Callback):
     def on_fit_end(self, trainer, pl_module):
         if not trainer.is_global_zero:
             return
+        if not self._trained and trainer.ckpt_path and trainer.fit_loop.done:
+            say(f"[infomamba] nothing to train: the run resumed from {trainer.ckpt_path} had already reached "
+                f"{ended_by(trainer)} (epoch {trainer.current_epoch}, step {trainer.global_step}); give a larger "
+                "--trainer.max_epochs or --trainer.max_steps to train on")
         line = f"[infomamba] fit done in {time.perf_counter() - self._fit_start:.0f}s (step {trainer.global_step})"
         best = trainer.checkpoint_callback
         if best is None or trainer.fast_dev_run:
@@ -56,3 +65,10 @@ class EpochSummary(Callback):
             line += f": no {best.monitor} was logged (no validation ran), so no best checkpoint"
         last = Path(best.dirpath) / "last.ckpt"
         say(line + (f"; last {last}" if last.exists() else ""))
+
+
+def ended_by(trainer) -> str:
+    """The limit a finished fit reached: max_steps where that was set and reached, else max_epochs."""
+    if 0 <= trainer.max_steps <= trainer.global_step:
+        return f"max_steps={trainer.max_steps}"
+    return f"max_epochs={trainer.max_epochs}"

@@ -19,7 +19,7 @@ def test_feature_settings_are_checked_in_fit_and_taken_from_the_checkpoint_in_pr
     fit = ["fit", "--task", "asr", f"--data.root={tmp_path / 'LibriSpeech'}", "--data.test_splits=[]",
            "--data.batch_size=2", "--data.n_mels=40", "--data.sample_rate=8000", *TINY_MODEL,
            "--trainer.max_steps=1", "--trainer.limit_val_batches=0"]
-    with pytest.raises(SystemExit, match=r"^infomamba --task asr fit: data.n_mels=40 but model.n_mels=80: "):
+    with pytest.raises(SystemExit, match=r"^infomamba fit --task asr: data.n_mels=40 but model.n_mels=80: "):
         main(fit)
     assert not list((tmp_path / "runs" / "asr").glob("version_*"))  # the claimed folder taken back
     main([*fit, "--model.n_mels=40"])

@@ -25,7 +25,7 @@ def test_unreadable_predict_inputs_are_named_with_their_line(checkpoint, tmp_pat
             "bad.jsonl": "line 2 is not a JSON record", "bad.parquet": "not a readable parquet file"}
     for name, data in bad.items():
         (tmp_path / name).write_bytes(data)
-        with pytest.raises(SystemExit, match=rf"^infomamba --task text predict: invalid configuration: "
+        with pytest.raises(SystemExit, match=rf"^infomamba predict --task text: invalid configuration: "
                                              rf"data.predict_path \S*{name}: {said[name]}"):
             main(["predict", "--task", "text", "--ckpt_path", str(checkpoint), "--data.predict_path", name])
 
@@ -34,14 +34,14 @@ def test_a_truncated_init_from_is_refused_in_one_line(checkpoint, tmp_path):
     """It had been a 44-line traceback from torch's zip reader."""
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(checkpoint.read_bytes()[:1000])
-    with pytest.raises(SystemExit, match=rf"^infomamba --task text fit: model.init_from {truncated} is not a "
+    with pytest.raises(SystemExit, match=rf"^infomamba fit --task text: model.init_from {truncated} is not a "
                                          r"checkpoint Lightning saved \(torch.load: RuntimeError\)$"):
         main(["fit", *TINY, "--model.init_from", str(truncated)])
 
 
 def test_a_token_budget_below_the_longest_text_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=r"^infomamba --task text fit: invalid data: data.max_tokens=4 is smaller "
+    with pytest.raises(SystemExit, match=r"^infomamba fit --task text: invalid data: data.max_tokens=4 is smaller "
                                          r"than the longest sample \(\d+ tokens\)"):
         main(["fit", *TINY, "--data.max_tokens=4"])
 
@@ -54,5 +54,5 @@ def test_a_tokenizer_setting_that_is_neither_kind_nor_file_is_named(tmp_path, mo
     """Both had been "a missing package: ... needs pip install transformers"."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data.csv").write_text("text,label\n" + "".join(f"text number {i},{i % 2}\n" for i in range(40)))
-    with pytest.raises(SystemExit, match=rf"^infomamba --task text fit: invalid configuration: {said}"):
+    with pytest.raises(SystemExit, match=rf"^infomamba fit --task text: invalid configuration: {said}"):
         main(["fit", *TINY, "--data.root", "data.csv", "--data.tokenizer", setting])
