@@ -20,7 +20,7 @@ from infomamba.console import say
 class EpochSummary(Callback):
     def __init__(self):
         self._fit_start = self._start = time.perf_counter()
-        self._validated = False
+        self._validated = self._trained = False
 
     def on_fit_start(self, trainer, pl_module):
         self._fit_start = self._start = time.perf_counter()  # a run resumed mid-epoch starts no epoch
