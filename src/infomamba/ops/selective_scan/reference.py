@@ -29,26 +29,49 @@ def _sequential_scan(a: torch.Tensor, b: torch.Tensor, initial: torch.Tensor, re
     return out
 
 
-class _LinearScan(torch.autograd.Function):
-    """States of s_t = a_t s_{t-1} + b_t from s0, with the analytic backward (a reverse scan):
-    g_t = dL/ds_t + a_{t+1} g_{t+1};  dL/db_t = g_t;  dL/da_t = g_t s_{t-1};  dL/ds0 = a_0 g_0."""
+@torch.library.custom_op("infomamba::linear_scan", mutates_args=())
+def linear_scan(a: torch.Tensor, b: torch.Tensor, s0: torch.Tensor) -> torch.Tensor:
+    """States of s_t = a_t s_{t-1} + b_t over dim 1 from s0 (`_sequential_scan`), with the analytic backward (a
+    reverse scan, `linear_scan_backward`). An op pair with fake implementations, so that torch.compile keeps the
+    loop of in-place steps whole: traced, its writes into a slice of `out` break the graph at every step, and a
+    break inside InfoMamba's `with` block made dynamo run the whole mixer eagerly."""
+    return _sequential_scan(a, b, s0)
 
-    @staticmethod
-    def forward(ctx, a, b, s0):
-        states = _sequential_scan(a, b, s0)
-        ctx.save_for_backward(a, states, s0)
-        return states
 
-    @staticmethod
-    def backward(ctx, grad):
-        a, states, s0 = ctx.saved_tensors
-        g = torch.empty_like(grad)
-        g[:, -1] = grad[:, -1]
-        _sequential_scan(a[:, 1:], grad[:, :-1], g[:, -1], reverse=True, out=g[:, :-1])
-        da = torch.empty_like(a)
-        torch.mul(g[:, 1:], states[:, :-1], out=da[:, 1:])
-        torch.mul(g[:, 0], s0, out=da[:, 0])
-        return da, g, a[:, 0] * g[:, 0]
+@linear_scan.register_fake
+def _(a, b, s0):
+    return torch.empty_like(b)
+
+
+@torch.library.custom_op("infomamba::linear_scan_backward", mutates_args=())
+def linear_scan_backward(grad: torch.Tensor, a: torch.Tensor, states: torch.Tensor, s0: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(da, db, ds0) of `linear_scan`: g_t = dL/ds_t + a_{t+1} g_{t+1};  dL/db_t = g_t;  dL/da_t = g_t s_{t-1};
+    dL/ds0 = a_0 g_0."""
+    g = torch.empty_like(grad)
+    g[:, -1] = grad[:, -1]
+    _sequential_scan(a[:, 1:], grad[:, :-1], g[:, -1], reverse=True, out=g[:, :-1])
+    da = torch.empty_like(a)
+    torch.mul(g[:, 1:], states[:, :-1], out=da[:, 1:])
+    torch.mul(g[:, 0], s0, out=da[:, 0])
+    return da, g, a[:, 0] * g[:, 0]
+
+
+@linear_scan_backward.register_fake
+def _(grad, a, states, s0):
+    return torch.empty_like(a), torch.empty_like(grad), torch.empty_like(s0)
+
+
+def _save_for_scan_backward(ctx, inputs, output):
+    a, _, s0 = inputs
+    ctx.save_for_backward(a, output, s0)
+
+
+def _scan_backward(ctx, grad):
+    return linear_scan_backward(grad, *ctx.saved_tensors)
+
+
+linear_scan.register_autograd(_scan_backward, setup_context=_save_for_scan_backward)
 
 
 def _fp32_in_scan_order(u, delta, A, B, C, reverse: bool):
@@ -69,7 +92,7 @@ def _chunk(u, dt, A, B, C, state):
     """(C s_t for the chunk's positions, the last state) from the state before the chunk; all fp32, scan order.
     The last state is a copy: a view would keep the chunk's states alive as the next chunk's saved input."""
     dt = dt[..., None]
-    states = _LinearScan.apply(torch.exp(dt * A), dt * B[:, :, None, :] * u[..., None], state)
+    states = linear_scan(torch.exp(dt * A), dt * B[:, :, None, :] * u[..., None], state)
     return torch.einsum("btdn,btn->btd", states, C), states[:, -1].clone()
 
 
