@@ -20,25 +20,15 @@ def kernel_path(monkeypatch):
     torch._dynamo.reset()
 
 
-@pytest.mark.parametrize("name", list_mixers())
-def test_forward_and_backward_trace_without_graph_breaks(name):
-    mixer = build_mixer(name, 16, **LINEAR_SIZES.get(name, {})).to(DEVICE)
-    x = torch.randn(2, 24, 16, device=DEVICE, requires_grad=True)
-    mask = torch.zeros(2, 24, dtype=torch.bool, device=DEVICE)
-    mask[1, 18:] = True
-    explained = torch._dynamo.explain(mixer)(x, mask)
-    assert explained.graph_break_count == 0, explained.break_reasons
-    assert explained.graph_count == 1
-
-
 @pytest.mark.parametrize("name,options", [(name, {}) for name in list_mixers()]
                          + [(name, form) for form in ({"ssm_heads": 2}, {"causal": True})
                             for name in ("infomamba", "mamba")])
-def test_on_the_references_every_mixer_traces_without_graph_breaks(name, options, monkeypatch):
-    """A CPU's path (INFOMAMBA_KERNELS=reference), also InfoMamba's and mamba's SSD and causal forms: the reference
-    scan's loop of in-place steps had broken the graph at every step, and under InfoMamba's `with` block dynamo ran
-    the whole mixer eagerly."""
-    monkeypatch.setenv("INFOMAMBA_KERNELS", "reference")
+@pytest.mark.parametrize("kernels", ["triton", "reference"])
+def test_forward_and_backward_trace_without_graph_breaks(name, options, kernels, monkeypatch):
+    """On the GPU's path and on a CPU's (INFOMAMBA_KERNELS=reference), also InfoMamba's and mamba's SSD and causal
+    forms. On the references the scan's loop of in-place steps had broken the graph at every step, and under
+    InfoMamba's `with` block dynamo then ran the whole mixer eagerly."""
+    monkeypatch.setenv("INFOMAMBA_KERNELS", kernels)
     mixer = build_mixer(name, 16, **LINEAR_SIZES.get(name, {}), **options).to(DEVICE)
     x = torch.randn(2, 24, 16, device=DEVICE, requires_grad=True)
     mask = torch.zeros(2, 24, dtype=torch.bool, device=DEVICE)
