@@ -592,12 +592,12 @@ def test_a_signal_outside_a_training_step_is_one_line_naming_the_folders_taken_b
 
     gone, kept = Claim(tmp_path / "gone", tmp_path / "gone"), Claim(tmp_path / "kept", tmp_path / "kept")
     kept.folder.mkdir()
-    for err, signal_name, code in ((KeyboardInterrupt(), "SIGINT", 130), (Terminated(), "SIGTERM", 143)):
+    for err, stopped, code in ((KeyboardInterrupt(), "SIGINT at once, outside a training step or by a second "
+                                "Ctrl-C", 130), (Terminated(), "SIGTERM outside a training step", 143)):
         stop = stopped_outside_training(err, "infomamba fit --task text", [gone, None, kept])
         assert stop.code == code
-        assert capsys.readouterr().err == (f"infomamba fit --task text: stopped by {signal_name} outside a training "
-                                           f"step (nothing trained was left to save); took back {gone.folder}, which "
-                                           "it had claimed\n")
+        assert capsys.readouterr().err == (f"infomamba fit --task text: stopped by {stopped}: nothing after the last "
+                                           f"checkpoint was saved; took back {gone.folder}, which it had claimed\n")
     assert stopped_outside_training(ValueError("bad"), "infomamba fit --task text", [gone]) is None
 
 

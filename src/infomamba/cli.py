@@ -126,15 +126,16 @@ class Interrupts(list):
 
 def stopped_outside_training(err: BaseException, label: str, claimed: list[Claim | None]) -> SystemExit | None:
     """The one-line exit of a command that Ctrl-C or SIGTERM stopped outside a fit's training steps (setting up,
-    reading data; a fit's steps stop by `StopOnSignal`): 128 + the signal's number, and the folders it claimed that
-    were taken back. None for other errors."""
+    reading data; a fit's steps stop by `StopOnSignal`), or that a second Ctrl-C stopped at once inside them: 128 + the
+    signal's number, and the folders it claimed that were taken back. None for other errors."""
     signum = {KeyboardInterrupt: signal.SIGINT, Terminated: signal.SIGTERM}.get(type(err))
     if signum is None:
         return None
     taken_back = [str(claim.folder) for claim in filter(None, claimed) if not claim.folder.exists()]
     said = f"; took back {', '.join(taken_back)}, which it had claimed" if taken_back else ""
-    say(f"{label}: stopped by {signum.name} outside a training step (nothing trained was left to save){said}",
-        file=sys.stderr)
+    how = "at once, outside a training step or by a second Ctrl-C" if signum == signal.SIGINT else \
+        "outside a training step"
+    say(f"{label}: stopped by {signum.name} {how}: nothing after the last checkpoint was saved{said}", file=sys.stderr)
     return SystemExit(128 + signum)
 
 

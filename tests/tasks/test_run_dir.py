@@ -38,8 +38,15 @@ def test_resumable_run_is_the_newest_with_a_last_checkpoint(tmp_path):
 
 
 def test_a_named_run_folder_is_never_shared(tmp_path):
+    """Refused with the way on: --ckpt_path last where the folder holds a last.ckpt, else a new folder (there
+    --ckpt_path last would find nothing to resume)."""
     claim_folder(tmp_path / "a" / "run")
-    with pytest.raises(SystemExit, match="exists: add --ckpt_path last"):
+    with pytest.raises(SystemExit, match=r"exists and holds no checkpoints/last.ckpt to continue \(a run stopped "
+                                         r"before its first checkpoint, or not a run's folder\): name a new folder"):
+        claim_folder(tmp_path / "a" / "run")
+    (tmp_path / "a" / "run" / "checkpoints").mkdir()
+    (tmp_path / "a" / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(SystemExit, match="exists: add --ckpt_path last to continue that run"):
         claim_folder(tmp_path / "a" / "run")
 
 

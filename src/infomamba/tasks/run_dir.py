@@ -78,13 +78,17 @@ def claim_version(root: Path) -> int:
 
 
 def claim_folder(folder: Path) -> None:
-    """Create `folder` for a new run; one that exists is refused (it may be another run's)."""
+    """Create `folder` for a new run; one that exists is refused (it may be another run's), with the way on: to
+    continue it where it holds a `LAST`, else (a run stopped before its first checkpoint) to name a new folder."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         folder.mkdir()
     except FileExistsError:
-        raise SystemExit(f"--run_dir {folder} exists: add --ckpt_path last to continue that run, or name a new "
-                         "folder") from None
+        if (folder / LAST).is_file():
+            raise SystemExit(f"--run_dir {folder} exists: add --ckpt_path last to continue that run, or name a new "
+                             "folder") from None
+        raise SystemExit(f"--run_dir {folder} exists and holds no {LAST} to continue (a run stopped before its first "
+                         "checkpoint, or not a run's folder): name a new folder, or remove that one") from None
 
 
 def resumable_run(root: Path) -> Path:

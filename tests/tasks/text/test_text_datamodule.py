@@ -2,6 +2,7 @@
 
 import csv
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
@@ -416,6 +417,16 @@ def test_a_predict_line_holding_a_form_feed_or_line_separator_stays_one_text(tmp
     lines = ["first\u2028still first", "second\x0cstill second", "", "fourth\x1cstill fourth"]
     (tmp_path / "new.txt").write_text("\r\n".join(lines) + "\r\n", newline="")
     assert read_predict_texts(tmp_path / "new.txt", "text") == ([lines[0], lines[1], lines[3]], [0, 1, 3])
+
+
+def test_a_predict_path_that_is_a_folder_is_named_as_one_not_as_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "texts").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"^data.predict_path texts is a folder; expected one file: \.txt \(one "
+                                                r"text per line\) or one of .*\(relative to the working folder "):
+        read_predict_texts(Path("texts"), "text")
+    with pytest.raises(FileNotFoundError, match=r"^data.predict_path gone.txt does not exist \(relative to"):
+        read_predict_texts(Path("gone.txt"), "text")
 
 
 def test_integer_labels_from_1_are_reported_as_leaving_class_0_untrained(tmp_path):

@@ -142,7 +142,9 @@ def read_predict_texts(path: Path, text_column: str) -> tuple[list[str], list[in
     """Cleaned non-empty texts of a predict file (.txt: one per line; csv/jsonl/json/parquet: the
     ``text_column``) and their 0-based rows; a file with no text is an error naming it."""
     if not path.is_file():
-        raise FileNotFoundError(missing("data.predict_path", path))
+        what = (f"is a folder; expected one file: .txt (one text per line) or one of {TABLE_SUFFIXES}"
+                if path.is_dir() else "does not exist")
+        raise FileNotFoundError(missing("data.predict_path", path, what))
     if path.suffix == ".txt":
         texts = _text_lines(read_text(path, f"data.predict_path {path}"))
     elif path.suffix in TABLE_SUFFIXES:
