@@ -38,11 +38,11 @@ class Peak(NamedTuple):
     at: str
 
 
-def peak_of_trace(events: list[dict], held: int, site=allocation_site) -> Peak:
+def peak_of_trace(events: list[dict], held: int) -> Peak:
     """Replays a device's allocator trace (`torch.cuda.memory._snapshot()["device_traces"][device]`) from `held`
     bytes allocated: an `alloc` makes a block live, its `free_completed` (the allocator takes it back once the
     streams that used it are done: `memory_allocated` drops then) ends it, also for a block allocated before the
-    trace began (its event carries its size); the blocks live at the largest total, summed by `site(frames)`. Two
+    trace began (its event carries its size); the blocks live at the largest total, summed by `allocation_site`. Two
     passes: the first finds the peak's event, the second stops there."""
     def replay(stop: int):
         live: dict[int, dict] = {}
@@ -64,8 +64,9 @@ def peak_of_trace(events: list[dict], held: int, site=allocation_site) -> Peak:
     live, before, _, _ = replay(best_at + 1)
     by_site: collections.Counter = collections.Counter({BEFORE: before})
     for event in live.values():
-        by_site[site(event.get("frames") or [])] += event["size"]
-    return Peak(by_site, best, site(events[best_at].get("frames") or []) if best_at >= 0 else "(no allocation)")
+        by_site[allocation_site(event.get("frames") or [])] += event["size"]
+    at = allocation_site(events[best_at].get("frames") or []) if best_at >= 0 else "(no allocation)"
+    return Peak(by_site, best, at)
 
 
 def report(held: int, peak: Peak, generated: dict[str, str]) -> None:
