@@ -194,6 +194,18 @@ for part in "$@"; do
     # COMPILE_MORE adds --mixers entries and flags (the full set, a call a size: 'mamba infomamba --timm')
     compile_goals) goal_bench $part --mixers 'infomamba{ssm_heads: 12}' attention ${COMPILE_MORE:-} \
              --resolutions ${COMPILE_RES:-224 512} --batch 64 ;;
+    # the SSD form compiled with reduce-overhead (and eager, graphed) at COMPILE_RES, one process per entry of REF_SETS:
+    # "kernels" (every Triton kernel), or op folders sent to their PyTorch references (INFOMAMBA_KERNELS=reference:...),
+    # which Inductor can fuse into the glue around them where it cannot see into a custom op
+    compile_refs) for refs in ${REF_SETS:-kernels silu_gate silu_gate,concept_assign,hash_bucket}; do
+             log=$OUT/bench_refs_${refs//,/+}.log; echo "== INFOMAMBA_KERNELS=reference:$refs" > $log
+             INFOMAMBA_KERNELS=$([ $refs = kernels ] || echo reference:$refs) timeout ${REFS_GUARD:-200} python3 -m \
+               infomamba.bench --mixers 'infomamba{ssm_heads: 12}' --resolutions ${COMPILE_RES:-224} --batch 64 \
+               --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs --compile \
+               --compile-modes reduce-overhead --out $OUT/bench_refs_${refs//,/+} >> $log 2>&1
+             echo "rc=$?" >> $log; rm -f $OUT/bench_refs_${refs//,/+}/bench.md
+             grep -v Warning $log | grep "^==\|rc=\|^| \|path"
+           done ;;
     # the 16,384-token goal row under torch.compile (SSD form, attention, mamba; eager, graphed, reduce-overhead); with
     # COMPILE_RES='224 384 512 1024' the image sizes too, which checks the bench's reset after each model's rows (before
     # it, attention's 1024 px step ran out of memory after InfoMamba's compiled sizes)
