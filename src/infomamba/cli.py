@@ -663,6 +663,7 @@ def main(argv: list[str] | None = None) -> None:
     from .tasks.base import RunRefused
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+    from .tasks.epoch_summary import logged_into
     from .tasks.run_dir import FOLDER_SETTINGS, LAST, anchored, hold, release
 
     args = run_config_for(rest)
@@ -770,6 +771,12 @@ def main(argv: list[str] | None = None) -> None:
             if checkpoint.get("data"):  # before any hook reads data: an evaluation encodes as the weights were trained
                 self.datamodule.load_state_dict(checkpoint["data"])
             self.datamodule.setup = checked_setup(self.datamodule.setup, label)
+
+        def after_validate(self):
+            logged_into(self.trainer, "validate")
+
+        def after_test(self):
+            logged_into(self.trainer, "test")
 
         def instantiate_trainer(self, **kwargs):
             try:

@@ -61,3 +61,21 @@ def test_a_resumed_run_that_had_ended_says_that_nothing_was_trained_and_how_to_g
     main(["fit", *TEXT, "--run_dir=run", "--ckpt_path=last", "--trainer.max_epochs=2"])
     out = capsys.readouterr().out
     assert "nothing to train" not in out and len(epoch_lines(out)) == 1 and "(step 6)" in out, out
+
+
+def test_validate_and_test_name_the_folder_their_metrics_went_to(tmp_path, monkeypatch, capsys):
+    """After Lightning's table: the version_N folder each evaluation claimed, which holds the metrics it printed."""
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_epochs=1", "--run_dir=run"])
+    for command, metric in (("validate", "val/acc"), ("test", "test/acc")):
+        capsys.readouterr()
+        main([command, *TEXT, "--ckpt_path=run/checkpoints/last.ckpt"])
+        out = capsys.readouterr().out
+        folder = re.search(rf"^\[infomamba\] {command} done: metrics logged into (\S+)$", out, re.M)
+        assert folder, out
+        assert out.rindex(folder.group(0)) > out.rindex(metric)  # after the table
+        with open(tmp_path / folder.group(1) / "metrics.csv") as f:
+            assert [row[metric] for row in csv.DictReader(f)][-1]
+    capsys.readouterr()
+    main(["test", *TEXT, "--ckpt_path=run/checkpoints/last.ckpt", "--trainer.logger=false"])
+    assert "logged into" not in capsys.readouterr().out

@@ -1,6 +1,8 @@
 """One line per epoch with the logged metrics, for logs that outlive the progress bar, and one when fit ends:
 the best checkpoint, its monitored value, last.ckpt and the wall time; before it, a fit resumed from a checkpoint of a
-run that had already ended (Lightning then trains nothing and says nothing) says so and how to go on.
+run that had already ended (Lightning then trains nothing and says nothing) says so and how to go on. After
+Lightning's table of metrics, `validate` and `test` name the folder they logged into (`logged_into`: a `version_N` of
+their own, inside a `--run_dir` run's folder when given its config).
 
 The epoch line is written when the training epoch ends, after its validation: train/ values are the epoch's means
 (the tasks log them with on_epoch; metrics.csv holds them as `train/<name>_epoch`, each step's as
@@ -65,6 +67,13 @@ class EpochSummary(Callback):
             line += f": no {best.monitor} was logged (no validation ran), so no best checkpoint"
         last = Path(best.dirpath) / "last.ckpt"
         say(line + (f"; last {last}" if last.exists() else ""))
+
+
+def logged_into(trainer, command: str) -> None:
+    """Say (rank 0) which folder `command`'s logger wrote into; nothing where no logger ran (the CLI calls it after
+    the command: a callback's end hooks run before Lightning prints its table)."""
+    if trainer.is_global_zero and trainer.loggers and trainer.log_dir is not None:
+        say(f"[infomamba] {command} done: metrics logged into {trainer.log_dir}")
 
 
 def ended_by(trainer) -> str:

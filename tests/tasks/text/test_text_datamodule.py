@@ -302,8 +302,10 @@ def test_predict_errors_name_the_file_before_any_data_is_read(tmp_path):
 
 
 def test_input_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"nowhere.*Accepted data.root layouts"):
+    with pytest.raises(FileNotFoundError) as missing_root:
         TextDataModule(root=str(tmp_path / "nowhere")).setup("fit")
+    assert str(missing_root.value) == (f"data.root {tmp_path}/nowhere does not exist (the layouts it accepts: "
+                                       "`--help`, under --data.root)")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no recognised layout"):
         TextDataModule(root=str(tmp_path / "empty")).setup("fit")

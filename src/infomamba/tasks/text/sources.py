@@ -108,7 +108,7 @@ def open_source(root: str | None, hub_id: str | None, text_column: str, label_co
         return _open_hub(hub_id, text_column, label_column, labels)
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"{missing('data.root', root)}. {LAYOUTS}")
+        raise FileNotFoundError(f"{missing('data.root', root)} (the layouts it accepts: `--help`, under --data.root)")
     read_table = partial(_read_split_file, text_column=text_column, label_column=label_column, labels=labels)
     if root.is_file():
         if root.suffix not in SPLIT_SUFFIXES:
