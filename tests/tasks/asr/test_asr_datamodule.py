@@ -350,6 +350,25 @@ def test_a_named_validation_split_that_does_not_exist_is_an_error_listing_those_
     assert f"split folders under {tree.root}: ['dev-clean', 'test-8k', 'test-ogg', 'train-clean-100']" in message
 
 
+def test_validate_reads_the_training_splits_only_for_a_held_out_validation(tree):
+    """A named validation split is read alone (the training split named here does not exist, as where it was not
+    copied to an evaluation machine) and equals the one fit builds; a hold-out is carved from the training utterances
+    as fit carves it."""
+    alone = make_dm(tree, train_splits=["train-gone"])
+    alone.setup("validate")
+    fitted = make_dm(tree)
+    fitted.setup("fit")
+    assert alone._train is None and alone.val_split_names == ["dev-clean"]
+    assert [u.utt_id for u in alone._val["dev-clean"].utts] == [u.utt_id for u in fitted._val["dev-clean"].utts]
+    with pytest.raises(FileNotFoundError, match="train-gone"):
+        make_dm(tree, train_splits=["train-gone"], val_splits=[], val_fraction=0.2).setup("validate")
+    held = make_dm(tree, val_splits=[], val_fraction=0.2, seed=3)
+    held.setup("validate")
+    carved = make_dm(tree, val_splits=[], val_fraction=0.2, seed=3)
+    carved.setup("fit")
+    assert [u.utt_id for u in held._val["heldout"].utts] == [u.utt_id for u in carved._val["heldout"].utts]
+
+
 def test_unset_val_splits_takes_dev_clean_or_holds_out_with_a_warning(tree, tmp_path):
     """Without data.val_splits: dev-clean where it exists; else a hold-out, with a warning (not an INFO log, which
     the CLI does not show) unless val_splits is [] (the hold-out asked for)."""

@@ -381,13 +381,19 @@ class ASRDataModule(L.LightningDataModule):
             self.vocab  # noqa: B018 - property builds and caches it
 
     def setup(self, stage: str | None = None) -> None:
-        """Read, filter and wrap the splits ``stage`` needs (all labelled ones for ``None``); summarise them. A
-        labelled stage whose only source is a data.root that is not a folder says so before anything else."""
+        """Read, filter and wrap the splits ``stage`` needs (all labelled ones for ``None``; "validate" reads the
+        training splits only for a validation held out of them); summarise them. A labelled stage whose only source
+        is a data.root that is not a folder says so before anything else."""
         if stage != "predict" and self.root is not None and not (self.manifests or self.hub_id) \
                 and not Path(self.root).is_dir():
             raise FileNotFoundError(missing("data.root", self.root, "is not a folder"))
         built = []
-        if stage in ("fit", "validate", None) and self._train is None and self.train_splits:
+        named = stage == "validate" and self._train is None and not self._val and self._val_split_names()
+        if named:  # only a validation carved from the training utterances reads those
+            for name in named:
+                self._val[name] = self._build(name, self._read(name), train=False)
+            built += named
+        elif stage in ("fit", "validate", None) and self._train is None and self.train_splits:
             self._setup_fit()
             built += [*self.train_splits, *self._val]
         if stage in ("test", None) and not self._test:
