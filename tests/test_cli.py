@@ -119,8 +119,9 @@ def test_a_checkpoint_with_hyperparameters_this_version_lacks_is_one_line(tmp_pa
     option, then "Parsing of ckpt_path hyperparameters failed!"."""
     monkeypatch.chdir(tmp_path)
     torch.save({"hyper_parameters": {"encoder": {"dim": 16, "new_option": 1}}}, tmp_path / "newer.ckpt")
-    with pytest.raises(SystemExit, match=r"^--ckpt_path newer.ckpt: its model hyperparameters are not this version's "
-                                         r"options .*'model.encoder.new_option'"):
+    with pytest.raises(SystemExit, match=r"^infomamba test --task text: --ckpt_path newer.ckpt: its model "
+                                         r"hyperparameters are not this version's options "
+                                         r".*'model.encoder.new_option'"):
         main(["test", "--task", "text", "--ckpt_path", "newer.ckpt"])
     assert "usage:" not in capsys.readouterr().err
 
@@ -450,11 +451,12 @@ def test_a_checkpoint_of_another_task_or_no_checkpoint_is_one_line(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0"])
     ckpt = only("runs/text/version_*", tmp_path) / "checkpoints" / "last.ckpt"
-    with pytest.raises(SystemExit, match=rf"^--ckpt_path {ckpt} is a checkpoint of TextClassifier, not of --task "
-                                         r"image's model: use --task text$"):
+    with pytest.raises(SystemExit, match=rf"^infomamba test --task image: --ckpt_path {ckpt} is a checkpoint of "
+                                         r"TextClassifier, not of --task image's model: use --task text$"):
         main(["test", "--task", "image", "--ckpt_path", str(ckpt)])
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
-    with pytest.raises(SystemExit, match="^--ckpt_path notes.ckpt is not a checkpoint Lightning saved"):
+    with pytest.raises(SystemExit, match=r"^infomamba predict --task text: --ckpt_path notes.ckpt is not a "
+                                         "checkpoint Lightning saved"):
         main(["predict", "--task", "text", "--ckpt_path=notes.ckpt"])
 
 

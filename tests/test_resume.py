@@ -319,7 +319,8 @@ def test_ckpt_path_last_to_a_damaged_checkpoint_is_a_one_line_error(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     (tmp_path / "exp" / "checkpoints").mkdir(parents=True)
     (tmp_path / "exp" / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
-    with pytest.raises(SystemExit, match=r"^--ckpt_path last continues exp, whose checkpoints/last.ckpt is not a "
+    with pytest.raises(SystemExit, match=r"^infomamba fit --task \S+: --ckpt_path last continues exp, whose "
+                                         r"checkpoints/last.ckpt is not a "
                                          r"checkpoint Lightning saved \(torch.load: "):
         main(["fit", *ARGS, "--ckpt_path", "last", "--run_dir", "exp"])
 
@@ -377,7 +378,8 @@ def test_run_dir_names_the_run_folder_and_is_resumed_in_place(tmp_path, monkeypa
                               stdout=subprocess.PIPE, text=True)
     try:  # the run still going elsewhere: a resume beside it would write the same checkpoints and metrics
         assert holder.stdout.readline() == "held\n"
-        with pytest.raises(SystemExit, match=r"^exp/one is in use by another fit \(it holds exp/one/.lock\)"):
+        with pytest.raises(SystemExit, match=r"^infomamba fit --task text: exp/one is in use by another fit "
+                                         r"\(it holds exp/one/.lock\)"):
             main(["fit", *ARGS, *short, "--run_dir", "exp/one", "--ckpt_path", "last"])
     finally:
         holder.kill()

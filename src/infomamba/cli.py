@@ -124,6 +124,11 @@ class Interrupts(list):
                 signal.signal(signum, signal.SIG_DFL if previous is None else previous)
 
 
+def refusal_without_label(err: SystemExit) -> bool:
+    """Whether `err` is a one-line refusal (its code a message) that does not yet name the command it stops."""
+    return isinstance(err.code, str) and not err.code.startswith("infomamba")
+
+
 def stopped_outside_training(err: BaseException, label: str, claimed: list[Claim | None]) -> SystemExit | None:
     """The one-line exit of a command that Ctrl-C or SIGTERM stopped outside a fit's training steps (setting up,
     reading data; a fit's steps stop by `StopOnSignal`), or that a second Ctrl-C stopped at once inside them: 128 + the
@@ -219,14 +224,14 @@ def checkpoint_problem(ckpt: str | Path, task: str, module) -> str | None:
     return other_task_model(saved, task, module)
 
 
-def check_checkpoint_task(ckpt: str | None, task: TaskSpec) -> None:
-    """A --ckpt_path file of another task's model ends the command with one line naming its task (before the
-    run's config.yaml, of that other task, would be read); a file that is no checkpoint, with one line too."""
+def check_checkpoint_task(ckpt: str | None, task: TaskSpec, label: str) -> None:
+    """A --ckpt_path file of another task's model ends the command (`label`) with one line naming its task (before
+    the run's config.yaml, of that other task, would be read); a file that is no checkpoint, with one line too."""
     if not ckpt or ckpt in ("last", "best") or not Path(ckpt).is_file():
         return
     problem = checkpoint_problem(ckpt, task.name, task.module)
     if problem:
-        raise SystemExit(f"--ckpt_path {ckpt} {problem}")
+        raise SystemExit(f"{label}: --ckpt_path {ckpt} {problem}")
 
 
 def saved_config(ckpt: str | Path) -> Path | None:
@@ -655,7 +660,8 @@ def main(argv: list[str] | None = None) -> None:
     check_command(rest)
     rest = shorthands(rest)
     task, module_cls, data_cls = load_task(name)
-    check_checkpoint_task(ckpt_path_arg(rest), task)
+    label = f"infomamba {rest[0]} --task {name}" if rest and not rest[0].startswith("-") else f"infomamba --task {name}"
+    check_checkpoint_task(ckpt_path_arg(rest), task, label)
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.callbacks import LearningRateMonitor
     from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
@@ -811,6 +817,8 @@ def main(argv: list[str] | None = None) -> None:
             remove_if_empty(claim.top)
         if isinstance(err, RunRefused):
             raise SystemExit(f"infomamba {args[0]} --task {name}: {err}") from None
+        if isinstance(err, SystemExit) and refusal_without_label(err):
+            raise SystemExit(f"{label}: {err.code}") from None
         if interrupted and isinstance(err, SystemExit) and err.code == 1:  # Lightning's exit after Ctrl-C
             err = KeyboardInterrupt()
         stopped = stopped_outside_training(err, f"infomamba {args[0]} --task {name}", claimed)
