@@ -83,8 +83,10 @@ def newest_run(root: Path, task: str) -> Path:
 def validate_both_ways(task_args: list[str], ckpt: Path, cwd: Path, task: str) -> tuple[dict, dict]:
     main(["validate", *task_args, "--trainer.devices=1", "--trainer.strategy=auto", "--ckpt_path", str(ckpt)])
     single = last_metrics(newest_run(cwd, task))
-    cli(["validate", *task_args, *DDP, "--ckpt_path", str(ckpt)], cwd)
-    return single, last_metrics(newest_run(cwd, task))
+    out = cli(["validate", *task_args, *DDP, "--ckpt_path", str(ckpt)], cwd)
+    ran = newest_run(cwd, task)
+    assert out.count(f"[infomamba] validate done: metrics logged into runs/{task}/{ran.name}\n") == 1, out  # rank 0's
+    return single, last_metrics(ran)
 
 
 def test_text_ddp_validate_and_predict(tmp_path, monkeypatch):

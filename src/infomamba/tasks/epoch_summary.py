@@ -71,9 +71,11 @@ class EpochSummary(Callback):
 
 def logged_into(trainer, command: str) -> None:
     """Say (rank 0) which folder `command`'s logger wrote into; nothing where no logger ran (the CLI calls it after
-    the command: a callback's end hooks run before Lightning prints its table)."""
-    if trainer.is_global_zero and trainer.loggers and trainer.log_dir is not None:
-        say(f"[infomamba] {command} done: metrics logged into {trainer.log_dir}")
+    the command: a callback's end hooks run before Lightning prints its table). On every rank: `trainer.log_dir`
+    is a broadcast from rank 0 under DDP."""
+    folder = trainer.log_dir if trainer.loggers else None
+    if trainer.is_global_zero and folder is not None:
+        say(f"[infomamba] {command} done: metrics logged into {folder}")
 
 
 def ended_by(trainer) -> str:
