@@ -99,3 +99,17 @@ def test_grid_conv_zeroes_padding_first():
     noisy = x.clone()
     noisy[:, 5:] = 100.0
     torch.testing.assert_close(conv(noisy, mask, (1, 8)), conv(x.masked_fill(mask[..., None], 0.0), None, (1, 8)))
+
+
+@pytest.mark.parametrize("direction", ["v", "w2"])
+def test_a_route_first_read_under_inference_mode_trains_after(direction):
+    """The cached order of a first call under torch.inference_mode (an evaluation, a bench's inference rows) serves a
+    later training step, whose backward saves the tensors it indexes with."""
+    scan_order.cache_clear()
+    scans = MultiScan(8, (direction,), dt_rank=1, d_state=4, d_conv=2)
+    x = torch.randn(2, 3 * 5, 8)
+    with torch.inference_mode():
+        scans(x, None, (3, 5))
+    out, = scans(x.requires_grad_(), None, (3, 5))
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

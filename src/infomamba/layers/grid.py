@@ -64,11 +64,19 @@ def check_direction(direction: str) -> None:
 @lru_cache(maxsize=256)
 def scan_order(direction: str, hw: tuple[int, int]) -> torch.Tensor | None:
     """Row-major indices of the tokens in the order `direction` reads them (flip aside); None for
-    the row-major order itself (always the case on a 1 x L grid)."""
+    the row-major order itself (always the case on a 1 x L grid). Kept from call to call, so made outside inference
+    mode: an inference tensor, made by a first call under `torch.inference_mode`, could not be saved for the backward
+    of a later training step."""
     base = direction.removesuffix("_flip")
     H, W = hw
     if base == "h" or H == 1:
         return None
+    with torch.inference_mode(False):
+        return _order(base, H, W)
+
+
+def _order(base: str, H: int, W: int) -> torch.Tensor:
+    """`scan_order` of the "v" or "w<k>" route."""
     index = torch.arange(H * W, device="cpu").view(H, W)
     if base == "v":
         return index.t().reshape(-1)
