@@ -17,7 +17,7 @@ from .config import EncoderConfig
 from .layers.grid import check_grid
 from .layers.pooling import zero_padding
 from .layers.precision import compute_dtype
-from .mixers import MixerAux, build_mixer, contract_output
+from .mixers import Mixer, MixerAux, build_mixer, contract_output
 
 
 @dataclass
@@ -108,6 +108,10 @@ class Encoder(nn.Module):
         else:
             self.stack = PlainStack(blocks)
         self.norm = make_norm(config.norm, config.dim)
+
+    def longest_sequence(self) -> int | None:
+        """The longest sequence every mixer accepts (`Mixer.max_len`), None where none has a limit."""
+        return min((m.max_len for m in self.modules() if isinstance(m, Mixer) and m.max_len is not None), default=None)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 grid: tuple[int, int] | None = None) -> EncoderOutput:

@@ -2,14 +2,17 @@
 import pytest
 import torch
 
-from infomamba.mixers import build_mixer
+from infomamba.mixers import build_mixer, causal_mixers
 
 DIM, L = 16, 21
 
 
-def test_refuses_causal():
-    with pytest.raises(ValueError, match="linformer cannot be causal"):
+def test_refuses_causal_and_names_the_mixers_that_can_be():
+    with pytest.raises(ValueError, match="linformer cannot be causal") as refused:
         build_mixer("linformer", DIM, causal=True)
+    named = str(refused.value).rsplit("causal models can use ", 1)[1].split(", ")
+    assert named == causal_mixers() and {"attention", "mamba", "infomamba", "localmamba"} <= set(named)
+    assert "linformer" not in named and "vmamba" not in named
 
 
 @pytest.mark.parametrize("sharing, n_proj, has_f", [("none", 2, True), ("headwise", 1, True), ("kv", 1, False)])

@@ -74,6 +74,8 @@ class Mixer(nn.Module):
         build time with a ValueError that says why.
     linear_time: no L x L tensor in any path (a mixer whose layers differ may refine it per instance,
         as MambaVision's attention layers do).
+    max_len: the longest sequence an instance accepts, None for any (Linformer's E and F have max_len rows); a task
+        refuses a fit whose data is longer before its first batch.
 
     Instances set `causal` (every path sees positions <= t only) and implement
     `forward(x, padding_mask=None, grid=None) -> (y, MixerAux)`.
@@ -83,6 +85,7 @@ class Mixer(nn.Module):
     causal_capable: ClassVar[bool]
     linear_time: bool
     causal: bool
+    max_len: int | None = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -121,6 +124,11 @@ def list_mixers() -> list[str]:
     """Names of every registered mixer, sorted."""
     _load_all()
     return sorted(_REGISTRY)
+
+
+def causal_mixers() -> list[str]:
+    """Names of the registered mixers that can be built causal, sorted (for the refusals of those that cannot)."""
+    return [name for name in list_mixers() if _REGISTRY[name].causal_capable]
 
 
 def mixer_class(name: str) -> type[Mixer]:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ..layers.checks import require_positive
 from ..layers.positions import real_positions
-from . import Mixer, MixerAux, register_mixer
+from . import Mixer, MixerAux, causal_mixers, register_mixer
 
 SHARING = ("none", "headwise", "kv")
 
@@ -52,7 +52,7 @@ class LinformerMixer(Mixer):
         super().__init__()
         if causal:
             raise ValueError("linformer cannot be causal: its projections E, F mix every position of the sequence "
-                             "into each projected key/value; use 'attention', 'mamba' or 'infomamba' for causal models")
+                             f"into each projected key/value; causal models can use {', '.join(causal_mixers())}")
         if sharing not in SHARING:
             raise ValueError(f"linformer sharing must be one of {SHARING}, got {sharing!r}")
         require_positive("linformer", heads=heads, inner_dim=inner_dim, proj_len=proj_len, max_len=max_len)

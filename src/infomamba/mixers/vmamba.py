@@ -31,7 +31,7 @@ from ..layers.grid import GridConv, MultiScan, grid_shape
 from ..layers.gate import gated_projection
 from ..layers.split_projection import split_projection
 from ..layers.ssm import dt_rank_auto
-from . import Mixer, MixerAux, register_mixer
+from . import Mixer, MixerAux, causal_mixers, register_mixer
 
 
 @register_mixer("vmamba")
@@ -55,7 +55,7 @@ class VMambaMixer(Mixer):
         super().__init__()
         if causal:
             raise ValueError("vmamba (SS2D) cannot be causal: its cross-scan reads the grid in both directions "
-                             "and its 2-D conv sees both sides; use the 'mamba' mixer (forward scan) for causal models")
+                             f"and its 2-D conv sees both sides; causal models can use {', '.join(causal_mixers())}")
         self.causal = causal
         inner = int(expand * dim)
         require_positive("vmamba", inner=inner, d_conv=d_conv)

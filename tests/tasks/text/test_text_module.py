@@ -119,3 +119,19 @@ def test_a_fit_whose_texts_outgrow_the_position_table_is_refused_before_its_firs
         model.on_fit_start()
     model._trainer.datamodule.hparams["max_length"] = 8
     model.on_fit_start()
+
+
+def test_a_fit_whose_texts_outgrow_a_mixers_max_len_is_refused_before_its_first_step():
+    """Linformer's E and F have max_len rows (`Mixer.max_len`): a longer data.max_length would stop the fit at its
+    first long batch (in the sanity validation), deep in the mixer."""
+    linformer = EncoderConfig(dim=16, depth=2, mixer="linformer", mixer_options={"max_len": 12, "proj_len": 4})
+    model = TextClassifier(num_classes=2, vocab_size=50, encoder=linformer)
+    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(hparams={"max_length": 16}))
+    assert model.encoder.longest_sequence() == 12
+    with pytest.raises(RunRefused, match=r"^data.max_length=16 exceeds the linformer mixer's max_len=12: .* set "
+                                         r"max_len >= data.max_length in model.encoder.mixer_options"):
+        model.on_fit_start()
+    model._trainer.datamodule.hparams["max_length"] = 12
+    model.on_fit_start()
+    plain = TextClassifier(num_classes=2, vocab_size=50, encoder=EncoderConfig(dim=16))
+    assert plain.encoder.longest_sequence() is None

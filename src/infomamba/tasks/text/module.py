@@ -152,11 +152,18 @@ class TextClassifier(TaskModule):
     def on_fit_start(self) -> None:
         super().on_fit_start()
         self.trained_max_length = self._data_max_length()
-        positions = self.hparams.max_positions
-        if self.trained_max_length is not None and self.trained_max_length > positions:
+        if self.trained_max_length is None:
+            return
+        positions, longest = self.hparams.max_positions, self.encoder.longest_sequence()
+        if self.trained_max_length > positions:
             raise RunRefused(f"data.max_length={self.trained_max_length} exceeds model.max_positions={positions}: the "
                              f"first batch with a text longer than {positions} tokens would stop the fit; set "
                              "model.max_positions >= data.max_length")
+        if longest is not None and self.trained_max_length > longest:
+            raise RunRefused(f"data.max_length={self.trained_max_length} exceeds the {self.encoder.config.mixer} "
+                             f"mixer's max_len={longest}: the first batch with a text longer than {longest} tokens "
+                             "would stop the fit; set max_len >= data.max_length in model.encoder.mixer_options, or "
+                             "lower data.max_length")
 
     def _data_max_length(self) -> int | None:
         """The data.max_length of the Trainer's data module; None without a Trainer, a data module or that
