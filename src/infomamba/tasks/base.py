@@ -25,6 +25,7 @@ from infomamba.mixers import without_training_terms
 from infomamba.tasks.checkpoint_file import other_model_problem
 from infomamba.tasks.compile_note import note_compile_on_cpu
 from infomamba.tasks.registry import class_path
+from infomamba.tasks.size_note import note_size
 
 
 def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -229,10 +230,12 @@ class TaskModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         """A precision the model cannot run is refused before the first batch (`refused_precision`); `compile` on a
-        CPU is noted (`note_compile_on_cpu`)."""
+        CPU is noted (`note_compile_on_cpu`), and a fit's mixer not size-matched to InfoMamba's (`note_size`)."""
         problem = refused_precision(self.trainer.precision)
         if problem:
             raise RunRefused(problem)
+        if stage == "fit":
+            note_size(self.encoder_config)
         if self.hparams.compile:  # (the device is asked for only then)
             note_compile_on_cpu(self.hparams.compile, self.trainer.strategy.root_device)
 

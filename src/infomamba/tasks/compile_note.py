@@ -1,5 +1,5 @@
-"""The note that `--compile` on a CPU costs minutes: there the fused ops run their PyTorch references, which Dynamo
-breaks into many graphs (README, "Speed"), so a fit of a few steps spends its time compiling."""
+"""The note that `--compile` on a CPU costs minutes: there the fused ops run their PyTorch references (README,
+"Speed"), so a fit of a few steps spends its time compiling."""
 from __future__ import annotations
 
 import torch
