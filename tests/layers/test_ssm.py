@@ -73,7 +73,7 @@ def test_ssd_form_parameters_and_their_initialisation():
     dt = torch.nn.functional.softplus(ssd.dt_proj.bias)
     assert ((dt >= 1e-3 * 0.999) & (dt <= 0.1 * 1.001)).all()
     assert mamba1.dt_proj.bias.shape == (inner,) and mamba1.A_log.shape == (inner, n) and mamba1.heads is None
-    with pytest.raises(ValueError, match=r"inner 24, heads 5"):
+    with pytest.raises(ValueError, match=r"^ssm_heads=5 must divide the SSM's inner width 24 "):
         SelectiveSSM(inner, dt_rank=rank, heads=5)
 
 

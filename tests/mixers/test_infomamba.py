@@ -199,7 +199,7 @@ def test_ssm_heads_is_the_per_channel_ssm_with_head_shared_dt_and_a(causal):
     with torch.no_grad():
         ssd.ssm[0].A_log[0] -= 3.0     # head 0 of the forward scan remembers 20x longer
     assert (run(ssd, x) - y).abs().max() > 1e-3 * y.abs().max()   # (the equality holds to ~1e-8)
-    with pytest.raises(ValueError, match="inner 32, heads 5"):
+    with pytest.raises(ValueError, match=r"^mixer .infomamba.: ssm_heads=5 must divide the SSM.s inner width 32 "):
         build(ssm_heads=5)
 
 

@@ -56,5 +56,5 @@ def test_ssm_heads_gives_every_direction_the_ssd_form(causal):
     y.square().sum().backward()
     assert torch.isfinite(y).all() and (x.grad[1, 6:] == 0).all() and x.grad[1, :6].abs().sum() > 0
     assert all(s.A_log.grad is not None and s.A_log.grad.abs().sum() > 0 for s in ssms)
-    with pytest.raises(ValueError, match="inner 32, heads 5"):
+    with pytest.raises(ValueError, match=r"^mixer .localmamba.: ssm_heads=5 must divide the SSM.s inner width 32 "):
         build_mixer("localmamba", DIM, causal=causal, ssm_heads=5)

@@ -90,5 +90,5 @@ def test_ssm_heads_gives_the_scan_the_ssd_form(causal):
     y.square().sum().backward()
     assert torch.isfinite(y).all() and (x.grad[1, 7:] == 0).all() and x.grad[1, :7].abs().sum() > 0
     assert m.ssm.A_log.grad is not None and m.ssm.A_log.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="inner 16, heads 32"):
+    with pytest.raises(ValueError, match=r"^mixer .mambavision.: ssm_heads=32 must divide the SSM.s inner width 16 "):
         build_mixer("mambavision", DIM, causal=causal, expand=2, ssm_heads=2 * DIM)   # divides E = 32, not 16

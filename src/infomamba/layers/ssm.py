@@ -62,7 +62,8 @@ class SelectiveSSM(nn.Module):
         super().__init__()
         require_positive("the selective SSM", d_state=d_state, d_conv=d_conv, dt_rank=dt_rank, inner=inner)
         if heads is not None and (heads < 1 or inner % heads):
-            raise ValueError(f"SSD heads must divide the SSM's inner width: inner {inner}, heads {heads}")
+            raise ValueError(f"ssm_heads={heads} must divide the SSM's inner width {inner} (the SSD form's heads "
+                             "split it)")
         self.reverse = reverse
         self.d_state = d_state
         self.dt_rank = dt_rank

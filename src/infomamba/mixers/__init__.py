@@ -183,7 +183,12 @@ def build_mixer(name: str, dim: int, *, causal: bool = False, layer_idx: int = 0
     if unknown:
         raise ValueError(f"mixer {name!r} got unknown option(s) {unknown}; accepted: {sorted(accepted)}")
     require_types(f"mixer {name!r}", option_hints(name), **options)
-    mixer = cls(dim, causal=causal, layer_idx=layer_idx, depth=depth, **options)  # its own refusal says why
+    try:
+        mixer = cls(dim, causal=causal, layer_idx=layer_idx, depth=depth, **options)  # its own refusal says why
+    except ValueError as err:  # named for the mixer where a layer inside it refused (an SSM's heads, a size)
+        if str(err).startswith((name, "mixer ")):
+            raise
+        raise ValueError(f"mixer {name!r}: {err}") from err
     if causal and not cls.causal_capable:
         raise ValueError(f"mixer {name!r} cannot be causal (its class declares causal_capable = False)")
     return mixer
