@@ -657,6 +657,23 @@ def test_a_manifests_files_of_one_name_in_different_folders_are_all_kept(tmp_pat
     assert dict(skips.counts) == {"duplicate_id": 1} and "m.json:3" in skips.describe()
 
 
+def test_manifest_durations_that_disagree_with_the_audio_are_a_one_line_error_naming_the_line(tmp_path):
+    """Durations ten times too large had dropped most of a split as too long, with only a skip count to show; within
+    0.1 s they pass (a manifest rounds them), and a line past the checked ones is not read."""
+    rows = [{"audio_filepath": str(_wav(tmp_path / f"{i}.wav", seconds=1.0).name), "text": "alpha", "duration": d}
+            for i, d in enumerate([1.04, 1.0, 10.0])]
+    (tmp_path / "m.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(ValueError) as info:
+        read_manifest(tmp_path / "m.json")
+    assert str(info.value) == (f"{tmp_path / 'm.json'}:3: 'duration' is 10 s but {tmp_path / '2.wav'} holds 1.00 s of "
+                               "audio; fix the manifest's durations, or leave them out to read them from the files")
+    checked = [{"audio_filepath": _wav(tmp_path / f"c{i}.wav", seconds=1.0).name, "text": "alpha", "duration": 1.0}
+               for i in range(8)]
+    (tmp_path / "n.json").write_text("".join(json.dumps(row) + "\n" for row in [*checked, rows[2]]))
+    utts, _ = read_manifest(tmp_path / "n.json")
+    assert [u.duration for u in utts] == [1.0] * 8 + [10.0]
+
+
 def test_an_evaluation_split_left_with_no_usable_utterance_is_an_error_naming_it(tmp_path):
     """A test split whose every transcript held a digit came out as a traceback from the loader ("max() arg is an
     empty sequence", or the sampler's "got no samples"), naming neither the split nor why it was empty."""

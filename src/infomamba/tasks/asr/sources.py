@@ -174,11 +174,13 @@ def read_manifest(manifest: str | os.PathLike) -> tuple[list[Utterance], SkipLog
     line to mend is known. A well-formed line whose audio file is missing is different (a corpus partly
     downloaded or pruned) and is counted as ``no_audio``. A line naming an audio file an earlier line named is
     counted as ``duplicate_id``; files of one name in different folders (``spk1/001.wav``, ``spk2/001.wav``) are
-    different recordings, all kept.
+    different recordings, all kept. The first ``CHECKED_DURATIONS`` given durations are checked against their files'
+    headers (`check_durations`).
     """
     manifest = Path(manifest)
     skips = SkipLog()
     entries = []
+    given: list[tuple[int, Path, float]] = []
     seen: set[Path] = set()
     for lineno, row in _manifest_rows(manifest, ("audio_filepath", "text")):
         path = _resolve(manifest, row["audio_filepath"])
@@ -192,7 +194,25 @@ def read_manifest(manifest: str | os.PathLike) -> tuple[list[Utterance], SkipLog
             continue
         duration = row.get("duration")
         entries.append((utt_id, str(path), None if duration is None else float(duration), row["text"]))
+        if duration is not None and len(given) < CHECKED_DURATIONS:
+            given.append((lineno, path, float(duration)))
+    check_durations(manifest, given)
     return _finish(entries, skips, audio_duration), skips
+
+
+CHECKED_DURATIONS = 8  # header reads: the manifest's durations spare reading every file's
+
+
+def check_durations(manifest: Path, given: list[tuple[int, Path, float]]) -> None:
+    """A manifest whose durations (line number, audio file, seconds) disagree with the audio's (by more than 0.1 s
+    and 5 %) is a one-line ``ValueError`` naming the first such line: the durations decide which utterances
+    data.min/max_duration keep and how batches are packed, so durations of another unit or another file would
+    silently drop most of a split as too long or too short. A file that cannot be read is left to the loader."""
+    for lineno, path, duration in given:
+        measured = _try(audio_duration, path)
+        if not isinstance(measured, AudioError) and abs(duration - measured) > max(0.1, 0.05 * measured):
+            raise ValueError(f"{manifest}:{lineno}: 'duration' is {duration:g} s but {path} holds {measured:.2f} s of "
+                             "audio; fix the manifest's durations, or leave them out to read them from the files")
 
 
 def _manifest_rows(manifest: Path, keys: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
