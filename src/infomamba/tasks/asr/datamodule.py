@@ -629,7 +629,7 @@ class ASRDataModule(L.LightningDataModule):
         elif self.root is not None:
             base = Path(self.root)
             folders = sorted(p.name for b in (base, base / "LibriSpeech") if b.is_dir() for p in b.iterdir()
-                             if p.is_dir() and p.name != "LibriSpeech")
+                             if p.is_dir() and next(p.glob("*/*/*.trans.txt"), None))  # not meta/, LibriSpeech/
             parts.append(f"split folders under {self.root}: {folders}")
         if self.hub_id is not None:
             parts.append(f"hub {self.hub_id}")
