@@ -336,7 +336,7 @@ def ordered(table: Table, records: list[dict]) -> dict[str, list[dict]]:
 def markdown_table(table: Table, records: list[dict]) -> str:
     unit = " (%)" if table.percent else ""
     head = ["row", "n", *(f"{m}{unit}" for m in table.metrics), f"{table.metrics[0]} by seed",
-            f"best {table.val_metric}{unit}", "epochs", "fit wall (s, mean)"]
+            f"best {table.val_metric}{unit}", "epochs", "steps", "fit wall (s, mean)"]
     if table.paper:
         head.insert(2 + len(table.metrics), "paper")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -352,7 +352,8 @@ def markdown_table(table: Table, records: list[dict]) -> str:
         cells.append(", ".join(f"{r['seed']}: {r['test'][main] * scale:.2f}" for r in runs if main in r["test"]))
         vals = [r["val_best"] for r in runs if r.get("val_best") is not None]
         cells.append(fmt(*aggregate(vals)[:2], table.percent) if vals else "–")
-        cells.append(", ".join(map(str, sorted({r["epochs"] for r in runs if "epochs" in r}))) or "–")
+        for key in ("epochs", "steps"):  # a guard's or a smoke run's (--max-steps) early stop shows here
+            cells.append(", ".join(map(str, sorted({r[key] for r in runs if r.get(key) is not None}))) or "–")
         cells.append(f"{statistics.fmean(r['fit_s'] for r in runs):.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

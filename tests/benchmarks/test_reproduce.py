@@ -100,9 +100,9 @@ def fake(tmp_path, monkeypatch):
     return run, called, out
 
 
-def record(row, seed, acc, val=0.3, curve=None, epochs=2):
+def record(row, seed, acc, val=0.3, curve=None, epochs=2, steps=20):
     return {"row": row, "seed": seed, "test": {"test/acc": acc}, "val_best": val, "fit_s": 10.0, "test_s": 1.0,
-            "epochs": epochs,
+            "epochs": epochs, "steps": steps,
             "curve": curve or [[9, 0, val - 0.1], [19, 1, val]], "command": "python benchmarks/reproduce.py x",
             "device": "CPU (2 cores)", "commit": "abc", "finished": "2026-12-02T10:00:00+00:00"}
 
@@ -120,7 +120,7 @@ def test_aggregate_one_and_three_seeds():
                                                             zip((0, 1, 2), (0.80, 0.85, 0.90)))])
     lines = md.splitlines()
     assert lines[0] == ("| row | n | test/acc (%) | paper | test/acc by seed | best val/acc (%) | epochs "
-                        "| fit wall (s, mean) |")
+                        "| steps | fit wall (s, mean) |")
     assert lines[2].startswith("| one | 1 | 80.00 ± – |  | 0: 80.00 |")
     assert lines[3].startswith("| three | 3 | 85.00 ± 5.00 | 85.1 | 0: 80.00, 1: 85.00, 2: 90.00 |")
 
@@ -307,12 +307,15 @@ tiny:
     assert "<!-- reproduce:tiny start -->" in docs.read_text() and (tmp_path / "reproduce_tiny.png").is_file()
 
 
-def test_table_shows_how_many_epochs_each_row_ran():
-    """Runs a --trainer.max_time guard stopped early (50 and 59 of 64 epochs) are not shown as the full recipe."""
-    table = rp.Table(name="t", rows={"cut": [], "full": []})
-    md = rp.markdown_table(table, [record("cut", 1, 0.93, epochs=59), record("cut", 2, 0.94, epochs=50),
-                                   record("full", 0, 0.9, epochs=64), record("full", 1, 0.9, epochs=64)])
-    assert "| 50, 59 | 10 |" in md.splitlines()[2] and "| 64 | 10 |" in md.splitlines()[3]
+def test_table_shows_how_many_epochs_and_steps_each_row_ran():
+    """Runs a --trainer.max_time guard stopped early (50 and 59 of 64 epochs) are not shown as the full recipe, nor a
+    smoke run of --max-steps 2."""
+    table = rp.Table(name="t", rows={"cut": [], "full": [], "smoke": []})
+    runs = [("cut", 1, 59), ("cut", 2, 50), ("full", 0, 64), ("full", 1, 64)]
+    md = rp.markdown_table(table, [*(record(row, seed, 0.9, epochs=epochs, steps=10 * epochs)
+                                     for row, seed, epochs in runs), record("smoke", 0, 0.1, epochs=1, steps=2)])
+    lines = md.splitlines()
+    assert "| 50, 59 | 500, 590 | 10 |" in lines[2] and "| 64 | 640 | 10 |" in lines[3] and "| 1 | 2 | 10 |" in lines[4]
 
 
 def test_a_seed_given_twice_is_refused(fake):

@@ -18,7 +18,7 @@ import torch
 from infomamba.tasks.asr.audio import LogMel
 from infomamba import EncoderConfig
 from infomamba.losses import LossWeights
-from infomamba.tasks.asr.datamodule import ASRDataModule, collate_asr, hold_out, speaker_of
+from infomamba.tasks.asr.datamodule import ASRDataModule, audio_time, collate_asr, hold_out, speaker_of, utterances
 from infomamba.tasks.asr.module import CTCSpeechRecognizer
 from infomamba.tasks.asr.sources import Utterance, read_manifest
 
@@ -586,6 +586,13 @@ def test_setup_prints_a_dataset_summary(tree, caplog):
     assert "no_transcript=1" in fit and "unreadable=1" in fit and "training set 11 utterances" in fit
     assert "vocabulary char (29 symbols, blank included)" in fit
     assert "test-8k 5 utterances" in test and "test-ogg 3 utterances" in test
+    assert re.search(r"dev-clean 3 utterances \(\d\.\d s\)", fit), fit  # seconds of audio: not "0.00 h"
+
+
+def test_summary_amounts_read_in_the_unit_of_their_size():
+    assert [utterances(n) for n in (0, 1, 2)] == ["0 utterances", "1 utterance", "2 utterances"]
+    assert [audio_time(s) for s in (4.24, 59.9, 90.0, 359.0, 360.0, 7200.0)] == [
+        "4.2 s", "59.9 s", "1.5 min", "6.0 min", "0.10 h", "2.00 h"]
 
 
 def test_pad_multiple_rounds_frames_up_and_the_model_reads_only_the_real_ones():

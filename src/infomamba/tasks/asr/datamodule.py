@@ -158,6 +158,19 @@ def collate_asr(items: list[dict[str, Any]], pad_multiple: int | None = None) ->
     return batch
 
 
+
+def utterances(count: int) -> str:
+    """'1 utterance', 'N utterances'."""
+    return f"{count} utterance{'s' * (count != 1)}"
+
+
+def audio_time(seconds: float) -> str:
+    """Audio time for a summary: hours from 0.1 h on, else minutes from a minute, else seconds (a split of a few
+    seconds had read '0.00 h')."""
+    if seconds >= 360:
+        return f"{seconds / 3600:.2f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+
 class ASRDataModule(L.LightningDataModule):
     """Speech recognition data: LibriSpeech-layout trees, NeMo manifests or HF hub splits.
 
@@ -555,12 +568,12 @@ class ASRDataModule(L.LightningDataModule):
         parts = []
         for name in names:
             stats = self.split_stats[name]
-            part = f"{name} {stats['utterances']} utterances ({stats['hours']:.2f} h"
+            part = f"{name} {utterances(stats['utterances'])} ({audio_time(3600 * stats['hours'])}"
             if stats["skipped"]:
                 part += ", skipped " + " ".join(f"{reason}={n}" for reason, n in sorted(stats["skipped"].items()))
             parts.append(part + ")")
         if self._train is not None and self.train_splits[0] in names:
-            parts.append(f"training set {len(self._train)} utterances")
+            parts.append(f"training set {utterances(len(self._train))}")
         if self._vocab is not None:
             parts.append(f"vocabulary {self.vocab_kind} ({len(self._vocab)} symbols, blank included)")
         rank_zero_info("ASR data: " + "; ".join(parts))
@@ -571,7 +584,7 @@ class ASRDataModule(L.LightningDataModule):
             "utterances": len(kept), "hours": hours, "skipped": dict(skips.counts),
             "ctc_infeasible": kept_infeasible,
         }
-        message = f"ASR split {name!r}: {len(kept)} utterances, {hours:.3f} h"
+        message = f"ASR split {name!r}: {utterances(len(kept))}, {audio_time(3600 * hours)}"
         if kept_infeasible:
             message += f"; {kept_infeasible} kept although too short for CTC (filter_eval=False)"
         if skips.total():
