@@ -1,8 +1,8 @@
 """The note that a fit's mixer is not size-matched to InfoMamba's (DESIGN.md, "Fair comparison": within ±10 % of its
 parameters, by inner widths alone). A baseline given only `--model.encoder.mixer=attention` keeps its default inner
 widths, so at the text recipes' size (dim 256, depth 4: configs/imdb.yaml) it has 37.7 % fewer encoder parameters than
-InfoMamba, a difference a comparison of their metrics would silently count as the mixer's. The fit says so once, with the options of
-configs/size_matched.yaml for its size where there is a setting."""
+InfoMamba, a difference a comparison of their metrics would silently count as the mixer's. The fit says so once,
+with the options of configs/size_matched.yaml for its size where there is a setting."""
 from __future__ import annotations
 
 from dataclasses import replace
