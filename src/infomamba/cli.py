@@ -704,7 +704,6 @@ def main(argv: list[str] | None = None) -> None:
                 command = args[0] if args and args[0] in self._subcommand_parsers else None
                 accepted = [action.dest for action in self._subcommand_parsers[command]._actions] if command else []
                 explained = parse_error_message(message, accepted, files)
-                label = f"infomamba {command} --task {name}" if command else f"infomamba --task {name}"
                 raise SystemExit(f"{label}: {explained or message}\n"
                                  f"(every option: infomamba {command or 'fit'} --task {name} --help)") from None
 
@@ -729,9 +728,8 @@ def main(argv: list[str] | None = None) -> None:
         def before_instantiate_classes(self):
             config = self.config[self.subcommand]
             if self.subcommand in EVALUATIONS and config.ckpt_path is None:
-                raise SystemExit(f"infomamba {self.subcommand} --task {name} needs --ckpt_path (a trained "
-                                 f"checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt): without one "
-                                 f"the model is untrained")
+                raise SystemExit(f"{label} needs --ckpt_path (a trained checkpoint, e.g. "
+                                 f"runs/{name}/version_N/checkpoints/last.ckpt): without one the model is untrained")
             resumed = resumed_run(config, self.subcommand)
             problem = resumed and checkpoint_problem(resumed / LAST, task.name, task.module)
             if problem:
@@ -739,8 +737,8 @@ def main(argv: list[str] | None = None) -> None:
             if config.trainer.enable_checkpointing is False:
                 self.trainer_defaults["callbacks"] = without_checkpoints(self.trainer_defaults["callbacks"])
             if resumed is None and config.ckpt_path is not None and not Path(config.ckpt_path).is_file():
-                raise SystemExit(f"infomamba {self.subcommand} --task {name}: --ckpt_path {config.ckpt_path} is not "
-                                 f"a file (give a checkpoint, e.g. runs/{name}/version_N/checkpoints/last.ckpt)")
+                raise SystemExit(f"{label}: --ckpt_path {config.ckpt_path} is not a file (give a checkpoint, e.g. "
+                                 f"runs/{name}/version_N/checkpoints/last.ckpt)")
             if self.subcommand in EVALUATIONS:
                 checkpoint.update(checkpoint_contents(config.ckpt_path, task.links.values(), data_cls.__qualname__))
                 trained_data(config.data, checkpoint["data_hparams"], task.trained_data, given_keys(rest, "data"))
@@ -763,7 +761,6 @@ def main(argv: list[str] | None = None) -> None:
                 hold(resumed or claimed[-1].folder)
 
         def instantiate_classes(self):
-            label = f"infomamba {self.subcommand} --task {name}"
             try:
                 super().instantiate_classes()
             except (ValueError, FileNotFoundError, ImportError, MisconfigurationException) as err:  # rejected: one line
@@ -816,12 +813,12 @@ def main(argv: list[str] | None = None) -> None:
         for claim in filter(None, claimed):
             remove_if_empty(claim.top)
         if isinstance(err, RunRefused):
-            raise SystemExit(f"infomamba {args[0]} --task {name}: {err}") from None
+            raise SystemExit(f"{label}: {err}") from None
         if isinstance(err, SystemExit) and refusal_without_label(err):
             raise SystemExit(f"{label}: {err.code}") from None
         if interrupted and isinstance(err, SystemExit) and err.code == 1:  # Lightning's exit after Ctrl-C
             err = KeyboardInterrupt()
-        stopped = stopped_outside_training(err, f"infomamba {args[0]} --task {name}", claimed)
+        stopped = stopped_outside_training(err, label, claimed)
         if stopped:
             raise stopped from None
         raise

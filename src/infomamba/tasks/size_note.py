@@ -40,8 +40,9 @@ def size_note(config: EncoderConfig) -> str | None:
             f"not size-matched to it; {hint}")
 
 
+@rank_zero_only
 def note_size(config: EncoderConfig) -> None:
-    """Say `size_note` on rank 0 where it applies."""
+    """Say `size_note` where it applies: on rank 0, the only one that counts the two encoders."""
     line = size_note(config)
     if line is not None:
-        rank_zero_only(say)(line)
+        say(line)
