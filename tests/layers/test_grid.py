@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from infomamba.layers.grid import GridConv, MultiScan, grid_shape, scan_order
+from infomamba.layers.grid import GridConv, MultiScan, _kept_order, grid_shape, scan_order
 
 
 def test_window_order_on_a_small_grid():
@@ -105,7 +105,7 @@ def test_grid_conv_zeroes_padding_first():
 def test_a_route_first_read_under_inference_mode_trains_after(direction):
     """The cached order of a first call under torch.inference_mode (an evaluation, a bench's inference rows) serves a
     later training step, whose backward saves the tensors it indexes with."""
-    scan_order.cache_clear()
+    _kept_order.cache_clear()
     scans = MultiScan(8, (direction,), dt_rank=1, d_state=4, d_conv=2)
     x = torch.randn(2, 3 * 5, 8)
     with torch.inference_mode():

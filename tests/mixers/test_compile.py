@@ -38,6 +38,17 @@ def test_forward_and_backward_trace_without_graph_breaks(name, options, kernels,
     assert explained.graph_count == 1
 
 
+@pytest.mark.parametrize("name", list_mixers())
+def test_every_mixer_on_an_image_grid_traces_without_graph_breaks(name):
+    """Image tokens on a 4 x 6 grid: the 2-D routes (VMamba's columns, LocalMamba's 2 x 2 windows) are made in the
+    graph with static shapes; a window route cut out of a padded grid by a mask had broken it 6 times."""
+    mixer = build_mixer(name, 16, **LINEAR_SIZES.get(name, {})).to(DEVICE)
+    x = torch.randn(2, 24, 16, device=DEVICE, requires_grad=True)
+    explained = torch._dynamo.explain(mixer)(x, None, (4, 6))
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+
+
 @pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
 @pytest.mark.parametrize("name", ["infomamba", "mamba"])
 def test_the_ssd_form_traces_without_graph_breaks(name, causal):

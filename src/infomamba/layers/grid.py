@@ -61,30 +61,45 @@ def check_direction(direction: str) -> None:
                          f"optionally with '_flip'")
 
 
-@lru_cache(maxsize=256)
-def scan_order(direction: str, hw: tuple[int, int]) -> torch.Tensor | None:
-    """Row-major indices of the tokens in the order `direction` reads them (flip aside); None for
-    the row-major order itself (always the case on a 1 x L grid). Kept from call to call, so made outside inference
-    mode: an inference tensor, made by a first call under `torch.inference_mode`, could not be saved for the backward
-    of a later training step."""
+def scan_order(direction: str, hw: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """Row-major indices (on `device`) of the tokens in the order `direction` reads them (flip aside); None for
+    the row-major order itself (always the case on a 1 x L grid). Kept from call to call (`_kept_order`), except
+    while torch.compile traces (made in its graph, where its static shapes fold to a constant) and while a CUDA graph
+    is captured (whose kernels only run when it is replayed: a kept order would hold no values)."""
     base = direction.removesuffix("_flip")
     H, W = hw
     if base == "h" or H == 1:
         return None
+    if torch.compiler.is_compiling() or _capturing(device):
+        return _order(base, H, W, device)
+    return _kept_order(base, H, W, device)
+
+
+def _capturing(device: torch.device | str) -> bool:
+    return torch.device(device).type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
+@lru_cache(maxsize=256)
+def _kept_order(base: str, H: int, W: int, device: torch.device | str) -> torch.Tensor:
+    """`_order`, made outside inference mode: an inference tensor, made by a first call under
+    `torch.inference_mode`, could not be saved for the backward of a later training step."""
     with torch.inference_mode(False):
-        return _order(base, H, W)
+        return _order(base, H, W, device)
 
 
-def _order(base: str, H: int, W: int) -> torch.Tensor:
-    """`scan_order` of the "v" or "w<k>" route."""
-    index = torch.arange(H * W, device="cpu").view(H, W)
+def _order(base: str, H: int, W: int, device: torch.device | str) -> torch.Tensor:
+    """The "v" or "w<k>" route as the argsort of each token's place in it: column-major, or window by window
+    (windows row-major, border windows holding fewer tokens) and row-major within a window. Static shapes (no
+    masking out of a padded grid), so that torch.compile traces it without a graph break."""
+    r = torch.arange(H, device=device).view(H, 1)
+    c = torch.arange(W, device=device).view(1, W)
     if base == "v":
-        return index.t().reshape(-1)
-    k = int(base[1:])
-    rows, cols = math.ceil(H / k), math.ceil(W / k)
-    padded = F.pad(index, (0, cols * k - W, 0, rows * k - H), value=-1)
-    order = padded.view(rows, k, cols, k).permute(0, 2, 1, 3).reshape(-1)
-    return order[order >= 0]
+        place = c * H + r
+    else:
+        k = int(base[1:])
+        window = (r // k) * math.ceil(W / k) + c // k
+        place = window * k * k + (r % k) * k + c % k
+    return place.reshape(-1).argsort()
 
 
 class MultiScan(nn.Module):
@@ -105,15 +120,12 @@ class MultiScan(nn.Module):
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None, hw: tuple[int, int]) -> list[torch.Tensor]:
         outs = []
         for direction, ssm in zip(self.directions, self.ssms):
-            order = scan_order(direction, hw)
+            order = scan_order(direction, hw, x.device)
             if order is None:
                 outs.append(ssm(x, padding_mask))
                 continue
             # a permuted order only exists on a real grid, where grid_shape has refused padding
-            order = order.to(x.device)
-            inverse = torch.empty_like(order)
-            inverse[order] = torch.arange(order.numel(), device=x.device)
-            outs.append(ssm(x[:, order])[:, inverse])
+            outs.append(ssm(x[:, order])[:, order.argsort()])
         return outs
 
 
