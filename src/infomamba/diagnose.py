@@ -219,7 +219,7 @@ def batches(datamodule, loader, device, input_key: str, limit: int | None, what:
     except TypeError:  # an iterable loader
         total = limit
     of = "" if total is None else f" of {total}"
-    print(f"[diagnose] {what}" + ("" if total is None else f" ({total} batches{'' if limit else ' in all'})"),
+    print(f"[diagnose] {what}" + ("" if total is None else f" ({total} batches{'' if limit else ' in the split'})"),
           flush=True)
     seen, start = 0, time.perf_counter()
     shown = start
