@@ -77,6 +77,14 @@ for part in "$@"; do
            for run in $OUT/bench_ce_*/; do
              python3 benchmarks/ssm_goals.py $run/bench.csv --mixers 'infomamba{ssm_heads: 12}' | tee -a ${run%/}.log
            done ;;
+    # the 2-D routes' mixers (VMamba's columns, LocalMamba's windows): their tests on the GPU, then at 224 px eager,
+    # graphed and compiled with reduce-overhead, on each of AB_BASES (.devdata/ab/<commit>) and this code
+    grid_routes) timeout 200 python3 -m pytest -q -p no:cacheprovider -n ${WORKERS:-14} tests/mixers/test_compile.py \
+             tests/layers tests/mixers/test_vmamba.py tests/mixers/test_localmamba.py tests/test_cuda_graphs.py \
+             > $OUT/tests_grid.log 2>&1; echo "tests rc=$?" >> $OUT/tests_grid.log; tail -3 $OUT/tests_grid.log
+           per_base grid ${AB_GUARD:-220} "${AB_BASES:-}" --mixers ${GRID_MIXERS:-vmamba localmamba} --resolutions 224 --batch 64 \
+             --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs --compile \
+             --compile-modes reduce-overhead ;;
     # the MI-hash term's kernels, beside the earlier file HASH_BASELINE; their tests and the optimizer's
     hash) timeout 240 python3 -m pytest -q -p no:cacheprovider -n 8 --durations 15 tests/ops/test_hash_bucket_triton.py \
             tests/ops/test_hash_bucket.py tests/tasks/test_base.py tests/test_cuda_graphs.py tests/test_bench.py \
@@ -198,12 +206,12 @@ for part in "$@"; do
     # "kernels" (every Triton kernel), or op folders sent to their PyTorch references (INFOMAMBA_KERNELS=reference:...),
     # which Inductor can fuse into the glue around them where it cannot see into a custom op
     compile_refs) for refs in ${REF_SETS:-kernels silu_gate silu_gate,concept_assign,hash_bucket}; do
-             log=$OUT/bench_refs_${refs//,/+}.log; echo "== INFOMAMBA_KERNELS=reference:$refs" > $log
+             log=$OUT/bench_refs_${refs//,/-}.log; echo "== INFOMAMBA_KERNELS=reference:$refs" > $log
              INFOMAMBA_KERNELS=$([ $refs = kernels ] || echo reference:$refs) timeout ${REFS_GUARD:-200} python3 -m \
                infomamba.bench --mixers 'infomamba{ssm_heads: 12}' --resolutions ${COMPILE_RES:-224} --batch 64 \
                --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs --compile \
-               --compile-modes reduce-overhead --out $OUT/bench_refs_${refs//,/+} >> $log 2>&1
-             echo "rc=$?" >> $log; rm -f $OUT/bench_refs_${refs//,/+}/bench.md
+               --compile-modes reduce-overhead --out $OUT/bench_refs_${refs//,/-} >> $log 2>&1
+             echo "rc=$?" >> $log; rm -f $OUT/bench_refs_${refs//,/-}/bench.md
              grep -v Warning $log | grep "^==\|rc=\|^| \|path"
            done ;;
     # the 16,384-token goal row under torch.compile (SSD form, attention, mamba; eager, graphed, reduce-overhead); with

@@ -3,7 +3,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from infomamba.layers.grid import GridConv, MultiScan, _kept_order, grid_shape, scan_order
+from infomamba.layers.grid import GridConv, MultiScan, _kept_place, grid_shape, route_place
+
+
+def scan_order(direction, grid):
+    """The tokens (row-major indices) in the order the route reads them; None for the row-major route."""
+    place = route_place(direction, grid)
+    return None if place is None else place.argsort()
 
 
 def test_window_order_on_a_small_grid():
@@ -18,19 +24,19 @@ def test_border_windows_hold_fewer_tokens():
 
 @pytest.mark.parametrize("direction", ["v", "w2", "w3_flip", "w7"])
 @pytest.mark.parametrize("grid", [(4, 6), (5, 7), (3, 2)])
-def test_orders_are_permutations_with_an_inverse(direction, grid):
-    order = scan_order(direction, grid)
+def test_places_are_permutations_that_route_and_read_back(direction, grid):
+    place = route_place(direction, grid)
     n = grid[0] * grid[1]
-    assert sorted(order.tolist()) == list(range(n))
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(n)
+    assert sorted(place.tolist()) == list(range(n))
     x = torch.randn(n)
-    assert torch.equal(x[order][inverse], x)
+    routed = torch.empty_like(x).index_copy(0, place, x)
+    assert torch.equal(routed, x[scan_order(direction, grid)])
+    assert torch.equal(routed.index_select(0, place), x)
 
 
 @pytest.mark.parametrize("direction", ["h", "v", "w2", "w7_flip"])
 def test_one_dimensional_input_reads_contiguous_tokens(direction):
-    assert scan_order(direction, (1, 17)) is None
+    assert route_place(direction, (1, 17)) is None
 
 
 def test_grid_shape_and_its_refusals():
@@ -105,7 +111,7 @@ def test_grid_conv_zeroes_padding_first():
 def test_a_route_first_read_under_inference_mode_trains_after(direction):
     """The cached order of a first call under torch.inference_mode (an evaluation, a bench's inference rows) serves a
     later training step, whose backward saves the tensors it indexes with."""
-    _kept_order.cache_clear()
+    _kept_place.cache_clear()
     scans = MultiScan(8, (direction,), dt_rank=1, d_state=4, d_conv=2)
     x = torch.randn(2, 3 * 5, 8)
     with torch.inference_mode():
@@ -113,3 +119,20 @@ def test_a_route_first_read_under_inference_mode_trains_after(direction):
     out, = scans(x.requires_grad_(), None, (3, 5))
     out.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_a_compiled_route_equals_the_kept_one():
+    """Under torch.compile the route is made in the graph (not read from the cache): the scans' values and input
+    gradients equal eager's for a window route, its flip and the column route, on a grid with border windows."""
+    torch.manual_seed(0)
+    scans = MultiScan(8, ("w2", "w2_flip", "v"), dt_rank=1, d_state=4, d_conv=2)
+    x = torch.randn(2, 5 * 7, 8, requires_grad=True)
+    compiled = torch.compile(scans, backend="aot_eager", fullgraph=True)
+    results = []
+    for run in (scans, compiled):
+        outs = torch.cat(run(x, None, (5, 7)), -1)
+        weights = torch.arange(outs.numel()).view_as(outs).sin()
+        results.append((outs.detach(), *torch.autograd.grad((outs * weights).sum(), x)))
+    (eager, eager_grad), (traced, traced_grad) = results
+    torch.testing.assert_close(traced, eager)
+    torch.testing.assert_close(traced_grad, eager_grad)

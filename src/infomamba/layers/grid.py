@@ -8,7 +8,6 @@ order (flipped ones its reverse).
 """
 from __future__ import annotations
 
-import math
 import numbers
 import re
 from functools import lru_cache
@@ -61,18 +60,18 @@ def check_direction(direction: str) -> None:
                          f"optionally with '_flip'")
 
 
-def scan_order(direction: str, hw: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor | None:
-    """Row-major indices (on `device`) of the tokens in the order `direction` reads them (flip aside); None for
-    the row-major order itself (always the case on a 1 x L grid). Kept from call to call (`_kept_order`), except
-    while torch.compile traces (made in its graph, where its static shapes fold to a constant) and while a CUDA graph
-    is captured (whose kernels only run when it is replayed: a kept order would hold no values)."""
+def route_place(direction: str, hw: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """Where each token (row-major) comes in the order `direction` reads them (flip aside), on `device`; None for
+    the row-major order itself (always the case on a 1 x L grid). Kept from call to call (`_kept_place`), except
+    while torch.compile traces (made in its graph: elementwise, of static shape) and while a CUDA graph is captured
+    (whose kernels only run when it is replayed: a kept place would hold no values)."""
     base = direction.removesuffix("_flip")
     H, W = hw
     if base == "h" or H == 1:
         return None
     if torch.compiler.is_compiling() or _capturing(device):
-        return _order(base, H, W, device)
-    return _kept_order(base, H, W, device)
+        return _place(base, H, W, device)
+    return _kept_place(base, H, W, device)
 
 
 def _capturing(device: torch.device | str) -> bool:
@@ -80,26 +79,25 @@ def _capturing(device: torch.device | str) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _kept_order(base: str, H: int, W: int, device: torch.device | str) -> torch.Tensor:
-    """`_order`, made outside inference mode: an inference tensor, made by a first call under
+def _kept_place(base: str, H: int, W: int, device: torch.device | str) -> torch.Tensor:
+    """`_place`, made outside inference mode: an inference tensor, made by a first call under
     `torch.inference_mode`, could not be saved for the backward of a later training step."""
     with torch.inference_mode(False):
-        return _order(base, H, W, device)
+        return _place(base, H, W, device)
 
 
-def _order(base: str, H: int, W: int, device: torch.device | str) -> torch.Tensor:
-    """The "v" or "w<k>" route as the argsort of each token's place in it: column-major, or window by window
-    (windows row-major, border windows holding fewer tokens) and row-major within a window. Static shapes (no
-    masking out of a padded grid), so that torch.compile traces it without a graph break."""
+def _place(base: str, H: int, W: int, device: torch.device | str) -> torch.Tensor:
+    """The "v" or "w<k>" route's place of token (r, c) in closed form: column-major, or window by window (windows
+    row-major, border windows holding fewer tokens, h x w of them) and row-major within a window. Elementwise, so
+    that torch.compile traces it without a graph break (a route cut out of a padded grid by a mask broke it)."""
     r = torch.arange(H, device=device).view(H, 1)
     c = torch.arange(W, device=device).view(1, W)
     if base == "v":
-        place = c * H + r
-    else:
-        k = int(base[1:])
-        window = (r // k) * math.ceil(W / k) + c // k
-        place = window * k * k + (r % k) * k + c % k
-    return place.reshape(-1).argsort()
+        return (c * H + r).reshape(-1)
+    k = int(base[1:])
+    h = (H - r // k * k).clamp(max=k)
+    w = (W - c // k * k).clamp(max=k)
+    return (r // k * k * W + h * (c // k * k) + r % k * w + c % k).reshape(-1)
 
 
 class MultiScan(nn.Module):
@@ -120,12 +118,13 @@ class MultiScan(nn.Module):
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None, hw: tuple[int, int]) -> list[torch.Tensor]:
         outs = []
         for direction, ssm in zip(self.directions, self.ssms):
-            order = scan_order(direction, hw, x.device)
-            if order is None:
+            place = route_place(direction, hw, x.device)
+            if place is None:
                 outs.append(ssm(x, padding_mask))
                 continue
             # a permuted order only exists on a real grid, where grid_shape has refused padding
-            outs.append(ssm(x[:, order])[:, order.argsort()])
+            routed = torch.empty_like(x).index_copy(1, place, x)
+            outs.append(ssm(routed).index_select(1, place))
         return outs
 
 
