@@ -82,8 +82,8 @@ for part in "$@"; do
     grid_routes) timeout 200 python3 -m pytest -q -p no:cacheprovider -n ${WORKERS:-14} tests/mixers/test_compile.py \
              tests/layers tests/mixers/test_vmamba.py tests/mixers/test_localmamba.py tests/test_cuda_graphs.py \
              > $OUT/tests_grid.log 2>&1; echo "tests rc=$?" >> $OUT/tests_grid.log; tail -3 $OUT/tests_grid.log
-           per_base grid ${AB_GUARD:-220} "${AB_BASES:-}" --mixers ${GRID_MIXERS:-vmamba localmamba} --resolutions 224 --batch 64 \
-             --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs --compile \
+           per_base grid ${AB_GUARD:-220} "${AB_BASES:-}" --mixers ${GRID_MIXERS:-vmamba localmamba} --resolutions 224 \
+             --batch 64 --dim 384 --depth 12 --dtype bf16 --warmup 2 --repeats 5 --train --cuda-graphs --compile \
              --compile-modes reduce-overhead ;;
     # the MI-hash term's kernels, beside the earlier file HASH_BASELINE; their tests and the optimizer's
     hash) timeout 240 python3 -m pytest -q -p no:cacheprovider -n 8 --durations 15 tests/ops/test_hash_bucket_triton.py \
