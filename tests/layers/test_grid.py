@@ -8,7 +8,7 @@ from infomamba.layers.grid import GridConv, MultiScan, _kept_place, grid_shape, 
 
 def scan_order(direction, grid):
     """The tokens (row-major indices) in the order the route reads them; None for the row-major route."""
-    place = route_place(direction, grid)
+    place = route_place(direction, grid, "cpu")
     return None if place is None else place.argsort()
 
 
@@ -25,7 +25,7 @@ def test_border_windows_hold_fewer_tokens():
 @pytest.mark.parametrize("direction", ["v", "w2", "w3_flip", "w7"])
 @pytest.mark.parametrize("grid", [(4, 6), (5, 7), (3, 2)])
 def test_places_are_permutations_that_route_and_read_back(direction, grid):
-    place = route_place(direction, grid)
+    place = route_place(direction, grid, "cpu")
     n = grid[0] * grid[1]
     assert sorted(place.tolist()) == list(range(n))
     x = torch.randn(n)
@@ -36,7 +36,7 @@ def test_places_are_permutations_that_route_and_read_back(direction, grid):
 
 @pytest.mark.parametrize("direction", ["h", "v", "w2", "w7_flip"])
 def test_one_dimensional_input_reads_contiguous_tokens(direction):
-    assert route_place(direction, (1, 17)) is None
+    assert route_place(direction, (1, 17), "cpu") is None
 
 
 def test_grid_shape_and_its_refusals():

@@ -60,7 +60,7 @@ def check_direction(direction: str) -> None:
                          f"optionally with '_flip'")
 
 
-def route_place(direction: str, hw: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor | None:
+def route_place(direction: str, hw: tuple[int, int], device: torch.device | str) -> torch.Tensor | None:
     """Where each token (row-major) comes in the order `direction` reads them (flip aside), on `device`; None for
     the row-major order itself (always the case on a 1 x L grid). Kept from call to call (`_kept_place`), except
     while torch.compile traces (made in its graph: elementwise, of static shape) and while a CUDA graph is captured
