@@ -106,13 +106,20 @@ def test_bench_builds_size_matched_models_from_any_folder(tmp_path, monkeypatch)
     assert built[0].encoder.config.mixer_options == setting["mixer_options"]["attention"]
 
 
-def test_the_1d_sweep_alone_covers_linformer_at_its_length(tmp_path):
-    """`--resolutions` with no value and `--lengths` only (a 1-D sweep): Linformer's tables cover the length."""
+def test_the_1d_sweep_alone_builds_the_mixers_of_bounded_length_for_it(tmp_path, capsys):
+    """`--resolutions` with no value and `--lengths` only (a 1-D sweep). Linformer's E and F and VMI-SA's alpha and
+    beta have max_len rows: each is built for the longest sequence measured (VMI-SA's default 4,096 and Linformer's
+    1,024 had stopped the bench with a traceback at 4,100 tokens); an entry's own max_len shorter than it is a usage
+    error before the first row."""
     from infomamba.bench import main
-    main(["--mixers", "linformer", "--resolutions", "--lengths", "96", "--dim", "32", "--depth", "1",
-          "--warmup", "1", "--repeats", "1", "--out", str(tmp_path)])
-    rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
-    assert [(r["model"], r["tokens"]) for r in rows] == [("linformer", "96")]
+    main(["--mixers", "vmisa", "linformer{proj_len: 8}", "--resolutions", "--lengths", "4100", "--seq-batch", "1",
+          "--dim", "32", "--depth", "1", "--warmup", "1", "--repeats", "1", "--out", str(tmp_path / "long")])
+    rows = list(csv.DictReader(open(tmp_path / "long" / "bench.csv")))
+    assert [(r["model"], r["tokens"]) for r in rows] == [("vmisa", "4100"), ("linformer{proj_len: 8}", "4100")]
+    with pytest.raises(SystemExit):
+        main(["--mixers", "vmisa{max_len: 64}", "--resolutions", "--lengths", "96", "--out", str(tmp_path / "short")])
+    assert "'vmisa{max_len: 64}': max_len=64 is shorter than the longest sequence measured (96 tokens)" in \
+        capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--resolutions", "--out", str(tmp_path)])
 

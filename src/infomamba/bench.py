@@ -627,8 +627,6 @@ def main(argv: list[str] | None = None) -> None:
         matched = command_size_matched_options(args.size_matched, args.dim, args.depth, p.prog)
     except FileNotFoundError as err:
         p.error(str(err))
-    if "linformer" in matched:  # its static E/F tables must cover the longest sequence benchmarked
-        matched["linformer"]["max_len"] = max(tokens)
     try:
         entries = [parse_mixer_entry(e) for e in args.mixers]
         to_compile = None if args.compile_mixers is None else [parse_mixer_entry(e)[1:] for e in args.compile_mixers]
@@ -643,9 +641,15 @@ def main(argv: list[str] | None = None) -> None:
                                mixer_options={**matched.get(name, {}), **options})
         try:
             config.validate()
-            build_mixer(name, args.dim, layer_idx=args.depth - 1, depth=args.depth, **config.mixer_options)
+            longest = build_mixer(name, args.dim, layer_idx=args.depth - 1, depth=args.depth,
+                                  **config.mixer_options).max_len
         except (ValueError, TypeError) as err:
             p.error(f"--mixers entry {label!r}: {str(err).splitlines()[0]}")
+        if longest is not None and "max_len" in options and longest < max(tokens):
+            p.error(f"--mixers entry {label!r}: max_len={longest} is shorter than the longest sequence measured "
+                    f"({max(tokens)} tokens)")
+        if longest is not None and "max_len" not in options:  # Linformer's E, F, VMI-SA's alpha, beta: n rows
+            config.mixer_options = {**config.mixer_options, "max_len": max(tokens)}
         configs[label] = config
     try:
         folder = results_folder(args.out)

@@ -20,6 +20,15 @@ def test_directions_per_layer_and_flip():
         build_mixer("localmamba", DIM, directions=["diag"])
 
 
+@pytest.mark.parametrize("directions, says", [
+    (3, "got 3"), ("h", "the string 'h'"), ([["h"], "v"], "got 'v' for layer 1"), ([["h"], [2]], r"got \[2\]"),
+    ([], "at least one")])
+def test_a_malformed_directions_option_is_one_line_naming_it(directions, says):
+    """A config's `directions: 3` reached `directions[0]` before (TypeError: 'int' object is not subscriptable)."""
+    with pytest.raises(ValueError, match=says):
+        build_mixer("localmamba", DIM, layer_idx=1, depth=2, directions=directions)
+
+
 def test_causal_scans_forward_only_on_sequences():
     assert build_mixer("localmamba", DIM, causal=True).scans.directions == DEFAULT_CAUSAL
     with pytest.raises(ValueError, match="cannot scan backwards"):

@@ -10,7 +10,8 @@ from infomamba.tasks.compile_note import compile_on_cpu_note, note_compile_on_cp
 def test_compile_on_a_cpu_gets_the_note(compile):
     note = compile_on_cpu_note(compile, "cpu")
     assert note.startswith("[infomamba] note: torch.compile on a CPU") and "\n" not in note
-    assert "compiles for minutes" in note and "reference path" in note and "drop --compile for CPU runs" in note
+    assert "compiles for minutes" in note and "reference path" in note
+    assert "the run's config.yaml for validate, test and predict" in note and "--model.compile=false" in note
 
 
 @pytest.mark.parametrize("compile, device_type", [(False, "cpu"), (True, "cuda"), ("reduce-overhead", "cuda")])

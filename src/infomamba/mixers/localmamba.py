@@ -77,6 +77,29 @@ class SCAttn(nn.Module):
         return x * channel * spatial
 
 
+def layer_directions(directions, depth: int, layer_idx: int) -> list[str]:
+    """The scan directions of layer `layer_idx`: `directions` is one list of direction names for every layer, or one
+    such list per layer of the stack (`depth` of them); any other value is a one-line error saying what is expected."""
+    expected = "a list of scan directions (or one list per layer)"
+    if isinstance(directions, str):
+        raise ValueError(f"localmamba directions must be {expected}, got the string {directions!r}: write "
+                         f"[{directions!r}]")
+    if not isinstance(directions, (list, tuple)):
+        raise ValueError(f"localmamba directions must be {expected}, got {directions!r}")
+    if directions and not isinstance(directions[0], str):
+        if len(directions) != depth:
+            raise ValueError(f"localmamba got {len(directions)} per-layer direction lists for depth {depth}")
+        directions = directions[layer_idx]
+        if not isinstance(directions, (list, tuple)):
+            raise ValueError(f"localmamba directions must be {expected}, got {directions!r} for layer {layer_idx}")
+    if not directions:
+        raise ValueError("localmamba needs at least one scan direction")
+    strange = [d for d in directions if not isinstance(d, str)]
+    if strange:
+        raise ValueError(f"localmamba directions must be names of scan directions, got {strange}")
+    return list(directions)
+
+
 @register_mixer("localmamba")
 class LocalMambaMixer(Mixer):
     """LocalVim token mixer: windowed and global scan directions merged by SCAttn.
@@ -99,17 +122,8 @@ class LocalMambaMixer(Mixer):
                  dt_rank: int | None = None, attn_ratio: float = 0.125, ssm_heads: int | None = None):
         super().__init__()
         require_positive("localmamba", attn_ratio=attn_ratio)
-        if isinstance(directions, str):
-            raise ValueError(f"localmamba directions must be a list of scan directions (or one list per layer), got "
-                             f"the string {directions!r}: write [{directions!r}]")
-        if directions is None:
-            directions = DEFAULT_CAUSAL if causal else DEFAULT
-        if directions and not isinstance(directions[0], str):
-            if len(directions) != depth:
-                raise ValueError(f"localmamba got {len(directions)} per-layer direction lists for depth {depth}")
-            directions = directions[layer_idx]
-        if not directions:
-            raise ValueError("localmamba needs at least one scan direction")
+        default = DEFAULT_CAUSAL if causal else DEFAULT
+        directions = layer_directions(default if directions is None else directions, depth, layer_idx)
         flipped = [d for d in directions if d.endswith("_flip")]
         if causal and flipped:
             raise ValueError(f"causal localmamba cannot scan backwards; remove {flipped} from directions")

@@ -1,5 +1,6 @@
 """The note that `--compile` on a CPU costs minutes: there the fused ops run their PyTorch references (README,
-"Speed"), so a fit of a few steps spends its time compiling."""
+"Speed"), so a fit of a few steps spends its time compiling. An evaluation of a compiled fit's run reuses its
+config.yaml, so the note names where the option may come from: the user of `predict` never typed it."""
 from __future__ import annotations
 
 import torch
@@ -13,8 +14,9 @@ def compile_on_cpu_note(compile: bool | str, device_type: str) -> str | None:
     or None where there is nothing to say (compile off, or not on a CPU)."""
     if not compile or device_type != "cpu":
         return None
-    return ("[infomamba] note: torch.compile on a CPU (--compile) compiles for minutes and runs the fused ops' "
-            "PyTorch reference path, unfused; drop --compile for CPU runs")
+    return ("[infomamba] note: torch.compile on a CPU (model.compile, set by --compile or a config: the run's "
+            "config.yaml for validate, test and predict) compiles for minutes and runs the fused ops' PyTorch "
+            "reference path, unfused; give --model.compile=false for CPU runs")
 
 
 def note_compile_on_cpu(compile: bool | str, device: torch.device | str) -> None:

@@ -186,6 +186,23 @@ def test_an_image_size_the_patches_do_not_divide_is_refused_when_the_model_is_bu
         ImageClassifier(num_classes=2, encoder=EncoderConfig(dim=16, depth=1), image_size=30, patch_size=4, pos=pos)
 
 
+@pytest.mark.parametrize("mixer, options", [("linformer", {"max_len": 15, "proj_len": 4}), ("vmisa", {"max_len": 15})])
+def test_a_grid_longer_than_the_mixers_max_len_is_refused_when_the_model_is_built(mixer, options):
+    """Linformer's E and F and VMI-SA's alpha and beta have max_len rows: a 4 x 4 grid of 16 patches had stopped the
+    fit with a traceback in its first batch; 16 rows take it."""
+    from infomamba import EncoderConfig
+    from infomamba.tasks.image.module import ImageClassifier
+
+    def build(max_len):
+        encoder = EncoderConfig(dim=16, depth=1, mixer=mixer, mixer_options={**options, "max_len": max_len})
+        return ImageClassifier(num_classes=2, encoder=encoder, in_chans=1, image_size=16, patch_size=4)
+
+    with pytest.raises(ValueError, match=rf"^the {mixer} mixer's max_len=15 is shorter than the 4 x 4 = 16 patches "
+                                         r"of data.image_size 16 in model.patch_size 4: set max_len >= 16"):
+        build(15)
+    assert build(16)(torch.randn(2, 1, 16, 16))[0].shape == (2, 2)
+
+
 def test_top5_accuracy_is_logged_only_where_it_can_be_below_one():
     """Of 5 classes or fewer every label is among the top 5: `acc5` had been logged as a constant 1."""
     from infomamba.tasks.image.module import ImageClassifier, accuracies

@@ -366,6 +366,13 @@ class ASRDataModule(L.LightningDataModule):
         """Names of the test loaders, in ``test_dataloader`` order (after ``setup``)."""
         return list(self._test)
 
+    def longest_frames(self) -> int:
+        """Feature frames of the longest utterance a built split batches (a training one at its slowest speed
+        perturbation), 0 before any is built: what a mixer of bounded length (`Encoder.longest_sequence`) must take."""
+        built = [(d, False) for d in (*self._val.values(), *self._test.values())]
+        built += [(self._train, True)] if self._train is not None else []
+        return max((max(self._lengths(d, shuffle), default=0) for d, shuffle in built), default=0)
+
     # ---- checkpoint -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of the data: the vocabulary, so that evaluating or predicting with it trains

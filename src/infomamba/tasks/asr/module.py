@@ -27,7 +27,7 @@ from infomamba.mixers import without_training_terms
 from ..base import CompileOption, RunRefused, TaskModule, list_of_inputs
 from .audio import LogMel, SpecAugment, load_audio, waveform_input
 from .beam import BeamDecoder, check_beam_options
-from .subsampling import ConvSubsampling
+from .subsampling import ConvSubsampling, conv_out_length
 from .vocab import CharVocab, SubwordVocab, vocab_from_json
 
 
@@ -98,6 +98,7 @@ class CTCSpeechRecognizer(TaskModule):
             if getattr(datamodule, key, self.hparams[key]) != self.hparams[key]:
                 raise RunRefused(f"data.{key}={getattr(datamodule, key)} but model.{key}={self.hparams[key]}: the "
                                  f"model reads features of its {key} (a checkpoint's: as it was trained)")
+        self._refuse_longer_than_the_mixer(datamodule)
         self.val_names = list(datamodule.val_split_names) if hasattr(datamodule, "val_split_names") else ["val"]
         self.test_names = list(datamodule.test_split_names) if hasattr(datamodule, "test_split_names") else ["test"]
         self.metrics = nn.ModuleDict({
@@ -105,6 +106,18 @@ class CTCSpeechRecognizer(TaskModule):
             for stage, names in (("val", self.val_names), ("test", self.test_names))
             for i in range(len(names))
             for kind, cls in (("wer", torchmetrics.text.WordErrorRate), ("cer", torchmetrics.text.CharErrorRate))})
+
+    def _refuse_longer_than_the_mixer(self, datamodule) -> None:
+        """A mixer of bounded length (Linformer's, VMI-SA's `max_len`) shorter than the longest utterance the data
+        module built is refused before the first batch, which would stop on it mid-epoch."""
+        longest = self.encoder.longest_sequence()
+        if longest is None or not hasattr(datamodule, "longest_frames"):
+            return
+        frames = int(conv_out_length(torch.tensor(datamodule.longest_frames()), self.subsample.layers))
+        if frames > longest:
+            raise RunRefused(f"the {self.encoder_config.mixer} mixer's max_len={longest} is shorter than the longest "
+                             f"utterance ({frames} encoder frames after x{self.hparams.subsampling} subsampling): set "
+                             f"max_len >= {frames} in model.encoder.mixer_options, or lower data.max_duration")
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor):
         if self.spec_augment is not None and self.training:

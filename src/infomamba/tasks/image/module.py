@@ -9,6 +9,7 @@ import torch.nn as nn
 import torchmetrics
 
 from infomamba import EncoderConfig
+from infomamba.console import say
 from infomamba.layers.checks import require_within
 from infomamba.layers.pooling import masked_mean
 from infomamba.losses import LossWeights
@@ -20,6 +21,20 @@ from .frontend import PatchEmbed
 # Where a checkpoint keeps the image data module's state (Lightning stores a data module's `state_dict` under
 # its class name): the normalisation the weights were trained with.
 DATA_STATE_KEY = "ImageDataModule"
+
+
+def soft_label_note(mixer: str, loss: LossWeights, data_hparams) -> str | None:
+    """The note for a fit whose InfoNCE terms (Eq. 12, weighted by loss.beta; only InfoMamba layers report their
+    streams) never train: MixUp and CutMix give every training batch soft labels, and Eq. 12 contrasts samples of
+    one class, so `total_loss` leaves it out of such batches (the paper does not say how it meets mixed labels).
+    None where the fit trains them or has none."""
+    mixing = {key: data_hparams.get(key, 0.0) for key in ("mixup_alpha", "cutmix_alpha")}
+    if mixer != "infomamba" or not (loss.use_nce and loss.beta > 0) or not any(mixing.values()):
+        return None
+    given = ", ".join(f"data.{key}={value}" for key, value in mixing.items() if value)
+    return (f"[infomamba] note: with {given} every training batch has soft labels, and Eq. 12's InfoNCE terms "
+            f"(loss.beta={loss.beta}) need one class a sample: this fit trains them on no batch (they are still "
+            "computed on validation batches); set data.mixup_alpha=0 and data.cutmix_alpha=0 to train them")
 
 
 def accuracies(num_classes: int) -> dict[str, int]:
@@ -66,6 +81,12 @@ class ImageClassifier(TaskModule):
             multiple = max(patch_size, image_size // patch_size * patch_size)
             raise ValueError(f"image_size {image_size} is not divisible by patch_size {patch_size}: set "
                              f"data.image_size to a multiple of it (e.g. {multiple})")
+        side, longest = image_size // patch_size, self.encoder.longest_sequence()
+        if longest is not None and side * side > longest:
+            raise ValueError(f"the {self.encoder_config.mixer} mixer's max_len={longest} is shorter than the "
+                             f"{side} x {side} = {side * side} patches of data.image_size {image_size} in "
+                             f"model.patch_size {patch_size}: set max_len >= {side * side} in "
+                             "model.encoder.mixer_options")
         self.save_hyperparameters({"num_classes": num_classes, "class_names": class_names, "in_chans": in_chans,
                                    "image_size": image_size, "patch_size": patch_size, "pos": pos, "stem": stem,
                                    "label_smoothing": label_smoothing})
@@ -81,6 +102,13 @@ class ImageClassifier(TaskModule):
         self.metrics = nn.ModuleDict({
             f"{s}_{k}": torchmetrics.Accuracy(task="multiclass", num_classes=num_classes, top_k=t, validate_args=False)
             for s in ("train", "val", "test") for k, t in self.accuracies.items()})
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        datamodule = self.trainer.datamodule
+        line = soft_label_note(self.encoder_config.mixer, self.loss_weights, getattr(datamodule, "hparams", {}))
+        if stage == "fit" and line is not None and self.trainer.is_global_zero:
+            say(line)
 
     def forward(self, images: torch.Tensor):
         tokens, grid = self.patch(images)
