@@ -74,3 +74,21 @@ def test_a_mapping_without_the_space_after_its_colon_is_shown_written_right():
     assert parse_error_message(message, [], []) == (
         "model.encoder.mixer_options on the command line: expected dict, got '{k_max:5,d_state:4}' (a YAML mapping "
         "needs a space after each colon: {k_max: 5,d_state: 4})")
+
+
+@pytest.mark.parametrize("text, said", [("model:\n  encoder:\n    dimm: 3\n", "model.encoder.dimm"),
+                                        ("trainer:\n  max_stepz: 3\n", "trainer.max_stepz"),
+                                        ("foo: 1\n", "foo")], ids=["model", "trainer", "top"])
+def test_print_config_names_an_unknown_key_as_a_run_does(text, said, tmp_path, monkeypatch):
+    """--print_config has jsonargparse check the subcommand's config itself, which names a key from its group
+    ("Group 'model' does not accept option 'encoder.dimm'") or says "Option 'foo' is not accepted": the key had been
+    told relative to its group and as given on the command line."""
+    from infomamba.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text(text)
+    for extra in ([], ["--print_config"]):
+        with pytest.raises(SystemExit) as stop:
+            main(["fit", "--task", "text", "--config", "bad.yaml", *extra])
+        assert str(stop.value.code).splitlines()[0].startswith(f"infomamba fit --task text: unknown key {said} in "
+                                                               "bad.yaml")

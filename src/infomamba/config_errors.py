@@ -9,8 +9,10 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-# jsonargparse's words for a key that no option has: in a config file, and on the command line.
-UNKNOWN_KEY = re.compile(r"does not accept option '([^']+)'|unrecognized arguments: --([\w.]+)")
+# jsonargparse's words for a key that no option has: in a config file, on the command line, and in the subcommand's
+# config that --print_config checks (a key in a group named from the group: `unknown_key`).
+UNKNOWN_KEY = re.compile(r"(?:Group '([^']+)' )?does not accept option '([^']+)'|Option '([^']+)' is not accepted"
+                         r"|unrecognized arguments: --([\w.]+)")
 # ... for a value of the wrong type: the key, the type (or a union's types) expected and the value given.
 WRONG_TYPE = re.compile(r'Parser key "([^"]+)":')
 EXPECTED = re.compile(r"Subtypes: \[(.*)\]|Expected a <class '(\w+)'>")
@@ -79,13 +81,20 @@ def where_given(key: str, files: Iterable[Path], value: str | None = None) -> st
     return "on the command line"
 
 
+def unknown_key(message: str) -> str | None:
+    """The whole dotted key of a parser error about a key no option has, as the accepted keys and `where_given` name
+    it: --print_config's check says "Group 'model' does not accept option 'encoder.dim'" of model.encoder.dim. None
+    for any other error."""
+    found = UNKNOWN_KEY.search(message)
+    return None if found is None else ".".join(group for group in found.groups() if group)
+
+
 def unknown_key_message(message: str, accepted: Iterable[str], files: Iterable[Path]) -> str | None:
     """For a parser error about a key no option has: which file (or the command line) gave it and the nearest
     accepted key; None for any other error."""
-    found = UNKNOWN_KEY.search(message)
-    if found is None:
+    key = unknown_key(message)
+    if key is None:
         return None
-    key = next(group for group in found.groups() if group)
     near = difflib.get_close_matches(key, sorted(accepted), n=1, cutoff=0.6)
     hint = f"; did you mean {near[0]}?" if near else ""
     return f"unknown key {key} {where_given(key, files)}{hint}"
