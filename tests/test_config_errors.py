@@ -92,3 +92,12 @@ def test_print_config_names_an_unknown_key_as_a_run_does(text, said, tmp_path, m
             main(["fit", "--task", "text", "--config", "bad.yaml", *extra])
         assert str(stop.value.code).splitlines()[0].startswith(f"infomamba fit --task text: unknown key {said} in "
                                                                "bad.yaml")
+
+
+def test_a_union_of_literals_names_every_value_it_takes():
+    """trainer.precision is a union of Literals and None: the line had said "expected null" alone."""
+    message = ("Parser key \"trainer.precision\":\n  Does not validate against any of the Union subtypes\n  Subtypes: "
+               "[typing.Literal[64, 32, 16], typing.Literal['16-mixed', 'bf16-mixed'], <class 'NoneType'>]\n  Errors:\n"
+               "    - Expected a <class 'int'>\n  Given value type: <class 'str'>\n  Given value: fp16")
+    assert parse_error_message(message, [], []) == (
+        "trainer.precision on the command line: expected one of 64, 32, 16, '16-mixed', 'bf16-mixed', null, got 'fp16'")

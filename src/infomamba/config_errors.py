@@ -109,9 +109,19 @@ def wrong_type_message(message: str, files: Iterable[Path]) -> str | None:
     if found is None or expected is None or given is None:
         return None
     key, value = found.group(1), given.group(1).strip()
-    kinds = re.findall(r"<class '(\w+)'>", expected.group(1) or f"<class '{expected.group(2)}'>")
-    wanted = " or ".join(kinds).replace("NoneType", "null")
+    kinds = expected_kinds(expected.group(1) or f"<class '{expected.group(2)}'>")
+    named = [kind.replace("NoneType", "null") for kind in kinds]
+    wanted = f"one of {', '.join(named)}" if any(kind[0] in "'\"0123456789-" for kind in kinds) else " or ".join(named)
     return f"{key} {where_given(key, files, value)}: expected {wanted}, got {value!r}{mapping_hint(value, kinds)}"
+
+
+def expected_kinds(subtypes: str) -> list[str]:
+    """The types a union's subtypes name, in order, a Literal's values each in its place: trainer.precision's union of
+    Literals and None had been said as "expected null" alone."""
+    kinds = []
+    for cls, literal in re.findall(r"<class '(\w+)'>|Literal\[([^\]]*)\]", subtypes):
+        kinds += [cls] if cls else [value.strip() for value in literal.split(",")]
+    return kinds
 
 
 def mapping_hint(value: str, kinds: list[str]) -> str:

@@ -135,3 +135,16 @@ def test_a_fit_whose_texts_outgrow_a_mixers_max_len_is_refused_before_its_first_
     model.on_fit_start()
     plain = TextClassifier(num_classes=2, vocab_size=50, encoder=EncoderConfig(dim=16))
     assert plain.encoder.longest_sequence() is None
+
+
+def test_init_from_refuses_another_tasks_checkpoint_naming_it():
+    """An ASR checkpoint given as model.init_from had been refused for "2 frontend or encoder tensor(s) are in only
+    one of the two models": its task is named now, and a text task's checkpoint (or one that kept no class) passes."""
+    from infomamba.tasks.text.module import not_a_text_model
+
+    said = not_a_text_model("infomamba.tasks.asr.module:CTCSpeechRecognizer")
+    assert said.startswith("is a checkpoint of CTCSpeechRecognizer (--task asr), not a text model's: ")
+    assert said.endswith("--task text or --task text_mlm")
+    for fine in ("infomamba.tasks.text.module:TextClassifier", "infomamba.tasks.text.pretrain:MaskedTextPretraining",
+                 None):
+        assert not_a_text_model(fine) is None

@@ -20,6 +20,7 @@ from infomamba.mixers import without_training_terms
 
 from ..base import CompileOption, RunRefused, TaskModule, classification_loss, list_of_inputs
 from ..checkpoint_file import read_checkpoint_file
+from ..registry import class_path, get_task, tasks_of
 from ..paths import missing
 from .tokenizer import TextTokenizer, clean_text
 
@@ -53,6 +54,20 @@ def accuracy_metrics(num_classes: int) -> nn.ModuleDict:
 def pretrained_key(name: str) -> bool:
     """Whether a state_dict entry is of the frontend or encoder that `init_from` carries over (not the head)."""
     return name == "pos" or name.startswith(("embed.", "bigrams.", "encoder."))
+
+
+TEXT_TASKS = ("text", "text_mlm")  # whose checkpoints hold a text frontend and encoder that `init_from` can start
+
+
+def not_a_text_model(saved: str | None) -> str | None:
+    """Why a checkpoint whose model class is `saved` (its "infomamba_module") cannot start a text model: another
+    task's, named (an ASR checkpoint had been refused for "2 frontend or encoder tensor(s) ... in only one of the two
+    models"); None for a text task's model, or a checkpoint that kept no class."""
+    if saved is None or saved in {class_path(get_task(task).module) for task in TEXT_TASKS}:
+        return None
+    owners = "".join(f" (--task {task})" for task in tasks_of(saved))
+    return (f"is a checkpoint of {saved.split(':')[-1]}{owners}, not a text model's: init_from takes a checkpoint of "
+            f"--task {' or --task '.join(TEXT_TASKS)}")
 
 
 class TextClassifier(TaskModule):
@@ -182,6 +197,9 @@ class TextClassifier(TaskModule):
             raise RunRefused(str(err)) from err
         if "state_dict" not in checkpoint:
             raise RunRefused(f"model.init_from {path}: not a Lightning checkpoint (it has no state_dict)")
+        problem = not_a_text_model(checkpoint.get("infomamba_module"))
+        if problem:
+            raise RunRefused(f"model.init_from {path} {problem}")
         ours = self.tokenizer.to_json() if self.tokenizer is not None else None
         if ours is not None and checkpoint.get("tokenizer", ours) != ours:
             raise RunRefused(f"model.init_from {path}: its tokenizer differs from the data's, so its embeddings "
