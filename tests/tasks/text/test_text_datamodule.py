@@ -232,6 +232,12 @@ def test_pad_multiple_rounds_batch_lengths_up_to_max_length(tmp_path):
         TextDataModule(pad_multiple=0)
 
 
+def test_a_negative_worker_count_is_refused_when_the_data_module_is_built():
+    """torch's DataLoader had refused it with a traceback at the first loader."""
+    with pytest.raises(ValueError, match=r"^data.num_workers must be >= 0, got -1.$"):
+        TextDataModule(num_workers=-1)
+
+
 def test_max_tokens_batches(tmp_path):
     _write(_frame(80, [0, 1]), tmp_path / "train.csv")
     dm = _dm(tmp_path, tokenizer="bytes", max_length=64, max_tokens=256)

@@ -203,6 +203,8 @@ class TextDataModule(L.LightningDataModule):
             raise ValueError("Need max_length >= 1, batch_size >= 1 and listops_size >= 4.")
         if pad_multiple is not None and pad_multiple < 1:
             raise ValueError(f"data.pad_multiple must be >= 1 (or null), got {pad_multiple}.")
+        if num_workers < 0:  # else torch's DataLoader refused it with a traceback at the first loader
+            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}.")
         # Not logged beside the model's hyperparameters: this `vocab_size` is the size asked of a trained
         # tokenizer, the model's the size it got, and Lightning refuses two values under one key. The
         # run's config.yaml keeps these settings.
