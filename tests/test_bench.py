@@ -395,6 +395,14 @@ def test_the_timm_reference_gets_the_rows_the_mixers_get(tmp_path, monkeypatch):
     assert [r["model"] for r in rows if r["model"].startswith("timm")] == ["timm vit_small_patch16"] * 2
 
 
+def test_timm_missing_is_said_before_the_first_row(tmp_path, monkeypatch, capsys):
+    """The bench had measured every row, then printed "timm is not installed" and ended with status 0."""
+    monkeypatch.setitem(sys.modules, "timm", None)  # import timm raises ImportError
+    with pytest.raises(SystemExit):
+        bench.main(["--mixers", "attention", "--resolutions", "32", "--timm", "--out", str(tmp_path / "out")])
+    assert "--timm needs timm installed" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
 def test_no_row_starts_with_an_earlier_rows_input_alive(tmp_path, monkeypatch):
     """Each row's input (images, tokens) is freed once its row is measured, across resolutions, the 1-D sweep, the
     next mixer and the k_max sweep: a later row's held memory, and every peak of it, would otherwise carry it (a 1024 px

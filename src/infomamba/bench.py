@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
+import importlib
 import platform
 import statistics
 import sys
@@ -610,6 +611,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--aux-loss sets the training step's loss: give --train too")
     if args.aux_loss and args.compile:
         p.error("--aux-loss with --compile is not supported: the compiled model would return the mixers' aux records")
+    try:  # said before the first row, not after the last
+        timm = importlib.import_module("timm") if args.timm else None
+    except ImportError:
+        p.error("--timm needs timm installed (pip install timm) for its ViT-S reference rows")
     hint = cpu_hint(p, args) if device.type != "cuda" else None
     if hint:
         print(hint, file=sys.stderr, flush=True)
@@ -718,21 +723,16 @@ def main(argv: list[str] | None = None) -> None:
             forget_compiled()
             torch.cuda.empty_cache() if device.type == "cuda" else None
     if args.timm:
-        try:
-            import timm
-        except ImportError:
-            print("timm is not installed: no ViT-S reference row", flush=True)
-        else:
-            for suffix, wrap, runner in variants("timm", {}):
-                for res in args.resolutions:
-                    if (res // 16) ** 2 <= args.max_tokens_attention:
-                        vit = timm.create_model("vit_small_patch16_224", img_size=res, num_classes=1000).to(device)
-                        fast = wrap(vit)
-                        images = torch.randn(args.batch, 3, res, res, device=device)
-                        run("timm vit_small_patch16" + suffix, fast, images, "resolution",
-                            {"resolution": res, "tokens": (res // 16) ** 2}, runner, may_fail=bool(suffix))
-                        del vit, fast, images
-                        forget_compiled()
+        for suffix, wrap, runner in variants("timm", {}):
+            for res in args.resolutions:
+                if (res // 16) ** 2 <= args.max_tokens_attention:
+                    vit = timm.create_model("vit_small_patch16_224", img_size=res, num_classes=1000).to(device)
+                    fast = wrap(vit)
+                    images = torch.randn(args.batch, 3, res, res, device=device)
+                    run("timm vit_small_patch16" + suffix, fast, images, "resolution",
+                        {"resolution": res, "tokens": (res // 16) ** 2}, runner, may_fail=bool(suffix))
+                    del vit, fast, images
+                    forget_compiled()
     for k in args.kmax_sweep:
         config = EncoderConfig(dim=args.dim, depth=args.depth, mixer="infomamba",
                                mixer_options={**matched.get("infomamba", {}), "k_max": k})
