@@ -8,6 +8,7 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from infomamba.console import say
+from infomamba.tasks.base import RunRefused
 from infomamba.tasks.paths import write_atomic
 
 
@@ -30,7 +31,9 @@ def gathered(items: list, world_size: int) -> list:
 class JsonLinesPredictionWriter(BasePredictionWriter):
     """Each predict_step returns a list of dicts, one per input. They are written to `<log_dir>/predictions.jsonl`
     in the order of the inputs, each with its input's index ("index": 0, 1, ...), whatever order the length-bucketed
-    batches ran in and whichever DDP rank ran them (rank 0 writes the one file); the path is printed.
+    batches ran in and whichever DDP rank ran them (rank 0 writes the one file); the path is printed. When every input
+    failed to load (files whose headers passed the data module's scan), the rows are written and the command ends with
+    a one-line refusal: a predict path with no readable input is an error.
 
     The ranks' rows are gathered in `teardown`, which every rank reaches: a rank dealt no input (fewer inputs than
     ranks, allowed in `setup`) skips Lightning's predict loop and with it `write_on_epoch_end`."""
@@ -64,3 +67,6 @@ class JsonLinesPredictionWriter(BasePredictionWriter):
         failed = sum("error" in row for row in rows)
         say(f"[infomamba] wrote {len(rows)} predictions to {path}"
             + (f" ({failed} of them inputs that failed to load: their rows hold the error)" if failed else ""))
+        if rows and failed == len(rows):  # headers that pass the scan, contents that do not decode: an exit status
+            raise RunRefused(f"no input of data.predict_path could be read: each of the {len(rows)} rows of {path} "
+                             "holds its error")

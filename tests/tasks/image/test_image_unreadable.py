@@ -261,6 +261,21 @@ def test_a_predict_file_that_fails_to_decode_gets_its_own_error_row(tmp_path, ca
     assert any("failed to load" in r.getMessage() and str(cut) in r.getMessage() for r in caplog.records)
 
 
+def test_a_predict_path_whose_every_image_fails_to_decode_ends_in_a_refusal(tmp_path):
+    """Headers that pass the scan, pixels that do not decode, and nothing else: the command had ended with status 0
+    and rows of errors only, where a predict path with no readable input is a one-line error (README)."""
+    from infomamba.tasks.base import RunRefused
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    cut = folder / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(cut)
+    cut.write_bytes(cut.read_bytes()[:len(cut.read_bytes()) // 2])
+    with pytest.raises(RunRefused, match=r"^no input of data.predict_path could be read: each of the 1 rows of "):
+        predicted_rows(folder, tmp_path / "out", 1)
+    assert "error" in json.loads((tmp_path / "out" / "predictions.jsonl").read_text())  # the rows are kept
+
+
 def test_a_split_without_a_readable_image_refuses_the_fit_in_one_line(tmp_path, monkeypatch, capsys):
     """Every file garbage: the first batch's loader worker (the sanity check's, of the carved validation split) finds
     none to read, and the command ends with one line that names the split and its files (not a worker's
