@@ -4,6 +4,7 @@ import re
 
 import pytest
 import torch
+import torchmetrics
 
 from infomamba.tasks.asr import vocab as vocab_mod
 from infomamba.tasks.asr.vocab import CharVocab, OOVError, SubwordVocab, ctc_collapse, normalize_transcript
@@ -163,3 +164,18 @@ def test_normalize_strict_names_symbols_that_are_read_aloud(raw, char):
     """"Tom & Jerry" had become "TOM JERRY", the spoken "and" lost from the label without a word."""
     with pytest.raises(OOVError, match=re.escape(repr(char))):
         normalize_transcript(raw, strict=True)
+
+
+def test_greedy_decoding_single_spaces_words_so_the_error_rates_count_no_stray_space():
+    """Greedy decoding had kept the space token wherever CTC emitted it (' HELLO  WORLD '), unlike the beam and
+    subword decoders, and the validation CER counted every stray space against references that hold none."""
+    v = CharVocab()
+    path = []
+    for char in " HELLO  WORLD ":  # a blank after each character keeps doubled ones through the collapse
+        path += [v.encode(char)[0], v.blank]
+    log_probs = torch.full((1, len(path), len(v)), -20.0)
+    log_probs[0, torch.arange(len(path)), torch.tensor(path)] = 0.0
+    hyps = v.ctc_greedy_decode(log_probs, torch.tensor([len(path)]))
+    assert hyps == ["HELLO WORLD"]
+    assert torchmetrics.text.CharErrorRate()(hyps, ["HELLO WORLD"]).item() == 0.0
+    assert torchmetrics.text.WordErrorRate()(hyps, ["HELLO WORLD"]).item() == 0.0

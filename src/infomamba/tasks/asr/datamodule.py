@@ -39,6 +39,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from ...layers.checks import require_positive, require_within
 from ..sampling import (LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch, every_rank_evaluates,
                         limit_leaves_every_rank_a_batch, padded_length)
 from .audio import AudioError, LogMel, load_audio
@@ -285,6 +286,8 @@ class ASRDataModule(L.LightningDataModule):
         super().__init__()
         if vocab not in ("char", *SubwordVocab.KINDS):
             raise ValueError(f"vocab must be 'char', 'bpe' or 'unigram', got {vocab!r}")
+        require_positive("data", sample_rate=sample_rate, n_mels=n_mels)
+        require_within("data", 0, num_workers=num_workers)
         if max_frames is None and (batch_size is None or batch_size < 1):
             raise ValueError("give batch_size >= 1 or max_frames")
         if pad_multiple is not None and pad_multiple < 1:

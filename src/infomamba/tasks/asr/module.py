@@ -21,12 +21,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 
 from infomamba import EncoderConfig
+from infomamba.layers.checks import require_positive
 from infomamba.losses import LossWeights
 from infomamba.mixers import without_training_terms
 
 from ..base import CompileOption, RunRefused, TaskModule, list_of_inputs
 from .audio import LogMel, SpecAugment, load_audio, waveform_input
-from .beam import BeamDecoder, check_beam_options
+from .beam import BeamDecoder, beam_vocab_problem, check_beam_options
 from .subsampling import ConvSubsampling, conv_out_length
 from .vocab import CharVocab, SubwordVocab, vocab_from_json
 
@@ -41,7 +42,7 @@ class CTCSpeechRecognizer(TaskModule):
         subsampling: time subsampling of the frontend, 4 or 8.
         spec_augment: SpecAugment on training batches.
         decoder: "greedy" or "beam".
-        beam_size: beams of the beam decoder.
+        beam_size: beams of the beam decoder, >= 1.
         lm_path: a KenLM binary or arpa file for the beam decoder.
         lm_weight: the language model's weight in the beam decoder.
         word_score: the beam decoder's score per word.
@@ -66,8 +67,9 @@ class CTCSpeechRecognizer(TaskModule):
                  compile: CompileOption = False, cuda_graphs: bool = False):
         if decoder not in ("greedy", "beam"):
             raise ValueError(f"model.decoder must be 'greedy' or 'beam', got {decoder!r}")
+        require_positive("model", n_mels=n_mels, sample_rate=sample_rate)
         if decoder == "beam":
-            check_beam_options(lm_path)
+            check_beam_options(lm_path, beam_size)
         if vocab is None and vocab_size == len(CharVocab()):
             vocab = CharVocab()
         if vocab is not None and len(vocab) != vocab_size:
@@ -90,7 +92,9 @@ class CTCSpeechRecognizer(TaskModule):
 
     def setup(self, stage: str) -> None:
         """One WER/CER pair per evaluation split of the data module (metrics hold no weights). Data whose features
-        are not the model's (another sample rate or number of mel bins) is refused, naming both."""
+        are not the model's (another sample rate or number of mel bins) is refused, naming both; so is a beam decoder
+        that cannot be built (a subword vocabulary, a language model file KenLM cannot read), which had stopped the
+        sanity validation or the first prediction batch with a traceback."""
         super().setup(stage)
         self._require_vocab()
         datamodule = self.trainer.datamodule
@@ -99,6 +103,11 @@ class CTCSpeechRecognizer(TaskModule):
                 raise RunRefused(f"data.{key}={getattr(datamodule, key)} but model.{key}={self.hparams[key]}: the "
                                  f"model reads features of its {key} (a checkpoint's: as it was trained)")
         self._refuse_longer_than_the_mixer(datamodule)
+        if self.hparams.decoder == "beam":  # after the checks that cost nothing: this loads the language model
+            try:
+                self._beam_decoder()
+            except ValueError as err:
+                raise RunRefused(str(err)) from err
         self.val_names = list(datamodule.val_split_names) if hasattr(datamodule, "val_split_names") else ["val"]
         self.test_names = list(datamodule.test_split_names) if hasattr(datamodule, "test_split_names") else ["test"]
         self.metrics = nn.ModuleDict({
@@ -130,11 +139,15 @@ class CTCSpeechRecognizer(TaskModule):
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         self._require_vocab()
         if self.hparams.decoder == "beam":
-            if self._beam is None:
-                hp = self.hparams
-                self._beam = BeamDecoder(self.vocab, hp.beam_size, hp.lm_path, hp.lm_weight, hp.word_score)
-            return self._beam(log_probs, lengths)
+            return self._beam_decoder()(log_probs, lengths)
         return self.vocab.ctc_greedy_decode(log_probs, lengths)
+
+    def _beam_decoder(self) -> BeamDecoder:
+        """The beam decoder of the model's vocabulary, built once (it loads the language model)."""
+        if self._beam is None:
+            hp = self.hparams
+            self._beam = BeamDecoder(self.vocab, hp.beam_size, hp.lm_path, hp.lm_weight, hp.word_score)
+        return self._beam
 
     @torch.no_grad()
     def transcribe(self, audio: Sequence[torch.Tensor | np.ndarray | str | os.PathLike | io.IOBase],
@@ -205,7 +218,9 @@ class CTCSpeechRecognizer(TaskModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """The checkpoint's vocabulary is the one the head was trained for; in a Trainer run, a different one
-        from the data (changed data.vocab or data.vocab_size) is reported, since its ids mean other tokens."""
+        from the data (changed data.vocab or data.vocab_size) is reported, since its ids mean other tokens. One the
+        beam decoder cannot search (subwords) is refused here: a Trainer restores it after `setup` checked the
+        data's."""
         super().on_load_checkpoint(checkpoint)
         if "vocab" not in checkpoint:
             return
@@ -215,6 +230,9 @@ class CTCSpeechRecognizer(TaskModule):
                            "the checkpoint's is used for decoding")
         self.vocab = vocab_from_json(checkpoint["vocab"])
         self._beam = None
+        problem = beam_vocab_problem(self.vocab) if self.hparams.decoder == "beam" else None
+        if problem is not None:
+            raise RunRefused(problem)
 
     def predict_step(self, batch, batch_idx):
         """One row per input of the batch, in its order: {"audio_filepath", "text"}, or for a file that failed to

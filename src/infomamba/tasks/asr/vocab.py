@@ -78,6 +78,13 @@ def check_alphabet(text: str, alphabet: str = ALPHABET) -> None:
             raise OOVError(ch, text, "encode expects normalize_transcript output (A-Z, apostrophe, space)")
 
 
+def single_spaced(text: str) -> str:
+    """``text``'s words joined by single spaces, none at either end, as every decoder returns them: a CTC output
+    may emit the space token at an utterance's edges or twice between words, which the normalised references never
+    hold and the character error rate would count as errors."""
+    return " ".join(text.split())
+
+
 def ctc_collapse(ids: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list[list[int]]:
     """Best-path CTC collapse: merge repeated ids, then drop blanks, per sequence.
 
@@ -147,8 +154,8 @@ class CharVocab(_CTCVocab):
         return [self._index[ch] for ch in text]
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Text of ``ids``; blanks are skipped."""
-        return "".join(self.tokens[i] for i in ids if i != self.blank)
+        """Text of ``ids``, blanks skipped, words separated by single spaces (``single_spaced``)."""
+        return single_spaced("".join(self.tokens[i] for i in ids if i != self.blank))
 
     def to_json(self) -> str:
         return json.dumps({"infomamba_vocab": "char"})
