@@ -782,10 +782,13 @@ def main(argv: list[str] | None = None) -> None:
             logged_into(self.trainer, "test")
 
         def instantiate_trainer(self, **kwargs):
+            from .tasks.resume import resume_where_saved
+
             try:
                 trainer = super().instantiate_trainer(**kwargs)
             except TypeError as err:  # Lightning's check of a setting's type (devices=two): instantiate_classes's line
                 raise ValueError(f"trainer: {err}") from None
+            resume_where_saved(trainer)  # a checkpoint written at an epoch's end resumes where that epoch stood
             problem = spawned_ranks(trainer.strategy)
             if problem:
                 raise ValueError(problem)

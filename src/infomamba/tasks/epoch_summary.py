@@ -52,10 +52,11 @@ class EpochSummary(Callback):
     def on_fit_end(self, trainer, pl_module):
         if not trainer.is_global_zero:
             return
-        if not self._trained and trainer.ckpt_path and trainer.fit_loop.done:
-            say(f"[infomamba] nothing to train: the run resumed from {trainer.ckpt_path} had already reached "
-                f"{ended_by(trainer)} (epoch {trainer.current_epoch}, step {trainer.global_step}); give a larger "
-                "--trainer.max_epochs or --trainer.max_steps to train on")
+        limit = not self._trained and trainer.ckpt_path and limit_reached(trainer)
+        if limit:
+            say(f"[infomamba] nothing to train: the run resumed from {trainer.ckpt_path} had already reached {limit} "
+                f"(epoch {trainer.fit_loop.epoch_progress.current.processed}, step {trainer.global_step}); give a "
+                "larger --trainer.max_epochs or --trainer.max_steps to train on")
         line = f"[infomamba] fit done in {time.perf_counter() - self._fit_start:.0f}s (step {trainer.global_step})"
         best = trainer.checkpoint_callback
         if best is None or trainer.fast_dev_run:
@@ -78,8 +79,13 @@ def logged_into(trainer, command: str) -> None:
         say(f"[infomamba] {command} done: metrics logged into {folder}")
 
 
-def ended_by(trainer) -> str:
-    """The limit a finished fit reached: max_steps where that was set and reached, else max_epochs."""
+def limit_reached(trainer) -> str | None:
+    """The limit a fit stands at, as the fit loop's `done` tests them: max_steps where that was set and reached, else
+    max_epochs where the epochs counted done reached it; None for neither. Not `done` itself, which logs Lightning's
+    "`Trainer.fit` stopped" line each time it is asked (a fit that trained nothing had printed it twice). The line
+    names the epochs counted done, not `current_epoch`, which lags them by one where max_steps ended the last one."""
     if 0 <= trainer.max_steps <= trainer.global_step:
         return f"max_steps={trainer.max_steps}"
-    return f"max_epochs={trainer.max_epochs}"
+    if 0 <= trainer.max_epochs <= trainer.fit_loop.epoch_progress.current.processed:
+        return f"max_epochs={trainer.max_epochs}"
+    return None

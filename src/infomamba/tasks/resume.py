@@ -13,10 +13,16 @@ workers, which take batches from the sampler at once) only at the first batch, a
 placed the sampler, and a batch's random draws in a worker are seeded by the batch itself
 (`sampling.SeedsEachBatch`). Another loader (not a `ResumableDataLoader` over a `LengthBucketBatchSampler`)
 restarts the epoch's data, and this is said once.
+
+A checkpoint written at an epoch's end (`on_train_epoch_end`, where `LatestCheckpoint` writes `last.ckpt`) is restored
+by `ResumingFitLoop`, which `resume_where_saved` gives the trainer: Lightning's fit loop, once `max_steps` was set,
+restarted inside that epoch whether or not its batches had all run (see the class).
 """
 from __future__ import annotations
 
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loops.fit_loop import _FitLoop
+from lightning.pytorch.loops.loop import _Loop
 from lightning.pytorch.utilities import CombinedLoader, rank_zero_warn
 
 from .base import own_rng_states, set_rng_states
@@ -45,3 +51,54 @@ class ResumeMidEpoch(Callback):
                 continue
             loader.batch_sampler.load_state_dict({"epoch": trainer.current_epoch, "batch": done})
         set_rng_states(states)
+
+
+def uncount_epoch_cut_short(state: dict, prefix: str = "") -> dict:
+    """The fit loop's saved state (its keys under `prefix`) with an epoch counted done before its last batch ran
+    counted as not done. Lightning counts the epoch processed before `on_train_epoch_end`, where the checkpoint is
+    written, also when max_steps (or `trainer.should_stop`) ended it after a few of its batches: a resume then found
+    max_epochs reached, or trained the epoch's other batches as the next epoch (another number, another data order;
+    with max_steps given) or skipped them (without). Uncounted, the state is that of a checkpoint written inside the
+    epoch, which Lightning continues after its last step. Any other state (the epoch's last batch ran, or the
+    checkpoint was written inside it) comes back as it is."""
+    epochs, batches = state.get(prefix + "epoch_progress"), state.get(prefix + "epoch_loop.batch_progress")
+    if epochs is None or batches is None or batches["is_last_batch"] or not batches["current"]["completed"]:
+        return state
+    now = epochs["current"]
+    if not 0 < now["ready"] == now["started"] == now["processed"]:  # not counted done (started, or not begun)
+        return state
+
+    def uncounted(progress: dict) -> dict:
+        return {**progress, "processed": progress["started"] - 1, "completed": progress["started"] - 1}
+
+    return {**state, prefix + "epoch_progress": {part: uncounted(epochs[part]) for part in ("total", "current")}}
+
+
+class ResumingFitLoop(_FitLoop):
+    """Lightning's fit loop, restoring a checkpoint written at an epoch's end where that epoch stood.
+
+    Lightning 2.6 restarts inside the saved epoch (`_FitLoop.restarting`) when that epoch is unfinished, and always
+    where `max_steps` is set (`_iteration_based_training`), for an epoch stopped by max_steps. An epoch whose batches
+    had all run was then restarted on its end (`RESTARTED_ON_EPOCH_END`): its batch counters said every batch was
+    done, so the loop trained nothing and ended that epoch a second time, counted as the next one
+    (`epoch_progress.processed` 1 -> 2), running `on_train_epoch_end` and so rewriting last.ckpt; given both a larger
+    max_epochs and a larger max_steps, a fit stopped there (Lightning's "max_epochs=2 reached") and the epoch it was
+    to train was lost. Here the saved epoch is counted as far as it ran (`uncount_epoch_cut_short`), and the loop
+    restarts inside it exactly when it is unfinished, with or without max_steps; a finished one starts the next
+    epoch, as Lightning does without max_steps."""
+
+    def load_state_dict(self, state_dict: dict, prefix: str = "") -> None:
+        super().load_state_dict(uncount_epoch_cut_short(state_dict, prefix), prefix)
+
+    @_Loop.restarting.setter
+    def restarting(self, restarting: bool) -> None:
+        now = self.epoch_progress.current
+        _Loop.restarting.fset(self, restarting and not now.ready == now.started == now.processed)
+
+
+def resume_where_saved(trainer) -> None:
+    """Give `trainer` a `ResumingFitLoop`, built as the Trainer builds its fit loop, with the same limits and epoch
+    loop (which holds max_steps)."""
+    loop = trainer.fit_loop
+    trainer.fit_loop = ResumingFitLoop(trainer, min_epochs=loop.min_epochs, max_epochs=loop.max_epochs)
+    trainer.fit_loop.epoch_loop = loop.epoch_loop
