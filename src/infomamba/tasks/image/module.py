@@ -105,9 +105,11 @@ class ImageClassifier(TaskModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        datamodule = self.trainer.datamodule
-        line = soft_label_note(self.encoder_config.mixer, self.loss_weights, getattr(datamodule, "hparams", {}))
-        if stage == "fit" and line is not None and self.trainer.is_global_zero:
+        if stage != "fit" or not self.trainer.is_global_zero:
+            return
+        data = getattr(self.trainer.datamodule, "hparams", {})
+        line = soft_label_note(self.encoder_config.mixer, self.loss_weights, data)
+        if line is not None:
             say(line)
 
     def forward(self, images: torch.Tensor):
