@@ -15,10 +15,11 @@ from infomamba.mixers import build_mixer
     ("mamba", {"d_conv": 0}, "the selective SSM: d_conv must be > 0, got 0"),
     ("attention", {"heads": 0}, "attention: heads must be > 0, got 0"),
     ("linformer", {"proj_len": 0}, "linformer: proj_len must be > 0, got 0"),
-    ("vmisa", {"expand": 0.01}, "vmisa: inner must be > 0, got 0"),   # had built a mixer that outputs its bias
+    ("vmisa", {"expand": 0.01}, r"vmisa: int\(expand \* dim\) must be > 0, got 0"),  # had output its bias
     ("vmisa", {"conv_size": 0}, "vmisa: conv_size must be > 0, got 0"),
     ("vmamba", {"d_conv": 0}, "vmamba: d_conv must be > 0, got 0"),
-    ("vmamba", {"expand": 0}, "vmamba: inner must be > 0, got 0"),
+    ("vmamba", {"expand": 0}, r"vmamba: int\(expand \* dim\) must be > 0, got 0"),  # had named an inner width
+    ("mambavision", {"expand": 0.01}, r"mambavision: int\(expand \* dim\) must be > 0, got 0"),
     ("mambavision", {"d_conv": 0}, "mambavision: d_conv must be > 0, got 0"),
     ("localmamba", {"attn_ratio": -1.0}, "localmamba: attn_ratio must be > 0, got -1.0"),   # had become 1 channel
 ])

@@ -78,7 +78,7 @@ class MambaVisionMixer(Mixer):
             self.attention = SelfAttention(dim, heads=heads, inner_dim=attn_inner_dim, causal=causal)
             return
         inner = int(expand * dim)
-        require_positive("mambavision", inner=inner, d_conv=d_conv)
+        require_positive("mambavision", d_conv=d_conv, **{"int(expand * dim)": inner})
         if inner % 2:
             raise ValueError(f"mambavision inner width expand * dim = {inner} must be even (two halves)")
         half = inner // 2

@@ -58,7 +58,7 @@ class VMambaMixer(Mixer):
                              f"and its 2-D conv sees both sides; causal models can use {', '.join(causal_mixers())}")
         self.causal = causal
         inner = int(expand * dim)
-        require_positive("vmamba", inner=inner, d_conv=d_conv)
+        require_positive("vmamba", d_conv=d_conv, **{"int(expand * dim)": inner})
         self.in_proj = nn.Linear(dim, 2 * inner, bias=False)
         self.conv = GridConv(inner, (d_conv, d_conv))
         self.scans = MultiScan(inner, self.routes, d_state=d_state, d_conv=1, heads=ssm_heads,

@@ -49,7 +49,7 @@ class VMISAMixer(Mixer):
         self.causal = causal
         self.max_len = max_len
         inner = int(expand * dim)
-        require_positive("vmisa", inner=inner, conv_size=conv_size, max_len=max_len)
+        require_positive("vmisa", conv_size=conv_size, max_len=max_len, **{"int(expand * dim)": inner})
         self.conv = GridConv(dim, (conv_size, conv_size), causal)
         self.w1 = nn.Linear(dim, inner, bias=False)
         self.w2 = nn.Linear(dim, inner, bias=False)
