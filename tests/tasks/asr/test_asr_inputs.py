@@ -61,6 +61,15 @@ def test_transcribe_names_the_waveform_it_cannot_use(bad, words):
         tiny_recognizer().transcribe([TONE, bad])
 
 
+def test_transcribe_names_the_place_of_a_file_it_cannot_read(tmp_path):
+    """The error had named the file alone, where the docstring promises its position among the inputs too."""
+    from infomamba.tasks.asr.audio import AudioError
+
+    (tmp_path / "cut.wav").write_bytes(b"RIFF0000WAVE")
+    with pytest.raises(AudioError, match=r"^cannot use audio input 1 \(cut.wav\): .*cut.wav"):
+        tiny_recognizer().transcribe([TONE, tmp_path / "cut.wav"])
+
+
 def test_transcribe_resamples_a_waveform_given_its_rate_and_reads_an_open_file(tmp_path):
     import io
 
