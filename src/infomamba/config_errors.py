@@ -111,7 +111,7 @@ def wrong_type_message(message: str, files: Iterable[Path]) -> str | None:
     key, value = found.group(1), given.group(1).strip()
     kinds = expected_kinds(expected.group(1) or f"<class '{expected.group(2)}'>")
     named = [kind.replace("NoneType", "null") for kind in kinds]
-    wanted = f"one of {', '.join(named)}" if any(kind[0] in "'\"0123456789-" for kind in kinds) else " or ".join(named)
+    wanted = f"one of {', '.join(named)}" if "Literal[" in message else " or ".join(named)
     return f"{key} {where_given(key, files, value)}: expected {wanted}, got {value!r}{mapping_hint(value, kinds)}"
 
 

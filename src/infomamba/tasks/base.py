@@ -254,6 +254,15 @@ class TaskModule(L.LightningModule):
                              "--cuda_graphs, or give --model.cuda_graphs=false over a config that sets it: the "
                              "encoder would run eagerly while config.yaml said graphs)")
 
+    def longer_than_the_mixer(self, tokens: int, what: str, also: str = "") -> str | None:
+        """Why `tokens` tokens (`what` they are) are too many for a mixer of bounded length (Linformer's, VMI-SA's
+        `max_len`: the first such batch would stop the run with a traceback), or None; `also` names another way out."""
+        longest = self.encoder.longest_sequence()
+        if longest is None or tokens <= longest:
+            return None
+        return (f"the {self.encoder_config.mixer} mixer's max_len={longest} is shorter than {what}: set max_len >= "
+                f"{tokens} in model.encoder.mixer_options{also}")
+
     def encode(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                grid: tuple[int, int] | None = None):
         """The encoder's output (`EncoderOutput`), through its CUDA-graph replays where `cuda_graphs` is on."""

@@ -119,14 +119,13 @@ class CTCSpeechRecognizer(TaskModule):
     def _refuse_longer_than_the_mixer(self, datamodule) -> None:
         """A mixer of bounded length (Linformer's, VMI-SA's `max_len`) shorter than the longest utterance the data
         module built is refused before the first batch, which would stop on it mid-epoch."""
-        longest = self.encoder.longest_sequence()
-        if longest is None or not hasattr(datamodule, "longest_frames"):
+        if self.encoder.longest_sequence() is None or not hasattr(datamodule, "longest_frames"):
             return
         frames = int(conv_out_length(torch.tensor(datamodule.longest_frames()), self.subsample.layers))
-        if frames > longest:
-            raise RunRefused(f"the {self.encoder_config.mixer} mixer's max_len={longest} is shorter than the longest "
-                             f"utterance ({frames} encoder frames after x{self.hparams.subsampling} subsampling): set "
-                             f"max_len >= {frames} in model.encoder.mixer_options, or lower data.max_duration")
+        what = f"the longest utterance ({frames} encoder frames after x{self.hparams.subsampling} subsampling)"
+        problem = self.longer_than_the_mixer(frames, what, ", or lower data.max_duration")
+        if problem:
+            raise RunRefused(problem)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor):
         if self.spec_augment is not None and self.training:

@@ -81,12 +81,11 @@ class ImageClassifier(TaskModule):
             multiple = max(patch_size, image_size // patch_size * patch_size)
             raise ValueError(f"image_size {image_size} is not divisible by patch_size {patch_size}: set "
                              f"data.image_size to a multiple of it (e.g. {multiple})")
-        side, longest = image_size // patch_size, self.encoder.longest_sequence()
-        if longest is not None and side * side > longest:
-            raise ValueError(f"the {self.encoder_config.mixer} mixer's max_len={longest} is shorter than the "
-                             f"{side} x {side} = {side * side} patches of data.image_size {image_size} in "
-                             f"model.patch_size {patch_size}: set max_len >= {side * side} in "
-                             "model.encoder.mixer_options")
+        side = image_size // patch_size
+        problem = self.longer_than_the_mixer(side * side, f"the {side} x {side} = {side * side} patches of "
+                                             f"data.image_size {image_size} in model.patch_size {patch_size}")
+        if problem:
+            raise ValueError(problem)
         self.save_hyperparameters({"num_classes": num_classes, "class_names": class_names, "in_chans": in_chans,
                                    "image_size": image_size, "patch_size": patch_size, "pos": pos, "stem": stem,
                                    "label_smoothing": label_smoothing})
