@@ -14,13 +14,17 @@ placed the sampler, and a batch's random draws in a worker are seeded by the bat
 (`sampling.SeedsEachBatch`). Another loader (not a `ResumableDataLoader` over a `LengthBucketBatchSampler`)
 restarts the epoch's data, and this is said once.
 
+Lightning (2.5 on) skips `on_train_epoch_start` in an epoch it restarts inside, where the progress bar learns the
+epoch's batches and number: the resumed epoch then read "Training: 4/?" (Lightning #20603). The callback runs that
+hook of the progress bar at the first resumed batch, and places a TQDM bar at the batches done.
+
 A checkpoint written at an epoch's end (`on_train_epoch_end`, where `LatestCheckpoint` writes `last.ckpt`) is restored
 by `ResumingFitLoop`, which `resume_where_saved` gives the trainer: Lightning's fit loop, once `max_steps` was set,
 restarted inside that epoch whether or not its batches had all run (see the class).
 """
 from __future__ import annotations
 
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.loops.fit_loop import _FitLoop
 from lightning.pytorch.loops.loop import _Loop
 from lightning.pytorch.utilities import CombinedLoader, rank_zero_warn
@@ -32,6 +36,7 @@ from .sampling import LengthBucketBatchSampler, ResumableDataLoader
 class ResumeMidEpoch(Callback):
     def __init__(self) -> None:
         self._rng_states: dict | None = None
+        self._bar_at: int | None = None  # the batches done in the epoch a fit restarted inside, until its first batch
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         self._rng_states = own_rng_states(checkpoint.get("rng_states"), trainer.global_rank)
@@ -41,6 +46,7 @@ class ResumeMidEpoch(Callback):
         states, self._rng_states = self._rng_states, None
         if states is None or not 0 < done < trainer.num_training_batches:
             return
+        self._bar_at = done
         for loader in CombinedLoader(trainer.train_dataloader).flattened:
             if not (isinstance(loader, ResumableDataLoader)
                     and isinstance(loader.batch_sampler, LengthBucketBatchSampler)):
@@ -51,6 +57,15 @@ class ResumeMidEpoch(Callback):
                 continue
             loader.batch_sampler.load_state_dict({"epoch": trainer.current_epoch, "batch": done})
         set_rng_states(states)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        done, self._bar_at = self._bar_at, None
+        bar = trainer.progress_bar_callback
+        if done is None or bar is None:
+            return
+        bar.on_train_epoch_start(trainer, pl_module)
+        if isinstance(bar, TQDMProgressBar) and bar.train_progress_bar is not None:
+            bar.train_progress_bar.initial = bar.train_progress_bar.n = done
 
 
 def uncount_epoch_cut_short(state: dict, prefix: str = "") -> dict:
