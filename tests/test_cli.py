@@ -408,6 +408,16 @@ def test_print_config_is_commented(capsys):
     assert "# token width D. (type: int, default: 64)" in capsys.readouterr().out
 
 
+def test_print_config_refuses_an_unregistered_mixer_as_fit_does(capsys):
+    """jsonargparse prints before any class is built: `--model.encoder.mixer=foo` had printed a config that fit
+    refuses."""
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--task", "image", "--model.encoder.mixer=foo", "--print_config"])
+    assert str(done.value.code).startswith("infomamba fit --task image: invalid configuration: encoder.mixer='foo' "
+                                           "is not registered; available: attention, ")
+    assert capsys.readouterr().out == ""
+
+
 @pytest.mark.parametrize("task", ["text", "image", "asr"])
 def test_every_model_option_has_help_in_the_printed_config(task, capsys):
     """jsonargparse takes an option's help from the docstring's Args, one argument per line; an argument missing

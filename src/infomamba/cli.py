@@ -301,6 +301,23 @@ def shorthands(argv: list[str]) -> list[str]:
     return out
 
 
+def without_print_config(args: list[str]) -> list[str]:
+    """`args` less their `--print_config[=FLAGS]`."""
+    return [arg for arg in args if arg != "--print_config" and not arg.startswith("--print_config=")]
+
+
+def encoder_problem(config) -> str | None:
+    """Why the parsed `config` (one subcommand's) names an encoder that would not be built (`EncoderConfig.validate`:
+    an unregistered mixer, a negative dim, ...), or None."""
+    from .config import EncoderConfig
+
+    try:
+        EncoderConfig(**config.model.encoder.as_dict()).validate()
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 @contextlib.contextmanager
 def parse_errors_raised(parsers):
     """jsonargparse's parse errors raised as `ArgumentError` (for the CLI to say in a line or two) instead of printed
@@ -696,6 +713,13 @@ def main(argv: list[str] | None = None) -> None:
             files = config_files(args)
             for problem in filter(None, map(yaml_problem, files)):
                 raise SystemExit(f"infomamba --task {name}: {problem}")
+            checked = without_print_config(args)
+            if checked != args:  # jsonargparse prints before any class is built: the encoder is checked first
+                self.parse_arguments(parser, checked)
+                command = self.config.get("subcommand")
+                problem = command and encoder_problem(self.config[command])
+                if problem:
+                    raise SystemExit(f"{label}: invalid configuration: {problem}")
             try:
                 with parse_errors_raised([parser, *self._subcommand_parsers.values()]):
                     super().parse_arguments(parser, args)
