@@ -230,3 +230,16 @@ def test_a_pass_over_the_data_says_what_it_reads_and_how_far_it_got(monkeypatch,
     assert lines[0] == "[diagnose] kernels on the val split (2 batches)"
     assert [line.split(",")[0] for line in lines[1:]] == ["[diagnose] kernels on the val split: batch 1 of 2",
                                                           "[diagnose] kernels on the val split: batch 2 of 2"]
+
+
+def test_a_pass_stopped_at_a_number_of_samples_does_not_count_the_splits_batches(monkeypatch, capsys):
+    """--other_ckpt reads the first N samples of its split: the line had read "its first 7 samples (1429 batches
+    in the split)", as if it read them all; a pass of one batch says "1 batch"."""
+    monkeypatch.setattr(diagnose_module, "PROGRESS_EVERY", 0.0)
+    data = types.SimpleNamespace(on_before_batch_transfer=lambda batch, i: batch,
+                                 on_after_batch_transfer=lambda batch, i: batch)
+    loader = [{"x": torch.zeros(1)}] * 3
+    next(batches(data, loader, torch.device("cpu"), "x", None, "agreement, its first 7 samples", counted=False))
+    assert capsys.readouterr().out.splitlines() == ["[diagnose] agreement, its first 7 samples"]
+    list(batches(data, loader, torch.device("cpu"), "x", 1, "agreement"))
+    assert capsys.readouterr().out.splitlines()[0] == "[diagnose] agreement (1 batch)"

@@ -208,18 +208,21 @@ def split_label(split: str, name: str | None) -> str:
     return split if name is None else f"{split} ({name})"
 
 
-def batches(datamodule, loader, device, input_key: str, limit: int | None, what: str):
+def batches(datamodule, loader, device, input_key: str, limit: int | None, what: str, counted: bool = True):
     """The loader's batches on `device`, through the data module's transfer hooks; batches without input
-    (every sample unreadable) are skipped. Says `what` it reads up front, and every PROGRESS_EVERY seconds how far
-    it got."""
+    (every sample unreadable) are skipped. Says `what` it reads up front, with how many batches where `counted`
+    (not for a pass its caller stops at a number of samples: the split's count had read as the batches read), and
+    every PROGRESS_EVERY seconds how far it got."""
     from lightning.fabric.utilities.apply_func import move_data_to_device
 
     try:
         total = len(loader) if limit is None else min(limit, len(loader))
     except TypeError:  # an iterable loader
         total = limit
+    total = total if counted else None
     of = "" if total is None else f" of {total}"
-    print(f"[diagnose] {what}" + ("" if total is None else f" ({total} batches{'' if limit else ' in the split'})"),
+    print(f"[diagnose] {what}" + ("" if total is None else
+                                 f" ({total} batch{'' if total == 1 else 'es'}{'' if limit else ' in the split'})"),
           flush=True)
     seen, start = 0, time.perf_counter()
     shown = start
@@ -247,7 +250,7 @@ def predictions(task: str, model, datamodule, loader, device, what: str, limit: 
     input_key, run = RUNNERS[task]
     preds, labels, ids = [], [], []
     with torch.no_grad():
-        for batch in batches(datamodule, loader, device, input_key, limit, what):
+        for batch in batches(datamodule, loader, device, input_key, limit, what, counted=samples is None):
             p, y, i = run(model, batch)
             preds += p
             labels += y
