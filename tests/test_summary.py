@@ -28,6 +28,18 @@ def test_size_matched_within_tolerance(setting):
     reference = params(SIZE_MATCHED["reference"])
     off = {m: params(m) / reference - 1 for m in options}
     assert all(abs(r) <= SIZE_MATCHED["tolerance"] for r in off.values()), off
+    sized = {m: o["max_len"] for m, o in options.items() if "max_len" in o}
+    assert all(rows == spec["seq_len"] for rows in sized.values()), f"rows past seq_len, counted, never read: {sized}"
+
+
+def test_of_two_settings_for_one_size_the_one_that_holds_the_sequences_is_taken():
+    """dim 192, depth 6 has Fashion-MNIST's 49-token grid and the speech recipe's 1,024 frames: at 49 tokens
+    Linformer's 1,024-row E and F of the longer setting are 0.75 M parameters no grid reads."""
+    path = summary.SIZE_MATCHED
+    assert summary.size_matched_options(path, 192, 6, 49)["linformer"]["max_len"] == 49
+    for seq_len in (None, 50, 1024, 4096):
+        assert summary.size_matched_options(path, 192, 6, seq_len)["linformer"]["max_len"] == 1024
+    assert summary.size_matched_options(path, 192, 6, 49)["vmamba"] == {"expand": 2.75}
 
 
 def test_counts_and_scan_flops_of_a_mamba_encoder():

@@ -119,34 +119,41 @@ SIZE_MATCHED = Path(__file__).resolve().parents[2] / "configs" / "size_matched.y
 installed without the repository."""
 
 
-def size_matched_options(path: str | Path | None, dim: int, depth: int) -> dict[str, dict]:
+def size_matched_options(path: str | Path | None, dim: int, depth: int,
+                         seq_len: int | None = None) -> dict[str, dict]:
     """The mixer_options of the size-matched setting for (dim, depth) in a size_matched.yaml; {} when the file
-    has no such setting, or for no path (size matching off). A path that is not a file is a FileNotFoundError
-    naming it: a misspelt file must not pass for one without the setting."""
+    has no such setting, or for no path (size matching off). Of several settings for (dim, depth), which differ in
+    the sequence length a mixer's per-position rows are sized for (Linformer's max_len), the one of the shortest
+    seq_len that holds `seq_len`, else (or for no `seq_len`) the longest. A path that is not a file is a
+    FileNotFoundError naming it: a misspelt file must not pass for one without the setting."""
     if not path:
         return {}
     if not Path(path).is_file():
         raise FileNotFoundError(f"size-matched options: no file {Path(path).absolute()}")
     table = yaml.safe_load(Path(path).read_text())
-    for setting in table.get("settings", {}).values():
-        if setting.get("dim") == dim and setting.get("depth") == depth:
-            return {k: dict(v or {}) for k, v in setting["mixer_options"].items()}
-    return {}
+    settings = sorted((s for s in table.get("settings", {}).values() if (s.get("dim"), s.get("depth")) == (dim, depth)),
+                      key=lambda s: s["seq_len"])
+    if not settings:
+        return {}
+    holding = [s for s in settings if seq_len is not None and s["seq_len"] >= seq_len]
+    chosen = holding[0] if holding else settings[-1]
+    return {k: dict(v or {}) for k, v in chosen["mixer_options"].items()}
 
 
-def command_size_matched_options(path: str | None, dim: int, depth: int, prog: str) -> dict[str, dict]:
+def command_size_matched_options(path: str | None, dim: int, depth: int, prog: str,
+                                 seq_len: int | None = None) -> dict[str, dict]:
     """The options of `--size-matched` for `infomamba summary` and `infomamba bench`: the file given, none for
     '' (asked off), the repository's `SIZE_MATCHED` when the flag is left out. Rows not size-matched that were
     not asked to be so (no repository file beside an installed package; no setting for this dim and depth) get
     one line on stderr saying so: their parameter and speed ratios compare other model sizes. A given file that
-    does not exist is a FileNotFoundError (`size_matched_options`)."""
+    does not exist is a FileNotFoundError (`size_matched_options`, which `seq_len` is passed to)."""
     if path is None and not SIZE_MATCHED.is_file():
         print(f"{prog}: rows NOT size-matched (every mixer with its default options): no {SIZE_MATCHED} beside "
               "this installed package; pass the repository's configs/size_matched.yaml with --size-matched FILE",
               file=sys.stderr, flush=True)
         return {}
     path = SIZE_MATCHED if path is None else path
-    options = size_matched_options(path, dim, depth)
+    options = size_matched_options(path, dim, depth, seq_len)
     if path and not options:
         print(f"{prog}: rows NOT size-matched (every mixer with its default options): {path} has no setting for "
               f"dim {dim}, depth {depth}", file=sys.stderr, flush=True)
@@ -182,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     p = parser()
     args = p.parse_args(argv)
     try:
-        options = command_size_matched_options(args.size_matched, args.dim, args.depth, p.prog)
+        options = command_size_matched_options(args.size_matched, args.dim, args.depth, p.prog, args.seq_len)
     except FileNotFoundError as err:
         p.error(str(err))
     start = time.perf_counter()

@@ -37,3 +37,12 @@ def test_cross_layer_connections_are_counted_on_both_sides():
     sparx = dict(dim=256, depth=4, cross_layer="sparx")
     assert size_note(EncoderConfig(**sparx, mixer="attention", mixer_options={"inner_dim": 768})) is None
     assert "attention encoder has" in size_note(EncoderConfig(**sparx, mixer="attention"))
+
+
+def test_an_image_grids_linformer_is_told_the_options_for_its_grid():
+    """The image task builds Linformer for its 7 x 7 grid (max_len 49): the note had named the 1,024-row options of
+    the speech recipe's sequences, whose rows past 49 a grid never reads."""
+    note = size_note(EncoderConfig(dim=192, depth=6, mixer="linformer", mixer_options={"max_len": 49}))
+    assert note.endswith("--model.encoder.mixer_options='{inner_dim: 576, max_len: 49, proj_len: 64}'")
+    assert size_note(EncoderConfig(dim=192, depth=6, mixer="linformer",
+                                   mixer_options={"inner_dim": 576, "proj_len": 64, "max_len": 49})) is None

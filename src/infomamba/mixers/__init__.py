@@ -145,6 +145,16 @@ def mixer_options(name: str) -> dict[str, object]:
     return {k: p.default for k, p in params.items() if k not in contract and p.kind == p.KEYWORD_ONLY}
 
 
+def sized_options(name: str, options: dict, tokens: int) -> dict:
+    """`options` of mixer `name`, with `max_len` = `tokens` where the mixer takes one (rows of per-position
+    parameters: Linformer's E and F, VMI-SA's alpha and beta) and `options` set none: a model whose sequences are
+    all `tokens` long (an image grid) never reads the rows past them, which the default max_len would build and
+    count in its size (Linformer's 1,024 rows on a 49-token grid: 0.75 M parameters at dim 192, depth 6)."""
+    if "max_len" in options or "max_len" not in mixer_options(name):
+        return dict(options)
+    return {**options, "max_len": tokens}
+
+
 def option_hints(name: str) -> dict[str, object]:
     """The type hints of a mixer's options (`mixer_options`), as types (its module's annotations are strings); left
     as strings, and so unchecked, where one names what a plugin's module imports for type checkers only."""

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..layers.checks import require_positive
-from ..layers.positions import real_positions
+from ..layers.positions import first_rows, real_positions
 from . import Mixer, MixerAux, causal_mixers, register_mixer
 
 SHARING = ("none", "headwise", "kv")
@@ -75,6 +75,10 @@ class LinformerMixer(Mixer):
     def _init(n_proj: int, max_len: int, proj_len: int) -> torch.Tensor:
         """Xavier-normal over (n, k), per head: the initialisation the authors recommend."""
         return torch.randn(n_proj, max_len, proj_len) * (2.0 / (max_len + proj_len)) ** 0.5
+
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        first_rows(state_dict, [prefix + "E", prefix + "F"], self.max_len, dim=1)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _rows(self, proj: torch.Tensor, padding_mask: torch.Tensor | None, length: int) -> torch.Tensor:
         """The rows of E (or F) for each token: (1 or B, n_proj, L, k), zero at padding."""

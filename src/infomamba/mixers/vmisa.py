@@ -27,7 +27,7 @@ import torch.nn as nn
 from ..layers.checks import require_positive
 from ..layers.grid import GridConv, grid_shape
 from ..layers.pooling import zero_padding
-from ..layers.positions import real_positions
+from ..layers.positions import first_rows, real_positions
 from . import Mixer, MixerAux, register_mixer
 
 
@@ -56,6 +56,10 @@ class VMISAMixer(Mixer):
         self.alpha = nn.Parameter(nn.init.trunc_normal_(torch.empty(max_len), std=0.02))
         self.beta = nn.Parameter(torch.ones(max_len))
         self.out_proj = nn.Linear(inner, dim)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        first_rows(state_dict, [prefix + "alpha", prefix + "beta"], self.max_len, dim=0)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None, grid=None):
         B, L, _ = x.shape

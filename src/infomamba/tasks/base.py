@@ -79,6 +79,21 @@ def check_optimizer_options(lr: float, weight_decay: float, betas: tuple[float, 
     require_within("model", 0.0, 1.0, include_high=True, min_lr_ratio=min_lr_ratio)
 
 
+def moments_cut_to(optimizer_states: list[dict], params: list[torch.Tensor]) -> None:
+    """Cut in place each tensor of a checkpoint's optimizer states (AdamW's moments) that is larger than its
+    parameter (`params`, in the optimizer's order) to the parameter's leading block: the moments of a per-position
+    table that an image model from before the task sized max_len to its grid kept for rows past it, which never had
+    a gradient (`layers.positions.first_rows` cuts the table itself). A resumed fit had stopped in AdamW's first step
+    on the shapes."""
+    for state in optimizer_states:
+        for index, moments in state.get("state", {}).items():
+            shape = params[index].shape if index < len(params) else None
+            for key, value in moments.items():
+                if shape is not None and torch.is_tensor(value) and value.dim() == len(shape) and \
+                        value.shape != shape and all(v >= s for v, s in zip(value.shape, shape)):
+                    moments[key] = value[tuple(slice(0, s) for s in shape)]
+
+
 def list_of_inputs(items, method: str, batch_size: int):
     """`items`, a list of inputs for `method` (predict_texts, predict_images, transcribe), refused as one input: a
     bare str or path would be read character by character ("3 text(s) give no token"); so is a `batch_size` that
@@ -305,7 +320,8 @@ class TaskModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A resumed run continues the random streams (dropout, Gumbel hash noise) where they stopped, each rank
         its own (`infomamba.tasks.resume` sets them once more when the run resumes mid-epoch); a fit resumed on
-        another number of processes is told how it differs (`other_processes`).
+        another number of processes is told how it differs (`other_processes`); moments of rows the model no
+        longer builds are cut (`moments_cut_to`).
         `load_from_checkpoint` (no trainer: a model loaded for use) leaves the caller's streams alone."""
         if self._trainer is None:
             return
@@ -316,6 +332,7 @@ class TaskModule(L.LightningModule):
         states = own_rng_states(checkpoint.get("rng_states"), self.trainer.global_rank)
         if states:
             set_rng_states(states)
+        moments_cut_to(checkpoint.get("optimizer_states", []), [p for group in self.parameter_groups() for p in group])
 
     def objective(self, task_loss: torch.Tensor, out, labels: torch.Tensor | None, stage: str) -> torch.Tensor:
         """Eq. 14 with every part logged as `<stage>/<part>`; k_eff logged when the mixer reports it. A training
@@ -346,12 +363,17 @@ class TaskModule(L.LightningModule):
             return
         super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-    def configure_optimizers(self):
-        hp = self.hparams
+    def parameter_groups(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The trained parameters AdamW decays (matrices) and those it does not (biases, norms, scales), in order."""
         decay, no_decay = [], []
         for name, p in self.named_parameters():
             if p.requires_grad:
                 (no_decay if p.ndim < 2 or name.endswith(".bias") else decay).append(p)
+        return decay, no_decay
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        decay, no_decay = self.parameter_groups()
         fused = fused_step({p.device.type for p in decay + no_decay}, self.trainer.precision)
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr, betas=tuple(hp.betas),

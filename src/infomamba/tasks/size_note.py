@@ -19,7 +19,9 @@ TOLERANCE = 0.10  # configs/size_matched.yaml's
 
 def size_note(config: EncoderConfig) -> str | None:
     """The note for an encoder whose mixer is not InfoMamba and whose parameters differ from those of InfoMamba's
-    (default options, the same dim, depth and cross-layer connections) by more than `TOLERANCE`; None otherwise."""
+    (default options, the same dim, depth and cross-layer connections) by more than `TOLERANCE`; None otherwise.
+    The options it names are those of the setting for the sequences its mixer is built for (its max_len, where
+    it has one: an image task's grid)."""
     if config.mixer == "infomamba":
         return None
     ours, reference = (summarize(c, 1, flops=False)["params_total"]
@@ -28,7 +30,8 @@ def size_note(config: EncoderConfig) -> str | None:
     if abs(change) <= TOLERANCE:
         return None
     size = f"dim {config.dim}, depth {config.depth}"
-    matched = size_matched_options(SIZE_MATCHED if SIZE_MATCHED.is_file() else None, config.dim, config.depth)
+    matched = size_matched_options(SIZE_MATCHED if SIZE_MATCHED.is_file() else None, config.dim, config.depth,
+                                   config.mixer_options.get("max_len"))
     if config.mixer in matched:
         options = yaml.safe_dump(matched[config.mixer], default_flow_style=True).strip()
         hint = f"configs/size_matched.yaml's options for this size: --model.encoder.mixer_options='{options}'"

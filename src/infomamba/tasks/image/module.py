@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -13,7 +14,7 @@ from infomamba.console import say
 from infomamba.layers.checks import require_within
 from infomamba.layers.pooling import masked_mean
 from infomamba.losses import LossWeights
-from infomamba.mixers import without_training_terms
+from infomamba.mixers import sized_options, without_training_terms
 
 from ..base import CompileOption, TaskModule, classification_loss, list_of_inputs
 from .frontend import PatchEmbed
@@ -35,6 +36,13 @@ def soft_label_note(mixer: str, loss: LossWeights, data_hparams) -> str | None:
     return (f"[infomamba] note: with {given} every training batch has soft labels, and Eq. 12's InfoNCE terms "
             f"(loss.beta={loss.beta}) need one class a sample: this fit trains them on no batch (they are still "
             "computed on validation batches); set data.mixup_alpha=0 and data.cutmix_alpha=0 to train them")
+
+
+def grid_sized(encoder: EncoderConfig, tokens: int) -> EncoderConfig:
+    """`encoder` with a mixer of per-position parameters (Linformer, VMI-SA) given no max_len built for the
+    `tokens` of the grid, every image's (`sized_options`), so that its size counts no row it never reads."""
+    encoder.validate()
+    return replace(encoder, mixer_options=sized_options(encoder.mixer, encoder.mixer_options, tokens))
 
 
 def accuracies(num_classes: int) -> dict[str, int]:
@@ -74,6 +82,8 @@ class ImageClassifier(TaskModule):
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
         require_within("model", 0.0, 1.0, label_smoothing=label_smoothing)
+        encoder = grid_sized(encoder if isinstance(encoder, EncoderConfig) else EncoderConfig(**encoder),
+                             (image_size // patch_size) ** 2)
         super().__init__(encoder, loss, lr, weight_decay, betas, warmup_ratio, min_lr_ratio, compile, cuda_graphs)
         if self.encoder_config.causal:
             raise ValueError("image classification uses a bidirectional encoder: set model.encoder.causal=false")
