@@ -2,6 +2,7 @@
 other inputs keep theirs, in input order. It had ended the whole run after every batch ran ("11 predictions but 12
 input indices"), or with a TypeError when it was a batch's only input, and no predictions were written."""
 import json
+import logging
 
 import lightning as L
 import numpy as np
@@ -62,6 +63,24 @@ def test_inputs_skipped_at_setup_get_an_error_row_at_their_index(tmp_path, capsy
     assert "only 10 samples" in errors["short.wav"] and errors["a.wav"] is errors["e.wav"] is None
     assert data.split_stats["predict"]["skipped"] == {"no_audio": 1, "unreadable": 1, "too_short": 1}
     assert "wrote 5 predictions" in capsys.readouterr().out
+
+
+def test_each_input_that_fails_is_one_line_naming_it_and_its_error(tmp_path, caplog, capsys):
+    """An unreadable input was named in three lines (setup's skip examples, the worker's "dropping utterance" and a
+    "dropped 1 utterance(s)" count), the file three more times inside libsndfile's message; now one line each, and
+    the counts in the summaries."""
+    soundfile.write(tmp_path / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32),
+                    16000)
+    (tmp_path / "bad.flac").write_text("not audio")
+    (tmp_path / "inputs.txt").write_text("a.wav\nbad.flac\ngone.wav\n")
+    with caplog.at_level(logging.INFO):
+        rows = predicted_rows(ASRDataModule(predict_path=str(tmp_path / "inputs.txt")), tmp_path / "out")
+    lines = [r.getMessage() for r in caplog.records] + capsys.readouterr().out.splitlines()
+    for name, error in [("bad.flac", "LibsndfileError: Format not recognised"), ("gone.wav", "file not found")]:
+        named = [line for line in lines if name in line]
+        assert len(named) == 1 and error in named[0] and named[0].count(name) == 1, named
+    assert [row.get("error") is None for row in rows] == [True, False, False]
+    assert any("2 of them inputs that failed to load" in line for line in lines)
 
 
 @pytest.mark.parametrize("option", [{"sample_rate": 8000}, {"n_mels": 40}])

@@ -29,10 +29,18 @@ class AudioError(RuntimeError):
         super().__init__(f"cannot use audio {self.path}: {reason}")
 
 
-def _name(source: AudioSource) -> str:
+def source_name(source: AudioSource) -> str:
+    """The path of a file source, or an open file's name, for messages."""
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
     return str(getattr(source, "name", source))
+
+
+def unreadable(source: AudioSource, err: Exception) -> AudioError:
+    """``err``, raised reading ``source``, as an ``AudioError`` that names the file once (libsndfile's own message
+    starts by naming it again)."""
+    detail = err.error_string if isinstance(err, soundfile.LibsndfileError) else err
+    return AudioError(source_name(source), f"{type(err).__name__}: {detail}")
 
 
 def _check_exists(source: AudioSource) -> None:
@@ -49,9 +57,9 @@ def audio_duration(source: AudioSource) -> float:
     try:
         info = soundfile.info(source)
     except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, OSError)
-        raise AudioError(_name(source), f"{type(err).__name__}: {err}") from err
+        raise unreadable(source, err) from err
     if info.frames <= 0 or info.samplerate <= 0:
-        raise AudioError(_name(source), "empty audio (0 frames)")
+        raise AudioError(source_name(source), "empty audio (0 frames)")
     return info.frames / info.samplerate
 
 
@@ -66,12 +74,12 @@ def load_audio(source: AudioSource, target_sr: int = 16000) -> torch.Tensor:
     try:
         data, sr = soundfile.read(source, dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile raises several types (LibsndfileError, RuntimeError, OSError)
-        raise AudioError(_name(source), f"{type(err).__name__}: {err}") from err
+        raise unreadable(source, err) from err
     if data.shape[0] == 0:
-        raise AudioError(_name(source), "empty audio (0 frames)")
+        raise AudioError(source_name(source), "empty audio (0 frames)")
     wav = torch.from_numpy(data).mean(dim=1)
     if not torch.isfinite(wav).all():
-        raise AudioError(_name(source), "non-finite samples")
+        raise AudioError(source_name(source), "non-finite samples")
     if sr != target_sr:
         wav = torchaudio.functional.resample(wav, orig_freq=sr, new_freq=target_sr)
     return wav

@@ -14,13 +14,14 @@ Predict batch: features, feature_lengths, audio_filepath list[str].
 
 Corrupt files found only at load time (the header read at setup passed, decoding fails): the dataset
 returns a drop marker instead of crashing the worker, ``collate_asr`` leaves the utterance out and lists
-it under ``dropped_utt_ids``, and ``on_before_batch_transfer`` (main process) removes that key, logs a
-warning naming the utterances and counts them in ``load_failures`` (each once, however often it is met). A
-batch whose every utterance failed reaches the LightningModule as ``None``; its step should return None
-(Lightning then skips it; under DDP a skipped step on one rank stalls the others, so remove files the warnings
-name). A predict batch keeps its failed inputs under ``failed`` instead: each gets a row with ``"text": null``
-and its ``"error"``, as do the inputs that setup already skipped (counted there), so that every input has its
-row. Because this data module defines ``on_before_batch_transfer``, Lightning uses it instead of a LightningModule's.
+it with its error under ``load_errors``, and ``on_before_batch_transfer`` (main process) removes that key, logs
+one line per utterance (its file and what was wrong) and counts it in ``load_failures`` (each once, however
+often it is met). A batch whose every utterance failed reaches the LightningModule as ``None``; its step should
+return None (Lightning then skips it; under DDP a skipped step on one rank stalls the others, so remove files the
+warnings name). A predict batch keeps its failed inputs under ``failed`` instead: each gets a row with
+``"text": null`` and its ``"error"``, as do the inputs that setup already found unusable (counted there, named
+when they fail to load), so that every input has its row and its one line. Because this data module defines
+``on_before_batch_transfer``, Lightning uses it instead of a LightningModule's.
 """
 
 from __future__ import annotations
@@ -115,7 +116,6 @@ class ASRDataset(SeedsEachBatch, Dataset):
             if wav.numel() < self.features.min_samples:
                 raise AudioError(utt.audio_name, f"only {wav.numel()} samples")
         except AudioError as err:
-            log.warning("dropping utterance %s at load time: %s", utt.utt_id, err)
             dropped = {"utt_id": utt.utt_id, "error": str(err)}
             return dropped if self.vocab is not None else {**dropped, "audio_filepath": utt.audio_name}
         with torch.no_grad():
@@ -130,16 +130,17 @@ def collate_asr(items: list[dict[str, Any]], pad_multiple: int | None = None) ->
     """Pad a list of ``ASRDataset`` items into a batch; failed items are left out. Features are padded to the
     longest item's frames, or with ``pad_multiple`` up to the next multiple of it (``sampling.padded_length``).
 
-    Returns the batch keys of the module docstring plus ``dropped_utt_ids`` (always present, usually
-    empty), and for a predict batch with failed items ``failed``: (position in the batch, audio_filepath, error)
-    of each, so that every input still gets its row. If every item failed, only those two are returned.
+    Returns the batch keys of the module docstring plus ``load_errors`` ((utt_id, error) of each failed item;
+    always present, usually empty), and for a predict batch with failed items ``failed``: (position in the batch,
+    audio_filepath, error) of each, so that every input still gets its row. If every item failed, only those two
+    are returned.
     """
-    dropped = [it["utt_id"] for it in items if "error" in it]
+    errors = [(it["utt_id"], it["error"]) for it in items if "error" in it]
     failed = [(i, it["audio_filepath"], it["error"]) for i, it in enumerate(items) if "error" in it and
               "audio_filepath" in it]
     items = [it for it in items if "error" not in it]
     if not items:
-        return {"dropped_utt_ids": dropped, **({"failed": failed} if failed else {})}
+        return {"load_errors": errors, **({"failed": failed} if failed else {})}
     features = pad_sequence([it["features"] for it in items], batch_first=True)
     extra = padded_length(features.shape[1], pad_multiple) - features.shape[1]
     batch: dict[str, Any] = {
@@ -153,7 +154,7 @@ def collate_asr(items: list[dict[str, Any]], pad_multiple: int | None = None) ->
         batch["utt_ids"] = [it["utt_id"] for it in items]
     else:
         batch["audio_filepath"] = [it["audio_filepath"] for it in items]
-    batch["dropped_utt_ids"] = dropped
+    batch["load_errors"] = errors
     if failed:
         batch["failed"] = failed
     return batch
@@ -171,6 +172,18 @@ def audio_time(seconds: float) -> str:
     if seconds >= 360:
         return f"{seconds / 3600:.2f} h"
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+
+
+def split_stats(kept: list[Utterance], skips: SkipLog, kept_infeasible: int) -> dict[str, Any]:
+    """A split's ``split_stats`` entry: utterances kept, their hours, skips by reason, kept CTC-infeasible ones."""
+    return {"utterances": len(kept), "hours": sum(u.duration for u in kept) / 3600, "skipped": dict(skips.counts),
+            "ctc_infeasible": kept_infeasible}
+
+
+def by_reason(counts: dict[str, int]) -> str:
+    """``reason=count`` for each reason, sorted by reason."""
+    return " ".join(f"{reason}={n}" for reason, n in sorted(counts.items()))
+
 
 class ASRDataModule(L.LightningDataModule):
     """Speech recognition data: LibriSpeech-layout trees, NeMo manifests or HF hub splits.
@@ -454,14 +467,15 @@ class ASRDataModule(L.LightningDataModule):
                                                "limit_predict_batches")
 
     def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any] | None:
-        """Count and log utterances dropped at load time; ``None`` when the whole batch failed (a predict batch
-        goes on with its ``failed`` inputs, which get rows of their own)."""
-        dropped = batch.pop("dropped_utt_ids", [])
-        new = [utt for utt in dict.fromkeys(dropped) if utt not in self.load_failures]
-        self.load_failures.extend(new)
-        if new:  # a file that failed in an earlier epoch (or validation) is not counted again
-            log.warning("dropped %d utterance(s) that failed to load: %s (%d different so far)",
-                        len(new), ", ".join(new), len(self.load_failures))
+        """Count utterances that failed to load, each with one line (its file and what was wrong) the first time
+        it fails; ``None`` when the whole batch failed (a predict batch goes on with its ``failed`` inputs, which get
+        rows of their own)."""
+        predicting = "failed" in batch
+        for utt_id, error in batch.pop("load_errors", []):
+            if utt_id not in self.load_failures:  # one that failed in an earlier epoch (or validation) is counted once
+                self.load_failures.append(utt_id)
+                log.warning("%s%s (%s; %d failed to load so far)", "" if predicting else f"utterance {utt_id}: ",
+                            error, "its row holds the error" if predicting else "left out", len(self.load_failures))
         return batch if "features" in batch or "failed" in batch else None
 
     # ---- building ---------------------------------------------------------------------------------
@@ -524,7 +538,7 @@ class ASRDataModule(L.LightningDataModule):
                 kept.append(u)
         if not kept:
             raise ValueError(f"no readable audio in predict_path {self.predict_path}: {skips.describe()}")
-        self._record("predict", kept, skips, kept_infeasible=0)
+        self.split_stats["predict"] = split_stats(kept, skips, kept_infeasible=0)  # unusable ones: named as they fail
         usable = {u.utt_id: u for u in kept}
         every = [usable.get(str(file), Utterance(str(file), str(file), 0.0, None)) for file in self._predict_files]
         self._predict = ASRDataset(every, None, self.features, self.sample_rate)
@@ -533,7 +547,7 @@ class ASRDataModule(L.LightningDataModule):
         """An evaluation split's dataset; one left with no usable utterance is an error naming its skips."""
         utts = self._filter(name, raw, train)
         if not utts:
-            skipped = " ".join(f"{reason}={n}" for reason, n in sorted(self.split_stats[name]["skipped"].items()))
+            skipped = by_reason(self.split_stats[name]["skipped"])
             raise ValueError(f"split {name!r} has no usable utterance ({f'skipped {skipped}' if skipped else 'empty'})")
         return self._dataset(utts)
 
@@ -580,7 +594,9 @@ class ASRDataModule(L.LightningDataModule):
             stats = self.split_stats[name]
             part = f"{name} {utterances(stats['utterances'])} ({audio_time(3600 * stats['hours'])}"
             if stats["skipped"]:
-                part += ", skipped " + " ".join(f"{reason}={n}" for reason, n in sorted(stats["skipped"].items()))
+                skipped = by_reason(stats["skipped"])
+                part += f", unusable {skipped}, each named as it fails to load" if name == "predict" else \
+                    f", skipped {skipped}"
             parts.append(part + ")")
         if self._train is not None and self.train_splits[0] in names:
             parts.append(f"training set {utterances(len(self._train))}")
@@ -589,11 +605,9 @@ class ASRDataModule(L.LightningDataModule):
         rank_zero_info("ASR data: " + "; ".join(parts))
 
     def _record(self, name: str, kept: list[Utterance], skips: SkipLog, kept_infeasible: int) -> None:
-        hours = sum(u.duration for u in kept) / 3600
-        self.split_stats[name] = {
-            "utterances": len(kept), "hours": hours, "skipped": dict(skips.counts),
-            "ctc_infeasible": kept_infeasible,
-        }
+        """Keep split ``name``'s statistics and log them in one line, with examples of its skips."""
+        self.split_stats[name] = split_stats(kept, skips, kept_infeasible)
+        hours = self.split_stats[name]["hours"]
         message = f"ASR split {name!r}: {utterances(len(kept))}, {audio_time(3600 * hours)}"
         if kept_infeasible:
             message += f"; {kept_infeasible} kept although too short for CTC (filter_eval=False)"

@@ -26,7 +26,7 @@ from infomamba.losses import LossWeights
 from infomamba.mixers import without_training_terms
 
 from ..base import CompileOption, RunRefused, TaskModule, list_of_inputs
-from .audio import AudioError, LogMel, SpecAugment, load_audio, waveform_input
+from .audio import AudioError, LogMel, SpecAugment, load_audio, source_name, waveform_input
 from .beam import BeamDecoder, beam_vocab_problem, check_beam_options
 from .subsampling import ConvSubsampling, conv_out_length
 from .vocab import CharVocab, SubwordVocab, vocab_from_json
@@ -161,7 +161,7 @@ class CTCSpeechRecognizer(TaskModule):
         feats = []
         for index, item in enumerate(audio):
             if isinstance(item, (str, os.PathLike, io.IOBase)):
-                label = f"input {index} ({getattr(item, 'name', item)})"
+                label = f"input {index} ({source_name(item)})"
                 try:
                     wav = load_audio(item, rate)
                 except AudioError as err:  # it named the file alone, not its place among the inputs
