@@ -1,4 +1,8 @@
 """Bad input to the text task's commands ends in one line naming the file and option, never a traceback."""
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from infomamba.cli import main
@@ -19,15 +23,26 @@ def checkpoint(tmp_path, monkeypatch):
 def test_unreadable_predict_inputs_are_named_with_their_line(checkpoint, tmp_path):
     """A ValueError raised from the decoder's had reached the user as the bare cause: "'utf-8' codec can't decode
     byte 0xff in position 33", naming neither the file nor the line."""
-    bad = {"bad.txt": b"good\n\xff\xfe bad\n", "bad.csv": b"text\ngood\n\xff bad\n",
-           "bad.jsonl": b'{"text": "good"}\n{"text": bad}\n', "bad.parquet": b"not parquet"}
-    said = {"bad.txt": r"line 2 is not UTF-8 \(byte 0xff\)", "bad.csv": r"line 3 is not UTF-8 \(byte 0xff\)",
-            "bad.jsonl": "line 2 is not a JSON record", "bad.parquet": "not a readable parquet file"}
+    bad = {"bad.csv": b"text\ngood\n\xff bad\n", "bad.jsonl": b'{"text": "good"}\n{"text": bad}\n',
+           "bad.parquet": b"not parquet"}
+    said = {"bad.csv": r"line 3 is not UTF-8 \(byte 0xff\)", "bad.jsonl": "line 2 is not a JSON record",
+            "bad.parquet": "not a readable parquet file"}
     for name, data in bad.items():
         (tmp_path / name).write_bytes(data)
         with pytest.raises(SystemExit, match=rf"^infomamba predict --task text: invalid configuration: "
                                              rf"data.predict_path \S*{name}: {said[name]}"):
             main(["predict", "--task", "text", "--ckpt_path", str(checkpoint), "--data.predict_path", name])
+
+
+def test_a_predict_line_that_is_not_utf8_costs_that_line_alone(checkpoint, tmp_path, capsys):
+    """The whole file had been refused for one stray byte ("line 2 is not UTF-8"), nothing predicted."""
+    (tmp_path / "mixed.txt").write_bytes(b"good\n\xff\xfe bad\n[MAX 1 2]\n")
+    with pytest.warns(UserWarning, match=r"mixed.txt: skipped 1 of 3 lines, not UTF-8: line 2 \(byte 0xff\)"):
+        main(["predict", "--task", "text", "--ckpt_path", str(checkpoint), "--data.predict_path", "mixed.txt",
+              "--trainer.enable_progress_bar=false"])
+    written = re.search(r"wrote 2 predictions to (\S+)", capsys.readouterr().out)
+    rows = [json.loads(line) for line in Path(written[1]).read_text().splitlines()]
+    assert [(row["index"], row["text"]) for row in rows] == [(0, "good"), (2, "[MAX 1 2]")]
 
 
 def test_a_truncated_init_from_is_refused_in_one_line(checkpoint, tmp_path):

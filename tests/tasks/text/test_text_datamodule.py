@@ -1,5 +1,6 @@
 """TextDataModule on small generated fixtures of every layout, plus ListOps, DDP shares and errors."""
 
+import codecs
 import csv
 import math
 from pathlib import Path
@@ -286,6 +287,18 @@ def test_predict(tmp_path):
     assert "labels" not in batches[0]
 
 
+def test_predict_lines_that_are_not_utf8_are_skipped_counted_and_named(tmp_path):
+    """One stray byte had refused the whole file; now its line alone is left out, named in one warning, and the
+    other lines keep their numbers (a .txt line is one text; a table's row may span lines, so a table is refused)."""
+    lines = ["caf\u00e9 au lait".encode("latin-1"), "caf\u00e9 cr\u00e8me".encode(), b"tea", b"\xff\xfe"]
+    (tmp_path / "mixed.txt").write_bytes(codecs.BOM_UTF8 + b"\r\n".join(lines) + b"\n")
+    with pytest.warns(UserWarning) as said:
+        assert read_predict_texts(tmp_path / "mixed.txt", "text") == (["caf\u00e9 cr\u00e8me", "tea"], [1, 2])
+    message, = [str(w.message) for w in said if "UTF-8" in str(w.message)]
+    assert message == (f"Text data: data.predict_path {tmp_path}/mixed.txt: skipped 2 of 4 lines, not UTF-8: line "
+                       "1 (byte 0xe9), 4 (byte 0xff); the other lines keep their numbers.")
+
+
 def test_predict_errors_name_the_file_before_any_data_is_read(tmp_path):
     data = tmp_path / "absent_data"  # never read: the predict file is checked when the module is built
     with pytest.raises(FileNotFoundError, match="missing.txt does not exist"):
@@ -297,11 +310,10 @@ def test_predict_errors_name_the_file_before_any_data_is_read(tmp_path):
         (tmp_path / name).write_text(content)
         with pytest.raises(ValueError, match=rf"^data.predict_path \S*{name} holds no text to predict[^\n]*$"):
             TextDataModule(root=str(data), predict_path=str(tmp_path / name))
-    for name in ("latin.txt", "latin.csv"):
-        (tmp_path / name).write_bytes("text\ncaf\u00e9 au lait\n".encode("latin-1"))
-        with pytest.raises(ValueError, match=rf"^data.predict_path \S*{name}: line 2 is not UTF-8 \(byte 0xe9\); "
-                                             r"expected UTF-8 text\.$"):
-            TextDataModule(root=str(data), predict_path=str(tmp_path / name))
+    (tmp_path / "latin.csv").write_bytes("text\ncaf\u00e9 au lait\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"^data.predict_path \S*latin.csv: line 2 is not UTF-8 \(byte 0xe9\); "
+                                         r"expected UTF-8 text\.$"):
+        TextDataModule(root=str(data), predict_path=str(tmp_path / "latin.csv"))
     (tmp_path / "ragged.csv").write_text("text,label\na,1\nb,2,3\n")
     with pytest.raises(ValueError, match=r"^data.predict_path \S*ragged\.csv: not a valid \.csv table \([^\n]*line 3"):
         TextDataModule(root=str(data), predict_path=str(tmp_path / "ragged.csv"))

@@ -28,7 +28,7 @@ pretrain it.
 A `Source` reads each official split only when asked (`Source.read`), so a run that needs the test split
 alone reads nothing else; ``Source.files`` lists the files that hold a local source's data. Text files
 are UTF-8 (a leading byte-order mark is dropped); other bytes are an error naming the file and line, except
-in class folders (replaced, counted). Texts are cleaned (`clean_text`); empty ones are skipped and counted.
+in class folders (replaced, counted) and in a .txt predict file (the line left out, counted and named). Texts are cleaned (`clean_text`); empty ones are skipped and counted.
 """
 
 from __future__ import annotations
@@ -146,11 +146,12 @@ def read_predict_texts(path: Path, text_column: str) -> tuple[list[str], list[in
                 if path.is_dir() else "does not exist")
         raise FileNotFoundError(missing("data.predict_path", path, what))
     if path.suffix == ".txt":
-        texts = _text_lines(read_text(path, f"data.predict_path {path}"))
+        texts, rows = utf8_lines(path, f"data.predict_path {path}")
     elif path.suffix in TABLE_SUFFIXES:
         frame = read_frame(path, f"data.predict_path {path}")
         check_columns(list(frame.columns), (text_column,), str(path))
         texts = _text_values(frame[text_column].tolist(), str(path), text_column)
+        rows = list(range(len(texts)))
     else:
         raise ValueError(f"data.predict_path {path}: use .txt or one of {TABLE_SUFFIXES}.")
     cleaned = [clean_text(t) for t in texts]
@@ -159,7 +160,27 @@ def read_predict_texts(path: Path, text_column: str) -> tuple[list[str], list[in
             f"data.predict_path {path} holds no text to predict ({len(texts)} rows, all empty); expected one "
             f"text per line (.txt) or a {text_column!r} column."
         )
-    return drop_empty(cleaned, list(range(len(texts))), str(path))
+    return drop_empty(cleaned, rows, str(path))
+
+
+def utf8_lines(path: Path, source: str) -> tuple[list[str], list[int]]:
+    """The lines of a text file (a leading byte-order mark dropped) that are UTF-8, with their 0-based numbers.
+    The others are left out, counted and named (their 1-based numbers) in one warning: of independent texts, one
+    stray byte costs its line, not the file; the kept lines keep their numbers."""
+    text = path.read_bytes().removeprefix(codecs.BOM_UTF8).decode("utf-8", errors="surrogateescape")
+    lines, rows, bad = [], [], []
+    for row, line in enumerate(_text_lines(text)):
+        escaped = next((ch for ch in line if "\udc80" <= ch <= "\udcff"), None)  # a byte that is not UTF-8
+        if escaped is None:
+            lines.append(line)
+            rows.append(row)
+        else:
+            bad.append(f"{row + 1} (byte 0x{ord(escaped) - 0xdc00:02x})")
+    if bad:
+        named = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        rank_zero_warn(f"Text data: {source}: skipped {len(bad)} of {len(bad) + len(lines)} lines, not UTF-8: "
+                       f"line {named}; the other lines keep their numbers.")
+    return lines, rows
 
 
 def read_text(path: Path, source: str) -> str:
