@@ -611,6 +611,33 @@ def test_a_signal_outside_a_training_step_is_one_line_naming_the_folders_taken_b
         assert capsys.readouterr().err == (f"infomamba fit --task text: stopped by {stopped}: nothing after the last "
                                            f"checkpoint was saved; took back {gone.folder}, which it had claimed\n")
     assert stopped_outside_training(ValueError("bad"), "infomamba fit --task text", [gone]) is None
+    assert stopped_outside_training(Terminated(), "infomamba test --task text", [kept], "test").code == 143
+    assert capsys.readouterr().err == (f"infomamba test --task text: stopped by SIGTERM before it finished: what it "
+                                       f"wrote is in {kept.folder}\n")
+
+
+@pytest.mark.parametrize("command", ["test", "predict"])
+def test_ctrl_c_during_an_evaluation_says_it_was_interrupted_and_what_was_written(tmp_path, monkeypatch, capsys,
+                                                                                   command):
+    """It had read as a fit's: "stopped by SIGINT at once, outside a training step or by a second Ctrl-C: nothing after
+    the last checkpoint was saved", of a test that had no training step and saves no checkpoint."""
+    import os
+    import signal
+
+    from infomamba.tasks.text.module import TextClassifier
+
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TEXT, "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--run_dir=run"])
+    (tmp_path / "texts.txt").write_text("[MAX 1 2]\n")
+    monkeypatch.setattr(TextClassifier, f"{command}_step", lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGINT))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--task", "text", "--ckpt_path", "run/checkpoints/last.ckpt", "--data.predict_path=texts.txt"])
+    written = {"test": "metrics", "predict": "predictions"}[command]
+    assert stop.value.code == 130 and capsys.readouterr().err.splitlines()[-1] == (
+        f"infomamba {command} --task text: stopped by SIGINT before it finished: no {written} were written; took back "
+        f"run/version_0, which it had claimed")
+    assert not (tmp_path / "run" / "version_0").exists()
 
 
 def test_a_fit_without_a_logger_runs(tmp_path, monkeypatch):

@@ -64,6 +64,7 @@ QUIET_LOGS = ("💡 Tip:",)
 APPS = ("bench", "summary", "diagnose")  # subcommands that are plain programs (`infomamba.<name>.main`)
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 EVALUATIONS = ("validate", "test", "predict")  # subcommands that need a trained checkpoint
+WRITES = {"validate": "metrics", "test": "metrics", "predict": "predictions"}  # what an evaluation writes
 LIMITS = tuple(f"trainer.limit_{stage}_batches" for stage in ("train", "val", "test", "predict"))
 RUN_DIR_HELP = ("this run's folder (logs, config.yaml, checkpoints/), created; default: a new "
                 "<logger save_dir>/<name>/version_N (runs/<task>/version_N). With fit --ckpt_path last: the run to "
@@ -129,15 +130,22 @@ def refusal_without_label(err: SystemExit) -> bool:
     return isinstance(err.code, str) and not err.code.startswith("infomamba")
 
 
-def stopped_outside_training(err: BaseException, label: str, claimed: list[Claim | None]) -> SystemExit | None:
+def stopped_outside_training(err: BaseException, label: str, claimed: list[Claim | None],
+                             command: str | None = "fit") -> SystemExit | None:
     """The one-line exit of a command that Ctrl-C or SIGTERM stopped outside a fit's training steps (setting up,
-    reading data; a fit's steps stop by `StopOnSignal`), or that a second Ctrl-C stopped at once inside them: 128 + the
-    signal's number, and the folders it claimed that were taken back. None for other errors."""
+    reading data; a fit's steps stop by `StopOnSignal`), or that a second Ctrl-C stopped at once inside them, or that
+    either stopped during an evaluation (`command` validate, test or predict): 128 + the signal's number, what was
+    written, and the folders it claimed that were taken back. None for other errors."""
     signum = {KeyboardInterrupt: signal.SIGINT, Terminated: signal.SIGTERM}.get(type(err))
     if signum is None:
         return None
     taken_back = [str(claim.folder) for claim in filter(None, claimed) if not claim.folder.exists()]
     said = f"; took back {', '.join(taken_back)}, which it had claimed" if taken_back else ""
+    if command in EVALUATIONS:
+        kept = [str(claim.folder) for claim in filter(None, claimed) if claim.folder.exists()]
+        written = f"what it wrote is in {', '.join(kept)}" if kept else f"no {WRITES[command]} were written"
+        say(f"{label}: stopped by {signum.name} before it finished: {written}{said}", file=sys.stderr)
+        return SystemExit(128 + signum)
     how = "at once, outside a training step or by a second Ctrl-C" if signum == signal.SIGINT else \
         "outside a training step"
     say(f"{label}: stopped by {signum.name} {how}: nothing after the last checkpoint was saved{said}", file=sys.stderr)
@@ -845,7 +853,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{label}: {err.code}") from None
         if interrupted and isinstance(err, SystemExit) and err.code == 1:  # Lightning's exit after Ctrl-C
             err = KeyboardInterrupt()
-        stopped = stopped_outside_training(err, label, claimed)
+        stopped = stopped_outside_training(err, label, claimed, rest[0] if rest else None)
         if stopped:
             raise stopped from None
         raise
