@@ -342,6 +342,15 @@ def test_bad_manifest_line_is_a_one_line_error_naming_file_line_and_key(tmp_path
     assert info.value.__cause__ is None and (info.value.__context__ is None or info.value.__suppress_context__)
 
 
+def test_a_manifest_that_is_not_a_file_is_one_line_naming_its_key(tmp_path):
+    """It had been Python's bare "[Errno 2] No such file or directory: 'm.json'" (and "[Errno 21] Is a directory")."""
+    (tmp_path / "folder").mkdir()
+    for path, what in ((tmp_path / "gone.json", "does not exist"), (tmp_path / "folder", "is a folder, not a")):
+        dm = ASRDataModule(manifests={"dev": str(path)}, train_splits=[], val_splits=["dev"])
+        with pytest.raises(FileNotFoundError, match=rf"^data.manifests.dev {re.escape(str(path))} {what}"):
+            dm.setup("validate")
+
+
 def test_a_named_validation_split_that_does_not_exist_is_an_error_listing_those_that_do(tree):
     with pytest.raises(FileNotFoundError) as info:
         make_dm(tree, val_splits=["dev-clen"]).setup("fit")

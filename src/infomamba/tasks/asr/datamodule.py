@@ -680,6 +680,9 @@ class ASRDataModule(L.LightningDataModule):
                 raise FileNotFoundError(f"split {name!r} not found ({self._where()})")
             kind, location = where
             if kind == "manifest":
+                if not Path(location).is_file():
+                    what = "is a folder, not a manifest file" if Path(location).is_dir() else "does not exist"
+                    raise FileNotFoundError(missing(f"data.manifests.{name}", location, what))
                 self._raw[name] = read_manifest(location)
             elif kind == "tree":
                 self._raw[name] = read_librispeech_split(location)
