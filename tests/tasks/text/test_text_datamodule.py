@@ -287,6 +287,13 @@ def test_predict(tmp_path):
     assert "labels" not in batches[0]
 
 
+@pytest.mark.parametrize("key, value, low", [("batch_size", 0, 1), ("max_length", -5, 1), ("listops_size", 3, 4)])
+def test_a_size_out_of_range_is_named_with_its_value(key, value, low):
+    """It had been "Need max_length >= 1, batch_size >= 1 and listops_size >= 4.", naming neither key nor value."""
+    with pytest.raises(ValueError, match=rf"^data: {key} must be >= {low}, got {value}$"):
+        TextDataModule(**{key: value})
+
+
 def test_predict_lines_that_are_not_utf8_are_skipped_counted_and_named(tmp_path):
     """One stray byte had refused the whole file; now its line alone is left out, named in one warning, and the
     other lines keep their numbers (a .txt line is one text; a table's row may span lines, so a table is refused)."""

@@ -50,6 +50,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
+from infomamba.layers.checks import require_within
 from infomamba.tasks.cache import user_cache_dir
 from infomamba.tasks.paths import write_atomic
 from infomamba.tasks.sampling import (LengthBucketBatchSampler, ResumableDataLoader, check_token_budget,
@@ -199,8 +200,8 @@ class TextDataModule(L.LightningDataModule):
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {value}.")
-        if max_length < 1 or batch_size < 1 or listops_size < 4:
-            raise ValueError("Need max_length >= 1, batch_size >= 1 and listops_size >= 4.")
+        require_within("data", 1, max_length=max_length, batch_size=batch_size)
+        require_within("data", 4, listops_size=listops_size)
         if pad_multiple is not None and pad_multiple < 1:
             raise ValueError(f"data.pad_multiple must be >= 1 (or null), got {pad_multiple}.")
         if num_workers < 0:  # else torch's DataLoader refused it with a traceback at the first loader
