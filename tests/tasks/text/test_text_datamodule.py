@@ -22,7 +22,8 @@ WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu x
 
 def _texts(n, offset=0):
     """n distinct short texts; ``trainonly`` appears in every text of the training fixtures."""
-    return [" ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(3 + i % 9)) + f" item{i + offset}" for i in range(n)]
+    return [" ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(3 + i % 9)) + f" item{i + offset}"
+            for i in range(n)]
 
 
 def _frame(n, labels, offset=0):

@@ -28,7 +28,8 @@ pretrain it.
 A `Source` reads each official split only when asked (`Source.read`), so a run that needs the test split
 alone reads nothing else; ``Source.files`` lists the files that hold a local source's data. Text files
 are UTF-8 (a leading byte-order mark is dropped); other bytes are an error naming the file and line, except
-in class folders (replaced, counted) and in a .txt predict file (the line left out, counted and named). Texts are cleaned (`clean_text`); empty ones are skipped and counted.
+in class folders (replaced, counted) and in a .txt predict file (the line left out, counted and named).
+Texts are cleaned (`clean_text`); empty ones are skipped and counted.
 """
 
 from __future__ import annotations
