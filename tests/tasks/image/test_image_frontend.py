@@ -186,6 +186,17 @@ def test_an_image_size_the_patches_do_not_divide_is_refused_when_the_model_is_bu
         ImageClassifier(num_classes=2, encoder=EncoderConfig(dim=16, depth=1), image_size=30, patch_size=4, pos=pos)
 
 
+@pytest.mark.parametrize("option", ["patch_size", "image_size", "in_chans"])
+@pytest.mark.parametrize("value", [0, -4])
+def test_a_size_below_one_is_refused_naming_the_option(option, value):
+    """model.patch_size=0 had ended the fit in a ZeroDivisionError (the grid's side image_size // patch_size)."""
+    from infomamba.tasks.image.module import ImageClassifier
+
+    sizes = {"in_chans": 1, "image_size": 8, "patch_size": 4, option: value}
+    with pytest.raises(ValueError, match=rf"^model: {option} must be > 0, got {value}$"):
+        ImageClassifier(num_classes=2, **sizes)
+
+
 @pytest.mark.parametrize("mixer, options", [("linformer", {"max_len": 15, "proj_len": 4}), ("vmisa", {"max_len": 15})])
 def test_a_grid_longer_than_the_mixers_max_len_is_refused_when_the_model_is_built(mixer, options):
     """Linformer's E and F and VMI-SA's alpha and beta have max_len rows: a 4 x 4 grid of 16 patches had stopped the

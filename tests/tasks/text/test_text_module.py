@@ -49,6 +49,16 @@ def test_token_dropout_out_of_range_is_refused():
         TextClassifier(num_classes=2, vocab_size=50, token_dropout=1.0)
 
 
+@pytest.mark.parametrize("option, value, expected", [
+    ("max_positions", -1, "max_positions must be > 0, got -1"), ("max_positions", 0, "max_positions must be > 0"),
+    ("head_dropout", 2.0, r"head_dropout must be in \[0, 1\), got 2.0")])
+def test_a_size_or_rate_out_of_range_is_refused_naming_the_option(option, value, expected):
+    """A negative max_positions had stopped the fit in torch.randn ("negative dimension -1: [-1, 32]"), a
+    head_dropout of 2 with torch's message, which named no option."""
+    with pytest.raises(ValueError, match=rf"^model: {expected}"):
+        TextClassifier(num_classes=2, vocab_size=50, **{option: value})
+
+
 def test_bigram_ids_hash_each_token_with_the_one_before():
     ids = torch.randint(1, 500, (4, 30))
     buckets = bigram_ids(ids, 0, 97)

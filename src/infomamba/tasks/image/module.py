@@ -11,7 +11,7 @@ import torchmetrics
 
 from infomamba import EncoderConfig
 from infomamba.console import say
-from infomamba.layers.checks import require_within
+from infomamba.layers.checks import require_positive, require_within
 from infomamba.layers.pooling import masked_mean
 from infomamba.losses import LossWeights
 from infomamba.mixers import sized_options, without_training_terms
@@ -81,6 +81,8 @@ class ImageClassifier(TaskModule):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
+        require_positive("model", num_classes=num_classes, in_chans=in_chans, image_size=image_size,
+                         patch_size=patch_size)
         require_within("model", 0.0, 1.0, label_smoothing=label_smoothing)
         encoder = grid_sized(encoder if isinstance(encoder, EncoderConfig) else EncoderConfig(**encoder),
                              (image_size // patch_size) ** 2)

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 
 from infomamba import EncoderConfig
-from infomamba.layers.checks import require_within
+from infomamba.layers.checks import require_positive, require_within
 from infomamba.layers.pooling import masked_mean
 from infomamba.losses import LossWeights
 from infomamba.mixers import without_training_terms
@@ -107,7 +107,9 @@ class TextClassifier(TaskModule):
                  class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None,
                  init_from: str | None = None, compile: CompileOption = False, cuda_graphs: bool = False):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
-        require_within("model", 0.0, 1.0, label_smoothing=label_smoothing, token_dropout=token_dropout)
+        require_positive("model", num_classes=num_classes, vocab_size=vocab_size, max_positions=max_positions)
+        require_within("model", 0.0, 1.0, label_smoothing=label_smoothing, token_dropout=token_dropout,
+                       head_dropout=head_dropout)
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
         if bigram_buckets < 0:
