@@ -167,6 +167,39 @@ def test_one_slow_training_step_does_not_move_the_reported_step_time(monkeypatch
     assert clock["steps"] - warmup_steps == bench.train_repeats(repeats) >= 3
 
 
+def test_a_cold_first_forward_is_kept_as_the_slowest_and_named_with_the_warmup_to_raise(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """With too few warm-up runs the first timed forward is cold (8,461 ms against 1,864 on a CPU): inference rows had
+    kept only the median, so nothing showed it. The clock is the test's: the first timed forward takes 8 ms, the
+    others 1 ms."""
+    clock = {"now": 0.0, "calls": 0}
+
+    def forward():
+        clock["calls"] += 1
+        clock["now"] += 8.0 if clock["calls"] == 1 else 1.0
+
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["now"] / 1e3)
+    runner = bench.Runner(lambda model, inputs, dtype: forward, None)
+    row = bench.measure(torch.nn.Linear(4, 2), torch.randn(2, 4), torch.device("cpu"), "fp32", warmup=0, repeats=5,
+                        train=False, runner=runner)
+    assert (row["latency_ms"], row["latency_max_ms"]) == (pytest.approx(1.0), pytest.approx(8.0))
+    assert bench.uneven_note("attention", row, 0) == (
+        "infomamba bench: note: attention: a slowest timed run over 2x the median (inference 8.00 ms against a median "
+        "of 1.00): it was still warming up; give more --warmup (this run: 0)")
+    assert bench.uneven_note("attention", {**row, "latency_max_ms": 1.9}, 0) is None
+    steady = {"latency_ms": 1.0, "latency_max_ms": 1.5, "train_step_ms": 2.0, "train_step_max_ms": 5.0}
+    assert "(training 5.00 ms against a median of 2.00)" in bench.uneven_note("mamba", steady, 3)
+
+    monkeypatch.setattr(bench, "measure", lambda *args, **kwargs: {**row, "throughput": 1.0})
+    bench.main(["--mixers", "attention", "--resolutions", "32", "--batch", "2", "--dim", "32", "--depth", "1",
+                "--warmup", "1", "--size-matched", "", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert [line for line in err.splitlines() if "note: attention {'resolution': 32, 'tokens': 4}: " in line
+            and line.endswith("give more --warmup (this run: 1)")]
+    assert "| latency_ms | latency_max_ms |" in out
+    assert list(csv.DictReader(open(tmp_path / "bench.csv")))[0]["latency_max_ms"] == "8.0"
+
+
 def test_a_mixers_entry_carries_options_in_yaml_braces():
     from infomamba.bench import parse_mixer_entry
     assert parse_mixer_entry("mamba") == ("mamba", "mamba", {})

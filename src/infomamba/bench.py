@@ -15,7 +15,8 @@ A --mixers entry is a mixer name, or NAME{yaml} with options (a YAML flow mappin
 size-matched options; its rows carry the entry as given as their label. The *_x_attn columns compare each row
 with the row labelled plain `attention` of the same sweep and size.
 
-Warm-up runs, CUDA synchronisation, median of repeats; the device, software versions and batches (images:
+Warm-up runs, CUDA synchronisation, median of repeats, the slowest beside it (a row whose slowest run is more than
+twice its median is named on stderr: it was still warming up); the device, software versions and batches (images:
 --batch, sequences: --seq-batch) head the output. Each run writes into a folder of its own, named up front (on
 stderr) and at the end: a new runs/bench/version_N (one past the highest there, as `infomamba fit` numbers its
 runs), or --out FOLDER, refused where it holds an earlier run's results. There go bench.csv, bench.md,
@@ -274,7 +275,8 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
     `train_peak_gib` that of the timed steps after them, the memory a run needs from then on; `train_added_gib` that
     peak less the held memory, what training adds, which `mem_x_attn` compares. `train_step_ms` is the timed steps'
     median, `train_step_max_ms` the slowest of them: far apart, a step was slow (a late graph recording, say) and the
-    median stands for the others."""
+    median stands for the others. Likewise `latency_ms` is the timed forwards' median and `latency_max_ms` the
+    slowest of them (a cold first forward with too few warm-up runs; `uneven_note`)."""
     batch = inputs.shape[0]
     cuda = device.type == "cuda"
     row = {}
@@ -282,7 +284,8 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     forward = runner.forward(model, inputs, dtype)
-    row["latency_ms"] = time_ms(forward, device, warmup, repeats)
+    times = step_times_ms(forward, device, warmup, repeats)
+    row["latency_ms"], row["latency_max_ms"] = statistics.median(times), max(times)
     del forward
     row["throughput"] = batch / row["latency_ms"] * 1e3
     row["infer_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
@@ -311,6 +314,25 @@ def measure(model: nn.Module, inputs: torch.Tensor, device, dtype: str, warmup: 
             gc.collect()
             torch.cuda.empty_cache()
     return row
+
+
+UNEVEN = 2.0
+"""Slowest timed run / median of a row above which `uneven_note` speaks."""
+
+SPREADS = (("inference", "latency_ms", "latency_max_ms"), ("training", "train_step_ms", "train_step_max_ms"))
+"""The timings of a row that have a slowest run beside their median: (what is timed, median column, slowest)."""
+
+
+def uneven_note(label: str, row: dict, warmup: int) -> str | None:
+    """A one-line note naming the timings of `row` (of the model `label`) whose slowest timed run is more than UNEVEN
+    times their median (a run still warming up: a cold first forward, a late compile or graph recording), or None.
+    Their median stands for the steady runs; more --warmup moves the slow runs out of the timed ones."""
+    slow = [f"{kind} {row[slowest]:.2f} ms against a median of {row[median]:.2f}" for kind, median, slowest in SPREADS
+            if isinstance(row.get(slowest), float) and row.get(median, 0) > 0 and row[slowest] > UNEVEN * row[median]]
+    if not slow:
+        return None
+    return (f"infomamba bench: note: {label}: a slowest timed run over {UNEVEN:g}x the median ({'; '.join(slow)}): "
+            f"it was still warming up; give more --warmup (this run: {warmup})")
 
 
 def forget_compiled() -> None:
@@ -678,6 +700,9 @@ def main(argv: list[str] | None = None) -> None:
                    "note": f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"}
         rows.append({"sweep": sweep, "model": label, **extra, "params_m": round(params, 2), **row})
         print(f"{label} {extra}: " + ", ".join(f"{k}={cell(v)}" for k, v in row.items()), flush=True)
+        note = uneven_note(f"{label} {extra}", row, args.warmup)
+        if note:
+            print(note, file=sys.stderr, flush=True)
         write_outputs(rows, folder, header, quiet=True)
 
     def too_long(model, tokens):
