@@ -170,3 +170,21 @@ def test_a_size_below_one_is_a_one_line_error(option, capsys):
     with pytest.raises(SystemExit):
         summary.main([option, "0", "--mixers", "attention"])
     assert capsys.readouterr().err.splitlines()[-1].endswith(f"argument {option}: 0: give at least 1")
+
+
+def test_a_seq_len_past_a_mixers_max_len_is_counted_with_one_that_holds_it(capsys):
+    """Linformer and VMI-SA have per-position parameters of max_len rows: `--seq-len 2048` had ended the FLOP count in
+    Linformer's traceback (built for its default or size-matched 1,024 or 196 rows). Such a mixer is counted built for
+    the sequence, said on stderr; one whose max_len holds it keeps it."""
+    summary.main(["--dim", "16", "--depth", "1", "--seq-len", "24", "--mixers", "linformer", "vmisa",
+                  "--size-matched", "", "--no-flops"])
+    out, err = capsys.readouterr()
+    assert "| linformer | defaults |" in out and "| vmisa | defaults |" in out and notes(err) == []
+    summary.main(["--dim", "16", "--depth", "1", "--seq-len", "2048", "--mixers", "linformer", "vmisa", "attention",
+                  "--size-matched", ""])
+    out, err = capsys.readouterr()
+    assert "| linformer | max_len=2048 |" in out and "| vmisa | defaults |" in out
+    assert [line for line in notes(err) if "max_len" in line] == [
+        "infomamba summary: linformer counted with max_len=2048: its max_len 1024 is shorter than --seq-len 2048"]
+    assert summary.holding("linformer", {"max_len": 196, "proj_len": 8}, 200) == {"max_len": 200, "proj_len": 8}
+    assert summary.holding("attention", {}, 10**6) == {}

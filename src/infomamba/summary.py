@@ -28,6 +28,7 @@ from .arguments import positive
 from .config import EncoderConfig
 from .encoder import Encoder
 from .layers.ssm import SelectiveSSM
+from .mixers import mixer_options
 
 
 def _cpu_attention_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
@@ -162,6 +163,15 @@ def command_size_matched_options(path: str | None, dim: int, depth: int, prog: s
 
 
 
+def holding(name: str, options: dict, seq_len: int) -> dict:
+    """`options` of mixer `name`, its `max_len` (rows of per-position parameters: Linformer's E and F, VMI-SA's
+    alpha and beta; set or the default) raised to `seq_len` where shorter: such a mixer refuses a longer sequence."""
+    default = mixer_options(name).get("max_len")
+    if default is None or options.get("max_len", default) >= seq_len:
+        return dict(options)
+    return {**options, "max_len": seq_len}
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `infomamba summary` (see `main`)."""
     from .mixers import list_mixers
@@ -192,6 +202,13 @@ def main(argv: list[str] | None = None) -> None:
         options = command_size_matched_options(args.size_matched, args.dim, args.depth, p.prog, args.seq_len)
     except FileNotFoundError as err:
         p.error(str(err))
+    for name in args.mixers:
+        given = options.get(name, {})
+        options[name] = holding(name, given, args.seq_len)
+        if options[name] != given:
+            print(f"{p.prog}: {name} counted with max_len={args.seq_len}: its max_len "
+                  f"{given.get('max_len', mixer_options(name)['max_len'])} is shorter than --seq-len {args.seq_len}",
+                  file=sys.stderr, flush=True)
     start = time.perf_counter()
     for line in summary_lines(args.mixers, args.dim, args.depth, args.seq_len, options, flops=not args.no_flops):
         print(line, flush=True)
