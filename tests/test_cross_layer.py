@@ -94,3 +94,16 @@ def test_causal_blocks_need_the_causal_aggregator():
 def test_sparx_sizes_are_positive_ints(options, words):
     with pytest.raises(ValueError, match="sparx stride, window and groups must be ints >= 1, " + re.escape(words)):
         Encoder(EncoderConfig(dim=16, depth=4, mixer="attention", cross_layer="sparx", cross_layer_options=options))
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+def test_a_stride_past_the_depth_is_refused_not_built_without_connections(stride):
+    """With stride > depth no block is a ganglion layer: a 2-block fit with stride 3 had trained a plain stack under
+    cross_layer: sparx. A stride equal to the depth makes the last block the one ganglion layer."""
+    with pytest.raises(ValueError, match=rf"^sparx stride={stride + 1} is more than depth={stride}: no block would be "
+                                         "a ganglion layer.*set stride <= depth$"):
+        Encoder(EncoderConfig(dim=16, depth=stride, mixer="attention", cross_layer="sparx",
+                              cross_layer_options={"stride": stride + 1}))
+    encoder = Encoder(EncoderConfig(dim=16, depth=stride, mixer="attention", cross_layer="sparx",
+                                    cross_layer_options={"stride": stride}))
+    assert list(encoder.stack.sources) == [stride - 1]

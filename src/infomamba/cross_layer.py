@@ -97,6 +97,9 @@ class SparXStack(nn.Module):
             raise ValueError(f"sparx stride, window and groups must be ints >= 1, got {bad}")
         if dim % groups:
             raise ValueError(f"sparx groups={groups} must divide dim={dim}")
+        if stride > len(blocks):
+            raise ValueError(f"sparx stride={stride} is more than depth={len(blocks)}: no block would be a ganglion "
+                             "layer, and the stack would have no connection; set stride <= depth")
         if not causal and any(block.mixer.causal for block in blocks):
             raise ValueError("causal blocks need a causal SparX aggregator: set cross_layer_options.causal=true")
         self.blocks = blocks
