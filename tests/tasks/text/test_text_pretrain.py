@@ -49,6 +49,12 @@ def test_a_blanked_token_is_not_seen_by_the_model():
     assert not torch.allclose(logits, model.masked_logits(other, padding, masks(other))[0])
 
 
+def test_a_pretraining_on_texts_alone_builds_with_no_class():
+    """Texts without labels link num_classes=0 to the model (the masked LM has no classifier head to size)."""
+    model = MaskedTextPretraining(num_classes=0, class_names=[], vocab_size=60, encoder=ENCODER)
+    assert model.hparams.num_classes == 0 and model.head is None
+
+
 def test_mlm_refuses_bigrams_and_bad_rates():
     with pytest.raises(ValueError, match="bigram"):
         MaskedTextPretraining(num_classes=2, vocab_size=60, encoder=ENCODER, bigram_buckets=64)

@@ -107,7 +107,7 @@ class TextClassifier(TaskModule):
                  class_names: list[str] | None = None, tokenizer: TextTokenizer | None = None,
                  init_from: str | None = None, compile: CompileOption = False, cuda_graphs: bool = False):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
-        require_positive("model", num_classes=num_classes, vocab_size=vocab_size, max_positions=max_positions)
+        require_positive("model", vocab_size=vocab_size, max_positions=max_positions)
         require_within("model", 0.0, 1.0, label_smoothing=label_smoothing, token_dropout=token_dropout,
                        head_dropout=head_dropout)
         if len(class_names) != num_classes:
