@@ -515,6 +515,22 @@ def test_infomamba_alone_lists_commands_and_tasks(capsys):
     assert capsys.readouterr().out == out
 
 
+def test_a_warning_of_the_project_is_one_line_naming_its_message(tmp_path):
+    """A data warning (an unread val.csv) said by the real command before the data's error stops it: one line, not
+    Python's path:line form followed by the source line of the rank_zero_warn call."""
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("train.csv", "val.csv"):
+        (root / name).write_text("words,label\na,pos\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "INFOMAMBA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    child = subprocess.run([sys.executable, "-m", "infomamba.cli", "fit", "--task", "text", f"--data.root={root}"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert child.returncode == 1, child.stderr[-3000:]
+    lines = [line for line in child.stderr.splitlines() if "val.csv" in line or "rank_zero_warn" in line]
+    assert lines == [f"[infomamba] warning: Text data: ['val.csv'] in {root} not read: validation is carved from the "
+                     "training split (data.val_fraction, data.seed)."], child.stderr
+
+
 def test_a_fit_goes_on_when_the_reader_of_its_output_dies(tmp_path):
     """`infomamba fit ... | tee log` with tee killed: the progress bar and the closing lines meet a broken pipe,
     and the fit still ends normally with its checkpoint."""

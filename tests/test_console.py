@@ -3,10 +3,12 @@ away drops the line, not the program."""
 import io
 import os
 import sys
+import warnings
 
 from tqdm import tqdm
 
-from infomamba.console import PipeSafe, guard_pipes, say
+from infomamba import console
+from infomamba.console import PYTHON_FORMAT, PipeSafe, format_warning, guard_pipes, say
 
 
 def test_a_line_said_under_a_progress_bar_starts_its_own_line(monkeypatch):
@@ -91,3 +93,12 @@ def test_a_guarded_stream_survives_its_reader_whoever_writes_first(monkeypatch):
     say("done")
     assert not sys.stdout.closed and sys.stdout.fileno() == write_end
     bare.close()
+
+
+def test_a_warning_from_another_library_keeps_pythons_format():
+    ours = format_warning("ours", UserWarning, console.__file__, 12, "rank_zero_warn(...)")
+    assert ours == "[infomamba] warning: ours\n"
+    assert format_warning("deprecated", FutureWarning, console.__file__, 12) == \
+        "[infomamba] FutureWarning: deprecated\n"
+    assert format_warning("theirs", UserWarning, warnings.__file__, 3, "warn(...)") == \
+        PYTHON_FORMAT("theirs", UserWarning, warnings.__file__, 3, "warn(...)")

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .config_errors import config_files, given_keys, parse_error_message, yaml_problem
-from .console import guard_pipes, say
+from .console import guard_pipes, one_line_warnings, say
 from .plugins import PluginError, load_plugins
 from .tasks.registry import TaskSpec, get_task, list_tasks, other_task_model
 
@@ -672,6 +672,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     read_checkpoint.cache_clear()  # once per command: a file read by an earlier one may have been written since
     guard_pipes()
+    one_line_warnings()
     try:
         plugins = load_plugins()  # the user's mixers and tasks, registered before any is looked up by name
     except PluginError as err:

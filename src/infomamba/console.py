@@ -1,11 +1,17 @@
 """One line to stdout (or another stream) in one write, so that the lines of DDP ranks sharing a pipe never
-interleave, and not in the middle of a progress bar; a reader of the stream that died drops the line, not the run."""
+interleave, and not in the middle of a progress bar; a reader of the stream that died drops the line, not the run.
+The project's warnings read as one line each (`one_line_warnings`)."""
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+import warnings
+from pathlib import Path
 from typing import TextIO
+
+PACKAGE = Path(__file__).resolve().parent
+PYTHON_FORMAT = warnings.formatwarning  # Python's own: file:line: Category: message, then the source line
 
 
 def say(line: str, file: TextIO | None = None) -> None:
@@ -79,3 +85,19 @@ def _bars_lifted(stream: TextIO):
     if tqdm is None or not getattr(tqdm.tqdm, "_instances", None):
         return contextlib.nullcontext()
     return tqdm.tqdm.external_write_mode(file=stream)
+
+
+def format_warning(message, category: type[Warning], filename: str, lineno: int, line: str | None = None) -> str:
+    """A warning raised from infomamba's modules as one line, `[infomamba] warning: <message>` (a category other than
+    UserWarning is named in place of "warning"); any other warning as Python formats it."""
+    if not Path(filename).resolve().is_relative_to(PACKAGE):
+        return PYTHON_FORMAT(message, category, filename, lineno, line)
+    kind = "warning" if category is UserWarning else category.__name__
+    return f"[infomamba] {kind}: {message}\n"
+
+
+def one_line_warnings() -> None:
+    """Format warnings by `format_warning` for the rest of the process: a message for the user (`rank_zero_warn` in
+    a data module, a callback) had been two lines, the path and line of the call, then the call's source line. Where
+    a warning goes, and which are shown, stay as they were."""
+    warnings.formatwarning = format_warning
