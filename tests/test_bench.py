@@ -80,7 +80,8 @@ def test_bench_refuses_a_size_matched_file_that_is_not_there(tmp_path, capsys):
 @pytest.mark.parametrize("option, value, message", [("--resolutions", "30", "30 px is not a multiple of the 16 px"),
                                                     ("--lengths", "0", "0: give at least 1"),
                                                     ("--dim", "-8", "-8: give at least 1"),
-                                                    ("--batch", "x", "'x' is not a whole number")])
+                                                    ("--batch", "x", "'x' is not a whole number"),
+                                                    ("--warmup", "-1", "argument --warmup: -1: give 0 or more")])
 def test_a_size_the_encoder_cannot_take_is_a_usage_error(tmp_path, capsys, option, value, message):
     """Each had been a traceback from inside the model (a patch embedding, a reshape of 0 elements)."""
     with pytest.raises(SystemExit) as stop:

@@ -51,7 +51,7 @@ from .cuda_graphs import graphed_forward, graphed_train_step
 from .encoder import Encoder
 from .losses import LossWeights, total_loss
 from .mixers import build_mixer, without_training_terms
-from .arguments import positive
+from .arguments import non_negative, positive
 from .ops.dispatch import optional_import
 from .summary import command_size_matched_options
 
@@ -581,7 +581,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["fp32", "tf32", "bf16"], default="bf16",
                    help="fp32; tf32: fp32 with TF32 matmuls; bf16: fp32 weights under bf16 autocast "
                    "(default %(default)s)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed runs before the timed ones (default %(default)s)")
+    p.add_argument("--warmup", type=non_negative, default=5,
+                   help="untimed runs before the timed ones (default %(default)s)")
     p.add_argument("--repeats", type=positive, default=20,
                    help="timed runs, the median reported; a training step is timed over half as many, an odd "
                    "count of at least 3 (default %(default)s)")
