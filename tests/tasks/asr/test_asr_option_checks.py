@@ -12,7 +12,9 @@ TINY = EncoderConfig(dim=16, depth=1, mixer="attention")
 
 
 @pytest.mark.parametrize(("option", "value", "expected"), [
-    ("sample_rate", 0, "> 0"), ("sample_rate", -16000, "> 0"), ("n_mels", 0, "> 0"), ("num_workers", -1, ">= 0")])
+    ("sample_rate", 0, "> 0"), ("sample_rate", -16000, "> 0"), ("n_mels", 0, "> 0"), ("num_workers", -1, ">= 0"),
+    ("subsampling", 0, ">= 1"), ("val_fraction", 1.0, r"in \[0, 1\)"),
+    ("batch_size", 0, r">= 1 \(or give max_frames\)")])
 def test_data_options_out_of_range_are_refused_naming_the_option(tmp_path, option, value, expected):
     with pytest.raises(ValueError, match=rf"^data: {option} must be {expected}, got {value}$"):
         ASRDataModule(root=str(tmp_path), **{option: value})

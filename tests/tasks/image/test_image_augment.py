@@ -134,5 +134,5 @@ def test_only_training_batches_are_augmented_and_erased(tmp_path):
     ("random_erasing", -0.1),
 ])
 def test_bad_augmentation_options_raise_naming_the_option(tmp_path, option, value):
-    with pytest.raises(ValueError, match=rf"^{option} must be .*, got '?{re.escape(str(value))}'?$"):
+    with pytest.raises(ValueError, match=rf"^data: {option} must be .*, got '?{re.escape(str(value))}'?$"):
         ImageDataModule(root=str(tmp_path), **{option: value})

@@ -351,6 +351,20 @@ def test_argument_errors(tmp_path):
 
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ({"image_size": 0}, "data: image_size must be >= 1, got 0"),
+    ({"image_size": 0, "batch_size": 0}, "data: image_size must be >= 1, got 0; batch_size must be >= 1, got 0"),
+    ({"num_workers": -1}, "data: num_workers must be >= 0, got -1"),
+    ({"cutmix_alpha": -0.5}, "data: cutmix_alpha must be >= 0, got -0.5"),
+    ({"hflip": 1.5}, r"data: hflip must be in \[0, 1\], got 1.5"),
+    ({"test_fraction": 1.0}, r"data: test_fraction must be in \(0, 1\), got 1.0")])
+def test_an_option_out_of_range_is_named_with_its_value(tmp_path, options, message):
+    """They had been one sentence of three bounds and three bare values (`need image_size >= 1, batch_size >= 1,
+    num_workers >= 0; got 0, 512, 8`), naming neither the section nor which was wrong."""
+    with pytest.raises(ValueError, match=rf"^{message}$"):
+        ImageDataModule(root=str(tmp_path), **options)
+
+
 def test_root_and_hub_id_together_say_how_to_replace_a_configs_source(tmp_path):
     """configs/food101.yaml sets hub_id, and its header had said that --data.root alone reads a folder instead."""
     with pytest.raises(ValueError, match=r"hub_id='food101'; .*\(e\.g\. --data\.root DIR --data\.hub_id=null\)"):

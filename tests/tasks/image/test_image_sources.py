@@ -127,7 +127,7 @@ def test_smallest_pool_gives_every_split_one_image(tmp_path):
     two = pool_module(write_class_folders(tmp_path / "two", {"a": 1, "b": 1}))
     with pytest.raises(ValueError, match=r"^class folders .*two holds 2 image\(s\): too few to carve train, "):
         two.setup("fit")
-    with pytest.raises(ValueError, match=r"^test_fraction must be in \(0, 1\), got 1.0$"):
+    with pytest.raises(ValueError, match=r"^data: test_fraction must be in \(0, 1\), got 1.0$"):
         pool_module(tmp_path / "three", test_fraction=1.0)
 
 

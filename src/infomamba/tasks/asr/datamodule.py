@@ -298,23 +298,21 @@ class ASRDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if vocab not in ("char", *SubwordVocab.KINDS):
-            raise ValueError(f"vocab must be 'char', 'bpe' or 'unigram', got {vocab!r}")
+            raise ValueError(f"data: vocab must be 'char', 'bpe' or 'unigram', got {vocab!r}")
         require_positive("data", sample_rate=sample_rate, n_mels=n_mels)
         require_within("data", 0, num_workers=num_workers)
+        require_within("data", 1, subsampling=subsampling)
+        require_within("data", 0, 1, val_fraction=val_fraction)
         if max_frames is None and (batch_size is None or batch_size < 1):
-            raise ValueError("give batch_size >= 1 or max_frames")
+            raise ValueError(f"data: batch_size must be >= 1 (or give max_frames), got {batch_size!r}")
         if pad_multiple is not None and pad_multiple < 1:
             raise ValueError(f"data.pad_multiple must be >= 1 (or null), got {pad_multiple}")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if val_by not in VAL_BY:
             raise ValueError(f"data.val_by must be one of {', '.join(VAL_BY)}, got {val_by!r}")
         if min_duration > max_duration:
-            raise ValueError(f"min_duration {min_duration} > max_duration {max_duration}")
-        if subsampling < 1:
-            raise ValueError(f"subsampling must be >= 1, got {subsampling}")
+            raise ValueError(f"data: min_duration must be <= max_duration, got {min_duration} > {max_duration}")
         if root is None and not manifests and hub_id is None and predict_path is None:
-            raise ValueError("give a data source: root, manifests, hub_id (or predict_path to transcribe)")
+            raise ValueError("data: give a data source: root, manifests, hub_id (or predict_path to transcribe)")
         self.augment = WaveformAugment(sample_rate, tuple(speed_perturb), telephone_prob, tuple(telephone_snr_db))
         # Not logged beside the model's hyperparameters: this `vocab_size` is the size asked of a subword
         # vocabulary, the model's the size it got, and Lightning refuses two values under one key. The

@@ -47,6 +47,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
+from ...layers.checks import require_within
 from ..base import RunRefused
 from ..optional_deps import require_torchvision
 from ..sampling import (LengthBucketBatchSampler, ResumableDataLoader, SeedsEachBatch, every_rank_evaluates,
@@ -348,35 +349,24 @@ class ImageDataModule(L.LightningDataModule):
                              f"root={root!r}, hub_id={hub_id!r}; to replace the one a config gives, set it to null "
                              "(e.g. --data.root DIR --data.hub_id=null)")
         if in_chans not in (None, 1, 3):
-            raise ValueError(f"in_chans must be 1, 3 or None (inferred), got {in_chans}")
-        if image_size < 1 or batch_size < 1 or num_workers < 0:
-            raise ValueError(
-                f"need image_size >= 1, batch_size >= 1, num_workers >= 0; got {image_size}, "
-                f"{batch_size}, {num_workers}"
-            )
+            raise ValueError(f"data: in_chans must be 1, 3 or None (inferred), got {in_chans}")
+        require_within("data", 1, image_size=image_size, batch_size=batch_size)
+        require_within("data", 0, num_workers=num_workers, randaugment_ops=randaugment_ops, mixup_alpha=mixup_alpha,
+                       cutmix_alpha=cutmix_alpha)
+        require_within("data", 0, MAX_RANDAUGMENT_MAGNITUDE, include_high=True,
+                       randaugment_magnitude=randaugment_magnitude)
+        require_within("data", 0, 1, include_high=True, random_erasing=random_erasing, hflip=hflip)
         for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 < fraction < 1.0:
-                raise ValueError(f"{name} must be in (0, 1), got {fraction}")
+                raise ValueError(f"data: {name} must be in (0, 1), got {fraction}")
         if augment not in ("standard", "randaugment", "none"):
-            raise ValueError(f"augment must be 'standard', 'randaugment' or 'none', got {augment!r}")
-        if randaugment_ops < 0:
-            raise ValueError(f"randaugment_ops must be >= 0, got {randaugment_ops}")
-        if not 0 <= randaugment_magnitude <= MAX_RANDAUGMENT_MAGNITUDE:
-            raise ValueError(f"randaugment_magnitude must be in [0, {MAX_RANDAUGMENT_MAGNITUDE}], "
-                             f"got {randaugment_magnitude}")
-        if not 0.0 <= random_erasing <= 1.0:
-            raise ValueError(f"random_erasing must be in [0, 1], got {random_erasing}")
+            raise ValueError(f"data: augment must be 'standard', 'randaugment' or 'none', got {augment!r}")
         if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
-            raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1, got {crop_scale}")
-        if not 0.0 <= hflip <= 1.0 or mixup_alpha < 0 or cutmix_alpha < 0:
-            raise ValueError(
-                f"need 0 <= hflip <= 1 and alphas >= 0; got hflip={hflip}, "
-                f"mixup_alpha={mixup_alpha}, cutmix_alpha={cutmix_alpha}"
-            )
+            raise ValueError(f"data: crop_scale must satisfy 0 < min <= max <= 1, got {crop_scale}")
         if (mean is None) != (std is None):
-            raise ValueError("give both mean and std, or neither (per-source defaults)")
+            raise ValueError("data: give both mean and std, or neither (per-source defaults)")
         if std is not None and any(s <= 0 for s in std):
-            raise ValueError(f"std must be positive, got {std}")
+            raise ValueError(f"data: std must be positive, got {std}")
         # Not logged beside the model's hyperparameters: this `in_chans` may be None (the source's), the
         # model's is the number it got, and Lightning refuses two values under one key. The run's
         # config.yaml keeps these settings.
@@ -641,7 +631,7 @@ class ImageDataModule(L.LightningDataModule):
             origin = "ImageNet's"
         for name, values in (("mean", mean), ("std", std)):
             if len(values) not in (1, channels):
-                raise ValueError(f"{name} has {len(values)} values; need 1 or in_chans={channels}")
+                raise ValueError(f"data.{name} has {len(values)} values; need 1 or in_chans={channels}")
         if len(mean) == 1:
             mean, std = mean * channels, std * channels
         self._normalisation = mean, std
