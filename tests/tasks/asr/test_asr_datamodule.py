@@ -698,5 +698,26 @@ def test_an_evaluation_split_left_with_no_usable_utterance_is_an_error_naming_it
     (tmp_path / "test.json").write_text(json.dumps({"audio_filepath": "a.wav", "text": "room 101"}) + "\n")
     dm = ASRDataModule(manifests={"tr": str(tmp_path / "train.json"), "te": str(tmp_path / "test.json")},
                        train_splits=["tr"], val_splits=[], test_splits=["te"], max_frames=1000)
-    with pytest.raises(ValueError, match=r"^split 'te' has no usable utterance \(skipped oov=1\)$"):
+    with pytest.raises(ValueError) as info:
         dm.setup("test")
+    assert str(info.value) == (f"no usable utterance in split 'te' (data.manifests.te {tmp_path / 'test.json'}: "
+                               "skipped oov=1)")
+
+
+def test_an_empty_manifest_is_named_with_its_key_and_file(tmp_path):
+    """It had been "split 'dev' has no usable utterance (empty)", and an empty training manifest "no usable training
+    utterances in ['tr']; see the skip log", naming no file (and no skip log was written)."""
+    _wav(tmp_path / "a.wav")
+    (tmp_path / "train.json").write_text(json.dumps({"audio_filepath": "a.wav", "text": "alpha"}) + "\n")
+    (tmp_path / "dev.json").write_text("")
+    dm = ASRDataModule(manifests={"tr": str(tmp_path / "train.json"), "dev": str(tmp_path / "dev.json")},
+                       train_splits=["tr"], val_splits=["dev"], test_splits=[], max_frames=1000)
+    with pytest.raises(ValueError) as info:
+        dm.setup("fit")
+    assert str(info.value) == f"no usable utterance in split 'dev' (data.manifests.dev {tmp_path / 'dev.json'}: empty)"
+    dm = ASRDataModule(manifests={"tr": str(tmp_path / "dev.json")}, train_splits=["tr"], val_splits=[],
+                       test_splits=[], max_frames=1000)
+    with pytest.raises(ValueError) as info:
+        dm.setup("fit")
+    assert str(info.value) == (f"no usable training utterance in split 'tr' (data.manifests.tr "
+                               f"{tmp_path / 'dev.json'}: empty)")

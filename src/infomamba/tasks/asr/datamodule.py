@@ -483,7 +483,7 @@ class ASRDataModule(L.LightningDataModule):
         found = self._val_split_names()
         train = [u for name in self.train_splits for u in self._filter(name, self._read(name), True)]
         if not train:
-            raise ValueError(f"no usable training utterances in {self.train_splits}; see the skip log")
+            raise ValueError(f"no usable training utterance in {', '.join(map(self._unusable, self.train_splits))}")
         for name in found:
             self._val[name] = self._build(name, self._read(name), train=False)
         if not found:
@@ -545,9 +545,17 @@ class ASRDataModule(L.LightningDataModule):
         """An evaluation split's dataset; one left with no usable utterance is an error naming its skips."""
         utts = self._filter(name, raw, train)
         if not utts:
-            skipped = by_reason(self.split_stats[name]["skipped"])
-            raise ValueError(f"split {name!r} has no usable utterance ({f'skipped {skipped}' if skipped else 'empty'})")
+            raise ValueError(f"no usable utterance in {self._unusable(name)}")
         return self._dataset(utts)
+
+    def _unusable(self, name: str) -> str:
+        """Split ``name``, read and left with no usable utterance, with where it was read from and its skips by reason
+        (`split 'dev' (data.manifests.dev dev.json: empty)`)."""
+        kind, location = self._locate(name)
+        source = {"manifest": f"data.manifests.{name} {location}", "tree": f"folder {location}",
+                  "hub": f"hub {location}"}[kind]
+        skipped = by_reason(self.split_stats[name]["skipped"])
+        return f"split {name!r} ({source}: {f'skipped {skipped}' if skipped else 'empty'})"
 
     def _dataset(self, utts: list[Utterance]) -> ASRDataset:
         return ASRDataset(utts, self.vocab, self.features, self.sample_rate)
