@@ -202,7 +202,7 @@ def test_a_cold_first_forward_is_kept_as_the_slowest_and_named_with_the_warmup_t
 
 
 def test_a_mixers_entry_carries_options_in_yaml_braces():
-    from infomamba.bench import parse_mixer_entry
+    from infomamba.arguments import parse_mixer_entry
     assert parse_mixer_entry("mamba") == ("mamba", "mamba", {})
     assert parse_mixer_entry("infomamba{ssm_heads: 12}") == ("infomamba{ssm_heads: 12}", "infomamba", {"ssm_heads": 12})
     assert parse_mixer_entry("infomamba{variant: no_mix, k_max: 50}")[2] == {"variant": "no_mix", "k_max": 50}

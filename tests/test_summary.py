@@ -188,3 +188,21 @@ def test_a_seq_len_past_a_mixers_max_len_is_counted_with_one_that_holds_it(capsy
         "infomamba summary: linformer counted with max_len=2048: its max_len 1024 is shorter than --seq-len 2048"]
     assert summary.holding("linformer", {"max_len": 196, "proj_len": 8}, 200) == {"max_len": 200, "proj_len": 8}
     assert summary.holding("attention", {}, 10**6) == {}
+
+
+def test_an_entry_with_options_gets_its_own_row_as_in_bench(capsys):
+    """`--mixers 'mamba{ssm_heads: 4}'`, as bench takes it, had been argparse's "invalid choice": a row labelled by
+    the entry as given, counted with its options over the name's (size-matched) ones; a bad entry is one line."""
+    summary.main(["--dim", "32", "--depth", "1", "--mixers", "mamba", "mamba{ssm_heads: 4}", "--no-flops",
+                  "--size-matched", ""])
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in capsys.readouterr().out.splitlines()[4:]}
+    assert rows == {"mamba": "defaults", "mamba{ssm_heads: 4}": "ssm_heads=4"}
+    counted = summary.entry_configs(["mamba{ssm_heads: 4}"], 32, 1, {"mamba": {"expand": 3}})
+    assert counted["mamba{ssm_heads: 4}"].mixer_options == {"expand": 3, "ssm_heads": 4}
+    for bad, message in (("mamba{ssm_head: 4}", "got unknown option(s) ['ssm_head']"),
+                         ("mamba{ssm_heads: 4", "options go in one pair of braces"),
+                         ("linformer{max_len: 8}", "max_len=8 is shorter than --seq-len 196")):
+        with pytest.raises(SystemExit):
+            summary.main(["--dim", "32", "--depth", "1", "--mixers", bad, "--no-flops", "--size-matched", ""])
+        said = capsys.readouterr().err.splitlines()[-1]
+        assert f"error: --mixers entry {bad!r}: " in said and message in said, said

@@ -44,14 +44,13 @@ from typing import Callable, NamedTuple
 
 import torch
 import torch.nn as nn
-import yaml
 
 from .config import EncoderConfig
 from .cuda_graphs import graphed_forward, graphed_train_step
 from .encoder import Encoder
 from .losses import LossWeights, total_loss
 from .mixers import build_mixer, without_training_terms
-from .arguments import non_negative, positive
+from .arguments import non_negative, parse_mixer_entry, positive
 from .ops.dispatch import optional_import
 from .summary import command_size_matched_options
 
@@ -528,24 +527,6 @@ def results_folder(out: str | None) -> Path:
 def written_line(folder: Path) -> str:
     """The run's last line: where its results are."""
     return f"results in {folder}: " + ", ".join(name for name in OUTPUTS if (folder / name).exists())
-
-
-def parse_mixer_entry(entry: str) -> tuple[str, str, dict]:
-    """A --mixers entry, `NAME` or `NAME{yaml}` (e.g. `infomamba{ssm_heads: 12}`), as (row label: the entry as
-    given, mixer name, the options in the braces, {} without). ValueError with a one-line reason otherwise."""
-    name, brace, rest = entry.partition("{")
-    if not brace:
-        return entry, entry, {}
-    if not rest.endswith("}"):
-        raise ValueError(f"--mixers entry {entry!r}: options go in one pair of braces at its end, NAME{{key: value}}")
-    try:
-        options = yaml.safe_load("{" + rest)
-    except yaml.YAMLError as err:
-        reason = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ValueError(f"--mixers entry {entry!r}: its options are not a YAML mapping ({reason})") from None
-    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
-        raise ValueError(f"--mixers entry {entry!r}: its options must be a YAML mapping of option names")
-    return entry, name.strip(), options
 
 
 def patch_multiple(text: str) -> int:

@@ -24,7 +24,7 @@ import yaml
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from .arguments import positive
+from .arguments import parse_mixer_entry, positive
 from .config import EncoderConfig
 from .encoder import Encoder
 from .layers.ssm import SelectiveSSM
@@ -88,29 +88,38 @@ def _amount(value: float) -> str:
     return f"{value:.2f}" if value >= 0.1 or value == 0 else f"{value:.2g}"
 
 
+def entry_configs(mixers: list[str], dim: int, depth: int,
+                  options_by_mixer: dict[str, dict] | None = None) -> dict[str, EncoderConfig]:
+    """The encoder of each `--mixers` entry, `NAME` or `NAME{yaml}` (`parse_mixer_entry`), by the entry as given: the
+    options of its name in `options_by_mixer` (the size-matched ones), the entry's own over them."""
+    options_by_mixer = options_by_mixer or {}
+    return {label: EncoderConfig(dim=dim, depth=depth, mixer=name,
+                                 mixer_options={**options_by_mixer.get(name, {}), **options})
+            for label, name, options in map(parse_mixer_entry, mixers)}
+
+
 def summary_lines(mixers: list[str], dim: int, depth: int, seq_len: int,
                   options_by_mixer: dict[str, dict] | None = None, *, flops: bool = True) -> Iterator[str]:
     """The lines of `summary_table`, each row as soon as its mixer is counted (parameters first, for all)."""
-    options_by_mixer = options_by_mixer or {}
-    configs = {name: EncoderConfig(dim=dim, depth=depth, mixer=name, mixer_options=dict(options_by_mixer.get(name, {})))
-               for name in mixers}
-    params = {name: summarize(config, seq_len, flops=False) for name, config in configs.items()}
+    configs = entry_configs(mixers, dim, depth, options_by_mixer)
+    params = {label: summarize(config, seq_len, flops=False) for label, config in configs.items()}
     reference = params.get("infomamba")
     yield f"dim {dim}, depth {depth}, seq_len {seq_len}, batch 1"
     yield ""
     yield "| mixer | mixer_options | params (M) | mixer params (M) | vs infomamba | forward GFLOPs |"
     yield "|---|---|---:|---:|---:|---:|"
-    for name, row in params.items():
-        options = ", ".join(f"{k}={v}" for k, v in options_by_mixer.get(name, {}).items()) or "defaults"
+    for label, row in params.items():
+        options = ", ".join(f"{k}={v}" for k, v in configs[label].mixer_options.items()) or "defaults"
         ratio = f"{row['params_total'] / reference['params_total'] - 1:+.1%}" if reference else "-"
-        gflops = _amount(summarize(configs[name], seq_len)["flops"] / 1e9) if flops else "-"
-        yield (f"| {name} | {options} | {_amount(row['params_total'] / 1e6)} | {_amount(row['params_mixer'] / 1e6)} "
+        gflops = _amount(summarize(configs[label], seq_len)["flops"] / 1e9) if flops else "-"
+        yield (f"| {label} | {options} | {_amount(row['params_total'] / 1e6)} | {_amount(row['params_mixer'] / 1e6)} "
                f"| {ratio} | {gflops} |")
 
 
 def summary_table(mixers: list[str], dim: int, depth: int, seq_len: int,
                   options_by_mixer: dict[str, dict] | None = None, *, flops: bool = True) -> str:
-    """Markdown table: one row per mixer at the given width/depth, parameters relative to infomamba."""
+    """Markdown table: one row per `--mixers` entry (a mixer name, or `NAME{yaml}` with options of its own) at the
+    given width/depth, parameters relative to the row of plain infomamba."""
     return "\n".join(summary_lines(mixers, dim, depth, seq_len, options_by_mixer, flops=flops))
 
 
@@ -182,9 +191,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=positive, default=196,
                    help="tokens per sequence of the FLOP count (default %(default)s: 224 px in 16 px patches)")
     mixers = list_mixers()
-    p.add_argument("--mixers", nargs="+", default=mixers, choices=mixers, metavar="MIXER",
-                   help=f"mixers to compare (default every one: {', '.join(mixers)}); the 'vs infomamba' column "
-                   "needs infomamba among them")
+    p.add_argument("--mixers", nargs="+", default=mixers, metavar="MIXER",
+                   help=f"mixers to compare (default every one: {', '.join(mixers)}), or NAME{{yaml}} with options "
+                   "over the size-matched ones (quote it in a shell), e.g. 'infomamba{ssm_heads: 12}'; the "
+                   "'vs infomamba' column needs plain infomamba among them")
     p.add_argument("--size-matched", default=None, metavar="FILE",
                    help="YAML of size-matched mixer options, its setting for --dim and --depth applied (default "
                    "the repository's configs/size_matched.yaml, from any folder; '' for each mixer's defaults)")
@@ -202,7 +212,19 @@ def main(argv: list[str] | None = None) -> None:
         options = command_size_matched_options(args.size_matched, args.dim, args.depth, p.prog, args.seq_len)
     except FileNotFoundError as err:
         p.error(str(err))
-    for name in args.mixers:
+    try:
+        own = entry_configs(args.mixers, args.dim, args.depth)  # each entry with its own options alone
+    except ValueError as err:
+        p.error(str(err))
+    for label, config in own.items():  # every entry checked before the first row
+        try:
+            summarize(config, args.seq_len, flops=False)
+        except (ValueError, TypeError) as err:
+            p.error(f"--mixers entry {label!r}: {str(err).splitlines()[0]}")
+        if config.mixer_options.get("max_len", args.seq_len) < args.seq_len:
+            p.error(f"--mixers entry {label!r}: max_len={config.mixer_options['max_len']} is shorter than --seq-len "
+                    f"{args.seq_len}")
+    for name in dict.fromkeys(config.mixer for config in own.values()):
         given = options.get(name, {})
         options[name] = holding(name, given, args.seq_len)
         if options[name] != given:
