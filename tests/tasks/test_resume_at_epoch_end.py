@@ -94,6 +94,16 @@ def test_a_max_steps_stop_in_the_last_epoch_continues_that_epoch_with_a_larger_m
     assert state["global_step"] == 3 and state["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == 1
 
 
+
+def test_an_epoch_with_more_batches_after_a_finished_one_trains_them_all_and_validates(tmp_path, monkeypatch, capsys):
+    """A finished epoch's batch count (2) was read as the next epoch's batches done where that epoch now has more
+    (a larger limit_train_batches; fewer DDP ranks alike): epoch 1 skipped its first 2 batches and no validation ran."""
+    monkeypatch.chdir(tmp_path)
+    fit(*FIRST, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--run_dir=run")
+    capsys.readouterr()
+    assert fit(*RESUME, "--trainer.max_epochs=2") == [(1, 0, 2), (1, 1, 3), (1, 2, 4)]
+    assert re.search(r"\[infomamba\] epoch 1 step 5 .* val/acc=", capsys.readouterr().out)
+
 def progress(ready: int, started: int, processed: int, completed: int) -> dict:
     counts = {"ready": ready, "started": started, "processed": processed, "completed": completed}
     return {"total": dict(counts), "current": dict(counts)}

@@ -44,7 +44,9 @@ class ResumeMidEpoch(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         states, self._rng_states = self._rng_states, None
-        if states is None or not 0 < done < trainer.num_training_batches:
+        # a finished epoch's counts are the last epoch's: the next one starts at its first batch, also where its
+        # batches are now more (a larger limit_train_batches, fewer DDP ranks), which had skipped as many batches
+        if states is None or not trainer.fit_loop.restarting or not 0 < done < trainer.num_training_batches:
             return
         self._bar_at = done
         for loader in CombinedLoader(trainer.train_dataloader).flattened:
