@@ -17,6 +17,7 @@ from infomamba.tasks.base import (RunRefused, check_optimizer_options, classific
 from infomamba.tasks.asr.module import CTCSpeechRecognizer
 from infomamba.tasks.image.module import ImageClassifier
 from infomamba.tasks.text.module import TextClassifier
+from infomamba.tasks.text.tokenizer import TextTokenizer
 
 TINY_TEXT = ["--task", "text", "--data.listops_size=48", "--data.batch_size=16", "--model.encoder.dim=16",
              "--model.encoder.depth=1", "--model.encoder.mixer_options={k_max: 8, d_state: 4, d_concept: 8}",
@@ -141,7 +142,32 @@ def test_a_single_input_where_a_list_is_taken_is_refused_saying_how(one):
     """A bare str was read character by character ("3 text(s) give no token", "cannot use audio /")."""
     with pytest.raises(TypeError, match=r"predict_texts takes a list of inputs; got one \w+: pass \["):
         _text_model().predict_texts(one)
-    assert list_of_inputs(("a", "b"), "predict_texts", 1) == ("a", "b")
+    assert list_of_inputs(("a", "b"), "predict_texts", 1) == ["a", "b"]
+
+
+def test_any_iterable_of_inputs_is_taken_as_the_list_of_them(tmp_path):
+    """A generator or an open text file (its lines) had ended in "object of type 'generator' has no len()"."""
+    tokenizer = TextTokenizer.utf8_bytes()
+    model = TextClassifier(num_classes=2, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id,
+                           tokenizer=tokenizer, encoder=EncoderConfig(dim=16, depth=1)).eval()
+    texts = ["a great film", "two dull hours"]
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n")
+    with open(tmp_path / "texts.txt") as lines:
+        from_file = model.predict_texts(lines)
+    expected = model.predict_texts(texts)
+    assert model.predict_texts(text for text in texts) == expected
+    assert from_file == [{**row, "text": row["text"] + "\n"} for row in expected]  # each line as read
+
+
+@pytest.mark.parametrize("one", [torch.zeros(400), torch.zeros(400).numpy()], ids=["tensor", "ndarray"])
+def test_one_waveform_or_binary_file_where_a_list_is_taken_is_refused_saying_how(one, tmp_path):
+    with pytest.raises(TypeError, match=r"^transcribe takes a list of inputs; got one \w+ of shape \(400,\): pass \["):
+        list_of_inputs(one, "transcribe", 1)
+    (tmp_path / "a.flac").write_bytes(b"fLaC")
+    with open(tmp_path / "a.flac", "rb") as file, pytest.raises(TypeError, match=r"got one BufferedReader: pass \["):
+        list_of_inputs(file, "transcribe", 1)
+    with pytest.raises(TypeError, match=r"^transcribe takes a list of inputs, got NoneType$"):
+        list_of_inputs(None, "transcribe", 1)
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import random
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Literal
 
@@ -94,15 +96,22 @@ def moments_cut_to(optimizer_states: list[dict], params: list[torch.Tensor]) -> 
                     moments[key] = value[tuple(slice(0, s) for s in shape)]
 
 
-def list_of_inputs(items, method: str, batch_size: int):
-    """`items`, a list of inputs for `method` (predict_texts, predict_images, transcribe), refused as one input: a
-    bare str or path would be read character by character ("3 text(s) give no token"); so is a `batch_size` that
-    is not a whole number >= 1 (0 had been range()'s error, 2.5 a slice's)."""
-    if isinstance(items, (str, bytes, os.PathLike)):
+def list_of_inputs(items, method: str, batch_size: int) -> list:
+    """`items`, the inputs for `method` (predict_texts, predict_images, transcribe) as a list: any iterable of them
+    (a generator, an open text file's lines; they had ended in "object of type 'generator' has no len()"), refused
+    as one input where it is one: a bare str or path would be read character by character ("3 text(s) give no
+    token"), an open binary file line by line, a 1-D waveform sample by sample; refused too where it is no iterable,
+    or where `batch_size` is not a whole number >= 1 (0 had been range()'s error, 2.5 a slice's)."""
+    if isinstance(items, (str, bytes, os.PathLike, io.BufferedIOBase, io.RawIOBase)):
         raise TypeError(f"{method} takes a list of inputs; got one {type(items).__name__}: pass [{items!r}]")
+    if getattr(items, "ndim", 2) < 2:
+        raise TypeError(f"{method} takes a list of inputs; got one {type(items).__name__} of shape "
+                        f"{tuple(items.shape)}: pass [waveform]")
+    if not isinstance(items, Iterable):
+        raise TypeError(f"{method} takes a list of inputs, got {type(items).__name__}")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"{method}: batch_size must be a whole number >= 1, got {batch_size!r}")
-    return items
+    return list(items)
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float, stage: str) -> torch.Tensor:
